@@ -1,0 +1,90 @@
+// The model: a Llama-family decoder (Llama 2/3, Qwen2 with qkv bias, Qwen3 with q/k norm,
+// llama2.c TinyStories models). Dimension key used in comments throughout bd:
+//   V vocab, C model dim, L layers, NH query heads, KV key/value heads, HS head dim,
+//   F feed-forward (SwiGLU hidden) dim, B batch, T sequence length.
+#ifndef BD_MODEL_H
+#define BD_MODEL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bd_error.h"
+
+typedef enum {
+    BD_ROPE_INTERLEAVED = 0,  // llama2.c / Meta: rotate pairs (2i, 2i+1)
+    BD_ROPE_HALF = 1,         // Hugging Face: rotate (i, i + HS/2)
+} bd_rope_style;
+
+typedef struct {
+    char arch[32];        // "llama", "qwen2", "qwen3"
+    int dim;              // C
+    int n_layers;         // L
+    int n_heads;          // NH
+    int n_kv_heads;       // KV (divides NH)
+    int head_dim;         // HS (usually C / NH; Qwen3 may differ)
+    int ffn_dim;          // F
+    int vocab;            // V
+    int max_seq;          // longest context the model was trained for
+    float norm_eps;       // RMSNorm epsilon
+    float rope_theta;
+    bd_rope_style rope;
+    bool tied_embeddings; // output head shares tok_emb
+    bool qkv_bias;        // Qwen2
+    bool qk_norm;         // Qwen3: RMSNorm over HS on q and k per head, before RoPE
+    int bos, eos;         // -1 if unknown
+} bd_config;
+
+// Every parameter tensor is a view into one flat array; the same layout serves
+// parameters, gradients and optimizer moments (bd_weights_layout on another base).
+// Linear weights are (out, in), row-major, as in PyTorch and llama2.c.
+typedef struct {
+    float *tok_emb;    // (V, C)
+    float *rms_att;    // (L, C)
+    float *wq;         // (L, NH*HS, C)
+    float *wk;         // (L, KV*HS, C)
+    float *wv;         // (L, KV*HS, C)
+    float *wo;         // (L, C, NH*HS)
+    float *bq;         // (L, NH*HS)  only if qkv_bias, else NULL
+    float *bk;         // (L, KV*HS)  only if qkv_bias
+    float *bv;         // (L, KV*HS)  only if qkv_bias
+    float *q_norm;     // (L, HS)     only if qk_norm
+    float *k_norm;     // (L, HS)     only if qk_norm
+    float *rms_ffn;    // (L, C)
+    float *w1;         // (L, F, C)   gate
+    float *w2;         // (L, C, F)   down
+    float *w3;         // (L, F, C)   up
+    float *rms_final;  // (C)
+    float *wcls;       // (V, C)      == tok_emb when tied
+} bd_weights;
+
+// One entry of the parameter table: a named tensor and where it lives in the flat array.
+typedef struct {
+    const char *name;   // "wq", "rms_att", ... (bd.model tensor names)
+    int ndim;
+    long long shape[3];
+    size_t offset;      // in floats from the base
+    size_t numel;
+    bool is_linear;     // a linear layer of the blocks (a candidate for quantization)
+} bd_param_entry;
+
+#define BD_MAX_PARAMS 20
+
+typedef struct {
+    bd_config cfg;
+    bd_weights w;
+    float *params;      // the one allocation
+    size_t n_params;    // floats in params
+} bd_model;
+
+// Checks a config for consistency (positive sizes, KV divides NH, ...). BD_ERR_VALUE with a
+// message in why otherwise.
+BD_MUST_CHECK int bd_config_check(const bd_config *cfg, char *why, size_t why_size);
+// Fills table (at most BD_MAX_PARAMS entries) and returns the count; *total gets the floats.
+int bd_param_table(const bd_config *cfg, bd_param_entry *table, size_t *total);
+// Points every field of w into base according to the table.
+void bd_weights_layout(const bd_config *cfg, float *base, bd_weights *w);
+// Allocates a zeroed model for cfg.
+BD_MUST_CHECK int bd_model_alloc(bd_model *m, const bd_config *cfg);
+void bd_model_free(bd_model *m);
+
+#endif

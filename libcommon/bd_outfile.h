@@ -1,0 +1,26 @@
+// Output files that appear whole or not at all: written under a temporary name in the
+// destination directory and renamed into place on commit. "-" means stdout.
+#ifndef BD_OUTFILE_H
+#define BD_OUTFILE_H
+
+#include <stdbool.h>
+#include <stdio.h>
+
+#include "bd_error.h"
+
+typedef struct bd_outfile bd_outfile;
+
+// mode is an fopen mode ("wb" or "w"). On error returns NULL with errno set.
+bd_outfile *bd_outfile_open(const char *path, const char *mode);
+FILE *bd_outfile_fp(bd_outfile *o);
+const char *bd_outfile_path(const bd_outfile *o);  // final name ("-" for stdout)
+bool bd_outfile_is_stdout(const bd_outfile *o);
+// Flushes, syncs, closes and renames into place (stdout: flushes and checks for errors).
+// Frees o. Returns BD_OK or BD_ERR_IO with errno set.
+BD_MUST_CHECK int bd_outfile_commit(bd_outfile *o);
+// Closes and removes the temporary file. Frees o.
+void bd_outfile_abort(bd_outfile *o);
+// Removes every temporary file still pending (uses only unlink: safe in a signal handler).
+void bd_outfile_abort_all(void);
+
+#endif

@@ -1,0 +1,130 @@
+#include "bd_tool.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bd_log.h"
+#include "bd_outfile.h"
+#include "bd_parse.h"
+#include "bd_threads.h"
+
+#ifndef BD_BUILD_FLAGS
+#define BD_BUILD_FLAGS "unknown"
+#endif
+
+bd_tool bd_tool_self = {.name = "bd", .seed = 1234, .verbosity = BD_LOG_WARN};
+
+static void on_signal(int sig) {
+    bd_outfile_abort_all();
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void check_stdout(void) {
+    // A full disk or closed pipe must not pass silently as success.
+    if (fclose(stdout) != 0) {
+        fprintf(stderr, "%s: error writing standard output: %s\n", bd_tool_self.name, strerror(errno));
+        bd_outfile_abort_all();
+        _exit(1);
+    }
+}
+
+void bd_tool_init(const char *name, const char *help, int argc, char **argv) {
+    bd_tool_self.name = name;
+    bd_tool_self.help = help;
+    bd_tool_self.argc = argc;
+    bd_tool_self.argv = argv;
+    bd_log_set_prefix(name);
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    atexit(check_stdout);
+    opterr = 0;  // getopt's own messages are replaced by bd_usage_error
+}
+
+noreturn void bd_fatal(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", bd_tool_self.name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    bd_outfile_abort_all();
+    exit(1);
+}
+
+noreturn void bd_usage_error(const char *fmt, ...) {
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", bd_tool_self.name);
+    vfprintf(stderr, fmt, ap);
+    fprintf(stderr, "\nTry '%s --help' for more information.\n", bd_tool_self.name);
+    va_end(ap);
+    bd_outfile_abort_all();
+    exit(2);
+}
+
+int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi) {
+    int64_t v;
+    int rc = bd_parse_int64(s, lo, hi, &v);
+    if (rc == BD_ERR_VALUE) bd_usage_error("%s: \"%s\" is not an integer", opt, s);
+    if (rc < 0) bd_usage_error("%s: %s is out of range [%lld, %lld]", opt, s, (long long)lo, (long long)hi);
+    return v;
+}
+
+double bd_arg_double(const char *opt, const char *s, double lo, double hi) {
+    double v;
+    int rc = bd_parse_double(s, lo, hi, &v);
+    if (rc == BD_ERR_VALUE) bd_usage_error("%s: \"%s\" is not a finite number", opt, s);
+    if (rc < 0) bd_usage_error("%s: %s is out of range [%g, %g]", opt, s, lo, hi);
+    return v;
+}
+
+int bd_tool_common_option(int opt, const char *arg) {
+    switch (opt) {
+    case 't':
+    case BD_OPT_THREADS: bd_tool_self.threads = (int)bd_arg_int("--threads", arg, 0, 1024); return 1;
+    case BD_OPT_SEED: bd_tool_self.seed = (uint64_t)bd_arg_int("--seed", arg, 0, INT64_MAX); return 1;
+    case BD_OPT_VERBOSITY: bd_tool_self.verbosity = (int)bd_arg_int("--verbosity", arg, 0, 3); return 1;
+    case 'q': bd_tool_self.verbosity = BD_LOG_ERROR; return 1;
+    case 'h': fputs(bd_tool_self.help, stdout); exit(0);
+    case BD_OPT_VERSION:
+        printf("%s (bd) %s\nbuild: %s\n", bd_tool_self.name, BD_VERSION, BD_BUILD_FLAGS);
+        exit(0);
+    case '?':
+        if (optopt > ' ' && optopt < 127) bd_usage_error("unknown option, or option without its value: '-%c'", optopt);
+        bd_usage_error("unknown option, or option without its value: '%s'", bd_tool_self.argv[optind - 1]);
+    default: return 0;
+    }
+}
+
+void bd_tool_options_done(void) {
+    bd_log_set_level(bd_tool_self.verbosity);
+    bd_set_num_threads(bd_tool_self.threads);
+}
+
+bd_reader *bd_tool_open_reader(const char *path, const char *schema) {
+    int err;
+    bd_reader *r = bd_reader_open(path, schema, &err);
+    if (!r) bd_fatal("\"%s\" %s", path ? path : "-", bd_reader_last_open_error());
+    return r;
+}
+
+noreturn void bd_tool_reader_fatal(const bd_reader *r) {
+    bd_fatal("\"%s\" %s", bd_reader_name(r), bd_reader_error(r));
+}
+
+bd_writer *bd_tool_open_writer(const char *path) {
+    int err;
+    bd_writer *w = bd_writer_open(path, 0, &err);
+    if (!w) bd_fatal("\"%s\": cannot create: %s", path ? path : "-", strerror(errno));
+    return w;
+}
+
+bd_producer bd_tool_producer(void) {
+    return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
+}

@@ -1,0 +1,80 @@
+// What every bd tool shares: common options (--threads --seed --verbosity --version
+// --help), strict option values, one-line fatal errors that remove unfinished output,
+// and the final check that stdout was written.
+#ifndef BD_TOOL_H
+#define BD_TOOL_H
+
+#include <getopt.h>
+#include <stdint.h>
+#include <stdnoreturn.h>
+
+#include "bd_stream.h"
+
+enum {
+    BD_OPT_THREADS = 0x1000,
+    BD_OPT_SEED,
+    BD_OPT_VERBOSITY,
+    BD_OPT_VERSION,
+    BD_OPT_FIRST_TOOL,  // tools number their own long-only options from here
+};
+
+// Put inside a tool's struct option array, before its terminating {0}.
+#define BD_COMMON_LONGOPTS                                     \
+    {"threads", required_argument, 0, BD_OPT_THREADS},         \
+    {"seed", required_argument, 0, BD_OPT_SEED},               \
+    {"verbosity", required_argument, 0, BD_OPT_VERBOSITY},     \
+    {"version", no_argument, 0, BD_OPT_VERSION},               \
+    {"help", no_argument, 0, 'h'},                             \
+    {"quiet", no_argument, 0, 'q'}
+
+// The help text for the common options, for tools' --help.
+#define BD_COMMON_HELP                                                              \
+    "  -t, --threads N     threads for OpenBLAS and bd kernels (default: all CPUs)\n"  \
+    "      --seed N        random seed (default 1234)\n"                             \
+    "      --verbosity N   0 errors, 1 warnings and progress (default), 2 info, 3 debug\n" \
+    "  -q, --quiet         same as --verbosity 0\n"                                  \
+    "  -h, --help          this help\n"                                              \
+    "      --version       version and build flags\n"
+
+typedef struct {
+    const char *name;   // "bd-cat"
+    const char *help;   // full --help text; its first line is "Usage: ..."
+    int argc;
+    char **argv;
+    int threads;        // 0 = all CPUs
+    uint64_t seed;
+    int verbosity;
+} bd_tool;
+
+extern bd_tool bd_tool_self;
+
+// Sets the log prefix, removes unfinished outputs on SIGINT/SIGTERM, and checks at exit
+// that stdout was flushed and closed without error.
+void bd_tool_init(const char *name, const char *help, int argc, char **argv);
+// Handles a common option returned by getopt_long; returns 1 if it was one, 0 if not.
+// --help and --version print to stdout and exit 0; a bad value is a usage error.
+int bd_tool_common_option(int opt, const char *arg);
+// Applies --threads and --verbosity after option parsing.
+void bd_tool_options_done(void);
+// Getopt's short options that the common set adds: "t:qh".
+#define BD_COMMON_SHORTOPTS "t:qh"
+
+// "bd-x: message" on stderr, removes unfinished output files, exits 1.
+noreturn void bd_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+// "bd-x: message" plus a hint to --help, exits 2.
+noreturn void bd_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+// Strict option values: usage error naming the option and the value otherwise.
+int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi);
+double bd_arg_double(const char *opt, const char *s, double lo, double hi);
+
+// Opens a stream reader or exits with "bd-x: "file" header: ..." on failure.
+bd_reader *bd_tool_open_reader(const char *path, const char *schema);
+// Reports a reader error: "bd-x: "file" record 12: ...", exits 1.
+noreturn void bd_tool_reader_fatal(const bd_reader *r);
+// Opens a stream writer or exits; the header is packed by the caller.
+bd_writer *bd_tool_open_writer(const char *path);
+// Producer information (this tool, argv) for stream headers.
+bd_producer bd_tool_producer(void);
+
+#endif
