@@ -41,18 +41,20 @@ TOOLHELP_SRC = $(filter-out tools/bd-%.c,$(wildcard tools/*.c))
 TOOLHELP_OBJ = $(TOOLHELP_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC  = $(wildcard tools/bd-*.c)
 TOOLS     = $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
-UNIT_SRC  = $(wildcard tests/unit/*.c)
+UNIT_SRC  = tests/unit/main.c $(wildcard tests/unit/test_*.c)
 UNIT_OBJ  = $(UNIT_SRC:%.c=$(BUILD)/%.o)
 UNIT      = $(BUILD)/tests/unit_tests
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES   = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test fuzz bench demo deps install clean man-check
+.PHONY: all test fuzz bench demo deps install clean
+.SECONDARY:
 all: $(LIB) $(TOOLS)
 
 $(BUILD)/%.o: %.c $(wildcard libcommon/*.h tools/*.h tests/unit/*.h) Makefile
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
+	@echo "CC $<"
+	@$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
 
 $(LIB): $(LIB_OBJ)
 	@rm -f $@

@@ -1,0 +1,49 @@
+# Helpers for command-line tests. Each test script: `. "$(dirname "$0")/lib.sh"`, then
+# commands; the script fails (exit 1) at the first failed expectation.
+set -u
+BD_BIN=${BD_BIN:?run through make test}
+BD_DATA=${BD_DATA:-../shared/data}
+T=$(mktemp -d "${BD_TMP:-/tmp}/cli.XXXXXX")
+trap 'rm -rf "$T"' EXIT
+PATH="$BD_BIN:$PATH"
+
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+# expect_ok CMD...: exit 0.
+expect_ok() {
+    "$@" >"$T/out" 2>"$T/err" || { cat "$T/err" >&2; fail "expected success: $*"; }
+}
+
+# expect_fail CODE CMD...: exit status CODE, empty stdout, a one-line message on stderr
+# that starts with the tool name.
+expect_fail() {
+    want=$1; shift
+    "$@" >"$T/out" 2>"$T/err"
+    got=$?
+    [ "$got" = "$want" ] || { cat "$T/err" >&2; fail "expected exit $want, got $got: $*"; }
+    [ ! -s "$T/out" ] || fail "expected empty stdout: $*"
+    [ -s "$T/err" ] || fail "expected an error message: $*"
+    head -n 1 "$T/err" | grep -q "^$(basename "$1"): " || fail "message does not start with the tool name: $(head -n 1 "$T/err")"
+}
+
+# expect_err_contains TEXT: the last command's stderr contains TEXT.
+expect_err_contains() {
+    grep -qF -- "$1" "$T/err" || { cat "$T/err" >&2; fail "stderr lacks \"$1\""; }
+}
+
+# expect_out_contains TEXT: the last command's stdout contains TEXT.
+expect_out_contains() {
+    grep -qF -- "$1" "$T/out" || { head -c 2000 "$T/out" >&2; fail "stdout lacks \"$1\""; }
+}
+
+# expect_common_options TOOL: --help, --version and a bad option behave.
+expect_common_options() {
+    expect_ok "$1" --help
+    head -n 1 "$T/out" | grep -q '^Usage: ' || fail "$1 --help: first line is not a Usage line"
+    expect_ok "$1" --version
+    expect_out_contains "bd"
+    expect_fail 2 "$1" --no-such-option
+    expect_fail 2 "$1" --threads 2x
+    expect_fail 2 "$1" --seed -1
+    expect_fail 2 "$1" --verbosity 9
+}
