@@ -154,6 +154,17 @@ static bool all_finite(const float *w, size_t n) {
     return true;
 }
 
+void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q) {
+    switch (q->kind) {
+    case BD_Q_INT: int_group(out, w, n, q->bits); break;
+    case BD_Q_SYM: sym_group(out, w, n, q->bits); break;
+    case BD_Q_NF3: nf3_group(out, w, n); break;
+    case BD_Q_R2Q: r2q_group(out, w, n); break;
+    case BD_Q_TERNARY: ternary_row(out, w, n, (float)ternary_scale(w, (size_t)n)); break;
+    default: memmove(out, w, (size_t)n * sizeof(float));
+    }
+}
+
 // ---- whole matrices -----------------------------------------------------------------------
 
 typedef struct {
@@ -169,15 +180,7 @@ static void forward_rows(const quant_job *j, int r0, int r1) {
         const float *w = j->w + (size_t)r * j->C;
         float *out = j->out + (size_t)r * j->C;
         if (j->q->kind == BD_Q_TERNARY) { ternary_row(out, w, j->C, j->D); continue; }
-        for (int g = 0; g < j->C; g += j->G) {
-            switch (j->q->kind) {
-            case BD_Q_INT: int_group(out + g, w + g, j->G, j->q->bits); break;
-            case BD_Q_SYM: sym_group(out + g, w + g, j->G, j->q->bits); break;
-            case BD_Q_NF3: nf3_group(out + g, w + g, j->G); break;
-            case BD_Q_R2Q: r2q_group(out + g, w + g, j->G); break;
-            default: memmove(out + g, w + g, (size_t)j->G * sizeof(float));
-            }
-        }
+        for (int g = 0; g < j->C; g += j->G) bd_quantize_group(out + g, w + g, j->G, j->q);
     }
 }
 

@@ -52,6 +52,9 @@ void bd_fakequant_backward(float *dw, const float *dwq, const float *w, int OC, 
 BD_MUST_CHECK int bd_fakequant_forward_ref(float *wq, const float *w, int OC, int C, const bd_qspec *q);
 void bd_fakequant_backward_ref(float *dw, const float *dwq, const float *w, int OC, int C, const bd_qspec *q);
 
+// Fake-quantizes one group of n weights (not ternary, which is per tensor).
+void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q);
+
 // Clamps w (OC, C) per (row, group) to [mn, mx], both (OC, C/G): the clipping of
 // bd-clipsearch, applied once before QAT or RTN.
 void bd_clip_apply(float *w, int OC, int C, int G, const float *mx, const float *mn);
