@@ -53,6 +53,7 @@ int bd_model_fakequant(bd_model *dst, const bd_model *src, const bd_qspec *q, co
     bd_param_entry t[BD_MAX_PARAMS];
     int n = bd_param_table(&src->cfg, t, NULL);
     for (int i = 0; i < n; i++) {
+        if (!t[i].is_linear && strcmp(t[i].name, "wcls") != 0) continue;
         bool stacked = t[i].ndim == 3;  // (L, OC, C) per-layer matrices
         int layers = stacked ? (int)t[i].shape[0] : 1;
         int OC = (int)t[i].shape[t[i].ndim - 2], C = (int)t[i].shape[t[i].ndim - 1];
