@@ -1,0 +1,72 @@
+#include "bd_optim.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+
+int bd_adamw_init(bd_adamw *o, const bd_param_entry *table, int n_entries, size_t n, const bd_adamw_cfg *cfg) {
+    memset(o, 0, sizeof *o);
+    if (n_entries > BD_MAX_PARAMS) return BD_ERR_ARG;
+    o->m = calloc(2 * n, sizeof(float));
+    if (!o->m) return BD_ERR_NOMEM;
+    o->v = o->m + n;
+    o->n = n;
+    o->cfg = *cfg;
+    o->n_ranges = n_entries;
+    for (int i = 0; i < n_entries; i++) {
+        bool matrix = table[i].is_linear || !strcmp(table[i].name, "tok_emb") || !strcmp(table[i].name, "wcls");
+        o->ranges[i].offset = table[i].offset;
+        o->ranges[i].n = table[i].numel;
+        o->ranges[i].decay = matrix;
+    }
+    return BD_OK;
+}
+
+void bd_adamw_free(bd_adamw *o) {
+    free(o->m);
+    memset(o, 0, sizeof *o);
+}
+
+double bd_grad_norm(const float *g, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += (double)g[i] * g[i];
+    return sqrt(s);
+}
+
+static void update_range(bd_adamw *o, float *p, const float *g, size_t off, size_t n, float lr, float decay, float scale,
+                         float bc1, float bc2) {
+    float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
+    float *m = o->m + off, *v = o->v + off;
+    p += off;
+    g += off;
+    for (size_t i = 0; i < n; i++) {
+        float gi = g[i] * scale;
+        m[i] = b1 * m[i] + (1 - b1) * gi;
+        v[i] = b2 * v[i] + (1 - b2) * gi * gi;
+        float mh = m[i] / bc1, vh = v[i] / bc2;
+        p[i] *= 1 - lr * decay;  // decoupled weight decay, as torch.optim.AdamW
+        p[i] -= lr * mh / (sqrtf(vh) + eps);
+    }
+}
+
+double bd_adamw_step(bd_adamw *o, float *params, float *grads, float lr) {
+    double norm = bd_grad_norm(grads, o->n);
+    if (!isfinite(norm)) return NAN;
+    float scale = 1.0f;
+    if (o->cfg.grad_clip > 0 && norm > o->cfg.grad_clip) scale = (float)(o->cfg.grad_clip / norm);
+    o->t++;
+    float bc1 = (float)(1.0 - pow(o->cfg.beta1, (double)o->t)), bc2 = (float)(1.0 - pow(o->cfg.beta2, (double)o->t));
+    for (int r = 0; r < o->n_ranges; r++)
+        update_range(o, params, grads, o->ranges[r].offset, o->ranges[r].n, lr,
+                     o->ranges[r].decay ? o->cfg.weight_decay : 0.0f, scale, bc1, bc2);
+    return norm;
+}
+
+float bd_schedule_lr(const bd_schedule *s, long long t) {
+    if (s->warmup > 0 && t < s->warmup) return s->lr * (float)(t + 1) / (float)s->warmup;
+    if (s->kind == BD_SCHED_CONSTANT || s->total <= s->warmup) return s->lr;
+    double f = (double)(t - s->warmup) / (double)(s->total - s->warmup);
+    if (f > 1) f = 1;
+    return (float)(s->min_lr + 0.5 * (s->lr - s->min_lr) * (1.0 + cos(M_PI * f)));
+}

@@ -1,0 +1,51 @@
+// AdamW (decoupled weight decay, bias correction, clipping by global gradient norm) and
+// learning-rate schedules. Parameters, gradients and the two moments share one flat layout
+// (bd_model.h), so a step is a flat loop. Dimension key: P parameters (floats).
+#ifndef BD_OPTIM_H
+#define BD_OPTIM_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "bd_error.h"
+#include "bd_model.h"
+
+typedef struct {
+    float beta1, beta2, eps;   // PyTorch defaults: 0.9, 0.999, 1e-8
+    float weight_decay;        // decoupled; applied to matrices only (see bd_adamw_init)
+    float grad_clip;           // max global L2 norm; <= 0: no clipping
+} bd_adamw_cfg;
+
+typedef struct {
+    bd_adamw_cfg cfg;
+    size_t n;          // P
+    float *m, *v;      // (P) first and second moments, one allocation
+    long long t;       // steps taken
+    int n_ranges;
+    struct { size_t offset, n; bool decay; } ranges[BD_MAX_PARAMS];  // one per parameter tensor
+} bd_adamw;
+
+// Moments zeroed. Weight decay applies to linear weights, embeddings and the head, never to
+// norms and biases (table from bd_param_table).
+BD_MUST_CHECK int bd_adamw_init(bd_adamw *o, const bd_param_entry *table, int n_entries, size_t n,
+                                const bd_adamw_cfg *cfg);
+void bd_adamw_free(bd_adamw *o);
+// Global L2 norm of g (P), accumulated in double.
+double bd_grad_norm(const float *g, size_t n);
+// One step at learning rate lr: clips grads in place if needed, updates params (P).
+// Returns the gradient norm before clipping (NaN if the gradient holds NaN/inf: then
+// nothing is changed).
+double bd_adamw_step(bd_adamw *o, float *params, float *grads, float lr);
+
+typedef enum { BD_SCHED_CONSTANT = 0, BD_SCHED_COSINE } bd_sched_kind;
+typedef struct {
+    bd_sched_kind kind;
+    float lr, min_lr;
+    long long warmup, total;  // steps
+} bd_schedule;
+
+// Learning rate for step t (0-based): linear warmup over `warmup` steps (both kinds), then
+// constant, or cosine decay from lr to min_lr at `total`.
+float bd_schedule_lr(const bd_schedule *s, long long t);
+
+#endif
