@@ -222,7 +222,7 @@ static int open_shards(shard_set *s, const char *dir, char *why, size_t ws) {
         }
     }
     closedir(d);
-    if (rc == BD_OK) qsort(names, (size_t)n, sizeof *names, cmp_str);
+    if (rc == BD_OK && n > 1) qsort(names, (size_t)n, sizeof *names, cmp_str);
     for (int i = 0; rc == BD_OK && i < n; i++) rc = add_shard(s, dir, names[i], why, ws);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
