@@ -377,26 +377,19 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
         return bd_io_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir, m->params ? cwhy : "empty model");
     if (c->qkv_bias && c->qk_norm)
         return bd_io_fail(why, ws, BD_ERR_ARG, "%s: no Hugging Face architecture has both qkv bias and q/k norm", dir);
+    int frc = bd_io_check_model_finite(m, dir, why, ws);
+    if (frc < 0) return frc;
     const char *type = c->qk_norm ? "qwen3" : c->qkv_bias ? "qwen2" : "llama";
     const char *cls = c->qk_norm ? "Qwen3ForCausalLM" : c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
     if (mkdir(dir, 0777) != 0 && errno != EEXIST) return bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
 
-    // A copy in half-split layout if needed (the model itself is const).
-    bd_model hm = *m;
-    float *copy = NULL;
-    if (c->rope != BD_ROPE_HALF) {
-        if (!(copy = malloc(m->n_params * sizeof *copy))) return BD_ERR_NOMEM;
-        memcpy(copy, m->params, m->n_params * sizeof *copy);
-        hm.params = copy;
-        bd_weights_layout(c, copy, &hm.w);
-        int rc = bd_model_convert_rope(&hm, BD_ROPE_HALF);
-        if (rc < 0) { free(copy); return rc; }
-    }
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(c, t, NULL);
     size_t cap = 3 + (size_t)c->n_layers * BD_MAX_PARAMS;
     bd_st_write_tensor *wt = calloc(cap, sizeof *wt);
     char (*names)[96] = calloc(cap, sizeof *names);
+    // Interleaved models: permuted copies of the tensors RoPE touches (the model is const).
+    float *perm[BD_MAX_PARAMS] = {0};
     int n = 0, rc = BD_OK;
     if (!wt || !names) { rc = BD_ERR_NOMEM; goto out; }
     for (int k = 0; k < nt; k++) {
@@ -404,6 +397,17 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
         bool layered = is_layered(e->name);
         int nl = layered ? c->n_layers : 1;
         size_t per = e->numel / (size_t)nl;
+        const float *src = m->params + e->offset;
+        int heads = !strcmp(e->name, "wq") || !strcmp(e->name, "bq") ? c->n_heads
+                  : !strcmp(e->name, "wk") || !strcmp(e->name, "bk") ? c->n_kv_heads
+                  : !strcmp(e->name, "q_norm") || !strcmp(e->name, "k_norm") ? 1 : 0;
+        if (heads && c->rope != BD_ROPE_HALF) {
+            if (!(perm[k] = malloc(e->numel * sizeof(float)))) { rc = BD_ERR_NOMEM; goto out; }
+            size_t cols = per / ((size_t)heads * (size_t)c->head_dim);
+            for (int l = 0; l < nl; l++)
+                bd_rope_permute_rows(perm[k] + (size_t)l * per, src + (size_t)l * per, heads, c->head_dim, cols, BD_ROPE_HALF);
+            src = perm[k];
+        }
         for (int l = 0; l < nl; l++) {
             hf_name(e->name, layered ? l : -1, names[n], sizeof names[n]);
             bd_st_write_tensor *w = &wt[n];
@@ -411,7 +415,7 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
             w->dtype = BD_F32;
             w->ndim = layered ? e->ndim - 1 : e->ndim;
             for (int d = 0; d < w->ndim; d++) w->shape[d] = layered ? e->shape[d + 1] : e->shape[d];
-            w->data = hm.params + e->offset + (size_t)l * per;
+            w->data = src + (size_t)l * per;
             n++;
         }
     }
@@ -422,8 +426,8 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
     snprintf(path, sizeof path, "%s/config.json", dir);
     rc = write_config(c, cls, type, path, why, ws);
 out:
+    for (int k = 0; k < BD_MAX_PARAMS; k++) free(perm[k]);
     free(wt);
     free(names);
-    free(copy);
     return rc;
 }

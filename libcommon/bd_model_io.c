@@ -97,7 +97,11 @@ int bd_model_sniff(const char *path, char *why, size_t ws) {
         if (ver == 2) return BD_MODEL_FMT_LLAMA2C_V2;
         return bd_io_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path, ver);
     }
-    if (n >= 9 && b[8] == '{' && b[6] == 0 && b[7] == 0) return BD_MODEL_FMT_HF;  // safetensors: u64 length, JSON
+    if (n >= 9 && b[8] == '{') {  // safetensors: u64 length of a JSON header that fits in the file
+        uint64_t len = 0;
+        for (int i = 7; i >= 0; i--) len = len << 8 | b[i];
+        if (len >= 2 && len <= (uint64_t)sb.st_size - 8) return BD_MODEL_FMT_HF;
+    }
     if (n >= 1 && b[0] == '{') return BD_MODEL_FMT_HF;                             // config.json
     // Anything else must look like a v0 header; bd_load_llama2c checks it in full.
     return BD_MODEL_FMT_LLAMA2C_V0;
@@ -304,7 +308,7 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
     char cwhy[200];
     if (!m->params || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
         return bd_io_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path, m->params ? cwhy : "empty model");
-    if ((rc = bd_io_check_model_finite(m, "model to save", why, ws)) < 0) return rc;
+    if ((rc = bd_io_check_model_finite(m, path, why, ws)) < 0) return rc;
     bd_param_entry t[BD_MAX_PARAMS];
     size_t total;
     int nt = bd_param_table(&m->cfg, t, &total);
