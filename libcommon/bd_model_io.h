@@ -1,0 +1,64 @@
+// Loading and saving models (bd_model). Formats are told apart by content, never by name:
+//   - llama2.c checkpoints: legacy v0 (7 x int32 header), v1 "ak42" (fp32), v2 "ak42" (Q8_0,
+//     dequantized on load). Interleaved RoPE.
+//   - Hugging Face directories: config.json + *.safetensors (one file, or shards listed by
+//     model.safetensors.index.json or found in the directory); F32/BF16/F16. Llama, Qwen2
+//     (qkv bias), Qwen3 (q/k norm). Half-split RoPE; weights kept as in the file.
+//   - bd.model streams (schema "bd.model", see man/bd-stream.5).
+// Errors come back as distinct codes with a one-line reason naming the file and tensor:
+//   BD_ERR_IO cannot open/read, BD_ERR_TRUNCATED file shorter than its header implies,
+//   BD_ERR_MALFORMED unknown format / absurd header / bad JSON, BD_ERR_VERSION unknown format
+//   version, BD_ERR_SCHEMA missing, duplicate or unexpected tensor or config key,
+//   BD_ERR_SHAPE size, shape or dtype that disagrees with the config, BD_ERR_VALUE NaN/inf.
+#ifndef BD_MODEL_IO_H
+#define BD_MODEL_IO_H
+
+#include <stddef.h>
+
+#include "bd_dtype.h"
+#include "bd_error.h"
+#include "bd_model.h"
+#include "bd_stream.h"
+
+typedef enum {
+    BD_MODEL_FMT_LLAMA2C_V0 = 0,
+    BD_MODEL_FMT_LLAMA2C_V1,
+    BD_MODEL_FMT_LLAMA2C_V2,
+    BD_MODEL_FMT_HF,        // a directory, or a *.safetensors / config.json inside one
+    BD_MODEL_FMT_BD,        // a bd stream (zstd magic); the schema is checked on load
+} bd_model_format;
+
+// Largest record bd_model_save writes: bigger tensors are split along their first axis
+// into several records carrying "start" (msgpack bin lengths are 32-bit).
+#define BD_MODEL_RECORD_BYTES ((size_t)1 << 30)
+
+// The format of path (>= 0, a bd_model_format) or an error code with why filled.
+BD_MUST_CHECK int bd_model_sniff(const char *path, char *why, size_t why_size);
+const char *bd_model_format_name(bd_model_format f);
+
+// Loads path into m (allocated here; bd_model_free releases it). On error m is left empty.
+BD_MUST_CHECK int bd_model_load(const char *path, bd_model *m, char *why, size_t why_size);
+
+// Writes m as a bd.model stream with tensors in dtype (BD_F32, BD_BF16 or BD_F16).
+// BD_ERR_VALUE if a weight is NaN/inf or does not fit in dtype.
+BD_MUST_CHECK int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype,
+                                char *why, size_t why_size);
+
+// Writes a Hugging Face directory (created if missing): config.json + model.safetensors (F32).
+// Interleaved-RoPE models get wq/wk (and bq/bk, q_norm/k_norm) rows permuted within each
+// head so that the exported model computes the same logits with half-split RoPE.
+// Architecture: Qwen3 if qk_norm, Qwen2 if qkv_bias, else Llama.
+BD_MUST_CHECK int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t why_size);
+
+// Reorders the rows of one projection (n_heads * head_dim rows of cols floats) from one
+// RoPE pairing to the other. to == BD_ROPE_HALF: dst row h*HS + j = src row h*HS + 2j and
+// dst row h*HS + HS/2 + j = src row h*HS + 2j + 1 (j < HS/2); BD_ROPE_INTERLEAVED: the
+// inverse. Vectors (biases, q/k norm weights) are the case cols == 1. dst != src.
+void bd_rope_permute_rows(float *dst, const float *src, int n_heads, int head_dim, size_t cols, bd_rope_style to);
+// Converts a loaded model in place to the other RoPE style (same logits, other layout).
+BD_MUST_CHECK int bd_model_convert_rope(bd_model *m, bd_rope_style to);
+
+// One line: "llama C=64 L=5 NH=8 KV=4 HS=8 F=172 V=512 seq=512 rope=interleaved tied 260032 params".
+void bd_model_describe(const bd_model *m, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,21 @@
+// Internal to the model loaders (bd_model_io.c, bd_llama2c.c, bd_hf.c): shared helpers.
+#ifndef BD_MODEL_IO_IMPL_H
+#define BD_MODEL_IO_IMPL_H
+
+#include <stddef.h>
+
+#include "bd_model.h"
+
+// Writes the message into why (if given) and returns code.
+int bd_io_fail(char *why, size_t why_size, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+// BD_ERR_VALUE naming file, tensor and the first non-finite element's index.
+int bd_io_check_finite(const float *p, size_t n, const char *file, const char *tensor, char *why, size_t why_size);
+// Every tensor of m finite (names the bd tensor, its layer and index within the layer).
+int bd_io_check_model_finite(const bd_model *m, const char *file, char *why, size_t why_size);
+// The entry called name, or NULL.
+const bd_param_entry *bd_io_entry(const bd_param_entry *t, int n, const char *name);
+
+int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t why_size);
+int bd_load_hf(const char *dir, bd_model *m, char *why, size_t why_size);
+
+#endif
