@@ -20,7 +20,7 @@ static void find_scripts(void) {
     while ((e = readdir(d)) && n_scripts < 64) {
         size_t n = strlen(e->d_name);
         if (n > 3 && strcmp(e->d_name + n - 3, ".sh") == 0 && strcmp(e->d_name, "lib.sh") != 0)
-            snprintf(scripts[n_scripts++], sizeof scripts[0], "%s/%s", dir, e->d_name);
+            if (snprintf(scripts[n_scripts], sizeof scripts[0], "%s/%s", dir, e->d_name) < (int)sizeof scripts[0]) n_scripts++;
     }
     closedir(d);
     // Sorted, so the run order is stable.
