@@ -76,6 +76,9 @@ struct bd_tokenizer {
     char space[8];  // the space marker in pieces: " " (llama2.c) or "▁"
     size_t space_len;
     int pretok;  // BD_PRETOK_*
+    // No piece holds a space marker right after another character, so BPE can run on each
+    // space-led word alone with the same result (small heaps instead of one per text).
+    bool split_words;
     bd_norm_op norm[BD_MAX_NORM_OPS];
     int n_norm;
 

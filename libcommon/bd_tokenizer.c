@@ -129,6 +129,15 @@ int bd_tok_finish(bd_tokenizer *t) {
             char_byte[c] = (int16_t)b;
             t->bytechar_id[b] = bd_strmap_get(&t->vocab, t, cs, utf8_put(cs, c));
         }
+    t->split_words = !t->byte_level && t->space_len > 0;
+    for (int32_t id = 0; id < t->n_vocab && t->split_words; id++) {
+        const char *p = t->piece[id];
+        size_t n = t->piece_len[id], m = t->space_len;
+        if (t->type[id] != BD_TOKT_NORMAL) continue;
+        for (size_t i = 1; i + m <= n; i++)
+            if (memcmp(p + i, t->space, m) == 0 && !(i >= m && memcmp(p + i - m, t->space, m) == 0))
+                t->split_words = false;
+    }
     char *tmp = NULL;
     size_t tmp_cap = 0;
     for (int32_t id = 0; id < t->n_vocab && rc >= 0; id++) {
@@ -450,11 +459,14 @@ int bd_tok_encode_segment(const bd_tokenizer *t, const char *s, size_t n, bool a
     if ((rc = normalize(t, s, n, at_start, w)) < 0) return rc;
     const char *b = w->buf;
     size_t m = w->buf_len;
-    if (t->pretok != BD_PRETOK_METASPACE) return encode_word(t, b, m, w, out);
-    // Metaspace split: a new word starts at every space marker.
-    size_t start = 0;
+    bool every = t->pretok == BD_PRETOK_METASPACE;
+    if (!every && !t->split_words) return encode_word(t, b, m, w, out);
+    // A new word starts at every space marker (Metaspace split), or at each one that follows
+    // another character (split_words).
+    size_t start = 0, sl = t->space_len;
     for (size_t i = 1; i <= m; i++) {
-        if (i == m || (i + t->space_len <= m && memcmp(b + i, t->space, t->space_len) == 0)) {
+        if (i == m || (i + sl <= m && memcmp(b + i, t->space, sl) == 0 &&
+                       (every || !(i >= sl && memcmp(b + i - sl, t->space, sl) == 0)))) {
             if ((rc = encode_word(t, b + start, i - start, w, out)) < 0) return rc;
             start = i;
         }

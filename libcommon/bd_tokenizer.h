@@ -58,7 +58,9 @@ BD_MUST_CHECK int bd_tokenizer_encode(const bd_tokenizer *t, const char *text, s
                                       unsigned flags, bd_token_buf *out);
 // Appends the text of ids[0..n) to out. SentencePiece vocabularies drop the dummy-prefix
 // space of the first piece and of the piece right after a BOS; <0xNN> pieces become raw
-// bytes. flags: BD_TOK_SKIP_SPECIAL. BD_ERR_VALUE if an id is out of range.
+// bytes. Control pieces of a tokenizer.bin (unk, BOS, EOS) decode to nothing, as in
+// SentencePiece; tokenizer.json special tokens decode to their text unless
+// BD_TOK_SKIP_SPECIAL is given. BD_ERR_VALUE if an id is out of range.
 BD_MUST_CHECK int bd_tokenizer_decode(const bd_tokenizer *t, const int32_t *ids, size_t n,
                                       unsigned flags, bd_text_buf *out);
 // Streaming form for generation: appends the text of id that follows prev (-1 at the start).

@@ -278,6 +278,27 @@ START_TEST(test_merge_matches_ref) {
 }
 END_TEST
 
+// Splitting SentencePiece text into space-led words (the fast path) changes no id: compared
+// with BPE over each whole document on the stories text.
+START_TEST(test_split_words_matches_whole) {
+    size_t n;
+    char *text = read_file(bd_test_data("eval/tinystories/tinystories_val_a.txt"), &n);
+    n = n > 60000 ? 60000 : n;  // the whole-text merge is slower; a part is enough
+    bd_tokenizer *t = load_or_fail(bd_test_data("tokenizers/llama2-32k/tokenizer.bin"));
+    ck_assert(t->split_words);
+    bd_token_buf a = {0}, b = {0};
+    ck_assert_int_eq(bd_tokenizer_encode(t, text, n, 0, &a), BD_OK);
+    t->split_words = false;
+    ck_assert_int_eq(bd_tokenizer_encode(t, text, n, 0, &b), BD_OK);
+    ck_assert_uint_eq(a.n, b.n);
+    ck_assert(memcmp(a.ids, b.ids, a.n * sizeof *a.ids) == 0);
+    bd_token_buf_free(&a);
+    bd_token_buf_free(&b);
+    bd_tokenizer_free(t);
+    free(text);
+}
+END_TEST
+
 // Split patterns: the expected word ends were worked out from the regex alternatives.
 static void check_split(int style, const char *s, const size_t *ends, int n_ends) {
     size_t n = strlen(s), i = 0;
@@ -473,6 +494,7 @@ Suite *suite_tokenizer(void) {
     tcase_add_test(tc, test_roundtrip_tinystories);
     tcase_add_test(tc, test_roundtrip_bytes);
     tcase_add_test(tc, test_merge_matches_ref);
+    tcase_add_test(tc, test_split_words_matches_whole);
     tcase_add_test(tc, test_split_patterns);
     tcase_add_test(tc, test_hf_spm_fixture);
     tcase_add_test(tc, test_hf_bytelevel_fixture);
