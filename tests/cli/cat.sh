@@ -12,3 +12,42 @@ expect_err_contains "empty input"
 expect_fail 1 bd-cat --check "$T/empty"
 expect_fail 2 bd-cat --records x "$T/empty"
 exit 0
+
+# A stream made without bd at all (msgpack bytes by hand, the zstd command), read by bd-cat.
+# Header {"magic":"bd","schema":"bd.x","version":[1,0]}, record {"t": f32 tensor [1.0, -2.0]},
+# trailer {"end":true,"records":1}.
+printf '\203\245magic\242bd\246schema\244bd.x\247version\222\001\000' >"$T/msg"
+printf '\201\241t\204\244name\241w\245dtype\243f32\245shape\221\002\244data\304\010\000\000\200\077\000\000\000\300' >>"$T/msg"
+cp "$T/msg" "$T/msg-notrailer"
+printf '\202\243end\303\247records\001' >>"$T/msg"
+zstd -q --check -c "$T/msg" >"$T/x.bdz"
+zstd -q --check -c "$T/msg-notrailer" >"$T/notrailer.bdz"
+
+expect_ok bd-cat "$T/x.bdz"
+[ "$(wc -l <"$T/out")" = 3 ] || fail "expected 3 lines"
+expect_out_contains '{"name":"w","dtype":"f32","shape":[2]}'
+expect_out_contains '{"end":true,"records":1}'
+expect_ok bd-cat --full "$T/x.bdz"
+expect_out_contains '"data":[1,-2]'
+expect_ok bd-cat --check "$T/x.bdz"
+expect_out_contains '"records":1,"ok":true'
+expect_ok bd-cat --schema bd.x - <"$T/x.bdz"
+expect_fail 1 bd-cat --schema bd.tokens "$T/x.bdz"
+expect_err_contains 'expected "bd.tokens"'
+expect_fail 1 bd-cat --check "$T/notrailer.bdz"
+expect_err_contains 'record 2: truncated'
+# Output to a file: nothing left under the name when the input is bad.
+expect_ok bd-cat -o "$T/ok.json" "$T/x.bdz"
+[ -s "$T/ok.json" ] || fail "bd-cat -o wrote nothing"
+expect_fail 1 bd-cat -o "$T/bad.json" "$T/notrailer.bdz"
+[ ! -e "$T/bad.json" ] || fail "bd-cat left a partial output file"
+ls "$T" | grep -q 'bad.json.tmp' && fail "temporary file left behind"
+# Streams cut at every byte: never a clean end.
+n=$(wc -c <"$T/x.bdz")
+i=0
+while [ "$i" -lt "$n" ]; do
+    head -c "$i" "$T/x.bdz" >"$T/cut.bdz"
+    bd-cat --check "$T/cut.bdz" >/dev/null 2>&1 && fail "stream cut at byte $i read as complete"
+    i=$((i + 1))
+done
+exit 0

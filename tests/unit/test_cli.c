@@ -8,7 +8,7 @@
 
 #include "bd_test.h"
 
-static char scripts[64][256];
+static char scripts[64][1024];
 static int n_scripts;
 
 static void find_scripts(void) {
@@ -20,7 +20,8 @@ static void find_scripts(void) {
     while ((e = readdir(d)) && n_scripts < 64) {
         size_t n = strlen(e->d_name);
         if (n > 3 && strcmp(e->d_name + n - 3, ".sh") == 0 && strcmp(e->d_name, "lib.sh") != 0)
-            snprintf(scripts[n_scripts++], sizeof scripts[0], "%s/%s", dir, e->d_name);
+            if (snprintf(scripts[n_scripts], sizeof scripts[0], "%s/%s", dir, e->d_name) < (int)sizeof scripts[0])
+                n_scripts++;
     }
     closedir(d);
     // Sorted, so the run order is stable.
@@ -28,11 +29,11 @@ static void find_scripts(void) {
 }
 
 START_TEST(test_cli_script) {
-    char cmd[600];
+    char cmd[6000];
     snprintf(cmd, sizeof cmd, "sh '%s' >'%s/cli_%d.log' 2>&1", scripts[_i], bd_test_tmpdir(), _i);
     int st = system(cmd);
     if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
-        char log[400];
+        char log[4200];
         snprintf(log, sizeof log, "%s/cli_%d.log", bd_test_tmpdir(), _i);
         FILE *f = fopen(log, "r");
         char line[512];

@@ -1,0 +1,244 @@
+// Fake quantizers and their straight-through backward passes. See bd_quant.h for the
+// formulas. Dimension key: OC rows (output channels), C row length, G group size, n = G.
+#include "bd_quant.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "bd_threads.h"
+
+#define SCALE_MIN 1e-5f
+#define TERNARY_EPS 1e-5f
+
+const float bd_nf3_grid[8] = {-1.0f, -0.5350227355957031f, -0.2469314038753510f, 0.0f,
+                              0.1833375245332718f, 0.3819939494132996f, 0.6229856610298157f, 1.0f};
+
+static const char *qnames[BD_Q_COUNT] = {"none", "int", "sym", "nf3", "ternary", "r2q"};
+
+const char *bd_qkind_name(bd_qkind k) { return (unsigned)k < BD_Q_COUNT ? qnames[k] : "?"; }
+
+int bd_qkind_parse(const char *name) {
+    for (int i = 0; i < BD_Q_COUNT; i++)
+        if (strcmp(name, qnames[i]) == 0) return i;
+    return -1;
+}
+
+int bd_qspec_group(const bd_qspec *q, int C) { return q->group <= 0 || q->group >= C ? C : q->group; }
+
+int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size) {
+    const char *bad = NULL;
+    switch (q->kind) {
+    case BD_Q_NONE: return BD_OK;
+    case BD_Q_INT: case BD_Q_SYM: if (q->bits < 2 || q->bits > 8) bad = "bits must be 2..8"; break;
+    case BD_Q_NF3: if (q->bits != 3) bad = "nf3 is a 3-bit grid (--bits 3)"; break;
+    case BD_Q_TERNARY: if (q->bits != 2) bad = "ternary weights take --bits 2 (1.58 bits stored in 2)"; break;
+    case BD_Q_R2Q: if (q->bits != 2) bad = "r2q is a 2-bit quantizer (--bits 2)"; break;
+    default: bad = "unknown quantizer";
+    }
+    if (!bad && C <= 0) bad = "row length must be positive";
+    if (!bad && q->kind != BD_Q_TERNARY) {
+        int G = bd_qspec_group(q, C);
+        if (C % G != 0) bad = "the group size must divide the row length (or be at least the row length)";
+    }
+    if (!bad) return BD_OK;
+    if (why) snprintf(why, why_size, "%s (row length %d, group %d)", bad, C, q->group);
+    return BD_ERR_ARG;
+}
+
+// ---- one group --------------------------------------------------------------------------
+
+static void minmax(const float *w, int n, float *mn, float *mx) {
+    float a = w[0], b = w[0];
+    for (int i = 1; i < n; i++) { if (w[i] < a) a = w[i]; if (w[i] > b) b = w[i]; }
+    *mn = a; *mx = b;
+}
+
+static float clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+
+static void int_group(float *out, const float *w, int n, int bits) {
+    float qmax = (float)((1 << bits) - 1), mn, mx;
+    minmax(w, n, &mn, &mx);
+    float s = fmaxf(mx - mn, SCALE_MIN) / qmax;
+    float z = clampf(-rintf(mn / s), 0, qmax);
+    for (int i = 0; i < n; i++) out[i] = (clampf(rintf(w[i] / s) + z, 0, qmax) - z) * s;
+}
+
+static void int_group_backward(float *dw, const float *dout, const float *w, int n, int bits) {
+    float qmax = (float)((1 << bits) - 1), mn, mx;
+    minmax(w, n, &mn, &mx);
+    float range = mx - mn;
+    float s = fmaxf(range, SCALE_MIN) / qmax;
+    float z = clampf(-rintf(mn / s), 0, qmax);
+    double gs = 0;  // dL/ds
+    int cnt_mx = 0, cnt_mn = 0;
+    for (int i = 0; i < n; i++) {
+        float r = rintf(w[i] / s), u = r + z;
+        if (u >= 0 && u <= qmax) {  // inside: straight through, and d(r*s)/ds = r - w/s
+            dw[i] += dout[i];
+            gs += (double)dout[i] * (double)(r - w[i] / s);
+        } else {                    // clamped: only the scale moves the output
+            gs += (double)dout[i] * (double)(clampf(u, 0, qmax) - z);
+        }
+        cnt_mx += w[i] == mx;
+        cnt_mn += w[i] == mn;
+    }
+    if (range <= SCALE_MIN) return;  // the scale sits at its floor: no gradient to max/min
+    // s = (max - min)/qmax; amax/amin share the gradient among tied elements.
+    float gmx = (float)(gs / qmax / cnt_mx), gmn = (float)(gs / qmax / cnt_mn);
+    for (int i = 0; i < n; i++) {
+        if (w[i] == mx) dw[i] += gmx;
+        if (w[i] == mn) dw[i] -= gmn;
+    }
+}
+
+static void sym_group(float *out, const float *w, int n, int bits) {
+    float qmax = (float)((1 << (bits - 1)) - 1), amax = 0;
+    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(w[i]));
+    float s = fmaxf(amax, SCALE_MIN) / qmax;
+    for (int i = 0; i < n; i++) out[i] = clampf(rintf(w[i] / s), -qmax - 1, qmax) * s;
+}
+
+// Nearest grid value; a tie goes to the value nearer zero.
+static float nf3_snap(float x) {
+    float best = bd_nf3_grid[0], bd = fabsf(x - best);
+    for (int k = 1; k < 8; k++) {
+        float d = fabsf(x - bd_nf3_grid[k]);
+        if (d < bd || (d == bd && fabsf(bd_nf3_grid[k]) < fabsf(best))) { bd = d; best = bd_nf3_grid[k]; }
+    }
+    return best;
+}
+
+static void nf3_group(float *out, const float *w, int n) {
+    float mn, mx;
+    minmax(w, n, &mn, &mx);
+    float sp = fmaxf(mx, SCALE_MIN), sn = fmaxf(-mn, SCALE_MIN);
+    for (int i = 0; i < n; i++) {
+        if (w[i] >= 0) out[i] = nf3_snap(fminf(w[i] / sp, 1.0f)) * sp;
+        else out[i] = nf3_snap(fmaxf(w[i] / sn, -1.0f)) * sn;
+    }
+}
+
+static float sign1(float x) { return x >= 0 ? 1.0f : -1.0f; }  // sign(0) = +1: two levels
+
+static void r2q_group(float *out, const float *w, int n) {
+    double z = 0, a1 = 0, a2 = 0;
+    for (int i = 0; i < n; i++) z += w[i];
+    z /= n;
+    for (int i = 0; i < n; i++) a1 += fabs(w[i] - z);
+    a1 /= n;
+    for (int i = 0; i < n; i++) {
+        double d = w[i] - z;
+        a2 += fabs(d - a1 * sign1((float)d));
+    }
+    a2 /= n;
+    for (int i = 0; i < n; i++) {
+        double d = w[i] - z, r = d - a1 * sign1((float)d);
+        out[i] = (float)(z + a1 * sign1((float)d) + a2 * sign1((float)r));
+    }
+}
+
+static double ternary_scale(const float *w, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += fabs(w[i]);
+    return n ? s / (double)n : 0;
+}
+
+static void ternary_row(float *out, const float *w, int n, float D) {
+    for (int i = 0; i < n; i++) out[i] = D * clampf(rintf(w[i] / (D + TERNARY_EPS)), -1, 1);
+}
+
+static bool all_finite(const float *w, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(w[i])) return false;
+    return true;
+}
+
+// ---- whole matrices -----------------------------------------------------------------------
+
+typedef struct {
+    float *out;
+    const float *w, *dout;
+    int C, G;
+    const bd_qspec *q;
+    float D;
+} quant_job;
+
+static void forward_rows(const quant_job *j, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        const float *w = j->w + (size_t)r * j->C;
+        float *out = j->out + (size_t)r * j->C;
+        if (j->q->kind == BD_Q_TERNARY) { ternary_row(out, w, j->C, j->D); continue; }
+        for (int g = 0; g < j->C; g += j->G) {
+            switch (j->q->kind) {
+            case BD_Q_INT: int_group(out + g, w + g, j->G, j->q->bits); break;
+            case BD_Q_SYM: sym_group(out + g, w + g, j->G, j->q->bits); break;
+            case BD_Q_NF3: nf3_group(out + g, w + g, j->G); break;
+            case BD_Q_R2Q: r2q_group(out + g, w + g, j->G); break;
+            default: memmove(out + g, w + g, (size_t)j->G * sizeof(float));
+            }
+        }
+    }
+}
+
+static void backward_rows(const quant_job *j, int r0, int r1) {
+    for (int r = r0; r < r1; r++) {
+        size_t off = (size_t)r * j->C;
+        if (j->q->kind == BD_Q_INT) {
+            for (int g = 0; g < j->C; g += j->G)
+                int_group_backward(j->out + off + g, j->dout + off + g, j->w + off + g, j->G, j->q->bits);
+        } else {
+            for (int i = 0; i < j->C; i++) j->out[off + i] += j->dout[off + i];
+        }
+    }
+}
+
+static void forward_chunk(void *ctx, int r0, int r1) { forward_rows(ctx, r0, r1); }
+static void backward_chunk(void *ctx, int r0, int r1) { backward_rows(ctx, r0, r1); }
+
+static int prepare(quant_job *j, float *out, const float *w, const float *dout, int OC, int C, const bd_qspec *q) {
+    if (OC <= 0 || bd_qspec_check(q, C, NULL, 0) < 0) return BD_ERR_ARG;
+    *j = (quant_job){out, w, dout, C, bd_qspec_group(q, C), q, 0};
+    if (q->kind == BD_Q_TERNARY) j->D = (float)ternary_scale(w, (size_t)OC * (size_t)C);
+    return BD_OK;
+}
+
+int bd_fakequant_forward_ref(float *wq, const float *w, int OC, int C, const bd_qspec *q) {
+    quant_job j;
+    int rc = prepare(&j, wq, w, NULL, OC, C, q);
+    if (rc < 0) return rc;
+    if (!all_finite(w, (size_t)OC * (size_t)C)) return BD_ERR_VALUE;
+    forward_rows(&j, 0, OC);
+    return BD_OK;
+}
+
+int bd_fakequant_forward(float *wq, const float *w, int OC, int C, const bd_qspec *q) {
+    quant_job j;
+    int rc = prepare(&j, wq, w, NULL, OC, C, q);
+    if (rc < 0) return rc;
+    if (!all_finite(w, (size_t)OC * (size_t)C)) return BD_ERR_VALUE;
+    bd_parallel_for(OC, 1 + 16384 / C, forward_chunk, &j);
+    return BD_OK;
+}
+
+void bd_fakequant_backward_ref(float *dw, const float *dwq, const float *w, int OC, int C, const bd_qspec *q) {
+    quant_job j;
+    if (prepare(&j, dw, w, dwq, OC, C, q) < 0) return;
+    backward_rows(&j, 0, OC);
+}
+
+void bd_fakequant_backward(float *dw, const float *dwq, const float *w, int OC, int C, const bd_qspec *q) {
+    quant_job j;
+    if (prepare(&j, dw, w, dwq, OC, C, q) < 0) return;
+    bd_parallel_for(OC, 1 + 16384 / C, backward_chunk, &j);
+}
+
+void bd_clip_apply(float *w, int OC, int C, int G, const float *mx, const float *mn) {
+    int ng = C / G;
+    for (int r = 0; r < OC; r++)
+        for (int i = 0; i < C; i++) {
+            size_t k = (size_t)r * ng + i / G;
+            float *x = &w[(size_t)r * C + i];
+            *x = clampf(*x, mn[k], mx[k]);
+        }
+}

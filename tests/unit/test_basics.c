@@ -1,0 +1,132 @@
+// dtype conversions against values worked by hand, strict number parsing, the msgpack
+// object scanner, progress formatting.
+#include <string.h>
+
+#include "bd_dtype.h"
+#include "bd_msgpack_scan.h"
+#include "bd_parse.h"
+#include "bd_progress.h"
+#include "bd_test.h"
+
+START_TEST(test_half_floats) {
+    // f16: 1.0 = 0x3c00, -2.0 = 0xc000, 65504 = 0x7bff (max), 2^-24 = 0x0001 (min subnormal),
+    // 0.1 -> 0x2e66 (0.0999755859375), inf = 0x7c00.
+    ck_assert_uint_eq(bd_f32_to_f16(1.0f), 0x3c00);
+    ck_assert_uint_eq(bd_f32_to_f16(-2.0f), 0xc000);
+    ck_assert_uint_eq(bd_f32_to_f16(65504.0f), 0x7bff);
+    ck_assert_uint_eq(bd_f32_to_f16(70000.0f), 0x7c00);
+    ck_assert_uint_eq(bd_f32_to_f16(5.9604644775390625e-08f), 0x0001);
+    ck_assert_uint_eq(bd_f32_to_f16(0.1f), 0x2e66);
+    // 1 + 2^-11 lies halfway between 1 and 1 + 2^-10: ties to even gives 1.0.
+    ck_assert_uint_eq(bd_f32_to_f16(1.00048828125f), 0x3c00);
+    ck_assert_uint_eq(bd_f32_to_f16(1.00146484375f), 0x3c02);  // 1 + 3*2^-11 -> up to even
+    ck_assert_close(bd_f16_to_f32(0x3c00), 1.0, 0);
+    ck_assert_close(bd_f16_to_f32(0x2e66), 0.0999755859375, 0);
+    ck_assert_close(bd_f16_to_f32(0x0001), 5.9604644775390625e-08, 0);
+    ck_assert_close(bd_f16_to_f32(0x8400), -6.103515625e-05, 0);
+    ck_assert(isinf(bd_f16_to_f32(0x7c00)));
+    ck_assert(isnan(bd_f16_to_f32(0x7e00)));
+    // bf16: 1.0 = 0x3f80, 3.140625 = 0x4049; 1 + 2^-8 is a tie -> even (0x3f80).
+    ck_assert_uint_eq(bd_f32_to_bf16(1.0f), 0x3f80);
+    ck_assert_uint_eq(bd_f32_to_bf16(1.00390625f), 0x3f80);
+    ck_assert_uint_eq(bd_f32_to_bf16(1.01171875f), 0x3f82);  // 1 + 3*2^-8 -> up to even
+    ck_assert_close(bd_bf16_to_f32(0x4049), 3.140625, 0);
+    ck_assert(isnan(bd_bf16_to_f32(bd_f32_to_bf16(NAN))));
+    // Every f16 value survives f16 -> f32 -> f16.
+    for (uint32_t h = 0; h < 0x10000; h++) {
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff)) continue;  // NaNs
+        ck_assert_uint_eq(bd_f32_to_f16(bd_f16_to_f32((uint16_t)h)), h);
+    }
+}
+END_TEST
+
+START_TEST(test_convert_to_f32) {
+    const uint8_t b[8] = {0x00, 0x00, 0x80, 0x3f, 0xff, 0xff, 0xff, 0xff};  // 1.0f; -1 as i32
+    float out[2];
+    bd_convert_to_f32(out, b, BD_F32, 1);
+    ck_assert_close(out[0], 1.0, 0);
+    bd_convert_to_f32(out, b + 4, BD_I32, 1);
+    ck_assert_close(out[0], -1.0, 0);
+    bd_convert_to_f32(out, b + 4, BD_U32, 1);
+    ck_assert_close(out[0], 4294967296.0, 0);  // 2^32-1 rounds to 2^32 in f32
+    bd_convert_to_f32(out, b + 4, BD_I8, 2);
+    ck_assert_close(out[1], -1.0, 0);
+    bd_convert_to_f32(out, b + 2, BD_BF16, 1);
+    ck_assert_close(out[0], 1.0, 0);  // 0x3f80
+    ck_assert_int_eq(bd_dtype_parse("bf16", 4), BD_BF16);
+    ck_assert_int_eq(bd_dtype_parse("f64", 3), -1);
+}
+END_TEST
+
+START_TEST(test_parse_numbers) {
+    int64_t v;
+    double d;
+    ck_assert_int_eq(bd_parse_int64("42", 0, 100, &v), BD_OK);
+    ck_assert_int_eq(v, 42);
+    ck_assert_int_eq(bd_parse_int64("-3", -5, 5, &v), BD_OK);
+    ck_assert_int_eq(v, -3);
+    ck_assert_int_eq(bd_parse_int64("42x", 0, 100, &v), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_parse_int64("", 0, 100, &v), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_parse_int64(" 4", 0, 100, &v), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_parse_int64("101", 0, 100, &v), BD_ERR_ARG);
+    ck_assert_int_eq(bd_parse_int64("99999999999999999999", 0, INT64_MAX, &v), BD_ERR_ARG);
+    ck_assert_int_eq(bd_parse_double("0.7", 0, 2, &d), BD_OK);
+    ck_assert_close(d, 0.7, 0);
+    ck_assert_int_eq(bd_parse_double("1e-5", 0, 1, &d), BD_OK);
+    ck_assert_close(d, 1e-5, 0);
+    ck_assert_int_eq(bd_parse_double("nan", 0, 1, &d), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_parse_double("inf", 0, 1, &d), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_parse_double("0.5.", 0, 1, &d), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_parse_double("3", 0, 2, &d), BD_ERR_ARG);
+}
+END_TEST
+
+START_TEST(test_msgpack_scan) {
+    // {"a":[1,{"b":"xy"}],"c":1.5(f32)} = 0x82 a1 61 92 01 81 a1 62 a2 78 79 a1 63 ca 3fc00000
+    static const uint8_t obj[] = {0x82, 0xa1, 'a', 0x92, 0x01, 0x81, 0xa1, 'b', 0xa2, 'x', 'y',
+                                  0xa1, 'c', 0xca, 0x3f, 0xc0, 0x00, 0x00, 0x07};
+    bd_msgpack_scan s;
+    // Fed one byte at a time, it completes exactly after byte 18 (the trailing 0x07 is the
+    // next object).
+    bd_msgpack_scan_init(&s, 0);
+    for (size_t n = 1; n <= sizeof obj; n++) {
+        int r = bd_msgpack_scan_step(&s, obj, n);
+        if (n < 18) ck_assert_int_eq(r, 0);
+        else { ck_assert_int_eq(r, 1); break; }
+    }
+    ck_assert_uint_eq(s.pos, 18);
+    // bin32 declaring 4 GB: needs more data, no overflow.
+    static const uint8_t bin[] = {0xc6, 0xff, 0xff, 0xff, 0xff, 0x00};
+    bd_msgpack_scan_init(&s, 0);
+    ck_assert_int_eq(bd_msgpack_scan_step(&s, bin, sizeof bin), 0);
+    static const uint8_t bad[] = {0x91, 0xc1};
+    bd_msgpack_scan_init(&s, 0);
+    ck_assert_int_eq(bd_msgpack_scan_step(&s, bad, sizeof bad), -1);
+    static const uint8_t empty_map[] = {0x80};
+    bd_msgpack_scan_init(&s, 0);
+    ck_assert_int_eq(bd_msgpack_scan_step(&s, empty_map, 1), 1);
+    ck_assert_uint_eq(s.pos, 1);
+}
+END_TEST
+
+START_TEST(test_progress_format) {
+    char buf[200];
+    // 250 of 1000 in 2 s: 125/s, 750 left -> 6 s.
+    bd_progress_format(buf, sizeof buf, "eval", 250, 1000, "tok", 2.0);
+    ck_assert_str_eq(buf, "eval 250/1000 tok (25.0%) 125.0 tok/s ETA 0:00:06");
+    bd_progress_format(buf, sizeof buf, "gen", 5000, 0, "tok", 2.0);
+    ck_assert_str_eq(buf, "gen 5000 tok 2.50k tok/s");
+}
+END_TEST
+
+Suite *suite_basics(void) {
+    Suite *s = suite_create("basics");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_half_floats);
+    tcase_add_test(tc, test_convert_to_f32);
+    tcase_add_test(tc, test_parse_numbers);
+    tcase_add_test(tc, test_msgpack_scan);
+    tcase_add_test(tc, test_progress_format);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,190 @@
+// Quantizers: values worked by hand (ties, clamping, constant and all-zero groups), the
+// straight-through backward worked by hand, threaded vs plain twins, invalid input.
+#include <string.h>
+
+#include "bd_quant.h"
+#include "bd_test.h"
+#include "bd_threads.h"
+
+static void check_vec(const float *got, const double *want, int n, double tol) {
+    for (int i = 0; i < n; i++) ck_assert_msg(fabs(got[i] - want[i]) <= tol, "[%d] = %.9g, expected %.9g", i, got[i], want[i]);
+}
+
+START_TEST(test_int_asym_by_hand) {
+    // 2 bits (qmax 3): min -1.5, max 1.5 -> s = 3/3 = 1, z = -round(-1.5) = 2 (ties to even).
+    // w/s = -1.5 -> -2 (+2 = 0) -> -2;  -0.5 -> -0 (2) -> 0;  0.5 -> 0 (2) -> 0;
+    // 1.5 -> 2 (4, clamped to 3) -> (3-2)*1 = 1.
+    float w[4] = {-1.5f, -0.5f, 0.5f, 1.5f}, out[4];
+    bd_qspec q = {BD_Q_INT, 2, 4};
+    ck_assert_int_eq(bd_fakequant_forward_ref(out, w, 1, 4, &q), BD_OK);
+    check_vec(out, (double[]){-2, 0, 0, 1}, 4, 0);
+    // 3 bits, group larger than the row (one group): [0, 3.5, 7]: s = 1, z = 0, 3.5 -> 4.
+    float w3[3] = {0, 3.5f, 7}, o3[3];
+    bd_qspec q3 = {BD_Q_INT, 3, 128};
+    ck_assert_int_eq(bd_fakequant_forward_ref(o3, w3, 1, 3, &q3), BD_OK);
+    check_vec(o3, (double[]){0, 4, 7}, 3, 0);
+    // Two groups of 2 in one row, each with its own range: [0, 3 | 10, 13] at 2 bits:
+    // group 1 s = 1, z = 0 -> [0, 3]; group 2 s = 1, z = clamp(-10, 0, 3) = 0 -> 10/1 = 10,
+    // clamped to 3 -> [3, 3]: asymmetric int cannot reach a range that excludes zero.
+    float w4[4] = {0, 3, 10, 13}, o4[4];
+    bd_qspec q4 = {BD_Q_INT, 2, 2};
+    ck_assert_int_eq(bd_fakequant_forward_ref(o4, w4, 1, 4, &q4), BD_OK);
+    check_vec(o4, (double[]){0, 3, 3, 3}, 4, 0);
+    // Constant group: s = 1e-5/3, z = 0, q = clamp(round(2/s)) = 3 -> 3*s = 1e-5 (the formula's
+    // floor on the scale; faithful to BitDistiller). All-zero group stays zero.
+    float wc[4] = {2, 2, 0, 0}, oc[4];
+    ck_assert_int_eq(bd_fakequant_forward_ref(oc, wc, 1, 4, &q4), BD_OK);
+    check_vec(oc, (double[]){1e-5, 1e-5, 0, 0}, 4, 1e-12);
+}
+END_TEST
+
+START_TEST(test_sym_nf3_ternary_r2q_by_hand) {
+    // sym 4 bits (qmax 7): absmax 14 -> s = 2; w/s = -3.5 -> -4, 1.75 -> 2, 0.25 -> 0, 7.
+    float w[4] = {-7, 3.5f, 0.5f, 14}, out[4];
+    bd_qspec q = {BD_Q_SYM, 4, 4};
+    ck_assert_int_eq(bd_fakequant_forward_ref(out, w, 1, 4, &q), BD_OK);
+    check_vec(out, (double[]){-8, 4, 0, 14}, 4, 0);
+    // nf3: max 1, |min| 2. -2/2 = -1 -> -1 -> -2; -1/2 = -0.5 -> nearest -0.5350 -> -1.0700;
+    // 0.5 -> nearest 0.3820 (0.118 away vs 0.123 to 0.6230); 1 -> 1.
+    float wn[4] = {-2, -1, 0.5f, 1}, on[4];
+    bd_qspec qn = {BD_Q_NF3, 3, 4};
+    ck_assert_int_eq(bd_fakequant_forward_ref(on, wn, 1, 4, &qn), BD_OK);
+    check_vec(on, (double[]){-2, -2 * 0.5350227355957031, 0.3819939494132996, 1}, 4, 1e-6);
+    // ternary per tensor: D = (0.3+0.9+0.05+1.2)/4 = 0.6125; w/(D+1e-5) = 0.49 -> 0,
+    // -1.47 -> -1, 0.08 -> 0, 1.96 -> 2 -> clipped to 1.
+    float wt[4] = {0.3f, -0.9f, 0.05f, 1.2f}, ot[4];
+    bd_qspec qt = {BD_Q_TERNARY, 2, 0};
+    ck_assert_int_eq(bd_fakequant_forward_ref(ot, wt, 2, 2, &qt), BD_OK);
+    check_vec(ot, (double[]){0, -0.6125, 0, 0.6125}, 4, 1e-6);
+    // r2q: z = 3, d = [-2,-1,0,3], a1 = 1.5, r = d - 1.5*sign(d) = [-.5,.5,-1.5,1.5], a2 = 1:
+    // wq = 3 + 1.5*sign(d) + sign(r) = [0.5, 2.5, 3.5, 5.5].
+    float wr[4] = {1, 2, 3, 6}, orr[4];
+    bd_qspec qr = {BD_Q_R2Q, 2, 4};
+    ck_assert_int_eq(bd_fakequant_forward_ref(orr, wr, 1, 4, &qr), BD_OK);
+    check_vec(orr, (double[]){0.5, 2.5, 3.5, 5.5}, 4, 1e-6);
+}
+END_TEST
+
+START_TEST(test_int_backward_by_hand) {
+    // Same group as above: s = 1, z = 2, u = round(w/s)+z = [0, 2, 2, 4]: the last is clamped.
+    // dout = [.1,.2,.3,.4]. Direct path: [.1, .2, .3, 0].
+    // dL/ds = .1*(-2+1.5) + .2*(0+0.5) + .3*(0-0.5) + .4*(3-2) = -.05+.1-.15+.4 = 0.3;
+    // s = (max-min)/3: max gets +0.1, min gets -0.1 -> [0, .2, .3, .1].
+    float w[4] = {-1.5f, -0.5f, 0.5f, 1.5f}, dout[4] = {0.1f, 0.2f, 0.3f, 0.4f}, dw[4] = {1, 1, 1, 1};
+    bd_qspec q = {BD_Q_INT, 2, 4};
+    bd_fakequant_backward_ref(dw, dout, w, 1, 4, &q);
+    check_vec(dw, (double[]){1.0, 1.2, 1.3, 1.1}, 4, 1e-6);  // accumulates onto 1
+    // Identity kinds pass the gradient straight through.
+    bd_qspec qs[] = {{BD_Q_SYM, 4, 4}, {BD_Q_NF3, 3, 4}, {BD_Q_TERNARY, 2, 0}, {BD_Q_R2Q, 2, 4}};
+    for (int k = 0; k < 4; k++) {
+        float d2[4] = {0};
+        bd_fakequant_backward_ref(d2, dout, w, 1, 4, &qs[k]);
+        check_vec(d2, (double[]){0.1, 0.2, 0.3, 0.4}, 4, 1e-7);
+    }
+}
+END_TEST
+
+START_TEST(test_threaded_matches_ref) {
+    int OC = 37, C = 96;
+    float *w = malloc(sizeof(float) * OC * C), *a = malloc(sizeof(float) * OC * C), *b = malloc(sizeof(float) * OC * C);
+    float *g = malloc(sizeof(float) * OC * C), *da = calloc((size_t)OC * C, sizeof(float)), *db = calloc((size_t)OC * C, sizeof(float));
+    unsigned s = 1;
+    for (int i = 0; i < OC * C; i++) {
+        s = s * 1103515245u + 12345u; w[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.2f;
+        s = s * 1103515245u + 12345u; g[i] = (s >> 8) / 16777216.0f - 0.5f;
+    }
+    bd_qspec qs[] = {{BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 96}, {BD_Q_INT, 4, 0}, {BD_Q_SYM, 8, 32},
+                     {BD_Q_NF3, 3, 32}, {BD_Q_TERNARY, 2, 0}, {BD_Q_R2Q, 2, 48}};
+    bd_set_num_threads(2);
+    for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
+        ck_assert_int_eq(bd_fakequant_forward_ref(a, w, OC, C, &qs[k]), BD_OK);
+        ck_assert_int_eq(bd_fakequant_forward(b, w, OC, C, &qs[k]), BD_OK);
+        ck_assert_mem_eq(a, b, sizeof(float) * OC * C);
+        bd_fakequant_backward_ref(da, g, w, OC, C, &qs[k]);
+        bd_fakequant_backward(db, g, w, OC, C, &qs[k]);
+        ck_assert_mem_eq(da, db, sizeof(float) * OC * C);
+        // Quantized values take at most 2^bits distinct values per group (ternary: 3).
+        int G = bd_qspec_group(&qs[k], C), maxlev = qs[k].kind == BD_Q_TERNARY ? 3 : 1 << qs[k].bits;
+        for (int r = 0; r < OC; r++)
+            for (int g0 = 0; g0 < C; g0 += G) {
+                float lev[256];
+                int nl = 0;
+                for (int i = 0; i < G; i++) {
+                    float v = b[r * C + g0 + i];
+                    int found = 0;
+                    for (int l = 0; l < nl; l++) found |= lev[l] == v;
+                    if (!found && nl < 256) lev[nl++] = v;
+                }
+                ck_assert_int_le(nl, maxlev);
+            }
+    }
+    bd_set_num_threads(1);
+    free(w); free(a); free(b); free(g); free(da); free(db);
+}
+END_TEST
+
+START_TEST(test_rtn_error_shrinks_with_bits) {
+    // Mean squared error of int RTN on Gaussian-like weights falls about 4x per extra bit.
+    int n = 4096;
+    float *w = malloc(sizeof(float) * n), *o = malloc(sizeof(float) * n);
+    unsigned s = 7;
+    for (int i = 0; i < n; i++) {
+        float u = 0;
+        for (int k = 0; k < 4; k++) { s = s * 1103515245u + 12345u; u += (s >> 8) / 16777216.0f - 0.5f; }
+        w[i] = u;
+    }
+    double prev = 1e9;
+    for (int bits = 2; bits <= 8; bits++) {
+        bd_qspec q = {BD_Q_INT, bits, 64};
+        ck_assert_int_eq(bd_fakequant_forward(o, w, 1, n, &q), BD_OK);
+        double mse = 0;
+        for (int i = 0; i < n; i++) mse += (o[i] - w[i]) * (o[i] - w[i]);
+        mse /= n;
+        ck_assert_msg(mse < prev / 2.5, "bits %d: mse %g not well below %g", bits, mse, prev);
+        prev = mse;
+    }
+    free(w); free(o);
+}
+END_TEST
+
+START_TEST(test_invalid_input) {
+    float w[8] = {0, 1, 2, NAN, 4, 5, 6, 7}, o[8];
+    bd_qspec q = {BD_Q_INT, 2, 4};
+    ck_assert_int_eq(bd_fakequant_forward(o, w, 2, 4, &q), BD_ERR_VALUE);
+    w[3] = INFINITY;
+    ck_assert_int_eq(bd_fakequant_forward_ref(o, w, 2, 4, &q), BD_ERR_VALUE);
+    w[3] = 3;
+    bd_qspec bad = {BD_Q_INT, 2, 3};  // 3 does not divide 8
+    char why[200];
+    ck_assert_int_eq(bd_qspec_check(&bad, 8, why, sizeof why), BD_ERR_ARG);
+    ck_assert_ptr_nonnull(strstr(why, "divide"));
+    ck_assert_int_eq(bd_fakequant_forward(o, w, 1, 8, &bad), BD_ERR_ARG);
+    bd_qspec nf = {BD_Q_NF3, 2, 4};
+    ck_assert_int_eq(bd_qspec_check(&nf, 8, NULL, 0), BD_ERR_ARG);
+    ck_assert_int_eq(bd_qkind_parse("nf3"), BD_Q_NF3);
+    ck_assert_int_eq(bd_qkind_parse("int4"), -1);
+}
+END_TEST
+
+START_TEST(test_clip_apply) {
+    // Two rows, group 2: ranges [-1,1],[0,0.5] / [-2,2],[-0.1,0.1].
+    float w[8] = {-3, 3, -1, 1, -3, 3, -1, 1};
+    float mx[4] = {1, 0.5f, 2, 0.1f}, mn[4] = {-1, 0, -2, -0.1f};
+    bd_clip_apply(w, 2, 4, 2, mx, mn);
+    check_vec(w, (double[]){-1, 1, 0, 0.5, -2, 2, -0.1, 0.1}, 8, 1e-7);
+}
+END_TEST
+
+Suite *suite_quant(void) {
+    Suite *s = suite_create("quant");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_int_asym_by_hand);
+    tcase_add_test(tc, test_sym_nf3_ternary_r2q_by_hand);
+    tcase_add_test(tc, test_int_backward_by_hand);
+    tcase_add_test(tc, test_threaded_matches_ref);
+    tcase_add_test(tc, test_rtn_error_shrinks_with_bits);
+    tcase_add_test(tc, test_invalid_input);
+    tcase_add_test(tc, test_clip_apply);
+    suite_add_tcase(s, tc);
+    return s;
+}
