@@ -9,6 +9,7 @@
 
 #include "bd_kernels.h"
 #include "bd_log.h"
+#include "bd_threads.h"
 
 static double now(void) {
     struct timespec ts;
@@ -59,7 +60,8 @@ int bd_fwd_state_init(bd_fwd_state *s, const bd_config *cfg, int B, int T, bool 
         {&s->xf, N * C},
         {&s->rstd_f, N},
         {&s->proj, N * C},
-        {&s->att_scratch, (size_t)bd_attention_scratch_floats(T)},
+        {&s->att_scratch, (size_t)bd_attention_scratch_floats(T, bd_num_threads())},
+        {&s->rope_cs, (size_t)T * HS},
         {&s->logit_chunk, (size_t)bd_fwd_nll_rows((int)(N > 1u << 30 ? 1u << 30 : N)) * V},
         {&s->losses, N},
         {&s->loss_lse, N},
@@ -81,6 +83,8 @@ int bd_fwd_state_init(bd_fwd_state *s, const bd_config *cfg, int B, int T, bool 
     s->T = T;
     s->keep = keep;
     s->arena_floats = total;
+    s->att_scratch_floats = bd_attention_scratch_floats(T, bd_num_threads());
+    bd_rope_table(s->rope_cs, T, (int)HS, cfg->rope_theta);
     return BD_OK;
 }
 
@@ -92,7 +96,7 @@ void bd_fwd_state_free(bd_fwd_state *s) {
 static bool same_shape(const bd_config *a, const bd_config *b) {
     return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
            a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim && a->ffn_dim == b->ffn_dim &&
-           a->vocab == b->vocab && a->qk_norm == b->qk_norm;
+           a->vocab == b->vocab && a->qk_norm == b->qk_norm && a->rope_theta == b->rope_theta;
 }
 
 static int check_tokens(const char *who, const int32_t *tokens, long long n, int V) {
@@ -145,15 +149,15 @@ static int forward_impl(bd_fwd_state *s, const bd_model *m, const int32_t *token
             TIMED(s, linear, bd_linear_forward(kr, xn, w->wk + (size_t)l * KD * C, bk, N, C, KD));
         }
         TIMED(s, linear, bd_linear_forward(v, xn, w->wv + (size_t)l * KD * C, bv, N, C, KD));
-        TIMED(s, rope, bd_rope_forward(qr, qr, NULL, B, T, NH, HS, c->rope_theta, c->rope));
-        TIMED(s, rope, bd_rope_forward(kr, kr, NULL, B, T, KV, HS, c->rope_theta, c->rope));
+        TIMED(s, rope, bd_rope_forward(qr, qr, s->rope_cs, NULL, B, T, NH, HS, c->rope));
+        TIMED(s, rope, bd_rope_forward(kr, kr, s->rope_cs, NULL, B, T, KV, HS, c->rope));
         if (kv)
             for (int b = 0; b < B; b++) {
                 size_t dst = (((size_t)l * kv->B + b) * kv->max_T) * KD, src = (size_t)b * T * KD;
                 memcpy(kv->k + dst, kr + src, (size_t)T * KD * sizeof(float));
                 memcpy(kv->v + dst, v + src, (size_t)T * KD * sizeof(float));
             }
-        TIMED(s, attention, bd_attention_forward(att, bd_fwd_layer(s, s->lse, l, NH), qr, kr, v, s->att_scratch, B, T, NH, KV, HS));
+        TIMED(s, attention, bd_attention_forward(att, bd_fwd_layer(s, s->lse, l, NH), qr, kr, v, s->att_scratch, s->att_scratch_floats, B, T, NH, KV, HS));
         TIMED(s, linear, bd_linear_forward(s->proj, att, w->wo + (size_t)l * C * QD, NULL, N, QD, C));
         TIMED(s, residual, bd_residual_forward(xmid, x, s->proj, (long long)N * C));
         TIMED(s, norm, bd_rmsnorm_forward(xn2, bd_fwd_layer(s, s->rstd_ffn, l, 1), xmid, w->rms_ffn + (size_t)l * C, N, C, eps));
@@ -266,6 +270,7 @@ int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) {
         {&c->x, nb * C}, {&c->xn, nb * C}, {&c->rstd, nb * NH}, {&c->q, nb * QD}, {&c->qr, nb * QD},
         {&c->kn, nb * KD}, {&c->kr, nb * KD}, {&c->vn, nb * KD}, {&c->att, nb * QD}, {&c->proj, nb * C},
         {&c->h1, nb * F}, {&c->h3, nb * F}, {&c->scores, (NH / KV) * (size_t)max_T},
+        {&c->rope_cs, (size_t)max_T * HS},
     };
     size_t total = 0;
     for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) total += (parts[i].n + 15) & ~(size_t)15;
@@ -282,6 +287,7 @@ int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) {
     c->cfg = *cfg;
     c->B = B;
     c->max_T = max_T;
+    bd_rope_table(c->rope_cs, max_T, (int)HS, cfg->rope_theta);
     return BD_OK;
 }
 
@@ -327,8 +333,8 @@ int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, c
             bd_linear_forward(kc->kr, kc->xn, w->wk + (size_t)l * KD * C, bk, B, C, KD);
         }
         bd_linear_forward(kc->vn, kc->xn, w->wv + (size_t)l * KD * C, bv, B, C, KD);
-        bd_rope_forward(kc->qr, kc->qr, pos, B, 1, NH, HS, c->rope_theta, c->rope);
-        bd_rope_forward(kc->kr, kc->kr, pos, B, 1, KV, HS, c->rope_theta, c->rope);
+        bd_rope_forward(kc->qr, kc->qr, kc->rope_cs, pos, B, 1, NH, HS, c->rope);
+        bd_rope_forward(kc->kr, kc->kr, kc->rope_cs, pos, B, 1, KV, HS, c->rope);
         for (int b = 0; b < B; b++) {
             size_t dst = ((size_t)b * kc->max_T + pos[b]) * KD;
             memcpy(kcache + dst, kc->kr + (size_t)b * KD, (size_t)KD * sizeof(float));

@@ -48,7 +48,9 @@ typedef struct {
     float *xf;          // (B, T, C)      final RMSNorm output (input of the head)
     float *rstd_f;      // (B, T)
     float *proj;        // (B, T, C)      scratch: wo and w2 outputs before the residual add
-    float *att_scratch; // bd_attention_scratch_floats(T)
+    float *att_scratch; // bd_attention_scratch_floats(T, threads at init)
+    long long att_scratch_floats;
+    float *rope_cs;     // (T, HS/2, 2)   RoPE cos/sin of positions 0..T-1
     float *logit_chunk; // (R, V)         head rows for the NLL, R = bd_fwd_nll_rows(B*T)
     float *losses;      // (B, T)         per-position NLL of the last bd_forward_nll
     float *loss_lse;    // (B, T)         log-sum-exp of those logits rows
@@ -98,6 +100,7 @@ typedef struct {
     float *h1;       // (B, F)
     float *h3;       // (B, F)
     float *scores;   // (NH/KV, max_T)
+    float *rope_cs;  // (max_T, HS/2, 2) RoPE cos/sin of positions 0..max_T-1
 } bd_kv_cache;
 
 BD_MUST_CHECK int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T);

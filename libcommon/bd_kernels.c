@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "bd_threads.h"
 #include "bd_vmath.h"
 
 // ---- embedding ----
@@ -37,9 +38,19 @@ static float sumsq(const float *x, int C) {
     return s;
 }
 
-void bd_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
-                        float eps) {
-    for (int n = 0; n < N; n++) {
+typedef struct {
+    float *out, *rstd;
+    const float *inp, *weight;
+    int C;
+    float eps;
+} rms_job;
+
+static void rmsnorm_rows(void *ctx, int n0, int n1) {
+    rms_job *j = ctx;
+    const float *inp = j->inp, *weight = j->weight;
+    float *out = j->out, *rstd = j->rstd, eps = j->eps;
+    int C = j->C;
+    for (int n = n0; n < n1; n++) {
         const float *x = inp + (size_t)n * C;
         float *o = out + (size_t)n * C;
         float r = 1.0f / sqrtf(sumsq(x, C) / (float)C + eps);
@@ -49,6 +60,12 @@ void bd_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *
         for (; c < C; c++) o[c] = x[c] * r * weight[c];
         rstd[n] = r;
     }
+}
+
+void bd_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
+                        float eps) {
+    rms_job j = {out, rstd, inp, weight, C, eps};
+    bd_parallel_for(N, 1 + 65536 / C, rmsnorm_rows, &j);
 }
 
 void bd_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight, int N,
@@ -97,35 +114,37 @@ static inline double rope_angle(double pos, int i, int HS, float theta) {
     return pos * pow((double)theta, -2.0 * i / HS);
 }
 
-// The fast path computes each (cos, sin) once per position and frequency and applies it to
-// every head; the reference recomputes it per element.
-#define ROPE_CHUNK 64
-void bd_rope_forward(float *out, const float *inp, const int *pos0, int B, int T, int NH, int HS,
-                     float theta, bd_rope_style style) {
+void bd_rope_table(float *cs, int P, int HS, float theta) {
+    for (int p = 0; p < P; p++)
+        for (int i = 0; i < HS / 2; i++) {
+            double a = rope_angle(p, i, HS, theta);
+            cs[((size_t)p * (HS / 2) + i) * 2] = (float)cos(a);
+            cs[((size_t)p * (HS / 2) + i) * 2 + 1] = (float)sin(a);
+        }
+}
+
+void bd_rope_forward(float *out, const float *inp, const float *cs, const int *pos0, int B, int T, int NH,
+                     int HS, bd_rope_style style) {
     int half = HS / 2;
-    float cs[ROPE_CHUNK], sn[ROPE_CHUNK];
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
-            double pos = (double)(pos0 ? pos0[b] : 0) + t;
+            const float *tab = cs + (size_t)((pos0 ? pos0[b] : 0) + t) * half * 2;
             size_t row = ((size_t)b * T + t) * (size_t)NH * HS;
-            for (int i0 = 0; i0 < half; i0 += ROPE_CHUNK) {
-                int ni = half - i0 < ROPE_CHUNK ? half - i0 : ROPE_CHUNK;
-                for (int i = 0; i < ni; i++) {
-                    double a = rope_angle(pos, i0 + i, HS, theta);
-                    cs[i] = (float)cos(a);
-                    sn[i] = (float)sin(a);
-                }
-                for (int h = 0; h < NH; h++) {
-                    const float *x = inp + row + (size_t)h * HS;
-                    float *o = out + row + (size_t)h * HS;
-                    for (int i = 0; i < ni; i++) {
-                        int ia, ib;
-                        rope_pair(style, i0 + i, HS, &ia, &ib);
-                        float x0 = x[ia], x1 = x[ib];
-                        o[ia] = x0 * cs[i] - x1 * sn[i];
-                        o[ib] = x0 * sn[i] + x1 * cs[i];
+            for (int h = 0; h < NH; h++) {
+                const float *x = inp + row + (size_t)h * HS;
+                float *o = out + row + (size_t)h * HS;
+                if (style == BD_ROPE_INTERLEAVED)
+                    for (int i = 0; i < half; i++) {
+                        float x0 = x[2 * i], x1 = x[2 * i + 1], c = tab[2 * i], s = tab[2 * i + 1];
+                        o[2 * i] = x0 * c - x1 * s;
+                        o[2 * i + 1] = x0 * s + x1 * c;
                     }
-                }
+                else
+                    for (int i = 0; i < half; i++) {
+                        float x0 = x[i], x1 = x[i + half], c = tab[2 * i], s = tab[2 * i + 1];
+                        o[i] = x0 * c - x1 * s;
+                        o[i + half] = x0 * s + x1 * c;
+                    }
             }
         }
 }
@@ -149,7 +168,35 @@ void bd_rope_forward_ref(float *out, const float *inp, const int *pos0, int B, i
 
 // ---- SwiGLU ----
 
-void bd_swiglu_forward(float *out, const float *gate, const float *up, long long n) {
+// Element-wise kernels run on chunks of PAR_CHUNK elements spread over the threads; each
+// chunk is a multiple of 4, so the vector/tail split of an element never changes.
+#define PAR_CHUNK 16384
+typedef struct {
+    float *out;
+    const float *a, *b;
+    long long n;
+    void (*fn)(float *, const float *, const float *, long long);
+} ew_job;
+
+static void ew_chunk(void *ctx, int start, int end) {
+    ew_job *j = ctx;
+    long long i0 = (long long)start * PAR_CHUNK, i1 = (long long)end * PAR_CHUNK;
+    if (i1 > j->n) i1 = j->n;
+    j->fn(j->out + i0, j->a + i0, j->b + i0, i1 - i0);
+}
+
+static void ew_parallel(void (*fn)(float *, const float *, const float *, long long), float *out, const float *a,
+                        const float *b, long long n) {
+    ew_job j = {out, a, b, n, fn};
+    long long chunks = (n + PAR_CHUNK - 1) / PAR_CHUNK;
+    if (chunks > 1 << 30) {  // beyond int chunk counts: serial
+        fn(out, a, b, n);
+        return;
+    }
+    bd_parallel_for((int)chunks, 8, ew_chunk, &j);
+}
+
+static void swiglu_serial(float *out, const float *gate, const float *up, long long n) {
     long long i = 0;
     for (; i + 4 <= n; i += 4) {
         bd_v4f g = bd_v4_load(gate + i);
@@ -159,16 +206,24 @@ void bd_swiglu_forward(float *out, const float *gate, const float *up, long long
     for (; i < n; i++) out[i] = gate[i] / (1.0f + bd_expf_fast(-gate[i])) * up[i];
 }
 
+void bd_swiglu_forward(float *out, const float *gate, const float *up, long long n) {
+    ew_parallel(swiglu_serial, out, gate, up, n);
+}
+
 void bd_swiglu_forward_ref(float *out, const float *gate, const float *up, long long n) {
     for (long long i = 0; i < n; i++) out[i] = (float)(gate[i] / (1.0 + exp(-(double)gate[i])) * up[i]);
 }
 
 // ---- residual ----
 
-void bd_residual_forward(float *out, const float *a, const float *b, long long n) {
+static void residual_serial(float *out, const float *a, const float *b, long long n) {
     long long i = 0;
     for (; i + 4 <= n; i += 4) bd_v4_store(out + i, bd_v4_load(a + i) + bd_v4_load(b + i));
     for (; i < n; i++) out[i] = a[i] + b[i];
+}
+
+void bd_residual_forward(float *out, const float *a, const float *b, long long n) {
+    ew_parallel(residual_serial, out, a, b, n);
 }
 
 void bd_residual_forward_ref(float *out, const float *a, const float *b, long long n) {

@@ -4,7 +4,9 @@
 // Every kernel is `bd_<op>_forward(out, saved..., inp, weights..., sizes)`; what it saves is
 // what the matching backward pass needs. Each fast kernel has a plain `_ref` twin (naive
 // loops, double accumulators, no BLAS) that the unit tests compare it with.
-// Kernels never allocate and never fail: callers validate token ids and sizes.
+// Kernels never allocate and never fail: callers validate token ids and sizes. Large
+// element-wise and row-wise kernels split their rows over bd_num_threads() threads; every
+// element is computed the same way whatever the split, so results do not depend on it.
 #ifndef BD_KERNELS_H
 #define BD_KERNELS_H
 
@@ -34,25 +36,30 @@ void bd_linear_forward_ref(float *out, const float *inp, const float *weight, co
 // Rotary position embedding of every head of x, at position pos0[b] + t (pos0 NULL: 0).
 // Frequencies theta^(-2i/HS), i < HS/2; BD_ROPE_INTERLEAVED rotates pairs (2i, 2i+1),
 // BD_ROPE_HALF pairs (i, i + HS/2). out may equal inp. Linear in inp: backward is the
-// inverse rotation, nothing is saved.
+// inverse rotation, nothing is saved. The fast kernel reads cos/sin from a table made by
+// bd_rope_table for positions 0..P-1 (P > every pos0[b] + T - 1); the reference computes them.
+void bd_rope_table(float *cs /* (P, HS/2, 2) cos, sin */, int P, int HS, float theta);
 void bd_rope_forward(float *out /* (B,T,NH,HS) */, const float *inp /* (B,T,NH,HS) */,
-                     const int *pos0 /* (B) or NULL */, int B, int T, int NH, int HS, float theta,
-                     bd_rope_style style);
+                     const float *cs /* (P, HS/2, 2) */, const int *pos0 /* (B) or NULL */, int B, int T,
+                     int NH, int HS, bd_rope_style style);
 void bd_rope_forward_ref(float *out, const float *inp, const int *pos0, int B, int T, int NH, int HS,
                          float theta, bd_rope_style style);
 
 // Causal grouped-query self-attention. Query head h reads key/value head h / (NH/KV).
 // out[b,t,h,:] = sum_{s<=t} P[b,h,t,s] v[b,s,g,:], P = softmax_s(q[b,t,h,:].k[b,s,g,:] / sqrt(HS)).
 // Saves lse[b,h,t] = log sum_s exp(score): backward recomputes P = exp(score - lse) from q and
-// k, so the (T,T) probabilities are never stored. scratch: bd_attention_scratch_floats(T).
+// k, so the (T,T) probabilities are never stored. (b, head) pairs run on up to
+// bd_num_threads() threads (OpenBLAS single-threaded meanwhile), one scratch slot each:
+// scratch holds scratch_floats >= bd_attention_scratch_floats(T, 1) floats, and as many
+// threads run as it has slots. Results do not depend on the thread count.
 void bd_attention_forward(float *out /* (B,T,NH,HS) */, float *lse /* (B,NH,T) */,
                           const float *q /* (B,T,NH,HS) */, const float *k /* (B,T,KV,HS) */,
-                          const float *v /* (B,T,KV,HS) */, float *scratch, int B, int T, int NH,
-                          int KV, int HS);
+                          const float *v /* (B,T,KV,HS) */, float *scratch, long long scratch_floats,
+                          int B, int T, int NH, int KV, int HS);
 void bd_attention_forward_ref(float *out, float *lse, const float *q, const float *k, const float *v,
                               int B, int T, int NH, int KV, int HS);
-// Floats of scratch bd_attention_forward needs for sequences of length T.
-long long bd_attention_scratch_floats(int T);
+// Floats of scratch bd_attention_forward needs for sequences of length T on `threads` threads.
+long long bd_attention_scratch_floats(int T, int threads);
 
 // Attention of one new query row per sequence against a key/value cache: for sequence b
 // and head h, keys/values 0..pos[b] of kcache/vcache (rows of KV*HS floats, sequence b

@@ -8,6 +8,7 @@
 
 #include "bd_kernels.h"
 #include "bd_test.h"
+#include "bd_threads.h"
 #include "bd_vmath.h"
 
 static uint64_t rng = 88172645463325252ull;
@@ -107,12 +108,15 @@ START_TEST(test_rope_vs_ref) {
                 int B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], HS = shapes[s][3];
                 size_t n = (size_t)B * T * NH * HS;
                 float *x = rand_array(n, 1), *a = zeros(n), *b = zeros(n);
-                bd_rope_forward(a, x, with_pos ? pos0 : NULL, B, T, NH, HS, 10000.0f, (bd_rope_style)style);
+                int P = 511 + T;
+                float *cs = zeros((size_t)P * HS);
+                bd_rope_table(cs, P, HS, 10000.0f);
+                bd_rope_forward(a, x, cs, with_pos ? pos0 : NULL, B, T, NH, HS, (bd_rope_style)style);
                 bd_rope_forward_ref(b, x, with_pos ? pos0 : NULL, B, T, NH, HS, 10000.0f, (bd_rope_style)style);
                 assert_arrays_close(a, b, n, 1e-6, 1e-7, "rope");
-                bd_rope_forward(x, x, with_pos ? pos0 : NULL, B, T, NH, HS, 10000.0f, (bd_rope_style)style);
+                bd_rope_forward(x, x, cs, with_pos ? pos0 : NULL, B, T, NH, HS, (bd_rope_style)style);
                 assert_arrays_close(x, a, n, 0, 0, "rope in place");
-                free(x), free(a), free(b);
+                free(x), free(a), free(b), free(cs);
             }
 }
 END_TEST
@@ -123,22 +127,28 @@ START_TEST(test_rope_hand) {
     float x[4] = {1, 2, 3, 4}, out[4];
     int pos[1] = {1};
     double c1 = cos(1.0), s1 = sin(1.0), c2 = cos(0.01), s2 = sin(0.01);
-    bd_rope_forward(out, x, pos, 1, 1, 1, 4, 10000.0f, BD_ROPE_INTERLEAVED);  // pairs (0,1), (2,3)
+    float cs[3 * 4];
+    bd_rope_table(cs, 3, 4, 10000.0f);
+    bd_rope_forward(out, x, cs, pos, 1, 1, 1, 4, BD_ROPE_INTERLEAVED);  // pairs (0,1), (2,3)
     ck_assert_close(out[0], 1 * c1 - 2 * s1, 1e-6);
     ck_assert_close(out[1], 1 * s1 + 2 * c1, 1e-6);
     ck_assert_close(out[2], 3 * c2 - 4 * s2, 1e-6);
     ck_assert_close(out[3], 3 * s2 + 4 * c2, 1e-6);
-    bd_rope_forward(out, x, pos, 1, 1, 1, 4, 10000.0f, BD_ROPE_HALF);  // pairs (0,2), (1,3)
+    bd_rope_forward(out, x, cs, pos, 1, 1, 1, 4, BD_ROPE_HALF);  // pairs (0,2), (1,3)
     ck_assert_close(out[0], 1 * c1 - 3 * s1, 1e-6);
     ck_assert_close(out[2], 1 * s1 + 3 * c1, 1e-6);
     ck_assert_close(out[1], 2 * c2 - 4 * s2, 1e-6);
     ck_assert_close(out[3], 2 * s2 + 4 * c2, 1e-6);
     // Position 0 is the identity; the same position through T instead of pos0 agrees.
     float y[8] = {1, 2, 3, 4, 1, 2, 3, 4}, o2[8];
-    bd_rope_forward(o2, y, NULL, 1, 2, 1, 4, 10000.0f, BD_ROPE_INTERLEAVED);
+    bd_rope_forward(o2, y, cs, NULL, 1, 2, 1, 4, BD_ROPE_INTERLEAVED);
     for (int i = 0; i < 4; i++) ck_assert_close(o2[i], y[i], 0);
-    bd_rope_forward(out, x, pos, 1, 1, 1, 4, 10000.0f, BD_ROPE_INTERLEAVED);
+    bd_rope_forward(out, x, cs, pos, 1, 1, 1, 4, BD_ROPE_INTERLEAVED);
     for (int i = 0; i < 4; i++) ck_assert_close(o2[4 + i], out[i], 0);
+    // The reference, computing its own angles, agrees with the hand values.
+    bd_rope_forward_ref(out, x, pos, 1, 1, 1, 4, 10000.0f, BD_ROPE_HALF);
+    ck_assert_close(out[0], 1 * c1 - 3 * s1, 1e-6);
+    ck_assert_close(out[3], 2 * s2 + 4 * c2, 1e-6);
 }
 END_TEST
 
@@ -150,11 +160,18 @@ START_TEST(test_attention_vs_ref) {
         size_t nq = (size_t)B * T * NH * HS, nk = (size_t)B * T * KV * HS;
         float *q = rand_array(nq, 2), *k = rand_array(nk, 2), *v = rand_array(nk, 1);
         float *a = zeros(nq), *b = zeros(nq), *la = zeros((size_t)B * NH * T), *lb = zeros((size_t)B * NH * T);
-        float *scratch = zeros((size_t)bd_attention_scratch_floats(T));
-        bd_attention_forward(a, la, q, k, v, scratch, B, T, NH, KV, HS);
+        long long sf = bd_attention_scratch_floats(T, 2);
+        float *scratch = zeros((size_t)sf);
         bd_attention_forward_ref(b, lb, q, k, v, B, T, NH, KV, HS);
-        assert_arrays_close(a, b, nq, 1e-5, 1e-6, "attention");
-        assert_arrays_close(la, lb, (size_t)B * NH * T, 1e-6, 1e-6, "lse");
+        // One and two threads (two scratch slots): the same values.
+        for (int threads = 1; threads <= 2; threads++) {
+            bd_set_num_threads(threads);
+            memset(a, 0, nq * sizeof(float));
+            bd_attention_forward(a, la, q, k, v, scratch, sf, B, T, NH, KV, HS);
+            assert_arrays_close(a, b, nq, 1e-5, 1e-6, "attention");
+            assert_arrays_close(la, lb, (size_t)B * NH * T, 1e-6, 1e-6, "lse");
+        }
+        bd_set_num_threads(1);
         if (T == 1) assert_arrays_close(a, v, nq < nk ? nq : nk, 0, 1e-7, "attention T=1 is v");
 
         // The step kernel, reading the same k/v as a cache with room for T positions: the
