@@ -2,7 +2,7 @@
 // 12 heads, 12 KV heads, ffn 2048, vocab 32000) at T=512, B=1..4: tokens/s and achieved
 // GFLOP/s (matmul FLOPs: 2*linear params*tokens + causal attention 2*2*L*T^2*C/2 per
 // sequence + the head), against the sgemm rate of this machine on the same (B*T x 768) x
-// (768 x 2048) shape measured in the same run (ratio = model FLOP utilization). Medians of
+// (768 x 2048) shape measured in the same run (ratio = model FLOP utilization). Forward: medians of
 // RUNS runs; a breakdown of the time per kernel kind; KV-cache generation tokens/s at batch
 // 1 and 32. Threads: BD_THREADS (default all CPUs).
 #include <cblas.h>
@@ -38,7 +38,8 @@ static void die(const char *what) {
     exit(1);
 }
 
-// Median GFLOP/s of out(M,N) = A(M,K) @ W(N,K)^T, the layout of bd_linear_forward.
+// Best GFLOP/s of 7 runs (after 3 warm-ups) of out(M,N) = A(M,K) @ W(N,K)^T, the layout of
+// bd_linear_forward: the machine's sgemm rate, robust to other load on the machine.
 static double sgemm_gflops(int M, int K, int N) {
     float *a = malloc((size_t)M * K * sizeof(float)), *w = malloc((size_t)N * K * sizeof(float));
     float *o = malloc((size_t)M * N * sizeof(float));
@@ -46,14 +47,16 @@ static double sgemm_gflops(int M, int K, int N) {
     for (size_t i = 0; i < (size_t)M * K; i++) a[i] = urand();
     for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand();
     double r[7];
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K, 0.0f, o, N);  // warm-up
+    for (int i = 0; i < 3; i++)  // warm-up
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K, 0.0f, o, N);
     for (int i = 0; i < 7; i++) {
         double t0 = bd_now();
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K, 0.0f, o, N);
         r[i] = 2.0 * M * K * N / (bd_now() - t0) * 1e-9;
     }
     free(a), free(w), free(o);
-    return median(r, 7);
+    median(r, 7);  // sorts
+    return r[6];
 }
 
 int main(void) {
