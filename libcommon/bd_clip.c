@@ -36,23 +36,24 @@ static int check_args(int N, int OC, int C, const bd_qspec *q, bd_clip_grid grid
 int bd_clip_search_ref(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C,
                        const bd_qspec *q, bd_clip_grid grid) {
     if (check_args(N, OC, C, q, grid) < 0) return BD_ERR_ARG;
-    int G = bd_qspec_group(q, C), NG = C / G;
+    int G = bd_qspec_group(q, C), NG = bd_qspec_ngroups(C, G);
     float *d = malloc(sizeof(float) * (size_t)G), *tmp = malloc(sizeof(float) * (size_t)G);
     if (!d || !tmp) { free(d); free(tmp); return BD_ERR_NOMEM; }
     for (int o = 0; o < OC; o++)
         for (int g = 0; g < NG; g++) {
             const float *w = W + (size_t)o * C + (size_t)g * G;
+            int Gg = C - g * G < G ? C - g * G : G;  // the last group may be shorter
             float lo, hi;
-            group_minmax(w, G, &lo, &hi);
+            group_minmax(w, Gg, &lo, &hi);
             double best = DBL_MAX;
             int bi = 0, bj = 0;
             for (int i = 0; i < grid.steps; i++)
                 for (int j = 0; j < grid.steps; j++) {
-                    candidate_delta(d, tmp, w, G, lo, hi, i, j, q, grid.grid);
+                    candidate_delta(d, tmp, w, Gg, lo, hi, i, j, q, grid.grid);
                     double err = 0;
                     for (int n = 0; n < N; n++) {
                         double y = 0;
-                        for (int k = 0; k < G; k++) y += (double)X[(size_t)n * C + (size_t)g * G + k] * d[k];
+                        for (int k = 0; k < Gg; k++) y += (double)X[(size_t)n * C + (size_t)g * G + k] * d[k];
                         err += y * y;
                     }
                     if (err < best) { best = err; bi = i; bj = j; }
@@ -77,10 +78,11 @@ typedef struct {
 // Scores the candidates of rows [o0, o1) of one group. D: (G, M) candidate deltas as columns
 // (M = rows x candidates), E: the product with the Gram matrix (G, M) or with X_g (N, M).
 static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E, float *tmp, float *xg) {
-    int G = j->G, C = j->C, K = j->grid.steps * j->grid.steps, M = (o1 - o0) * K;
+    int C = j->C, K = j->grid.steps * j->grid.steps, M = (o1 - o0) * K;
+    int G = C - g * j->G < j->G ? C - g * j->G : j->G;  // this group's length
     float *col = tmp + G;
     for (int o = o0; o < o1; o++) {
-        const float *w = j->W + (size_t)o * C + (size_t)g * G;
+        const float *w = j->W + (size_t)o * C + (size_t)g * j->G;
         float lo, hi;
         group_minmax(w, G, &lo, &hi);
         for (int c = 0; c < K; c++) {
@@ -91,8 +93,8 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
     }
     double *err = calloc((size_t)M, sizeof(double));
     if (!err) { j->failed = 1; return; }
-    if (j->gram) {
-        const float *A = j->gram + (size_t)g * G * G;
+    if (j->gram && G < j->N) {
+        const float *A = j->gram + (size_t)g * j->G * j->G;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, M, G, 1.0f, A, G, D, M, 0.0f, E, M);
         for (int k = 0; k < G; k++)
             for (int m = 0; m < M; m++) err[m] += (double)D[(size_t)k * M + m] * E[(size_t)k * M + m];
@@ -102,7 +104,7 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
             for (int m = 0; m < M; m++) err[m] += (double)E[(size_t)n * M + m] * E[(size_t)n * M + m];
     }
     for (int o = o0; o < o1; o++) {
-        const float *w = j->W + (size_t)o * C + (size_t)g * G;
+        const float *w = j->W + (size_t)o * C + (size_t)g * j->G;
         float lo, hi;
         group_minmax(w, G, &lo, &hi);
         double best = DBL_MAX;
@@ -120,26 +122,31 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
 int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C,
                    const bd_qspec *q, bd_clip_grid grid) {
     if (check_args(N, OC, C, q, grid) < 0) return BD_ERR_ARG;
-    int G = bd_qspec_group(q, C), NG = C / G, K = grid.steps * grid.steps;
-    bool use_gram = G < N;
+    int G = bd_qspec_group(q, C), NG = bd_qspec_ngroups(C, G), K = grid.steps * grid.steps;
     float *gram = NULL, *xg = malloc(sizeof(float) * (size_t)N * G);
     if (!xg) return BD_ERR_NOMEM;
-    if (use_gram) {
+    bool any_gram = false;
+    for (int g = 0; g < NG; g++) any_gram |= (C - g * G < G ? C - g * G : G) < N;
+    if (any_gram) {
         gram = malloc(sizeof(float) * (size_t)NG * G * G);
         if (!gram) { free(xg); return BD_ERR_NOMEM; }
-        for (int g = 0; g < NG; g++)  // A_g = X_g^T X_g
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, G, G, N, 1.0f, X + (size_t)g * G, C,
-                        X + (size_t)g * G, C, 0.0f, gram + (size_t)g * G * G, G);
+        for (int g = 0; g < NG; g++) {  // A_g = X_g^T X_g, (Gg, Gg) at g*G*G
+            int Gg = C - g * G < G ? C - g * G : G;
+            if (Gg < N)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Gg, Gg, N, 1.0f, X + (size_t)g * G, C,
+                            X + (size_t)g * G, C, 0.0f, gram + (size_t)g * G * G, Gg);
+        }
     }
     clip_job j = {mx, mn, W, X, gram, N, OC, C, G, NG, q, grid, 0};
     size_t M = (size_t)ROW_BLOCK * K;
-    float *D = malloc(sizeof(float) * (size_t)G * M), *E = malloc(sizeof(float) * (use_gram ? (size_t)G : (size_t)N) * M);
+    float *D = malloc(sizeof(float) * (size_t)G * M), *E = malloc(sizeof(float) * ((size_t)G > (size_t)N ? (size_t)G : (size_t)N) * M);
     float *tmp = malloc(sizeof(float) * 2 * (size_t)G);
     int rc = BD_OK;
     if (!D || !E || !tmp) rc = BD_ERR_NOMEM;
     for (int g = 0; rc == BD_OK && g < NG; g++) {
-        if (!use_gram)  // X_g as a contiguous (N, G) block
-            for (int n = 0; n < N; n++) memcpy(xg + (size_t)n * G, X + (size_t)n * C + (size_t)g * G, sizeof(float) * G);
+        int Gg = C - g * G < G ? C - g * G : G;
+        if (Gg >= N)  // direct path: X_g as a contiguous (N, Gg) block
+            for (int n = 0; n < N; n++) memcpy(xg + (size_t)n * Gg, X + (size_t)n * C + (size_t)g * G, sizeof(float) * Gg);
         for (int o0 = 0; o0 < OC && !j.failed; o0 += ROW_BLOCK)
             search_block(&j, g, o0, o0 + ROW_BLOCK < OC ? o0 + ROW_BLOCK : OC, D, E, tmp, xg);
         if (j.failed) rc = BD_ERR_NOMEM;

@@ -2,7 +2,7 @@
 // choose max' = max*(1-i/grid), min' = min*(1-j/grid), i, j in 0..steps-1, minimizing the
 // squared error of the group's partial output X_g (Q(clamp(w_g, min', max')) - w_g) over the
 // calibration inputs X. Dimension key: N calibration tokens, OC output channels, C input dim,
-// G group size, NG = C/G groups per row.
+// G group size, NG = ceil(C/G) groups per row (the last group of a row may be shorter).
 #ifndef BD_CLIP_H
 #define BD_CLIP_H
 

@@ -26,6 +26,8 @@ int bd_qkind_parse(const char *name) {
 
 int bd_qspec_group(const bd_qspec *q, int C) { return q->group <= 0 || q->group >= C ? C : q->group; }
 
+int bd_qspec_ngroups(int C, int G) { return (C + G - 1) / G; }
+
 int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size) {
     const char *bad = NULL;
     switch (q->kind) {
@@ -37,10 +39,6 @@ int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size) {
     default: bad = "unknown quantizer";
     }
     if (!bad && C <= 0) bad = "row length must be positive";
-    if (!bad && q->kind != BD_Q_TERNARY) {
-        int G = bd_qspec_group(q, C);
-        if (C % G != 0) bad = "the group size must divide the row length (or be at least the row length)";
-    }
     if (!bad) return BD_OK;
     if (why) snprintf(why, why_size, "%s (row length %d, group %d)", bad, C, q->group);
     return BD_ERR_ARG;
@@ -175,12 +173,15 @@ typedef struct {
     float D;
 } quant_job;
 
+// Groups are consecutive runs of G weights; the last one of a row may be shorter.
+static int group_len(const quant_job *j, int g) { return j->C - g < j->G ? j->C - g : j->G; }
+
 static void forward_rows(const quant_job *j, int r0, int r1) {
     for (int r = r0; r < r1; r++) {
         const float *w = j->w + (size_t)r * j->C;
         float *out = j->out + (size_t)r * j->C;
         if (j->q->kind == BD_Q_TERNARY) { ternary_row(out, w, j->C, j->D); continue; }
-        for (int g = 0; g < j->C; g += j->G) bd_quantize_group(out + g, w + g, j->G, j->q);
+        for (int g = 0; g < j->C; g += j->G) bd_quantize_group(out + g, w + g, group_len(j, g), j->q);
     }
 }
 
@@ -189,7 +190,7 @@ static void backward_rows(const quant_job *j, int r0, int r1) {
         size_t off = (size_t)r * j->C;
         if (j->q->kind == BD_Q_INT) {
             for (int g = 0; g < j->C; g += j->G)
-                int_group_backward(j->out + off + g, j->dout + off + g, j->w + off + g, j->G, j->q->bits);
+                int_group_backward(j->out + off + g, j->dout + off + g, j->w + off + g, group_len(j, g), j->q->bits);
         } else {
             for (int i = 0; i < j->C; i++) j->out[off + i] += j->dout[off + i];
         }
@@ -237,7 +238,7 @@ void bd_fakequant_backward(float *dw, const float *dwq, const float *w, int OC, 
 }
 
 void bd_clip_apply(float *w, int OC, int C, int G, const float *mx, const float *mn) {
-    int ng = C / G;
+    int ng = bd_qspec_ngroups(C, G);
     for (int r = 0; r < OC; r++)
         for (int i = 0; i < C; i++) {
             size_t k = (size_t)r * ng + i / G;

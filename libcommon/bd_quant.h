@@ -1,7 +1,8 @@
 // Weight quantizers for QAT and post-training baselines: fake quantization (quantize then
 // dequantize, in f32) with a straight-through backward, per group of G weights along the
 // input dimension of a linear layer's (OC, C) weight.
-//   OC output channels (rows), C input dim (columns), G group size (G >= C: one group per row).
+//   OC output channels (rows), C input dim (columns), G group size (G >= C: one group per row;
+//   when G does not divide C, the last group of a row holds the C mod G weights left).
 // Formulas (BitDistiller, arXiv 2402.10631; BitNet b1.58; R2Q), see man/bd-stream.5 "quant":
 //   int (asymmetric, b bits): s = max(max-min, 1e-5)/(2^b-1), z = clamp(-round(min/s), 0, 2^b-1),
 //                             wq = (clamp(round(w/s)+z, 0, 2^b-1) - z)*s
@@ -32,8 +33,11 @@ const char *bd_qkind_name(bd_qkind k);  // "none", "int", "sym", "nf3", "ternary
 int bd_qkind_parse(const char *name);   // -1 if unknown
 // Checks the spec against a row length C; BD_ERR_ARG with a reason otherwise.
 BD_MUST_CHECK int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size);
-// The group size actually used for rows of length C.
+// The group size actually used for rows of length C. Groups are consecutive runs of G
+// weights along a row; when G does not divide C the last group of each row is shorter.
 int bd_qspec_group(const bd_qspec *q, int C);
+// Groups per row: ceil(C / G).
+int bd_qspec_ngroups(int C, int G);
 
 // The NF3 grid of BitDistiller, ascending.
 extern const float bd_nf3_grid[8];
@@ -55,7 +59,7 @@ void bd_fakequant_backward_ref(float *dw, const float *dwq, const float *w, int 
 // Fake-quantizes one group of n weights (not ternary, which is per tensor).
 void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q);
 
-// Clamps w (OC, C) per (row, group) to [mn, mx], both (OC, C/G): the clipping of
+// Clamps w (OC, C) per (row, group) to [mn, mx], both (OC, ceil(C/G)): the clipping of
 // bd-clipsearch, applied once before QAT or RTN.
 void bd_clip_apply(float *w, int OC, int C, int G, const float *mx, const float *mn);
 

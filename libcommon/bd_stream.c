@@ -122,7 +122,7 @@ static int next_object(bd_reader *r, size_t *len) {
         if (got < 0) return (int)got;
         sc.pos -= old_start - r->start;  // fill may have moved the unconsumed bytes to the front
         if (got == 0) {
-            if (!r->any_input || r->end == 0) return fail(r, BD_ERR_TRUNCATED, "empty input");
+            if (!r->any_input) return fail(r, BD_ERR_TRUNCATED, "empty input");
             if (r->zret != 0) return fail(r, BD_ERR_TRUNCATED, "truncated stream (input ends inside a zstd frame)");
             if (r->end > r->start) return fail(r, BD_ERR_TRUNCATED, "truncated stream (input ends inside a msgpack object)");
             return fail(r, BD_ERR_TRUNCATED, "truncated stream (no trailer)");

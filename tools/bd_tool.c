@@ -1,6 +1,8 @@
 #include "bd_tool.h"
 
 #include <errno.h>
+#include <libgen.h>
+#include <sys/stat.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,6 +11,8 @@
 #include <unistd.h>
 
 #include "bd_log.h"
+#include "bd_model_io.h"
+#include "bd_tokenizer.h"
 #include "bd_outfile.h"
 #include "bd_parse.h"
 #include "bd_threads.h"
@@ -127,4 +131,32 @@ bd_writer *bd_tool_open_writer(const char *path) {
 
 bd_producer bd_tool_producer(void) {
     return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
+}
+
+void bd_tool_load_model(const char *path, bd_model *m) {
+    char why[512];
+    if (!path) bd_usage_error("--model is required");
+    if (bd_model_load(path, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+}
+
+bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path) {
+    char why[512], dir[4096];
+    const char *p = path;
+    if (!p) {
+        struct stat st;
+        if (!model_path) bd_usage_error("--tokenizer is required");
+        snprintf(dir, sizeof dir, "%s", model_path);
+        if (stat(model_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+            char tmp[4096];
+            snprintf(tmp, sizeof tmp, "%s", model_path);
+            snprintf(dir, sizeof dir, "%s", dirname(tmp));
+        }
+        p = dir;
+    }
+    bd_tokenizer *t;
+    if (bd_tokenizer_load(p, &t, why, sizeof why) < 0) {
+        if (!path) bd_fatal("no tokenizer found next to the model (%s); give --tokenizer", why);
+        bd_fatal("--tokenizer: %s", why);
+    }
+    return t;
 }

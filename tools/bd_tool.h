@@ -8,7 +8,9 @@
 #include <stdint.h>
 #include <stdnoreturn.h>
 
+#include "bd_model.h"
 #include "bd_stream.h"
+#include "bd_tokenizer.h"
 
 enum {
     BD_OPT_THREADS = 0x1000,
@@ -74,6 +76,12 @@ bd_reader *bd_tool_open_reader(const char *path, const char *schema);
 noreturn void bd_tool_reader_fatal(const bd_reader *r);
 // Opens a stream writer or exits; the header is packed by the caller.
 bd_writer *bd_tool_open_writer(const char *path);
+// Loads --model PATH (any format bd_model_load knows) or exits naming the file and reason.
+void bd_tool_load_model(const char *path, bd_model *m);
+// Loads --tokenizer PATH; with PATH NULL, the tokenizer next to the model (the model's
+// directory, or the directory holding the model file). Exits on failure.
+bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path);
+
 // Producer information (this tool, argv) for stream headers.
 bd_producer bd_tool_producer(void);
 

@@ -18,8 +18,9 @@ const char *bd_test_data(const char *rel) {
     return buf;
 }
 
+static char dir[4096];
+
 const char *bd_test_tmpdir(void) {
-    static char dir[4096];
     if (!dir[0]) {
         const char *base = getenv("BD_TMP");
         if (base && *base) mkdir(base, 0777);
@@ -35,8 +36,14 @@ int main(int argc, char **argv) {
 #define X(name) if (argc < 2 || strcmp(argv[1], #name) == 0) srunner_add_suite(sr, suite_##name());
 #include "suites.h"
 #undef X
+    bd_test_tmpdir();  // made once here, so the forked tests share it and it is removed at the end
     srunner_run_all(sr, CK_NORMAL);
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
+    if (dir[0] && !failed) {  // keep the scratch files of a failed run for a look
+        char cmd[4200];
+        snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+        if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
+    }
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -32,7 +32,7 @@ static void run_case(int N, int OC, int C, bd_qspec q) {
         W[i] = u * u * u * 8.0f;  // heavy tails: clipping pays off
     }
     for (int i = 0; i < N * C; i++) X[i] = frand();
-    int G = bd_qspec_group(&q, C), NG = C / G;
+    int G0 = bd_qspec_group(&q, C), NG = bd_qspec_ngroups(C, G0);
     float *mx = malloc(sizeof(float) * OC * NG), *mn = malloc(sizeof(float) * OC * NG);
     float *rmx = malloc(sizeof(float) * OC * NG), *rmn = malloc(sizeof(float) * OC * NG);
     bd_clip_grid grid = {20, 10};
@@ -41,13 +41,14 @@ static void run_case(int N, int OC, int C, bd_qspec q) {
     int shrunk = 0;
     for (int o = 0; o < OC; o++)
         for (int g = 0; g < NG; g++) {
-            const float *w = W + o * C + g * G;
+            const float *w = W + o * C + g * G0;
+            int G = C - g * G0 < G0 ? C - g * G0 : G0;
             float lo = w[0], hi = w[0];
             for (int k = 1; k < G; k++) { lo = fminf(lo, w[k]); hi = fmaxf(hi, w[k]); }
             int k = o * NG + g;
-            double e_fast = group_error(X, N, C, g * G, w, G, mn[k], mx[k], &q);
-            double e_ref = group_error(X, N, C, g * G, w, G, rmn[k], rmx[k], &q);
-            double e_none = group_error(X, N, C, g * G, w, G, lo, hi, &q);
+            double e_fast = group_error(X, N, C, g * G0, w, G, mn[k], mx[k], &q);
+            double e_ref = group_error(X, N, C, g * G0, w, G, rmn[k], rmx[k], &q);
+            double e_none = group_error(X, N, C, g * G0, w, G, lo, hi, &q);
             ck_assert_msg(e_fast <= e_ref * (1 + 1e-4) + 1e-9, "(%d,%d): fast %g vs ref %g", o, g, e_fast, e_ref);
             ck_assert_msg(e_ref <= e_none * (1 + 1e-9), "(%d,%d): ref %g worse than no clip %g", o, g, e_ref, e_none);
             // The range is one of the grid points: max*(1-i/20), i in 0..9.
@@ -65,13 +66,17 @@ START_TEST(test_clip_direct_path) { run_case(24, 9, 48, (bd_qspec){BD_Q_INT, 3, 
 END_TEST
 START_TEST(test_clip_nf3) { run_case(64, 70, 32, (bd_qspec){BD_Q_NF3, 3, 32}); }
 END_TEST
+// 43 = 2*16 + 11: a short last group; N = 12 makes the long groups take the direct path
+// and the short one the Gram path.
+START_TEST(test_clip_ragged) { run_case(12, 7, 43, (bd_qspec){BD_Q_INT, 2, 16}); }
+END_TEST
 
 START_TEST(test_clip_bad_args) {
     float w[4] = {0}, x[4] = {0}, a[1], b[1];
     bd_qspec t = {BD_Q_TERNARY, 2, 0};
     ck_assert_int_eq(bd_clip_search(a, b, w, x, 1, 1, 4, &t, (bd_clip_grid){20, 10}), BD_ERR_ARG);
     bd_qspec q = {BD_Q_INT, 2, 3};
-    ck_assert_int_eq(bd_clip_search(a, b, w, x, 1, 1, 4, &q, (bd_clip_grid){20, 10}), BD_ERR_ARG);
+    ck_assert_int_eq(bd_clip_search(a, b, w, x, 1, 1, 4, &q, (bd_clip_grid){20, 21}), BD_ERR_ARG);  // steps > grid
 }
 END_TEST
 
@@ -82,6 +87,7 @@ Suite *suite_clip(void) {
     tcase_add_test(tc, test_clip_gram_path);
     tcase_add_test(tc, test_clip_direct_path);
     tcase_add_test(tc, test_clip_nf3);
+    tcase_add_test(tc, test_clip_ragged);
     tcase_add_test(tc, test_clip_bad_args);
     suite_add_tcase(s, tc);
     return s;

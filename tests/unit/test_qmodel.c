@@ -83,10 +83,10 @@ START_TEST(test_head_and_errors) {
     bd_qpolicy def = {0};
     ck_assert_int_eq(bd_model_fakequant(&m, &m, &q, &def, why, sizeof why), BD_ERR_VALUE);
     ck_assert_str_eq(why, "wk of layer 2: NaN or infinite weight");
-    // A group that does not divide the FFN rows (24) is refused before anything changes.
-    bd_qspec bad = {BD_Q_INT, 2, 16};
+    // An invalid spec is refused before anything changes, naming the first tensor.
+    bd_qspec bad = {BD_Q_NF3, 2, 16};
     ck_assert_int_eq(bd_model_fakequant(&m, &m, &bad, &def, why, sizeof why), BD_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(why, "w2"));
+    ck_assert_ptr_nonnull(strstr(why, "wq"));
     bd_model_free(&m);
     bd_model_free(&orig);
 }

@@ -30,6 +30,13 @@ START_TEST(test_int_asym_by_hand) {
     bd_qspec q4 = {BD_Q_INT, 2, 2};
     ck_assert_int_eq(bd_fakequant_forward_ref(o4, w4, 1, 4, &q4), BD_OK);
     check_vec(o4, (double[]){0, 3, 3, 3}, 4, 0);
+    // A group size that does not divide the row: groups [0,4) and [4,6) (the short tail).
+    // The tail [0, 3] at 2 bits: s = 1, z = 0 -> [0, 3].
+    float w6[6] = {-1.5f, -0.5f, 0.5f, 1.5f, 0, 3}, o6[6];
+    bd_qspec q6 = {BD_Q_INT, 2, 4};
+    ck_assert_int_eq(bd_fakequant_forward_ref(o6, w6, 1, 6, &q6), BD_OK);
+    check_vec(o6, (double[]){-2, 0, 0, 1, 0, 3}, 6, 0);
+    ck_assert_int_eq(bd_qspec_ngroups(6, 4), 2);
     // Constant group: s = 1e-5/3, z = 0, q = clamp(round(2/s)) = 3 -> 3*s = 1e-5 (the formula's
     // floor on the scale; faithful to BitDistiller). All-zero group stays zero.
     float wc[4] = {2, 2, 0, 0}, oc[4];
@@ -93,7 +100,7 @@ START_TEST(test_threaded_matches_ref) {
         s = s * 1103515245u + 12345u; w[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.2f;
         s = s * 1103515245u + 12345u; g[i] = (s >> 8) / 16777216.0f - 0.5f;
     }
-    bd_qspec qs[] = {{BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 96}, {BD_Q_INT, 4, 0}, {BD_Q_SYM, 8, 32},
+    bd_qspec qs[] = {{BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 96}, {BD_Q_INT, 4, 0}, {BD_Q_SYM, 8, 32}, {BD_Q_INT, 2, 40},
                      {BD_Q_NF3, 3, 32}, {BD_Q_TERNARY, 2, 0}, {BD_Q_R2Q, 2, 48}};
     bd_set_num_threads(2);
     for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
@@ -104,9 +111,10 @@ START_TEST(test_threaded_matches_ref) {
         bd_fakequant_backward(db, g, w, OC, C, &qs[k]);
         ck_assert_mem_eq(da, db, sizeof(float) * OC * C);
         // Quantized values take at most 2^bits distinct values per group (ternary: 3).
-        int G = bd_qspec_group(&qs[k], C), maxlev = qs[k].kind == BD_Q_TERNARY ? 3 : 1 << qs[k].bits;
+        int G0 = bd_qspec_group(&qs[k], C), maxlev = qs[k].kind == BD_Q_TERNARY ? 3 : 1 << qs[k].bits;
         for (int r = 0; r < OC; r++)
-            for (int g0 = 0; g0 < C; g0 += G) {
+            for (int g0 = 0; g0 < C; g0 += G0) {
+                int G = C - g0 < G0 ? C - g0 : G0;
                 float lev[256];
                 int nl = 0;
                 for (int i = 0; i < G; i++) {
@@ -154,10 +162,10 @@ START_TEST(test_invalid_input) {
     w[3] = INFINITY;
     ck_assert_int_eq(bd_fakequant_forward_ref(o, w, 2, 4, &q), BD_ERR_VALUE);
     w[3] = 3;
-    bd_qspec bad = {BD_Q_INT, 2, 3};  // 3 does not divide 8
+    bd_qspec bad = {BD_Q_INT, 9, 4};
     char why[200];
     ck_assert_int_eq(bd_qspec_check(&bad, 8, why, sizeof why), BD_ERR_ARG);
-    ck_assert_ptr_nonnull(strstr(why, "divide"));
+    ck_assert_ptr_nonnull(strstr(why, "bits"));
     ck_assert_int_eq(bd_fakequant_forward(o, w, 1, 8, &bad), BD_ERR_ARG);
     bd_qspec nf = {BD_Q_NF3, 2, 4};
     ck_assert_int_eq(bd_qspec_check(&nf, 8, NULL, 0), BD_ERR_ARG);

@@ -1,0 +1,102 @@
+#include "bd_clipfile.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_log.h"
+
+int bd_clipfile_write_record(bd_writer *w, const char *tensor, int layer, const float *mx, const float *mn, int OC,
+                             int NG) {
+    msgpack_packer *pk = bd_writer_packer(w);
+    char name[96];
+    snprintf(name, sizeof name, "layers.%d.%s", layer, tensor);
+    int64_t shape[2] = {OC, NG};
+    msgpack_pack_map(pk, 5);
+    bd_pack_kv_str(pk, "name", name);
+    bd_pack_kv_str(pk, "tensor", tensor);
+    bd_pack_kv_int(pk, "layer", layer);
+    bd_pack_str(pk, "max");
+    bd_pack_tensor(pk, "max", BD_F32, 2, shape, mx);
+    bd_pack_str(pk, "min");
+    bd_pack_tensor(pk, "min", BD_F32, 2, shape, mn);
+    return bd_writer_end_object(w);
+}
+
+static int read_range(const msgpack_object *rec, const char *key, int OC, int NG, float *dst, char *why, size_t n) {
+    bd_tensor_view t;
+    char reason[200];
+    if (bd_obj_tensor(bd_obj_get(rec, key), &t, reason, sizeof reason) < 0) {
+        snprintf(why, n, "field \"%s\": %s", key, reason);
+        return BD_ERR_SCHEMA;
+    }
+    if (t.dtype != BD_F32 || t.ndim != 2 || t.shape[0] != OC || t.shape[1] != NG) {
+        snprintf(why, n, "field \"%s\" must be f32 [%d, %d] for this layer", key, OC, NG);
+        return BD_ERR_SHAPE;
+    }
+    memcpy(dst, t.data, t.nbytes);
+    for (int i = 0; i < OC * NG; i++)
+        if (!isfinite(dst[i])) {
+            snprintf(why, n, "field \"%s\" holds a NaN or infinite value at %d", key, i);
+            return BD_ERR_VALUE;
+        }
+    return BD_OK;
+}
+
+int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *why, size_t why_size) {
+    int err;
+    bd_reader *r = bd_reader_open(path, "bd.clip", &err);
+    if (!r) { snprintf(why, why_size, "\"%s\" %s", path, bd_reader_last_open_error()); return err; }
+    int64_t hgroup = 0;
+    if (bd_obj_int(bd_obj_get(bd_reader_header(r), "group"), &hgroup) < 0) {
+        snprintf(why, why_size, "\"%s\" header: no integer \"group\"", path);
+        bd_reader_close(r);
+        return BD_ERR_SCHEMA;
+    }
+    bd_param_entry t[BD_MAX_PARAMS];
+    int nt = bd_param_table(&m->cfg, t, NULL);
+    float *mx = NULL, *mn = NULL;
+    const msgpack_object *rec;
+    int rc;
+    char reason[300];
+    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
+        char tensor[32];
+        int64_t layer;
+        const bd_param_entry *e = NULL;
+        if (bd_obj_strcpy(bd_obj_get(rec, "tensor"), tensor, sizeof tensor) < 0 || bd_obj_int(bd_obj_get(rec, "layer"), &layer) < 0) {
+            snprintf(reason, sizeof reason, "fields \"tensor\" (string) and \"layer\" (int) are required");
+            rc = BD_ERR_SCHEMA;
+            break;
+        }
+        for (int i = 0; i < nt; i++)
+            if (t[i].is_linear && strcmp(t[i].name, tensor) == 0) e = &t[i];
+        if (!e || layer < 0 || layer >= m->cfg.n_layers) {
+            snprintf(reason, sizeof reason, "\"%s\" of layer %lld is not a linear layer of this model", tensor, (long long)layer);
+            rc = BD_ERR_SCHEMA;
+            break;
+        }
+        int OC = (int)e->shape[1], C = (int)e->shape[2], G = bd_qspec_group(q, C);
+        int hG = hgroup <= 0 || hgroup >= C ? C : (int)hgroup;
+        if (hG != G) {
+            snprintf(reason, sizeof reason, "ranges were searched for group %d, but the quantizer uses group %d", hG, G);
+            rc = BD_ERR_ARG;
+            break;
+        }
+        int NG = bd_qspec_ngroups(C, G);
+        free(mx); free(mn);
+        mx = malloc(sizeof(float) * (size_t)OC * NG);
+        mn = malloc(sizeof(float) * (size_t)OC * NG);
+        if (!mx || !mn) { rc = BD_ERR_NOMEM; snprintf(reason, sizeof reason, "out of memory"); break; }
+        if ((rc = read_range(rec, "max", OC, NG, mx, reason, sizeof reason)) < 0) break;
+        if ((rc = read_range(rec, "min", OC, NG, mn, reason, sizeof reason)) < 0) break;
+        bd_clip_apply(m->params + e->offset + (size_t)layer * OC * C, OC, C, G, mx, mn);
+    }
+    free(mx); free(mn);
+    if (rc == BD_EOF) { bd_reader_close(r); return BD_OK; }
+    if (rc == BD_OK) rc = BD_ERR_SCHEMA;
+    if (bd_reader_error(r)[0]) snprintf(why, why_size, "\"%s\" %s", path, bd_reader_error(r));
+    else snprintf(why, why_size, "\"%s\" record %llu: %s", path, (unsigned long long)bd_reader_record_index(r), reason);
+    bd_reader_close(r);
+    return rc;
+}

@@ -1,0 +1,375 @@
+// bd-eval: perplexity of a model on a token stream or text (non-overlapping windows, all
+// positions scored: the GPTQ/BitDistiller protocol; or sliding windows with --stride),
+// optionally of the fake-quantized model; and greedy generation for a quick look.
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_clipfile.h"
+#include "bd_forward.h"
+#include "bd_log.h"
+#include "bd_model_io.h"
+#include "bd_outfile.h"
+#include "bd_progress.h"
+#include "bd_qmodel.h"
+#include "bd_tool.h"
+
+static const char help[] =
+    "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
+    "       bd-eval --model M --text FILE [OPTIONS]\n"
+    "       bd-eval --model M --generate N [--prompt TEXT] [OPTIONS]\n"
+    "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text.\n"
+    "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
+    "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
+    "tail shorter than a window is dropped.\n"
+    "\n"
+    "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
+    "  -k, --tokenizer T    tokenizer for --text, --generate (default: the model's directory)\n"
+    "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
+    "  -T, --seq-len N      window length (default: the model's context, at most 2048)\n"
+    "      --stride S       sliding windows: each window advances S tokens and scores only\n"
+    "                       the positions not scored before\n"
+    "  -b, --batch N        windows per forward pass (default 4)\n"
+    "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
+    "  -o, --output FILE    also write the results as a bd.eval stream\n"
+    "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n"
+    "      --quant KIND     int, sym, nf3, ternary or r2q (default: none)\n"
+    "      --bits B         bits per weight (int/sym: 2..8, nf3: 3, ternary/r2q: 2)\n"
+    "      --group G        group size along the input dimension (default 128)\n"
+    "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"
+    "      --quant-head     also quantize the output head (untied models only)\n"
+    "      --exclude PAT    keep layers matching PAT in full precision (e.g. 'layers.0.*', 'w2')\n"
+    "  Generation:\n"
+    "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
+    "      --prompt TEXT    the text to continue (default: start from BOS)\n"
+    BD_COMMON_HELP
+    "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
+    "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
+
+enum {
+    OPT_TEXT = BD_OPT_FIRST_TOOL, OPT_STRIDE, OPT_JSON, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_CLIP,
+    OPT_QHEAD, OPT_EXCLUDE, OPT_GENERATE, OPT_PROMPT,
+};
+
+typedef struct {
+    int32_t *ids;
+    size_t n, cap;
+} id_list;
+
+static void ids_push(id_list *l, const int32_t *ids, size_t n) {
+    if (l->n + n > l->cap) {
+        size_t cap = l->cap ? l->cap : 4096;
+        while (cap < l->n + n) cap *= 2;
+        int32_t *p = realloc(l->ids, cap * sizeof *p);
+        if (!p) bd_fatal("out of memory reading %zu tokens", l->n + n);
+        l->ids = p;
+        l->cap = cap;
+    }
+    memcpy(l->ids + l->n, ids, n * sizeof *ids);
+    l->n += n;
+}
+
+// All ids of a bd.tokens stream, checked against the vocabulary.
+static void read_tokens(const char *path, int V, id_list *out) {
+    bd_reader *r = bd_tool_open_reader(path, "bd.tokens");
+    int64_t hv;
+    if (bd_obj_int(bd_obj_get(bd_reader_header(r), "vocab_size"), &hv) == BD_OK && hv > V)
+        bd_fatal("\"%s\" header: tokens from a vocabulary of %lld, the model has %d", bd_reader_name(r), (long long)hv, V);
+    const msgpack_object *rec;
+    int rc;
+    int32_t *buf = NULL;
+    size_t cap = 0;
+    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
+        bd_tensor_view t;
+        char why[300];
+        if (bd_obj_tensor(bd_obj_get(rec, "ids"), &t, why, sizeof why) < 0)
+            bd_fatal("\"%s\" record %llu: field \"ids\": %s", bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), why);
+        if ((t.dtype != BD_U32 && t.dtype != BD_I32) || t.ndim != 1)
+            bd_fatal("\"%s\" record %llu: field \"ids\" must be a 1-D u32 tensor", bd_reader_name(r),
+                     (unsigned long long)bd_reader_record_index(r));
+        if ((size_t)t.numel > cap) {
+            cap = (size_t)t.numel;
+            buf = realloc(buf, cap * sizeof *buf);
+            if (!buf) bd_fatal("out of memory");
+        }
+        memcpy(buf, t.data, t.nbytes);  // little-endian hosts: the stored bytes are the ints
+        for (int64_t i = 0; i < t.numel; i++)
+            if (buf[i] < 0 || buf[i] >= V)
+                bd_fatal("\"%s\" record %llu: id %u at position %lld is outside the model's vocabulary of %d",
+                         bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), (unsigned)buf[i],
+                         (long long)i, V);
+        ids_push(out, buf, (size_t)t.numel);
+    }
+    if (rc != BD_EOF) bd_tool_reader_fatal(r);
+    free(buf);
+    bd_reader_close(r);
+}
+
+// Text file: documents separated by blank lines, each encoded with BOS (as bd-tokenize).
+static void read_text(const char *path, const bd_tokenizer *tok, id_list *out) {
+    FILE *f = fopen(path, "rb");
+    if (!f) bd_fatal("\"%s\": cannot open: %s", path, strerror(errno));
+    bd_text_buf doc = {0};
+    bd_token_buf ids = {0};
+    char *line = NULL;
+    size_t lcap = 0;
+    ssize_t len;
+    bool more = true;
+    while (more) {
+        len = getline(&line, &lcap, f);
+        more = len >= 0;
+        bool blank = more && (len == 1 && line[0] == '\n');
+        if (more && !blank) {
+            if (doc.len + (size_t)len > doc.cap) {
+                doc.cap = (doc.len + (size_t)len) * 2;
+                doc.data = realloc(doc.data, doc.cap);
+                if (!doc.data) bd_fatal("out of memory");
+            }
+            memcpy(doc.data + doc.len, line, (size_t)len);
+            doc.len += (size_t)len;
+            continue;
+        }
+        if (doc.len > 0) {
+            if (doc.data[doc.len - 1] == '\n') doc.len--;  // the newline before the separator
+            if (bd_tokenizer_encode(tok, doc.data, doc.len, BD_TOK_BOS, &ids) < 0) bd_fatal("\"%s\": cannot encode", path);
+            ids_push(out, ids.ids, ids.n);
+            doc.len = 0;
+        }
+    }
+    if (ferror(f)) bd_fatal("\"%s\": read error: %s", path, strerror(errno));
+    fclose(f);
+    free(line);
+    bd_text_buf_free(&doc);
+    bd_token_buf_free(&ids);
+}
+
+typedef struct {
+    double nll_sum;
+    long long scored;
+    int windows;
+    long long dropped;
+} ppl_result;
+
+static ppl_result perplexity(const bd_model *m, const id_list *ids, int T, int stride, int batch) {
+    ppl_result res = {0};
+    if (ids->n < 2) bd_fatal("need at least 2 tokens to score, got %zu", ids->n);
+    if ((size_t)T > ids->n) T = (int)ids->n;
+    bd_fwd_state st;
+    int B = stride > 0 ? 1 : batch;
+    if (bd_fwd_state_init(&st, &m->cfg, B, T, false) < 0) bd_fatal("out of memory for B=%d T=%d activations", B, T);
+    bd_progress pr;
+    if (stride <= 0) {
+        int nwin = (int)(ids->n / (size_t)T);
+        res.dropped = (long long)(ids->n - (size_t)nwin * T);
+        bd_progress_start(&pr, "perplexity", (uint64_t)nwin, "windows");
+        for (int w = 0; w < nwin; w += B) {
+            int b = nwin - w < B ? nwin - w : B;
+            double mean;
+            int n = bd_forward_nll(&st, m, ids->ids + (size_t)w * T, NULL, b, T, &mean);
+            if (n < 0) bd_fatal("forward pass failed: %s", bd_strerror(n));
+            res.nll_sum += mean * n;
+            res.scored += n;
+            bd_progress_update(&pr, (uint64_t)(w + b));
+        }
+        res.windows = nwin;
+    } else {
+        // Sliding windows: window k covers [end - T, end) with end advancing by stride;
+        // only targets after the previous window's end are scored.
+        int32_t *targets = malloc(sizeof(int32_t) * (size_t)T);
+        size_t prev_end = 1, n = ids->n;  // position 0 has no context: never a target
+        bd_progress_start(&pr, "perplexity", (uint64_t)n, "tokens");
+        for (size_t end = (size_t)T < n ? (size_t)T : n;; end = end + (size_t)stride < n ? end + (size_t)stride : n) {
+            size_t begin = end - (size_t)T;
+            for (int t = 0; t < T; t++) {
+                size_t target_pos = begin + (size_t)t + 1;  // position t predicts t+1
+                targets[t] = target_pos < end && target_pos >= prev_end ? ids->ids[target_pos] : -1;
+            }
+            double mean;
+            int k = bd_forward_nll(&st, m, ids->ids + begin, targets, 1, T, &mean);
+            if (k < 0) bd_fatal("forward pass failed: %s", bd_strerror(k));
+            res.nll_sum += mean * k;
+            res.scored += k;
+            res.windows++;
+            prev_end = end;
+            bd_progress_update(&pr, end);
+            if (end == n) break;
+        }
+        free(targets);
+    }
+    bd_progress_finish(&pr);
+    bd_fwd_state_free(&st);
+    return res;
+}
+
+static void generate(const bd_model *m, const bd_tokenizer *tok, const char *prompt, int n_new) {
+    bd_token_buf p = {0};
+    int32_t bos = bd_tokenizer_bos(tok);
+    if (prompt && *prompt) {
+        if (bd_tokenizer_encode(tok, prompt, strlen(prompt), bos >= 0 ? BD_TOK_BOS : 0, &p) < 0) bd_fatal("cannot encode --prompt");
+    } else {
+        if (bos < 0) bd_fatal("the tokenizer has no BOS; give --prompt");
+        p.ids = malloc(sizeof(int32_t));
+        p.ids[0] = bos;
+        p.n = 1;
+    }
+    int max_T = m->cfg.max_seq;
+    if ((int)p.n >= max_T) bd_fatal("--prompt is %zu tokens, the model's context is %d", p.n, max_T);
+    bd_kv_cache kv;
+    if (bd_kv_cache_init(&kv, &m->cfg, 1, max_T) < 0) bd_fatal("out of memory for the KV cache");
+    float *logits = malloc(sizeof(float) * (size_t)m->cfg.vocab);
+    bd_text_buf out = {0};
+    int32_t prev = -1, cur = 0;
+    for (int pos = 0; pos < max_T && pos < (int)p.n + n_new; pos++) {
+        cur = pos < (int)p.n ? p.ids[pos] : cur;
+        if (pos >= (int)p.n && cur == bd_tokenizer_eos(tok)) break;
+        out.len = 0;
+        if (bd_tokenizer_decode_next(tok, prev, cur, BD_TOK_SKIP_SPECIAL, &out) < 0) bd_fatal("cannot decode id %d", cur);
+        if (out.len) fwrite(out.data, 1, out.len, stdout);
+        fflush(stdout);
+        prev = cur;
+        if (bd_forward_step(&kv, m, &cur, &pos, 1, logits) < 0) bd_fatal("forward step failed at position %d", pos);
+        int best = 0;  // greedy: the first maximum
+        for (int v = 1; v < m->cfg.vocab; v++)
+            if (logits[v] > logits[best]) best = v;
+        cur = best;
+    }
+    fputc('\n', stdout);
+    free(logits);
+    bd_text_buf_free(&out);
+    bd_token_buf_free(&p);
+    bd_kv_cache_free(&kv);
+}
+
+int main(int argc, char **argv) {
+    bd_tool_init("bd-eval", help, argc, argv);
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'k'},
+        {"text", required_argument, 0, OPT_TEXT}, {"seq-len", required_argument, 0, 'T'},
+        {"stride", required_argument, 0, OPT_STRIDE}, {"batch", required_argument, 0, 'b'},
+        {"json", no_argument, 0, OPT_JSON}, {"output", required_argument, 0, 'o'},
+        {"quant", required_argument, 0, OPT_QUANT}, {"bits", required_argument, 0, OPT_BITS},
+        {"group", required_argument, 0, OPT_GROUP}, {"clip", required_argument, 0, OPT_CLIP},
+        {"quant-head", no_argument, 0, OPT_QHEAD}, {"exclude", required_argument, 0, OPT_EXCLUDE},
+        {"generate", required_argument, 0, OPT_GENERATE}, {"prompt", required_argument, 0, OPT_PROMPT},
+        BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    const char *model_path = NULL, *tok_path = NULL, *text = NULL, *output = NULL, *clip = NULL, *prompt = NULL;
+    int seq_len = 0, stride = 0, batch = 4, n_generate = -1;
+    bool json = false;
+    bd_qspec q = {BD_Q_NONE, 0, 128};
+    bd_qpolicy policy = {0};
+    bool bits_given = false;
+    int opt;
+    while ((opt = getopt_long(argc, argv, "m:k:T:b:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'm': model_path = optarg; break;
+        case 'k': tok_path = optarg; break;
+        case OPT_TEXT: text = optarg; break;
+        case 'T': seq_len = (int)bd_arg_int("--seq-len", optarg, 2, 1 << 20); break;
+        case OPT_STRIDE: stride = (int)bd_arg_int("--stride", optarg, 1, 1 << 20); break;
+        case 'b': batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
+        case OPT_JSON: json = true; break;
+        case 'o': output = optarg; break;
+        case OPT_QUANT: {
+            int k = bd_qkind_parse(optarg);
+            if (k < 0) bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q", optarg);
+            q.kind = (bd_qkind)k;
+            break;
+        }
+        case OPT_BITS: q.bits = (int)bd_arg_int("--bits", optarg, 2, 8); bits_given = true; break;
+        case OPT_GROUP: q.group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
+        case OPT_CLIP: clip = optarg; break;
+        case OPT_QHEAD: policy.include_head = true; break;
+        case OPT_EXCLUDE:
+            if (bd_qpolicy_exclude(&policy, optarg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
+            break;
+        case OPT_GENERATE: n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
+        case OPT_PROMPT: prompt = optarg; break;
+        default: bd_tool_common_option(opt, optarg);
+        }
+    }
+    bd_tool_options_done();
+    if (!model_path) bd_usage_error("--model is required");
+    if (text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
+    if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
+    if (q.kind == BD_Q_NONE && (bits_given || clip)) bd_usage_error("--bits and --clip need --quant");
+    if (q.kind != BD_Q_NONE && !bits_given) q.bits = q.kind == BD_Q_NF3 ? 3 : q.kind == BD_Q_INT || q.kind == BD_Q_SYM ? 4 : 2;
+    if (prompt && n_generate < 0) bd_usage_error("--prompt needs --generate N");
+
+    bd_model m;
+    bd_tool_load_model(model_path, &m);
+    char why[512];
+    if (q.kind != BD_Q_NONE) {
+        if (clip && bd_clipfile_apply(clip, &m, &q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
+        if (bd_model_fakequant(&m, &m, &q, &policy, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
+    }
+
+    if (n_generate >= 0) {
+        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
+        generate(&m, tok, prompt, n_generate);
+        bd_tokenizer_free(tok);
+        bd_model_free(&m);
+        return 0;
+    }
+
+    id_list ids = {0};
+    if (text) {
+        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
+        if (bd_tokenizer_vocab_size(tok) > m.cfg.vocab)
+            bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), m.cfg.vocab);
+        read_text(text, tok, &ids);
+        bd_tokenizer_free(tok);
+    } else {
+        read_tokens(optind < argc ? argv[optind] : "-", m.cfg.vocab, &ids);
+    }
+    int T = seq_len ? seq_len : (m.cfg.max_seq < 2048 ? m.cfg.max_seq : 2048);
+    if (stride > T) bd_usage_error("--stride %d is longer than --seq-len %d", stride, T);
+    double t0 = bd_now();
+    ppl_result r = perplexity(&m, &ids, T, stride, batch);
+    double secs = bd_now() - t0;
+    double nll = r.scored ? r.nll_sum / (double)r.scored : NAN, ppl = exp(nll);
+    if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
+
+    if (output) {
+        bd_writer *w = bd_tool_open_writer(output);
+        bd_producer prod = bd_tool_producer();
+        if (bd_writer_begin_header(w, "bd.eval", &prod, 2) < 0) bd_fatal("\"%s\": cannot write", output);
+        msgpack_packer *pk = bd_writer_packer(w);
+        bd_pack_kv_str(pk, "model", model_path);
+        bd_pack_kv_str(pk, "quant", bd_qkind_name(q.kind));
+        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", output);
+        const char *names[2] = {"nll", "ppl"};
+        double values[2] = {nll, ppl};
+        for (int i = 0; i < 2; i++) {
+            msgpack_pack_map(pk, 7);
+            bd_pack_kv_str(pk, "metric", names[i]);
+            bd_pack_kv_double(pk, "value", values[i]);
+            bd_pack_kv_int(pk, "n", r.scored);
+            bd_pack_kv_int(pk, "seq_len", T);
+            bd_pack_kv_int(pk, "bits", q.kind == BD_Q_NONE ? 32 : q.bits);
+            bd_pack_kv_int(pk, "group", q.kind == BD_Q_NONE ? 0 : bd_qspec_group(&q, m.cfg.dim));
+            bd_pack_kv_str(pk, "data", text ? text : optind < argc ? argv[optind] : "-");
+            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", output);
+        }
+        if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", output, strerror(errno));
+    }
+    if (json) {
+        printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
+               nll, ppl, r.scored, T, r.windows, stride, bd_qkind_name(q.kind), q.kind == BD_Q_NONE ? 32 : q.bits, secs);
+    } else {
+        char desc[256];
+        bd_model_describe(&m, desc, sizeof desc);
+        printf("model     %s\n          %s\n", model_path, desc);
+        if (q.kind != BD_Q_NONE)
+            printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group, clip ? ", clipped" : "");
+        printf("tokens    %lld scored in %d windows of %d", r.scored, r.windows, T);
+        if (stride) printf(" (stride %d)", stride);
+        if (r.dropped) printf(", %lld tail tokens dropped", r.dropped);
+        printf("\nnll       %.4f nats/token\nppl       %.4f\ntime      %.2f s (%.0f tokens/s)\n", nll, ppl, secs,
+               (double)r.scored / secs);
+    }
+    free(ids.ids);
+    bd_model_free(&m);
+    return 0;
+}
