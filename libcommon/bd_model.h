@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "bd_error.h"
+#include "bd_quant.h"
 
 typedef enum {
     BD_ROPE_INTERLEAVED = 0,  // llama2.c / Meta: rotate pairs (2i, 2i+1)
@@ -74,6 +75,10 @@ typedef struct {
     bd_weights w;
     float *params;      // the one allocation
     size_t n_params;    // floats in params
+    // A student's quantization, stored with its latent weights (bd.model "quant"); quant.kind
+    // is BD_Q_NONE for a full-precision model. Tools apply it on load (bd_tool_load_model).
+    bd_qspec quant;
+    bd_qpolicy qpolicy;
 } bd_model;
 
 // Checks a config for consistency (positive sizes, KV divides NH, ...). BD_ERR_VALUE with a

@@ -7,6 +7,7 @@
 // BD_MODEL_RECORD_BYTES is split along its first axis into records that also carry
 // "start" (first index along axis 0) and the slice's shape; slices come in order.
 #include "bd_model_io.h"
+#include "bd_qmodel.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -160,10 +161,45 @@ static int parse_bd_config(const msgpack_object *h, bd_config *cfg, const char *
     else return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"rope\" must be \"interleaved\" or \"half\"", path);
     char cwhy[200];
     if (bd_config_check(cfg, cwhy, sizeof cwhy) < 0) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: header: %s", path, cwhy);
-    const msgpack_object *q = bd_obj_get(h, "quant");
-    if (q && q->type != MSGPACK_OBJECT_NIL)
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quantized bd.model streams (\"quant\" not nil) are not supported yet", path);
     return BD_OK;
+}
+
+// "quant": nil, or {"kind", "bits", "group", "include_head", "exclude": [patterns]}.
+static int parse_bd_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const char *path, char *why, size_t ws) {
+    memset(q, 0, sizeof *q);
+    memset(p, 0, sizeof *p);
+    const msgpack_object *o = bd_obj_get(h, "quant");
+    if (!o || o->type == MSGPACK_OBJECT_NIL) return BD_OK;
+    char kind[16];
+    int64_t bits, group;
+    int k;
+    if (o->type != MSGPACK_OBJECT_MAP || bd_obj_strcpy(bd_obj_get(o, "kind"), kind, sizeof kind) < 0 ||
+        (k = bd_qkind_parse(kind)) < 0 || bd_obj_int(bd_obj_get(o, "bits"), &bits) < 0 ||
+        bd_obj_int(bd_obj_get(o, "group"), &group) < 0 || bits < 0 || bits > 32 || group < 0 || group > (1 << 24))
+        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"quant\" must be nil or {kind, bits, group, ...} with a known kind", path);
+    *q = (bd_qspec){(bd_qkind)k, (int)bits, (int)group};
+    const msgpack_object *ih = bd_obj_get(o, "include_head"), *ex = bd_obj_get(o, "exclude");
+    if (ih && ih->type == MSGPACK_OBJECT_BOOLEAN) p->include_head = ih->via.boolean;
+    if (ex && ex->type == MSGPACK_OBJECT_ARRAY)
+        for (uint32_t i = 0; i < ex->via.array.size; i++) {
+            char pat[64];
+            if (bd_obj_strcpy(&ex->via.array.ptr[i], pat, sizeof pat) < 0 || bd_qpolicy_exclude(p, pat) < 0)
+                return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quant.exclude[%u] is not a short pattern", path, i);
+        }
+    return BD_OK;
+}
+
+static void pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p) {
+    if (q->kind == BD_Q_NONE) { msgpack_pack_nil(pk); return; }
+    msgpack_pack_map(pk, 5);
+    bd_pack_kv_str(pk, "kind", bd_qkind_name(q->kind));
+    bd_pack_kv_int(pk, "bits", q->bits);
+    bd_pack_kv_int(pk, "group", q->group);
+    bd_pack_str(pk, "include_head");
+    if (p->include_head) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    bd_pack_str(pk, "exclude");
+    msgpack_pack_array(pk, (size_t)p->n_exclude);
+    for (int i = 0; i < p->n_exclude; i++) bd_pack_str(pk, p->exclude[i]);
 }
 
 static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
@@ -175,6 +211,7 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
     size_t *filled = NULL;  // rows (along axis 0) read so far, per table entry
     if ((rc = parse_bd_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
     if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_io_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
+    if ((rc = parse_bd_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
     filled = calloc(BD_MAX_PARAMS, sizeof *filled);
@@ -321,7 +358,7 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
     bd_pack_str(pk, "config");
     pack_config(pk, &m->cfg);
     bd_pack_str(pk, "quant");
-    msgpack_pack_nil(pk);
+    pack_quant(pk, &m->quant, &m->qpolicy);
     bd_pack_kv_int(pk, "n_params", (int64_t)total);
     if ((rc = bd_writer_end_object(w)) < 0) goto fail;
     for (int k = 0; k < nt; k++) {

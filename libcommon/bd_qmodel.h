@@ -9,14 +9,6 @@
 #include "bd_model.h"
 #include "bd_quant.h"
 
-#define BD_QPOLICY_MAX_EXCLUDE 16
-
-typedef struct {
-    bool include_head;                          // also quantize wcls (needs untied embeddings)
-    int n_exclude;
-    char exclude[BD_QPOLICY_MAX_EXCLUDE][64];   // fnmatch patterns on "layers.N.NAME" or "NAME"
-} bd_qpolicy;
-
 // Adds a --exclude pattern; BD_ERR_ARG if too many or too long.
 BD_MUST_CHECK int bd_qpolicy_exclude(bd_qpolicy *p, const char *pattern);
 // Whether tensor NAME ("wq", ..., "wcls") of layer L (-1 for non-layer tensors) is quantized.

@@ -29,6 +29,16 @@ typedef struct {
     int group;  // G; <= 0 or >= C means one group per row. Ignored by ternary (per tensor).
 } bd_qspec;
 
+// Which layers of a model are quantized (functions in bd_qmodel.h). Default (all zero):
+// every linear layer of the blocks; embeddings, norms and the output head stay full precision.
+#define BD_QPOLICY_MAX_EXCLUDE 16
+
+typedef struct {
+    bool include_head;                          // also quantize wcls (needs untied embeddings)
+    int n_exclude;
+    char exclude[BD_QPOLICY_MAX_EXCLUDE][64];   // fnmatch patterns on "layers.N.NAME" or "NAME"
+} bd_qpolicy;
+
 const char *bd_qkind_name(bd_qkind k);  // "none", "int", "sym", "nf3", "ternary", "r2q"
 int bd_qkind_parse(const char *name);   // -1 if unknown
 // Checks the spec against a row length C; BD_ERR_ARG with a reason otherwise.

@@ -41,6 +41,7 @@ static const char help[] =
     "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"
     "      --quant-head     also quantize the output head (untied models only)\n"
     "      --exclude PAT    keep layers matching PAT in full precision (e.g. 'layers.0.*', 'w2')\n"
+    "      --latent         a student model: use its latent weights, not the quantized ones\n"
     "  Generation:\n"
     "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
     "      --prompt TEXT    the text to continue (default: start from BOS)\n"
@@ -50,7 +51,7 @@ static const char help[] =
 
 enum {
     OPT_TEXT = BD_OPT_FIRST_TOOL, OPT_STRIDE, OPT_JSON, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_CLIP,
-    OPT_QHEAD, OPT_EXCLUDE, OPT_GENERATE, OPT_PROMPT,
+    OPT_QHEAD, OPT_EXCLUDE, OPT_GENERATE, OPT_PROMPT, OPT_LATENT,
 };
 
 typedef struct {
@@ -253,10 +254,11 @@ int main(int argc, char **argv) {
         {"group", required_argument, 0, OPT_GROUP}, {"clip", required_argument, 0, OPT_CLIP},
         {"quant-head", no_argument, 0, OPT_QHEAD}, {"exclude", required_argument, 0, OPT_EXCLUDE},
         {"generate", required_argument, 0, OPT_GENERATE}, {"prompt", required_argument, 0, OPT_PROMPT},
+        {"latent", no_argument, 0, OPT_LATENT},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *model_path = NULL, *tok_path = NULL, *text = NULL, *output = NULL, *clip = NULL, *prompt = NULL;
     int seq_len = 0, stride = 0, batch = 4, n_generate = -1;
-    bool json = false;
+    bool json = false, latent = false;
     bd_qspec q = {BD_Q_NONE, 0, 128};
     bd_qpolicy policy = {0};
     bool bits_given = false;
@@ -286,6 +288,7 @@ int main(int argc, char **argv) {
             break;
         case OPT_GENERATE: n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
         case OPT_PROMPT: prompt = optarg; break;
+        case OPT_LATENT: latent = true; break;
         default: bd_tool_common_option(opt, optarg);
         }
     }
@@ -298,8 +301,12 @@ int main(int argc, char **argv) {
     if (prompt && n_generate < 0) bd_usage_error("--prompt needs --generate N");
 
     bd_model m;
-    bd_tool_load_model(model_path, &m);
+    if (latent) bd_tool_load_model_latent(model_path, &m);
+    else bd_tool_load_model(model_path, &m);
     char why[512];
+    if (q.kind != BD_Q_NONE && m.quant.kind != BD_Q_NONE && !latent)
+        bd_fatal("--quant: \"%s\" is a student with its own quantization (%s %d-bit); use --latent to re-quantize its latent weights",
+                 model_path, bd_qkind_name(m.quant.kind), m.quant.bits);
     if (q.kind != BD_Q_NONE) {
         if (clip && bd_clipfile_apply(clip, &m, &q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
         if (bd_model_fakequant(&m, &m, &q, &policy, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
@@ -363,6 +370,9 @@ int main(int argc, char **argv) {
         printf("model     %s\n          %s\n", model_path, desc);
         if (q.kind != BD_Q_NONE)
             printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group, clip ? ", clipped" : "");
+        else if (m.quant.kind != BD_Q_NONE)
+            printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
+                   latent ? " (latent weights shown)" : "");
         printf("tokens    %lld scored in %d windows of %d", r.scored, r.windows, T);
         if (stride) printf(" (stride %d)", stride);
         if (r.dropped) printf(", %lld tail tokens dropped", r.dropped);

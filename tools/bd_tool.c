@@ -12,6 +12,7 @@
 
 #include "bd_log.h"
 #include "bd_model_io.h"
+#include "bd_qmodel.h"
 #include "bd_tokenizer.h"
 #include "bd_outfile.h"
 #include "bd_parse.h"
@@ -133,10 +134,17 @@ bd_producer bd_tool_producer(void) {
     return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
 }
 
-void bd_tool_load_model(const char *path, bd_model *m) {
+void bd_tool_load_model_latent(const char *path, bd_model *m) {
     char why[512];
     if (!path) bd_usage_error("--model is required");
     if (bd_model_load(path, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+}
+
+void bd_tool_load_model(const char *path, bd_model *m) {
+    char why[512];
+    bd_tool_load_model_latent(path, m);
+    if (m->quant.kind != BD_Q_NONE && bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
+        bd_fatal("--model: \"%s\": cannot apply its quantization: %s", path, why);
 }
 
 bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path) {

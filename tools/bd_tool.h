@@ -77,7 +77,11 @@ noreturn void bd_tool_reader_fatal(const bd_reader *r);
 // Opens a stream writer or exits; the header is packed by the caller.
 bd_writer *bd_tool_open_writer(const char *path);
 // Loads --model PATH (any format bd_model_load knows) or exits naming the file and reason.
+// A student (a bd.model with a quantization spec) comes back fake-quantized, as it will run:
+// nobody can forget to apply its quantizer.
 void bd_tool_load_model(const char *path, bd_model *m);
+// The same, but a student's latent (unquantized) weights as stored: for training and debugging.
+void bd_tool_load_model_latent(const char *path, bd_model *m);
 // Loads --tokenizer PATH; with PATH NULL, the tokenizer next to the model (the model's
 // directory, or the directory holding the model file). Exits on failure.
 bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path);

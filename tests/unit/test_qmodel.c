@@ -1,6 +1,7 @@
 // Quantization policy and whole-model fake quantization on a random tiny model.
 #include <string.h>
 
+#include "bd_model_io.h"
 #include "bd_qmodel.h"
 #include "bd_test.h"
 
@@ -92,11 +93,37 @@ START_TEST(test_head_and_errors) {
 }
 END_TEST
 
+START_TEST(test_student_spec_round_trip) {
+    // A student's quantization spec survives bd.model save/load with its latent weights.
+    bd_config c = tiny(false);
+    bd_model m, back;
+    ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
+    fill(&m);
+    m.quant = (bd_qspec){BD_Q_NF3, 3, 8};
+    m.qpolicy.include_head = true;
+    ck_assert_int_eq(bd_qpolicy_exclude(&m.qpolicy, "layers.0.*"), BD_OK);
+    char path[4200], why[512];
+    snprintf(path, sizeof path, "%s/student.bdz", bd_test_tmpdir());
+    ck_assert_msg(bd_model_save(&m, path, NULL, BD_F32, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_load(path, &back, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(back.quant.kind, BD_Q_NF3);
+    ck_assert_int_eq(back.quant.bits, 3);
+    ck_assert_int_eq(back.quant.group, 8);
+    ck_assert(back.qpolicy.include_head);
+    ck_assert_int_eq(back.qpolicy.n_exclude, 1);
+    ck_assert_str_eq(back.qpolicy.exclude[0], "layers.0.*");
+    ck_assert_mem_eq(back.params, m.params, m.n_params * sizeof(float));  // latent, not quantized
+    bd_model_free(&m);
+    bd_model_free(&back);
+}
+END_TEST
+
 Suite *suite_qmodel(void) {
     Suite *s = suite_create("qmodel");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_default_policy);
     tcase_add_test(tc, test_head_and_errors);
+    tcase_add_test(tc, test_student_spec_round_trip);
     suite_add_tcase(s, tc);
     return s;
 }
