@@ -23,7 +23,8 @@ static const char help[] =
     "model. q and k projections are not clipped unless --include-qk.\n"
     "\n"
     "  -m, --model M        the full-precision model\n"
-    "  -c, --calib TOKENS   calibration text as a bd.tokens stream (\"-\": standard input)\n"
+    "  -c, --calib TOKENS   calibration data: a bd.tokens stream, or a bd.samples stream (the\n"
+    "                       teacher's prompts and completions); \"-\": standard input\n"
     "      --quant KIND     int (default) or nf3\n"
     "      --bits B         bits per weight (int: 2..8; nf3: 3)\n"
     "      --group G        group size along the input dimension (default 128)\n"
@@ -41,26 +42,41 @@ static const char help[] =
 
 enum { OPT_QUANT = BD_OPT_FIRST_TOOL, OPT_BITS, OPT_GROUP, OPT_WINDOWS, OPT_TOKENS, OPT_QK, OPT_EXCLUDE, OPT_GRID, OPT_STEPS };
 
-// Concatenated ids of a bd.tokens stream, at most max_ids, checked against the vocabulary.
+static void take_ids(bd_reader *r, const msgpack_object *rec, const char *field, int V, int32_t *ids, size_t *n,
+                     size_t max_ids) {
+    bd_tensor_view t;
+    char why[300];
+    if (bd_obj_tensor(bd_obj_get(rec, field), &t, why, sizeof why) < 0 || t.ndim != 1 || (t.dtype != BD_U32 && t.dtype != BD_I32))
+        bd_fatal("\"%s\" record %llu: field \"%s\" must be a 1-D u32 tensor", bd_reader_name(r),
+                 (unsigned long long)bd_reader_record_index(r), field);
+    for (int64_t i = 0; i < t.numel && *n < max_ids; i++) {
+        uint32_t id;
+        memcpy(&id, (const char *)t.data + 4 * i, 4);
+        if (id >= (uint32_t)V)
+            bd_fatal("\"%s\" record %llu: id %u is outside the model's vocabulary of %d", bd_reader_name(r),
+                     (unsigned long long)bd_reader_record_index(r), id, V);
+        ids[(*n)++] = (int32_t)id;
+    }
+}
+
+// Concatenated ids (at most max_ids) of a bd.tokens stream, or of the prompts and
+// completions of a bd.samples stream (the teacher's own text), checked against the vocabulary.
 static int32_t *read_calib(const char *path, int V, size_t max_ids, size_t *n_out) {
-    bd_reader *r = bd_tool_open_reader(path, "bd.tokens");
+    bd_reader *r = bd_tool_open_reader(path, NULL);
+    bool samples = strcmp(bd_reader_schema(r), "bd.samples") == 0;
+    if (!samples && strcmp(bd_reader_schema(r), "bd.tokens") != 0)
+        bd_fatal("\"%s\" header: schema is \"%s\", expected \"bd.tokens\" or \"bd.samples\"", path, bd_reader_schema(r));
     int32_t *ids = malloc(max_ids * sizeof *ids);
     if (!ids) bd_fatal("out of memory");
     size_t n = 0;
     const msgpack_object *rec;
     int rc;
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        bd_tensor_view t;
-        char why[300];
-        if (bd_obj_tensor(bd_obj_get(rec, "ids"), &t, why, sizeof why) < 0 || t.ndim != 1 || (t.dtype != BD_U32 && t.dtype != BD_I32))
-            bd_fatal("\"%s\" record %llu: field \"ids\" must be a 1-D u32 tensor", path, (unsigned long long)bd_reader_record_index(r));
-        for (int64_t i = 0; i < t.numel && n < max_ids; i++) {
-            uint32_t id;
-            memcpy(&id, (const char *)t.data + 4 * i, 4);
-            if (id >= (uint32_t)V)
-                bd_fatal("\"%s\" record %llu: id %u is outside the model's vocabulary of %d", path,
-                         (unsigned long long)bd_reader_record_index(r), id, V);
-            ids[n++] = (int32_t)id;
+        if (samples) {
+            take_ids(r, rec, "prompt", V, ids, &n, max_ids);
+            take_ids(r, rec, "completion", V, ids, &n, max_ids);
+        } else {
+            take_ids(r, rec, "ids", V, ids, &n, max_ids);
         }
     }
     if (rc != BD_EOF) bd_tool_reader_fatal(r);  // read to the end: a truncated stream is an error
