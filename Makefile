@@ -101,8 +101,10 @@ bench: all $(BENCHES)
 demo: all
 	$(MAKE) -f pipelines/demo.mk BD_BIN=$(abspath $(BUILD)/bin) BD_DATA=$(BD_DATA)
 
+# Installs only when something is missing (so it needs no network or lock otherwise).
 deps:
-	@if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	@if dpkg -s $(DEPS_DEB) >/dev/null 2>&1; then echo "deps: all installed"; exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(DEPS_DEB)
 
 install: all
