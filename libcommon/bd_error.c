@@ -1,5 +1,8 @@
 #include "bd_error.h"
 
+#include <stdarg.h>
+#include <stdio.h>
+
 const char *bd_strerror(int code) {
     switch (code) {
     case BD_OK: return "ok";
@@ -16,4 +19,14 @@ const char *bd_strerror(int code) {
     case BD_ERR_VALUE: return "invalid value";
     default: return "unknown error";
     }
+}
+
+int bd_fail(char *why, size_t why_size, int code, const char *fmt, ...) {
+    if (why && why_size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, why_size, fmt, ap);
+        va_end(ap);
+    }
+    return code;
 }

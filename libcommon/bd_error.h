@@ -22,4 +22,9 @@ enum {
 
 const char *bd_strerror(int code);
 
+#include <stddef.h>
+// Writes a printf-style reason into why (if given) and returns code: `return bd_fail(why,
+// n, BD_ERR_SHAPE, "%s: tensor %s ...", ...)`.
+int bd_fail(char *why, size_t why_size, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
 #endif

@@ -53,7 +53,7 @@ static bool is_layered(const char *bd) { return strcmp(bd, "tok_emb") && strcmp(
 
 static char *read_text(const char *path, int *rc, char *why, size_t ws) {
     FILE *f = fopen(path, "rb");
-    if (!f) { *rc = bd_io_fail(why, ws, errno == ENOENT ? BD_ERR_SCHEMA : BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
+    if (!f) { *rc = bd_fail(why, ws, errno == ENOENT ? BD_ERR_SCHEMA : BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
     char *buf = malloc(MAX_JSON_BYTES + 1);
     if (!buf) { fclose(f); *rc = BD_ERR_NOMEM; return NULL; }
     size_t n = fread(buf, 1, MAX_JSON_BYTES + 1, f);
@@ -61,7 +61,7 @@ static char *read_text(const char *path, int *rc, char *why, size_t ws) {
     fclose(f);
     if (err || n > MAX_JSON_BYTES) {
         free(buf);
-        *rc = bd_io_fail(why, ws, err ? BD_ERR_IO : BD_ERR_MALFORMED, err ? "%s: read failed" : "%s: implausibly large JSON file", path);
+        *rc = bd_fail(why, ws, err ? BD_ERR_IO : BD_ERR_MALFORMED, err ? "%s: read failed" : "%s: implausibly large JSON file", path);
         return NULL;
     }
     buf[n] = 0;
@@ -75,7 +75,7 @@ static cJSON *read_json(const char *path, int *rc, char *why, size_t ws) {
     free(text);
     if (!cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        *rc = bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: not a JSON object", path);
+        *rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: not a JSON object", path);
         return NULL;
     }
     return j;
@@ -87,13 +87,13 @@ static cJSON *read_json(const char *path, int *rc, char *why, size_t ws) {
 static int json_int(const cJSON *cfg, const char *key, int def, bool def_ok, int *out, const char *path, char *why, size_t ws) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v || cJSON_IsNull(v)) {
-        if (!def_ok) return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: missing \"%s\"", path, key);
+        if (!def_ok) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: missing \"%s\"", path, key);
         *out = def;
         return BD_OK;
     }
     if (cJSON_IsArray(v) && cJSON_GetArraySize(v) > 0) v = cJSON_GetArrayItem(v, 0);  // eos_token_id: [a, b]
     if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || fabs(v->valuedouble) > 2147483647.0)
-        return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: \"%s\" is not an integer", path, key);
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: \"%s\" is not an integer", path, key);
     *out = (int)v->valuedouble;
     return BD_OK;
 }
@@ -101,7 +101,7 @@ static int json_int(const cJSON *cfg, const char *key, int def, bool def_ok, int
 static int json_float(const cJSON *cfg, const char *key, float def, float *out, const char *path, char *why, size_t ws) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v || cJSON_IsNull(v)) { *out = def; return BD_OK; }
-    if (!cJSON_IsNumber(v)) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: \"%s\" is not a number", path, key);
+    if (!cJSON_IsNumber(v)) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: \"%s\" is not a number", path, key);
     *out = (float)v->valuedouble;
     return BD_OK;
 }
@@ -118,9 +118,9 @@ static int parse_config(const cJSON *j, const char *path, bd_config *c, int *tie
             else if (!strcmp(a->valuestring, "Qwen3ForCausalLM")) type = "qwen3";
         }
     }
-    if (!type) return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: no \"model_type\" (or known \"architectures\")", path);
+    if (!type) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: no \"model_type\" (or known \"architectures\")", path);
     if (strcmp(type, "llama") && strcmp(type, "qwen2") && strcmp(type, "qwen3"))
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: model_type \"%.40s\" is not supported (llama, qwen2, qwen3)", path, type);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: model_type \"%.40s\" is not supported (llama, qwen2, qwen3)", path, type);
     snprintf(c->arch, sizeof c->arch, "%s", type);
     int rc;
     if ((rc = json_int(j, "hidden_size", 0, false, &c->dim, path, why, ws)) < 0 ||
@@ -135,21 +135,21 @@ static int parse_config(const cJSON *j, const char *path, bd_config *c, int *tie
         (rc = json_float(j, "rms_norm_eps", 1e-6f, &c->norm_eps, path, why, ws)) < 0 ||
         (rc = json_float(j, "rope_theta", 10000.0f, &c->rope_theta, path, why, ws)) < 0)
         return rc;
-    if (c->n_heads <= 0) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: num_attention_heads must be positive", path);
+    if (c->n_heads <= 0) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: num_attention_heads must be positive", path);
     if ((rc = json_int(j, "head_dim", c->dim / c->n_heads, true, &c->head_dim, path, why, ws)) < 0) return rc;
     const cJSON *act = cJSON_GetObjectItemCaseSensitive(j, "hidden_act");
     if (act && (!cJSON_IsString(act) || strcmp(act->valuestring, "silu")))
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: hidden_act must be \"silu\"", path);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: hidden_act must be \"silu\"", path);
     const cJSON *rs = cJSON_GetObjectItemCaseSensitive(j, "rope_scaling");
     if (rs && !cJSON_IsNull(rs))
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: rope_scaling is not supported (only plain RoPE)", path);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: rope_scaling is not supported (only plain RoPE)", path);
     const cJSON *tie = cJSON_GetObjectItemCaseSensitive(j, "tie_word_embeddings");
     *tie_explicit = cJSON_IsBool(tie) ? cJSON_IsTrue(tie) : -1;
     c->rope = BD_ROPE_HALF;
     c->qk_norm = !strcmp(type, "qwen3");
     char cwhy[200];
     if (bd_config_check(c, cwhy, sizeof cwhy) < 0 || c->max_seq <= 0)
-        return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: %s", path, c->max_seq <= 0 ? "max_position_embeddings must be positive" : cwhy);
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %s", path, c->max_seq <= 0 ? "max_position_embeddings must be positive" : cwhy);
     return BD_OK;
 }
 
@@ -170,11 +170,11 @@ static void shards_close(shard_set *s) {
 
 static int add_shard(shard_set *s, const char *dir, const char *file, char *why, size_t ws) {
     char path[4096];
-    if (strstr(file, "..") || file[0] == '/') return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: shard name \"%.100s\" leaves the directory", dir, file);
+    if (strstr(file, "..") || file[0] == '/') return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: shard name \"%.100s\" leaves the directory", dir, file);
     snprintf(path, sizeof path, "%s/%s", dir, file);
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->st[i].path, path)) return BD_OK;
-    if (s->n >= MAX_SHARDS) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: more than %d shards", dir, MAX_SHARDS);
+    if (s->n >= MAX_SHARDS) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: more than %d shards", dir, MAX_SHARDS);
     bd_safetensors *nst = realloc(s->st, ((size_t)s->n + 1) * sizeof *nst);
     if (!nst) return BD_ERR_NOMEM;
     s->st = nst;
@@ -198,17 +198,17 @@ static int open_shards(shard_set *s, const char *dir, char *why, size_t ws) {
         cJSON *idx = read_json(path, &rc, why, ws);
         if (!idx) return rc;
         const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
-        if (!cJSON_IsObject(wm)) rc = bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: no \"weight_map\" object", path);
+        if (!cJSON_IsObject(wm)) rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: no \"weight_map\" object", path);
         for (const cJSON *e = wm ? wm->child : NULL; rc == BD_OK && e; e = e->next) {
-            if (!cJSON_IsString(e)) rc = bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: weight_map[\"%s\"] is not a file name", path, e->string);
+            if (!cJSON_IsString(e)) rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: weight_map[\"%s\"] is not a file name", path, e->string);
             else rc = add_shard(s, dir, e->valuestring, why, ws);
         }
         cJSON_Delete(idx);
-        if (rc == BD_OK && s->n == 0) rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: weight_map names no files", path);
+        if (rc == BD_OK && s->n == 0) rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: weight_map names no files", path);
         return rc;
     }
     DIR *d = opendir(dir);
-    if (!d) return bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
+    if (!d) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot list: %s", dir, strerror(errno));
     char **names = NULL;
     int n = 0;
     struct dirent *e;
@@ -226,7 +226,7 @@ static int open_shards(shard_set *s, const char *dir, char *why, size_t ws) {
     for (int i = 0; rc == BD_OK && i < n; i++) rc = add_shard(s, dir, names[i], why, ws);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
-    if (rc == BD_OK && s->n == 0) rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: no *.safetensors files (other weight formats are not supported)", dir);
+    if (rc == BD_OK && s->n == 0) rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: no *.safetensors files (other weight formats are not supported)", dir);
     return rc;
 }
 
@@ -236,7 +236,7 @@ static int find_tensor(shard_set *s, const char *name, int *shard, const bd_st_t
     for (int i = 0; i < s->n; i++) {
         const bd_st_tensor *x = bd_safetensors_find(&s->st[i], name);
         if (!x) continue;
-        if (*t) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "tensor %s is in both %s and %s", name, s->st[*shard].path, s->st[i].path);
+        if (*t) return bd_fail(why, ws, BD_ERR_MALFORMED, "tensor %s is in both %s and %s", name, s->st[*shard].path, s->st[i].path);
         *t = x;
         *shard = i;
     }
@@ -267,7 +267,7 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
     // Tied when the config says so (HF then ignores lm_head.weight), or when nothing says
     // otherwise and there is no lm_head.weight.
     cfg.tied_embeddings = tie_explicit == 1 || (tie_explicit == -1 && !x);
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_io_fail(why, ws, rc, "%s: cannot allocate the model", dir); goto out; }
+    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", dir); goto out; }
 
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
@@ -284,7 +284,7 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
             hf_name(e->name, layered ? l : -1, name, sizeof name);
             if ((rc = find_tensor(&s, name, &sh, &x, why, ws)) < 0) goto out;
             if (!x) {
-                rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: missing tensor %s%s", dir, name,
+                rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: missing tensor %s%s", dir, name,
                                 !strcmp(e->name, "wcls") ? " (tie_word_embeddings is false)" : "");
                 goto out;
             }
@@ -294,7 +294,7 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
                 char got[96] = "", exp[96] = "";
                 for (int d = 0; d < x->ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)x->shape[d]);
                 for (int d = 0; d < nd; d++) snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%lld", d ? ", " : "", want[d]);
-                rc = bd_io_fail(why, ws, BD_ERR_SHAPE, "%s: tensor %s has shape [%s], config.json implies [%s]", s.st[sh].path, name, got, exp);
+                rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: tensor %s has shape [%s], config.json implies [%s]", s.st[sh].path, name, got, exp);
                 goto out;
             }
             float *dst = m->params + e->offset + (size_t)l * per;
@@ -311,7 +311,7 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
             size_t len = strlen(nm), sl = strlen("rotary_emb.inv_freq");
             if (s.used[i][k] || (len >= sl && !strcmp(nm + len - sl, "rotary_emb.inv_freq"))) continue;
             if (!strcmp(nm, "lm_head.weight") && cfg.tied_embeddings) continue;  // HF ignores it when tied
-            rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: unexpected tensor %s (not part of a %s model with this config.json)", s.st[i].path, nm, cfg.arch);
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: unexpected tensor %s (not part of a %s model with this config.json)", s.st[i].path, nm, cfg.arch);
             goto out;
         }
     bd_log(BD_LOG_INFO, "%s: Hugging Face %s model from %d safetensors file%s", dir, cfg.arch, s.n, s.n == 1 ? "" : "s");
@@ -360,12 +360,12 @@ static int write_config(const bd_config *c, const char *arch_cls, const char *ty
     if (!text) return BD_ERR_NOMEM;
     int rc = BD_OK;
     bd_outfile *o = bd_outfile_open(path, "w");
-    if (!o) rc = bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (!o) rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     else if (fputs(text, bd_outfile_fp(o)) == EOF || fputc('\n', bd_outfile_fp(o)) == EOF) {
         int e = errno;
         bd_outfile_abort(o);
-        rc = bd_io_fail(why, ws, BD_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    } else if ((rc = bd_outfile_commit(o)) < 0) bd_io_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
+        rc = bd_fail(why, ws, BD_ERR_IO, "%s: write failed: %s", path, strerror(e));
+    } else if ((rc = bd_outfile_commit(o)) < 0) bd_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
     free(text);
     return rc;
 }
@@ -374,14 +374,14 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
     char cwhy[200];
     if (!m->params || bd_config_check(c, cwhy, sizeof cwhy) < 0)
-        return bd_io_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir, m->params ? cwhy : "empty model");
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir, m->params ? cwhy : "empty model");
     if (c->qkv_bias && c->qk_norm)
-        return bd_io_fail(why, ws, BD_ERR_ARG, "%s: no Hugging Face architecture has both qkv bias and q/k norm", dir);
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: no Hugging Face architecture has both qkv bias and q/k norm", dir);
     int frc = bd_io_check_model_finite(m, dir, why, ws);
     if (frc < 0) return frc;
     const char *type = c->qk_norm ? "qwen3" : c->qkv_bias ? "qwen2" : "llama";
     const char *cls = c->qk_norm ? "Qwen3ForCausalLM" : c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
 
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(c, t, NULL);

@@ -50,25 +50,25 @@ static int parse_header(const uint8_t *p, size_t size, const char *path, bd_conf
     const uint8_t *h;
     bool shared;
     if (size >= 4 && get_i32(p) == (int32_t)AK42_MAGIC) {
-        if (size < 8) return bd_io_fail(why, ws, BD_ERR_TRUNCATED, "%s: llama2.c ak42 file of %zu bytes: truncated header", path, size);
+        if (size < 8) return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: llama2.c ak42 file of %zu bytes: truncated header", path, size);
         int ver = get_i32(p + 4);
         if (ver != 1 && ver != 2)
-            return bd_io_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path, ver);
+            return bd_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path, ver);
         if (size < AK42_HEADER)
-            return bd_io_fail(why, ws, BD_ERR_TRUNCATED, "%s: llama2.c v%d file of %zu bytes: truncated header (256 bytes)", path, ver, size);
+            return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: llama2.c v%d file of %zu bytes: truncated header (256 bytes)", path, ver, size);
         fmt = ver == 1 ? BD_MODEL_FMT_LLAMA2C_V1 : BD_MODEL_FMT_LLAMA2C_V2;
         h = p + 8;
-        if (p[36] > 1) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v%d header: shared_classifier flag is %d, expected 0 or 1", path, ver, p[36]);
+        if (p[36] > 1) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v%d header: shared_classifier flag is %d, expected 0 or 1", path, ver, p[36]);
         shared = p[36] == 1;
         if (ver == 2) {
             gs = get_i32(p + 37);
-            if (gs <= 0 || gs > (1 << 20)) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v2 header: group size %d is implausible", path, gs);
+            if (gs <= 0 || gs > (1 << 20)) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v2 header: group size %d is implausible", path, gs);
         }
-        if (get_i32(h + 20) <= 0) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v%d header: vocab_size %d must be positive", path, ver, get_i32(h + 20));
+        if (get_i32(h + 20) <= 0) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v%d header: vocab_size %d must be positive", path, ver, get_i32(h + 20));
         *hdr_bytes = AK42_HEADER;
     } else {
         if (size < V0_HEADER)
-            return bd_io_fail(why, ws, BD_ERR_TRUNCATED, "%s: %zu bytes: too short for any model format (a llama2.c header has 28)", path, size);
+            return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: %zu bytes: too short for any model format (a llama2.c header has 28)", path, size);
         fmt = BD_MODEL_FMT_LLAMA2C_V0;
         h = p;
         shared = get_i32(h + 20) > 0;
@@ -80,7 +80,7 @@ static int parse_header(const uint8_t *p, size_t size, const char *path, bd_conf
     const char *fname = bd_model_format_name((bd_model_format)fmt);
     if (v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0 || v[4] <= 0 || vocab == 0 || v[6] <= 0 || v[6] > MAX_SEQ_SANE ||
         vocab > (1 << 24) || v[0] % v[3] != 0)
-        return bd_io_fail(why, ws, BD_ERR_MALFORMED,
+        return bd_fail(why, ws, BD_ERR_MALFORMED,
                           "%s: %s header {dim %d, hidden %d, layers %d, heads %d, kv_heads %d, vocab %d, seq %d} is not a plausible model",
                           path, fname, v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
     memset(cfg, 0, sizeof *cfg);
@@ -101,7 +101,7 @@ static int parse_header(const uint8_t *p, size_t size, const char *path, bd_conf
     cfg->eos = 2;
     char cwhy[200];
     if (bd_config_check(cfg, cwhy, sizeof cwhy) < 0)
-        return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: %s header: %s", path, fname, cwhy);
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %s header: %s", path, fname, cwhy);
     *group_size = gs;
     return fmt;
 }
@@ -149,13 +149,13 @@ static void seg_label(const seg *s, char *buf, size_t n) {
 int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0) { close(fd); return bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); }
+    if (fstat(fd, &sb) != 0) { close(fd); return bd_fail(why, ws, BD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); }
     size_t size = (size_t)sb.st_size;
     uint8_t head[AK42_HEADER] = {0};
     ssize_t got = pread(fd, head, sizeof head, 0);
-    if (got < 0) { close(fd); return bd_io_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno)); }
+    if (got < 0) { close(fd); return bd_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno)); }
     bd_config cfg;
     int gs = 0;
     size_t hdr = 0;
@@ -172,26 +172,26 @@ int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t ws) {
     for (int i = 0; i < ns; i++) {
         if (segs[i].kind == SEG_Q8 && segs[i].numel % (size_t)gs != 0) {
             seg_label(&segs[i], label, sizeof label);
-            rc = bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: %s: group size %d does not divide the %zu values of tensor %s", path, fname, gs, segs[i].numel, label);
+            rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %s: group size %d does not divide the %zu values of tensor %s", path, fname, gs, segs[i].numel, label);
             goto out;
         }
         uint64_t nb = seg_bytes(&segs[i], gs);
         if (expect + nb > size) {
             seg_label(&segs[i], label, sizeof label);
-            rc = bd_io_fail(why, ws, BD_ERR_TRUNCATED, "%s: %s: file ends inside tensor %s (file has %zu bytes, that tensor ends at byte %llu)",
+            rc = bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: %s: file ends inside tensor %s (file has %zu bytes, that tensor ends at byte %llu)",
                             path, fname, label, size, (unsigned long long)(expect + nb));
             goto out;
         }
         expect += nb;
     }
     if (expect != size) {
-        rc = bd_io_fail(why, ws, BD_ERR_SHAPE, "%s: %s: file has %zu bytes, its header implies %llu (%llu extra bytes; wrong header?)",
+        rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: %s: file has %zu bytes, its header implies %llu (%llu extra bytes; wrong header?)",
                         path, fname, size, (unsigned long long)expect, (unsigned long long)(size - expect));
         goto out;
     }
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_io_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
+    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
     const uint8_t *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) { rc = bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); goto out; }
+    if (map == MAP_FAILED) { rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); goto out; }
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
     const uint8_t *p = map + hdr;

@@ -24,20 +24,11 @@
 
 // ---- shared helpers ---------------------------------------------------------------------
 
-int bd_io_fail(char *why, size_t ws, int code, const char *fmt, ...) {
-    if (why && ws) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, ws, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 int bd_io_check_finite(const float *p, size_t n, const char *file, const char *tensor, char *why, size_t ws) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(p[i]))
-            return bd_io_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu is %s", file, tensor, i, isnan(p[i]) ? "NaN" : "infinite");
+            return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu is %s", file, tensor, i, isnan(p[i]) ? "NaN" : "infinite");
     return BD_OK;
 }
 
@@ -53,9 +44,9 @@ int bd_io_check_model_finite(const bd_model *m, const char *file, char *why, siz
             bool layered = t[k].ndim >= 2 && strcmp(t[k].name, "tok_emb") && strcmp(t[k].name, "wcls");
             if (layered) {
                 size_t per = t[k].numel / (size_t)t[k].shape[0];
-                return bd_io_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s (layer %zu): element %zu is %s", file, t[k].name, i / per, i % per, what);
+                return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s (layer %zu): element %zu is %s", file, t[k].name, i / per, i % per, what);
             }
-            return bd_io_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu is %s", file, t[k].name, i, what);
+            return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu is %s", file, t[k].name, i, what);
         }
     }
     return BD_OK;
@@ -82,21 +73,21 @@ const char *bd_model_format_name(bd_model_format f) {
 
 int bd_model_sniff(const char *path, char *why, size_t ws) {
     struct stat sb;
-    if (stat(path, &sb) != 0) return bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (stat(path, &sb) != 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     if (S_ISDIR(sb.st_mode)) return BD_MODEL_FMT_HF;
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return bd_io_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     uint8_t b[9] = {0};
     ssize_t n = pread(fd, b, sizeof b, 0);
     close(fd);
-    if (n < 0) return bd_io_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    if (n < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return BD_MODEL_FMT_BD;
     if (n >= 4 && b[0] == 0x32 && b[1] == 0x34 && b[2] == 0x6b && b[3] == 0x61) {  // "ak42" as LE u32
-        if (n < 8) return bd_io_fail(why, ws, BD_ERR_TRUNCATED, "%s: truncated llama2.c ak42 header", path);
+        if (n < 8) return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: truncated llama2.c ak42 header", path);
         int32_t ver = (int32_t)((uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24);
         if (ver == 1) return BD_MODEL_FMT_LLAMA2C_V1;
         if (ver == 2) return BD_MODEL_FMT_LLAMA2C_V2;
-        return bd_io_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path, ver);
+        return bd_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path, ver);
     }
     if (n >= 9 && b[8] == '{') {  // safetensors: u64 length of a JSON header that fits in the file
         uint64_t len = 0;
@@ -115,7 +106,7 @@ static const char *rope_name(bd_rope_style r) { return r == BD_ROPE_HALF ? "half
 static int cfg_int(const msgpack_object *c, const char *key, int *out, const char *path, char *why, size_t ws) {
     int64_t v;
     if (bd_obj_int(bd_obj_get(c, key), &v) < 0 || v < INT32_MIN || v > INT32_MAX)
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"%s\" missing or not an integer", path, key);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"%s\" missing or not an integer", path, key);
     *out = (int)v;
     return BD_OK;
 }
@@ -123,7 +114,7 @@ static int cfg_int(const msgpack_object *c, const char *key, int *out, const cha
 static int cfg_bool(const msgpack_object *c, const char *key, bool *out, const char *path, char *why, size_t ws) {
     const msgpack_object *o = bd_obj_get(c, key);
     if (!o || o->type != MSGPACK_OBJECT_BOOLEAN)
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"%s\" missing or not a boolean", path, key);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"%s\" missing or not a boolean", path, key);
     *out = o->via.boolean;
     return BD_OK;
 }
@@ -131,18 +122,18 @@ static int cfg_bool(const msgpack_object *c, const char *key, bool *out, const c
 static int cfg_float(const msgpack_object *c, const char *key, float *out, const char *path, char *why, size_t ws) {
     double d;
     if (bd_obj_num(bd_obj_get(c, key), &d) < 0)
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"%s\" missing or not a number", path, key);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"%s\" missing or not a number", path, key);
     *out = (float)d;
     return BD_OK;
 }
 
 static int parse_bd_config(const msgpack_object *h, bd_config *cfg, const char *path, char *why, size_t ws) {
     const msgpack_object *c = bd_obj_get(h, "config");
-    if (!c || c->type != MSGPACK_OBJECT_MAP) return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header lacks a \"config\" map", path);
+    if (!c || c->type != MSGPACK_OBJECT_MAP) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header lacks a \"config\" map", path);
     memset(cfg, 0, sizeof *cfg);
     int rc;
     if (bd_obj_strcpy(bd_obj_get(c, "arch"), cfg->arch, sizeof cfg->arch) < 0)
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"arch\" missing or not a short string", path);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"arch\" missing or not a short string", path);
     struct { const char *k; int *v; } ints[] = {
         {"dim", &cfg->dim}, {"n_layers", &cfg->n_layers}, {"n_heads", &cfg->n_heads}, {"n_kv_heads", &cfg->n_kv_heads},
         {"head_dim", &cfg->head_dim}, {"ffn_dim", &cfg->ffn_dim}, {"vocab", &cfg->vocab}, {"max_seq", &cfg->max_seq},
@@ -158,9 +149,9 @@ static int parse_bd_config(const msgpack_object *h, bd_config *cfg, const char *
     const msgpack_object *r = bd_obj_get(c, "rope");
     if (bd_obj_is_str(r, "interleaved")) cfg->rope = BD_ROPE_INTERLEAVED;
     else if (bd_obj_is_str(r, "half")) cfg->rope = BD_ROPE_HALF;
-    else return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"rope\" must be \"interleaved\" or \"half\"", path);
+    else return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"rope\" must be \"interleaved\" or \"half\"", path);
     char cwhy[200];
-    if (bd_config_check(cfg, cwhy, sizeof cwhy) < 0) return bd_io_fail(why, ws, BD_ERR_MALFORMED, "%s: header: %s", path, cwhy);
+    if (bd_config_check(cfg, cwhy, sizeof cwhy) < 0) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: header: %s", path, cwhy);
     return BD_OK;
 }
 
@@ -176,7 +167,7 @@ static int parse_bd_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, c
     if (o->type != MSGPACK_OBJECT_MAP || bd_obj_strcpy(bd_obj_get(o, "kind"), kind, sizeof kind) < 0 ||
         (k = bd_qkind_parse(kind)) < 0 || bd_obj_int(bd_obj_get(o, "bits"), &bits) < 0 ||
         bd_obj_int(bd_obj_get(o, "group"), &group) < 0 || bits < 0 || bits > 32 || group < 0 || group > (1 << 24))
-        return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"quant\" must be nil or {kind, bits, group, ...} with a known kind", path);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"quant\" must be nil or {kind, bits, group, ...} with a known kind", path);
     *q = (bd_qspec){(bd_qkind)k, (int)bits, (int)group};
     const msgpack_object *ih = bd_obj_get(o, "include_head"), *ex = bd_obj_get(o, "exclude");
     if (ih && ih->type == MSGPACK_OBJECT_BOOLEAN) p->include_head = ih->via.boolean;
@@ -184,7 +175,7 @@ static int parse_bd_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, c
         for (uint32_t i = 0; i < ex->via.array.size; i++) {
             char pat[64];
             if (bd_obj_strcpy(&ex->via.array.ptr[i], pat, sizeof pat) < 0 || bd_qpolicy_exclude(p, pat) < 0)
-                return bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quant.exclude[%u] is not a short pattern", path, i);
+                return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quant.exclude[%u] is not a short pattern", path, i);
         }
     return BD_OK;
 }
@@ -206,11 +197,11 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     int rc;
     bd_reader *r = bd_reader_open(path, "bd.model", &rc);
-    if (!r) return bd_io_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
     bd_config cfg;
     size_t *filled = NULL;  // rows (along axis 0) read so far, per table entry
     if ((rc = parse_bd_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_io_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
+    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
     if ((rc = parse_bd_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
@@ -221,27 +212,27 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
         unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
         bd_tensor_view v;
-        if ((rc = bd_obj_tensor(rec, &v, tw, sizeof tw)) < 0) { bd_io_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw); goto out; }
+        if ((rc = bd_obj_tensor(rec, &v, tw, sizeof tw)) < 0) { bd_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw); goto out; }
         snprintf(name, sizeof name, "%.*s", (int)(v.name_len < 60 ? v.name_len : 60), v.name ? v.name : "");
         const bd_param_entry *e = bd_io_entry(t, nt, name);
-        if (!e) { rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: unexpected tensor \"%s\" (not in this config's parameter table)", path, ri, name); goto out; }
+        if (!e) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: unexpected tensor \"%s\" (not in this config's parameter table)", path, ri, name); goto out; }
         size_t k = (size_t)(e - t);
         int64_t start = 0;
         const msgpack_object *so = bd_obj_get(rec, "start");
-        if (so && (bd_obj_int(so, &start) < 0 || start < 0)) { rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"start\" is not a non-negative integer", path, ri, name); goto out; }
-        if (filled[k] == (size_t)e->shape[0]) { rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s appears twice", path, ri, name); goto out; }
-        if ((size_t)start != filled[k]) { rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: slice starts at %lld, expected %zu", path, ri, name, (long long)start, filled[k]); goto out; }
+        if (so && (bd_obj_int(so, &start) < 0 || start < 0)) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"start\" is not a non-negative integer", path, ri, name); goto out; }
+        if (filled[k] == (size_t)e->shape[0]) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s appears twice", path, ri, name); goto out; }
+        if ((size_t)start != filled[k]) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: slice starts at %lld, expected %zu", path, ri, name, (long long)start, filled[k]); goto out; }
         bool shape_ok = v.ndim == e->ndim && v.shape[0] >= 1 && (uint64_t)start + (uint64_t)v.shape[0] <= (uint64_t)e->shape[0];
         for (int d = 1; shape_ok && d < e->ndim; d++) shape_ok = v.shape[d] == e->shape[d];
         if (!shape_ok) {
             char got[96] = "", want[96] = "";
             for (int d = 0; d < v.ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)v.shape[d]);
             for (int d = 0; d < e->ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? ", " : "", e->shape[d]);
-            rc = bd_io_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has shape [%s], the config implies [%s]", path, ri, name, got, want);
+            rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has shape [%s], the config implies [%s]", path, ri, name, got, want);
             goto out;
         }
         if (v.dtype != BD_F32 && v.dtype != BD_BF16 && v.dtype != BD_F16) {
-            rc = bd_io_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has dtype %s, expected f32, bf16 or f16", path, ri, name, bd_dtype_name(v.dtype));
+            rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has dtype %s, expected f32, bf16 or f16", path, ri, name, bd_dtype_name(v.dtype));
             goto out;
         }
         size_t row = e->numel / (size_t)e->shape[0];
@@ -252,11 +243,11 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
         if ((rc = bd_io_check_finite(dst, (size_t)v.numel, path, label, why, ws)) < 0) goto out;
         filled[k] += (size_t)v.shape[0];
     }
-    if (rc != BD_EOF) { bd_io_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
+    if (rc != BD_EOF) { bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
     rc = BD_OK;
     for (int k = 0; k < nt; k++)
         if (filled[k] != (size_t)t[k].shape[0]) {
-            rc = bd_io_fail(why, ws, BD_ERR_SCHEMA, filled[k] ? "%s: tensor %s is incomplete" : "%s: tensor %s is missing", path, t[k].name);
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, filled[k] ? "%s: tensor %s is incomplete" : "%s: tensor %s is missing", path, t[k].name);
             break;
         }
 out:
@@ -270,7 +261,7 @@ out:
 
 int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
-    if (!path) return bd_io_fail(why, ws, BD_ERR_ARG, "no model path given");
+    if (!path) return bd_fail(why, ws, BD_ERR_ARG, "no model path given");
     int fmt = bd_model_sniff(path, why, ws);
     if (fmt < 0) return fmt;
     switch (fmt) {
@@ -339,19 +330,19 @@ static void pack_slice(msgpack_packer *pk, const char *name, bd_dtype dt, int nd
 
 int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype, char *why, size_t ws) {
     if (dtype != BD_F32 && dtype != BD_BF16 && dtype != BD_F16)
-        return bd_io_fail(why, ws, BD_ERR_ARG, "%s: model tensors can be saved as f32, bf16 or f16, not %s", path,
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: model tensors can be saved as f32, bf16 or f16, not %s", path,
                           bd_dtype_name(dtype) ? bd_dtype_name(dtype) : "?");
     int rc;
     char cwhy[200];
     if (!m->params || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
-        return bd_io_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path, m->params ? cwhy : "empty model");
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path, m->params ? cwhy : "empty model");
     if ((rc = bd_io_check_model_finite(m, path, why, ws)) < 0) return rc;
     bd_param_entry t[BD_MAX_PARAMS];
     size_t total;
     int nt = bd_param_table(&m->cfg, t, &total);
     size_t esz = bd_dtype_size(dtype);
     bd_writer *w = bd_writer_open(path, 0, &rc);
-    if (!w) return bd_io_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
+    if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
     uint16_t *conv = NULL;
     if ((rc = bd_writer_begin_header(w, "bd.model", prod, 3)) < 0) goto fail;
     msgpack_packer *pk = bd_writer_packer(w);
@@ -365,7 +356,7 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
         const bd_param_entry *e = &t[k];
         size_t row = e->numel / (size_t)e->shape[0];
         size_t rows_per = BD_MODEL_RECORD_BYTES / (row * esz);
-        if (rows_per == 0) { rc = bd_io_fail(why, ws, BD_ERR_ARG, "%s: tensor %s: one row exceeds the record limit", path, e->name); goto fail_msg; }
+        if (rows_per == 0) { rc = bd_fail(why, ws, BD_ERR_ARG, "%s: tensor %s: one row exceeds the record limit", path, e->name); goto fail_msg; }
         bool sliced = rows_per < (size_t)e->shape[0];
         for (size_t r0 = 0; r0 < (size_t)e->shape[0]; r0 += rows_per) {
             size_t nr = (size_t)e->shape[0] - r0 < rows_per ? (size_t)e->shape[0] - r0 : rows_per;
@@ -380,7 +371,7 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
                     conv[i] = dtype == BD_BF16 ? bd_f32_to_bf16(src[i]) : bd_f32_to_f16(src[i]);
                     // Overflow to inf would make the file unloadable: refuse now.
                     if ((conv[i] & (dtype == BD_BF16 ? 0x7f80 : 0x7c00)) == (dtype == BD_BF16 ? 0x7f80 : 0x7c00)) {
-                        rc = bd_io_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu = %g does not fit in %s", path, e->name,
+                        rc = bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu = %g does not fit in %s", path, e->name,
                                         r0 * row + i, (double)src[i], bd_dtype_name(dtype));
                         goto fail_msg;
                     }
@@ -392,10 +383,10 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
         }
     }
     free(conv);
-    if ((rc = bd_writer_close(w)) < 0) return bd_io_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
+    if ((rc = bd_writer_close(w)) < 0) return bd_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
     return BD_OK;
 fail:
-    bd_io_fail(why, ws, rc, "%s: write failed: %s", path, rc == BD_ERR_IO ? strerror(errno) : bd_strerror(rc));
+    bd_fail(why, ws, rc, "%s: write failed: %s", path, rc == BD_ERR_IO ? strerror(errno) : bd_strerror(rc));
 fail_msg:
     free(conv);
     bd_writer_abort(w);

@@ -6,8 +6,6 @@
 
 #include "bd_model.h"
 
-// Writes the message into why (if given) and returns code.
-int bd_io_fail(char *why, size_t why_size, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 // BD_ERR_VALUE naming file, tensor and the first non-finite element's index.
 int bd_io_check_finite(const float *p, size_t n, const char *file, const char *tensor, char *why, size_t why_size);
 // Every tensor of m finite (names the bd tensor, its layer and index within the layer).

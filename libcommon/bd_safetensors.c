@@ -16,17 +16,6 @@
 
 #include "bd_outfile.h"
 
-static int st_fail(char *why, size_t why_size, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int st_fail(char *why, size_t why_size, int code, const char *fmt, ...) {
-    if (why && why_size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, why_size, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
-
 static const struct { const char *st; int bd; size_t size; } st_dtypes[] = {
     {"F32", BD_F32, 4}, {"BF16", BD_BF16, 2}, {"F16", BD_F16, 2}, {"I8", BD_I8, 1},
     {"U8", BD_U8, 1}, {"I32", BD_I32, 4}, {"U32", BD_U32, 4},
@@ -67,34 +56,34 @@ static int parse_entry(bd_st_tensor *t, const cJSON *e, uint64_t data_start, siz
     const cJSON *of = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
     if (!cJSON_IsObject(e) || !cJSON_IsString(dt) || !cJSON_IsArray(sh) || !cJSON_IsArray(of) ||
         cJSON_GetArraySize(of) != 2)
-        return st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": expected {\"dtype\":str, \"shape\":[...], \"data_offsets\":[begin,end]}", path, t->name);
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": expected {\"dtype\":str, \"shape\":[...], \"data_offsets\":[begin,end]}", path, t->name);
     size_t esize = 0;
     t->dtype = -1;
     for (size_t i = 0; i < sizeof st_dtypes / sizeof st_dtypes[0]; i++)
         if (strcmp(dt->valuestring, st_dtypes[i].st) == 0) { esize = st_dtypes[i].size; t->dtype = st_dtypes[i].bd; }
-    if (!esize) return st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": unknown dtype \"%.20s\"", path, t->name, dt->valuestring);
+    if (!esize) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": unknown dtype \"%.20s\"", path, t->name, dt->valuestring);
     snprintf(t->dtype_name, sizeof t->dtype_name, "%s", dt->valuestring);
     int nd = cJSON_GetArraySize(sh);
-    if (nd > BD_ST_MAX_DIMS) return st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": %d dimensions (at most %d)", path, t->name, nd, BD_ST_MAX_DIMS);
+    if (nd > BD_ST_MAX_DIMS) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": %d dimensions (at most %d)", path, t->name, nd, BD_ST_MAX_DIMS);
     t->ndim = nd;
     uint64_t numel = 1;
     for (int i = 0; i < nd; i++) {
         uint64_t d;
         if (json_u64(cJSON_GetArrayItem(sh, i), &d) < 0 || d > ((uint64_t)1 << 40))
-            return st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": shape[%d] is not a plausible size", path, t->name, i);
+            return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": shape[%d] is not a plausible size", path, t->name, i);
         t->shape[i] = (int64_t)d;
         numel *= d;
-        if (numel > ((uint64_t)1 << 40)) return st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": too many elements", path, t->name);
+        if (numel > ((uint64_t)1 << 40)) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": too many elements", path, t->name);
     }
     t->numel = numel;
     uint64_t b, en;
     if (json_u64(cJSON_GetArrayItem(of, 0), &b) < 0 || json_u64(cJSON_GetArrayItem(of, 1), &en) < 0 || en < b)
-        return st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": data_offsets must be [begin, end] with begin <= end", path, t->name);
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\": data_offsets must be [begin, end] with begin <= end", path, t->name);
     if (en - b != numel * esize)
-        return st_fail(why, ws, BD_ERR_SHAPE, "%s: tensor \"%s\": %llu data bytes, expected %llu for %s with %llu elements", path, t->name,
+        return bd_fail(why, ws, BD_ERR_SHAPE, "%s: tensor \"%s\": %llu data bytes, expected %llu for %s with %llu elements", path, t->name,
                        (unsigned long long)(en - b), (unsigned long long)(numel * esize), t->dtype_name, (unsigned long long)numel);
     if (data_start + en > file_size)
-        return st_fail(why, ws, BD_ERR_TRUNCATED, "%s: tensor \"%s\": data ends at byte %llu, file has %zu (truncated?)", path, t->name,
+        return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: tensor \"%s\": data ends at byte %llu, file has %zu (truncated?)", path, t->name,
                        (unsigned long long)(data_start + en), file_size);
     t->begin = data_start + b;
     t->end = data_start + en;
@@ -104,11 +93,11 @@ static int parse_entry(bd_st_tensor *t, const cJSON *e, uint64_t data_start, siz
 int bd_safetensors_open(bd_safetensors *st, const char *path, char *why, size_t ws) {
     memset(st, 0, sizeof *st);
     int fd = open(path, O_RDONLY);
-    if (fd < 0) return st_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (fd < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
     if (fstat(fd, &sb) != 0 || !S_ISREG(sb.st_mode)) {
         close(fd);
-        return st_fail(why, ws, BD_ERR_IO, "%s: not a regular file", path);
+        return bd_fail(why, ws, BD_ERR_IO, "%s: not a regular file", path);
     }
     st->size = (size_t)sb.st_size;
     st->path = strdup(path);
@@ -116,14 +105,14 @@ int bd_safetensors_open(bd_safetensors *st, const char *path, char *why, size_t 
     if (st->size < 8) {
         close(fd);
         bd_safetensors_close(st);
-        return st_fail(why, ws, BD_ERR_TRUNCATED, "%s: %zu bytes, too short for a safetensors header", path, (size_t)sb.st_size);
+        return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: %zu bytes, too short for a safetensors header", path, (size_t)sb.st_size);
     }
     void *m = mmap(NULL, st->size, PROT_READ, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED) {
         int e = errno;
         bd_safetensors_close(st);
-        return st_fail(why, ws, BD_ERR_IO, "%s: cannot map: %s", path, strerror(e));
+        return bd_fail(why, ws, BD_ERR_IO, "%s: cannot map: %s", path, strerror(e));
     }
     st->map = m;
     uint64_t hlen = 0;
@@ -131,21 +120,21 @@ int bd_safetensors_open(bd_safetensors *st, const char *path, char *why, size_t 
     int rc;
     cJSON *root = NULL;
     span *order = NULL;
-    if (hlen > BD_ST_MAX_HEADER) { rc = st_fail(why, ws, BD_ERR_MALFORMED, "%s: header length %llu is implausible (not a safetensors file?)", path, (unsigned long long)hlen); goto fail; }
-    if (8 + hlen > st->size) { rc = st_fail(why, ws, BD_ERR_TRUNCATED, "%s: header of %llu bytes, file has only %zu (truncated)", path, (unsigned long long)hlen, st->size); goto fail; }
+    if (hlen > BD_ST_MAX_HEADER) { rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: header length %llu is implausible (not a safetensors file?)", path, (unsigned long long)hlen); goto fail; }
+    if (8 + hlen > st->size) { rc = bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: header of %llu bytes, file has only %zu (truncated)", path, (unsigned long long)hlen, st->size); goto fail; }
     root = cJSON_ParseWithLength((const char *)st->map + 8, (size_t)hlen);
-    if (!cJSON_IsObject(root)) { rc = st_fail(why, ws, BD_ERR_MALFORMED, "%s: header is not a JSON object", path); goto fail; }
+    if (!cJSON_IsObject(root)) { rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: header is not a JSON object", path); goto fail; }
     int n = cJSON_GetArraySize(root);
     st->tensors = calloc((size_t)n + 1, sizeof *st->tensors);
     if (!st->tensors) { rc = BD_ERR_NOMEM; goto fail; }
     for (const cJSON *e = root->child; e; e = e->next) {
         if (strcmp(e->string, "__metadata__") == 0) {
-            if (!cJSON_IsObject(e)) { rc = st_fail(why, ws, BD_ERR_MALFORMED, "%s: __metadata__ is not an object", path); goto fail; }
+            if (!cJSON_IsObject(e)) { rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: __metadata__ is not an object", path); goto fail; }
             int nm = cJSON_GetArraySize(e);
             st->meta = calloc(2 * (size_t)nm + 1, sizeof *st->meta);
             if (!st->meta) { rc = BD_ERR_NOMEM; goto fail; }
             for (const cJSON *kv = e->child; kv; kv = kv->next) {
-                if (!cJSON_IsString(kv)) { rc = st_fail(why, ws, BD_ERR_MALFORMED, "%s: __metadata__ value \"%s\" is not a string", path, kv->string); goto fail; }
+                if (!cJSON_IsString(kv)) { rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: __metadata__ value \"%s\" is not a string", path, kv->string); goto fail; }
                 st->meta[2 * st->n_meta] = strdup(kv->string);
                 st->meta[2 * st->n_meta + 1] = strdup(kv->valuestring);
                 st->n_meta++;
@@ -160,7 +149,7 @@ int bd_safetensors_open(bd_safetensors *st, const char *path, char *why, size_t 
     qsort(st->tensors, (size_t)st->n, sizeof *st->tensors, cmp_name);
     for (int i = 1; i < st->n; i++)
         if (strcmp(st->tensors[i - 1].name, st->tensors[i].name) == 0) {
-            rc = st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\" appears twice", path, st->tensors[i].name);
+            rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensor \"%s\" appears twice", path, st->tensors[i].name);
             goto fail;
         }
     // No two tensors may share bytes.
@@ -171,7 +160,7 @@ int bd_safetensors_open(bd_safetensors *st, const char *path, char *why, size_t 
     for (int i = 1; i < st->n; i++) {
         const bd_st_tensor *a = &st->tensors[order[i - 1].idx], *b = &st->tensors[order[i].idx];
         if (a->end > b->begin && b->end > b->begin) {
-            rc = st_fail(why, ws, BD_ERR_MALFORMED, "%s: tensors \"%s\" and \"%s\" overlap", path, a->name, b->name);
+            rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensors \"%s\" and \"%s\" overlap", path, a->name, b->name);
             goto fail;
         }
     }
@@ -210,7 +199,7 @@ const void *bd_safetensors_data(const bd_safetensors *st, const bd_st_tensor *t)
 
 int bd_safetensors_read_f32(const bd_safetensors *st, const bd_st_tensor *t, float *dst, char *why, size_t ws) {
     if (t->dtype != BD_F32 && t->dtype != BD_BF16 && t->dtype != BD_F16)
-        return st_fail(why, ws, BD_ERR_SHAPE, "%s: tensor \"%s\" has dtype %s, expected F32, BF16 or F16", st->path, t->name, t->dtype_name);
+        return bd_fail(why, ws, BD_ERR_SHAPE, "%s: tensor \"%s\" has dtype %s, expected F32, BF16 or F16", st->path, t->name, t->dtype_name);
     bd_convert_to_f32(dst, st->map + t->begin, (bd_dtype)t->dtype, (size_t)t->numel);
     return BD_OK;
 }
@@ -232,8 +221,8 @@ int bd_safetensors_write(const char *path, const bd_st_write_tensor *t, int n, c
     uint64_t off = 0;
     for (int i = 0; i < n; i++) {
         const char *dn = bd_st_dtype_name(t[i].dtype);
-        if (!dn || t[i].ndim < 0 || t[i].ndim > BD_ST_MAX_DIMS) { rc = st_fail(why, ws, BD_ERR_ARG, "%s: tensor \"%s\": bad dtype or rank", path, t[i].name); goto done; }
-        if (cJSON_GetObjectItemCaseSensitive(root, t[i].name)) { rc = st_fail(why, ws, BD_ERR_ARG, "%s: tensor \"%s\" given twice", path, t[i].name); goto done; }
+        if (!dn || t[i].ndim < 0 || t[i].ndim > BD_ST_MAX_DIMS) { rc = bd_fail(why, ws, BD_ERR_ARG, "%s: tensor \"%s\": bad dtype or rank", path, t[i].name); goto done; }
+        if (cJSON_GetObjectItemCaseSensitive(root, t[i].name)) { rc = bd_fail(why, ws, BD_ERR_ARG, "%s: tensor \"%s\" given twice", path, t[i].name); goto done; }
         uint64_t numel = 1;
         double shp[BD_ST_MAX_DIMS];
         for (int d = 0; d < t[i].ndim; d++) { numel *= (uint64_t)t[i].shape[d]; shp[d] = (double)t[i].shape[d]; }
@@ -250,7 +239,7 @@ int bd_safetensors_write(const char *path, const bd_st_write_tensor *t, int n, c
     if (!(hdr = cJSON_PrintUnformatted(root))) goto done;
     size_t hlen = strlen(hdr), padded = (hlen + 7) / 8 * 8;
     bd_outfile *o = bd_outfile_open(path, "wb");
-    if (!o) { rc = st_fail(why, ws, BD_ERR_IO, "%s: cannot create: %s", path, strerror(errno)); goto done; }
+    if (!o) { rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot create: %s", path, strerror(errno)); goto done; }
     FILE *f = bd_outfile_fp(o);
     uint8_t len8[8];
     for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
@@ -264,10 +253,10 @@ int bd_safetensors_write(const char *path, const bd_st_write_tensor *t, int n, c
     if (!ok) {
         int e = errno;
         bd_outfile_abort(o);
-        rc = st_fail(why, ws, BD_ERR_IO, "%s: write failed: %s", path, strerror(e));
+        rc = bd_fail(why, ws, BD_ERR_IO, "%s: write failed: %s", path, strerror(e));
         goto done;
     }
-    if ((rc = bd_outfile_commit(o)) < 0) st_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
+    if ((rc = bd_outfile_commit(o)) < 0) bd_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
 done:
     free(hdr);
     cJSON_Delete(root);
