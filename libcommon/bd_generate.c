@@ -1,12 +1,16 @@
 // Continuous-batching generation over bd_forward_step. Dimension key: B slots, V vocabulary,
 // L layers, KD = KV*HS, K new tokens, TK top-K of the logits.
 //
-// Each step feeds one token per active slot: the next prompt token while the prompt is
-// being read, then the token sampled at the previous step. Active slots stay packed in
-// 0..nb-1 (the step's batch): a finished slot takes the next sample, or, when none is left,
-// the last active slot moves into it together with its cache rows.
+// Each step feeds one token per slot: the next prompt token while the prompt is being
+// read, then the token sampled at the previous step. Sample i runs in slot i mod B, and
+// every step has all B rows (idle slots compute a dummy row): OpenBLAS's sgemm rounds a
+// row differently depending on the number of rows and the row's place among them, so this
+// fixed shape is what makes a sample's tokens independent of when it started (an
+// interrupted and resumed run equals the uninterrupted one). Across different B the logits
+// differ in the last bits, which changes a draw only in rare cases.
 #include "bd_generate.h"
 
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -84,6 +88,7 @@ static void advance(void *vctx, int start, int end) {
     int V = c->m->cfg.vocab, TK = o->logits_top_k;
     for (int b = start; b < end; b++) {
         gen_seq *s = &c->slots[b];
+        if (s->end >= 0) continue;  // idle slot: its row is a dummy
         s->fed++;
         if (s->fed < s->P) {
             s->next = s->prompt[s->fed];
@@ -141,6 +146,42 @@ static bd_gen_sample as_sample(const gen_seq *s, const bd_gen_opts *o) {
                            .top_logprobs = o->logits_top_k ? s->top_lp : NULL};
 }
 
+// Hands s over if it is next in index order, then any pending ones that follow; else keeps
+// it in pending (taking its buffers).
+typedef struct {
+    gen_seq *pending;  // finished, waiting for a lower index
+    int n, cap;
+    int64_t next_emit;
+} reorder;
+
+static int finish(reorder *ro, gen_seq *s, const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *st,
+                  double t0) {
+    if (s->index != ro->next_emit) {
+        if (ro->n == ro->cap) {
+            int cap = ro->cap ? 2 * ro->cap : 16;
+            gen_seq *p = realloc(ro->pending, sizeof *p * (size_t)cap);
+            if (!p) return BD_ERR_NOMEM;
+            ro->pending = p, ro->cap = cap;
+        }
+        ro->pending[ro->n++] = *s;
+        s->out = NULL, s->top_ids = NULL, s->top_lp = NULL;
+        return BD_OK;
+    }
+    int rc = BD_OK;
+    for (gen_seq *cur = s; cur && rc >= 0;) {
+        st->samples++, ro->next_emit++;
+        st->seconds = bd_now() - t0;
+        bd_gen_sample out = as_sample(cur, o);
+        rc = emit(ctx, &out, st);
+        seq_free(cur);
+        if (cur != s) *cur = ro->pending[--ro->n];  // fill the hole with the last pending
+        cur = NULL;
+        for (int i = 0; i < ro->n && !cur; i++)
+            if (ro->pending[i].index == ro->next_emit) cur = &ro->pending[i];
+    }
+    return rc;
+}
+
 int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
                 const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats) {
     bd_gen_stats st = {0};
@@ -149,7 +190,9 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     if (rc < 0 || n <= first) return rc;
     double t0 = bd_now();
     int V = m->cfg.vocab, max_seq = m->cfg.max_seq;
-    int B = (int64_t)o->batch < n - first ? o->batch : (int)(n - first);
+    // The batch shape depends on n and the options only (not on first): a resumed run
+    // computes every sample with the same rows as the uninterrupted run.
+    int B = (int64_t)o->batch < n ? o->batch : (int)n;
     int max_P = 0;
     for (int i = 0; i < n_prompts; i++) max_P = prompts[i].n > max_P ? prompts[i].n : max_P;
     // Positions fed: at most P + K - 1 (the last new token is never fed), within max_seq.
@@ -163,26 +206,36 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     float *logits = malloc(sizeof(float) * (size_t)B * V);
     int32_t *tokens = malloc(sizeof(int32_t) * (size_t)B);
     int *pos = malloc(sizeof(int) * (size_t)B);
-    gen_seq *pending = NULL;  // finished, waiting for a lower index
-    int n_pending = 0, cap_pending = 0, nb = 0;
+    reorder ro = {.next_emit = first};
     rc = slots && samplers && logits && tokens && pos ? BD_OK : BD_ERR_NOMEM;
     for (int b = 0; rc >= 0 && b < B; b++) rc = bd_sampler_init(&samplers[b], V);
-    int64_t next_start = first, next_emit = first;
-    for (; rc >= 0 && nb < B; nb++, next_start++)
-        rc = seq_start(&slots[nb], next_start, &prompts[next_start % n_prompts], o);
-    size_t KD = (size_t)m->cfg.n_kv_heads * m->cfg.head_dim;
+    // Sample i always runs in slot i mod B; an idle slot (none of its samples left) still
+    // computes a dummy row, so that every step has B rows.
+    int active = 0;
+    for (int b = 0; rc >= 0 && b < B; b++) {
+        int64_t i = first + ((b - first) % B + B) % B;
+        slots[b].end = BD_GEN_EOS;  // idle unless started
+        if (i < n) {
+            rc = seq_start(&slots[b], i, &prompts[i % n_prompts], o);
+            active++;
+        }
+    }
     step_ctx sc = {m, o, max_seq, slots, samplers, logits};
     int min_per_thread = V >= 16384 ? 1 : 16384 / V;
 
-    while (rc >= 0 && nb > 0 && !(o->stop && *o->stop)) {
-        for (int b = 0; b < nb; b++) tokens[b] = slots[b].next, pos[b] = slots[b].fed;
-        rc = bd_forward_step(&kv, m, tokens, pos, nb, logits);
+    while (rc >= 0 && active > 0 && !(o->stop && *o->stop)) {
+        for (int b = 0; b < B; b++) {
+            bool idle = slots[b].end >= 0;
+            tokens[b] = idle ? 0 : slots[b].next;
+            pos[b] = idle ? 0 : slots[b].fed;
+        }
+        rc = bd_forward_step(&kv, m, tokens, pos, B, logits);
         if (rc < 0) break;
         st.steps++;
-        bd_parallel_for(nb, min_per_thread, advance, &sc);
-        // Downwards, so that slots above b are settled when the last one moves into b.
-        for (int b = nb - 1; b >= 0 && rc >= 0; b--) {
+        bd_parallel_for(B, min_per_thread, advance, &sc);
+        for (int b = 0; b < B && rc >= 0; b++) {
             gen_seq *s = &slots[b];
+            if (!s->out) continue;  // idle
             if (s->err < 0) {
                 bd_log(BD_LOG_ERROR, "generate: sample %lld: %s at new token %d", (long long)s->index,
                        s->err == BD_ERR_VALUE ? "NaN logits" : bd_strerror(s->err), s->n_new);
@@ -192,60 +245,19 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
             if (s->fed <= s->P) st.prompt_tokens++;
             if (s->fed >= s->P) st.new_tokens++;
             if (s->end < 0) continue;
-            // Finished: hand over in index order, or keep until the lower ones are done.
-            if (s->index == next_emit) {
-                st.samples++, next_emit++;
-                st.seconds = bd_now() - t0;
-                bd_gen_sample out = as_sample(s, o);
-                rc = emit(ctx, &out, &st);
-                seq_free(s);
-                for (int i = 0; rc >= 0 && i < n_pending;) {
-                    if (pending[i].index != next_emit) {
-                        i++;
-                        continue;
-                    }
-                    st.samples++, next_emit++;
-                    st.seconds = bd_now() - t0;
-                    out = as_sample(&pending[i], o);
-                    rc = emit(ctx, &out, &st);
-                    seq_free(&pending[i]);
-                    pending[i] = pending[--n_pending];
-                    i = 0;
-                }
-            } else {
-                if (n_pending == cap_pending) {
-                    cap_pending = cap_pending ? 2 * cap_pending : 16;
-                    gen_seq *p = realloc(pending, sizeof *p * (size_t)cap_pending);
-                    if (!p) {
-                        rc = BD_ERR_NOMEM;
-                        break;
-                    }
-                    pending = p;
-                }
-                pending[n_pending++] = *s;
-                s->out = NULL, s->top_ids = NULL, s->top_lp = NULL;
-            }
-            if (rc < 0) break;
-            if (next_start < n) {
-                rc = seq_start(s, next_start, &prompts[next_start % n_prompts], o);
-                next_start++;
-            } else if (b != --nb) {
-                *s = slots[nb];  // the last active slot moves here with its cache rows
-                for (int l = 0; l < m->cfg.n_layers; l++) {
-                    size_t dst = ((size_t)l * B + b) * max_T * KD, src = ((size_t)l * B + nb) * max_T * KD;
-                    memcpy(kv.k + dst, kv.k + src, sizeof(float) * (size_t)s->fed * KD);
-                    memcpy(kv.v + dst, kv.v + src, sizeof(float) * (size_t)s->fed * KD);
-                }
-                slots[nb].out = NULL, slots[nb].top_ids = NULL, slots[nb].top_lp = NULL;
-            }
+            int64_t next = s->index + B;
+            rc = finish(&ro, s, o, emit, ctx, &st, t0);
+            seq_free(s);
+            if (rc >= 0 && next < n) rc = seq_start(s, next, &prompts[next % n_prompts], o);
+            else active--;
         }
     }
     st.seconds = bd_now() - t0;
     if (stats) *stats = st;
     for (int b = 0; b < B && slots; b++) seq_free(&slots[b]);
-    for (int i = 0; i < n_pending; i++) seq_free(&pending[i]);
+    for (int i = 0; i < ro.n; i++) seq_free(&ro.pending[i]);
     for (int b = 0; b < B && samplers; b++) bd_sampler_free(&samplers[b]);
-    free(pending), free(slots), free(samplers), free(logits), free(tokens), free(pos);
+    free(ro.pending), free(slots), free(samplers), free(logits), free(tokens), free(pos);
     bd_kv_cache_free(&kv);
     return rc;
 }

@@ -1,8 +1,11 @@
-// Batched generation through the KV cache with continuous batching: up to B sequences run
+// Batched generation through the KV cache with continuous batching: B sequences run
 // together, one token each per bd_forward_step (prompt tokens are fed the same way, so
-// prompts of any length mix); a finished sequence's slot takes the next prompt at once.
-// Sample i draws from its own RNG stream (seed, i), so its tokens do not depend on the
-// batch size or on which slot it ran in. Finished samples are handed over in index order.
+// prompts of any length mix); sample i runs in slot i mod B, which takes sample i + B as
+// soon as sample i ends. Sample i draws from its own RNG stream (seed, i). Its tokens are
+// bit-for-bit reproducible for the same n, B and thread count, whatever `first` is (so a
+// stopped run can be continued exactly); across batch sizes or thread counts they are the
+// same except in rare cases where last-bit differences of the sgemm logits move a draw
+// across a boundary. Finished samples are handed over in index order.
 // Dimension key: V vocabulary, P prompt length, K new tokens, TK top-K of the logits.
 #ifndef BD_GENERATE_H
 #define BD_GENERATE_H
