@@ -588,7 +588,9 @@ int main(int argc, char **argv) {
     FILE *probe;
     if (resume && (probe = fopen(output, "rb"))) {
         fclose(probe);
-        old = bd_tool_open_reader(output, "bd.samples");
+        int err;
+        if (!(old = bd_reader_open(output, "bd.samples", &err)))
+            bd_fatal("\"%s\" %s; cannot resume from it", output, bd_reader_last_open_error());
         check_resume_header(old, fields);
     } else if (resume) {
         bd_log(BD_LOG_INFO, "\"%s\" does not exist yet: starting from sample 0", output);
