@@ -15,6 +15,7 @@
 #include "bd_model_io.h"
 #include "bd_outfile.h"
 #include "bd_progress.h"
+#include "bd_threads.h"
 #include "bd_tool.h"
 
 static const char help[] =
@@ -331,7 +332,7 @@ typedef struct {
 static void pack_header_fields(msgpack_sbuffer *sb, const run_info *ri) {
     msgpack_packer pk;
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
-    msgpack_pack_map(&pk, 12);
+    msgpack_pack_map(&pk, 14);
     bd_pack_str(&pk, "teacher");
     msgpack_pack_map(&pk, 2);
     bd_pack_kv_str(&pk, "path", ri->model_path);
@@ -361,6 +362,9 @@ static void pack_header_fields(msgpack_sbuffer *sb, const run_info *ri) {
     for (int i = 0; i < ri->go.n_stop; i++) msgpack_pack_int32(&pk, ri->go.stop_ids[i]);
     bd_pack_kv_int(&pk, "n", ri->n);
     bd_pack_kv_int(&pk, "logits_top_k", ri->go.logits_top_k);
+    // Not part of the result, but bit-exact resumption needs the same batch shape.
+    bd_pack_kv_int(&pk, "batch", ri->go.batch);
+    bd_pack_kv_int(&pk, "threads", bd_num_threads());
 }
 
 // --resume: the fields that must match (paths and n may differ).
@@ -381,6 +385,13 @@ static void check_resume_header(const bd_reader *r, const msgpack_object *mine) 
         const msgpack_object *a = bd_obj_get(bd_obj_get(old, "prompt_source"), src_keys[i]);
         if (!a || !msgpack_object_equal(*a, *bd_obj_get(bd_obj_get(mine, "prompt_source"), src_keys[i])))
             what = "prompt_source";
+    }
+    for (int i = 0; !what && i < 2; i++) {
+        const char *k = i ? "threads" : "batch";
+        const msgpack_object *a = bd_obj_get(old, k);
+        if (a && !msgpack_object_equal(*a, *bd_obj_get(mine, k)))
+            bd_log(BD_LOG_WARN, "\"%s\" was started with another %s; in rare cases a sample may then differ from "
+                   "an uninterrupted run (see bd-teacher-gen(1))", bd_reader_name(r), i ? "--threads" : "--batch");
     }
     if (what)
         bd_fatal("\"%s\" header: its \"%s\" differs from this run's; --resume needs the same model, tokenizer, "
