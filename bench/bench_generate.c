@@ -1,0 +1,120 @@
+// Generation throughput (bd_generate: KV cache, sampling at temperature 0.7, no early stop)
+// in generated tokens/s at batch 1 and 32, against the batched forward pass of the same
+// model measured in the same run (bd_forward with logits on B x T tokens): the ratio shows
+// what token-at-a-time generation loses to a full-sequence pass. Models: stories260K
+// (BD_DATA) and a randomly initialized 110M-shaped Llama (C 768, L 12, NH 12, F 2048,
+// V 32000). Medians of RUNS runs. Threads: BD_THREADS (default all CPUs).
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_forward.h"
+#include "bd_generate.h"
+#include "bd_model_io.h"
+#include "bd_progress.h"
+#include "bd_threads.h"
+
+#define RUNS 3
+
+static int cmp(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+static double median(double *v, int n) {
+    qsort(v, (size_t)n, sizeof *v, cmp);
+    return v[n / 2];
+}
+
+static uint64_t rs = 12345;
+static float urand(void) {
+    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rs >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_generate: %s failed\n", what);
+    exit(1);
+}
+
+static int count_only(void *ctx, const bd_gen_sample *s, const bd_gen_stats *st) {
+    (void)ctx, (void)s, (void)st;
+    return 0;
+}
+
+// Generated tokens/s: n samples of K tokens from BOS at batch B (median of RUNS).
+static double gen_rate(const bd_model *m, int B, int n, int K) {
+    int32_t bos = 1;
+    bd_gen_prompt p = {&bos, 1};
+    bd_gen_opts o = {.sampling = {0.7, 0, 1.0}, .max_new = K, .batch = B, .seed = 1};
+    double r[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        bd_gen_stats st;
+        if (bd_generate(m, &p, 1, 0, n, &o, count_only, NULL, &st) < 0) die("generate");
+        r[i] = (double)st.new_tokens / st.seconds;
+    }
+    return median(r, RUNS);
+}
+
+// Forward tokens/s on B x T random tokens, logits included (median of RUNS after a warm-up).
+static double fwd_rate(const bd_model *m, int B, int T) {
+    bd_fwd_state s;
+    if (bd_fwd_state_init(&s, &m->cfg, B, T, false) < 0) die("state init");
+    int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * T);
+    float *logits = malloc(sizeof(float) * (size_t)B * T * m->cfg.vocab);
+    if (!tok || !logits) die("malloc");
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)((urand() + 1.0f) * 0.5f * (m->cfg.vocab - 1));
+    if (bd_forward(&s, m, tok, B, T, logits) < 0) die("forward");
+    double r[RUNS];
+    for (int i = 0; i < RUNS; i++) {
+        double t0 = bd_now();
+        if (bd_forward(&s, m, tok, B, T, logits) < 0) die("forward");
+        r[i] = (double)B * T / (bd_now() - t0);
+    }
+    free(tok), free(logits);
+    bd_fwd_state_free(&s);
+    return median(r, RUNS);
+}
+
+static void bench(const char *name, const bd_model *m, int fwd_B, int fwd_T, const int *gen_n, const int *gen_K) {
+    double fwd = fwd_rate(m, fwd_B, fwd_T);
+    const int batches[2] = {1, 32};
+    for (int i = 0; i < 2; i++) {
+        double g = gen_rate(m, batches[i], gen_n[i], gen_K[i]);
+        printf("%-14s %5d %5d %4d %12.0f %12.0f %8.3f\n", name, batches[i], gen_n[i], gen_K[i], g, fwd, g / fwd);
+    }
+}
+
+int main(void) {
+    const char *th = getenv("BD_THREADS");
+    bd_set_num_threads(th ? atoi(th) : 0);
+    printf("bench_generate: generated tokens/s (temperature 0.7, %d threads) vs bd_forward tokens/s\n",
+           bd_num_threads());
+    printf("%-14s %5s %5s %4s %12s %12s %8s\n", "model", "batch", "n", "K", "gen tok/s", "fwd tok/s", "ratio");
+
+    const char *root = getenv("BD_DATA");
+    char path[4096], why[512];
+    snprintf(path, sizeof path, "%s/models/stories260K/stories260K.bin", root && *root ? root : "../shared/data");
+    bd_model m;
+    if (bd_model_load(path, &m, why, sizeof why) < 0) {
+        fprintf(stderr, "bench_generate: %s (set BD_DATA)\n", why);
+        return 1;
+    }
+    const int sn[2] = {4, 64}, sk[2] = {256, 256};
+    bench("stories260K", &m, 8, 256, sn, sk);
+    bd_model_free(&m);
+
+    bd_config c = {0};
+    snprintf(c.arch, sizeof c.arch, "llama");
+    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64, c.ffn_dim = 2048;
+    c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED;
+    c.tied_embeddings = true, c.bos = 1, c.eos = 2;
+    if (bd_model_alloc(&m, &c) < 0) die("model alloc");
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * urand();
+    for (int i = 0; i < c.n_layers * c.dim; i++) m.w.rms_att[i] = m.w.rms_ffn[i] = 1.0f;
+    for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
+    const int bn[2] = {1, 32}, bk[2] = {48, 24};
+    bench("110M-shaped", &m, 4, 256, bn, bk);
+    bd_model_free(&m);
+    return 0;
+}

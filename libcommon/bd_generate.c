@@ -1,0 +1,263 @@
+// Continuous-batching generation over bd_forward_step. Dimension key: B slots, V vocabulary,
+// L layers, KD = KV*HS, K new tokens, TK top-K of the logits.
+//
+// Each step feeds one token per slot: the next prompt token while the prompt is being
+// read, then the token sampled at the previous step. Sample i runs in slot i mod B, and
+// every step has all B rows (idle slots compute a dummy row): OpenBLAS's sgemm rounds a
+// row differently depending on the number of rows and the row's place among them, so this
+// fixed shape is what makes a sample's tokens independent of when it started (an
+// interrupted and resumed run equals the uninterrupted one). Across different B the logits
+// differ in the last bits, which changes a draw only in rare cases.
+#include "bd_generate.h"
+
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_forward.h"
+#include "bd_log.h"
+#include "bd_progress.h"
+#include "bd_threads.h"
+
+const char *bd_gen_end_name(bd_gen_end e) {
+    switch (e) {
+    case BD_GEN_EOS: return "eos";
+    case BD_GEN_LENGTH: return "length";
+    case BD_GEN_CONTEXT: return "context";
+    }
+    return "?";
+}
+
+typedef struct {
+    int64_t index;
+    bd_rng rng;
+    const int32_t *prompt;  // (P)
+    int P;
+    int fed;                // cache positions filled = position of the next input
+    int32_t next;           // next input token
+    int32_t *out;           // (K)
+    int n_new;
+    int32_t *top_ids;       // (K, TK) or NULL
+    float *top_lp;          // (K, TK) or NULL
+    int end;                // -1 while running, else a bd_gen_end
+    int err;                // sampling error of the last step
+} gen_seq;
+
+typedef struct {
+    const bd_model *m;
+    const bd_gen_opts *o;
+    int max_seq;
+    gen_seq *slots;         // (B)
+    bd_sampler *samplers;   // (B)
+    const float *logits;    // (B, V)
+} step_ctx;
+
+static void seq_free(gen_seq *s) {
+    free(s->out);
+    free(s->top_ids);
+    free(s->top_lp);
+    s->out = NULL, s->top_ids = NULL, s->top_lp = NULL;
+}
+
+static int seq_start(gen_seq *s, int64_t index, const bd_gen_prompt *p, const bd_gen_opts *o) {
+    memset(s, 0, sizeof *s);
+    s->index = index;
+    bd_rng_seed(&s->rng, o->seed, (uint64_t)index);
+    s->prompt = p->ids;
+    s->P = p->n;
+    s->next = p->ids[0];
+    s->end = -1;
+    s->out = malloc(sizeof(int32_t) * (size_t)o->max_new);
+    if (o->logits_top_k > 0) {
+        size_t n = (size_t)o->max_new * (size_t)o->logits_top_k;
+        s->top_ids = malloc(sizeof(int32_t) * n);
+        s->top_lp = malloc(sizeof(float) * n);
+        if (!s->top_ids || !s->top_lp) s->out = (free(s->out), NULL);
+    }
+    if (!s->out) {
+        seq_free(s);
+        return BD_ERR_NOMEM;
+    }
+    return BD_OK;
+}
+
+// After the step: advance slots [start, end) by the logits of their row.
+static void advance(void *vctx, int start, int end) {
+    step_ctx *c = vctx;
+    const bd_gen_opts *o = c->o;
+    int V = c->m->cfg.vocab, TK = o->logits_top_k;
+    for (int b = start; b < end; b++) {
+        gen_seq *s = &c->slots[b];
+        if (s->end >= 0) continue;  // idle slot: its row is a dummy
+        s->fed++;
+        if (s->fed < s->P) {
+            s->next = s->prompt[s->fed];
+            continue;
+        }
+        const float *lg = c->logits + (size_t)b * V;
+        if (TK > 0) {
+            int rc = bd_topk_logprobs(lg, V, TK, s->top_ids + (size_t)s->n_new * TK, s->top_lp + (size_t)s->n_new * TK);
+            if (rc < 0) {
+                s->err = rc;
+                continue;
+            }
+        }
+        int tok = bd_sample(&c->samplers[b], &o->sampling, lg, &s->rng);
+        if (tok < 0) {
+            s->err = tok;
+            continue;
+        }
+        s->out[s->n_new++] = tok;
+        s->next = tok;
+        for (int i = 0; i < o->n_stop; i++)
+            if (tok == o->stop_ids[i]) s->end = BD_GEN_EOS;
+        if (s->end < 0 && s->n_new == o->max_new) s->end = BD_GEN_LENGTH;
+        if (s->end < 0 && s->P + s->n_new >= c->max_seq) s->end = BD_GEN_CONTEXT;
+    }
+}
+
+static int check_args(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, const bd_gen_opts *o) {
+    if (bd_sampling_check(&o->sampling) < 0 || o->max_new < 1 || o->batch < 1 || o->n_stop < 0 ||
+        o->n_stop > BD_GEN_MAX_STOP || o->logits_top_k < 0 || o->logits_top_k > BD_GEN_MAX_TOPK ||
+        o->logits_top_k > m->cfg.vocab || n_prompts < 1) {
+        bd_log(BD_LOG_ERROR, "generate: invalid options");
+        return BD_ERR_ARG;
+    }
+    for (int i = 0; i < n_prompts; i++) {
+        if (prompts[i].n < 1 || prompts[i].n > m->cfg.max_seq - 1) {
+            bd_log(BD_LOG_ERROR, "generate: prompt %d has %d tokens, expected 1..%d (the context less one)", i,
+                   prompts[i].n, m->cfg.max_seq - 1);
+            return BD_ERR_ARG;
+        }
+        for (int t = 0; t < prompts[i].n; t++)
+            if (prompts[i].ids[t] < 0 || prompts[i].ids[t] >= m->cfg.vocab) {
+                bd_log(BD_LOG_ERROR, "generate: prompt %d: id %d at position %d is outside the vocabulary of %d", i,
+                       prompts[i].ids[t], t, m->cfg.vocab);
+                return BD_ERR_ARG;
+            }
+    }
+    return BD_OK;
+}
+
+static bd_gen_sample as_sample(const gen_seq *s, const bd_gen_opts *o) {
+    return (bd_gen_sample){.index = s->index, .prompt = s->prompt, .prompt_len = s->P, .completion = s->out,
+                           .n_new = s->n_new, .end = (bd_gen_end)s->end,
+                           .top_ids = o->logits_top_k ? s->top_ids : NULL,
+                           .top_logprobs = o->logits_top_k ? s->top_lp : NULL};
+}
+
+// Hands s over if it is next in index order, then any pending ones that follow; else keeps
+// it in pending (taking its buffers).
+typedef struct {
+    gen_seq *pending;  // finished, waiting for a lower index
+    int n, cap;
+    int64_t next_emit;
+} reorder;
+
+static int finish(reorder *ro, gen_seq *s, const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *st,
+                  double t0) {
+    if (s->index != ro->next_emit) {
+        if (ro->n == ro->cap) {
+            int cap = ro->cap ? 2 * ro->cap : 16;
+            gen_seq *p = realloc(ro->pending, sizeof *p * (size_t)cap);
+            if (!p) return BD_ERR_NOMEM;
+            ro->pending = p, ro->cap = cap;
+        }
+        ro->pending[ro->n++] = *s;
+        s->out = NULL, s->top_ids = NULL, s->top_lp = NULL;
+        return BD_OK;
+    }
+    int rc = BD_OK;
+    for (gen_seq *cur = s; cur && rc >= 0;) {
+        st->samples++, ro->next_emit++;
+        st->seconds = bd_now() - t0;
+        bd_gen_sample out = as_sample(cur, o);
+        rc = emit(ctx, &out, st);
+        seq_free(cur);
+        if (cur != s) *cur = ro->pending[--ro->n];  // fill the hole with the last pending
+        cur = NULL;
+        for (int i = 0; i < ro->n && !cur; i++)
+            if (ro->pending[i].index == ro->next_emit) cur = &ro->pending[i];
+    }
+    return rc;
+}
+
+int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
+                const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats) {
+    bd_gen_stats st = {0};
+    if (stats) *stats = st;
+    int rc = check_args(m, prompts, n_prompts, o);
+    if (rc < 0 || n <= first) return rc;
+    double t0 = bd_now();
+    int V = m->cfg.vocab, max_seq = m->cfg.max_seq;
+    // The batch shape depends on n and the options only (not on first): a resumed run
+    // computes every sample with the same rows as the uninterrupted run.
+    int B = (int64_t)o->batch < n ? o->batch : (int)n;
+    int max_P = 0;
+    for (int i = 0; i < n_prompts; i++) max_P = prompts[i].n > max_P ? prompts[i].n : max_P;
+    // Positions fed: at most P + K - 1 (the last new token is never fed), within max_seq.
+    int max_T = (int64_t)max_P + o->max_new - 1 < max_seq ? max_P + o->max_new - 1 : max_seq;
+
+    bd_kv_cache kv;
+    rc = bd_kv_cache_init(&kv, &m->cfg, B, max_T);
+    if (rc < 0) return rc;
+    gen_seq *slots = calloc((size_t)B, sizeof *slots);
+    bd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
+    float *logits = malloc(sizeof(float) * (size_t)B * V);
+    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)B);
+    int *pos = malloc(sizeof(int) * (size_t)B);
+    reorder ro = {.next_emit = first};
+    rc = slots && samplers && logits && tokens && pos ? BD_OK : BD_ERR_NOMEM;
+    for (int b = 0; rc >= 0 && b < B; b++) rc = bd_sampler_init(&samplers[b], V);
+    // Sample i always runs in slot i mod B; an idle slot (none of its samples left) still
+    // computes a dummy row, so that every step has B rows.
+    int active = 0;
+    for (int b = 0; rc >= 0 && b < B; b++) {
+        int64_t i = first + ((b - first) % B + B) % B;
+        slots[b].end = BD_GEN_EOS;  // idle unless started
+        if (i < n) {
+            rc = seq_start(&slots[b], i, &prompts[i % n_prompts], o);
+            active++;
+        }
+    }
+    step_ctx sc = {m, o, max_seq, slots, samplers, logits};
+    int min_per_thread = V >= 16384 ? 1 : 16384 / V;
+
+    while (rc >= 0 && active > 0 && !(o->stop && *o->stop)) {
+        for (int b = 0; b < B; b++) {
+            bool idle = slots[b].end >= 0;
+            tokens[b] = idle ? 0 : slots[b].next;
+            pos[b] = idle ? 0 : slots[b].fed;
+        }
+        rc = bd_forward_step(&kv, m, tokens, pos, B, logits);
+        if (rc < 0) break;
+        st.steps++;
+        bd_parallel_for(B, min_per_thread, advance, &sc);
+        for (int b = 0; b < B && rc >= 0; b++) {
+            gen_seq *s = &slots[b];
+            if (!s->out) continue;  // idle
+            if (s->err < 0) {
+                bd_log(BD_LOG_ERROR, "generate: sample %lld: %s at new token %d", (long long)s->index,
+                       s->err == BD_ERR_VALUE ? "NaN logits" : bd_strerror(s->err), s->n_new);
+                rc = s->err;
+                break;
+            }
+            if (s->fed <= s->P) st.prompt_tokens++;
+            if (s->fed >= s->P) st.new_tokens++;
+            if (s->end < 0) continue;
+            int64_t next = s->index + B;
+            rc = finish(&ro, s, o, emit, ctx, &st, t0);
+            seq_free(s);
+            if (rc >= 0 && next < n) rc = seq_start(s, next, &prompts[next % n_prompts], o);
+            else active--;
+        }
+    }
+    st.seconds = bd_now() - t0;
+    if (stats) *stats = st;
+    for (int b = 0; b < B && slots; b++) seq_free(&slots[b]);
+    for (int i = 0; i < ro.n; i++) seq_free(&ro.pending[i]);
+    for (int b = 0; b < B && samplers; b++) bd_sampler_free(&samplers[b]);
+    free(ro.pending), free(slots), free(samplers), free(logits), free(tokens), free(pos);
+    bd_kv_cache_free(&kv);
+    return rc;
+}
