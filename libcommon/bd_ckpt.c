@@ -1,0 +1,217 @@
+// Training checkpoints: PATH (bd.trainstate) + PATH.wSTEP (bd.model), see bd_ckpt.h.
+#include "bd_ckpt.h"
+
+#include <errno.h>
+#include <glob.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "bd_log.h"
+#include "bd_model_io.h"
+
+#define SLICE_FLOATS ((size_t)1 << 28)  // 1 GiB of f32 per record
+
+static int fail(char *why, size_t ws, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static int fail(char *why, size_t ws, int code, const char *fmt, ...) {
+    if (why && ws) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(why, ws, fmt, ap);
+        va_end(ap);
+    }
+    return code;
+}
+
+uint64_t bd_ckpt_hash(const float *p, size_t n) {
+    // FNV-1a over 32-bit words, then a final avalanche.
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, p + i, 4);
+        h = (h ^ u) * 0x100000001b3ull;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    return h ^ (h >> 33);
+}
+
+static void test_delay(void) {
+    const char *e = getenv("BD_CKPT_TEST_DELAY_MS");
+    long ms = e ? atol(e) : 0;
+    if (ms > 0) {
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+}
+
+static const char *base_name(const char *p) {
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+// dir of path (with its slash) + name.
+static void sibling(char *out, size_t size, const char *path, const char *name) {
+    const char *s = strrchr(path, '/');
+    int dl = s ? (int)(s - path + 1) : 0;
+    snprintf(out, size, "%.*s%s", dl, path, name);
+}
+
+// Removes PATH.w* files other than keep (older generations, and temporaries of killed runs).
+static void remove_stale(const char *path, const char *keep) {
+    char pat[4200];
+    glob_t g;
+    // Escape glob metacharacters of the path itself.
+    size_t j = 0;
+    for (const char *c = path; *c && j + 4 < sizeof pat; c++) {
+        if (strchr("*?[\\", *c)) pat[j++] = '\\';
+        pat[j++] = *c;
+    }
+    snprintf(pat + j, sizeof pat - j, ".w*");
+    if (glob(pat, 0, NULL, &g) != 0) g.gl_pathc = 0, g.gl_pathv = NULL;
+    snprintf(pat + j, sizeof pat - j, ".tmp.*");  // the state's own temporaries
+    if (glob(pat, g.gl_pathv ? GLOB_APPEND : 0, NULL, &g) != 0 && !g.gl_pathv) return;
+    for (size_t i = 0; i < g.gl_pathc; i++)
+        if (strcmp(g.gl_pathv[i], keep) != 0) unlink(g.gl_pathv[i]);
+    globfree(&g);
+}
+
+static void pack_slice(msgpack_packer *pk, const char *name, const float *data, size_t n, size_t start) {
+    msgpack_pack_map(pk, 5);
+    bd_pack_kv_str(pk, "name", name);
+    bd_pack_kv_str(pk, "dtype", "f32");
+    bd_pack_str(pk, "shape");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_uint64(pk, n);
+    bd_pack_str(pk, "data");
+    msgpack_pack_bin(pk, n * sizeof(float));
+    msgpack_pack_bin_body(pk, data, n * sizeof(float));
+    bd_pack_kv_int(pk, "start", (int64_t)start);
+}
+
+int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, const bd_ckpt_info *info,
+                 const bd_producer *prod, char *why, size_t ws) {
+    if (!path || !strcmp(path, "-")) return fail(why, ws, BD_ERR_ARG, "a checkpoint needs a file name, not standard output");
+    if (opt->n != model->n_params) return fail(why, ws, BD_ERR_ARG, "%s: optimizer and model sizes differ", path);
+    char wpath[4200], wname[512];
+    snprintf(wname, sizeof wname, "%s.w%lld", base_name(path), info->step);
+    sibling(wpath, sizeof wpath, path, wname);
+    int rc = bd_model_save(model, wpath, prod, BD_F32, why, ws);
+    if (rc < 0) return rc;
+    test_delay();
+    bd_writer *w = bd_writer_open(path, 1, &rc);
+    if (!w) return fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
+    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 14)) < 0) goto io;
+    msgpack_packer *pk = bd_writer_packer(w);
+    bd_pack_kv_int(pk, "step", info->step);
+    bd_pack_kv_int(pk, "epoch", info->epoch);
+    bd_pack_kv_int(pk, "pos", info->pos);
+    bd_pack_kv_int(pk, "tokens", info->tokens);
+    bd_pack_str(pk, "seed");
+    msgpack_pack_uint64(pk, info->seed);
+    bd_pack_kv_int(pk, "batch", info->batch);
+    bd_pack_kv_int(pk, "seq_len", info->seq_len);
+    bd_pack_kv_int(pk, "grad_accum", info->grad_accum);
+    bd_pack_kv_int(pk, "adam_t", opt->t);
+    bd_pack_kv_int(pk, "n_params", (int64_t)opt->n);
+    bd_pack_kv_str(pk, "weights", wname);
+    bd_pack_str(pk, "weights_hash");
+    msgpack_pack_uint64(pk, bd_ckpt_hash(model->params, model->n_params));
+    bd_pack_str(pk, "adam");
+    msgpack_pack_map(pk, 5);
+    bd_pack_kv_double(pk, "beta1", opt->cfg.beta1);
+    bd_pack_kv_double(pk, "beta2", opt->cfg.beta2);
+    bd_pack_kv_double(pk, "eps", opt->cfg.eps);
+    bd_pack_kv_double(pk, "weight_decay", opt->cfg.weight_decay);
+    bd_pack_kv_double(pk, "grad_clip", opt->cfg.grad_clip);
+    bd_pack_kv_str(pk, "note", "moments in the parameter layout of the weights file");
+    if ((rc = bd_writer_end_object(w)) < 0) goto io;
+    for (int which = 0; which < 2; which++)
+        for (size_t s = 0; s < opt->n; s += SLICE_FLOATS) {
+            size_t n = opt->n - s < SLICE_FLOATS ? opt->n - s : SLICE_FLOATS;
+            pack_slice(pk, which ? "adam_v" : "adam_m", (which ? opt->v : opt->m) + s, n, s);
+            if ((rc = bd_writer_end_object(w)) < 0) goto io;
+            test_delay();
+        }
+    if ((rc = bd_writer_close(w)) < 0) return fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
+    remove_stale(path, wpath);
+    return BD_OK;
+io:
+    fail(why, ws, rc, "%s: write failed: %s", path, rc == BD_ERR_IO ? strerror(errno) : bd_strerror(rc));
+    bd_writer_abort(w);
+    return rc;
+}
+
+static int get_int(const msgpack_object *h, const char *key, long long *out, const char *path, char *why, size_t ws) {
+    int64_t v;
+    if (bd_obj_int(bd_obj_get(h, key), &v) < 0)
+        return fail(why, ws, BD_ERR_SCHEMA, "%s: header: field \"%s\" missing or not an integer", path, key);
+    *out = v;
+    return BD_OK;
+}
+
+int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **moments, long long *adam_t, char *why,
+                 size_t ws) {
+    memset(model, 0, sizeof *model);
+    memset(info, 0, sizeof *info);
+    *moments = NULL;
+    int rc;
+    bd_reader *r = bd_reader_open(path, "bd.trainstate", &rc);
+    if (!r) return fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+    const msgpack_object *h = bd_reader_header(r);
+    long long v[11];
+    const char *keys[] = {"step", "epoch", "pos", "tokens", "batch", "seq_len", "grad_accum", "adam_t", "n_params"};
+    for (int i = 0; i < 9; i++)
+        if ((rc = get_int(h, keys[i], &v[i], path, why, ws)) < 0) goto out;
+    const msgpack_object *so = bd_obj_get(h, "seed"), *ho = bd_obj_get(h, "weights_hash");
+    char wname[512], wpath[4200];
+    if (!so || so->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ho || ho->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
+        bd_obj_strcpy(bd_obj_get(h, "weights"), wname, sizeof wname) < 0 || strchr(wname, '/')) {
+        rc = fail(why, ws, BD_ERR_SCHEMA, "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
+        goto out;
+    }
+    *info = (bd_ckpt_info){v[0], v[1], v[2], v[3], so->via.u64, (int)v[4], (int)v[5], (int)v[6]};
+    *adam_t = v[7];
+    size_t n = (size_t)v[8];
+    sibling(wpath, sizeof wpath, path, wname);
+    if ((rc = bd_model_load(wpath, model, why, ws)) < 0) goto out;
+    if (model->n_params != n || bd_ckpt_hash(model->params, n) != ho->via.u64) {
+        rc = fail(why, ws, BD_ERR_SCHEMA, "%s: the weights file %s does not match this state (size or hash)", path, wpath);
+        goto out;
+    }
+    if (!(*moments = calloc(2 * n, sizeof(float)))) { rc = BD_ERR_NOMEM; goto out; }
+    size_t filled[2] = {0, 0};
+    const msgpack_object *rec;
+    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
+        unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
+        bd_tensor_view t;
+        char tw[300];
+        int64_t start;
+        if ((rc = bd_obj_tensor(rec, &t, tw, sizeof tw)) < 0) { fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw); goto out; }
+        int which = t.name_len == 6 && !memcmp(t.name, "adam_m", 6) ? 0 : t.name_len == 6 && !memcmp(t.name, "adam_v", 6) ? 1 : -1;
+        if (which < 0 || t.dtype != BD_F32 || t.ndim != 1 || bd_obj_int(bd_obj_get(rec, "start"), &start) < 0 ||
+            (size_t)start != filled[which] || (size_t)t.numel > n - filled[which]) {
+            rc = fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: expected the next f32 slice of adam_m or adam_v", path, ri);
+            goto out;
+        }
+        memcpy(*moments + (size_t)which * n + filled[which], t.data, t.nbytes);
+        filled[which] += (size_t)t.numel;
+    }
+    if (rc != BD_EOF) { fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
+    if (filled[0] != n || filled[1] != n) {
+        rc = fail(why, ws, BD_ERR_SCHEMA, "%s: the AdamW moments are incomplete", path);
+        goto out;
+    }
+    rc = BD_OK;
+out:
+    if (rc < 0) {
+        bd_model_free(model);
+        free(*moments);
+        *moments = NULL;
+    }
+    bd_reader_close(r);
+    return rc;
+}
