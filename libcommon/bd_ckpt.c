@@ -104,7 +104,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     test_delay();
     bd_writer *w = bd_writer_open(path, 1, &rc);
     if (!w) return fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
-    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 14)) < 0) goto io;
+    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 15)) < 0) goto io;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_int(pk, "step", info->step);
     bd_pack_kv_int(pk, "epoch", info->epoch);
@@ -115,6 +115,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     bd_pack_kv_int(pk, "batch", info->batch);
     bd_pack_kv_int(pk, "seq_len", info->seq_len);
     bd_pack_kv_int(pk, "grad_accum", info->grad_accum);
+    bd_pack_kv_double(pk, "gamma", info->gamma);
     bd_pack_kv_int(pk, "adam_t", opt->t);
     bd_pack_kv_int(pk, "n_params", (int64_t)opt->n);
     bd_pack_kv_str(pk, "weights", wname);
@@ -173,7 +174,9 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
         rc = fail(why, ws, BD_ERR_SCHEMA, "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
         goto out;
     }
-    *info = (bd_ckpt_info){v[0], v[1], v[2], v[3], so->via.u64, (int)v[4], (int)v[5], (int)v[6]};
+    double gamma = -1;
+    if (bd_obj_get(h, "gamma") && bd_obj_num(bd_obj_get(h, "gamma"), &gamma) < 0) gamma = -1;
+    *info = (bd_ckpt_info){v[0], v[1], v[2], v[3], so->via.u64, (int)v[4], (int)v[5], (int)v[6], gamma};
     *adam_t = v[7];
     size_t n = (size_t)v[8];
     sibling(wpath, sizeof wpath, path, wname);

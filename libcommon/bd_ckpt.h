@@ -26,6 +26,7 @@ typedef struct {
     long long tokens;     // training tokens seen
     uint64_t seed;        // the run's seed (the epoch order derives from it)
     int batch, seq_len, grad_accum;  // settings a resumed run must share
+    double gamma;         // cakld's g as measured at the start (-1: none), kept so a resume needs no re-measure
 } bd_ckpt_info;
 
 // Writes the checkpoint of model, opt (moments and step count) and info at path.

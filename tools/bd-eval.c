@@ -361,6 +361,7 @@ int main(int argc, char **argv) {
         }
         if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", output, strerror(errno));
     }
+    if (q.kind == BD_Q_NONE && m.quant.kind != BD_Q_NONE && !latent) q = m.quant;  // a student: report its spec
     if (json) {
         printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
                nll, ppl, r.scored, T, r.windows, stride, bd_qkind_name(q.kind), q.kind == BD_Q_NONE ? 32 : q.bits, secs);

@@ -1,7 +1,9 @@
-// bd-qat: trains a model (for now with the cross-entropy loss on a bd.tokens stream) with
-// AdamW, warmup/cosine schedules, gradient accumulation, periodic evaluation, checkpoints
-// that a killed run resumes from exactly, and a bd.metrics log. Quantization-aware training
-// with distillation (--loss cakld ..., a teacher, bd.samples data) builds on this loop.
+// bd-qat: trains a model with AdamW, warmup/cosine schedules, gradient accumulation,
+// periodic evaluation, checkpoints that a killed run resumes from exactly, and a bd.metrics
+// log. With --quant it is quantization-aware training: the student's latent weights are
+// fake-quantized in every forward pass (straight-through backward); with a distillation
+// loss (cakld, fkl, rkl, jsd) the frozen full-precision model is the teacher, run on the
+// same batch (BitDistiller). Data: a bd.tokens stream, or the teacher's own bd.samples.
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -10,6 +12,8 @@
 #include <sys/stat.h>
 
 #include "bd_ckpt.h"
+#include "bd_clipfile.h"
+#include "bd_qmodel.h"
 #include "bd_forward.h"
 #include "bd_log.h"
 #include "bd_loss.h"
@@ -21,14 +25,32 @@
 
 static const char help[] =
     "Usage: bd-qat --model M --loss ce -o OUT [OPTIONS] [TOKENS]\n"
-    "Train model M on a bd.tokens stream (TOKENS, or standard input) with AdamW and write the\n"
-    "trained model to OUT (a bd.model stream). The documents' ids are concatenated and cut into\n"
-    "sequences of --seq-len + 1 tokens (inputs and next-token targets); their order is shuffled\n"
-    "every epoch from --seed. A student (a bd.model with a quantization spec) trains its latent\n"
-    "weights and keeps its spec.\n"
+    "       bd-qat --model TEACHER --data samples.bdz --quant KIND --bits B --group G\n"
+    "              [--clip clip.bdz] --loss cakld|fkl|rkl|jsd|ce -o student.bdz [OPTIONS]\n"
+    "Train model M with AdamW and write the trained model to OUT (a bd.model stream). Data: a\n"
+    "bd.tokens stream (TOKENS, or standard input) whose ids are concatenated and cut into\n"
+    "sequences of --seq-len + 1 tokens, or with --data a bd.samples stream from bd-teacher-gen,\n"
+    "one sequence per sample (prompt + completion). The order is shuffled every epoch from --seed.\n"
+    "With --quant the model is a student: its latent weights (clamped to --clip ranges first) are\n"
+    "fake-quantized in every forward pass and OUT carries the quantization spec. The\n"
+    "distillation losses use M, frozen, as the teacher on the same batch.\n"
     "\n"
-    "  -m, --model M          starting model: llama2.c, Hugging Face directory or bd.model\n"
-    "      --loss NAME        training objective: ce (cross-entropy; the only one so far)\n"
+    "  -m, --model M          starting model (and teacher): llama2.c, Hugging Face dir or bd.model\n"
+    "      --loss NAME        ce (cross-entropy on the data), or distillation against the teacher:\n"
+    "                         fkl KL(T||S), rkl KL(S||T), cakld g*rkl+(1-g)*fkl, jsd\n"
+    "      --gamma G          cakld's g (default: the teacher's mean top-1 probability on the\n"
+    "                         training data, measured once before training)\n"
+    "      --reduction R      mean (per scored token, default) or seqsum (sum over tokens, mean\n"
+    "                         over sequences, as BitDistiller's reference code)\n"
+    "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
+    "      --mask-prompt      with --data: do not score the prompt's tokens\n"
+    "      --quant KIND       quantization-aware training: int, sym, nf3, ternary or r2q\n"
+    "      --bits B           bits per weight (int/sym 2..8, nf3 3, ternary/r2q 2)\n"
+    "      --group G          group size along the input dimension (default 128)\n"
+    "      --clip FILE        clamp the latent weights to a bd.clip stream's ranges before training\n"
+    "      --quant-head       also quantize the output head (untied models)\n"
+    "      --exclude PAT      keep matching layers ('layers.0.*', 'w2') in full precision\n"
+    "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
     "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
     "      --lr X             peak learning rate (default 3e-4)\n"
     "      --min-lr X         cosine floor (default lr/10)\n"
@@ -58,7 +80,150 @@ static const char help[] =
 enum {
     OPT_LOSS = BD_OPT_FIRST_TOOL, OPT_LR, OPT_MIN_LR, OPT_SCHEDULE, OPT_WARMUP, OPT_ACCUM, OPT_STEPS, OPT_EPOCHS,
     OPT_WD, OPT_CLIP, OPT_BETA2, OPT_EVAL, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG, OPT_RECOMPUTE, OPT_DATA,
+    OPT_GAMMA, OPT_REDUCTION, OPT_MASK_PROMPT, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_QCLIP, OPT_QHEAD, OPT_EXCLUDE, OPT_KEEP_BEST,
 };
+
+// Training sequences: tokens (n, T) and their targets (n, T), -1 where not scored.
+typedef struct {
+    int32_t *tok, *tgt;
+    long long n;
+} seq_set;
+
+// Cuts concatenated ids into sequences of T+1 tokens (inputs and next-token targets).
+static seq_set sequences_from_ids(const int32_t *ids, size_t n_ids, int T) {
+    seq_set s = {0};
+    s.n = n_ids > 0 ? (long long)((n_ids - 1) / (size_t)T) : 0;
+    s.tok = malloc(sizeof(int32_t) * (size_t)(s.n ? s.n : 1) * T);
+    s.tgt = malloc(sizeof(int32_t) * (size_t)(s.n ? s.n : 1) * T);
+    if (!s.tok || !s.tgt) bd_fatal("out of memory");
+    for (long long i = 0; i < s.n; i++) {
+        memcpy(s.tok + i * T, ids + i * T, sizeof(int32_t) * (size_t)T);
+        memcpy(s.tgt + i * T, ids + i * T + 1, sizeof(int32_t) * (size_t)T);
+    }
+    return s;
+}
+
+static const int32_t *u32_field(bd_reader *r, const msgpack_object *rec, const char *field, int V, int64_t *n) {
+    bd_tensor_view t;
+    char why[300];
+    unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
+    if (bd_obj_tensor(bd_obj_get(rec, field), &t, why, sizeof why) < 0)
+        bd_fatal("\"%s\" record %llu: field \"%s\": %s", bd_reader_name(r), ri, field, why);
+    if ((t.dtype != BD_U32 && t.dtype != BD_I32) || t.ndim != 1)
+        bd_fatal("\"%s\" record %llu: field \"%s\" must be a 1-D u32 tensor", bd_reader_name(r), ri, field);
+    static int32_t *buf;
+    static size_t cap[2];
+    static int32_t *bufs[2];
+    int k = strcmp(field, "prompt") == 0 ? 0 : 1;  // prompt and completion are used together
+    if ((size_t)t.numel > cap[k]) {
+        cap[k] = (size_t)t.numel;
+        bufs[k] = realloc(bufs[k], cap[k] * sizeof(int32_t));
+        if (!bufs[k]) bd_fatal("out of memory");
+    }
+    buf = bufs[k];
+    memcpy(buf, t.data, t.nbytes);
+    for (int64_t i = 0; i < t.numel; i++)
+        if (buf[i] < 0 || buf[i] >= V)
+            bd_fatal("\"%s\" record %llu: field \"%s\": id %u is outside the model's vocabulary of %d", bd_reader_name(r),
+                     ri, field, (unsigned)buf[i], V);
+    *n = t.numel;
+    return buf;
+}
+
+// One sequence per sample: prompt + completion, cut to T+1 tokens, padded (unscored) to T.
+// With mask_prompt the targets that are prompt tokens are not scored.
+static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_prompt, long long *truncated) {
+    bd_reader *r = bd_tool_open_reader(path, "bd.samples");
+    seq_set s = {0};
+    long long cap = 0;
+    const msgpack_object *rec;
+    int rc;
+    *truncated = 0;
+    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
+        int64_t np, nc;
+        const int32_t *p = u32_field(r, rec, "prompt", V, &np), *c = u32_field(r, rec, "completion", V, &nc);
+        if (np + nc < 2) continue;  // nothing to predict
+        if (s.n == cap) {
+            cap = cap ? cap * 2 : 1024;
+            s.tok = realloc(s.tok, sizeof(int32_t) * (size_t)cap * T);
+            s.tgt = realloc(s.tgt, sizeof(int32_t) * (size_t)cap * T);
+            if (!s.tok || !s.tgt) bd_fatal("out of memory reading \"%s\"", path);
+        }
+        int32_t *tok = s.tok + s.n * T, *tgt = s.tgt + s.n * T;
+        int64_t len = np + nc;
+        if (len > T + 1) { len = T + 1; (*truncated)++; }
+        for (int t = 0; t < T; t++) {
+            int64_t i = t, j = t + 1;
+            tok[t] = i < len ? (i < np ? p[i] : c[i - np]) : 0;
+            tgt[t] = j < len && !(mask_prompt && j < np) ? (j < np ? p[j] : c[j - np]) : -1;
+        }
+        s.n++;
+    }
+    if (rc != BD_EOF) bd_tool_reader_fatal(r);
+    bd_reader_close(r);
+    return s;
+}
+
+// ---- quantization-aware training: the trainer's hooks -----------------------------------
+
+typedef struct {
+    bd_qspec q;
+    bd_qpolicy policy;
+    float *tmp;  // (largest quantized matrix)
+} qat_ctx;
+
+static int make_fw(void *ctx, bd_model *fw, const bd_model *latent) {
+    qat_ctx *c = ctx;
+    char why[300];
+    int rc = bd_model_fakequant(fw, latent, &c->q, &c->policy, why, sizeof why);
+    if (rc < 0) bd_log(BD_LOG_ERROR, "fake quantization: %s", why);
+    return rc;
+}
+
+// d/d fw -> d/d latent: straight through the quantizer of every quantized matrix.
+static void route_grads(void *ctx, float *grads, const bd_model *fw, const bd_model *latent) {
+    qat_ctx *c = ctx;
+    bd_param_entry t[BD_MAX_PARAMS];
+    int nt = bd_param_table(&latent->cfg, t, NULL);
+    for (int i = 0; i < nt; i++) {
+        if (!t[i].is_linear && strcmp(t[i].name, "wcls") != 0) continue;
+        bool stacked = t[i].ndim == 3;
+        int layers = stacked ? (int)t[i].shape[0] : 1;
+        int OC = (int)t[i].shape[t[i].ndim - 2], C = (int)t[i].shape[t[i].ndim - 1];
+        for (int l = 0; l < layers; l++) {
+            if (!bd_qpolicy_covers(&c->policy, t[i].name, stacked ? l : -1)) continue;
+            size_t off = t[i].offset + (size_t)l * OC * C, n = (size_t)OC * C;
+            memcpy(c->tmp, grads + off, n * sizeof(float));
+            memset(grads + off, 0, n * sizeof(float));
+            bd_fakequant_backward(grads + off, c->tmp, latent->params + off, OC, C, &c->q);
+        }
+    }
+    (void)fw;
+}
+
+// ---- distillation: the loss on the head's logits -----------------------------------------
+
+typedef struct {
+    bd_loss_spec spec;
+    const float *teacher;    // (A, B, T, V) teacher logits of the step's micro-batches
+    const int32_t *targets;  // (A, B, T)
+    size_t per;              // B*T
+    float scale;             // weight of a scored position (the reduction)
+    int micro;               // current micro-batch: advanced when a pass starts at row 0
+    float *ds;               // (R, V)
+    float *w;                // (R)
+} distill_ctx;
+
+static double distill_head(void *ctx, float *logits, int n0, int nr, int V) {
+    distill_ctx *d = ctx;
+    if (n0 == 0) d->micro++;
+    size_t base = (size_t)d->micro * d->per + (size_t)n0;
+    for (int i = 0; i < nr; i++) d->w[i] = d->targets[base + i] >= 0 ? d->scale : 0.0f;
+    const float *u = d->teacher ? d->teacher + base * (size_t)V : NULL;  // NULL for ce
+    double sum = bd_loss_backward(d->ds, logits, u, d->targets + base, d->w, nr, V, &d->spec);
+    memcpy(logits, d->ds, sizeof(float) * (size_t)nr * V);
+    return sum;
+}
 
 typedef struct {
     int32_t *ids;
@@ -98,6 +263,19 @@ static void read_tokens(const char *path, int V, id_list *out) {
 
 // Mean NLL over the non-overlapping windows of T tokens of ids (every position scored).
 static double evaluate(const bd_model *m, const id_list *ids, int T, int B) {
+    if (m->quant.kind != BD_Q_NONE) {  // a student is evaluated as it will run: quantized
+        bd_model q;
+        char why[300];
+        if (bd_model_alloc(&q, &m->cfg) < 0 || bd_model_fakequant(&q, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
+            bd_fatal("evaluation: cannot quantize the student");
+        bd_model plain = *m;
+        plain.params = q.params;
+        bd_weights_layout(&plain.cfg, plain.params, &plain.w);
+        plain.quant.kind = BD_Q_NONE;
+        double r = evaluate(&plain, ids, T, B);
+        bd_model_free(&q);
+        return r;
+    }
     bd_fwd_state st;
     if (bd_fwd_state_init(&st, &m->cfg, B, T, false) < 0) bd_fatal("out of memory for evaluation");
     long long nwin = (long long)(ids->n / (size_t)T), scored = 0;
@@ -128,13 +306,22 @@ int main(int argc, char **argv) {
         {"eval-every", required_argument, 0, OPT_EVAL_EVERY}, {"save-every", required_argument, 0, OPT_SAVE_EVERY},
         {"resume", no_argument, 0, OPT_RESUME}, {"log", required_argument, 0, OPT_LOG},
         {"recompute", no_argument, 0, OPT_RECOMPUTE}, {"data", required_argument, 0, OPT_DATA},
+        {"gamma", required_argument, 0, OPT_GAMMA}, {"reduction", required_argument, 0, OPT_REDUCTION},
+        {"mask-prompt", no_argument, 0, OPT_MASK_PROMPT}, {"quant", required_argument, 0, OPT_QUANT},
+        {"bits", required_argument, 0, OPT_BITS}, {"group", required_argument, 0, OPT_GROUP},
+        {"clip", required_argument, 0, OPT_QCLIP}, {"quant-head", no_argument, 0, OPT_QHEAD},
+        {"exclude", required_argument, 0, OPT_EXCLUDE}, {"keep-best", no_argument, 0, OPT_KEEP_BEST},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *model_path = NULL, *output = NULL, *eval_path = NULL, *log_path = NULL, *loss_name = NULL;
     double lr = 3e-4, min_lr = -1, wd = 0, clip = 1.0, beta2 = 0.95;
     int batch = 4, seq_len = 0, accum = 1, eval_every = 0, save_every = 0;
     long long steps = 0, epochs = 0, warmup = 0;
     bd_sched_kind sched_kind = BD_SCHED_COSINE;
-    bool resume = false, recompute = false;
+    bool resume = false, recompute = false, mask_prompt = false, seqsum = false, keep_best = false, bits_given = false;
+    const char *samples_path = NULL, *clip_path = NULL;
+    double gamma = -1;
+    bd_qspec q = {BD_Q_NONE, 0, 128};
+    bd_qpolicy policy = {0};
     int opt;
     while ((opt = getopt_long(argc, argv, "m:o:b:T:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
@@ -163,21 +350,48 @@ int main(int argc, char **argv) {
         case OPT_RESUME: resume = true; break;
         case OPT_LOG: log_path = optarg; break;
         case OPT_RECOMPUTE: recompute = true; break;
-        case OPT_DATA: bd_usage_error("--data (bd.samples) is not supported yet: give a bd.tokens stream");
+        case OPT_DATA: samples_path = optarg; break;
+        case OPT_GAMMA: gamma = bd_arg_double("--gamma", optarg, 0, 1); break;
+        case OPT_REDUCTION:
+            if (!strcmp(optarg, "mean")) seqsum = false;
+            else if (!strcmp(optarg, "seqsum")) seqsum = true;
+            else bd_usage_error("--reduction: \"%s\" is not mean or seqsum", optarg);
+            break;
+        case OPT_MASK_PROMPT: mask_prompt = true; break;
+        case OPT_QUANT: {
+            int k = bd_qkind_parse(optarg);
+            if (k < 0) bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q", optarg);
+            q.kind = (bd_qkind)k;
+            break;
+        }
+        case OPT_BITS: q.bits = (int)bd_arg_int("--bits", optarg, 2, 8); bits_given = true; break;
+        case OPT_GROUP: q.group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
+        case OPT_QCLIP: clip_path = optarg; break;
+        case OPT_QHEAD: policy.include_head = true; break;
+        case OPT_EXCLUDE:
+            if (bd_qpolicy_exclude(&policy, optarg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
+            break;
+        case OPT_KEEP_BEST: keep_best = true; break;
         default: bd_tool_common_option(opt, optarg);
         }
     }
     bd_tool_options_done();
     if (!model_path) bd_usage_error("--model is required");
     if (!output || !strcmp(output, "-")) bd_usage_error("-o OUT is required (a file: checkpoints go next to it)");
-    if (!loss_name) bd_usage_error("--loss is required (ce)");
+    if (!loss_name) bd_usage_error("--loss is required (ce, fkl, rkl, cakld or jsd)");
     int lk = bd_loss_parse(loss_name);
     if (lk < 0) bd_usage_error("--loss: \"%s\" is not one of ce, fkl, rkl, cakld, jsd", loss_name);
-    if (lk != BD_LOSS_CE) bd_usage_error("--loss %s needs a teacher, which bd-qat does not support yet; use ce", loss_name);
     if (steps && epochs) bd_usage_error("give --steps or --epochs, not both");
     if (eval_every && !eval_path) bd_usage_error("--eval-every needs --eval TOKENS");
+    if (keep_best && !eval_path) bd_usage_error("--keep-best needs --eval TOKENS");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
-    const char *data_path = optind < argc ? argv[optind] : "-";
+    if (samples_path && optind < argc) bd_usage_error("give either --data samples.bdz or a token stream, not both");
+    if (mask_prompt && !samples_path) bd_usage_error("--mask-prompt needs --data samples.bdz");
+    if (gamma >= 0 && lk != BD_LOSS_CAKLD) bd_usage_error("--gamma is cakld's; the loss is %s", loss_name);
+    if (q.kind == BD_Q_NONE && (bits_given || clip_path)) bd_usage_error("--bits and --clip need --quant");
+    if (q.kind != BD_Q_NONE && !bits_given) q.bits = q.kind == BD_Q_NF3 ? 3 : q.kind == BD_Q_INT || q.kind == BD_Q_SYM ? 4 : 2;
+    const char *data_path = samples_path ? samples_path : optind < argc ? argv[optind] : "-";
+    bool distill = lk != BD_LOSS_CE;
     uint64_t seed = bd_tool_self.seed;
 
     char state_path[4096], why[600];
@@ -200,13 +414,47 @@ int main(int argc, char **argv) {
         bd_tool_load_model_latent(model_path, &m);
     }
     int T = seq_len ? seq_len : (m.cfg.max_seq < 256 ? m.cfg.max_seq : 256);
+    if (T > m.cfg.max_seq) bd_usage_error("--seq-len %d exceeds the model's context %d", T, m.cfg.max_seq);
 
-    id_list data;
-    read_tokens(data_path, m.cfg.vocab, &data);
-    long long n_seq = data.n > 0 ? (long long)((data.n - 1) / (size_t)T) : 0;
+    // The student: latent weights clamped to the clip ranges once, then quantized on every
+    // forward pass. A resumed checkpoint already carries both.
+    if (q.kind != BD_Q_NONE) {
+        if (resuming) {
+            if (m.quant.kind != q.kind || m.quant.bits != q.bits || m.quant.group != q.group)
+                bd_fatal("--resume: \"%s\" is a %s %d-bit group %d student; give the same --quant/--bits/--group",
+                         state_path, bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group);
+        } else {
+            if (m.quant.kind != BD_Q_NONE)
+                bd_fatal("--model \"%s\" is already a student (%s %d-bit); start from a full-precision model", model_path,
+                         bd_qkind_name(m.quant.kind), m.quant.bits);
+            if (bd_qpolicy_check(&policy, &q, &m.cfg, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
+            if (clip_path && bd_clipfile_apply(clip_path, &m, &q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
+            m.quant = q;
+            m.qpolicy = policy;
+        }
+    } else if (m.quant.kind != BD_Q_NONE) {
+        q = m.quant;  // continuing to train a student keeps its spec
+        policy = m.qpolicy;
+    }
+
+    seq_set seqs;
+    long long truncated = 0;
+    size_t data_tokens;
+    if (samples_path) {
+        seqs = sequences_from_samples(samples_path, m.cfg.vocab, T, mask_prompt, &truncated);
+        data_tokens = (size_t)seqs.n * T;
+        if (truncated) bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", samples_path, truncated, T);
+    } else {
+        id_list data;
+        read_tokens(data_path, m.cfg.vocab, &data);
+        seqs = sequences_from_ids(data.ids, data.n, T);
+        data_tokens = data.n;
+        free(data.ids);
+    }
+    long long n_seq = seqs.n;
     long long per_step = (long long)batch * accum;
     if (n_seq < per_step)
-        bd_fatal("\"%s\": %zu tokens make %lld sequences of %d+1, fewer than one step needs (%lld)", data_path, data.n,
+        bd_fatal("\"%s\": %zu tokens make %lld sequences of %d+1, fewer than one step needs (%lld)", data_path, data_tokens,
                  n_seq, T, per_step);
     long long steps_per_epoch = n_seq / per_step;
     long long total = steps ? steps : (epochs ? epochs : 1) * steps_per_epoch;
@@ -227,8 +475,70 @@ int main(int argc, char **argv) {
         tr.step = info.step;
         free(moments);
     } else {
-        info = (bd_ckpt_info){0, 0, 0, 0, seed, batch, T, accum};
+        info = (bd_ckpt_info){0, 0, 0, 0, seed, batch, T, accum, -1};
     }
+    qat_ctx qctx = {q, policy, NULL};
+    if (q.kind != BD_Q_NONE) {
+        size_t biggest = 0;
+        bd_param_entry pt[BD_MAX_PARAMS];
+        int npt = bd_param_table(&m.cfg, pt, NULL);
+        for (int i = 0; i < npt; i++) {
+            size_t per_layer = pt[i].ndim == 3 ? pt[i].numel / (size_t)pt[i].shape[0] : pt[i].numel;
+            if (per_layer > biggest) biggest = per_layer;
+        }
+        qctx.tmp = malloc(sizeof(float) * biggest);
+        tr.make_fw = make_fw;
+        tr.route_grads = route_grads;
+        tr.hook_ctx = &qctx;
+        if (!qctx.tmp || bd_trainer_enable_fw(&tr) < 0) bd_fatal("out of memory for the quantized forward weights");
+    }
+
+    // The teacher: the full-precision model given with --model, frozen.
+    bd_model teacher = {0};
+    bd_fwd_state tst = {0};
+    float *tlogits = NULL;
+    distill_ctx dctx = {0};
+    bd_head_loss head = {distill_head, &dctx};
+    int V = m.cfg.vocab;
+    bool use_head = distill || seqsum;
+    if (use_head) {
+        if (distill) {
+            bd_tool_load_model(model_path, &teacher);
+            if (teacher.quant.kind != BD_Q_NONE) bd_log(BD_LOG_WARN, "the teacher \"%s\" is itself quantized", model_path);
+            if (teacher.cfg.vocab != V || teacher.cfg.dim != m.cfg.dim) bd_fatal("the teacher and the student differ in shape");
+            if (bd_fwd_state_init(&tst, &teacher.cfg, batch, T, false) < 0) bd_fatal("out of memory for the teacher");
+            tlogits = malloc(sizeof(float) * (size_t)per_step * T * V);
+            if (!tlogits) bd_fatal("out of memory for %lld x %d teacher logits", per_step * T, V);
+        }
+        int R = bd_train_head_rows(batch * T);
+        dctx.ds = malloc(sizeof(float) * (size_t)R * V);
+        dctx.w = malloc(sizeof(float) * (size_t)R);
+        if (!dctx.ds || !dctx.w) bd_fatal("out of memory");
+        dctx.spec = (bd_loss_spec){(bd_loss_kind)lk, 0, 1.0f};
+        dctx.teacher = tlogits;
+        dctx.per = (size_t)batch * T;
+    }
+    // cakld's g: the teacher's mean top-1 probability over the training data, measured once.
+    if (lk == BD_LOSS_CAKLD) {
+        if (gamma < 0 && resuming) gamma = info.gamma;
+        if (gamma < 0) {
+            double sum = 0;
+            long long cnt = 0;
+            float *lg = malloc(sizeof(float) * (size_t)T * V);
+            if (!lg) bd_fatal("out of memory");
+            for (long long i = 0; i < n_seq; i++) {
+                if (bd_forward(&tst, &teacher, seqs.tok + i * T, 1, T, lg) < 0) bd_fatal("teacher forward failed");
+                for (int t = 0; t < T; t++)
+                    if (seqs.tgt[i * T + t] >= 0) { sum += bd_top1_prob_sum(lg + (size_t)t * V, 1, V); cnt++; }
+            }
+            free(lg);
+            gamma = cnt ? sum / (double)cnt : 0.5;
+            bd_log(BD_LOG_INFO, "cakld: the teacher's mean top-1 probability on %lld positions is %.4f", cnt, gamma);
+        }
+        dctx.spec.gamma = (float)gamma;
+    }
+    info.gamma = gamma;
+
     char desc[256];
     bd_model_describe(&m, desc, sizeof desc);
     bd_log(BD_LOG_INFO, "%s; %lld sequences of %d, %lld steps of %lld sequences%s", desc, n_seq, T, total, per_step,
@@ -241,7 +551,7 @@ int main(int argc, char **argv) {
         if (bd_writer_begin_header(log, "bd.metrics", &prod, 6) < 0) bd_fatal("\"%s\": cannot write", log_path);
         msgpack_packer *pk = bd_writer_packer(log);
         bd_pack_kv_str(pk, "model", model_path);
-        bd_pack_kv_str(pk, "loss", "ce");
+        bd_pack_kv_str(pk, "loss", loss_name);
         bd_pack_kv_int(pk, "batch", batch);
         bd_pack_kv_int(pk, "seq_len", T);
         bd_pack_kv_int(pk, "grad_accum", accum);
@@ -258,7 +568,7 @@ int main(int argc, char **argv) {
     snprintf(label, sizeof label, "train");
     bd_progress_start(&pr, label, (uint64_t)((total - tr.step) * per_step * T), "tok");
     pr.label = label;
-    double t_run = bd_now(), last_eval = NAN;
+    double t_run = bd_now(), last_eval = NAN, best_eval = INFINITY;
     long long run_tokens = 0;  // trained by this process (progress)
     while (tr.step < total) {
         if (info.pos + per_step > n_seq) {  // next epoch, in a new order
@@ -266,14 +576,25 @@ int main(int argc, char **argv) {
             info.pos = 0;
             bd_epoch_order(order, n_seq, seed, info.epoch);
         }
+        long long scored = 0;
         for (long long i = 0; i < per_step; i++) {
-            const int32_t *src = data.ids + (size_t)order[info.pos + i] * T;
-            memcpy(tokens + i * T, src, sizeof(int32_t) * (size_t)T);
-            memcpy(targets + i * T, src + 1, sizeof(int32_t) * (size_t)T);
+            long long k = order[info.pos + i];
+            memcpy(tokens + i * T, seqs.tok + k * T, sizeof(int32_t) * (size_t)T);
+            memcpy(targets + i * T, seqs.tgt + k * T, sizeof(int32_t) * (size_t)T);
+            for (int t = 0; t < T; t++) scored += targets[i * T + t] >= 0;
         }
         double t0 = bd_now();
+        if (distill)
+            for (int a = 0; a < accum; a++)
+                if (bd_forward(&tst, &teacher, tokens + (size_t)a * batch * T, batch, T, tlogits + (size_t)a * batch * T * V) < 0)
+                    bd_fatal("teacher forward failed");
+        dctx.targets = targets;
+        dctx.micro = -1;
+        // mean: every scored token weighs the same; seqsum: tokens sum within a sequence, the
+        // sequences average.
+        dctx.scale = seqsum ? (float)(1.0 / (double)per_step) : (float)(scored ? 1.0 / (double)scored : 0.0);
         bd_step_stats st;
-        rc = bd_trainer_step(&tr, tokens, targets, batch, T, NULL, &st);
+        rc = bd_trainer_step(&tr, tokens, targets, batch, T, use_head ? &head : NULL, &st);
         if (rc < 0) bd_fatal("step %lld failed: %s", tr.step + 1, rc == BD_ERR_VALUE ? "the gradient is not finite (lower --lr?)" : bd_strerror(rc));
         double dt = bd_now() - t0, tps = (double)per_step * T / dt;
         info.pos += per_step;
@@ -283,7 +604,14 @@ int main(int argc, char **argv) {
         bool do_eval = eval_path && ((eval_every && tr.step % eval_every == 0) || tr.step == total);
         if (do_eval) {
             last_eval = evaluate(&m, &evd, T, batch);
-            bd_log(BD_LOG_INFO, "step %lld: eval loss %.4f", tr.step, last_eval);
+            bd_log(BD_LOG_INFO, "step %lld: eval loss %.4f (ppl %.3f)", tr.step, last_eval, exp(last_eval));
+            if (keep_best && !(last_eval >= best_eval)) {
+                best_eval = last_eval;
+                char best_path[4200];
+                snprintf(best_path, sizeof best_path, "%s.best", output);
+                if (bd_model_save(&m, best_path, &prod, BD_F32, why, sizeof why) < 0) bd_fatal("--keep-best: %s", why);
+                bd_log(BD_LOG_INFO, "step %lld: new best, saved %s", tr.step, best_path);
+            }
         }
         if (log) {
             msgpack_packer *pk = bd_writer_packer(log);
@@ -315,7 +643,9 @@ int main(int argc, char **argv) {
     bd_log(BD_LOG_INFO, "done: %lld steps, %.1f s; forward %.1f s, head %.1f s, backward %.1f s, optimizer %.1f s",
            tr.step, secs, tm->forward, tm->head, tm->backward, tm->optimizer);
     if (eval_path) bd_log(BD_LOG_INFO, "final eval loss %.4f", last_eval);
-    free(tokens), free(targets), free(order), free(data.ids), free(evd.ids);
+    free(tokens), free(targets), free(order), free(seqs.tok), free(seqs.tgt), free(evd.ids);
+    free(tlogits), free(dctx.ds), free(dctx.w), free(qctx.tmp);
+    if (distill) { bd_fwd_state_free(&tst); bd_model_free(&teacher); }
     bd_trainer_free(&tr);
     bd_model_free(&m);
     return 0;
