@@ -58,6 +58,23 @@ void bd_mc_scorer_free(bd_mc_scorer *s) {
     memset(s, 0, sizeof *s);
 }
 
+// Activations (and cache) for sequences of T positions: sized by the longest item seen so
+// far (doubling, at most max_T), not by the model's context, which may be 100x larger.
+static int reserve(bd_mc_scorer *s, int T) {
+    if (T <= s->cap_T) return BD_OK;
+    int cap = s->cap_T * 2 > T ? s->cap_T * 2 : T;
+    if (cap > s->max_T) cap = s->max_T;
+    bd_fwd_state_free(&s->st);
+    if (s->method == BD_MC_SHARED) bd_kv_cache_free(&s->kv);
+    s->cap_T = 0;
+    const bd_config *c = &s->m->cfg;
+    int rc = bd_fwd_state_init(&s->st, c, s->method == BD_MC_BATCH ? s->max_choices : 1, cap, false);
+    if (rc >= 0 && s->method == BD_MC_SHARED) rc = bd_kv_cache_init(&s->kv, c, s->max_choices, cap);
+    if (rc < 0) return rc;
+    s->cap_T = cap;
+    return BD_OK;
+}
+
 int bd_mc_scorer_init(bd_mc_scorer *s, const bd_model *m, const bd_tokenizer *tok, int max_choices, int max_T,
                       bd_mc_method method) {
     memset(s, 0, sizeof *s);
@@ -78,12 +95,7 @@ int bd_mc_scorer_init(bd_mc_scorer *s, const bd_model *m, const bd_tokenizer *to
     s->targets = malloc(nt * sizeof *s->targets);
     int rc = BD_ERR_NOMEM;
     if (!s->ids || !s->start || !s->order || !s->pos || !s->logits || !s->tokens || !s->targets) goto fail;
-    if (method == BD_MC_BATCH) {
-        if ((rc = bd_fwd_state_init(&s->st, &m->cfg, max_choices, s->max_T, false)) < 0) goto fail;
-    } else {
-        if ((rc = bd_fwd_state_init(&s->st, &m->cfg, 1, s->max_T, false)) < 0) goto fail;
-        if ((rc = bd_kv_cache_init(&s->kv, &m->cfg, max_choices, s->max_T)) < 0) goto fail;
-    }
+    if ((rc = reserve(s, 128)) < 0) goto fail;
     return BD_OK;
 fail:
     bd_mc_scorer_free(s);
@@ -107,6 +119,8 @@ static int score_batch(bd_mc_scorer *s, int NC, double *ll) {
     int T = 0;
     for (int i = 0; i < NC; i++)
         if ((int)s->ids[i].n - 1 > T) T = (int)s->ids[i].n - 1;
+    int rc = reserve(s, T);
+    if (rc < 0) return rc;
     for (int i = 0; i < NC; i++) {
         const int32_t *x = s->ids[i].ids;
         int n = (int)s->ids[i].n;
@@ -116,7 +130,7 @@ static int score_batch(bd_mc_scorer *s, int NC, double *ll) {
         }
     }
     double mean;
-    int rc = bd_forward_nll(&s->st, s->m, s->tokens, s->targets, NC, T, &mean);
+    rc = bd_forward_nll(&s->st, s->m, s->tokens, s->targets, NC, T, &mean);
     if (rc < 0) return rc;
     s->tokens_run += (long)NC * T;
     for (int i = 0; i < NC; i++) {
@@ -133,7 +147,11 @@ static int score_batch(bd_mc_scorer *s, int NC, double *ll) {
 // one token per step, longest first so that the live sequences are always 0..k-1.
 static int score_shared(bd_mc_scorer *s, int NC, double *ll) {
     const bd_config *c = &s->m->cfg;
-    int V = c->vocab;
+    int V = c->vocab, T = 0;
+    for (int i = 0; i < NC; i++)
+        if ((int)s->ids[i].n - 1 > T) T = (int)s->ids[i].n - 1;
+    int rc = reserve(s, T);
+    if (rc < 0) return rc;
     int P = s->start[0];
     for (int i = 1; i < NC; i++) {
         int p = 0, lim = s->start[i] < P ? s->start[i] : P;
@@ -150,8 +168,7 @@ static int score_shared(bd_mc_scorer *s, int NC, double *ll) {
         }
     for (int i = 0; i < NC; i++) ll[i] = 0;
     if (P > 0) {
-        int rc = bd_forward_prefill(&s->st, &s->kv, s->m, s->ids[0].ids, 1, P, s->logits);
-        if (rc < 0) return rc;
+        if ((rc = bd_forward_prefill(&s->st, &s->kv, s->m, s->ids[0].ids, 1, P, s->logits)) < 0) return rc;
         s->tokens_run += P;
         size_t KD = (size_t)c->n_kv_heads * c->head_dim, seq = (size_t)s->kv.max_T * KD;
         for (int l = 0; l < c->n_layers; l++) {
@@ -172,8 +189,7 @@ static int score_shared(bd_mc_scorer *s, int NC, double *ll) {
             s->tokens[b] = s->ids[s->order[b]].ids[p];
             s->pos[b] = p;
         }
-        int rc = bd_forward_step(&s->kv, s->m, s->tokens, s->pos, k, s->logits);
-        if (rc < 0) return rc;
+        if ((rc = bd_forward_step(&s->kv, s->m, s->tokens, s->pos, k, s->logits)) < 0) return rc;
         s->tokens_run += k;
         for (int b = 0; b < k; b++) {
             int i = s->order[b];
@@ -270,6 +286,12 @@ int bd_mc_score_all(const bd_model *m, const bd_tokenizer *tok, const bd_mc_task
 
 // ---- tally ----
 
+long bd_mc_utf8_len(const char *s) {
+    long n = 0;
+    for (; *s; s++) n += ((unsigned char)*s & 0xC0) != 0x80;
+    return n;
+}
+
 int bd_mc_argmax(const double *v, int n) {
     int best = 0;
     for (int i = 1; i < n; i++)
@@ -280,7 +302,7 @@ int bd_mc_argmax(const double *v, int n) {
 void bd_mc_tally_add(bd_mc_tally *t, const bd_mc_item *it, const double *ll, int *pred, int *pred_norm) {
     int NC = it->n_choices;
     double norm[NC];
-    for (int i = 0; i < NC; i++) norm[i] = ll[i] / (double)strlen(it->choices[i]);
+    for (int i = 0; i < NC; i++) norm[i] = ll[i] / (double)bd_mc_utf8_len(it->choices[i]);
     int a = bd_mc_argmax(ll, NC), b = bd_mc_argmax(norm, NC);
     t->n++;
     t->correct += a == it->gold;

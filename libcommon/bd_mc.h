@@ -16,7 +16,8 @@
 // Scoring (the harness's conventions): the sequence is BOS + context + " " + ending,
 // tokenized jointly and split where the encoding of BOS + context (trailing whitespace
 // moved to the ending) ends; ll = sum of log P(ending token | everything before it);
-// acc picks the first argmax of ll, acc_norm the first argmax of ll / bytes(ending).
+// acc picks the first argmax of ll, acc_norm the first argmax of ll / length(ending) in
+// characters (Unicode code points: Python's len, which the harness uses).
 // Sequences longer than the model context lose tokens on the left.
 #ifndef BD_MC_H
 #define BD_MC_H
@@ -90,8 +91,9 @@ typedef struct {
     bd_mc_method method;
     int max_choices;      // NC capacity
     int max_T;            // positions per sequence fed to the model (the model's context)
-    bd_fwd_state st;      // BATCH: (NC, max_T); SHARED: (1, max_T) for the prefill
-    bd_kv_cache kv;       // SHARED only: NC sequences of max_T
+    int cap_T;            // positions st and kv hold now (grown to the longest item, <= max_T)
+    bd_fwd_state st;      // BATCH: (NC, cap_T); SHARED: (1, cap_T) for the prefill
+    bd_kv_cache kv;       // SHARED only: NC sequences of cap_T
     bd_token_buf *ids;    // (NC) token ids of each choice's sequence
     int *start;           // (NC) first scored index of each sequence
     int *order;           // (NC) choices by sequence length, longest first
@@ -136,6 +138,8 @@ typedef struct {
     double chance;  // mean 1/NC: the accuracy of guessing
 } bd_mc_result;
 
+// Characters of a UTF-8 string: bytes that do not continue a sequence (10xxxxxx).
+long bd_mc_utf8_len(const char *s);
 // The first index of the largest v[i] (numpy's argmax).
 int bd_mc_argmax(const double *v, int n);
 // Adds one item scored with ll (NC); sets *pred and *pred_norm (either may be NULL).

@@ -403,6 +403,15 @@ START_TEST(test_tally) {
     ck_assert_close(r.acc_stderr, sqrt(1.0 / 12.0), 1e-12);
     ck_assert_close(r.acc_norm_stderr, 0.25, 1e-12);
     ck_assert_close(r.chance, 0.25, 1e-12);
+    // acc_norm counts characters, not bytes: "\xc3\xa9" is one character. Per character
+    // {-1.5, -1.25} -> 1; per byte it would be {-0.75, -1.25} -> 0.
+    char *utf[2] = {"\xc3\xa9", "ab"};
+    bd_mc_item u = {.context = "c", .choices = utf, .n_choices = 2, .gold = 1};
+    bd_mc_tally t2 = {0};
+    int pn;
+    bd_mc_tally_add(&t2, &u, (const double[]){-1.5, -2.5}, NULL, &pn);
+    ck_assert_int_eq(pn, 1);
+    ck_assert_int_eq(bd_mc_utf8_len("caf\xc3\xa9 \xe2\x82\xac"), 6);
     double tie[2] = {-2, -2};
     ck_assert_int_eq(bd_mc_argmax(tie, 2), 0);
     ck_assert(isnan(bd_mc_stderr(1, 1)));
