@@ -23,7 +23,7 @@ OPT      = -O2
 endif
 
 PKGS     = libzstd msgpack openblas libcjson
-DEPS_DEB = build-essential pkg-config zstd libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev gnuplot-nox clang
+DEPS_DEB = build-essential pkg-config zstd libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev libbz2-dev gnuplot-nox clang
 
 VERSION  = 0.1.0
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -31,7 +31,8 @@ BASEFLAGS = -std=c11 -g $(OPT) -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS)
 CPPFLAGS += -Ilibcommon -Itools $(shell pkg-config --cflags $(PKGS))
 CFLAGS   ?=
 ALLCFLAGS = $(BASEFLAGS) $(CFLAGS) -DBD_VERSION='"$(VERSION)"' -DBD_BUILD_FLAGS='"$(CC) $(OPT) SAN=$(SAN)"'
-LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lm -pthread
+# libbz2 has no pkg-config file on Debian: linked by name.
+LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lbz2 -lm -pthread
 LDFLAGS  += $(SANFLAGS)
 
 LIB_SRC   = $(wildcard libcommon/*.c)

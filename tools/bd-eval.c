@@ -9,18 +9,23 @@
 
 #include "bd_clipfile.h"
 #include "bd_forward.h"
+#include "bd_json.h"
 #include "bd_log.h"
+#include "bd_mc.h"
 #include "bd_model_io.h"
 #include "bd_outfile.h"
 #include "bd_progress.h"
 #include "bd_qmodel.h"
+#include "bd_threads.h"
 #include "bd_tool.h"
 
 static const char help[] =
     "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
     "       bd-eval --model M --text FILE [OPTIONS]\n"
     "       bd-eval --model M --generate N [--prompt TEXT] [OPTIONS]\n"
-    "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text.\n"
+    "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
+    "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
+    "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
     "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
     "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
     "tail shorter than a window is dropped.\n"
@@ -42,6 +47,13 @@ static const char help[] =
     "      --quant-head     also quantize the output head (untied models only)\n"
     "      --exclude PAT    keep layers matching PAT in full precision (e.g. 'layers.0.*', 'w2')\n"
     "      --latent         a student model: use its latent weights, not the quantized ones\n"
+    "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
+    "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
+    "                       directly; \"-\" for standard input\n"
+    "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
+    "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
+    "                       the task file, or \"label\" fields)\n"
+    "      --limit N        only the first N items\n"
     "  Generation:\n"
     "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
     "      --prompt TEXT    the text to continue (default: start from BOS)\n"
@@ -51,7 +63,7 @@ static const char help[] =
 
 enum {
     OPT_TEXT = BD_OPT_FIRST_TOOL, OPT_STRIDE, OPT_JSON, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_CLIP,
-    OPT_QHEAD, OPT_EXCLUDE, OPT_GENERATE, OPT_PROMPT, OPT_LATENT,
+    OPT_QHEAD, OPT_EXCLUDE, OPT_GENERATE, OPT_PROMPT, OPT_LATENT, OPT_TASK, OPT_TASK_FORMAT, OPT_LABELS, OPT_LIMIT,
 };
 
 typedef struct {
@@ -243,6 +255,94 @@ static void generate(const bd_model *m, const bd_tokenizer *tok, const char *pro
     bd_kv_cache_free(&kv);
 }
 
+// Multiple-choice accuracy of m on the items of a task file.
+typedef struct {
+    const char *path, *labels, *model_path;
+    bd_mc_format format;
+    long limit;
+    bool json;
+    const char *output;
+    const bd_qspec *q;
+} mc_opts;
+
+static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_result *r, double secs) {
+    double rate = secs > 0 ? (double)r->n / secs : 0;
+    if (o->output) {
+        bd_writer *w = bd_tool_open_writer(o->output);
+        bd_producer prod = bd_tool_producer();
+        if (bd_writer_begin_header(w, "bd.eval", &prod, 3) < 0) bd_fatal("\"%s\": cannot write", o->output);
+        msgpack_packer *pk = bd_writer_packer(w);
+        bd_pack_kv_str(pk, "model", o->model_path);
+        bd_pack_kv_str(pk, "quant", bd_qkind_name(o->q->kind));
+        bd_pack_kv_str(pk, "task", task->name);
+        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
+        const char *names[2] = {"acc", "acc_norm"};
+        double values[2] = {r->acc, r->acc_norm}, errs[2] = {r->acc_stderr, r->acc_norm_stderr};
+        for (int i = 0; i < 2; i++) {
+            msgpack_pack_map(pk, 8);
+            bd_pack_kv_str(pk, "metric", names[i]);
+            bd_pack_kv_double(pk, "value", values[i]);
+            bd_pack_kv_double(pk, "stderr", errs[i]);
+            bd_pack_kv_int(pk, "n", r->n);
+            bd_pack_kv_str(pk, "task", task->name);
+            bd_pack_kv_int(pk, "bits", o->q->kind == BD_Q_NONE ? 32 : o->q->bits);
+            bd_pack_kv_double(pk, "chance", r->chance);
+            bd_pack_kv_str(pk, "data", o->path);
+            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
+        }
+        if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
+    }
+    if (o->json) {
+        // n < 2 has no standard error: null
+        char e1[32] = "null", e2[32] = "null";
+        if (isfinite(r->acc_stderr)) snprintf(e1, sizeof e1, "%.6f", r->acc_stderr);
+        if (isfinite(r->acc_norm_stderr)) snprintf(e2, sizeof e2, "%.6f", r->acc_norm_stderr);
+        printf("{\"task\":");
+        bd_json_string(stdout, task->name, strlen(task->name));
+        printf(",\"acc\":%.6f,\"acc_stderr\":%s,\"acc_norm\":%.6f,\"acc_norm_stderr\":%s,\"n\":%ld,"
+               "\"items_per_s\":%.2f,\"chance\":%.6f,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
+               r->acc, e1, r->acc_norm, e2, r->n, rate, r->chance, bd_qkind_name(o->q->kind),
+               o->q->kind == BD_Q_NONE ? 32 : o->q->bits, secs);
+    } else {
+        printf("task      %s (%s, %s layout), %ld items\n", task->name, o->path, bd_mc_format_name(task->format), r->n);
+        printf("acc       %.4f +- %.4f\nacc_norm  %.4f +- %.4f\nchance    %.4f\n", r->acc, r->acc_stderr,
+               r->acc_norm, r->acc_norm_stderr, r->chance);
+        printf("time      %.2f s (%.1f items/s)\n", secs, rate);
+    }
+}
+
+static void mc_progress(void *ctx, long done) { bd_progress_update(ctx, (uint64_t)done); }
+
+static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc_opts *o) {
+    bd_mc_task task;
+    char why[1024];
+    if (bd_mc_load(o->path, o->format, o->labels, o->limit, &task, why, sizeof why) < 0) bd_fatal("%s", why);
+    // One padded batch per item: measured faster than a shared-prefix KV cache on
+    // HellaSwag and PIQA (see bench/bench_mc.c), and it reads the weights once per item.
+    bd_mc_method method = BD_MC_BATCH;
+    double *ll = malloc(sizeof(double) * (size_t)task.max_choices * (size_t)task.n);
+    if (!ll) bd_fatal("out of memory");
+    bd_progress pr;
+    double t0 = bd_now();
+    bd_progress_start(&pr, task.name, (uint64_t)task.n, "items");
+    long bad = -1, truncated = 0;
+    int rc = bd_mc_score_all(m, tok, &task, bd_num_threads(), method, ll, mc_progress, &pr, &bad, &truncated);
+    if (rc < 0 && bad >= 0)
+        bd_fatal("\"%s\" line %ld: cannot score the item: %s", o->path, task.items[bad].line, bd_strerror(rc));
+    if (rc < 0) bd_fatal("cannot score: %s", bd_strerror(rc));
+    bd_progress_finish(&pr);
+    double secs = bd_now() - t0;
+    if (truncated)
+        bd_log(BD_LOG_WARN, "%ld sequences longer than the model's context of %d lost tokens on the left", truncated,
+               m->cfg.max_seq);
+    bd_mc_tally tally = {0};
+    for (long i = 0; i < task.n; i++) bd_mc_tally_add(&tally, &task.items[i], ll + (size_t)i * task.max_choices, NULL, NULL);
+    bd_mc_result r = bd_mc_tally_result(&tally);
+    mc_report(o, &task, &r, secs);
+    free(ll);
+    bd_mc_task_free(&task);
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-eval", help, argc, argv);
     static const struct option longopts[] = {
@@ -255,10 +355,13 @@ int main(int argc, char **argv) {
         {"quant-head", no_argument, 0, OPT_QHEAD}, {"exclude", required_argument, 0, OPT_EXCLUDE},
         {"generate", required_argument, 0, OPT_GENERATE}, {"prompt", required_argument, 0, OPT_PROMPT},
         {"latent", no_argument, 0, OPT_LATENT},
+        {"task", required_argument, 0, OPT_TASK}, {"task-format", required_argument, 0, OPT_TASK_FORMAT},
+        {"labels", required_argument, 0, OPT_LABELS}, {"limit", required_argument, 0, OPT_LIMIT},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *model_path = NULL, *tok_path = NULL, *text = NULL, *output = NULL, *clip = NULL, *prompt = NULL;
     int seq_len = 0, stride = 0, batch = 4, n_generate = -1;
     bool json = false, latent = false;
+    mc_opts mc = {0};
     bd_qspec q = {BD_Q_NONE, 0, 128};
     bd_qpolicy policy = {0};
     bool bits_given = false;
@@ -289,6 +392,15 @@ int main(int argc, char **argv) {
         case OPT_GENERATE: n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
         case OPT_PROMPT: prompt = optarg; break;
         case OPT_LATENT: latent = true; break;
+        case OPT_TASK: mc.path = optarg; break;
+        case OPT_TASK_FORMAT: {
+            int f = bd_mc_format_parse(optarg);
+            if (f < 0) bd_usage_error("--task-format: \"%s\" is not one of auto, hellaswag, piqa, jsonl", optarg);
+            mc.format = (bd_mc_format)f;
+            break;
+        }
+        case OPT_LABELS: mc.labels = optarg; break;
+        case OPT_LIMIT: mc.limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
         default: bd_tool_common_option(opt, optarg);
         }
     }
@@ -299,6 +411,10 @@ int main(int argc, char **argv) {
     if (q.kind == BD_Q_NONE && (bits_given || clip)) bd_usage_error("--bits and --clip need --quant");
     if (q.kind != BD_Q_NONE && !bits_given) q.bits = q.kind == BD_Q_NF3 ? 3 : q.kind == BD_Q_INT || q.kind == BD_Q_SYM ? 4 : 2;
     if (prompt && n_generate < 0) bd_usage_error("--prompt needs --generate N");
+    if (mc.path && (text || optind < argc || n_generate >= 0 || stride || seq_len))
+        bd_usage_error("--task does not combine with --text, a token stream, --generate, --stride or --seq-len");
+    if (!mc.path && (mc.format || mc.labels || mc.limit)) bd_usage_error("--task-format, --labels and --limit need --task");
+    if (mc.labels && mc.format != BD_MC_AUTO && mc.format != BD_MC_PIQA) bd_usage_error("--labels is for PIQA tasks");
 
     bd_model m;
     if (latent) bd_tool_load_model_latent(model_path, &m);
@@ -315,6 +431,20 @@ int main(int argc, char **argv) {
     if (n_generate >= 0) {
         bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
         generate(&m, tok, prompt, n_generate);
+        bd_tokenizer_free(tok);
+        bd_model_free(&m);
+        return 0;
+    }
+
+    if (mc.path) {
+        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
+        if (bd_tokenizer_vocab_size(tok) > m.cfg.vocab)
+            bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), m.cfg.vocab);
+        mc.model_path = model_path;
+        mc.json = json;
+        mc.output = output;
+        mc.q = &q;
+        multiple_choice(&m, tok, &mc);
         bd_tokenizer_free(tok);
         bd_model_free(&m);
         return 0;

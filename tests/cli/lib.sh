@@ -3,7 +3,8 @@
 set -u
 BD_BIN=${BD_BIN:?run through make test}
 BD_DATA=${BD_DATA:-../shared/data}
-T=$(mktemp -d "${BD_TMP:-/tmp}/cli.XXXXXX")
+T=$(mktemp -d "${BD_TMP:-/tmp}/cli.XXXXXX") || { echo "FAIL: cannot make a scratch directory" >&2; exit 1; }
+[ -n "$T" ] && [ -d "$T" ] || exit 1
 trap 'rm -rf "$T"' EXIT
 PATH="$BD_BIN:$PATH"
 

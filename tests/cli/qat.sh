@@ -29,9 +29,10 @@ bd-qat --model "$M/stories260K.bin" --loss ce -o "$T/b.bdz" --steps 3 -T 32 -b 2
 expect_ok bd-cat --check --schema bd.model "$T/b.bdz"
 
 # Kill and resume. The reference runs uninterrupted; the other is killed twice and resumed
-# with the same command line (same argv, so the output bytes must be identical).
+# with the same command line (same argv, so the output bytes must be identical). `exec` makes
+# the background PID the tool itself, so kill -9 stops the tool, not only a subshell.
 mkdir "$T/ref" "$T/k"
-run() { (cd "$1" && bd-qat --model "$M/stories260K.bin" --loss ce -o model.bdz --lr 1e-3 --steps 150 -T 64 -b 4 \
+run() { (cd "$1" && exec bd-qat --model "$M/stories260K.bin" --loss ce -o model.bdz --lr 1e-3 --steps 150 -T 64 -b 4 \
     --save-every 10 --resume --seed 7 --threads 1 ../tr.bdz); }
 run "$T/ref" 2>"$T/err" || { cat "$T/err" >&2; fail "reference run failed"; }
 # 1. kill -9 in the middle of a checkpoint write (the test hook slows checkpoints down).
@@ -63,7 +64,7 @@ expect_err_contains "give the same"
 # Bad input: usage errors exit 2, data errors exit 1, no output left behind.
 expect_fail 2 bd-qat --model "$M/stories260K.bin" -o "$T/x.bdz" "$T/tr.bdz"
 expect_err_contains "--loss is required"
-expect_fail 2 bd-qat --model "$M/stories260K.bin" --loss cakld -o "$T/x.bdz" "$T/tr.bdz"
+expect_fail 2 bd-qat --model "$M/stories260K.bin" --loss kl -o "$T/x.bdz" "$T/tr.bdz"
 expect_fail 2 bd-qat --model "$M/stories260K.bin" --loss ce "$T/tr.bdz"
 expect_fail 2 bd-qat --model "$M/stories260K.bin" --loss ce -o "$T/x.bdz" --lr 1e-3x "$T/tr.bdz"
 expect_fail 2 bd-qat --model "$M/stories260K.bin" --loss ce -o "$T/x.bdz" --steps 2 --epochs 1 "$T/tr.bdz"
