@@ -197,10 +197,13 @@ T_AVX2 static float dot_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, cons
         } else {
             __m256 L = _mm256_loadu_ps(lut);
             const uint8_t *qh = qs + gp / 4;
-            for (int i = 0; i < gp; i += 8) {
+            for (int i = 0; i < gp; i += 16) {
                 __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(rd16(qs + i / 4)), sh2), m3);
                 __m256i hi = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(qh[i / 8] << 2), sh1), m4);
+                __m256i lo1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(rd16(qs + i / 4 + 2)), sh2), m3);
+                __m256i hi1 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(qh[i / 8 + 1] << 2), sh1), m4);
                 a0 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(L, _mm256_or_si256(lo, hi)), _mm256_loadu_ps(x + i), a0);
+                a1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(L, _mm256_or_si256(lo1, hi1)), _mm256_loadu_ps(x + i + 8), a1);
             }
         }
     }
@@ -280,11 +283,16 @@ T_AVX512 static float dot_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, 
             for (int c = 0; c < 16; c++) l16[c] = lut[c & 7];
             __m512 L = _mm512_loadu_ps(l16);
             const uint8_t *qh = qs + gp / 4;
-            for (int i = 0; i < gp; i += 16) {
-                __m512i lo = _mm512_srlv_epi32(_mm512_set1_epi32((int)rd32(qs + i / 4)), sh2);
-                __m512i hi = _mm512_srlv_epi32(_mm512_set1_epi32(rd16(qh + i / 8) << 2), sh1);
-                __m512i idx = _mm512_ternarylogic_epi32(lo, hi, m3, 0xE4);  // (lo & 3) | (hi & ~3)
-                a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(idx, L), _mm512_loadu_ps(x + i), a0);
+            for (int i = 0; i < gp; i += 32) {
+                uint64_t lo8 = rd64(qs + i / 4);
+                uint64_t hi4 = (uint64_t)rd32(qh + i / 8) << 2;
+                __m512i lo0 = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)lo8), sh2);
+                __m512i hi0 = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)(hi4 & 0x3fffc)), sh1);
+                __m512i lo1 = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)(lo8 >> 32)), sh2);
+                __m512i hi1 = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)(hi4 >> 16)), sh1);
+                // (lo & 3) | (hi & ~3): bits 0-1 from the low plane, bit 2 from the high one
+                a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo0, hi0, m3, 0xE4), L), _mm512_loadu_ps(x + i), a0);
+                a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo1, hi1, m3, 0xE4), L), _mm512_loadu_ps(x + i + 16), a1);
             }
         }
     }
@@ -448,7 +456,24 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
     int8_t *xq = NULL, *tmp = NULL;
     int32_t *xsum = NULL;
     float *xs = NULL, *xp = NULL;
-    if (act_int8) {
+    // int8 activations for formats without an integer kernel (all but q2, tq2), or f32
+    // weights: the f32 kernel on the int8 values as floats, times the scale (the same sum).
+    bool via_f32 = act_int8 && (simd == BD_SIMD_SCALAR ? false : t->type != BD_PK_Q2 && t->type != BD_PK_TQ2);
+    if (via_f32) {
+        xs = malloc((size_t)N * sizeof *xs);
+        tmp = malloc((size_t)C);
+        float *xf = malloc((size_t)N * C * sizeof *xf);
+        if (!xs || !tmp || !xf) { free(xf); goto fallback; }
+        for (int n = 0; n < N; n++) {
+            bd_pk_quantize_act_ref(inp + (size_t)n * C, tmp, C, &xs[n]);
+            for (int i = 0; i < C; i++) xf[(size_t)n * C + i] = tmp[i];
+        }
+        bd_pk_matmul(out, xf, t, N < 8 ? N : 7, false);  // matrix-vector kernels, chunks of < 8 tokens
+        for (int n = 7; n < N; n += 7) bd_pk_matmul(out + (size_t)n * OC, xf + (size_t)n * C, t, N - n < 7 ? N - n : 7, false);
+        for (int n = 0; n < N; n++)
+            for (int r = 0; r < OC; r++) out[(size_t)n * OC + r] *= xs[n];
+        free(xf);
+    } else if (act_int8) {
         xq = malloc((size_t)N * xp_len);
         tmp = malloc((size_t)C);
         xsum = malloc((size_t)N * (size_t)t->ngroups * sizeof *xsum);
@@ -472,7 +497,7 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
     } else {
         j.xp = inp;  // groups are whole multiples of 32 that tile the row: no padding needed
     }
-    bd_parallel_for(OC, min_rows, mm_rows, &j);
+    if (!via_f32) bd_parallel_for(OC, min_rows, mm_rows, &j);
     if (0) {
     fallback:
         bd_pk_matmul_ref(out, inp, t, N, act_int8);  // out of memory: the plain loop needs none of it
