@@ -73,8 +73,17 @@ static void block_lut(const bd_pk_tensor *t, const uint8_t *b, float lut[8]) {
     switch (t->type) {
     case BD_PK_Q2: case BD_PK_Q3: {
         float s = rdf(b);
-        int z = b[4], n = t->type == BD_PK_Q2 ? 4 : 8;
-        for (int c = 0; c < n; c++) lut[c] = (float)(c - z) * s;
+        int z = b[4];
+#ifdef BD_X86
+        // (c - z) * s, as the scalar line below (SSE2 is baseline x86-64): the loop form was
+        // a measurable share of the 2-bit kernel's time.
+        __m128 sv = _mm_set1_ps(s);
+        __m128i zv = _mm_set1_epi32(z);
+        _mm_storeu_ps(lut, _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(_mm_setr_epi32(0, 1, 2, 3), zv)), sv));
+        _mm_storeu_ps(lut + 4, _mm_mul_ps(_mm_cvtepi32_ps(_mm_sub_epi32(_mm_setr_epi32(4, 5, 6, 7), zv)), sv));
+#else
+        for (int c = 0; c < 8; c++) lut[c] = (float)(c - z) * s;
+#endif
         break;
     }
     case BD_PK_NF3: {
@@ -182,12 +191,22 @@ T_AVX2 static float dot_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, cons
             }
             continue;
         }
-        float lut[8];
-        block_lut(t, b, lut);
+        // The values of the codes, built in registers (a table stored and reloaded stalls on
+        // store forwarding). permutevar8x32 reads 3 index bits: for 2-bit codes bit 2 is the
+        // next code's low bit, so the 4 values repeat.
+        __m256 L;
+        __m256i c = tr->code_bits == 2 ? _mm256_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3) : _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        if (tr->affine) {
+            L = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c, _mm256_set1_epi32(b[4]))), _mm256_set1_ps(rdf(b)));
+        } else if (t->type == BD_PK_TQ2) {
+            L = _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(c, _mm256_set1_epi32(1))), _mm256_set1_ps(t->scale));
+        } else if (t->type == BD_PK_R2Q) {
+            L = _mm256_broadcast_ps((const __m128 *)(const void *)b);
+        } else {
+            const __m256 grid = _mm256_loadu_ps(bd_nf3_grid);
+            L = _mm256_mul_ps(grid, _mm256_blend_ps(_mm256_set1_ps(rdf(b + 4)), _mm256_set1_ps(rdf(b)), 0xf8));
+        }
         if (tr->code_bits == 2) {
-            // permutevar8x32 reads 3 index bits: bit 2 is the next code's low bit, so the 4
-            // values are repeated.
-            __m256 L = _mm256_setr_ps(lut[0], lut[1], lut[2], lut[3], lut[0], lut[1], lut[2], lut[3]);
             for (int i = 0; i < gp; i += 16) {
                 __m256i i0 = _mm256_srlv_epi32(_mm256_set1_epi32(rd16(qs + i / 4)), sh2);
                 __m256i i1 = _mm256_srlv_epi32(_mm256_set1_epi32(rd16(qs + i / 4 + 2)), sh2);
@@ -195,7 +214,6 @@ T_AVX2 static float dot_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, cons
                 a1 = _mm256_fmadd_ps(_mm256_permutevar8x32_ps(L, i1), _mm256_loadu_ps(x + i + 8), a1);
             }
         } else {
-            __m256 L = _mm256_loadu_ps(lut);
             const uint8_t *qh = qs + gp / 4;
             for (int i = 0; i < gp; i += 16) {
                 __m256i lo = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(rd16(qs + i / 4)), sh2), m3);
@@ -268,10 +286,24 @@ T_AVX512 static float dot_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, 
             continue;
         }
         float lut[8];
-        block_lut(t, b, lut);
+        __m512 L;
+        if (tr->affine) {  // (c - z) * s in registers (a round trip through memory cost ~2x here)
+            __m512i c = tr->code_bits == 2 ? _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
+                                           : _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7);
+            L = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(c, _mm512_set1_epi32(b[4]))), _mm512_set1_ps(rdf(b)));
+        } else if (t->type == BD_PK_TQ2) {  // (c - 1) * D
+            L = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_setr_epi32(-1, 0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2, -1, 0, 1, 2)), _mm512_set1_ps(t->scale));
+        } else if (t->type == BD_PK_R2Q) {  // the 4 stored levels
+            L = _mm512_broadcast_f32x4(_mm_loadu_ps((const float *)(const void *)b));
+        } else {  // nf3: grid[c] * (c >= 3 ? sp : sn)
+            const __m512 grid = _mm512_setr_ps(bd_nf3_grid[0], bd_nf3_grid[1], bd_nf3_grid[2], bd_nf3_grid[3], bd_nf3_grid[4], bd_nf3_grid[5],
+                                               bd_nf3_grid[6], bd_nf3_grid[7], bd_nf3_grid[0], bd_nf3_grid[1], bd_nf3_grid[2], bd_nf3_grid[3],
+                                               bd_nf3_grid[4], bd_nf3_grid[5], bd_nf3_grid[6], bd_nf3_grid[7]);
+            L = _mm512_mul_ps(grid, _mm512_mask_blend_ps((__mmask16)0xf8f8, _mm512_set1_ps(rdf(b + 4)), _mm512_set1_ps(rdf(b))));
+        }
+        (void)lut;
         if (tr->code_bits == 2) {
             // vpermps reads 4 index bits (this code and the next): the 4 values repeat 4 times.
-            __m512 L = _mm512_broadcast_f32x4(_mm_loadu_ps(lut));
             for (int i = 0; i < gp; i += 32) {
                 __m512i i0 = _mm512_srlv_epi32(_mm512_set1_epi32((int)rd32(qs + i / 4)), sh2);
                 __m512i i1 = _mm512_srlv_epi32(_mm512_set1_epi32((int)rd32(qs + i / 4 + 4)), sh2);
@@ -279,9 +311,6 @@ T_AVX512 static float dot_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, 
                 a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(i1, L), _mm512_loadu_ps(x + i + 16), a1);
             }
         } else {
-            float l16[16];  // vpermps reads 4 index bits; bit 3 is junk here: repeat the 8 values
-            for (int c = 0; c < 16; c++) l16[c] = lut[c & 7];
-            __m512 L = _mm512_loadu_ps(l16);
             const uint8_t *qh = qs + gp / 4;
             for (int i = 0; i < gp; i += 32) {
                 uint64_t lo8 = rd64(qs + i / 4);
