@@ -9,6 +9,7 @@
 
 #include "bd_kernels.h"
 #include "bd_log.h"
+#include "bd_packed.h"
 #include "bd_threads.h"
 
 static double now(void) {
@@ -23,6 +24,28 @@ static double now(void) {
         stmt;                                  \
         (s)->timing.field += now() - t0_;      \
     } while (0)
+
+// Linear k (0..6: wq wk wv wo w1 w2 w3, 7: the head) of layer l: with the model's packed
+// weights when it has them (bd_packed.h), else the f32 weight through sgemm.
+static void linear(const bd_model *m, int l, int k, float *out, const float *inp, const float *w, const float *bias,
+                   int N, int C, int OC) {
+    const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
+    if (!p) { bd_linear_forward(out, inp, w, bias, N, C, OC); return; }
+    bd_pk_matmul(out, inp, p, N, m->packed->act_int8);
+    if (bias)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += bias[o];
+}
+
+static void linear_ref(const bd_model *m, int l, int k, float *out, const float *inp, const float *w, const float *bias,
+                       int N, int C, int OC) {
+    const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
+    if (!p) { bd_linear_forward_ref(out, inp, w, bias, N, C, OC); return; }
+    bd_pk_matmul_ref(out, inp, p, N, m->packed->act_int8);
+    if (bias)
+        for (int n = 0; n < N; n++)
+            for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += bias[o];
+}
 
 int bd_fwd_nll_rows(int N) { return N < 256 ? N : 256; }
 
@@ -140,15 +163,15 @@ static int forward_impl(bd_fwd_state *s, const bd_model *m, const int32_t *token
         TIMED(s, norm, bd_rmsnorm_forward(xn, bd_fwd_layer(s, s->rstd_att, l, 1), x, w->rms_att + (size_t)l * C, N, C, eps));
         if (c->qk_norm) {
             float *q = bd_fwd_layer(s, s->q, l, QD), *k = bd_fwd_layer(s, s->k, l, KD);
-            TIMED(s, linear, bd_linear_forward(q, xn, w->wq + (size_t)l * QD * C, bq, N, C, QD));
-            TIMED(s, linear, bd_linear_forward(k, xn, w->wk + (size_t)l * KD * C, bk, N, C, KD));
+            TIMED(s, linear, linear(m, l, 0, q, xn, w->wq + (size_t)l * QD * C, bq, N, C, QD));
+            TIMED(s, linear, linear(m, l, 1, k, xn, w->wk + (size_t)l * KD * C, bk, N, C, KD));
             TIMED(s, norm, bd_rmsnorm_forward(qr, bd_fwd_layer(s, s->rstd_q, l, NH), q, w->q_norm + (size_t)l * HS, N * NH, HS, eps));
             TIMED(s, norm, bd_rmsnorm_forward(kr, bd_fwd_layer(s, s->rstd_k, l, KV), k, w->k_norm + (size_t)l * HS, N * KV, HS, eps));
         } else {
-            TIMED(s, linear, bd_linear_forward(qr, xn, w->wq + (size_t)l * QD * C, bq, N, C, QD));
-            TIMED(s, linear, bd_linear_forward(kr, xn, w->wk + (size_t)l * KD * C, bk, N, C, KD));
+            TIMED(s, linear, linear(m, l, 0, qr, xn, w->wq + (size_t)l * QD * C, bq, N, C, QD));
+            TIMED(s, linear, linear(m, l, 1, kr, xn, w->wk + (size_t)l * KD * C, bk, N, C, KD));
         }
-        TIMED(s, linear, bd_linear_forward(v, xn, w->wv + (size_t)l * KD * C, bv, N, C, KD));
+        TIMED(s, linear, linear(m, l, 2, v, xn, w->wv + (size_t)l * KD * C, bv, N, C, KD));
         TIMED(s, rope, bd_rope_forward(qr, qr, s->rope_cs, NULL, B, T, NH, HS, c->rope));
         TIMED(s, rope, bd_rope_forward(kr, kr, s->rope_cs, NULL, B, T, KV, HS, c->rope));
         if (kv)
@@ -158,17 +181,17 @@ static int forward_impl(bd_fwd_state *s, const bd_model *m, const int32_t *token
                 memcpy(kv->v + dst, v + src, (size_t)T * KD * sizeof(float));
             }
         TIMED(s, attention, bd_attention_forward(att, bd_fwd_layer(s, s->lse, l, NH), qr, kr, v, s->att_scratch, s->att_scratch_floats, B, T, NH, KV, HS));
-        TIMED(s, linear, bd_linear_forward(s->proj, att, w->wo + (size_t)l * C * QD, NULL, N, QD, C));
+        TIMED(s, linear, linear(m, l, 3, s->proj, att, w->wo + (size_t)l * C * QD, NULL, N, QD, C));
         TIMED(s, residual, bd_residual_forward(xmid, x, s->proj, (long long)N * C));
         TIMED(s, norm, bd_rmsnorm_forward(xn2, bd_fwd_layer(s, s->rstd_ffn, l, 1), xmid, w->rms_ffn + (size_t)l * C, N, C, eps));
-        TIMED(s, linear, bd_linear_forward(h1, xn2, w->w1 + (size_t)l * F * C, NULL, N, C, F));
-        TIMED(s, linear, bd_linear_forward(h3, xn2, w->w3 + (size_t)l * F * C, NULL, N, C, F));
+        TIMED(s, linear, linear(m, l, 4, h1, xn2, w->w1 + (size_t)l * F * C, NULL, N, C, F));
+        TIMED(s, linear, linear(m, l, 6, h3, xn2, w->w3 + (size_t)l * F * C, NULL, N, C, F));
         TIMED(s, swiglu, bd_swiglu_forward(hg, h1, h3, (long long)N * F));
-        TIMED(s, linear, bd_linear_forward(s->proj, hg, w->w2 + (size_t)l * C * F, NULL, N, F, C));
+        TIMED(s, linear, linear(m, l, 5, s->proj, hg, w->w2 + (size_t)l * C * F, NULL, N, F, C));
         TIMED(s, residual, bd_residual_forward(bd_fwd_layer(s, s->x, l + 1, C), xmid, s->proj, (long long)N * C));
     }
     TIMED(s, norm, bd_rmsnorm_forward(s->xf, s->rstd_f, bd_fwd_layer(s, s->x, L, C), w->rms_final, N, C, eps));
-    if (logits) TIMED(s, head, bd_linear_forward(logits, s->xf, w->wcls, NULL, N, C, c->vocab));
+    if (logits) TIMED(s, head, linear(m, 0, 7, logits, s->xf, w->wcls, NULL, N, C, c->vocab));
     return BD_OK;
 }
 
@@ -197,7 +220,7 @@ int bd_forward_nll(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, co
             }
             tgt[i] = y;
         }
-        TIMED(s, head, bd_linear_forward(s->logit_chunk, s->xf + (size_t)r0 * C, m->w.wcls, NULL, nr, C, V));
+        TIMED(s, head, linear(m, 0, 7, s->logit_chunk, s->xf + (size_t)r0 * C, m->w.wcls, NULL, nr, C, V));
         TIMED(s, loss, bd_crossentropy_forward(s->losses + r0, s->loss_lse + r0, s->logit_chunk, tgt, nr, V));
         for (int i = 0; i < nr; i++)
             if (tgt[i] >= 0) {
@@ -230,9 +253,9 @@ int bd_forward_ref(const bd_model *m, const int32_t *tokens, int B, int T, float
     bd_embedding_forward_ref(x, tokens, w->tok_emb, N, C);
     for (int l = 0; l < L; l++) {
         bd_rmsnorm_forward_ref(xn, rstd, x, w->rms_att + (size_t)l * C, N, C, eps);
-        bd_linear_forward_ref(q, xn, w->wq + (size_t)l * QD * C, w->bq ? w->bq + (size_t)l * QD : NULL, N, C, QD);
-        bd_linear_forward_ref(k, xn, w->wk + (size_t)l * KD * C, w->bk ? w->bk + (size_t)l * KD : NULL, N, C, KD);
-        bd_linear_forward_ref(v, xn, w->wv + (size_t)l * KD * C, w->bv ? w->bv + (size_t)l * KD : NULL, N, C, KD);
+        linear_ref(m, l, 0, q, xn, w->wq + (size_t)l * QD * C, w->bq ? w->bq + (size_t)l * QD : NULL, N, C, QD);
+        linear_ref(m, l, 1, k, xn, w->wk + (size_t)l * KD * C, w->bk ? w->bk + (size_t)l * KD : NULL, N, C, KD);
+        linear_ref(m, l, 2, v, xn, w->wv + (size_t)l * KD * C, w->bv ? w->bv + (size_t)l * KD : NULL, N, C, KD);
         if (c->qk_norm) {
             bd_rmsnorm_forward_ref(q, rstd, q, w->q_norm + (size_t)l * HS, N * NH, HS, eps);
             bd_rmsnorm_forward_ref(k, rstd, k, w->k_norm + (size_t)l * HS, N * KV, HS, eps);
@@ -240,17 +263,17 @@ int bd_forward_ref(const bd_model *m, const int32_t *tokens, int B, int T, float
         bd_rope_forward_ref(q, q, NULL, B, T, NH, HS, c->rope_theta, c->rope);
         bd_rope_forward_ref(k, k, NULL, B, T, KV, HS, c->rope_theta, c->rope);
         bd_attention_forward_ref(att, lse, q, k, v, B, T, NH, KV, HS);
-        bd_linear_forward_ref(tmp, att, w->wo + (size_t)l * C * QD, NULL, N, QD, C);
+        linear_ref(m, l, 3, tmp, att, w->wo + (size_t)l * C * QD, NULL, N, QD, C);
         bd_residual_forward_ref(x, x, tmp, (long long)N * C);
         bd_rmsnorm_forward_ref(xn, rstd, x, w->rms_ffn + (size_t)l * C, N, C, eps);
-        bd_linear_forward_ref(h1, xn, w->w1 + (size_t)l * F * C, NULL, N, C, F);
-        bd_linear_forward_ref(h3, xn, w->w3 + (size_t)l * F * C, NULL, N, C, F);
+        linear_ref(m, l, 4, h1, xn, w->w1 + (size_t)l * F * C, NULL, N, C, F);
+        linear_ref(m, l, 6, h3, xn, w->w3 + (size_t)l * F * C, NULL, N, C, F);
         bd_swiglu_forward_ref(h1, h1, h3, (long long)N * F);
-        bd_linear_forward_ref(tmp, h1, w->w2 + (size_t)l * C * F, NULL, N, F, C);
+        linear_ref(m, l, 5, tmp, h1, w->w2 + (size_t)l * C * F, NULL, N, F, C);
         bd_residual_forward_ref(x, x, tmp, (long long)N * C);
     }
     bd_rmsnorm_forward_ref(xn, rstd, x, w->rms_final, N, C, eps);
-    bd_linear_forward_ref(logits, xn, w->wcls, NULL, N, C, c->vocab);
+    linear_ref(m, 0, 7, logits, xn, w->wcls, NULL, N, C, c->vocab);
     rc = BD_OK;
 done:
     free(x), free(xn), free(q), free(k), free(v), free(att), free(h1), free(h3), free(rstd), free(lse), free(tmp);
@@ -324,15 +347,15 @@ int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, c
         float *vcache = kc->v + (size_t)l * kc->B * kc->max_T * KD;
         bd_rmsnorm_forward(kc->xn, kc->rstd, kc->x, w->rms_att + (size_t)l * C, B, C, eps);
         if (c->qk_norm) {
-            bd_linear_forward(kc->q, kc->xn, w->wq + (size_t)l * QD * C, bq, B, C, QD);
-            bd_linear_forward(kc->kn, kc->xn, w->wk + (size_t)l * KD * C, bk, B, C, KD);
+            linear(m, l, 0, kc->q, kc->xn, w->wq + (size_t)l * QD * C, bq, B, C, QD);
+            linear(m, l, 1, kc->kn, kc->xn, w->wk + (size_t)l * KD * C, bk, B, C, KD);
             bd_rmsnorm_forward(kc->qr, kc->rstd, kc->q, w->q_norm + (size_t)l * HS, B * NH, HS, eps);
             bd_rmsnorm_forward(kc->kr, kc->rstd, kc->kn, w->k_norm + (size_t)l * HS, B * KV, HS, eps);
         } else {
-            bd_linear_forward(kc->qr, kc->xn, w->wq + (size_t)l * QD * C, bq, B, C, QD);
-            bd_linear_forward(kc->kr, kc->xn, w->wk + (size_t)l * KD * C, bk, B, C, KD);
+            linear(m, l, 0, kc->qr, kc->xn, w->wq + (size_t)l * QD * C, bq, B, C, QD);
+            linear(m, l, 1, kc->kr, kc->xn, w->wk + (size_t)l * KD * C, bk, B, C, KD);
         }
-        bd_linear_forward(kc->vn, kc->xn, w->wv + (size_t)l * KD * C, bv, B, C, KD);
+        linear(m, l, 2, kc->vn, kc->xn, w->wv + (size_t)l * KD * C, bv, B, C, KD);
         bd_rope_forward(kc->qr, kc->qr, kc->rope_cs, pos, B, 1, NH, HS, c->rope);
         bd_rope_forward(kc->kr, kc->kr, kc->rope_cs, pos, B, 1, KV, HS, c->rope);
         for (int b = 0; b < B; b++) {
@@ -341,17 +364,17 @@ int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, c
             memcpy(vcache + dst, kc->vn + (size_t)b * KD, (size_t)KD * sizeof(float));
         }
         bd_attention_step_forward(kc->att, kc->qr, kcache, vcache, pos, kc->scores, B, kc->max_T, NH, KV, HS);
-        bd_linear_forward(kc->proj, kc->att, w->wo + (size_t)l * C * QD, NULL, B, QD, C);
+        linear(m, l, 3, kc->proj, kc->att, w->wo + (size_t)l * C * QD, NULL, B, QD, C);
         bd_residual_forward(kc->x, kc->x, kc->proj, (long long)B * C);
         bd_rmsnorm_forward(kc->xn, kc->rstd, kc->x, w->rms_ffn + (size_t)l * C, B, C, eps);
-        bd_linear_forward(kc->h1, kc->xn, w->w1 + (size_t)l * F * C, NULL, B, C, F);
-        bd_linear_forward(kc->h3, kc->xn, w->w3 + (size_t)l * F * C, NULL, B, C, F);
+        linear(m, l, 4, kc->h1, kc->xn, w->w1 + (size_t)l * F * C, NULL, B, C, F);
+        linear(m, l, 6, kc->h3, kc->xn, w->w3 + (size_t)l * F * C, NULL, B, C, F);
         bd_swiglu_forward(kc->h1, kc->h1, kc->h3, (long long)B * F);
-        bd_linear_forward(kc->proj, kc->h1, w->w2 + (size_t)l * C * F, NULL, B, F, C);
+        linear(m, l, 5, kc->proj, kc->h1, w->w2 + (size_t)l * C * F, NULL, B, F, C);
         bd_residual_forward(kc->x, kc->x, kc->proj, (long long)B * C);
     }
     bd_rmsnorm_forward(kc->xn, kc->rstd, kc->x, w->rms_final, B, C, eps);
-    bd_linear_forward(logits, kc->xn, w->wcls, NULL, B, C, c->vocab);
+    linear(m, 0, 7, logits, kc->xn, w->wcls, NULL, B, C, c->vocab);
     return BD_OK;
 }
 
@@ -366,7 +389,7 @@ int bd_forward_prefill(bd_fwd_state *s, bd_kv_cache *kc, const bd_model *m, cons
     if (rc < 0 || !last_logits) return rc;
     int C = m->cfg.dim;
     for (int b = 0; b < B; b++)
-        bd_linear_forward(last_logits + (size_t)b * m->cfg.vocab, s->xf + ((size_t)b * T + T - 1) * C, m->w.wcls,
+        linear(m, 0, 7, last_logits + (size_t)b * m->cfg.vocab, s->xf + ((size_t)b * T + T - 1) * C, m->w.wcls,
                           NULL, 1, C, m->cfg.vocab);
     return BD_OK;
 }

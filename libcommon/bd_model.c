@@ -4,6 +4,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_packed.h"
+
 int bd_config_check(const bd_config *c, char *why, size_t why_size) {
     const char *bad = NULL;
     if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
@@ -100,6 +102,7 @@ int bd_model_alloc(bd_model *m, const bd_config *cfg) {
 }
 
 void bd_model_free(bd_model *m) {
+    bd_pk_model_free(m->packed);
     free(m->params);
     memset(m, 0, sizeof *m);
 }

@@ -79,6 +79,9 @@ typedef struct {
     // is BD_Q_NONE for a full-precision model. Tools apply it on load (bd_tool_load_model).
     bd_qspec quant;
     bd_qpolicy qpolicy;
+    // Packed linear layers (bd_packed.h), or NULL. A model loaded from a bd.packed stream has
+    // them (and no f32 copy of those layers); the forward pass multiplies with them.
+    struct bd_pk_model *packed;
 } bd_model;
 
 // Checks a config for consistency (positive sizes, KV divides NH, ...). BD_ERR_VALUE with a

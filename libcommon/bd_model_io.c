@@ -21,6 +21,7 @@
 
 #include "bd_log.h"
 #include "bd_model_io_impl.h"
+#include "bd_packed.h"
 
 // ---- shared helpers ---------------------------------------------------------------------
 
@@ -127,7 +128,7 @@ static int cfg_float(const msgpack_object *c, const char *key, float *out, const
     return BD_OK;
 }
 
-static int parse_bd_config(const msgpack_object *h, bd_config *cfg, const char *path, char *why, size_t ws) {
+int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path, char *why, size_t ws) {
     const msgpack_object *c = bd_obj_get(h, "config");
     if (!c || c->type != MSGPACK_OBJECT_MAP) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header lacks a \"config\" map", path);
     memset(cfg, 0, sizeof *cfg);
@@ -156,7 +157,7 @@ static int parse_bd_config(const msgpack_object *h, bd_config *cfg, const char *
 }
 
 // "quant": nil, or {"kind", "bits", "group", "include_head", "exclude": [patterns]}.
-static int parse_bd_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const char *path, char *why, size_t ws) {
+int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const char *path, char *why, size_t ws) {
     memset(q, 0, sizeof *q);
     memset(p, 0, sizeof *p);
     const msgpack_object *o = bd_obj_get(h, "quant");
@@ -180,7 +181,7 @@ static int parse_bd_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, c
     return BD_OK;
 }
 
-static void pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p) {
+void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p) {
     if (q->kind == BD_Q_NONE) { msgpack_pack_nil(pk); return; }
     msgpack_pack_map(pk, 5);
     bd_pack_kv_str(pk, "kind", bd_qkind_name(q->kind));
@@ -200,9 +201,9 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
     if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
     bd_config cfg;
     size_t *filled = NULL;  // rows (along axis 0) read so far, per table entry
-    if ((rc = parse_bd_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
+    if ((rc = bd_io_parse_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
     if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
-    if ((rc = parse_bd_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
+    if ((rc = bd_io_parse_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
     filled = calloc(BD_MAX_PARAMS, sizeof *filled);
@@ -265,7 +266,15 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     int fmt = bd_model_sniff(path, why, ws);
     if (fmt < 0) return fmt;
     switch (fmt) {
-    case BD_MODEL_FMT_BD: return load_bd(path, m, why, ws);
+    case BD_MODEL_FMT_BD: {
+        // bd.model or bd.packed (packed low-bit linears, bd_packed.h): told apart by the schema.
+        int rc;
+        bd_reader *r = bd_reader_open(path, NULL, &rc);
+        if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+        bool packed = strcmp(bd_reader_schema(r), "bd.packed") == 0;
+        bd_reader_close(r);
+        return packed ? bd_pk_model_load(path, m, why, ws) : load_bd(path, m, why, ws);
+    }
     case BD_MODEL_FMT_HF: {
         struct stat sb;
         if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, m, why, ws);
@@ -292,7 +301,7 @@ static void pack_bool(msgpack_packer *pk, const char *key, bool v) {
     if (v) msgpack_pack_true(pk); else msgpack_pack_false(pk);
 }
 
-static void pack_config(msgpack_packer *pk, const bd_config *c) {
+void bd_io_pack_config(msgpack_packer *pk, const bd_config *c) {
     msgpack_pack_map(pk, 17);
     bd_pack_kv_str(pk, "arch", c->arch);
     bd_pack_kv_int(pk, "dim", c->dim);
@@ -347,9 +356,9 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
     if ((rc = bd_writer_begin_header(w, "bd.model", prod, 3)) < 0) goto fail;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_str(pk, "config");
-    pack_config(pk, &m->cfg);
+    bd_io_pack_config(pk, &m->cfg);
     bd_pack_str(pk, "quant");
-    pack_quant(pk, &m->quant, &m->qpolicy);
+    bd_io_pack_quant(pk, &m->quant, &m->qpolicy);
     bd_pack_kv_int(pk, "n_params", (int64_t)total);
     if ((rc = bd_writer_end_object(w)) < 0) goto fail;
     for (int k = 0; k < nt; k++) {

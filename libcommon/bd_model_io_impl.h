@@ -5,6 +5,7 @@
 #include <stddef.h>
 
 #include "bd_model.h"
+#include "bd_stream.h"
 
 // BD_ERR_VALUE naming file, tensor and the first non-finite element's index.
 int bd_io_check_finite(const float *p, size_t n, const char *file, const char *tensor, char *why, size_t why_size);
@@ -12,6 +13,12 @@ int bd_io_check_finite(const float *p, size_t n, const char *file, const char *t
 int bd_io_check_model_finite(const bd_model *m, const char *file, char *why, size_t why_size);
 // The entry called name, or NULL.
 const bd_param_entry *bd_io_entry(const bd_param_entry *t, int n, const char *name);
+
+// The bd.model header pieces, shared with bd.packed streams (bd_packed_io.c).
+int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path, char *why, size_t why_size);
+int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const char *path, char *why, size_t why_size);
+void bd_io_pack_config(msgpack_packer *pk, const bd_config *c);
+void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p);
 
 int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t why_size);
 int bd_load_hf(const char *dir, bd_model *m, char *why, size_t why_size);

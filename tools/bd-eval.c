@@ -14,6 +14,7 @@
 #include "bd_mc.h"
 #include "bd_model_io.h"
 #include "bd_outfile.h"
+#include "bd_packed.h"
 #include "bd_progress.h"
 #include "bd_qmodel.h"
 #include "bd_threads.h"
@@ -54,6 +55,8 @@ static const char help[] =
     "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
     "                       the task file, or \"label\" fields)\n"
     "      --limit N        only the first N items\n"
+    "      --act A          packed models (bd-pack): activations f32 (default: the kernels use\n"
+    "                       the exact quantized weights) or int8 (per-token absmax, faster)\n"
     "  Generation:\n"
     "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
     "      --prompt TEXT    the text to continue (default: start from BOS)\n"
@@ -64,6 +67,7 @@ static const char help[] =
 enum {
     OPT_TEXT = BD_OPT_FIRST_TOOL, OPT_STRIDE, OPT_JSON, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_CLIP,
     OPT_QHEAD, OPT_EXCLUDE, OPT_GENERATE, OPT_PROMPT, OPT_LATENT, OPT_TASK, OPT_TASK_FORMAT, OPT_LABELS, OPT_LIMIT,
+    OPT_ACT,
 };
 
 typedef struct {
@@ -354,13 +358,13 @@ int main(int argc, char **argv) {
         {"group", required_argument, 0, OPT_GROUP}, {"clip", required_argument, 0, OPT_CLIP},
         {"quant-head", no_argument, 0, OPT_QHEAD}, {"exclude", required_argument, 0, OPT_EXCLUDE},
         {"generate", required_argument, 0, OPT_GENERATE}, {"prompt", required_argument, 0, OPT_PROMPT},
-        {"latent", no_argument, 0, OPT_LATENT},
+        {"latent", no_argument, 0, OPT_LATENT}, {"act", required_argument, 0, OPT_ACT},
         {"task", required_argument, 0, OPT_TASK}, {"task-format", required_argument, 0, OPT_TASK_FORMAT},
         {"labels", required_argument, 0, OPT_LABELS}, {"limit", required_argument, 0, OPT_LIMIT},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *model_path = NULL, *tok_path = NULL, *text = NULL, *output = NULL, *clip = NULL, *prompt = NULL;
     int seq_len = 0, stride = 0, batch = 4, n_generate = -1;
-    bool json = false, latent = false;
+    bool json = false, latent = false, act_int8 = false;
     mc_opts mc = {0};
     bd_qspec q = {BD_Q_NONE, 0, 128};
     bd_qpolicy policy = {0};
@@ -401,6 +405,10 @@ int main(int argc, char **argv) {
         }
         case OPT_LABELS: mc.labels = optarg; break;
         case OPT_LIMIT: mc.limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
+        case OPT_ACT:
+            if (strcmp(optarg, "int8") == 0) act_int8 = true;
+            else if (strcmp(optarg, "f32") != 0) bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
+            break;
         default: bd_tool_common_option(opt, optarg);
         }
     }
@@ -420,6 +428,8 @@ int main(int argc, char **argv) {
     if (latent) bd_tool_load_model_latent(model_path, &m);
     else bd_tool_load_model(model_path, &m);
     char why[512];
+    if (act_int8 && !m.packed) bd_fatal("--act int8: \"%s\" is not a packed model (see bd-pack)", model_path);
+    if (m.packed) m.packed->act_int8 = act_int8;
     if (q.kind != BD_Q_NONE && m.quant.kind != BD_Q_NONE && !latent)
         bd_fatal("--quant: \"%s\" is a student with its own quantization (%s %d-bit); use --latent to re-quantize its latent weights",
                  model_path, bd_qkind_name(m.quant.kind), m.quant.bits);
@@ -466,6 +476,7 @@ int main(int argc, char **argv) {
     ppl_result r = perplexity(&m, &ids, T, stride, batch);
     double secs = bd_now() - t0;
     double nll = r.scored ? r.nll_sum / (double)r.scored : NAN, ppl = exp(nll);
+    bd_qspec shown = q.kind != BD_Q_NONE || latent ? q : m.quant;  // a student reports its own quantization
     if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
 
     if (output) {
@@ -474,7 +485,7 @@ int main(int argc, char **argv) {
         if (bd_writer_begin_header(w, "bd.eval", &prod, 2) < 0) bd_fatal("\"%s\": cannot write", output);
         msgpack_packer *pk = bd_writer_packer(w);
         bd_pack_kv_str(pk, "model", model_path);
-        bd_pack_kv_str(pk, "quant", bd_qkind_name(q.kind));
+        bd_pack_kv_str(pk, "quant", bd_qkind_name(shown.kind));
         if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", output);
         const char *names[2] = {"nll", "ppl"};
         double values[2] = {nll, ppl};
@@ -484,8 +495,8 @@ int main(int argc, char **argv) {
             bd_pack_kv_double(pk, "value", values[i]);
             bd_pack_kv_int(pk, "n", r.scored);
             bd_pack_kv_int(pk, "seq_len", T);
-            bd_pack_kv_int(pk, "bits", q.kind == BD_Q_NONE ? 32 : q.bits);
-            bd_pack_kv_int(pk, "group", q.kind == BD_Q_NONE ? 0 : bd_qspec_group(&q, m.cfg.dim));
+            bd_pack_kv_int(pk, "bits", shown.kind == BD_Q_NONE ? 32 : shown.bits);
+            bd_pack_kv_int(pk, "group", shown.kind == BD_Q_NONE ? 0 : bd_qspec_group(&shown, m.cfg.dim));
             bd_pack_kv_str(pk, "data", text ? text : optind < argc ? argv[optind] : "-");
             if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", output);
         }
@@ -494,7 +505,7 @@ int main(int argc, char **argv) {
     if (q.kind == BD_Q_NONE && m.quant.kind != BD_Q_NONE && !latent) q = m.quant;  // a student: report its spec
     if (json) {
         printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
-               nll, ppl, r.scored, T, r.windows, stride, bd_qkind_name(q.kind), q.kind == BD_Q_NONE ? 32 : q.bits, secs);
+               nll, ppl, r.scored, T, r.windows, stride, bd_qkind_name(shown.kind), shown.kind == BD_Q_NONE ? 32 : shown.bits, secs);
     } else {
         char desc[256];
         bd_model_describe(&m, desc, sizeof desc);
@@ -503,7 +514,7 @@ int main(int argc, char **argv) {
             printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group, clip ? ", clipped" : "");
         else if (m.quant.kind != BD_Q_NONE)
             printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
-                   latent ? " (latent weights shown)" : "");
+                   latent ? " (latent weights shown)" : m.packed ? act_int8 ? " (packed, int8 activations)" : " (packed)" : "");
         printf("tokens    %lld scored in %d windows of %d", r.scored, r.windows, T);
         if (stride) printf(" (stride %d)", stride);
         if (r.dropped) printf(", %lld tail tokens dropped", r.dropped);

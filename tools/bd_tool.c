@@ -134,16 +134,22 @@ bd_producer bd_tool_producer(void) {
     return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
 }
 
-void bd_tool_load_model_latent(const char *path, bd_model *m) {
+static void load_any(const char *path, bd_model *m) {
     char why[512];
     if (!path) bd_usage_error("--model is required");
     if (bd_model_load(path, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
 }
 
+void bd_tool_load_model_latent(const char *path, bd_model *m) {
+    load_any(path, m);
+    if (m->packed) bd_fatal("--model: \"%s\" is a packed model: it has no latent weights", path);
+}
+
 void bd_tool_load_model(const char *path, bd_model *m) {
     char why[512];
-    bd_tool_load_model_latent(path, m);
-    if (m->quant.kind != BD_Q_NONE && bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
+    load_any(path, m);
+    // A packed model (bd.packed) runs as loaded: its linears hold the quantized weights.
+    if (m->quant.kind != BD_Q_NONE && !m->packed && bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
         bd_fatal("--model: \"%s\": cannot apply its quantization: %s", path, why);
 }
 

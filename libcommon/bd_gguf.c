@@ -1,0 +1,267 @@
+// GGUF v3 writer (see bd_gguf.h). Dimension key: C dim, OC rows of a weight, HS head dim,
+// L layers. Everything is little-endian; the file is written in one pass: metadata and tensor
+// infos first (offsets computed up front), then each tensor, converted row by row.
+#include "bd_gguf.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_dtype.h"
+#include "bd_outfile.h"
+#include "bd_packed.h"
+
+enum { GT_U32 = 4, GT_I32 = 5, GT_F32 = 6, GT_STRING = 8, GT_ARRAY = 9 };
+
+void bd_quantize_row_tq2_0_from_tq2(const uint8_t *codes, bd_block_tq2_0 *out, int C, float D) {
+    for (int b = 0; b < C / BD_QK_TQ2_0; b++) {
+        memset(out[b].qs, 0, sizeof out[b].qs);
+        for (int i = 0; i < BD_QK_TQ2_0; i++) {
+            int w = b * BD_QK_TQ2_0 + i, q = codes[w >> 2] >> (2 * (w & 3)) & 3;
+            int h = i / 128, l = i % 128 / 32, m = i % 32;
+            out[b].qs[32 * h + m] |= (uint8_t)(q << (2 * l));
+        }
+        out[b].d = bd_f32_to_f16(D);
+    }
+}
+
+void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C) {
+    for (int b = 0; b < C / BD_QK_TQ2_0; b++) {
+        float d = bd_f16_to_f32(in[b].d);
+        for (int i = 0; i < BD_QK_TQ2_0; i++) {
+            int h = i / 128, l = i % 128 / 32, m = i % 32;
+            out[b * BD_QK_TQ2_0 + i] = (float)((in[b].qs[32 * h + m] >> (2 * l) & 3) - 1) * d;
+        }
+    }
+}
+
+// ---- little-endian output ----------------------------------------------------------------------
+
+static void w32(FILE *f, uint32_t v) { fwrite(&v, 4, 1, f); }
+static void w64(FILE *f, uint64_t v) { fwrite(&v, 8, 1, f); }
+static void wstr(FILE *f, const char *s, size_t n) { w64(f, n); fwrite(s, 1, n, f); }
+static void kv_head(FILE *f, const char *key, uint32_t type) { wstr(f, key, strlen(key)); w32(f, type); }
+static void kv_u32(FILE *f, const char *key, uint32_t v) { kv_head(f, key, GT_U32); w32(f, v); }
+static void kv_f32(FILE *f, const char *key, float v) { kv_head(f, key, GT_F32); fwrite(&v, 4, 1, f); }
+static void kv_str(FILE *f, const char *key, const char *v) { kv_head(f, key, GT_STRING); wstr(f, v, strlen(v)); }
+
+// ---- tensors ------------------------------------------------------------------------------------------
+
+typedef struct {
+    char name[48];
+    int ndim;
+    int64_t ne0, ne1;     // columns (C), rows
+    uint32_t type;        // ggml type
+    const float *f32;     // source rows (f32), or NULL for a packed slot
+    int layer, k;         // packed slot (k: 0..6 linears, 7 head), or k = -1
+    bool permute;         // q/k rows back to the interleaved RoPE layout
+    int heads;            // heads of a permuted tensor
+    uint64_t offset, nbytes;
+} gg_tensor;
+
+static size_t row_bytes(uint32_t type, int64_t C) {
+    return type == BD_GGML_TYPE_F32 ? (size_t)C * 4 : type == BD_GGML_TYPE_F16 ? (size_t)C * 2 : (size_t)C / BD_QK_TQ2_0 * sizeof(bd_block_tq2_0);
+}
+
+// Source row of destination row r: half-split -> interleaved within each head.
+static int64_t src_row(const gg_tensor *t, int64_t r, int HS) {
+    if (!t->permute) return r;
+    int64_t h = r / HS, i = r % HS;
+    return h * HS + (i % 2 ? HS / 2 + i / 2 : i / 2);
+}
+
+static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *row, uint8_t *buf, char *why, size_t ws) {
+    int HS = m->cfg.head_dim;
+    const bd_pk_tensor *p = t->k >= 0 ? bd_pk_model_slot(m, t->layer, t->k) : NULL;
+    for (int64_t r = 0; r < t->ne1; r++) {
+        int64_t s = src_row(t, r, HS);
+        size_t nb = row_bytes(t->type, t->ne0);
+        if (t->type == BD_GGML_TYPE_TQ2_0) {
+            bd_quantize_row_tq2_0_from_tq2(p->data + (size_t)s * p->row_bytes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
+            fwrite(buf, 1, nb, f);
+            continue;
+        }
+        const float *x = row;
+        if (p) bd_pk_dequantize_row(p, (int)s, row);
+        else x = t->f32 + (size_t)s * (size_t)t->ne0;
+        if (t->type == BD_GGML_TYPE_F32) {
+            fwrite(x, 4, (size_t)t->ne0, f);
+            continue;
+        }
+        uint16_t *h = (uint16_t *)(void *)buf;
+        for (int64_t i = 0; i < t->ne0; i++) {
+            h[i] = bd_f32_to_f16(x[i]);
+            if ((h[i] & 0x7c00) == 0x7c00) {
+                snprintf(why, ws, "tensor %s: element %lld = %g does not fit in f16", t->name, (long long)(r * t->ne0 + i), (double)x[i]);
+                return BD_ERR_VALUE;
+            }
+        }
+        fwrite(h, 2, (size_t)t->ne0, f);
+    }
+    return BD_OK;
+}
+
+static bool is_byte_piece(const char *p, size_t n) {
+    return n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && strchr("0123456789ABCDEF", p[3]) && strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
+}
+
+int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why, size_t ws) {
+    const bd_config *c = &m->cfg;
+    if (c->qkv_bias || c->qk_norm)
+        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s", c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"), BD_ERR_ARG;
+    if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
+        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"), BD_ERR_ARG;
+    int V = bd_tokenizer_vocab_size(tok);
+    if (V != c->vocab) return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
+    int L = c->n_layers, C = c->dim, HS = c->head_dim, QD = c->n_heads * HS, KD = c->n_kv_heads * HS, F = c->ffn_dim;
+    const bd_weights *w = &m->w;
+    gg_tensor *ts = calloc((size_t)(9 * L + 3), sizeof *ts);
+    if (!ts) return BD_ERR_NOMEM;
+    int n = 0;
+    uint32_t t2d = wtype == BD_GGUF_F16 ? BD_GGML_TYPE_F16 : BD_GGML_TYPE_F32;
+#define ADD(nm, nd, c0, c1, ty, src, lay, kk)                                                                  \
+    do {                                                                                                         \
+        gg_tensor *t_ = &ts[n++];                                                                                \
+        snprintf(t_->name, sizeof t_->name, "%s", nm);                                                         \
+        t_->ndim = nd, t_->ne0 = c0, t_->ne1 = c1, t_->type = ty, t_->f32 = src, t_->layer = lay, t_->k = kk; \
+    } while (0)
+    ADD("token_embd.weight", 2, C, c->vocab, t2d, w->tok_emb, 0, -1);
+    static const char *gname[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
+    const float *lin[7] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3};
+    int shape[7][2] = {{C, QD}, {C, KD}, {C, KD}, {QD, C}, {C, F}, {F, C}, {C, F}};  // (cols, rows)
+    int rc = BD_OK;
+    char nm[48];
+    for (int l = 0; l < L && rc == BD_OK; l++) {
+        snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
+        ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_att + (size_t)l * C, 0, -1);
+        for (int k = 0; k < 7; k++) {
+            const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
+            uint32_t ty = t2d;
+            if (wtype == BD_GGUF_TQ2_0 && p) {
+                if (p->type != BD_PK_TQ2) { snprintf(why, ws, "TQ2_0 holds ternary weights; layer %d %s is %s", l, bd_pk_linear_names[k], bd_pk_traits_table[p->type].name); rc = BD_ERR_ARG; break; }
+                if (shape[k][0] % BD_QK_TQ2_0) { snprintf(why, ws, "TQ2_0 needs rows of a multiple of 256 weights; %s has %d", bd_pk_linear_names[k], shape[k][0]); rc = BD_ERR_ARG; break; }
+                ty = BD_GGML_TYPE_TQ2_0;
+            } else if (wtype == BD_GGUF_TQ2_0) {
+                ty = BD_GGML_TYPE_F32;  // a layer the policy left in full precision
+            }
+            if (k == 4) {  // ffn_norm comes with the FFN
+                snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
+                ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_ffn + (size_t)l * C, 0, -1);
+            }
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, gname[k]);
+            ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l, p ? k : -1);
+            if (k <= 1 && c->rope == BD_ROPE_HALF) {
+                ts[n - 1].permute = true;
+                ts[n - 1].heads = k == 0 ? c->n_heads : c->n_kv_heads;
+            }
+        }
+    }
+    if (rc == BD_OK && wtype == BD_GGUF_TQ2_0) {
+        bool any = false;
+        for (int i = 0; i < n; i++) any |= ts[i].type == BD_GGML_TYPE_TQ2_0;
+        if (!any) { snprintf(why, ws, "TQ2_0 export needs a ternary student (packed or latent with quant ternary)"); rc = BD_ERR_ARG; }
+    }
+    if (rc < 0) { free(ts); return rc; }
+    ADD("output_norm.weight", 1, C, 1, BD_GGML_TYPE_F32, w->rms_final, 0, -1);
+    if (!c->tied_embeddings) {
+        const bd_pk_tensor *p = bd_pk_model_slot(m, 0, BD_PK_LINEARS);
+        ADD("output.weight", 2, C, c->vocab, t2d, w->wcls, 0, p ? BD_PK_LINEARS : -1);
+    }
+#undef ADD
+    uint64_t off = 0;
+    for (int i = 0; i < n; i++) {
+        ts[i].offset = off;
+        ts[i].nbytes = (uint64_t)row_bytes(ts[i].type, ts[i].ne0) * (uint64_t)ts[i].ne1;
+        off += (ts[i].nbytes + BD_GGUF_ALIGNMENT - 1) / BD_GGUF_ALIGNMENT * BD_GGUF_ALIGNMENT;
+    }
+
+    bd_outfile *o = bd_outfile_open(path, "wb");
+    if (!o) { snprintf(why, ws, "%s: cannot create: %s", path, strerror(errno)); free(ts); return BD_ERR_IO; }
+    FILE *f = bd_outfile_fp(o);
+    fwrite("GGUF", 1, 4, f);
+    w32(f, 3);
+    w64(f, (uint64_t)n);
+    int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok);
+    w64(f, 19 + (bos >= 0) + (eos >= 0));  // the kv_* calls below
+    kv_str(f, "general.architecture", "llama");
+    kv_str(f, "general.name", c->arch);
+    kv_u32(f, "general.alignment", BD_GGUF_ALIGNMENT);
+    kv_u32(f, "llama.context_length", (uint32_t)c->max_seq);
+    kv_u32(f, "llama.embedding_length", (uint32_t)C);
+    kv_u32(f, "llama.block_count", (uint32_t)L);
+    kv_u32(f, "llama.feed_forward_length", (uint32_t)F);
+    kv_u32(f, "llama.attention.head_count", (uint32_t)c->n_heads);
+    kv_u32(f, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    kv_f32(f, "llama.rope.freq_base", c->rope_theta);
+    kv_f32(f, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
+    kv_u32(f, "llama.rope.dimension_count", (uint32_t)HS);
+    kv_u32(f, "llama.attention.key_length", (uint32_t)HS);
+    kv_u32(f, "llama.attention.value_length", (uint32_t)HS);
+    kv_u32(f, "llama.vocab_size", (uint32_t)V);
+    kv_str(f, "tokenizer.ggml.model", "llama");
+    kv_head(f, "tokenizer.ggml.tokens", GT_ARRAY);
+    w32(f, GT_STRING);
+    w64(f, (uint64_t)V);
+    for (int i = 0; i < V; i++) {
+        size_t len;
+        const char *pc = bd_tokenizer_piece(tok, i, &len);
+        if (!pc) len = 0;
+        size_t spaces = 0;
+        for (size_t j = 0; j < len; j++) spaces += pc[j] == ' ';
+        w64(f, len + 2 * spaces);  // ' ' -> U+2581 (3 bytes)
+        for (size_t j = 0; j < len; j++) {
+            if (pc[j] == ' ') fwrite("\xe2\x96\x81", 1, 3, f);
+            else fputc(pc[j], f);
+        }
+    }
+    kv_head(f, "tokenizer.ggml.scores", GT_ARRAY);
+    w32(f, GT_F32);
+    w64(f, (uint64_t)V);
+    for (int i = 0; i < V; i++) {
+        float sc = bd_tokenizer_score(tok, i);
+        fwrite(&sc, 4, 1, f);
+    }
+    kv_head(f, "tokenizer.ggml.token_type", GT_ARRAY);
+    w32(f, GT_I32);
+    w64(f, (uint64_t)V);
+    for (int i = 0; i < V; i++) {
+        size_t len;
+        const char *pc = bd_tokenizer_piece(tok, i, &len);
+        int32_t ty = 1;  // normal
+        if (pc && len == 5 && memcmp(pc, "<unk>", 5) == 0) ty = 2;
+        else if (i == bos || i == eos) ty = 3;
+        else if (pc && is_byte_piece(pc, len)) ty = 6;
+        w32(f, (uint32_t)ty);
+    }
+    if (bos >= 0) kv_u32(f, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
+    if (eos >= 0) kv_u32(f, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
+    for (int i = 0; i < n; i++) {
+        wstr(f, ts[i].name, strlen(ts[i].name));
+        w32(f, (uint32_t)ts[i].ndim);
+        w64(f, (uint64_t)ts[i].ne0);
+        if (ts[i].ndim > 1) w64(f, (uint64_t)ts[i].ne1);
+        w32(f, ts[i].type);
+        w64(f, ts[i].offset);
+    }
+    static const uint8_t zeros[BD_GGUF_ALIGNMENT];
+    long pos = ftell(f);
+    if (pos >= 0) fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - pos % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
+    size_t maxc = (size_t)(C > F ? C : F) > (size_t)QD ? (size_t)(C > F ? C : F) : (size_t)QD;
+    float *row = malloc(maxc * sizeof *row);
+    uint8_t *buf = malloc(maxc * 4);
+    rc = row && buf ? BD_OK : BD_ERR_NOMEM;
+    for (int i = 0; i < n && rc == BD_OK; i++) {
+        rc = write_tensor(f, m, &ts[i], row, buf, why, ws);
+        fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - ts[i].nbytes % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
+    }
+    free(row);
+    free(buf);
+    free(ts);
+    if (rc == BD_OK && pos < 0) { snprintf(why, ws, "%s: GGUF needs a seekable output (a file, not a pipe)", path); rc = BD_ERR_IO; }
+    if (rc == BD_OK && ferror(f)) { snprintf(why, ws, "%s: write failed: %s", path, strerror(errno)); rc = BD_ERR_IO; }
+    if (rc < 0) { bd_outfile_abort(o); return rc; }
+    if (bd_outfile_commit(o) < 0) { snprintf(why, ws, "%s: write failed: %s", path, strerror(errno)); return BD_ERR_IO; }
+    return BD_OK;
+}

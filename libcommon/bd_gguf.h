@@ -1,0 +1,56 @@
+// GGUF version 3 export (the llama.cpp / ggml model file), for Llama-architecture bd models
+// with a SentencePiece (llama2.c tokenizer.bin) vocabulary.
+//
+// File: "GGUF", u32 version 3, u64 tensor count, u64 metadata count; metadata key/values
+// (general.*, llama.*, tokenizer.ggml.*); tensor infos (name, dims innermost first, ggml
+// type, offset); padding to general.alignment (32); tensor data, each tensor aligned to 32.
+// Tensor names: token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm,
+// ffn_gate, ffn_down, ffn_up}, output_norm, output (untied models). q/k rows are written in
+// the interleaved RoPE layout llama.cpp's llama architecture expects (half-split models are
+// permuted back). Token pieces get U+2581 for spaces; token types: unknown, control (BOS,
+// EOS), byte (<0xNN>), normal.
+// Weight types:
+//   F32   every tensor f32: exact for any model (fake-quantized weights as they run);
+//   F16   2-D weights f16, norms f32: loses precision (f16 rounding of every weight);
+//   TQ2_0 ternary students: linear layers as ggml's TQ2_0 (blocks of 256 weights: 64 bytes of
+//         2-bit codes q+1 and an f16 scale d = D, the per-tensor absmean scale), everything
+//         else f32. The codes are exact; d is D rounded to f16 (relative error <= 2^-11, one
+//         factor for the whole matrix). Needs row lengths that are multiples of 256.
+// Other packed formats (q2, q3, q8, nf3, r2q with per-group f32 scales and zero points) have
+// no lossless ggml type: export them as F32 (exact, large) or F16.
+#ifndef BD_GGUF_H
+#define BD_GGUF_H
+
+#include <assert.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bd_error.h"
+#include "bd_model.h"
+#include "bd_tokenizer.h"
+
+typedef enum { BD_GGUF_F32 = 0, BD_GGUF_F16, BD_GGUF_TQ2_0 } bd_gguf_wtype;
+
+// ggml type ids used in the file.
+enum { BD_GGML_TYPE_F32 = 0, BD_GGML_TYPE_F16 = 1, BD_GGML_TYPE_TQ2_0 = 35 };
+#define BD_GGUF_ALIGNMENT 32
+#define BD_QK_TQ2_0 256
+typedef struct {
+    uint8_t qs[BD_QK_TQ2_0 / 4];  // weight 128h + 32l + m at bits 2l of qs[32h + m]
+    uint16_t d;                    // f16 scale
+} bd_block_tq2_0;
+static_assert(sizeof(bd_block_tq2_0) == 66, "bd_block_tq2_0 is 66 bytes");
+
+// Converts one row of bd tq2 codes (C weights, C % 256 == 0) into C/256 TQ2_0 blocks.
+void bd_quantize_row_tq2_0_from_tq2(const uint8_t *codes, bd_block_tq2_0 *out, int C, float D);
+void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C);
+
+// Writes m to path (atomically; "-" is stdout). The linear weights are those the model runs
+// with: m->packed if present (TQ2_0 needs a ternary packed model), else m's f32 weights
+// (apply a student's fake quantization first). BD_ERR_ARG with why for what GGUF cannot hold
+// (qkv bias, q/k norm, a non-SentencePiece vocabulary, vocabulary size mismatch, rows not
+// multiples of 256 for TQ2_0), BD_ERR_IO on write errors.
+BD_MUST_CHECK int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype,
+                                char *why, size_t why_size);
+
+#endif

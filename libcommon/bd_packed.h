@@ -1,0 +1,180 @@
+// Packed low-bit weights: the block formats that store a quantized linear layer, their
+// type-traits table, reference quantize/dequantize, and the kernels that compute with them.
+// Dimension key: OC rows (output channels), C row length (input dim), G group size, GP the
+// group padded to a multiple of BD_QK (32), NG = ceil(C/G) groups per row, N tokens.
+//
+// A packed tensor is OC rows of NG blocks; a block is one quantization group: a small header
+// followed by the codes of GP weights (the last group of a row, shorter when G does not divide
+// C, and any group with G % 32 != 0, is padded with code 0; kernels mask the padding by
+// padding the activations with zeros). Packing starts from the latent weights and repeats
+// bd_quant.c's arithmetic (same s, z, rounding), so dequantized values equal
+// bd_fakequant_forward's output exactly (== ; only the sign of a ternary zero may differ).
+// Scales are stored as f32 because f16 scales would not reproduce the fake-quantized values.
+//
+//   format  quantizers it holds        header per group          codes   bits/weight at G=128
+//   q2      int 2-bit, sym 2-bit       f32 s, u8 z (8 bytes)      2 bits  2.5
+//   q3      int 3-bit, sym 3-bit       f32 s, u8 z (8 bytes)      3 bits  3.5
+//   q8      int/sym 4..8-bit           f32 s, u8 z (8 bytes)      8 bits  8.5
+//   nf3     nf3                        f32 sp, f32 sn (8 bytes)   3 bits  3.5
+//   r2q     r2q                        4 f32 levels (16 bytes)    2 bits  3.0
+//   tq2     ternary (per-tensor D)     none (D once per tensor)   2 bits  2.0
+// Affine formats (q2 q3 q8): w = (q - z) * s with q the code (sym: q = level + 2^(b-1),
+// z = 2^(b-1)). nf3: w = grid[q] * (q >= 3 ? sp : sn). r2q: w = level[q]. tq2: w = (q-1) * D.
+// Code layouts, within a block: 2-bit codes little-end first (weight i at bits 2(i%4) of byte
+// i/4); 3-bit as a 2-bit low plane (GP/4 bytes, as above) then a 1-bit high plane (GP/8
+// bytes, weight i at bit i%8 of byte i/8); 8-bit one byte per weight.
+#ifndef BD_PACKED_H
+#define BD_PACKED_H
+
+#include <assert.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "bd_error.h"
+#include "bd_model.h"
+#include "bd_quant.h"
+#include "bd_stream.h"
+
+#define BD_QK 32  // codes come in chunks of 32 weights; GP is G rounded up to this
+#define BD_QK_Q2 BD_QK
+#define BD_QK_Q3 BD_QK
+#define BD_QK_Q8 BD_QK
+#define BD_QK_NF3 BD_QK
+#define BD_QK_R2Q BD_QK
+#define BD_QK_TQ2 BD_QK
+
+typedef enum {
+    BD_PK_F32 = 0,  // not packed: f32 rows (layers kept in full precision)
+    BD_PK_Q2,
+    BD_PK_Q3,
+    BD_PK_Q8,
+    BD_PK_NF3,
+    BD_PK_R2Q,
+    BD_PK_TQ2,
+    BD_PK_COUNT
+} bd_pk_type;
+
+// Block headers; the codes follow (flexible member). Blocks are 4-byte aligned when the
+// tensor's data is (every block size is a multiple of 4).
+typedef struct { float s; uint8_t z; uint8_t pad[3]; uint8_t qs[]; } bd_block_q2;   // qs[GP/4]
+typedef struct { float s; uint8_t z; uint8_t pad[3]; uint8_t qs[]; } bd_block_q3;   // qs[GP/4], qh[GP/8] after
+typedef struct { float s; uint8_t z; uint8_t pad[3]; uint8_t qs[]; } bd_block_q8;   // qs[GP]
+typedef struct { float sp, sn; uint8_t qs[]; } bd_block_nf3;                        // as q3
+typedef struct { float lv[4]; uint8_t qs[]; } bd_block_r2q;                         // qs[GP/4]
+typedef struct { uint8_t qs[1]; } bd_block_tq2;                                     // qs[GP/4]
+static_assert(sizeof(bd_block_q2) == 8, "bd_block_q2 header");
+static_assert(sizeof(bd_block_q3) == 8, "bd_block_q3 header");
+static_assert(sizeof(bd_block_q8) == 8, "bd_block_q8 header");
+static_assert(sizeof(bd_block_nf3) == 8, "bd_block_nf3 header");
+static_assert(sizeof(bd_block_r2q) == 16, "bd_block_r2q header");
+
+typedef struct {
+    const char *name;     // "q2", ... as written in bd.packed streams
+    int head_bytes;       // header bytes per block
+    int code_bits;        // bits per weight of the codes
+    bool affine;          // w = (q - z) * s
+} bd_pk_traits;
+
+extern const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT];
+int bd_pk_type_parse(const char *name);  // -1 if unknown
+
+// The packed format for a quantizer, or -1 (BD_Q_NONE gives BD_PK_F32).
+int bd_pk_type_for(const bd_qspec *q);
+
+// One packed matrix.
+typedef struct {
+    bd_pk_type type;
+    int rows, cols;     // OC, C
+    int group;          // G (tq2 and f32: C)
+    int gpad;           // GP
+    int ngroups;        // NG
+    size_t block_bytes; // head + GP * code_bits / 8
+    size_t row_bytes;   // NG * block_bytes (f32: 4 C)
+    float scale;        // tq2: the per-tensor D; else 0
+    uint8_t *data;      // (OC, row_bytes), 64-byte aligned, owned
+} bd_pk_tensor;
+
+// Fills the geometry of t (no data). BD_ERR_ARG for impossible sizes.
+BD_MUST_CHECK int bd_pk_geometry(bd_pk_tensor *t, bd_pk_type type, int rows, int cols, int group);
+// Allocates t->data for the geometry (zeroed).
+BD_MUST_CHECK int bd_pk_alloc(bd_pk_tensor *t);
+void bd_pk_free(bd_pk_tensor *t);
+
+// Packs one row of latent weights w (C) into its NG blocks at dst with the quantizer math of
+// bd_quant.c (sym: the symmetric quantizer stored with z = 2^(b-1)). D: the per-tensor
+// ternary scale, mean |W| over the whole matrix.
+void bd_quantize_row_q2_ref(const float *w, uint8_t *dst, int C, int G, bool sym);
+void bd_quantize_row_q3_ref(const float *w, uint8_t *dst, int C, int G, bool sym);
+void bd_quantize_row_q8_ref(const float *w, uint8_t *dst, int C, int G, int bits, bool sym);
+void bd_quantize_row_nf3_ref(const float *w, uint8_t *dst, int C, int G);
+void bd_quantize_row_r2q_ref(const float *w, uint8_t *dst, int C, int G);
+void bd_quantize_row_tq2_ref(const float *w, uint8_t *dst, int C, float D);
+// Dequantizes one packed row into out (C floats).
+void bd_dequantize_row_q2(const uint8_t *src, float *out, int C, int G);
+void bd_dequantize_row_q3(const uint8_t *src, float *out, int C, int G);
+void bd_dequantize_row_q8(const uint8_t *src, float *out, int C, int G);
+void bd_dequantize_row_nf3(const uint8_t *src, float *out, int C, int G);
+void bd_dequantize_row_r2q(const uint8_t *src, float *out, int C, int G);
+void bd_dequantize_row_tq2(const uint8_t *src, float *out, int C, float D);
+// Row r of t, dequantized (C floats).
+void bd_pk_dequantize_row(const bd_pk_tensor *t, int r, float *out);
+
+// Packs w (OC, C) latent weights with quantizer q into t (allocated here). BD_ERR_VALUE for a
+// NaN/inf weight, BD_ERR_ARG if q has no packed format or does not fit C.
+BD_MUST_CHECK int bd_pk_pack(bd_pk_tensor *t, const float *w, int OC, int C, const bd_qspec *q);
+// Checks every block header of t (finite positive scales, zero points and codes in range).
+// BD_ERR_VALUE with "row R group G: ..." in why.
+BD_MUST_CHECK int bd_pk_validate(const bd_pk_tensor *t, char *why, size_t why_size);
+
+// ---- kernels ----------------------------------------------------------------------------------
+// out (N, OC) = inp (N, C) @ dequant(t)^T. f32 activations: the dot products use the exact
+// dequantized weights (results differ from an f32 matmul with the fake-quantized weights only
+// in summation order). int8 activations (act_int8): each token's row is quantized to int8
+// with scale absmax/127 first (BitNet's per-token absmax), then integer dot products.
+// N == 1 is the matrix-vector product of generation; N > 1 the matrix-matrix product of
+// prompts and evaluation (f32: rows dequantized in panels into sgemm; int8: tiled dots).
+// Rows split over bd_num_threads() threads.
+void bd_pk_matmul(float *out /* (N,OC) */, const float *inp /* (N,C) */, const bd_pk_tensor *t, int N, bool act_int8);
+// Plain twin: dequantize each row, double accumulators.
+void bd_pk_matmul_ref(float *out, const float *inp, const bd_pk_tensor *t, int N, bool act_int8);
+// The int8 quantization of one activation row as the kernels see it: xq (C) and its scale.
+void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale);
+
+// SIMD paths. bd_pk_simd() is the path in use: the best the CPU supports, or the one forced
+// by BD_SIMD=scalar|avx2|avx512 in the environment (an unsupported choice falls back).
+typedef enum { BD_SIMD_SCALAR = 0, BD_SIMD_AVX2, BD_SIMD_AVX512 } bd_simd;
+bd_simd bd_pk_simd(void);
+bool bd_pk_simd_supported(bd_simd s);
+void bd_pk_set_simd(bd_simd s);  // for tests: force a path (must be supported)
+const char *bd_pk_simd_name(bd_simd s);
+
+// ---- packed models ------------------------------------------------------------------------------
+// The linear layers of a model in packed form: slot l*7 + k for layer l and k in
+// wq wk wv wo w1 w2 w3, slot L*7 the head (f32 type when not quantized = use the f32 weight).
+#define BD_PK_LINEARS 7
+typedef struct bd_pk_model {
+    int n_slots;             // 7 L + 1
+    bd_pk_tensor *slots;     // (7 L + 1); type BD_PK_F32 with data NULL: the f32 weight in bd_model
+    bool act_int8;           // kernels quantize activations to int8 per token
+} bd_pk_model;
+
+extern const char *const bd_pk_linear_names[BD_PK_LINEARS];  // "wq" ... "w3"
+// The packed tensor for linear k of layer l (k = 7 for the head, l ignored), or NULL.
+const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, int k);
+void bd_pk_model_free(bd_pk_model *p);
+
+// Packs every linear of m covered by its quantization (m->quant, m->qpolicy; m holds latent
+// weights) into m->packed. BD_ERR_ARG / BD_ERR_VALUE with why.
+BD_MUST_CHECK int bd_pk_model_pack(bd_model *m, char *why, size_t why_size);
+// Bytes of the packed model's weights: packed linears + f32 tensors that remain.
+size_t bd_pk_model_bytes(const bd_model *m);
+
+// bd.packed streams (see man/bd-stream.5): written by bd-pack, loaded by bd_model_load (it
+// sniffs the schema). The linear layers' f32 storage in m->params is never touched (calloc:
+// the pages stay unmapped), so memory is that of the packed weights.
+BD_MUST_CHECK int bd_pk_model_save(const bd_model *m, const char *path, const bd_producer *prod, char *why,
+                                   size_t why_size);
+BD_MUST_CHECK int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t why_size);
+
+#endif

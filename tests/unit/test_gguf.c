@@ -1,0 +1,267 @@
+// GGUF export read back by an independent parser written here from the GGUF v3 layout:
+// header, every metadata key and value, the vocabulary (spaces -> U+2581, token types), tensor
+// infos (names, dims, types, aligned offsets) and tensor data: f32 tensors equal the
+// fake-quantized weights bit for bit, TQ2_0 blocks decode (by the ggml layout, decoded here
+// by hand) to the ternary codes with d = f16(D), and q/k rows of a half-split RoPE model come
+// out in the interleaved order.
+#include <string.h>
+
+#include "bd_dtype.h"
+#include "bd_gguf.h"
+#include "bd_packed.h"
+#include "bd_qmodel.h"
+#include "bd_test.h"
+#include "bd_tokenizer.h"
+
+typedef struct {
+    const uint8_t *p;
+    size_t n, pos;
+} rd;
+
+static uint64_t u64(rd *r) { uint64_t v; ck_assert(r->pos + 8 <= r->n); memcpy(&v, r->p + r->pos, 8); r->pos += 8; return v; }
+static uint32_t u32(rd *r) { uint32_t v; ck_assert(r->pos + 4 <= r->n); memcpy(&v, r->p + r->pos, 4); r->pos += 4; return v; }
+static float f32(rd *r) { float v; ck_assert(r->pos + 4 <= r->n); memcpy(&v, r->p + r->pos, 4); r->pos += 4; return v; }
+static const char *str(rd *r, size_t *len) {
+    *len = u64(r);
+    ck_assert(r->pos + *len <= r->n);
+    const char *s = (const char *)r->p + r->pos;
+    r->pos += *len;
+    return s;
+}
+static bool key_is(const char *k, size_t n, const char *want) { return n == strlen(want) && memcmp(k, want, n) == 0; }
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    fseek(f, 0, SEEK_END);
+    *n = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc(*n);
+    ck_assert_int_eq(fread(b, 1, *n, f), *n);
+    fclose(f);
+    return b;
+}
+
+typedef struct {
+    char name[64];
+    uint32_t ndim, type;
+    uint64_t ne[4], off;
+} tinfo;
+
+// Parses the file, checks the metadata against cfg and tok, returns the tensor infos and the
+// data section start.
+static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokenizer *tok, tinfo *ti, size_t *data0) {
+    rd r = {b, n, 0};
+    ck_assert(memcmp(b, "GGUF", 4) == 0);
+    r.pos = 4;
+    ck_assert_uint_eq(u32(&r), 3);
+    uint64_t nt = u64(&r), nkv = u64(&r);
+    int seen = 0;
+    for (uint64_t i = 0; i < nkv; i++) {
+        size_t kl, sl;
+        const char *k = str(&r, &kl);
+        uint32_t ty = u32(&r);
+        if (ty == 4) {  // u32
+            uint32_t v = u32(&r);
+            struct { const char *k; uint32_t want; } u[] = {
+                {"general.alignment", 32}, {"llama.context_length", (uint32_t)c->max_seq}, {"llama.embedding_length", (uint32_t)c->dim},
+                {"llama.block_count", (uint32_t)c->n_layers}, {"llama.feed_forward_length", (uint32_t)c->ffn_dim},
+                {"llama.attention.head_count", (uint32_t)c->n_heads}, {"llama.attention.head_count_kv", (uint32_t)c->n_kv_heads},
+                {"llama.rope.dimension_count", (uint32_t)c->head_dim}, {"tokenizer.ggml.bos_token_id", 1},
+                {"tokenizer.ggml.eos_token_id", 2}, {"llama.vocab_size", (uint32_t)c->vocab},
+                {"llama.attention.key_length", (uint32_t)c->head_dim}, {"llama.attention.value_length", (uint32_t)c->head_dim}};
+            bool known = false;
+            for (size_t j = 0; j < sizeof u / sizeof *u; j++)
+                if (key_is(k, kl, u[j].k)) { ck_assert_msg(v == u[j].want, "%s = %u, expected %u", u[j].k, v, u[j].want); known = true; seen++; }
+            ck_assert_msg(known, "unexpected u32 key %.*s", (int)kl, k);
+        } else if (ty == 6) {
+            float v = f32(&r);
+            if (key_is(k, kl, "llama.rope.freq_base")) ck_assert(v == c->rope_theta);
+            else if (key_is(k, kl, "llama.attention.layer_norm_rms_epsilon")) ck_assert(v == c->norm_eps);
+            else ck_abort_msg("unexpected f32 key %.*s", (int)kl, k);
+            seen++;
+        } else if (ty == 8) {
+            const char *s = str(&r, &sl);
+            if (key_is(k, kl, "general.architecture") || key_is(k, kl, "tokenizer.ggml.model")) ck_assert(sl == 5 && memcmp(s, "llama", 5) == 0);
+            else ck_assert_msg(key_is(k, kl, "general.name"), "unexpected string key %.*s", (int)kl, k);
+            seen++;
+        } else if (ty == 9) {
+            uint32_t et = u32(&r);
+            uint64_t cnt = u64(&r);
+            ck_assert_uint_eq(cnt, (uint64_t)c->vocab);
+            for (uint64_t t = 0; t < cnt; t++) {
+                size_t pl;
+                const char *piece = bd_tokenizer_piece(tok, (int32_t)t, &pl);
+                if (key_is(k, kl, "tokenizer.ggml.tokens")) {
+                    ck_assert_uint_eq(et, 8);
+                    const char *s = str(&r, &sl);
+                    char want[256];  // the piece with every space as U+2581
+                    size_t wn = 0;
+                    for (size_t j = 0; j < pl && wn + 3 < sizeof want; j++) {
+                        if (piece[j] == ' ') { memcpy(want + wn, "\xe2\x96\x81", 3); wn += 3; }
+                        else want[wn++] = piece[j];
+                    }
+                    ck_assert_msg(sl == wn && memcmp(s, want, wn) == 0, "token %llu", (unsigned long long)t);
+                } else if (key_is(k, kl, "tokenizer.ggml.scores")) {
+                    ck_assert_uint_eq(et, 6);
+                    ck_assert(f32(&r) == bd_tokenizer_score(tok, (int32_t)t));
+                } else {
+                    ck_assert(key_is(k, kl, "tokenizer.ggml.token_type") && et == 5);
+                    int32_t tt = (int32_t)u32(&r);
+                    // tok512: 0 <unk>, 1 <s>, 2 </s>, 3..258 <0x00>..<0xFF>, then normal pieces.
+                    int32_t want = t == 0 ? 2 : t <= 2 ? 3 : t <= 258 ? 6 : 1;
+                    ck_assert_msg(tt == want, "token %llu type %d, expected %d", (unsigned long long)t, tt, want);
+                }
+            }
+            seen++;
+        } else {
+            ck_abort_msg("unexpected type %u for %.*s", ty, (int)kl, k);
+        }
+    }
+    ck_assert_int_eq(seen, (int)nkv);
+    ck_assert_int_ge(seen, 21);
+    for (uint64_t i = 0; i < nt; i++) {
+        size_t nl;
+        const char *nm = str(&r, &nl);
+        ck_assert(nl < sizeof ti[i].name);
+        memcpy(ti[i].name, nm, nl);
+        ti[i].name[nl] = 0;
+        ti[i].ndim = u32(&r);
+        ck_assert(ti[i].ndim >= 1 && ti[i].ndim <= 2);
+        for (uint32_t d = 0; d < ti[i].ndim; d++) ti[i].ne[d] = u64(&r);
+        ti[i].type = u32(&r);
+        ti[i].off = u64(&r);
+        ck_assert_uint_eq(ti[i].off % 32, 0);
+    }
+    *data0 = (r.pos + 31) / 32 * 32;
+    return (int)nt;
+}
+
+static const tinfo *find(const tinfo *ti, int n, const char *name) {
+    for (int i = 0; i < n; i++)
+        if (strcmp(ti[i].name, name) == 0) return &ti[i];
+    ck_abort_msg("tensor %s missing", name);
+    return NULL;
+}
+
+START_TEST(test_gguf_round_trip) {
+    bd_tokenizer *tok;
+    char why[512], path[4200];
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK, "%s", why);
+    bd_config c = {.arch = "llama", .dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64, .ffn_dim = 512,
+                   .vocab = 512, .max_seq = 128, .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope = BD_ROPE_HALF,
+                   .tied_embeddings = false, .bos = 1, .eos = 2};
+    bd_model m, fq;
+    ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
+    ck_assert_int_eq(bd_model_alloc(&fq, &c), BD_OK);
+    unsigned s = 3;
+    for (size_t i = 0; i < m.n_params; i++) { s = s * 1103515245u + 12345u; m.params[i] = (s >> 8) / 16777216.0f - 0.5f; }
+    m.quant = (bd_qspec){BD_Q_TERNARY, 2, 0};
+    ck_assert_int_eq(bd_model_fakequant(&fq, &m, &m.quant, &m.qpolicy, why, sizeof why), BD_OK);
+    ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
+    int HS = c.head_dim, QD = c.n_heads * HS, C = c.dim;
+
+    for (int pass = 0; pass < 2; pass++) {
+        bd_gguf_wtype wt = pass == 0 ? BD_GGUF_TQ2_0 : BD_GGUF_F32;
+        snprintf(path, sizeof path, "%s/m%d.gguf", bd_test_tmpdir(), pass);
+        ck_assert_msg(bd_gguf_write(&m, tok, path, wt, why, sizeof why) == BD_OK, "%s", why);
+        size_t n;
+        uint8_t *b = slurp(path, &n);
+        tinfo ti[64];
+        size_t d0;
+        int nt = parse(b, n, &c, tok, ti, &d0);
+        ck_assert_int_eq(nt, 1 + 9 * c.n_layers + 2);
+        ck_assert_str_eq(ti[0].name, "token_embd.weight");
+        ck_assert_str_eq(ti[1].name, "blk.0.attn_norm.weight");
+        ck_assert_str_eq(ti[nt - 1].name, "output.weight");
+        // Offsets follow each other with 32-byte padding and the file ends with the last tensor.
+        for (int i = 0; i < nt; i++) {
+            uint64_t numel = ti[i].ne[0] * (ti[i].ndim > 1 ? ti[i].ne[1] : 1);
+            uint64_t bytes = ti[i].type == 0 ? numel * 4 : numel / 256 * 66;
+            ck_assert(ti[i].type == 0 || ti[i].type == 35);
+            if (i + 1 < nt) ck_assert_uint_eq(ti[i + 1].off, (ti[i].off + bytes + 31) / 32 * 32);
+            else ck_assert_uint_le(d0 + ti[i].off + bytes, n);
+        }
+        const tinfo *emb = find(ti, nt, "token_embd.weight");
+        ck_assert(emb->ne[0] == (uint64_t)C && emb->ne[1] == (uint64_t)c.vocab && emb->type == 0);
+        ck_assert_mem_eq(b + d0 + emb->off, m.w.tok_emb, (size_t)C * c.vocab * 4);
+        const tinfo *nrm = find(ti, nt, "blk.1.ffn_norm.weight");
+        ck_assert(nrm->ndim == 1 && nrm->ne[0] == (uint64_t)C);
+        ck_assert_mem_eq(b + d0 + nrm->off, m.w.rms_ffn + C, (size_t)C * 4);
+        // Layer 1 attn_q: rows back in interleaved order: dst h*HS + 2j = src h*HS + j,
+        // dst h*HS + 2j + 1 = src h*HS + HS/2 + j.
+        const tinfo *q = find(ti, nt, "blk.1.attn_q.weight");
+        ck_assert(q->ne[0] == (uint64_t)C && q->ne[1] == (uint64_t)QD);
+        const bd_pk_tensor *pk = bd_pk_model_slot(&m, 1, 0);
+        const float *fqq = fq.w.wq + (size_t)QD * C;
+        for (int r = 0; r < QD; r++) {
+            int h = r / HS, i = r % HS, src = h * HS + (i % 2 ? HS / 2 + i / 2 : i / 2);
+            const float *want = fqq + (size_t)src * C;
+            if (pass == 1) {  // equal values (a ternary zero may be +0 where fake quantization gave -0)
+                for (int k = 0; k < C; k++) {
+                    float got;
+                    memcpy(&got, b + d0 + q->off + ((size_t)r * C + k) * 4, 4);
+                    ck_assert_msg(got == want[k], "row %d col %d: %g vs %g", r, k, got, want[k]);
+                }
+                continue;
+            }
+            ck_assert_int_eq(q->type, 35);
+            for (int blk = 0; blk < C / 256; blk++) {
+                const uint8_t *bb = b + d0 + q->off + ((size_t)r * (C / 256) + blk) * 66;
+                uint16_t d;
+                memcpy(&d, bb + 64, 2);
+                ck_assert_uint_eq(d, bd_f32_to_f16(pk->scale));
+                for (int k = 0; k < 256; k++) {  // ggml: weight 128h + 32l + m at bits 2l of qs[32h + m]
+                    int hh = k / 128, l = k % 128 / 32, mm = k % 32, code = bb[32 * hh + mm] >> (2 * l) & 3;
+                    float w = want[blk * 256 + k];  // the fake-quantized value: -D, 0 or D
+                    int lev = w > 0 ? 1 : w < 0 ? -1 : 0;
+                    ck_assert_msg(code - 1 == lev, "row %d weight %d: code %d, value %g", r, blk * 256 + k, code, w);
+                }
+            }
+        }
+        // The head stays f32 and is the model's own.
+        const tinfo *out = find(ti, nt, "output.weight");
+        ck_assert_int_eq(out->type, 0);
+        ck_assert_mem_eq(b + d0 + out->off, m.w.wcls, (size_t)C * c.vocab * 4);
+        free(b);
+    }
+    // What GGUF cannot hold is refused with a reason.
+    bd_config c2 = c;
+    c2.dim = 64, c2.head_dim = 16;
+    bd_model small;
+    ck_assert_int_eq(bd_model_alloc(&small, &c2), BD_OK);
+    small.quant = (bd_qspec){BD_Q_TERNARY, 2, 0};
+    ck_assert_int_eq(bd_pk_model_pack(&small, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_gguf_write(&small, tok, path, BD_GGUF_TQ2_0, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "multiple of 256"), "%s", why);
+    small.cfg.vocab = 100;
+    ck_assert_int_eq(bd_gguf_write(&small, tok, path, BD_GGUF_F32, why, sizeof why), BD_ERR_ARG);
+    small.cfg.vocab = 512;
+    ck_assert_msg(strstr(why, "512 tokens"), "%s", why);
+    bd_model_free(&small);
+    bd_model_free(&m);
+    bd_model_free(&fq);
+    bd_tokenizer_free(tok);
+}
+END_TEST
+
+START_TEST(test_tq2_0_blocks) {
+    // bd tq2 codes -> TQ2_0 -> values (q - 1) * f16(D), for a row of 512 weights.
+    uint8_t codes[128] = {0};
+    for (int i = 0; i < 512; i++) codes[i / 4] |= (uint8_t)((i * 7 % 3) << (2 * (i % 4)));
+    bd_block_tq2_0 blk[2];
+    bd_quantize_row_tq2_0_from_tq2(codes, blk, 512, 0.75f);
+    float out[512];
+    bd_dequantize_row_tq2_0(blk, out, 512);
+    for (int i = 0; i < 512; i++) ck_assert(out[i] == (float)(i * 7 % 3 - 1) * 0.75f);
+}
+END_TEST
+
+Suite *suite_gguf(void) {
+    Suite *s = suite_create("gguf");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_gguf_round_trip);
+    tcase_add_test(tc, test_tq2_0_blocks);
+    suite_add_tcase(s, tc);
+    return s;
+}

@@ -1,0 +1,338 @@
+// Packed formats: block layouts worked by hand; pack -> unpack reproduces bd_fakequant_forward
+// exactly for every quantizer, shape and group (short tail groups included); every kernel path
+// of the machine (scalar, AVX2, AVX-512) against the plain _ref twin, f32 and int8
+// activations, matrix-vector and matrix-matrix; validation of corrupt blocks; packed models
+// saved, loaded and run against the fake-quantized model.
+#include <string.h>
+
+#include "bd_forward.h"
+#include "bd_model_io.h"
+#include "bd_packed.h"
+#include "bd_qmodel.h"
+#include "bd_test.h"
+#include "bd_threads.h"
+
+static unsigned rng = 12345;
+static float frand(void) {
+    rng = rng * 1103515245u + 12345u;
+    return (float)((rng >> 8) / 16777216.0) - 0.5f;
+}
+
+START_TEST(test_layout_by_hand) {
+    // int 2-bit, one group of 4: min -1.5, max 1.5 -> s = 1, z = 2; codes round(w)+2 clamped:
+    // -1.5 -> -2+2 = 0, -0.5 -> -0+2 = 2, 0.5 -> 0+2 = 2, 1.5 -> 2+2 = 4 -> 3.
+    // Byte 0 = 0 | 2<<2 | 2<<4 | 3<<6 = 232. The block is 8 header bytes + 32/4 code bytes.
+    float w[4] = {-1.5f, -0.5f, 0.5f, 1.5f};
+    bd_qspec q = {BD_Q_INT, 2, 4};
+    bd_pk_tensor t;
+    ck_assert_int_eq(bd_pk_pack(&t, w, 1, 4, &q), BD_OK);
+    ck_assert_int_eq(t.type, BD_PK_Q2);
+    ck_assert_uint_eq(t.block_bytes, 16);
+    ck_assert_uint_eq(t.row_bytes, 16);
+    float s;
+    memcpy(&s, t.data, 4);
+    ck_assert(s == 1.0f);
+    ck_assert_int_eq(t.data[4], 2);
+    ck_assert_int_eq(t.data[8], 232);
+    for (int i = 9; i < 16; i++) ck_assert_int_eq(t.data[i], 0);  // padding codes are 0
+    bd_pk_free(&t);
+    // 3-bit: [0, 7] in one group of 2 -> s = 1, z = 0, codes 0 and 7: low plane byte 0 =
+    // 0 | 3<<2 = 12, high plane (after 32/4 = 8 low bytes) byte 0 = 0 | 1<<1 = 2.
+    float w3[2] = {0, 7};
+    bd_qspec q3 = {BD_Q_INT, 3, 128};
+    ck_assert_int_eq(bd_pk_pack(&t, w3, 1, 2, &q3), BD_OK);
+    ck_assert_uint_eq(t.block_bytes, 8 + 12);
+    ck_assert_int_eq(t.data[8], 12);
+    ck_assert_int_eq(t.data[16], 2);
+    bd_pk_free(&t);
+    // ternary: W = [0.3, -0.9 | 0.05, 1.2] (2 rows), D = 2.45/4 = 0.6125; codes q+1:
+    // 0.49 -> 0 -> 1, -1.47 -> -1 -> 0, 0.08 -> 0 -> 1, 1.96 -> 1 (clamped) -> 2.
+    float wt[4] = {0.3f, -0.9f, 0.05f, 1.2f};
+    bd_qspec qt = {BD_Q_TERNARY, 2, 0};
+    ck_assert_int_eq(bd_pk_pack(&t, wt, 2, 2, &qt), BD_OK);
+    ck_assert_int_eq(t.type, BD_PK_TQ2);
+    ck_assert_close(t.scale, 0.6125, 1e-6);
+    ck_assert_uint_eq(t.row_bytes, 8);  // 2 bits per weight, row padded to 32 weights
+    ck_assert_int_eq(t.data[0], 1 | 0 << 2);
+    ck_assert_int_eq(t.data[8], 1 | 2 << 2);
+    bd_pk_free(&t);
+    // sym 2-bit stores level + 2 with z = 2: [-2, 1] * s, s = absmax/1.
+    float ws[4] = {-1, 0.5f, 0.2f, -0.2f};
+    bd_qspec qs = {BD_Q_SYM, 2, 4};
+    ck_assert_int_eq(bd_pk_pack(&t, ws, 1, 4, &qs), BD_OK);
+    ck_assert_int_eq(t.data[4], 2);
+    // -1/1 = -1 -> 1; 0.5 -> 0 (half to even) -> 2; 0.2 -> 0 -> 2; -0.2 -> -0 -> 2.
+    ck_assert_int_eq(t.data[8], 1 | 2 << 2 | 2 << 4 | 2 << 6);
+    bd_pk_free(&t);
+}
+END_TEST
+
+static const bd_qspec specs[] = {
+    {BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 16}, {BD_Q_INT, 4, 32}, {BD_Q_INT, 8, 10}, {BD_Q_SYM, 2, 32}, {BD_Q_SYM, 3, 24},
+    {BD_Q_SYM, 6, 64}, {BD_Q_NF3, 3, 32}, {BD_Q_NF3, 3, 10}, {BD_Q_R2Q, 2, 32}, {BD_Q_R2Q, 2, 7}, {BD_Q_TERNARY, 2, 0},
+    {BD_Q_INT, 2, 128}, {BD_Q_INT, 2, 0},
+};
+#define NSPECS (int)(sizeof specs / sizeof specs[0])
+
+START_TEST(test_pack_unpack_exact) {
+    int shapes[][2] = {{3, 64}, {5, 100}, {4, 37}, {2, 300}, {7, 16}};
+    for (int si = 0; si < NSPECS; si++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            int OC = shapes[sh][0], C = shapes[sh][1];
+            float *w = malloc(sizeof(float) * OC * C), *fq = malloc(sizeof(float) * OC * C), *row = malloc(sizeof(float) * C);
+            for (int i = 0; i < OC * C; i++) w[i] = frand() * (1 + (i % 7));
+            w[0] = w[1];         // a tie, a zero and a constant stretch
+            w[2] = 0;
+            for (int i = 0; i < 5 && 10 + i < C; i++) w[10 + i] = 0.25f;
+            ck_assert_int_eq(bd_fakequant_forward_ref(fq, w, OC, C, &specs[si]), BD_OK);
+            bd_pk_tensor t;
+            ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &specs[si]), BD_OK);
+            char why[200];
+            ck_assert_msg(bd_pk_validate(&t, why, sizeof why) == BD_OK, "%s", why);
+            for (int r = 0; r < OC; r++) {
+                bd_pk_dequantize_row(&t, r, row);
+                for (int i = 0; i < C; i++)
+                    ck_assert_msg(row[i] == fq[(size_t)r * C + i], "%s %d-bit G=%d shape %dx%d [%d,%d]: %.9g != %.9g",
+                                  bd_qkind_name(specs[si].kind), specs[si].bits, specs[si].group, OC, C, r, i, row[i],
+                                  fq[(size_t)r * C + i]);
+            }
+            bd_pk_free(&t);
+            free(w), free(fq), free(row);
+        }
+}
+END_TEST
+
+// |a - b| within float rounding of a dot product of length C with magnitudes mag.
+static void check_close(const float *got, const float *want, const float *mag, int n, double rel, const char *what) {
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= rel * mag[i] + 1e-6, "%s [%d]: %.9g vs %.9g (mag %.3g)", what, i, got[i], want[i], mag[i]);
+}
+
+START_TEST(test_kernels_vs_ref) {
+    for (int path = BD_SIMD_SCALAR; path <= BD_SIMD_AVX512; path++) {
+        if (!bd_pk_simd_supported((bd_simd)path)) continue;
+        bd_pk_set_simd((bd_simd)path);
+        ck_assert_int_eq(bd_pk_simd(), path);
+        for (int si = 0; si < NSPECS; si++)
+            for (int trial = 0; trial < 3; trial++) {
+                int OC = 1 + (int)((frand() + 0.5f) * 40), C = 8 + (int)((frand() + 0.5f) * 300);
+                if (trial == 2) C = 256;  // whole groups: the unpadded path
+                int N = trial == 0 ? 1 : trial == 1 ? 3 : 9;
+                float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C);
+                float *got = malloc(sizeof(float) * N * OC), *want = malloc(sizeof(float) * N * OC), *mag = malloc(sizeof(float) * N * OC);
+                float *row = malloc(sizeof(float) * C);
+                for (int i = 0; i < OC * C; i++) w[i] = frand();
+                for (int i = 0; i < N * C; i++) x[i] = frand() * 4;
+                bd_pk_tensor t;
+                ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &specs[si]), BD_OK);
+                for (int n = 0; n < N; n++)
+                    for (int r = 0; r < OC; r++) {
+                        bd_pk_dequantize_row(&t, r, row);
+                        double m = 0;
+                        for (int i = 0; i < C; i++) m += fabs(row[i] * x[(size_t)n * C + i]);
+                        mag[n * OC + r] = (float)m;
+                    }
+                for (int a8 = 0; a8 <= 1; a8++) {
+                    bd_pk_matmul(got, x, &t, N, a8);
+                    bd_pk_matmul_ref(want, x, &t, N, a8);
+                    char what[128];
+                    snprintf(what, sizeof what, "%s %s %d-bit G=%d %dx%d N=%d %s", bd_pk_simd_name((bd_simd)path),
+                             bd_qkind_name(specs[si].kind), specs[si].bits, specs[si].group, OC, C, N, a8 ? "int8" : "f32");
+                    check_close(got, want, mag, N * OC, 2e-6 * sqrt(C) + 1e-6, what);
+                    if (a8) {  // int8 activations stay near the f32 result: |x - xq sx| <= sx/2 per element
+                        bd_pk_matmul_ref(want, x, &t, N, false);
+                        check_close(got, want, mag, N * OC, 0.05, what);
+                    }
+                }
+                bd_pk_free(&t);
+                free(w), free(x), free(got), free(want), free(mag), free(row);
+            }
+    }
+    bd_pk_set_simd(BD_SIMD_SCALAR);
+}
+END_TEST
+
+START_TEST(test_matmul_threads) {
+    // Rows split over threads give the same results as one thread (each row one dot).
+    int OC = 300, C = 1024, N = 2;
+    float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C), *a = malloc(sizeof(float) * N * OC), *b = malloc(sizeof(float) * N * OC);
+    for (int i = 0; i < OC * C; i++) w[i] = frand();
+    for (int i = 0; i < N * C; i++) x[i] = frand();
+    bd_qspec q = {BD_Q_INT, 2, 128};
+    bd_pk_tensor t;
+    ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &q), BD_OK);
+    int nt = bd_num_threads();
+    bd_set_num_threads(1);
+    bd_pk_matmul(a, x, &t, N, false);
+    bd_set_num_threads(2);
+    bd_pk_matmul(b, x, &t, N, false);
+    bd_set_num_threads(nt);
+    ck_assert_mem_eq(a, b, sizeof(float) * N * OC);
+    bd_pk_free(&t);
+    free(w), free(x), free(a), free(b);
+}
+END_TEST
+
+START_TEST(test_validate) {
+    float w[2 * 64];
+    for (int i = 0; i < 128; i++) w[i] = frand();
+    bd_qspec q = {BD_Q_INT, 2, 32};
+    bd_pk_tensor t;
+    ck_assert_int_eq(bd_pk_pack(&t, w, 2, 64, &q), BD_OK);
+    char why[200];
+    float nan = NAN;
+    memcpy(t.data + t.row_bytes + t.block_bytes, &nan, 4);  // row 1, group 1: NaN scale
+    ck_assert_int_eq(bd_pk_validate(&t, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "row 1 group 1") && strstr(why, "scale"), "%s", why);
+    float one = 1;
+    memcpy(t.data + t.row_bytes + t.block_bytes, &one, 4);
+    t.data[4] = 9;  // zero point beyond 2 bits
+    ck_assert_int_eq(bd_pk_validate(&t, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "row 0 group 0") && strstr(why, "zero point"), "%s", why);
+    bd_pk_free(&t);
+    bd_qspec qt = {BD_Q_TERNARY, 2, 0};
+    ck_assert_int_eq(bd_pk_pack(&t, w, 2, 64, &qt), BD_OK);
+    t.data[t.row_bytes + 3] |= 3 << 4;  // row 1 weight 14: code 3
+    ck_assert_int_eq(bd_pk_validate(&t, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "row 1") && strstr(why, "code 3"), "%s", why);
+    bd_pk_free(&t);
+    float bad[4] = {1, NAN, 0, 0};
+    ck_assert_int_eq(bd_pk_pack(&t, bad, 1, 4, &q), BD_ERR_VALUE);
+    bd_qspec none = {BD_Q_NF3, 2, 32};
+    ck_assert_int_eq(bd_pk_pack(&t, w, 1, 4, &none), BD_ERR_ARG);
+}
+END_TEST
+
+static bd_config tiny(bool tied) {
+    bd_config c = {.arch = "llama", .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
+                   .ffn_dim = 96, .vocab = 48, .max_seq = 32, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                   .tied_embeddings = tied, .bos = 1, .eos = 2};
+    return c;
+}
+
+static void fill(bd_model *m) {
+    unsigned s = 7;
+    for (size_t i = 0; i < m->n_params; i++) { s = s * 1103515245u + 12345u; m->params[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.5f; }
+}
+
+// Packs a student (spec q, policy p) and checks: save/load round trip; the packed model's
+// logits equal the fake-quantized model's up to summation order, batched and step by step.
+static void model_case(bool tied, bd_qspec q, const bd_qpolicy *p) {
+    bd_config c = tiny(tied);
+    bd_model lat, fq, back;
+    ck_assert_int_eq(bd_model_alloc(&lat, &c), BD_OK);
+    fill(&lat);
+    lat.quant = q;
+    lat.qpolicy = *p;
+    ck_assert_int_eq(bd_model_alloc(&fq, &c), BD_OK);
+    char why[512], path[4200];
+    ck_assert_msg(bd_model_fakequant(&fq, &lat, &q, p, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_pk_model_pack(&lat, why, sizeof why) == BD_OK, "%s", why);
+    snprintf(path, sizeof path, "%s/packed_%s%d.bdz", bd_test_tmpdir(), bd_qkind_name(q.kind), q.bits);
+    ck_assert_msg(bd_pk_model_save(&lat, path, NULL, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_load(path, &back, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_ptr_nonnull(back.packed);
+    ck_assert_int_eq(back.quant.kind, q.kind);
+    ck_assert(bd_pk_model_bytes(&back) < back.n_params * sizeof(float));
+    int B = 2, T = 12, V = c.vocab;
+    int32_t tok[24];
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 7 + 3) % V;
+    float *l_fq = malloc(sizeof(float) * B * T * V), *l_pk = malloc(sizeof(float) * B * T * V), *l_ref = malloc(sizeof(float) * B * T * V);
+    bd_fwd_state st;
+    ck_assert_int_eq(bd_fwd_state_init(&st, &c, B, T, false), BD_OK);
+    ck_assert_int_eq(bd_forward(&st, &fq, tok, B, T, l_fq), BD_OK);
+    ck_assert_int_eq(bd_forward(&st, &back, tok, B, T, l_pk), BD_OK);
+    ck_assert_int_eq(bd_forward_ref(&back, tok, B, T, l_ref), BD_OK);
+    for (int i = 0; i < B * T * V; i++) {
+        ck_assert_close(l_pk[i], l_fq[i], 1e-4);
+        ck_assert_close(l_ref[i], l_fq[i], 1e-4);
+    }
+    // The KV-cache path (matrix-vector kernels) agrees with the batched pass.
+    bd_kv_cache kv;
+    ck_assert_int_eq(bd_kv_cache_init(&kv, &c, 1, T), BD_OK);
+    float *step = malloc(sizeof(float) * V);
+    for (int t = 0; t < T; t++) {
+        ck_assert_int_eq(bd_forward_step(&kv, &back, &tok[t], &t, 1, step), BD_OK);
+        for (int v = 0; v < V; v++) ck_assert_close(step[v], l_fq[(size_t)t * V + v], 1e-4);
+    }
+    // int8 activations: close, not equal.
+    back.packed->act_int8 = true;
+    ck_assert_int_eq(bd_forward(&st, &back, tok, B, T, l_pk), BD_OK);
+    double maxd = 0;
+    for (int i = 0; i < B * T * V; i++) maxd = fmax(maxd, fabs(l_pk[i] - l_fq[i]));
+    ck_assert_msg(maxd < 0.1, "int8 activations moved logits by %g", maxd);
+    bd_kv_cache_free(&kv);
+    bd_fwd_state_free(&st);
+    free(l_fq), free(l_pk), free(l_ref), free(step);
+    bd_model_free(&lat);
+    bd_model_free(&fq);
+    bd_model_free(&back);
+}
+
+START_TEST(test_packed_models) {
+    bd_qpolicy p = {0};
+    model_case(true, (bd_qspec){BD_Q_INT, 2, 32}, &p);
+    model_case(true, (bd_qspec){BD_Q_NF3, 3, 48}, &p);
+    model_case(true, (bd_qspec){BD_Q_R2Q, 2, 32}, &p);
+    model_case(true, (bd_qspec){BD_Q_TERNARY, 2, 0}, &p);
+    bd_qpolicy p2 = {.include_head = true};
+    ck_assert_int_eq(bd_qpolicy_exclude(&p2, "layers.1.w2"), BD_OK);
+    model_case(false, (bd_qspec){BD_Q_INT, 3, 40}, &p2);
+    model_case(false, (bd_qspec){BD_Q_SYM, 4, 32}, &p2);
+}
+END_TEST
+
+START_TEST(test_packed_load_errors) {
+    bd_config c = tiny(true);
+    bd_model m, back;
+    ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
+    fill(&m);
+    m.quant = (bd_qspec){BD_Q_INT, 2, 32};
+    char why[512], path[4200], cut[4300];
+    ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
+    // A NaN scale in layer 1's w3 is refused at load, naming the tensor, row and group.
+    bd_pk_tensor *t = &m.packed->slots[1 * BD_PK_LINEARS + 6];
+    float nan = NAN;
+    memcpy(t->data + 2 * t->row_bytes, &nan, 4);
+    snprintf(path, sizeof path, "%s/bad_scale.bdz", bd_test_tmpdir());
+    ck_assert_msg(bd_pk_model_save(&m, path, NULL, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(bd_model_load(path, &back, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "layers.1.w3") && strstr(why, "row 2 group 0") && strstr(why, "scale"), "%s", why);
+    // A truncated stream is an error, never a short model.
+    float one = 1;
+    memcpy(t->data + 2 * t->row_bytes, &one, 4);
+    snprintf(path, sizeof path, "%s/good.bdz", bd_test_tmpdir());
+    ck_assert_msg(bd_pk_model_save(&m, path, NULL, why, sizeof why) == BD_OK, "%s", why);
+    FILE *f = fopen(path, "rb");
+    fseek(f, 0, SEEK_END);
+    long n = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    char *buf = malloc((size_t)n);
+    ck_assert_int_eq(fread(buf, 1, (size_t)n, f), n);
+    fclose(f);
+    snprintf(cut, sizeof cut, "%s/cut.bdz", bd_test_tmpdir());
+    for (long k = 1; k < n; k += n / 23 + 1) {
+        f = fopen(cut, "wb");
+        fwrite(buf, 1, (size_t)k, f);
+        fclose(f);
+        ck_assert_int_lt(bd_model_load(cut, &back, why, sizeof why), 0);
+    }
+    free(buf);
+    bd_model_free(&m);
+}
+END_TEST
+
+Suite *suite_packed(void) {
+    Suite *s = suite_create("packed");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_layout_by_hand);
+    tcase_add_test(tc, test_pack_unpack_exact);
+    tcase_add_test(tc, test_kernels_vs_ref);
+    tcase_add_test(tc, test_matmul_threads);
+    tcase_add_test(tc, test_validate);
+    tcase_add_test(tc, test_packed_models);
+    tcase_add_test(tc, test_packed_load_errors);
+    suite_add_tcase(s, tc);
+    return s;
+}

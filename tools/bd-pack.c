@@ -1,0 +1,136 @@
+// bd-pack: a student (or a full-precision model quantized here by round-to-nearest) into a
+// runnable packed model (bd.packed, low-bit blocks the kernels compute with), or a GGUF file.
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_clipfile.h"
+#include "bd_gguf.h"
+#include "bd_log.h"
+#include "bd_model_io.h"
+#include "bd_packed.h"
+#include "bd_qmodel.h"
+#include "bd_tool.h"
+
+static const char help[] =
+    "Usage: bd-pack --model M [-o OUT] [OPTIONS]\n"
+    "       bd-pack --model M --format gguf [--gguf-type T] -o OUT.gguf [OPTIONS]\n"
+    "Stores every quantized linear layer of a student model (a bd.model with a quantization\n"
+    "spec) in a packed block format that bd-eval and bd-teacher-gen run directly, or writes a\n"
+    "GGUF v3 file for other runtimes. A full-precision model is quantized first by\n"
+    "round-to-nearest with --quant (optionally after --clip).\n"
+    "\n"
+    "  -m, --model M        student (bd.model with quant), packed model, or any model with --quant\n"
+    "  -o, --output FILE    output (default: standard output; GGUF needs a file)\n"
+    "      --format F       packed (bd.packed stream, default) or gguf\n"
+    "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32)\n"
+    "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
+    "  Round-to-nearest packing of a full-precision model:\n"
+    "      --quant KIND     int, sym, nf3, ternary or r2q\n"
+    "      --bits B         bits per weight (int/sym: 2..8, nf3: 3, ternary/r2q: 2)\n"
+    "      --group G        group size along the input dimension (default 128)\n"
+    "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"
+    "      --quant-head     also quantize the output head (untied models only)\n"
+    "      --exclude PAT    keep layers matching PAT in full precision\n"
+    BD_COMMON_HELP
+    "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
+    "See bd-pack(1), bd-eval(1), bd-stream(5).\n";
+
+enum { OPT_FORMAT = BD_OPT_FIRST_TOOL, OPT_GGUF_TYPE, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_CLIP, OPT_QHEAD, OPT_EXCLUDE };
+
+int main(int argc, char **argv) {
+    bd_tool_init("bd-pack", help, argc, argv);
+    static const struct option longopts[] = {
+        {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
+        {"format", required_argument, 0, OPT_FORMAT}, {"gguf-type", required_argument, 0, OPT_GGUF_TYPE},
+        {"tokenizer", required_argument, 0, 'k'}, {"quant", required_argument, 0, OPT_QUANT},
+        {"bits", required_argument, 0, OPT_BITS}, {"group", required_argument, 0, OPT_GROUP},
+        {"clip", required_argument, 0, OPT_CLIP}, {"quant-head", no_argument, 0, OPT_QHEAD},
+        {"exclude", required_argument, 0, OPT_EXCLUDE}, BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    const char *model_path = NULL, *output = "-", *tok_path = NULL, *clip = NULL;
+    bool gguf = false, bits_given = false;
+    int gguf_type = -1;
+    bd_qspec q = {BD_Q_NONE, 0, 128};
+    bd_qpolicy policy = {0};
+    int opt;
+    while ((opt = getopt_long(argc, argv, "m:o:k:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+        switch (opt) {
+        case 'm': model_path = optarg; break;
+        case 'o': output = optarg; break;
+        case 'k': tok_path = optarg; break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "gguf") == 0) gguf = true;
+            else if (strcmp(optarg, "packed") != 0) bd_usage_error("--format: \"%s\" is not packed or gguf", optarg);
+            break;
+        case OPT_GGUF_TYPE:
+            if (strcmp(optarg, "f32") == 0) gguf_type = BD_GGUF_F32;
+            else if (strcmp(optarg, "f16") == 0) gguf_type = BD_GGUF_F16;
+            else if (strcmp(optarg, "tq2_0") == 0) gguf_type = BD_GGUF_TQ2_0;
+            else bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
+            break;
+        case OPT_QUANT: {
+            int k = bd_qkind_parse(optarg);
+            if (k <= 0) bd_usage_error("--quant: \"%s\" is not one of int, sym, nf3, ternary, r2q", optarg);
+            q.kind = (bd_qkind)k;
+            break;
+        }
+        case OPT_BITS: q.bits = (int)bd_arg_int("--bits", optarg, 2, 8); bits_given = true; break;
+        case OPT_GROUP: q.group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
+        case OPT_CLIP: clip = optarg; break;
+        case OPT_QHEAD: policy.include_head = true; break;
+        case OPT_EXCLUDE:
+            if (bd_qpolicy_exclude(&policy, optarg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
+            break;
+        default: bd_tool_common_option(opt, optarg);
+        }
+    }
+    bd_tool_options_done();
+    if (!model_path) bd_usage_error("--model is required");
+    if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
+    if (gguf_type >= 0 && !gguf) bd_usage_error("--gguf-type needs --format gguf");
+    if (q.kind == BD_Q_NONE && (bits_given || clip || policy.include_head || policy.n_exclude))
+        bd_usage_error("--bits, --clip, --quant-head and --exclude need --quant");
+    if (q.kind != BD_Q_NONE && !bits_given) q.bits = q.kind == BD_Q_NF3 ? 3 : q.kind == BD_Q_INT || q.kind == BD_Q_SYM ? 4 : 2;
+    if (gguf && strcmp(output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
+
+    bd_model m;
+    char why[512];
+    if (bd_model_load(model_path, &m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    if (q.kind != BD_Q_NONE) {
+        if (m.quant.kind != BD_Q_NONE)
+            bd_fatal("--quant: \"%s\" already carries a quantization (%s %d-bit)%s", model_path, bd_qkind_name(m.quant.kind), m.quant.bits,
+                     m.packed ? " and is packed" : "; pack it without --quant");
+        if (clip && bd_clipfile_apply(clip, &m, &q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
+        char cwhy[300];
+        if (bd_qpolicy_check(&policy, &q, &m.cfg, cwhy, sizeof cwhy) < 0) bd_fatal("--quant: %s", cwhy);
+        m.quant = q;
+        m.qpolicy = policy;
+    }
+    if (!gguf || gguf_type == BD_GGUF_TQ2_0 || (gguf_type < 0 && m.quant.kind == BD_Q_TERNARY)) {
+        if (m.quant.kind == BD_Q_NONE)
+            bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student", model_path);
+        if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0) bd_fatal("\"%s\": cannot pack: %s", model_path, why);
+    }
+    if (m.packed) {
+        size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
+        bd_log(BD_LOG_INFO, "%s %d-bit group %d: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)", bd_qkind_name(m.quant.kind),
+               m.quant.bits, m.quant.group, bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
+    }
+    bd_producer prod = bd_tool_producer();
+    if (!gguf) {
+        if (bd_pk_model_save(&m, output, &prod, why, sizeof why) < 0) bd_fatal("-o: %s", why);
+    } else {
+        if (gguf_type < 0) gguf_type = m.quant.kind == BD_Q_TERNARY ? BD_GGUF_TQ2_0 : BD_GGUF_F32;
+        if (gguf_type != BD_GGUF_TQ2_0 && !m.packed && m.quant.kind != BD_Q_NONE &&
+            bd_model_fakequant(&m, &m, &m.quant, &m.qpolicy, why, sizeof why) < 0)
+            bd_fatal("\"%s\": cannot apply its quantization: %s", model_path, why);
+        if (gguf_type == BD_GGUF_TQ2_0 && bd_pk_type_for(&m.quant) != BD_PK_TQ2)
+            bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", model_path, bd_qkind_name(m.quant.kind));
+        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
+        if (bd_gguf_write(&m, tok, output, (bd_gguf_wtype)gguf_type, why, sizeof why) < 0) bd_fatal("-o: \"%s\": %s", output, why);
+        bd_tokenizer_free(tok);
+    }
+    bd_model_free(&m);
+    return 0;
+}
