@@ -15,16 +15,6 @@
 
 #define SLICE_FLOATS ((size_t)1 << 28)  // 1 GiB of f32 per record
 
-static int fail(char *why, size_t ws, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t ws, int code, const char *fmt, ...) {
-    if (why && ws) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, ws, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 uint64_t bd_ckpt_hash(const float *p, size_t n) {
     // FNV-1a over 32-bit words, then a final avalanche.
@@ -94,8 +84,8 @@ static void pack_slice(msgpack_packer *pk, const char *name, const float *data, 
 
 int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, const bd_ckpt_info *info,
                  const bd_producer *prod, char *why, size_t ws) {
-    if (!path || !strcmp(path, "-")) return fail(why, ws, BD_ERR_ARG, "a checkpoint needs a file name, not standard output");
-    if (opt->n != model->n_params) return fail(why, ws, BD_ERR_ARG, "%s: optimizer and model sizes differ", path);
+    if (!path || !strcmp(path, "-")) return bd_fail(why, ws, BD_ERR_ARG, "a checkpoint needs a file name, not standard output");
+    if (opt->n != model->n_params) return bd_fail(why, ws, BD_ERR_ARG, "%s: optimizer and model sizes differ", path);
     char wpath[4200], wname[512];
     snprintf(wname, sizeof wname, "%s.w%lld", base_name(path), info->step);
     sibling(wpath, sizeof wpath, path, wname);
@@ -103,7 +93,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     if (rc < 0) return rc;
     test_delay();
     bd_writer *w = bd_writer_open(path, 1, &rc);
-    if (!w) return fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
+    if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
     if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 15)) < 0) goto io;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_int(pk, "step", info->step);
@@ -137,11 +127,11 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
             if ((rc = bd_writer_end_object(w)) < 0) goto io;
             test_delay();
         }
-    if ((rc = bd_writer_close(w)) < 0) return fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
+    if ((rc = bd_writer_close(w)) < 0) return bd_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
     remove_stale(path, wpath);
     return BD_OK;
 io:
-    fail(why, ws, rc, "%s: write failed: %s", path, rc == BD_ERR_IO ? strerror(errno) : bd_strerror(rc));
+    bd_fail(why, ws, rc, "%s: write failed: %s", path, rc == BD_ERR_IO ? strerror(errno) : bd_strerror(rc));
     bd_writer_abort(w);
     return rc;
 }
@@ -149,7 +139,7 @@ io:
 static int get_int(const msgpack_object *h, const char *key, long long *out, const char *path, char *why, size_t ws) {
     int64_t v;
     if (bd_obj_int(bd_obj_get(h, key), &v) < 0)
-        return fail(why, ws, BD_ERR_SCHEMA, "%s: header: field \"%s\" missing or not an integer", path, key);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: field \"%s\" missing or not an integer", path, key);
     *out = v;
     return BD_OK;
 }
@@ -161,7 +151,7 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
     *moments = NULL;
     int rc;
     bd_reader *r = bd_reader_open(path, "bd.trainstate", &rc);
-    if (!r) return fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
     const msgpack_object *h = bd_reader_header(r);
     long long v[11];
     const char *keys[] = {"step", "epoch", "pos", "tokens", "batch", "seq_len", "grad_accum", "adam_t", "n_params"};
@@ -171,7 +161,7 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
     char wname[512], wpath[4200];
     if (!so || so->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ho || ho->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         bd_obj_strcpy(bd_obj_get(h, "weights"), wname, sizeof wname) < 0 || strchr(wname, '/')) {
-        rc = fail(why, ws, BD_ERR_SCHEMA, "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
         goto out;
     }
     double gamma = -1;
@@ -182,7 +172,7 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
     sibling(wpath, sizeof wpath, path, wname);
     if ((rc = bd_model_load(wpath, model, why, ws)) < 0) goto out;
     if (model->n_params != n || bd_ckpt_hash(model->params, n) != ho->via.u64) {
-        rc = fail(why, ws, BD_ERR_SCHEMA, "%s: the weights file %s does not match this state (size or hash)", path, wpath);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the weights file %s does not match this state (size or hash)", path, wpath);
         goto out;
     }
     if (!(*moments = calloc(2 * n, sizeof(float)))) { rc = BD_ERR_NOMEM; goto out; }
@@ -193,19 +183,19 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
         bd_tensor_view t;
         char tw[300];
         int64_t start;
-        if ((rc = bd_obj_tensor(rec, &t, tw, sizeof tw)) < 0) { fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw); goto out; }
+        if ((rc = bd_obj_tensor(rec, &t, tw, sizeof tw)) < 0) { bd_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw); goto out; }
         int which = t.name_len == 6 && !memcmp(t.name, "adam_m", 6) ? 0 : t.name_len == 6 && !memcmp(t.name, "adam_v", 6) ? 1 : -1;
         if (which < 0 || t.dtype != BD_F32 || t.ndim != 1 || bd_obj_int(bd_obj_get(rec, "start"), &start) < 0 ||
             (size_t)start != filled[which] || (size_t)t.numel > n - filled[which]) {
-            rc = fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: expected the next f32 slice of adam_m or adam_v", path, ri);
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: expected the next f32 slice of adam_m or adam_v", path, ri);
             goto out;
         }
         memcpy(*moments + (size_t)which * n + filled[which], t.data, t.nbytes);
         filled[which] += (size_t)t.numel;
     }
-    if (rc != BD_EOF) { fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
+    if (rc != BD_EOF) { bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
     if (filled[0] != n || filled[1] != n) {
-        rc = fail(why, ws, BD_ERR_SCHEMA, "%s: the AdamW moments are incomplete", path);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the AdamW moments are incomplete", path);
         goto out;
     }
     rc = BD_OK;

@@ -14,16 +14,6 @@
 #include "bd_parse.h"
 #include "bd_readfile.h"
 
-static int fail(char *why, size_t ws, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t ws, int code, const char *fmt, ...) {
-    if (why && ws) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, ws, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 static const char *const format_names[] = {"auto", "hellaswag", "piqa", "jsonl"};
 
@@ -115,7 +105,7 @@ static bd_mc_item *add_item(loader *ld, int n_choices, long line) {
     return it;
 }
 
-static int nomem(loader *ld) { return fail(ld->why, ld->ws, BD_ERR_NOMEM, "\"%s\": out of memory", ld->name); }
+static int nomem(loader *ld) { return bd_fail(ld->why, ld->ws, BD_ERR_NOMEM, "\"%s\": out of memory", ld->name); }
 
 // Checks the strings of a finished item: endings non-empty (acc_norm divides by their length).
 static int check_item(loader *ld, const bd_mc_item *it) {
@@ -123,7 +113,7 @@ static int check_item(loader *ld, const bd_mc_item *it) {
     for (int i = 0; i < it->n_choices; i++) {
         if (!it->choices[i]) return nomem(ld);
         if (!it->choices[i][0])
-            return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: choice %d is empty", ld->name, it->line, i);
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: choice %d is empty", ld->name, it->line, i);
     }
     return BD_OK;
 }
@@ -191,21 +181,21 @@ static int parse_hellaswag_text(loader *ld, const char *text, size_t len) {
         if (!it) return nomem(ld);
         it->context = bd_mc_hellaswag_clean(dup_n(s, n));
         if (it->context && !it->context[0])
-            return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: empty context", ld->name, first);
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: empty context", ld->name, first);
         if (!next_line(&li, &s, &n))
-            return fail(ld->why, ld->ws, BD_ERR_TRUNCATED,
+            return bd_fail(ld->why, ld->ws, BD_ERR_TRUNCATED,
                         "\"%s\" line %ld: item %ld is truncated: the file ends before its gold index", ld->name, li.lineno + 1,
                         ld->task->n);
         char num[32];
         int64_t gold;
         if (n >= sizeof num ||
             (memcpy(num, s, n), num[n] = '\0', bd_parse_int64(num, 0, 3, &gold)) != BD_OK)
-            return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: expected the gold index 0..3 of item %ld, got \"%.*s\"",
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: expected the gold index 0..3 of item %ld, got \"%.*s\"",
                         ld->name, li.lineno, ld->task->n, n > 40 ? 40 : (int)n, s);
         it->gold = (int)gold;
         for (int c = 0; c < 4; c++) {
             if (!next_line(&li, &s, &n))
-                return fail(ld->why, ld->ws, BD_ERR_TRUNCATED, "\"%s\" line %ld: item %ld is truncated: %d of 4 endings",
+                return bd_fail(ld->why, ld->ws, BD_ERR_TRUNCATED, "\"%s\" line %ld: item %ld is truncated: %d of 4 endings",
                             ld->name, li.lineno + 1, ld->task->n, c);
             it->choices[c] = bd_mc_hellaswag_clean(dup_n(s, n));
         }
@@ -226,7 +216,7 @@ static cJSON *parse_object(loader *ld, const char *s, size_t n, long line) {
     }
     if (!j || !cJSON_IsObject(j)) {
         cJSON_Delete(j);
-        fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: not a JSON object", ld->name, line);
+        bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: not a JSON object", ld->name, line);
         return NULL;
     }
     return j;
@@ -235,7 +225,7 @@ static cJSON *parse_object(loader *ld, const char *s, size_t n, long line) {
 static const char *get_str(loader *ld, const cJSON *o, const char *key, long line, int *rc) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsString(v) || !v->valuestring) {
-        *rc = fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" %s", ld->name, line, key,
+        *rc = bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" %s", ld->name, line, key,
                    v ? "is not a string" : "is missing");
         return NULL;
     }
@@ -250,11 +240,11 @@ static int get_index(loader *ld, const cJSON *v, const char *key, int hi, long l
         int64_t k;
         if (bd_parse_int64(v->valuestring, -1000000, 1000000, &k) == BD_OK) d = (double)k;
     }
-    if (!v) return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is missing", ld->name, line, key);
+    if (!v) return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is missing", ld->name, line, key);
     if (!(d == floor(d)) || fabs(d) > 1e9)
-        return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is not an integer", ld->name, line, key);
+        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is not an integer", ld->name, line, key);
     if (d < 0 || d >= hi)
-        return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: \"%s\" is %.0f, expected an index in [0, %d)", ld->name,
+        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: \"%s\" is %.0f, expected an index in [0, %d)", ld->name,
                     line, key, d, hi);
     *out = (int)d;
     return BD_OK;
@@ -274,7 +264,7 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
         const cJSON *ch = cJSON_GetObjectItemCaseSensitive(o, "choices");
         int nc = cJSON_IsArray(ch) ? cJSON_GetArraySize(ch) : 0;
         if (nc < 2)
-            return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"choices\" %s", ld->name, line,
+            return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"choices\" %s", ld->name, line,
                         !ch ? "is missing" : cJSON_IsArray(ch) ? "needs at least 2 strings" : "is not an array");
         bd_mc_item *it = add_item(ld, nc, line);
         if (!it) return nomem(ld);
@@ -282,7 +272,7 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
         for (int c = 0; c < nc; c++) {
             const cJSON *e = cJSON_GetArrayItem(ch, c);
             if (!cJSON_IsString(e) || !e->valuestring)
-                return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: choices[%d] is not a string", ld->name, line, c);
+                return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: choices[%d] is not a string", ld->name, line, c);
             it->choices[c] = strdup(e->valuestring);
         }
         if ((rc = get_index(ld, cJSON_GetObjectItemCaseSensitive(o, "gold"), "gold", nc, line, &it->gold)) < 0) return rc;
@@ -308,7 +298,7 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
     const cJSON *ends = cJSON_GetObjectItemCaseSensitive(o, "endings");
     int nc = cJSON_IsArray(ends) ? cJSON_GetArraySize(ends) : 0;
     if (nc < 2)
-        return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"endings\" %s", ld->name, line,
+        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"endings\" %s", ld->name, line,
                     !ends ? "is missing" : "is not an array of at least 2 strings");
     bd_mc_item *it = add_item(ld, nc, line);
     if (!it) return nomem(ld);
@@ -323,7 +313,7 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
     for (int c = 0; c < nc; c++) {
         const cJSON *e = cJSON_GetArrayItem(ends, c);
         if (!cJSON_IsString(e) || !e->valuestring)
-            return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: endings[%d] is not a string", ld->name, line, c);
+            return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: endings[%d] is not a string", ld->name, line, c);
         if ((it->choices[c] = strdup(e->valuestring))) bd_mc_hellaswag_clean(it->choices[c]);
     }
     if ((rc = get_index(ld, cJSON_GetObjectItemCaseSensitive(o, "label"), "label", nc, line, &it->gold)) < 0) return rc;
@@ -342,21 +332,21 @@ static int apply_labels(loader *ld, const labels_src *lb) {
             long at = li.lineno;
             while (next_line(&li, &s, &n))
                 if (!blank(s, n))
-                    return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: blank line before the last label", lb->name, at);
+                    return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: blank line before the last label", lb->name, at);
             break;
         }
         if (k >= t->n)
-            return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: more labels than the %ld items of \"%s\"", lb->name,
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: more labels than the %ld items of \"%s\"", lb->name,
                         li.lineno, t->n, ld->name);
         char num[32];
         int64_t v;
         if (n >= sizeof num || (memcpy(num, s, n), num[n] = '\0', bd_parse_int64(num, 0, 1, &v)) != BD_OK)
-            return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: expected a label 0 or 1, got \"%.*s\"", lb->name,
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: expected a label 0 or 1, got \"%.*s\"", lb->name,
                         li.lineno, n > 40 ? 40 : (int)n, s);
         t->items[k++].gold = (int)v;
     }
     if (k < t->n)
-        return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: only %ld labels for the %ld items of \"%s\"", lb->name,
+        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: only %ld labels for the %ld items of \"%s\"", lb->name,
                     li.lineno + 1, k, t->n, ld->name);
     return BD_OK;
 }
@@ -373,14 +363,14 @@ static int parse_jsonl(loader *ld, bd_mc_format f, const char *text, size_t len,
             continue;
         }
         if (last_blank && lb)  // labels pair with records by position: no gaps
-            return fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: blank line between records", ld->name, last_blank);
+            return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: blank line between records", ld->name, last_blank);
         cJSON *o = parse_object(ld, s, n, li.lineno);
         if (!o) return BD_ERR_MALFORMED;
         rc = jsonl_record(ld, f, o, li.lineno, f == BD_MC_PIQA && !lb);
         cJSON_Delete(o);
     }
     if (rc < 0) return rc;
-    if (ld->task->n == 0) return fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\": no items", ld->name);
+    if (ld->task->n == 0) return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\": no items", ld->name);
     return lb ? apply_labels(ld, lb) : BD_OK;
 }
 
@@ -403,7 +393,7 @@ static bd_mc_format detect(const char *text, size_t len, const char *name, char 
         }
         cJSON_Delete(o);
         if (f == BD_MC_AUTO)
-            fail(why, ws, BD_ERR_MALFORMED,
+            bd_fail(why, ws, BD_ERR_MALFORMED,
                  "\"%s\": cannot tell the task layout: the first record has none of \"context\"+\"choices\" (jsonl), "
                  "\"goal\"+\"sol1\" (piqa), \"ctx_a\"+\"endings\" (hellaswag)", name);
         return f;
@@ -416,7 +406,7 @@ static bd_mc_format detect(const char *text, size_t len, const char *name, char 
     if (next_line(&li, &s, &n) && next_line(&li, &s, &n) && n < sizeof num &&
         (memcpy(num, s, n), num[n] = '\0', bd_parse_int64(num, 0, 3, &v)) == BD_OK)
         return BD_MC_HELLASWAG;
-    fail(why, ws, BD_ERR_MALFORMED,
+    bd_fail(why, ws, BD_ERR_MALFORMED,
          "\"%s\": cannot tell the task layout: not JSONL, and line 2 is not a gold index as in the HellaSwag text layout",
          name);
     return BD_MC_AUTO;
@@ -444,7 +434,7 @@ int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format for
     bd_mc_format f = format;
     if (f == BD_MC_AUTO && (f = detect(text, len, name, why, ws)) == BD_MC_AUTO) return BD_ERR_MALFORMED;
     if (labels_text && f != BD_MC_PIQA)
-        return fail(why, ws, BD_ERR_ARG, "\"%s\": a labels file is only used with PIQA, this is %s", name,
+        return bd_fail(why, ws, BD_ERR_ARG, "\"%s\": a labels file is only used with PIQA, this is %s", name,
                     bd_mc_format_name(f));
     loader ld = {task, 0, name, why, ws};
     task->format = f;
@@ -454,7 +444,7 @@ int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format for
     int rc;
     if (f == BD_MC_HELLASWAG && !(len > skip && text[skip] == '{')) rc = parse_hellaswag_text(&ld, text + skip, len - skip);
     else rc = parse_jsonl(&ld, f, text + skip, len - skip, labels_text ? &lb : NULL);
-    if (rc == BD_OK && task->n == 0) rc = fail(why, ws, BD_ERR_VALUE, "\"%s\": no items", name);
+    if (rc == BD_OK && task->n == 0) rc = bd_fail(why, ws, BD_ERR_VALUE, "\"%s\": no items", name);
     if (rc < 0) {
         bd_mc_task_free(task);
         return rc;

@@ -8,16 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static int fail(char *why, size_t ws, int code, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static int fail(char *why, size_t ws, int code, const char *fmt, ...) {
-    if (why && ws) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(why, ws, fmt, ap);
-        va_end(ap);
-    }
-    return code;
-}
 
 bool bd_is_bzip2(const unsigned char *d, size_t n) {
     return n >= 4 && d[0] == 'B' && d[1] == 'Z' && d[2] == 'h' && d[3] >= '1' && d[3] <= '9';
@@ -29,18 +19,18 @@ int bd_bunzip2(const unsigned char *src, size_t n, const char *name, char **out,
     *out_len = 0;
     size_t cap = n * 4 + 4096, len = 0, pos = 0;
     char *buf = malloc(cap);
-    if (!buf) return fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory decompressing bzip2", name);
+    if (!buf) return bd_fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory decompressing bzip2", name);
     int rc = BD_OK;
     // One pass per concatenated stream; each must start with the magic.
     while (pos < n && rc == BD_OK) {
         if (!bd_is_bzip2(src + pos, n - pos)) {
-            rc = fail(why, ws, BD_ERR_CORRUPT, "\"%s\": byte %zu: garbage after the bzip2 data", name, pos);
+            rc = bd_fail(why, ws, BD_ERR_CORRUPT, "\"%s\": byte %zu: garbage after the bzip2 data", name, pos);
             break;
         }
         bz_stream z;
         memset(&z, 0, sizeof z);
         if (BZ2_bzDecompressInit(&z, 0, 0) != BZ_OK) {
-            rc = fail(why, ws, BD_ERR_NOMEM, "\"%s\": cannot start the bzip2 decoder", name);
+            rc = bd_fail(why, ws, BD_ERR_NOMEM, "\"%s\": cannot start the bzip2 decoder", name);
             break;
         }
         for (;;) {
@@ -48,7 +38,7 @@ int bd_bunzip2(const unsigned char *src, size_t n, const char *name, char **out,
                 size_t ncap = cap * 2;
                 char *p = realloc(buf, ncap);
                 if (!p) {
-                    rc = fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory decompressing bzip2", name);
+                    rc = bd_fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory decompressing bzip2", name);
                     break;
                 }
                 buf = p;
@@ -65,12 +55,12 @@ int bd_bunzip2(const unsigned char *src, size_t n, const char *name, char **out,
             len += out_avail - z.avail_out;
             if (zr == BZ_STREAM_END) break;
             if (zr != BZ_OK) {
-                rc = fail(why, ws, zr == BZ_MEM_ERROR ? BD_ERR_NOMEM : BD_ERR_CORRUPT,
+                rc = bd_fail(why, ws, zr == BZ_MEM_ERROR ? BD_ERR_NOMEM : BD_ERR_CORRUPT,
                           "\"%s\": bzip2 data error near compressed byte %zu (code %d)", name, pos, zr);
                 break;
             }
             if (pos == n && z.avail_out > 0) {  // all input used, the decoder wants more
-                rc = fail(why, ws, BD_ERR_TRUNCATED, "\"%s\": truncated bzip2 data (ends after %zu bytes)", name, n);
+                rc = bd_fail(why, ws, BD_ERR_TRUNCATED, "\"%s\": truncated bzip2 data (ends after %zu bytes)", name, n);
                 break;
             }
         }
@@ -92,7 +82,7 @@ int bd_read_file(const char *path, char **data, size_t *len, char *why, size_t w
     bool is_stdin = strcmp(path, "-") == 0;
     const char *name = is_stdin ? "<stdin>" : path;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
-    if (!f) return fail(why, ws, BD_ERR_IO, "\"%s\": cannot open: %s", name, strerror(errno));
+    if (!f) return bd_fail(why, ws, BD_ERR_IO, "\"%s\": cannot open: %s", name, strerror(errno));
     size_t cap = 1 << 16, n = 0;
     char *buf = malloc(cap);
     int rc = BD_OK;
@@ -111,8 +101,8 @@ int bd_read_file(const char *path, char **data, size_t *len, char *why, size_t w
         n += got;
         if (got == 0) break;
     }
-    if (!buf) rc = fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory reading", name);
-    else if (ferror(f)) rc = fail(why, ws, BD_ERR_IO, "\"%s\": read error: %s", name, strerror(errno));
+    if (!buf) rc = bd_fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory reading", name);
+    else if (ferror(f)) rc = bd_fail(why, ws, BD_ERR_IO, "\"%s\": read error: %s", name, strerror(errno));
     if (!is_stdin) fclose(f);
     if (rc < 0) {
         free(buf);

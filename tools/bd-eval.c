@@ -41,12 +41,7 @@ static const char help[] =
     "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
     "  -o, --output FILE    also write the results as a bd.eval stream\n"
     "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n"
-    "      --quant KIND     int, sym, nf3, ternary or r2q (default: none)\n"
-    "      --bits B         bits per weight (int/sym: 2..8, nf3: 3, ternary/r2q: 2)\n"
-    "      --group G        group size along the input dimension (default 128)\n"
-    "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"
-    "      --quant-head     also quantize the output head (untied models only)\n"
-    "      --exclude PAT    keep layers matching PAT in full precision (e.g. 'layers.0.*', 'w2')\n"
+    BD_QUANT_HELP
     "      --latent         a student model: use its latent weights, not the quantized ones\n"
     "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
     "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
@@ -65,8 +60,7 @@ static const char help[] =
     "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
 
 enum {
-    OPT_TEXT = BD_OPT_FIRST_TOOL, OPT_STRIDE, OPT_JSON, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_CLIP,
-    OPT_QHEAD, OPT_EXCLUDE, OPT_GENERATE, OPT_PROMPT, OPT_LATENT, OPT_TASK, OPT_TASK_FORMAT, OPT_LABELS, OPT_LIMIT,
+    OPT_TEXT = BD_OPT_FIRST_TOOL, OPT_STRIDE, OPT_JSON, OPT_GENERATE, OPT_PROMPT, OPT_LATENT, OPT_TASK, OPT_TASK_FORMAT, OPT_LABELS, OPT_LIMIT,
     OPT_ACT,
 };
 
@@ -354,21 +348,17 @@ int main(int argc, char **argv) {
         {"text", required_argument, 0, OPT_TEXT}, {"seq-len", required_argument, 0, 'T'},
         {"stride", required_argument, 0, OPT_STRIDE}, {"batch", required_argument, 0, 'b'},
         {"json", no_argument, 0, OPT_JSON}, {"output", required_argument, 0, 'o'},
-        {"quant", required_argument, 0, OPT_QUANT}, {"bits", required_argument, 0, OPT_BITS},
-        {"group", required_argument, 0, OPT_GROUP}, {"clip", required_argument, 0, OPT_CLIP},
-        {"quant-head", no_argument, 0, OPT_QHEAD}, {"exclude", required_argument, 0, OPT_EXCLUDE},
+        BD_QUANT_LONGOPTS,
         {"generate", required_argument, 0, OPT_GENERATE}, {"prompt", required_argument, 0, OPT_PROMPT},
         {"latent", no_argument, 0, OPT_LATENT}, {"act", required_argument, 0, OPT_ACT},
         {"task", required_argument, 0, OPT_TASK}, {"task-format", required_argument, 0, OPT_TASK_FORMAT},
         {"labels", required_argument, 0, OPT_LABELS}, {"limit", required_argument, 0, OPT_LIMIT},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
-    const char *model_path = NULL, *tok_path = NULL, *text = NULL, *output = NULL, *clip = NULL, *prompt = NULL;
+    const char *model_path = NULL, *tok_path = NULL, *text = NULL, *output = NULL, *prompt = NULL;
     int seq_len = 0, stride = 0, batch = 4, n_generate = -1;
     bool json = false, latent = false, act_int8 = false;
     mc_opts mc = {0};
-    bd_qspec q = {BD_Q_NONE, 0, 128};
-    bd_qpolicy policy = {0};
-    bool bits_given = false;
+    bd_quant_opts qo = bd_quant_opts_default();
     int opt;
     while ((opt = getopt_long(argc, argv, "m:k:T:b:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
@@ -380,19 +370,6 @@ int main(int argc, char **argv) {
         case 'b': batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
         case OPT_JSON: json = true; break;
         case 'o': output = optarg; break;
-        case OPT_QUANT: {
-            int k = bd_qkind_parse(optarg);
-            if (k < 0) bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q", optarg);
-            q.kind = (bd_qkind)k;
-            break;
-        }
-        case OPT_BITS: q.bits = (int)bd_arg_int("--bits", optarg, 2, 8); bits_given = true; break;
-        case OPT_GROUP: q.group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
-        case OPT_CLIP: clip = optarg; break;
-        case OPT_QHEAD: policy.include_head = true; break;
-        case OPT_EXCLUDE:
-            if (bd_qpolicy_exclude(&policy, optarg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
-            break;
         case OPT_GENERATE: n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
         case OPT_PROMPT: prompt = optarg; break;
         case OPT_LATENT: latent = true; break;
@@ -409,15 +386,18 @@ int main(int argc, char **argv) {
             if (strcmp(optarg, "int8") == 0) act_int8 = true;
             else if (strcmp(optarg, "f32") != 0) bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
             break;
-        default: bd_tool_common_option(opt, optarg);
+        default:
+            if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
         }
     }
     bd_tool_options_done();
+    bd_quant_opts_done(&qo);
+    bd_qspec q = qo.q;
+    bd_qpolicy policy = qo.policy;
+    const char *clip = qo.clip;
     if (!model_path) bd_usage_error("--model is required");
     if (text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
-    if (q.kind == BD_Q_NONE && (bits_given || clip)) bd_usage_error("--bits and --clip need --quant");
-    if (q.kind != BD_Q_NONE && !bits_given) q.bits = q.kind == BD_Q_NF3 ? 3 : q.kind == BD_Q_INT || q.kind == BD_Q_SYM ? 4 : 2;
     if (prompt && n_generate < 0) bd_usage_error("--prompt needs --generate N");
     if (mc.path && (text || optind < argc || n_generate >= 0 || stride || seq_len))
         bd_usage_error("--task does not combine with --text, a token stream, --generate, --stride or --seq-len");

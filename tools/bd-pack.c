@@ -27,32 +27,23 @@ static const char help[] =
     "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32)\n"
     "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
     "  Round-to-nearest packing of a full-precision model:\n"
-    "      --quant KIND     int, sym, nf3, ternary or r2q\n"
-    "      --bits B         bits per weight (int/sym: 2..8, nf3: 3, ternary/r2q: 2)\n"
-    "      --group G        group size along the input dimension (default 128)\n"
-    "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"
-    "      --quant-head     also quantize the output head (untied models only)\n"
-    "      --exclude PAT    keep layers matching PAT in full precision\n"
+    BD_QUANT_HELP
     BD_COMMON_HELP
     "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
     "See bd-pack(1), bd-eval(1), bd-stream(5).\n";
 
-enum { OPT_FORMAT = BD_OPT_FIRST_TOOL, OPT_GGUF_TYPE, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_CLIP, OPT_QHEAD, OPT_EXCLUDE };
+enum { OPT_FORMAT = BD_OPT_FIRST_TOOL, OPT_GGUF_TYPE };
 
 int main(int argc, char **argv) {
     bd_tool_init("bd-pack", help, argc, argv);
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
         {"format", required_argument, 0, OPT_FORMAT}, {"gguf-type", required_argument, 0, OPT_GGUF_TYPE},
-        {"tokenizer", required_argument, 0, 'k'}, {"quant", required_argument, 0, OPT_QUANT},
-        {"bits", required_argument, 0, OPT_BITS}, {"group", required_argument, 0, OPT_GROUP},
-        {"clip", required_argument, 0, OPT_CLIP}, {"quant-head", no_argument, 0, OPT_QHEAD},
-        {"exclude", required_argument, 0, OPT_EXCLUDE}, BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
-    const char *model_path = NULL, *output = "-", *tok_path = NULL, *clip = NULL;
-    bool gguf = false, bits_given = false;
+        {"tokenizer", required_argument, 0, 'k'}, BD_QUANT_LONGOPTS, BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    const char *model_path = NULL, *output = "-", *tok_path = NULL;
+    bool gguf = false;
     int gguf_type = -1;
-    bd_qspec q = {BD_Q_NONE, 0, 128};
-    bd_qpolicy policy = {0};
+    bd_quant_opts qo = bd_quant_opts_default();
     int opt;
     while ((opt = getopt_long(argc, argv, "m:o:k:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
@@ -69,29 +60,18 @@ int main(int argc, char **argv) {
             else if (strcmp(optarg, "tq2_0") == 0) gguf_type = BD_GGUF_TQ2_0;
             else bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
             break;
-        case OPT_QUANT: {
-            int k = bd_qkind_parse(optarg);
-            if (k <= 0) bd_usage_error("--quant: \"%s\" is not one of int, sym, nf3, ternary, r2q", optarg);
-            q.kind = (bd_qkind)k;
-            break;
-        }
-        case OPT_BITS: q.bits = (int)bd_arg_int("--bits", optarg, 2, 8); bits_given = true; break;
-        case OPT_GROUP: q.group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
-        case OPT_CLIP: clip = optarg; break;
-        case OPT_QHEAD: policy.include_head = true; break;
-        case OPT_EXCLUDE:
-            if (bd_qpolicy_exclude(&policy, optarg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
-            break;
-        default: bd_tool_common_option(opt, optarg);
+        default:
+            if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
         }
     }
     bd_tool_options_done();
+    bd_quant_opts_done(&qo);
+    bd_qspec q = qo.q;
+    bd_qpolicy policy = qo.policy;
+    const char *clip = qo.clip;
     if (!model_path) bd_usage_error("--model is required");
     if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
     if (gguf_type >= 0 && !gguf) bd_usage_error("--gguf-type needs --format gguf");
-    if (q.kind == BD_Q_NONE && (bits_given || clip || policy.include_head || policy.n_exclude))
-        bd_usage_error("--bits, --clip, --quant-head and --exclude need --quant");
-    if (q.kind != BD_Q_NONE && !bits_given) q.bits = q.kind == BD_Q_NF3 ? 3 : q.kind == BD_Q_INT || q.kind == BD_Q_SYM ? 4 : 2;
     if (gguf && strcmp(output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
 
     bd_model m;

@@ -44,12 +44,8 @@ static const char help[] =
     "                         over sequences, as BitDistiller's reference code)\n"
     "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
     "      --mask-prompt      with --data: do not score the prompt's tokens\n"
-    "      --quant KIND       quantization-aware training: int, sym, nf3, ternary or r2q\n"
-    "      --bits B           bits per weight (int/sym 2..8, nf3 3, ternary/r2q 2)\n"
-    "      --group G          group size along the input dimension (default 128)\n"
-    "      --clip FILE        clamp the latent weights to a bd.clip stream's ranges before training\n"
-    "      --quant-head       also quantize the output head (untied models)\n"
-    "      --exclude PAT      keep matching layers ('layers.0.*', 'w2') in full precision\n"
+    "  Quantization-aware training (the student's spec; --clip clamps the latent weights once):\n"
+    BD_QUANT_HELP
     "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
     "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
     "      --lr X             peak learning rate (default 3e-4)\n"
@@ -80,7 +76,7 @@ static const char help[] =
 enum {
     OPT_LOSS = BD_OPT_FIRST_TOOL, OPT_LR, OPT_MIN_LR, OPT_SCHEDULE, OPT_WARMUP, OPT_ACCUM, OPT_STEPS, OPT_EPOCHS,
     OPT_WD, OPT_CLIP, OPT_BETA2, OPT_EVAL, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG, OPT_RECOMPUTE, OPT_DATA,
-    OPT_GAMMA, OPT_REDUCTION, OPT_MASK_PROMPT, OPT_QUANT, OPT_BITS, OPT_GROUP, OPT_QCLIP, OPT_QHEAD, OPT_EXCLUDE, OPT_KEEP_BEST,
+    OPT_GAMMA, OPT_REDUCTION, OPT_MASK_PROMPT, OPT_KEEP_BEST,
 };
 
 // Training sequences: tokens (n, T) and their targets (n, T), -1 where not scored.
@@ -307,21 +303,18 @@ int main(int argc, char **argv) {
         {"resume", no_argument, 0, OPT_RESUME}, {"log", required_argument, 0, OPT_LOG},
         {"recompute", no_argument, 0, OPT_RECOMPUTE}, {"data", required_argument, 0, OPT_DATA},
         {"gamma", required_argument, 0, OPT_GAMMA}, {"reduction", required_argument, 0, OPT_REDUCTION},
-        {"mask-prompt", no_argument, 0, OPT_MASK_PROMPT}, {"quant", required_argument, 0, OPT_QUANT},
-        {"bits", required_argument, 0, OPT_BITS}, {"group", required_argument, 0, OPT_GROUP},
-        {"clip", required_argument, 0, OPT_QCLIP}, {"quant-head", no_argument, 0, OPT_QHEAD},
-        {"exclude", required_argument, 0, OPT_EXCLUDE}, {"keep-best", no_argument, 0, OPT_KEEP_BEST},
+        {"mask-prompt", no_argument, 0, OPT_MASK_PROMPT}, {"keep-best", no_argument, 0, OPT_KEEP_BEST},
+        BD_QUANT_LONGOPTS,
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *model_path = NULL, *output = NULL, *eval_path = NULL, *log_path = NULL, *loss_name = NULL;
     double lr = 3e-4, min_lr = -1, wd = 0, clip = 1.0, beta2 = 0.95;
     int batch = 4, seq_len = 0, accum = 1, eval_every = 0, save_every = 0;
     long long steps = 0, epochs = 0, warmup = 0;
     bd_sched_kind sched_kind = BD_SCHED_COSINE;
-    bool resume = false, recompute = false, mask_prompt = false, seqsum = false, keep_best = false, bits_given = false;
-    const char *samples_path = NULL, *clip_path = NULL;
+    bool resume = false, recompute = false, mask_prompt = false, seqsum = false, keep_best = false;
+    const char *samples_path = NULL;
     double gamma = -1;
-    bd_qspec q = {BD_Q_NONE, 0, 128};
-    bd_qpolicy policy = {0};
+    bd_quant_opts qo = bd_quant_opts_default();
     int opt;
     while ((opt = getopt_long(argc, argv, "m:o:b:T:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
@@ -358,24 +351,16 @@ int main(int argc, char **argv) {
             else bd_usage_error("--reduction: \"%s\" is not mean or seqsum", optarg);
             break;
         case OPT_MASK_PROMPT: mask_prompt = true; break;
-        case OPT_QUANT: {
-            int k = bd_qkind_parse(optarg);
-            if (k < 0) bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q", optarg);
-            q.kind = (bd_qkind)k;
-            break;
-        }
-        case OPT_BITS: q.bits = (int)bd_arg_int("--bits", optarg, 2, 8); bits_given = true; break;
-        case OPT_GROUP: q.group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
-        case OPT_QCLIP: clip_path = optarg; break;
-        case OPT_QHEAD: policy.include_head = true; break;
-        case OPT_EXCLUDE:
-            if (bd_qpolicy_exclude(&policy, optarg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
-            break;
         case OPT_KEEP_BEST: keep_best = true; break;
-        default: bd_tool_common_option(opt, optarg);
+        default:
+            if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
         }
     }
     bd_tool_options_done();
+    bd_quant_opts_done(&qo);
+    bd_qspec q = qo.q;
+    bd_qpolicy policy = qo.policy;
+    const char *clip_path = qo.clip;
     if (!model_path) bd_usage_error("--model is required");
     if (!output || !strcmp(output, "-")) bd_usage_error("-o OUT is required (a file: checkpoints go next to it)");
     if (!loss_name) bd_usage_error("--loss is required (ce, fkl, rkl, cakld or jsd)");
@@ -388,8 +373,6 @@ int main(int argc, char **argv) {
     if (samples_path && optind < argc) bd_usage_error("give either --data samples.bdz or a token stream, not both");
     if (mask_prompt && !samples_path) bd_usage_error("--mask-prompt needs --data samples.bdz");
     if (gamma >= 0 && lk != BD_LOSS_CAKLD) bd_usage_error("--gamma is cakld's; the loss is %s", loss_name);
-    if (q.kind == BD_Q_NONE && (bits_given || clip_path)) bd_usage_error("--bits and --clip need --quant");
-    if (q.kind != BD_Q_NONE && !bits_given) q.bits = q.kind == BD_Q_NF3 ? 3 : q.kind == BD_Q_INT || q.kind == BD_Q_SYM ? 4 : 2;
     const char *data_path = samples_path ? samples_path : optind < argc ? argv[optind] : "-";
     bool distill = lk != BD_LOSS_CE;
     uint64_t seed = bd_tool_self.seed;

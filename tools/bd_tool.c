@@ -174,3 +174,36 @@ bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path) {
     }
     return t;
 }
+
+bd_quant_opts bd_quant_opts_default(void) {
+    bd_quant_opts o;
+    memset(&o, 0, sizeof o);
+    o.q = (bd_qspec){BD_Q_NONE, 0, 128};
+    return o;
+}
+
+int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
+    switch (opt) {
+    case BD_OPT_QUANT: {
+        int k = bd_qkind_parse(arg);
+        if (k < 0) bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q", arg);
+        o->q.kind = (bd_qkind)k;
+        return 1;
+    }
+    case BD_OPT_BITS: o->q.bits = (int)bd_arg_int("--bits", arg, 2, 8); o->bits_given = true; return 1;
+    case BD_OPT_GROUP: o->q.group = (int)bd_arg_int("--group", arg, 1, 1 << 24); return 1;
+    case BD_OPT_QCLIP: o->clip = arg; return 1;
+    case BD_OPT_QHEAD: o->policy.include_head = true; return 1;
+    case BD_OPT_EXCLUDE:
+        if (bd_qpolicy_exclude(&o->policy, arg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", arg);
+        return 1;
+    default: return 0;
+    }
+}
+
+void bd_quant_opts_done(bd_quant_opts *o) {
+    if (o->q.kind == BD_Q_NONE && (o->bits_given || o->clip || o->policy.include_head || o->policy.n_exclude))
+        bd_usage_error("--bits, --clip, --quant-head and --exclude need --quant");
+    if (o->q.kind != BD_Q_NONE && !o->bits_given)
+        o->q.bits = o->q.kind == BD_Q_NF3 ? 3 : o->q.kind == BD_Q_INT || o->q.kind == BD_Q_SYM ? 4 : 2;
+}

@@ -5,6 +5,7 @@
 #define BD_TOOL_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdnoreturn.h>
 
@@ -19,6 +20,37 @@ enum {
     BD_OPT_VERSION,
     BD_OPT_FIRST_TOOL,  // tools number their own long-only options from here
 };
+
+// The quantization options of bd-eval, bd-qat and bd-pack (numbered apart from the tools' own).
+enum { BD_OPT_QUANT = 0x1100, BD_OPT_BITS, BD_OPT_GROUP, BD_OPT_QCLIP, BD_OPT_QHEAD, BD_OPT_EXCLUDE };
+#define BD_QUANT_LONGOPTS                                      \
+    {"quant", required_argument, 0, BD_OPT_QUANT},             \
+    {"bits", required_argument, 0, BD_OPT_BITS},               \
+    {"group", required_argument, 0, BD_OPT_GROUP},             \
+    {"clip", required_argument, 0, BD_OPT_QCLIP},              \
+    {"quant-head", no_argument, 0, BD_OPT_QHEAD},              \
+    {"exclude", required_argument, 0, BD_OPT_EXCLUDE}
+#define BD_QUANT_HELP                                                                              \
+    "      --quant KIND     int, sym, nf3, ternary or r2q\n"                                        \
+    "      --bits B         bits per weight (int/sym: 2..8, default 4; nf3: 3; ternary/r2q: 2)\n"   \
+    "      --group G        group size along the input dimension (default 128)\n"                  \
+    "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"               \
+    "      --quant-head     also quantize the output head (untied models only)\n"                  \
+    "      --exclude PAT    keep layers matching PAT in full precision (e.g. 'layers.0.*', 'w2')\n"
+
+typedef struct {
+    bd_qspec q;          // kind BD_Q_NONE unless --quant
+    bd_qpolicy policy;
+    const char *clip;    // --clip FILE or NULL
+    bool bits_given;
+} bd_quant_opts;
+
+// {none, group 128, default policy}.
+bd_quant_opts bd_quant_opts_default(void);
+// Handles one of the BD_QUANT_LONGOPTS; returns 1 if it was one.
+int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg);
+// After parsing: the options other than --quant need it; --bits defaults by kind.
+void bd_quant_opts_done(bd_quant_opts *o);
 
 // Put inside a tool's struct option array, before its terminating {0}.
 #define BD_COMMON_LONGOPTS                                     \
