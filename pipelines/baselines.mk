@@ -8,7 +8,9 @@ SWEEP_BITS   ?= 3 2
 SWEEP_LOSSES ?= ce fkl rkl cakld
 
 .PHONY: all sweep
-all: $(OUT)/eval_fp.bdz $(OUT)/eval_rtn_$(QSPEC).bdz $(if $(filter int nf3,$(QUANT)),$(OUT)/eval_clip_$(QSPEC).bdz) results
+BASELINES = $(OUT)/eval_fp.bdz $(OUT)/eval_rtn_$(QSPEC).bdz $(if $(filter int nf3,$(QUANT)),$(OUT)/eval_clip_$(QSPEC).bdz)
+all: $(BASELINES) results
+results: $(BASELINES)
 
 $(OUT)/eval_fp.bdz: $(EVALQ)
 	$(call evaluate,--model $(MODEL))

@@ -5,7 +5,7 @@
 # Variables (besides those of pipelines/common.mk):
 #   LOSS       cakld | fkl | rkl | jsd | ce       (cakld)
 #   STEPS      optimizer steps                    (300)
-#   LR         learning rate (constant)           (1e-3)
+#   LR         learning rate (constant)           (2e-4)
 #   BATCH      sequences per step                 (8)
 #   TRAIN_LEN  training sequence length           (256)
 #   QAT_FLAGS  anything else for bd-qat           ()
@@ -13,7 +13,7 @@
 include pipelines/common.mk
 LOSS      ?= cakld
 STEPS     ?= 300
-LR        ?= 1e-3
+LR        ?= 2e-4
 BATCH     ?= 8
 TRAIN_LEN ?= 256
 QAT_FLAGS ?=
@@ -26,6 +26,7 @@ QAT       ?= $(BD_BIN)/bd-qat --model $(MODEL) --data $(SAMPLES) --quant $(QUANT
 
 .PHONY: all
 all: $(OUT)/eval_qat_$(TAG).bdz $(PACKED) results
+results: $(OUT)/eval_qat_$(TAG).bdz $(PACKED)
 
 $(STUDENT): $(SAMPLES) $(if $(filter int nf3,$(QUANT)),$(CLIP))
 	$(QAT)

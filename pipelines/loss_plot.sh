@@ -12,4 +12,4 @@ for f in "$out"/log_*.bdz; do
     plots="$plots${plots:+, }'$dat' using 1:2 with lines title '$name'"
 done
 [ -n "$plots" ] || { echo "loss_plot: no log_*.bdz in $out" >&2; exit 1; }
-gnuplot -e "set terminal png size 900,500; set output '$png'; set xlabel 'step'; set ylabel 'training loss'; set logscale y; set key top right; plot $plots"
+gnuplot -e "set terminal png size 900,500 noenhanced; set output '$png'; set title 'bd-qat training loss (distillation loss to the teacher)'; set xlabel 'step'; set ylabel 'training loss'; set logscale y; set key top right; plot $plots"

@@ -4,6 +4,7 @@
 set -eu
 out=$1
 bin=$2
+mkdir -p "$out"
 csv=$out/results.csv
 md=$out/results.md
 echo "run,quant,bits,group,ppl,nll,tokens,model_bytes" >"$csv"

@@ -13,6 +13,7 @@
 
 #include "bd_ckpt.h"
 #include "bd_clipfile.h"
+#include "bd_qat.h"
 #include "bd_qmodel.h"
 #include "bd_forward.h"
 #include "bd_log.h"
@@ -158,67 +159,6 @@ static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_
     if (rc != BD_EOF) bd_tool_reader_fatal(r);
     bd_reader_close(r);
     return s;
-}
-
-// ---- quantization-aware training: the trainer's hooks -----------------------------------
-
-typedef struct {
-    bd_qspec q;
-    bd_qpolicy policy;
-    float *tmp;  // (largest quantized matrix)
-} qat_ctx;
-
-static int make_fw(void *ctx, bd_model *fw, const bd_model *latent) {
-    qat_ctx *c = ctx;
-    char why[300];
-    int rc = bd_model_fakequant(fw, latent, &c->q, &c->policy, why, sizeof why);
-    if (rc < 0) bd_log(BD_LOG_ERROR, "fake quantization: %s", why);
-    return rc;
-}
-
-// d/d fw -> d/d latent: straight through the quantizer of every quantized matrix.
-static void route_grads(void *ctx, float *grads, const bd_model *fw, const bd_model *latent) {
-    qat_ctx *c = ctx;
-    bd_param_entry t[BD_MAX_PARAMS];
-    int nt = bd_param_table(&latent->cfg, t, NULL);
-    for (int i = 0; i < nt; i++) {
-        if (!t[i].is_linear && strcmp(t[i].name, "wcls") != 0) continue;
-        bool stacked = t[i].ndim == 3;
-        int layers = stacked ? (int)t[i].shape[0] : 1;
-        int OC = (int)t[i].shape[t[i].ndim - 2], C = (int)t[i].shape[t[i].ndim - 1];
-        for (int l = 0; l < layers; l++) {
-            if (!bd_qpolicy_covers(&c->policy, t[i].name, stacked ? l : -1)) continue;
-            size_t off = t[i].offset + (size_t)l * OC * C, n = (size_t)OC * C;
-            memcpy(c->tmp, grads + off, n * sizeof(float));
-            memset(grads + off, 0, n * sizeof(float));
-            bd_fakequant_backward(grads + off, c->tmp, latent->params + off, OC, C, &c->q);
-        }
-    }
-    (void)fw;
-}
-
-// ---- distillation: the loss on the head's logits -----------------------------------------
-
-typedef struct {
-    bd_loss_spec spec;
-    const float *teacher;    // (A, B, T, V) teacher logits of the step's micro-batches
-    const int32_t *targets;  // (A, B, T)
-    size_t per;              // B*T
-    float scale;             // weight of a scored position (the reduction)
-    int micro;               // current micro-batch: advanced when a pass starts at row 0
-    float *ds;               // (R, V)
-    float *w;                // (R)
-} distill_ctx;
-
-static double distill_head(void *ctx, float *logits, int n0, int nr, int V) {
-    distill_ctx *d = ctx;
-    if (n0 == 0) d->micro++;
-    size_t base = (size_t)d->micro * d->per + (size_t)n0;
-    for (int i = 0; i < nr; i++) d->w[i] = d->targets[base + i] >= 0 ? d->scale : 0.0f;
-    const float *u = d->teacher ? d->teacher + base * (size_t)V : NULL;  // NULL for ce
-    double sum = bd_loss_backward(d->ds, logits, u, d->targets + base, d->w, nr, V, &d->spec);
-    memcpy(logits, d->ds, sizeof(float) * (size_t)nr * V);
-    return sum;
 }
 
 typedef struct {
@@ -460,28 +400,16 @@ int main(int argc, char **argv) {
     } else {
         info = (bd_ckpt_info){0, 0, 0, 0, seed, batch, T, accum, -1};
     }
-    qat_ctx qctx = {q, policy, NULL};
-    if (q.kind != BD_Q_NONE) {
-        size_t biggest = 0;
-        bd_param_entry pt[BD_MAX_PARAMS];
-        int npt = bd_param_table(&m.cfg, pt, NULL);
-        for (int i = 0; i < npt; i++) {
-            size_t per_layer = pt[i].ndim == 3 ? pt[i].numel / (size_t)pt[i].shape[0] : pt[i].numel;
-            if (per_layer > biggest) biggest = per_layer;
-        }
-        qctx.tmp = malloc(sizeof(float) * biggest);
-        tr.make_fw = make_fw;
-        tr.route_grads = route_grads;
-        tr.hook_ctx = &qctx;
-        if (!qctx.tmp || bd_trainer_enable_fw(&tr) < 0) bd_fatal("out of memory for the quantized forward weights");
-    }
+    bd_qat_hooks hooks = {0};
+    if (q.kind != BD_Q_NONE && bd_qat_hooks_attach(&hooks, &tr, &q, &policy) < 0)
+        bd_fatal("out of memory for the quantized forward weights");
 
     // The teacher: the full-precision model given with --model, frozen.
     bd_model teacher = {0};
     bd_fwd_state tst = {0};
     float *tlogits = NULL;
-    distill_ctx dctx = {0};
-    bd_head_loss head = {distill_head, &dctx};
+    bd_distill dctx = {0};
+    bd_head_loss head = {bd_distill_head, &dctx};
     int V = m.cfg.vocab;
     bool use_head = distill || seqsum;
     if (use_head) {
@@ -493,13 +421,8 @@ int main(int argc, char **argv) {
             tlogits = malloc(sizeof(float) * (size_t)per_step * T * V);
             if (!tlogits) bd_fatal("out of memory for %lld x %d teacher logits", per_step * T, V);
         }
-        int R = bd_train_head_rows(batch * T);
-        dctx.ds = malloc(sizeof(float) * (size_t)R * V);
-        dctx.w = malloc(sizeof(float) * (size_t)R);
-        if (!dctx.ds || !dctx.w) bd_fatal("out of memory");
-        dctx.spec = (bd_loss_spec){(bd_loss_kind)lk, 0, 1.0f};
-        dctx.teacher = tlogits;
-        dctx.per = (size_t)batch * T;
+        bd_loss_spec spec = {(bd_loss_kind)lk, 0, 1.0f};
+        if (bd_distill_init(&dctx, &spec, batch, T, V) < 0) bd_fatal("out of memory");
     }
     // cakld's g: the teacher's mean top-1 probability over the training data, measured once.
     if (lk == BD_LOSS_CAKLD) {
@@ -571,11 +494,10 @@ int main(int argc, char **argv) {
             for (int a = 0; a < accum; a++)
                 if (bd_forward(&tst, &teacher, tokens + (size_t)a * batch * T, batch, T, tlogits + (size_t)a * batch * T * V) < 0)
                     bd_fatal("teacher forward failed");
-        dctx.targets = targets;
-        dctx.micro = -1;
         // mean: every scored token weighs the same; seqsum: tokens sum within a sequence, the
         // sequences average.
-        dctx.scale = seqsum ? (float)(1.0 / (double)per_step) : (float)(scored ? 1.0 / (double)scored : 0.0);
+        bd_distill_begin_step(&dctx, tlogits, targets,
+                              seqsum ? (float)(1.0 / (double)per_step) : (float)(scored ? 1.0 / (double)scored : 0.0));
         bd_step_stats st;
         rc = bd_trainer_step(&tr, tokens, targets, batch, T, use_head ? &head : NULL, &st);
         if (rc < 0) bd_fatal("step %lld failed: %s", tr.step + 1, rc == BD_ERR_VALUE ? "the gradient is not finite (lower --lr?)" : bd_strerror(rc));
@@ -627,9 +549,11 @@ int main(int argc, char **argv) {
            tr.step, secs, tm->forward, tm->head, tm->backward, tm->optimizer);
     if (eval_path) bd_log(BD_LOG_INFO, "final eval loss %.4f", last_eval);
     free(tokens), free(targets), free(order), free(seqs.tok), free(seqs.tgt), free(evd.ids);
-    free(tlogits), free(dctx.ds), free(dctx.w), free(qctx.tmp);
+    free(tlogits);
+    bd_distill_free(&dctx);
     if (distill) { bd_fwd_state_free(&tst); bd_model_free(&teacher); }
     bd_trainer_free(&tr);
+    bd_qat_hooks_free(&hooks);
     bd_model_free(&m);
     return 0;
 }

@@ -1,0 +1,110 @@
+// The cost of BitDistiller's training step: on a randomly initialized 110M-shaped Llama
+// (dim 768, 12 layers, 12 heads, ffn 2048, vocab 32000, tied) at T=512, the plain
+// full-precision training step (forward, cross-entropy, backward, AdamW) against the QAT
+// step (fake-quantize the latent weights at 2 bits, group 128; teacher forward; student
+// forward with CAKLD on the head against the teacher's logits; backward; straight-through
+// routing to the latent weights; AdamW), both measured in this run. Medians of BD_BENCH_STEPS
+// steps (default 3) after one warm-up. Threads: BD_THREADS (default all CPUs).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_forward.h"
+#include "bd_progress.h"
+#include "bd_qat.h"
+#include "bd_threads.h"
+#include "bd_train.h"
+
+#define T_SEQ 512
+
+static uint64_t rs = 777;
+static float urand(void) {
+    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
+    return (float)((rs >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+}
+
+static void die(const char *what) {
+    fprintf(stderr, "bench_qat: %s failed\n", what);
+    exit(1);
+}
+
+static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
+
+int main(void) {
+    const char *th = getenv("BD_THREADS"), *se = getenv("BD_BENCH_STEPS");
+    bd_set_num_threads(th ? atoi(th) : 0);
+    int steps = se ? atoi(se) : 3;
+    if (steps < 1 || steps > 64) steps = 3;
+    bd_config c = {0};
+    snprintf(c.arch, sizeof c.arch, "llama");
+    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64, c.ffn_dim = 2048;
+    c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.tied_embeddings = true;
+    c.bos = 1, c.eos = 2;
+    bd_model teacher, student;
+    if (bd_model_alloc(&teacher, &c) < 0 || bd_model_alloc(&student, &c) < 0) die("model");
+    for (size_t i = 0; i < teacher.n_params; i++) teacher.params[i] = urand() * 0.02f;
+    for (int l = 0; l < c.n_layers; l++)
+        for (int i = 0; i < c.dim; i++) teacher.w.rms_att[l * c.dim + i] = teacher.w.rms_ffn[l * c.dim + i] = 1.0f;
+    for (int i = 0; i < c.dim; i++) teacher.w.rms_final[i] = 1.0f;
+    memcpy(student.params, teacher.params, teacher.n_params * sizeof(float));
+
+    printf("bench_qat: 110M-shaped Llama, T %d, %d threads, median of %d steps\n", T_SEQ, bd_num_threads(), steps);
+    printf("| B | plain step s | plain tok/s | QAT step s | QAT tok/s | QAT / plain |\n|---|---|---|---|---|---|\n");
+    for (int B = 1; B <= 2; B++) {
+        int N = B * T_SEQ, V = c.vocab;
+        int32_t *tok = malloc(sizeof(int32_t) * (size_t)N), *tgt = malloc(sizeof(int32_t) * (size_t)N);
+        for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7919u + 13u) % (unsigned)V);
+        for (int i = 0; i < N; i++) tgt[i] = i % T_SEQ + 1 < T_SEQ ? tok[i + 1] : -1;
+        bd_adamw_cfg ocfg = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+        bd_schedule sched = {BD_SCHED_CONSTANT, 1e-5f, 1e-5f, 0, 1000};
+        double plain[64], qat[64];
+        // Plain full-precision step.
+        bd_trainer tr;
+        if (bd_trainer_init(&tr, &student, B, T_SEQ, 1, &ocfg, &sched, false) < 0) die("trainer");
+        for (int s = 0; s <= steps; s++) {
+            bd_step_stats st;
+            double t0 = bd_now();
+            if (bd_trainer_step(&tr, tok, tgt, B, T_SEQ, NULL, &st) < 0) die("plain step");
+            if (s > 0) plain[s - 1] = bd_now() - t0;
+        }
+        bd_trainer_free(&tr);
+        // QAT step: teacher forward + fake-quantized student with CAKLD.
+        if (bd_trainer_init(&tr, &student, B, T_SEQ, 1, &ocfg, &sched, false) < 0) die("trainer");
+        bd_qat_hooks hooks;
+        bd_qspec q = {BD_Q_INT, 2, 128};
+        bd_qpolicy pol = {0};
+        if (bd_qat_hooks_attach(&hooks, &tr, &q, &pol) < 0) die("hooks");
+        bd_distill d;
+        bd_loss_spec spec = {BD_LOSS_CAKLD, 0.67f, 1.0f};
+        if (bd_distill_init(&d, &spec, B, T_SEQ, V) < 0) die("distill");
+        bd_head_loss head = {bd_distill_head, &d};
+        bd_fwd_state tst;
+        if (bd_fwd_state_init(&tst, &c, B, T_SEQ, false) < 0) die("teacher state");
+        float *tl = malloc(sizeof(float) * (size_t)N * V);
+        if (!tl) die("teacher logits");
+        long long scored = 0;
+        for (int i = 0; i < N; i++) scored += tgt[i] >= 0;
+        for (int s = 0; s <= steps; s++) {
+            bd_step_stats st;
+            double t0 = bd_now();
+            if (bd_forward(&tst, &teacher, tok, B, T_SEQ, tl) < 0) die("teacher forward");
+            bd_distill_begin_step(&d, tl, tgt, (float)(1.0 / (double)scored));
+            if (bd_trainer_step(&tr, tok, tgt, B, T_SEQ, &head, &st) < 0) die("QAT step");
+            if (s > 0) qat[s - 1] = bd_now() - t0;
+        }
+        qsort(plain, (size_t)steps, sizeof(double), cmp);
+        qsort(qat, (size_t)steps, sizeof(double), cmp);
+        double p = plain[steps / 2], qq = qat[steps / 2];
+        printf("| %d | %.2f | %.0f | %.2f | %.0f | %.2fx |\n", B, p, N / p, qq, N / qq, qq / p);
+        fflush(stdout);
+        free(tl);
+        bd_fwd_state_free(&tst);
+        bd_distill_free(&d);
+        bd_trainer_free(&tr);
+        bd_qat_hooks_free(&hooks);
+        free(tok), free(tgt);
+    }
+    bd_model_free(&teacher);
+    bd_model_free(&student);
+    return 0;
+}

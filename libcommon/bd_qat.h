@@ -1,0 +1,43 @@
+// Quantization-aware training with self-distillation, as hooks of the trainer (bd_train.h):
+// the forward weights are the fake-quantized latent weights, gradients go straight through
+// the quantizers back to the latent weights, and the head's loss compares the student's
+// logits with the teacher's on the same positions (bd_loss.h). Dimension key: A micro-batches
+// per step, B batch, T sequence, N = B*T, R head rows per chunk, V vocabulary.
+#ifndef BD_QAT_H
+#define BD_QAT_H
+
+#include "bd_loss.h"
+#include "bd_train.h"
+
+typedef struct {
+    bd_qspec q;
+    bd_qpolicy policy;
+    float *tmp;  // (largest quantized matrix)
+} bd_qat_hooks;
+
+// Sets tr's make_fw / route_grads for spec q and policy (tr from bd_trainer_init) and
+// allocates the forward weights. Free h with bd_qat_hooks_free after bd_trainer_free.
+BD_MUST_CHECK int bd_qat_hooks_attach(bd_qat_hooks *h, bd_trainer *tr, const bd_qspec *q, const bd_qpolicy *policy);
+void bd_qat_hooks_free(bd_qat_hooks *h);
+
+// The distillation loss on the head's logits (a bd_head_loss).
+typedef struct {
+    bd_loss_spec spec;
+    const float *teacher;    // (A, B, T, V) teacher logits of the step's micro-batches, NULL for ce
+    const int32_t *targets;  // (A, B, T), -1 where not scored
+    size_t per;              // B*T
+    float scale;             // weight of a scored position (the reduction)
+    int micro;               // current micro-batch: -1 before a step, advanced at row 0
+    float *ds;               // (R, V)
+    float *w;                // (R)
+} bd_distill;
+
+BD_MUST_CHECK int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V);
+void bd_distill_free(bd_distill *d);
+// Prepares a step: teacher logits and targets of its A micro-batches, and the weight of one
+// scored position (1/scored for the per-token mean, 1/sequences for the per-sequence sum).
+void bd_distill_begin_step(bd_distill *d, const float *teacher, const int32_t *targets, float scale);
+// The bd_head_loss callback: ctx is a bd_distill.
+double bd_distill_head(void *ctx, float *logits, int n0, int nr, int V);
+
+#endif
