@@ -10,6 +10,7 @@
 #include "bd_clip.h"
 #include "bd_clipfile.h"
 #include "bd_forward.h"
+#include "bd_ids.h"
 #include "bd_log.h"
 #include "bd_progress.h"
 #include "bd_qmodel.h"
@@ -42,23 +43,6 @@ static const char help[] =
 
 enum { OPT_QUANT = BD_OPT_FIRST_TOOL, OPT_BITS, OPT_GROUP, OPT_WINDOWS, OPT_TOKENS, OPT_QK, OPT_EXCLUDE, OPT_GRID, OPT_STEPS };
 
-static void take_ids(bd_reader *r, const msgpack_object *rec, const char *field, int V, int32_t *ids, size_t *n,
-                     size_t max_ids) {
-    bd_tensor_view t;
-    char why[300];
-    if (bd_obj_tensor(bd_obj_get(rec, field), &t, why, sizeof why) < 0 || t.ndim != 1 || (t.dtype != BD_U32 && t.dtype != BD_I32))
-        bd_fatal("\"%s\" record %llu: field \"%s\" must be a 1-D u32 tensor", bd_reader_name(r),
-                 (unsigned long long)bd_reader_record_index(r), field);
-    for (int64_t i = 0; i < t.numel && *n < max_ids; i++) {
-        uint32_t id;
-        memcpy(&id, (const char *)t.data + 4 * i, 4);
-        if (id >= (uint32_t)V)
-            bd_fatal("\"%s\" record %llu: id %u is outside the model's vocabulary of %d", bd_reader_name(r),
-                     (unsigned long long)bd_reader_record_index(r), id, V);
-        ids[(*n)++] = (int32_t)id;
-    }
-}
-
 // Concatenated ids (at most max_ids) of a bd.tokens stream, or of the prompts and
 // completions of a bd.samples stream (the teacher's own text), checked against the vocabulary.
 static int32_t *read_calib(const char *path, int V, size_t max_ids, size_t *n_out) {
@@ -71,14 +55,17 @@ static int32_t *read_calib(const char *path, int V, size_t max_ids, size_t *n_ou
     size_t n = 0;
     const msgpack_object *rec;
     int rc;
+    bd_ids all = {0};
+    char why[400];
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        if (samples) {
-            take_ids(r, rec, "prompt", V, ids, &n, max_ids);
-            take_ids(r, rec, "completion", V, ids, &n, max_ids);
-        } else {
-            take_ids(r, rec, "ids", V, ids, &n, max_ids);
-        }
+        int e = samples ? bd_ids_append(&all, rec, "prompt", V, why, sizeof why) : 0;
+        if (e == 0) e = bd_ids_append(&all, rec, samples ? "completion" : "ids", V, why, sizeof why);
+        if (e < 0) bd_fatal("\"%s\" record %llu: %s", path, (unsigned long long)bd_reader_record_index(r), why);
+        if (all.n > max_ids) all.n = max_ids;  // enough: the rest is only validated
     }
+    n = all.n;
+    memcpy(ids, all.ids, n * sizeof *ids);
+    bd_ids_free(&all);
     if (rc != BD_EOF) bd_tool_reader_fatal(r);  // read to the end: a truncated stream is an error
     bd_reader_close(r);
     *n_out = n;

@@ -9,6 +9,7 @@
 
 #include "bd_clipfile.h"
 #include "bd_forward.h"
+#include "bd_ids.h"
 #include "bd_json.h"
 #include "bd_log.h"
 #include "bd_mc.h"
@@ -64,62 +65,24 @@ enum {
     OPT_ACT,
 };
 
-typedef struct {
-    int32_t *ids;
-    size_t n, cap;
-} id_list;
-
-static void ids_push(id_list *l, const int32_t *ids, size_t n) {
-    if (l->n + n > l->cap) {
-        size_t cap = l->cap ? l->cap : 4096;
-        while (cap < l->n + n) cap *= 2;
-        int32_t *p = realloc(l->ids, cap * sizeof *p);
-        if (!p) bd_fatal("out of memory reading %zu tokens", l->n + n);
-        l->ids = p;
-        l->cap = cap;
-    }
-    memcpy(l->ids + l->n, ids, n * sizeof *ids);
-    l->n += n;
-}
-
 // All ids of a bd.tokens stream, checked against the vocabulary.
-static void read_tokens(const char *path, int V, id_list *out) {
+static void read_tokens(const char *path, int V, bd_ids *out) {
     bd_reader *r = bd_tool_open_reader(path, "bd.tokens");
     int64_t hv;
     if (bd_obj_int(bd_obj_get(bd_reader_header(r), "vocab_size"), &hv) == BD_OK && hv > V)
         bd_fatal("\"%s\" header: tokens from a vocabulary of %lld, the model has %d", bd_reader_name(r), (long long)hv, V);
     const msgpack_object *rec;
     int rc;
-    int32_t *buf = NULL;
-    size_t cap = 0;
-    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        bd_tensor_view t;
-        char why[300];
-        if (bd_obj_tensor(bd_obj_get(rec, "ids"), &t, why, sizeof why) < 0)
-            bd_fatal("\"%s\" record %llu: field \"ids\": %s", bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), why);
-        if ((t.dtype != BD_U32 && t.dtype != BD_I32) || t.ndim != 1)
-            bd_fatal("\"%s\" record %llu: field \"ids\" must be a 1-D u32 tensor", bd_reader_name(r),
-                     (unsigned long long)bd_reader_record_index(r));
-        if ((size_t)t.numel > cap) {
-            cap = (size_t)t.numel;
-            buf = realloc(buf, cap * sizeof *buf);
-            if (!buf) bd_fatal("out of memory");
-        }
-        memcpy(buf, t.data, t.nbytes);  // little-endian hosts: the stored bytes are the ints
-        for (int64_t i = 0; i < t.numel; i++)
-            if (buf[i] < 0 || buf[i] >= V)
-                bd_fatal("\"%s\" record %llu: id %u at position %lld is outside the model's vocabulary of %d",
-                         bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), (unsigned)buf[i],
-                         (long long)i, V);
-        ids_push(out, buf, (size_t)t.numel);
-    }
+    char why[400];
+    while ((rc = bd_reader_next(r, &rec)) == BD_OK)
+        if (bd_ids_append(out, rec, "ids", V, why, sizeof why) < 0)
+            bd_fatal("\"%s\" record %llu: %s", bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), why);
     if (rc != BD_EOF) bd_tool_reader_fatal(r);
-    free(buf);
     bd_reader_close(r);
 }
 
 // Text file: documents separated by blank lines, each encoded with BOS (as bd-tokenize).
-static void read_text(const char *path, const bd_tokenizer *tok, id_list *out) {
+static void read_text(const char *path, const bd_tokenizer *tok, bd_ids *out) {
     FILE *f = fopen(path, "rb");
     if (!f) bd_fatal("\"%s\": cannot open: %s", path, strerror(errno));
     bd_text_buf doc = {0};
@@ -145,7 +108,7 @@ static void read_text(const char *path, const bd_tokenizer *tok, id_list *out) {
         if (doc.len > 0) {
             if (doc.data[doc.len - 1] == '\n') doc.len--;  // the newline before the separator
             if (bd_tokenizer_encode(tok, doc.data, doc.len, BD_TOK_BOS, &ids) < 0) bd_fatal("\"%s\": cannot encode", path);
-            ids_push(out, ids.ids, ids.n);
+            if (bd_ids_push(out, ids.ids, ids.n) < 0) bd_fatal("out of memory");
             doc.len = 0;
         }
     }
@@ -163,7 +126,7 @@ typedef struct {
     long long dropped;
 } ppl_result;
 
-static ppl_result perplexity(const bd_model *m, const id_list *ids, int T, int stride, int batch) {
+static ppl_result perplexity(const bd_model *m, const bd_ids *ids, int T, int stride, int batch) {
     ppl_result res = {0};
     if (ids->n < 2) bd_fatal("need at least 2 tokens to score, got %zu", ids->n);
     if ((size_t)T > ids->n) T = (int)ids->n;
@@ -440,7 +403,7 @@ int main(int argc, char **argv) {
         return 0;
     }
 
-    id_list ids = {0};
+    bd_ids ids = {0};
     if (text) {
         bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
         if (bd_tokenizer_vocab_size(tok) > m.cfg.vocab)

@@ -16,6 +16,7 @@
 #include "bd_qat.h"
 #include "bd_qmodel.h"
 #include "bd_forward.h"
+#include "bd_ids.h"
 #include "bd_log.h"
 #include "bd_loss.h"
 #include "bd_model_io.h"
@@ -100,33 +101,6 @@ static seq_set sequences_from_ids(const int32_t *ids, size_t n_ids, int T) {
     return s;
 }
 
-static const int32_t *u32_field(bd_reader *r, const msgpack_object *rec, const char *field, int V, int64_t *n) {
-    bd_tensor_view t;
-    char why[300];
-    unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
-    if (bd_obj_tensor(bd_obj_get(rec, field), &t, why, sizeof why) < 0)
-        bd_fatal("\"%s\" record %llu: field \"%s\": %s", bd_reader_name(r), ri, field, why);
-    if ((t.dtype != BD_U32 && t.dtype != BD_I32) || t.ndim != 1)
-        bd_fatal("\"%s\" record %llu: field \"%s\" must be a 1-D u32 tensor", bd_reader_name(r), ri, field);
-    static int32_t *buf;
-    static size_t cap[2];
-    static int32_t *bufs[2];
-    int k = strcmp(field, "prompt") == 0 ? 0 : 1;  // prompt and completion are used together
-    if ((size_t)t.numel > cap[k]) {
-        cap[k] = (size_t)t.numel;
-        bufs[k] = realloc(bufs[k], cap[k] * sizeof(int32_t));
-        if (!bufs[k]) bd_fatal("out of memory");
-    }
-    buf = bufs[k];
-    memcpy(buf, t.data, t.nbytes);
-    for (int64_t i = 0; i < t.numel; i++)
-        if (buf[i] < 0 || buf[i] >= V)
-            bd_fatal("\"%s\" record %llu: field \"%s\": id %u is outside the model's vocabulary of %d", bd_reader_name(r),
-                     ri, field, (unsigned)buf[i], V);
-    *n = t.numel;
-    return buf;
-}
-
 // One sequence per sample: prompt + completion, cut to T+1 tokens, padded (unscored) to T.
 // With mask_prompt the targets that are prompt tokens are not scored.
 static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_prompt, long long *truncated) {
@@ -136,9 +110,16 @@ static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_
     const msgpack_object *rec;
     int rc;
     *truncated = 0;
+    bd_ids sample = {0};  // prompt then completion of the current sample
+    char why[400];
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        int64_t np, nc;
-        const int32_t *p = u32_field(r, rec, "prompt", V, &np), *c = u32_field(r, rec, "completion", V, &nc);
+        sample.n = 0;
+        int e = bd_ids_append(&sample, rec, "prompt", V, why, sizeof why);
+        int64_t np = (int64_t)sample.n;
+        if (e == 0) e = bd_ids_append(&sample, rec, "completion", V, why, sizeof why);
+        if (e < 0) bd_fatal("\"%s\" record %llu: %s", bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), why);
+        int64_t nc = (int64_t)sample.n - np;
+        const int32_t *p = sample.ids, *c = sample.ids + np;
         if (np + nc < 2) continue;  // nothing to predict
         if (s.n == cap) {
             cap = cap ? cap * 2 : 1024;
@@ -157,48 +138,26 @@ static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_
         s.n++;
     }
     if (rc != BD_EOF) bd_tool_reader_fatal(r);
+    bd_ids_free(&sample);
     bd_reader_close(r);
     return s;
 }
 
-typedef struct {
-    int32_t *ids;
-    size_t n;
-} id_list;
-
 // All ids of a bd.tokens stream, checked against the vocabulary.
-static void read_tokens(const char *path, int V, id_list *out) {
+static void read_tokens(const char *path, int V, bd_ids *out) {
     bd_reader *r = bd_tool_open_reader(path, "bd.tokens");
     const msgpack_object *rec;
     int rc;
-    size_t cap = 0;
-    memset(out, 0, sizeof *out);
-    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        bd_tensor_view t;
-        char why[300];
-        unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
-        if (bd_obj_tensor(bd_obj_get(rec, "ids"), &t, why, sizeof why) < 0)
-            bd_fatal("\"%s\" record %llu: field \"ids\": %s", bd_reader_name(r), ri, why);
-        if ((t.dtype != BD_U32 && t.dtype != BD_I32) || t.ndim != 1)
-            bd_fatal("\"%s\" record %llu: field \"ids\" must be a 1-D u32 tensor", bd_reader_name(r), ri);
-        if (out->n + (size_t)t.numel > cap) {
-            while (out->n + (size_t)t.numel > cap) cap = cap ? cap * 2 : 65536;
-            out->ids = realloc(out->ids, cap * sizeof *out->ids);
-            if (!out->ids) bd_fatal("out of memory reading \"%s\"", path);
-        }
-        memcpy(out->ids + out->n, t.data, t.nbytes);  // little-endian hosts: the stored bytes are the ints
-        for (int64_t i = 0; i < t.numel; i++)
-            if (out->ids[out->n + i] < 0 || out->ids[out->n + i] >= V)
-                bd_fatal("\"%s\" record %llu: id %u at position %lld is outside the model's vocabulary of %d",
-                         bd_reader_name(r), ri, (unsigned)out->ids[out->n + i], (long long)i, V);
-        out->n += (size_t)t.numel;
-    }
+    char why[400];
+    while ((rc = bd_reader_next(r, &rec)) == BD_OK)
+        if (bd_ids_append(out, rec, "ids", V, why, sizeof why) < 0)
+            bd_fatal("\"%s\" record %llu: %s", bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), why);
     if (rc != BD_EOF) bd_tool_reader_fatal(r);
     bd_reader_close(r);
 }
 
 // Mean NLL over the non-overlapping windows of T tokens of ids (every position scored).
-static double evaluate(const bd_model *m, const id_list *ids, int T, int B) {
+static double evaluate(const bd_model *m, const bd_ids *ids, int T, int B) {
     if (m->quant.kind != BD_Q_NONE) {  // a student is evaluated as it will run: quantized
         bd_model q;
         char why[300];
@@ -368,7 +327,7 @@ int main(int argc, char **argv) {
         data_tokens = (size_t)seqs.n * T;
         if (truncated) bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", samples_path, truncated, T);
     } else {
-        id_list data;
+        bd_ids data = {0};
         read_tokens(data_path, m.cfg.vocab, &data);
         seqs = sequences_from_ids(data.ids, data.n, T);
         data_tokens = data.n;
@@ -381,7 +340,7 @@ int main(int argc, char **argv) {
                  n_seq, T, per_step);
     long long steps_per_epoch = n_seq / per_step;
     long long total = steps ? steps : (epochs ? epochs : 1) * steps_per_epoch;
-    id_list evd = {0};
+    bd_ids evd = {0};
     if (eval_path) {
         read_tokens(eval_path, m.cfg.vocab, &evd);
         if (evd.n < (size_t)T) bd_fatal("\"%s\": %zu tokens, fewer than one window of %d", eval_path, evd.n, T);

@@ -29,14 +29,15 @@ bd-qat --model "$M/stories260K.bin" --loss ce -o "$T/b.bdz" --steps 3 -T 32 -b 2
 expect_ok bd-cat --check --schema bd.model "$T/b.bdz"
 
 # Kill and resume. The reference runs uninterrupted; the other is killed twice and resumed
-# with the same command line (same argv, so the output bytes must be identical). `exec` makes
-# the background PID the tool itself, so kill -9 stops the tool, not only a subshell.
+# with the same command line (same argv, so the output bytes must be identical). run is always
+# called inside one subshell, "( run DIR ) &", and execs the tool, so $! is the tool itself and
+# kill -9 stops it (not only a shell around it, which would leave it running beside the next).
 mkdir "$T/ref" "$T/k"
-run() { (cd "$1" && exec bd-qat --model "$M/stories260K.bin" --loss ce -o model.bdz --lr 1e-3 --steps 150 -T 64 -b 4 \
-    --save-every 10 --resume --seed 7 --threads 1 ../tr.bdz); }
-run "$T/ref" 2>"$T/err" || { cat "$T/err" >&2; fail "reference run failed"; }
+run() { cd "$1" && exec bd-qat --model "$M/stories260K.bin" --loss ce -o model.bdz --lr 1e-3 --steps 150 -T 64 -b 4 \
+    --save-every 10 --resume --seed 7 --threads 1 ../tr.bdz; }
+(run "$T/ref") 2>"$T/err" || { cat "$T/err" >&2; fail "reference run failed"; }
 # 1. kill -9 in the middle of a checkpoint write (the test hook slows checkpoints down).
-BD_CKPT_TEST_DELAY_MS=300 run "$T/k" 2>/dev/null &
+(BD_CKPT_TEST_DELAY_MS=300; export BD_CKPT_TEST_DELAY_MS; run "$T/k") 2>/dev/null &
 pid=$!
 i=0
 until [ -e "$T/k/model.bdz.state" ] && ls "$T/k"/model.bdz.state.tmp.* >/dev/null 2>&1; do
@@ -47,13 +48,13 @@ kill -9 $pid
 wait $pid 2>/dev/null
 [ ! -e "$T/k/model.bdz" ] || fail "a killed run left its output"
 # 2. resume, and kill -9 again during training.
-run "$T/k" 2>/dev/null &
+(run "$T/k") 2>/dev/null &
 pid=$!
 sleep 0.4
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 # 3. resume to the end.
-run "$T/k" 2>"$T/err" || { cat "$T/err" >&2; fail "resumed run failed"; }
+(run "$T/k") 2>"$T/err" || { cat "$T/err" >&2; fail "resumed run failed"; }
 cmp -s "$T/ref/model.bdz" "$T/k/model.bdz" || fail "the resumed run's model differs from the uninterrupted run's"
 expect_ok bd-eval --model "$T/k/model.bdz.state.w150" -T 64 --json "$T/ev.bdz"
 # A resume with other settings is refused.
