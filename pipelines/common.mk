@@ -10,8 +10,9 @@
 #   BITS       bits per weight                    (2)
 #   GROUP      group size                         (32)
 #   OUT        where every file goes              (build/exp)
-#   TOKENIZE   the stage that turns EVAL_TEXT into a bd.tokens stream; swap in your own
-#              command (it gets the text as $< and writes $@)
+#   CALIB_TEXT text for the clipping search       (empty: the teacher's own samples)
+#   TOKENIZE   the stage that turns EVAL_TEXT (and CALIB_TEXT) into a bd.tokens stream; swap
+#              in your own command (it gets the text as $< and writes $@)
 BD_BIN    ?= build/bin
 BD_DATA   ?= ../shared/data
 MODEL     ?= $(BD_DATA)/models/stories260K/stories260K.bin
@@ -34,7 +35,9 @@ CLIP_TOKENS ?= 512
 QSPEC  = $(QUANT)$(BITS)_g$(GROUP)
 EVALQ  = $(OUT)/eval.bdz
 SAMPLES = $(OUT)/samples_n$(N_SAMPLES)_k$(MAX_NEW)_s$(SEED).bdz
-CLIP    = $(OUT)/clip_$(QSPEC)_n$(N_SAMPLES).bdz
+CALIB_TEXT ?=
+CALIB   = $(if $(CALIB_TEXT),$(OUT)/calib.bdz,$(SAMPLES))
+CLIP    = $(OUT)/clip_$(QSPEC)_$(if $(CALIB_TEXT),text,n$(N_SAMPLES)).bdz
 T_OPT   = --threads $(THREADS)
 
 .DEFAULT_GOAL := all
@@ -50,7 +53,11 @@ $(SAMPLES): $(MODEL)
 	$(BD_BIN)/bd-teacher-gen --model $(MODEL) -n $(N_SAMPLES) --max-new $(MAX_NEW) --temperature $(TEMP) \
 	    --top-p 1.0 --seed $(SEED) --batch 32 $(T_OPT) -o $@
 
-$(CLIP): $(SAMPLES)
+$(OUT)/calib.bdz: $(CALIB_TEXT)
+	@mkdir -p $(OUT)
+	$(TOKENIZE)
+
+$(CLIP): $(CALIB)
 	$(BD_BIN)/bd-clipsearch --model $(MODEL) --calib $< --quant $(QUANT) --bits $(BITS) --group $(GROUP) \
 	    --tokens $(CLIP_TOKENS) $(T_OPT) -o $@
 
