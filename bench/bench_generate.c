@@ -5,6 +5,7 @@
 // (BD_DATA) and a randomly initialized 110M-shaped Llama (C 768, L 12, NH 12, F 2048,
 // V 32000). Medians of RUNS runs. Threads: BD_THREADS (default all CPUs).
 #include <stdint.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,10 +44,10 @@ static int count_only(void *ctx, const bd_gen_sample *s, const bd_gen_stats *st)
 }
 
 // Generated tokens/s: n samples of K tokens from BOS at batch B (median of RUNS).
-static double gen_rate(const bd_model *m, int B, int n, int K) {
+static double gen_rate(const bd_model *m, int B, int n, int K, bool unpadded) {
     int32_t bos = 1;
     bd_gen_prompt p = {&bos, 1};
-    bd_gen_opts o = {.sampling = {0.7, 0, 1.0}, .max_new = K, .batch = B, .seed = 1};
+    bd_gen_opts o = {.sampling = {0.7, 0, 1.0}, .max_new = K, .batch = B, .seed = 1, .unpadded = unpadded};
     double r[RUNS];
     for (int i = 0; i < RUNS; i++) {
         bd_gen_stats st;
@@ -78,10 +79,15 @@ static double fwd_rate(const bd_model *m, int B, int T) {
 
 static void bench(const char *name, const bd_model *m, int fwd_B, int fwd_T, const int *gen_n, const int *gen_K) {
     double fwd = fwd_rate(m, fwd_B, fwd_T);
-    const int batches[2] = {1, 32};
-    for (int i = 0; i < 2; i++) {
-        double g = gen_rate(m, batches[i], gen_n[i], gen_K[i]);
-        printf("%-14s %5d %5d %4d %12.0f %12.0f %8.3f\n", name, batches[i], gen_n[i], gen_K[i], g, fwd, g / fwd);
+    // Batch 1 twice: the default step of 32 rows (samples independent of --batch) and the
+    // unpadded 1-row step (matrix-vector).
+    const int batches[3] = {1, 1, 32}, which[3] = {0, 0, 1};
+    const bool unpadded[3] = {false, true, false};
+    for (int i = 0; i < 3; i++) {
+        int k = which[i];
+        double g = gen_rate(m, batches[i], gen_n[k], gen_K[k], unpadded[i]);
+        printf("%-14s %5d%s %5d %4d %12.0f %12.0f %8.3f\n", name, batches[i], unpadded[i] ? "u" : " ", gen_n[k],
+               gen_K[k], g, fwd, g / fwd);
     }
 }
 
@@ -90,7 +96,7 @@ int main(void) {
     bd_set_num_threads(th ? atoi(th) : 0);
     printf("bench_generate: generated tokens/s (temperature 0.7, %d threads) vs bd_forward tokens/s\n",
            bd_num_threads());
-    printf("%-14s %5s %5s %4s %12s %12s %8s\n", "model", "batch", "n", "K", "gen tok/s", "fwd tok/s", "ratio");
+    printf("%-14s %6s %5s %4s %12s %12s %8s   (u: --unpadded)\n", "model", "batch", "n", "K", "gen tok/s", "fwd tok/s", "ratio");
 
     const char *root = getenv("BD_DATA");
     char path[4096], why[512];

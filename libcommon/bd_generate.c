@@ -193,19 +193,23 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     // The batch shape depends on n and the options only (not on first): a resumed run
     // computes every sample with the same rows as the uninterrupted run.
     int B = (int64_t)o->batch < n ? o->batch : (int)n;
+    // The step always runs a multiple of BD_GEN_ROW_MULTIPLE rows (the extra ones are dummies):
+    // OpenBLAS rounds a row of a small sgemm differently from a row of a larger one, and with
+    // whole blocks of rows a sample's logits no longer depend on --batch.
+    int R = o->unpadded ? B : (B + BD_GEN_ROW_MULTIPLE - 1) / BD_GEN_ROW_MULTIPLE * BD_GEN_ROW_MULTIPLE;
     int max_P = 0;
     for (int i = 0; i < n_prompts; i++) max_P = prompts[i].n > max_P ? prompts[i].n : max_P;
     // Positions fed: at most P + K - 1 (the last new token is never fed), within max_seq.
     int max_T = (int64_t)max_P + o->max_new - 1 < max_seq ? max_P + o->max_new - 1 : max_seq;
 
     bd_kv_cache kv;
-    rc = bd_kv_cache_init(&kv, &m->cfg, B, max_T);
+    rc = bd_kv_cache_init(&kv, &m->cfg, R, max_T);
     if (rc < 0) return rc;
     gen_seq *slots = calloc((size_t)B, sizeof *slots);
     bd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
-    float *logits = malloc(sizeof(float) * (size_t)B * V);
-    int32_t *tokens = malloc(sizeof(int32_t) * (size_t)B);
-    int *pos = malloc(sizeof(int) * (size_t)B);
+    float *logits = malloc(sizeof(float) * (size_t)R * V);
+    int32_t *tokens = calloc((size_t)R, sizeof(int32_t));  // rows B..R-1 stay token 0 at position 0
+    int *pos = calloc((size_t)R, sizeof(int));
     reorder ro = {.next_emit = first};
     rc = slots && samplers && logits && tokens && pos ? BD_OK : BD_ERR_NOMEM;
     for (int b = 0; rc >= 0 && b < B; b++) rc = bd_sampler_init(&samplers[b], V);
@@ -229,7 +233,7 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
             tokens[b] = idle ? 0 : slots[b].next;
             pos[b] = idle ? 0 : slots[b].fed;
         }
-        rc = bd_forward_step(&kv, m, tokens, pos, B, logits);
+        rc = bd_forward_step(&kv, m, tokens, pos, R, logits);
         if (rc < 0) break;
         st.steps++;
         bd_parallel_for(B, min_per_thread, advance, &sc);

@@ -10,7 +10,11 @@
 #ifndef BD_GENERATE_H
 #define BD_GENERATE_H
 
+// Rows per generation step are rounded up to a multiple of this (see bd_generate).
+#define BD_GEN_ROW_MULTIPLE 32
+
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "bd_error.h"
@@ -36,6 +40,8 @@ typedef struct {
     bd_sampling sampling;
     int max_new;                      // K >= 1
     int batch;                        // B >= 1 sequences at once
+    bool unpadded;                    // step exactly B rows: faster at small B, but the samples
+                                      // may then depend on B (see BD_GEN_ROW_MULTIPLE)
     uint64_t seed;
     int32_t stop_ids[BD_GEN_MAX_STOP];  // generating one of these ends a sample
     int n_stop;

@@ -40,6 +40,8 @@ static const char help[] =
     "      --top-k K          sample among the K most probable tokens; 0: all (default 0)\n"
     "      --top-p P          then among the smallest set with probability >= P (default 1.0)\n"
     "  -b, --batch B          sequences generated together (default 16)\n"
+    "      --unpadded         compute only the batch's rows per step (faster at small batches;\n"
+    "                         the samples may then differ with --batch and --threads)\n"
     "      --logits K         also store the top-K log-probabilities (K <= 64) of every\n"
     "                         generated position\n"
     "  -o, --output FILE      write to FILE instead of standard output\n"
@@ -53,7 +55,7 @@ static const char help[] =
 
 enum {
     OPT_FIELD = BD_OPT_FIRST_TOOL, OPT_TEMPLATE, OPT_PROMPT_LEN, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_LOGITS,
-    OPT_TEXT, OPT_RESUME,
+    OPT_TEXT, OPT_RESUME, OPT_UNPADDED,
 };
 
 static const char alpaca_input[] =
@@ -500,6 +502,7 @@ int main(int argc, char **argv) {
         {"temperature", required_argument, 0, OPT_TEMPERATURE}, {"top-k", required_argument, 0, OPT_TOP_K},
         {"top-p", required_argument, 0, OPT_TOP_P}, {"batch", required_argument, 0, 'b'},
         {"logits", required_argument, 0, OPT_LOGITS}, {"output", required_argument, 0, 'o'},
+        {"unpadded", no_argument, 0, OPT_UNPADDED},
         {"text", no_argument, 0, OPT_TEXT}, {"resume", no_argument, 0, OPT_RESUME},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *model_path = NULL, *tok_path = NULL, *output = NULL;
@@ -525,6 +528,7 @@ int main(int argc, char **argv) {
             if (go.sampling.top_p == 0) bd_usage_error("--top-p: 0 keeps no token; use a value in (0, 1]");
             break;
         case 'b': go.batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
+        case OPT_UNPADDED: go.unpadded = true; break;
         case OPT_LOGITS: go.logits_top_k = (int)bd_arg_int("--logits", optarg, 1, BD_GEN_MAX_TOPK); break;
         case 'o': output = optarg; break;
         case OPT_TEXT: text = true; break;

@@ -27,6 +27,12 @@ done
 records "$T/s.bdz" >"$T/s.json"
 bd-teacher-gen -m "$MODEL" -n 12 -K 40 --seed 7 -b 1 -o "$T/s1.bdz" || fail "batch 1 run"
 records "$T/s1.bdz" | cmp -s - "$T/s.json" || fail "batch 1 and batch 16 give different samples"
+# ... and at batch 3 or 40, with 1 or 2 threads (more samples: a rounding difference in the
+# logits would show as a changed draw somewhere).
+bd-teacher-gen -m "$MODEL" -n 120 -K 64 --seed 9 -b 3 --threads 1 -o "$T/t1.bdz" || fail "batch 3 run"
+bd-teacher-gen -m "$MODEL" -n 120 -K 64 --seed 9 -b 40 --threads 2 -o "$T/t2.bdz" || fail "batch 40 run"
+records "$T/t1.bdz" >"$T/t1.json"
+records "$T/t2.bdz" | cmp -s - "$T/t1.json" || fail "batch 3 / 1 thread and batch 40 / 2 threads give different samples"
 bd-teacher-gen -m "$MODEL" -n 12 -K 40 --seed 8 -o "$T/s8.bdz" || fail "seed 8 run"
 records "$T/s8.bdz" | cmp -s - "$T/s.json" && fail "seeds 7 and 8 give the same samples"
 # To standard output too.
