@@ -15,49 +15,11 @@
 #include "bd_progress.h"
 #include "bd_threads.h"
 
+#define BENCH_NAME "bench_forward"
+#include "bench_util.h"
+
 #define RUNS 3
 #define T_SEQ 512
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return v[n / 2];
-}
-
-static uint64_t rs = 12345;
-static float urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rs >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_forward: %s failed\n", what);
-    exit(1);
-}
-
-// Best GFLOP/s of 7 runs (after 3 warm-ups) of out(M,N) = A(M,K) @ W(N,K)^T, the layout of
-// bd_linear_forward: the machine's sgemm rate, robust to other load on the machine.
-static double sgemm_gflops(int M, int K, int N) {
-    float *a = malloc((size_t)M * K * sizeof(float)), *w = malloc((size_t)N * K * sizeof(float));
-    float *o = malloc((size_t)M * N * sizeof(float));
-    if (!a || !w || !o) die("malloc");
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = urand();
-    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand();
-    double r[7];
-    for (int i = 0; i < 3; i++)  // warm-up
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K, 0.0f, o, N);
-    for (int i = 0; i < 7; i++) {
-        double t0 = bd_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K, 0.0f, o, N);
-        r[i] = 2.0 * M * K * N / (bd_now() - t0) * 1e-9;
-    }
-    free(a), free(w), free(o);
-    median(r, 7);  // sorts
-    return r[6];
-}
 
 int main(void) {
     const char *th = getenv("BD_THREADS");
@@ -68,8 +30,8 @@ int main(void) {
     c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED;
     c.tied_embeddings = true, c.bos = 1, c.eos = 2;
     bd_model m;
-    if (bd_model_alloc(&m, &c) < 0) die("model alloc");
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * urand();
+    if (bd_model_alloc(&m, &c) < 0) bench_die("model alloc");
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * bench_urand();
     for (int i = 0; i < c.n_layers * c.dim; i++) m.w.rms_att[i] = m.w.rms_ffn[i] = 1.0f;
     for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
 
@@ -80,22 +42,22 @@ int main(void) {
     printf("%2s %10s %10s %9s %12s %7s | %6s %6s %6s %6s %6s\n", "B", "tokens/s", "fwd GF/s", "sgemm GF/s",
            "ms/forward", "MFU", "linear", "head", "attn", "norm", "other");
     int32_t *tok = malloc((size_t)4 * T_SEQ * sizeof(int32_t));
-    for (int i = 0; i < 4 * T_SEQ; i++) tok[i] = (int32_t)((urand() + 1.0f) * 0.5f * 31999);
+    for (int i = 0; i < 4 * T_SEQ; i++) tok[i] = (int32_t)((bench_urand() + 1.0f) * 0.5f * 31999);
     float *logits = malloc((size_t)4 * T_SEQ * c.vocab * sizeof(float));
-    if (!tok || !logits) die("malloc");
+    if (!tok || !logits) bench_die("malloc");
     for (int B = 1; B <= 4; B++) {
-        double peak = sgemm_gflops(B * T_SEQ, c.dim, c.ffn_dim);
+        double peak = bench_sgemm_gflops(B * T_SEQ, c.dim, c.ffn_dim);
         bd_fwd_state s;
-        if (bd_fwd_state_init(&s, &c, B, T_SEQ, false) < 0) die("state init");
-        if (bd_forward(&s, &m, tok, B, T_SEQ, logits) < 0) die("forward");  // warm-up
+        if (bd_fwd_state_init(&s, &c, B, T_SEQ, false) < 0) bench_die("state init");
+        if (bd_forward(&s, &m, tok, B, T_SEQ, logits) < 0) bench_die("forward");  // warm-up
         memset(&s.timing, 0, sizeof s.timing);
         double r[RUNS];
         for (int i = 0; i < RUNS; i++) {
             double t0 = bd_now();
-            if (bd_forward(&s, &m, tok, B, T_SEQ, logits) < 0) die("forward");
+            if (bd_forward(&s, &m, tok, B, T_SEQ, logits) < 0) bench_die("forward");
             r[i] = bd_now() - t0;
         }
-        double t = median(r, RUNS), tokens = B * T;
+        double t = bench_median(r, RUNS), tokens = B * T;
         double flops = 2 * lin_params * tokens + B * 2.0 * 2.0 * L * T * T * C / 2 + 2 * C * V * tokens;
         bd_fwd_timing *tm = &s.timing;
         double tot = tm->embed + tm->norm + tm->linear + tm->rope + tm->attention + tm->swiglu + tm->residual + tm->head;
@@ -115,15 +77,15 @@ int main(void) {
     for (int gi = 0; gi < 2; gi++) {
         int B = gen_b[gi], steps = gen_steps[gi];
         bd_kv_cache kv;
-        if (bd_kv_cache_init(&kv, &c, B, steps) < 0) die("kv cache init");
+        if (bd_kv_cache_init(&kv, &c, B, steps) < 0) bench_die("kv cache init");
         float *lg = malloc((size_t)B * c.vocab * sizeof(float));
         int32_t *in = malloc((size_t)B * sizeof(int32_t));
         int *pos = malloc((size_t)B * sizeof(int));
-        if (!lg || !in || !pos) die("malloc");
+        if (!lg || !in || !pos) bench_die("malloc");
         double t0 = bd_now();
         for (int t = 0; t < steps; t++) {
             for (int b = 0; b < B; b++) in[b] = tok[(b * 7 + t) % (4 * T_SEQ)], pos[b] = t;
-            if (bd_forward_step(&kv, &m, in, pos, B, lg) < 0) die("step");
+            if (bd_forward_step(&kv, &m, in, pos, B, lg) < 0) bench_die("step");
         }
         double dt = bd_now() - t0;
         printf("%6d %8d %10.1f %12.2f\n", B, steps, B * steps / dt, dt / steps * 1e3);

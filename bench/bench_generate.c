@@ -16,27 +16,10 @@
 #include "bd_progress.h"
 #include "bd_threads.h"
 
+#define BENCH_NAME "bench_generate"
+#include "bench_util.h"
+
 #define RUNS 3
-
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return v[n / 2];
-}
-
-static uint64_t rs = 12345;
-static float urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rs >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_generate: %s failed\n", what);
-    exit(1);
-}
 
 static int count_only(void *ctx, const bd_gen_sample *s, const bd_gen_stats *st) {
     (void)ctx, (void)s, (void)st;
@@ -51,30 +34,30 @@ static double gen_rate(const bd_model *m, int B, int n, int K, bool unpadded) {
     double r[RUNS];
     for (int i = 0; i < RUNS; i++) {
         bd_gen_stats st;
-        if (bd_generate(m, &p, 1, 0, n, &o, count_only, NULL, &st) < 0) die("generate");
+        if (bd_generate(m, &p, 1, 0, n, &o, count_only, NULL, &st) < 0) bench_die("generate");
         r[i] = (double)st.new_tokens / st.seconds;
     }
-    return median(r, RUNS);
+    return bench_median(r, RUNS);
 }
 
 // Forward tokens/s on B x T random tokens, logits included (median of RUNS after a warm-up).
 static double fwd_rate(const bd_model *m, int B, int T) {
     bd_fwd_state s;
-    if (bd_fwd_state_init(&s, &m->cfg, B, T, false) < 0) die("state init");
+    if (bd_fwd_state_init(&s, &m->cfg, B, T, false) < 0) bench_die("state init");
     int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * T);
     float *logits = malloc(sizeof(float) * (size_t)B * T * m->cfg.vocab);
-    if (!tok || !logits) die("malloc");
-    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)((urand() + 1.0f) * 0.5f * (m->cfg.vocab - 1));
-    if (bd_forward(&s, m, tok, B, T, logits) < 0) die("forward");
+    if (!tok || !logits) bench_die("malloc");
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)((bench_urand() + 1.0f) * 0.5f * (m->cfg.vocab - 1));
+    if (bd_forward(&s, m, tok, B, T, logits) < 0) bench_die("forward");
     double r[RUNS];
     for (int i = 0; i < RUNS; i++) {
         double t0 = bd_now();
-        if (bd_forward(&s, m, tok, B, T, logits) < 0) die("forward");
+        if (bd_forward(&s, m, tok, B, T, logits) < 0) bench_die("forward");
         r[i] = (double)B * T / (bd_now() - t0);
     }
     free(tok), free(logits);
     bd_fwd_state_free(&s);
-    return median(r, RUNS);
+    return bench_median(r, RUNS);
 }
 
 static void bench(const char *name, const bd_model *m, int fwd_B, int fwd_T, const int *gen_n, const int *gen_K) {
@@ -115,8 +98,8 @@ int main(void) {
     c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64, c.ffn_dim = 2048;
     c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED;
     c.tied_embeddings = true, c.bos = 1, c.eos = 2;
-    if (bd_model_alloc(&m, &c) < 0) die("model alloc");
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * urand();
+    if (bd_model_alloc(&m, &c) < 0) bench_die("model alloc");
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * bench_urand();
     for (int i = 0; i < c.n_layers * c.dim; i++) m.w.rms_att[i] = m.w.rms_ffn[i] = 1.0f;
     for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
     const int bn[2] = {1, 32}, bk[2] = {48, 24};

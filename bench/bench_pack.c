@@ -22,27 +22,15 @@
 
 #define RUNS 5
 
-static int cmp(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-static double median(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp);
-    return v[n / 2];
-}
-
-static uint64_t rs = 12345;
-static float urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rs >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
-
 // ---- bandwidth ----------------------------------------------------------------------------------
 
 typedef struct { const float *p; size_t n; double sum; } read_job;
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+
+#define BENCH_NAME "bench_pack"
+#include "bench_util.h"
 __attribute__((target("avx2"))) static double read_avx2(const float *p, size_t n) {
     __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
     for (size_t i = 0; i + 32 <= n; i += 32) {
@@ -82,7 +70,7 @@ static double bandwidth(const float *buf, size_t n, int threads) {
         t[r] = bd_now() - t0;
     }
     if (sink == 12345.678) printf(" ");
-    return (double)n * 4 / median(t, RUNS) / 1e9;
+    return (double)n * 4 / bench_median(t, RUNS) / 1e9;
 }
 
 // ---- kernels --------------------------------------------------------------------------------------
@@ -101,7 +89,7 @@ static double time_matvec(const bd_pk_tensor *t, const float *x, float *y, int N
         for (int k = 0; k < reps; k++) bd_pk_matmul(y, x, t, N, i8);
         v[r] = (bd_now() - t0) / reps;
     }
-    return median(v, RUNS);
+    return bench_median(v, RUNS);
 }
 
 static double time_sgemv(const float *W, const float *x, float *y, int OC, int C, int N, int reps) {
@@ -114,7 +102,7 @@ static double time_sgemv(const float *W, const float *x, float *y, int OC, int C
         }
         if (r >= 0) v[r] = (bd_now() - t0) / reps;
     }
-    return median(v, RUNS);
+    return bench_median(v, RUNS);
 }
 
 int main(void) {
@@ -139,8 +127,8 @@ int main(void) {
         for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
             int OC = shapes[s][0], C = shapes[s][1];
             float *W = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * C), *y = malloc(sizeof(float) * OC);
-            for (size_t i = 0; i < (size_t)OC * C; i++) W[i] = urand() * 0.05f;
-            for (int i = 0; i < C; i++) x[i] = urand();
+            for (size_t i = 0; i < (size_t)OC * C; i++) W[i] = bench_urand() * 0.05f;
+            for (int i = 0; i < C; i++) x[i] = bench_urand();
             int reps = (int)(2e8 / ((double)OC * C)) + 1;
             double tf = time_sgemv(W, x, y, OC, C, 1, reps);
             printf("%5dx%-5d %6.3fms", OC, C, tf * 1e3);
@@ -170,8 +158,8 @@ int main(void) {
     for (size_t s = 0; s < 3; s++) {
         int OC = shapes[s][0], C = shapes[s][1];
         float *W = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C), *y = malloc(sizeof(float) * N * OC);
-        for (size_t i = 0; i < (size_t)OC * C; i++) W[i] = urand() * 0.05f;
-        for (size_t i = 0; i < (size_t)N * C; i++) x[i] = urand();
+        for (size_t i = 0; i < (size_t)OC * C; i++) W[i] = bench_urand() * 0.05f;
+        for (size_t i = 0; i < (size_t)N * C; i++) x[i] = bench_urand();
         double tf = time_sgemv(W, x, y, OC, C, N, 1);
         printf("%5dx%-5d %7.1fms", OC, C, tf * 1e3);
         for (int f = 0; f < NF; f++) {
@@ -192,7 +180,7 @@ int main(void) {
                    .tied_embeddings = true, .bos = 1, .eos = 2};
     bd_model m;
     if (bd_model_alloc(&m, &c) < 0) return 1;
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] = urand() * 0.05f;
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = bench_urand() * 0.05f;
     printf("\n110M-shaped model (dim 768, 12 layers, ffn 2048, vocab 32000, tied), KV-cache generation of 64 tokens at batch 1:\n");
     printf("%-8s %10s %10s %8s %10s %8s %10s %8s\n", "weights", "MB", "vs f32", "linears", "tok/s 1t", "x", "tok/s 2t", "x");
     double f32tok[3] = {0};
@@ -230,7 +218,7 @@ int main(void) {
                 }
                 v[r] = 64 / (bd_now() - t0);
             }
-            tok[th] = median(v, 3);
+            tok[th] = bench_median(v, 3);
             if (f < 0) f32tok[th] = tok[th];
             free(logits);
             bd_kv_cache_free(&kv);

@@ -15,22 +15,13 @@
 #include "bd_threads.h"
 #include "bd_train.h"
 
+#define BENCH_NAME "bench_qat"
+#include "bench_util.h"
+
 #define T_SEQ 512
 
-static uint64_t rs = 777;
-static float urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rs >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_qat: %s failed\n", what);
-    exit(1);
-}
-
-static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
-
 int main(void) {
+    bench_seed(777);
     const char *th = getenv("BD_THREADS"), *se = getenv("BD_BENCH_STEPS");
     bd_set_num_threads(th ? atoi(th) : 0);
     int steps = se ? atoi(se) : 3;
@@ -41,8 +32,8 @@ int main(void) {
     c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.tied_embeddings = true;
     c.bos = 1, c.eos = 2;
     bd_model teacher, student;
-    if (bd_model_alloc(&teacher, &c) < 0 || bd_model_alloc(&student, &c) < 0) die("model");
-    for (size_t i = 0; i < teacher.n_params; i++) teacher.params[i] = urand() * 0.02f;
+    if (bd_model_alloc(&teacher, &c) < 0 || bd_model_alloc(&student, &c) < 0) bench_die("model");
+    for (size_t i = 0; i < teacher.n_params; i++) teacher.params[i] = bench_urand() * 0.02f;
     for (int l = 0; l < c.n_layers; l++)
         for (int i = 0; i < c.dim; i++) teacher.w.rms_att[l * c.dim + i] = teacher.w.rms_ffn[l * c.dim + i] = 1.0f;
     for (int i = 0; i < c.dim; i++) teacher.w.rms_final[i] = 1.0f;
@@ -60,41 +51,41 @@ int main(void) {
         double plain[64], qat[64];
         // Plain full-precision step.
         bd_trainer tr;
-        if (bd_trainer_init(&tr, &student, B, T_SEQ, 1, &ocfg, &sched, false) < 0) die("trainer");
+        if (bd_trainer_init(&tr, &student, B, T_SEQ, 1, &ocfg, &sched, false) < 0) bench_die("trainer");
         for (int s = 0; s <= steps; s++) {
             bd_step_stats st;
             double t0 = bd_now();
-            if (bd_trainer_step(&tr, tok, tgt, B, T_SEQ, NULL, &st) < 0) die("plain step");
+            if (bd_trainer_step(&tr, tok, tgt, B, T_SEQ, NULL, &st) < 0) bench_die("plain step");
             if (s > 0) plain[s - 1] = bd_now() - t0;
         }
         bd_trainer_free(&tr);
         // QAT step: teacher forward + fake-quantized student with CAKLD.
-        if (bd_trainer_init(&tr, &student, B, T_SEQ, 1, &ocfg, &sched, false) < 0) die("trainer");
+        if (bd_trainer_init(&tr, &student, B, T_SEQ, 1, &ocfg, &sched, false) < 0) bench_die("trainer");
         bd_qat_hooks hooks;
         bd_qspec q = {BD_Q_INT, 2, 128};
         bd_qpolicy pol = {0};
-        if (bd_qat_hooks_attach(&hooks, &tr, &q, &pol) < 0) die("hooks");
+        if (bd_qat_hooks_attach(&hooks, &tr, &q, &pol) < 0) bench_die("hooks");
         bd_distill d;
         bd_loss_spec spec = {BD_LOSS_CAKLD, 0.67f, 1.0f};
-        if (bd_distill_init(&d, &spec, B, T_SEQ, V) < 0) die("distill");
+        if (bd_distill_init(&d, &spec, B, T_SEQ, V) < 0) bench_die("distill");
         bd_head_loss head = {bd_distill_head, &d};
         bd_fwd_state tst;
-        if (bd_fwd_state_init(&tst, &c, B, T_SEQ, false) < 0) die("teacher state");
+        if (bd_fwd_state_init(&tst, &c, B, T_SEQ, false) < 0) bench_die("teacher state");
         float *tl = malloc(sizeof(float) * (size_t)N * V);
-        if (!tl) die("teacher logits");
+        if (!tl) bench_die("teacher logits");
         long long scored = 0;
         for (int i = 0; i < N; i++) scored += tgt[i] >= 0;
         for (int s = 0; s <= steps; s++) {
             bd_step_stats st;
             double t0 = bd_now();
-            if (bd_forward(&tst, &teacher, tok, B, T_SEQ, tl) < 0) die("teacher forward");
+            if (bd_forward(&tst, &teacher, tok, B, T_SEQ, tl) < 0) bench_die("teacher forward");
             bd_distill_begin_step(&d, tl, tgt, (float)(1.0 / (double)scored));
-            if (bd_trainer_step(&tr, tok, tgt, B, T_SEQ, &head, &st) < 0) die("QAT step");
+            if (bd_trainer_step(&tr, tok, tgt, B, T_SEQ, &head, &st) < 0) bench_die("QAT step");
             if (s > 0) qat[s - 1] = bd_now() - t0;
         }
-        qsort(plain, (size_t)steps, sizeof(double), cmp);
-        qsort(qat, (size_t)steps, sizeof(double), cmp);
-        double p = plain[steps / 2], qq = qat[steps / 2];
+        
+        
+        double p = bench_median(plain, steps), qq = bench_median(qat, steps);
         printf("| %d | %.2f | %.0f | %.2f | %.0f | %.2fx |\n", B, p, N / p, qq, N / qq, qq / p);
         fflush(stdout);
         free(tl);

@@ -12,6 +12,9 @@
 #include "bd_progress.h"
 #include "bd_stream.h"
 
+#define BENCH_NAME "bench_stream"
+#include "bench_util.h"
+
 #define N_IDS (24u << 20)  // 24M ids = 96 MB raw
 #define RUNS 3
 
@@ -22,9 +25,6 @@ static uint32_t zipf_id(rng *r) {
     double u = (next_u32(r) + 0.5) / 2147483648.0;  // (0,1)
     return (uint32_t)(32000.0 * u * u * u * u) % 32000;  // heavy head, long tail
 }
-
-static int cmp(const void *a, const void *b) { double x = *(const double *)a, y = *(const double *)b; return (x > y) - (x < y); }
-static double median(double *v) { qsort(v, RUNS, sizeof *v, cmp); return v[RUNS / 2]; }
 
 static void make_ids(uint32_t *ids, size_t n) { rng r = {42}; for (size_t i = 0; i < n; i++) ids[i] = zipf_id(&r); }
 
@@ -128,8 +128,8 @@ int main(void) {
     remove(raw);
     snprintf(cmd, sizeof cmd, "%s.zst", raw);
     remove(cmd);
-    double mcw = median(cw), mcr = median(cr);
-    double mtw = median(tw), mtr = median(tr), mzw = median(zw), mzr = median(zr);
+    double mcw = bench_median(cw, RUNS), mcr = bench_median(cr, RUNS);
+    double mtw = bench_median(tw, RUNS), mtr = bench_median(tr, RUNS), mzw = bench_median(zw, RUNS), mzr = bench_median(zr, RUNS);
     printf("token stream: %u u32 ids (%.1f MB raw), zstd level %d, medians of %d runs\n", N_IDS, mb, ZSTD_CLEVEL_DEFAULT, RUNS);
     printf("| operation | bd stream MB/s | libzstd one-shot MB/s | bd / libzstd | zstd command MB/s | bd / command |\n");
     printf("|---|---|---|---|---|---|\n");

@@ -15,40 +15,10 @@
 #include "bd_threads.h"
 #include "bd_train.h"
 
+#define BENCH_NAME "bench_train"
+#include "bench_util.h"
+
 #define T_SEQ 512
-
-static uint64_t rs = 12345;
-static float urand(void) {
-    rs = rs * 6364136223846793005ull + 1442695040888963407ull;
-    return (float)((rs >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
-}
-
-static void die(const char *what) {
-    fprintf(stderr, "bench_train: %s failed\n", what);
-    exit(1);
-}
-
-static double sgemm_gflops(int M, int K, int N) {
-    float *a = malloc((size_t)M * K * 4), *w = malloc((size_t)N * K * 4), *o = malloc((size_t)M * N * 4);
-    if (!a || !w || !o) die("malloc");
-    for (size_t i = 0; i < (size_t)M * K; i++) a[i] = urand();
-    for (size_t i = 0; i < (size_t)N * K; i++) w[i] = urand();
-    double best = 0;
-    for (int i = 0; i < 10; i++) {
-        double t0 = bd_now();
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, M, N, K, 1.0f, a, K, w, K, 0.0f, o, N);
-        double r = 2.0 * M * K * N / (bd_now() - t0) * 1e-9;
-        if (i >= 3 && r > best) best = r;
-    }
-    free(a), free(w), free(o);
-    return best;
-}
-
-static double peak_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
-}
 
 int main(int argc, char **argv) {
     const char *th = getenv("BD_THREADS"), *se = getenv("BD_BENCH_STEPS");
@@ -61,8 +31,8 @@ int main(int argc, char **argv) {
     c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED;
     c.tied_embeddings = true, c.bos = 1, c.eos = 2;
     bd_model m;
-    if (bd_model_alloc(&m, &c) < 0) die("model alloc");
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * urand();
+    if (bd_model_alloc(&m, &c) < 0) bench_die("model alloc");
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * bench_urand();
     for (int i = 0; i < c.n_layers * c.dim; i++) m.w.rms_att[i] = m.w.rms_ffn[i] = 1.0f;
     for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
     double P = (double)m.n_params;
@@ -75,22 +45,22 @@ int main(int argc, char **argv) {
         bd_trainer tr;
         bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
         bd_schedule sc = {BD_SCHED_CONSTANT, 1e-4f, 0, 0, 100};
-        if (bd_trainer_init(&tr, &m, B, T_SEQ, 1, &oc, &sc, recompute) < 0) die("trainer init");
+        if (bd_trainer_init(&tr, &m, B, T_SEQ, 1, &oc, &sc, recompute) < 0) bench_die("trainer init");
         int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * T_SEQ);
-        for (int i = 0; i < B * T_SEQ; i++) tok[i] = (int32_t)((urand() + 1) * 0.5f * c.vocab) % c.vocab;
+        for (int i = 0; i < B * T_SEQ; i++) tok[i] = (int32_t)((bench_urand() + 1) * 0.5f * c.vocab) % c.vocab;
         bd_step_stats st;
-        if (bd_trainer_step(&tr, tok, NULL, B, T_SEQ, NULL, &st) < 0) die("warm-up step");
+        if (bd_trainer_step(&tr, tok, NULL, B, T_SEQ, NULL, &st) < 0) bench_die("warm-up step");
         memset(&tr.st.timing, 0, sizeof tr.st.timing);
         double t0 = bd_now();
         for (int s = 0; s < steps; s++)
-            if (bd_trainer_step(&tr, tok, NULL, B, T_SEQ, NULL, &st) < 0) die("step");
+            if (bd_trainer_step(&tr, tok, NULL, B, T_SEQ, NULL, &st) < 0) bench_die("step");
         double dt = (bd_now() - t0) / steps, tps = B * T_SEQ / dt;
-        double sg = sgemm_gflops(B * T_SEQ, c.dim, c.ffn_dim), mfu = 6 * P * tps / (sg * 1e9);
+        double sg = bench_sgemm_gflops(B * T_SEQ, c.dim, c.ffn_dim), mfu = 6 * P * tps / (sg * 1e9);
         bd_train_timing *tm = &tr.st.timing;
         double tot = tm->forward + tm->head + tm->backward + tm->optimizer;
-        if (only) printf("bd %d %.1f %.0f %.1f %.3f\n", B, tps, peak_mb(), sg, mfu);
+        if (only) printf("bd %d %.1f %.0f %.1f %.3f\n", B, tps, bench_peak_mb(), sg, mfu);
         else
-            printf("%2d %10.0f %12.1f %6.1f%% %9.0f | %5.1f%% %5.1f%% %5.1f%% %5.1f%%\n", B, tps, sg, 100 * mfu, peak_mb(),
+            printf("%2d %10.0f %12.1f %6.1f%% %9.0f | %5.1f%% %5.1f%% %5.1f%% %5.1f%%\n", B, tps, sg, 100 * mfu, bench_peak_mb(),
                    100 * tm->forward / tot, 100 * tm->head / tot, 100 * tm->backward / tot, 100 * tm->optimizer / tot);
         fflush(stdout);
         free(tok);
