@@ -46,6 +46,9 @@ static const char help[] =
     "                         over sequences, as BitDistiller's reference code)\n"
     "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
     "      --mask-prompt      with --data: do not score the prompt's tokens\n"
+    "      --teacher-logits   with --data from bd-teacher-gen --logits K: distill from the stored\n"
+    "                         top-K log-probabilities instead of running the teacher (the other\n"
+    "                         ids share the remaining probability; only completions are scored)\n"
     "  Quantization-aware training (the student's spec; --clip clamps the latent weights once):\n"
     BD_QUANT_HELP
     "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
@@ -78,13 +81,18 @@ static const char help[] =
 enum {
     OPT_LOSS = BD_OPT_FIRST_TOOL, OPT_LR, OPT_MIN_LR, OPT_SCHEDULE, OPT_WARMUP, OPT_ACCUM, OPT_STEPS, OPT_EPOCHS,
     OPT_WD, OPT_CLIP, OPT_BETA2, OPT_EVAL, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG, OPT_RECOMPUTE, OPT_DATA,
-    OPT_GAMMA, OPT_REDUCTION, OPT_MASK_PROMPT, OPT_KEEP_BEST,
+    OPT_GAMMA, OPT_REDUCTION, OPT_MASK_PROMPT, OPT_KEEP_BEST, OPT_TEACHER_LOGITS,
 };
 
-// Training sequences: tokens (n, T) and their targets (n, T), -1 where not scored.
+// Training sequences: tokens (n, T) and their targets (n, T), -1 where not scored; with
+// stored teacher log-probabilities (--teacher-logits), the teacher's top-TK ids and
+// log-probabilities for each position's prediction (n, T, TK).
 typedef struct {
     int32_t *tok, *tgt;
     long long n;
+    int tk;
+    int32_t *top_ids;
+    float *top_lp;
 } seq_set;
 
 // Cuts concatenated ids into sequences of T+1 tokens (inputs and next-token targets).
@@ -103,9 +111,16 @@ static seq_set sequences_from_ids(const int32_t *ids, size_t n_ids, int T) {
 
 // One sequence per sample: prompt + completion, cut to T+1 tokens, padded (unscored) to T.
 // With mask_prompt the targets that are prompt tokens are not scored.
-static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_prompt, long long *truncated) {
+static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_prompt, bool teacher_logits,
+                                      long long *truncated) {
     bd_reader *r = bd_tool_open_reader(path, "bd.samples");
     seq_set s = {0};
+    if (teacher_logits) {
+        int64_t tk = 0;
+        if (bd_obj_int(bd_obj_get(bd_reader_header(r), "logits_top_k"), &tk) < 0 || tk <= 0)
+            bd_fatal("--teacher-logits: \"%s\" carries no teacher log-probabilities (make it with bd-teacher-gen --logits K)", path);
+        s.tk = (int)tk;
+    }
     long long cap = 0;
     const msgpack_object *rec;
     int rc;
@@ -125,7 +140,22 @@ static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_
             cap = cap ? cap * 2 : 1024;
             s.tok = realloc(s.tok, sizeof(int32_t) * (size_t)cap * T);
             s.tgt = realloc(s.tgt, sizeof(int32_t) * (size_t)cap * T);
-            if (!s.tok || !s.tgt) bd_fatal("out of memory reading \"%s\"", path);
+            if (s.tk) {
+                s.top_ids = realloc(s.top_ids, sizeof(int32_t) * (size_t)cap * T * s.tk);
+                s.top_lp = realloc(s.top_lp, sizeof(float) * (size_t)cap * T * s.tk);
+            }
+            if (!s.tok || !s.tgt || (s.tk && (!s.top_ids || !s.top_lp))) bd_fatal("out of memory reading \"%s\"", path);
+        }
+        bd_tensor_view ti = {0}, tl = {0};
+        if (s.tk) {  // (new tokens, TK): the teacher's distribution for each completion token
+            unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
+            if (bd_obj_tensor(bd_obj_get(rec, "top_ids"), &ti, why, sizeof why) < 0 ||
+                bd_obj_tensor(bd_obj_get(rec, "top_logprobs"), &tl, why, sizeof why) < 0)
+                bd_fatal("\"%s\" record %llu: top_ids/top_logprobs: %s", path, ri, why);
+            if (ti.dtype != BD_U32 || tl.dtype != BD_F32 || ti.ndim != 2 || tl.ndim != 2 || ti.shape[1] != s.tk ||
+                tl.shape[1] != s.tk || ti.shape[0] != nc || tl.shape[0] != nc)
+                bd_fatal("\"%s\" record %llu: top_ids must be u32 and top_logprobs f32 [%lld, %d] (one row per completion token)",
+                         path, ri, (long long)nc, s.tk);
         }
         int32_t *tok = s.tok + s.n * T, *tgt = s.tgt + s.n * T;
         int64_t len = np + nc;
@@ -134,6 +164,19 @@ static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_
             int64_t i = t, j = t + 1;
             tok[t] = i < len ? (i < np ? p[i] : c[i - np]) : 0;
             tgt[t] = j < len && !(mask_prompt && j < np) ? (j < np ? p[j] : c[j - np]) : -1;
+            if (s.tk) {  // only completion tokens have the teacher's distribution: the rest unscored
+                size_t o = ((size_t)s.n * T + (size_t)t) * s.tk;
+                if (tgt[t] >= 0 && j >= np) {
+                    memcpy(s.top_ids + o, (const char *)ti.data + (size_t)(j - np) * s.tk * 4, (size_t)s.tk * 4);
+                    memcpy(s.top_lp + o, (const char *)tl.data + (size_t)(j - np) * s.tk * 4, (size_t)s.tk * 4);
+                    for (int k = 0; k < s.tk; k++)
+                        if (s.top_ids[o + k] < 0 || s.top_ids[o + k] >= V || !(s.top_lp[o + k] <= 0))
+                            bd_fatal("\"%s\" record %llu: top_ids/top_logprobs hold an id outside the vocabulary or a log-probability above 0",
+                                     path, (unsigned long long)bd_reader_record_index(r));
+                } else {
+                    tgt[t] = -1;
+                }
+            }
         }
         s.n++;
     }
@@ -141,6 +184,18 @@ static seq_set sequences_from_samples(const char *path, int V, int T, bool mask_
     bd_ids_free(&sample);
     bd_reader_close(r);
     return s;
+}
+
+// The teacher's logits for one position from its stored top-TK log-probabilities: the listed
+// ids get them and every other id an equal share of the remaining probability, so the
+// softmax of u is a distribution over the whole vocabulary (needed by the reverse KL).
+static void dense_teacher(float *u, const int32_t *ids, const float *lp, int tk, int V) {
+    double top = 0;
+    for (int k = 0; k < tk; k++) top += exp((double)lp[k]);
+    double rest = 1.0 - top > 1e-12 ? 1.0 - top : 1e-12;
+    float other = (float)log(rest / (double)(V > tk ? V - tk : 1));
+    for (int v = 0; v < V; v++) u[v] = other;
+    for (int k = 0; k < tk; k++) u[ids[k]] = lp[k];
 }
 
 // All ids of a bd.tokens stream, checked against the vocabulary.
@@ -203,6 +258,7 @@ int main(int argc, char **argv) {
         {"recompute", no_argument, 0, OPT_RECOMPUTE}, {"data", required_argument, 0, OPT_DATA},
         {"gamma", required_argument, 0, OPT_GAMMA}, {"reduction", required_argument, 0, OPT_REDUCTION},
         {"mask-prompt", no_argument, 0, OPT_MASK_PROMPT}, {"keep-best", no_argument, 0, OPT_KEEP_BEST},
+        {"teacher-logits", no_argument, 0, OPT_TEACHER_LOGITS},
         BD_QUANT_LONGOPTS,
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
     const char *model_path = NULL, *output = NULL, *eval_path = NULL, *log_path = NULL, *loss_name = NULL;
@@ -210,7 +266,7 @@ int main(int argc, char **argv) {
     int batch = 4, seq_len = 0, accum = 1, eval_every = 0, save_every = 0;
     long long steps = 0, epochs = 0, warmup = 0;
     bd_sched_kind sched_kind = BD_SCHED_COSINE;
-    bool resume = false, recompute = false, mask_prompt = false, seqsum = false, keep_best = false;
+    bool resume = false, recompute = false, mask_prompt = false, seqsum = false, keep_best = false, teacher_logits = false;
     const char *samples_path = NULL;
     double gamma = -1;
     bd_quant_opts qo = bd_quant_opts_default();
@@ -251,6 +307,7 @@ int main(int argc, char **argv) {
             break;
         case OPT_MASK_PROMPT: mask_prompt = true; break;
         case OPT_KEEP_BEST: keep_best = true; break;
+        case OPT_TEACHER_LOGITS: teacher_logits = true; break;
         default:
             if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
         }
@@ -274,6 +331,8 @@ int main(int argc, char **argv) {
     if (gamma >= 0 && lk != BD_LOSS_CAKLD) bd_usage_error("--gamma is cakld's; the loss is %s", loss_name);
     const char *data_path = samples_path ? samples_path : optind < argc ? argv[optind] : "-";
     bool distill = lk != BD_LOSS_CE;
+    if (teacher_logits && (!samples_path || !distill))
+        bd_usage_error("--teacher-logits needs --data samples.bdz and a distillation loss (fkl, rkl, cakld, jsd)");
     uint64_t seed = bd_tool_self.seed;
 
     char state_path[4096], why[600];
@@ -323,7 +382,7 @@ int main(int argc, char **argv) {
     long long truncated = 0;
     size_t data_tokens;
     if (samples_path) {
-        seqs = sequences_from_samples(samples_path, m.cfg.vocab, T, mask_prompt, &truncated);
+        seqs = sequences_from_samples(samples_path, m.cfg.vocab, T, mask_prompt, teacher_logits, &truncated);
         data_tokens = (size_t)seqs.n * T;
         if (truncated) bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", samples_path, truncated, T);
     } else {
@@ -372,7 +431,10 @@ int main(int argc, char **argv) {
     int V = m.cfg.vocab;
     bool use_head = distill || seqsum;
     if (use_head) {
-        if (distill) {
+        if (distill && teacher_logits) {
+            tlogits = malloc(sizeof(float) * (size_t)per_step * T * V);
+            if (!tlogits) bd_fatal("out of memory for %lld x %d teacher logits", per_step * T, V);
+        } else if (distill) {
             bd_tool_load_model(model_path, &teacher);
             if (teacher.quant.kind != BD_Q_NONE) bd_log(BD_LOG_WARN, "the teacher \"%s\" is itself quantized", model_path);
             if (teacher.cfg.vocab != V || teacher.cfg.dim != m.cfg.dim) bd_fatal("the teacher and the student differ in shape");
@@ -386,6 +448,19 @@ int main(int argc, char **argv) {
     // cakld's g: the teacher's mean top-1 probability over the training data, measured once.
     if (lk == BD_LOSS_CAKLD) {
         if (gamma < 0 && resuming) gamma = info.gamma;
+        if (gamma < 0 && teacher_logits) {
+            double sum = 0;
+            long long cnt = 0;
+            for (long long i = 0; i < n_seq * T; i++)
+                if (seqs.tgt[i] >= 0) {
+                    float best = -INFINITY;
+                    for (int k = 0; k < seqs.tk; k++) best = fmaxf(best, seqs.top_lp[i * seqs.tk + k]);
+                    sum += exp(best);
+                    cnt++;
+                }
+            gamma = cnt ? sum / (double)cnt : 0.5;
+            bd_log(BD_LOG_INFO, "cakld: the stored teacher's mean top-1 probability on %lld positions is %.4f", cnt, gamma);
+        }
         if (gamma < 0) {
             double sum = 0;
             long long cnt = 0;
@@ -449,7 +524,15 @@ int main(int argc, char **argv) {
             for (int t = 0; t < T; t++) scored += targets[i * T + t] >= 0;
         }
         double t0 = bd_now();
-        if (distill)
+        if (distill && teacher_logits) {
+            for (long long i = 0; i < per_step; i++) {
+                long long k = order[info.pos + i];
+                for (int t = 0; t < T; t++)
+                    if (targets[i * T + t] >= 0)
+                        dense_teacher(tlogits + ((size_t)i * T + t) * V, seqs.top_ids + ((size_t)k * T + t) * seqs.tk,
+                                      seqs.top_lp + ((size_t)k * T + t) * seqs.tk, seqs.tk, V);
+            }
+        } else if (distill)
             for (int a = 0; a < accum; a++)
                 if (bd_forward(&tst, &teacher, tokens + (size_t)a * batch * T, batch, T, tlogits + (size_t)a * batch * T * V) < 0)
                     bd_fatal("teacher forward failed");
@@ -507,10 +590,10 @@ int main(int argc, char **argv) {
     bd_log(BD_LOG_INFO, "done: %lld steps, %.1f s; forward %.1f s, head %.1f s, backward %.1f s, optimizer %.1f s",
            tr.step, secs, tm->forward, tm->head, tm->backward, tm->optimizer);
     if (eval_path) bd_log(BD_LOG_INFO, "final eval loss %.4f", last_eval);
-    free(tokens), free(targets), free(order), free(seqs.tok), free(seqs.tgt), free(evd.ids);
+    free(tokens), free(targets), free(order), free(seqs.tok), free(seqs.tgt), free(seqs.top_ids), free(seqs.top_lp), free(evd.ids);
     free(tlogits);
     bd_distill_free(&dctx);
-    if (distill) { bd_fwd_state_free(&tst); bd_model_free(&teacher); }
+    if (distill && !teacher_logits) { bd_fwd_state_free(&tst); bd_model_free(&teacher); }
     bd_trainer_free(&tr);
     bd_qat_hooks_free(&hooks);
     bd_model_free(&m);

@@ -26,6 +26,16 @@ expect_ok bd-eval --model "$M/stories260K.bin" --quant int --bits 2 --group 32 -
 cliprtn=$(nll)
 awk -v q="$qat" -v c="$cliprtn" -v l="$latent" 'BEGIN { exit !(q < c - 0.5 && q != l) }' ||
     fail "QAT nll $qat is not clearly below clip+RTN $cliprtn (latent $latent)"
+# Distilling from stored top-K teacher log-probabilities instead of running the teacher.
+bd-teacher-gen --model "$M/stories260K.bin" -n 64 --max-new 128 --seed 3 --batch 16 --logits 16 -o "$T/samples_lp.bdz" 2>/dev/null || fail "teacher-gen --logits"
+expect_ok bd-qat --model "$M/stories260K.bin" --data "$T/samples_lp.bdz" --teacher-logits --quant int --bits 2 --group 32 \
+    --clip "$T/clip.bdz" --loss cakld -b 8 -T 128 --steps 30 --lr 2e-3 --schedule constant --threads 1 -o "$T/student_lp.bdz"
+expect_ok bd-eval --model "$T/student_lp.bdz" --tokenizer "$M/tok512.bin" -T 128 --json "$T/val.bdz"
+stored=$(nll)
+awk -v q="$stored" -v c="$cliprtn" 'BEGIN { exit !(q < c - 0.5) }' || fail "stored-logits QAT nll $stored is not clearly below clip+RTN $cliprtn"
+expect_fail 1 bd-qat --model "$M/stories260K.bin" --data "$T/samples.bdz" --teacher-logits --loss fkl -o "$T/x.bdz"
+expect_err_contains "no teacher log-probabilities"
+expect_fail 2 bd-qat --model "$M/stories260K.bin" --data "$T/samples_lp.bdz" --teacher-logits --loss ce -o "$T/x.bdz"
 # Other losses run; a student cannot be quantized twice; --gamma belongs to cakld.
 for loss in fkl rkl jsd ce; do
     expect_ok bd-qat --model "$M/stories260K.bin" --data "$T/samples.bdz" --quant nf3 --bits 3 --group 32 \
