@@ -163,13 +163,6 @@ T_AVX2 static inline float hsum256(__m256 v) {
     return _mm_cvtss_f32(s);
 }
 
-T_AVX2 static inline int32_t hsum256i(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
-    return _mm_cvtsi128_si32(s);
-}
-
 T_AVX2 static float dot_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
     const bd_pk_traits *tr = &bd_pk_traits_table[t->type];
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();

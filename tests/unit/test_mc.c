@@ -112,8 +112,8 @@ START_TEST(test_read_hellaswag_jsonl) {
     ck_assert_int_eq(t.format, BD_MC_HELLASWAG);
     ck_assert_int_eq(t.n, 2);
     static const char *const e0[] = {", the man adds wax to the windshield and cuts it.",
-                                     ", a person board a ski lift, while two men supporting the head of the person "
-                                     "wearing winter clothes snow as the we girls sled.",
+                                     (", a person board a ski lift, while two men supporting the head of the person "
+                                      "wearing winter clothes snow as the we girls sled."),
                                      ", the man puts on a christmas coat, knitted with netting.",
                                      ", the man continues removing the snow on his car."};
     check_item(&t.items[0],
