@@ -93,15 +93,7 @@ int main(void) {
     bench("stories260K", &m, 8, 256, sn, sk);
     bd_model_free(&m);
 
-    bd_config c = {0};
-    snprintf(c.arch, sizeof c.arch, "llama");
-    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64, c.ffn_dim = 2048;
-    c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED;
-    c.tied_embeddings = true, c.bos = 1, c.eos = 2;
-    if (bd_model_alloc(&m, &c) < 0) bench_die("model alloc");
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * bench_urand();
-    for (int i = 0; i < c.n_layers * c.dim; i++) m.w.rms_att[i] = m.w.rms_ffn[i] = 1.0f;
-    for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
+    bench_model_110m(&m);
     const int bn[2] = {1, 32}, bk[2] = {48, 24};
     bench("110M-shaped", &m, 4, 256, bn, bk);
     bd_model_free(&m);

@@ -26,17 +26,10 @@ int main(void) {
     bd_set_num_threads(th ? atoi(th) : 0);
     int steps = se ? atoi(se) : 3;
     if (steps < 1 || steps > 64) steps = 3;
-    bd_config c = {0};
-    snprintf(c.arch, sizeof c.arch, "llama");
-    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64, c.ffn_dim = 2048;
-    c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.tied_embeddings = true;
-    c.bos = 1, c.eos = 2;
     bd_model teacher, student;
-    if (bd_model_alloc(&teacher, &c) < 0 || bd_model_alloc(&student, &c) < 0) bench_die("model");
-    for (size_t i = 0; i < teacher.n_params; i++) teacher.params[i] = bench_urand() * 0.02f;
-    for (int l = 0; l < c.n_layers; l++)
-        for (int i = 0; i < c.dim; i++) teacher.w.rms_att[l * c.dim + i] = teacher.w.rms_ffn[l * c.dim + i] = 1.0f;
-    for (int i = 0; i < c.dim; i++) teacher.w.rms_final[i] = 1.0f;
+    bench_model_110m(&teacher);
+    const bd_config c = teacher.cfg;
+    if (bd_model_alloc(&student, &c) < 0) bench_die("model");
     memcpy(student.params, teacher.params, teacher.n_params * sizeof(float));
 
     printf("bench_qat: 110M-shaped Llama, T %d, %d threads, median of %d steps\n", T_SEQ, bd_num_threads(), steps);

@@ -25,16 +25,9 @@ int main(int argc, char **argv) {
     bd_set_num_threads(th ? atoi(th) : 0);
     int steps = se ? atoi(se) : 3, only = argc > 1 ? atoi(argv[1]) : 0;
     bool recompute = getenv("BD_RECOMPUTE") && atoi(getenv("BD_RECOMPUTE"));
-    bd_config c = {0};
-    snprintf(c.arch, sizeof c.arch, "llama");
-    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64, c.ffn_dim = 2048;
-    c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED;
-    c.tied_embeddings = true, c.bos = 1, c.eos = 2;
     bd_model m;
-    if (bd_model_alloc(&m, &c) < 0) bench_die("model alloc");
-    for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * bench_urand();
-    for (int i = 0; i < c.n_layers * c.dim; i++) m.w.rms_att[i] = m.w.rms_ffn[i] = 1.0f;
-    for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
+    bench_model_110m(&m);
+    const bd_config c = m.cfg;
     double P = (double)m.n_params;
     if (!only)
         printf("bench_train: 110M-shaped Llama (C 768, L 12, NH 12, F 2048, V 32000, tied; %.1fM params), T %d, %d threads%s\n",

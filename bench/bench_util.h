@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <sys/resource.h>
 
+#include "bd_model.h"
 #include "bd_progress.h"
 
 #ifndef BENCH_NAME
@@ -56,6 +57,20 @@ static inline double bench_sgemm_gflops(int M, int K, int N) {
     }
     free(a), free(w), free(o);
     return best;
+}
+
+// A randomly initialized model shaped like a 110M Llama (dim 768, 12 layers, 12 heads,
+// ffn 2048, vocab 32000, tied, context 1024): weights 0.02 * uniform[-1, 1), norms 1.
+static inline void bench_model_110m(bd_model *m) {
+    bd_config c = {0};
+    snprintf(c.arch, sizeof c.arch, "llama");
+    c.dim = 768, c.n_layers = 12, c.n_heads = 12, c.n_kv_heads = 12, c.head_dim = 64, c.ffn_dim = 2048;
+    c.vocab = 32000, c.max_seq = 1024, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED;
+    c.tied_embeddings = true, c.bos = 1, c.eos = 2;
+    if (bd_model_alloc(m, &c) < 0) bench_die("model alloc");
+    for (size_t i = 0; i < m->n_params; i++) m->params[i] = 0.02f * bench_urand();
+    for (int i = 0; i < c.n_layers * c.dim; i++) m->w.rms_att[i] = m->w.rms_ffn[i] = 1.0f;
+    for (int i = 0; i < c.dim; i++) m->w.rms_final[i] = 1.0f;
 }
 
 // Peak resident memory of this process so far, in MB.

@@ -5,7 +5,10 @@
 
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdlib.h>
+
+#include "bd_model.h"
 
 // |a - b| <= tol, written so that NaN fails.
 #define ck_assert_close(a, b, tol)                                                        \
@@ -18,5 +21,18 @@
 const char *bd_test_data(const char *rel);
 // A fresh scratch directory for this process (BD_TMP or /tmp); returned path is static.
 const char *bd_test_tmpdir(void);
+
+// A tiny model variant for the forward and backward tests.
+typedef struct {
+    const char *name;
+    int C, L, NH, KV, HS, F, V;
+    bd_rope_style rope;
+    bool tied, qkv_bias, qk_norm;
+} bd_test_variant;
+
+bd_config bd_test_variant_config(const bd_test_variant *v);
+// Random weights from rnd (uniform in [-1, 1)): norms near 1, linear weights ~ 1/sqrt(fan-in)
+// so activations stay O(1) and attention is far from uniform.
+void bd_test_random_model(bd_model *m, const bd_config *c, float (*rnd)(void));
 
 #endif

@@ -30,6 +30,29 @@ const char *bd_test_tmpdir(void) {
     return dir;
 }
 
+bd_config bd_test_variant_config(const bd_test_variant *v) {
+    bd_config c = {0};
+    snprintf(c.arch, sizeof c.arch, "%s", v->qk_norm ? "qwen3" : v->qkv_bias ? "qwen2" : "llama");
+    c.dim = v->C, c.n_layers = v->L, c.n_heads = v->NH, c.n_kv_heads = v->KV, c.head_dim = v->HS;
+    c.ffn_dim = v->F, c.vocab = v->V, c.max_seq = 64, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f;
+    c.rope = v->rope, c.tied_embeddings = v->tied, c.qkv_bias = v->qkv_bias, c.qk_norm = v->qk_norm;
+    c.bos = 1, c.eos = 2;
+    return c;
+}
+
+void bd_test_random_model(bd_model *m, const bd_config *c, float (*rnd)(void)) {
+    ck_assert_int_eq(bd_model_alloc(m, c), BD_OK);
+    bd_param_entry t[BD_MAX_PARAMS];
+    int n = bd_param_table(c, t, NULL);
+    for (int i = 0; i < n; i++) {
+        float *p = m->params + t[i].offset;
+        bool norm = strstr(t[i].name, "norm") || !strncmp(t[i].name, "rms", 3);
+        double fan = t[i].ndim == 3 ? (double)t[i].shape[2] : t[i].ndim == 2 ? (double)t[i].shape[1] : 1;
+        float scale = norm ? 0.2f : !strcmp(t[i].name, "tok_emb") ? 1.0f : (float)(1.7 / sqrt(fan));
+        for (size_t j = 0; j < t[i].numel; j++) p[j] = (norm ? 1.0f : 0.0f) + scale * rnd();
+    }
+}
+
 int main(int argc, char **argv) {
     // Optional argument: run only the suite with this name.
     SRunner *sr = srunner_create(NULL);

@@ -381,14 +381,7 @@ END_TEST
 
 // ---- the whole model ----
 
-typedef struct {
-    const char *name;
-    int C, L, NH, KV, HS, F, V;
-    bd_rope_style rope;
-    bool tied, qkv_bias, qk_norm;
-} variant;
-
-static const variant variants[] = {
+static const bd_test_variant variants[] = {
     {"llama", 12, 2, 4, 4, 4, 20, 17, BD_ROPE_INTERLEAVED, false, false, false},
     {"llama-gqa-tied", 12, 2, 4, 2, 4, 20, 17, BD_ROPE_INTERLEAVED, true, false, false},
     {"llama-half", 10, 2, 2, 2, 6, 18, 19, BD_ROPE_HALF, false, false, false},
@@ -398,28 +391,6 @@ static const variant variants[] = {
 };
 #define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))
 
-static bd_config variant_config(const variant *v) {
-    bd_config c = {0};
-    snprintf(c.arch, sizeof c.arch, "%s", v->qk_norm ? "qwen3" : v->qkv_bias ? "qwen2" : "llama");
-    c.dim = v->C, c.n_layers = v->L, c.n_heads = v->NH, c.n_kv_heads = v->KV, c.head_dim = v->HS;
-    c.ffn_dim = v->F, c.vocab = v->V, c.max_seq = 64, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f;
-    c.rope = v->rope, c.tied_embeddings = v->tied, c.qkv_bias = v->qkv_bias, c.qk_norm = v->qk_norm;
-    c.bos = 1, c.eos = 2;
-    return c;
-}
-
-static void random_model(bd_model *m, const bd_config *c) {
-    ck_assert_int_eq(bd_model_alloc(m, c), BD_OK);
-    bd_param_entry t[BD_MAX_PARAMS];
-    int n = bd_param_table(c, t, NULL);
-    for (int i = 0; i < n; i++) {
-        float *p = m->params + t[i].offset;
-        bool norm = strstr(t[i].name, "norm") || !strncmp(t[i].name, "rms", 3);
-        double fan = t[i].ndim == 3 ? (double)t[i].shape[2] : t[i].ndim == 2 ? (double)t[i].shape[1] : 1;
-        float scale = norm ? 0.2f : !strcmp(t[i].name, "tok_emb") ? 1.0f : (float)(1.7 / sqrt(fan));
-        for (size_t j = 0; j < t[i].numel; j++) p[j] = (norm ? 1.0f : 0.0f) + scale * urand();
-    }
-}
 
 typedef struct {
     const bd_config *cfg;
@@ -486,10 +457,10 @@ static double f_model(void *vp) {
 }
 
 START_TEST(test_model_gradient) {
-    const variant *vr = &variants[_i];
-    bd_config c = variant_config(vr);
+    const bd_test_variant *vr = &variants[_i];
+    bd_config c = bd_test_variant_config(vr);
     bd_model m;
-    random_model(&m, &c);
+    bd_test_random_model(&m, &c, urand);
     int B = 2, T = 6;
     int32_t tok[12];
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(((urand() + 1) * 0.5f) * c.vocab) % c.vocab;

@@ -21,14 +21,7 @@ static float urand(void) {  // uniform in [-1, 1)
     return (float)((rng >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
 }
 
-typedef struct {
-    const char *name;
-    int C, L, NH, KV, HS, F, V;
-    bd_rope_style rope;
-    bool tied, qkv_bias, qk_norm;
-} variant;
-
-static const variant variants[] = {
+static const bd_test_variant variants[] = {
     {"llama", 24, 2, 4, 4, 6, 40, 37, BD_ROPE_INTERLEAVED, false, false, false},
     {"llama-gqa-tied", 24, 2, 4, 2, 6, 40, 37, BD_ROPE_INTERLEAVED, true, false, false},
     {"llama-half", 20, 3, 2, 2, 10, 33, 50, BD_ROPE_HALF, false, false, false},
@@ -38,30 +31,6 @@ static const variant variants[] = {
 };
 #define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))
 
-static bd_config variant_config(const variant *v) {
-    bd_config c = {0};
-    snprintf(c.arch, sizeof c.arch, "%s", v->qk_norm ? "qwen3" : v->qkv_bias ? "qwen2" : "llama");
-    c.dim = v->C, c.n_layers = v->L, c.n_heads = v->NH, c.n_kv_heads = v->KV, c.head_dim = v->HS;
-    c.ffn_dim = v->F, c.vocab = v->V, c.max_seq = 64, c.norm_eps = 1e-5f, c.rope_theta = 10000.0f;
-    c.rope = v->rope, c.tied_embeddings = v->tied, c.qkv_bias = v->qkv_bias, c.qk_norm = v->qk_norm;
-    c.bos = 1, c.eos = 2;
-    return c;
-}
-
-// Random weights: norms near 1, linear weights ~ 1/sqrt(fan-in) so activations stay O(1)
-// and attention is far from uniform.
-static void random_model(bd_model *m, const bd_config *c) {
-    ck_assert_int_eq(bd_model_alloc(m, c), BD_OK);
-    bd_param_entry t[BD_MAX_PARAMS];
-    int n = bd_param_table(c, t, NULL);
-    for (int i = 0; i < n; i++) {
-        float *p = m->params + t[i].offset;
-        bool norm = strstr(t[i].name, "norm") || !strncmp(t[i].name, "rms", 3);
-        double fan = t[i].ndim == 3 ? (double)t[i].shape[2] : t[i].ndim == 2 ? (double)t[i].shape[1] : 1;
-        float scale = norm ? 0.2f : !strcmp(t[i].name, "tok_emb") ? 1.0f : (float)(1.7 / sqrt(fan));
-        for (size_t j = 0; j < t[i].numel; j++) p[j] = (norm ? 1.0f : 0.0f) + scale * urand();
-    }
-}
 
 static void random_tokens(int32_t *tok, int n, int V) {
     for (int i = 0; i < n; i++) tok[i] = (int32_t)((urand() + 1.0f) * 0.5f * V) % V;
@@ -80,10 +49,10 @@ static void assert_logits_close(const float *got, const float *want, size_t n, d
 #define BT_T 9
 
 START_TEST(test_forward_vs_ref) {
-    const variant *v = &variants[_i];
-    bd_config c = variant_config(v);
+    const bd_test_variant *v = &variants[_i];
+    bd_config c = bd_test_variant_config(v);
     bd_model m;
-    random_model(&m, &c);
+    bd_test_random_model(&m, &c, urand);
     int B = BT_B, T = BT_T, N = B * T, V = c.vocab;
     int32_t tok[BT_B * BT_T];
     random_tokens(tok, N, V);
@@ -152,10 +121,10 @@ END_TEST
 // Generation path: token by token through the KV cache equals the batched pass, also with
 // sequences at different positions and after a batched prefill.
 START_TEST(test_kv_step_matches_batched) {
-    const variant *v = &variants[_i];
-    bd_config c = variant_config(v);
+    const bd_test_variant *v = &variants[_i];
+    bd_config c = bd_test_variant_config(v);
     bd_model m;
-    random_model(&m, &c);
+    bd_test_random_model(&m, &c, urand);
     enum { B = 2, T = 11, LAG = 3 };
     int V = c.vocab;
     int32_t tok[B * T];
@@ -201,10 +170,10 @@ END_TEST
 
 // A batch of different sequences gives each sequence the logits it gets alone.
 START_TEST(test_batch_independence) {
-    const variant *v = &variants[_i];
-    bd_config c = variant_config(v);
+    const bd_test_variant *v = &variants[_i];
+    bd_config c = bd_test_variant_config(v);
     bd_model m;
-    random_model(&m, &c);
+    bd_test_random_model(&m, &c, urand);
     enum { B = 4, T = 7 };
     int V = c.vocab;
     int32_t tok[B * T];
@@ -241,11 +210,11 @@ static void permute_rows(float *w, int L, int heads, int HS, int cols) {
 }
 
 START_TEST(test_rope_style_equivalence) {
-    const variant *v = &variants[_i];
-    bd_config c = variant_config(v);
+    const bd_test_variant *v = &variants[_i];
+    bd_config c = bd_test_variant_config(v);
     c.rope = BD_ROPE_INTERLEAVED;
     bd_model a, h;
-    random_model(&a, &c);
+    bd_test_random_model(&a, &c, urand);
     bd_config ch = c;
     ch.rope = BD_ROPE_HALF;
     ck_assert_int_eq(bd_model_alloc(&h, &ch), BD_OK);
@@ -284,9 +253,9 @@ START_TEST(test_rope_style_equivalence) {
 END_TEST
 
 START_TEST(test_bad_input) {
-    bd_config c = variant_config(&variants[1]);
+    bd_config c = bd_test_variant_config(&variants[1]);
     bd_model m;
-    random_model(&m, &c);
+    bd_test_random_model(&m, &c, urand);
     int level = bd_log_level();
     bd_log_set_level(-1);  // the errors below are expected
     bd_fwd_state s;
@@ -310,7 +279,7 @@ START_TEST(test_bad_input) {
     pos[1] = 0;
     ck_assert_int_eq(bd_forward_step(&kv, &m, tok, pos, 3, lg), BD_ERR_ARG);
     ck_assert_int_eq(bd_forward_step(&kv, &m, tok, pos, 2, lg), BD_OK);
-    bd_config other = variant_config(&variants[0]);
+    bd_config other = bd_test_variant_config(&variants[0]);
     bd_fwd_state s2;
     ck_assert_int_eq(bd_fwd_state_init(&s2, &other, 2, 4, false), BD_OK);
     ck_assert_int_eq(bd_forward(&s2, &m, tok, 2, 4, lg), BD_ERR_ARG);  // model/state mismatch
