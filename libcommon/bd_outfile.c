@@ -8,8 +8,9 @@
 
 struct bd_outfile {
     FILE *f;
-    char *path;  // final name
-    char *tmp;   // temporary name, NULL for stdout
+    char *path;      // final name
+    char *tmp;       // temporary name, NULL when written in place
+    bool is_stdout;  // "-"
     struct bd_outfile *next;
 };
 
@@ -21,20 +22,51 @@ static void unlink_pending(bd_outfile *o) {
         if (*p == o) { *p = o->next; return; }
 }
 
+// Whether path must be written where it is rather than replaced by a renamed temporary:
+// devices, FIFOs and sockets (renaming over /dev/null would replace the device with a regular
+// file), and the /dev/stdout, /dev/fd/N, /proc/self/fd/N aliases of open descriptors (a rename
+// would leave the descriptor's file behind). Symbolic links to regular files are followed, so
+// the link stays and its target is replaced.
+static bool write_in_place(const char *path) {
+    struct stat st;
+    if (strncmp(path, "/dev/", 5) == 0 || strncmp(path, "/proc/", 6) == 0) return true;
+    if (stat(path, &st) != 0) return false;  // new file (or dangling link): temp + rename
+    return !S_ISREG(st.st_mode);
+}
+
+static bd_outfile *open_in_place(bd_outfile *o, const char *path, const char *mode) {
+    o->path = strdup(path);
+    if (!o->path) { free(o); return NULL; }
+    if (!(o->f = fopen(path, mode))) {
+        int e = errno;
+        free(o->path); free(o);
+        errno = e;
+        return NULL;
+    }
+    return o;
+}
+
 bd_outfile *bd_outfile_open(const char *path, const char *mode) {
     bd_outfile *o = calloc(1, sizeof *o);
     if (!o) return NULL;
     if (!path || strcmp(path, "-") == 0) {
         o->f = stdout;
+        o->is_stdout = true;
         o->path = strdup("-");
         if (!o->path) { free(o); return NULL; }
         return o;
     }
+    if (write_in_place(path)) return open_in_place(o, path, mode);
+    // A symbolic link to a regular file: replace the target, keep the link.
+    struct stat lst;
+    char *real = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) ? realpath(path, NULL) : NULL;
+    if (real) path = real;
     size_t n = strlen(path);
     o->path = strdup(path);
     o->tmp = malloc(n + 32);
+    if (o->tmp) snprintf(o->tmp, n + 32, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
+    free(real);
     if (!o->path || !o->tmp) goto fail;
-    snprintf(o->tmp, n + 32, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
     int fd = mkstemp(o->tmp);
     if (fd < 0) { free(o->tmp); o->tmp = NULL; goto fail; }
     mode_t mask = umask(0);
@@ -58,12 +90,15 @@ fail:;
 
 FILE *bd_outfile_fp(bd_outfile *o) { return o->f; }
 const char *bd_outfile_path(const bd_outfile *o) { return o->path; }
-bool bd_outfile_is_stdout(const bd_outfile *o) { return o->tmp == NULL; }
+bool bd_outfile_is_stdout(const bd_outfile *o) { return o->is_stdout; }
 
 int bd_outfile_commit(bd_outfile *o) {
     int rc = BD_OK, e = 0;
-    if (!o->tmp) {
+    if (o->is_stdout) {
         if (fflush(o->f) != 0 || ferror(o->f)) { rc = BD_ERR_IO; e = errno; }
+    } else if (!o->tmp) {  // written in place: nothing to rename, nothing to sync
+        if (fflush(o->f) != 0 || ferror(o->f)) { rc = BD_ERR_IO; e = errno; }
+        if (fclose(o->f) != 0 && rc == BD_OK) { rc = BD_ERR_IO; e = errno; }
     } else {
         if (fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0) { rc = BD_ERR_IO; e = errno; }
         if (fclose(o->f) != 0 && rc == BD_OK) { rc = BD_ERR_IO; e = errno; }
@@ -82,6 +117,8 @@ void bd_outfile_abort(bd_outfile *o) {
         fclose(o->f);
         unlink(o->tmp);
         unlink_pending(o);
+    } else if (!o->is_stdout) {
+        fclose(o->f);  // a device or FIFO: what was written is gone already
     }
     free(o->path); free(o->tmp); free(o);
 }

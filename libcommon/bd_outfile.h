@@ -1,5 +1,8 @@
-// Output files that appear whole or not at all: written under a temporary name in the
-// destination directory and renamed into place on commit. "-" means stdout.
+// Output files that appear whole or not at all: a regular file (or a new name) is written under
+// a temporary name in the destination directory and renamed into place on commit; a symbolic
+// link keeps pointing at the replaced target. Outputs that are not regular files (devices such
+// as /dev/null, FIFOs, sockets, /dev/stdout and /dev/fd/N) are opened and written in place.
+// "-" means stdout.
 #ifndef BD_OUTFILE_H
 #define BD_OUTFILE_H
 

@@ -34,10 +34,10 @@ $(OUT)/hs_%.json: graph
 	$(BD_BIN)/bd-eval $(MODEL_ARGS_$*) --tokenizer $(TOKENIZER) --task $(HELLASWAG) --limit $(HS_ITEMS) --json $(T_OPT) > $@
 $(OUT)/gen_%.txt: graph
 	$(BD_BIN)/bd-teacher-gen --model $(OUT)/packed_$*.bdz --tokenizer $(TOKENIZER) -n 8 --max-new 200 --batch 1 --unpadded --seed 1 --verbosity 2 \
-	    -o /dev/null 2>&1 | sed -n 's/.*(\([0-9]*\) tokens\/s.*/\1/p' > $@
+	    -o - 2>&1 >/dev/null | sed -n 's/.*(\([0-9]*\) tokens\/s.*/\1/p' > $@
 $(OUT)/gen_fp.txt: graph
 	$(BD_BIN)/bd-teacher-gen --model $(MODEL) -n 8 --max-new 200 --batch 1 --unpadded --seed 1 --verbosity 2 \
-	    -o /dev/null 2>&1 | sed -n 's/.*(\([0-9]*\) tokens\/s.*/\1/p' > $@
+	    -o - 2>&1 >/dev/null | sed -n 's/.*(\([0-9]*\) tokens\/s.*/\1/p' > $@
 
 MODEL_ARGS_fp = --model $(MODEL)
 $(foreach b,$(DEMO_BITS),$(eval MODEL_ARGS_rtn_int$(b)_g$(GROUP) = --model $(MODEL) --quant int --bits $(b) --group $(GROUP)))
