@@ -54,8 +54,9 @@ static double write_stream(const char *path, const uint32_t *ids) {
 
 static double read_stream(const char *path, uint64_t *checksum) {
     double t0 = bd_now();
-    bd_reader *r = bd_reader_open(path, "bd.tokens", NULL);
-    if (!r) { fprintf(stderr, "%s\n", bd_reader_last_open_error()); exit(1); }
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, "bd.tokens", NULL, msg, sizeof msg);
+    if (!r) { fprintf(stderr, "%s: %s\n", path, msg); exit(1); }
     const msgpack_object *rec;
     int rc;
     uint64_t sum = 0, n = 0;

@@ -150,8 +150,9 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
     memset(info, 0, sizeof *info);
     *moments = NULL;
     int rc;
-    bd_reader *r = bd_reader_open(path, "bd.trainstate", &rc);
-    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, "bd.trainstate", &rc, msg, sizeof msg);
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
     const msgpack_object *h = bd_reader_header(r);
     long long v[11];
     const char *keys[] = {"step", "epoch", "pos", "tokens", "batch", "seq_len", "grad_accum", "adam_t", "n_params"};

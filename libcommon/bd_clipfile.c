@@ -46,8 +46,9 @@ static int read_range(const msgpack_object *rec, const char *key, int OC, int NG
 
 int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *why, size_t why_size) {
     int err;
-    bd_reader *r = bd_reader_open(path, "bd.clip", &err);
-    if (!r) { snprintf(why, why_size, "\"%s\" %s", path, bd_reader_last_open_error()); return err; }
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, "bd.clip", &err, msg, sizeof msg);
+    if (!r) { snprintf(why, why_size, "\"%s\" %s", path, msg); return err; }
     int64_t hgroup = 0;
     if (bd_obj_int(bd_obj_get(bd_reader_header(r), "group"), &hgroup) < 0) {
         snprintf(why, why_size, "\"%s\" header: no integer \"group\"", path);

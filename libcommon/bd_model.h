@@ -35,6 +35,15 @@ typedef struct {
     int bos, eos;         // -1 if unknown
 } bd_config;
 
+// The linear layers of a block, by name. BD_HEAD (the output projection) follows them where a
+// table has a slot for it.
+typedef enum {
+    BD_WQ, BD_WK, BD_WV, BD_WO,  // attention: query, key, value, output
+    BD_W1, BD_W2, BD_W3,         // SwiGLU: gate, down, up
+    BD_N_LINEARS,
+    BD_HEAD = BD_N_LINEARS,
+} bd_linear;
+
 // Every parameter tensor is a view into one flat array; the same layout serves
 // parameters, gradients and optimizer moments (bd_weights_layout on another base).
 // Linear weights are (out, in), row-major, as in PyTorch and llama2.c.

@@ -197,8 +197,9 @@ void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p
 static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     int rc;
-    bd_reader *r = bd_reader_open(path, "bd.model", &rc);
-    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, "bd.model", &rc, msg, sizeof msg);
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
     bd_config cfg;
     size_t *filled = NULL;  // rows (along axis 0) read so far, per table entry
     if ((rc = bd_io_parse_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
@@ -269,8 +270,9 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     case BD_MODEL_FMT_BD: {
         // bd.model or bd.packed (packed low-bit linears, bd_packed.h): told apart by the schema.
         int rc;
-        bd_reader *r = bd_reader_open(path, NULL, &rc);
-        if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+        char msg[600];
+        bd_reader *r = bd_reader_open(path, NULL, &rc, msg, sizeof msg);
+        if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
         bool packed = strcmp(bd_reader_schema(r), "bd.packed") == 0;
         bd_reader_close(r);
         return packed ? bd_pk_model_load(path, m, why, ws) : load_bd(path, m, why, ws);

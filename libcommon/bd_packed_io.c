@@ -228,8 +228,9 @@ static int parse_linear_name(const char *name, int L, int *layer, int *k) {
 int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     int rc;
-    bd_reader *r = bd_reader_open(path, "bd.packed", &rc);
-    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_last_open_error());
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, "bd.packed", &rc, msg, sizeof msg);
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
     bd_config cfg;
     size_t *filled = NULL;
     bool *seen = NULL;

@@ -45,10 +45,6 @@ struct bd_reader {
     char err[512];
 };
 
-static char open_error[600];
-
-const char *bd_reader_last_open_error(void) { return open_error; }
-
 static int fail(bd_reader *r, int code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static int fail(bd_reader *r, int code, const char *fmt, ...) {
     char msg[400];
@@ -166,7 +162,12 @@ static int read_header(bd_reader *r, const char *schema) {
     return BD_OK;
 }
 
-bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, int *err_out) {
+static void set_why(char *why, size_t why_size, const char *msg) {
+    if (why && why_size) snprintf(why, why_size, "%s", msg);
+}
+
+bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, int *err_out, char *why,
+                               size_t why_size) {
     bd_reader *r = calloc(1, sizeof *r);
     int rc = BD_ERR_NOMEM;
     if (!r) goto fail;
@@ -179,27 +180,27 @@ bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, in
     msgpack_unpacked_init(&r->hdr);
     if (!r->name || !r->dctx || !r->in) goto fail;
     if ((rc = read_header(r, schema)) < 0) {
-        snprintf(open_error, sizeof open_error, "%s", r->err);
+        set_why(why, why_size, r->err);
         goto fail;
     }
     if (err_out) *err_out = BD_OK;
     return r;
 fail:
-    if (rc == BD_ERR_NOMEM) snprintf(open_error, sizeof open_error, "out of memory");
+    if (rc == BD_ERR_NOMEM) set_why(why, why_size, "out of memory");
     if (err_out) *err_out = rc;
     if (r) { r->own_f = false; bd_reader_close(r); }
     return NULL;
 }
 
-bd_reader *bd_reader_open(const char *path, const char *schema, int *err_out) {
+bd_reader *bd_reader_open(const char *path, const char *schema, int *err_out, char *why, size_t why_size) {
     bool is_stdin = !path || strcmp(path, "-") == 0;
     FILE *f = is_stdin ? stdin : fopen(path, "rb");
     if (!f) {
-        snprintf(open_error, sizeof open_error, "cannot open: %s", strerror(errno));
+        if (why && why_size) snprintf(why, why_size, "cannot open: %s", strerror(errno));
         if (err_out) *err_out = BD_ERR_IO;
         return NULL;
     }
-    bd_reader *r = bd_reader_open_file(f, is_stdin ? "-" : path, schema, err_out);
+    bd_reader *r = bd_reader_open_file(f, is_stdin ? "-" : path, schema, err_out, why, why_size);
     if (!r) {
         if (!is_stdin) fclose(f);
         return NULL;

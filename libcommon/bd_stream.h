@@ -24,12 +24,13 @@
 typedef struct bd_reader bd_reader;
 
 // Opens path ("-" or NULL: stdin) and reads the header. schema: required schema name, or
-// NULL to accept any. On failure returns NULL and, if err_out is given, a code in *err_out;
-// the message is in bd_reader_last_open_error() (static, per thread not guaranteed).
-bd_reader *bd_reader_open(const char *path, const char *schema, int *err_out);
+// NULL to accept any. On failure returns NULL, a code in *err_out (if given) and a message
+// without the path in why (if given: "cannot open: No such file or directory",
+// "header: schema is ...").
+bd_reader *bd_reader_open(const char *path, const char *schema, int *err_out, char *why, size_t why_size);
 // Same over an open FILE (not closed by bd_reader_close); name is used in messages.
-bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, int *err_out);
-const char *bd_reader_last_open_error(void);
+bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, int *err_out, char *why,
+                               size_t why_size);
 
 // The header map, valid until bd_reader_close.
 const msgpack_object *bd_reader_header(const bd_reader *r);

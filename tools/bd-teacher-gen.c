@@ -604,8 +604,9 @@ int main(int argc, char **argv) {
     if (resume && (probe = fopen(output, "rb"))) {
         fclose(probe);
         int err;
-        if (!(old = bd_reader_open(output, "bd.samples", &err)))
-            bd_fatal("\"%s\" %s; cannot resume from it", output, bd_reader_last_open_error());
+        char msg[600];
+        if (!(old = bd_reader_open(output, "bd.samples", &err, msg, sizeof msg)))
+            bd_fatal("\"%s\" %s; cannot resume from it", output, msg);
         check_resume_header(old, fields);
     } else if (resume) {
         bd_log(BD_LOG_INFO, "\"%s\" does not exist yet: starting from sample 0", output);

@@ -114,8 +114,9 @@ void bd_tool_options_done(void) {
 
 bd_reader *bd_tool_open_reader(const char *path, const char *schema) {
     int err;
-    bd_reader *r = bd_reader_open(path, schema, &err);
-    if (!r) bd_fatal("\"%s\" %s", path ? path : "-", bd_reader_last_open_error());
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, schema, &err, msg, sizeof msg);
+    if (!r) bd_fatal("\"%s\" %s", path ? path : "-", msg);
     return r;
 }
 

@@ -32,7 +32,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FILE *f = size ? fmemopen((void *)data, size, "rb") : fopen("/dev/null", "rb");
     if (!f) { free(packed); return 0; }
     int err;
-    bd_reader *r = bd_reader_open_file(f, "fuzz", NULL, &err);
+    bd_reader *r = bd_reader_open_file(f, "fuzz", NULL, &err, NULL, 0);
     if (r) {
         const msgpack_object *rec;
         while (bd_reader_next(r, &rec) == BD_OK) {

@@ -32,7 +32,7 @@ static int read_mem(const void *data, size_t len, const char *schema, uint64_t *
     FILE *f = fmemopen((void *)data, len ? len : 1, "rb");
     if (len == 0) { fclose(f); f = fopen("/dev/null", "rb"); }
     int err;
-    bd_reader *r = bd_reader_open_file(f, "mem", schema, &err);
+    bd_reader *r = bd_reader_open_file(f, "mem", schema, &err, NULL, 0);
     *nrec = 0;
     if (!r) { fclose(f); return err; }
     const msgpack_object *rec;
@@ -89,7 +89,7 @@ START_TEST(test_roundtrip_dtypes) {
     }
     ck_assert_int_eq(bd_writer_close(w), BD_OK);
 
-    bd_reader *r = bd_reader_open(p, "bd.test", &err);
+    bd_reader *r = bd_reader_open(p, "bd.test", &err, NULL, 0);
     ck_assert_ptr_nonnull(r);
     ck_assert_str_eq(bd_reader_schema(r), "bd.test");
     ck_assert(bd_obj_is_str(bd_obj_get(bd_reader_header(r), "magic"), "bd"));
@@ -143,7 +143,7 @@ START_TEST(test_empty_and_large_records) {
     ck_assert_uint_eq(bd_writer_records(w), 3);
     ck_assert_int_eq(bd_writer_close(w), BD_OK);
 
-    bd_reader *r = bd_reader_open(p, NULL, &err);
+    bd_reader *r = bd_reader_open(p, NULL, &err, NULL, 0);
     ck_assert_ptr_nonnull(r);
     const msgpack_object *rec;
     ck_assert_int_eq(bd_reader_next(r, &rec), BD_OK);
@@ -241,9 +241,10 @@ static int read_raw(const char *msg, size_t n, const char *schema, char *err_out
     const char *p = tmp_path("raw.bdz");
     write_raw(p, msg, n);
     int err;
-    bd_reader *r = bd_reader_open(p, schema, &err);
+    char msg[600];
+    bd_reader *r = bd_reader_open(p, schema, &err, msg, sizeof msg);
     if (!r) {
-        strcpy(err_out, bd_reader_last_open_error());
+        strcpy(err_out, msg);
         return err;
     }
     const msgpack_object *rec;
