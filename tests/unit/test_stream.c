@@ -241,12 +241,8 @@ static int read_raw(const char *msg, size_t n, const char *schema, char *err_out
     const char *p = tmp_path("raw.bdz");
     write_raw(p, msg, n);
     int err;
-    char msg[600];
-    bd_reader *r = bd_reader_open(p, schema, &err, msg, sizeof msg);
-    if (!r) {
-        strcpy(err_out, msg);
-        return err;
-    }
+    bd_reader *r = bd_reader_open(p, schema, &err, err_out, 600);
+    if (!r) return err;
     const msgpack_object *rec;
     int rc;
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {}
