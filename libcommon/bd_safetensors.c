@@ -157,12 +157,17 @@ int bd_safetensors_open(bd_safetensors *st, const char *path, char *why, size_t 
     if (!order) { rc = BD_ERR_NOMEM; goto fail; }
     for (int i = 0; i < st->n; i++) order[i] = (span){st->tensors[i].begin, st->tensors[i].end, i};
     qsort(order, (size_t)st->n, sizeof *order, cmp_begin);
-    for (int i = 1; i < st->n; i++) {
-        const bd_st_tensor *a = &st->tensors[order[i - 1].idx], *b = &st->tensors[order[i].idx];
-        if (a->end > b->begin && b->end > b->begin) {
-            rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensors \"%s\" and \"%s\" overlap", path, a->name, b->name);
+    // Sweep in order of begin, keeping the non-empty tensor that reaches furthest so far: an
+    // empty tensor between two others must not hide their overlap.
+    const bd_st_tensor *reach = NULL;
+    for (int i = 0; i < st->n; i++) {
+        const bd_st_tensor *t = &st->tensors[order[i].idx];
+        if (t->end == t->begin) continue;
+        if (reach && reach->end > t->begin) {
+            rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: tensors \"%s\" and \"%s\" overlap", path, reach->name, t->name);
             goto fail;
         }
+        if (!reach || t->end > reach->end) reach = t;
     }
     free(order);
     cJSON_Delete(root);

@@ -939,6 +939,9 @@ START_TEST(test_safetensors_by_hand) {
     // Overlapping tensors, offsets past the end, byte count != shape x dtype, bad JSON.
     struct { const char *json; int code; const char *word; } bad[] = {
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", BD_ERR_MALFORMED, "overlap"},
+        // an empty tensor between two overlapping ones must not hide the overlap
+        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[2,2]},"
+         "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[4,8]}}", BD_ERR_MALFORMED, "overlap"},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", BD_ERR_TRUNCATED, "\"a\""},
         {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", BD_ERR_SHAPE, "\"a\""},
         {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", BD_ERR_MALFORMED, "Q4"},
