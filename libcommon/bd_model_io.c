@@ -83,6 +83,11 @@ int bd_model_sniff(const char *path, char *why, size_t ws) {
     close(fd);
     if (n < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return BD_MODEL_FMT_BD;
+    if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
+        return bd_fail(why, ws, BD_ERR_ARG,
+                       "%s: a GGUF file, which bd writes (bd-pack --format gguf) but does not read; give a llama2.c "
+                       "checkpoint, a Hugging Face directory (config.json + safetensors) or a bd.model/bd.packed stream",
+                       path);
     if (n >= 4 && b[0] == 0x32 && b[1] == 0x34 && b[2] == 0x6b && b[3] == 0x61) {  // "ak42" as LE u32
         if (n < 8) return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: truncated llama2.c ak42 header", path);
         int32_t ver = (int32_t)((uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24);

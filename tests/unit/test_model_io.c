@@ -132,6 +132,19 @@ START_TEST(test_stories_config) {
 }
 END_TEST
 
+// A GGUF file given as a model is named as such, not as a broken llama2.c header.
+START_TEST(test_gguf_is_named) {
+    const char *p = tmp("model.gguf");
+    unsigned char hdr[24] = {'G', 'G', 'U', 'F', 3, 0, 0, 0};
+    write_bytes(p, hdr, sizeof hdr);
+    ck_assert_int_eq(bd_model_sniff(p, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "GGUF") && strstr(why, "model.gguf"), "%s", why);
+    bd_model m;
+    ck_assert_int_lt(bd_model_load(p, &m, why, sizeof why), 0);
+    ck_assert_msg(strstr(why, "GGUF") && !strstr(why, "llama2.c header"), "%s", why);
+}
+END_TEST
+
 // One float of the raw file at a float index after the 28-byte header.
 static float raw_float(FILE *f, size_t idx) {
     float v;
@@ -989,6 +1002,7 @@ Suite *suite_model_io(void) {
     TCase *tc = tcase_create("model_io");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_stories_config);
+    tcase_add_test(tc, test_gguf_is_named);
     tcase_add_test(tc, test_stories_weights);
     tcase_add_test(tc, test_bd_roundtrip);
     tcase_add_test(tc, test_bd_qwen_features);
