@@ -57,6 +57,33 @@ static int fail(bd_reader *r, int code, const char *fmt, ...) {
     return code;
 }
 
+// bd-stream(5) requires a content checksum on every zstd frame: read the frame header's
+// descriptor byte (RFC 8878: magic, then Frame_Header_Descriptor, bit 2 = checksum) before
+// zstd decodes the frame. Skippable frames carry no content and are let through.
+static int check_frame_start(bd_reader *r) {
+    if (r->in_len - r->in_pos < 5 && !r->in_eof) {  // the header straddles reads: gather it
+        memmove(r->in, r->in + r->in_pos, r->in_len - r->in_pos);
+        r->in_len -= r->in_pos;
+        r->in_pos = 0;
+        while (r->in_len < 5) {
+            size_t got = fread(r->in + r->in_len, 1, r->in_cap - r->in_len, r->f);
+            if (got == 0) {
+                if (ferror(r->f)) return fail(r, BD_ERR_IO, "read error: %s", strerror(errno));
+                r->in_eof = true;
+                break;
+            }
+            r->in_len += got;
+        }
+    }
+    const uint8_t *p = r->in + r->in_pos;
+    if (r->in_len - r->in_pos < 5) return BD_OK;  // too short: zstd reports the truncation
+    uint32_t magic = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+    if ((magic & 0xFFFFFFF0u) == 0x184D2A50u) return BD_OK;  // skippable frame
+    if (magic == 0xFD2FB528u && !(p[4] & 0x04))
+        return fail(r, BD_ERR_CORRUPT, "zstd frame without a content checksum (bd streams are written with one)");
+    return BD_OK;
+}
+
 // Decompresses more bytes into buf. Returns the number of bytes added, 0 at end of input,
 // or an error code.
 static int64_t fill(bd_reader *r) {
@@ -89,6 +116,10 @@ static int64_t fill(bd_reader *r) {
                 r->buf = nb;
                 r->cap = ncap;
             }
+        }
+        if (r->zret == 0 && r->in_pos < r->in_len) {  // a frame starts here
+            int rc = check_frame_start(r);
+            if (rc < 0) return rc;
         }
         ZSTD_outBuffer out = {r->buf + r->end, r->cap - r->end, 0};
         ZSTD_inBuffer inb = {r->in, r->in_len, r->in_pos};

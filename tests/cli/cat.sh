@@ -22,6 +22,11 @@ printf '\202\243end\303\247records\001' >>"$T/msg"
 zstd -q --check -c "$T/msg" >"$T/x.bdz"
 zstd -q --check -c "$T/msg-notrailer" >"$T/notrailer.bdz"
 
+# A frame without a content checksum is refused (bd-stream(5) requires one), from a file or a pipe.
+zstd -q --no-check -c "$T/msg" >"$T/nocheck.bdz"
+expect_fail 1 bd-cat --check "$T/nocheck.bdz"
+expect_err_contains "without a content checksum"
+bd-cat --check - <"$T/nocheck.bdz" >/dev/null 2>&1 && fail "a frame without a checksum read from a pipe"
 expect_ok bd-cat "$T/x.bdz"
 [ "$(wc -l <"$T/out")" = 3 ] || fail "expected 3 lines"
 expect_out_contains '{"name":"w","dtype":"f32","shape":[2]}'
