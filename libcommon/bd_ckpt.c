@@ -12,6 +12,7 @@
 
 #include "bd_log.h"
 #include "bd_model_io.h"
+#include "bd_outfile.h"
 
 #define SLICE_FLOATS ((size_t)1 << 28)  // 1 GiB of f32 per record
 
@@ -50,23 +51,21 @@ static void sibling(char *out, size_t size, const char *path, const char *name) 
     snprintf(out, size, "%.*s%s", dl, path, name);
 }
 
-// Removes PATH.w* files other than keep (older generations, and temporaries of killed runs).
+// Removes older generations PATH.wN other than keep, and the temporaries of PATH and of its
+// generations left by killed runs (bd_outfile_sweep: never those of a live writer).
 static void remove_stale(const char *path, const char *keep) {
     char pat[4200];
-    glob_t g;
-    // Escape glob metacharacters of the path itself.
-    size_t j = 0;
-    for (const char *c = path; *c && j + 4 < sizeof pat; c++) {
-        if (strchr("*?[\\", *c)) pat[j++] = '\\';
-        pat[j++] = *c;
-    }
+    size_t j = bd_glob_escape(pat, sizeof pat - 16, path);
     snprintf(pat + j, sizeof pat - j, ".w*");
-    if (glob(pat, 0, NULL, &g) != 0) g.gl_pathc = 0, g.gl_pathv = NULL;
-    snprintf(pat + j, sizeof pat - j, ".tmp.*");  // the state's own temporaries
-    if (glob(pat, g.gl_pathv ? GLOB_APPEND : 0, NULL, &g) != 0 && !g.gl_pathv) return;
-    for (size_t i = 0; i < g.gl_pathc; i++)
-        if (strcmp(g.gl_pathv[i], keep) != 0) unlink(g.gl_pathv[i]);
-    globfree(&g);
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) == 0) {
+        for (size_t i = 0; i < g.gl_pathc; i++)
+            if (!strstr(g.gl_pathv[i] + j, ".tmp.") && strcmp(g.gl_pathv[i], keep) != 0) unlink(g.gl_pathv[i]);
+        globfree(&g);
+    }
+    snprintf(pat + j, sizeof pat - j, ".w*.tmp.*");
+    bd_outfile_sweep_matching(pat);
+    bd_outfile_sweep(path);
 }
 
 static void pack_slice(msgpack_packer *pk, const char *name, const float *data, size_t n, size_t start) {

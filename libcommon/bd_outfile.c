@@ -1,8 +1,11 @@
 #include "bd_outfile.h"
 
 #include <errno.h>
+#include <glob.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -46,6 +49,42 @@ static bd_outfile *open_in_place(bd_outfile *o, const char *path, const char *mo
     return o;
 }
 
+size_t bd_glob_escape(char *out, size_t size, const char *path) {
+    size_t j = 0;
+    for (const char *c = path; *c && j + 3 < size; c++) {
+        if (strchr("*?[\\", *c)) out[j++] = '\\';
+        out[j++] = *c;
+    }
+    if (size) out[j] = 0;
+    return j;
+}
+
+int bd_outfile_sweep(const char *path) {
+    char pat[4200];
+    size_t j = bd_glob_escape(pat, sizeof pat - 8, path);
+    snprintf(pat + j, sizeof pat - j, ".tmp.*");
+    return bd_outfile_sweep_matching(pat);
+}
+
+int bd_outfile_sweep_matching(const char *pat) {
+    glob_t g;
+    if (glob(pat, 0, NULL, &g) != 0) return 0;
+    int live = 0;
+    for (size_t i = 0; i < g.gl_pathc; i++) {
+        int fd = open(g.gl_pathv[i], O_RDONLY | O_NOFOLLOW);
+        if (fd < 0) continue;
+        struct stat st;
+        if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
+            // Every writer holds a lock on its temporary until it commits or aborts.
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(g.gl_pathv[i]);  // its writer is gone
+            else if (errno == EWOULDBLOCK) live++;
+        }
+        close(fd);
+    }
+    globfree(&g);
+    return live;
+}
+
 bd_outfile *bd_outfile_open(const char *path, const char *mode) {
     bd_outfile *o = calloc(1, sizeof *o);
     if (!o) return NULL;
@@ -67,8 +106,10 @@ bd_outfile *bd_outfile_open(const char *path, const char *mode) {
     if (o->tmp) snprintf(o->tmp, n + 32, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
     free(real);
     if (!o->path || !o->tmp) goto fail;
+    if (bd_outfile_sweep(o->path) > 0) { errno = EBUSY; goto fail; }  // another live run writes it
     int fd = mkstemp(o->tmp);
     if (fd < 0) { free(o->tmp); o->tmp = NULL; goto fail; }
+    flock(fd, LOCK_EX | LOCK_NB);  // held until commit or abort: tells bd_outfile_sweep we live
     mode_t mask = umask(0);
     umask(mask);
     if (fchmod(fd, 0666 & ~mask) != 0 || !(o->f = fdopen(fd, mode))) {

@@ -13,7 +13,10 @@
 
 typedef struct bd_outfile bd_outfile;
 
-// mode is an fopen mode ("wb" or "w"). On error returns NULL with errno set.
+// Temporaries are named PATH.tmp.PID.XXXXXX and locked (flock) while their writer lives.
+// mode is an fopen mode ("wb" or "w"). On error returns NULL with errno set; EBUSY when
+// another live process is writing the same PATH. Opening removes PATH's stale temporaries
+// (those of killed runs) first.
 bd_outfile *bd_outfile_open(const char *path, const char *mode);
 FILE *bd_outfile_fp(bd_outfile *o);
 const char *bd_outfile_path(const bd_outfile *o);  // final name ("-" for stdout)
@@ -23,6 +26,13 @@ bool bd_outfile_is_stdout(const bd_outfile *o);
 BD_MUST_CHECK int bd_outfile_commit(bd_outfile *o);
 // Closes and removes the temporary file. Frees o.
 void bd_outfile_abort(bd_outfile *o);
+// Removes the temporaries of PATH whose writers are gone (unlocked); returns how many are
+// still being written by live processes. Never touches another output's files.
+int bd_outfile_sweep(const char *path);
+// The same for every temporary matching a glob pattern (e.g. escaped "OUT.w*.tmp.*").
+int bd_outfile_sweep_matching(const char *pattern);
+// Copies path into out with glob metacharacters escaped; returns the length.
+size_t bd_glob_escape(char *out, size_t size, const char *path);
 // Removes every temporary file still pending (uses only unlink: safe in a signal handler).
 void bd_outfile_abort_all(void);
 

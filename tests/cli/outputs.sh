@@ -40,6 +40,24 @@ expect_ok bd-cat -o "$T/link.json" "$T/t.bdz"
 [ -L "$T/link.json" ] || fail "bd-cat -o replaced a symbolic link"
 cmp -s "$T/target.json" "$T/direct.json" || fail "the link's target did not get the output"
 
+# Temporaries of killed runs (unlocked) are removed by the next run on the same output; a
+# live writer's (locked) temporary makes a second run refuse; other outputs' files stay.
+echo junk >"$T/o.bdz.tmp.99999.AbCdEf"
+echo junk >"$T/other.bdz.tmp.99999.AbCdEf"
+expect_ok bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/o.bdz" "$T/s.txt"
+[ ! -e "$T/o.bdz.tmp.99999.AbCdEf" ] || fail "a stale temporary of the output was left"
+[ -e "$T/other.bdz.tmp.99999.AbCdEf" ] || fail "another output's temporary was removed"
+cp "$T/o.bdz" "$T/o.before"
+echo live >"$T/o.bdz.tmp.1.LiVeXx"
+flock "$T/o.bdz.tmp.1.LiVeXx" sleep 30 &
+holder=$!
+sleep 0.3
+expect_fail 1 bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/o.bdz" "$T/s.txt"
+expect_err_contains "busy"
+kill $holder; wait $holder 2>/dev/null
+[ -e "$T/o.bdz.tmp.1.LiVeXx" ] || fail "a live writer's temporary was removed"
+cmp -s "$T/o.bdz" "$T/o.before" || fail "the refused run touched the existing output"
+
 # No pipeline, test, bench or script of the repository names /dev/null as a tool's output.
 root="$(dirname "$0")/../.."
 pat='-o[[:space:]]*/dev/null'
