@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bd_log.h"
+#include "bd_readfile.h"
 #include "bd_model_io.h"
 #include "bd_model_io_impl.h"
 #include "bd_outfile.h"
@@ -52,19 +53,12 @@ static bool hf_name(const char *bd, int layer, char *buf, size_t n) {
 static bool is_layered(const char *bd) { return strcmp(bd, "tok_emb") && strcmp(bd, "rms_final") && strcmp(bd, "wcls"); }
 
 static char *read_text(const char *path, int *rc, char *why, size_t ws) {
-    FILE *f = fopen(path, "rb");
-    if (!f) { *rc = bd_fail(why, ws, errno == ENOENT ? BD_ERR_SCHEMA : BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno)); return NULL; }
-    char *buf = malloc(MAX_JSON_BYTES + 1);
-    if (!buf) { fclose(f); *rc = BD_ERR_NOMEM; return NULL; }
-    size_t n = fread(buf, 1, MAX_JSON_BYTES + 1, f);
-    bool err = ferror(f);
-    fclose(f);
-    if (err || n > MAX_JSON_BYTES) {
-        free(buf);
-        *rc = bd_fail(why, ws, err ? BD_ERR_IO : BD_ERR_MALFORMED, err ? "%s: read failed" : "%s: implausibly large JSON file", path);
+    char *buf;
+    size_t n;
+    if ((*rc = bd_read_small_file(path, MAX_JSON_BYTES, &buf, &n, why, ws)) < 0) {
+        if (*rc == BD_ERR_IO && errno == ENOENT) *rc = BD_ERR_SCHEMA;  // a missing file of the directory
         return NULL;
     }
-    buf[n] = 0;
     return buf;
 }
 

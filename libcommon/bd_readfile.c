@@ -2,8 +2,12 @@
 
 #include <bzlib.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -110,6 +114,47 @@ int bd_read_file(const char *path, char **data, size_t *len, char *why, size_t w
     }
     if (bd_is_bzip2((const unsigned char *)buf, n)) {
         rc = bd_bunzip2((const unsigned char *)buf, n, name, data, len, why, ws);
+        free(buf);
+        return rc;
+    }
+    buf[n] = '\0';
+    *data = buf;
+    *len = n;
+    return BD_OK;
+}
+
+int bd_read_small_file(const char *path, size_t max_bytes, char **data, size_t *len, char *why, size_t ws) {
+    *data = NULL;
+    *len = 0;
+    // O_NONBLOCK: opening a FIFO without a writer must not hang; the type is checked next.
+    int fd = open(path, O_RDONLY | O_NONBLOCK);
+    if (fd < 0) {
+        int e = errno;
+        bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(e));
+        errno = e;
+        return BD_ERR_IO;
+    }
+    struct stat st;
+    int rc = BD_OK;
+    if (fstat(fd, &st) != 0) rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    else if (!S_ISREG(st.st_mode))
+        rc = bd_fail(why, ws, BD_ERR_ARG, "%s: not a regular file (%s)", path,
+                     S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a file");
+    else if ((uint64_t)st.st_size > max_bytes)
+        rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %lld bytes, more than the %zu this kind of file may have", path,
+                     (long long)st.st_size, max_bytes);
+    char *buf = rc == BD_OK ? malloc((size_t)st.st_size + 1) : NULL;
+    if (rc == BD_OK && !buf) rc = bd_fail(why, ws, BD_ERR_NOMEM, "%s: out of memory reading", path);
+    size_t n = 0;
+    while (rc == BD_OK && n < (size_t)st.st_size) {
+        ssize_t got = read(fd, buf + n, (size_t)st.st_size - n);
+        if (got < 0 && errno == EINTR) continue;
+        if (got < 0) rc = bd_fail(why, ws, BD_ERR_IO, "%s: read error: %s", path, strerror(errno));
+        else if (got == 0) break;  // shrank while reading: take what is there
+        else n += (size_t)got;
+    }
+    close(fd);
+    if (rc < 0) {
         free(buf);
         return rc;
     }

@@ -18,6 +18,14 @@ bool bd_is_bzip2(const unsigned char *data, size_t len);
 // BD_ERR_CORRUPT (bzip2 data error or trailing garbage), BD_ERR_NOMEM.
 BD_MUST_CHECK int bd_read_file(const char *path, char **data, size_t *len, char *why, size_t why_size);
 
+// Reads a small auxiliary file whole (config.json, tokenizer.json, tokenizer.bin, ...):
+// it must be a regular file (a FIFO or a device such as /dev/zero is refused without
+// blocking or reading it) of at most max_bytes. *data is malloc'd and NUL-terminated after
+// *len bytes. BD_ERR_IO (cannot open or read; errno kept), BD_ERR_ARG (not a regular file),
+// BD_ERR_MALFORMED (over the limit), BD_ERR_NOMEM; why names path.
+BD_MUST_CHECK int bd_read_small_file(const char *path, size_t max_bytes, char **data, size_t *len, char *why,
+                                     size_t why_size);
+
 // Decompresses the bzip2 data src[0..n) into *out (NUL-terminated, *out_len bytes); name
 // is used in messages. Same errors as bd_read_file.
 BD_MUST_CHECK int bd_bunzip2(const unsigned char *src, size_t n, const char *name, char **out, size_t *out_len,

@@ -6,12 +6,14 @@
 // and Llama 3 patterns); decoders Strip/Metaspace/ByteLevel (for the leading-space rule).
 // BOS/EOS come from tokenizer_config.json beside the file, else the post-processor's
 // template, else well-known token names.
+#include <errno.h>
 #include <cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bd_log.h"
+#include "bd_readfile.h"
 #include "bd_tok_internal.h"
 
 #define FAIL(...) do { snprintf(why, why_size, __VA_ARGS__); return BD_ERR_MALFORMED; } while (0)
@@ -162,22 +164,12 @@ static void find_bos_eos(bd_tokenizer *t, const cJSON *root, const char *dir) {
     bool have_bos = false, have_eos = false, present;
     char path[4200];
     snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
-    FILE *f = fopen(path, "rb");
-    if (f) {
-        char *buf = NULL;
-        size_t n = 0, cap = 0;
-        for (;;) {
-            if (n == cap) {
-                char *p = realloc(buf, cap = cap ? 2 * cap : 1 << 16);
-                if (!p) break;
-                buf = p;
-            }
-            size_t k = fread(buf + n, 1, cap - n, f);
-            if (k == 0) break;
-            n += k;
-        }
-        fclose(f);
-        cJSON *cfg = buf ? cJSON_ParseWithLength(buf, n) : NULL;
+    char *buf = NULL, msg[600];
+    size_t n = 0;
+    int rc = bd_read_small_file(path, BD_MAX_TOKENIZER_BYTES, &buf, &n, msg, sizeof msg);
+    if (rc < 0 && !(rc == BD_ERR_IO && errno == ENOENT)) bd_log(BD_LOG_WARN, "%s; ignored", msg);
+    if (rc == BD_OK) {
+        cJSON *cfg = cJSON_ParseWithLength(buf, n);
         if (cfg) {
             const char *b = config_token(cfg, "bos_token", &present);
             if (present) { have_bos = true; t->bos = lookup(t, b); }

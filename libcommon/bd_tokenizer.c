@@ -1,6 +1,7 @@
 // The tokenizer front: loading by content sniffing, encode (added tokens, then
 // normalization, pre-tokenization and BPE per segment), decode, and lookups.
 #include "bd_tokenizer.h"
+#include "bd_readfile.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -213,30 +214,6 @@ static void say(char *why, size_t size, const char *fmt, ...) {
     va_end(ap);
 }
 
-static int read_all(const char *path, uint8_t **data, size_t *n) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return BD_ERR_IO;
-    size_t cap = 1 << 16, len = 0;
-    uint8_t *buf = malloc(cap);
-    for (;;) {
-        if (!buf) { fclose(f); return BD_ERR_NOMEM; }
-        len += fread(buf + len, 1, cap - len - 1, f);
-        if (ferror(f)) { int e = errno; free(buf); fclose(f); errno = e; return BD_ERR_IO; }
-        if (feof(f)) break;
-        if (cap - len - 1 == 0) {
-            cap *= 2;
-            uint8_t *p = realloc(buf, cap);
-            if (!p) free(buf);
-            buf = p;
-        }
-    }
-    fclose(f);
-    buf[len] = 0;  // JSON parsing wants a terminator
-    *data = buf;
-    *n = len;
-    return BD_OK;
-}
-
 // The tokenizer file inside a directory: tokenizer.json, tokenizer.bin, then the first
 // tok*.bin by name.
 static int find_in_dir(const char *dir, char *out, size_t size) {
@@ -281,11 +258,8 @@ int bd_tokenizer_load(const char *path, bd_tokenizer **out, char *why, size_t wh
     }
     uint8_t *data;
     size_t n;
-    int rc = read_all(file, &data, &n);
-    if (rc < 0) {
-        say(why, why_size, "%s: %s", file, rc == BD_ERR_IO ? strerror(errno) : "out of memory");
-        return rc;
-    }
+    int rc = bd_read_small_file(file, BD_MAX_TOKENIZER_BYTES, (char **)&data, &n, why, why_size);
+    if (rc < 0) return rc;
     bd_tokenizer *t = calloc(1, sizeof *t);
     if (!t) { free(data); return BD_ERR_NOMEM; }
     t->bos = t->eos = t->unk = -1;

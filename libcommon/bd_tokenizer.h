@@ -26,6 +26,9 @@
 
 #include "bd_error.h"
 
+// Largest tokenizer file read (tokenizer.json of 150K-token vocabularies is ~10 MB).
+#define BD_MAX_TOKENIZER_BYTES ((size_t)256 << 20)
+
 typedef struct bd_tokenizer bd_tokenizer;
 
 enum {

@@ -3,11 +3,14 @@
 // case), tokenizer.json fixtures (tests/fixtures/tok_*), round trips, the heap merger
 // against its rescanning _ref twin, the split patterns, and load errors.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bd_test.h"
 #include "bd_tok_internal.h"
+#include "bd_readfile.h"
 #include "bd_tokenizer.h"
 
 static bd_tokenizer *load_or_fail(const char *path) {
@@ -448,6 +451,45 @@ static void expect_load_error(const char *path, int code, const char *needle) {
     ck_assert_msg(strstr(why, needle) != NULL, "load %s: message \"%s\" lacks \"%s\"", path, why, needle);
 }
 
+// Auxiliary files that are FIFOs or devices are neither waited on nor read without end: a FIFO
+// tokenizer_config.json (no writer: opening it would block) and one that links to /dev/zero
+// are skipped with a warning; a FIFO or device as the tokenizer file itself is refused.
+START_TEST(test_aux_files_not_regular) {
+    char dir[1100], path[1200], src[1200];
+    snprintf(dir, sizeof dir, "%s/tok_fifo", bd_test_tmpdir());
+    ck_assert_int_eq(mkdir(dir, 0755), 0);
+    snprintf(path, sizeof path, "%s/tokenizer.json", dir);
+    snprintf(src, sizeof src, "%s", fixture("tok_spm/tokenizer.json"));
+    char *json;
+    size_t jn;
+    char jwhy[600];
+    ck_assert_int_eq(bd_read_small_file(src, 1 << 20, &json, &jn, jwhy, sizeof jwhy), BD_OK);
+    write_file(path, json, jn);
+    free(json);
+    snprintf(path, sizeof path, "%s/tokenizer_config.json", dir);
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
+    bd_tokenizer *t = load_or_fail(dir);
+    bd_tokenizer_free(t);
+    ck_assert_int_eq(unlink(path), 0);
+    ck_assert_int_eq(symlink("/dev/zero", path), 0);
+    t = load_or_fail(dir);
+    bd_tokenizer_free(t);
+    expect_load_error(path, BD_ERR_ARG, "not a regular file (a device)");
+    snprintf(path, sizeof path, "%s/fifo.bin", bd_test_tmpdir());
+    ck_assert_int_eq(mkfifo(path, 0644), 0);
+    expect_load_error(path, BD_ERR_ARG, "a FIFO");
+    // The size limit of bd_read_small_file.
+    char *data;
+    size_t n;
+    char why[600];
+    ck_assert_int_eq(bd_read_small_file(src, 100, &data, &n, why, sizeof why), BD_ERR_MALFORMED);
+    ck_assert_msg(strstr(why, "more than the 100"), "%s", why);
+    ck_assert_int_eq(bd_read_small_file(src, 1 << 20, &data, &n, why, sizeof why), BD_OK);
+    ck_assert(n > 100 && data[n] == 0 && data[0] == '{');
+    free(data);
+}
+END_TEST
+
 START_TEST(test_load_errors) {
     char path[1200];
     const char *dir = bd_test_tmpdir();
@@ -499,6 +541,7 @@ Suite *suite_tokenizer(void) {
     tcase_add_test(tc, test_hf_spm_fixture);
     tcase_add_test(tc, test_hf_bytelevel_fixture);
     tcase_add_test(tc, test_load_errors);
+    tcase_add_test(tc, test_aux_files_not_regular);
     suite_add_tcase(s, tc);
     return s;
 }
