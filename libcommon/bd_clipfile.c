@@ -49,12 +49,24 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
     char msg[600];
     bd_reader *r = bd_reader_open(path, "bd.clip", &err, msg, sizeof msg);
     if (!r) { snprintf(why, why_size, "\"%s\" %s", path, msg); return err; }
-    int64_t hgroup = 0;
-    if (bd_obj_int(bd_obj_get(bd_reader_header(r), "group"), &hgroup) < 0) {
-        snprintf(why, why_size, "\"%s\" header: no integer \"group\"", path);
+    // The ranges belong to one quantizer, bit width and group: all three must match q.
+    const msgpack_object *h = bd_reader_header(r);
+    int64_t hgroup = 0, hbits = 0;
+    char hquant[16];
+    if (bd_obj_int(bd_obj_get(h, "group"), &hgroup) < 0 || bd_obj_int(bd_obj_get(h, "bits"), &hbits) < 0 ||
+        bd_obj_strcpy(bd_obj_get(h, "quant"), hquant, sizeof hquant) < 0) {
+        snprintf(why, why_size, "\"%s\" header: expected \"quant\" (string), \"bits\" and \"group\" (integers)", path);
         bd_reader_close(r);
         return BD_ERR_SCHEMA;
     }
+    if (strcmp(hquant, bd_qkind_name(q->kind)) != 0 || hbits != q->bits) {
+        snprintf(why, why_size, "\"%s\": ranges were searched for %s %lld-bit, but the quantizer is %s %d-bit", path, hquant,
+                 (long long)hbits, bd_qkind_name(q->kind), q->bits);
+        bd_reader_close(r);
+        return BD_ERR_ARG;
+    }
+    bool *seen = calloc((size_t)m->cfg.n_layers * BD_N_LINEARS, sizeof *seen);
+    if (!seen) { bd_reader_close(r); return bd_fail(why, why_size, BD_ERR_NOMEM, "out of memory"); }
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL);
     float *mx = NULL, *mn = NULL;
@@ -77,6 +89,20 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
             rc = BD_ERR_SCHEMA;
             break;
         }
+        char name[96], want[96];
+        snprintf(want, sizeof want, "layers.%lld.%s", (long long)layer, tensor);
+        if (bd_obj_strcpy(bd_obj_get(rec, "name"), name, sizeof name) < 0 || strcmp(name, want) != 0) {
+            snprintf(reason, sizeof reason, "field \"name\" must be \"%s\" (its tensor and layer)", want);
+            rc = BD_ERR_SCHEMA;
+            break;
+        }
+        bool *once = &seen[(size_t)layer * BD_N_LINEARS + (size_t)bd_linear_parse(tensor)];
+        if (*once) {
+            snprintf(reason, sizeof reason, "a second record for %s", want);
+            rc = BD_ERR_SCHEMA;
+            break;
+        }
+        *once = true;
         int OC = (int)e->shape[1], C = (int)e->shape[2], G = bd_qspec_group(q, C);
         int hG = hgroup <= 0 || hgroup >= C ? C : (int)hgroup;
         if (hG != G) {
@@ -91,9 +117,15 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
         if (!mx || !mn) { rc = BD_ERR_NOMEM; snprintf(reason, sizeof reason, "out of memory"); break; }
         if ((rc = read_range(rec, "max", OC, NG, mx, reason, sizeof reason)) < 0) break;
         if ((rc = read_range(rec, "min", OC, NG, mn, reason, sizeof reason)) < 0) break;
+        for (int i = 0; i < OC * NG && rc == BD_OK; i++)
+            if (mn[i] > mx[i]) {
+                snprintf(reason, sizeof reason, "row %d group %d: min %g is above max %g", i / NG, i % NG, mn[i], mx[i]);
+                rc = BD_ERR_VALUE;
+            }
+        if (rc < 0) break;
         bd_clip_apply(m->params + e->offset + (size_t)layer * OC * C, OC, C, G, mx, mn);
     }
-    free(mx); free(mn);
+    free(mx); free(mn); free(seen);
     if (rc == BD_EOF) { bd_reader_close(r); return BD_OK; }
     if (rc == BD_OK) rc = BD_ERR_SCHEMA;
     if (bd_reader_error(r)[0]) snprintf(why, why_size, "\"%s\" %s", path, bd_reader_error(r));

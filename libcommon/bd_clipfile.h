@@ -1,6 +1,7 @@
 // bd.clip streams: the clipping ranges bd-clipsearch finds, one record per quantized linear
 // layer: {"name": "layers.N.wq", "tensor": "wq", "layer": N, "max": f32 (OC, NG),
 // "min": f32 (OC, NG)}; the header records quant, bits, group, grid, steps and the model.
+// A consumer checks that quant, bits and group are those it quantizes with.
 #ifndef BD_CLIPFILE_H
 #define BD_CLIPFILE_H
 

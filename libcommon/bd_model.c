@@ -6,6 +6,14 @@
 
 #include "bd_packed.h"
 
+const char *const bd_linear_names[BD_N_LINEARS] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+
+int bd_linear_parse(const char *name) {
+    for (int k = 0; k < BD_N_LINEARS; k++)
+        if (strcmp(name, bd_linear_names[k]) == 0) return k;
+    return -1;
+}
+
 int bd_config_check(const bd_config *c, char *why, size_t why_size) {
     const char *bad = NULL;
     if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||

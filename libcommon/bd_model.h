@@ -43,6 +43,8 @@ typedef enum {
     BD_N_LINEARS,
     BD_HEAD = BD_N_LINEARS,
 } bd_linear;
+extern const char *const bd_linear_names[BD_N_LINEARS];  // "wq" ... "w3", the bd.model tensor names
+int bd_linear_parse(const char *name);                    // a bd_linear, or -1
 
 // Every parameter tensor is a view into one flat array; the same layout serves
 // parameters, gradients and optimizer moments (bd_weights_layout on another base).

@@ -25,6 +25,9 @@ awk -v a="$rtn" -v b="$clp" 'BEGIN { exit !(b < a - 0.2) }' || fail "clip+RTN $c
 # The ranges are for group 32: another group is refused.
 expect_fail 1 bd-eval --model "$M/stories260K.bin" --quant int --bits 2 --group 64 --clip "$T/clip.bdz" "$T/val.bdz"
 expect_err_contains "group 32"
+# ... and so is another quantizer or bit width.
+expect_fail 1 bd-eval --model "$M/stories260K.bin" --quant nf3 --bits 3 --group 32 --clip "$T/clip.bdz" "$T/val.bdz"
+expect_err_contains "searched for int 2-bit, but the quantizer is nf3 3-bit"
 # Bad input.
 expect_fail 2 bd-clipsearch --model "$M/stories260K.bin" --bits 2 -o "$T/x.bdz"
 expect_fail 2 bd-clipsearch --model "$M/stories260K.bin" --calib "$T/calib.bdz" --quant ternary --bits 2
