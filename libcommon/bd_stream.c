@@ -353,6 +353,26 @@ bool bd_obj_is_tensor(const msgpack_object *o) {
            bd_obj_get(o, "dtype") != NULL;
 }
 
+int bd_obj_check_tensors(const msgpack_object *o, char *why, size_t why_size) {
+    if (o->type == MSGPACK_OBJECT_ARRAY) {
+        for (uint32_t i = 0; i < o->via.array.size; i++) {
+            int rc = bd_obj_check_tensors(&o->via.array.ptr[i], why, why_size);
+            if (rc < 0) return rc;
+        }
+    } else if (o->type == MSGPACK_OBJECT_MAP) {
+        // Anything with a dtype and a shape or data is meant as a tensor: it must be a valid one.
+        if (bd_obj_get(o, "dtype") && (bd_obj_get(o, "shape") || bd_obj_get(o, "data"))) {
+            bd_tensor_view t;
+            return bd_obj_tensor(o, &t, why, why_size);
+        }
+        for (uint32_t i = 0; i < o->via.map.size; i++) {
+            int rc = bd_obj_check_tensors(&o->via.map.ptr[i].val, why, why_size);
+            if (rc < 0) return rc;
+        }
+    }
+    return BD_OK;
+}
+
 int bd_obj_tensor(const msgpack_object *o, bd_tensor_view *t, char *why, size_t why_size) {
     char dummy[8];
     if (!why) { why = dummy; why_size = sizeof dummy; }
@@ -381,8 +401,12 @@ int bd_obj_tensor(const msgpack_object *o, bd_tensor_view *t, char *why, size_t 
             return BD_ERR_SCHEMA;
         }
         t->shape[i] = (int64_t)e->via.u64;
+        // Checked before multiplying: [2^32, 2^32] must not wrap around to 0 elements.
+        if (e->via.u64 && numel > ((uint64_t)1 << 40) / e->via.u64) {
+            snprintf(why, why_size, "tensor has too many elements");
+            return BD_ERR_SHAPE;
+        }
         numel *= e->via.u64;
-        if (numel > ((uint64_t)1 << 40)) { snprintf(why, why_size, "tensor has too many elements"); return BD_ERR_SHAPE; }
     }
     t->numel = (int64_t)numel;
     if (!data || data->type != MSGPACK_OBJECT_BIN) { snprintf(why, why_size, "tensor field \"data\" missing or not binary"); return BD_ERR_SCHEMA; }

@@ -74,6 +74,9 @@ typedef struct {
 // writes a reason into why (may be NULL) and returns BD_ERR_SCHEMA or BD_ERR_SHAPE.
 BD_MUST_CHECK int bd_obj_tensor(const msgpack_object *o, bd_tensor_view *t, char *why, size_t why_size);
 bool bd_obj_is_tensor(const msgpack_object *o);
+// Checks every tensor inside o (maps with a "dtype" and a "shape" or "data", at any depth)
+// with bd_obj_tensor: what a consumer would refuse, a check refuses too.
+BD_MUST_CHECK int bd_obj_check_tensors(const msgpack_object *o, char *why, size_t why_size);
 
 // ---- writing ----------------------------------------------------------------------------
 

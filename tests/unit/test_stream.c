@@ -315,6 +315,47 @@ START_TEST(test_tensor_checks) {
     ck_assert_int_eq(msgpack_unpack_next(&u, baddt, sizeof baddt - 1, &off), MSGPACK_UNPACK_SUCCESS);
     ck_assert_int_eq(bd_obj_tensor(&u.data, &t, why, sizeof why), BD_ERR_SCHEMA);
     ck_assert_ptr_nonnull(strstr(why, "dtype"));
+    // shape [2^32, 2^32]: 2^64 elements must not wrap around to 0 and pass with empty data.
+    static const char huge[] = "\x83\xa5" "dtype\xa3" "f32\xa5shape\x92\xcf\x00\x00\x00\x01\x00\x00\x00\x00"
+                               "\xcf\x00\x00\x00\x01\x00\x00\x00\x00\xa4" "data\xc4\x00";
+    off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(&u, huge, sizeof huge - 1, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(bd_obj_tensor(&u.data, &t, why, sizeof why), BD_ERR_SHAPE);
+    ck_assert_ptr_nonnull(strstr(why, "too many elements"));
+    // bd_obj_check_tensors finds a bad tensor at any depth: {"a": [1, {"w": <12 bytes for 4 floats>}]};
+    // a map with a dtype and a non-array shape is a broken tensor, not a plain map.
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    msgpack_packer pk;
+    msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+    msgpack_pack_map(&pk, 1);
+    bd_pack_str(&pk, "a");
+    msgpack_pack_array(&pk, 2);
+    msgpack_pack_int(&pk, 1);
+    msgpack_pack_map(&pk, 1);
+    bd_pack_str(&pk, "w");
+    msgpack_sbuffer_write(&sb, bad, sizeof bad - 1);
+    off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(bd_obj_check_tensors(&u.data, why, sizeof why), BD_ERR_SHAPE);
+    msgpack_sbuffer_clear(&sb);
+    msgpack_pack_map(&pk, 2);
+    bd_pack_kv_str(&pk, "dtype", "f32");
+    bd_pack_kv_str(&pk, "shape", "2x2");
+    off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(bd_obj_check_tensors(&u.data, why, sizeof why), BD_ERR_SCHEMA);
+    msgpack_sbuffer_clear(&sb);
+    float two[2] = {1, 2};
+    int64_t shp[1] = {2};
+    msgpack_pack_map(&pk, 2);
+    bd_pack_kv_str(&pk, "note", "ok");
+    bd_pack_str(&pk, "t");
+    bd_pack_tensor(&pk, "t", BD_F32, 1, shp, two);
+    off = 0;
+    ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+    ck_assert_int_eq(bd_obj_check_tensors(&u.data, why, sizeof why), BD_OK);
+    msgpack_sbuffer_destroy(&sb);
     msgpack_unpacked_destroy(&u);
 }
 END_TEST
