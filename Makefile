@@ -2,7 +2,7 @@
 #   make              build libcommon and every tool (-Wall -Wextra -Werror)
 #   make test         Check unit tests + command-line tests (ends with Check's summary)
 #   make test SAN=1   the same under ASan + UBSan (separate build directory)
-#   make fuzz         libFuzzer target for the stream reader (FUZZ_SECONDS, default 60)
+#   make fuzz         libFuzzer on every parser, FUZZ_SECONDS each (default 60); fuzz-seeds
 #   make bench        benchmarks (not run by CI)
 #   make deps         install the Debian packages bd needs (root)
 #   make install      PREFIX=/usr/local
@@ -43,16 +43,18 @@ TOOLHELP_OBJ = $(TOOLHELP_SRC:%.c=$(BUILD)/%.o)
 TOOL_SRC  = $(wildcard tools/bd-*.c)
 TOOLS     = $(TOOL_SRC:tools/%.c=$(BUILD)/bin/%)
 UNIT_SRC  = tests/unit/main.c $(wildcard tests/unit/test_*.c)
-UNIT_OBJ  = $(UNIT_SRC:%.c=$(BUILD)/%.o)
+FUZZ_SRC  = $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_TARGETS = $(patsubst tests/fuzz/fuzz_%.c,%,$(FUZZ_SRC))
+UNIT_OBJ  = $(UNIT_SRC:%.c=$(BUILD)/%.o) $(FUZZ_SRC:%.c=$(BUILD)/%.o)
 UNIT      = $(BUILD)/tests/unit_tests
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES   = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test fuzz bench demo deps install clean
+.PHONY: all test fuzz fuzz-seeds bench demo deps install clean
 .SECONDARY:
 all: $(LIB) $(TOOLS)
 
-$(BUILD)/%.o: %.c $(wildcard libcommon/*.h tools/*.h tests/unit/*.h) Makefile
+$(BUILD)/%.o: %.c $(wildcard libcommon/*.h tools/*.h tests/unit/*.h tests/fuzz/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
 	@$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
@@ -72,6 +74,14 @@ $(BUILD)/tests/suites.h: $(UNIT_SRC) Makefile
 	     echo "X($${f#test_})"; done ) > $@.tmp && mv $@.tmp $@
 $(BUILD)/tests/unit/main.o: $(BUILD)/tests/suites.h
 $(BUILD)/tests/unit/main.o: CPPFLAGS += -I$(BUILD)/tests
+# Fuzz targets are replayed by the unit runner (test_fuzz_replay.c): each is compiled in with
+# its entry point renamed bd_fuzz_<target>.
+$(BUILD)/tests/fuzz_targets.h: $(FUZZ_SRC) Makefile
+	@mkdir -p $(dir $@)
+	@( for t in $(FUZZ_TARGETS); do echo "X($$t)"; done ) > $@.tmp && mv $@.tmp $@
+$(BUILD)/tests/unit/test_fuzz_replay.o: $(BUILD)/tests/fuzz_targets.h
+$(BUILD)/tests/unit/test_fuzz_replay.o: CPPFLAGS += -I$(BUILD)/tests
+$(BUILD)/tests/fuzz/fuzz_%.o: CPPFLAGS += -DLLVMFuzzerTestOneInput=bd_fuzz_$(patsubst fuzz_%,%,$(basename $(notdir $@)))
 
 $(UNIT): $(UNIT_OBJ) $(TOOLHELP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)
@@ -81,15 +91,41 @@ $(UNIT): $(UNIT_OBJ) $(TOOLHELP_OBJ) $(LIB)
 # so `make test` ends with Check's single summary line.
 test: all $(UNIT)
 	BD_BIN=$(abspath $(BUILD)/bin) BD_DATA=$(BD_DATA) BD_CLI_DIR=$(abspath tests/cli) \
-	  BD_TMP=$(abspath $(BUILD)/tmp) $(UNIT)
+	  BD_FUZZ_DIR=$(abspath tests/fuzz) BD_TMP=$(abspath $(BUILD)/tmp) $(UNIT)
 
-# libFuzzer needs clang; the fuzz build has its own directory.
+# libFuzzer needs clang; the fuzz build has its own directory. Every target runs
+# FUZZ_SECONDS on its committed seeds (tests/fuzz/seeds/<t>) plus the real files under
+# BD_DATA (tests/fuzz/real_seeds.sh); new inputs go to build-fuzz/corpus/<t>, crashes to
+# build-fuzz/crashes/<t> (copy a reproducer to tests/fuzz/crashes/<t> so make test replays it).
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS = -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=fuzzer,address,undefined -Ilibcommon $(shell pkg-config --cflags $(PKGS))
-fuzz:
-	@mkdir -p build-fuzz/corpus
-	clang $(FUZZ_FLAGS) tests/fuzz/fuzz_stream.c $(LIB_SRC) $(LDLIBS) -o build-fuzz/fuzz_stream
-	build-fuzz/fuzz_stream -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 build-fuzz/corpus tests/fuzz/seeds
+FUZZ_FLAGS = -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=address,undefined -Ilibcommon $(shell pkg-config --cflags $(PKGS))
+FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build-fuzz/%.o)
+build-fuzz/%.o: %.c $(wildcard libcommon/*.h tests/fuzz/*.h) Makefile
+	@mkdir -p $(dir $@)
+	@echo "CC (fuzz) $<"
+	@clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+build-fuzz/libbd.a: $(FUZZ_LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/libbd.a
+	clang $(FUZZ_FLAGS) -fsanitize=fuzzer $< build-fuzz/libbd.a $(LDLIBS) -o $@
+fuzz: $(FUZZ_TARGETS:%=build-fuzz/fuzz_%)
+	BD_DATA=$(BD_DATA) sh tests/fuzz/real_seeds.sh build-fuzz/real
+	@for t in $(FUZZ_TARGETS); do \
+	  mkdir -p build-fuzz/corpus/$$t build-fuzz/crashes/$$t build-fuzz/real/$$t || exit 1; \
+	  echo "== fuzz_$$t ($(FUZZ_SECONDS) s)"; \
+	  BD_TMP=$(abspath build-fuzz) build-fuzz/fuzz_$$t -max_total_time=$(FUZZ_SECONDS) -rss_limit_mb=2048 -max_len=65536 \
+	    -print_final_stats=1 -artifact_prefix=build-fuzz/crashes/$$t/ \
+	    build-fuzz/corpus/$$t tests/fuzz/seeds/$$t build-fuzz/real/$$t >build-fuzz/fuzz_$$t.log 2>&1; \
+	  grep -E "^stat::number_of_executed_units|(INITED|DONE) +cov:|==[0-9]+==ERROR|^SUMMARY" build-fuzz/fuzz_$$t.log; \
+	  grep -q "^Done" build-fuzz/fuzz_$$t.log || { echo "fuzz_$$t failed: see build-fuzz/fuzz_$$t.log"; exit 1; }; \
+	done
+
+# Regenerates the committed seed corpus of every fuzz target from bd's own writers.
+fuzz-seeds: $(LIB)
+	@mkdir -p build-fuzz/seedwork
+	$(CC) $(CPPFLAGS) $(ALLCFLAGS) tests/fuzz/make_seeds.c $(LIB) $(LDLIBS) -o build-fuzz/make_seeds
+	build-fuzz/make_seeds tests/fuzz/seeds tests/fixtures build-fuzz/seedwork
 
 $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TOOLHELP_OBJ) $(LIB)
 	@mkdir -p $(dir $@)

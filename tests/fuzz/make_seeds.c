@@ -1,0 +1,252 @@
+// Writes the seed corpus of every fuzz target into tests/fuzz/seeds/<target>/ (run by
+// `make fuzz-seeds`; the output is committed). Seeds are valid files of each format, made
+// by bd's own writers where bd has one, for a tiny model (C=16, L=2, V=32); the real files
+// under BD_DATA are added when fuzzing and replayed by `make test` (never copied here).
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <zstd.h>
+
+#include "bd_ckpt.h"
+#include "bd_clipfile.h"
+#include "bd_model_io.h"
+#include "bd_packed.h"
+#include "bd_safetensors.h"
+
+static void die(const char *what) { fprintf(stderr, "make_seeds: %s\n", what); exit(1); }
+
+static const char *out_dir, *work_dir;
+
+// work_dir/name (scratch files the writers make).
+static const char *wpath(const char *name) {
+    static char p[2][1024];
+    static int k;
+    k ^= 1;
+    if ((size_t)snprintf(p[k], sizeof p[k], "%s/%s", work_dir, name) >= sizeof p[k]) die("path too long");
+    return p[k];
+}
+static const uint8_t SEP[4] = {0, 'B', 'D', 0};
+
+
+static char *path_of(const char *target, const char *name) {
+    static char p[1024];
+    snprintf(p, sizeof p, "%s/%s", out_dir, target);
+    mkdir(p, 0755);
+    snprintf(p, sizeof p, "%s/%s/%s", out_dir, target, name);
+    return p;
+}
+
+static uint8_t *slurp(const char *path, size_t *n) {
+    FILE *f = fopen(path, "rb");
+    if (!f) die(path);
+    fseek(f, 0, SEEK_END);
+    long len = ftell(f);
+    fseek(f, 0, SEEK_SET);
+    uint8_t *b = malloc((size_t)len + 1);
+    if (!b || fread(b, 1, (size_t)len, f) != (size_t)len) die(path);
+    fclose(f);
+    *n = (size_t)len;
+    return b;
+}
+
+// Writes the concatenation of parts (separated by "\0BD\0") as target/name.
+static void seed(const char *target, const char *name, int nparts, const uint8_t **part, const size_t *len) {
+    FILE *f = fopen(path_of(target, name), "wb");
+    if (!f) die(name);
+    for (int i = 0; i < nparts; i++) {
+        if (i) fwrite(SEP, 1, 4, f);
+        fwrite(part[i], 1, len[i], f);
+    }
+    fclose(f);
+}
+static void seed1(const char *target, const char *name, const void *d, size_t n) {
+    const uint8_t *p = d;
+    seed(target, name, 1, &p, &n);
+}
+
+// The decompressed content of a bd stream file.
+static uint8_t *content(const char *path, size_t *n) {
+    size_t zn;
+    uint8_t *z = slurp(path, &zn);
+    unsigned long long cap = ZSTD_getFrameContentSize(z, zn);
+    if (cap == ZSTD_CONTENTSIZE_ERROR) die("not zstd");
+    if (cap == ZSTD_CONTENTSIZE_UNKNOWN) cap = zn * 64 + 65536;
+    uint8_t *c = malloc(cap);
+    size_t got = ZSTD_decompress(c, cap, z, zn);
+    if (ZSTD_isError(got)) die("zstd");
+    free(z);
+    *n = got;
+    return c;
+}
+
+static uint32_t rng = 12345;
+static float rnd(void) { rng = rng * 1664525u + 1013904223u; return (float)(rng >> 8) / 16777216.0f - 0.5f; }
+
+static bd_config tiny(void) {
+    bd_config c = {.arch = "llama", .dim = 16, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .head_dim = 8,
+                   .ffn_dim = 24, .vocab = 32, .max_seq = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
+                   .tied_embeddings = true, .bos = 1, .eos = 2};
+    return c;
+}
+
+static void put_i32(uint8_t *p, int32_t v) { memcpy(p, &v, 4); }
+
+static void llama2c_seeds(const bd_model *m) {
+    const bd_config *c = &m->cfg;
+    size_t nf = m->n_params, nfreq = (size_t)c->max_seq * (size_t)c->head_dim;
+    int32_t h[7] = {c->dim, c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->vocab, c->max_seq};
+    // v0: 28-byte header, weights, freq_cis tables.
+    size_t n0 = 28 + 4 * (nf + nfreq);
+    uint8_t *b = calloc(1, n0);
+    memcpy(b, h, 28);
+    for (size_t i = 0; i < nf + nfreq; i++) { float v = rnd(); memcpy(b + 28 + 4 * i, &v, 4); }
+    seed1("llama2c", "v0_tied.bin", b, n0);
+    // v1 (ak42): 256-byte header with the shared flag, weights.
+    size_t n1 = 256 + 4 * nf;
+    uint8_t *b1 = calloc(1, n1);
+    put_i32(b1, 0x616b3432);
+    put_i32(b1 + 4, 1);
+    memcpy(b1 + 8, h, 28);
+    b1[36] = 1;
+    memcpy(b1 + 256, b + 28, 4 * nf);
+    seed1("llama2c", "v1_tied.bin", b1, n1);
+    free(b);
+    free(b1);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 4) die("usage: make_seeds OUT_DIR FIXTURES_DIR WORK_DIR");
+    out_dir = argv[1];
+    const char *fix = argv[2];
+    work_dir = argv[3];
+    char why[512], tmp[1024];
+    bd_model m;
+    bd_config c = tiny();
+    if (bd_model_alloc(&m, &c) != BD_OK) die("alloc");
+    for (size_t i = 0; i < m.n_params; i++) m.params[i] = rnd();
+    llama2c_seeds(&m);
+
+    // Hugging Face directory and the safetensors file alone.
+    if (bd_model_save_hf(&m, wpath("hf"), why, sizeof why) != BD_OK) die(why);
+    size_t nc, ns;
+    uint8_t *cfg = slurp(wpath("hf/config.json"), &nc);
+    uint8_t *st = slurp(wpath("hf/model.safetensors"), &ns);
+    const uint8_t *parts[3] = {cfg, st, NULL};
+    size_t lens[3] = {nc, ns, 0};
+    seed("hf", "tiny.hf", 2, parts, lens);
+    static const char index_json[] = "{\"weight_map\":{\"model.embed_tokens.weight\":\"model.safetensors\"}}";
+    parts[2] = (const uint8_t *)index_json, lens[2] = sizeof index_json - 1;
+    seed("hf", "tiny_index.hf", 3, parts, lens);
+    seed1("safetensors", "tiny.safetensors", st, ns);
+
+    // bd.model, bd.packed, bd.trainstate, bd.clip: the content of streams bd writes.
+    bd_producer prod = {"make_seeds", 0, NULL};
+    snprintf(tmp, sizeof tmp, "%s", wpath("m.bdz"));
+    if (bd_model_save(&m, tmp, &prod, BD_F32, why, sizeof why) != BD_OK) die(why);
+    size_t n;
+    uint8_t *mc = content(tmp, &n);
+    seed1("model_stream", "tiny.model", mc, n);
+    if (bd_model_save(&m, tmp, &prod, BD_BF16, why, sizeof why) != BD_OK) die(why);
+    uint8_t *mb = content(tmp, &n);
+    seed1("model_stream", "tiny_bf16.model", mb, n);
+    free(mb);
+    m.quant = (bd_qspec){BD_Q_INT, 2, 8};
+    if (bd_pk_model_pack(&m, why, sizeof why) != BD_OK) die(why);
+    if (bd_pk_model_save(&m, tmp, &prod, why, sizeof why) != BD_OK) die(why);
+    uint8_t *pc = content(tmp, &n);
+    seed1("model_stream", "tiny_int2.packed", pc, n);
+    free(pc);
+    bd_pk_model_free(m.packed);
+    m.packed = NULL;
+    m.quant = (bd_qspec){BD_Q_NONE, 0, 0};
+
+    bd_param_entry t[BD_MAX_PARAMS];
+    int nt = bd_param_table(&m.cfg, t, NULL);
+    bd_adamw opt;
+    bd_adamw_cfg acfg = {0.9f, 0.999f, 1e-8f, 0.1f, 1.0f};
+    if (bd_adamw_init(&opt, t, nt, m.n_params, &acfg) != BD_OK) die("adamw");
+    opt.t = 1;
+    bd_ckpt_info info = {.step = 1, .epoch = 0, .pos = 4, .tokens = 256, .seed = 7, .batch = 2, .seq_len = 32,
+                         .grad_accum = 1, .gamma = -1};
+    snprintf(tmp, sizeof tmp, "%s", wpath("ck"));
+    if (bd_ckpt_save(tmp, &m, &opt, &info, &prod, why, sizeof why) != BD_OK) die(why);
+    size_t nsc, nwc;
+    uint8_t *sc = content(tmp, &nsc);
+    strcat(tmp, ".w1");
+    uint8_t *wc = content(tmp, &nwc);
+    parts[0] = sc, lens[0] = nsc, parts[1] = wc, lens[1] = nwc;
+    seed("trainstate", "tiny.ck", 2, parts, lens);
+    bd_adamw_free(&opt);
+
+    snprintf(tmp, sizeof tmp, "%s", wpath("clip.bdz"));
+    int err;
+    bd_writer *w = bd_writer_open(tmp, 1, &err);
+    if (!w || bd_writer_begin_header(w, "bd.clip", &prod, 3) != BD_OK) die("clip");
+    msgpack_packer *pk = bd_writer_packer(w);
+    bd_pack_kv_str(pk, "quant", "int");
+    bd_pack_kv_int(pk, "bits", 2);
+    bd_pack_kv_int(pk, "group", 8);
+    if (bd_writer_end_object(w) != BD_OK) die("clip");
+    float mx[48], mn[48];
+    for (int i = 0; i < 48; i++) mx[i] = 0.3f, mn[i] = -0.3f;
+    if (bd_clipfile_write_record(w, "wo", 1, mx, mn, 16, 2) != BD_OK || bd_clipfile_write_record(w, "w1", 0, mx, mn, 24, 2) != BD_OK ||
+        bd_writer_close(w) != BD_OK)
+        die("clip");
+    uint8_t *cc = content(tmp, &n);
+    seed1("clip", "tiny.clip", cc, n);
+
+    // Tokenizers: the fixtures in tests/fixtures, and a tiny llama2.c tokenizer.bin.
+    const char *tj[] = {"tok_spm", "tok_bytelevel"};
+    static const char tcfg[] = "{\"bos_token\":\"<s>\",\"eos_token\":{\"content\":\"</s>\"}}";
+    for (int i = 0; i < 2; i++) {
+        snprintf(tmp, sizeof tmp, "%s/%s/tokenizer.json", fix, tj[i]);
+        uint8_t *j = slurp(tmp, &n);
+        parts[0] = j, lens[0] = n, parts[1] = (const uint8_t *)tcfg, lens[1] = sizeof tcfg - 1;
+        char name[64];
+        snprintf(name, sizeof name, "%s.json", tj[i]);
+        seed("tokenizer_json", name, i == 0 ? 2 : 1, parts, lens);
+        free(j);
+    }
+    FILE *f = fopen(path_of("tokenizer_bin", "tiny.bin"), "wb");
+    int32_t maxlen = 6;
+    fwrite(&maxlen, 4, 1, f);
+    const char *pieces[] = {"<unk>", "<s>", "</s>", "a", "b", " a", "ab", " ab", "\xe2\x96\x81" "cat"};
+    for (int i = 0; i < 256 + 9; i++) {
+        char bytepiece[8];
+        const char *s = i < 3 ? pieces[i] : i < 259 ? (snprintf(bytepiece, sizeof bytepiece, "<0x%02X>", i - 3), bytepiece)
+                                                     : pieces[i - 256];
+        float score = i < 259 ? 0.0f : -(float)(i - 259);
+        int32_t len = (int32_t)strlen(s);
+        fwrite(&score, 4, 1, f);
+        fwrite(&len, 4, 1, f);
+        fwrite(s, 1, (size_t)len, f);
+    }
+    fclose(f);
+
+    // Tasks: the first byte picks the format (0 auto, 1 hellaswag, 2 piqa, 3 jsonl).
+    struct { const char *file, *labels; uint8_t fmt; } tasks[] = {
+        {"hellaswag.txt", NULL, 1}, {"hellaswag.jsonl", NULL, 0}, {"piqa.jsonl", "piqa-labels.lst", 2},
+        {"generic.jsonl", NULL, 3}};
+    for (size_t i = 0; i < sizeof tasks / sizeof *tasks; i++) {
+        snprintf(tmp, sizeof tmp, "%s/mc/%s", fix, tasks[i].file);
+        uint8_t *tx = slurp(tmp, &n);
+        uint8_t *buf = malloc(n + 1);
+        buf[0] = tasks[i].fmt;
+        memcpy(buf + 1, tx, n);
+        parts[0] = buf, lens[0] = n + 1;
+        size_t nl = 0;
+        uint8_t *lb = NULL;
+        if (tasks[i].labels) {
+            snprintf(tmp, sizeof tmp, "%s/mc/%s", fix, tasks[i].labels);
+            lb = slurp(tmp, &nl);
+            parts[1] = lb, lens[1] = nl;
+        }
+        seed("task", tasks[i].file, tasks[i].labels ? 2 : 1, parts, lens);
+        free(tx), free(buf), free(lb);
+    }
+    bd_model_free(&m);
+    free(cfg), free(st), free(mc), free(sc), free(wc), free(cc);
+    return 0;
+}
