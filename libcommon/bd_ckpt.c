@@ -30,6 +30,15 @@ uint64_t bd_ckpt_hash(const float *p, size_t n) {
     return h ^ (h >> 33);
 }
 
+uint64_t bd_ckpt_data_hash(const int32_t *ids, size_t n) {
+    uint64_t h = 0x84222325cbf29ce4ull ^ (uint64_t)n;
+    for (size_t i = 0; i < n; i++) h = (h ^ (uint32_t)ids[i]) * 0x100000001b3ull;
+    h ^= h >> 33;
+    h *= 0xc4ceb9fe1a85ec53ull;
+    h ^= h >> 33;
+    return h ? h : 1;  // 0 means "not recorded"
+}
+
 static void test_delay(void) {
     const char *e = getenv("BD_CKPT_TEST_DELAY_MS");
     long ms = e ? atol(e) : 0;
@@ -93,7 +102,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     test_delay();
     bd_writer *w = bd_writer_open(path, 1, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
-    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 15)) < 0) goto io;
+    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 16)) < 0) goto io;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_int(pk, "step", info->step);
     bd_pack_kv_int(pk, "epoch", info->epoch);
@@ -105,6 +114,8 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     bd_pack_kv_int(pk, "seq_len", info->seq_len);
     bd_pack_kv_int(pk, "grad_accum", info->grad_accum);
     bd_pack_kv_double(pk, "gamma", info->gamma);
+    bd_pack_str(pk, "data_hash");
+    msgpack_pack_uint64(pk, info->data_hash);
     bd_pack_kv_int(pk, "adam_t", opt->t);
     bd_pack_kv_int(pk, "n_params", (int64_t)opt->n);
     bd_pack_kv_str(pk, "weights", wname);
@@ -166,7 +177,18 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
     }
     double gamma = -1;
     if (bd_obj_get(h, "gamma") && bd_obj_num(bd_obj_get(h, "gamma"), &gamma) < 0) gamma = -1;
-    *info = (bd_ckpt_info){v[0], v[1], v[2], v[3], so->via.u64, (int)v[4], (int)v[5], (int)v[6], gamma};
+    const msgpack_object *dh = bd_obj_get(h, "data_hash");  // absent in checkpoints before it was recorded
+    if (dh && dh->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"data_hash\" must be a non-negative integer", path);
+        goto out;
+    }
+    if (v[8] <= 0 || v[4] <= 0 || v[4] > INT32_MAX || v[5] <= 0 || v[5] > INT32_MAX || v[6] <= 0 || v[6] > INT32_MAX) {
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: n_params, batch, seq_len and grad_accum must be positive", path);
+        goto out;
+    }
+    *info = (bd_ckpt_info){.step = v[0], .epoch = v[1], .pos = v[2], .tokens = v[3], .seed = so->via.u64,
+                           .batch = (int)v[4], .seq_len = (int)v[5], .grad_accum = (int)v[6], .gamma = gamma,
+                           .data_hash = dh ? dh->via.u64 : 0};
     *adam_t = v[7];
     size_t n = (size_t)v[8];
     sibling(wpath, sizeof wpath, path, wname);

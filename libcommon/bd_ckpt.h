@@ -27,6 +27,7 @@ typedef struct {
     uint64_t seed;        // the run's seed (the epoch order derives from it)
     int batch, seq_len, grad_accum;  // settings a resumed run must share
     double gamma;         // cakld's g as measured at the start (-1: none), kept so a resume needs no re-measure
+    uint64_t data_hash;   // identity of the training data (bd_ckpt_data_hash); 0: not recorded
 } bd_ckpt_info;
 
 // Writes the checkpoint of model, opt (moments and step count) and info at path.
@@ -45,5 +46,8 @@ BD_MUST_CHECK int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *
 
 // 64-bit hash of n floats (their bytes), recorded to tie a state to its weights.
 uint64_t bd_ckpt_hash(const float *p, size_t n);
+// 64-bit hash of the training data as the trainer sees it (n token ids, in order), recorded
+// so that a resume on other data is refused.
+uint64_t bd_ckpt_data_hash(const int32_t *ids, size_t n);
 
 #endif

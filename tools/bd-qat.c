@@ -416,7 +416,7 @@ int main(int argc, char **argv) {
         tr.step = info.step;
         free(moments);
     } else {
-        info = (bd_ckpt_info){0, 0, 0, 0, seed, batch, T, accum, -1};
+        info = (bd_ckpt_info){0, 0, 0, 0, seed, batch, T, accum, -1, 0};
     }
     bd_qat_hooks hooks = {0};
     if (q.kind != BD_Q_NONE && bd_qat_hooks_attach(&hooks, &tr, &q, &policy) < 0)

@@ -155,7 +155,7 @@ START_TEST(test_checkpoint_resume) {
     for (int s = 0; s < 2; s++) ck_assert_int_eq(bd_trainer_step(&tb, tok, NULL, B, T, NULL, &st), BD_OK);
     char path[512], why[600];
     snprintf(path, sizeof path, "%s/ck.state", bd_test_tmpdir());
-    bd_ckpt_info info = {2, 1, 7, 32, 99, B, T, 1, 0.625}, got;
+    bd_ckpt_info info = {2, 1, 7, 32, 99, B, T, 1, 0.625, 0xfeedull}, got;
     bd_producer prod = {"test", 0, NULL};
     ck_assert_int_eq(bd_ckpt_save(path, &b, &tb.opt, &info, &prod, why, sizeof why), BD_OK);
     info.step = 1;  // an older generation is removed by the next save
@@ -173,7 +173,7 @@ START_TEST(test_checkpoint_resume) {
     long long t;
     ck_assert_int_eq(bd_ckpt_load(path, &r, &got, &mom, &t, why, sizeof why), BD_OK);
     ck_assert(got.step == 2 && got.epoch == 1 && got.pos == 7 && got.tokens == 32 && got.seed == 99 && got.batch == B &&
-              got.seq_len == T && got.grad_accum == 1 && got.gamma == 0.625 && t == 2);
+              got.seq_len == T && got.grad_accum == 1 && got.gamma == 0.625 && got.data_hash == 0xfeedull && t == 2);
     bd_trainer tr;
     ck_assert_int_eq(bd_trainer_init(&tr, &r, B, T, 1, &oc, &sc, false), BD_OK);
     memcpy(tr.opt.m, mom, 2 * r.n_params * sizeof(float));
