@@ -33,6 +33,11 @@
 
 typedef enum { BD_MC_AUTO = 0, BD_MC_HELLASWAG, BD_MC_PIQA, BD_MC_JSONL } bd_mc_format;
 
+// Bounds of one item, so that a hostile file cannot make scoring ask for unbounded memory
+// (the scorer holds every choice's tokens and logits at once).
+#define BD_MC_MAX_CHOICES 64
+#define BD_MC_MAX_ITEM_BYTES ((size_t)1 << 20)  // context plus every choice
+
 typedef struct {
     char *context;   // NUL-terminated, without the delimiter
     char **choices;  // (NC) NUL-terminated endings, without the delimiter, never empty

@@ -84,7 +84,8 @@ typedef struct {
     size_t ws;
 } loader;
 
-// Appends a new zeroed item with n_choices slots; NULL when out of memory.
+// Appends a new zeroed item with n_choices slots (at most BD_MC_MAX_CHOICES, checked by the
+// callers through check_choices); NULL when out of memory.
 static bd_mc_item *add_item(loader *ld, int n_choices, long line) {
     bd_mc_task *t = ld->task;
     if (t->n == ld->cap) {
@@ -110,11 +111,16 @@ static int nomem(loader *ld) { return bd_fail(ld->why, ld->ws, BD_ERR_NOMEM, "\"
 // Checks the strings of a finished item: endings non-empty (acc_norm divides by their length).
 static int check_item(loader *ld, const bd_mc_item *it) {
     if (!it->context) return nomem(ld);
+    size_t bytes = strlen(it->context);
     for (int i = 0; i < it->n_choices; i++) {
         if (!it->choices[i]) return nomem(ld);
         if (!it->choices[i][0])
             return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: choice %d is empty", ld->name, it->line, i);
+        bytes += strlen(it->choices[i]);
     }
+    if (bytes > BD_MC_MAX_ITEM_BYTES)
+        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: the item has %zu bytes of text, more than %zu",
+                       ld->name, it->line, bytes, BD_MC_MAX_ITEM_BYTES);
     return BD_OK;
 }
 
@@ -233,9 +239,14 @@ static const char *get_str(loader *ld, const cJSON *o, const char *key, long lin
 }
 
 // An integer field (or a string holding one, as in Hugging Face exports) in [0, hi).
+// An index field: a JSON integer; HellaSwag's "label" also comes as a string ("0").
 static int get_index(loader *ld, const cJSON *v, const char *key, int hi, long line, int *out) {
     double d = NAN;
+    bool strings_ok = strcmp(key, "label") == 0;
     if (cJSON_IsNumber(v)) d = v->valuedouble;
+    else if (cJSON_IsString(v) && !strings_ok)
+        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is a string, expected an integer",
+                       ld->name, line, key);
     else if (cJSON_IsString(v) && v->valuestring) {
         int64_t k;
         if (bd_parse_int64(v->valuestring, -1000000, 1000000, &k) == BD_OK) d = (double)k;
@@ -266,6 +277,9 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
         if (nc < 2)
             return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"choices\" %s", ld->name, line,
                         !ch ? "is missing" : cJSON_IsArray(ch) ? "needs at least 2 strings" : "is not an array");
+        if (nc > BD_MC_MAX_CHOICES)
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: %d choices, more than the %d an item may have",
+                           ld->name, line, nc, BD_MC_MAX_CHOICES);
         bd_mc_item *it = add_item(ld, nc, line);
         if (!it) return nomem(ld);
         it->context = strdup(ctx);
@@ -300,6 +314,9 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
     if (nc < 2)
         return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"endings\" %s", ld->name, line,
                     !ends ? "is missing" : "is not an array of at least 2 strings");
+    if (nc > BD_MC_MAX_CHOICES)
+        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: %d endings, more than the %d an item may have",
+                       ld->name, line, nc, BD_MC_MAX_CHOICES);
     bd_mc_item *it = add_item(ld, nc, line);
     if (!it) return nomem(ld);
     char *cb = strdup(b);

@@ -216,6 +216,29 @@ START_TEST(test_read_errors) {
     expect_error(piqa, BD_MC_PIQA, "1\n2\n", BD_ERR_VALUE, "\"lab.lst\" line 2: expected a label 0 or 1, got \"2\"");
     expect_error("{\"goal\":\"g\",\"sol1\":\"a\"}\n", BD_MC_PIQA, "0\n", BD_ERR_MALFORMED, "line 1: field \"sol2\" is missing");
     expect_error("", BD_MC_JSONL, NULL, BD_ERR_VALUE, "no items");
+    // "gold" must be a JSON integer (HellaSwag's "label" may be a string, as in its files).
+    expect_error("{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":\"0\"}\n", BD_MC_JSONL, NULL, BD_ERR_MALFORMED,
+                 "line 1: field \"gold\" is a string, expected an integer");
+    // An item may not have unbounded choices or text (the scorer holds them all at once).
+    {
+        size_t cap = 200000, n = 0;
+        char *big = malloc(cap);
+        ck_assert_ptr_nonnull(big);
+        n += (size_t)snprintf(big + n, cap - n, "{\"context\":\"c\",\"choices\":[");
+        for (int i = 0; i < 100; i++) n += (size_t)snprintf(big + n, cap - n, "%s\"x\"", i ? "," : "");
+        snprintf(big + n, cap - n, "],\"gold\":0}\n");
+        expect_error(big, BD_MC_JSONL, NULL, BD_ERR_VALUE, "line 1: 100 choices, more than the 64");
+        free(big);
+        cap = (1 << 20) + 1000;
+        big = malloc(cap);
+        ck_assert_ptr_nonnull(big);
+        n = (size_t)snprintf(big, cap, "{\"context\":\"");
+        memset(big + n, 'w', (size_t)1 << 20);
+        n += (size_t)1 << 20;
+        snprintf(big + n, cap - n, "\",\"choices\":[\"a\",\"b\"],\"gold\":0}\n");
+        expect_error(big, BD_MC_JSONL, NULL, BD_ERR_VALUE, "line 1: the item has 1048578 bytes of text, more than 1048576");
+        free(big);
+    }
     expect_error("{\"a\":1}\n", BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "cannot tell the task layout");
     // Missing labels file: the message says where it was looked for.
     bd_mc_task t;
