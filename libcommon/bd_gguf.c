@@ -15,11 +15,11 @@
 
 enum { GT_U32 = 4, GT_I32 = 5, GT_F32 = 6, GT_STRING = 8, GT_ARRAY = 9 };
 
-void bd_quantize_row_tq2_0_from_tq2(const uint8_t *codes, bd_block_tq2_0 *out, int C, float D) {
+void bd_quantize_row_tq2_0_from_tq2(const bd_block_tq2 *in, bd_block_tq2_0 *out, int C, float D) {
     for (int b = 0; b < C / BD_QK_TQ2_0; b++) {
         memset(out[b].qs, 0, sizeof out[b].qs);
         for (int i = 0; i < BD_QK_TQ2_0; i++) {
-            int w = b * BD_QK_TQ2_0 + i, q = codes[w >> 2] >> (2 * (w & 3)) & 3;
+            int w = b * BD_QK_TQ2_0 + i, q = in[w / BD_QK].qs[w % BD_QK / 4] >> (2 * (w & 3)) & 3;
             int h = i / 128, l = i % 128 / 32, m = i % 32;
             out[b].qs[32 * h + m] |= (uint8_t)(q << (2 * l));
         }
@@ -55,7 +55,7 @@ typedef struct {
     int64_t ne0, ne1;     // columns (C), rows
     uint32_t type;        // ggml type
     const float *f32;     // source rows (f32), or NULL for a packed slot
-    int layer, k;         // packed slot (k: 0..6 linears, 7 head), or k = -1
+    int layer, k;         // packed slot (k: a bd_linear), or k = -1
     bool permute;         // q/k rows back to the interleaved RoPE layout
     int heads;            // heads of a permuted tensor
     uint64_t offset, nbytes;
@@ -74,12 +74,13 @@ static int64_t src_row(const gg_tensor *t, int64_t r, int HS) {
 
 static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *row, uint8_t *buf, char *why, size_t ws) {
     int HS = m->cfg.head_dim;
-    const bd_pk_tensor *p = t->k >= 0 ? bd_pk_model_slot(m, t->layer, t->k) : NULL;
+    const bd_pk_tensor *p = t->k >= 0 ? bd_pk_model_slot(m, t->layer, (bd_linear)t->k) : NULL;
     for (int64_t r = 0; r < t->ne1; r++) {
         int64_t s = src_row(t, r, HS);
         size_t nb = row_bytes(t->type, t->ne0);
         if (t->type == BD_GGML_TYPE_TQ2_0) {
-            bd_quantize_row_tq2_0_from_tq2(p->data + (size_t)s * p->row_bytes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
+            const bd_block_tq2 *codes = (const void *)(p->data + (size_t)s * p->row_bytes);
+            bd_quantize_row_tq2_0_from_tq2(codes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
             fwrite(buf, 1, nb, f);
             continue;
         }
@@ -118,7 +119,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
     int L = c->n_layers, C = c->dim, HS = c->head_dim, QD = c->n_heads * HS, KD = c->n_kv_heads * HS, F = c->ffn_dim;
     const bd_weights *w = &m->w;
     gg_tensor *ts = calloc((size_t)(9 * L + 3), sizeof *ts);
-    if (!ts) return BD_ERR_NOMEM;
+    if (!ts) return snprintf(why, ws, "no memory for the tensor list"), BD_ERR_NOMEM;
     int n = 0;
     uint32_t t2d = wtype == BD_GGUF_F16 ? BD_GGML_TYPE_F16 : BD_GGML_TYPE_F32;
 #define ADD(nm, nd, c0, c1, ty, src, lay, kk)                                                                  \
@@ -128,15 +129,18 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         t_->ndim = nd, t_->ne0 = c0, t_->ne1 = c1, t_->type = ty, t_->f32 = src, t_->layer = lay, t_->k = kk; \
     } while (0)
     ADD("token_embd.weight", 2, C, c->vocab, t2d, w->tok_emb, 0, -1);
-    static const char *gname[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
-    const float *lin[7] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3};
-    int shape[7][2] = {{C, QD}, {C, KD}, {C, KD}, {QD, C}, {C, F}, {F, C}, {C, F}};  // (cols, rows)
+    static const char *gname[BD_N_LINEARS] = {[BD_WQ] = "attn_q", [BD_WK] = "attn_k", [BD_WV] = "attn_v", [BD_WO] = "attn_output",
+                                              [BD_W1] = "ffn_gate", [BD_W2] = "ffn_down", [BD_W3] = "ffn_up"};
+    const float *lin[BD_N_LINEARS] = {[BD_WQ] = w->wq, [BD_WK] = w->wk, [BD_WV] = w->wv, [BD_WO] = w->wo,
+                                      [BD_W1] = w->w1, [BD_W2] = w->w2, [BD_W3] = w->w3};
+    int shape[BD_N_LINEARS][2] = {[BD_WQ] = {C, QD}, [BD_WK] = {C, KD}, [BD_WV] = {C, KD}, [BD_WO] = {QD, C},  // (cols, rows)
+                                  [BD_W1] = {C, F},  [BD_W2] = {F, C},  [BD_W3] = {C, F}};
     int rc = BD_OK;
     char nm[48];
     for (int l = 0; l < L && rc == BD_OK; l++) {
         snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
         ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_att + (size_t)l * C, 0, -1);
-        for (int k = 0; k < 7; k++) {
+        for (bd_linear k = BD_WQ; k < BD_N_LINEARS; k++) {
             const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
             uint32_t ty = t2d;
             if (wtype == BD_GGUF_TQ2_0 && p) {
@@ -146,15 +150,15 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
             } else if (wtype == BD_GGUF_TQ2_0) {
                 ty = BD_GGML_TYPE_F32;  // a layer the policy left in full precision
             }
-            if (k == 4) {  // ffn_norm comes with the FFN
+            if (k == BD_W1) {  // ffn_norm comes with the FFN
                 snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
                 ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_ffn + (size_t)l * C, 0, -1);
             }
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, gname[k]);
-            ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l, p ? k : -1);
-            if (k <= 1 && c->rope == BD_ROPE_HALF) {
+            ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l, p ? (int)k : -1);
+            if ((k == BD_WQ || k == BD_WK) && c->rope == BD_ROPE_HALF) {
                 ts[n - 1].permute = true;
-                ts[n - 1].heads = k == 0 ? c->n_heads : c->n_kv_heads;
+                ts[n - 1].heads = k == BD_WQ ? c->n_heads : c->n_kv_heads;
             }
         }
     }
@@ -166,8 +170,8 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
     if (rc < 0) { free(ts); return rc; }
     ADD("output_norm.weight", 1, C, 1, BD_GGML_TYPE_F32, w->rms_final, 0, -1);
     if (!c->tied_embeddings) {
-        const bd_pk_tensor *p = bd_pk_model_slot(m, 0, BD_PK_LINEARS);
-        ADD("output.weight", 2, C, c->vocab, t2d, w->wcls, 0, p ? BD_PK_LINEARS : -1);
+        const bd_pk_tensor *p = bd_pk_model_slot(m, 0, BD_HEAD);
+        ADD("output.weight", 2, C, c->vocab, t2d, w->wcls, 0, p ? BD_HEAD : -1);
     }
 #undef ADD
     uint64_t off = 0;
@@ -252,6 +256,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
     float *row = malloc(maxc * sizeof *row);
     uint8_t *buf = malloc(maxc * 4);
     rc = row && buf ? BD_OK : BD_ERR_NOMEM;
+    if (rc < 0) snprintf(why, ws, "no memory for a row");
     for (int i = 0; i < n && rc == BD_OK; i++) {
         rc = write_tensor(f, m, &ts[i], row, buf, why, ws);
         fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - ts[i].nbytes % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
