@@ -108,18 +108,12 @@ static bool is_byte_piece(const char *p, size_t n) {
     return n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && strchr("0123456789ABCDEF", p[3]) && strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
 }
 
-int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why, size_t ws) {
+// The tensors of the file in llama.cpp's order, with their ggml types and data offsets.
+// BD_ERR_ARG with why for what TQ2_0 cannot hold.
+static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, int *count, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
-    if (c->qkv_bias || c->qk_norm)
-        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s", c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"), BD_ERR_ARG;
-    if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
-        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"), BD_ERR_ARG;
-    int V = bd_tokenizer_vocab_size(tok);
-    if (V != c->vocab) return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
     int L = c->n_layers, C = c->dim, HS = c->head_dim, QD = c->n_heads * HS, KD = c->n_kv_heads * HS, F = c->ffn_dim;
     const bd_weights *w = &m->w;
-    gg_tensor *ts = calloc((size_t)(9 * L + 3), sizeof *ts);
-    if (!ts) return snprintf(why, ws, "no memory for the tensor list"), BD_ERR_NOMEM;
     int n = 0;
     uint32_t t2d = wtype == BD_GGUF_F16 ? BD_GGML_TYPE_F16 : BD_GGML_TYPE_F32;
 #define ADD(nm, nd, c0, c1, ty, src, lay, kk)                                                                  \
@@ -167,7 +161,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         for (int i = 0; i < n; i++) any |= ts[i].type == BD_GGML_TYPE_TQ2_0;
         if (!any) { snprintf(why, ws, "TQ2_0 export needs a ternary student (packed or latent with quant ternary)"); rc = BD_ERR_ARG; }
     }
-    if (rc < 0) { free(ts); return rc; }
+    if (rc < 0) return rc;
     ADD("output_norm.weight", 1, C, 1, BD_GGML_TYPE_F32, w->rms_final, 0, -1);
     if (!c->tied_embeddings) {
         const bd_pk_tensor *p = bd_pk_model_slot(m, 0, BD_HEAD);
@@ -180,10 +174,14 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         ts[i].nbytes = (uint64_t)row_bytes(ts[i].type, ts[i].ne0) * (uint64_t)ts[i].ne1;
         off += (ts[i].nbytes + BD_GGUF_ALIGNMENT - 1) / BD_GGUF_ALIGNMENT * BD_GGUF_ALIGNMENT;
     }
+    *count = n;
+    return BD_OK;
+}
 
-    bd_outfile *o = bd_outfile_open(path, "wb");
-    if (!o) { snprintf(why, ws, "%s: cannot create: %s", path, strerror(errno)); free(ts); return BD_ERR_IO; }
-    FILE *f = bd_outfile_fp(o);
+// Header, metadata (general.*, llama.*, tokenizer.ggml.*) and the infos of the n tensors.
+static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, const gg_tensor *ts, int n) {
+    const bd_config *c = &m->cfg;
+    int V = c->vocab, C = c->dim, HS = c->head_dim, L = c->n_layers, F = c->ffn_dim;
     fwrite("GGUF", 1, 4, f);
     w32(f, 3);
     w64(f, (uint64_t)n);
@@ -249,9 +247,28 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         w32(f, ts[i].type);
         w64(f, ts[i].offset);
     }
+}
+
+int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why, size_t ws) {
+    const bd_config *c = &m->cfg;
+    if (c->qkv_bias || c->qk_norm)
+        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s", c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"), BD_ERR_ARG;
+    if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
+        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"), BD_ERR_ARG;
+    int V = bd_tokenizer_vocab_size(tok);
+    if (V != c->vocab) return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
+    gg_tensor *ts = calloc((size_t)(9 * c->n_layers + 3), sizeof *ts);
+    if (!ts) return snprintf(why, ws, "no memory for the tensor list"), BD_ERR_NOMEM;
+    int n, rc = plan_tensors(m, wtype, ts, &n, why, ws);
+    if (rc < 0) { free(ts); return rc; }
+    bd_outfile *o = bd_outfile_open(path, "wb");
+    if (!o) { snprintf(why, ws, "%s: cannot create: %s", path, strerror(errno)); free(ts); return BD_ERR_IO; }
+    FILE *f = bd_outfile_fp(o);
+    write_header(f, m, tok, ts, n);
     static const uint8_t zeros[BD_GGUF_ALIGNMENT];
     long pos = ftell(f);
     if (pos >= 0) fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - pos % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
+    int C = c->dim, F = c->ffn_dim, QD = c->n_heads * c->head_dim;
     size_t maxc = (size_t)(C > F ? C : F) > (size_t)QD ? (size_t)(C > F ? C : F) : (size_t)QD;
     float *row = malloc(maxc * sizeof *row);
     uint8_t *buf = malloc(maxc * 4);
