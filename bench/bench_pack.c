@@ -83,12 +83,15 @@ static const struct { const char *name; bd_qspec q; } fmts[] = {
 
 static double time_matvec(const bd_pk_tensor *t, const float *x, float *y, int N, bool i8, int reps) {
     double v[RUNS];
-    bd_pk_matmul(y, x, t, N, i8);  // warm-up
+    void *scratch = malloc(bd_pk_matmul_scratch_bytes(t, N, i8));
+    if (!scratch) return NAN;
+    bd_pk_matmul(y, x, t, N, i8, scratch);  // warm-up
     for (int r = 0; r < RUNS; r++) {
         double t0 = bd_now();
-        for (int k = 0; k < reps; k++) bd_pk_matmul(y, x, t, N, i8);
+        for (int k = 0; k < reps; k++) bd_pk_matmul(y, x, t, N, i8, scratch);
         v[r] = (bd_now() - t0) / reps;
     }
+    free(scratch);
     return bench_median(v, RUNS);
 }
 
@@ -134,7 +137,7 @@ int main(void) {
             printf("%5dx%-5d %6.3fms", OC, C, tf * 1e3);
             for (int f = 0; f < NF; f++) {
                 bd_pk_tensor t;
-                if (bd_pk_pack(&t, W, OC, C, &fmts[f].q) < 0) return 1;
+                if (bd_pk_pack(&t, W, OC, C, &fmts[f].q, NULL, 0) < 0) return 1;
                 double tp = time_matvec(&t, x, y, 1, false, reps * 4), ti = time_matvec(&t, x, y, 1, true, reps * 4);
                 double gbs = (double)t.row_bytes * OC / tp / 1e9;
                 printf(" | %-6s %5.3f %5.1f %4.1f %5.1f", "", tp * 1e3, gbs, tf / tp, tf / ti);
@@ -164,7 +167,7 @@ int main(void) {
         printf("%5dx%-5d %7.1fms", OC, C, tf * 1e3);
         for (int f = 0; f < NF; f++) {
             bd_pk_tensor t;
-            if (bd_pk_pack(&t, W, OC, C, &fmts[f].q) < 0) return 1;
+            if (bd_pk_pack(&t, W, OC, C, &fmts[f].q, NULL, 0) < 0) return 1;
             double tp = time_matvec(&t, x, y, N, false, 1);
             double ti = f < 2 || s == 2 ? time_matvec(&t, x, y, N, true, 1) : NAN;  // int8 SIMD: 2-bit formats
             printf(" | %-4s %7.1f %4.2f %7.1f %4.2f", "", tp * 1e3, tf / tp, ti * 1e3, tf / ti);
@@ -196,7 +199,7 @@ int main(void) {
         size_t bytes = f < 0 ? m.n_params * 4 : bd_pk_model_bytes(&m);
         size_t lin = 0;
         for (int l = 0; l < c.n_layers && f >= 0; l++)
-            for (int k = 0; k < BD_PK_LINEARS; k++) {
+            for (bd_linear k = BD_WQ; k < BD_N_LINEARS; k++) {
                 const bd_pk_tensor *t = bd_pk_model_slot(&m, l, k);
                 lin += t->row_bytes * (size_t)t->rows;
             }

@@ -31,7 +31,10 @@ static void linear(const bd_model *m, int l, int k, float *out, const float *inp
                    int N, int C, int OC) {
     const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
     if (!p) { bd_linear_forward(out, inp, w, bias, N, C, OC); return; }
-    bd_pk_matmul(out, inp, p, N, m->packed->act_int8);
+    void *scratch = malloc(bd_pk_matmul_scratch_bytes(p, N, m->packed->act_int8));  // TODO(scratch): from the activations
+    if (scratch) bd_pk_matmul(out, inp, p, N, m->packed->act_int8, scratch);
+    else for (size_t i = 0; i < (size_t)N * OC; i++) out[i] = __builtin_nanf("");  // no memory: NaN, never stale numbers
+    free(scratch);
     if (bias)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += bias[o];
@@ -41,7 +44,10 @@ static void linear_ref(const bd_model *m, int l, int k, float *out, const float 
                        int N, int C, int OC) {
     const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
     if (!p) { bd_linear_forward_ref(out, inp, w, bias, N, C, OC); return; }
-    bd_pk_matmul_ref(out, inp, p, N, m->packed->act_int8);
+    void *scratch = malloc(bd_pk_matmul_scratch_bytes(p, N, m->packed->act_int8));  // TODO(scratch): from the activations
+    if (scratch) bd_pk_matmul_ref(out, inp, p, N, m->packed->act_int8, scratch);
+    else for (size_t i = 0; i < (size_t)N * OC; i++) out[i] = __builtin_nanf("");  // no memory: NaN, never stale numbers
+    free(scratch);
     if (bias)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += bias[o];

@@ -15,11 +15,11 @@
 
 enum { GT_U32 = 4, GT_I32 = 5, GT_F32 = 6, GT_STRING = 8, GT_ARRAY = 9 };
 
-void bd_quantize_row_tq2_0_from_tq2(const uint8_t *codes, bd_block_tq2_0 *out, int C, float D) {
+void bd_quantize_row_tq2_0_from_tq2(const bd_block_tq2 *in, bd_block_tq2_0 *out, int C, float D) {
     for (int b = 0; b < C / BD_QK_TQ2_0; b++) {
         memset(out[b].qs, 0, sizeof out[b].qs);
         for (int i = 0; i < BD_QK_TQ2_0; i++) {
-            int w = b * BD_QK_TQ2_0 + i, q = codes[w >> 2] >> (2 * (w & 3)) & 3;
+            int w = b * BD_QK_TQ2_0 + i, q = in[w / BD_QK].qs[w % BD_QK / 4] >> (2 * (w & 3)) & 3;
             int h = i / 128, l = i % 128 / 32, m = i % 32;
             out[b].qs[32 * h + m] |= (uint8_t)(q << (2 * l));
         }
@@ -55,7 +55,7 @@ typedef struct {
     int64_t ne0, ne1;     // columns (C), rows
     uint32_t type;        // ggml type
     const float *f32;     // source rows (f32), or NULL for a packed slot
-    int layer, k;         // packed slot (k: 0..6 linears, 7 head), or k = -1
+    int layer, k;         // packed slot (k: a bd_linear), or k = -1
     bool permute;         // q/k rows back to the interleaved RoPE layout
     int heads;            // heads of a permuted tensor
     uint64_t offset, nbytes;
@@ -74,12 +74,13 @@ static int64_t src_row(const gg_tensor *t, int64_t r, int HS) {
 
 static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *row, uint8_t *buf, char *why, size_t ws) {
     int HS = m->cfg.head_dim;
-    const bd_pk_tensor *p = t->k >= 0 ? bd_pk_model_slot(m, t->layer, t->k) : NULL;
+    const bd_pk_tensor *p = t->k >= 0 ? bd_pk_model_slot(m, t->layer, (bd_linear)t->k) : NULL;
     for (int64_t r = 0; r < t->ne1; r++) {
         int64_t s = src_row(t, r, HS);
         size_t nb = row_bytes(t->type, t->ne0);
         if (t->type == BD_GGML_TYPE_TQ2_0) {
-            bd_quantize_row_tq2_0_from_tq2(p->data + (size_t)s * p->row_bytes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
+            const bd_block_tq2 *codes = (const void *)(p->data + (size_t)s * p->row_bytes);
+            bd_quantize_row_tq2_0_from_tq2(codes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
             fwrite(buf, 1, nb, f);
             continue;
         }
@@ -107,18 +108,12 @@ static bool is_byte_piece(const char *p, size_t n) {
     return n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && strchr("0123456789ABCDEF", p[3]) && strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
 }
 
-int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why, size_t ws) {
+// The tensors of the file in llama.cpp's order, with their ggml types and data offsets.
+// BD_ERR_ARG with why for what TQ2_0 cannot hold.
+static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, int *count, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
-    if (c->qkv_bias || c->qk_norm)
-        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s", c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"), BD_ERR_ARG;
-    if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
-        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"), BD_ERR_ARG;
-    int V = bd_tokenizer_vocab_size(tok);
-    if (V != c->vocab) return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
     int L = c->n_layers, C = c->dim, HS = c->head_dim, QD = c->n_heads * HS, KD = c->n_kv_heads * HS, F = c->ffn_dim;
     const bd_weights *w = &m->w;
-    gg_tensor *ts = calloc((size_t)(9 * L + 3), sizeof *ts);
-    if (!ts) return BD_ERR_NOMEM;
     int n = 0;
     uint32_t t2d = wtype == BD_GGUF_F16 ? BD_GGML_TYPE_F16 : BD_GGML_TYPE_F32;
 #define ADD(nm, nd, c0, c1, ty, src, lay, kk)                                                                  \
@@ -128,15 +123,18 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         t_->ndim = nd, t_->ne0 = c0, t_->ne1 = c1, t_->type = ty, t_->f32 = src, t_->layer = lay, t_->k = kk; \
     } while (0)
     ADD("token_embd.weight", 2, C, c->vocab, t2d, w->tok_emb, 0, -1);
-    static const char *gname[7] = {"attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_down", "ffn_up"};
-    const float *lin[7] = {w->wq, w->wk, w->wv, w->wo, w->w1, w->w2, w->w3};
-    int shape[7][2] = {{C, QD}, {C, KD}, {C, KD}, {QD, C}, {C, F}, {F, C}, {C, F}};  // (cols, rows)
+    static const char *gname[BD_N_LINEARS] = {[BD_WQ] = "attn_q", [BD_WK] = "attn_k", [BD_WV] = "attn_v", [BD_WO] = "attn_output",
+                                              [BD_W1] = "ffn_gate", [BD_W2] = "ffn_down", [BD_W3] = "ffn_up"};
+    const float *lin[BD_N_LINEARS] = {[BD_WQ] = w->wq, [BD_WK] = w->wk, [BD_WV] = w->wv, [BD_WO] = w->wo,
+                                      [BD_W1] = w->w1, [BD_W2] = w->w2, [BD_W3] = w->w3};
+    int shape[BD_N_LINEARS][2] = {[BD_WQ] = {C, QD}, [BD_WK] = {C, KD}, [BD_WV] = {C, KD}, [BD_WO] = {QD, C},  // (cols, rows)
+                                  [BD_W1] = {C, F},  [BD_W2] = {F, C},  [BD_W3] = {C, F}};
     int rc = BD_OK;
     char nm[48];
     for (int l = 0; l < L && rc == BD_OK; l++) {
         snprintf(nm, sizeof nm, "blk.%d.attn_norm.weight", l);
         ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_att + (size_t)l * C, 0, -1);
-        for (int k = 0; k < 7; k++) {
+        for (bd_linear k = BD_WQ; k < BD_N_LINEARS; k++) {
             const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
             uint32_t ty = t2d;
             if (wtype == BD_GGUF_TQ2_0 && p) {
@@ -146,15 +144,15 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
             } else if (wtype == BD_GGUF_TQ2_0) {
                 ty = BD_GGML_TYPE_F32;  // a layer the policy left in full precision
             }
-            if (k == 4) {  // ffn_norm comes with the FFN
+            if (k == BD_W1) {  // ffn_norm comes with the FFN
                 snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
                 ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_ffn + (size_t)l * C, 0, -1);
             }
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, gname[k]);
-            ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l, p ? k : -1);
-            if (k <= 1 && c->rope == BD_ROPE_HALF) {
+            ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l, p ? (int)k : -1);
+            if ((k == BD_WQ || k == BD_WK) && c->rope == BD_ROPE_HALF) {
                 ts[n - 1].permute = true;
-                ts[n - 1].heads = k == 0 ? c->n_heads : c->n_kv_heads;
+                ts[n - 1].heads = k == BD_WQ ? c->n_heads : c->n_kv_heads;
             }
         }
     }
@@ -163,11 +161,11 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         for (int i = 0; i < n; i++) any |= ts[i].type == BD_GGML_TYPE_TQ2_0;
         if (!any) { snprintf(why, ws, "TQ2_0 export needs a ternary student (packed or latent with quant ternary)"); rc = BD_ERR_ARG; }
     }
-    if (rc < 0) { free(ts); return rc; }
+    if (rc < 0) return rc;
     ADD("output_norm.weight", 1, C, 1, BD_GGML_TYPE_F32, w->rms_final, 0, -1);
     if (!c->tied_embeddings) {
-        const bd_pk_tensor *p = bd_pk_model_slot(m, 0, BD_PK_LINEARS);
-        ADD("output.weight", 2, C, c->vocab, t2d, w->wcls, 0, p ? BD_PK_LINEARS : -1);
+        const bd_pk_tensor *p = bd_pk_model_slot(m, 0, BD_HEAD);
+        ADD("output.weight", 2, C, c->vocab, t2d, w->wcls, 0, p ? BD_HEAD : -1);
     }
 #undef ADD
     uint64_t off = 0;
@@ -176,10 +174,14 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         ts[i].nbytes = (uint64_t)row_bytes(ts[i].type, ts[i].ne0) * (uint64_t)ts[i].ne1;
         off += (ts[i].nbytes + BD_GGUF_ALIGNMENT - 1) / BD_GGUF_ALIGNMENT * BD_GGUF_ALIGNMENT;
     }
+    *count = n;
+    return BD_OK;
+}
 
-    bd_outfile *o = bd_outfile_open(path, "wb");
-    if (!o) { snprintf(why, ws, "%s: cannot create: %s", path, strerror(errno)); free(ts); return BD_ERR_IO; }
-    FILE *f = bd_outfile_fp(o);
+// Header, metadata (general.*, llama.*, tokenizer.ggml.*) and the infos of the n tensors.
+static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, const gg_tensor *ts, int n) {
+    const bd_config *c = &m->cfg;
+    int V = c->vocab, C = c->dim, HS = c->head_dim, L = c->n_layers, F = c->ffn_dim;
     fwrite("GGUF", 1, 4, f);
     w32(f, 3);
     w64(f, (uint64_t)n);
@@ -245,13 +247,33 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         w32(f, ts[i].type);
         w64(f, ts[i].offset);
     }
+}
+
+int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why, size_t ws) {
+    const bd_config *c = &m->cfg;
+    if (c->qkv_bias || c->qk_norm)
+        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s", c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"), BD_ERR_ARG;
+    if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
+        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"), BD_ERR_ARG;
+    int V = bd_tokenizer_vocab_size(tok);
+    if (V != c->vocab) return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
+    gg_tensor *ts = calloc((size_t)(9 * c->n_layers + 3), sizeof *ts);
+    if (!ts) return snprintf(why, ws, "no memory for the tensor list"), BD_ERR_NOMEM;
+    int n, rc = plan_tensors(m, wtype, ts, &n, why, ws);
+    if (rc < 0) { free(ts); return rc; }
+    bd_outfile *o = bd_outfile_open(path, "wb");
+    if (!o) { snprintf(why, ws, "%s: cannot create: %s", path, strerror(errno)); free(ts); return BD_ERR_IO; }
+    FILE *f = bd_outfile_fp(o);
+    write_header(f, m, tok, ts, n);
     static const uint8_t zeros[BD_GGUF_ALIGNMENT];
     long pos = ftell(f);
     if (pos >= 0) fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - pos % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
+    int C = c->dim, F = c->ffn_dim, QD = c->n_heads * c->head_dim;
     size_t maxc = (size_t)(C > F ? C : F) > (size_t)QD ? (size_t)(C > F ? C : F) : (size_t)QD;
     float *row = malloc(maxc * sizeof *row);
     uint8_t *buf = malloc(maxc * 4);
     rc = row && buf ? BD_OK : BD_ERR_NOMEM;
+    if (rc < 0) snprintf(why, ws, "no memory for a row");
     for (int i = 0; i < n && rc == BD_OK; i++) {
         rc = write_tensor(f, m, &ts[i], row, buf, why, ws);
         fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - ts[i].nbytes % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);

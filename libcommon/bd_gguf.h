@@ -27,6 +27,7 @@
 
 #include "bd_error.h"
 #include "bd_model.h"
+#include "bd_packed.h"
 #include "bd_tokenizer.h"
 
 typedef enum { BD_GGUF_F32 = 0, BD_GGUF_F16, BD_GGUF_TQ2_0 } bd_gguf_wtype;
@@ -41,8 +42,8 @@ typedef struct {
 } bd_block_tq2_0;
 static_assert(sizeof(bd_block_tq2_0) == 66, "bd_block_tq2_0 is 66 bytes");
 
-// Converts one row of bd tq2 codes (C weights, C % 256 == 0) into C/256 TQ2_0 blocks.
-void bd_quantize_row_tq2_0_from_tq2(const uint8_t *codes, bd_block_tq2_0 *out, int C, float D);
+// Converts one row of bd tq2 blocks (C weights, C % 256 == 0) into C/256 TQ2_0 blocks.
+void bd_quantize_row_tq2_0_from_tq2(const bd_block_tq2 *in, bd_block_tq2_0 *out, int C, float D);
 void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C);
 
 // Writes m to path (atomically; "-" is stdout). The linear weights are those the model runs

@@ -23,6 +23,37 @@
 // Code layouts, within a block: 2-bit codes little-end first (weight i at bits 2(i%4) of byte
 // i/4); 3-bit as a 2-bit low plane (GP/4 bytes, as above) then a 1-bit high plane (GP/8
 // bytes, weight i at bit i%8 of byte i/8); 8-bit one byte per weight.
+// Packed low-bit weights: the block formats that store a quantized linear layer, their
+// type-traits table, and the kernels that compute with them.
+// Dimension key: OC rows (output channels), C row length (input dim), G group size, GP the
+// group padded to a multiple of the format's qk (32), NG = ceil(C/G) groups per row, N tokens.
+//
+// A packed tensor is OC rows of NG blocks; a block is one quantization group: a small header
+// followed by the codes of GP weights (the last group of a row, shorter when G does not divide
+// C, and any group with G % 32 != 0, is padded with code 0; kernels mask the padding by
+// padding the activations with zeros). Packing computes each group with bd_quant.h's group
+// maths (bd_qgroup_*, bd_qlevel_*), the fake quantizer's own, so dequantized values equal
+// bd_fakequant_forward's output exactly (== ; a sym or ternary zero is +0 where the fake
+// quantizer may give -0). Scales are f32 because f16 scales would not reproduce the
+// fake-quantized values.
+//
+//   format  quantizers it holds        header per group          codes   bits/weight at G=128
+//   q2      int 2-bit, sym 2-bit       f32 s, u8 z (8 bytes)      2 bits  2.5
+//   q3      int 3-bit, sym 3-bit       f32 s, u8 z (8 bytes)      3 bits  3.5
+//   q8      int/sym 4..8-bit           f32 s, u8 z (8 bytes)      8 bits  8.5
+//   nf3     nf3                        f32 sp, f32 sn (8 bytes)   3 bits  3.5
+//   r2q     r2q                        4 f32 levels (16 bytes)    2 bits  3.0
+//   tq2     ternary (per-tensor D)     none (D once per tensor)   2 bits  2.0
+//   f32     none (full precision)      none, one block per row    f32
+// Affine formats (q2 q3 q8): w = (q - z) * s with q the code (sym: q = level + 2^(b-1),
+// z = 2^(b-1)). nf3: w = grid[q] * (q >= 3 ? sp : sn). r2q: w = level[q]. tq2: w = (q-1) * D.
+// Code layouts, within a block: 2-bit codes little-end first (weight i at bits 2(i%4) of byte
+// i/4); 3-bit as a 2-bit low plane (GP/4 bytes, as above) then a 1-bit high plane (GP/8
+// bytes, weight i at bit i%8 of byte i/8); 8-bit one byte per weight.
+//
+// Each format is one row of bd_pk_traits_table: its geometry and its behaviour (quantize,
+// dequantize, validate, one vector dot per SIMD path), defined in libcommon/bd_pk_<format>.c.
+// Packing, loading and the kernels only go through the table.
 #ifndef BD_PACKED_H
 #define BD_PACKED_H
 
@@ -37,12 +68,6 @@
 #include "bd_stream.h"
 
 #define BD_QK 32  // codes come in chunks of 32 weights; GP is G rounded up to this
-#define BD_QK_Q2 BD_QK
-#define BD_QK_Q3 BD_QK
-#define BD_QK_Q8 BD_QK
-#define BD_QK_NF3 BD_QK
-#define BD_QK_R2Q BD_QK
-#define BD_QK_TQ2 BD_QK
 
 typedef enum {
     BD_PK_F32 = 0,  // not packed: f32 rows (layers kept in full precision)
@@ -55,35 +80,31 @@ typedef enum {
     BD_PK_COUNT
 } bd_pk_type;
 
-// Block headers; the codes follow (flexible member). Blocks are 4-byte aligned when the
-// tensor's data is (every block size is a multiple of 4).
-typedef struct { float s; uint8_t z; uint8_t pad[3]; uint8_t qs[]; } bd_block_q2;   // qs[GP/4]
-typedef struct { float s; uint8_t z; uint8_t pad[3]; uint8_t qs[]; } bd_block_q3;   // qs[GP/4], qh[GP/8] after
-typedef struct { float s; uint8_t z; uint8_t pad[3]; uint8_t qs[]; } bd_block_q8;   // qs[GP]
-typedef struct { float sp, sn; uint8_t qs[]; } bd_block_nf3;                        // as q3
-typedef struct { float lv[4]; uint8_t qs[]; } bd_block_r2q;                         // qs[GP/4]
-typedef struct { uint8_t qs[1]; } bd_block_tq2;                                     // qs[GP/4]
-static_assert(sizeof(bd_block_q2) == 8, "bd_block_q2 header");
-static_assert(sizeof(bd_block_q3) == 8, "bd_block_q3 header");
-static_assert(sizeof(bd_block_q8) == 8, "bd_block_q8 header");
-static_assert(sizeof(bd_block_nf3) == 8, "bd_block_nf3 header");
-static_assert(sizeof(bd_block_r2q) == 16, "bd_block_r2q header");
+// Blocks: the header, then the codes (flexible member). Every block size is a multiple of 4,
+// so blocks are 4-byte aligned in a tensor's 64-byte aligned data.
+typedef struct { float s; uint8_t z, pad[3]; uint8_t qs[]; } bd_block_q2;  // qs[GP/4]
+typedef struct { float s; uint8_t z, pad[3]; uint8_t qs[]; } bd_block_q3;  // qs[GP/4] low plane, qs[GP/4..] high
+typedef struct { float s; uint8_t z, pad[3]; uint8_t qs[]; } bd_block_q8;  // qs[GP]
+typedef struct { float sp, sn; uint8_t qs[]; } bd_block_nf3;               // as q3
+typedef struct { float lv[4]; uint8_t qs[]; } bd_block_r2q;                // qs[GP/4]
+typedef struct { uint8_t qs[BD_QK / 4]; } bd_block_tq2;                    // no header: a row is GP/32 of these
+static_assert(sizeof(bd_block_q2) == 8 && offsetof(bd_block_q2, qs) == 8, "bd_block_q2 header");
+static_assert(sizeof(bd_block_q3) == 8 && offsetof(bd_block_q3, qs) == 8, "bd_block_q3 header");
+static_assert(sizeof(bd_block_q8) == 8 && offsetof(bd_block_q8, qs) == 8, "bd_block_q8 header");
+static_assert(sizeof(bd_block_nf3) == 8 && offsetof(bd_block_nf3, qs) == 8, "bd_block_nf3 header");
+static_assert(sizeof(bd_block_r2q) == 16 && offsetof(bd_block_r2q, qs) == 16, "bd_block_r2q header");
+static_assert(sizeof(bd_block_tq2) == BD_QK / 4, "bd_block_tq2: 32 codes");
 
-typedef struct {
-    const char *name;     // "q2", ... as written in bd.packed streams
-    int head_bytes;       // header bytes per block
-    int code_bits;        // bits per weight of the codes
-    bool affine;          // w = (q - z) * s
-} bd_pk_traits;
-
-extern const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT];
-int bd_pk_type_parse(const char *name);  // -1 if unknown
-
-// The packed format for a quantizer, or -1 (BD_Q_NONE gives BD_PK_F32).
-int bd_pk_type_for(const bd_qspec *q);
+// SIMD paths. bd_pk_simd() is the path in use: the best the CPU supports, or the one forced
+// by BD_SIMD=scalar|avx2|avx512 in the environment (an unsupported choice falls back).
+typedef enum { BD_SIMD_SCALAR = 0, BD_SIMD_AVX2, BD_SIMD_AVX512, BD_SIMD_COUNT } bd_simd;
+bd_simd bd_pk_simd(void);
+bool bd_pk_simd_supported(bd_simd s);
+void bd_pk_set_simd(bd_simd s);  // for tests: force a path (must be supported)
+const char *bd_pk_simd_name(bd_simd s);
 
 // One packed matrix.
-typedef struct {
+typedef struct bd_pk_tensor {
     bd_pk_type type;
     int rows, cols;     // OC, C
     int group;          // G (tq2 and f32: C)
@@ -95,34 +116,55 @@ typedef struct {
     uint8_t *data;      // (OC, row_bytes), 64-byte aligned, owned
 } bd_pk_tensor;
 
+// What a format does, given the tensor's geometry (t->cols, group, gpad, ngroups, block_bytes, scale):
+// quantize one row of latent weights w (C) into its NG blocks at dst (q: the spec it packs);
+typedef void bd_pk_quantize_fn(const float *w, uint8_t *dst, const bd_pk_tensor *t, const bd_qspec *q);
+// dequantize one row into out (C floats);
+typedef void bd_pk_dequantize_fn(const uint8_t *src, float *out, const bd_pk_tensor *t);
+// check the blocks of row r: BD_ERR_VALUE with "row R group G: ..." in why;
+typedef int bd_pk_validate_fn(const bd_pk_tensor *t, const uint8_t *row, int r, char *why, size_t why_size);
+// dot of one row with padded f32 activations xp (NG * GP, zeros in the padding);
+typedef float bd_pk_dot_f32_fn(const bd_pk_tensor *t, const uint8_t *row, const float *xp);
+// dot with padded int8 activations xq (NG * GP), their per-group sums xsum (NG) and scale xs.
+typedef float bd_pk_dot_i8_fn(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs);
+
+typedef struct {
+    const char *name;             // "q2", ... as written in bd.packed streams
+    int qk;                       // GP, the weights of a block, is G rounded up to a multiple of qk (f32: 1)
+    int head_bytes, code_bits;    // a block is head_bytes + GP * code_bits / 8 bytes
+    bool row_group;               // one group per row whatever the spec's group (tq2, f32)
+    unsigned qkinds;              // the quantizers it holds: bits 1 << bd_qkind ...
+    int qbits_min, qbits_max;     // ... with these bit widths (the first row that holds a spec is its format)
+    float (*tensor_scale)(const float *w, size_t n);  // the per-tensor scale t->scale (a stream's "scale"), or NULL
+    bd_pk_quantize_fn *quantize_row_ref;
+    bd_pk_dequantize_fn *dequantize_row;
+    bd_pk_validate_fn *validate_row;
+    // Vector dots per path (bd_simd): bd_vec_dot_<format>_f32_<path>, bd_vec_dot_<format>_i8_<path>.
+    // f32: NULL takes the next lower path. i8: every format has a scalar one; NULL for a SIMD path
+    // (no integer kernel) runs that path's f32 dot on the int8 values as floats, times the scale.
+    bd_pk_dot_f32_fn *vec_dot_f32[BD_SIMD_COUNT];
+    bd_pk_dot_i8_fn *vec_dot_i8[BD_SIMD_COUNT];
+} bd_pk_traits;
+
+extern const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT];
+int bd_pk_type_parse(const char *name);  // -1 if unknown
+
+// The packed format for a quantizer, or -1 (BD_Q_NONE gives BD_PK_F32).
+int bd_pk_type_for(const bd_qspec *q);
+
 // Fills the geometry of t (no data). BD_ERR_ARG for impossible sizes.
 BD_MUST_CHECK int bd_pk_geometry(bd_pk_tensor *t, bd_pk_type type, int rows, int cols, int group);
 // Allocates t->data for the geometry (zeroed).
 BD_MUST_CHECK int bd_pk_alloc(bd_pk_tensor *t);
 void bd_pk_free(bd_pk_tensor *t);
 
-// Packs one row of latent weights w (C) into its NG blocks at dst with the quantizer math of
-// bd_quant.c (sym: the symmetric quantizer stored with z = 2^(b-1)). D: the per-tensor
-// ternary scale, mean |W| over the whole matrix.
-void bd_quantize_row_q2_ref(const float *w, uint8_t *dst, int C, int G, bool sym);
-void bd_quantize_row_q3_ref(const float *w, uint8_t *dst, int C, int G, bool sym);
-void bd_quantize_row_q8_ref(const float *w, uint8_t *dst, int C, int G, int bits, bool sym);
-void bd_quantize_row_nf3_ref(const float *w, uint8_t *dst, int C, int G);
-void bd_quantize_row_r2q_ref(const float *w, uint8_t *dst, int C, int G);
-void bd_quantize_row_tq2_ref(const float *w, uint8_t *dst, int C, float D);
-// Dequantizes one packed row into out (C floats).
-void bd_dequantize_row_q2(const uint8_t *src, float *out, int C, int G);
-void bd_dequantize_row_q3(const uint8_t *src, float *out, int C, int G);
-void bd_dequantize_row_q8(const uint8_t *src, float *out, int C, int G);
-void bd_dequantize_row_nf3(const uint8_t *src, float *out, int C, int G);
-void bd_dequantize_row_r2q(const uint8_t *src, float *out, int C, int G);
-void bd_dequantize_row_tq2(const uint8_t *src, float *out, int C, float D);
 // Row r of t, dequantized (C floats).
 void bd_pk_dequantize_row(const bd_pk_tensor *t, int r, float *out);
 
 // Packs w (OC, C) latent weights with quantizer q into t (allocated here). BD_ERR_VALUE for a
-// NaN/inf weight, BD_ERR_ARG if q has no packed format or does not fit C.
-BD_MUST_CHECK int bd_pk_pack(bd_pk_tensor *t, const float *w, int OC, int C, const bd_qspec *q);
+// NaN/inf weight, BD_ERR_ARG if q has no packed format or does not fit C, BD_ERR_NOMEM; why says which.
+BD_MUST_CHECK int bd_pk_pack(bd_pk_tensor *t, const float *w, int OC, int C, const bd_qspec *q, char *why,
+                             size_t why_size);
 // Checks every block header of t (finite positive scales, zero points and codes in range).
 // BD_ERR_VALUE with "row R group G: ..." in why.
 BD_MUST_CHECK int bd_pk_validate(const bd_pk_tensor *t, char *why, size_t why_size);
@@ -134,34 +176,29 @@ BD_MUST_CHECK int bd_pk_validate(const bd_pk_tensor *t, char *why, size_t why_si
 // with scale absmax/127 first (BitNet's per-token absmax), then integer dot products.
 // N == 1 is the matrix-vector product of generation; N > 1 the matrix-matrix product of
 // prompts and evaluation (f32: rows dequantized in panels into sgemm; int8: tiled dots).
-// Rows split over bd_num_threads() threads.
-void bd_pk_matmul(float *out /* (N,OC) */, const float *inp /* (N,C) */, const bd_pk_tensor *t, int N, bool act_int8);
+// Rows split over bd_num_threads() threads. Kernels never allocate: scratch holds
+// bd_pk_matmul_scratch_bytes(t, N, act_int8) bytes (any alignment), for either twin.
+size_t bd_pk_matmul_scratch_bytes(const bd_pk_tensor *t, int N, bool act_int8);
+void bd_pk_matmul(float *out /* (N,OC) */, const float *inp /* (N,C) */, const bd_pk_tensor *t, int N, bool act_int8,
+                  void *scratch);
 // Plain twin: dequantize each row, double accumulators.
-void bd_pk_matmul_ref(float *out, const float *inp, const bd_pk_tensor *t, int N, bool act_int8);
+void bd_pk_matmul_ref(float *out, const float *inp, const bd_pk_tensor *t, int N, bool act_int8, void *scratch);
 // The int8 quantization of one activation row as the kernels see it: xq (C) and its scale.
 void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale);
 
-// SIMD paths. bd_pk_simd() is the path in use: the best the CPU supports, or the one forced
-// by BD_SIMD=scalar|avx2|avx512 in the environment (an unsupported choice falls back).
-typedef enum { BD_SIMD_SCALAR = 0, BD_SIMD_AVX2, BD_SIMD_AVX512 } bd_simd;
-bd_simd bd_pk_simd(void);
-bool bd_pk_simd_supported(bd_simd s);
-void bd_pk_set_simd(bd_simd s);  // for tests: force a path (must be supported)
-const char *bd_pk_simd_name(bd_simd s);
-
 // ---- packed models ------------------------------------------------------------------------------
-// The linear layers of a model in packed form: slot l*7 + k for layer l and k in
-// wq wk wv wo w1 w2 w3, slot L*7 the head (f32 type when not quantized = use the f32 weight).
-#define BD_PK_LINEARS 7
+// The linear layers of a model in packed form: slot l*BD_N_LINEARS + k for layer l and linear k
+// (bd_linear), the last slot the head (f32 type when not quantized = use the f32 weight).
+#define BD_PK_LINEARS BD_N_LINEARS  // the old name, for code not yet on bd_linear
 typedef struct bd_pk_model {
-    int n_slots;             // 7 L + 1
-    bd_pk_tensor *slots;     // (7 L + 1); type BD_PK_F32 with data NULL: the f32 weight in bd_model
+    int n_slots;             // BD_N_LINEARS L + 1
+    bd_pk_tensor *slots;     // (n_slots); type BD_PK_F32 with data NULL: the f32 weight in bd_model
     bool act_int8;           // kernels quantize activations to int8 per token
 } bd_pk_model;
 
-extern const char *const bd_pk_linear_names[BD_PK_LINEARS];  // "wq" ... "w3"
-// The packed tensor for linear k of layer l (k = 7 for the head, l ignored), or NULL.
-const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, int k);
+extern const char *const bd_pk_linear_names[BD_N_LINEARS];  // "wq" ... "w3"
+// The packed tensor for linear k of layer l (k = BD_HEAD: the head, l ignored), or NULL.
+const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, bd_linear k);
 void bd_pk_model_free(bd_pk_model *p);
 
 // Packs every linear of m covered by its quantization (m->quant, m->qpolicy; m holds latent

@@ -8,9 +8,6 @@
 
 #include "bd_threads.h"
 
-#define SCALE_MIN 1e-5f
-#define TERNARY_EPS 1e-5f
-
 const float bd_nf3_grid[8] = {-1.0f, -0.5350227355957031f, -0.2469314038753510f, 0.0f,
                               0.1833375245332718f, 0.3819939494132996f, 0.6229856610298157f, 1.0f};
 
@@ -44,30 +41,74 @@ int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size) {
     return BD_ERR_ARG;
 }
 
-// ---- one group --------------------------------------------------------------------------
+// ---- one group ----------------------------------------------------------------------------------
+// The parameters here and the levels of bd_quant.h are the packer's too (bd_pk_*.c).
 
-static void minmax(const float *w, int n, float *mn, float *mx) {
+static void minmax(bd_qgroup *g, const float *w, int n) {
     float a = w[0], b = w[0];
     for (int i = 1; i < n; i++) { if (w[i] < a) a = w[i]; if (w[i] > b) b = w[i]; }
-    *mn = a; *mx = b;
+    g->mn = a; g->mx = b;
 }
 
-static float clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+bd_qgroup bd_qgroup_int(const float *w, int n, int bits) {
+    bd_qgroup g = {0};
+    minmax(&g, w, n);
+    g.qmax = (float)((1 << bits) - 1);
+    g.s = fmaxf(g.mx - g.mn, BD_QSCALE_MIN) / g.qmax;
+    g.z = bd_qclampf(-rintf(g.mn / g.s), 0, g.qmax);
+    return g;
+}
+
+bd_qgroup bd_qgroup_sym(const float *w, int n, int bits) {
+    bd_qgroup g = {0};
+    float amax = 0;
+    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(w[i]));
+    g.qmax = (float)((1 << (bits - 1)) - 1);
+    g.s = fmaxf(amax, BD_QSCALE_MIN) / g.qmax;
+    g.z = (float)(1 << (bits - 1));
+    return g;
+}
+
+bd_qgroup bd_qgroup_nf3(const float *w, int n) {
+    bd_qgroup g = {0};
+    minmax(&g, w, n);
+    g.sp = fmaxf(g.mx, BD_QSCALE_MIN);
+    g.sn = fmaxf(-g.mn, BD_QSCALE_MIN);
+    return g;
+}
+
+bd_qgroup bd_qgroup_r2q(const float *w, int n) {
+    bd_qgroup g = {0};
+    double m = 0, a1 = 0, a2 = 0;
+    for (int i = 0; i < n; i++) m += w[i];
+    m /= n;
+    for (int i = 0; i < n; i++) a1 += fabs(w[i] - m);
+    a1 /= n;
+    for (int i = 0; i < n; i++) {
+        double d = w[i] - m;
+        a2 += fabs(d - a1 * bd_qsign((float)d));
+    }
+    a2 /= n;
+    g.m = m;
+    g.a1 = a1;
+    for (int c = 0; c < 4; c++) g.lv[c] = (float)(m + a1 * (c & 2 ? 1.0 : -1.0) + a2 * (c & 1 ? 1.0 : -1.0));
+    return g;
+}
+
+double bd_ternary_scale(const float *w, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n; i++) s += fabs(w[i]);
+    return n ? s / (double)n : 0;
+}
 
 static void int_group(float *out, const float *w, int n, int bits) {
-    float qmax = (float)((1 << bits) - 1), mn, mx;
-    minmax(w, n, &mn, &mx);
-    float s = fmaxf(mx - mn, SCALE_MIN) / qmax;
-    float z = clampf(-rintf(mn / s), 0, qmax);
-    for (int i = 0; i < n; i++) out[i] = (clampf(rintf(w[i] / s) + z, 0, qmax) - z) * s;
+    bd_qgroup g = bd_qgroup_int(w, n, bits);
+    for (int i = 0; i < n; i++) out[i] = bd_qvalue_affine(bd_qlevel_int(&g, w[i]), g.z, g.s);
 }
 
 static void int_group_backward(float *dw, const float *dout, const float *w, int n, int bits) {
-    float qmax = (float)((1 << bits) - 1), mn, mx;
-    minmax(w, n, &mn, &mx);
-    float range = mx - mn;
-    float s = fmaxf(range, SCALE_MIN) / qmax;
-    float z = clampf(-rintf(mn / s), 0, qmax);
+    bd_qgroup g = bd_qgroup_int(w, n, bits);
+    float s = g.s, z = g.z, qmax = g.qmax, range = g.mx - g.mn;
     double gs = 0;  // dL/ds
     int cnt_mx = 0, cnt_mn = 0;
     for (int i = 0; i < n; i++) {
@@ -76,74 +117,37 @@ static void int_group_backward(float *dw, const float *dout, const float *w, int
             dw[i] += dout[i];
             gs += (double)dout[i] * (double)(r - w[i] / s);
         } else {                    // clamped: only the scale moves the output
-            gs += (double)dout[i] * (double)(clampf(u, 0, qmax) - z);
+            gs += (double)dout[i] * (double)(bd_qclampf(u, 0, qmax) - z);
         }
-        cnt_mx += w[i] == mx;
-        cnt_mn += w[i] == mn;
+        cnt_mx += w[i] == g.mx;
+        cnt_mn += w[i] == g.mn;
     }
-    if (range <= SCALE_MIN) return;  // the scale sits at its floor: no gradient to max/min
+    if (range <= BD_QSCALE_MIN) return;  // the scale sits at its floor: no gradient to max/min
     // s = (max - min)/qmax; amax/amin share the gradient among tied elements.
     float gmx = (float)(gs / qmax / cnt_mx), gmn = (float)(gs / qmax / cnt_mn);
     for (int i = 0; i < n; i++) {
-        if (w[i] == mx) dw[i] += gmx;
-        if (w[i] == mn) dw[i] -= gmn;
+        if (w[i] == g.mx) dw[i] += gmx;
+        if (w[i] == g.mn) dw[i] -= gmn;
     }
 }
 
 static void sym_group(float *out, const float *w, int n, int bits) {
-    float qmax = (float)((1 << (bits - 1)) - 1), amax = 0;
-    for (int i = 0; i < n; i++) amax = fmaxf(amax, fabsf(w[i]));
-    float s = fmaxf(amax, SCALE_MIN) / qmax;
-    for (int i = 0; i < n; i++) out[i] = clampf(rintf(w[i] / s), -qmax - 1, qmax) * s;
-}
-
-// Nearest grid value; a tie goes to the value nearer zero.
-static float nf3_snap(float x) {
-    float best = bd_nf3_grid[0], bd = fabsf(x - best);
-    for (int k = 1; k < 8; k++) {
-        float d = fabsf(x - bd_nf3_grid[k]);
-        if (d < bd || (d == bd && fabsf(bd_nf3_grid[k]) < fabsf(best))) { bd = d; best = bd_nf3_grid[k]; }
-    }
-    return best;
+    bd_qgroup g = bd_qgroup_sym(w, n, bits);
+    for (int i = 0; i < n; i++) out[i] = bd_qlevel_sym(&g, w[i]) * g.s;
 }
 
 static void nf3_group(float *out, const float *w, int n) {
-    float mn, mx;
-    minmax(w, n, &mn, &mx);
-    float sp = fmaxf(mx, SCALE_MIN), sn = fmaxf(-mn, SCALE_MIN);
-    for (int i = 0; i < n; i++) {
-        if (w[i] >= 0) out[i] = nf3_snap(fminf(w[i] / sp, 1.0f)) * sp;
-        else out[i] = nf3_snap(fmaxf(w[i] / sn, -1.0f)) * sn;
-    }
+    bd_qgroup g = bd_qgroup_nf3(w, n);
+    for (int i = 0; i < n; i++) out[i] = bd_qvalue_nf3(bd_qlevel_nf3(&g, w[i]), g.sp, g.sn);
 }
-
-static float sign1(float x) { return x >= 0 ? 1.0f : -1.0f; }  // sign(0) = +1: two levels
 
 static void r2q_group(float *out, const float *w, int n) {
-    double z = 0, a1 = 0, a2 = 0;
-    for (int i = 0; i < n; i++) z += w[i];
-    z /= n;
-    for (int i = 0; i < n; i++) a1 += fabs(w[i] - z);
-    a1 /= n;
-    for (int i = 0; i < n; i++) {
-        double d = w[i] - z;
-        a2 += fabs(d - a1 * sign1((float)d));
-    }
-    a2 /= n;
-    for (int i = 0; i < n; i++) {
-        double d = w[i] - z, r = d - a1 * sign1((float)d);
-        out[i] = (float)(z + a1 * sign1((float)d) + a2 * sign1((float)r));
-    }
-}
-
-static double ternary_scale(const float *w, size_t n) {
-    double s = 0;
-    for (size_t i = 0; i < n; i++) s += fabs(w[i]);
-    return n ? s / (double)n : 0;
+    bd_qgroup g = bd_qgroup_r2q(w, n);
+    for (int i = 0; i < n; i++) out[i] = g.lv[bd_qlevel_r2q(&g, w[i])];
 }
 
 static void ternary_row(float *out, const float *w, int n, float D) {
-    for (int i = 0; i < n; i++) out[i] = D * clampf(rintf(w[i] / (D + TERNARY_EPS)), -1, 1);
+    for (int i = 0; i < n; i++) out[i] = D * bd_qlevel_ternary(w[i], D);
 }
 
 static bool all_finite(const float *w, size_t n) {
@@ -158,7 +162,7 @@ void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q) {
     case BD_Q_SYM: sym_group(out, w, n, q->bits); break;
     case BD_Q_NF3: nf3_group(out, w, n); break;
     case BD_Q_R2Q: r2q_group(out, w, n); break;
-    case BD_Q_TERNARY: ternary_row(out, w, n, (float)ternary_scale(w, (size_t)n)); break;
+    case BD_Q_TERNARY: ternary_row(out, w, n, (float)bd_ternary_scale(w, (size_t)n)); break;
     default: memmove(out, w, (size_t)n * sizeof(float));
     }
 }
@@ -203,7 +207,7 @@ static void backward_chunk(void *ctx, int r0, int r1) { backward_rows(ctx, r0, r
 static int prepare(quant_job *j, float *out, const float *w, const float *dout, int OC, int C, const bd_qspec *q) {
     if (OC <= 0 || bd_qspec_check(q, C, NULL, 0) < 0) return BD_ERR_ARG;
     *j = (quant_job){out, w, dout, C, bd_qspec_group(q, C), q, 0};
-    if (q->kind == BD_Q_TERNARY) j->D = (float)ternary_scale(w, (size_t)OC * (size_t)C);
+    if (q->kind == BD_Q_TERNARY) j->D = (float)bd_ternary_scale(w, (size_t)OC * (size_t)C);
     return BD_OK;
 }
 
@@ -243,6 +247,6 @@ void bd_clip_apply(float *w, int OC, int C, int G, const float *mx, const float 
         for (int i = 0; i < C; i++) {
             size_t k = (size_t)r * ng + i / G;
             float *x = &w[(size_t)r * C + i];
-            *x = clampf(*x, mn[k], mx[k]);
+            *x = bd_qclampf(*x, mn[k], mx[k]);
         }
 }

@@ -16,6 +16,7 @@
 #ifndef BD_QUANT_H
 #define BD_QUANT_H
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -66,8 +67,61 @@ void bd_fakequant_backward(float *dw, const float *dwq, const float *w, int OC, 
 BD_MUST_CHECK int bd_fakequant_forward_ref(float *wq, const float *w, int OC, int C, const bd_qspec *q);
 void bd_fakequant_backward_ref(float *dw, const float *dwq, const float *w, int OC, int C, const bd_qspec *q);
 
-// Fake-quantizes one group of n weights (not ternary, which is per tensor).
+// Fake-quantizes one group of n weights (ternary: D from these n weights).
 void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q);
+
+// ---- one group's maths ------------------------------------------------------------------------------
+// The fake quantizer and the packer (bd_packed.h) both quantize with these, so packed codes decode to
+// exactly the fake-quantized values. bd_qgroup_* compute a group's parameters from its weights,
+// bd_qlevel_* one weight's level; bd_qvalue_* turn a level back into a weight. Levels are
+// integer-valued floats (sym and ternary keep round()'s -0, so level * s has the sign the fake
+// quantizer has always given; the packed value of that weight is +0):
+//   int      level = clamp(round(w/s) + z, 0, 2^b-1) = the code     value (level - z) * s
+//   sym      level = clamp(round(w/s), -2^(b-1), 2^(b-1)-1)       value level * s; code level + z, z = 2^(b-1)
+//   nf3      level = index of the nearest grid value = the code   value grid[level] * (level >= 3 ? sp : sn)
+//   r2q      level = 2 [w - m >= 0] + [r >= 0] = the code           value lv[level]
+//   ternary  level = clamp(round(w/(D+1e-5)), -1, 1)              value level * D; code level + 1
+#define BD_QSCALE_MIN 1e-5f   // floor of every scale (a constant group)
+#define BD_QTERNARY_EPS 1e-5f
+
+typedef struct {
+    float mn, mx;      // the group's extremes (int, nf3)
+    float s, z, qmax;  // int, sym: scale, zero point (sym: 2^(b-1), the code of level 0), top level
+    float sp, sn;      // nf3: scales of the positive and negative halves
+    double m, a1;      // r2q: mean, mean |w - m|
+    float lv[4];       // r2q: the value of each code
+} bd_qgroup;
+
+// By value: a local copy never escapes, so its fields stay in registers in the per-weight loops.
+bd_qgroup bd_qgroup_int(const float *w, int n, int bits);
+bd_qgroup bd_qgroup_sym(const float *w, int n, int bits);
+bd_qgroup bd_qgroup_nf3(const float *w, int n);
+bd_qgroup bd_qgroup_r2q(const float *w, int n);
+double bd_ternary_scale(const float *w, size_t n);  // D = mean |W| over the whole matrix
+
+static inline float bd_qclampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
+static inline float bd_qsign(float x) { return x >= 0 ? 1.0f : -1.0f; }  // sign(0) = +1: two levels
+
+static inline float bd_qlevel_int(const bd_qgroup *g, float w) { return bd_qclampf(rintf(w / g->s) + g->z, 0, g->qmax); }
+static inline float bd_qlevel_sym(const bd_qgroup *g, float w) { return bd_qclampf(rintf(w / g->s), -g->qmax - 1, g->qmax); }
+static inline float bd_qlevel_ternary(float w, float D) { return bd_qclampf(rintf(w / (D + BD_QTERNARY_EPS)), -1, 1); }
+// Nearest grid value to w scaled into [-1, 1]; a tie goes to the value nearer zero.
+static inline int bd_qlevel_nf3(const bd_qgroup *g, float w) {
+    float x = w >= 0 ? fminf(w / g->sp, 1.0f) : fmaxf(w / g->sn, -1.0f), bd = fabsf(x - bd_nf3_grid[0]);
+    int best = 0;
+    for (int k = 1; k < 8; k++) {
+        float d = fabsf(x - bd_nf3_grid[k]);
+        if (d < bd || (d == bd && fabsf(bd_nf3_grid[k]) < fabsf(bd_nf3_grid[best]))) { bd = d; best = k; }
+    }
+    return best;
+}
+static inline int bd_qlevel_r2q(const bd_qgroup *g, float w) {
+    double d = w - g->m, r = d - g->a1 * bd_qsign((float)d);
+    return (bd_qsign((float)d) > 0) * 2 + (bd_qsign((float)r) > 0);
+}
+
+static inline float bd_qvalue_affine(float level, float z, float s) { return (level - z) * s; }
+static inline float bd_qvalue_nf3(int level, float sp, float sn) { return bd_nf3_grid[level] * (level >= 3 ? sp : sn); }
 
 // Clamps w (OC, C) per (row, group) to [mn, mx], both (OC, ceil(C/G)): the clipping of
 // bd-clipsearch, applied once before QAT or RTN.

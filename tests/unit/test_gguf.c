@@ -192,7 +192,7 @@ START_TEST(test_gguf_round_trip) {
         // dst h*HS + 2j + 1 = src h*HS + HS/2 + j.
         const tinfo *q = find(ti, nt, "blk.1.attn_q.weight");
         ck_assert(q->ne[0] == (uint64_t)C && q->ne[1] == (uint64_t)QD);
-        const bd_pk_tensor *pk = bd_pk_model_slot(&m, 1, 0);
+        const bd_pk_tensor *pk = bd_pk_model_slot(&m, 1, BD_WQ);
         const float *fqq = fq.w.wq + (size_t)QD * C;
         for (int r = 0; r < QD; r++) {
             int h = r / HS, i = r % HS, src = h * HS + (i % 2 ? HS / 2 + i / 2 : i / 2);
@@ -246,9 +246,10 @@ START_TEST(test_gguf_round_trip) {
 END_TEST
 
 START_TEST(test_tq2_0_blocks) {
-    // bd tq2 codes -> TQ2_0 -> values (q - 1) * f16(D), for a row of 512 weights.
-    uint8_t codes[128] = {0};
-    for (int i = 0; i < 512; i++) codes[i / 4] |= (uint8_t)((i * 7 % 3) << (2 * (i % 4)));
+    // bd tq2 blocks -> TQ2_0 -> values (q - 1) * f16(D), for a row of 512 weights (16 blocks of 32).
+    bd_block_tq2 codes[16] = {0};
+    static_assert(sizeof codes == 128, "2 bits per weight");
+    for (int i = 0; i < 512; i++) codes[i / 32].qs[i % 32 / 4] |= (uint8_t)((i * 7 % 3) << (2 * (i % 4)));
     bd_block_tq2_0 blk[2];
     bd_quantize_row_tq2_0_from_tq2(codes, blk, 512, 0.75f);
     float out[512];

@@ -25,7 +25,7 @@ START_TEST(test_layout_by_hand) {
     float w[4] = {-1.5f, -0.5f, 0.5f, 1.5f};
     bd_qspec q = {BD_Q_INT, 2, 4};
     bd_pk_tensor t;
-    ck_assert_int_eq(bd_pk_pack(&t, w, 1, 4, &q), BD_OK);
+    ck_assert_int_eq(bd_pk_pack(&t, w, 1, 4, &q, NULL, 0), BD_OK);
     ck_assert_int_eq(t.type, BD_PK_Q2);
     ck_assert_uint_eq(t.block_bytes, 16);
     ck_assert_uint_eq(t.row_bytes, 16);
@@ -40,7 +40,7 @@ START_TEST(test_layout_by_hand) {
     // 0 | 3<<2 = 12, high plane (after 32/4 = 8 low bytes) byte 0 = 0 | 1<<1 = 2.
     float w3[2] = {0, 7};
     bd_qspec q3 = {BD_Q_INT, 3, 128};
-    ck_assert_int_eq(bd_pk_pack(&t, w3, 1, 2, &q3), BD_OK);
+    ck_assert_int_eq(bd_pk_pack(&t, w3, 1, 2, &q3, NULL, 0), BD_OK);
     ck_assert_uint_eq(t.block_bytes, 8 + 12);
     ck_assert_int_eq(t.data[8], 12);
     ck_assert_int_eq(t.data[16], 2);
@@ -49,7 +49,7 @@ START_TEST(test_layout_by_hand) {
     // 0.49 -> 0 -> 1, -1.47 -> -1 -> 0, 0.08 -> 0 -> 1, 1.96 -> 1 (clamped) -> 2.
     float wt[4] = {0.3f, -0.9f, 0.05f, 1.2f};
     bd_qspec qt = {BD_Q_TERNARY, 2, 0};
-    ck_assert_int_eq(bd_pk_pack(&t, wt, 2, 2, &qt), BD_OK);
+    ck_assert_int_eq(bd_pk_pack(&t, wt, 2, 2, &qt, NULL, 0), BD_OK);
     ck_assert_int_eq(t.type, BD_PK_TQ2);
     ck_assert_close(t.scale, 0.6125, 1e-6);
     ck_assert_uint_eq(t.row_bytes, 8);  // 2 bits per weight, row padded to 32 weights
@@ -59,7 +59,7 @@ START_TEST(test_layout_by_hand) {
     // sym 2-bit stores level + 2 with z = 2: [-2, 1] * s, s = absmax/1.
     float ws[4] = {-1, 0.5f, 0.2f, -0.2f};
     bd_qspec qs = {BD_Q_SYM, 2, 4};
-    ck_assert_int_eq(bd_pk_pack(&t, ws, 1, 4, &qs), BD_OK);
+    ck_assert_int_eq(bd_pk_pack(&t, ws, 1, 4, &qs, NULL, 0), BD_OK);
     ck_assert_int_eq(t.data[4], 2);
     // -1/1 = -1 -> 1; 0.5 -> 0 (half to even) -> 2; 0.2 -> 0 -> 2; -0.2 -> -0 -> 2.
     ck_assert_int_eq(t.data[8], 1 | 2 << 2 | 2 << 4 | 2 << 6);
@@ -67,10 +67,46 @@ START_TEST(test_layout_by_hand) {
 }
 END_TEST
 
+START_TEST(test_traits_table) {
+    // Every format is one complete row: the name streams use, the header its block struct
+    // declares, the group rule, and scalar dots for both activation types (the fallback of
+    // every path); a supported SIMD path has an f32 dot for every packed format.
+    int head[BD_PK_COUNT] = {[BD_PK_Q2] = sizeof(bd_block_q2), [BD_PK_Q3] = sizeof(bd_block_q3), [BD_PK_Q8] = sizeof(bd_block_q8),
+                             [BD_PK_NF3] = sizeof(bd_block_nf3), [BD_PK_R2Q] = sizeof(bd_block_r2q)};
+    for (int f = 0; f < BD_PK_COUNT; f++) {
+        const bd_pk_traits *tr = &bd_pk_traits_table[f];
+        ck_assert_int_eq(bd_pk_type_parse(tr->name), f);
+        ck_assert_int_eq(tr->head_bytes, head[f]);
+        ck_assert(tr->quantize_row_ref && tr->dequantize_row && tr->validate_row);
+        ck_assert(tr->vec_dot_f32[BD_SIMD_SCALAR] && tr->vec_dot_i8[BD_SIMD_SCALAR]);
+        for (int p = BD_SIMD_AVX2; p < BD_SIMD_COUNT; p++)
+            if (f != BD_PK_F32 && bd_pk_simd_supported((bd_simd)p)) ck_assert_ptr_nonnull(tr->vec_dot_f32[p]);
+        ck_assert(!tr->tensor_scale == (f != BD_PK_TQ2));
+    }
+    ck_assert_int_eq(sizeof(bd_block_tq2) * 4, BD_QK);
+    // A spec's format is the first row that holds it: q8 takes the int/sym widths q2 and q3 do
+    // not (bits out of range included: bd_qspec_check refuses them with its own reason).
+    struct { bd_qspec q; int f; } want[] = {
+        {{BD_Q_NONE, 0, 0}, BD_PK_F32}, {{BD_Q_INT, 2, 32}, BD_PK_Q2}, {{BD_Q_SYM, 2, 32}, BD_PK_Q2}, {{BD_Q_INT, 3, 32}, BD_PK_Q3},
+        {{BD_Q_SYM, 3, 32}, BD_PK_Q3}, {{BD_Q_INT, 4, 32}, BD_PK_Q8}, {{BD_Q_SYM, 8, 32}, BD_PK_Q8}, {{BD_Q_INT, 1, 32}, BD_PK_Q8},
+        {{BD_Q_INT, 9, 32}, -1}, {{BD_Q_NF3, 3, 32}, BD_PK_NF3}, {{BD_Q_NF3, 2, 32}, BD_PK_NF3}, {{BD_Q_R2Q, 2, 32}, BD_PK_R2Q},
+        {{BD_Q_TERNARY, 2, 0}, BD_PK_TQ2}, {{BD_Q_COUNT, 2, 0}, -1}};
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) ck_assert_int_eq(bd_pk_type_for(&want[i].q), want[i].f);
+    // tq2 and f32 hold one group per row whatever the spec's group; the others pad G to 32.
+    bd_pk_tensor t;
+    ck_assert_int_eq(bd_pk_geometry(&t, BD_PK_TQ2, 2, 100, 32), BD_OK);
+    ck_assert(t.group == 100 && t.gpad == 128 && t.ngroups == 1 && t.block_bytes == 32);
+    ck_assert_int_eq(bd_pk_geometry(&t, BD_PK_F32, 2, 100, 32), BD_OK);
+    ck_assert(t.group == 100 && t.gpad == 100 && t.ngroups == 1 && t.row_bytes == 400);
+    ck_assert_int_eq(bd_pk_geometry(&t, BD_PK_NF3, 2, 100, 40), BD_OK);
+    ck_assert(t.group == 40 && t.gpad == 64 && t.ngroups == 3 && t.block_bytes == 8 + 24);
+}
+END_TEST
+
 static const bd_qspec specs[] = {
     {BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 16}, {BD_Q_INT, 4, 32}, {BD_Q_INT, 8, 10}, {BD_Q_SYM, 2, 32}, {BD_Q_SYM, 3, 24},
     {BD_Q_SYM, 6, 64}, {BD_Q_NF3, 3, 32}, {BD_Q_NF3, 3, 10}, {BD_Q_R2Q, 2, 32}, {BD_Q_R2Q, 2, 7}, {BD_Q_TERNARY, 2, 0},
-    {BD_Q_INT, 2, 128}, {BD_Q_INT, 2, 0},
+    {BD_Q_INT, 2, 128}, {BD_Q_INT, 2, 0}, {BD_Q_NONE, 0, 0},
 };
 #define NSPECS (int)(sizeof specs / sizeof specs[0])
 
@@ -86,7 +122,7 @@ START_TEST(test_pack_unpack_exact) {
             for (int i = 0; i < 5 && 10 + i < C; i++) w[10 + i] = 0.25f;
             ck_assert_int_eq(bd_fakequant_forward_ref(fq, w, OC, C, &specs[si]), BD_OK);
             bd_pk_tensor t;
-            ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &specs[si]), BD_OK);
+            ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &specs[si], NULL, 0), BD_OK);
             char why[200];
             ck_assert_msg(bd_pk_validate(&t, why, sizeof why) == BD_OK, "%s", why);
             for (int r = 0; r < OC; r++) {
@@ -101,6 +137,17 @@ START_TEST(test_pack_unpack_exact) {
         }
 }
 END_TEST
+
+// The kernels with scratch of exactly the size asked for, at an odd address and full of junk
+// (callers reuse it): ASan sees any write past it.
+static void matmul(float *out, const float *x, const bd_pk_tensor *t, int N, bool a8, bool ref) {
+    size_t n = bd_pk_matmul_scratch_bytes(t, N, a8);
+    uint8_t *buf = malloc(n + 1);
+    memset(buf, 0xa5, n + 1);
+    if (ref) bd_pk_matmul_ref(out, x, t, N, a8, buf + 1);
+    else bd_pk_matmul(out, x, t, N, a8, buf + 1);
+    free(buf);
+}
 
 // |a - b| within float rounding of a dot product of length C with magnitudes mag.
 static void check_close(const float *got, const float *want, const float *mag, int n, double rel, const char *what) {
@@ -124,7 +171,7 @@ START_TEST(test_kernels_vs_ref) {
                 for (int i = 0; i < OC * C; i++) w[i] = frand();
                 for (int i = 0; i < N * C; i++) x[i] = frand() * 4;
                 bd_pk_tensor t;
-                ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &specs[si]), BD_OK);
+                ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &specs[si], NULL, 0), BD_OK);
                 for (int n = 0; n < N; n++)
                     for (int r = 0; r < OC; r++) {
                         bd_pk_dequantize_row(&t, r, row);
@@ -133,14 +180,14 @@ START_TEST(test_kernels_vs_ref) {
                         mag[n * OC + r] = (float)m;
                     }
                 for (int a8 = 0; a8 <= 1; a8++) {
-                    bd_pk_matmul(got, x, &t, N, a8);
-                    bd_pk_matmul_ref(want, x, &t, N, a8);
+                    matmul(got, x, &t, N, a8, false);
+                    matmul(want, x, &t, N, a8, true);
                     char what[128];
                     snprintf(what, sizeof what, "%s %s %d-bit G=%d %dx%d N=%d %s", bd_pk_simd_name((bd_simd)path),
                              bd_qkind_name(specs[si].kind), specs[si].bits, specs[si].group, OC, C, N, a8 ? "int8" : "f32");
                     check_close(got, want, mag, N * OC, 2e-6 * sqrt(C) + 1e-6, what);
                     if (a8) {  // int8 activations stay near the f32 result: |x - xq sx| <= sx/2 per element
-                        bd_pk_matmul_ref(want, x, &t, N, false);
+                        matmul(want, x, &t, N, false, true);
                         check_close(got, want, mag, N * OC, 0.05, what);
                     }
                 }
@@ -160,12 +207,12 @@ START_TEST(test_matmul_threads) {
     for (int i = 0; i < N * C; i++) x[i] = frand();
     bd_qspec q = {BD_Q_INT, 2, 128};
     bd_pk_tensor t;
-    ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &q), BD_OK);
+    ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &q, NULL, 0), BD_OK);
     int nt = bd_num_threads();
     bd_set_num_threads(1);
-    bd_pk_matmul(a, x, &t, N, false);
+    matmul(a, x, &t, N, false, false);
     bd_set_num_threads(2);
-    bd_pk_matmul(b, x, &t, N, false);
+    matmul(b, x, &t, N, false, false);
     bd_set_num_threads(nt);
     ck_assert_mem_eq(a, b, sizeof(float) * N * OC);
     bd_pk_free(&t);
@@ -178,7 +225,7 @@ START_TEST(test_validate) {
     for (int i = 0; i < 128; i++) w[i] = frand();
     bd_qspec q = {BD_Q_INT, 2, 32};
     bd_pk_tensor t;
-    ck_assert_int_eq(bd_pk_pack(&t, w, 2, 64, &q), BD_OK);
+    ck_assert_int_eq(bd_pk_pack(&t, w, 2, 64, &q, NULL, 0), BD_OK);
     char why[200];
     float nan = NAN;
     memcpy(t.data + t.row_bytes + t.block_bytes, &nan, 4);  // row 1, group 1: NaN scale
@@ -191,15 +238,20 @@ START_TEST(test_validate) {
     ck_assert_msg(strstr(why, "row 0 group 0") && strstr(why, "zero point"), "%s", why);
     bd_pk_free(&t);
     bd_qspec qt = {BD_Q_TERNARY, 2, 0};
-    ck_assert_int_eq(bd_pk_pack(&t, w, 2, 64, &qt), BD_OK);
+    ck_assert_int_eq(bd_pk_pack(&t, w, 2, 64, &qt, NULL, 0), BD_OK);
     t.data[t.row_bytes + 3] |= 3 << 4;  // row 1 weight 14: code 3
     ck_assert_int_eq(bd_pk_validate(&t, why, sizeof why), BD_ERR_VALUE);
     ck_assert_msg(strstr(why, "row 1") && strstr(why, "code 3"), "%s", why);
     bd_pk_free(&t);
     float bad[4] = {1, NAN, 0, 0};
-    ck_assert_int_eq(bd_pk_pack(&t, bad, 1, 4, &q), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_pk_pack(&t, bad, 1, 4, &q, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "[0, 1]") && strstr(why, "not finite"), "%s", why);
     bd_qspec none = {BD_Q_NF3, 2, 32};
-    ck_assert_int_eq(bd_pk_pack(&t, w, 1, 4, &none), BD_ERR_ARG);
+    ck_assert_int_eq(bd_pk_pack(&t, w, 1, 4, &none, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "3-bit"), "%s", why);
+    bd_qspec nokind = {BD_Q_COUNT, 2, 32};
+    ck_assert_int_eq(bd_pk_pack(&t, w, 1, 4, &nokind, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "no packed format"), "%s", why);
 }
 END_TEST
 
@@ -291,7 +343,7 @@ START_TEST(test_packed_load_errors) {
     char why[512], path[4200], cut[4300];
     ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
     // A NaN scale in layer 1's w3 is refused at load, naming the tensor, row and group.
-    bd_pk_tensor *t = &m.packed->slots[1 * BD_PK_LINEARS + 6];
+    bd_pk_tensor *t = &m.packed->slots[1 * BD_N_LINEARS + BD_W3];
     float nan = NAN;
     memcpy(t->data + 2 * t->row_bytes, &nan, 4);
     snprintf(path, sizeof path, "%s/bad_scale.bdz", bd_test_tmpdir());
@@ -327,6 +379,7 @@ Suite *suite_packed(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_layout_by_hand);
+    tcase_add_test(tc, test_traits_table);
     tcase_add_test(tc, test_pack_unpack_exact);
     tcase_add_test(tc, test_kernels_vs_ref);
     tcase_add_test(tc, test_matmul_threads);

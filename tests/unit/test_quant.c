@@ -72,6 +72,32 @@ START_TEST(test_sym_nf3_ternary_r2q_by_hand) {
 }
 END_TEST
 
+START_TEST(test_group_maths) {
+    // The shared group maths (bd_quant.h), by hand: int 2-bit on [-1.5, 1.5] gives s = 1, z = 2
+    // and levels = codes [0, 2, 2, 3]; sym 2-bit gives z = 2 (the code of level 0).
+    float w[4] = {-1.5f, -0.5f, 0.5f, 1.5f};
+    bd_qgroup g = bd_qgroup_int(w, 4, 2);
+    ck_assert(g.s == 1 && g.z == 2 && g.qmax == 3 && g.mn == -1.5f && g.mx == 1.5f);
+    float lev[4] = {0, 2, 2, 3};
+    for (int i = 0; i < 4; i++) ck_assert(bd_qlevel_int(&g, w[i]) == lev[i]);
+    g = bd_qgroup_sym(w, 4, 2);
+    ck_assert(g.z == 2 && g.qmax == 1 && g.s == 1.5f);
+    // r2q on [1, 2, 3, 6]: levels 3 -+ 1.5 -+ 1, codes 2 [w >= m] + [r >= 0] (see below).
+    float wr[4] = {1, 2, 3, 6};
+    g = bd_qgroup_r2q(wr, 4);
+    ck_assert(g.lv[0] == 0.5f && g.lv[1] == 2.5f && g.lv[2] == 3.5f && g.lv[3] == 5.5f);
+    for (int i = 0; i < 4; i++) ck_assert_int_eq(bd_qlevel_r2q(&g, wr[i]), i);
+    // round() gives -0 for a small negative weight, and sym and ternary keep it: the fake
+    // quantizer's output (and a GGUF F32 export of it) has always had that sign.
+    float wz[4] = {-0.05f, 1, 0.05f, -1}, o[4];
+    bd_qspec qs = {BD_Q_SYM, 4, 4}, qt = {BD_Q_TERNARY, 2, 0};
+    ck_assert_int_eq(bd_fakequant_forward_ref(o, wz, 1, 4, &qs), BD_OK);
+    ck_assert(o[0] == 0 && signbit(o[0]) && o[2] == 0 && !signbit(o[2]));
+    ck_assert_int_eq(bd_fakequant_forward_ref(o, wz, 1, 4, &qt), BD_OK);
+    ck_assert(o[0] == 0 && signbit(o[0]) && o[2] == 0 && !signbit(o[2]));
+}
+END_TEST
+
 START_TEST(test_int_backward_by_hand) {
     // Same group as above: s = 1, z = 2, u = round(w/s)+z = [0, 2, 2, 4]: the last is clamped.
     // dout = [.1,.2,.3,.4]. Direct path: [.1, .2, .3, 0].
@@ -188,6 +214,7 @@ Suite *suite_quant(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_int_asym_by_hand);
     tcase_add_test(tc, test_sym_nf3_ternary_r2q_by_hand);
+    tcase_add_test(tc, test_group_maths);
     tcase_add_test(tc, test_int_backward_by_hand);
     tcase_add_test(tc, test_threaded_matches_ref);
     tcase_add_test(tc, test_rtn_error_shrinks_with_bits);
