@@ -125,6 +125,7 @@ void bd_block_linear(const bd_block_run *r, int l, bd_linear k, float *out, cons
 
 // ---- the block ----
 
+// stmt, timed into the run r's timing (when it has one).
 #define TIMED(field, stmt) BD_TIMED(r->timing, field, stmt)
 
 void bd_block_forward(const bd_block_run *r, int l) {

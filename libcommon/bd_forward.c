@@ -1,6 +1,7 @@
-// Forward pass of the decoder: batched (with the activation arena), NLL, reference, and
-// the KV-cache step. Dimension key: V vocab, C dim, L layers, NH/KV heads, HS head dim,
-// QD = NH*HS, KD = KV*HS, F ffn dim, B batch, T sequence, N = B*T rows.
+// Forward passes of the decoder, each a run of bd_block.h's one walk: batched (with the
+// activation arena), NLL, reference (the _ref kernels), prefill, and the KV-cache step (its
+// attention op reads the cache). Dimension key: V vocab, C dim, L layers, NH/KV heads, HS
+// head dim, QD = NH*HS, KD = KV*HS, F ffn dim, B batch, T sequence, N = B*T rows.
 #include "bd_forward.h"
 
 #include <stdlib.h>

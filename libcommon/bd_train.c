@@ -1,6 +1,7 @@
-// The training forward/backward pass, the optimizer step with gradient accumulation, and
-// the epoch order. Dimension key: V vocab, C dim, L layers, NH/KV heads, HS head dim,
-// QD = NH*HS, KD = KV*HS, F ffn dim, B batch, T sequence, N = B*T, R head rows per chunk.
+// The training forward (bd_block.h's walk) and backward pass, the optimizer step with
+// gradient accumulation, and the epoch order. Dimension key: V vocab, C dim, L layers, NH/KV
+// heads, HS head dim, QD = NH*HS, KD = KV*HS, F ffn dim, B batch, T sequence, N = B*T, R
+// head rows per chunk.
 #include "bd_train.h"
 
 #include <math.h>
@@ -138,6 +139,38 @@ static void block_backward(bd_train_state *s, const bd_block_run *r, const bd_we
     bd_rmsnorm_backward(s->dx, g->rms_att + lc, s->dxn, a.x, a.rstd_att, w->rms_att + lc, N, C);
 }
 
+// The head in chunks of R rows: logits, loss and its gradient in place, back through wcls into
+// d xf, then through the final norm: s->dx gets d loss / d x[L]. Returns the number of scored
+// positions (*sum: the loss) or BD_ERR_NOMEM.
+static int head_backward(bd_train_state *s, const bd_block_run *r, const bd_weights *g, const int32_t *tokens,
+                         const int32_t *targets, float loss_scale, const bd_head_loss *head, double *sum) {
+    const bd_model *fw = r->m;
+    int C = fw->cfg.dim, L = fw->cfg.n_layers, V = fw->cfg.vocab, T = r->T, N = r->B * T;
+    int R = bd_train_head_rows(s->B * s->T), scored = 0;
+    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)R);
+    if (!tgt) return BD_ERR_NOMEM;
+    zero(s->dxn, (size_t)N * C);
+    for (int r0 = 0; r0 < N; r0 += R) {
+        int nr = N - r0 < R ? N - r0 : R;
+        for (int i = 0; i < nr; i++) {
+            int n = r0 + i, t = n % T;
+            tgt[i] = targets ? targets[n] : (t + 1 < T ? tokens[n + 1] : -1);
+            scored += tgt[i] >= 0;
+        }
+        const float *xf = s->acts.xf + (size_t)r0 * C;
+        bd_block_linear(r, 0, BD_HEAD, s->logits, xf, nr);
+        bd_crossentropy_forward(s->losses + r0, s->loss_lse + r0, s->logits, tgt, nr, V);
+        if (head) *sum += head->fn(head->ctx, s->logits, r0, nr, V);
+        else *sum += bd_crossentropy_backward(s->logits, s->logits, s->loss_lse + r0, tgt, loss_scale, nr, V);
+        linear_backward(fw, g, 0, BD_HEAD, s->dxn + (size_t)r0 * C, s->logits, xf, nr);
+    }
+    free(tgt);
+    zero(s->dx, (size_t)N * C);
+    const float *x_last = s->acts.x + (size_t)L * N * C;
+    bd_rmsnorm_backward(s->dx, g->rms_final, s->dxn, x_last, s->acts.rstd_f, fw->w.rms_final, N, C);
+    return scored;
+}
+
 int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g, const int32_t *tokens,
                      const int32_t *targets, int B, int T, float loss_scale, const bd_head_loss *head, double *loss) {
     *loss = 0;
@@ -150,9 +183,8 @@ int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g,
     for (int i = 0; i < N; i++) {
         int32_t y = targets ? targets[i] : -1;
         if (tokens[i] < 0 || tokens[i] >= V || y >= V) {
-            bool bad_token = tokens[i] < 0 || tokens[i] >= V;
             bd_log(BD_LOG_ERROR, "train: %s %d at position %d is outside the vocabulary [0, %d)",
-                   bad_token ? "token" : "target", bad_token ? (int)tokens[i] : (int)y, i, V);
+                   tokens[i] < 0 || tokens[i] >= V ? "token" : "target", tokens[i] < 0 || tokens[i] >= V ? (int)tokens[i] : (int)y, i, V);
             return BD_ERR_VALUE;
         }
     }
@@ -162,30 +194,9 @@ int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g,
     double t1 = bd_now();
     s->timing.forward += t1 - t0;
 
-    // Head in chunks of R rows: logits, loss and its gradient in place, then back through wcls.
-    int R = bd_train_head_rows(s->B * s->T), scored = 0;
-    int32_t *tgt = malloc(sizeof(int32_t) * (size_t)R);
-    if (!tgt) return BD_ERR_NOMEM;
-    zero(s->dxn, (size_t)N * C);
     double sum = 0;
-    for (int r0 = 0; r0 < N; r0 += R) {
-        int nr = N - r0 < R ? N - r0 : R;
-        for (int i = 0; i < nr; i++) {
-            int n = r0 + i, t = n % T;
-            tgt[i] = targets ? targets[n] : (t + 1 < T ? tokens[n + 1] : -1);
-            scored += tgt[i] >= 0;
-        }
-        const float *xf = s->acts.xf + (size_t)r0 * C;
-        bd_block_linear(&r, 0, BD_HEAD, s->logits, xf, nr);
-        bd_crossentropy_forward(s->losses + r0, s->loss_lse + r0, s->logits, tgt, nr, V);
-        if (head) sum += head->fn(head->ctx, s->logits, r0, nr, V);
-        else sum += bd_crossentropy_backward(s->logits, s->logits, s->loss_lse + r0, tgt, loss_scale, nr, V);
-        linear_backward(fw, g, 0, BD_HEAD, s->dxn + (size_t)r0 * C, s->logits, xf, nr);
-    }
-    free(tgt);
-    zero(s->dx, (size_t)N * C);
-    const float *x_last = s->acts.x + (size_t)L * N * C;
-    bd_rmsnorm_backward(s->dx, g->rms_final, s->dxn, x_last, s->acts.rstd_f, fw->w.rms_final, N, C);
+    int scored = head_backward(s, &r, g, tokens, targets, loss_scale, head, &sum);
+    if (scored < 0) return scored;
     double t2 = bd_now();
     s->timing.head += t2 - t1;
 
