@@ -11,11 +11,11 @@
 #include "bd_generate.h"
 
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "bd_forward.h"
-#include "bd_log.h"
 #include "bd_progress.h"
 #include "bd_threads.h"
 
@@ -116,25 +116,20 @@ static void advance(void *vctx, int start, int end) {
     }
 }
 
-static int check_args(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, const bd_gen_opts *o) {
+static int check_args(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, const bd_gen_opts *o,
+                      char *why, size_t ws) {
     if (bd_sampling_check(&o->sampling) < 0 || o->max_new < 1 || o->batch < 1 || o->n_stop < 0 ||
         o->n_stop > BD_GEN_MAX_STOP || o->logits_top_k < 0 || o->logits_top_k > BD_GEN_MAX_TOPK ||
-        o->logits_top_k > m->cfg.vocab || n_prompts < 1) {
-        bd_log(BD_LOG_ERROR, "generate: invalid options");
-        return BD_ERR_ARG;
-    }
+        o->logits_top_k > m->cfg.vocab || n_prompts < 1)
+        return bd_fail(why, ws, BD_ERR_ARG, "generate: invalid options");
     for (int i = 0; i < n_prompts; i++) {
-        if (prompts[i].n < 1 || prompts[i].n > m->cfg.max_seq - 1) {
-            bd_log(BD_LOG_ERROR, "generate: prompt %d has %d tokens, expected 1..%d (the context less one)", i,
-                   prompts[i].n, m->cfg.max_seq - 1);
-            return BD_ERR_ARG;
-        }
+        if (prompts[i].n < 1 || prompts[i].n > m->cfg.max_seq - 1)
+            return bd_fail(why, ws, BD_ERR_ARG, "generate: prompt %d has %d tokens, expected 1..%d (the context less one)",
+                           i, prompts[i].n, m->cfg.max_seq - 1);
         for (int t = 0; t < prompts[i].n; t++)
-            if (prompts[i].ids[t] < 0 || prompts[i].ids[t] >= m->cfg.vocab) {
-                bd_log(BD_LOG_ERROR, "generate: prompt %d: id %d at position %d is outside the vocabulary of %d", i,
-                       prompts[i].ids[t], t, m->cfg.vocab);
-                return BD_ERR_ARG;
-            }
+            if (prompts[i].ids[t] < 0 || prompts[i].ids[t] >= m->cfg.vocab)
+                return bd_fail(why, ws, BD_ERR_ARG, "generate: prompt %d: id %d at position %d is outside the vocabulary of %d",
+                               i, prompts[i].ids[t], t, m->cfg.vocab);
     }
     return BD_OK;
 }
@@ -183,10 +178,11 @@ static int finish(reorder *ro, gen_seq *s, const bd_gen_opts *o, bd_gen_emit_fn 
 }
 
 int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
-                const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats) {
+                const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats, char *why, size_t ws) {
     bd_gen_stats st = {0};
     if (stats) *stats = st;
-    int rc = check_args(m, prompts, n_prompts, o);
+    if (why && ws) why[0] = 0;
+    int rc = check_args(m, prompts, n_prompts, o, why, ws);
     if (rc < 0 || n <= first) return rc;
     double t0 = bd_now();
     int V = m->cfg.vocab, max_seq = m->cfg.max_seq;
@@ -204,14 +200,14 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
 
     bd_kv_cache kv;
     rc = bd_kv_cache_init(&kv, &m->cfg, R, max_T);
-    if (rc < 0) return rc;
+    if (rc < 0) return bd_fail(why, ws, rc, "%s", kv.why);
     gen_seq *slots = calloc((size_t)B, sizeof *slots);
     bd_sampler *samplers = calloc((size_t)B, sizeof *samplers);
     float *logits = malloc(sizeof(float) * (size_t)R * V);
     int32_t *tokens = calloc((size_t)R, sizeof(int32_t));  // rows B..R-1 stay token 0 at position 0
     int *pos = calloc((size_t)R, sizeof(int));
     reorder ro = {.next_emit = first};
-    rc = slots && samplers && logits && tokens && pos ? BD_OK : BD_ERR_NOMEM;
+    rc = slots && samplers && logits && tokens && pos ? BD_OK : bd_fail(why, ws, BD_ERR_NOMEM, "generate: out of memory");
     for (int b = 0; rc >= 0 && b < B; b++) rc = bd_sampler_init(&samplers[b], V);
     // Sample i always runs in slot i mod B; an idle slot (none of its samples left) still
     // computes a dummy row, so that every step has B rows.
@@ -234,16 +230,18 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
             pos[b] = idle ? 0 : slots[b].fed;
         }
         rc = bd_forward_step(&kv, m, tokens, pos, R, logits);
-        if (rc < 0) break;
+        if (rc < 0) {
+            bd_fail(why, ws, rc, "%s", kv.why);
+            break;
+        }
         st.steps++;
         bd_parallel_for(B, min_per_thread, advance, &sc);
         for (int b = 0; b < B && rc >= 0; b++) {
             gen_seq *s = &slots[b];
             if (!s->out) continue;  // idle
             if (s->err < 0) {
-                bd_log(BD_LOG_ERROR, "generate: sample %lld: %s at new token %d", (long long)s->index,
-                       s->err == BD_ERR_VALUE ? "NaN logits" : bd_strerror(s->err), s->n_new);
-                rc = s->err;
+                rc = bd_fail(why, ws, s->err, "generate: sample %lld: %s at new token %d", (long long)s->index,
+                             s->err == BD_ERR_VALUE ? "NaN logits" : bd_strerror(s->err), s->n_new);
                 break;
             }
             if (s->fed <= s->P) st.prompt_tokens++;
@@ -263,5 +261,6 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     for (int b = 0; b < B && samplers; b++) bd_sampler_free(&samplers[b]);
     free(ro.pending), free(slots), free(samplers), free(logits), free(tokens), free(pos);
     bd_kv_cache_free(&kv);
+    if (rc == BD_ERR_NOMEM && why && ws && !why[0]) snprintf(why, ws, "generate: out of memory");
     return rc;
 }

@@ -78,9 +78,10 @@ typedef int (*bd_gen_emit_fn)(void *ctx, const bd_gen_sample *s, const bd_gen_st
 // first .. first+stats->samples-1 were handed over, later ones are discarded (a later run
 // from first+stats->samples reproduces them). Errors: BD_ERR_ARG (options, a prompt that
 // is empty, too long or holds an id outside the vocabulary), BD_ERR_NOMEM, BD_ERR_VALUE
-// (NaN logits), or the callback's code. stats may be NULL.
+// (NaN logits), or the callback's code; the reason in why (the callback's own errors it
+// reports itself). stats may be NULL.
 BD_MUST_CHECK int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first,
                               int64_t n, const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx,
-                              bd_gen_stats *stats);
+                              bd_gen_stats *stats, char *why, size_t why_size);
 
 #endif

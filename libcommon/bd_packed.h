@@ -206,6 +206,8 @@ void bd_pk_model_free(bd_pk_model *p);
 BD_MUST_CHECK int bd_pk_model_pack(bd_model *m, char *why, size_t why_size);
 // Bytes of the packed model's weights: packed linears + f32 tensors that remain.
 size_t bd_pk_model_bytes(const bd_model *m);
+// Scratch bytes the packed kernels need for any linear of m at N rows (0 without packed layers).
+size_t bd_pk_model_scratch_bytes(const bd_model *m, int N);
 
 // bd.packed streams (see man/bd-stream.5): written by bd-pack, loaded by bd_model_load (it
 // sniffs the schema). The linear layers' f32 storage in m->params is never touched (calloc:

@@ -104,6 +104,17 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
     return BD_OK;
 }
 
+size_t bd_pk_model_scratch_bytes(const bd_model *m, int N) {
+    size_t most = 0;
+    for (int s = 0; m->packed && s < m->packed->n_slots; s++) {
+        const bd_pk_tensor *t = &m->packed->slots[s];
+        if (t->type == BD_PK_F32 || !t->data) continue;
+        size_t b = bd_pk_matmul_scratch_bytes(t, N, m->packed->act_int8);
+        if (b > most) most = b;
+    }
+    return most;
+}
+
 size_t bd_pk_model_bytes(const bd_model *m) {
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL), n_slots = m->cfg.n_layers * BD_N_LINEARS + 1;

@@ -1,6 +1,7 @@
-// The training forward/backward pass, the optimizer step with gradient accumulation, and
-// the epoch order. Dimension key: V vocab, C dim, L layers, NH/KV heads, HS head dim,
-// QD = NH*HS, KD = KV*HS, F ffn dim, B batch, T sequence, N = B*T, R head rows per chunk.
+// The training forward (bd_block.h's walk) and backward pass, the optimizer step with
+// gradient accumulation, and the epoch order. Dimension key: V vocab, C dim, L layers, NH/KV
+// heads, HS head dim, QD = NH*HS, KD = KV*HS, F ffn dim, B batch, T sequence, N = B*T, R
+// head rows per chunk.
 #include "bd_train.h"
 
 #include <math.h>
@@ -15,48 +16,37 @@
 
 int bd_train_head_rows(int N) { return N < 512 ? N : 512; }
 
-typedef struct {
-    float **p;
-    size_t n;
-} part;
-
-// The arena's pieces; with s == NULL only sizes (pointers are written into a dummy).
+// The arena's pieces; with s->arena NULL only their size. Returns the floats.
 static size_t layout(bd_train_state *s, const bd_config *cfg, int B, int T, bool recompute) {
-    bd_train_state dummy;
-    if (!s) s = &dummy;
-    size_t N = (size_t)B * T, C = (size_t)cfg->dim, L = (size_t)cfg->n_layers;
-    size_t NH = (size_t)cfg->n_heads, KV = (size_t)cfg->n_kv_heads, HS = (size_t)cfg->head_dim;
-    size_t QD = NH * HS, KD = KV * HS, F = (size_t)cfg->ffn_dim, V = (size_t)cfg->vocab;
-    size_t nl = recompute ? 1 : L;
-    bool qkn = cfg->qk_norm;
+    size_t N = (size_t)B * T, C = (size_t)cfg->dim, L = (size_t)cfg->n_layers, off = 0;
+    size_t QD = (size_t)cfg->n_heads * cfg->head_dim, KD = (size_t)cfg->n_kv_heads * cfg->head_dim;
+    size_t F = (size_t)cfg->ffn_dim;
     long long fs = bd_attention_scratch_floats(T, bd_num_threads());
     long long bs = bd_attention_backward_scratch_floats(T, bd_num_threads());
-    part parts[] = {
-        {&s->x, (L + 1) * N * C}, {&s->xn_att, nl * N * C}, {&s->rstd_att, nl * N},
-        {&s->q, qkn ? nl * N * QD : 0}, {&s->k, qkn ? nl * N * KD : 0},
-        {&s->rstd_q, qkn ? nl * N * NH : 0}, {&s->rstd_k, qkn ? nl * N * KV : 0},
-        {&s->qr, nl * N * QD}, {&s->kr, nl * N * KD}, {&s->v, nl * N * KD}, {&s->att, nl * N * QD},
-        {&s->lse, nl * N * NH}, {&s->x_mid, nl * N * C}, {&s->xn_ffn, nl * N * C}, {&s->rstd_ffn, nl * N},
-        {&s->h1, nl * N * F}, {&s->h3, nl * N * F}, {&s->hg, nl * N * F},
-        {&s->xf, N * C}, {&s->rstd_f, N}, {&s->proj, N * C},
-        {&s->logits, (size_t)bd_train_head_rows((int)(N > 1u << 30 ? 1u << 30 : N)) * V},
-        {&s->losses, N}, {&s->loss_lse, N},
-        {&s->dx, N * C}, {&s->dxn, N * C}, {&s->dq, N * QD}, {&s->dk, N * KD}, {&s->dv, N * KD},
-        {&s->dk_pre, qkn ? N * KD : 0}, {&s->datt, N * QD},
-        {&s->dh1, N * F}, {&s->dh3, N * F}, {&s->dhg, N * F},
-        {&s->att_scratch, (size_t)(fs > bs ? fs : bs)}, {&s->rope_cs, (size_t)T * HS},
-    };
-    size_t total = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++) {
-        *parts[i].p = parts[i].n && s->arena ? s->arena + total : NULL;
-        total += (parts[i].n + 15) & ~(size_t)15;  // 64-byte aligned pieces
-    }
+    float *a = s->arena;
+    bd_acts_layout(&s->acts, a, &off, cfg, N, recompute ? 1 : L, L + 1);
+    s->logits = bd_arena_take(a, &off, (size_t)bd_train_head_rows((int)(N > 1u << 30 ? 1u << 30 : N)) * cfg->vocab);
+    s->losses = bd_arena_take(a, &off, N);
+    s->loss_lse = bd_arena_take(a, &off, N);
+    s->dx = bd_arena_take(a, &off, N * C);
+    s->dxn = bd_arena_take(a, &off, N * C);
+    s->dq = bd_arena_take(a, &off, N * QD);
+    s->dk = bd_arena_take(a, &off, N * KD);
+    s->dv = bd_arena_take(a, &off, N * KD);
+    s->dk_pre = bd_arena_take(a, &off, cfg->qk_norm ? N * KD : 0);
+    s->datt = bd_arena_take(a, &off, N * QD);
+    s->dh1 = bd_arena_take(a, &off, N * F);
+    s->dh3 = bd_arena_take(a, &off, N * F);
+    s->dhg = bd_arena_take(a, &off, N * F);
     s->att_scratch_floats = fs > bs ? fs : bs;
-    return total;
+    s->att_scratch = bd_arena_take(a, &off, (size_t)s->att_scratch_floats);
+    s->rope_cs = bd_arena_take(a, &off, (size_t)T * cfg->head_dim);
+    return off;
 }
 
 size_t bd_train_state_bytes(const bd_config *cfg, int B, int T, bool recompute) {
-    return layout(NULL, cfg, B, T, recompute) * sizeof(float);
+    bd_train_state sizing = {.arena = NULL};
+    return layout(&sizing, cfg, B, T, recompute) * sizeof(float);
 }
 
 int bd_train_state_init(bd_train_state *s, const bd_config *cfg, int B, int T, bool recompute) {
@@ -64,10 +54,9 @@ int bd_train_state_init(bd_train_state *s, const bd_config *cfg, int B, int T, b
     if (bd_config_check(cfg, NULL, 0) < 0 || B <= 0 || T <= 0) return BD_ERR_ARG;
     size_t total = layout(s, cfg, B, T, recompute);
     s->arena = malloc(total * sizeof(float));
-    if (!s->arena) {
-        bd_log(BD_LOG_ERROR, "train: cannot allocate %zu MB of activations", total * sizeof(float) >> 20);
-        return BD_ERR_NOMEM;
-    }
+    if (!s->arena)
+        return bd_fail(s->why, sizeof s->why, BD_ERR_NOMEM, "train: cannot allocate %zu MB of activations",
+                       total * sizeof(float) >> 20);
     layout(s, cfg, B, T, recompute);
     s->cfg = *cfg;
     s->B = B;
@@ -83,90 +72,49 @@ void bd_train_state_free(bd_train_state *s) {
     memset(s, 0, sizeof *s);
 }
 
-// Layer l of a per-layer tensor (width floats per position) for a batch laid out (B, T).
-static float *lay(const bd_train_state *s, float *base, int l, size_t width, int N) {
-    if (!base) return NULL;
-    return base + (s->recompute ? 0 : (size_t)l) * (size_t)N * width;
-}
-
 static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 
-// Pointers of one block's activations.
-typedef struct {
-    float *x, *xn, *rstd_att, *q, *k, *rstd_q, *rstd_k, *qr, *kr, *v, *att, *lse, *xmid, *xn2, *rstd_ffn, *h1, *h3,
-        *hg, *xout;
-} block_acts;
-
-static block_acts acts(const bd_train_state *s, int l, int N) {
-    const bd_config *c = &s->cfg;
-    size_t C = (size_t)c->dim, QD = (size_t)c->n_heads * c->head_dim, KD = (size_t)c->n_kv_heads * c->head_dim;
-    size_t F = (size_t)c->ffn_dim;
-    block_acts a = {
-        s->x + (size_t)l * N * C, lay(s, s->xn_att, l, C, N), lay(s, s->rstd_att, l, 1, N), lay(s, s->q, l, QD, N),
-        lay(s, s->k, l, KD, N), lay(s, s->rstd_q, l, (size_t)c->n_heads, N), lay(s, s->rstd_k, l, (size_t)c->n_kv_heads, N),
-        lay(s, s->qr, l, QD, N), lay(s, s->kr, l, KD, N), lay(s, s->v, l, KD, N), lay(s, s->att, l, QD, N),
-        lay(s, s->lse, l, (size_t)c->n_heads, N), lay(s, s->x_mid, l, C, N), lay(s, s->xn_ffn, l, C, N),
-        lay(s, s->rstd_ffn, l, 1, N), lay(s, s->h1, l, F, N), lay(s, s->h3, l, F, N), lay(s, s->hg, l, F, N),
-        s->x + (size_t)(l + 1) * N * C};
-    return a;
+// The walk of a (B, T) batch over s's activations: the forward kernels of bd_forward (the
+// activations and the loss are bit-identical to the inference pass), laid out (B, T), x
+// kept for every layer, the other tensors too unless recompute.
+static bd_block_run train_run(bd_train_state *s, const bd_model *m, int B, int T) {
+    size_t N = (size_t)B * T;
+    return (bd_block_run){.m = m, .ops = &bd_block_fast, .attention = bd_block_self_attention, .acts = &s->acts,
+                          .layer_rows = s->recompute ? 0 : N, .x_rows = N, .B = B, .T = T, .rope_cs = s->rope_cs,
+                          .att_scratch = s->att_scratch, .att_scratch_floats = s->att_scratch_floats};
 }
 
-// Block l forward: the same kernels in the same order as bd_forward, so the activations
-// (and the loss) are bit-identical to the inference pass.
-static void block_forward(bd_train_state *s, const bd_model *m, int l, int B, int T) {
+// dinp += dout @ W, dW (and d bias) += for linear k of layer l (g: gradients in m's layout).
+static void linear_backward(const bd_model *m, const bd_weights *g, int l, bd_linear k, float *dinp, const float *dout,
+                            const float *inp, int N) {
+    bd_linear_slot w = bd_linear_at(&m->w, &m->cfg, l, k), gw = bd_linear_at(g, &m->cfg, l, k);
+    bd_linear_backward(dinp, gw.w, gw.b, dout, inp, w.w, N, w.in, w.out);
+}
+
+// Block l backward, the mirror of bd_block_forward: s->dx holds d loss / d x[l+1] on entry and
+// d loss / d x[l] on exit.
+static void block_backward(bd_train_state *s, const bd_block_run *r, const bd_weights *g, int l) {
+    const bd_model *m = r->m;
     const bd_config *c = &m->cfg;
     const bd_weights *w = &m->w;
     int C = c->dim, NH = c->n_heads, KV = c->n_kv_heads, HS = c->head_dim, F = c->ffn_dim;
-    int QD = NH * HS, KD = KV * HS, N = B * T;
-    float eps = c->norm_eps;
-    block_acts a = acts(s, l, N);
-    const float *bq = w->bq ? w->bq + (size_t)l * QD : NULL, *bk = w->bk ? w->bk + (size_t)l * KD : NULL;
-    const float *bv = w->bv ? w->bv + (size_t)l * KD : NULL;
-    bd_rmsnorm_forward(a.xn, a.rstd_att, a.x, w->rms_att + (size_t)l * C, N, C, eps);
-    if (c->qk_norm) {
-        bd_linear_forward(a.q, a.xn, w->wq + (size_t)l * QD * C, bq, N, C, QD);
-        bd_linear_forward(a.k, a.xn, w->wk + (size_t)l * KD * C, bk, N, C, KD);
-        bd_rmsnorm_forward(a.qr, a.rstd_q, a.q, w->q_norm + (size_t)l * HS, N * NH, HS, eps);
-        bd_rmsnorm_forward(a.kr, a.rstd_k, a.k, w->k_norm + (size_t)l * HS, N * KV, HS, eps);
-    } else {
-        bd_linear_forward(a.qr, a.xn, w->wq + (size_t)l * QD * C, bq, N, C, QD);
-        bd_linear_forward(a.kr, a.xn, w->wk + (size_t)l * KD * C, bk, N, C, KD);
-    }
-    bd_linear_forward(a.v, a.xn, w->wv + (size_t)l * KD * C, bv, N, C, KD);
-    bd_rope_forward(a.qr, a.qr, s->rope_cs, NULL, B, T, NH, HS, c->rope);
-    bd_rope_forward(a.kr, a.kr, s->rope_cs, NULL, B, T, KV, HS, c->rope);
-    bd_attention_forward(a.att, a.lse, a.qr, a.kr, a.v, s->att_scratch, s->att_scratch_floats, B, T, NH, KV, HS);
-    bd_linear_forward(s->proj, a.att, w->wo + (size_t)l * C * QD, NULL, N, QD, C);
-    bd_residual_forward(a.xmid, a.x, s->proj, (long long)N * C);
-    bd_rmsnorm_forward(a.xn2, a.rstd_ffn, a.xmid, w->rms_ffn + (size_t)l * C, N, C, eps);
-    bd_linear_forward(a.h1, a.xn2, w->w1 + (size_t)l * F * C, NULL, N, C, F);
-    bd_linear_forward(a.h3, a.xn2, w->w3 + (size_t)l * F * C, NULL, N, C, F);
-    bd_swiglu_forward(a.hg, a.h1, a.h3, (long long)N * F);
-    bd_linear_forward(s->proj, a.hg, w->w2 + (size_t)l * C * F, NULL, N, F, C);
-    bd_residual_forward(a.xout, a.xmid, s->proj, (long long)N * C);
-}
-
-// Block l backward: s->dx holds d loss / d x[l+1] on entry and d loss / d x[l] on exit.
-static void block_backward(bd_train_state *s, const bd_model *m, const bd_weights *g, int l, int B, int T) {
-    const bd_config *c = &m->cfg;
-    const bd_weights *w = &m->w;
-    int C = c->dim, NH = c->n_heads, KV = c->n_kv_heads, HS = c->head_dim, F = c->ffn_dim;
-    int QD = NH * HS, KD = KV * HS, N = B * T;
+    int QD = NH * HS, KD = KV * HS, B = r->B, T = r->T, N = B * T;
     size_t n = (size_t)N;
-    block_acts a = acts(s, l, N);
-    // FFN: x[l+1] = xmid + w2(silu(w1 xn2) * w3 xn2), xn2 = norm(xmid)
+    bd_acts a = bd_block_acts(r, l);
+    // FFN: x[l+1] = x_mid + w2(silu(w1 xn2) * w3 xn2), xn2 = norm(x_mid)
     zero(s->dhg, n * F);
-    bd_linear_backward(s->dhg, g->w2 + (size_t)l * C * F, NULL, s->dx, a.hg, w->w2 + (size_t)l * C * F, N, F, C);
+    linear_backward(m, g, l, BD_W2, s->dhg, s->dx, a.hg, N);
     zero(s->dh1, n * F);
     zero(s->dh3, n * F);
     bd_swiglu_backward(s->dh1, s->dh3, s->dhg, a.h1, a.h3, (long long)N * F);
     zero(s->dxn, n * C);
-    bd_linear_backward(s->dxn, g->w1 + (size_t)l * F * C, NULL, s->dh1, a.xn2, w->w1 + (size_t)l * F * C, N, C, F);
-    bd_linear_backward(s->dxn, g->w3 + (size_t)l * F * C, NULL, s->dh3, a.xn2, w->w3 + (size_t)l * F * C, N, C, F);
-    bd_rmsnorm_backward(s->dx, g->rms_ffn + (size_t)l * C, s->dxn, a.xmid, a.rstd_ffn, w->rms_ffn + (size_t)l * C, N, C);
-    // Attention: xmid = x + wo(attention(rope(norm_q(wq xn)), rope(norm_k(wk xn)), wv xn))
+    linear_backward(m, g, l, BD_W1, s->dxn, s->dh1, a.xn_ffn, N);
+    linear_backward(m, g, l, BD_W3, s->dxn, s->dh3, a.xn_ffn, N);
+    size_t lc = (size_t)l * C, lh = (size_t)l * HS;  // layer l's norm weights
+    bd_rmsnorm_backward(s->dx, g->rms_ffn + lc, s->dxn, a.x_mid, a.rstd_ffn, w->rms_ffn + lc, N, C);
+    // Attention: x_mid = x + wo(attention(rope(norm_q(wq xn)), rope(norm_k(wk xn)), wv xn))
     zero(s->datt, n * QD);
-    bd_linear_backward(s->datt, g->wo + (size_t)l * C * QD, NULL, s->dx, a.att, w->wo + (size_t)l * C * QD, N, QD, C);
+    linear_backward(m, g, l, BD_WO, s->datt, s->dx, a.att, N);
     zero(s->dq, n * QD);
     zero(s->dk, n * KD);
     zero(s->dv, n * KD);
@@ -178,57 +126,29 @@ static void block_backward(bd_train_state *s, const bd_model *m, const bd_weight
     if (c->qk_norm) {
         zero(s->datt, n * QD);  // free again: reused for d q (before the norm)
         zero(s->dk_pre, n * KD);
-        bd_rmsnorm_backward(s->datt, g->q_norm + (size_t)l * HS, s->dq, a.q, a.rstd_q, w->q_norm + (size_t)l * HS, N * NH, HS);
-        bd_rmsnorm_backward(s->dk_pre, g->k_norm + (size_t)l * HS, s->dk, a.k, a.rstd_k, w->k_norm + (size_t)l * HS, N * KV, HS);
+        bd_rmsnorm_backward(s->datt, g->q_norm + lh, s->dq, a.q, a.rstd_q, w->q_norm + lh, N * NH, HS);
+        bd_rmsnorm_backward(s->dk_pre, g->k_norm + lh, s->dk, a.k, a.rstd_k, w->k_norm + lh, N * KV, HS);
         dqp = s->datt;
         dkp = s->dk_pre;
     }
     zero(s->dxn, n * C);
-    bd_linear_backward(s->dxn, g->wq + (size_t)l * QD * C, g->bq ? g->bq + (size_t)l * QD : NULL, dqp, a.xn,
-                       w->wq + (size_t)l * QD * C, N, C, QD);
-    bd_linear_backward(s->dxn, g->wk + (size_t)l * KD * C, g->bk ? g->bk + (size_t)l * KD : NULL, dkp, a.xn,
-                       w->wk + (size_t)l * KD * C, N, C, KD);
-    bd_linear_backward(s->dxn, g->wv + (size_t)l * KD * C, g->bv ? g->bv + (size_t)l * KD : NULL, s->dv, a.xn,
-                       w->wv + (size_t)l * KD * C, N, C, KD);
-    bd_rmsnorm_backward(s->dx, g->rms_att + (size_t)l * C, s->dxn, a.x, a.rstd_att, w->rms_att + (size_t)l * C, N, C);
+    linear_backward(m, g, l, BD_WQ, s->dxn, dqp, a.xn_att, N);
+    linear_backward(m, g, l, BD_WK, s->dxn, dkp, a.xn_att, N);
+    linear_backward(m, g, l, BD_WV, s->dxn, s->dv, a.xn_att, N);
+    bd_rmsnorm_backward(s->dx, g->rms_att + lc, s->dxn, a.x, a.rstd_att, w->rms_att + lc, N, C);
 }
 
-static bool same_shape(const bd_config *a, const bd_config *b) {
-    return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
-           a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim && a->ffn_dim == b->ffn_dim &&
-           a->vocab == b->vocab && a->qk_norm == b->qk_norm && a->rope_theta == b->rope_theta;
-}
-
-int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g, const int32_t *tokens,
-                     const int32_t *targets, int B, int T, float loss_scale, const bd_head_loss *head, double *loss) {
-    *loss = 0;
-    const bd_config *c = &fw->cfg;
-    if (!same_shape(&s->cfg, c) || B <= 0 || T <= 0 || B > s->B || T > s->T) {
-        bd_log(BD_LOG_ERROR, "train: batch %dx%d does not fit the state (%dx%d) or model mismatch", B, T, s->B, s->T);
-        return BD_ERR_ARG;
-    }
-    int C = c->dim, L = c->n_layers, V = c->vocab, N = B * T;
-    for (int i = 0; i < N; i++) {
-        int32_t y = targets ? targets[i] : -1;
-        if (tokens[i] < 0 || tokens[i] >= V || y >= V) {
-            bd_log(BD_LOG_ERROR, "train: %s %d at position %d is outside the vocabulary [0, %d)",
-                   tokens[i] < 0 || tokens[i] >= V ? "token" : "target", tokens[i] < 0 || tokens[i] >= V ? (int)tokens[i] : (int)y, i, V);
-            return BD_ERR_VALUE;
-        }
-    }
-    double t0 = bd_now();
-    bd_embedding_forward(s->x, tokens, fw->w.tok_emb, N, C);
-    for (int l = 0; l < L; l++) block_forward(s, fw, l, B, T);
-    bd_rmsnorm_forward(s->xf, s->rstd_f, s->x + (size_t)L * N * C, fw->w.rms_final, N, C, c->norm_eps);
-    double t1 = bd_now();
-    s->timing.forward += t1 - t0;
-
-    // Head in chunks of R rows: logits, loss and its gradient in place, then back through wcls.
+// The head in chunks of R rows: logits, loss and its gradient in place, back through wcls into
+// d xf, then through the final norm: s->dx gets d loss / d x[L]. Returns the number of scored
+// positions (*sum: the loss) or BD_ERR_NOMEM.
+static int head_backward(bd_train_state *s, const bd_block_run *r, const bd_weights *g, const int32_t *tokens,
+                         const int32_t *targets, float loss_scale, const bd_head_loss *head, double *sum) {
+    const bd_model *fw = r->m;
+    int C = fw->cfg.dim, L = fw->cfg.n_layers, V = fw->cfg.vocab, T = r->T, N = r->B * T;
     int R = bd_train_head_rows(s->B * s->T), scored = 0;
     int32_t *tgt = malloc(sizeof(int32_t) * (size_t)R);
     if (!tgt) return BD_ERR_NOMEM;
     zero(s->dxn, (size_t)N * C);
-    double sum = 0;
     for (int r0 = 0; r0 < N; r0 += R) {
         int nr = N - r0 < R ? N - r0 : R;
         for (int i = 0; i < nr; i++) {
@@ -236,22 +156,51 @@ int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g,
             tgt[i] = targets ? targets[n] : (t + 1 < T ? tokens[n + 1] : -1);
             scored += tgt[i] >= 0;
         }
-        const float *xf = s->xf + (size_t)r0 * C;
-        bd_linear_forward(s->logits, xf, fw->w.wcls, NULL, nr, C, V);
+        const float *xf = s->acts.xf + (size_t)r0 * C;
+        bd_block_linear(r, 0, BD_HEAD, s->logits, xf, nr);
         bd_crossentropy_forward(s->losses + r0, s->loss_lse + r0, s->logits, tgt, nr, V);
-        if (head) sum += head->fn(head->ctx, s->logits, r0, nr, V);
-        else sum += bd_crossentropy_backward(s->logits, s->logits, s->loss_lse + r0, tgt, loss_scale, nr, V);
-        bd_linear_backward(s->dxn + (size_t)r0 * C, g->wcls, NULL, s->logits, xf, fw->w.wcls, nr, C, V);
+        if (head) *sum += head->fn(head->ctx, s->logits, r0, nr, V);
+        else *sum += bd_crossentropy_backward(s->logits, s->logits, s->loss_lse + r0, tgt, loss_scale, nr, V);
+        linear_backward(fw, g, 0, BD_HEAD, s->dxn + (size_t)r0 * C, s->logits, xf, nr);
     }
     free(tgt);
     zero(s->dx, (size_t)N * C);
-    bd_rmsnorm_backward(s->dx, g->rms_final, s->dxn, s->x + (size_t)L * N * C, s->rstd_f, fw->w.rms_final, N, C);
+    const float *x_last = s->acts.x + (size_t)L * N * C;
+    bd_rmsnorm_backward(s->dx, g->rms_final, s->dxn, x_last, s->acts.rstd_f, fw->w.rms_final, N, C);
+    return scored;
+}
+
+int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g, const int32_t *tokens,
+                     const int32_t *targets, int B, int T, float loss_scale, const bd_head_loss *head, double *loss) {
+    *loss = 0;
+    const bd_config *c = &fw->cfg;
+    if (!bd_same_shape(&s->cfg, c) || B <= 0 || T <= 0 || B > s->B || T > s->T)
+        return bd_fail(s->why, sizeof s->why, BD_ERR_ARG, "train: batch %dx%d does not fit the state (%dx%d) or model mismatch",
+                       B, T, s->B, s->T);
+    int C = c->dim, L = c->n_layers, V = c->vocab, N = B * T;
+    for (int i = 0; i < N; i++) {
+        int32_t y = targets ? targets[i] : -1;
+        if (tokens[i] < 0 || tokens[i] >= V || y >= V) {
+            bool tok = tokens[i] < 0 || tokens[i] >= V;
+            return bd_fail(s->why, sizeof s->why, BD_ERR_VALUE, "train: %s %d at position %d is outside the vocabulary [0, %d)",
+                           tok ? "token" : "target", tok ? (int)tokens[i] : (int)y, i, V);
+        }
+    }
+    double t0 = bd_now();
+    bd_block_run r = train_run(s, fw, B, T);
+    bd_decoder_forward(&r, tokens);
+    double t1 = bd_now();
+    s->timing.forward += t1 - t0;
+
+    double sum = 0;
+    int scored = head_backward(s, &r, g, tokens, targets, loss_scale, head, &sum);
+    if (scored < 0) return scored;
     double t2 = bd_now();
     s->timing.head += t2 - t1;
 
     for (int l = L - 1; l >= 0; l--) {
-        if (s->recompute) block_forward(s, fw, l, B, T);
-        block_backward(s, fw, g, l, B, T);
+        if (s->recompute) bd_block_forward(&r, l);
+        block_backward(s, &r, g, l);
     }
     bd_embedding_backward(g->tok_emb, s->dx, tokens, N, C);
     s->timing.backward += bd_now() - t2;
@@ -335,10 +284,9 @@ int bd_trainer_step(bd_trainer *tr, const int32_t *tokens, const int32_t *target
     stats->lr = lr;
     stats->grad_norm = norm;
     stats->scored = count;
-    if (isnan(norm)) {
-        bd_log(BD_LOG_ERROR, "train: step %lld: the gradient is not finite (loss %g)", tr->step + 1, loss);
-        return BD_ERR_VALUE;
-    }
+    if (isnan(norm))
+        return bd_fail(tr->st.why, sizeof tr->st.why, BD_ERR_VALUE, "train: step %lld: the gradient is not finite (loss %g)",
+                       tr->step + 1, loss);
     tr->step++;
     return BD_OK;
 }

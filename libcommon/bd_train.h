@@ -16,6 +16,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bd_block.h"
 #include "bd_model.h"
 #include "bd_optim.h"
 
@@ -24,33 +25,18 @@ typedef struct {
 } bd_train_timing;
 
 // The activation arena of one micro-batch of at most (B, T), plus the activation gradients.
-// Tensors marked (L|1, ...) hold every layer (layer l at X + l*B*T*width) unless recompute
-// is set: then one layer's slot is reused and the backward pass recomputes each block from
-// its saved input x[l] (the residual stream is always kept for every layer), trading one
-// more forward pass of the blocks for L times less activation memory.
+// The block activations (BD_ACTS in bd_block.h) hold every layer (LAYER tensor X of layer l
+// at X + l*B*T*width) unless recompute is set: then one layer's slot is reused and the
+// backward pass recomputes each block from its saved input x[l] (the residual stream is
+// always kept for every layer), trading one more forward pass of the blocks for L times
+// less activation memory.
 typedef struct {
     bd_config cfg;
     int B, T;           // capacity
     bool recompute;
     float *arena;       // the one allocation
     size_t arena_floats;
-    float *x;           // (L+1, B, T, C) residual stream entering layer l
-    float *xn_att;      // (L|1, B, T, C)
-    float *rstd_att;    // (L|1, B, T)
-    float *q, *k;       // (L|1, B, T, QD), (L|1, B, T, KD) before q/k norm; only if qk_norm
-    float *rstd_q;      // (L|1, B, T, NH) only if qk_norm
-    float *rstd_k;      // (L|1, B, T, KV) only if qk_norm
-    float *qr, *kr;     // (L|1, B, T, QD), (L|1, B, T, KD) after norm and RoPE
-    float *v;           // (L|1, B, T, KD)
-    float *att;         // (L|1, B, T, QD) attention output
-    float *lse;         // (L|1, B, NH, T)
-    float *x_mid;       // (L|1, B, T, C)
-    float *xn_ffn;      // (L|1, B, T, C)
-    float *rstd_ffn;    // (L|1, B, T)
-    float *h1, *h3, *hg;  // (L|1, B, T, F)
-    float *xf;          // (B, T, C) final norm output
-    float *rstd_f;      // (B, T)
-    float *proj;        // (B, T, C) wo / w2 outputs before the residual add
+    bd_acts acts;       // x (L+1, B, T, C); the LAYER tensors (L|1, B, T, width)
     float *logits;      // (R, V) one chunk of head rows; their gradient in place
     float *losses;      // (B, T) per-position loss of the last pass (0 where unscored)
     float *loss_lse;    // (B, T)
@@ -65,6 +51,7 @@ typedef struct {
     long long att_scratch_floats;
     float *rope_cs;     // (T, HS/2, 2)
     bd_train_timing timing;
+    char why[256];      // after an error of a function on this state (or its trainer): the reason
 } bd_train_state;
 
 BD_MUST_CHECK int bd_train_state_init(bd_train_state *s, const bd_config *cfg, int B, int T, bool recompute);

@@ -637,9 +637,10 @@ int main(int argc, char **argv) {
     snprintf(oc.label, sizeof oc.label, "generate");
     bd_progress_start(&oc.prog, oc.label, (uint64_t)(n - first), "samples");
     bd_gen_stats st;
-    int rc = bd_generate(&m, prompts, ps.count, first, n, &go, emit, &oc, &st);
+    char gwhy[512];
+    int rc = bd_generate(&m, prompts, ps.count, first, n, &go, emit, &oc, &st, gwhy, sizeof gwhy);
     bd_progress_finish(&oc.prog);
-    if (rc < 0) bd_fatal("generation failed: %s", bd_strerror(rc));
+    if (rc < 0) bd_fatal("generation failed: %s", gwhy[0] ? gwhy : bd_strerror(rc));
     int64_t done = first + st.samples;
     bd_log(BD_LOG_INFO, "%lld samples, %lld new tokens in %.1f s (%.0f tokens/s, %lld steps)", (long long)st.samples,
            (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0,

@@ -1,7 +1,8 @@
 // The forward pass: batched vs the reference built from _ref kernels on random tiny models
 // of every variant; NLL vs a log-softmax computed here; KV-cache steps vs the batched pass;
-// batch independence; RoPE style equivalence under the per-head row permutation; bad input;
-// and stories260K greedy decoding against the text known from data/README.md.
+// batch independence; RoPE style equivalence under the per-head row permutation; the linear
+// slots against the parameter table; bad input; and stories260K greedy decoding against the
+// text known from data/README.md.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -57,7 +58,7 @@ START_TEST(test_forward_vs_ref) {
     int32_t tok[BT_B * BT_T];
     random_tokens(tok, N, V);
     float *ref = malloc((size_t)N * V * sizeof(float)), *got = malloc((size_t)N * V * sizeof(float));
-    ck_assert_int_eq(bd_forward_ref(&m, tok, B, T, ref), BD_OK);
+    ck_assert_int_eq(bd_forward_ref(&m, tok, B, T, ref, NULL, 0), BD_OK);
     for (int keep = 0; keep < 2; keep++) {
         // The keep run uses two threads (attention splits its heads over them).
         bd_set_num_threads(keep ? 2 : 1);
@@ -252,6 +253,40 @@ START_TEST(test_rope_style_equivalence) {
 }
 END_TEST
 
+// bd_linear_at puts every linear slot of every layer (and the head) where the parameter table
+// says the tensor lies, with its (out, in) shape and its bias when the model has one.
+START_TEST(test_linear_slots) {
+    const bd_test_variant *v = &variants[_i];
+    bd_config c = bd_test_variant_config(v);
+    bd_model m;
+    ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
+    bd_param_entry t[BD_MAX_PARAMS];
+    int nt = bd_param_table(&c, t, NULL);
+    const char *names[BD_N_LINEARS + 1] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3", "wcls"};
+    const char *bias[BD_N_LINEARS + 1] = {"bq", "bk", "bv"};
+    for (int k = 0; k <= BD_HEAD; k++) {
+        const char *name = k == BD_HEAD && c.tied_embeddings ? "tok_emb" : names[k];
+        const bd_param_entry *e = NULL, *be = NULL;
+        for (int i = 0; i < nt; i++) {
+            if (!strcmp(t[i].name, name)) e = &t[i];
+            if (bias[k] && !strcmp(t[i].name, bias[k])) be = &t[i];
+        }
+        ck_assert_ptr_nonnull(e);
+        bool layered = k != BD_HEAD;
+        long long out = e->shape[layered ? 1 : 0], in = e->shape[layered ? 2 : 1];
+        for (int l = 0; l < c.n_layers; l++) {
+            bd_linear_slot s = bd_linear_at(&m.w, &c, l, (bd_linear)k);
+            ck_assert_msg(s.w == m.params + e->offset + (layered ? (size_t)l * out * in : 0), "%s: %s of layer %d",
+                          v->name, names[k], l);
+            ck_assert_int_eq(s.out, out);
+            ck_assert_int_eq(s.in, in);
+            ck_assert_ptr_eq(s.b, be ? m.params + be->offset + (size_t)l * out : NULL);
+        }
+    }
+    bd_model_free(&m);
+}
+END_TEST
+
 START_TEST(test_bad_input) {
     bd_config c = bd_test_variant_config(&variants[1]);
     bd_model m;
@@ -267,7 +302,7 @@ START_TEST(test_bad_input) {
     tok[6] = c.vocab;
     ck_assert_int_eq(bd_forward(&s, &m, tok, 2, 4, lg), BD_ERR_VALUE);
     tok[6] = -1;
-    ck_assert_int_eq(bd_forward_ref(&m, tok, 2, 4, lg), BD_ERR_VALUE);
+    ck_assert_int_eq(bd_forward_ref(&m, tok, 2, 4, lg, NULL, 0), BD_ERR_VALUE);
     tok[6] = 7;
     double nll;
     int32_t tgt[8] = {0, 1, 2, c.vocab, 0, 0, 0, 0};
@@ -402,6 +437,7 @@ Suite *suite_forward(void) {
     tcase_add_loop_test(tc, test_kv_step_matches_batched, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_batch_independence, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_rope_style_equivalence, 0, N_VARIANTS);
+    tcase_add_loop_test(tc, test_linear_slots, 0, N_VARIANTS);
     tcase_add_test(tc, test_bad_input);
     tcase_add_test(tc, test_stories260k_greedy);
     suite_add_tcase(s, tc);

@@ -100,7 +100,7 @@ static int ref_greedy(const bd_model *m, const int32_t *prompt, int P, int K, in
     int n = 0;
     while (n < K && P + n < max_seq) {
         int T = P + n;
-        ck_assert_int_eq(bd_forward_ref(m, seq, 1, T, logits), BD_OK);
+        ck_assert_int_eq(bd_forward_ref(m, seq, 1, T, logits, NULL, 0), BD_OK);
         const float *row = logits + (size_t)(T - 1) * V;
         int best = 0;
         double mx = row[0], sum = 0;
@@ -136,7 +136,7 @@ START_TEST(test_greedy_equals_reference) {
         bd_gen_opts o = {.sampling = {0, 0, 1}, .max_new = K, .batch = B, .seed = 7, .logits_top_k = TK};
         collector c = {.tk = TK};
         bd_gen_stats st;
-        ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &c, &st), BD_OK);
+        ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &c, &st, NULL, 0), BD_OK);
         ck_assert_int_eq(c.n, N);
         ck_assert_int_eq(st.samples, N);
         for (int i = 0; i < N; i++) {
@@ -170,7 +170,7 @@ START_TEST(test_greedy_equals_reference) {
     ck_assert(n_stop <= 4);
     bd_gen_opts o = {.sampling = {0, 0, 1}, .max_new = K, .batch = 2, .stop_ids = {stop}, .n_stop = 1};
     collector c = {0};
-    ck_assert_int_eq(bd_generate(&m, &prompts[2], 1, 0, 1, &o, collect, &c, NULL), BD_OK);
+    ck_assert_int_eq(bd_generate(&m, &prompts[2], 1, 0, 1, &o, collect, &c, NULL, NULL, 0), BD_OK);
     ck_assert_int_eq(c.n_new[0], n_stop);
     ck_assert_int_eq(c.end[0], BD_GEN_EOS);
     ck_assert_int_eq(c.completion[0][n_stop - 1], stop);
@@ -182,10 +182,10 @@ START_TEST(test_greedy_equals_reference) {
     int level = bd_log_level();
     bd_log_set_level(-1);  // the errors below are expected
     bd_gen_prompt bad1 = {longp, 24}, bad2 = {badp, 2};
-    ck_assert_int_eq(bd_generate(&m, &bad1, 1, 0, 1, &o, collect, &c, NULL), BD_ERR_ARG);
-    ck_assert_int_eq(bd_generate(&m, &bad2, 1, 0, 1, &o, collect, &c, NULL), BD_ERR_ARG);
+    ck_assert_int_eq(bd_generate(&m, &bad1, 1, 0, 1, &o, collect, &c, NULL, NULL, 0), BD_ERR_ARG);
+    ck_assert_int_eq(bd_generate(&m, &bad2, 1, 0, 1, &o, collect, &c, NULL, NULL, 0), BD_ERR_ARG);
     o.logits_top_k = 65;
-    ck_assert_int_eq(bd_generate(&m, prompts, 1, 0, 1, &o, collect, &c, NULL), BD_ERR_ARG);
+    ck_assert_int_eq(bd_generate(&m, prompts, 1, 0, 1, &o, collect, &c, NULL, NULL, 0), BD_ERR_ARG);
     bd_log_set_level(level);
     ck_assert_int_eq(c.n, 0);
     free(lp);
@@ -210,7 +210,7 @@ START_TEST(test_stories_greedy_readme) {
     bd_gen_prompt p = {&bos, 1};
     bd_gen_opts o = {.sampling = {0, 0, 1}, .max_new = 60, .batch = 1};
     collector c = {0};
-    ck_assert_int_eq(bd_generate(&m, &p, 1, 0, 1, &o, collect, &c, NULL), BD_OK);
+    ck_assert_int_eq(bd_generate(&m, &p, 1, 0, 1, &o, collect, &c, NULL, NULL, 0), BD_OK);
     bd_text_buf text = {0};
     ck_assert_int_eq(bd_tokenizer_decode(tok, c.completion[0], (size_t)c.n_new[0], BD_TOK_SKIP_SPECIAL, &text), BD_OK);
     const char *want = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
@@ -251,7 +251,7 @@ START_TEST(test_stories_batch_invariance) {
     bd_gen_opts o = {.sampling = {0.7, 0, 1.0}, .max_new = 48, .seed = 1234, .stop_ids = {1, 2}, .n_stop = 2};
     collector ref = {0}, c = {0};
     o.batch = 1;
-    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &ref, NULL), BD_OK);
+    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &ref, NULL, NULL, 0), BD_OK);
     // Sampling is on: samples of the same prompt differ (their own RNG streams).
     ck_assert(ref.n_new[0] != ref.n_new[4] || memcmp(ref.completion[0], ref.completion[4], sizeof(int32_t) * ref.n_new[0]));
     int ends[3] = {0};
@@ -261,7 +261,7 @@ START_TEST(test_stories_batch_invariance) {
     for (int B = 7; B <= 16; B += 9) {
         c = (collector){0};
         o.batch = B;
-        ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &c, NULL), BD_OK);
+        ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &c, NULL, NULL, 0), BD_OK);
         assert_same(&ref, &c, B == 7 ? "batch 7" : "batch 16");
         collector_free(&c);
     }
@@ -269,9 +269,9 @@ START_TEST(test_stories_batch_invariance) {
     o.sampling = (bd_sampling){0.9, 20, 0.9};
     collector a = {0}, b = {0};
     o.batch = 1;
-    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, 8, &o, collect, &a, NULL), BD_OK);
+    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, 8, &o, collect, &a, NULL, NULL, 0), BD_OK);
     o.batch = 16;
-    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, 8, &o, collect, &b, NULL), BD_OK);
+    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, 8, &o, collect, &b, NULL, NULL, 0), BD_OK);
     assert_same(&a, &b, "top-k/top-p batch 16");
     collector_free(&a), collector_free(&b);
 
@@ -283,14 +283,14 @@ START_TEST(test_stories_batch_invariance) {
     o.stop = &stop;
     c = (collector){.stop = &stop, .stop_after = 5};
     bd_gen_stats st;
-    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &c, &st), BD_OK);
+    ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &c, &st, NULL, 0), BD_OK);
     ck_assert(c.n >= 5 && c.n < N);
     ck_assert_int_eq(st.samples, c.n);
     stop = 0;
     c.stop_after = 0;
     c.expect_index = c.first = c.n;
     int before = c.n;
-    ck_assert_int_eq(bd_generate(&m, prompts, 4, before, N, &o, collect, &c, &st), BD_OK);
+    ck_assert_int_eq(bd_generate(&m, prompts, 4, before, N, &o, collect, &c, &st, NULL, 0), BD_OK);
     ck_assert_int_eq(st.samples, N - before);
     assert_same(&ref, &c, "stopped and continued");
     collector_free(&c);

@@ -332,7 +332,7 @@ static double reference_ll(const char *ctx, const char *ending, int max_T) {
     if (first - off < 1) first = off + 1;
     int T = n - 1 - off, V = model.cfg.vocab;
     float *logits = malloc(sizeof(float) * (size_t)T * V);
-    ck_assert_int_eq(bd_forward_ref(&model, b.ids + off, 1, T, logits), BD_OK);
+    ck_assert_int_eq(bd_forward_ref(&model, b.ids + off, 1, T, logits, NULL, 0), BD_OK);
     double ll = 0;
     for (int t = first; t < n; t++) {  // token t predicted at input position t - 1 - off
         const float *row = logits + (size_t)(t - 1 - off) * V;

@@ -294,7 +294,7 @@ static void model_case(bool tied, bd_qspec q, const bd_qpolicy *p) {
     ck_assert_int_eq(bd_fwd_state_init(&st, &c, B, T, false), BD_OK);
     ck_assert_int_eq(bd_forward(&st, &fq, tok, B, T, l_fq), BD_OK);
     ck_assert_int_eq(bd_forward(&st, &back, tok, B, T, l_pk), BD_OK);
-    ck_assert_int_eq(bd_forward_ref(&back, tok, B, T, l_ref), BD_OK);
+    ck_assert_int_eq(bd_forward_ref(&back, tok, B, T, l_ref, NULL, 0), BD_OK);
     for (int i = 0; i < B * T * V; i++) {
         ck_assert_close(l_pk[i], l_fq[i], 1e-4);
         ck_assert_close(l_ref[i], l_fq[i], 1e-4);
