@@ -28,14 +28,15 @@ DEPS_DEB = build-essential pkg-config zstd bzip2 jq libzstd-dev libmsgpack-dev l
 VERSION  = 0.1.0
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
 BASEFLAGS = -std=c11 -g $(OPT) -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS)
-CPPFLAGS += -Ilibcommon -Itools $(shell pkg-config --cflags $(PKGS))
+LIB_DIRS  = $(sort $(dir $(wildcard libcommon/*/*.c libcommon/*/*.h)))
+CPPFLAGS += $(addprefix -I,$(LIB_DIRS)) -Itools $(shell pkg-config --cflags $(PKGS))
 CFLAGS   ?=
 ALLCFLAGS = $(BASEFLAGS) $(CFLAGS) -DBD_VERSION='"$(VERSION)"' -DBD_BUILD_FLAGS='"$(CC) $(OPT) SAN=$(SAN)"'
 # libbz2 has no pkg-config file on Debian: linked by name.
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lbz2 -lm -pthread
 LDFLAGS  += $(SANFLAGS)
 
-LIB_SRC   = $(wildcard libcommon/*.c)
+LIB_SRC   = $(wildcard libcommon/*/*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
 LIB       = $(BUILD)/libbd.a
 TOOLHELP_SRC = $(filter-out tools/bd-%.c,$(wildcard tools/*.c))
@@ -54,7 +55,7 @@ BENCHES   = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 .SECONDARY:
 all: $(LIB) $(TOOLS)
 
-$(BUILD)/%.o: %.c $(wildcard libcommon/*.h tools/*.h tests/unit/*.h tests/fuzz/*.h) Makefile
+$(BUILD)/%.o: %.c $(wildcard libcommon/*/*.h tools/*.h tests/unit/*.h tests/fuzz/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "CC $<"
 	@$(CC) $(CPPFLAGS) $(ALLCFLAGS) -c $< -o $@
@@ -98,9 +99,9 @@ test: all $(UNIT)
 # BD_DATA (tests/fuzz/real_seeds.sh); new inputs go to build-fuzz/corpus/<t>, crashes to
 # build-fuzz/crashes/<t> (copy a reproducer to tests/fuzz/crashes/<t> so make test replays it).
 FUZZ_SECONDS ?= 60
-FUZZ_FLAGS = -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=address,undefined -Ilibcommon $(shell pkg-config --cflags $(PKGS))
+FUZZ_FLAGS = -std=c11 -g -O1 -D_GNU_SOURCE -fsanitize=address,undefined $(addprefix -I,$(LIB_DIRS)) $(shell pkg-config --cflags $(PKGS))
 FUZZ_LIB_OBJ = $(LIB_SRC:%.c=build-fuzz/%.o)
-build-fuzz/%.o: %.c $(wildcard libcommon/*.h tests/fuzz/*.h) Makefile
+build-fuzz/%.o: %.c $(wildcard libcommon/*/*.h tests/fuzz/*.h) Makefile
 	@mkdir -p $(dir $@)
 	@echo "CC (fuzz) $<"
 	@clang $(FUZZ_FLAGS) -fsanitize=fuzzer-no-link -c $< -o $@

@@ -52,7 +52,7 @@
 // bytes, weight i at bit i%8 of byte i/8); 8-bit one byte per weight.
 //
 // Each format is one row of bd_pk_traits_table: its geometry and its behaviour (quantize,
-// dequantize, validate, one vector dot per SIMD path), defined in libcommon/bd_pk_<format>.c.
+// dequantize, validate, one vector dot per SIMD path), defined in libcommon/quant/bd_pk_<format>.c.
 // Packing, loading and the kernels only go through the table.
 #ifndef BD_PACKED_H
 #define BD_PACKED_H

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 # Writes bd_unicode_tables.h: the code point ranges of the Unicode general categories
 # L* (letters) and N* (numbers), used by the byte-level split patterns (\p{L}, \p{N}).
-# Run: python3 libcommon/bd_unicode_gen.py > libcommon/bd_unicode_tables.h
+# Run: python3 libcommon/tokenizer/bd_unicode_gen.py > libcommon/tokenizer/bd_unicode_tables.h
 import unicodedata
 
 def ranges(pred):
