@@ -92,7 +92,7 @@ $(UNIT): $(UNIT_OBJ) $(TOOLHELP_OBJ) $(LIB)
 # so `make test` ends with Check's single summary line.
 test: all $(UNIT)
 	BD_BIN=$(abspath $(BUILD)/bin) BD_DATA=$(BD_DATA) BD_CLI_DIR=$(abspath tests/cli) \
-	  BD_FUZZ_DIR=$(abspath tests/fuzz) BD_TMP=$(abspath $(BUILD)/tmp) $(UNIT)
+	  BD_FUZZ_DIR=$(abspath tests/fuzz) BD_TMP=$(abspath $(BUILD)/tmp) $(if $(filter 1,$(SAN)),CK_TIMEOUT_MULTIPLIER=4) $(UNIT)
 
 # libFuzzer needs clang; the fuzz build has its own directory. Every target runs
 # FUZZ_SECONDS on its committed seeds (tests/fuzz/seeds/<t>) plus the real files under
