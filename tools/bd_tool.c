@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "bd_log.h"
-#include "bd_model_io.h"
+#include "bd_qat_setup.h"
 #include "bd_qmodel.h"
 #include "bd_tokenizer.h"
 #include "bd_outfile.h"
@@ -135,24 +135,15 @@ bd_producer bd_tool_producer(void) {
     return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
 }
 
-static void load_any(const char *path, bd_model *m) {
-    char why[512];
+static void load(const char *path, bool latent, bd_model *m) {
+    char why[600];
     if (!path) bd_usage_error("--model is required");
-    if (bd_model_load(path, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    if (bd_qat_load_model(path, latent, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
 }
 
-void bd_tool_load_model_latent(const char *path, bd_model *m) {
-    load_any(path, m);
-    if (m->packed) bd_fatal("--model: \"%s\" is a packed model: it has no latent weights", path);
-}
+void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, true, m); }
 
-void bd_tool_load_model(const char *path, bd_model *m) {
-    char why[512];
-    load_any(path, m);
-    // A packed model (bd.packed) runs as loaded: its linears hold the quantized weights.
-    if (m->quant.kind != BD_Q_NONE && !m->packed && bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
-        bd_fatal("--model: \"%s\": cannot apply its quantization: %s", path, why);
-}
+void bd_tool_load_model(const char *path, bd_model *m) { load(path, false, m); }
 
 bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path) {
     char why[512], dir[4096];
