@@ -23,8 +23,9 @@ int bd_ids_push(bd_ids *l, const int32_t *ids, size_t n) {
     return BD_OK;
 }
 
-int bd_ids_append_max(bd_ids *l, const msgpack_object *rec, const char *field, int V, size_t max, char *why,
-                      size_t ws) {
+// vocab names whose vocabulary V is ("the model's") in the message about an id outside it.
+static int append(bd_ids *l, const msgpack_object *rec, const char *field, int V, const char *vocab, size_t max,
+                  char *why, size_t ws) {
     bd_tensor_view t;
     char reason[300];
     int rc = bd_obj_tensor(bd_obj_get(rec, field), &t, reason, sizeof reason);
@@ -37,10 +38,15 @@ int bd_ids_append_max(bd_ids *l, const msgpack_object *rec, const char *field, i
     if (n) memcpy(dst, t.data, n * sizeof *dst);  // little-endian hosts: the stored bytes are the ints
     for (size_t i = 0; i < n; i++)
         if (dst[i] < 0 || dst[i] >= V)
-            return bd_fail(why, ws, BD_ERR_VALUE, "field \"%s\": id %u at position %zu is outside the model's vocabulary of %d",
-                           field, (unsigned)dst[i], i, V);
+            return bd_fail(why, ws, BD_ERR_VALUE, "field \"%s\": id %u at position %zu is outside %s vocabulary of %d",
+                           field, (unsigned)dst[i], i, vocab, V);
     l->n += n;
     return BD_OK;
+}
+
+int bd_ids_append_max(bd_ids *l, const msgpack_object *rec, const char *field, int V, size_t max, char *why,
+                      size_t ws) {
+    return append(l, rec, field, V, "the model's", max, why, ws);
 }
 
 int bd_ids_append(bd_ids *l, const msgpack_object *rec, const char *field, int V, char *why, size_t ws) {
@@ -81,10 +87,10 @@ int bd_tokens_next(bd_tokens *t, char *why, size_t ws) {
     if (rc < 0) return bd_fail(why, ws, rc, "\"%s\" %s", bd_reader_name(t->r), bd_reader_error(t->r));
     char reason[400];
     t->doc.n = 0;
-    int e = bd_ids_append_max(&t->doc, t->rec, t->samples ? "prompt" : "ids", t->V, t->max_per_record, reason, sizeof reason);
+    const char *vocab = t->vocab ? t->vocab : "the model's";
+    int e = append(&t->doc, t->rec, t->samples ? "prompt" : "ids", t->V, vocab, t->max_per_record, reason, sizeof reason);
     t->n_prompt = t->doc.n;
-    if (e == 0 && t->samples)
-        e = bd_ids_append_max(&t->doc, t->rec, "completion", t->V, t->max_per_record, reason, sizeof reason);
+    if (e == 0 && t->samples) e = append(&t->doc, t->rec, "completion", t->V, vocab, t->max_per_record, reason, sizeof reason);
     if (e < 0)
         return bd_fail(why, ws, e, "\"%s\" record %llu: %s", bd_reader_name(t->r),
                        (unsigned long long)bd_reader_record_index(t->r), reason);

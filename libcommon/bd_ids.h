@@ -35,6 +35,7 @@ typedef struct {
     bool samples;               // bd.samples
     int V;                      // ids must be in [0, V)
     size_t max_per_record;      // keep (and check) at most this many ids of a record; SIZE_MAX: all
+    const char *vocab;          // whose vocabulary V is, for messages: NULL "the model's", or e.g. "the tokenizer's"
     bd_ids doc;                 // the current record's ids
     size_t n_prompt;            // bd.samples: the first n_prompt of doc are the prompt
     const msgpack_object *rec;  // the current record (its other fields), valid until the next call

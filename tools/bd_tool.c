@@ -145,24 +145,40 @@ void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, true,
 
 void bd_tool_load_model(const char *path, bd_model *m) { load(path, false, m); }
 
+// The directory a model's tokenizer would be in: the model's directory, or the one holding the model file.
+static void model_dir(const char *model_path, char *dir, size_t size) {
+    struct stat st;
+    snprintf(dir, size, "%s", model_path);
+    if (stat(model_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s", model_path);
+        snprintf(dir, size, "%s", dirname(tmp));
+    }
+}
+
 bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path) {
     char why[512], dir[4096];
     const char *p = path;
     if (!p) {
-        struct stat st;
         if (!model_path) bd_usage_error("--tokenizer is required");
-        snprintf(dir, sizeof dir, "%s", model_path);
-        if (stat(model_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s", model_path);
-            snprintf(dir, sizeof dir, "%s", dirname(tmp));
-        }
+        model_dir(model_path, dir, sizeof dir);
         p = dir;
     }
     bd_tokenizer *t;
     if (bd_tokenizer_load(p, &t, why, sizeof why) < 0) {
         if (!path) bd_fatal("no tokenizer found next to the model (%s); give --tokenizer", why);
         bd_fatal("--tokenizer: %s", why);
+    }
+    return t;
+}
+
+bd_tokenizer *bd_tool_try_tokenizer(const char *model_path) {
+    char dir[4096], why[512];
+    model_dir(model_path, dir, sizeof dir);
+    bd_tokenizer *t = NULL;
+    if (bd_tokenizer_load(dir, &t, why, sizeof why) < 0) {
+        bd_log(BD_LOG_INFO, "no tokenizer next to the model (%s): ids only", why);
+        return NULL;
     }
     return t;
 }
