@@ -8,7 +8,7 @@
 #include <string.h>
 
 #include "bd_clipfile.h"
-#include "bd_forward.h"
+#include "bd_greedy.h"
 #include "bd_ids.h"
 #include "bd_json.h"
 #include "bd_log.h"
@@ -16,6 +16,7 @@
 #include "bd_model_io.h"
 #include "bd_outfile.h"
 #include "bd_packed.h"
+#include "bd_ppl.h"
 #include "bd_progress.h"
 #include "bd_qmodel.h"
 #include "bd_threads.h"
@@ -65,156 +66,12 @@ enum {
     OPT_ACT,
 };
 
-// All ids of a bd.tokens stream, checked against the vocabulary.
-static void read_tokens(const char *path, int V, bd_ids *out) {
-    bd_reader *r = bd_tool_open_reader(path, "bd.tokens");
-    int64_t hv;
-    if (bd_obj_int(bd_obj_get(bd_reader_header(r), "vocab_size"), &hv) == BD_OK && hv > V)
-        bd_fatal("\"%s\" header: tokens from a vocabulary of %lld, the model has %d", bd_reader_name(r), (long long)hv, V);
-    const msgpack_object *rec;
-    int rc;
-    char why[400];
-    while ((rc = bd_reader_next(r, &rec)) == BD_OK)
-        if (bd_ids_append(out, rec, "ids", V, why, sizeof why) < 0)
-            bd_fatal("\"%s\" record %llu: %s", bd_reader_name(r), (unsigned long long)bd_reader_record_index(r), why);
-    if (rc != BD_EOF) bd_tool_reader_fatal(r);
-    bd_reader_close(r);
-}
-
-// Text file: documents separated by blank lines, each encoded with BOS (as bd-tokenize).
-static void read_text(const char *path, const bd_tokenizer *tok, bd_ids *out) {
-    FILE *f = fopen(path, "rb");
-    if (!f) bd_fatal("\"%s\": cannot open: %s", path, strerror(errno));
-    bd_text_buf doc = {0};
-    bd_token_buf ids = {0};
-    char *line = NULL;
-    size_t lcap = 0;
-    ssize_t len;
-    bool more = true;
-    while (more) {
-        len = getline(&line, &lcap, f);
-        more = len >= 0;
-        bool blank = more && (len == 1 && line[0] == '\n');
-        if (more && !blank) {
-            if (doc.len + (size_t)len > doc.cap) {
-                doc.cap = (doc.len + (size_t)len) * 2;
-                doc.data = realloc(doc.data, doc.cap);
-                if (!doc.data) bd_fatal("out of memory");
-            }
-            memcpy(doc.data + doc.len, line, (size_t)len);
-            doc.len += (size_t)len;
-            continue;
-        }
-        if (doc.len > 0) {
-            if (doc.data[doc.len - 1] == '\n') doc.len--;  // the newline before the separator
-            if (bd_tokenizer_encode(tok, doc.data, doc.len, BD_TOK_BOS, &ids) < 0) bd_fatal("\"%s\": cannot encode", path);
-            if (bd_ids_push(out, ids.ids, ids.n) < 0) bd_fatal("out of memory");
-            doc.len = 0;
-        }
-    }
-    if (ferror(f)) bd_fatal("\"%s\": read error: %s", path, strerror(errno));
-    fclose(f);
-    free(line);
-    bd_text_buf_free(&doc);
-    bd_token_buf_free(&ids);
-}
-
 typedef struct {
-    double nll_sum;
-    long long scored;
-    int windows;
-    long long dropped;
-} ppl_result;
-
-static ppl_result perplexity(const bd_model *m, const bd_ids *ids, int T, int stride, int batch) {
-    ppl_result res = {0};
-    if (ids->n < 2) bd_fatal("need at least 2 tokens to score, got %zu", ids->n);
-    if ((size_t)T > ids->n) T = (int)ids->n;
-    bd_fwd_state st;
-    int B = stride > 0 ? 1 : batch;
-    if (bd_fwd_state_init(&st, &m->cfg, B, T, false) < 0) bd_fatal("out of memory for B=%d T=%d activations", B, T);
-    bd_progress pr;
-    if (stride <= 0) {
-        int nwin = (int)(ids->n / (size_t)T);
-        res.dropped = (long long)(ids->n - (size_t)nwin * T);
-        bd_progress_start(&pr, "perplexity", (uint64_t)nwin, "windows");
-        for (int w = 0; w < nwin; w += B) {
-            int b = nwin - w < B ? nwin - w : B;
-            double mean;
-            int n = bd_forward_nll(&st, m, ids->ids + (size_t)w * T, NULL, b, T, &mean);
-            if (n < 0) bd_fatal("forward pass failed: %s", bd_strerror(n));
-            res.nll_sum += mean * n;
-            res.scored += n;
-            bd_progress_update(&pr, (uint64_t)(w + b));
-        }
-        res.windows = nwin;
-    } else {
-        // Sliding windows: window k covers [end - T, end) with end advancing by stride;
-        // only targets after the previous window's end are scored.
-        int32_t *targets = malloc(sizeof(int32_t) * (size_t)T);
-        size_t prev_end = 1, n = ids->n;  // position 0 has no context: never a target
-        bd_progress_start(&pr, "perplexity", (uint64_t)n, "tokens");
-        for (size_t end = (size_t)T < n ? (size_t)T : n;; end = end + (size_t)stride < n ? end + (size_t)stride : n) {
-            size_t begin = end - (size_t)T;
-            for (int t = 0; t < T; t++) {
-                size_t target_pos = begin + (size_t)t + 1;  // position t predicts t+1
-                targets[t] = target_pos < end && target_pos >= prev_end ? ids->ids[target_pos] : -1;
-            }
-            double mean;
-            int k = bd_forward_nll(&st, m, ids->ids + begin, targets, 1, T, &mean);
-            if (k < 0) bd_fatal("forward pass failed: %s", bd_strerror(k));
-            res.nll_sum += mean * k;
-            res.scored += k;
-            res.windows++;
-            prev_end = end;
-            bd_progress_update(&pr, end);
-            if (end == n) break;
-        }
-        free(targets);
-    }
-    bd_progress_finish(&pr);
-    bd_fwd_state_free(&st);
-    return res;
-}
-
-static void generate(const bd_model *m, const bd_tokenizer *tok, const char *prompt, int n_new) {
-    bd_token_buf p = {0};
-    int32_t bos = bd_tokenizer_bos(tok);
-    if (prompt && *prompt) {
-        if (bd_tokenizer_encode(tok, prompt, strlen(prompt), bos >= 0 ? BD_TOK_BOS : 0, &p) < 0) bd_fatal("cannot encode --prompt");
-    } else {
-        if (bos < 0) bd_fatal("the tokenizer has no BOS; give --prompt");
-        p.ids = malloc(sizeof(int32_t));
-        p.ids[0] = bos;
-        p.n = 1;
-    }
-    int max_T = m->cfg.max_seq;
-    if ((int)p.n >= max_T) bd_fatal("--prompt is %zu tokens, the model's context is %d", p.n, max_T);
-    bd_kv_cache kv;
-    if (bd_kv_cache_init(&kv, &m->cfg, 1, max_T) < 0) bd_fatal("out of memory for the KV cache");
-    float *logits = malloc(sizeof(float) * (size_t)m->cfg.vocab);
-    bd_text_buf out = {0};
-    int32_t prev = -1, cur = 0;
-    for (int pos = 0; pos < max_T && pos < (int)p.n + n_new; pos++) {
-        cur = pos < (int)p.n ? p.ids[pos] : cur;
-        if (pos >= (int)p.n && cur == bd_tokenizer_eos(tok)) break;
-        out.len = 0;
-        if (bd_tokenizer_decode_next(tok, prev, cur, BD_TOK_SKIP_SPECIAL, &out) < 0) bd_fatal("cannot decode id %d", cur);
-        if (out.len) fwrite(out.data, 1, out.len, stdout);
-        fflush(stdout);
-        prev = cur;
-        if (bd_forward_step(&kv, m, &cur, &pos, 1, logits) < 0) bd_fatal("forward step failed at position %d", pos);
-        int best = 0;  // greedy: the first maximum
-        for (int v = 1; v < m->cfg.vocab; v++)
-            if (logits[v] > logits[best]) best = v;
-        cur = best;
-    }
-    fputc('\n', stdout);
-    free(logits);
-    bd_text_buf_free(&out);
-    bd_token_buf_free(&p);
-    bd_kv_cache_free(&kv);
-}
+    const char *model_path, *tok_path, *text, *output, *prompt, *data;  // data: the token stream
+    int seq_len, stride, batch, n_generate;
+    bool json, latent, act_int8;
+    bd_quant_opts qo;
+} eval_opts;
 
 // Multiple-choice accuracy of m on the items of a task file.
 typedef struct {
@@ -304,8 +161,7 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
     bd_mc_task_free(&task);
 }
 
-int main(int argc, char **argv) {
-    bd_tool_init("bd-eval", help, argc, argv);
+static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'k'},
         {"text", required_argument, 0, OPT_TEXT}, {"seq-len", required_argument, 0, 'T'},
@@ -317,154 +173,199 @@ int main(int argc, char **argv) {
         {"task", required_argument, 0, OPT_TASK}, {"task-format", required_argument, 0, OPT_TASK_FORMAT},
         {"labels", required_argument, 0, OPT_LABELS}, {"limit", required_argument, 0, OPT_LIMIT},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
-    const char *model_path = NULL, *tok_path = NULL, *text = NULL, *output = NULL, *prompt = NULL;
-    int seq_len = 0, stride = 0, batch = 4, n_generate = -1;
-    bool json = false, latent = false, act_int8 = false;
-    mc_opts mc = {0};
-    bd_quant_opts qo = bd_quant_opts_default();
+    *o = (eval_opts){.batch = 4, .n_generate = -1, .qo = bd_quant_opts_default()};
+    *mc = (mc_opts){0};
     int opt;
     while ((opt = getopt_long(argc, argv, "m:k:T:b:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
-        case 'm': model_path = optarg; break;
-        case 'k': tok_path = optarg; break;
-        case OPT_TEXT: text = optarg; break;
-        case 'T': seq_len = (int)bd_arg_int("--seq-len", optarg, 2, 1 << 20); break;
-        case OPT_STRIDE: stride = (int)bd_arg_int("--stride", optarg, 1, 1 << 20); break;
-        case 'b': batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
-        case OPT_JSON: json = true; break;
-        case 'o': output = optarg; break;
-        case OPT_GENERATE: n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
-        case OPT_PROMPT: prompt = optarg; break;
-        case OPT_LATENT: latent = true; break;
-        case OPT_TASK: mc.path = optarg; break;
+        case 'm': o->model_path = optarg; break;
+        case 'k': o->tok_path = optarg; break;
+        case OPT_TEXT: o->text = optarg; break;
+        case 'T': o->seq_len = (int)bd_arg_int("--seq-len", optarg, 2, 1 << 20); break;
+        case OPT_STRIDE: o->stride = (int)bd_arg_int("--stride", optarg, 1, 1 << 20); break;
+        case 'b': o->batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
+        case OPT_JSON: o->json = true; break;
+        case 'o': o->output = optarg; break;
+        case OPT_GENERATE: o->n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
+        case OPT_PROMPT: o->prompt = optarg; break;
+        case OPT_LATENT: o->latent = true; break;
+        case OPT_TASK: mc->path = optarg; break;
         case OPT_TASK_FORMAT: {
             int f = bd_mc_format_parse(optarg);
             if (f < 0) bd_usage_error("--task-format: \"%s\" is not one of auto, hellaswag, piqa, jsonl", optarg);
-            mc.format = (bd_mc_format)f;
+            mc->format = (bd_mc_format)f;
             break;
         }
-        case OPT_LABELS: mc.labels = optarg; break;
-        case OPT_LIMIT: mc.limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
+        case OPT_LABELS: mc->labels = optarg; break;
+        case OPT_LIMIT: mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
         case OPT_ACT:
-            if (strcmp(optarg, "int8") == 0) act_int8 = true;
+            if (strcmp(optarg, "int8") == 0) o->act_int8 = true;
             else if (strcmp(optarg, "f32") != 0) bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
             break;
         default:
-            if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
+            if (!bd_tool_quant_option(&o->qo, opt, optarg)) bd_tool_common_option(opt, optarg);
         }
     }
     bd_tool_options_done();
-    bd_quant_opts_done(&qo);
-    bd_qspec q = qo.q;
-    bd_qpolicy policy = qo.policy;
-    const char *clip = qo.clip;
-    if (!model_path) bd_usage_error("--model is required");
-    if (text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
+    bd_quant_opts_done(&o->qo);
+    if (!o->model_path) bd_usage_error("--model is required");
+    if (o->text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
-    if (prompt && n_generate < 0) bd_usage_error("--prompt needs --generate N");
-    if (mc.path && (text || optind < argc || n_generate >= 0 || stride || seq_len))
+    if (o->prompt && o->n_generate < 0) bd_usage_error("--prompt needs --generate N");
+    if (mc->path && (o->text || optind < argc || o->n_generate >= 0 || o->stride || o->seq_len))
         bd_usage_error("--task does not combine with --text, a token stream, --generate, --stride or --seq-len");
-    if (!mc.path && (mc.format || mc.labels || mc.limit)) bd_usage_error("--task-format, --labels and --limit need --task");
-    if (mc.labels && mc.format != BD_MC_AUTO && mc.format != BD_MC_PIQA) bd_usage_error("--labels is for PIQA tasks");
+    if (!mc->path && (mc->format || mc->labels || mc->limit)) bd_usage_error("--task-format, --labels and --limit need --task");
+    if (mc->labels && mc->format != BD_MC_AUTO && mc->format != BD_MC_PIQA) bd_usage_error("--labels is for PIQA tasks");
+    o->data = optind < argc ? argv[optind] : "-";
+    mc->model_path = o->model_path, mc->json = o->json, mc->output = o->output, mc->q = &o->qo.q;
+}
 
-    bd_model m;
-    if (latent) bd_tool_load_model_latent(model_path, &m);
-    else bd_tool_load_model(model_path, &m);
+// --model as it runs (or its latent weights), then fake-quantized with --quant (after --clip).
+static void load_model(const eval_opts *o, bd_model *m) {
+    if (o->latent) bd_tool_load_model_latent(o->model_path, m);
+    else bd_tool_load_model(o->model_path, m);
     char why[512];
-    if (act_int8 && !m.packed) bd_fatal("--act int8: \"%s\" is not a packed model (see bd-pack)", model_path);
-    if (m.packed) m.packed->act_int8 = act_int8;
-    if (q.kind != BD_Q_NONE && m.quant.kind != BD_Q_NONE && !latent)
+    bd_quant_opts qo = o->qo;
+    if (o->act_int8 && !m->packed) bd_fatal("--act int8: \"%s\" is not a packed model (see bd-pack)", o->model_path);
+    if (m->packed) m->packed->act_int8 = o->act_int8;
+    if (qo.q.kind != BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent)
         bd_fatal("--quant: \"%s\" is a student with its own quantization (%s %d-bit); use --latent to re-quantize its latent weights",
-                 model_path, bd_qkind_name(m.quant.kind), m.quant.bits);
-    if (q.kind != BD_Q_NONE) {
-        if (clip && bd_clipfile_apply(clip, &m, &q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
-        if (bd_model_fakequant(&m, &m, &q, &policy, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
+                 o->model_path, bd_qkind_name(m->quant.kind), m->quant.bits);
+    if (qo.q.kind != BD_Q_NONE) {
+        if (qo.clip && bd_clipfile_apply(qo.clip, m, &qo.q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
+        if (bd_model_fakequant(m, m, &qo.q, &qo.policy, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
     }
+}
 
-    if (n_generate >= 0) {
-        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
-        generate(&m, tok, prompt, n_generate);
-        bd_tokenizer_free(tok);
-        bd_model_free(&m);
-        return 0;
-    }
+// The tokenizer for text, generation and tasks; its ids must fit the model's vocabulary.
+static bd_tokenizer *load_tokenizer(const eval_opts *o, const bd_model *m, bool check) {
+    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+    if (check && bd_tokenizer_vocab_size(tok) > m->cfg.vocab)
+        bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), m->cfg.vocab);
+    return tok;
+}
 
-    if (mc.path) {
-        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
-        if (bd_tokenizer_vocab_size(tok) > m.cfg.vocab)
-            bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), m.cfg.vocab);
-        mc.model_path = model_path;
-        mc.json = json;
-        mc.output = output;
-        mc.q = &q;
-        multiple_choice(&m, tok, &mc);
-        bd_tokenizer_free(tok);
-        bd_model_free(&m);
-        return 0;
-    }
+typedef struct {
+    const bd_tokenizer *tok;
+    bd_text_buf out;
+} gen_out;
 
-    bd_ids ids = {0};
-    if (text) {
-        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
-        if (bd_tokenizer_vocab_size(tok) > m.cfg.vocab)
-            bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), m.cfg.vocab);
-        read_text(text, tok, &ids);
-        bd_tokenizer_free(tok);
+// Prints each token as it comes.
+static int print_token(void *ctx, int32_t prev, int32_t cur) {
+    gen_out *g = ctx;
+    g->out.len = 0;
+    if (bd_tokenizer_decode_next(g->tok, prev, cur, BD_TOK_SKIP_SPECIAL, &g->out) < 0) bd_fatal("cannot decode id %d", cur);
+    if (g->out.len) fwrite(g->out.data, 1, g->out.len, stdout);
+    fflush(stdout);
+    return BD_OK;
+}
+
+static void generate(const bd_model *m, const bd_tokenizer *tok, const char *prompt, int n_new) {
+    bd_token_buf p = {0};
+    int32_t bos = bd_tokenizer_bos(tok);
+    if (prompt && *prompt) {
+        if (bd_tokenizer_encode(tok, prompt, strlen(prompt), bos >= 0 ? BD_TOK_BOS : 0, &p) < 0) bd_fatal("cannot encode --prompt");
     } else {
-        read_tokens(optind < argc ? argv[optind] : "-", m.cfg.vocab, &ids);
+        if (bos < 0) bd_fatal("the tokenizer has no BOS; give --prompt");
+        if (!(p.ids = malloc(sizeof(int32_t)))) bd_fatal("out of memory");
+        p.ids[0] = bos;
+        p.n = 1;
     }
-    int T = seq_len ? seq_len : (m.cfg.max_seq < 2048 ? m.cfg.max_seq : 2048);
-    if (stride > T) bd_usage_error("--stride %d is longer than --seq-len %d", stride, T);
-    double t0 = bd_now();
-    ppl_result r = perplexity(&m, &ids, T, stride, batch);
-    double secs = bd_now() - t0;
-    double nll = r.scored ? r.nll_sum / (double)r.scored : NAN, ppl = exp(nll);
-    bd_qspec shown = q.kind != BD_Q_NONE || latent ? q : m.quant;  // a student reports its own quantization
-    if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
+    if ((int)p.n >= m->cfg.max_seq) bd_fatal("--prompt is %zu tokens, the model's context is %d", p.n, m->cfg.max_seq);
+    gen_out g = {tok, {0}};
+    char why[300];
+    if (bd_greedy(m, p.ids, (int)p.n, n_new, bd_tokenizer_eos(tok), print_token, &g, why, sizeof why) < 0) bd_fatal("%s", why);
+    fputc('\n', stdout);
+    bd_text_buf_free(&g.out);
+    bd_token_buf_free(&p);
+}
 
-    if (output) {
-        bd_writer *w = bd_tool_open_writer(output);
+static void progress_start(void *ctx, uint64_t total, const char *unit) { bd_progress_start(ctx, "perplexity", total, unit); }
+static void progress_update(void *ctx, uint64_t done) { bd_progress_update(ctx, done); }
+
+// The results: a bd.eval stream (-o), then a JSON line (--json) or a readable report.
+static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r, int T, double secs) {
+    double nll = r->scored ? r->nll_sum / (double)r->scored : NAN, ppl = exp(nll);
+    bd_qspec q = o->qo.q, shown = q.kind != BD_Q_NONE || o->latent ? q : m->quant;  // a student reports its own quantization
+    if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
+    if (q.kind == BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent) q = m->quant;  // a student: report its spec
+    if (o->output) {
+        bd_writer *w = bd_tool_open_writer(o->output);
         bd_producer prod = bd_tool_producer();
-        if (bd_writer_begin_header(w, "bd.eval", &prod, 2) < 0) bd_fatal("\"%s\": cannot write", output);
+        if (bd_writer_begin_header(w, "bd.eval", &prod, 2) < 0) bd_fatal("\"%s\": cannot write", o->output);
         msgpack_packer *pk = bd_writer_packer(w);
-        bd_pack_kv_str(pk, "model", model_path);
+        bd_pack_kv_str(pk, "model", o->model_path);
         bd_pack_kv_str(pk, "quant", bd_qkind_name(shown.kind));
-        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", output);
+        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
         const char *names[2] = {"nll", "ppl"};
         double values[2] = {nll, ppl};
         for (int i = 0; i < 2; i++) {
             msgpack_pack_map(pk, 7);
             bd_pack_kv_str(pk, "metric", names[i]);
             bd_pack_kv_double(pk, "value", values[i]);
-            bd_pack_kv_int(pk, "n", r.scored);
+            bd_pack_kv_int(pk, "n", r->scored);
             bd_pack_kv_int(pk, "seq_len", T);
             bd_pack_kv_int(pk, "bits", shown.kind == BD_Q_NONE ? 32 : shown.bits);
-            bd_pack_kv_int(pk, "group", shown.kind == BD_Q_NONE ? 0 : bd_qspec_group(&shown, m.cfg.dim));
-            bd_pack_kv_str(pk, "data", text ? text : optind < argc ? argv[optind] : "-");
-            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", output);
+            bd_pack_kv_int(pk, "group", shown.kind == BD_Q_NONE ? 0 : bd_qspec_group(&shown, m->cfg.dim));
+            bd_pack_kv_str(pk, "data", o->text ? o->text : o->data);
+            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
         }
-        if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", output, strerror(errno));
+        if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
     }
-    if (q.kind == BD_Q_NONE && m.quant.kind != BD_Q_NONE && !latent) q = m.quant;  // a student: report its spec
-    if (json) {
+    if (o->json) {
         printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
-               nll, ppl, r.scored, T, r.windows, stride, bd_qkind_name(shown.kind), shown.kind == BD_Q_NONE ? 32 : shown.bits, secs);
-    } else {
-        char desc[256];
-        bd_model_describe(&m, desc, sizeof desc);
-        printf("model     %s\n          %s\n", model_path, desc);
-        if (q.kind != BD_Q_NONE)
-            printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group, clip ? ", clipped" : "");
-        else if (m.quant.kind != BD_Q_NONE)
-            printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
-                   latent ? " (latent weights shown)" : m.packed ? act_int8 ? " (packed, int8 activations)" : " (packed)" : "");
-        printf("tokens    %lld scored in %d windows of %d", r.scored, r.windows, T);
-        if (stride) printf(" (stride %d)", stride);
-        if (r.dropped) printf(", %lld tail tokens dropped", r.dropped);
-        printf("\nnll       %.4f nats/token\nppl       %.4f\ntime      %.2f s (%.0f tokens/s)\n", nll, ppl, secs,
-               (double)r.scored / secs);
+               nll, ppl, r->scored, T, r->windows, o->stride, bd_qkind_name(shown.kind), shown.kind == BD_Q_NONE ? 32 : shown.bits, secs);
+        return;
     }
-    free(ids.ids);
+    char desc[256];
+    bd_model_describe(m, desc, sizeof desc);
+    printf("model     %s\n          %s\n", o->model_path, desc);
+    if (q.kind != BD_Q_NONE)
+        printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group, o->qo.clip ? ", clipped" : "");
+    else if (m->quant.kind != BD_Q_NONE)
+        printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
+               o->latent ? " (latent weights shown)" : m->packed ? o->act_int8 ? " (packed, int8 activations)" : " (packed)" : "");
+    printf("tokens    %lld scored in %d windows of %d", r->scored, r->windows, T);
+    if (o->stride) printf(" (stride %d)", o->stride);
+    if (r->dropped) printf(", %lld tail tokens dropped", r->dropped);
+    printf("\nnll       %.4f nats/token\nppl       %.4f\ntime      %.2f s (%.0f tokens/s)\n", nll, ppl, secs,
+           (double)r->scored / secs);
+}
+
+int main(int argc, char **argv) {
+    bd_tool_init("bd-eval", help, argc, argv);
+    eval_opts o;
+    mc_opts mc;
+    parse_options(argc, argv, &o, &mc);
+    bd_model m;
+    load_model(&o, &m);
+    if (o.n_generate >= 0 || mc.path) {
+        bd_tokenizer *tok = load_tokenizer(&o, &m, !!mc.path);
+        if (mc.path) multiple_choice(&m, tok, &mc);
+        else generate(&m, tok, o.prompt, o.n_generate);
+        bd_tokenizer_free(tok);
+        bd_model_free(&m);
+        return 0;
+    }
+    bd_ids ids = {0};
+    char why[600];
+    if (o.text) {
+        bd_tokenizer *tok = load_tokenizer(&o, &m, true);
+        if (bd_ids_read_text(o.text, tok, &ids, why, sizeof why) < 0) bd_fatal("%s", why);
+        bd_tokenizer_free(tok);
+    } else if (bd_tokens_read(o.data, "bd.tokens", m.cfg.vocab, true, SIZE_MAX, &ids, why, sizeof why) < 0) {
+        bd_fatal("%s", why);
+    }
+    int T = o.seq_len ? o.seq_len : (m.cfg.max_seq < 2048 ? m.cfg.max_seq : 2048);
+    if (o.stride > T) bd_usage_error("--stride %d is longer than --seq-len %d", o.stride, T);
+    bd_progress pr;
+    bd_ppl_progress prog = {progress_start, progress_update, &pr};
+    bd_ppl_result r;
+    double t0 = bd_now();
+    if (bd_ppl(&m, ids.ids, ids.n, T, o.stride, o.batch, &prog, &r, why, sizeof why) < 0) bd_fatal("%s", why);
+    bd_progress_finish(&pr);
+    report(&o, &m, &r, T, bd_now() - t0);
+    bd_ids_free(&ids);
     bd_model_free(&m);
     return 0;
 }

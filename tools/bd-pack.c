@@ -34,63 +34,85 @@ static const char help[] =
 
 enum { OPT_FORMAT = BD_OPT_FIRST_TOOL, OPT_GGUF_TYPE };
 
-int main(int argc, char **argv) {
-    bd_tool_init("bd-pack", help, argc, argv);
+typedef struct {
+    const char *model_path, *output, *tok_path;
+    bool gguf;
+    int gguf_type;  // -1: by the model
+    bd_quant_opts qo;
+} pack_opts;
+
+static void parse_options(int argc, char **argv, pack_opts *o) {
     static const struct option longopts[] = {
         {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
         {"format", required_argument, 0, OPT_FORMAT}, {"gguf-type", required_argument, 0, OPT_GGUF_TYPE},
         {"tokenizer", required_argument, 0, 'k'}, BD_QUANT_LONGOPTS, BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
-    const char *model_path = NULL, *output = "-", *tok_path = NULL;
-    bool gguf = false;
-    int gguf_type = -1;
-    bd_quant_opts qo = bd_quant_opts_default();
+    *o = (pack_opts){.output = "-", .gguf_type = -1, .qo = bd_quant_opts_default()};
     int opt;
     while ((opt = getopt_long(argc, argv, "m:o:k:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
-        case 'm': model_path = optarg; break;
-        case 'o': output = optarg; break;
-        case 'k': tok_path = optarg; break;
+        case 'm': o->model_path = optarg; break;
+        case 'o': o->output = optarg; break;
+        case 'k': o->tok_path = optarg; break;
         case OPT_FORMAT:
-            if (strcmp(optarg, "gguf") == 0) gguf = true;
+            if (strcmp(optarg, "gguf") == 0) o->gguf = true;
             else if (strcmp(optarg, "packed") != 0) bd_usage_error("--format: \"%s\" is not packed or gguf", optarg);
             break;
         case OPT_GGUF_TYPE:
-            if (strcmp(optarg, "f32") == 0) gguf_type = BD_GGUF_F32;
-            else if (strcmp(optarg, "f16") == 0) gguf_type = BD_GGUF_F16;
-            else if (strcmp(optarg, "tq2_0") == 0) gguf_type = BD_GGUF_TQ2_0;
+            if (strcmp(optarg, "f32") == 0) o->gguf_type = BD_GGUF_F32;
+            else if (strcmp(optarg, "f16") == 0) o->gguf_type = BD_GGUF_F16;
+            else if (strcmp(optarg, "tq2_0") == 0) o->gguf_type = BD_GGUF_TQ2_0;
             else bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
             break;
         default:
-            if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
+            if (!bd_tool_quant_option(&o->qo, opt, optarg)) bd_tool_common_option(opt, optarg);
         }
     }
     bd_tool_options_done();
-    bd_quant_opts_done(&qo);
-    bd_qspec q = qo.q;
-    bd_qpolicy policy = qo.policy;
-    const char *clip = qo.clip;
-    if (!model_path) bd_usage_error("--model is required");
+    bd_quant_opts_done(&o->qo);
+    if (!o->model_path) bd_usage_error("--model is required");
     if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
-    if (gguf_type >= 0 && !gguf) bd_usage_error("--gguf-type needs --format gguf");
-    if (gguf && strcmp(output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
+    if (o->gguf_type >= 0 && !o->gguf) bd_usage_error("--gguf-type needs --format gguf");
+    if (o->gguf && strcmp(o->output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
+}
 
+// --quant: a full-precision model gets the spec (round-to-nearest), after --clip.
+static void quantize(const pack_opts *o, bd_model *m) {
+    bd_quant_opts qo = o->qo;
+    char why[512];
+    if (m->quant.kind != BD_Q_NONE)
+        bd_fatal("--quant: \"%s\" already carries a quantization (%s %d-bit)%s", o->model_path, bd_qkind_name(m->quant.kind),
+                 m->quant.bits, m->packed ? " and is packed" : "; pack it without --quant");
+    if (qo.clip && bd_clipfile_apply(qo.clip, m, &qo.q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
+    if (bd_qpolicy_check(&qo.policy, &qo.q, &m->cfg, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
+    m->quant = qo.q;
+    m->qpolicy = qo.policy;
+}
+
+static void write_gguf(const pack_opts *o, bd_model *m) {
+    char why[512];
+    int type = o->gguf_type >= 0 ? o->gguf_type : m->quant.kind == BD_Q_TERNARY ? BD_GGUF_TQ2_0 : BD_GGUF_F32;
+    if (type != BD_GGUF_TQ2_0 && !m->packed && m->quant.kind != BD_Q_NONE &&
+        bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
+        bd_fatal("\"%s\": cannot apply its quantization: %s", o->model_path, why);
+    if (type == BD_GGUF_TQ2_0 && bd_pk_type_for(&m->quant) != BD_PK_TQ2)
+        bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", o->model_path, bd_qkind_name(m->quant.kind));
+    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, why, sizeof why) < 0) bd_fatal("-o: \"%s\": %s", o->output, why);
+    bd_tokenizer_free(tok);
+}
+
+int main(int argc, char **argv) {
+    bd_tool_init("bd-pack", help, argc, argv);
+    pack_opts o;
+    parse_options(argc, argv, &o);
     bd_model m;
     char why[512];
-    if (bd_model_load(model_path, &m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
-    if (q.kind != BD_Q_NONE) {
-        if (m.quant.kind != BD_Q_NONE)
-            bd_fatal("--quant: \"%s\" already carries a quantization (%s %d-bit)%s", model_path, bd_qkind_name(m.quant.kind), m.quant.bits,
-                     m.packed ? " and is packed" : "; pack it without --quant");
-        if (clip && bd_clipfile_apply(clip, &m, &q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
-        char cwhy[300];
-        if (bd_qpolicy_check(&policy, &q, &m.cfg, cwhy, sizeof cwhy) < 0) bd_fatal("--quant: %s", cwhy);
-        m.quant = q;
-        m.qpolicy = policy;
-    }
-    if (!gguf || gguf_type == BD_GGUF_TQ2_0 || (gguf_type < 0 && m.quant.kind == BD_Q_TERNARY)) {
+    if (bd_model_load(o.model_path, &m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    if (o.qo.q.kind != BD_Q_NONE) quantize(&o, &m);
+    if (!o.gguf || o.gguf_type == BD_GGUF_TQ2_0 || (o.gguf_type < 0 && m.quant.kind == BD_Q_TERNARY)) {
         if (m.quant.kind == BD_Q_NONE)
-            bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student", model_path);
-        if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0) bd_fatal("\"%s\": cannot pack: %s", model_path, why);
+            bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student", o.model_path);
+        if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0) bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
     }
     if (m.packed) {
         size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
@@ -98,19 +120,8 @@ int main(int argc, char **argv) {
                m.quant.bits, m.quant.group, bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
     }
     bd_producer prod = bd_tool_producer();
-    if (!gguf) {
-        if (bd_pk_model_save(&m, output, &prod, why, sizeof why) < 0) bd_fatal("-o: %s", why);
-    } else {
-        if (gguf_type < 0) gguf_type = m.quant.kind == BD_Q_TERNARY ? BD_GGUF_TQ2_0 : BD_GGUF_F32;
-        if (gguf_type != BD_GGUF_TQ2_0 && !m.packed && m.quant.kind != BD_Q_NONE &&
-            bd_model_fakequant(&m, &m, &m.quant, &m.qpolicy, why, sizeof why) < 0)
-            bd_fatal("\"%s\": cannot apply its quantization: %s", model_path, why);
-        if (gguf_type == BD_GGUF_TQ2_0 && bd_pk_type_for(&m.quant) != BD_PK_TQ2)
-            bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", model_path, bd_qkind_name(m.quant.kind));
-        bd_tokenizer *tok = bd_tool_load_tokenizer(tok_path, model_path);
-        if (bd_gguf_write(&m, tok, output, (bd_gguf_wtype)gguf_type, why, sizeof why) < 0) bd_fatal("-o: \"%s\": %s", output, why);
-        bd_tokenizer_free(tok);
-    }
+    if (o.gguf) write_gguf(&o, &m);
+    else if (bd_pk_model_save(&m, o.output, &prod, why, sizeof why) < 0) bd_fatal("-o: %s", why);
     bd_model_free(&m);
     return 0;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bd_ids.h"
 #include "bd_log.h"
 #include "bd_outfile.h"
 #include "bd_progress.h"
@@ -143,144 +144,145 @@ static int header_bool(const msgpack_object *h, const char *key) {
 }
 
 static void decode_stream(const bd_tokenizer *tok, const char *path, FILE *out, bool *first_doc) {
-    bd_reader *r = bd_tool_open_reader(path, "bd.tokens");
-    const msgpack_object *h = bd_reader_header(r);
+    bd_tokens t;
+    char why[600];
+    if (bd_tokens_open(&t, path, "bd.tokens", bd_tokenizer_vocab_size(tok), false, why, sizeof why) < 0) bd_fatal("%s", why);
+    t.vocab = "the tokenizer's";
+    const msgpack_object *h = bd_reader_header(t.r);
     char id[256];
     const msgpack_object *hv = bd_obj_get(h, "tokenizer");
     if (hv && bd_obj_strcpy(hv, id, sizeof id) == BD_OK && strcmp(id_hash(id), id_hash(bd_tokenizer_id(tok))) != 0)
-        bd_fatal("\"%s\" header: made with tokenizer %s, but --tokenizer is %s", bd_reader_name(r), id,
-                 bd_tokenizer_id(tok));
+        bd_fatal("\"%s\" header: made with tokenizer %s, but --tokenizer is %s", bd_tokens_name(&t), id, bd_tokenizer_id(tok));
     int add_bos = header_bool(h, "add_bos"), add_eos = header_bool(h, "add_eos");
-    int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok), V = bd_tokenizer_vocab_size(tok);
-    const msgpack_object *rec;
+    int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok);
     int rc;
-    int32_t *ids = NULL;
-    size_t cap = 0;
     bd_text_buf txt = {0};
-    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
-        const msgpack_object *o = bd_obj_get(rec, "ids");
-        bd_tensor_view tv;
-        char why[256] = "";
-        if (!o) bd_fatal("\"%s\" record %llu: field \"ids\" is missing", bd_reader_name(r), ri);
-        if (bd_obj_tensor(o, &tv, why, sizeof why) < 0) bd_fatal("\"%s\" record %llu: field \"ids\": %s", bd_reader_name(r), ri, why);
-        if ((tv.dtype != BD_U32 && tv.dtype != BD_I32) || tv.ndim != 1)
-            bd_fatal("\"%s\" record %llu: field \"ids\" is a %d-D %s tensor, expected a 1-D u32 tensor", bd_reader_name(r), ri,
-                     tv.ndim, bd_dtype_name(tv.dtype));
-        size_t n = (size_t)tv.numel;
-        if (n > cap) {
-            cap = n;
-            ids = realloc(ids, cap * sizeof *ids);
-            if (!ids) bd_fatal("out of memory");
-        }
-        if (n) memcpy(ids, tv.data, n * sizeof *ids);
-        for (size_t i = 0; i < n; i++)
-            if ((uint32_t)ids[i] >= (uint32_t)V)
-                bd_fatal("\"%s\" record %llu: id %u at position %zu is outside the vocabulary (%d)", bd_reader_name(r), ri,
-                         (uint32_t)ids[i], i, V);
+    while ((rc = bd_tokens_next(&t, why, sizeof why)) == BD_OK) {
         // Drop the BOS/EOS that bd-tokenize added (when the header does not say, any
         // leading BOS / trailing EOS).
-        size_t a = 0, b = n;
+        const int32_t *ids = t.doc.ids;
+        size_t a = 0, b = t.doc.n;
         if (add_bos != 0 && b > a && ids[a] == bos) a++;
         if (add_eos != 0 && b > a && ids[b - 1] == eos) b--;
         txt.len = 0;
         if ((rc = bd_tokenizer_decode(tok, ids + a, b - a, 0, &txt)) < 0)
-            bd_fatal("\"%s\" record %llu: cannot decode: %s", bd_reader_name(r), ri, bd_strerror(rc));
+            bd_fatal("\"%s\" record %llu: cannot decode: %s", bd_tokens_name(&t), (unsigned long long)bd_reader_record_index(t.r),
+                     bd_strerror(rc));
         if (!*first_doc) fputc('\n', out);
         *first_doc = false;
         fwrite(txt.data ? txt.data : "", 1, txt.len, out);
         if (txt.len == 0 || txt.data[txt.len - 1] != '\n') fputc('\n', out);
     }
-    if (rc != BD_EOF) bd_tool_reader_fatal(r);
-    free(ids);
+    if (rc != BD_EOF) bd_fatal("%s", why);
     bd_text_buf_free(&txt);
-    bd_reader_close(r);
+    bd_tokens_close(&t);
 }
 
-int main(int argc, char **argv) {
-    bd_tool_init("bd-tokenize", help, argc, argv);
+typedef struct {
+    const char *tok_path, *output, *field;
+    bool whole, add_bos, add_eos, decode;
+    char **files;  // nfiles names, "-" for standard input
+    int nfiles;
+} tok_opts;
+
+static void parse_options(int argc, char **argv, tok_opts *o) {
     static const struct option longopts[] = {
         {"tokenizer", required_argument, 0, 'k'}, {"output", required_argument, 0, 'o'},
         {"field", required_argument, 0, OPT_FIELD}, {"whole", no_argument, 0, OPT_WHOLE},
         {"no-bos", no_argument, 0, OPT_NO_BOS},    {"eos", no_argument, 0, OPT_EOS},
         {"no-eos", no_argument, 0, OPT_NO_EOS},    {"decode", no_argument, 0, 'd'},
         BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
-    const char *tok_path = NULL, *output = "-", *field = NULL;
-    bool whole = false, add_bos = true, add_eos = false, decode = false;
+    *o = (tok_opts){.output = "-", .add_bos = true};
     int opt;
     while ((opt = getopt_long(argc, argv, "k:o:d" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
-        case 'k': tok_path = optarg; break;
-        case 'o': output = optarg; break;
-        case OPT_FIELD: field = optarg; break;
-        case OPT_WHOLE: whole = true; break;
-        case OPT_NO_BOS: add_bos = false; break;
-        case OPT_EOS: add_eos = true; break;
-        case OPT_NO_EOS: add_eos = false; break;
-        case 'd': decode = true; break;
+        case 'k': o->tok_path = optarg; break;
+        case 'o': o->output = optarg; break;
+        case OPT_FIELD: o->field = optarg; break;
+        case OPT_WHOLE: o->whole = true; break;
+        case OPT_NO_BOS: o->add_bos = false; break;
+        case OPT_EOS: o->add_eos = true; break;
+        case OPT_NO_EOS: o->add_eos = false; break;
+        case 'd': o->decode = true; break;
         default: bd_tool_common_option(opt, optarg);
         }
     }
     bd_tool_options_done();
-    if (!tok_path) bd_usage_error("--tokenizer is required");
-    if (field && whole) bd_usage_error("--field and --whole cannot be combined");
-    if (field && !*field) bd_usage_error("--field: empty field name");
-    if (decode && (field || whole)) bd_usage_error("--decode cannot be combined with --field or --whole");
+    if (!o->tok_path) bd_usage_error("--tokenizer is required");
+    if (o->field && o->whole) bd_usage_error("--field and --whole cannot be combined");
+    if (o->field && !*o->field) bd_usage_error("--field: empty field name");
+    if (o->decode && (o->field || o->whole)) bd_usage_error("--decode cannot be combined with --field or --whole");
+    static char *std_in[] = {"-"};
+    o->nfiles = optind < argc ? argc - optind : 1;
+    o->files = optind < argc ? argv + optind : std_in;
+}
 
-    bd_tokenizer *tok;
-    char why[600];
-    if (bd_tokenizer_load(tok_path, &tok, why, sizeof why) < 0) bd_fatal("--tokenizer: %s", why);
-    int nfiles = optind < argc ? argc - optind : 1;
-
-    if (decode) {
-        bd_outfile *out = bd_outfile_open(output, "w");
-        if (!out) bd_fatal("\"%s\": cannot create: %s", output, strerror(errno));
-        bool first = true;
-        for (int i = 0; i < nfiles; i++) decode_stream(tok, optind < argc ? argv[optind + i] : "-", bd_outfile_fp(out), &first);
-        if (bd_outfile_commit(out) != BD_OK) bd_fatal("\"%s\": write failed: %s", output, strerror(errno));
-        bd_tokenizer_free(tok);
-        return 0;
-    }
-
-    if (add_bos && bd_tokenizer_bos(tok) < 0) bd_fatal("--tokenizer: %s has no BOS token; use --no-bos", tok_path);
-    if (add_eos && bd_tokenizer_eos(tok) < 0) bd_fatal("--tokenizer: %s has no EOS token", tok_path);
-    // Open every input first: an unreadable file fails before any output exists.
-    FILE **in = calloc((size_t)nfiles, sizeof *in);
+// Opens every input first, so that an unreadable file fails before any output exists; *total
+// gets the bytes of the regular files (for the progress).
+static FILE **open_inputs(const tok_opts *o, uint64_t *total) {
+    FILE **in = calloc((size_t)o->nfiles, sizeof *in);
     if (!in) bd_fatal("out of memory");
-    uint64_t total = 0;
-    for (int i = 0; i < nfiles; i++) {
-        const char *name = optind < argc ? argv[optind + i] : "-";
+    *total = 0;
+    for (int i = 0; i < o->nfiles; i++) {
+        const char *name = o->files[i];
         in[i] = strcmp(name, "-") == 0 ? stdin : fopen(name, "rb");
         struct stat st;
         if (!in[i] || fstat(fileno(in[i]), &st) != 0) bd_fatal("\"%s\": cannot open: %s", name, strerror(errno));
         if (S_ISDIR(st.st_mode)) bd_fatal("\"%s\": is a directory", name);
-        if (S_ISREG(st.st_mode)) total += (uint64_t)st.st_size;
+        if (S_ISREG(st.st_mode)) *total += (uint64_t)st.st_size;
     }
+    return in;
+}
 
-    ctx c = {.tok = tok, .flags = (add_bos ? BD_TOK_BOS : 0u) | (add_eos ? BD_TOK_EOS : 0u)};
-    c.w = bd_tool_open_writer(output);
+static bd_writer *open_stream(const tok_opts *o, const bd_tokenizer *tok) {
+    bd_writer *w = bd_tool_open_writer(o->output);
     bd_producer prod = bd_tool_producer();
-    if (bd_writer_begin_header(c.w, "bd.tokens", &prod, 6) < 0) bd_fatal("\"%s\": write failed: %s", output, strerror(errno));
-    msgpack_packer *pk = bd_writer_packer(c.w);
+    if (bd_writer_begin_header(w, "bd.tokens", &prod, 6) < 0) bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
+    msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_str(pk, "tokenizer", bd_tokenizer_id(tok));
     bd_pack_kv_int(pk, "vocab_size", bd_tokenizer_vocab_size(tok));
     bd_pack_kv_int(pk, "bos", bd_tokenizer_bos(tok));
     bd_pack_kv_int(pk, "eos", bd_tokenizer_eos(tok));
     bd_pack_str(pk, "add_bos");
-    add_bos ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    o->add_bos ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
     bd_pack_str(pk, "add_eos");
-    add_eos ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-    if (bd_writer_end_object(c.w) < 0) bd_fatal("\"%s\": write failed: %s", output, strerror(errno));
+    o->add_eos ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
+    return w;
+}
 
+int main(int argc, char **argv) {
+    bd_tool_init("bd-tokenize", help, argc, argv);
+    tok_opts o;
+    parse_options(argc, argv, &o);
+    bd_tokenizer *tok;
+    char why[600];
+    if (bd_tokenizer_load(o.tok_path, &tok, why, sizeof why) < 0) bd_fatal("--tokenizer: %s", why);
+
+    if (o.decode) {
+        bd_outfile *out = bd_outfile_open(o.output, "w");
+        if (!out) bd_fatal("\"%s\": cannot create: %s", o.output, strerror(errno));
+        bool first = true;
+        for (int i = 0; i < o.nfiles; i++) decode_stream(tok, o.files[i], bd_outfile_fp(out), &first);
+        if (bd_outfile_commit(out) != BD_OK) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
+        bd_tokenizer_free(tok);
+        return 0;
+    }
+
+    if (o.add_bos && bd_tokenizer_bos(tok) < 0) bd_fatal("--tokenizer: %s has no BOS token; use --no-bos", o.tok_path);
+    if (o.add_eos && bd_tokenizer_eos(tok) < 0) bd_fatal("--tokenizer: %s has no EOS token", o.tok_path);
+    uint64_t total;
+    FILE **in = open_inputs(&o, &total);
+    ctx c = {.tok = tok, .flags = (o.add_bos ? BD_TOK_BOS : 0u) | (o.add_eos ? BD_TOK_EOS : 0u)};
+    c.w = open_stream(&o, tok);
     double t0 = bd_now();
     bd_progress_start(&c.prog, "bd-tokenize", total, "bytes");
-    for (int i = 0; i < nfiles; i++) {
-        const char *name = optind < argc ? argv[optind + i] : "-";
-        tokenize_file(&c, in[i], name, field, whole);
+    for (int i = 0; i < o.nfiles; i++) {
+        tokenize_file(&c, in[i], o.files[i], o.field, o.whole);
         if (in[i] != stdin) fclose(in[i]);
     }
     bd_progress_finish(&c.prog);
-    if (bd_writer_close(c.w) < 0) bd_fatal("\"%s\": write failed: %s", output, strerror(errno));
+    if (bd_writer_close(c.w) < 0) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
     double dt = bd_now() - t0;
     bd_log(BD_LOG_INFO, "%lld documents, %llu tokens from %llu bytes in %.2f s (%.2f MB/s)", (long long)c.docs,
            (unsigned long long)c.tokens, (unsigned long long)c.bytes_done, dt, dt > 0 ? (double)c.bytes_done / dt / 1e6 : 0.0);

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "bd_log.h"
-#include "bd_model_io.h"
+#include "bd_qat_setup.h"
 #include "bd_qmodel.h"
 #include "bd_tokenizer.h"
 #include "bd_outfile.h"
@@ -135,43 +135,50 @@ bd_producer bd_tool_producer(void) {
     return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
 }
 
-static void load_any(const char *path, bd_model *m) {
-    char why[512];
+static void load(const char *path, bool latent, bd_model *m) {
+    char why[600];
     if (!path) bd_usage_error("--model is required");
-    if (bd_model_load(path, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    if (bd_qat_load_model(path, latent, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
 }
 
-void bd_tool_load_model_latent(const char *path, bd_model *m) {
-    load_any(path, m);
-    if (m->packed) bd_fatal("--model: \"%s\" is a packed model: it has no latent weights", path);
-}
+void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, true, m); }
 
-void bd_tool_load_model(const char *path, bd_model *m) {
-    char why[512];
-    load_any(path, m);
-    // A packed model (bd.packed) runs as loaded: its linears hold the quantized weights.
-    if (m->quant.kind != BD_Q_NONE && !m->packed && bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
-        bd_fatal("--model: \"%s\": cannot apply its quantization: %s", path, why);
+void bd_tool_load_model(const char *path, bd_model *m) { load(path, false, m); }
+
+// The directory a model's tokenizer would be in: the model's directory, or the one holding the model file.
+static void model_dir(const char *model_path, char *dir, size_t size) {
+    struct stat st;
+    snprintf(dir, size, "%s", model_path);
+    if (stat(model_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
+        char tmp[4096];
+        snprintf(tmp, sizeof tmp, "%s", model_path);
+        snprintf(dir, size, "%s", dirname(tmp));
+    }
 }
 
 bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path) {
     char why[512], dir[4096];
     const char *p = path;
     if (!p) {
-        struct stat st;
         if (!model_path) bd_usage_error("--tokenizer is required");
-        snprintf(dir, sizeof dir, "%s", model_path);
-        if (stat(model_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
-            char tmp[4096];
-            snprintf(tmp, sizeof tmp, "%s", model_path);
-            snprintf(dir, sizeof dir, "%s", dirname(tmp));
-        }
+        model_dir(model_path, dir, sizeof dir);
         p = dir;
     }
     bd_tokenizer *t;
     if (bd_tokenizer_load(p, &t, why, sizeof why) < 0) {
         if (!path) bd_fatal("no tokenizer found next to the model (%s); give --tokenizer", why);
         bd_fatal("--tokenizer: %s", why);
+    }
+    return t;
+}
+
+bd_tokenizer *bd_tool_try_tokenizer(const char *model_path) {
+    char dir[4096], why[512];
+    model_dir(model_path, dir, sizeof dir);
+    bd_tokenizer *t = NULL;
+    if (bd_tokenizer_load(dir, &t, why, sizeof why) < 0) {
+        bd_log(BD_LOG_INFO, "no tokenizer next to the model (%s): ids only", why);
+        return NULL;
     }
     return t;
 }

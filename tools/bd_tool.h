@@ -117,6 +117,8 @@ void bd_tool_load_model_latent(const char *path, bd_model *m);
 // Loads --tokenizer PATH; with PATH NULL, the tokenizer next to the model (the model's
 // directory, or the directory holding the model file). Exits on failure.
 bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path);
+// The tokenizer next to the model, if there is one (NULL, said at --verbosity 2, if not).
+bd_tokenizer *bd_tool_try_tokenizer(const char *model_path);
 
 // Producer information (this tool, argv) for stream headers.
 bd_producer bd_tool_producer(void);

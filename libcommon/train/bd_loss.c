@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_error.h"
 #include "bd_threads.h"
 
 static const char *loss_names[BD_LOSS_COUNT] = {"ce", "fkl", "rkl", "cakld", "jsd"};
@@ -122,17 +123,25 @@ static void backward_rows(void *ctx, int n0, int n1) {
     free(buf);
 }
 
-double bd_loss_backward(float *ds, const float *s, const float *u, const int32_t *targets, const float *weight,
-                        int N, int V, const bd_loss_spec *spec) {
+int bd_loss_backward(float *ds, const float *s, const float *u, const int32_t *targets, const float *weight, int N,
+                     int V, const bd_loss_spec *spec, double *sum, char *why, size_t ws) {
     double *loss = malloc(sizeof(double) * (size_t)(N > 0 ? N : 1)), total = 0;
-    if (!loss) return NAN;
+    *sum = NAN;
+    if (!loss) return bd_fail(why, ws, BD_ERR_NOMEM, "loss: out of memory for %d positions", N);
     backward_job j = {ds, s, u, weight, targets, V, spec, loss, 0};
     // Positions are independent: split them over threads; the sum runs in order afterwards,
     // so the result does not depend on the thread count.
     bd_parallel_for(N, 4, backward_rows, &j);
-    for (int n = 0; n < N; n++) total += loss[n];
+    int rc = j.failed ? bd_fail(why, ws, BD_ERR_NOMEM, "loss: out of memory for a scratch of 5 x %d doubles", V) : BD_OK;
+    for (int n = 0; n < N; n++) {
+        total += loss[n];
+        int32_t t = targets ? targets[n] : 0;
+        if (rc == BD_OK && weight[n] != 0 && spec->kind == BD_LOSS_CE && (t < 0 || t >= V))
+            rc = bd_fail(why, ws, BD_ERR_VALUE, "loss: target %d at position %d is outside the vocabulary [0, %d)", (int)t, n, V);
+    }
     free(loss);
-    return j.failed ? NAN : total;
+    *sum = j.failed ? NAN : total;
+    return rc;
 }
 
 double bd_top1_prob_sum(const float *u, int N, int V) {

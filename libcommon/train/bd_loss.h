@@ -10,6 +10,7 @@
 #ifndef BD_LOSS_H
 #define BD_LOSS_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bd_error.h"
@@ -30,9 +31,11 @@ int bd_loss_parse(const char *name);       // -1 if unknown
 BD_MUST_CHECK int bd_loss_forward(float *losses, const float *s, const float *u, const int32_t *targets,
                                   int N, int V, const bd_loss_spec *spec);
 // ds (N, V) = weight[n] * d loss_n / d s_n (written, not accumulated); weight (N) carries the
-// reduction and the mask (0 = position not trained). Returns sum_n weight[n]*loss_n.
-double bd_loss_backward(float *ds, const float *s, const float *u, const int32_t *targets, const float *weight,
-                        int N, int V, const bd_loss_spec *spec);
+// reduction and the mask (0 = position not trained); *sum = sum_n weight[n]*loss_n. Returns
+// BD_OK, BD_ERR_VALUE on a ce target out of range at a weighted position (its row of ds is
+// zero), or BD_ERR_NOMEM; why (may be NULL) says which.
+BD_MUST_CHECK int bd_loss_backward(float *ds, const float *s, const float *u, const int32_t *targets, const float *weight,
+                                   int N, int V, const bd_loss_spec *spec, double *sum, char *why, size_t why_size);
 
 // Sum over positions of the teacher's top-1 probability max_k p_T (no temperature), for
 // cakld's g = sum / positions, measured once over the training data.

@@ -1,16 +1,16 @@
 #include "bd_qat.h"
 
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bd_log.h"
 #include "bd_qmodel.h"
 
 static int make_fw(void *ctx, bd_model *fw, const bd_model *latent) {
     bd_qat_hooks *h = ctx;
     char why[300];
     int rc = bd_model_fakequant(fw, latent, &h->q, &h->policy, why, sizeof why);
-    if (rc < 0) bd_log(BD_LOG_ERROR, "fake quantization: %s", why);
+    if (rc < 0) bd_fail(h->why, sizeof h->why, rc, "fake quantization: %s", why);
     return rc;
 }
 
@@ -82,6 +82,8 @@ void bd_distill_begin_step(bd_distill *d, const float *teacher, const int32_t *t
     d->targets = targets;
     d->scale = scale;
     d->micro = -1;
+    d->err = 0;
+    d->why[0] = 0;
 }
 
 double bd_distill_head(void *ctx, float *logits, int n0, int nr, int V) {
@@ -90,7 +92,10 @@ double bd_distill_head(void *ctx, float *logits, int n0, int nr, int V) {
     size_t base = (size_t)d->micro * d->per + (size_t)n0;
     for (int i = 0; i < nr; i++) d->w[i] = d->targets[base + i] >= 0 ? d->scale : 0.0f;
     const float *u = d->teacher ? d->teacher + base * (size_t)V : NULL;
-    double sum = bd_loss_backward(d->ds, logits, u, d->targets + base, d->w, nr, V, &d->spec);
+    double sum;
+    int rc = bd_loss_backward(d->ds, logits, u, d->targets + base, d->w, nr, V, &d->spec, &sum, d->err ? NULL : d->why,
+                              sizeof d->why);
     memcpy(logits, d->ds, sizeof(float) * (size_t)nr * V);
-    return sum;
+    if (rc < 0 && !d->err) d->err = rc;
+    return rc < 0 ? NAN : sum;
 }

@@ -12,11 +12,13 @@
 typedef struct {
     bd_qspec q;
     bd_qpolicy policy;
-    float *tmp;  // (largest quantized matrix)
+    float *tmp;     // (largest quantized matrix)
+    char why[400];  // why the last fake quantization failed (a step then fails with its code); "" if none did
 } bd_qat_hooks;
 
 // Sets tr's make_fw / route_grads for spec q and policy (tr from bd_trainer_init) and
-// allocates the forward weights. Free h with bd_qat_hooks_free after bd_trainer_free.
+// allocates the forward weights: BD_OK or BD_ERR_NOMEM. Free h with bd_qat_hooks_free after
+// bd_trainer_free.
 BD_MUST_CHECK int bd_qat_hooks_attach(bd_qat_hooks *h, bd_trainer *tr, const bd_qspec *q, const bd_qpolicy *policy);
 void bd_qat_hooks_free(bd_qat_hooks *h);
 
@@ -30,14 +32,18 @@ typedef struct {
     int micro;               // current micro-batch: -1 before a step, advanced at row 0
     float *ds;               // (R, V)
     float *w;                // (R)
+    int err;                 // the first error of the step's loss (the step's loss is then NaN), and why
+    char why[200];
 } bd_distill;
 
+// BD_OK or BD_ERR_NOMEM.
 BD_MUST_CHECK int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V);
 void bd_distill_free(bd_distill *d);
 // Prepares a step: teacher logits and targets of its A micro-batches, and the weight of one
 // scored position (1/scored for the per-token mean, 1/sequences for the per-sequence sum).
 void bd_distill_begin_step(bd_distill *d, const float *teacher, const int32_t *targets, float scale);
-// The bd_head_loss callback: ctx is a bd_distill.
+// The bd_head_loss callback: ctx is a bd_distill. On an error of the loss it returns NaN (so
+// the trainer refuses the step) and keeps the error in d->err and d->why.
 double bd_distill_head(void *ctx, float *logits, int n0, int nr, int V);
 
 #endif

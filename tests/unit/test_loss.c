@@ -45,16 +45,18 @@ START_TEST(test_loss_gradients_fd) {
     for (int k = 0; k < BD_LOSS_COUNT; k++)
         for (int ti = 0; ti < 2; ti++) {
             bd_loss_spec spec = {(bd_loss_kind)k, 0.3f, taus[ti]};
-            bd_loss_backward(ds, s, u, tgt, w, N, V, &spec);
+            double lp, lm, sum;
+            ck_assert_int_eq(bd_loss_backward(ds, s, u, tgt, w, N, V, &spec, &sum, NULL, 0), BD_OK);
             double worst = 0;
             for (int i = 0; i < N * V; i++) {
                 const float eps = 1e-2f;
                 memcpy(tmp, s, sizeof s);
                 tmp[i] = s[i] + eps;
-                double lp = bd_loss_backward(ds + 0, tmp, u, tgt, w, N, V, &spec);
+                ck_assert_int_eq(bd_loss_backward(ds, tmp, u, tgt, w, N, V, &spec, &lp, NULL, 0), BD_OK);
                 tmp[i] = s[i] - eps;
-                double lm = bd_loss_backward(ds + 0, tmp, u, tgt, w, N, V, &spec);
-                bd_loss_backward(ds, s, u, tgt, w, N, V, &spec);  // restore the analytic gradient
+                ck_assert_int_eq(bd_loss_backward(ds, tmp, u, tgt, w, N, V, &spec, &lm, NULL, 0), BD_OK);
+                // restore the analytic gradient
+                ck_assert_int_eq(bd_loss_backward(ds, s, u, tgt, w, N, V, &spec, &sum, NULL, 0), BD_OK);
                 double fd = (lp - lm) / (2.0 * (double)eps);
                 double err = fabs(fd - ds[i]) / fmax(1e-2, fabs(fd));
                 if (err > worst) worst = err;
@@ -64,6 +66,25 @@ START_TEST(test_loss_gradients_fd) {
             // The masked position gets exactly zero gradient.
             for (int v = 0; v < V; v++) ck_assert(ds[2 * V + v] == 0.0f);
         }
+}
+END_TEST
+
+START_TEST(test_loss_backward_errors) {
+    // A ce target outside the vocabulary at a weighted position: BD_ERR_VALUE naming it, that
+    // row's gradient zero; the same target at a masked position (weight 0) is no error.
+    enum { V = 3 };
+    float s[2 * V] = {0.5f, -1, 2, 0, 1, 0}, ds[2 * V], w[2] = {1, 1};
+    int32_t tgt[2] = {1, 7};
+    bd_loss_spec ce = {BD_LOSS_CE, 0, 1};
+    double sum;
+    char why[200] = "";
+    ck_assert_int_eq(bd_loss_backward(ds, s, NULL, tgt, w, 2, V, &ce, &sum, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "target 7 at position 1"), "why: %s", why);
+    for (int v = 0; v < V; v++) ck_assert(ds[V + v] == 0.0f);
+    w[1] = 0;
+    ck_assert_int_eq(bd_loss_backward(ds, s, NULL, tgt, w, 2, V, &ce, &sum, why, sizeof why), BD_OK);
+    // ce of position 0 by hand: log(sum exp s) - s[1].
+    ck_assert_close(sum, log(exp(0.5) + exp(-1.0) + exp(2.0)) + 1.0, 1e-6);
 }
 END_TEST
 
@@ -87,6 +108,7 @@ Suite *suite_loss(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_loss_values_by_hand);
     tcase_add_test(tc, test_loss_gradients_fd);
+    tcase_add_test(tc, test_loss_backward_errors);
     tcase_add_test(tc, test_cakld_mixes);
     suite_add_tcase(s, tc);
     return s;

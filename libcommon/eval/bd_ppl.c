@@ -1,0 +1,74 @@
+#include "bd_ppl.h"
+
+#include <stdlib.h>
+
+#include "bd_forward.h"
+
+static void start(const bd_ppl_progress *p, uint64_t total, const char *unit) {
+    if (p && p->start) p->start(p->ctx, total, unit);
+}
+static void update(const bd_ppl_progress *p, uint64_t done) {
+    if (p && p->update) p->update(p->ctx, done);
+}
+
+// Non-overlapping windows, B per forward pass: every position of a window scored.
+static int windows(bd_fwd_state *st, const bd_model *m, const int32_t *ids, size_t n, int T, int B,
+                   const bd_ppl_progress *p, bd_ppl_result *res, char *why, size_t ws) {
+    int nwin = (int)(n / (size_t)T);
+    res->dropped = (long long)(n - (size_t)nwin * T);
+    start(p, (uint64_t)nwin, "windows");
+    for (int w = 0; w < nwin; w += B) {
+        int b = nwin - w < B ? nwin - w : B;
+        double mean;
+        int k = bd_forward_nll(st, m, ids + (size_t)w * T, NULL, b, T, &mean);
+        if (k < 0) return bd_fail(why, ws, k, "forward pass failed: %s", st->why);
+        res->nll_sum += mean * k;
+        res->scored += k;
+        update(p, (uint64_t)(w + b));
+    }
+    res->windows = nwin;
+    return BD_OK;
+}
+
+// Sliding windows: window k covers [end - T, end) with end advancing by stride; only targets
+// after the previous window's end are scored.
+static int sliding(bd_fwd_state *st, const bd_model *m, const int32_t *ids, size_t n, int T, int stride,
+                   const bd_ppl_progress *p, bd_ppl_result *res, char *why, size_t ws) {
+    int32_t *targets = malloc(sizeof(int32_t) * (size_t)T);
+    if (!targets) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    size_t prev_end = 1;  // position 0 has no context: never a target
+    int rc = BD_OK;
+    start(p, (uint64_t)n, "tokens");
+    for (size_t end = (size_t)T < n ? (size_t)T : n;; end = end + (size_t)stride < n ? end + (size_t)stride : n) {
+        size_t begin = end - (size_t)T;
+        for (int t = 0; t < T; t++) {
+            size_t target_pos = begin + (size_t)t + 1;  // position t predicts t+1
+            targets[t] = target_pos < end && target_pos >= prev_end ? ids[target_pos] : -1;
+        }
+        double mean;
+        int k = bd_forward_nll(st, m, ids + begin, targets, 1, T, &mean);
+        if (k < 0) { rc = bd_fail(why, ws, k, "forward pass failed: %s", st->why); break; }
+        res->nll_sum += mean * k;
+        res->scored += k;
+        res->windows++;
+        prev_end = end;
+        update(p, end);
+        if (end == n) break;
+    }
+    free(targets);
+    return rc;
+}
+
+int bd_ppl(const bd_model *m, const int32_t *ids, size_t n, int T, int stride, int B, const bd_ppl_progress *p,
+           bd_ppl_result *res, char *why, size_t ws) {
+    *res = (bd_ppl_result){0};
+    if (n < 2) return bd_fail(why, ws, BD_ERR_ARG, "need at least 2 tokens to score, got %zu", n);
+    if ((size_t)T > n) T = (int)n;
+    if (stride > 0) B = 1;
+    bd_fwd_state st;
+    if (bd_fwd_state_init(&st, &m->cfg, B, T, false) < 0)
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for B=%d T=%d activations: %s", B, T, st.why);
+    int rc = stride > 0 ? sliding(&st, m, ids, n, T, stride, p, res, why, ws) : windows(&st, m, ids, n, T, B, p, res, why, ws);
+    bd_fwd_state_free(&st);
+    return rc;
+}

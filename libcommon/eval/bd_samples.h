@@ -1,0 +1,42 @@
+// bd.samples streams as bd-teacher-gen writes them (see bd-stream(5)): the header fields that
+// describe a run (teacher, tokenizer, prompt source, sampling), the check that an existing
+// stream was started by the same run before it is resumed, the copy of its records, and one
+// sample record {index, prompt, completion, finished[, top_ids, top_logprobs]}.
+#ifndef BD_SAMPLES_H
+#define BD_SAMPLES_H
+
+#include "bd_generate.h"
+#include "bd_prompts.h"
+#include "bd_stream.h"
+
+typedef struct {
+    const char *model_path;
+    char desc[256];            // bd_model_describe of the teacher
+    const char *tok_id;        // the tokenizer's id, "" without one
+    int vocab, bos, eos;
+    const bd_prompt_opts *po;
+    int n_prompts;
+    char hash[17];             // bd_prompts_hash
+    const bd_gen_opts *go;
+    int64_t n;                 // samples
+    int threads;
+} bd_samples_run;
+
+// The header's schema fields, packed into sb as one msgpack map.
+void bd_samples_pack_header(msgpack_sbuffer *sb, const bd_samples_run *run);
+
+// What may differ from the header of the run that started a stream without changing its samples
+// (but see bd-teacher-gen(1)): bits of *differs.
+enum { BD_SAMPLES_OTHER_BATCH = 1, BD_SAMPLES_OTHER_THREADS = 2 };
+// Compares old (the header of the stream named name) with mine (bd_samples_pack_header's map):
+// BD_ERR_SCHEMA if a field that decides the samples differs (why names it); else BD_OK with
+// *differs set.
+BD_MUST_CHECK int bd_samples_check_resume(const msgpack_object *old, const msgpack_object *mine, const char *name,
+                                          unsigned *differs, char *why, size_t why_size);
+// Copies every record of r into w; they must be samples 0, 1, ... and at most n. *copied gets
+// how many. Errors: BD_ERR_SCHEMA (index), BD_ERR_VALUE (more than n), BD_ERR_IO, the reader's.
+BD_MUST_CHECK int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, int64_t *copied, char *why, size_t why_size);
+// Packs the record of sample s (with its top-TK log-probabilities if tk > 0) and ends it.
+BD_MUST_CHECK int bd_samples_write(bd_writer *w, const bd_gen_sample *s, int tk);
+
+#endif

@@ -1,0 +1,203 @@
+#include "bd_qat_setup.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "bd_model_io.h"
+#include "bd_ppl.h"
+#include "bd_progress.h"
+#include "bd_qmodel.h"
+
+int bd_qat_load_model(const char *path, bool latent, bd_model *m, char *why, size_t ws) {
+    char reason[512];
+    int rc = bd_model_load(path, m, why, ws);
+    if (rc < 0) return rc;
+    if (latent && m->packed) {
+        bd_model_free(m);
+        return bd_fail(why, ws, BD_ERR_ARG, "\"%s\" is a packed model: it has no latent weights", path);
+    }
+    // A packed model (bd.packed) runs as loaded: its linears hold the quantized weights.
+    if (!latent && m->quant.kind != BD_Q_NONE && !m->packed &&
+        (rc = bd_model_fakequant(m, m, &m->quant, &m->qpolicy, reason, sizeof reason)) < 0) {
+        bd_model_free(m);
+        return bd_fail(why, ws, rc, "\"%s\": cannot apply its quantization: %s", path, reason);
+    }
+    return BD_OK;
+}
+
+// ---- the teacher ----
+
+int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const bd_config *student, int B, int T, int A, char *why,
+                        size_t ws) {
+    memset(t, 0, sizeof *t);
+    t->B = B, t->T = T, t->A = A, t->V = student->vocab;
+    if (model) {
+        t->live = true;
+        t->model = *model;
+        if (model->cfg.vocab != student->vocab || model->cfg.dim != student->dim)
+            return bd_fail(why, ws, BD_ERR_SHAPE, "the teacher and the student differ in shape");
+        if (bd_fwd_state_init(&t->st, &model->cfg, B, T, false) < 0)
+            return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the teacher");
+    }
+    long long rows = (long long)A * B * T;
+    if (!(t->logits = malloc(sizeof(float) * (size_t)rows * t->V)))
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for %lld x %d teacher logits", rows, t->V);
+    return BD_OK;
+}
+
+void bd_qat_teacher_free(bd_qat_teacher *t) {
+    free(t->logits);
+    if (t->live) {
+        bd_fwd_state_free(&t->st);
+        bd_model_free(&t->model);
+    }
+    memset(t, 0, sizeof *t);
+}
+
+int bd_qat_teacher_step(bd_qat_teacher *t, const bd_seqs *s, const long long *idx, const int32_t *tokens,
+                        const int32_t *targets, char *why, size_t ws) {
+    int B = t->B, T = t->T, V = t->V;
+    if (!t->live) {
+        bd_seqs_teacher_logits(s, idx, (long long)t->A * B, targets, t->logits, V);
+        return BD_OK;
+    }
+    for (int a = 0; a < t->A; a++) {
+        int rc = bd_forward(&t->st, &t->model, tokens + (size_t)a * B * T, B, T, t->logits + (size_t)a * B * T * V);
+        if (rc < 0) return bd_fail(why, ws, rc, "teacher forward failed: %s", t->st.why);
+    }
+    return BD_OK;
+}
+
+// exp of the largest of a position's stored top-TK log-probabilities.
+static double stored_top1(const float *lp, int tk) {
+    float best = -INFINITY;
+    for (int k = 0; k < tk; k++) best = fmaxf(best, lp[k]);
+    return exp(best);
+}
+
+int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *positions, char *why, size_t ws) {
+    int T = s->T, V = t->V;
+    if (!t->live && !s->tk) return bd_fail(why, ws, BD_ERR_ARG, "cakld: the data carries no teacher log-probabilities");
+    float *lg = NULL;
+    if (t->live && !(lg = malloc(sizeof(float) * (size_t)T * V))) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    double sum = 0;
+    long long cnt = 0;
+    int rc = BD_OK;
+    for (long long i = 0; i < s->n; i++) {
+        if (lg && (rc = bd_forward(&t->st, &t->model, s->tok + i * T, 1, T, lg)) < 0) {
+            bd_fail(why, ws, rc, "teacher forward failed: %s", t->st.why);
+            break;
+        }
+        for (int j = 0; j < T; j++) {
+            size_t p = (size_t)i * T + (size_t)j;
+            if (s->tgt[p] < 0) continue;
+            sum += lg ? bd_top1_prob_sum(lg + (size_t)j * V, 1, V) : stored_top1(s->top_lp + p * s->tk, s->tk);
+            cnt++;
+        }
+    }
+    free(lg);
+    *gamma = cnt ? sum / (double)cnt : 0.5;
+    *positions = cnt;
+    return rc;
+}
+
+// ---- the run ----
+
+int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cfg *c, const bd_ckpt_info *info,
+                const float *moments, long long adam_t, char *why, size_t ws) {
+    memset(s, 0, sizeof *s);
+    s->c = *c;
+    s->seqs = seqs;
+    s->info = *info;
+    s->per_step = (long long)c->A * c->B;
+    int rc = bd_trainer_init(&s->tr, m, c->B, c->T, c->A, &c->opt, &c->sched, c->recompute);
+    if (rc < 0) return bd_fail(why, ws, rc, "cannot set up training for B=%d T=%d: %s", c->B, c->T, bd_strerror(rc));
+    if (moments) {
+        memcpy(s->tr.opt.m, moments, 2 * m->n_params * sizeof(float));  // m then v, one allocation
+        s->tr.opt.t = adam_t;
+        s->tr.step = info->step;
+    }
+    if (c->q.kind != BD_Q_NONE && bd_qat_hooks_attach(&s->hooks, &s->tr, &c->q, &c->policy) < 0)
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the quantized forward weights");
+    size_t n = (size_t)s->per_step * c->T;
+    s->tokens = malloc(sizeof(int32_t) * n);
+    s->targets = malloc(sizeof(int32_t) * n);
+    s->order = malloc(sizeof(long long) * (size_t)(seqs->n ? seqs->n : 1));
+    if (!s->tokens || !s->targets || !s->order) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    bd_epoch_order(s->order, seqs->n, c->seed, s->info.epoch);
+    return BD_OK;
+}
+
+int bd_qat_set_loss(bd_qat_run *s, bd_qat_teacher *teacher, const bd_loss_spec *spec, bool use_head, char *why,
+                    size_t ws) {
+    s->teacher = teacher;
+    s->use_head = use_head;
+    if (use_head && bd_distill_init(&s->distill, spec, s->c.B, s->c.T, s->tr.model->cfg.vocab) < 0)
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    return BD_OK;
+}
+
+int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
+    long long n = s->seqs->n, P = s->per_step;
+    int B = s->c.B, T = s->c.T, rc;
+    if (s->info.pos + P > n) {  // next epoch, in a new order
+        s->info.epoch++;
+        s->info.pos = 0;
+        bd_epoch_order(s->order, n, s->c.seed, s->info.epoch);
+    }
+    const long long *idx = s->order + s->info.pos;
+    long long scored = bd_seqs_gather(s->seqs, idx, P, s->tokens, s->targets);
+    double t0 = bd_now();
+    if (s->teacher && (rc = bd_qat_teacher_step(s->teacher, s->seqs, idx, s->tokens, s->targets, why, ws)) < 0) return rc;
+    // mean: every scored token weighs the same; seqsum: tokens sum within a sequence, the
+    // sequences average.
+    bd_distill_begin_step(&s->distill, s->teacher ? s->teacher->logits : NULL, s->targets,
+                          s->c.seqsum ? (float)(1.0 / (double)P) : (float)(scored ? 1.0 / (double)scored : 0.0));
+    bd_head_loss head = {bd_distill_head, &s->distill};
+    s->hooks.why[0] = 0;
+    rc = bd_trainer_step(&s->tr, s->tokens, s->targets, B, T, s->use_head ? &head : NULL, stats);
+    if (rc < 0)
+        return bd_fail(why, ws, rc, "step %lld failed: %s", s->tr.step + 1,
+                       s->hooks.why[0] ? s->hooks.why
+                       : rc == BD_ERR_VALUE && strstr(s->tr.st.why, "not finite") ? "the gradient is not finite (lower --lr?)"
+                       : s->tr.st.why[0] ? s->tr.st.why : bd_strerror(rc));
+    s->seconds = bd_now() - t0;
+    s->info.pos += P;
+    s->info.tokens += P * T;
+    s->info.step = s->tr.step;
+    return BD_OK;
+}
+
+void bd_qat_free(bd_qat_run *s) {
+    free(s->tokens), free(s->targets), free(s->order);
+    bd_distill_free(&s->distill);
+    bd_trainer_free(&s->tr);
+    bd_qat_hooks_free(&s->hooks);
+    memset(s, 0, sizeof *s);
+}
+
+// ---- evaluation ----
+
+int bd_qat_evaluate(const bd_model *m, const bd_ids *ids, int T, int B, double *nll, char *why, size_t ws) {
+    if (m->quant.kind != BD_Q_NONE) {  // a student is evaluated as it will run: quantized
+        bd_model q;
+        char reason[300];
+        int rc = bd_model_alloc(&q, &m->cfg);
+        if (rc == BD_OK && (rc = bd_model_fakequant(&q, m, &m->quant, &m->qpolicy, reason, sizeof reason)) < 0) bd_model_free(&q);
+        if (rc < 0) return bd_fail(why, ws, rc, "evaluation: cannot quantize the student");
+        bd_model plain = *m;
+        plain.params = q.params;
+        bd_weights_layout(&plain.cfg, plain.params, &plain.w);
+        plain.quant.kind = BD_Q_NONE;
+        rc = bd_qat_evaluate(&plain, ids, T, B, nll, why, ws);
+        bd_model_free(&q);
+        return rc;
+    }
+    bd_ppl_result r;
+    int rc = bd_ppl(m, ids->ids, ids->n, T, 0, B, NULL, &r, why, ws);
+    if (rc == BD_ERR_NOMEM) return bd_fail(why, ws, rc, "out of memory for evaluation");
+    if (rc < 0) return bd_fail(why, ws, rc, "evaluation failed: %s", bd_strerror(rc));
+    *nll = r.scored ? r.nll_sum / (double)r.scored : NAN;
+    return BD_OK;
+}

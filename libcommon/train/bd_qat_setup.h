@@ -1,0 +1,95 @@
+// A QAT run as bd-qat drives it: the model loaded for training or as the teacher, the teacher
+// (a frozen model run on every batch, or the log-probabilities stored with the data), cakld's g
+// measured once, the trainer with its QAT hooks and distillation loss, the steps that take
+// batches from the sequences in each epoch's order, and the evaluation during training.
+// Dimension key: A micro-batches per step, B batch, T sequence, V vocabulary, n sequences.
+#ifndef BD_QAT_SETUP_H
+#define BD_QAT_SETUP_H
+
+#include <stdbool.h>
+
+#include "bd_ckpt.h"
+#include "bd_forward.h"
+#include "bd_ids.h"
+#include "bd_qat.h"
+#include "bd_seqs.h"
+
+// Loads the model at path (any format bd_model_load knows). latent: a student's weights as
+// stored (for training; a packed model, which has none, is refused with BD_ERR_ARG); else as
+// the model runs: a student comes back fake-quantized. Errors name the file.
+BD_MUST_CHECK int bd_qat_load_model(const char *path, bool latent, bd_model *m, char *why, size_t why_size);
+
+// The teacher of a distillation loss.
+typedef struct {
+    bool live;        // the model runs on each batch; else the stored top-K log-probabilities
+    bd_model model;   // live: the frozen teacher (owned)
+    bd_fwd_state st;  // live: (B, T)
+    float *logits;    // (A*B, T, V) the teacher's logits of a step
+    int B, T, A, V;
+} bd_qat_teacher;
+
+// Sets up t for a student of config student: live with model (taken over, freed with t; its
+// shape must be the student's: BD_ERR_SHAPE), or from stored log-probabilities with model NULL.
+// BD_ERR_NOMEM.
+BD_MUST_CHECK int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const bd_config *student, int B, int T, int A,
+                                      char *why, size_t why_size);
+void bd_qat_teacher_free(bd_qat_teacher *t);
+// The teacher's logits for sequences idx (A*B) of s, their tokens and targets (A*B, T): a live
+// teacher runs on tokens, stored log-probabilities fill the scored positions.
+BD_MUST_CHECK int bd_qat_teacher_step(bd_qat_teacher *t, const bd_seqs *s, const long long *idx, const int32_t *tokens,
+                                      const int32_t *targets, char *why, size_t why_size);
+// cakld's g: the teacher's mean top-1 probability over the scored positions of s (a live
+// teacher runs over every sequence, one at a time; stored log-probabilities give exp of their
+// largest). 0.5 if no position is scored; *positions gets how many are.
+BD_MUST_CHECK int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *positions, char *why,
+                               size_t why_size);
+
+// The settings of a run.
+typedef struct {
+    int B, T, A;         // batch, sequence length, micro-batches per step
+    bool recompute;      // recompute activations in the backward pass
+    bool seqsum;         // the loss sums over a sequence's tokens and averages over sequences
+    uint64_t seed;       // the epochs' data order
+    bd_adamw_cfg opt;
+    bd_schedule sched;
+    bd_qspec q;          // the student's quantization (kind BD_Q_NONE: plain training)
+    bd_qpolicy policy;
+} bd_qat_cfg;
+
+typedef struct {
+    bd_qat_cfg c;
+    const bd_seqs *seqs;
+    bd_ckpt_info info;          // what a checkpoint keeps: step, data position, tokens seen, seed, g
+    long long per_step;         // sequences of a step: A*B
+    bd_trainer tr;
+    bd_qat_hooks hooks;         // the student's fake quantization (c.q.kind != BD_Q_NONE)
+    bd_qat_teacher *teacher;    // NULL: no distillation
+    bd_distill distill;
+    bool use_head;              // the distillation head loss replaces the trainer's cross-entropy
+    int32_t *tokens, *targets;  // (A*B, T) of the current step
+    long long *order;           // (n) the current epoch's order of the sequences
+    double seconds;             // time of the last step (teacher and trainer)
+} bd_qat_run;
+
+// Sets up training of m (not owned) on seqs (not owned, >= A*B sequences) from the data
+// position in info; moments (2P, AdamW's m then v) and adam_t continue a checkpoint's
+// optimizer (moments NULL: a fresh start). BD_ERR_NOMEM and the errors of bd_trainer_init.
+BD_MUST_CHECK int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cfg *c,
+                              const bd_ckpt_info *info, const float *moments, long long adam_t, char *why,
+                              size_t why_size);
+// The loss: with use_head, spec's loss on the head (teacher may be NULL for ce, e.g. with
+// seqsum); else the trainer's cross-entropy. BD_ERR_NOMEM.
+BD_MUST_CHECK int bd_qat_set_loss(bd_qat_run *s, bd_qat_teacher *teacher, const bd_loss_spec *spec, bool use_head,
+                                  char *why, size_t why_size);
+// One optimizer step on the next A*B sequences of the epoch's order (a new epoch, in a new
+// order, when fewer remain); advances s->info. Errors: the teacher's, and the trainer's (then
+// s->hooks.why may say more).
+BD_MUST_CHECK int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t why_size);
+void bd_qat_free(bd_qat_run *s);
+
+// Mean NLL of m over the non-overlapping windows of T tokens of ids (n >= T), B per forward
+// pass; a student is evaluated as it will run, quantized.
+BD_MUST_CHECK int bd_qat_evaluate(const bd_model *m, const bd_ids *ids, int T, int B, double *nll, char *why,
+                                  size_t why_size);
+
+#endif
