@@ -209,12 +209,10 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
             if (strcmp(optarg, "int8") == 0) o->act_int8 = true;
             else if (strcmp(optarg, "f32") != 0) bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
             break;
-        default:
-            if (!bd_tool_quant_option(&o->qo, opt, optarg)) bd_tool_common_option(opt, optarg);
+        default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
     }
-    bd_tool_options_done();
-    bd_quant_opts_done(&o->qo);
+    bd_tool_quant_options_done(&o->qo);
     if (!o->model_path) bd_usage_error("--model is required");
     if (o->text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);

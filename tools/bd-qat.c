@@ -152,12 +152,10 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
         case OPT_MASK_PROMPT: o->mask_prompt = true; break;
         case OPT_KEEP_BEST: o->keep_best = true; break;
         case OPT_TEACHER_LOGITS: o->teacher_logits = true; break;
-        default:
-            if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
+        default: bd_tool_quant_or_common_option(&qo, opt, optarg);
         }
     }
-    bd_tool_options_done();
-    bd_quant_opts_done(&qo);
+    bd_tool_quant_options_done(&qo);
     o->q = qo.q, o->policy = qo.policy, o->clip_path = qo.clip;
 }
 
