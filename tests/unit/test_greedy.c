@@ -58,6 +58,13 @@ START_TEST(test_greedy_matches_plain_loop) {
     ck_assert_int_eq(bd_greedy(&m, seq, 3, 5, -1, take, &g, why, sizeof why), BD_ERR_IO);
     ck_assert_int_eq(bd_greedy(&m, seq, 12, 5, -1, take, &g, why, sizeof why), BD_ERR_ARG);
     ck_assert_msg(strstr(why, "the prompt is 12 tokens, the model's context is 12"), "%s", why);
+    // An output head of zeros ties every token: the first, id 0, wins.
+    memset(m.w.wcls, 0, sizeof(float) * 31 * 16);
+    g = (got){.fail_at = -1};
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 2, -1, take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(g.n, 5);
+    ck_assert_int_eq(g.seq[3], 0);
+    ck_assert_int_eq(g.seq[4], 0);
     bd_model_free(&m);
 }
 END_TEST
