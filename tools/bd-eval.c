@@ -73,6 +73,19 @@ typedef struct {
     bd_quant_opts qo;
 } eval_opts;
 
+// -o FILE: a bd.eval stream with its header {model, quant[, task]}; the caller writes the records.
+static bd_writer *open_eval_stream(const char *path, const char *model, bd_qkind quant, const char *task) {
+    bd_writer *w = bd_tool_open_writer(path);
+    bd_producer prod = bd_tool_producer();
+    if (bd_writer_begin_header(w, "bd.eval", &prod, task ? 3 : 2) < 0) bd_fatal("\"%s\": cannot write", path);
+    msgpack_packer *pk = bd_writer_packer(w);
+    bd_pack_kv_str(pk, "model", model);
+    bd_pack_kv_str(pk, "quant", bd_qkind_name(quant));
+    if (task) bd_pack_kv_str(pk, "task", task);
+    if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", path);
+    return w;
+}
+
 // Multiple-choice accuracy of m on the items of a task file.
 typedef struct {
     const char *path, *labels, *model_path;
@@ -86,14 +99,8 @@ typedef struct {
 static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_result *r, double secs) {
     double rate = secs > 0 ? (double)r->n / secs : 0;
     if (o->output) {
-        bd_writer *w = bd_tool_open_writer(o->output);
-        bd_producer prod = bd_tool_producer();
-        if (bd_writer_begin_header(w, "bd.eval", &prod, 3) < 0) bd_fatal("\"%s\": cannot write", o->output);
+        bd_writer *w = open_eval_stream(o->output, o->model_path, o->q->kind, task->name);
         msgpack_packer *pk = bd_writer_packer(w);
-        bd_pack_kv_str(pk, "model", o->model_path);
-        bd_pack_kv_str(pk, "quant", bd_qkind_name(o->q->kind));
-        bd_pack_kv_str(pk, "task", task->name);
-        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
         const char *names[2] = {"acc", "acc_norm"};
         double values[2] = {r->acc, r->acc_norm}, errs[2] = {r->acc_stderr, r->acc_norm_stderr};
         for (int i = 0; i < 2; i++) {
@@ -202,12 +209,10 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
             if (strcmp(optarg, "int8") == 0) o->act_int8 = true;
             else if (strcmp(optarg, "f32") != 0) bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
             break;
-        default:
-            if (!bd_tool_quant_option(&o->qo, opt, optarg)) bd_tool_common_option(opt, optarg);
+        default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
     }
-    bd_tool_options_done();
-    bd_quant_opts_done(&o->qo);
+    bd_tool_quant_options_done(&o->qo);
     if (!o->model_path) bd_usage_error("--model is required");
     if (o->text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
@@ -290,13 +295,8 @@ static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r
     if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
     if (q.kind == BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent) q = m->quant;  // a student: report its spec
     if (o->output) {
-        bd_writer *w = bd_tool_open_writer(o->output);
-        bd_producer prod = bd_tool_producer();
-        if (bd_writer_begin_header(w, "bd.eval", &prod, 2) < 0) bd_fatal("\"%s\": cannot write", o->output);
+        bd_writer *w = open_eval_stream(o->output, o->model_path, shown.kind, NULL);
         msgpack_packer *pk = bd_writer_packer(w);
-        bd_pack_kv_str(pk, "model", o->model_path);
-        bd_pack_kv_str(pk, "quant", bd_qkind_name(shown.kind));
-        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
         const char *names[2] = {"nll", "ppl"};
         double values[2] = {nll, ppl};
         for (int i = 0; i < 2; i++) {

@@ -63,12 +63,10 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
             else if (strcmp(optarg, "tq2_0") == 0) o->gguf_type = BD_GGUF_TQ2_0;
             else bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
             break;
-        default:
-            if (!bd_tool_quant_option(&o->qo, opt, optarg)) bd_tool_common_option(opt, optarg);
+        default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
     }
-    bd_tool_options_done();
-    bd_quant_opts_done(&o->qo);
+    bd_tool_quant_options_done(&o->qo);
     if (!o->model_path) bd_usage_error("--model is required");
     if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
     if (o->gguf_type >= 0 && !o->gguf) bd_usage_error("--gguf-type needs --format gguf");

@@ -152,13 +152,15 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
         case OPT_MASK_PROMPT: o->mask_prompt = true; break;
         case OPT_KEEP_BEST: o->keep_best = true; break;
         case OPT_TEACHER_LOGITS: o->teacher_logits = true; break;
-        default:
-            if (!bd_tool_quant_option(&qo, opt, optarg)) bd_tool_common_option(opt, optarg);
+        default: bd_tool_quant_or_common_option(&qo, opt, optarg);
         }
     }
-    bd_tool_options_done();
-    bd_quant_opts_done(&qo);
+    bd_tool_quant_options_done(&qo);
     o->q = qo.q, o->policy = qo.policy, o->clip_path = qo.clip;
+}
+
+// The options that need or exclude others; the data path and OUT.state.
+static void check_options(int argc, char **argv, qat_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
     if (!o->output || !strcmp(o->output, "-")) bd_usage_error("-o OUT is required (a file: checkpoints go next to it)");
     if (!o->loss_name) bd_usage_error("--loss is required (ce, fkl, rkl, cakld or jsd)");
@@ -218,6 +220,23 @@ static bool open_student(qat_opts *o, bd_model *m, bd_ckpt_info *info, float **m
         o->policy = m->qpolicy;
     }
     return resuming;
+}
+
+// The training sequences (TOKENS or --data), at least a step's worth, and the --eval tokens.
+static void read_data(const qat_opts *o, int V, bd_seqs *seqs, bd_ids *evd) {
+    char why[600];
+    int T = o->seq_len;
+    if ((o->samples_path ? bd_seqs_from_samples(seqs, o->samples_path, V, T, o->mask_prompt, o->teacher_logits, why, sizeof why)
+                         : bd_seqs_from_tokens(seqs, o->data_path, V, T, why, sizeof why)) < 0)
+        bd_fatal("%s", why);
+    if (seqs->truncated)
+        bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", o->samples_path, seqs->truncated, T);
+    long long per_step = (long long)o->batch * o->accum;
+    if (seqs->n < per_step)
+        bd_fatal("\"%s\": %zu tokens make %lld sequences of %d+1, fewer than one step needs (%lld)", o->data_path,
+                 seqs->data_tokens, seqs->n, T, per_step);
+    if (o->eval_path && bd_tokens_read(o->eval_path, "bd.tokens", V, false, SIZE_MAX, evd, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (o->eval_path && evd->n < (size_t)T) bd_fatal("\"%s\": %zu tokens, fewer than one window of %d", o->eval_path, evd->n, T);
 }
 
 // The distillation loss: the teacher (the frozen --model, or the log-probabilities stored with
@@ -301,6 +320,7 @@ int main(int argc, char **argv) {
     bd_tool_init("bd-qat", help, argc, argv);
     qat_opts o;
     parse_options(argc, argv, &o);
+    check_options(argc, argv, &o);
     char why[600];
     bd_model m;
     bd_ckpt_info info = {0};
@@ -309,19 +329,9 @@ int main(int argc, char **argv) {
     bool resuming = open_student(&o, &m, &info, &moments, &adam_t);
     int T = o.seq_len, V = m.cfg.vocab;
     bd_seqs seqs;
-    if ((o.samples_path ? bd_seqs_from_samples(&seqs, o.samples_path, V, T, o.mask_prompt, o.teacher_logits, why, sizeof why)
-                        : bd_seqs_from_tokens(&seqs, o.data_path, V, T, why, sizeof why)) < 0)
-        bd_fatal("%s", why);
-    if (seqs.truncated)
-        bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", o.samples_path, seqs.truncated, T);
-    long long per_step = (long long)o.batch * o.accum;
-    if (seqs.n < per_step)
-        bd_fatal("\"%s\": %zu tokens make %lld sequences of %d+1, fewer than one step needs (%lld)", o.data_path,
-                 seqs.data_tokens, seqs.n, T, per_step);
-    long long total = o.steps ? o.steps : (o.epochs ? o.epochs : 1) * (seqs.n / per_step);
     bd_ids evd = {0};
-    if (o.eval_path && bd_tokens_read(o.eval_path, "bd.tokens", V, false, SIZE_MAX, &evd, why, sizeof why) < 0) bd_fatal("%s", why);
-    if (o.eval_path && evd.n < (size_t)T) bd_fatal("\"%s\": %zu tokens, fewer than one window of %d", o.eval_path, evd.n, T);
+    read_data(&o, V, &seqs, &evd);
+    long long per_step = (long long)o.batch * o.accum, total = o.steps ? o.steps : (o.epochs ? o.epochs : 1) * (seqs.n / per_step);
 
     if (!resuming) info = (bd_ckpt_info){0, 0, 0, 0, bd_tool_self.seed, o.batch, T, o.accum, -1, 0};
     bd_qat_cfg c = {o.batch, T, o.accum, o.recompute, o.seqsum, bd_tool_self.seed,

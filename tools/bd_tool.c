@@ -215,3 +215,12 @@ void bd_quant_opts_done(bd_quant_opts *o) {
     if (o->q.kind != BD_Q_NONE && !o->bits_given)
         o->q.bits = o->q.kind == BD_Q_NF3 ? 3 : o->q.kind == BD_Q_INT || o->q.kind == BD_Q_SYM ? 4 : 2;
 }
+
+void bd_tool_quant_or_common_option(bd_quant_opts *o, int opt, const char *arg) {
+    if (!bd_tool_quant_option(o, opt, arg)) bd_tool_common_option(opt, arg);
+}
+
+void bd_tool_quant_options_done(bd_quant_opts *o) {
+    bd_tool_options_done();
+    bd_quant_opts_done(o);
+}

@@ -51,6 +51,11 @@ bd_quant_opts bd_quant_opts_default(void);
 int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg);
 // After parsing: the options other than --quant need it; --bits defaults by kind.
 void bd_quant_opts_done(bd_quant_opts *o);
+// For getopt's default branch of a tool with quantization options: one of BD_QUANT_LONGOPTS
+// or a common option (bd_tool_common_option: an unknown one is a usage error).
+void bd_tool_quant_or_common_option(bd_quant_opts *o, int opt, const char *arg);
+// After parsing: bd_tool_options_done, then bd_quant_opts_done.
+void bd_tool_quant_options_done(bd_quant_opts *o);
 
 // Put inside a tool's struct option array, before its terminating {0}.
 #define BD_COMMON_LONGOPTS                                     \

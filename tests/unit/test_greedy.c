@@ -1,0 +1,78 @@
+// Greedy generation (bd_greedy) against the plain loop: run the reference forward over the whole
+// sequence so far and append the first most probable token; EOS ends it unsaid.
+#include <string.h>
+
+#include "bd_forward.h"
+#include "bd_greedy.h"
+#include "bd_test.h"
+
+static uint64_t st = 0x6A09E667F3BCC909ull;
+static float rnd(void) {
+    st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+    return (float)((st >> 40) * (1.0 / (1ull << 24))) * 2.0f - 1.0f;
+}
+
+typedef struct {
+    int32_t seq[64];
+    int n, fail_at;
+} got;
+
+static int take(void *ctx, int32_t prev, int32_t cur) {
+    got *g = ctx;
+    if (g->n == g->fail_at) return BD_ERR_IO;
+    ck_assert_int_eq(prev, g->n ? g->seq[g->n - 1] : -1);
+    g->seq[g->n++] = cur;
+    return BD_OK;
+}
+
+START_TEST(test_greedy_matches_plain_loop) {
+    bd_test_variant v = {"tiny", 16, 2, 4, 2, 4, 24, 31, BD_ROPE_HALF, false, false, false};
+    bd_config c = bd_test_variant_config(&v);
+    c.max_seq = 12;
+    bd_model m;
+    bd_test_random_model(&m, &c, rnd);
+    int32_t seq[12] = {1, 5, 7};
+    int n = 3;
+    float lg[12 * 31];
+    while (n < 12) {  // the plain loop, to the end of the context
+        ck_assert_int_eq(bd_forward_ref(&m, seq, 1, n, lg), BD_OK);
+        const float *x = lg + (size_t)(n - 1) * 31;
+        int best = 0;
+        for (int k = 1; k < 31; k++)
+            if (x[k] > x[best]) best = k;
+        seq[n++] = best;
+    }
+    char why[300];
+    got g = {.fail_at = -1};
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 5, -1, take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(g.n, 3 + 5);
+    for (int i = 0; i < g.n; i++) ck_assert_int_eq(g.seq[i], seq[i]);
+    g.n = 0;  // more than the context holds: it stops there
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 50, -1, take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(g.n, 12);
+    for (int i = 0; i < 12; i++) ck_assert_int_eq(g.seq[i], seq[i]);
+    g.n = 0;  // EOS: the first new token equal to seq[4] ends it, not handed over
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 9, seq[4], take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(g.n, seq[3] == seq[4] ? 3 : 4);
+    g = (got){.fail_at = 2};
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 5, -1, take, &g, why, sizeof why), BD_ERR_IO);
+    ck_assert_int_eq(bd_greedy(&m, seq, 12, 5, -1, take, &g, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "the prompt is 12 tokens, the model's context is 12"), "%s", why);
+    // An output head of zeros ties every token: the first, id 0, wins.
+    memset(m.w.wcls, 0, sizeof(float) * 31 * 16);
+    g = (got){.fail_at = -1};
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 2, -1, take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(g.n, 5);
+    ck_assert_int_eq(g.seq[3], 0);
+    ck_assert_int_eq(g.seq[4], 0);
+    bd_model_free(&m);
+}
+END_TEST
+
+Suite *suite_greedy(void) {
+    Suite *s = suite_create("greedy");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_greedy_matches_plain_loop);
+    suite_add_tcase(s, tc);
+    return s;
+}
