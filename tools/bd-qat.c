@@ -357,10 +357,7 @@ int main(int argc, char **argv) {
     long long run_tokens = 0;  // trained by this process (progress)
     while (s.tr.step < total) {
         bd_step_stats st;
-        if (bd_qat_step(&s, &st, why, sizeof why) < 0) {
-            if (s.hooks.why[0]) bd_log(BD_LOG_ERROR, "%s", s.hooks.why);
-            bd_fatal("%s", why);
-        }
+        if (bd_qat_step(&s, &st, why, sizeof why) < 0) bd_fatal("%s", why);  // one line, the reason included
         double tps = (double)per_step * T / s.seconds;
         run_tokens += per_step * T;
         bool do_eval = o.eval_path && ((o.eval_every && s.tr.step % o.eval_every == 0) || s.tr.step == total);

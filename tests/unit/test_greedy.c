@@ -35,7 +35,7 @@ START_TEST(test_greedy_matches_plain_loop) {
     int n = 3;
     float lg[12 * 31];
     while (n < 12) {  // the plain loop, to the end of the context
-        ck_assert_int_eq(bd_forward_ref(&m, seq, 1, n, lg), BD_OK);
+        ck_assert_int_eq(bd_forward_ref(&m, seq, 1, n, lg, NULL, 0), BD_OK);
         const float *x = lg + (size_t)(n - 1) * 31;
         int best = 0;
         for (int k = 1; k < 31; k++)

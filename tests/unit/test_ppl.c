@@ -18,7 +18,7 @@ static const bd_test_variant tiny = {"tiny", 16, 2, 4, 2, 4, 24, 23, BD_ROPE_HAL
 static double logprob(const bd_model *m, const int32_t *ids, size_t begin, int T, size_t p) {
     int V = m->cfg.vocab;
     float *lg = malloc(sizeof(float) * (size_t)T * V);
-    ck_assert_int_eq(bd_forward_ref(m, ids + begin, 1, T, lg), BD_OK);
+    ck_assert_int_eq(bd_forward_ref(m, ids + begin, 1, T, lg, NULL, 0), BD_OK);
     const float *x = lg + (p - 1 - begin) * (size_t)V;
     double mx = -INFINITY, z = 0;
     for (int v = 0; v < V; v++) mx = fmax(mx, x[v]);
