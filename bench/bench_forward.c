@@ -30,8 +30,8 @@ int main(void) {
 
     double C = c.dim, L = c.n_layers, F = c.ffn_dim, V = c.vocab, T = T_SEQ;
     double lin_params = L * (4 * C * C + 3 * C * F);  // wq wk wv wo (KV = NH) + w1 w2 w3
-    printf("bench_forward: 110M-shaped Llama (C 768, L 12, NH 12, KV 12, F 2048, V 32000), T %d, %d threads\n",
-           T_SEQ, bd_num_threads());
+    printf("bench_forward: 110M-shaped Llama (C 768, L 12, NH 12, KV 12, F 2048, V 32000), T %d, %d threads\n", T_SEQ,
+           bd_num_threads());
     printf("%2s %10s %10s %9s %12s %7s | %6s %6s %6s %6s %6s\n", "B", "tokens/s", "fwd GF/s", "sgemm GF/s",
            "ms/forward", "MFU", "linear", "head", "attn", "norm", "other");
     int32_t *tok = malloc((size_t)4 * T_SEQ * sizeof(int32_t));
@@ -53,14 +53,15 @@ int main(void) {
         double t = bench_median(r, RUNS), tokens = B * T;
         double flops = 2 * lin_params * tokens + B * 2.0 * 2.0 * L * T * T * C / 2 + 2 * C * V * tokens;
         bd_fwd_timing *tm = &s.timing;
-        double tot = tm->embed + tm->norm + tm->linear + tm->rope + tm->attention + tm->swiglu + tm->residual + tm->head;
+        double tot =
+                tm->embed + tm->norm + tm->linear + tm->rope + tm->attention + tm->swiglu + tm->residual + tm->head;
         double other = tm->embed + tm->rope + tm->swiglu + tm->residual;
         printf("%2d %10.0f %10.1f %10.1f %12.1f %6.0f%% | %5.1f%% %5.1f%% %5.1f%% %5.1f%% %5.1f%%\n", B, tokens / t,
                flops / t * 1e-9, peak, t * 1e3, 100 * flops / t * 1e-9 / peak, 100 * tm->linear / tot,
                100 * tm->head / tot, 100 * tm->attention / tot, 100 * tm->norm / tot, 100 * other / tot);
         if (B == 4)
-            printf("   other = embedding %.1f%%, rope %.1f%%, swiglu %.1f%%, residual %.1f%%\n",
-                   100 * tm->embed / tot, 100 * tm->rope / tot, 100 * tm->swiglu / tot, 100 * tm->residual / tot);
+            printf("   other = embedding %.1f%%, rope %.1f%%, swiglu %.1f%%, residual %.1f%%\n", 100 * tm->embed / tot,
+                   100 * tm->rope / tot, 100 * tm->swiglu / tot, 100 * tm->residual / tot);
         bd_fwd_state_free(&s);
     }
 

@@ -79,7 +79,8 @@ int main(void) {
     bd_set_num_threads(th ? atoi(th) : 0);
     printf("bench_generate: generated tokens/s (temperature 0.7, %d threads) vs bd_forward tokens/s\n",
            bd_num_threads());
-    printf("%-14s %6s %5s %4s %12s %12s %8s   (u: --unpadded)\n", "model", "batch", "n", "K", "gen tok/s", "fwd tok/s", "ratio");
+    printf("%-14s %6s %5s %4s %12s %12s %8s   (u: --unpadded)\n", "model", "batch", "n", "K", "gen tok/s", "fwd tok/s",
+           "ratio");
 
     const char *root = getenv("BD_DATA");
     char path[4096], why[512];

@@ -47,8 +47,8 @@ static void row(const char *model, const char *task, const bd_model *m, const bd
     double base = rate(m, tok, t, 1, BD_MC_BATCH);
     double shared = rate(m, tok, t, 1, BD_MC_SHARED);
     double par = nt > 1 ? rate(m, tok, t, nt, BD_MC_BATCH) : base;
-    printf("%-12s %-10s %6ld %12.1f %12.1f %6.2fx %14.1f %6.2fx\n", model, task, t->n, base, shared, shared / base,
-           par, par / base);
+    printf("%-12s %-10s %6ld %12.1f %12.1f %6.2fx %14.1f %6.2fx\n", model, task, t->n, base, shared, shared / base, par,
+           par / base);
 }
 
 static uint64_t rs = 12345;
@@ -88,7 +88,8 @@ int main(void) {
     for (size_t i = 0; i < m.n_params; i++) m.params[i] = 0.02f * urand();
     for (int i = 0; i < c.n_layers * c.dim; i++) m.w.rms_att[i] = m.w.rms_ffn[i] = 1.0f;
     for (int i = 0; i < c.dim; i++) m.w.rms_final[i] = 1.0f;
-    if (bd_tokenizer_load(data("tokenizers/llama2-32k/tokenizer.bin"), &tok, why, sizeof why) < 0) die("tokenizer", why);
+    if (bd_tokenizer_load(data("tokenizers/llama2-32k/tokenizer.bin"), &tok, why, sizeof why) < 0)
+        die("tokenizer", why);
     if (bd_mc_load(data("eval/hellaswag/hellaswag_val_full.txt.bz2"), BD_MC_AUTO, NULL, 20, &hs, why, sizeof why) < 0)
         die("hellaswag", why);
     row("random 110M", "hellaswag", &m, tok, &hs);

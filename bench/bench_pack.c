@@ -24,7 +24,11 @@
 
 // ---- bandwidth ----------------------------------------------------------------------------------
 
-typedef struct { const float *p; size_t n; double sum; } read_job;
+typedef struct {
+    const float *p;
+    size_t n;
+    double sum;
+} read_job;
 
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
@@ -48,7 +52,10 @@ __attribute__((target("avx2"))) static double read_avx2(const float *p, size_t n
 static void *read_thread(void *arg) {
     read_job *j = arg;
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (__builtin_cpu_supports("avx2")) { j->sum = read_avx2(j->p, j->n); return NULL; }
+    if (__builtin_cpu_supports("avx2")) {
+        j->sum = read_avx2(j->p, j->n);
+        return NULL;
+    }
 #endif
     double s = 0;
     for (size_t i = 0; i < j->n; i++) s += j->p[i];
@@ -66,7 +73,10 @@ static double bandwidth(const float *buf, size_t n, int threads) {
             j[k] = (read_job){buf + n / threads * k, n / threads, 0};
             pthread_create(&tid[k], NULL, read_thread, &j[k]);
         }
-        for (int k = 0; k < threads; k++) { pthread_join(tid[k], NULL); sink += j[k].sum; }
+        for (int k = 0; k < threads; k++) {
+            pthread_join(tid[k], NULL);
+            sink += j[k].sum;
+        }
         t[r] = bd_now() - t0;
     }
     if (sink == 12345.678) printf(" ");
@@ -75,9 +85,12 @@ static double bandwidth(const float *buf, size_t n, int threads) {
 
 // ---- kernels --------------------------------------------------------------------------------------
 
-static const struct { const char *name; bd_qspec q; } fmts[] = {
-    {"q2", {BD_Q_INT, 2, 128}}, {"tq2", {BD_Q_TERNARY, 2, 0}}, {"r2q", {BD_Q_R2Q, 2, 128}},
-    {"q3", {BD_Q_INT, 3, 128}}, {"nf3", {BD_Q_NF3, 3, 128}}, {"q8", {BD_Q_INT, 8, 128}},
+static const struct {
+    const char *name;
+    bd_qspec q;
+} fmts[] = {
+        {"q2", {BD_Q_INT, 2, 128}}, {"tq2", {BD_Q_TERNARY, 2, 0}}, {"r2q", {BD_Q_R2Q, 2, 128}},
+        {"q3", {BD_Q_INT, 3, 128}}, {"nf3", {BD_Q_NF3, 3, 128}},   {"q8", {BD_Q_INT, 8, 128}},
 };
 #define NF (int)(sizeof fmts / sizeof fmts[0])
 
@@ -100,8 +113,10 @@ static double time_sgemv(const float *W, const float *x, float *y, int OC, int C
     for (int r = -1; r < RUNS; r++) {
         double t0 = bd_now();
         for (int k = 0; k < reps; k++) {
-            if (N == 1) cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, W, C, x, 1, 0.0f, y, 1);
-            else cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, W, C, 0.0f, y, OC);
+            if (N == 1)
+                cblas_sgemv(CblasRowMajor, CblasNoTrans, OC, C, 1.0f, W, C, x, 1, 0.0f, y, 1);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, x, C, W, C, 0.0f, y, OC);
         }
         if (r >= 0) v[r] = (bd_now() - t0) / reps;
     }
@@ -154,13 +169,15 @@ int main(void) {
 
     int N = 512;
     bd_set_num_threads(2);
-    printf("matrix-matrix, %d tokens, 2 threads: ms | speed-up over f32 sgemm (f32 activations: panels dequantized into sgemm; int8: tiled integer dots)\n", N);
+    printf("matrix-matrix, %d tokens, 2 threads: ms | speed-up over f32 sgemm (f32 activations: panels dequantized into sgemm; int8: tiled integer dots)\n",
+           N);
     printf("%-11s %9s", "shape", "f32 sgemm");
     for (int f = 0; f < NF; f++) printf(" | %-4s %7s %4s %7s %4s", fmts[f].name, "f32 ms", "x", "i8 ms", "x");
     printf("\n");
     for (size_t s = 0; s < 3; s++) {
         int OC = shapes[s][0], C = shapes[s][1];
-        float *W = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C), *y = malloc(sizeof(float) * N * OC);
+        float *W = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C),
+              *y = malloc(sizeof(float) * N * OC);
         for (size_t i = 0; i < (size_t)OC * C; i++) W[i] = bench_urand() * 0.05f;
         for (size_t i = 0; i < (size_t)N * C; i++) x[i] = bench_urand();
         double tf = time_sgemv(W, x, y, OC, C, N, 1);
@@ -178,14 +195,26 @@ int main(void) {
     }
 
     // The 110M-shaped model: memory and generation.
-    bd_config c = {.arch = "llama", .dim = 768, .n_layers = 12, .n_heads = 12, .n_kv_heads = 12, .head_dim = 64,
-                   .ffn_dim = 2048, .vocab = 32000, .max_seq = 1024, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                   .tied_embeddings = true, .bos = 1, .eos = 2};
+    bd_config c = {.arch = "llama",
+                   .dim = 768,
+                   .n_layers = 12,
+                   .n_heads = 12,
+                   .n_kv_heads = 12,
+                   .head_dim = 64,
+                   .ffn_dim = 2048,
+                   .vocab = 32000,
+                   .max_seq = 1024,
+                   .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f,
+                   .tied_embeddings = true,
+                   .bos = 1,
+                   .eos = 2};
     bd_model m;
     if (bd_model_alloc(&m, &c) < 0) return 1;
     for (size_t i = 0; i < m.n_params; i++) m.params[i] = bench_urand() * 0.05f;
     printf("\n110M-shaped model (dim 768, 12 layers, ffn 2048, vocab 32000, tied), KV-cache generation of 64 tokens at batch 1:\n");
-    printf("%-8s %10s %10s %8s %10s %8s %10s %8s\n", "weights", "MB", "vs f32", "linears", "tok/s 1t", "x", "tok/s 2t", "x");
+    printf("%-8s %10s %10s %8s %10s %8s %10s %8s\n", "weights", "MB", "vs f32", "linears", "tok/s 1t", "x", "tok/s 2t",
+           "x");
     double f32tok[3] = {0};
     for (int v8 = -1; v8 < 2 * NF; v8++) {
         int f = v8 < 0 ? -1 : v8 / 2;
@@ -194,7 +223,10 @@ int main(void) {
         char why[256];
         if (f >= 0 && !i8) {
             m.quant = fmts[f].q;
-            if (bd_pk_model_pack(&m, why, sizeof why) < 0) { fprintf(stderr, "%s\n", why); return 1; }
+            if (bd_pk_model_pack(&m, why, sizeof why) < 0) {
+                fprintf(stderr, "%s\n", why);
+                return 1;
+            }
         }
         size_t bytes = f < 0 ? m.n_params * 4 : bd_pk_model_bytes(&m);
         size_t lin = 0;
@@ -229,7 +261,8 @@ int main(void) {
         char label[16];
         snprintf(label, sizeof label, "%s%s", f < 0 ? "f32" : fmts[f].name, i8 ? " i8" : "");
         printf("%-8s %10.1f %9.2fx %7.1fMB %10.1f %7.2fx %10.1f %7.2fx\n", label, bytes / 1e6,
-               (double)m.n_params * 4 / (double)bytes, lin / 1e6, tok[1], tok[1] / f32tok[1], tok[2], tok[2] / f32tok[2]);
+               (double)m.n_params * 4 / (double)bytes, lin / 1e6, tok[1], tok[1] / f32tok[1], tok[2],
+               tok[2] / f32tok[2]);
     }
     bd_model_free(&m);
     return 0;

@@ -76,8 +76,8 @@ int main(void) {
             if (bd_trainer_step(&tr, tok, tgt, B, T_SEQ, &head, &st) < 0) bench_die("QAT step");
             if (s > 0) qat[s - 1] = bd_now() - t0;
         }
-        
-        
+
+
         double p = bench_median(plain, steps), qq = bench_median(qat, steps);
         printf("| %d | %.2f | %.0f | %.2f | %.0f | %.2fx |\n", B, p, N / p, qq, N / qq, qq / p);
         fflush(stdout);

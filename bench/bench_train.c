@@ -32,8 +32,9 @@ int main(int argc, char **argv) {
     if (!only)
         printf("bench_train: 110M-shaped Llama (C 768, L 12, NH 12, F 2048, V 32000, tied; %.1fM params), T %d, %d threads%s\n",
                P / 1e6, T_SEQ, bd_num_threads(), recompute ? ", recompute" : "");
-    if (!only) printf("%2s %10s %12s %7s %9s | %6s %6s %6s %6s\n", "B", "tokens/s", "sgemm GF/s", "MFU", "peak MB",
-                      "fwd%", "head%", "bwd%", "opt%");
+    if (!only)
+        printf("%2s %10s %12s %7s %9s | %6s %6s %6s %6s\n", "B", "tokens/s", "sgemm GF/s", "MFU", "peak MB", "fwd%",
+               "head%", "bwd%", "opt%");
     for (int B = only ? only : 1; B <= (only ? only : 4); B *= 2) {
         bd_trainer tr;
         bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
@@ -51,10 +52,12 @@ int main(int argc, char **argv) {
         double sg = bench_sgemm_gflops(B * T_SEQ, c.dim, c.ffn_dim), mfu = 6 * P * tps / (sg * 1e9);
         bd_train_timing *tm = &tr.st.timing;
         double tot = tm->forward + tm->head + tm->backward + tm->optimizer;
-        if (only) printf("bd %d %.1f %.0f %.1f %.3f\n", B, tps, bench_peak_mb(), sg, mfu);
+        if (only)
+            printf("bd %d %.1f %.0f %.1f %.3f\n", B, tps, bench_peak_mb(), sg, mfu);
         else
-            printf("%2d %10.0f %12.1f %6.1f%% %9.0f | %5.1f%% %5.1f%% %5.1f%% %5.1f%%\n", B, tps, sg, 100 * mfu, bench_peak_mb(),
-                   100 * tm->forward / tot, 100 * tm->head / tot, 100 * tm->backward / tot, 100 * tm->optimizer / tot);
+            printf("%2d %10.0f %12.1f %6.1f%% %9.0f | %5.1f%% %5.1f%% %5.1f%% %5.1f%%\n", B, tps, sg, 100 * mfu,
+                   bench_peak_mb(), 100 * tm->forward / tot, 100 * tm->head / tot, 100 * tm->backward / tot,
+                   100 * tm->optimizer / tot);
         fflush(stdout);
         free(tok);
         bd_trainer_free(&tr);

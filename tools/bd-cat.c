@@ -8,31 +8,32 @@
 #include "bd_outfile.h"
 #include "bd_tool.h"
 
-static const char help[] =
-    "Usage: bd-cat [OPTIONS] [FILE...]\n"
-    "Print bd streams (FILE, or standard input) as one JSON object per line: the header,\n"
-    "each record, then the trailer {\"end\":true,\"records\":N}. Tensors are summarized as\n"
-    "name, dtype and shape.\n"
-    "\n"
-    "  -f, --full          print tensor values as flat JSON arrays\n"
-    "  -c, --check         only validate; print one summary line per file\n"
-    "      --header        print only the header of each stream (does not validate the rest)\n"
-    "  -n, --records N     print at most N records (the rest is still validated)\n"
-    "  -s, --schema NAME   fail unless the stream has this schema\n"
-    "  -o, --output FILE   write to FILE instead of standard output\n"
-    BD_COMMON_HELP
-    "\nExit status: 0 if every stream is complete and valid, 1 otherwise, 2 on usage errors.\n"
-    "See bd-cat(1), bd-stream(5).\n";
+static const char help[] = "Usage: bd-cat [OPTIONS] [FILE...]\n"
+                           "Print bd streams (FILE, or standard input) as one JSON object per line: the header,\n"
+                           "each record, then the trailer {\"end\":true,\"records\":N}. Tensors are summarized as\n"
+                           "name, dtype and shape.\n"
+                           "\n"
+                           "  -f, --full          print tensor values as flat JSON arrays\n"
+                           "  -c, --check         only validate; print one summary line per file\n"
+                           "      --header        print only the header of each stream (does not validate the rest)\n"
+                           "  -n, --records N     print at most N records (the rest is still validated)\n"
+                           "  -s, --schema NAME   fail unless the stream has this schema\n"
+                           "  -o, --output FILE   write to FILE instead of standard output\n" BD_COMMON_HELP
+                           "\nExit status: 0 if every stream is complete and valid, 1 otherwise, 2 on usage errors.\n"
+                           "See bd-cat(1), bd-stream(5).\n";
 
 enum { OPT_HEADER = BD_OPT_FIRST_TOOL };
 
 int main(int argc, char **argv) {
     bd_tool_init("bd-cat", help, argc, argv);
-    static const struct option longopts[] = {
-        {"full", no_argument, 0, 'f'},       {"check", no_argument, 0, 'c'},
-        {"header", no_argument, 0, OPT_HEADER}, {"records", required_argument, 0, 'n'},
-        {"schema", required_argument, 0, 's'}, {"output", required_argument, 0, 'o'},
-        BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"full", no_argument, 0, 'f'},
+                                             {"check", no_argument, 0, 'c'},
+                                             {"header", no_argument, 0, OPT_HEADER},
+                                             {"records", required_argument, 0, 'n'},
+                                             {"schema", required_argument, 0, 's'},
+                                             {"output", required_argument, 0, 'o'},
+                                             BD_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
     bool full = false, check = false, header_only = false;
     int64_t max_records = -1;
     const char *schema = NULL, *output = "-";
@@ -62,7 +63,10 @@ int main(int argc, char **argv) {
             bd_json_write(f, bd_reader_header(r), full);
             fputc('\n', f);
         }
-        if (header_only) { bd_reader_close(r); continue; }
+        if (header_only) {
+            bd_reader_close(r);
+            continue;
+        }
         const msgpack_object *rec;
         int rc;
         uint64_t n = 0;

@@ -16,31 +16,40 @@
 #include "bd_tool.h"
 
 static const char help[] =
-    "Usage: bd-clipsearch --model M --calib TOKENS --bits B --group G [OPTIONS] -o clip.bdz\n"
-    "Find per-(output channel, group) clipping ranges for quantizing M's linear layers: for each\n"
-    "group choose max' = max*(1-i/20), min' = min*(1-j/20), i, j in 0..9, minimizing the squared\n"
-    "error of the group's partial outputs on calibration inputs computed by the full-precision\n"
-    "model. q and k projections are not clipped unless --include-qk.\n"
-    "\n"
-    "  -m, --model M        the full-precision model\n"
-    "  -c, --calib TOKENS   calibration data: a bd.tokens stream, or a bd.samples stream (the\n"
-    "                       teacher's prompts and completions); \"-\": standard input\n"
-    "      --quant KIND     int (default) or nf3\n"
-    "      --bits B         bits per weight (int: 2..8; nf3: 3)\n"
-    "      --group G        group size along the input dimension (default 128)\n"
-    "  -T, --seq-len N      calibration window length (default min(512, model context))\n"
-    "      --windows N      calibration windows run through the model (default 8)\n"
-    "      --tokens N       token positions subsampled for the error (default 512)\n"
-    "      --include-qk     also clip the q and k projections\n"
-    "      --exclude PAT    do not search layers matching PAT (they stay unclipped)\n"
-    "      --grid N         shrink step 1/N (default 20)\n"
-    "      --steps N        shrink factors 0..N-1 for max and min (default 10)\n"
-    "  -o, --output FILE    the bd.clip stream (default: standard output)\n"
-    BD_COMMON_HELP
-    "\nExit status: 0 on success, 1 on invalid input, 2 on usage errors.\n"
-    "See bd-clipsearch(1), bd-eval(1), bd-stream(5).\n";
+        "Usage: bd-clipsearch --model M --calib TOKENS --bits B --group G [OPTIONS] -o clip.bdz\n"
+        "Find per-(output channel, group) clipping ranges for quantizing M's linear layers: for each\n"
+        "group choose max' = max*(1-i/20), min' = min*(1-j/20), i, j in 0..9, minimizing the squared\n"
+        "error of the group's partial outputs on calibration inputs computed by the full-precision\n"
+        "model. q and k projections are not clipped unless --include-qk.\n"
+        "\n"
+        "  -m, --model M        the full-precision model\n"
+        "  -c, --calib TOKENS   calibration data: a bd.tokens stream, or a bd.samples stream (the\n"
+        "                       teacher's prompts and completions); \"-\": standard input\n"
+        "      --quant KIND     int (default) or nf3\n"
+        "      --bits B         bits per weight (int: 2..8; nf3: 3)\n"
+        "      --group G        group size along the input dimension (default 128)\n"
+        "  -T, --seq-len N      calibration window length (default min(512, model context))\n"
+        "      --windows N      calibration windows run through the model (default 8)\n"
+        "      --tokens N       token positions subsampled for the error (default 512)\n"
+        "      --include-qk     also clip the q and k projections\n"
+        "      --exclude PAT    do not search layers matching PAT (they stay unclipped)\n"
+        "      --grid N         shrink step 1/N (default 20)\n"
+        "      --steps N        shrink factors 0..N-1 for max and min (default 10)\n"
+        "  -o, --output FILE    the bd.clip stream (default: standard output)\n" BD_COMMON_HELP
+        "\nExit status: 0 on success, 1 on invalid input, 2 on usage errors.\n"
+        "See bd-clipsearch(1), bd-eval(1), bd-stream(5).\n";
 
-enum { OPT_QUANT = BD_OPT_FIRST_TOOL, OPT_BITS, OPT_GROUP, OPT_WINDOWS, OPT_TOKENS, OPT_QK, OPT_EXCLUDE, OPT_GRID, OPT_STEPS };
+enum {
+    OPT_QUANT = BD_OPT_FIRST_TOOL,
+    OPT_BITS,
+    OPT_GROUP,
+    OPT_WINDOWS,
+    OPT_TOKENS,
+    OPT_QK,
+    OPT_EXCLUDE,
+    OPT_GRID,
+    OPT_STEPS
+};
 
 typedef struct {
     const char *model_path, *calib, *output;
@@ -49,14 +58,21 @@ typedef struct {
 } clip_opts;
 
 static void parse_options(int argc, char **argv, clip_opts *o) {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"calib", required_argument, 0, 'c'},
-        {"quant", required_argument, 0, OPT_QUANT}, {"bits", required_argument, 0, OPT_BITS},
-        {"group", required_argument, 0, OPT_GROUP}, {"seq-len", required_argument, 0, 'T'},
-        {"windows", required_argument, 0, OPT_WINDOWS}, {"tokens", required_argument, 0, OPT_TOKENS},
-        {"include-qk", no_argument, 0, OPT_QK}, {"exclude", required_argument, 0, OPT_EXCLUDE},
-        {"grid", required_argument, 0, OPT_GRID}, {"steps", required_argument, 0, OPT_STEPS},
-        {"output", required_argument, 0, 'o'}, BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"calib", required_argument, 0, 'c'},
+                                             {"quant", required_argument, 0, OPT_QUANT},
+                                             {"bits", required_argument, 0, OPT_BITS},
+                                             {"group", required_argument, 0, OPT_GROUP},
+                                             {"seq-len", required_argument, 0, 'T'},
+                                             {"windows", required_argument, 0, OPT_WINDOWS},
+                                             {"tokens", required_argument, 0, OPT_TOKENS},
+                                             {"include-qk", no_argument, 0, OPT_QK},
+                                             {"exclude", required_argument, 0, OPT_EXCLUDE},
+                                             {"grid", required_argument, 0, OPT_GRID},
+                                             {"steps", required_argument, 0, OPT_STEPS},
+                                             {"output", required_argument, 0, 'o'},
+                                             BD_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
     *o = (clip_opts){.output = "-", .windows = 8, .n_tokens = 512, .c = {.q = {BD_Q_INT, 0, 128}, .grid = {20, 10}}};
     bd_qspec *q = &o->c.q;
     int opt;
@@ -65,9 +81,12 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
         case 'm': o->model_path = optarg; break;
         case 'c': o->calib = optarg; break;
         case OPT_QUANT:
-            if (strcmp(optarg, "int") == 0) q->kind = BD_Q_INT;
-            else if (strcmp(optarg, "nf3") == 0) q->kind = BD_Q_NF3;
-            else bd_usage_error("--quant: \"%s\": clipping applies to int and nf3", optarg);
+            if (strcmp(optarg, "int") == 0)
+                q->kind = BD_Q_INT;
+            else if (strcmp(optarg, "nf3") == 0)
+                q->kind = BD_Q_NF3;
+            else
+                bd_usage_error("--quant: \"%s\": clipping applies to int and nf3", optarg);
             break;
         case OPT_BITS: q->bits = (int)bd_arg_int("--bits", optarg, 2, 8); break;
         case OPT_GROUP: q->group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
@@ -76,7 +95,8 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
         case OPT_TOKENS: o->n_tokens = (int)bd_arg_int("--tokens", optarg, 1, 1 << 20); break;
         case OPT_QK: o->c.include_qk = true; break;
         case OPT_EXCLUDE:
-            if (bd_qpolicy_exclude(&o->c.policy, optarg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
+            if (bd_qpolicy_exclude(&o->c.policy, optarg) < 0)
+                bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
             break;
         case OPT_GRID: o->c.grid.grid = (int)bd_arg_int("--grid", optarg, 1, 1000); break;
         case OPT_STEPS: o->c.grid.steps = (int)bd_arg_int("--steps", optarg, 1, 1000); break;
@@ -120,7 +140,8 @@ int main(int argc, char **argv) {
     int T = o.seq_len ? o.seq_len : (m.cfg.max_seq < 512 ? m.cfg.max_seq : 512);
     if (T > m.cfg.max_seq) bd_usage_error("--seq-len %d exceeds the model's context %d", T, m.cfg.max_seq);
     bd_ids ids = {0};
-    if (bd_tokens_read(o.calib, NULL, m.cfg.vocab, false, (size_t)o.windows * T, &ids, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_tokens_read(o.calib, NULL, m.cfg.vocab, false, (size_t)o.windows * T, &ids, why, sizeof why) < 0)
+        bd_fatal("%s", why);
     int B = (int)(ids.n / (size_t)T);
     if (B == 0) bd_fatal("\"%s\": %zu calibration tokens, fewer than one window of %d", o.calib, ids.n, T);
     if (B < o.windows) bd_log(BD_LOG_WARN, "\"%s\" holds %d windows of %d tokens, not %d", o.calib, B, T, o.windows);
@@ -148,10 +169,12 @@ int main(int argc, char **argv) {
     if (bd_writer_end_object(out.w) < 0) bd_fatal("write failed");
     bd_progress_start(&out.pr, "clip search", (uint64_t)m.cfg.n_layers * 7, "layers");
     int searched;
-    if (bd_clip_model(&m, &st, pos, N, &o.c, write_layer, show_progress, &out, &searched, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_clip_model(&m, &st, pos, N, &o.c, write_layer, show_progress, &out, &searched, why, sizeof why) < 0)
+        bd_fatal("%s", why);
     bd_progress_finish(&out.pr);
     if (bd_writer_close(out.w) < 0) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
-    bd_log(BD_LOG_INFO, "searched %d layers on %d of %d calibration tokens in %.2f s", searched, N, B * T, bd_now() - t0);
+    bd_log(BD_LOG_INFO, "searched %d layers on %d of %d calibration tokens in %.2f s", searched, N, B * T,
+           bd_now() - t0);
     free(pos);
     bd_ids_free(&ids);
     bd_fwd_state_free(&st);

@@ -22,47 +22,53 @@
 #include "bd_threads.h"
 #include "bd_tool.h"
 
-static const char help[] =
-    "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
-    "       bd-eval --model M --text FILE [OPTIONS]\n"
-    "       bd-eval --model M --generate N [--prompt TEXT] [OPTIONS]\n"
-    "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
-    "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
-    "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
-    "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
-    "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
-    "tail shorter than a window is dropped.\n"
-    "\n"
-    "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
-    "  -k, --tokenizer T    tokenizer for --text, --generate (default: the model's directory)\n"
-    "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
-    "  -T, --seq-len N      window length (default: the model's context, at most 2048)\n"
-    "      --stride S       sliding windows: each window advances S tokens and scores only\n"
-    "                       the positions not scored before\n"
-    "  -b, --batch N        windows per forward pass (default 4)\n"
-    "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
-    "  -o, --output FILE    also write the results as a bd.eval stream\n"
-    "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n"
-    BD_QUANT_HELP
-    "      --latent         a student model: use its latent weights, not the quantized ones\n"
-    "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
-    "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
-    "                       directly; \"-\" for standard input\n"
-    "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
-    "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
-    "                       the task file, or \"label\" fields)\n"
-    "      --limit N        only the first N items\n"
-    "      --act A          packed models (bd-pack): activations f32 (default: the kernels use\n"
-    "                       the exact quantized weights) or int8 (per-token absmax, faster)\n"
-    "  Generation:\n"
-    "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
-    "      --prompt TEXT    the text to continue (default: start from BOS)\n"
-    BD_COMMON_HELP
-    "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
-    "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
+static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
+                           "       bd-eval --model M --text FILE [OPTIONS]\n"
+                           "       bd-eval --model M --generate N [--prompt TEXT] [OPTIONS]\n"
+                           "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
+                           "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
+                           "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
+                           "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
+                           "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
+                           "tail shorter than a window is dropped.\n"
+                           "\n"
+                           "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
+                           "  -k, --tokenizer T    tokenizer for --text, --generate (default: the model's directory)\n"
+                           "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
+                           "  -T, --seq-len N      window length (default: the model's context, at most 2048)\n"
+                           "      --stride S       sliding windows: each window advances S tokens and scores only\n"
+                           "                       the positions not scored before\n"
+                           "  -b, --batch N        windows per forward pass (default 4)\n"
+                           "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
+                           "  -o, --output FILE    also write the results as a bd.eval stream\n"
+                           "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n" BD_QUANT_HELP
+                           "      --latent         a student model: use its latent weights, not the quantized ones\n"
+                           "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
+                           "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
+                           "                       directly; \"-\" for standard input\n"
+                           "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
+                           "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
+                           "                       the task file, or \"label\" fields)\n"
+                           "      --limit N        only the first N items\n"
+                           "      --act A          packed models (bd-pack): activations f32 (default: the kernels use\n"
+                           "                       the exact quantized weights) or int8 (per-token absmax, faster)\n"
+                           "  Generation:\n"
+                           "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
+                           "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
+                           "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
+                           "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
 
 enum {
-    OPT_TEXT = BD_OPT_FIRST_TOOL, OPT_STRIDE, OPT_JSON, OPT_GENERATE, OPT_PROMPT, OPT_LATENT, OPT_TASK, OPT_TASK_FORMAT, OPT_LABELS, OPT_LIMIT,
+    OPT_TEXT = BD_OPT_FIRST_TOOL,
+    OPT_STRIDE,
+    OPT_JSON,
+    OPT_GENERATE,
+    OPT_PROMPT,
+    OPT_LATENT,
+    OPT_TASK,
+    OPT_TASK_FORMAT,
+    OPT_LABELS,
+    OPT_LIMIT,
     OPT_ACT,
 };
 
@@ -130,8 +136,8 @@ static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_resu
                o->q->kind == BD_Q_NONE ? 32 : o->q->bits, secs);
     } else {
         printf("task      %s (%s, %s layout), %ld items\n", task->name, o->path, bd_mc_format_name(task->format), r->n);
-        printf("acc       %.4f +- %.4f\nacc_norm  %.4f +- %.4f\nchance    %.4f\n", r->acc, r->acc_stderr,
-               r->acc_norm, r->acc_norm_stderr, r->chance);
+        printf("acc       %.4f +- %.4f\nacc_norm  %.4f +- %.4f\nchance    %.4f\n", r->acc, r->acc_stderr, r->acc_norm,
+               r->acc_norm_stderr, r->chance);
         printf("time      %.2f s (%.1f items/s)\n", secs, rate);
     }
 }
@@ -161,7 +167,8 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
         bd_log(BD_LOG_WARN, "%ld sequences longer than the model's context of %d lost tokens on the left", truncated,
                m->cfg.max_seq);
     bd_mc_tally tally = {0};
-    for (long i = 0; i < task.n; i++) bd_mc_tally_add(&tally, &task.items[i], ll + (size_t)i * task.max_choices, NULL, NULL);
+    for (long i = 0; i < task.n; i++)
+        bd_mc_tally_add(&tally, &task.items[i], ll + (size_t)i * task.max_choices, NULL, NULL);
     bd_mc_result r = bd_mc_tally_result(&tally);
     mc_report(o, &task, &r, secs);
     free(ll);
@@ -169,17 +176,25 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
 }
 
 static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'k'},
-        {"text", required_argument, 0, OPT_TEXT}, {"seq-len", required_argument, 0, 'T'},
-        {"stride", required_argument, 0, OPT_STRIDE}, {"batch", required_argument, 0, 'b'},
-        {"json", no_argument, 0, OPT_JSON}, {"output", required_argument, 0, 'o'},
-        BD_QUANT_LONGOPTS,
-        {"generate", required_argument, 0, OPT_GENERATE}, {"prompt", required_argument, 0, OPT_PROMPT},
-        {"latent", no_argument, 0, OPT_LATENT}, {"act", required_argument, 0, OPT_ACT},
-        {"task", required_argument, 0, OPT_TASK}, {"task-format", required_argument, 0, OPT_TASK_FORMAT},
-        {"labels", required_argument, 0, OPT_LABELS}, {"limit", required_argument, 0, OPT_LIMIT},
-        BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"tokenizer", required_argument, 0, 'k'},
+                                             {"text", required_argument, 0, OPT_TEXT},
+                                             {"seq-len", required_argument, 0, 'T'},
+                                             {"stride", required_argument, 0, OPT_STRIDE},
+                                             {"batch", required_argument, 0, 'b'},
+                                             {"json", no_argument, 0, OPT_JSON},
+                                             {"output", required_argument, 0, 'o'},
+                                             BD_QUANT_LONGOPTS,
+                                             {"generate", required_argument, 0, OPT_GENERATE},
+                                             {"prompt", required_argument, 0, OPT_PROMPT},
+                                             {"latent", no_argument, 0, OPT_LATENT},
+                                             {"act", required_argument, 0, OPT_ACT},
+                                             {"task", required_argument, 0, OPT_TASK},
+                                             {"task-format", required_argument, 0, OPT_TASK_FORMAT},
+                                             {"labels", required_argument, 0, OPT_LABELS},
+                                             {"limit", required_argument, 0, OPT_LIMIT},
+                                             BD_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
     *o = (eval_opts){.batch = 4, .n_generate = -1, .qo = bd_quant_opts_default()};
     *mc = (mc_opts){0};
     int opt;
@@ -206,8 +221,10 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
         case OPT_LABELS: mc->labels = optarg; break;
         case OPT_LIMIT: mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
         case OPT_ACT:
-            if (strcmp(optarg, "int8") == 0) o->act_int8 = true;
-            else if (strcmp(optarg, "f32") != 0) bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
+            if (strcmp(optarg, "int8") == 0)
+                o->act_int8 = true;
+            else if (strcmp(optarg, "f32") != 0)
+                bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
             break;
         default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
@@ -219,23 +236,28 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
     if (o->prompt && o->n_generate < 0) bd_usage_error("--prompt needs --generate N");
     if (mc->path && (o->text || optind < argc || o->n_generate >= 0 || o->stride || o->seq_len))
         bd_usage_error("--task does not combine with --text, a token stream, --generate, --stride or --seq-len");
-    if (!mc->path && (mc->format || mc->labels || mc->limit)) bd_usage_error("--task-format, --labels and --limit need --task");
-    if (mc->labels && mc->format != BD_MC_AUTO && mc->format != BD_MC_PIQA) bd_usage_error("--labels is for PIQA tasks");
+    if (!mc->path && (mc->format || mc->labels || mc->limit))
+        bd_usage_error("--task-format, --labels and --limit need --task");
+    if (mc->labels && mc->format != BD_MC_AUTO && mc->format != BD_MC_PIQA)
+        bd_usage_error("--labels is for PIQA tasks");
     o->data = optind < argc ? argv[optind] : "-";
     mc->model_path = o->model_path, mc->json = o->json, mc->output = o->output, mc->q = &o->qo.q;
 }
 
 // --model as it runs (or its latent weights), then fake-quantized with --quant (after --clip).
 static void load_model(const eval_opts *o, bd_model *m) {
-    if (o->latent) bd_tool_load_model_latent(o->model_path, m);
-    else bd_tool_load_model(o->model_path, m);
+    if (o->latent)
+        bd_tool_load_model_latent(o->model_path, m);
+    else
+        bd_tool_load_model(o->model_path, m);
     char why[512];
     bd_quant_opts qo = o->qo;
     if (o->act_int8 && !m->packed) bd_fatal("--act int8: \"%s\" is not a packed model (see bd-pack)", o->model_path);
     if (m->packed) m->packed->act_int8 = o->act_int8;
     if (qo.q.kind != BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent)
-        bd_fatal("--quant: \"%s\" is a student with its own quantization (%s %d-bit); use --latent to re-quantize its latent weights",
-                 o->model_path, bd_qkind_name(m->quant.kind), m->quant.bits);
+        bd_fatal(
+                "--quant: \"%s\" is a student with its own quantization (%s %d-bit); use --latent to re-quantize its latent weights",
+                o->model_path, bd_qkind_name(m->quant.kind), m->quant.bits);
     if (qo.q.kind != BD_Q_NONE) {
         if (qo.clip && bd_clipfile_apply(qo.clip, m, &qo.q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
         if (bd_model_fakequant(m, m, &qo.q, &qo.policy, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
@@ -246,7 +268,8 @@ static void load_model(const eval_opts *o, bd_model *m) {
 static bd_tokenizer *load_tokenizer(const eval_opts *o, const bd_model *m, bool check) {
     bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
     if (check && bd_tokenizer_vocab_size(tok) > m->cfg.vocab)
-        bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), m->cfg.vocab);
+        bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok),
+                 m->cfg.vocab);
     return tok;
 }
 
@@ -259,7 +282,8 @@ typedef struct {
 static int print_token(void *ctx, int32_t prev, int32_t cur) {
     gen_out *g = ctx;
     g->out.len = 0;
-    if (bd_tokenizer_decode_next(g->tok, prev, cur, BD_TOK_SKIP_SPECIAL, &g->out) < 0) bd_fatal("cannot decode id %d", cur);
+    if (bd_tokenizer_decode_next(g->tok, prev, cur, BD_TOK_SKIP_SPECIAL, &g->out) < 0)
+        bd_fatal("cannot decode id %d", cur);
     if (g->out.len) fwrite(g->out.data, 1, g->out.len, stdout);
     fflush(stdout);
     return BD_OK;
@@ -269,7 +293,8 @@ static void generate(const bd_model *m, const bd_tokenizer *tok, const char *pro
     bd_token_buf p = {0};
     int32_t bos = bd_tokenizer_bos(tok);
     if (prompt && *prompt) {
-        if (bd_tokenizer_encode(tok, prompt, strlen(prompt), bos >= 0 ? BD_TOK_BOS : 0, &p) < 0) bd_fatal("cannot encode --prompt");
+        if (bd_tokenizer_encode(tok, prompt, strlen(prompt), bos >= 0 ? BD_TOK_BOS : 0, &p) < 0)
+            bd_fatal("cannot encode --prompt");
     } else {
         if (bos < 0) bd_fatal("the tokenizer has no BOS; give --prompt");
         if (!(p.ids = malloc(sizeof(int32_t)))) bd_fatal("out of memory");
@@ -279,19 +304,23 @@ static void generate(const bd_model *m, const bd_tokenizer *tok, const char *pro
     if ((int)p.n >= m->cfg.max_seq) bd_fatal("--prompt is %zu tokens, the model's context is %d", p.n, m->cfg.max_seq);
     gen_out g = {tok, {0}};
     char why[300];
-    if (bd_greedy(m, p.ids, (int)p.n, n_new, bd_tokenizer_eos(tok), print_token, &g, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_greedy(m, p.ids, (int)p.n, n_new, bd_tokenizer_eos(tok), print_token, &g, why, sizeof why) < 0)
+        bd_fatal("%s", why);
     fputc('\n', stdout);
     bd_text_buf_free(&g.out);
     bd_token_buf_free(&p);
 }
 
-static void progress_start(void *ctx, uint64_t total, const char *unit) { bd_progress_start(ctx, "perplexity", total, unit); }
+static void progress_start(void *ctx, uint64_t total, const char *unit) {
+    bd_progress_start(ctx, "perplexity", total, unit);
+}
 static void progress_update(void *ctx, uint64_t done) { bd_progress_update(ctx, done); }
 
 // The results: a bd.eval stream (-o), then a JSON line (--json) or a readable report.
 static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r, int T, double secs) {
     double nll = r->scored ? r->nll_sum / (double)r->scored : NAN, ppl = exp(nll);
-    bd_qspec q = o->qo.q, shown = q.kind != BD_Q_NONE || o->latent ? q : m->quant;  // a student reports its own quantization
+    bd_qspec q = o->qo.q,
+             shown = q.kind != BD_Q_NONE || o->latent ? q : m->quant;  // a student reports its own quantization
     if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
     if (q.kind == BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent) q = m->quant;  // a student: report its spec
     if (o->output) {
@@ -314,17 +343,21 @@ static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r
     }
     if (o->json) {
         printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
-               nll, ppl, r->scored, T, r->windows, o->stride, bd_qkind_name(shown.kind), shown.kind == BD_Q_NONE ? 32 : shown.bits, secs);
+               nll, ppl, r->scored, T, r->windows, o->stride, bd_qkind_name(shown.kind),
+               shown.kind == BD_Q_NONE ? 32 : shown.bits, secs);
         return;
     }
     char desc[256];
     bd_model_describe(m, desc, sizeof desc);
     printf("model     %s\n          %s\n", o->model_path, desc);
     if (q.kind != BD_Q_NONE)
-        printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group, o->qo.clip ? ", clipped" : "");
+        printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group,
+               o->qo.clip ? ", clipped" : "");
     else if (m->quant.kind != BD_Q_NONE)
         printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
-               o->latent ? " (latent weights shown)" : m->packed ? o->act_int8 ? " (packed, int8 activations)" : " (packed)" : "");
+               o->latent   ? " (latent weights shown)"
+               : m->packed ? o->act_int8 ? " (packed, int8 activations)" : " (packed)"
+                           : "");
     printf("tokens    %lld scored in %d windows of %d", r->scored, r->windows, T);
     if (o->stride) printf(" (stride %d)", o->stride);
     if (r->dropped) printf(", %lld tail tokens dropped", r->dropped);
@@ -341,8 +374,10 @@ int main(int argc, char **argv) {
     load_model(&o, &m);
     if (o.n_generate >= 0 || mc.path) {
         bd_tokenizer *tok = load_tokenizer(&o, &m, !!mc.path);
-        if (mc.path) multiple_choice(&m, tok, &mc);
-        else generate(&m, tok, o.prompt, o.n_generate);
+        if (mc.path)
+            multiple_choice(&m, tok, &mc);
+        else
+            generate(&m, tok, o.prompt, o.n_generate);
         bd_tokenizer_free(tok);
         bd_model_free(&m);
         return 0;

@@ -14,23 +14,21 @@
 #include "bd_tool.h"
 
 static const char help[] =
-    "Usage: bd-pack --model M [-o OUT] [OPTIONS]\n"
-    "       bd-pack --model M --format gguf [--gguf-type T] -o OUT.gguf [OPTIONS]\n"
-    "Stores every quantized linear layer of a student model (a bd.model with a quantization\n"
-    "spec) in a packed block format that bd-eval and bd-teacher-gen run directly, or writes a\n"
-    "GGUF v3 file for other runtimes. A full-precision model is quantized first by\n"
-    "round-to-nearest with --quant (optionally after --clip).\n"
-    "\n"
-    "  -m, --model M        student (bd.model with quant), packed model, or any model with --quant\n"
-    "  -o, --output FILE    output (default: standard output; GGUF needs a file)\n"
-    "      --format F       packed (bd.packed stream, default) or gguf\n"
-    "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32)\n"
-    "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
-    "  Round-to-nearest packing of a full-precision model:\n"
-    BD_QUANT_HELP
-    BD_COMMON_HELP
-    "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
-    "See bd-pack(1), bd-eval(1), bd-stream(5).\n";
+        "Usage: bd-pack --model M [-o OUT] [OPTIONS]\n"
+        "       bd-pack --model M --format gguf [--gguf-type T] -o OUT.gguf [OPTIONS]\n"
+        "Stores every quantized linear layer of a student model (a bd.model with a quantization\n"
+        "spec) in a packed block format that bd-eval and bd-teacher-gen run directly, or writes a\n"
+        "GGUF v3 file for other runtimes. A full-precision model is quantized first by\n"
+        "round-to-nearest with --quant (optionally after --clip).\n"
+        "\n"
+        "  -m, --model M        student (bd.model with quant), packed model, or any model with --quant\n"
+        "  -o, --output FILE    output (default: standard output; GGUF needs a file)\n"
+        "      --format F       packed (bd.packed stream, default) or gguf\n"
+        "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32)\n"
+        "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
+        "  Round-to-nearest packing of a full-precision model:\n" BD_QUANT_HELP BD_COMMON_HELP
+        "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
+        "See bd-pack(1), bd-eval(1), bd-stream(5).\n";
 
 enum { OPT_FORMAT = BD_OPT_FIRST_TOOL, OPT_GGUF_TYPE };
 
@@ -42,10 +40,14 @@ typedef struct {
 } pack_opts;
 
 static void parse_options(int argc, char **argv, pack_opts *o) {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"output", required_argument, 0, 'o'},
-        {"format", required_argument, 0, OPT_FORMAT}, {"gguf-type", required_argument, 0, OPT_GGUF_TYPE},
-        {"tokenizer", required_argument, 0, 'k'}, BD_QUANT_LONGOPTS, BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"format", required_argument, 0, OPT_FORMAT},
+                                             {"gguf-type", required_argument, 0, OPT_GGUF_TYPE},
+                                             {"tokenizer", required_argument, 0, 'k'},
+                                             BD_QUANT_LONGOPTS,
+                                             BD_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
     *o = (pack_opts){.output = "-", .gguf_type = -1, .qo = bd_quant_opts_default()};
     int opt;
     while ((opt = getopt_long(argc, argv, "m:o:k:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -54,14 +56,20 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
         case 'o': o->output = optarg; break;
         case 'k': o->tok_path = optarg; break;
         case OPT_FORMAT:
-            if (strcmp(optarg, "gguf") == 0) o->gguf = true;
-            else if (strcmp(optarg, "packed") != 0) bd_usage_error("--format: \"%s\" is not packed or gguf", optarg);
+            if (strcmp(optarg, "gguf") == 0)
+                o->gguf = true;
+            else if (strcmp(optarg, "packed") != 0)
+                bd_usage_error("--format: \"%s\" is not packed or gguf", optarg);
             break;
         case OPT_GGUF_TYPE:
-            if (strcmp(optarg, "f32") == 0) o->gguf_type = BD_GGUF_F32;
-            else if (strcmp(optarg, "f16") == 0) o->gguf_type = BD_GGUF_F16;
-            else if (strcmp(optarg, "tq2_0") == 0) o->gguf_type = BD_GGUF_TQ2_0;
-            else bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
+            if (strcmp(optarg, "f32") == 0)
+                o->gguf_type = BD_GGUF_F32;
+            else if (strcmp(optarg, "f16") == 0)
+                o->gguf_type = BD_GGUF_F16;
+            else if (strcmp(optarg, "tq2_0") == 0)
+                o->gguf_type = BD_GGUF_TQ2_0;
+            else
+                bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
             break;
         default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
@@ -78,8 +86,9 @@ static void quantize(const pack_opts *o, bd_model *m) {
     bd_quant_opts qo = o->qo;
     char why[512];
     if (m->quant.kind != BD_Q_NONE)
-        bd_fatal("--quant: \"%s\" already carries a quantization (%s %d-bit)%s", o->model_path, bd_qkind_name(m->quant.kind),
-                 m->quant.bits, m->packed ? " and is packed" : "; pack it without --quant");
+        bd_fatal("--quant: \"%s\" already carries a quantization (%s %d-bit)%s", o->model_path,
+                 bd_qkind_name(m->quant.kind), m->quant.bits,
+                 m->packed ? " and is packed" : "; pack it without --quant");
     if (qo.clip && bd_clipfile_apply(qo.clip, m, &qo.q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
     if (bd_qpolicy_check(&qo.policy, &qo.q, &m->cfg, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
     m->quant = qo.q;
@@ -93,9 +102,11 @@ static void write_gguf(const pack_opts *o, bd_model *m) {
         bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
         bd_fatal("\"%s\": cannot apply its quantization: %s", o->model_path, why);
     if (type == BD_GGUF_TQ2_0 && bd_pk_type_for(&m->quant) != BD_PK_TQ2)
-        bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", o->model_path, bd_qkind_name(m->quant.kind));
+        bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", o->model_path,
+                 bd_qkind_name(m->quant.kind));
     bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
-    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, why, sizeof why) < 0) bd_fatal("-o: \"%s\": %s", o->output, why);
+    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, why, sizeof why) < 0)
+        bd_fatal("-o: \"%s\": %s", o->output, why);
     bd_tokenizer_free(tok);
 }
 
@@ -109,17 +120,22 @@ int main(int argc, char **argv) {
     if (o.qo.q.kind != BD_Q_NONE) quantize(&o, &m);
     if (!o.gguf || o.gguf_type == BD_GGUF_TQ2_0 || (o.gguf_type < 0 && m.quant.kind == BD_Q_TERNARY)) {
         if (m.quant.kind == BD_Q_NONE)
-            bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student", o.model_path);
-        if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0) bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
+            bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student",
+                     o.model_path);
+        if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0)
+            bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
     }
     if (m.packed) {
         size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
-        bd_log(BD_LOG_INFO, "%s %d-bit group %d: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)", bd_qkind_name(m.quant.kind),
-               m.quant.bits, m.quant.group, bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
+        bd_log(BD_LOG_INFO, "%s %d-bit group %d: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
+               bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group, bytes / 1e6, f32 / 1e6,
+               (double)f32 / (double)bytes);
     }
     bd_producer prod = bd_tool_producer();
-    if (o.gguf) write_gguf(&o, &m);
-    else if (bd_pk_model_save(&m, o.output, &prod, why, sizeof why) < 0) bd_fatal("-o: %s", why);
+    if (o.gguf)
+        write_gguf(&o, &m);
+    else if (bd_pk_model_save(&m, o.output, &prod, why, sizeof why) < 0)
+        bd_fatal("-o: %s", why);
     bd_model_free(&m);
     return 0;
 }

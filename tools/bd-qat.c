@@ -22,62 +22,80 @@
 #include "bd_tool.h"
 
 static const char help[] =
-    "Usage: bd-qat --model M --loss ce -o OUT [OPTIONS] [TOKENS]\n"
-    "       bd-qat --model TEACHER --data samples.bdz --quant KIND --bits B --group G\n"
-    "              [--clip clip.bdz] --loss cakld|fkl|rkl|jsd|ce -o student.bdz [OPTIONS]\n"
-    "Train model M with AdamW and write the trained model to OUT (a bd.model stream). Data: a\n"
-    "bd.tokens stream (TOKENS, or standard input) whose ids are concatenated and cut into\n"
-    "sequences of --seq-len + 1 tokens, or with --data a bd.samples stream from bd-teacher-gen,\n"
-    "one sequence per sample (prompt + completion). The order is shuffled every epoch from --seed.\n"
-    "With --quant the model is a student: its latent weights (clamped to --clip ranges first) are\n"
-    "fake-quantized in every forward pass and OUT carries the quantization spec. The\n"
-    "distillation losses use M, frozen, as the teacher on the same batch.\n"
-    "\n"
-    "  -m, --model M          starting model (and teacher): llama2.c, Hugging Face dir or bd.model\n"
-    "      --loss NAME        ce (cross-entropy on the data), or distillation against the teacher:\n"
-    "                         fkl KL(T||S), rkl KL(S||T), cakld g*rkl+(1-g)*fkl, jsd\n"
-    "      --gamma G          cakld's g (default: the teacher's mean top-1 probability on the\n"
-    "                         training data, measured once before training)\n"
-    "      --reduction R      mean (per scored token, default) or seqsum (sum over tokens, mean\n"
-    "                         over sequences, as BitDistiller's reference code)\n"
-    "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
-    "      --mask-prompt      with --data: do not score the prompt's tokens\n"
-    "      --teacher-logits   with --data from bd-teacher-gen --logits K: distill from the stored\n"
-    "                         top-K log-probabilities instead of running the teacher (the other\n"
-    "                         ids share the remaining probability; only completions are scored)\n"
-    "  Quantization-aware training (the student's spec; --clip clamps the latent weights once):\n"
-    BD_QUANT_HELP
-    "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
-    "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
-    "      --lr X             peak learning rate (default 3e-4)\n"
-    "      --min-lr X         cosine floor (default lr/10)\n"
-    "      --schedule S       constant or cosine (default cosine)\n"
-    "      --warmup N         linear warmup steps (default 0)\n"
-    "  -b, --batch B          sequences per micro-batch (default 4)\n"
-    "  -T, --seq-len T        tokens per sequence (default min(256, the model's context))\n"
-    "      --grad-accum A     micro-batches per optimizer step (default 1)\n"
-    "      --steps N          optimizer steps (default: one epoch)\n"
-    "      --epochs E         epochs instead of steps (a step takes B*A sequences; the tail of an\n"
-    "                         epoch shorter than a step is skipped)\n"
-    "      --weight-decay W   decoupled, on matrices and embeddings only (default 0)\n"
-    "      --grad-clip X      clip the global gradient norm to X (default 1; 0: off)\n"
-    "      --beta2 X          AdamW's beta2 (default 0.95; beta1 0.9, eps 1e-8)\n"
-    "      --eval TOKENS      bd.tokens stream to evaluate on (windows of --seq-len)\n"
-    "      --eval-every N     evaluate every N steps and at the end (default: at the end)\n"
-    "      --save-every N     write the checkpoint OUT.state (+ OUT.state.wSTEP) every N steps\n"
-    "                         and at the end\n"
-    "      --resume           continue from OUT.state if it exists (same data and settings)\n"
-    "      --log FILE         write a bd.metrics stream: one record per step\n"
-    "      --recompute        recompute each block's activations in the backward pass\n"
-    "                         (less memory, about 1/3 more compute)\n"
-    BD_COMMON_HELP
-    "\nExit status: 0 on success, 1 on invalid input or a failed run, 2 on usage errors.\n"
-    "See bd-qat(1), bd-eval(1), bd-stream(5).\n";
+        "Usage: bd-qat --model M --loss ce -o OUT [OPTIONS] [TOKENS]\n"
+        "       bd-qat --model TEACHER --data samples.bdz --quant KIND --bits B --group G\n"
+        "              [--clip clip.bdz] --loss cakld|fkl|rkl|jsd|ce -o student.bdz [OPTIONS]\n"
+        "Train model M with AdamW and write the trained model to OUT (a bd.model stream). Data: a\n"
+        "bd.tokens stream (TOKENS, or standard input) whose ids are concatenated and cut into\n"
+        "sequences of --seq-len + 1 tokens, or with --data a bd.samples stream from bd-teacher-gen,\n"
+        "one sequence per sample (prompt + completion). The order is shuffled every epoch from --seed.\n"
+        "With --quant the model is a student: its latent weights (clamped to --clip ranges first) are\n"
+        "fake-quantized in every forward pass and OUT carries the quantization spec. The\n"
+        "distillation losses use M, frozen, as the teacher on the same batch.\n"
+        "\n"
+        "  -m, --model M          starting model (and teacher): llama2.c, Hugging Face dir or bd.model\n"
+        "      --loss NAME        ce (cross-entropy on the data), or distillation against the teacher:\n"
+        "                         fkl KL(T||S), rkl KL(S||T), cakld g*rkl+(1-g)*fkl, jsd\n"
+        "      --gamma G          cakld's g (default: the teacher's mean top-1 probability on the\n"
+        "                         training data, measured once before training)\n"
+        "      --reduction R      mean (per scored token, default) or seqsum (sum over tokens, mean\n"
+        "                         over sequences, as BitDistiller's reference code)\n"
+        "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
+        "      --mask-prompt      with --data: do not score the prompt's tokens\n"
+        "      --teacher-logits   with --data from bd-teacher-gen --logits K: distill from the stored\n"
+        "                         top-K log-probabilities instead of running the teacher (the other\n"
+        "                         ids share the remaining probability; only completions are scored)\n"
+        "  Quantization-aware training (the student's spec; --clip clamps the latent weights once):\n" BD_QUANT_HELP
+        "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
+        "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
+        "      --lr X             peak learning rate (default 3e-4)\n"
+        "      --min-lr X         cosine floor (default lr/10)\n"
+        "      --schedule S       constant or cosine (default cosine)\n"
+        "      --warmup N         linear warmup steps (default 0)\n"
+        "  -b, --batch B          sequences per micro-batch (default 4)\n"
+        "  -T, --seq-len T        tokens per sequence (default min(256, the model's context))\n"
+        "      --grad-accum A     micro-batches per optimizer step (default 1)\n"
+        "      --steps N          optimizer steps (default: one epoch)\n"
+        "      --epochs E         epochs instead of steps (a step takes B*A sequences; the tail of an\n"
+        "                         epoch shorter than a step is skipped)\n"
+        "      --weight-decay W   decoupled, on matrices and embeddings only (default 0)\n"
+        "      --grad-clip X      clip the global gradient norm to X (default 1; 0: off)\n"
+        "      --beta2 X          AdamW's beta2 (default 0.95; beta1 0.9, eps 1e-8)\n"
+        "      --eval TOKENS      bd.tokens stream to evaluate on (windows of --seq-len)\n"
+        "      --eval-every N     evaluate every N steps and at the end (default: at the end)\n"
+        "      --save-every N     write the checkpoint OUT.state (+ OUT.state.wSTEP) every N steps\n"
+        "                         and at the end\n"
+        "      --resume           continue from OUT.state if it exists (same data and settings)\n"
+        "      --log FILE         write a bd.metrics stream: one record per step\n"
+        "      --recompute        recompute each block's activations in the backward pass\n"
+        "                         (less memory, about 1/3 more compute)\n" BD_COMMON_HELP
+        "\nExit status: 0 on success, 1 on invalid input or a failed run, 2 on usage errors.\n"
+        "See bd-qat(1), bd-eval(1), bd-stream(5).\n";
 
 enum {
-    OPT_LOSS = BD_OPT_FIRST_TOOL, OPT_LR, OPT_MIN_LR, OPT_SCHEDULE, OPT_WARMUP, OPT_ACCUM, OPT_STEPS, OPT_EPOCHS,
-    OPT_WD, OPT_CLIP, OPT_BETA2, OPT_EVAL, OPT_EVAL_EVERY, OPT_SAVE_EVERY, OPT_RESUME, OPT_LOG, OPT_RECOMPUTE, OPT_DATA,
-    OPT_GAMMA, OPT_REDUCTION, OPT_MASK_PROMPT, OPT_KEEP_BEST, OPT_TEACHER_LOGITS,
+    OPT_LOSS = BD_OPT_FIRST_TOOL,
+    OPT_LR,
+    OPT_MIN_LR,
+    OPT_SCHEDULE,
+    OPT_WARMUP,
+    OPT_ACCUM,
+    OPT_STEPS,
+    OPT_EPOCHS,
+    OPT_WD,
+    OPT_CLIP,
+    OPT_BETA2,
+    OPT_EVAL,
+    OPT_EVAL_EVERY,
+    OPT_SAVE_EVERY,
+    OPT_RESUME,
+    OPT_LOG,
+    OPT_RECOMPUTE,
+    OPT_DATA,
+    OPT_GAMMA,
+    OPT_REDUCTION,
+    OPT_MASK_PROMPT,
+    OPT_KEEP_BEST,
+    OPT_TEACHER_LOGITS,
 };
 
 typedef struct {
@@ -94,24 +112,43 @@ typedef struct {
 } qat_opts;
 
 static void parse_options(int argc, char **argv, qat_opts *o) {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"loss", required_argument, 0, OPT_LOSS},
-        {"output", required_argument, 0, 'o'}, {"lr", required_argument, 0, OPT_LR},
-        {"min-lr", required_argument, 0, OPT_MIN_LR}, {"schedule", required_argument, 0, OPT_SCHEDULE},
-        {"warmup", required_argument, 0, OPT_WARMUP}, {"batch", required_argument, 0, 'b'},
-        {"seq-len", required_argument, 0, 'T'}, {"grad-accum", required_argument, 0, OPT_ACCUM},
-        {"steps", required_argument, 0, OPT_STEPS}, {"epochs", required_argument, 0, OPT_EPOCHS},
-        {"weight-decay", required_argument, 0, OPT_WD}, {"grad-clip", required_argument, 0, OPT_CLIP},
-        {"beta2", required_argument, 0, OPT_BETA2}, {"eval", required_argument, 0, OPT_EVAL},
-        {"eval-every", required_argument, 0, OPT_EVAL_EVERY}, {"save-every", required_argument, 0, OPT_SAVE_EVERY},
-        {"resume", no_argument, 0, OPT_RESUME}, {"log", required_argument, 0, OPT_LOG},
-        {"recompute", no_argument, 0, OPT_RECOMPUTE}, {"data", required_argument, 0, OPT_DATA},
-        {"gamma", required_argument, 0, OPT_GAMMA}, {"reduction", required_argument, 0, OPT_REDUCTION},
-        {"mask-prompt", no_argument, 0, OPT_MASK_PROMPT}, {"keep-best", no_argument, 0, OPT_KEEP_BEST},
-        {"teacher-logits", no_argument, 0, OPT_TEACHER_LOGITS},
-        BD_QUANT_LONGOPTS,
-        BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
-    *o = (qat_opts){.lr = 3e-4, .min_lr = -1, .clip = 1.0, .beta2 = 0.95, .gamma = -1, .batch = 4, .accum = 1,
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"loss", required_argument, 0, OPT_LOSS},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"lr", required_argument, 0, OPT_LR},
+                                             {"min-lr", required_argument, 0, OPT_MIN_LR},
+                                             {"schedule", required_argument, 0, OPT_SCHEDULE},
+                                             {"warmup", required_argument, 0, OPT_WARMUP},
+                                             {"batch", required_argument, 0, 'b'},
+                                             {"seq-len", required_argument, 0, 'T'},
+                                             {"grad-accum", required_argument, 0, OPT_ACCUM},
+                                             {"steps", required_argument, 0, OPT_STEPS},
+                                             {"epochs", required_argument, 0, OPT_EPOCHS},
+                                             {"weight-decay", required_argument, 0, OPT_WD},
+                                             {"grad-clip", required_argument, 0, OPT_CLIP},
+                                             {"beta2", required_argument, 0, OPT_BETA2},
+                                             {"eval", required_argument, 0, OPT_EVAL},
+                                             {"eval-every", required_argument, 0, OPT_EVAL_EVERY},
+                                             {"save-every", required_argument, 0, OPT_SAVE_EVERY},
+                                             {"resume", no_argument, 0, OPT_RESUME},
+                                             {"log", required_argument, 0, OPT_LOG},
+                                             {"recompute", no_argument, 0, OPT_RECOMPUTE},
+                                             {"data", required_argument, 0, OPT_DATA},
+                                             {"gamma", required_argument, 0, OPT_GAMMA},
+                                             {"reduction", required_argument, 0, OPT_REDUCTION},
+                                             {"mask-prompt", no_argument, 0, OPT_MASK_PROMPT},
+                                             {"keep-best", no_argument, 0, OPT_KEEP_BEST},
+                                             {"teacher-logits", no_argument, 0, OPT_TEACHER_LOGITS},
+                                             BD_QUANT_LONGOPTS,
+                                             BD_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
+    *o = (qat_opts){.lr = 3e-4,
+                    .min_lr = -1,
+                    .clip = 1.0,
+                    .beta2 = 0.95,
+                    .gamma = -1,
+                    .batch = 4,
+                    .accum = 1,
                     .sched_kind = BD_SCHED_COSINE};
     bd_quant_opts qo = bd_quant_opts_default();
     int opt;
@@ -123,9 +160,12 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
         case OPT_LR: o->lr = bd_arg_double("--lr", optarg, 0, 10); break;
         case OPT_MIN_LR: o->min_lr = bd_arg_double("--min-lr", optarg, 0, 10); break;
         case OPT_SCHEDULE:
-            if (!strcmp(optarg, "constant")) o->sched_kind = BD_SCHED_CONSTANT;
-            else if (!strcmp(optarg, "cosine")) o->sched_kind = BD_SCHED_COSINE;
-            else bd_usage_error("--schedule: \"%s\" is not constant or cosine", optarg);
+            if (!strcmp(optarg, "constant"))
+                o->sched_kind = BD_SCHED_CONSTANT;
+            else if (!strcmp(optarg, "cosine"))
+                o->sched_kind = BD_SCHED_COSINE;
+            else
+                bd_usage_error("--schedule: \"%s\" is not constant or cosine", optarg);
             break;
         case OPT_WARMUP: o->warmup = bd_arg_int("--warmup", optarg, 0, 1LL << 40); break;
         case 'b': o->batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
@@ -145,9 +185,12 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
         case OPT_DATA: o->samples_path = optarg; break;
         case OPT_GAMMA: o->gamma = bd_arg_double("--gamma", optarg, 0, 1); break;
         case OPT_REDUCTION:
-            if (!strcmp(optarg, "mean")) o->seqsum = false;
-            else if (!strcmp(optarg, "seqsum")) o->seqsum = true;
-            else bd_usage_error("--reduction: \"%s\" is not mean or seqsum", optarg);
+            if (!strcmp(optarg, "mean"))
+                o->seqsum = false;
+            else if (!strcmp(optarg, "seqsum"))
+                o->seqsum = true;
+            else
+                bd_usage_error("--reduction: \"%s\" is not mean or seqsum", optarg);
             break;
         case OPT_MASK_PROMPT: o->mask_prompt = true; break;
         case OPT_KEEP_BEST: o->keep_best = true; break;
@@ -191,8 +234,9 @@ static bool open_student(qat_opts *o, bd_model *m, bd_ckpt_info *info, float **m
         if (bd_ckpt_load(o->state_path, m, info, moments, adam_t, why, sizeof why) < 0) bd_fatal("--resume: %s", why);
         if (info->batch != o->batch || info->seq_len != (o->seq_len ? o->seq_len : info->seq_len) ||
             info->grad_accum != o->accum || info->seed != bd_tool_self.seed)
-            bd_fatal("--resume: \"%s\" was written with --batch %d --seq-len %d --grad-accum %d --seed %llu; give the same",
-                     o->state_path, info->batch, info->seq_len, info->grad_accum, (unsigned long long)info->seed);
+            bd_fatal(
+                    "--resume: \"%s\" was written with --batch %d --seq-len %d --grad-accum %d --seed %llu; give the same",
+                    o->state_path, info->batch, info->seq_len, info->grad_accum, (unsigned long long)info->seed);
         o->seq_len = info->seq_len;
     } else {
         if (o->resume) bd_log(BD_LOG_INFO, "--resume: no \"%s\" yet, starting from %s", o->state_path, o->model_path);
@@ -209,8 +253,8 @@ static bool open_student(qat_opts *o, bd_model *m, bd_ckpt_info *info, float **m
                      o->state_path, bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group);
     } else if (o->q.kind != BD_Q_NONE) {
         if (m->quant.kind != BD_Q_NONE)
-            bd_fatal("--model \"%s\" is already a student (%s %d-bit); start from a full-precision model", o->model_path,
-                     bd_qkind_name(m->quant.kind), m->quant.bits);
+            bd_fatal("--model \"%s\" is already a student (%s %d-bit); start from a full-precision model",
+                     o->model_path, bd_qkind_name(m->quant.kind), m->quant.bits);
         if (bd_qpolicy_check(&o->policy, &o->q, &m->cfg, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
         if (o->clip_path && bd_clipfile_apply(o->clip_path, m, &o->q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
         m->quant = o->q;
@@ -226,17 +270,21 @@ static bool open_student(qat_opts *o, bd_model *m, bd_ckpt_info *info, float **m
 static void read_data(const qat_opts *o, int V, bd_seqs *seqs, bd_ids *evd) {
     char why[600];
     int T = o->seq_len;
-    if ((o->samples_path ? bd_seqs_from_samples(seqs, o->samples_path, V, T, o->mask_prompt, o->teacher_logits, why, sizeof why)
-                         : bd_seqs_from_tokens(seqs, o->data_path, V, T, why, sizeof why)) < 0)
+    if ((o->samples_path
+                 ? bd_seqs_from_samples(seqs, o->samples_path, V, T, o->mask_prompt, o->teacher_logits, why, sizeof why)
+                 : bd_seqs_from_tokens(seqs, o->data_path, V, T, why, sizeof why)) < 0)
         bd_fatal("%s", why);
     if (seqs->truncated)
-        bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", o->samples_path, seqs->truncated, T);
+        bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", o->samples_path,
+               seqs->truncated, T);
     long long per_step = (long long)o->batch * o->accum;
     if (seqs->n < per_step)
         bd_fatal("\"%s\": %zu tokens make %lld sequences of %d+1, fewer than one step needs (%lld)", o->data_path,
                  seqs->data_tokens, seqs->n, T, per_step);
-    if (o->eval_path && bd_tokens_read(o->eval_path, "bd.tokens", V, false, SIZE_MAX, evd, why, sizeof why) < 0) bd_fatal("%s", why);
-    if (o->eval_path && evd->n < (size_t)T) bd_fatal("\"%s\": %zu tokens, fewer than one window of %d", o->eval_path, evd->n, T);
+    if (o->eval_path && bd_tokens_read(o->eval_path, "bd.tokens", V, false, SIZE_MAX, evd, why, sizeof why) < 0)
+        bd_fatal("%s", why);
+    if (o->eval_path && evd->n < (size_t)T)
+        bd_fatal("\"%s\": %zu tokens, fewer than one window of %d", o->eval_path, evd->n, T);
 }
 
 // The distillation loss: the teacher (the frozen --model, or the log-probabilities stored with
@@ -253,7 +301,8 @@ static void set_loss(qat_opts *o, bool resuming, bd_qat_run *s, bd_qat_teacher *
     if (o->distill && bd_qat_teacher_init(teacher, live, &m->cfg, o->batch, o->seq_len, o->accum, why, sizeof why) < 0)
         bd_fatal("%s", why);
     bd_loss_spec spec = {o->loss, 0, 1.0f};
-    if (bd_qat_set_loss(s, o->distill ? teacher : NULL, &spec, o->distill || o->seqsum, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_qat_set_loss(s, o->distill ? teacher : NULL, &spec, o->distill || o->seqsum, why, sizeof why) < 0)
+        bd_fatal("%s", why);
     if (o->loss == BD_LOSS_CAKLD) {
         if (o->gamma < 0 && resuming) o->gamma = s->info.gamma;
         if (o->gamma < 0) {
@@ -331,14 +380,23 @@ int main(int argc, char **argv) {
     bd_seqs seqs;
     bd_ids evd = {0};
     read_data(&o, V, &seqs, &evd);
-    long long per_step = (long long)o.batch * o.accum, total = o.steps ? o.steps : (o.epochs ? o.epochs : 1) * (seqs.n / per_step);
+    long long per_step = (long long)o.batch * o.accum,
+              total = o.steps ? o.steps : (o.epochs ? o.epochs : 1) * (seqs.n / per_step);
 
     if (!resuming) info = (bd_ckpt_info){0, 0, 0, 0, bd_tool_self.seed, o.batch, T, o.accum, -1, 0};
-    bd_qat_cfg c = {o.batch, T, o.accum, o.recompute, o.seqsum, bd_tool_self.seed,
+    bd_qat_cfg c = {o.batch,
+                    T,
+                    o.accum,
+                    o.recompute,
+                    o.seqsum,
+                    bd_tool_self.seed,
                     {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip},
-                    {o.sched_kind, (float)o.lr, (float)(o.min_lr >= 0 ? o.min_lr : o.lr / 10), o.warmup, total}, o.q, o.policy};
+                    {o.sched_kind, (float)o.lr, (float)(o.min_lr >= 0 ? o.min_lr : o.lr / 10), o.warmup, total},
+                    o.q,
+                    o.policy};
     bd_qat_run s;
-    if (bd_qat_init(&s, &m, &seqs, &c, &info, resuming ? moments : NULL, adam_t, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_qat_init(&s, &m, &seqs, &c, &info, resuming ? moments : NULL, adam_t, why, sizeof why) < 0)
+        bd_fatal("%s", why);
     free(moments);
     bd_qat_teacher teacher = {0};
     set_loss(&o, resuming, &s, &teacher);
@@ -363,11 +421,13 @@ int main(int argc, char **argv) {
         bool do_eval = o.eval_path && ((o.eval_every && s.tr.step % o.eval_every == 0) || s.tr.step == total);
         if (do_eval) last_eval = evaluate(&o, &s, &evd, &best_eval);
         if (log) log_step(log, o.log_path, &s, &st, tps, bd_now() - t_run, do_eval, last_eval);
-        bd_log(BD_LOG_DEBUG, "step %lld loss %.4f lr %.3g |g| %.3g %.0f tok/s", s.tr.step, st.loss, st.lr, st.grad_norm, tps);
+        bd_log(BD_LOG_DEBUG, "step %lld loss %.4f lr %.3g |g| %.3g %.0f tok/s", s.tr.step, st.loss, st.lr, st.grad_norm,
+               tps);
         snprintf(label, sizeof label, "step %lld/%lld loss %.4f", s.tr.step, total, st.loss);
         bd_progress_update(&pr, (uint64_t)run_tokens);
         if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total)) {
-            if (bd_ckpt_save(o.state_path, &m, &s.tr.opt, &s.info, &prod, why, sizeof why) < 0) bd_fatal("checkpoint: %s", why);
+            if (bd_ckpt_save(o.state_path, &m, &s.tr.opt, &s.info, &prod, why, sizeof why) < 0)
+                bd_fatal("checkpoint: %s", why);
             bd_log(BD_LOG_INFO, "step %lld: checkpoint %s", s.tr.step, o.state_path);
         }
     }

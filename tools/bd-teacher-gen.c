@@ -18,43 +18,50 @@
 #include "bd_tool.h"
 
 static const char help[] =
-    "Usage: bd-teacher-gen --model M [--prompts FILE] [-n N] [OPTIONS] [-o samples.bdz]\n"
-    "The model completes prompts: sample i continues prompt i mod P (P prompts read), or BOS\n"
-    "when no prompts are given, until EOS (or BOS), --max-new tokens or the model's context.\n"
-    "Writes a bd.samples stream {index, prompt, completion, finished} (see bd-stream(5)).\n"
-    "\n"
-    "  -m, --model M          llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
-    "  -k, --tokenizer T      tokenizer (default: the one next to the model)\n"
-    "  -p, --prompts FILE     prompts: a bd.tokens stream (recognized by content), JSONL with\n"
-    "                         --field, or plain text, one prompt per line (blank lines skipped)\n"
-    "      --field NAME       JSONL prompts: the prompt is the string field NAME\n"
-    "      --template T       wrap each prompt: \"alpaca\" (the Alpaca instruction format; a\n"
-    "                         JSONL field \"input\", if non-empty, becomes its Input section)\n"
-    "                         or a string where {} is the prompt, {NAME} a JSONL field, and\n"
-    "                         \\n, \\t, \\\\ are escapes\n"
-    "      --prompt-len L     bd.tokens prompts: the first L tokens of each document (default 32)\n"
-    "  -n, --samples N        samples to generate (default: one per prompt; required without)\n"
-    "  -K, --max-new K        at most K new tokens per sample (default 256)\n"
-    "      --temperature X    sampling temperature; 0 is greedy (default 0.7)\n"
-    "      --top-k K          sample among the K most probable tokens; 0: all (default 0)\n"
-    "      --top-p P          then among the smallest set with probability >= P (default 1.0)\n"
-    "  -b, --batch B          sequences generated together (default 16)\n"
-    "      --unpadded         compute only the batch's rows per step (faster at small batches;\n"
-    "                         the samples may then differ with --batch and --threads)\n"
-    "      --logits K         also store the top-K log-probabilities (K <= 64) of every\n"
-    "                         generated position\n"
-    "  -o, --output FILE      write to FILE instead of standard output\n"
-    "      --text             write readable text instead of a stream\n"
-    "      --resume           continue an interrupted --output FILE up to N samples\n"
-    BD_COMMON_HELP
-    "\nThe same --seed gives the same samples whatever --batch and --threads are.\n"
-    "Exit status: 0 on success, 1 on invalid input, 2 on usage errors, 130 when interrupted\n"
-    "(SIGINT/SIGTERM: the finished samples are written as a valid stream).\n"
-    "See bd-teacher-gen(1), bd-stream(5).\n";
+        "Usage: bd-teacher-gen --model M [--prompts FILE] [-n N] [OPTIONS] [-o samples.bdz]\n"
+        "The model completes prompts: sample i continues prompt i mod P (P prompts read), or BOS\n"
+        "when no prompts are given, until EOS (or BOS), --max-new tokens or the model's context.\n"
+        "Writes a bd.samples stream {index, prompt, completion, finished} (see bd-stream(5)).\n"
+        "\n"
+        "  -m, --model M          llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
+        "  -k, --tokenizer T      tokenizer (default: the one next to the model)\n"
+        "  -p, --prompts FILE     prompts: a bd.tokens stream (recognized by content), JSONL with\n"
+        "                         --field, or plain text, one prompt per line (blank lines skipped)\n"
+        "      --field NAME       JSONL prompts: the prompt is the string field NAME\n"
+        "      --template T       wrap each prompt: \"alpaca\" (the Alpaca instruction format; a\n"
+        "                         JSONL field \"input\", if non-empty, becomes its Input section)\n"
+        "                         or a string where {} is the prompt, {NAME} a JSONL field, and\n"
+        "                         \\n, \\t, \\\\ are escapes\n"
+        "      --prompt-len L     bd.tokens prompts: the first L tokens of each document (default 32)\n"
+        "  -n, --samples N        samples to generate (default: one per prompt; required without)\n"
+        "  -K, --max-new K        at most K new tokens per sample (default 256)\n"
+        "      --temperature X    sampling temperature; 0 is greedy (default 0.7)\n"
+        "      --top-k K          sample among the K most probable tokens; 0: all (default 0)\n"
+        "      --top-p P          then among the smallest set with probability >= P (default 1.0)\n"
+        "  -b, --batch B          sequences generated together (default 16)\n"
+        "      --unpadded         compute only the batch's rows per step (faster at small batches;\n"
+        "                         the samples may then differ with --batch and --threads)\n"
+        "      --logits K         also store the top-K log-probabilities (K <= 64) of every\n"
+        "                         generated position\n"
+        "  -o, --output FILE      write to FILE instead of standard output\n"
+        "      --text             write readable text instead of a stream\n"
+        "      --resume           continue an interrupted --output FILE up to N samples\n" BD_COMMON_HELP
+        "\nThe same --seed gives the same samples whatever --batch and --threads are.\n"
+        "Exit status: 0 on success, 1 on invalid input, 2 on usage errors, 130 when interrupted\n"
+        "(SIGINT/SIGTERM: the finished samples are written as a valid stream).\n"
+        "See bd-teacher-gen(1), bd-stream(5).\n";
 
 enum {
-    OPT_FIELD = BD_OPT_FIRST_TOOL, OPT_TEMPLATE, OPT_PROMPT_LEN, OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_LOGITS,
-    OPT_TEXT, OPT_RESUME, OPT_UNPADDED,
+    OPT_FIELD = BD_OPT_FIRST_TOOL,
+    OPT_TEMPLATE,
+    OPT_PROMPT_LEN,
+    OPT_TEMPERATURE,
+    OPT_TOP_K,
+    OPT_TOP_P,
+    OPT_LOGITS,
+    OPT_TEXT,
+    OPT_RESUME,
+    OPT_UNPADDED,
 };
 
 // ---- interruption ----
@@ -82,18 +89,27 @@ typedef struct {
 } gen_opts;
 
 static void parse_options(int argc, char **argv, gen_opts *o) {
-    static const struct option longopts[] = {
-        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'k'},
-        {"prompts", required_argument, 0, 'p'}, {"field", required_argument, 0, OPT_FIELD},
-        {"template", required_argument, 0, OPT_TEMPLATE}, {"prompt-len", required_argument, 0, OPT_PROMPT_LEN},
-        {"samples", required_argument, 0, 'n'}, {"max-new", required_argument, 0, 'K'},
-        {"temperature", required_argument, 0, OPT_TEMPERATURE}, {"top-k", required_argument, 0, OPT_TOP_K},
-        {"top-p", required_argument, 0, OPT_TOP_P}, {"batch", required_argument, 0, 'b'},
-        {"logits", required_argument, 0, OPT_LOGITS}, {"output", required_argument, 0, 'o'},
-        {"unpadded", no_argument, 0, OPT_UNPADDED},
-        {"text", no_argument, 0, OPT_TEXT}, {"resume", no_argument, 0, OPT_RESUME},
-        BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
-    *o = (gen_opts){.po = {.kind = "bos", .template_ = "", .prompt_len = 32}, .n = -1,
+    static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
+                                             {"tokenizer", required_argument, 0, 'k'},
+                                             {"prompts", required_argument, 0, 'p'},
+                                             {"field", required_argument, 0, OPT_FIELD},
+                                             {"template", required_argument, 0, OPT_TEMPLATE},
+                                             {"prompt-len", required_argument, 0, OPT_PROMPT_LEN},
+                                             {"samples", required_argument, 0, 'n'},
+                                             {"max-new", required_argument, 0, 'K'},
+                                             {"temperature", required_argument, 0, OPT_TEMPERATURE},
+                                             {"top-k", required_argument, 0, OPT_TOP_K},
+                                             {"top-p", required_argument, 0, OPT_TOP_P},
+                                             {"batch", required_argument, 0, 'b'},
+                                             {"logits", required_argument, 0, OPT_LOGITS},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"unpadded", no_argument, 0, OPT_UNPADDED},
+                                             {"text", no_argument, 0, OPT_TEXT},
+                                             {"resume", no_argument, 0, OPT_RESUME},
+                                             BD_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
+    *o = (gen_opts){.po = {.kind = "bos", .template_ = "", .prompt_len = 32},
+                    .n = -1,
                     .go = {.sampling = {0.7, 0, 1.0}, .max_new = 256, .batch = 16}};
     bd_gen_opts *go = &o->go;
     int opt;
@@ -128,7 +144,8 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
     if (o->resume && (!o->output || !strcmp(o->output, "-"))) bd_usage_error("--resume needs --output FILE");
     if (o->resume && o->text) bd_usage_error("--resume works on streams, not --text output");
     if (o->text && go->logits_top_k) bd_usage_error("--logits needs stream output, not --text");
-    if (!o->po.path && (o->po.field || o->po.template_[0])) bd_usage_error("--field and --template need --prompts FILE");
+    if (!o->po.path && (o->po.field || o->po.template_[0]))
+        bd_usage_error("--field and --template need --prompts FILE");
     if (!o->po.path && o->n < 0) bd_usage_error("give -n N (the number of samples) when generating from BOS");
     go->seed = bd_tool_self.seed;
 }
@@ -141,10 +158,13 @@ static bd_tokenizer *read_prompts(gen_opts *o, const bd_model *m, bd_prompt_set 
     char why[4600];
     bool tokens_in = false;
     if (o->po.path && bd_prompts_is_stream(o->po.path, &tokens_in, why, sizeof why) < 0) bd_fatal("%s", why);
-    if (tokens_in && (o->po.field || o->po.template_[0])) bd_usage_error("--field and --template apply to text prompts, not bd.tokens");
+    if (tokens_in && (o->po.field || o->po.template_[0]))
+        bd_usage_error("--field and --template apply to text prompts, not bd.tokens");
     bd_tokenizer *tok = NULL;
-    if (o->tok_path || o->text || (o->po.path && !tokens_in)) tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
-    else tok = bd_tool_try_tokenizer(o->model_path);
+    if (o->tok_path || o->text || (o->po.path && !tokens_in))
+        tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+    else
+        tok = bd_tool_try_tokenizer(o->model_path);
     if (tok && bd_tokenizer_vocab_size(tok) > V)
         bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), V);
     *bos = tok ? bd_tokenizer_bos(tok) : m->cfg.bos, *eos = tok ? bd_tokenizer_eos(tok) : m->cfg.eos;
@@ -168,8 +188,8 @@ static bd_tokenizer *read_prompts(gen_opts *o, const bd_model *m, bd_prompt_set 
 // ---- output ----
 
 typedef struct {
-    bd_writer *w;             // stream output, or
-    bd_outfile *txt;          // --text output
+    bd_writer *w;     // stream output, or
+    bd_outfile *txt;  // --text output
     const bd_tokenizer *tok;
     const char *out_name;
     int tk;
@@ -228,8 +248,10 @@ static int64_t open_output(const gen_opts *o, const msgpack_object *fields, out_
             bd_fatal("%s", why);
         for (int i = 0; i < 2; i++)
             if (differs & (i ? BD_SAMPLES_OTHER_THREADS : BD_SAMPLES_OTHER_BATCH))
-                bd_log(BD_LOG_WARN, "\"%s\" was started with another %s; in rare cases a sample may then differ from "
-                       "an uninterrupted run (see bd-teacher-gen(1))", bd_reader_name(old), i ? "--threads" : "--batch");
+                bd_log(BD_LOG_WARN,
+                       "\"%s\" was started with another %s; in rare cases a sample may then differ from "
+                       "an uninterrupted run (see bd-teacher-gen(1))",
+                       bd_reader_name(old), i ? "--threads" : "--batch");
     } else if (o->resume) {
         bd_log(BD_LOG_INFO, "\"%s\" does not exist yet: starting from sample 0", o->output);
     }
@@ -260,10 +282,13 @@ static int64_t open_output(const gen_opts *o, const msgpack_object *fields, out_
 // After SIGINT/SIGTERM: how far the run got, exit status 130.
 static int interrupted_exit(const gen_opts *o, bool stream, int64_t done) {
     if (stream && o->output && strcmp(o->output, "-"))
-        fprintf(stderr, "%s: interrupted: wrote %lld of %lld samples to \"%s\"; run the same command with "
-                        "--resume to continue\n", bd_tool_self.name, (long long)done, (long long)o->n, o->output);
+        fprintf(stderr,
+                "%s: interrupted: wrote %lld of %lld samples to \"%s\"; run the same command with "
+                "--resume to continue\n",
+                bd_tool_self.name, (long long)done, (long long)o->n, o->output);
     else
-        fprintf(stderr, "%s: interrupted: wrote %lld of %lld samples\n", bd_tool_self.name, (long long)done, (long long)o->n);
+        fprintf(stderr, "%s: interrupted: wrote %lld of %lld samples\n", bd_tool_self.name, (long long)done,
+                (long long)o->n);
     return 130;
 }
 
@@ -278,17 +303,26 @@ int main(int argc, char **argv) {
     bd_model m;
     bd_tool_load_model(o.model_path, &m);
     if (m.cfg.max_seq < 2) bd_fatal("--model: context of %d tokens leaves no room to generate", m.cfg.max_seq);
-    if (o.go.logits_top_k > m.cfg.vocab) bd_usage_error("--logits %d is more than the vocabulary (%d)", o.go.logits_top_k, m.cfg.vocab);
+    if (o.go.logits_top_k > m.cfg.vocab)
+        bd_usage_error("--logits %d is more than the vocabulary (%d)", o.go.logits_top_k, m.cfg.vocab);
     bd_prompt_set ps = {0};
     int32_t bos, eos;
     bd_tokenizer *tok = read_prompts(&o, &m, &ps, &bos, &eos);
     if (o.n < 0) o.n = ps.count;
     bd_gen_prompt *prompts = malloc(sizeof *prompts * (size_t)ps.count);
     if (!prompts) bd_fatal("out of memory");
-    for (int i = 0; i < ps.count; i++) prompts[i] = (bd_gen_prompt){ps.ids + ps.start[i], (int)(ps.start[i + 1] - ps.start[i])};
+    for (int i = 0; i < ps.count; i++)
+        prompts[i] = (bd_gen_prompt){ps.ids + ps.start[i], (int)(ps.start[i + 1] - ps.start[i])};
 
-    bd_samples_run run = {.model_path = o.model_path, .tok_id = tok ? bd_tokenizer_id(tok) : "", .vocab = m.cfg.vocab,
-                          .bos = bos, .eos = eos, .po = &o.po, .n_prompts = ps.count, .go = &o.go, .n = o.n,
+    bd_samples_run run = {.model_path = o.model_path,
+                          .tok_id = tok ? bd_tokenizer_id(tok) : "",
+                          .vocab = m.cfg.vocab,
+                          .bos = bos,
+                          .eos = eos,
+                          .po = &o.po,
+                          .n_prompts = ps.count,
+                          .go = &o.go,
+                          .n = o.n,
                           .threads = bd_num_threads()};
     bd_model_describe(&m, run.desc, sizeof run.desc);
     bd_prompts_hash(&ps, run.hash);
@@ -310,7 +344,8 @@ int main(int argc, char **argv) {
     bd_progress_finish(&oc.prog);
     if (rc < 0) bd_fatal("generation failed: %s", gwhy[0] ? gwhy : bd_strerror(rc));
     bd_log(BD_LOG_INFO, "%lld samples, %lld new tokens in %.1f s (%.0f tokens/s, %lld steps)", (long long)st.samples,
-           (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0, (long long)st.steps);
+           (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0,
+           (long long)st.steps);
     if (oc.w && bd_writer_close(oc.w) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
     if (oc.txt && bd_outfile_commit(oc.txt) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
     bd_text_buf_free(&oc.buf);

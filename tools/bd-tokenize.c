@@ -14,23 +14,22 @@
 #include "bd_tool.h"
 
 static const char help[] =
-    "Usage: bd-tokenize --tokenizer T [OPTIONS] [FILE...]\n"
-    "       bd-tokenize --tokenizer T --decode [OPTIONS] [STREAM...]\n"
-    "Turn text (FILE, or standard input) into a bd.tokens stream: one record per document\n"
-    "{\"ids\": u32 tensor, \"doc\": n}. Documents are separated by blank lines (single newlines\n"
-    "stay inside the document) and start with BOS. --decode turns streams back into text.\n"
-    "\n"
-    "  -k, --tokenizer T   llama2.c tokenizer.bin, HF tokenizer.json, or a directory with one\n"
-    "  -o, --output FILE   write to FILE instead of standard output\n"
-    "      --field NAME    input is JSONL: one document per line, its text in field NAME\n"
-    "      --whole         each input file is one document, newlines and all\n"
-    "      --no-bos        do not put BOS before each document\n"
-    "      --eos           put EOS after each document (--no-eos: do not, the default)\n"
-    "  -d, --decode        read bd.tokens streams, write their text: each document followed\n"
-    "                      by a newline (unless it ends with one), a blank line between them\n"
-    BD_COMMON_HELP
-    "\nExit status: 0 on success, 1 on bad input (nothing is written), 2 on usage errors.\n"
-    "See bd-tokenize(1), bd-stream(5).\n";
+        "Usage: bd-tokenize --tokenizer T [OPTIONS] [FILE...]\n"
+        "       bd-tokenize --tokenizer T --decode [OPTIONS] [STREAM...]\n"
+        "Turn text (FILE, or standard input) into a bd.tokens stream: one record per document\n"
+        "{\"ids\": u32 tensor, \"doc\": n}. Documents are separated by blank lines (single newlines\n"
+        "stay inside the document) and start with BOS. --decode turns streams back into text.\n"
+        "\n"
+        "  -k, --tokenizer T   llama2.c tokenizer.bin, HF tokenizer.json, or a directory with one\n"
+        "  -o, --output FILE   write to FILE instead of standard output\n"
+        "      --field NAME    input is JSONL: one document per line, its text in field NAME\n"
+        "      --whole         each input file is one document, newlines and all\n"
+        "      --no-bos        do not put BOS before each document\n"
+        "      --eos           put EOS after each document (--no-eos: do not, the default)\n"
+        "  -d, --decode        read bd.tokens streams, write their text: each document followed\n"
+        "                      by a newline (unless it ends with one), a blank line between them\n" BD_COMMON_HELP
+        "\nExit status: 0 on success, 1 on bad input (nothing is written), 2 on usage errors.\n"
+        "See bd-tokenize(1), bd-stream(5).\n";
 
 enum { OPT_FIELD = BD_OPT_FIRST_TOOL, OPT_WHOLE, OPT_NO_BOS, OPT_EOS, OPT_NO_EOS };
 
@@ -112,15 +111,18 @@ static void tokenize_file(ctx *c, FILE *f, const char *name, const char *field, 
             }
             const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, field);
             if (!v) bd_fatal("\"%s\" line %lld: field \"%s\" is missing", name, (long long)lineno, field);
-            if (!cJSON_IsString(v)) bd_fatal("\"%s\" line %lld: field \"%s\" is not a string", name, (long long)lineno, field);
+            if (!cJSON_IsString(v))
+                bd_fatal("\"%s\" line %lld: field \"%s\" is not a string", name, (long long)lineno, field);
             emit(c, name, lineno, v->valuestring, strlen(v->valuestring));
             cJSON_Delete(o);
         } else if (len == 0) {
             if (doc_len > 0) emit(c, name, doc_line, doc, doc_len);
             doc_len = 0;
         } else {
-            if (doc_len > 0) append(&doc, &doc_len, &doc_cap, "\n", 1);
-            else doc_line = lineno;
+            if (doc_len > 0)
+                append(&doc, &doc_len, &doc_cap, "\n", 1);
+            else
+                doc_line = lineno;
             append(&doc, &doc_len, &doc_cap, line, len);
         }
         bd_progress_update(&c->prog, c->bytes_done);
@@ -146,13 +148,15 @@ static int header_bool(const msgpack_object *h, const char *key) {
 static void decode_stream(const bd_tokenizer *tok, const char *path, FILE *out, bool *first_doc) {
     bd_tokens t;
     char why[600];
-    if (bd_tokens_open(&t, path, "bd.tokens", bd_tokenizer_vocab_size(tok), false, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_tokens_open(&t, path, "bd.tokens", bd_tokenizer_vocab_size(tok), false, why, sizeof why) < 0)
+        bd_fatal("%s", why);
     t.vocab = "the tokenizer's";
     const msgpack_object *h = bd_reader_header(t.r);
     char id[256];
     const msgpack_object *hv = bd_obj_get(h, "tokenizer");
     if (hv && bd_obj_strcpy(hv, id, sizeof id) == BD_OK && strcmp(id_hash(id), id_hash(bd_tokenizer_id(tok))) != 0)
-        bd_fatal("\"%s\" header: made with tokenizer %s, but --tokenizer is %s", bd_tokens_name(&t), id, bd_tokenizer_id(tok));
+        bd_fatal("\"%s\" header: made with tokenizer %s, but --tokenizer is %s", bd_tokens_name(&t), id,
+                 bd_tokenizer_id(tok));
     int add_bos = header_bool(h, "add_bos"), add_eos = header_bool(h, "add_eos");
     int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok);
     int rc;
@@ -166,8 +170,8 @@ static void decode_stream(const bd_tokenizer *tok, const char *path, FILE *out, 
         if (add_eos != 0 && b > a && ids[b - 1] == eos) b--;
         txt.len = 0;
         if ((rc = bd_tokenizer_decode(tok, ids + a, b - a, 0, &txt)) < 0)
-            bd_fatal("\"%s\" record %llu: cannot decode: %s", bd_tokens_name(&t), (unsigned long long)bd_reader_record_index(t.r),
-                     bd_strerror(rc));
+            bd_fatal("\"%s\" record %llu: cannot decode: %s", bd_tokens_name(&t),
+                     (unsigned long long)bd_reader_record_index(t.r), bd_strerror(rc));
         if (!*first_doc) fputc('\n', out);
         *first_doc = false;
         fwrite(txt.data ? txt.data : "", 1, txt.len, out);
@@ -186,12 +190,16 @@ typedef struct {
 } tok_opts;
 
 static void parse_options(int argc, char **argv, tok_opts *o) {
-    static const struct option longopts[] = {
-        {"tokenizer", required_argument, 0, 'k'}, {"output", required_argument, 0, 'o'},
-        {"field", required_argument, 0, OPT_FIELD}, {"whole", no_argument, 0, OPT_WHOLE},
-        {"no-bos", no_argument, 0, OPT_NO_BOS},    {"eos", no_argument, 0, OPT_EOS},
-        {"no-eos", no_argument, 0, OPT_NO_EOS},    {"decode", no_argument, 0, 'd'},
-        BD_COMMON_LONGOPTS, {0, 0, 0, 0}};
+    static const struct option longopts[] = {{"tokenizer", required_argument, 0, 'k'},
+                                             {"output", required_argument, 0, 'o'},
+                                             {"field", required_argument, 0, OPT_FIELD},
+                                             {"whole", no_argument, 0, OPT_WHOLE},
+                                             {"no-bos", no_argument, 0, OPT_NO_BOS},
+                                             {"eos", no_argument, 0, OPT_EOS},
+                                             {"no-eos", no_argument, 0, OPT_NO_EOS},
+                                             {"decode", no_argument, 0, 'd'},
+                                             BD_COMMON_LONGOPTS,
+                                             {0, 0, 0, 0}};
     *o = (tok_opts){.output = "-", .add_bos = true};
     int opt;
     while ((opt = getopt_long(argc, argv, "k:o:d" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -237,7 +245,8 @@ static FILE **open_inputs(const tok_opts *o, uint64_t *total) {
 static bd_writer *open_stream(const tok_opts *o, const bd_tokenizer *tok) {
     bd_writer *w = bd_tool_open_writer(o->output);
     bd_producer prod = bd_tool_producer();
-    if (bd_writer_begin_header(w, "bd.tokens", &prod, 6) < 0) bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
+    if (bd_writer_begin_header(w, "bd.tokens", &prod, 6) < 0)
+        bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_str(pk, "tokenizer", bd_tokenizer_id(tok));
     bd_pack_kv_int(pk, "vocab_size", bd_tokenizer_vocab_size(tok));
@@ -285,7 +294,8 @@ int main(int argc, char **argv) {
     if (bd_writer_close(c.w) < 0) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
     double dt = bd_now() - t0;
     bd_log(BD_LOG_INFO, "%lld documents, %llu tokens from %llu bytes in %.2f s (%.2f MB/s)", (long long)c.docs,
-           (unsigned long long)c.tokens, (unsigned long long)c.bytes_done, dt, dt > 0 ? (double)c.bytes_done / dt / 1e6 : 0.0);
+           (unsigned long long)c.tokens, (unsigned long long)c.bytes_done, dt,
+           dt > 0 ? (double)c.bytes_done / dt / 1e6 : 0.0);
     bd_token_buf_free(&c.ids);
     free(in);
     bd_tokenizer_free(tok);

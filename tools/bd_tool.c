@@ -97,9 +97,7 @@ int bd_tool_common_option(int opt, const char *arg) {
     case BD_OPT_VERBOSITY: bd_tool_self.verbosity = (int)bd_arg_int("--verbosity", arg, 0, 3); return 1;
     case 'q': bd_tool_self.verbosity = BD_LOG_ERROR; return 1;
     case 'h': fputs(bd_tool_self.help, stdout); exit(0);
-    case BD_OPT_VERSION:
-        printf("%s (bd) %s\nbuild: %s\n", bd_tool_self.name, BD_VERSION, BD_BUILD_FLAGS);
-        exit(0);
+    case BD_OPT_VERSION: printf("%s (bd) %s\nbuild: %s\n", bd_tool_self.name, BD_VERSION, BD_BUILD_FLAGS); exit(0);
     case '?':
         if (optopt > ' ' && optopt < 127) bd_usage_error("unknown option, or option without its value: '-%c'", optopt);
         bd_usage_error("unknown option, or option without its value: '%s'", bd_tool_self.argv[optind - 1]);
@@ -120,9 +118,7 @@ bd_reader *bd_tool_open_reader(const char *path, const char *schema) {
     return r;
 }
 
-noreturn void bd_tool_reader_fatal(const bd_reader *r) {
-    bd_fatal("\"%s\" %s", bd_reader_name(r), bd_reader_error(r));
-}
+noreturn void bd_tool_reader_fatal(const bd_reader *r) { bd_fatal("\"%s\" %s", bd_reader_name(r), bd_reader_error(r)); }
 
 bd_writer *bd_tool_open_writer(const char *path) {
     int err;
@@ -198,12 +194,16 @@ int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
         o->q.kind = (bd_qkind)k;
         return 1;
     }
-    case BD_OPT_BITS: o->q.bits = (int)bd_arg_int("--bits", arg, 2, 8); o->bits_given = true; return 1;
+    case BD_OPT_BITS:
+        o->q.bits = (int)bd_arg_int("--bits", arg, 2, 8);
+        o->bits_given = true;
+        return 1;
     case BD_OPT_GROUP: o->q.group = (int)bd_arg_int("--group", arg, 1, 1 << 24); return 1;
     case BD_OPT_QCLIP: o->clip = arg; return 1;
     case BD_OPT_QHEAD: o->policy.include_head = true; return 1;
     case BD_OPT_EXCLUDE:
-        if (bd_qpolicy_exclude(&o->policy, arg) < 0) bd_usage_error("--exclude: too many patterns or \"%s\" too long", arg);
+        if (bd_qpolicy_exclude(&o->policy, arg) < 0)
+            bd_usage_error("--exclude: too many patterns or \"%s\" too long", arg);
         return 1;
     default: return 0;
     }

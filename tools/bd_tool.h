@@ -23,25 +23,24 @@ enum {
 
 // The quantization options of bd-eval, bd-qat and bd-pack (numbered apart from the tools' own).
 enum { BD_OPT_QUANT = 0x1100, BD_OPT_BITS, BD_OPT_GROUP, BD_OPT_QCLIP, BD_OPT_QHEAD, BD_OPT_EXCLUDE };
-#define BD_QUANT_LONGOPTS                                      \
-    {"quant", required_argument, 0, BD_OPT_QUANT},             \
-    {"bits", required_argument, 0, BD_OPT_BITS},               \
-    {"group", required_argument, 0, BD_OPT_GROUP},             \
-    {"clip", required_argument, 0, BD_OPT_QCLIP},              \
-    {"quant-head", no_argument, 0, BD_OPT_QHEAD},              \
-    {"exclude", required_argument, 0, BD_OPT_EXCLUDE}
-#define BD_QUANT_HELP                                                                              \
-    "      --quant KIND     int, sym, nf3, ternary or r2q\n"                                        \
-    "      --bits B         bits per weight (int/sym: 2..8, default 4; nf3: 3; ternary/r2q: 2)\n"   \
-    "      --group G        group size along the input dimension (default 128)\n"                  \
-    "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"               \
-    "      --quant-head     also quantize the output head (untied models only)\n"                  \
+#define BD_QUANT_LONGOPTS                                                                                \
+    {"quant", required_argument, 0, BD_OPT_QUANT}, {"bits", required_argument, 0, BD_OPT_BITS},          \
+            {"group", required_argument, 0, BD_OPT_GROUP}, {"clip", required_argument, 0, BD_OPT_QCLIP}, \
+            {"quant-head", no_argument, 0, BD_OPT_QHEAD}, {                                              \
+        "exclude", required_argument, 0, BD_OPT_EXCLUDE                                                  \
+    }
+#define BD_QUANT_HELP                                                                             \
+    "      --quant KIND     int, sym, nf3, ternary or r2q\n"                                      \
+    "      --bits B         bits per weight (int/sym: 2..8, default 4; nf3: 3; ternary/r2q: 2)\n" \
+    "      --group G        group size along the input dimension (default 128)\n"                 \
+    "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"              \
+    "      --quant-head     also quantize the output head (untied models only)\n"                 \
     "      --exclude PAT    keep layers matching PAT in full precision (e.g. 'layers.0.*', 'w2')\n"
 
 typedef struct {
-    bd_qspec q;          // kind BD_Q_NONE unless --quant
+    bd_qspec q;  // kind BD_Q_NONE unless --quant
     bd_qpolicy policy;
-    const char *clip;    // --clip FILE or NULL
+    const char *clip;  // --clip FILE or NULL
     bool bits_given;
 } bd_quant_opts;
 
@@ -58,29 +57,28 @@ void bd_tool_quant_or_common_option(bd_quant_opts *o, int opt, const char *arg);
 void bd_tool_quant_options_done(bd_quant_opts *o);
 
 // Put inside a tool's struct option array, before its terminating {0}.
-#define BD_COMMON_LONGOPTS                                     \
-    {"threads", required_argument, 0, BD_OPT_THREADS},         \
-    {"seed", required_argument, 0, BD_OPT_SEED},               \
-    {"verbosity", required_argument, 0, BD_OPT_VERBOSITY},     \
-    {"version", no_argument, 0, BD_OPT_VERSION},               \
-    {"help", no_argument, 0, 'h'},                             \
-    {"quiet", no_argument, 0, 'q'}
+#define BD_COMMON_LONGOPTS                                                                                      \
+    {"threads", required_argument, 0, BD_OPT_THREADS}, {"seed", required_argument, 0, BD_OPT_SEED},             \
+            {"verbosity", required_argument, 0, BD_OPT_VERBOSITY}, {"version", no_argument, 0, BD_OPT_VERSION}, \
+            {"help", no_argument, 0, 'h'}, {                                                                    \
+        "quiet", no_argument, 0, 'q'                                                                            \
+    }
 
 // The help text for the common options, for tools' --help.
-#define BD_COMMON_HELP                                                              \
-    "  -t, --threads N     threads for OpenBLAS and bd kernels (default: all CPUs)\n"  \
-    "      --seed N        random seed (default 1234)\n"                             \
+#define BD_COMMON_HELP                                                                     \
+    "  -t, --threads N     threads for OpenBLAS and bd kernels (default: all CPUs)\n"      \
+    "      --seed N        random seed (default 1234)\n"                                   \
     "      --verbosity N   0 errors, 1 warnings and progress (default), 2 info, 3 debug\n" \
-    "  -q, --quiet         same as --verbosity 0\n"                                  \
-    "  -h, --help          this help\n"                                              \
+    "  -q, --quiet         same as --verbosity 0\n"                                        \
+    "  -h, --help          this help\n"                                                    \
     "      --version       version and build flags\n"
 
 typedef struct {
-    const char *name;   // "bd-cat"
-    const char *help;   // full --help text; its first line is "Usage: ..."
+    const char *name;  // "bd-cat"
+    const char *help;  // full --help text; its first line is "Usage: ..."
     int argc;
     char **argv;
-    int threads;        // 0 = all CPUs
+    int threads;  // 0 = all CPUs
     uint64_t seed;
     int verbosity;
 } bd_tool;

@@ -15,9 +15,9 @@ enum {
     BD_ERR_VERSION = -6,    // stream has a newer major version than this reader
     BD_ERR_IO = -7,         // read/write/open failed (errno kept)
     BD_ERR_NOMEM = -8,
-    BD_ERR_ARG = -9,        // invalid argument from the caller
-    BD_ERR_SHAPE = -10,     // tensor dtype/shape/byte count mismatch
-    BD_ERR_VALUE = -11,     // a value out of range (NaN weight, bad id, ...)
+    BD_ERR_ARG = -9,     // invalid argument from the caller
+    BD_ERR_SHAPE = -10,  // tensor dtype/shape/byte count mismatch
+    BD_ERR_VALUE = -11,  // a value out of range (NaN weight, bad id, ...)
 };
 
 const char *bd_strerror(int code);

@@ -15,22 +15,26 @@ double bd_now(void) {
 }
 
 static void human(char *buf, int size, double v) {
-    if (v >= 1e9) snprintf(buf, size, "%.2fG", v / 1e9);
-    else if (v >= 1e6) snprintf(buf, size, "%.2fM", v / 1e6);
-    else if (v >= 1e3) snprintf(buf, size, "%.2fk", v / 1e3);
-    else snprintf(buf, size, "%.1f", v);
+    if (v >= 1e9)
+        snprintf(buf, size, "%.2fG", v / 1e9);
+    else if (v >= 1e6)
+        snprintf(buf, size, "%.2fM", v / 1e6);
+    else if (v >= 1e3)
+        snprintf(buf, size, "%.2fk", v / 1e3);
+    else
+        snprintf(buf, size, "%.1f", v);
 }
 
-void bd_progress_format(char *buf, int size, const char *label, uint64_t done, uint64_t total,
-                        const char *unit, double elapsed) {
+void bd_progress_format(char *buf, int size, const char *label, uint64_t done, uint64_t total, const char *unit,
+                        double elapsed) {
     char rate[32];
     double r = elapsed > 0 ? (double)done / elapsed : 0;
     human(rate, sizeof rate, r);
     if (total > 0) {
         long eta = r > 0 && done <= total ? (long)((double)(total - done) / r + 0.5) : 0;
-        snprintf(buf, size, "%s %llu/%llu %s (%.1f%%) %s %s/s ETA %ld:%02ld:%02ld", label,
-                 (unsigned long long)done, (unsigned long long)total, unit,
-                 100.0 * (double)done / (double)total, rate, unit, eta / 3600, eta / 60 % 60, eta % 60);
+        snprintf(buf, size, "%s %llu/%llu %s (%.1f%%) %s %s/s ETA %ld:%02ld:%02ld", label, (unsigned long long)done,
+                 (unsigned long long)total, unit, 100.0 * (double)done / (double)total, rate, unit, eta / 3600,
+                 eta / 60 % 60, eta % 60);
     } else {
         snprintf(buf, size, "%s %llu %s %s %s/s", label, (unsigned long long)done, unit, rate, unit);
     }

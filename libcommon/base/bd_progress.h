@@ -21,7 +21,7 @@ void bd_progress_finish(bd_progress *p);
 double bd_now(void);  // monotonic seconds
 
 // Formats the status line into buf: "label 120/400 tok (30.0%) 1.25k tok/s ETA 0:00:03".
-void bd_progress_format(char *buf, int size, const char *label, uint64_t done, uint64_t total,
-                        const char *unit, double elapsed);
+void bd_progress_format(char *buf, int size, const char *label, uint64_t done, uint64_t total, const char *unit,
+                        double elapsed);
 
 #endif

@@ -50,7 +50,9 @@ void bd_parallel_for(int n, int min_per_thread, void (*fn)(void *ctx, int start,
     }
     run_chunk(&jobs[0]);
     for (int t = 1; t < nt; t++) {
-        if (started[t]) pthread_join(tid[t], NULL);
-        else run_chunk(&jobs[t]);
+        if (started[t])
+            pthread_join(tid[t], NULL);
+        else
+            run_chunk(&jobs[t]);
     }
 }

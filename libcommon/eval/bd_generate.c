@@ -33,23 +33,23 @@ typedef struct {
     bd_rng rng;
     const int32_t *prompt;  // (P)
     int P;
-    int fed;                // cache positions filled = position of the next input
-    int32_t next;           // next input token
-    int32_t *out;           // (K)
+    int fed;       // cache positions filled = position of the next input
+    int32_t next;  // next input token
+    int32_t *out;  // (K)
     int n_new;
-    int32_t *top_ids;       // (K, TK) or NULL
-    float *top_lp;          // (K, TK) or NULL
-    int end;                // -1 while running, else a bd_gen_end
-    int err;                // sampling error of the last step
+    int32_t *top_ids;  // (K, TK) or NULL
+    float *top_lp;     // (K, TK) or NULL
+    int end;           // -1 while running, else a bd_gen_end
+    int err;           // sampling error of the last step
 } gen_seq;
 
 typedef struct {
     const bd_model *m;
     const bd_gen_opts *o;
     int max_seq;
-    gen_seq *slots;         // (B)
-    bd_sampler *samplers;   // (B)
-    const float *logits;    // (B, V)
+    gen_seq *slots;        // (B)
+    bd_sampler *samplers;  // (B)
+    const float *logits;   // (B, V)
 } step_ctx;
 
 static void seq_free(gen_seq *s) {
@@ -116,27 +116,33 @@ static void advance(void *vctx, int start, int end) {
     }
 }
 
-static int check_args(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, const bd_gen_opts *o,
-                      char *why, size_t ws) {
+static int check_args(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, const bd_gen_opts *o, char *why,
+                      size_t ws) {
     if (bd_sampling_check(&o->sampling) < 0 || o->max_new < 1 || o->batch < 1 || o->n_stop < 0 ||
         o->n_stop > BD_GEN_MAX_STOP || o->logits_top_k < 0 || o->logits_top_k > BD_GEN_MAX_TOPK ||
         o->logits_top_k > m->cfg.vocab || n_prompts < 1)
         return bd_fail(why, ws, BD_ERR_ARG, "generate: invalid options");
     for (int i = 0; i < n_prompts; i++) {
         if (prompts[i].n < 1 || prompts[i].n > m->cfg.max_seq - 1)
-            return bd_fail(why, ws, BD_ERR_ARG, "generate: prompt %d has %d tokens, expected 1..%d (the context less one)",
-                           i, prompts[i].n, m->cfg.max_seq - 1);
+            return bd_fail(why, ws, BD_ERR_ARG,
+                           "generate: prompt %d has %d tokens, expected 1..%d (the context less one)", i, prompts[i].n,
+                           m->cfg.max_seq - 1);
         for (int t = 0; t < prompts[i].n; t++)
             if (prompts[i].ids[t] < 0 || prompts[i].ids[t] >= m->cfg.vocab)
-                return bd_fail(why, ws, BD_ERR_ARG, "generate: prompt %d: id %d at position %d is outside the vocabulary of %d",
-                               i, prompts[i].ids[t], t, m->cfg.vocab);
+                return bd_fail(why, ws, BD_ERR_ARG,
+                               "generate: prompt %d: id %d at position %d is outside the vocabulary of %d", i,
+                               prompts[i].ids[t], t, m->cfg.vocab);
     }
     return BD_OK;
 }
 
 static bd_gen_sample as_sample(const gen_seq *s, const bd_gen_opts *o) {
-    return (bd_gen_sample){.index = s->index, .prompt = s->prompt, .prompt_len = s->P, .completion = s->out,
-                           .n_new = s->n_new, .end = (bd_gen_end)s->end,
+    return (bd_gen_sample){.index = s->index,
+                           .prompt = s->prompt,
+                           .prompt_len = s->P,
+                           .completion = s->out,
+                           .n_new = s->n_new,
+                           .end = (bd_gen_end)s->end,
                            .top_ids = o->logits_top_k ? s->top_ids : NULL,
                            .top_logprobs = o->logits_top_k ? s->top_lp : NULL};
 }
@@ -207,7 +213,8 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     int32_t *tokens = calloc((size_t)R, sizeof(int32_t));  // rows B..R-1 stay token 0 at position 0
     int *pos = calloc((size_t)R, sizeof(int));
     reorder ro = {.next_emit = first};
-    rc = slots && samplers && logits && tokens && pos ? BD_OK : bd_fail(why, ws, BD_ERR_NOMEM, "generate: out of memory");
+    rc = slots && samplers && logits && tokens && pos ? BD_OK
+                                                      : bd_fail(why, ws, BD_ERR_NOMEM, "generate: out of memory");
     for (int b = 0; rc >= 0 && b < B; b++) rc = bd_sampler_init(&samplers[b], V);
     // Sample i always runs in slot i mod B; an idle slot (none of its samples left) still
     // computes a dummy row, so that every step has B rows.
@@ -250,8 +257,10 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
             int64_t next = s->index + B;
             rc = finish(&ro, s, o, emit, ctx, &st, t0);
             seq_free(s);
-            if (rc >= 0 && next < n) rc = seq_start(s, next, &prompts[next % n_prompts], o);
-            else active--;
+            if (rc >= 0 && next < n)
+                rc = seq_start(s, next, &prompts[next % n_prompts], o);
+            else
+                active--;
         }
     }
     st.seconds = bd_now() - t0;

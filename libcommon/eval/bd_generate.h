@@ -27,9 +27,9 @@ typedef struct {
 } bd_gen_prompt;
 
 typedef enum {
-    BD_GEN_EOS = 0,   // a stop token was generated (it ends the completion)
-    BD_GEN_LENGTH,    // max_new tokens generated
-    BD_GEN_CONTEXT,   // prompt + completion filled the model's context (max_seq)
+    BD_GEN_EOS = 0,  // a stop token was generated (it ends the completion)
+    BD_GEN_LENGTH,   // max_new tokens generated
+    BD_GEN_CONTEXT,  // prompt + completion filled the model's context (max_seq)
 } bd_gen_end;
 const char *bd_gen_end_name(bd_gen_end e);  // "eos", "length", "context"
 
@@ -38,27 +38,27 @@ const char *bd_gen_end_name(bd_gen_end e);  // "eos", "length", "context"
 
 typedef struct {
     bd_sampling sampling;
-    int max_new;                      // K >= 1
-    int batch;                        // B >= 1 sequences at once
-    bool unpadded;                    // step exactly B rows: faster at small B, but the samples
-                                      // may then depend on B (see BD_GEN_ROW_MULTIPLE)
+    int max_new;    // K >= 1
+    int batch;      // B >= 1 sequences at once
+    bool unpadded;  // step exactly B rows: faster at small B, but the samples
+                    // may then depend on B (see BD_GEN_ROW_MULTIPLE)
     uint64_t seed;
     int32_t stop_ids[BD_GEN_MAX_STOP];  // generating one of these ends a sample
     int n_stop;
-    int logits_top_k;                 // TK in 0..BD_GEN_MAX_TOPK: keep the top-TK log-probs
-    volatile sig_atomic_t *stop;      // if set non-zero (e.g. by a signal handler): stop
-                                      // after the current step; may be NULL
+    int logits_top_k;             // TK in 0..BD_GEN_MAX_TOPK: keep the top-TK log-probs
+    volatile sig_atomic_t *stop;  // if set non-zero (e.g. by a signal handler): stop
+                                  // after the current step; may be NULL
 } bd_gen_opts;
 
 typedef struct {
     int64_t index;
-    const int32_t *prompt;       // (P)
+    const int32_t *prompt;  // (P)
     int prompt_len;
-    const int32_t *completion;   // (K) ids, the stop token included
+    const int32_t *completion;  // (K) ids, the stop token included
     int n_new;
     bd_gen_end end;
-    const int32_t *top_ids;      // (K, TK) or NULL: the TK most probable ids at each position
-    const float *top_logprobs;   // (K, TK) their log-softmax at temperature 1
+    const int32_t *top_ids;     // (K, TK) or NULL: the TK most probable ids at each position
+    const float *top_logprobs;  // (K, TK) their log-softmax at temperature 1
 } bd_gen_sample;
 
 typedef struct {
@@ -80,8 +80,8 @@ typedef int (*bd_gen_emit_fn)(void *ctx, const bd_gen_sample *s, const bd_gen_st
 // is empty, too long or holds an id outside the vocabulary), BD_ERR_NOMEM, BD_ERR_VALUE
 // (NaN logits), or the callback's code; the reason in why (the callback's own errors it
 // reports itself). stats may be NULL.
-BD_MUST_CHECK int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first,
-                              int64_t n, const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx,
-                              bd_gen_stats *stats, char *why, size_t why_size);
+BD_MUST_CHECK int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
+                              const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats, char *why,
+                              size_t why_size);
 
 #endif

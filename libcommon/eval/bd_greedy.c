@@ -10,7 +10,8 @@ int bd_greedy(const bd_model *m, const int32_t *prompt, int n_prompt, int n_new,
     if (n_prompt < 1 || n_prompt >= max_T)
         return bd_fail(why, ws, BD_ERR_ARG, "the prompt is %d tokens, the model's context is %d", n_prompt, max_T);
     bd_kv_cache kv;
-    if (bd_kv_cache_init(&kv, &m->cfg, 1, max_T) < 0) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the KV cache");
+    if (bd_kv_cache_init(&kv, &m->cfg, 1, max_T) < 0)
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the KV cache");
     float *logits = malloc(sizeof(float) * (size_t)V);
     int rc = logits ? BD_OK : bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
     int32_t prev = -1, cur = 0;

@@ -218,10 +218,10 @@ typedef struct {
     const bd_tokenizer *tok;
     const bd_mc_task *task;
     bd_mc_method method;
-    double *ll;              // (n, max_choices)
+    double *ll;  // (n, max_choices)
     atomic_long next, done, truncated;
-    atomic_int rc;           // first error
-    atomic_long bad;         // its item
+    atomic_int rc;    // first error
+    atomic_long bad;  // its item
 } score_job;
 
 static void *score_worker(void *arg) {
@@ -251,8 +251,8 @@ static void *score_worker(void *arg) {
 }
 
 int bd_mc_score_all(const bd_model *m, const bd_tokenizer *tok, const bd_mc_task *task, int n_workers,
-                    bd_mc_method method, double *ll, void (*progress)(void *ctx, long done), void *ctx,
-                    long *bad_item, long *truncated) {
+                    bd_mc_method method, double *ll, void (*progress)(void *ctx, long done), void *ctx, long *bad_item,
+                    long *truncated) {
     score_job j = {.m = m, .tok = tok, .task = task, .method = method, .ll = ll};
     atomic_init(&j.next, 0), atomic_init(&j.done, 0), atomic_init(&j.truncated, 0);
     atomic_init(&j.rc, 0), atomic_init(&j.bad, -1);

@@ -47,11 +47,11 @@ typedef struct {
 } bd_mc_item;
 
 typedef struct {
-    bd_mc_item *items;   // (n)
+    bd_mc_item *items;  // (n)
     long n;
-    int max_choices;     // largest NC
-    bd_mc_format format; // the layout read (never AUTO)
-    char name[64];       // "hellaswag", "piqa", or the file's base name without extensions
+    int max_choices;      // largest NC
+    bd_mc_format format;  // the layout read (never AUTO)
+    char name[64];        // "hellaswag", "piqa", or the file's base name without extensions
 } bd_mc_task;
 
 // "auto", "hellaswag", "piqa", "jsonl" -> format (>= 0), or -1.
@@ -64,8 +64,8 @@ const char *bd_mc_format_name(bd_mc_format f);
 // whole file is still checked). Errors (BD_ERR_IO, BD_ERR_MALFORMED, BD_ERR_VALUE,
 // BD_ERR_TRUNCATED, BD_ERR_CORRUPT, BD_ERR_NOMEM) come with a one-line reason naming the
 // file and line.
-BD_MUST_CHECK int bd_mc_load(const char *path, bd_mc_format format, const char *labels, long limit,
-                             bd_mc_task *task, char *why, size_t why_size);
+BD_MUST_CHECK int bd_mc_load(const char *path, bd_mc_format format, const char *labels, long limit, bd_mc_task *task,
+                             char *why, size_t why_size);
 // The same from text in memory (name for messages; labels_text NULL unless PIQA without
 // "label" fields, labels_name its name).
 BD_MUST_CHECK int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format format,
@@ -80,8 +80,8 @@ char *bd_mc_hellaswag_clean(char *s);
 // ids = BOS (if the vocabulary has one) + context + " " + ending, encoded jointly; *start =
 // index of the first ending token = the length of the encoding of BOS + context without
 // its trailing whitespace, kept >= 1 and < ids->n (so at least one token is scored).
-BD_MUST_CHECK int bd_mc_tokenize(const bd_tokenizer *tok, const char *context, const char *ending,
-                                 bd_token_buf *ids, int *start);
+BD_MUST_CHECK int bd_mc_tokenize(const bd_tokenizer *tok, const char *context, const char *ending, bd_token_buf *ids,
+                                 int *start);
 
 typedef enum {
     BD_MC_SHARED = 0,  // context prefix run once into a KV cache, endings continued from it
@@ -94,20 +94,20 @@ typedef struct {
     const bd_model *m;
     const bd_tokenizer *tok;
     bd_mc_method method;
-    int max_choices;      // NC capacity
-    int max_T;            // positions per sequence fed to the model (the model's context)
-    int cap_T;            // positions st and kv hold now (grown to the longest item, <= max_T)
-    bd_fwd_state st;      // BATCH: (NC, cap_T); SHARED: (1, cap_T) for the prefill
-    bd_kv_cache kv;       // SHARED only: NC sequences of cap_T
-    bd_token_buf *ids;    // (NC) token ids of each choice's sequence
-    int *start;           // (NC) first scored index of each sequence
-    int *order;           // (NC) choices by sequence length, longest first
-    int32_t *tokens;      // (NC, max_T) BATCH inputs; SHARED: (NC) step tokens
-    int32_t *targets;     // (NC, max_T) BATCH targets (-1: not scored)
-    int *pos;             // (NC) SHARED step positions
-    float *logits;        // (NC, V)
-    long truncated;       // sequences that lost tokens on the left so far
-    long tokens_run;      // positions fed to the model so far
+    int max_choices;    // NC capacity
+    int max_T;          // positions per sequence fed to the model (the model's context)
+    int cap_T;          // positions st and kv hold now (grown to the longest item, <= max_T)
+    bd_fwd_state st;    // BATCH: (NC, cap_T); SHARED: (1, cap_T) for the prefill
+    bd_kv_cache kv;     // SHARED only: NC sequences of cap_T
+    bd_token_buf *ids;  // (NC) token ids of each choice's sequence
+    int *start;         // (NC) first scored index of each sequence
+    int *order;         // (NC) choices by sequence length, longest first
+    int32_t *tokens;    // (NC, max_T) BATCH inputs; SHARED: (NC) step tokens
+    int32_t *targets;   // (NC, max_T) BATCH targets (-1: not scored)
+    int *pos;           // (NC) SHARED step positions
+    float *logits;      // (NC, V)
+    long truncated;     // sequences that lost tokens on the left so far
+    long tokens_run;    // positions fed to the model so far
 } bd_mc_scorer;
 
 // max_T <= 0: the model's context (cfg.max_seq).
@@ -123,10 +123,9 @@ BD_MUST_CHECK int bd_mc_score_item(bd_mc_scorer *s, const bd_mc_item *it, double
 // inside a worker, so every value is the same for any n_workers. progress (may be NULL)
 // is called from the calling thread with the number of items done. On error returns it
 // with *bad_item set to the failing item's index.
-BD_MUST_CHECK int bd_mc_score_all(const bd_model *m, const bd_tokenizer *tok, const bd_mc_task *task,
-                                  int n_workers, bd_mc_method method, double *ll,
-                                  void (*progress)(void *ctx, long done), void *ctx, long *bad_item,
-                                  long *truncated);
+BD_MUST_CHECK int bd_mc_score_all(const bd_model *m, const bd_tokenizer *tok, const bd_mc_task *task, int n_workers,
+                                  bd_mc_method method, double *ll, void (*progress)(void *ctx, long done), void *ctx,
+                                  long *bad_item, long *truncated);
 
 // log softmax(logits)[target] of one row (V), accumulated in double.
 double bd_mc_logprob(const float *logits, int V, int32_t target);

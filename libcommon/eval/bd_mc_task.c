@@ -150,8 +150,10 @@ char *bd_mc_hellaswag_clean(char *s) {
     w = 0;
     for (size_t r = 0; r < n;) {
         const char *close = s[r] == '[' ? memchr(s + r, ']', n - r) : NULL;
-        if (close) r = (size_t)(close - s) + 1;
-        else s[w++] = s[r++];
+        if (close)
+            r = (size_t)(close - s) + 1;
+        else
+            s[w++] = s[r++];
     }
     n = w;
     s[n] = '\0';
@@ -190,19 +192,20 @@ static int parse_hellaswag_text(loader *ld, const char *text, size_t len) {
             return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: empty context", ld->name, first);
         if (!next_line(&li, &s, &n))
             return bd_fail(ld->why, ld->ws, BD_ERR_TRUNCATED,
-                        "\"%s\" line %ld: item %ld is truncated: the file ends before its gold index", ld->name, li.lineno + 1,
-                        ld->task->n);
+                           "\"%s\" line %ld: item %ld is truncated: the file ends before its gold index", ld->name,
+                           li.lineno + 1, ld->task->n);
         char num[32];
         int64_t gold;
-        if (n >= sizeof num ||
-            (memcpy(num, s, n), num[n] = '\0', bd_parse_int64(num, 0, 3, &gold)) != BD_OK)
-            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: expected the gold index 0..3 of item %ld, got \"%.*s\"",
-                        ld->name, li.lineno, ld->task->n, n > 40 ? 40 : (int)n, s);
+        if (n >= sizeof num || (memcpy(num, s, n), num[n] = '\0', bd_parse_int64(num, 0, 3, &gold)) != BD_OK)
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE,
+                           "\"%s\" line %ld: expected the gold index 0..3 of item %ld, got \"%.*s\"", ld->name,
+                           li.lineno, ld->task->n, n > 40 ? 40 : (int)n, s);
         it->gold = (int)gold;
         for (int c = 0; c < 4; c++) {
             if (!next_line(&li, &s, &n))
-                return bd_fail(ld->why, ld->ws, BD_ERR_TRUNCATED, "\"%s\" line %ld: item %ld is truncated: %d of 4 endings",
-                            ld->name, li.lineno + 1, ld->task->n, c);
+                return bd_fail(ld->why, ld->ws, BD_ERR_TRUNCATED,
+                               "\"%s\" line %ld: item %ld is truncated: %d of 4 endings", ld->name, li.lineno + 1,
+                               ld->task->n, c);
             it->choices[c] = bd_mc_hellaswag_clean(dup_n(s, n));
         }
         int rc = check_item(ld, it);
@@ -232,7 +235,7 @@ static const char *get_str(loader *ld, const cJSON *o, const char *key, long lin
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (!cJSON_IsString(v) || !v->valuestring) {
         *rc = bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" %s", ld->name, line, key,
-                   v ? "is not a string" : "is missing");
+                      v ? "is not a string" : "is missing");
         return NULL;
     }
     return v->valuestring;
@@ -243,20 +246,24 @@ static const char *get_str(loader *ld, const cJSON *o, const char *key, long lin
 static int get_index(loader *ld, const cJSON *v, const char *key, int hi, long line, int *out) {
     double d = NAN;
     bool strings_ok = strcmp(key, "label") == 0;
-    if (cJSON_IsNumber(v)) d = v->valuedouble;
+    if (cJSON_IsNumber(v))
+        d = v->valuedouble;
     else if (cJSON_IsString(v) && !strings_ok)
-        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is a string, expected an integer",
-                       ld->name, line, key);
+        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED,
+                       "\"%s\" line %ld: field \"%s\" is a string, expected an integer", ld->name, line, key);
     else if (cJSON_IsString(v) && v->valuestring) {
         int64_t k;
         if (bd_parse_int64(v->valuestring, -1000000, 1000000, &k) == BD_OK) d = (double)k;
     }
-    if (!v) return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is missing", ld->name, line, key);
+    if (!v)
+        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is missing", ld->name, line,
+                       key);
     if (!(d == floor(d)) || fabs(d) > 1e9)
-        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is not an integer", ld->name, line, key);
+        return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"%s\" is not an integer", ld->name,
+                       line, key);
     if (d < 0 || d >= hi)
-        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: \"%s\" is %.0f, expected an index in [0, %d)", ld->name,
-                    line, key, d, hi);
+        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: \"%s\" is %.0f, expected an index in [0, %d)",
+                       ld->name, line, key, d, hi);
     *out = (int)d;
     return BD_OK;
 }
@@ -276,20 +283,25 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
         int nc = cJSON_IsArray(ch) ? cJSON_GetArraySize(ch) : 0;
         if (nc < 2)
             return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"choices\" %s", ld->name, line,
-                        !ch ? "is missing" : cJSON_IsArray(ch) ? "needs at least 2 strings" : "is not an array");
+                           !ch                 ? "is missing"
+                           : cJSON_IsArray(ch) ? "needs at least 2 strings"
+                                               : "is not an array");
         if (nc > BD_MC_MAX_CHOICES)
-            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: %d choices, more than the %d an item may have",
-                           ld->name, line, nc, BD_MC_MAX_CHOICES);
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE,
+                           "\"%s\" line %ld: %d choices, more than the %d an item may have", ld->name, line, nc,
+                           BD_MC_MAX_CHOICES);
         bd_mc_item *it = add_item(ld, nc, line);
         if (!it) return nomem(ld);
         it->context = strdup(ctx);
         for (int c = 0; c < nc; c++) {
             const cJSON *e = cJSON_GetArrayItem(ch, c);
             if (!cJSON_IsString(e) || !e->valuestring)
-                return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: choices[%d] is not a string", ld->name, line, c);
+                return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: choices[%d] is not a string",
+                               ld->name, line, c);
             it->choices[c] = strdup(e->valuestring);
         }
-        if ((rc = get_index(ld, cJSON_GetObjectItemCaseSensitive(o, "gold"), "gold", nc, line, &it->gold)) < 0) return rc;
+        if ((rc = get_index(ld, cJSON_GetObjectItemCaseSensitive(o, "gold"), "gold", nc, line, &it->gold)) < 0)
+            return rc;
         return check_item(ld, it);
     }
     if (f == BD_MC_PIQA) {
@@ -313,7 +325,7 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
     int nc = cJSON_IsArray(ends) ? cJSON_GetArraySize(ends) : 0;
     if (nc < 2)
         return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: field \"endings\" %s", ld->name, line,
-                    !ends ? "is missing" : "is not an array of at least 2 strings");
+                       !ends ? "is missing" : "is not an array of at least 2 strings");
     if (nc > BD_MC_MAX_CHOICES)
         return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: %d endings, more than the %d an item may have",
                        ld->name, line, nc, BD_MC_MAX_CHOICES);
@@ -330,7 +342,8 @@ static int jsonl_record(loader *ld, bd_mc_format f, const cJSON *o, long line, b
     for (int c = 0; c < nc; c++) {
         const cJSON *e = cJSON_GetArrayItem(ends, c);
         if (!cJSON_IsString(e) || !e->valuestring)
-            return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: endings[%d] is not a string", ld->name, line, c);
+            return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: endings[%d] is not a string", ld->name,
+                           line, c);
         if ((it->choices[c] = strdup(e->valuestring))) bd_mc_hellaswag_clean(it->choices[c]);
     }
     if ((rc = get_index(ld, cJSON_GetObjectItemCaseSensitive(o, "label"), "label", nc, line, &it->gold)) < 0) return rc;
@@ -349,22 +362,23 @@ static int apply_labels(loader *ld, const labels_src *lb) {
             long at = li.lineno;
             while (next_line(&li, &s, &n))
                 if (!blank(s, n))
-                    return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: blank line before the last label", lb->name, at);
+                    return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED,
+                                   "\"%s\" line %ld: blank line before the last label", lb->name, at);
             break;
         }
         if (k >= t->n)
-            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: more labels than the %ld items of \"%s\"", lb->name,
-                        li.lineno, t->n, ld->name);
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: more labels than the %ld items of \"%s\"",
+                           lb->name, li.lineno, t->n, ld->name);
         char num[32];
         int64_t v;
         if (n >= sizeof num || (memcpy(num, s, n), num[n] = '\0', bd_parse_int64(num, 0, 1, &v)) != BD_OK)
-            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: expected a label 0 or 1, got \"%.*s\"", lb->name,
-                        li.lineno, n > 40 ? 40 : (int)n, s);
+            return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: expected a label 0 or 1, got \"%.*s\"",
+                           lb->name, li.lineno, n > 40 ? 40 : (int)n, s);
         t->items[k++].gold = (int)v;
     }
     if (k < t->n)
-        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: only %ld labels for the %ld items of \"%s\"", lb->name,
-                    li.lineno + 1, k, t->n, ld->name);
+        return bd_fail(ld->why, ld->ws, BD_ERR_VALUE, "\"%s\" line %ld: only %ld labels for the %ld items of \"%s\"",
+                       lb->name, li.lineno + 1, k, t->n, ld->name);
     return BD_OK;
 }
 
@@ -380,7 +394,8 @@ static int parse_jsonl(loader *ld, bd_mc_format f, const char *text, size_t len,
             continue;
         }
         if (last_blank && lb)  // labels pair with records by position: no gaps
-            return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: blank line between records", ld->name, last_blank);
+            return bd_fail(ld->why, ld->ws, BD_ERR_MALFORMED, "\"%s\" line %ld: blank line between records", ld->name,
+                           last_blank);
         cJSON *o = parse_object(ld, s, n, li.lineno);
         if (!o) return BD_ERR_MALFORMED;
         rc = jsonl_record(ld, f, o, li.lineno, f == BD_MC_PIQA && !lb);
@@ -404,15 +419,19 @@ static bd_mc_format detect(const char *text, size_t len, const char *name, char 
         cJSON *o = cJSON_ParseWithLength(text + i, n);
         bd_mc_format f = BD_MC_AUTO;
         if (cJSON_IsObject(o)) {
-            if (cJSON_HasObjectItem(o, "context") && cJSON_HasObjectItem(o, "choices")) f = BD_MC_JSONL;
-            else if (cJSON_HasObjectItem(o, "goal") && cJSON_HasObjectItem(o, "sol1")) f = BD_MC_PIQA;
-            else if (cJSON_HasObjectItem(o, "ctx_a") && cJSON_HasObjectItem(o, "endings")) f = BD_MC_HELLASWAG;
+            if (cJSON_HasObjectItem(o, "context") && cJSON_HasObjectItem(o, "choices"))
+                f = BD_MC_JSONL;
+            else if (cJSON_HasObjectItem(o, "goal") && cJSON_HasObjectItem(o, "sol1"))
+                f = BD_MC_PIQA;
+            else if (cJSON_HasObjectItem(o, "ctx_a") && cJSON_HasObjectItem(o, "endings"))
+                f = BD_MC_HELLASWAG;
         }
         cJSON_Delete(o);
         if (f == BD_MC_AUTO)
             bd_fail(why, ws, BD_ERR_MALFORMED,
-                 "\"%s\": cannot tell the task layout: the first record has none of \"context\"+\"choices\" (jsonl), "
-                 "\"goal\"+\"sol1\" (piqa), \"ctx_a\"+\"endings\" (hellaswag)", name);
+                    "\"%s\": cannot tell the task layout: the first record has none of \"context\"+\"choices\" (jsonl), "
+                    "\"goal\"+\"sol1\" (piqa), \"ctx_a\"+\"endings\" (hellaswag)",
+                    name);
         return f;
     }
     line_iter li = {text, text + len, 0};
@@ -424,8 +443,8 @@ static bd_mc_format detect(const char *text, size_t len, const char *name, char 
         (memcpy(num, s, n), num[n] = '\0', bd_parse_int64(num, 0, 3, &v)) == BD_OK)
         return BD_MC_HELLASWAG;
     bd_fail(why, ws, BD_ERR_MALFORMED,
-         "\"%s\": cannot tell the task layout: not JSONL, and line 2 is not a gold index as in the HellaSwag text layout",
-         name);
+            "\"%s\": cannot tell the task layout: not JSONL, and line 2 is not a gold index as in the HellaSwag text layout",
+            name);
     return BD_MC_AUTO;
 }
 
@@ -452,15 +471,17 @@ int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format for
     if (f == BD_MC_AUTO && (f = detect(text, len, name, why, ws)) == BD_MC_AUTO) return BD_ERR_MALFORMED;
     if (labels_text && f != BD_MC_PIQA)
         return bd_fail(why, ws, BD_ERR_ARG, "\"%s\": a labels file is only used with PIQA, this is %s", name,
-                    bd_mc_format_name(f));
+                       bd_mc_format_name(f));
     loader ld = {task, 0, name, why, ws};
     task->format = f;
     task_name(task, name);
     size_t skip = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
     labels_src lb = {labels_text, labels_len, labels_name ? labels_name : "labels"};
     int rc;
-    if (f == BD_MC_HELLASWAG && !(len > skip && text[skip] == '{')) rc = parse_hellaswag_text(&ld, text + skip, len - skip);
-    else rc = parse_jsonl(&ld, f, text + skip, len - skip, labels_text ? &lb : NULL);
+    if (f == BD_MC_HELLASWAG && !(len > skip && text[skip] == '{'))
+        rc = parse_hellaswag_text(&ld, text + skip, len - skip);
+    else
+        rc = parse_jsonl(&ld, f, text + skip, len - skip, labels_text ? &lb : NULL);
     if (rc == BD_OK && task->n == 0) rc = bd_fail(why, ws, BD_ERR_VALUE, "\"%s\": no items", name);
     if (rc < 0) {
         bd_mc_task_free(task);

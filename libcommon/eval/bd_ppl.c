@@ -47,7 +47,10 @@ static int sliding(bd_fwd_state *st, const bd_model *m, const int32_t *ids, size
         }
         double mean;
         int k = bd_forward_nll(st, m, ids + begin, targets, 1, T, &mean);
-        if (k < 0) { rc = bd_fail(why, ws, k, "forward pass failed: %s", st->why); break; }
+        if (k < 0) {
+            rc = bd_fail(why, ws, k, "forward pass failed: %s", st->why);
+            break;
+        }
         res->nll_sum += mean * k;
         res->scored += k;
         res->windows++;
@@ -68,7 +71,8 @@ int bd_ppl(const bd_model *m, const int32_t *ids, size_t n, int T, int stride, i
     bd_fwd_state st;
     if (bd_fwd_state_init(&st, &m->cfg, B, T, false) < 0)
         return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for B=%d T=%d activations: %s", B, T, st.why);
-    int rc = stride > 0 ? sliding(&st, m, ids, n, T, stride, p, res, why, ws) : windows(&st, m, ids, n, T, B, p, res, why, ws);
+    int rc = stride > 0 ? sliding(&st, m, ids, n, T, stride, p, res, why, ws)
+                        : windows(&st, m, ids, n, T, B, p, res, why, ws);
     bd_fwd_state_free(&st);
     return rc;
 }

@@ -11,7 +11,7 @@
 #include "bd_model.h"
 
 typedef struct {
-    double nll_sum;     // summed negative log-likelihood (nats) of the scored positions
+    double nll_sum;  // summed negative log-likelihood (nats) of the scored positions
     long long scored;
     int windows;
     long long dropped;  // tail ids shorter than a window (non-overlapping windows only)

@@ -9,12 +9,12 @@
 #include "bd_ids.h"
 
 static const char alpaca_input[] =
-    "Below is an instruction that describes a task, paired with an input that provides further context. "
-    "Write a response that appropriately completes the request.\n\n### Instruction:\n{}\n\n### Input:\n{input}\n\n"
-    "### Response:\n";
+        "Below is an instruction that describes a task, paired with an input that provides further context. "
+        "Write a response that appropriately completes the request.\n\n### Instruction:\n{}\n\n### Input:\n{input}\n\n"
+        "### Response:\n";
 static const char alpaca_plain[] =
-    "Below is an instruction that describes a task. Write a response that appropriately completes the "
-    "request.\n\n### Instruction:\n{}\n\n### Response:\n";
+        "Below is an instruction that describes a task. Write a response that appropriately completes the "
+        "request.\n\n### Instruction:\n{}\n\n### Response:\n";
 
 int bd_prompts_add(bd_prompt_set *ps, const int32_t *ids, size_t n) {
     if (ps->n_ids + n > ps->cap_ids) {
@@ -92,13 +92,17 @@ static int apply_template(const char *t, bool escapes, const char *text, const c
                 rc = put_text(out, text, strlen(text));
             } else {
                 char name[128];
-                if ((size_t)(e - p - 1) >= sizeof name) return bd_fail(why, ws, BD_ERR_ARG, "--template: field name too long");
+                if ((size_t)(e - p - 1) >= sizeof name)
+                    return bd_fail(why, ws, BD_ERR_ARG, "--template: field name too long");
                 memcpy(name, p + 1, (size_t)(e - p - 1));
                 name[e - p - 1] = 0;
                 if (!json) return bd_fail(why, ws, BD_ERR_ARG, "--template: {%s} needs JSONL prompts (--field)", name);
                 const cJSON *v = cJSON_GetObjectItemCaseSensitive(json, name);
-                if (!v) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" (used by --template) is missing", where, name);
-                if (!cJSON_IsString(v)) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" is not a string", where, name);
+                if (!v)
+                    return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" (used by --template) is missing", where,
+                                   name);
+                if (!cJSON_IsString(v))
+                    return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" is not a string", where, name);
                 rc = put_text(out, v->valuestring, strlen(v->valuestring));
             }
             p = e + 1;
@@ -138,8 +142,10 @@ static int add_text_prompt(text_ctx *c, const char *text, const cJSON *json, con
     int32_t bos = bd_tokenizer_bos(c->tok);
     if ((rc = bd_tokenizer_encode(c->tok, s, len, bos >= 0 ? BD_TOK_BOS : 0, &c->ids)) < 0)
         return bd_fail(why, ws, BD_ERR_VALUE, "%s: cannot encode: %s", where, bd_strerror(rc));
-    if (c->ids.n == 0) return bd_fail(why, ws, BD_ERR_VALUE, "%s: the prompt is empty (and the tokenizer has no BOS)", where);
-    if (bd_prompts_fit_add(c->ps, c->ids.ids, c->ids.n, c->max_seq, bos) < 0) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    if (c->ids.n == 0)
+        return bd_fail(why, ws, BD_ERR_VALUE, "%s: the prompt is empty (and the tokenizer has no BOS)", where);
+    if (bd_prompts_fit_add(c->ps, c->ids.ids, c->ids.n, c->max_seq, bos) < 0)
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
     return BD_OK;
 }
 
@@ -153,10 +159,14 @@ static int add_line(text_ctx *c, char *line, size_t len, const char *where, char
     cJSON *o = cJSON_ParseWithLength(line, len);
     int rc;
     const cJSON *v = o && cJSON_IsObject(o) ? cJSON_GetObjectItemCaseSensitive(o, field) : NULL;
-    if (!o || !cJSON_IsObject(o)) rc = bd_fail(why, ws, BD_ERR_VALUE, "%s: invalid JSON%s", where, o ? ": not an object" : "");
-    else if (!v) rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" is missing", where, field);
-    else if (!cJSON_IsString(v)) rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" is not a string", where, field);
-    else rc = add_text_prompt(c, v->valuestring, o, where, why, ws);
+    if (!o || !cJSON_IsObject(o))
+        rc = bd_fail(why, ws, BD_ERR_VALUE, "%s: invalid JSON%s", where, o ? ": not an object" : "");
+    else if (!v)
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" is missing", where, field);
+    else if (!cJSON_IsString(v))
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: field \"%s\" is not a string", where, field);
+    else
+        rc = add_text_prompt(c, v->valuestring, o, where, why, ws);
     cJSON_Delete(o);
     return rc;
 }
@@ -204,10 +214,11 @@ static int read_tokens(bd_prompt_set *ps, const bd_prompt_opts *po, int V, int64
     return rc == BD_EOF ? BD_OK : rc;
 }
 
-int bd_prompts_read(bd_prompt_set *ps, bd_prompt_opts *po, bool is_stream, const bd_tokenizer *tok, int V, int64_t max_n,
-                    int max_seq, int32_t bos, char *why, size_t ws) {
+int bd_prompts_read(bd_prompt_set *ps, bd_prompt_opts *po, bool is_stream, const bd_tokenizer *tok, int V,
+                    int64_t max_n, int max_seq, int32_t bos, char *why, size_t ws) {
     po->kind = is_stream ? "tokens" : po->field ? "jsonl" : "text";
-    return is_stream ? read_tokens(ps, po, V, max_n, max_seq, bos, why, ws) : read_text(ps, po, tok, max_n, max_seq, why, ws);
+    return is_stream ? read_tokens(ps, po, V, max_n, max_seq, bos, why, ws)
+                     : read_text(ps, po, tok, max_n, max_seq, why, ws);
 }
 
 int bd_prompts_is_stream(const char *path, bool *is_stream, char *why, size_t ws) {

@@ -13,15 +13,15 @@
 #include "bd_tokenizer.h"
 
 typedef struct {
-    int32_t *ids;       // all prompts back to back
+    int32_t *ids;  // all prompts back to back
     size_t n_ids, cap_ids;
-    size_t *start;      // (count + 1) offsets into ids
+    size_t *start;  // (count + 1) offsets into ids
     int count, cap;
-    int truncated;      // prompts cut to fit the context
+    int truncated;  // prompts cut to fit the context
 } bd_prompt_set;
 
 typedef struct {
-    const char *kind;       // "bos", "text", "jsonl" or "tokens" (set by bd_prompts_read)
+    const char *kind;  // "bos", "text", "jsonl" or "tokens" (set by bd_prompts_read)
     const char *path;
     const char *field;      // JSONL: the prompt's string field (NULL: plain text)
     const char *template_;  // "" none, "alpaca", or a string where {} is the prompt, {NAME} a JSONL

@@ -52,23 +52,26 @@ static bool same(const msgpack_object *a, const msgpack_object *b, const char *k
 int bd_samples_check_resume(const msgpack_object *old, const msgpack_object *mine, const char *name, unsigned *differs,
                             char *why, size_t ws) {
     // The fields that decide the samples (paths and n may differ).
-    static const char *keys[] = {"tokenizer", "vocab_size", "bos", "eos", "template", "sampling", "seed",
-                                 "stop_ids", "logits_top_k"};
+    static const char *keys[] = {"tokenizer", "vocab_size", "bos",      "eos",         "template",
+                                 "sampling",  "seed",       "stop_ids", "logits_top_k"};
     static const char *src_keys[] = {"kind", "field", "prompt_len", "prompts", "hash"};
     const char *what = NULL;
     for (size_t i = 0; !what && i < sizeof keys / sizeof *keys; i++)
         if (!same(old, mine, keys[i])) what = keys[i];
     if (!what && !same(bd_obj_get(old, "teacher"), bd_obj_get(mine, "teacher"), "description")) what = "teacher";
     for (size_t i = 0; !what && i < sizeof src_keys / sizeof *src_keys; i++)
-        if (!same(bd_obj_get(old, "prompt_source"), bd_obj_get(mine, "prompt_source"), src_keys[i])) what = "prompt_source";
+        if (!same(bd_obj_get(old, "prompt_source"), bd_obj_get(mine, "prompt_source"), src_keys[i]))
+            what = "prompt_source";
     if (what)
         return bd_fail(why, ws, BD_ERR_SCHEMA,
                        "\"%s\" header: its \"%s\" differs from this run's; --resume needs the same model, tokenizer, "
-                       "prompts and sampling settings", name, what);
+                       "prompts and sampling settings",
+                       name, what);
     *differs = 0;
     for (int i = 0; i < 2; i++) {
         const char *k = i ? "threads" : "batch";
-        if (bd_obj_get(old, k) && !same(old, mine, k)) *differs |= i ? BD_SAMPLES_OTHER_THREADS : BD_SAMPLES_OTHER_BATCH;
+        if (bd_obj_get(old, k) && !same(old, mine, k))
+            *differs |= i ? BD_SAMPLES_OTHER_THREADS : BD_SAMPLES_OTHER_BATCH;
     }
     return BD_OK;
 }
@@ -81,8 +84,8 @@ int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, int64_t *copied, char
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
         int64_t idx;
         if (bd_obj_int(bd_obj_get(rec, "index"), &idx) < 0 || idx != k)
-            return bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" record %lld: field \"index\" should be %lld", bd_reader_name(r),
-                           (long long)k + 1, (long long)k);
+            return bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" record %lld: field \"index\" should be %lld",
+                           bd_reader_name(r), (long long)k + 1, (long long)k);
         if (k >= n)
             return bd_fail(why, ws, BD_ERR_VALUE, "\"%s\" already holds more than %lld samples (-n)", bd_reader_name(r),
                            (long long)n);
@@ -91,7 +94,8 @@ int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, int64_t *copied, char
             return bd_fail(why, ws, BD_ERR_IO, "\"%s\": write failed: %s", bd_reader_name(r), strerror(errno));
         *copied = ++k;
     }
-    if (rc != BD_EOF) return bd_fail(why, ws, rc, "\"%s\" %s; cannot resume from it", bd_reader_name(r), bd_reader_error(r));
+    if (rc != BD_EOF)
+        return bd_fail(why, ws, rc, "\"%s\" %s; cannot resume from it", bd_reader_name(r), bd_reader_error(r));
     return BD_OK;
 }
 

@@ -11,14 +11,14 @@
 
 typedef struct {
     const char *model_path;
-    char desc[256];            // bd_model_describe of the teacher
-    const char *tok_id;        // the tokenizer's id, "" without one
+    char desc[256];      // bd_model_describe of the teacher
+    const char *tok_id;  // the tokenizer's id, "" without one
     int vocab, bos, eos;
     const bd_prompt_opts *po;
     int n_prompts;
-    char hash[17];             // bd_prompts_hash
+    char hash[17];  // bd_prompts_hash
     const bd_gen_opts *go;
-    int64_t n;                 // samples
+    int64_t n;  // samples
     int threads;
 } bd_samples_run;
 

@@ -6,9 +6,7 @@
 static const char *dtype_names[BD_DTYPE_COUNT] = {"f32", "bf16", "f16", "i8", "u8", "i32", "u32"};
 static const size_t dtype_sizes[BD_DTYPE_COUNT] = {4, 2, 2, 1, 1, 4, 4};
 
-const char *bd_dtype_name(bd_dtype t) {
-    return (unsigned)t < BD_DTYPE_COUNT ? dtype_names[t] : NULL;
-}
+const char *bd_dtype_name(bd_dtype t) { return (unsigned)t < BD_DTYPE_COUNT ? dtype_names[t] : NULL; }
 
 int bd_dtype_parse(const char *name, size_t n) {
     for (int i = 0; i < BD_DTYPE_COUNT; i++)
@@ -18,8 +16,16 @@ int bd_dtype_parse(const char *name, size_t n) {
 
 size_t bd_dtype_size(bd_dtype t) { return (unsigned)t < BD_DTYPE_COUNT ? dtype_sizes[t] : 0; }
 
-static uint32_t f32_bits(float f) { uint32_t u; memcpy(&u, &f, 4); return u; }
-static float bits_f32(uint32_t u) { float f; memcpy(&f, &u, 4); return f; }
+static uint32_t f32_bits(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    return u;
+}
+static float bits_f32(uint32_t u) {
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 
 float bd_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
 
@@ -47,7 +53,7 @@ uint16_t bd_f32_to_f16(float f) {
     float a = fabsf(f);
     if (isnan(f)) return sign | 0x7e00;
     if (a >= 65520.0f) return sign | 0x7c00;  // rounds to inf
-    if (a < 6.103515625e-05f) {  // subnormal range: units of 2^-24, nearest even
+    if (a < 6.103515625e-05f) {               // subnormal range: units of 2^-24, nearest even
         float q = a * 16777216.0f;
         return sign | (uint16_t)lrintf(q);
     }
@@ -63,16 +69,28 @@ void bd_convert_to_f32(float *dst, const void *src, bd_dtype t, size_t n) {
     const uint8_t *p = src;
     for (size_t i = 0; i < n; i++) {
         switch (t) {
-        case BD_F32: { uint32_t u = (uint32_t)p[4*i] | (uint32_t)p[4*i+1] << 8 | (uint32_t)p[4*i+2] << 16 | (uint32_t)p[4*i+3] << 24;
-                       dst[i] = bits_f32(u); break; }
-        case BD_BF16: dst[i] = bd_bf16_to_f32((uint16_t)(p[2*i] | p[2*i+1] << 8)); break;
-        case BD_F16: dst[i] = bd_f16_to_f32((uint16_t)(p[2*i] | p[2*i+1] << 8)); break;
+        case BD_F32: {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            dst[i] = bits_f32(u);
+            break;
+        }
+        case BD_BF16: dst[i] = bd_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)); break;
+        case BD_F16: dst[i] = bd_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)); break;
         case BD_I8: dst[i] = (float)(int8_t)p[i]; break;
         case BD_U8: dst[i] = (float)p[i]; break;
-        case BD_I32: { uint32_t u = (uint32_t)p[4*i] | (uint32_t)p[4*i+1] << 8 | (uint32_t)p[4*i+2] << 16 | (uint32_t)p[4*i+3] << 24;
-                       dst[i] = (float)(int32_t)u; break; }
-        case BD_U32: { uint32_t u = (uint32_t)p[4*i] | (uint32_t)p[4*i+1] << 8 | (uint32_t)p[4*i+2] << 16 | (uint32_t)p[4*i+3] << 24;
-                       dst[i] = (float)u; break; }
+        case BD_I32: {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            dst[i] = (float)(int32_t)u;
+            break;
+        }
+        case BD_U32: {
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
+            dst[i] = (float)u;
+            break;
+        }
         default: dst[i] = NAN;
         }
     }

@@ -5,9 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-typedef enum {
-    BD_F32 = 0, BD_BF16, BD_F16, BD_I8, BD_U8, BD_I32, BD_U32, BD_DTYPE_COUNT
-} bd_dtype;
+typedef enum { BD_F32 = 0, BD_BF16, BD_F16, BD_I8, BD_U8, BD_I32, BD_U32, BD_DTYPE_COUNT } bd_dtype;
 
 // "f32", "bf16", ... as written in streams. NULL for an invalid dtype.
 const char *bd_dtype_name(bd_dtype t);
@@ -18,7 +16,7 @@ size_t bd_dtype_size(bd_dtype t);
 float bd_bf16_to_f32(uint16_t h);
 uint16_t bd_f32_to_bf16(float f);  // round to nearest even; NaN stays NaN
 float bd_f16_to_f32(uint16_t h);
-uint16_t bd_f32_to_f16(float f);   // round to nearest even; overflow to inf
+uint16_t bd_f32_to_f16(float f);  // round to nearest even; overflow to inf
 
 // Converts n little-endian elements of type t at src (any alignment) to f32.
 void bd_convert_to_f32(float *dst, const void *src, bd_dtype t, size_t n);

@@ -12,10 +12,17 @@ static size_t utf8_len(const unsigned char *s, size_t n) {
     size_t len;
     unsigned min;
     if (c < 0x80) return 1;
-    if (c >= 0xc2 && c <= 0xdf) { len = 2; min = 0x80; }
-    else if (c >= 0xe0 && c <= 0xef) { len = 3; min = 0x800; }
-    else if (c >= 0xf0 && c <= 0xf4) { len = 4; min = 0x10000; }
-    else return 0;
+    if (c >= 0xc2 && c <= 0xdf) {
+        len = 2;
+        min = 0x80;
+    } else if (c >= 0xe0 && c <= 0xef) {
+        len = 3;
+        min = 0x800;
+    } else if (c >= 0xf0 && c <= 0xf4) {
+        len = 4;
+        min = 0x10000;
+    } else
+        return 0;
     if (n < len) return 0;
     unsigned cp = c & (0x7f >> len);
     for (size_t i = 1; i < len; i++) {
@@ -31,23 +38,41 @@ void bd_json_string(FILE *f, const char *str, size_t n) {
     fputc('"', f);
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
-        if (c == '"' || c == '\\') { fputc('\\', f); fputc((int)c, f); i++; }
-        else if (c == '\n') { fputs("\\n", f); i++; }
-        else if (c == '\t') { fputs("\\t", f); i++; }
-        else if (c == '\r') { fputs("\\r", f); i++; }
-        else if (c < 0x20 || c == 0x7f) { fprintf(f, "\\u%04x", c); i++; }
-        else {
+        if (c == '"' || c == '\\') {
+            fputc('\\', f);
+            fputc((int)c, f);
+            i++;
+        } else if (c == '\n') {
+            fputs("\\n", f);
+            i++;
+        } else if (c == '\t') {
+            fputs("\\t", f);
+            i++;
+        } else if (c == '\r') {
+            fputs("\\r", f);
+            i++;
+        } else if (c < 0x20 || c == 0x7f) {
+            fprintf(f, "\\u%04x", c);
+            i++;
+        } else {
             size_t l = utf8_len(s + i, n - i);
-            if (l == 0) { fputs("\\ufffd", f); i++; }
-            else { fwrite(s + i, 1, l, f); i += l; }
+            if (l == 0) {
+                fputs("\\ufffd", f);
+                i++;
+            } else {
+                fwrite(s + i, 1, l, f);
+                i += l;
+            }
         }
     }
     fputc('"', f);
 }
 
 static void json_double(FILE *f, double v, bool single) {
-    if (!isfinite(v)) fputs("null", f);
-    else fprintf(f, single ? "%.9g" : "%.17g", v);
+    if (!isfinite(v))
+        fputs("null", f);
+    else
+        fprintf(f, single ? "%.9g" : "%.17g", v);
 }
 
 static void tensor_values(FILE *f, const bd_tensor_view *t) {
@@ -56,10 +81,13 @@ static void tensor_values(FILE *f, const bd_tensor_view *t) {
     fputc('[', f);
     if (t->dtype == BD_I32 || t->dtype == BD_U32) {  // exact integers, not via float
         for (int64_t i = 0; i < t->numel; i++) {
-            uint32_t u = (uint32_t)p[4*i] | (uint32_t)p[4*i+1] << 8 | (uint32_t)p[4*i+2] << 16 | (uint32_t)p[4*i+3] << 24;
+            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
+                         (uint32_t)p[4 * i + 3] << 24;
             if (i) fputc(',', f);
-            if (t->dtype == BD_I32) fprintf(f, "%" PRId32, (int32_t)u);
-            else fprintf(f, "%" PRIu32, u);
+            if (t->dtype == BD_I32)
+                fprintf(f, "%" PRId32, (int32_t)u);
+            else
+                fprintf(f, "%" PRIu32, u);
         }
     } else if (tmp) {
         bd_convert_to_f32(tmp, t->data, t->dtype, (size_t)t->numel);
@@ -118,17 +146,24 @@ void bd_json_write(FILE *f, const msgpack_object *o, bool full) {
         fputc(']', f);
         break;
     case MSGPACK_OBJECT_MAP:
-        if (bd_obj_is_tensor(o)) { write_tensor(f, o, full); break; }
+        if (bd_obj_is_tensor(o)) {
+            write_tensor(f, o, full);
+            break;
+        }
         fputc('{', f);
         for (uint32_t i = 0; i < o->via.map.size; i++) {
             const msgpack_object *k = &o->via.map.ptr[i].key;
             if (i) fputc(',', f);
-            if (k->type == MSGPACK_OBJECT_STR) bd_json_string(f, k->via.str.ptr, k->via.str.size);
+            if (k->type == MSGPACK_OBJECT_STR)
+                bd_json_string(f, k->via.str.ptr, k->via.str.size);
             else {  // JSON keys must be strings: print the key's JSON text as a string
                 char *buf = NULL;
                 size_t len = 0;
                 FILE *m = open_memstream(&buf, &len);
-                if (m) { bd_json_write(m, k, full); fclose(m); }
+                if (m) {
+                    bd_json_write(m, k, full);
+                    fclose(m);
+                }
                 bd_json_string(f, buf ? buf : "", buf ? len : 0);
                 free(buf);
             }

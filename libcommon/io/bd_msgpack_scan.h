@@ -10,9 +10,9 @@
 #define BD_SCAN_MAX_DEPTH 64
 
 typedef struct {
-    size_t pos;                              // offset of the next byte to examine
-    int depth;                               // open containers
-    uint64_t need[BD_SCAN_MAX_DEPTH + 1];    // elements still expected at each level
+    size_t pos;                            // offset of the next byte to examine
+    int depth;                             // open containers
+    uint64_t need[BD_SCAN_MAX_DEPTH + 1];  // elements still expected at each level
 } bd_msgpack_scan;
 
 void bd_msgpack_scan_init(bd_msgpack_scan *s, size_t start);

@@ -22,7 +22,10 @@ static bd_outfile *volatile pending;
 
 static void unlink_pending(bd_outfile *o) {
     for (bd_outfile *volatile *p = &pending; *p; p = &(*p)->next)
-        if (*p == o) { *p = o->next; return; }
+        if (*p == o) {
+            *p = o->next;
+            return;
+        }
 }
 
 // Whether path must be written where it is rather than replaced by a renamed temporary:
@@ -39,10 +42,14 @@ static bool write_in_place(const char *path) {
 
 static bd_outfile *open_in_place(bd_outfile *o, const char *path, const char *mode) {
     o->path = strdup(path);
-    if (!o->path) { free(o); return NULL; }
+    if (!o->path) {
+        free(o);
+        return NULL;
+    }
     if (!(o->f = fopen(path, mode))) {
         int e = errno;
-        free(o->path); free(o);
+        free(o->path);
+        free(o);
         errno = e;
         return NULL;
     }
@@ -76,8 +83,10 @@ int bd_outfile_sweep_matching(const char *pat) {
         struct stat st;
         if (fstat(fd, &st) == 0 && S_ISREG(st.st_mode)) {
             // Every writer holds a lock on its temporary until it commits or aborts.
-            if (flock(fd, LOCK_EX | LOCK_NB) == 0) unlink(g.gl_pathv[i]);  // its writer is gone
-            else if (errno == EWOULDBLOCK) live++;
+            if (flock(fd, LOCK_EX | LOCK_NB) == 0)
+                unlink(g.gl_pathv[i]);  // its writer is gone
+            else if (errno == EWOULDBLOCK)
+                live++;
         }
         close(fd);
     }
@@ -92,7 +101,10 @@ bd_outfile *bd_outfile_open(const char *path, const char *mode) {
         o->f = stdout;
         o->is_stdout = true;
         o->path = strdup("-");
-        if (!o->path) { free(o); return NULL; }
+        if (!o->path) {
+            free(o);
+            return NULL;
+        }
         return o;
     }
     if (write_in_place(path)) return open_in_place(o, path, mode);
@@ -106,9 +118,16 @@ bd_outfile *bd_outfile_open(const char *path, const char *mode) {
     if (o->tmp) snprintf(o->tmp, n + 32, "%s.tmp.%ld.XXXXXX", path, (long)getpid());
     free(real);
     if (!o->path || !o->tmp) goto fail;
-    if (bd_outfile_sweep(o->path) > 0) { errno = EBUSY; goto fail; }  // another live run writes it
+    if (bd_outfile_sweep(o->path) > 0) {
+        errno = EBUSY;
+        goto fail;
+    }  // another live run writes it
     int fd = mkstemp(o->tmp);
-    if (fd < 0) { free(o->tmp); o->tmp = NULL; goto fail; }
+    if (fd < 0) {
+        free(o->tmp);
+        o->tmp = NULL;
+        goto fail;
+    }
     flock(fd, LOCK_EX | LOCK_NB);  // held until commit or abort: tells bd_outfile_sweep we live
     mode_t mask = umask(0);
     umask(mask);
@@ -124,7 +143,9 @@ bd_outfile *bd_outfile_open(const char *path, const char *mode) {
     return o;
 fail:;
     int e = errno;
-    free(o->path); free(o->tmp); free(o);
+    free(o->path);
+    free(o->tmp);
+    free(o);
     errno = e;
     return NULL;
 }
@@ -136,18 +157,38 @@ bool bd_outfile_is_stdout(const bd_outfile *o) { return o->is_stdout; }
 int bd_outfile_commit(bd_outfile *o) {
     int rc = BD_OK, e = 0;
     if (o->is_stdout) {
-        if (fflush(o->f) != 0 || ferror(o->f)) { rc = BD_ERR_IO; e = errno; }
+        if (fflush(o->f) != 0 || ferror(o->f)) {
+            rc = BD_ERR_IO;
+            e = errno;
+        }
     } else if (!o->tmp) {  // written in place: nothing to rename, nothing to sync
-        if (fflush(o->f) != 0 || ferror(o->f)) { rc = BD_ERR_IO; e = errno; }
-        if (fclose(o->f) != 0 && rc == BD_OK) { rc = BD_ERR_IO; e = errno; }
+        if (fflush(o->f) != 0 || ferror(o->f)) {
+            rc = BD_ERR_IO;
+            e = errno;
+        }
+        if (fclose(o->f) != 0 && rc == BD_OK) {
+            rc = BD_ERR_IO;
+            e = errno;
+        }
     } else {
-        if (fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0) { rc = BD_ERR_IO; e = errno; }
-        if (fclose(o->f) != 0 && rc == BD_OK) { rc = BD_ERR_IO; e = errno; }
-        if (rc == BD_OK && rename(o->tmp, o->path) != 0) { rc = BD_ERR_IO; e = errno; }
+        if (fflush(o->f) != 0 || ferror(o->f) || fsync(fileno(o->f)) != 0) {
+            rc = BD_ERR_IO;
+            e = errno;
+        }
+        if (fclose(o->f) != 0 && rc == BD_OK) {
+            rc = BD_ERR_IO;
+            e = errno;
+        }
+        if (rc == BD_OK && rename(o->tmp, o->path) != 0) {
+            rc = BD_ERR_IO;
+            e = errno;
+        }
         if (rc != BD_OK) unlink(o->tmp);
         unlink_pending(o);
     }
-    free(o->path); free(o->tmp); free(o);
+    free(o->path);
+    free(o->tmp);
+    free(o);
     errno = e;
     return rc;
 }
@@ -161,7 +202,9 @@ void bd_outfile_abort(bd_outfile *o) {
     } else if (!o->is_stdout) {
         fclose(o->f);  // a device or FIFO: what was written is gone already
     }
-    free(o->path); free(o->tmp); free(o);
+    free(o->path);
+    free(o->tmp);
+    free(o);
 }
 
 void bd_outfile_abort_all(void) {

@@ -60,7 +60,7 @@ int bd_bunzip2(const unsigned char *src, size_t n, const char *name, char **out,
             if (zr == BZ_STREAM_END) break;
             if (zr != BZ_OK) {
                 rc = bd_fail(why, ws, zr == BZ_MEM_ERROR ? BD_ERR_NOMEM : BD_ERR_CORRUPT,
-                          "\"%s\": bzip2 data error near compressed byte %zu (code %d)", name, pos, zr);
+                             "\"%s\": bzip2 data error near compressed byte %zu (code %d)", name, pos, zr);
                 break;
             }
             if (pos == n && z.avail_out > 0) {  // all input used, the decoder wants more
@@ -105,8 +105,10 @@ int bd_read_file(const char *path, char **data, size_t *len, char *why, size_t w
         n += got;
         if (got == 0) break;
     }
-    if (!buf) rc = bd_fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory reading", name);
-    else if (ferror(f)) rc = bd_fail(why, ws, BD_ERR_IO, "\"%s\": read error: %s", name, strerror(errno));
+    if (!buf)
+        rc = bd_fail(why, ws, BD_ERR_NOMEM, "\"%s\": out of memory reading", name);
+    else if (ferror(f))
+        rc = bd_fail(why, ws, BD_ERR_IO, "\"%s\": read error: %s", name, strerror(errno));
     if (!is_stdin) fclose(f);
     if (rc < 0) {
         free(buf);
@@ -136,10 +138,13 @@ int bd_read_small_file(const char *path, size_t max_bytes, char **data, size_t *
     }
     struct stat st;
     int rc = BD_OK;
-    if (fstat(fd, &st) != 0) rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    if (fstat(fd, &st) != 0)
+        rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
     else if (!S_ISREG(st.st_mode))
         rc = bd_fail(why, ws, BD_ERR_ARG, "%s: not a regular file (%s)", path,
-                     S_ISFIFO(st.st_mode) ? "a FIFO" : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device" : "not a file");
+                     S_ISFIFO(st.st_mode)                         ? "a FIFO"
+                     : S_ISCHR(st.st_mode) || S_ISBLK(st.st_mode) ? "a device"
+                                                                  : "not a file");
     else if ((uint64_t)st.st_size > max_bytes)
         rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %lld bytes, more than the %zu this kind of file may have", path,
                      (long long)st.st_size, max_bytes);
@@ -149,9 +154,12 @@ int bd_read_small_file(const char *path, size_t max_bytes, char **data, size_t *
     while (rc == BD_OK && n < (size_t)st.st_size) {
         ssize_t got = read(fd, buf + n, (size_t)st.st_size - n);
         if (got < 0 && errno == EINTR) continue;
-        if (got < 0) rc = bd_fail(why, ws, BD_ERR_IO, "%s: read error: %s", path, strerror(errno));
-        else if (got == 0) break;  // shrank while reading: take what is there
-        else n += (size_t)got;
+        if (got < 0)
+            rc = bd_fail(why, ws, BD_ERR_IO, "%s: read error: %s", path, strerror(errno));
+        else if (got == 0)
+            break;  // shrank while reading: take what is there
+        else
+            n += (size_t)got;
     }
     close(fd);
     if (rc < 0) {

@@ -27,20 +27,20 @@ struct bd_reader {
     bool own_f;
     char *name;
     ZSTD_DCtx *dctx;
-    uint8_t *in;          // compressed input
+    uint8_t *in;  // compressed input
     size_t in_pos, in_len, in_cap;
     bool in_eof;
-    bool out_was_full;    // zstd may hold more output: call it again even without input
-    size_t zret;          // last ZSTD_decompressStream result: 0 = frame complete
+    bool out_was_full;  // zstd may hold more output: call it again even without input
+    size_t zret;        // last ZSTD_decompressStream result: 0 = frame complete
     bool any_input;
-    uint8_t *buf;         // decompressed bytes not yet consumed: buf[start..end)
+    uint8_t *buf;  // decompressed bytes not yet consumed: buf[start..end)
     size_t start, end, cap;
     msgpack_unpacked cur;
     msgpack_unpacked hdr;
     char *hdr_bytes;
     char schema[64];
-    uint64_t records;     // records returned so far
-    uint64_t index;       // record index for messages
+    uint64_t records;  // records returned so far
+    uint64_t index;    // record index for messages
     bool done;
     char err[512];
 };
@@ -52,8 +52,10 @@ static int fail(bd_reader *r, int code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (r->index == 0) snprintf(r->err, sizeof r->err, "header: %s", msg);
-    else snprintf(r->err, sizeof r->err, "record %llu: %s", (unsigned long long)r->index, msg);
+    if (r->index == 0)
+        snprintf(r->err, sizeof r->err, "header: %s", msg);
+    else
+        snprintf(r->err, sizeof r->err, "record %llu: %s", (unsigned long long)r->index, msg);
     return code;
 }
 
@@ -124,8 +126,7 @@ static int64_t fill(bd_reader *r) {
         ZSTD_outBuffer out = {r->buf + r->end, r->cap - r->end, 0};
         ZSTD_inBuffer inb = {r->in, r->in_len, r->in_pos};
         size_t ret = ZSTD_decompressStream(r->dctx, &out, &inb);
-        if (ZSTD_isError(ret))
-            return fail(r, BD_ERR_CORRUPT, "corrupt zstd data: %s", ZSTD_getErrorName(ret));
+        if (ZSTD_isError(ret)) return fail(r, BD_ERR_CORRUPT, "corrupt zstd data: %s", ZSTD_getErrorName(ret));
         r->in_pos = inb.pos;
         r->end += out.pos;
         r->out_was_full = out.pos == out.size;
@@ -140,8 +141,13 @@ static int next_object(bd_reader *r, size_t *len) {
     bd_msgpack_scan_init(&sc, r->start);
     for (;;) {
         int s = bd_msgpack_scan_step(&sc, r->buf, r->end);
-        if (s < 0) return fail(r, BD_ERR_MALFORMED, "malformed msgpack (invalid type byte or nesting over %d)", BD_SCAN_MAX_DEPTH);
-        if (s == 1) { *len = sc.pos - r->start; return BD_OK; }
+        if (s < 0)
+            return fail(r, BD_ERR_MALFORMED, "malformed msgpack (invalid type byte or nesting over %d)",
+                        BD_SCAN_MAX_DEPTH);
+        if (s == 1) {
+            *len = sc.pos - r->start;
+            return BD_OK;
+        }
         if (sc.pos - r->start > BD_MAX_OBJECT_BYTES)
             return fail(r, BD_ERR_MALFORMED, "object larger than %zu bytes", (size_t)BD_MAX_OBJECT_BYTES);
         size_t old_start = r->start;
@@ -151,7 +157,8 @@ static int next_object(bd_reader *r, size_t *len) {
         if (got == 0) {
             if (!r->any_input) return fail(r, BD_ERR_TRUNCATED, "empty input");
             if (r->zret != 0) return fail(r, BD_ERR_TRUNCATED, "truncated stream (input ends inside a zstd frame)");
-            if (r->end > r->start) return fail(r, BD_ERR_TRUNCATED, "truncated stream (input ends inside a msgpack object)");
+            if (r->end > r->start)
+                return fail(r, BD_ERR_TRUNCATED, "truncated stream (input ends inside a msgpack object)");
             return fail(r, BD_ERR_TRUNCATED, "truncated stream (no trailer)");
         }
     }
@@ -219,7 +226,10 @@ bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, in
 fail:
     if (rc == BD_ERR_NOMEM) set_why(why, why_size, "out of memory");
     if (err_out) *err_out = rc;
-    if (r) { r->own_f = false; bd_reader_close(r); }
+    if (r) {
+        r->own_f = false;
+        bd_reader_close(r);
+    }
     return NULL;
 }
 
@@ -279,8 +289,8 @@ int bd_reader_next(bd_reader *r, const msgpack_object **rec) {
         if (bd_obj_int(bd_obj_get(o, "records"), &n) < 0)
             return fail(r, BD_ERR_MALFORMED, "trailer lacks an integer \"records\"");
         if ((uint64_t)n != r->records)
-            return fail(r, BD_ERR_MALFORMED, "trailer says %lld records, stream has %llu",
-                        (long long)n, (unsigned long long)r->records);
+            return fail(r, BD_ERR_MALFORMED, "trailer says %lld records, stream has %llu", (long long)n,
+                        (unsigned long long)r->records);
         if ((rc = expect_end(r)) < 0) return rc;
         r->done = true;
         return BD_EOF;
@@ -335,22 +345,33 @@ int bd_obj_int(const msgpack_object *o, int64_t *out) {
         *out = (int64_t)o->via.u64;
         return BD_OK;
     }
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) { *out = o->via.i64; return BD_OK; }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = o->via.i64;
+        return BD_OK;
+    }
     return BD_ERR_SCHEMA;
 }
 
 int bd_obj_num(const msgpack_object *o, double *out) {
     if (!o) return BD_ERR_SCHEMA;
-    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) { *out = o->via.f64; return BD_OK; }
-    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) { *out = (double)o->via.u64; return BD_OK; }
-    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) { *out = (double)o->via.i64; return BD_OK; }
+    if (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64) {
+        *out = o->via.f64;
+        return BD_OK;
+    }
+    if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+        *out = (double)o->via.u64;
+        return BD_OK;
+    }
+    if (o->type == MSGPACK_OBJECT_NEGATIVE_INTEGER) {
+        *out = (double)o->via.i64;
+        return BD_OK;
+    }
     return BD_ERR_SCHEMA;
 }
 
 bool bd_obj_is_tensor(const msgpack_object *o) {
     const msgpack_object *d = bd_obj_get(o, "data"), *s = bd_obj_get(o, "shape");
-    return d && d->type == MSGPACK_OBJECT_BIN && s && s->type == MSGPACK_OBJECT_ARRAY &&
-           bd_obj_get(o, "dtype") != NULL;
+    return d && d->type == MSGPACK_OBJECT_BIN && s && s->type == MSGPACK_OBJECT_ARRAY && bd_obj_get(o, "dtype") != NULL;
 }
 
 int bd_obj_check_tensors(const msgpack_object *o, char *why, size_t why_size) {
@@ -375,18 +396,30 @@ int bd_obj_check_tensors(const msgpack_object *o, char *why, size_t why_size) {
 
 int bd_obj_tensor(const msgpack_object *o, bd_tensor_view *t, char *why, size_t why_size) {
     char dummy[8];
-    if (!why) { why = dummy; why_size = sizeof dummy; }
+    if (!why) {
+        why = dummy;
+        why_size = sizeof dummy;
+    }
     memset(t, 0, sizeof *t);
-    if (!o || o->type != MSGPACK_OBJECT_MAP) { snprintf(why, why_size, "tensor is not a map"); return BD_ERR_SCHEMA; }
-    const msgpack_object *name = bd_obj_get(o, "name"), *dt = bd_obj_get(o, "dtype"),
-                         *shape = bd_obj_get(o, "shape"), *data = bd_obj_get(o, "data");
+    if (!o || o->type != MSGPACK_OBJECT_MAP) {
+        snprintf(why, why_size, "tensor is not a map");
+        return BD_ERR_SCHEMA;
+    }
+    const msgpack_object *name = bd_obj_get(o, "name"), *dt = bd_obj_get(o, "dtype"), *shape = bd_obj_get(o, "shape"),
+                         *data = bd_obj_get(o, "data");
     if (name) {
-        if (name->type != MSGPACK_OBJECT_STR) { snprintf(why, why_size, "tensor field \"name\" is not a string"); return BD_ERR_SCHEMA; }
+        if (name->type != MSGPACK_OBJECT_STR) {
+            snprintf(why, why_size, "tensor field \"name\" is not a string");
+            return BD_ERR_SCHEMA;
+        }
         t->name = name->via.str.ptr;
         t->name_len = name->via.str.size;
     }
     int d = dt && dt->type == MSGPACK_OBJECT_STR ? bd_dtype_parse(dt->via.str.ptr, dt->via.str.size) : -1;
-    if (d < 0) { snprintf(why, why_size, "tensor field \"dtype\" missing or unknown"); return BD_ERR_SCHEMA; }
+    if (d < 0) {
+        snprintf(why, why_size, "tensor field \"dtype\" missing or unknown");
+        return BD_ERR_SCHEMA;
+    }
     t->dtype = (bd_dtype)d;
     if (!shape || shape->type != MSGPACK_OBJECT_ARRAY || shape->via.array.size > BD_MAX_DIMS) {
         snprintf(why, why_size, "tensor field \"shape\" missing or over %d dims", BD_MAX_DIMS);
@@ -409,11 +442,14 @@ int bd_obj_tensor(const msgpack_object *o, bd_tensor_view *t, char *why, size_t 
         numel *= e->via.u64;
     }
     t->numel = (int64_t)numel;
-    if (!data || data->type != MSGPACK_OBJECT_BIN) { snprintf(why, why_size, "tensor field \"data\" missing or not binary"); return BD_ERR_SCHEMA; }
+    if (!data || data->type != MSGPACK_OBJECT_BIN) {
+        snprintf(why, why_size, "tensor field \"data\" missing or not binary");
+        return BD_ERR_SCHEMA;
+    }
     size_t expect = (size_t)numel * bd_dtype_size(t->dtype);
     if (data->via.bin.size != expect) {
-        snprintf(why, why_size, "tensor data has %u bytes, expected %zu for %s with %llu elements",
-                 data->via.bin.size, expect, bd_dtype_name(t->dtype), (unsigned long long)numel);
+        snprintf(why, why_size, "tensor data has %u bytes, expected %zu for %s with %llu elements", data->via.bin.size,
+                 expect, bd_dtype_name(t->dtype), (unsigned long long)numel);
         return BD_ERR_SHAPE;
     }
     t->data = data->via.bin.ptr;
@@ -451,7 +487,10 @@ bd_writer *bd_writer_open(const char *path, int level, int *err_out) {
         rc = BD_ERR_ARG;
         goto fail;
     }
-    if (!(w->out = bd_outfile_open(path, "wb"))) { rc = BD_ERR_IO; goto fail; }
+    if (!(w->out = bd_outfile_open(path, "wb"))) {
+        rc = BD_ERR_IO;
+        goto fail;
+    }
     if (err_out) *err_out = BD_OK;
     return w;
 fail:;
@@ -514,13 +553,21 @@ int bd_writer_flush(bd_writer *w) {
 }
 
 int bd_writer_close(bd_writer *w) {
-    if (!w->header_done) { bd_writer_abort(w); return BD_ERR_ARG; }
+    if (!w->header_done) {
+        bd_writer_abort(w);
+        return BD_ERR_ARG;
+    }
     msgpack_pack_map(&w->pk, 2);
     bd_pack_str(&w->pk, "end");
     msgpack_pack_true(&w->pk);
     bd_pack_kv_int(&w->pk, "records", (int64_t)w->records);
     int rc = compress(w, ZSTD_e_end);
-    if (rc != BD_OK) { int e = errno; bd_writer_abort(w); errno = e; return rc; }
+    if (rc != BD_OK) {
+        int e = errno;
+        bd_writer_abort(w);
+        errno = e;
+        return rc;
+    }
     rc = bd_outfile_commit(w->out);
     w->out = NULL;
     int e = errno;
@@ -559,8 +606,8 @@ void bd_pack_kv_double(msgpack_packer *pk, const char *key, double val) {
     msgpack_pack_double(pk, val);
 }
 
-void bd_pack_tensor(msgpack_packer *pk, const char *name, bd_dtype dtype, int ndim,
-                    const int64_t *shape, const void *data) {
+void bd_pack_tensor(msgpack_packer *pk, const char *name, bd_dtype dtype, int ndim, const int64_t *shape,
+                    const void *data) {
     size_t numel = 1;
     for (int i = 0; i < ndim; i++) numel *= (size_t)shape[i];
     msgpack_pack_map(pk, 4);

@@ -29,8 +29,7 @@ typedef struct bd_reader bd_reader;
 // "header: schema is ...").
 bd_reader *bd_reader_open(const char *path, const char *schema, int *err_out, char *why, size_t why_size);
 // Same over an open FILE (not closed by bd_reader_close); name is used in messages.
-bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, int *err_out, char *why,
-                               size_t why_size);
+bd_reader *bd_reader_open_file(FILE *f, const char *name, const char *schema, int *err_out, char *why, size_t why_size);
 
 // The header map, valid until bd_reader_close.
 const msgpack_object *bd_reader_header(const bd_reader *r);
@@ -83,8 +82,8 @@ BD_MUST_CHECK int bd_obj_check_tensors(const msgpack_object *o, char *why, size_
 typedef struct bd_writer bd_writer;
 
 typedef struct {
-    const char *tool;     // producer tool name
-    int argc;             // producer argv, recorded in the header
+    const char *tool;  // producer tool name
+    int argc;          // producer argv, recorded in the header
     char *const *argv;
 } bd_producer;
 
@@ -114,7 +113,7 @@ void bd_pack_kv_str(msgpack_packer *pk, const char *key, const char *val);
 void bd_pack_kv_int(msgpack_packer *pk, const char *key, int64_t val);
 void bd_pack_kv_double(msgpack_packer *pk, const char *key, double val);
 // Packs a tensor map; data is n elements of dtype in host order (little-endian hosts only).
-void bd_pack_tensor(msgpack_packer *pk, const char *name, bd_dtype dtype, int ndim,
-                    const int64_t *shape, const void *data);
+void bd_pack_tensor(msgpack_packer *pk, const char *name, bd_dtype dtype, int ndim, const int64_t *shape,
+                    const void *data);
 
 #endif

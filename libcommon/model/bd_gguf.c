@@ -41,28 +41,45 @@ void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C) {
 
 static void w32(FILE *f, uint32_t v) { fwrite(&v, 4, 1, f); }
 static void w64(FILE *f, uint64_t v) { fwrite(&v, 8, 1, f); }
-static void wstr(FILE *f, const char *s, size_t n) { w64(f, n); fwrite(s, 1, n, f); }
-static void kv_head(FILE *f, const char *key, uint32_t type) { wstr(f, key, strlen(key)); w32(f, type); }
-static void kv_u32(FILE *f, const char *key, uint32_t v) { kv_head(f, key, GT_U32); w32(f, v); }
-static void kv_f32(FILE *f, const char *key, float v) { kv_head(f, key, GT_F32); fwrite(&v, 4, 1, f); }
-static void kv_str(FILE *f, const char *key, const char *v) { kv_head(f, key, GT_STRING); wstr(f, v, strlen(v)); }
+static void wstr(FILE *f, const char *s, size_t n) {
+    w64(f, n);
+    fwrite(s, 1, n, f);
+}
+static void kv_head(FILE *f, const char *key, uint32_t type) {
+    wstr(f, key, strlen(key));
+    w32(f, type);
+}
+static void kv_u32(FILE *f, const char *key, uint32_t v) {
+    kv_head(f, key, GT_U32);
+    w32(f, v);
+}
+static void kv_f32(FILE *f, const char *key, float v) {
+    kv_head(f, key, GT_F32);
+    fwrite(&v, 4, 1, f);
+}
+static void kv_str(FILE *f, const char *key, const char *v) {
+    kv_head(f, key, GT_STRING);
+    wstr(f, v, strlen(v));
+}
 
 // ---- tensors ------------------------------------------------------------------------------------------
 
 typedef struct {
     char name[48];
     int ndim;
-    int64_t ne0, ne1;     // columns (C), rows
-    uint32_t type;        // ggml type
-    const float *f32;     // source rows (f32), or NULL for a packed slot
-    int layer, k;         // packed slot (k: a bd_linear), or k = -1
-    bool permute;         // q/k rows back to the interleaved RoPE layout
-    int heads;            // heads of a permuted tensor
+    int64_t ne0, ne1;  // columns (C), rows
+    uint32_t type;     // ggml type
+    const float *f32;  // source rows (f32), or NULL for a packed slot
+    int layer, k;      // packed slot (k: a bd_linear), or k = -1
+    bool permute;      // q/k rows back to the interleaved RoPE layout
+    int heads;         // heads of a permuted tensor
     uint64_t offset, nbytes;
 } gg_tensor;
 
 static size_t row_bytes(uint32_t type, int64_t C) {
-    return type == BD_GGML_TYPE_F32 ? (size_t)C * 4 : type == BD_GGML_TYPE_F16 ? (size_t)C * 2 : (size_t)C / BD_QK_TQ2_0 * sizeof(bd_block_tq2_0);
+    return type == BD_GGML_TYPE_F32   ? (size_t)C * 4
+           : type == BD_GGML_TYPE_F16 ? (size_t)C * 2
+                                      : (size_t)C / BD_QK_TQ2_0 * sizeof(bd_block_tq2_0);
 }
 
 // Source row of destination row r: half-split -> interleaved within each head.
@@ -72,7 +89,8 @@ static int64_t src_row(const gg_tensor *t, int64_t r, int HS) {
     return h * HS + (i % 2 ? HS / 2 + i / 2 : i / 2);
 }
 
-static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *row, uint8_t *buf, char *why, size_t ws) {
+static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *row, uint8_t *buf, char *why,
+                        size_t ws) {
     int HS = m->cfg.head_dim;
     const bd_pk_tensor *p = t->k >= 0 ? bd_pk_model_slot(m, t->layer, (bd_linear)t->k) : NULL;
     for (int64_t r = 0; r < t->ne1; r++) {
@@ -85,8 +103,10 @@ static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *r
             continue;
         }
         const float *x = row;
-        if (p) bd_pk_dequantize_row(p, (int)s, row);
-        else x = t->f32 + (size_t)s * (size_t)t->ne0;
+        if (p)
+            bd_pk_dequantize_row(p, (int)s, row);
+        else
+            x = t->f32 + (size_t)s * (size_t)t->ne0;
         if (t->type == BD_GGML_TYPE_F32) {
             fwrite(x, 4, (size_t)t->ne0, f);
             continue;
@@ -95,7 +115,8 @@ static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *r
         for (int64_t i = 0; i < t->ne0; i++) {
             h[i] = bd_f32_to_f16(x[i]);
             if ((h[i] & 0x7c00) == 0x7c00) {
-                snprintf(why, ws, "tensor %s: element %lld = %g does not fit in f16", t->name, (long long)(r * t->ne0 + i), (double)x[i]);
+                snprintf(why, ws, "tensor %s: element %lld = %g does not fit in f16", t->name,
+                         (long long)(r * t->ne0 + i), (double)x[i]);
                 return BD_ERR_VALUE;
             }
         }
@@ -105,7 +126,8 @@ static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *r
 }
 
 static bool is_byte_piece(const char *p, size_t n) {
-    return n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && strchr("0123456789ABCDEF", p[3]) && strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
+    return n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && strchr("0123456789ABCDEF", p[3]) &&
+           strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
 }
 
 // The tensors of the file in llama.cpp's order, with their ggml types and data offsets.
@@ -116,19 +138,21 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
     const bd_weights *w = &m->w;
     int n = 0;
     uint32_t t2d = wtype == BD_GGUF_F16 ? BD_GGML_TYPE_F16 : BD_GGML_TYPE_F32;
-#define ADD(nm, nd, c0, c1, ty, src, lay, kk)                                                                  \
-    do {                                                                                                         \
-        gg_tensor *t_ = &ts[n++];                                                                                \
-        snprintf(t_->name, sizeof t_->name, "%s", nm);                                                         \
+#define ADD(nm, nd, c0, c1, ty, src, lay, kk)                                                                 \
+    do {                                                                                                      \
+        gg_tensor *t_ = &ts[n++];                                                                             \
+        snprintf(t_->name, sizeof t_->name, "%s", nm);                                                        \
         t_->ndim = nd, t_->ne0 = c0, t_->ne1 = c1, t_->type = ty, t_->f32 = src, t_->layer = lay, t_->k = kk; \
     } while (0)
     ADD("token_embd.weight", 2, C, c->vocab, t2d, w->tok_emb, 0, -1);
-    static const char *gname[BD_N_LINEARS] = {[BD_WQ] = "attn_q", [BD_WK] = "attn_k", [BD_WV] = "attn_v", [BD_WO] = "attn_output",
-                                              [BD_W1] = "ffn_gate", [BD_W2] = "ffn_down", [BD_W3] = "ffn_up"};
+    static const char *gname[BD_N_LINEARS] = {
+            [BD_WQ] = "attn_q",   [BD_WK] = "attn_k",   [BD_WV] = "attn_v", [BD_WO] = "attn_output",
+            [BD_W1] = "ffn_gate", [BD_W2] = "ffn_down", [BD_W3] = "ffn_up"};
     const float *lin[BD_N_LINEARS] = {[BD_WQ] = w->wq, [BD_WK] = w->wk, [BD_WV] = w->wv, [BD_WO] = w->wo,
                                       [BD_W1] = w->w1, [BD_W2] = w->w2, [BD_W3] = w->w3};
-    int shape[BD_N_LINEARS][2] = {[BD_WQ] = {C, QD}, [BD_WK] = {C, KD}, [BD_WV] = {C, KD}, [BD_WO] = {QD, C},  // (cols, rows)
-                                  [BD_W1] = {C, F},  [BD_W2] = {F, C},  [BD_W3] = {C, F}};
+    int shape[BD_N_LINEARS][2] = {
+            [BD_WQ] = {C, QD}, [BD_WK] = {C, KD}, [BD_WV] = {C, KD}, [BD_WO] = {QD, C},  // (cols, rows)
+            [BD_W1] = {C, F},  [BD_W2] = {F, C},  [BD_W3] = {C, F}};
     int rc = BD_OK;
     char nm[48];
     for (int l = 0; l < L && rc == BD_OK; l++) {
@@ -138,8 +162,18 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
             const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
             uint32_t ty = t2d;
             if (wtype == BD_GGUF_TQ2_0 && p) {
-                if (p->type != BD_PK_TQ2) { snprintf(why, ws, "TQ2_0 holds ternary weights; layer %d %s is %s", l, bd_pk_linear_names[k], bd_pk_traits_table[p->type].name); rc = BD_ERR_ARG; break; }
-                if (shape[k][0] % BD_QK_TQ2_0) { snprintf(why, ws, "TQ2_0 needs rows of a multiple of 256 weights; %s has %d", bd_pk_linear_names[k], shape[k][0]); rc = BD_ERR_ARG; break; }
+                if (p->type != BD_PK_TQ2) {
+                    snprintf(why, ws, "TQ2_0 holds ternary weights; layer %d %s is %s", l, bd_pk_linear_names[k],
+                             bd_pk_traits_table[p->type].name);
+                    rc = BD_ERR_ARG;
+                    break;
+                }
+                if (shape[k][0] % BD_QK_TQ2_0) {
+                    snprintf(why, ws, "TQ2_0 needs rows of a multiple of 256 weights; %s has %d", bd_pk_linear_names[k],
+                             shape[k][0]);
+                    rc = BD_ERR_ARG;
+                    break;
+                }
                 ty = BD_GGML_TYPE_TQ2_0;
             } else if (wtype == BD_GGUF_TQ2_0) {
                 ty = BD_GGML_TYPE_F32;  // a layer the policy left in full precision
@@ -149,7 +183,8 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
                 ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_ffn + (size_t)l * C, 0, -1);
             }
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, gname[k]);
-            ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l, p ? (int)k : -1);
+            ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l,
+                p ? (int)k : -1);
             if ((k == BD_WQ || k == BD_WK) && c->rope == BD_ROPE_HALF) {
                 ts[n - 1].permute = true;
                 ts[n - 1].heads = k == BD_WQ ? c->n_heads : c->n_kv_heads;
@@ -159,7 +194,10 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
     if (rc == BD_OK && wtype == BD_GGUF_TQ2_0) {
         bool any = false;
         for (int i = 0; i < n; i++) any |= ts[i].type == BD_GGML_TYPE_TQ2_0;
-        if (!any) { snprintf(why, ws, "TQ2_0 export needs a ternary student (packed or latent with quant ternary)"); rc = BD_ERR_ARG; }
+        if (!any) {
+            snprintf(why, ws, "TQ2_0 export needs a ternary student (packed or latent with quant ternary)");
+            rc = BD_ERR_ARG;
+        }
     }
     if (rc < 0) return rc;
     ADD("output_norm.weight", 1, C, 1, BD_GGML_TYPE_F32, w->rms_final, 0, -1);
@@ -214,8 +252,10 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
         for (size_t j = 0; j < len; j++) spaces += pc[j] == ' ';
         w64(f, len + 2 * spaces);  // ' ' -> U+2581 (3 bytes)
         for (size_t j = 0; j < len; j++) {
-            if (pc[j] == ' ') fwrite("\xe2\x96\x81", 1, 3, f);
-            else fputc(pc[j], f);
+            if (pc[j] == ' ')
+                fwrite("\xe2\x96\x81", 1, 3, f);
+            else
+                fputc(pc[j], f);
         }
     }
     kv_head(f, "tokenizer.ggml.scores", GT_ARRAY);
@@ -232,9 +272,12 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
         size_t len;
         const char *pc = bd_tokenizer_piece(tok, i, &len);
         int32_t ty = 1;  // normal
-        if (pc && len == 5 && memcmp(pc, "<unk>", 5) == 0) ty = 2;
-        else if (i == bos || i == eos) ty = 3;
-        else if (pc && is_byte_piece(pc, len)) ty = 6;
+        if (pc && len == 5 && memcmp(pc, "<unk>", 5) == 0)
+            ty = 2;
+        else if (i == bos || i == eos)
+            ty = 3;
+        else if (pc && is_byte_piece(pc, len))
+            ty = 6;
         w32(f, (uint32_t)ty);
     }
     if (bos >= 0) kv_u32(f, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
@@ -249,20 +292,32 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
     }
 }
 
-int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why, size_t ws) {
+int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why,
+                  size_t ws) {
     const bd_config *c = &m->cfg;
     if (c->qkv_bias || c->qk_norm)
-        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s", c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"), BD_ERR_ARG;
+        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s",
+                        c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"),
+               BD_ERR_ARG;
     if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
-        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"), BD_ERR_ARG;
+        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"),
+               BD_ERR_ARG;
     int V = bd_tokenizer_vocab_size(tok);
-    if (V != c->vocab) return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
+    if (V != c->vocab)
+        return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
     gg_tensor *ts = calloc((size_t)(9 * c->n_layers + 3), sizeof *ts);
     if (!ts) return snprintf(why, ws, "no memory for the tensor list"), BD_ERR_NOMEM;
     int n, rc = plan_tensors(m, wtype, ts, &n, why, ws);
-    if (rc < 0) { free(ts); return rc; }
+    if (rc < 0) {
+        free(ts);
+        return rc;
+    }
     bd_outfile *o = bd_outfile_open(path, "wb");
-    if (!o) { snprintf(why, ws, "%s: cannot create: %s", path, strerror(errno)); free(ts); return BD_ERR_IO; }
+    if (!o) {
+        snprintf(why, ws, "%s: cannot create: %s", path, strerror(errno));
+        free(ts);
+        return BD_ERR_IO;
+    }
     FILE *f = bd_outfile_fp(o);
     write_header(f, m, tok, ts, n);
     static const uint8_t zeros[BD_GGUF_ALIGNMENT];
@@ -281,9 +336,21 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
     free(row);
     free(buf);
     free(ts);
-    if (rc == BD_OK && pos < 0) { snprintf(why, ws, "%s: GGUF needs a seekable output (a file, not a pipe)", path); rc = BD_ERR_IO; }
-    if (rc == BD_OK && ferror(f)) { snprintf(why, ws, "%s: write failed: %s", path, strerror(errno)); rc = BD_ERR_IO; }
-    if (rc < 0) { bd_outfile_abort(o); return rc; }
-    if (bd_outfile_commit(o) < 0) { snprintf(why, ws, "%s: write failed: %s", path, strerror(errno)); return BD_ERR_IO; }
+    if (rc == BD_OK && pos < 0) {
+        snprintf(why, ws, "%s: GGUF needs a seekable output (a file, not a pipe)", path);
+        rc = BD_ERR_IO;
+    }
+    if (rc == BD_OK && ferror(f)) {
+        snprintf(why, ws, "%s: write failed: %s", path, strerror(errno));
+        rc = BD_ERR_IO;
+    }
+    if (rc < 0) {
+        bd_outfile_abort(o);
+        return rc;
+    }
+    if (bd_outfile_commit(o) < 0) {
+        snprintf(why, ws, "%s: write failed: %s", path, strerror(errno));
+        return BD_ERR_IO;
+    }
     return BD_OK;
 }

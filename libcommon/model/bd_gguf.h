@@ -38,7 +38,7 @@ enum { BD_GGML_TYPE_F32 = 0, BD_GGML_TYPE_F16 = 1, BD_GGML_TYPE_TQ2_0 = 35 };
 #define BD_QK_TQ2_0 256
 typedef struct {
     uint8_t qs[BD_QK_TQ2_0 / 4];  // weight 128h + 32l + m at bits 2l of qs[32h + m]
-    uint16_t d;                    // f16 scale
+    uint16_t d;                   // f16 scale
 } bd_block_tq2_0;
 static_assert(sizeof(bd_block_tq2_0) == 66, "bd_block_tq2_0 is 66 bytes");
 

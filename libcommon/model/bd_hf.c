@@ -30,14 +30,26 @@
 
 // The HF name of one layer's slice of a bd tensor (layer < 0: a whole, unlayered tensor).
 static bool hf_name(const char *bd, int layer, char *buf, size_t n) {
-    static const struct { const char *bd, *hf; } map[] = {
-        {"rms_att", "input_layernorm.weight"}, {"wq", "self_attn.q_proj.weight"}, {"wk", "self_attn.k_proj.weight"},
-        {"wv", "self_attn.v_proj.weight"}, {"wo", "self_attn.o_proj.weight"}, {"bq", "self_attn.q_proj.bias"},
-        {"bk", "self_attn.k_proj.bias"}, {"bv", "self_attn.v_proj.bias"}, {"q_norm", "self_attn.q_norm.weight"},
-        {"k_norm", "self_attn.k_norm.weight"}, {"rms_ffn", "post_attention_layernorm.weight"},
-        {"w1", "mlp.gate_proj.weight"}, {"w2", "mlp.down_proj.weight"}, {"w3", "mlp.up_proj.weight"}};
-    const char *whole = !strcmp(bd, "tok_emb") ? "model.embed_tokens.weight" : !strcmp(bd, "rms_final") ? "model.norm.weight"
-                      : !strcmp(bd, "wcls") ? "lm_head.weight" : NULL;
+    static const struct {
+        const char *bd, *hf;
+    } map[] = {{"rms_att", "input_layernorm.weight"},
+               {"wq", "self_attn.q_proj.weight"},
+               {"wk", "self_attn.k_proj.weight"},
+               {"wv", "self_attn.v_proj.weight"},
+               {"wo", "self_attn.o_proj.weight"},
+               {"bq", "self_attn.q_proj.bias"},
+               {"bk", "self_attn.k_proj.bias"},
+               {"bv", "self_attn.v_proj.bias"},
+               {"q_norm", "self_attn.q_norm.weight"},
+               {"k_norm", "self_attn.k_norm.weight"},
+               {"rms_ffn", "post_attention_layernorm.weight"},
+               {"w1", "mlp.gate_proj.weight"},
+               {"w2", "mlp.down_proj.weight"},
+               {"w3", "mlp.up_proj.weight"}};
+    const char *whole = !strcmp(bd, "tok_emb")     ? "model.embed_tokens.weight"
+                        : !strcmp(bd, "rms_final") ? "model.norm.weight"
+                        : !strcmp(bd, "wcls")      ? "lm_head.weight"
+                                                   : NULL;
     if (whole) {
         snprintf(buf, n, "%s", whole);
         return true;
@@ -50,7 +62,9 @@ static bool hf_name(const char *bd, int layer, char *buf, size_t n) {
     return false;
 }
 
-static bool is_layered(const char *bd) { return strcmp(bd, "tok_emb") && strcmp(bd, "rms_final") && strcmp(bd, "wcls"); }
+static bool is_layered(const char *bd) {
+    return strcmp(bd, "tok_emb") && strcmp(bd, "rms_final") && strcmp(bd, "wcls");
+}
 
 static char *read_text(const char *path, int *rc, char *why, size_t ws) {
     char *buf;
@@ -78,7 +92,8 @@ static cJSON *read_json(const char *path, int *rc, char *why, size_t ws) {
 // ---- config.json --------------------------------------------------------------------------
 
 // An integer config value; absent -> def (if def_ok), else BD_ERR_SCHEMA.
-static int json_int(const cJSON *cfg, const char *key, int def, bool def_ok, int *out, const char *path, char *why, size_t ws) {
+static int json_int(const cJSON *cfg, const char *key, int def, bool def_ok, int *out, const char *path, char *why,
+                    size_t ws) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
     if (!v || cJSON_IsNull(v)) {
         if (!def_ok) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: missing \"%s\"", path, key);
@@ -92,9 +107,13 @@ static int json_int(const cJSON *cfg, const char *key, int def, bool def_ok, int
     return BD_OK;
 }
 
-static int json_float(const cJSON *cfg, const char *key, float def, float *out, const char *path, char *why, size_t ws) {
+static int json_float(const cJSON *cfg, const char *key, float def, float *out, const char *path, char *why,
+                      size_t ws) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(cfg, key);
-    if (!v || cJSON_IsNull(v)) { *out = def; return BD_OK; }
+    if (!v || cJSON_IsNull(v)) {
+        *out = def;
+        return BD_OK;
+    }
     if (!cJSON_IsNumber(v)) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: \"%s\" is not a number", path, key);
     *out = (float)v->valuedouble;
     return BD_OK;
@@ -107,14 +126,18 @@ static int parse_config(const cJSON *j, const char *path, bd_config *c, int *tie
     if (!type) {  // older configs: infer from "architectures"
         const cJSON *a = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(j, "architectures"), 0);
         if (cJSON_IsString(a)) {
-            if (!strcmp(a->valuestring, "LlamaForCausalLM")) type = "llama";
-            else if (!strcmp(a->valuestring, "Qwen2ForCausalLM")) type = "qwen2";
-            else if (!strcmp(a->valuestring, "Qwen3ForCausalLM")) type = "qwen3";
+            if (!strcmp(a->valuestring, "LlamaForCausalLM"))
+                type = "llama";
+            else if (!strcmp(a->valuestring, "Qwen2ForCausalLM"))
+                type = "qwen2";
+            else if (!strcmp(a->valuestring, "Qwen3ForCausalLM"))
+                type = "qwen3";
         }
     }
     if (!type) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: no \"model_type\" (or known \"architectures\")", path);
     if (strcmp(type, "llama") && strcmp(type, "qwen2") && strcmp(type, "qwen3"))
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: model_type \"%.40s\" is not supported (llama, qwen2, qwen3)", path, type);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: model_type \"%.40s\" is not supported (llama, qwen2, qwen3)", path,
+                       type);
     snprintf(c->arch, sizeof c->arch, "%s", type);
     int rc;
     if ((rc = json_int(j, "hidden_size", 0, false, &c->dim, path, why, ws)) < 0 ||
@@ -143,7 +166,8 @@ static int parse_config(const cJSON *j, const char *path, bd_config *c, int *tie
     c->qk_norm = !strcmp(type, "qwen3");
     char cwhy[200];
     if (bd_config_check(c, cwhy, sizeof cwhy) < 0 || c->max_seq <= 0)
-        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %s", path, c->max_seq <= 0 ? "max_position_embeddings must be positive" : cwhy);
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %s", path,
+                       c->max_seq <= 0 ? "max_position_embeddings must be positive" : cwhy);
     return BD_OK;
 }
 
@@ -156,7 +180,10 @@ typedef struct {
 } shard_set;
 
 static void shards_close(shard_set *s) {
-    for (int i = 0; i < s->n; i++) { bd_safetensors_close(&s->st[i]); free(s->used[i]); }
+    for (int i = 0; i < s->n; i++) {
+        bd_safetensors_close(&s->st[i]);
+        free(s->used[i]);
+    }
     free(s->st);
     free(s->used);
     memset(s, 0, sizeof *s);
@@ -164,7 +191,8 @@ static void shards_close(shard_set *s) {
 
 static int add_shard(shard_set *s, const char *dir, const char *file, char *why, size_t ws) {
     char path[4096];
-    if (strstr(file, "..") || file[0] == '/') return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: shard name \"%.100s\" leaves the directory", dir, file);
+    if (strstr(file, "..") || file[0] == '/')
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: shard name \"%.100s\" leaves the directory", dir, file);
     snprintf(path, sizeof path, "%s/%s", dir, file);
     for (int i = 0; i < s->n; i++)
         if (!strcmp(s->st[i].path, path)) return BD_OK;
@@ -177,7 +205,10 @@ static int add_shard(shard_set *s, const char *dir, const char *file, char *why,
     s->used = nu;
     int rc = bd_safetensors_open(&s->st[s->n], path, why, ws);
     if (rc < 0) return rc;
-    if (!(s->used[s->n] = calloc((size_t)s->st[s->n].n + 1, sizeof(bool)))) { bd_safetensors_close(&s->st[s->n]); return BD_ERR_NOMEM; }
+    if (!(s->used[s->n] = calloc((size_t)s->st[s->n].n + 1, sizeof(bool)))) {
+        bd_safetensors_close(&s->st[s->n]);
+        return BD_ERR_NOMEM;
+    }
     s->n++;
     return BD_OK;
 }
@@ -194,8 +225,10 @@ static int open_shards(shard_set *s, const char *dir, char *why, size_t ws) {
         const cJSON *wm = cJSON_GetObjectItemCaseSensitive(idx, "weight_map");
         if (!cJSON_IsObject(wm)) rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: no \"weight_map\" object", path);
         for (const cJSON *e = wm ? wm->child : NULL; rc == BD_OK && e; e = e->next) {
-            if (!cJSON_IsString(e)) rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: weight_map[\"%s\"] is not a file name", path, e->string);
-            else rc = add_shard(s, dir, e->valuestring, why, ws);
+            if (!cJSON_IsString(e))
+                rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: weight_map[\"%s\"] is not a file name", path, e->string);
+            else
+                rc = add_shard(s, dir, e->valuestring, why, ws);
         }
         cJSON_Delete(idx);
         if (rc == BD_OK && s->n == 0) rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: weight_map names no files", path);
@@ -210,7 +243,11 @@ static int open_shards(shard_set *s, const char *dir, char *why, size_t ws) {
         size_t len = strlen(e->d_name);
         if (len > 12 && !strcmp(e->d_name + len - 12, ".safetensors") && e->d_name[0] != '.') {
             char **nn = realloc(names, ((size_t)n + 1) * sizeof *nn);
-            if (!nn || !(nn[n] = strdup(e->d_name))) { names = nn ? nn : names; rc = BD_ERR_NOMEM; break; }
+            if (!nn || !(nn[n] = strdup(e->d_name))) {
+                names = nn ? nn : names;
+                rc = BD_ERR_NOMEM;
+                break;
+            }
             names = nn;
             n++;
         }
@@ -220,7 +257,9 @@ static int open_shards(shard_set *s, const char *dir, char *why, size_t ws) {
     for (int i = 0; rc == BD_OK && i < n; i++) rc = add_shard(s, dir, names[i], why, ws);
     for (int i = 0; i < n; i++) free(names[i]);
     free(names);
-    if (rc == BD_OK && s->n == 0) rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: no *.safetensors files (other weight formats are not supported)", dir);
+    if (rc == BD_OK && s->n == 0)
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: no *.safetensors files (other weight formats are not supported)",
+                     dir);
     return rc;
 }
 
@@ -230,7 +269,9 @@ static int find_tensor(shard_set *s, const char *name, int *shard, const bd_st_t
     for (int i = 0; i < s->n; i++) {
         const bd_st_tensor *x = bd_safetensors_find(&s->st[i], name);
         if (!x) continue;
-        if (*t) return bd_fail(why, ws, BD_ERR_MALFORMED, "tensor %s is in both %s and %s", name, s->st[*shard].path, s->st[i].path);
+        if (*t)
+            return bd_fail(why, ws, BD_ERR_MALFORMED, "tensor %s is in both %s and %s", name, s->st[*shard].path,
+                           s->st[i].path);
         *t = x;
         *shard = i;
     }
@@ -261,7 +302,10 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
     // Tied when the config says so (HF then ignores lm_head.weight), or when nothing says
     // otherwise and there is no lm_head.weight.
     cfg.tied_embeddings = tie_explicit == 1 || (tie_explicit == -1 && !x);
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", dir); goto out; }
+    if ((rc = bd_model_alloc(m, &cfg)) < 0) {
+        bd_fail(why, ws, rc, "%s: cannot allocate the model", dir);
+        goto out;
+    }
 
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
@@ -279,16 +323,20 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
             if ((rc = find_tensor(&s, name, &sh, &x, why, ws)) < 0) goto out;
             if (!x) {
                 rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: missing tensor %s%s", dir, name,
-                                !strcmp(e->name, "wcls") ? " (tie_word_embeddings is false)" : "");
+                             !strcmp(e->name, "wcls") ? " (tie_word_embeddings is false)" : "");
                 goto out;
             }
             bool ok = x->ndim == nd;
             for (int d = 0; ok && d < nd; d++) ok = x->shape[d] == want[d];
             if (!ok) {
                 char got[96] = "", exp[96] = "";
-                for (int d = 0; d < x->ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)x->shape[d]);
-                for (int d = 0; d < nd; d++) snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%lld", d ? ", " : "", want[d]);
-                rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: tensor %s has shape [%s], config.json implies [%s]", s.st[sh].path, name, got, exp);
+                for (int d = 0; d < x->ndim; d++)
+                    snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "",
+                             (long long)x->shape[d]);
+                for (int d = 0; d < nd; d++)
+                    snprintf(exp + strlen(exp), sizeof exp - strlen(exp), "%s%lld", d ? ", " : "", want[d]);
+                rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: tensor %s has shape [%s], config.json implies [%s]",
+                             s.st[sh].path, name, got, exp);
                 goto out;
             }
             float *dst = m->params + e->offset + (size_t)l * per;
@@ -305,10 +353,13 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
             size_t len = strlen(nm), sl = strlen("rotary_emb.inv_freq");
             if (s.used[i][k] || (len >= sl && !strcmp(nm + len - sl, "rotary_emb.inv_freq"))) continue;
             if (!strcmp(nm, "lm_head.weight") && cfg.tied_embeddings) continue;  // HF ignores it when tied
-            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: unexpected tensor %s (not part of a %s model with this config.json)", s.st[i].path, nm, cfg.arch);
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA,
+                         "%s: unexpected tensor %s (not part of a %s model with this config.json)", s.st[i].path, nm,
+                         cfg.arch);
             goto out;
         }
-    bd_log(BD_LOG_INFO, "%s: Hugging Face %s model from %d safetensors file%s", dir, cfg.arch, s.n, s.n == 1 ? "" : "s");
+    bd_log(BD_LOG_INFO, "%s: Hugging Face %s model from %d safetensors file%s", dir, cfg.arch, s.n,
+           s.n == 1 ? "" : "s");
 out:
     if (rc < 0) bd_model_free(m);
     shards_close(&s);
@@ -327,7 +378,8 @@ static double float_for_json(float f) {
     return strtod(buf, NULL);
 }
 
-static int write_config(const bd_config *c, const char *arch_cls, const char *type, const char *path, char *why, size_t ws) {
+static int write_config(const bd_config *c, const char *arch_cls, const char *type, const char *path, char *why,
+                        size_t ws) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return BD_ERR_NOMEM;
     cJSON *arr = cJSON_AddArrayToObject(j, "architectures");
@@ -354,12 +406,14 @@ static int write_config(const bd_config *c, const char *arch_cls, const char *ty
     if (!text) return BD_ERR_NOMEM;
     int rc = BD_OK;
     bd_outfile *o = bd_outfile_open(path, "w");
-    if (!o) rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
+    if (!o)
+        rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
     else if (fputs(text, bd_outfile_fp(o)) == EOF || fputc('\n', bd_outfile_fp(o)) == EOF) {
         int e = errno;
         bd_outfile_abort(o);
         rc = bd_fail(why, ws, BD_ERR_IO, "%s: write failed: %s", path, strerror(e));
-    } else if ((rc = bd_outfile_commit(o)) < 0) bd_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
+    } else if ((rc = bd_outfile_commit(o)) < 0)
+        bd_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
     free(text);
     return rc;
 }
@@ -375,31 +429,40 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
     if (frc < 0) return frc;
     const char *type = c->qk_norm ? "qwen3" : c->qkv_bias ? "qwen2" : "llama";
     const char *cls = c->qk_norm ? "Qwen3ForCausalLM" : c->qkv_bias ? "Qwen2ForCausalLM" : "LlamaForCausalLM";
-    if (mkdir(dir, 0777) != 0 && errno != EEXIST) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
+    if (mkdir(dir, 0777) != 0 && errno != EEXIST)
+        return bd_fail(why, ws, BD_ERR_IO, "%s: cannot create directory: %s", dir, strerror(errno));
 
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(c, t, NULL);
     size_t cap = 3 + (size_t)c->n_layers * BD_MAX_PARAMS;
     bd_st_write_tensor *wt = calloc(cap, sizeof *wt);
-    char (*names)[96] = calloc(cap, sizeof *names);
+    char(*names)[96] = calloc(cap, sizeof *names);
     // Interleaved models: permuted copies of the tensors RoPE touches (the model is const).
     float *perm[BD_MAX_PARAMS] = {0};
     int n = 0, rc = BD_OK;
-    if (!wt || !names) { rc = BD_ERR_NOMEM; goto out; }
+    if (!wt || !names) {
+        rc = BD_ERR_NOMEM;
+        goto out;
+    }
     for (int k = 0; k < nt; k++) {
         const bd_param_entry *e = &t[k];
         bool layered = is_layered(e->name);
         int nl = layered ? c->n_layers : 1;
         size_t per = e->numel / (size_t)nl;
         const float *src = m->params + e->offset;
-        int heads = !strcmp(e->name, "wq") || !strcmp(e->name, "bq") ? c->n_heads
-                  : !strcmp(e->name, "wk") || !strcmp(e->name, "bk") ? c->n_kv_heads
-                  : !strcmp(e->name, "q_norm") || !strcmp(e->name, "k_norm") ? 1 : 0;
+        int heads = !strcmp(e->name, "wq") || !strcmp(e->name, "bq")           ? c->n_heads
+                    : !strcmp(e->name, "wk") || !strcmp(e->name, "bk")         ? c->n_kv_heads
+                    : !strcmp(e->name, "q_norm") || !strcmp(e->name, "k_norm") ? 1
+                                                                               : 0;
         if (heads && c->rope != BD_ROPE_HALF) {
-            if (!(perm[k] = malloc(e->numel * sizeof(float)))) { rc = BD_ERR_NOMEM; goto out; }
+            if (!(perm[k] = malloc(e->numel * sizeof(float)))) {
+                rc = BD_ERR_NOMEM;
+                goto out;
+            }
             size_t cols = per / ((size_t)heads * (size_t)c->head_dim);
             for (int l = 0; l < nl; l++)
-                bd_rope_permute_rows(perm[k] + (size_t)l * per, src + (size_t)l * per, heads, c->head_dim, cols, BD_ROPE_HALF);
+                bd_rope_permute_rows(perm[k] + (size_t)l * per, src + (size_t)l * per, heads, c->head_dim, cols,
+                                     BD_ROPE_HALF);
             src = perm[k];
         }
         for (int l = 0; l < nl; l++) {

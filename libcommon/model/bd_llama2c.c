@@ -50,25 +50,36 @@ static int parse_header(const uint8_t *p, size_t size, const char *path, bd_conf
     const uint8_t *h;
     bool shared;
     if (size >= 4 && get_i32(p) == (int32_t)AK42_MAGIC) {
-        if (size < 8) return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: llama2.c ak42 file of %zu bytes: truncated header", path, size);
+        if (size < 8)
+            return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: llama2.c ak42 file of %zu bytes: truncated header", path,
+                           size);
         int ver = get_i32(p + 4);
         if (ver != 1 && ver != 2)
-            return bd_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path, ver);
+            return bd_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)",
+                           path, ver);
         if (size < AK42_HEADER)
-            return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: llama2.c v%d file of %zu bytes: truncated header (256 bytes)", path, ver, size);
+            return bd_fail(why, ws, BD_ERR_TRUNCATED,
+                           "%s: llama2.c v%d file of %zu bytes: truncated header (256 bytes)", path, ver, size);
         fmt = ver == 1 ? BD_MODEL_FMT_LLAMA2C_V1 : BD_MODEL_FMT_LLAMA2C_V2;
         h = p + 8;
-        if (p[36] > 1) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v%d header: shared_classifier flag is %d, expected 0 or 1", path, ver, p[36]);
+        if (p[36] > 1)
+            return bd_fail(why, ws, BD_ERR_MALFORMED,
+                           "%s: llama2.c v%d header: shared_classifier flag is %d, expected 0 or 1", path, ver, p[36]);
         shared = p[36] == 1;
         if (ver == 2) {
             gs = get_i32(p + 37);
-            if (gs <= 0 || gs > (1 << 20)) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v2 header: group size %d is implausible", path, gs);
+            if (gs <= 0 || gs > (1 << 20))
+                return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v2 header: group size %d is implausible", path,
+                               gs);
         }
-        if (get_i32(h + 20) <= 0) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v%d header: vocab_size %d must be positive", path, ver, get_i32(h + 20));
+        if (get_i32(h + 20) <= 0)
+            return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: llama2.c v%d header: vocab_size %d must be positive", path,
+                           ver, get_i32(h + 20));
         *hdr_bytes = AK42_HEADER;
     } else {
         if (size < V0_HEADER)
-            return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: %zu bytes: too short for any model format (a llama2.c header has 28)", path, size);
+            return bd_fail(why, ws, BD_ERR_TRUNCATED,
+                           "%s: %zu bytes: too short for any model format (a llama2.c header has 28)", path, size);
         fmt = BD_MODEL_FMT_LLAMA2C_V0;
         h = p;
         shared = get_i32(h + 20) > 0;
@@ -78,11 +89,12 @@ static int parse_header(const uint8_t *p, size_t size, const char *path, bd_conf
     for (int i = 0; i < 7; i++) v[i] = get_i32(h + 4 * i);
     int64_t vocab = v[5] < 0 ? -(int64_t)v[5] : v[5];
     const char *fname = bd_model_format_name((bd_model_format)fmt);
-    if (v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0 || v[4] <= 0 || vocab == 0 || v[6] <= 0 || v[6] > MAX_SEQ_SANE ||
-        vocab > (1 << 24) || v[0] % v[3] != 0)
-        return bd_fail(why, ws, BD_ERR_MALFORMED,
-                          "%s: %s header {dim %d, hidden %d, layers %d, heads %d, kv_heads %d, vocab %d, seq %d} is not a plausible model",
-                          path, fname, v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+    if (v[0] <= 0 || v[1] <= 0 || v[2] <= 0 || v[3] <= 0 || v[4] <= 0 || vocab == 0 || v[6] <= 0 ||
+        v[6] > MAX_SEQ_SANE || vocab > (1 << 24) || v[0] % v[3] != 0)
+        return bd_fail(
+                why, ws, BD_ERR_MALFORMED,
+                "%s: %s header {dim %d, hidden %d, layers %d, heads %d, kv_heads %d, vocab %d, seq %d} is not a plausible model",
+                path, fname, v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
     memset(cfg, 0, sizeof *cfg);
     snprintf(cfg->arch, sizeof cfg->arch, "llama");
     cfg->dim = v[0];
@@ -111,15 +123,21 @@ static int build_segments(int fmt, const bd_config *c, seg *s) {
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(c, t, NULL);
     int n = 0;
-#define WHOLE(nm, kind) do { const bd_param_entry *e_ = bd_io_entry(t, nt, nm); s[n++] = (seg){nm, -1, e_->numel, kind}; } while (0)
+#define WHOLE(nm, kind)                                    \
+    do {                                                   \
+        const bd_param_entry *e_ = bd_io_entry(t, nt, nm); \
+        s[n++] = (seg){nm, -1, e_->numel, kind};           \
+    } while (0)
     static const char *const lin[] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
     if (fmt == BD_MODEL_FMT_LLAMA2C_V0) {
-        static const char *const order[] = {"tok_emb", "rms_att", "wq", "wk", "wv", "wo", "rms_ffn", "w1", "w2", "w3", "rms_final"};
+        static const char *const order[] = {"tok_emb", "rms_att", "wq", "wk", "wv",       "wo",
+                                            "rms_ffn", "w1",      "w2", "w3", "rms_final"};
         for (size_t i = 0; i < sizeof order / sizeof *order; i++) WHOLE(order[i], SEG_F32);
         s[n++] = (seg){"freq_cis", -1, (size_t)c->max_seq * (size_t)c->head_dim, SEG_SKIP};
         if (!c->tied_embeddings) WHOLE("wcls", SEG_F32);
     } else if (fmt == BD_MODEL_FMT_LLAMA2C_V1) {
-        static const char *const order[] = {"rms_att", "rms_ffn", "rms_final", "tok_emb", "wq", "wk", "wv", "wo", "w1", "w2", "w3"};
+        static const char *const order[] = {"rms_att", "rms_ffn", "rms_final", "tok_emb", "wq", "wk",
+                                            "wv",      "wo",      "w1",        "w2",      "w3"};
         for (size_t i = 0; i < sizeof order / sizeof *order; i++) WHOLE(order[i], SEG_F32);
         if (!c->tied_embeddings) WHOLE("wcls", SEG_F32);
     } else {
@@ -142,8 +160,10 @@ static size_t seg_bytes(const seg *s, int gs) {
 }
 
 static void seg_label(const seg *s, char *buf, size_t n) {
-    if (s->layer >= 0) snprintf(buf, n, "%s (layer %d)", s->name, s->layer);
-    else snprintf(buf, n, "%s", s->name);
+    if (s->layer >= 0)
+        snprintf(buf, n, "%s (layer %d)", s->name, s->layer);
+    else
+        snprintf(buf, n, "%s", s->name);
 }
 
 int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t ws) {
@@ -151,20 +171,32 @@ int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t ws) {
     int fd = open(path, O_RDONLY);
     if (fd < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
-    if (fstat(fd, &sb) != 0) { close(fd); return bd_fail(why, ws, BD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno)); }
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        return bd_fail(why, ws, BD_ERR_IO, "%s: cannot stat: %s", path, strerror(errno));
+    }
     size_t size = (size_t)sb.st_size;
     uint8_t head[AK42_HEADER] = {0};
     ssize_t got = pread(fd, head, sizeof head, 0);
-    if (got < 0) { close(fd); return bd_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno)); }
+    if (got < 0) {
+        close(fd);
+        return bd_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+    }
     bd_config cfg;
     int gs = 0;
     size_t hdr = 0;
     int fmt = parse_header(head, (size_t)got < size ? (size_t)got : size, path, &cfg, &gs, &hdr, why, ws);
-    if (fmt < 0) { close(fd); return fmt; }
+    if (fmt < 0) {
+        close(fd);
+        return fmt;
+    }
     const char *fname = bd_model_format_name((bd_model_format)fmt);
 
     seg *segs = malloc(((size_t)7 * (size_t)cfg.n_layers + 16) * sizeof *segs);
-    if (!segs) { close(fd); return BD_ERR_NOMEM; }
+    if (!segs) {
+        close(fd);
+        return BD_ERR_NOMEM;
+    }
     int ns = build_segments(fmt, &cfg, segs);
     uint64_t expect = hdr;
     int rc = BD_OK;
@@ -172,26 +204,35 @@ int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t ws) {
     for (int i = 0; i < ns; i++) {
         if (segs[i].kind == SEG_Q8 && segs[i].numel % (size_t)gs != 0) {
             seg_label(&segs[i], label, sizeof label);
-            rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %s: group size %d does not divide the %zu values of tensor %s", path, fname, gs, segs[i].numel, label);
+            rc = bd_fail(why, ws, BD_ERR_MALFORMED, "%s: %s: group size %d does not divide the %zu values of tensor %s",
+                         path, fname, gs, segs[i].numel, label);
             goto out;
         }
         uint64_t nb = seg_bytes(&segs[i], gs);
         if (expect + nb > size) {
             seg_label(&segs[i], label, sizeof label);
-            rc = bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: %s: file ends inside tensor %s (file has %zu bytes, that tensor ends at byte %llu)",
-                            path, fname, label, size, (unsigned long long)(expect + nb));
+            rc = bd_fail(why, ws, BD_ERR_TRUNCATED,
+                         "%s: %s: file ends inside tensor %s (file has %zu bytes, that tensor ends at byte %llu)", path,
+                         fname, label, size, (unsigned long long)(expect + nb));
             goto out;
         }
         expect += nb;
     }
     if (expect != size) {
-        rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: %s: file has %zu bytes, its header implies %llu (%llu extra bytes; wrong header?)",
-                        path, fname, size, (unsigned long long)expect, (unsigned long long)(size - expect));
+        rc = bd_fail(why, ws, BD_ERR_SHAPE,
+                     "%s: %s: file has %zu bytes, its header implies %llu (%llu extra bytes; wrong header?)", path,
+                     fname, size, (unsigned long long)expect, (unsigned long long)(size - expect));
         goto out;
     }
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
+    if ((rc = bd_model_alloc(m, &cfg)) < 0) {
+        bd_fail(why, ws, rc, "%s: cannot allocate the model", path);
+        goto out;
+    }
     const uint8_t *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (map == MAP_FAILED) { rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot map: %s", path, strerror(errno)); goto out; }
+    if (map == MAP_FAILED) {
+        rc = bd_fail(why, ws, BD_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
+        goto out;
+    }
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
     const uint8_t *p = map + hdr;
@@ -217,7 +258,8 @@ int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t ws) {
     munmap((void *)map, size);
     rc = bd_io_check_model_finite(m, path, why, ws);
     if (rc == BD_OK)
-        bd_log(BD_LOG_INFO, "%s: %s checkpoint%s", path, fname, fmt == BD_MODEL_FMT_LLAMA2C_V2 ? " (Q8_0 weights dequantized)" : "");
+        bd_log(BD_LOG_INFO, "%s: %s checkpoint%s", path, fname,
+               fmt == BD_MODEL_FMT_LLAMA2C_V2 ? " (Q8_0 weights dequantized)" : "");
 out:
     if (rc < 0) bd_model_free(m);
     free(segs);

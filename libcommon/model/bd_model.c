@@ -16,12 +16,15 @@ int bd_linear_parse(const char *name) {
 
 int bd_config_check(const bd_config *c, char *why, size_t why_size) {
     const char *bad = NULL;
-    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 ||
-        c->head_dim <= 0 || c->ffn_dim <= 0 || c->vocab <= 0 || c->max_seq <= 0)
+    if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
+        c->ffn_dim <= 0 || c->vocab <= 0 || c->max_seq <= 0)
         bad = "sizes must be positive";
-    else if (c->n_heads % c->n_kv_heads != 0) bad = "n_kv_heads must divide n_heads";
-    else if (c->head_dim % 2 != 0) bad = "head_dim must be even for RoPE";
-    else if (!(c->norm_eps > 0) || !(c->rope_theta > 0)) bad = "norm_eps and rope_theta must be positive";
+    else if (c->n_heads % c->n_kv_heads != 0)
+        bad = "n_kv_heads must divide n_heads";
+    else if (c->head_dim % 2 != 0)
+        bad = "head_dim must be even for RoPE";
+    else if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
+        bad = "norm_eps and rope_theta must be positive";
     else if (c->dim > (1 << 20) || c->ffn_dim > (1 << 22) || c->vocab > (1 << 24) || c->n_layers > 1024)
         bad = "sizes are implausibly large";
     if (!bad) return BD_OK;
@@ -34,12 +37,12 @@ int bd_param_table(const bd_config *c, bd_param_entry *t, size_t *total) {
     long long QD = (long long)c->n_heads * HS, KD = (long long)c->n_kv_heads * HS, F = c->ffn_dim;
     int n = 0;
     size_t off = 0;
-#define ADD(nm, lin, nd, a, b, cc)                                                     \
-    do {                                                                               \
-        t[n] = (bd_param_entry){nm, nd, {a, b, cc}, off, 0, lin};                      \
+#define ADD(nm, lin, nd, a, b, cc)                                                               \
+    do {                                                                                         \
+        t[n] = (bd_param_entry){nm, nd, {a, b, cc}, off, 0, lin};                                \
         t[n].numel = (size_t)(a) * (size_t)((nd) > 1 ? (b) : 1) * (size_t)((nd) > 2 ? (cc) : 1); \
-        off += t[n].numel;                                                             \
-        n++;                                                                           \
+        off += t[n].numel;                                                                       \
+        n++;                                                                                     \
     } while (0)
     ADD("tok_emb", false, 2, V, C, 0);
     ADD("rms_att", false, 2, L, C, 0);
@@ -74,23 +77,40 @@ void bd_weights_layout(const bd_config *cfg, float *base, bd_weights *w) {
     for (int i = 0; i < n; i++) {
         float *p = base + t[i].offset;
         const char *nm = t[i].name;
-        if (!strcmp(nm, "tok_emb")) w->tok_emb = p;
-        else if (!strcmp(nm, "rms_att")) w->rms_att = p;
-        else if (!strcmp(nm, "wq")) w->wq = p;
-        else if (!strcmp(nm, "wk")) w->wk = p;
-        else if (!strcmp(nm, "wv")) w->wv = p;
-        else if (!strcmp(nm, "wo")) w->wo = p;
-        else if (!strcmp(nm, "bq")) w->bq = p;
-        else if (!strcmp(nm, "bk")) w->bk = p;
-        else if (!strcmp(nm, "bv")) w->bv = p;
-        else if (!strcmp(nm, "q_norm")) w->q_norm = p;
-        else if (!strcmp(nm, "k_norm")) w->k_norm = p;
-        else if (!strcmp(nm, "rms_ffn")) w->rms_ffn = p;
-        else if (!strcmp(nm, "w1")) w->w1 = p;
-        else if (!strcmp(nm, "w2")) w->w2 = p;
-        else if (!strcmp(nm, "w3")) w->w3 = p;
-        else if (!strcmp(nm, "rms_final")) w->rms_final = p;
-        else if (!strcmp(nm, "wcls")) w->wcls = p;
+        if (!strcmp(nm, "tok_emb"))
+            w->tok_emb = p;
+        else if (!strcmp(nm, "rms_att"))
+            w->rms_att = p;
+        else if (!strcmp(nm, "wq"))
+            w->wq = p;
+        else if (!strcmp(nm, "wk"))
+            w->wk = p;
+        else if (!strcmp(nm, "wv"))
+            w->wv = p;
+        else if (!strcmp(nm, "wo"))
+            w->wo = p;
+        else if (!strcmp(nm, "bq"))
+            w->bq = p;
+        else if (!strcmp(nm, "bk"))
+            w->bk = p;
+        else if (!strcmp(nm, "bv"))
+            w->bv = p;
+        else if (!strcmp(nm, "q_norm"))
+            w->q_norm = p;
+        else if (!strcmp(nm, "k_norm"))
+            w->k_norm = p;
+        else if (!strcmp(nm, "rms_ffn"))
+            w->rms_ffn = p;
+        else if (!strcmp(nm, "w1"))
+            w->w1 = p;
+        else if (!strcmp(nm, "w2"))
+            w->w2 = p;
+        else if (!strcmp(nm, "w3"))
+            w->w3 = p;
+        else if (!strcmp(nm, "rms_final"))
+            w->rms_final = p;
+        else if (!strcmp(nm, "wcls"))
+            w->wcls = p;
     }
     if (cfg->tied_embeddings) w->wcls = w->tok_emb;
 }

@@ -17,34 +17,39 @@ typedef enum {
 } bd_rope_style;
 
 typedef struct {
-    char arch[32];        // "llama", "qwen2", "qwen3"
-    int dim;              // C
-    int n_layers;         // L
-    int n_heads;          // NH
-    int n_kv_heads;       // KV (divides NH)
-    int head_dim;         // HS (usually C / NH; Qwen3 may differ)
-    int ffn_dim;          // F
-    int vocab;            // V
-    int max_seq;          // longest context the model was trained for
-    float norm_eps;       // RMSNorm epsilon
+    char arch[32];   // "llama", "qwen2", "qwen3"
+    int dim;         // C
+    int n_layers;    // L
+    int n_heads;     // NH
+    int n_kv_heads;  // KV (divides NH)
+    int head_dim;    // HS (usually C / NH; Qwen3 may differ)
+    int ffn_dim;     // F
+    int vocab;       // V
+    int max_seq;     // longest context the model was trained for
+    float norm_eps;  // RMSNorm epsilon
     float rope_theta;
     bd_rope_style rope;
-    bool tied_embeddings; // output head shares tok_emb
-    bool qkv_bias;        // Qwen2
-    bool qk_norm;         // Qwen3: RMSNorm over HS on q and k per head, before RoPE
-    int bos, eos;         // -1 if unknown
+    bool tied_embeddings;  // output head shares tok_emb
+    bool qkv_bias;         // Qwen2
+    bool qk_norm;          // Qwen3: RMSNorm over HS on q and k per head, before RoPE
+    int bos, eos;          // -1 if unknown
 } bd_config;
 
 // The linear layers of a block, by name. BD_HEAD (the output projection) follows them where a
 // table has a slot for it.
 typedef enum {
-    BD_WQ, BD_WK, BD_WV, BD_WO,  // attention: query, key, value, output
-    BD_W1, BD_W2, BD_W3,         // SwiGLU: gate, down, up
+    BD_WQ,
+    BD_WK,
+    BD_WV,
+    BD_WO,  // attention: query, key, value, output
+    BD_W1,
+    BD_W2,
+    BD_W3,  // SwiGLU: gate, down, up
     BD_N_LINEARS,
     BD_HEAD = BD_N_LINEARS,
 } bd_linear;
 extern const char *const bd_linear_names[BD_N_LINEARS];  // "wq" ... "w3", the bd.model tensor names
-int bd_linear_parse(const char *name);                    // a bd_linear, or -1
+int bd_linear_parse(const char *name);                   // a bd_linear, or -1
 
 // Every parameter tensor is a view into one flat array; the same layout serves
 // parameters, gradients and optimizer moments (bd_weights_layout on another base).
@@ -71,12 +76,12 @@ typedef struct {
 
 // One entry of the parameter table: a named tensor and where it lives in the flat array.
 typedef struct {
-    const char *name;   // "wq", "rms_att", ... (bd.model tensor names)
+    const char *name;  // "wq", "rms_att", ... (bd.model tensor names)
     int ndim;
     long long shape[3];
-    size_t offset;      // in floats from the base
+    size_t offset;  // in floats from the base
     size_t numel;
-    bool is_linear;     // a linear layer of the blocks (a candidate for quantization)
+    bool is_linear;  // a linear layer of the blocks (a candidate for quantization)
 } bd_param_entry;
 
 #define BD_MAX_PARAMS 20
@@ -84,8 +89,8 @@ typedef struct {
 typedef struct {
     bd_config cfg;
     bd_weights w;
-    float *params;      // the one allocation
-    size_t n_params;    // floats in params
+    float *params;    // the one allocation
+    size_t n_params;  // floats in params
     // A student's quantization, stored with its latent weights (bd.model "quant"); quant.kind
     // is BD_Q_NONE for a full-precision model. Tools apply it on load (bd_tool_load_model).
     bd_qspec quant;

@@ -29,7 +29,8 @@
 int bd_io_check_finite(const float *p, size_t n, const char *file, const char *tensor, char *why, size_t ws) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(p[i]))
-            return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu is %s", file, tensor, i, isnan(p[i]) ? "NaN" : "infinite");
+            return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu is %s", file, tensor, i,
+                           isnan(p[i]) ? "NaN" : "infinite");
     return BD_OK;
 }
 
@@ -45,7 +46,8 @@ int bd_io_check_model_finite(const bd_model *m, const char *file, char *why, siz
             bool layered = t[k].ndim >= 2 && strcmp(t[k].name, "tok_emb") && strcmp(t[k].name, "wcls");
             if (layered) {
                 size_t per = t[k].numel / (size_t)t[k].shape[0];
-                return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s (layer %zu): element %zu is %s", file, t[k].name, i / per, i % per, what);
+                return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s (layer %zu): element %zu is %s", file, t[k].name,
+                               i / per, i % per, what);
             }
             return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu is %s", file, t[k].name, i, what);
         }
@@ -84,23 +86,25 @@ int bd_model_sniff(const char *path, char *why, size_t ws) {
     if (n < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno));
     if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return BD_MODEL_FMT_BD;
     if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
-        return bd_fail(why, ws, BD_ERR_ARG,
-                       "%s: a GGUF file, which bd writes (bd-pack --format gguf) but does not read; give a llama2.c "
-                       "checkpoint, a Hugging Face directory (config.json + safetensors) or a bd.model/bd.packed stream",
-                       path);
+        return bd_fail(
+                why, ws, BD_ERR_ARG,
+                "%s: a GGUF file, which bd writes (bd-pack --format gguf) but does not read; give a llama2.c "
+                "checkpoint, a Hugging Face directory (config.json + safetensors) or a bd.model/bd.packed stream",
+                path);
     if (n >= 4 && b[0] == 0x32 && b[1] == 0x34 && b[2] == 0x6b && b[3] == 0x61) {  // "ak42" as LE u32
         if (n < 8) return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: truncated llama2.c ak42 header", path);
         int32_t ver = (int32_t)((uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24);
         if (ver == 1) return BD_MODEL_FMT_LLAMA2C_V1;
         if (ver == 2) return BD_MODEL_FMT_LLAMA2C_V2;
-        return bd_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path, ver);
+        return bd_fail(why, ws, BD_ERR_VERSION, "%s: llama2.c ak42 version %d is not supported (only 1 and 2)", path,
+                       ver);
     }
     if (n >= 9 && b[8] == '{') {  // safetensors: u64 length of a JSON header that fits in the file
         uint64_t len = 0;
         for (int i = 7; i >= 0; i--) len = len << 8 | b[i];
         if (len >= 2 && len <= (uint64_t)sb.st_size - 8) return BD_MODEL_FMT_HF;
     }
-    if (n >= 1 && b[0] == '{') return BD_MODEL_FMT_HF;                             // config.json
+    if (n >= 1 && b[0] == '{') return BD_MODEL_FMT_HF;  // config.json
     // Anything else must look like a v0 header; bd_load_llama2c checks it in full.
     return BD_MODEL_FMT_LLAMA2C_V0;
 }
@@ -135,15 +139,20 @@ static int cfg_float(const msgpack_object *c, const char *key, float *out, const
 
 int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path, char *why, size_t ws) {
     const msgpack_object *c = bd_obj_get(h, "config");
-    if (!c || c->type != MSGPACK_OBJECT_MAP) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header lacks a \"config\" map", path);
+    if (!c || c->type != MSGPACK_OBJECT_MAP)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header lacks a \"config\" map", path);
     memset(cfg, 0, sizeof *cfg);
     int rc;
     if (bd_obj_strcpy(bd_obj_get(c, "arch"), cfg->arch, sizeof cfg->arch) < 0)
         return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"arch\" missing or not a short string", path);
-    struct { const char *k; int *v; } ints[] = {
-        {"dim", &cfg->dim}, {"n_layers", &cfg->n_layers}, {"n_heads", &cfg->n_heads}, {"n_kv_heads", &cfg->n_kv_heads},
-        {"head_dim", &cfg->head_dim}, {"ffn_dim", &cfg->ffn_dim}, {"vocab", &cfg->vocab}, {"max_seq", &cfg->max_seq},
-        {"bos", &cfg->bos}, {"eos", &cfg->eos}};
+    struct {
+        const char *k;
+        int *v;
+    } ints[] = {{"dim", &cfg->dim},           {"n_layers", &cfg->n_layers},
+                {"n_heads", &cfg->n_heads},   {"n_kv_heads", &cfg->n_kv_heads},
+                {"head_dim", &cfg->head_dim}, {"ffn_dim", &cfg->ffn_dim},
+                {"vocab", &cfg->vocab},       {"max_seq", &cfg->max_seq},
+                {"bos", &cfg->bos},           {"eos", &cfg->eos}};
     for (size_t i = 0; i < sizeof ints / sizeof *ints; i++)
         if ((rc = cfg_int(c, ints[i].k, ints[i].v, path, why, ws)) < 0) return rc;
     if ((rc = cfg_float(c, "norm_eps", &cfg->norm_eps, path, why, ws)) < 0 ||
@@ -153,11 +162,16 @@ int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path
         (rc = cfg_bool(c, "qk_norm", &cfg->qk_norm, path, why, ws)) < 0)
         return rc;
     const msgpack_object *r = bd_obj_get(c, "rope");
-    if (bd_obj_is_str(r, "interleaved")) cfg->rope = BD_ROPE_INTERLEAVED;
-    else if (bd_obj_is_str(r, "half")) cfg->rope = BD_ROPE_HALF;
-    else return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"rope\" must be \"interleaved\" or \"half\"", path);
+    if (bd_obj_is_str(r, "interleaved"))
+        cfg->rope = BD_ROPE_INTERLEAVED;
+    else if (bd_obj_is_str(r, "half"))
+        cfg->rope = BD_ROPE_HALF;
+    else
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"rope\" must be \"interleaved\" or \"half\"",
+                       path);
     char cwhy[200];
-    if (bd_config_check(cfg, cwhy, sizeof cwhy) < 0) return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: header: %s", path, cwhy);
+    if (bd_config_check(cfg, cwhy, sizeof cwhy) < 0)
+        return bd_fail(why, ws, BD_ERR_MALFORMED, "%s: header: %s", path, cwhy);
     return BD_OK;
 }
 
@@ -173,7 +187,8 @@ int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const
     if (o->type != MSGPACK_OBJECT_MAP || bd_obj_strcpy(bd_obj_get(o, "kind"), kind, sizeof kind) < 0 ||
         (k = bd_qkind_parse(kind)) < 0 || bd_obj_int(bd_obj_get(o, "bits"), &bits) < 0 ||
         bd_obj_int(bd_obj_get(o, "group"), &group) < 0 || bits < 0 || bits > 32 || group < 0 || group > (1 << 24))
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"quant\" must be nil or {kind, bits, group, ...} with a known kind", path);
+        return bd_fail(why, ws, BD_ERR_SCHEMA,
+                       "%s: header: \"quant\" must be nil or {kind, bits, group, ...} with a known kind", path);
     *q = (bd_qspec){(bd_qkind)k, (int)bits, (int)group};
     const msgpack_object *ih = bd_obj_get(o, "include_head"), *ex = bd_obj_get(o, "exclude");
     if (ih && ih->type == MSGPACK_OBJECT_BOOLEAN) p->include_head = ih->via.boolean;
@@ -187,13 +202,19 @@ int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const
 }
 
 void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p) {
-    if (q->kind == BD_Q_NONE) { msgpack_pack_nil(pk); return; }
+    if (q->kind == BD_Q_NONE) {
+        msgpack_pack_nil(pk);
+        return;
+    }
     msgpack_pack_map(pk, 5);
     bd_pack_kv_str(pk, "kind", bd_qkind_name(q->kind));
     bd_pack_kv_int(pk, "bits", q->bits);
     bd_pack_kv_int(pk, "group", q->group);
     bd_pack_str(pk, "include_head");
-    if (p->include_head) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    if (p->include_head)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
     bd_pack_str(pk, "exclude");
     msgpack_pack_array(pk, (size_t)p->n_exclude);
     for (int i = 0; i < p->n_exclude; i++) bd_pack_str(pk, p->exclude[i]);
@@ -208,38 +229,68 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
     bd_config cfg;
     size_t *filled = NULL;  // rows (along axis 0) read so far, per table entry
     if ((rc = bd_io_parse_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
+    if ((rc = bd_model_alloc(m, &cfg)) < 0) {
+        bd_fail(why, ws, rc, "%s: cannot allocate the model", path);
+        goto out;
+    }
     if ((rc = bd_io_parse_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
     filled = calloc(BD_MAX_PARAMS, sizeof *filled);
-    if (!filled) { rc = BD_ERR_NOMEM; goto out; }
+    if (!filled) {
+        rc = BD_ERR_NOMEM;
+        goto out;
+    }
     const msgpack_object *rec;
     char tw[300], name[64];
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
         unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
         bd_tensor_view v;
-        if ((rc = bd_obj_tensor(rec, &v, tw, sizeof tw)) < 0) { bd_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw); goto out; }
+        if ((rc = bd_obj_tensor(rec, &v, tw, sizeof tw)) < 0) {
+            bd_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw);
+            goto out;
+        }
         snprintf(name, sizeof name, "%.*s", (int)(v.name_len < 60 ? v.name_len : 60), v.name ? v.name : "");
         const bd_param_entry *e = bd_io_entry(t, nt, name);
-        if (!e) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: unexpected tensor \"%s\" (not in this config's parameter table)", path, ri, name); goto out; }
+        if (!e) {
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA,
+                         "%s: record %llu: unexpected tensor \"%s\" (not in this config's parameter table)", path, ri,
+                         name);
+            goto out;
+        }
         size_t k = (size_t)(e - t);
         int64_t start = 0;
         const msgpack_object *so = bd_obj_get(rec, "start");
-        if (so && (bd_obj_int(so, &start) < 0 || start < 0)) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"start\" is not a non-negative integer", path, ri, name); goto out; }
-        if (filled[k] == (size_t)e->shape[0]) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s appears twice", path, ri, name); goto out; }
-        if ((size_t)start != filled[k]) { rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: slice starts at %lld, expected %zu", path, ri, name, (long long)start, filled[k]); goto out; }
-        bool shape_ok = v.ndim == e->ndim && v.shape[0] >= 1 && (uint64_t)start + (uint64_t)v.shape[0] <= (uint64_t)e->shape[0];
+        if (so && (bd_obj_int(so, &start) < 0 || start < 0)) {
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"start\" is not a non-negative integer",
+                         path, ri, name);
+            goto out;
+        }
+        if (filled[k] == (size_t)e->shape[0]) {
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s appears twice", path, ri, name);
+            goto out;
+        }
+        if ((size_t)start != filled[k]) {
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: slice starts at %lld, expected %zu", path,
+                         ri, name, (long long)start, filled[k]);
+            goto out;
+        }
+        bool shape_ok =
+                v.ndim == e->ndim && v.shape[0] >= 1 && (uint64_t)start + (uint64_t)v.shape[0] <= (uint64_t)e->shape[0];
         for (int d = 1; shape_ok && d < e->ndim; d++) shape_ok = v.shape[d] == e->shape[d];
         if (!shape_ok) {
             char got[96] = "", want[96] = "";
-            for (int d = 0; d < v.ndim; d++) snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)v.shape[d]);
-            for (int d = 0; d < e->ndim; d++) snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? ", " : "", e->shape[d]);
-            rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has shape [%s], the config implies [%s]", path, ri, name, got, want);
+            for (int d = 0; d < v.ndim; d++)
+                snprintf(got + strlen(got), sizeof got - strlen(got), "%s%lld", d ? ", " : "", (long long)v.shape[d]);
+            for (int d = 0; d < e->ndim; d++)
+                snprintf(want + strlen(want), sizeof want - strlen(want), "%s%lld", d ? ", " : "", e->shape[d]);
+            rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has shape [%s], the config implies [%s]",
+                         path, ri, name, got, want);
             goto out;
         }
         if (v.dtype != BD_F32 && v.dtype != BD_BF16 && v.dtype != BD_F16) {
-            rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has dtype %s, expected f32, bf16 or f16", path, ri, name, bd_dtype_name(v.dtype));
+            rc = bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s has dtype %s, expected f32, bf16 or f16",
+                         path, ri, name, bd_dtype_name(v.dtype));
             goto out;
         }
         size_t row = e->numel / (size_t)e->shape[0];
@@ -250,11 +301,15 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
         if ((rc = bd_io_check_finite(dst, (size_t)v.numel, path, label, why, ws)) < 0) goto out;
         filled[k] += (size_t)v.shape[0];
     }
-    if (rc != BD_EOF) { bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
+    if (rc != BD_EOF) {
+        bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r));
+        goto out;
+    }
     rc = BD_OK;
     for (int k = 0; k < nt; k++)
         if (filled[k] != (size_t)t[k].shape[0]) {
-            rc = bd_fail(why, ws, BD_ERR_SCHEMA, filled[k] ? "%s: tensor %s is incomplete" : "%s: tensor %s is missing", path, t[k].name);
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, filled[k] ? "%s: tensor %s is incomplete" : "%s: tensor %s is missing",
+                         path, t[k].name);
             break;
         }
 out:
@@ -289,7 +344,10 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
         char dir[4096];
         snprintf(dir, sizeof dir, "%s", path);
         char *slash = strrchr(dir, '/');
-        if (slash) *slash = 0; else snprintf(dir, sizeof dir, ".");
+        if (slash)
+            *slash = 0;
+        else
+            snprintf(dir, sizeof dir, ".");
         return bd_load_hf(dir[0] ? dir : "/", m, why, ws);
     }
     default: return bd_load_llama2c(path, m, why, ws);
@@ -305,7 +363,10 @@ static void pack_float(msgpack_packer *pk, const char *key, float v) {
 
 static void pack_bool(msgpack_packer *pk, const char *key, bool v) {
     bd_pack_str(pk, key);
-    if (v) msgpack_pack_true(pk); else msgpack_pack_false(pk);
+    if (v)
+        msgpack_pack_true(pk);
+    else
+        msgpack_pack_false(pk);
 }
 
 void bd_io_pack_config(msgpack_packer *pk, const bd_config *c) {
@@ -347,7 +408,7 @@ static void pack_slice(msgpack_packer *pk, const char *name, bd_dtype dt, int nd
 int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype, char *why, size_t ws) {
     if (dtype != BD_F32 && dtype != BD_BF16 && dtype != BD_F16)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: model tensors can be saved as f32, bf16 or f16, not %s", path,
-                          bd_dtype_name(dtype) ? bd_dtype_name(dtype) : "?");
+                       bd_dtype_name(dtype) ? bd_dtype_name(dtype) : "?");
     int rc;
     char cwhy[200];
     if (!m->params || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
@@ -372,7 +433,10 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
         const bd_param_entry *e = &t[k];
         size_t row = e->numel / (size_t)e->shape[0];
         size_t rows_per = BD_MODEL_RECORD_BYTES / (row * esz);
-        if (rows_per == 0) { rc = bd_fail(why, ws, BD_ERR_ARG, "%s: tensor %s: one row exceeds the record limit", path, e->name); goto fail_msg; }
+        if (rows_per == 0) {
+            rc = bd_fail(why, ws, BD_ERR_ARG, "%s: tensor %s: one row exceeds the record limit", path, e->name);
+            goto fail_msg;
+        }
         bool sliced = rows_per < (size_t)e->shape[0];
         for (size_t r0 = 0; r0 < (size_t)e->shape[0]; r0 += rows_per) {
             size_t nr = (size_t)e->shape[0] - r0 < rows_per ? (size_t)e->shape[0] - r0 : rows_per;
@@ -382,13 +446,16 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
             const void *data = src;
             if (dtype != BD_F32) {
                 free(conv);
-                if (!(conv = malloc(n * 2))) { rc = BD_ERR_NOMEM; goto fail; }
+                if (!(conv = malloc(n * 2))) {
+                    rc = BD_ERR_NOMEM;
+                    goto fail;
+                }
                 for (size_t i = 0; i < n; i++) {
                     conv[i] = dtype == BD_BF16 ? bd_f32_to_bf16(src[i]) : bd_f32_to_f16(src[i]);
                     // Overflow to inf would make the file unloadable: refuse now.
                     if ((conv[i] & (dtype == BD_BF16 ? 0x7f80 : 0x7c00)) == (dtype == BD_BF16 ? 0x7f80 : 0x7c00)) {
-                        rc = bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu = %g does not fit in %s", path, e->name,
-                                        r0 * row + i, (double)src[i], bd_dtype_name(dtype));
+                        rc = bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %zu = %g does not fit in %s", path,
+                                     e->name, r0 * row + i, (double)src[i], bd_dtype_name(dtype));
                         goto fail_msg;
                     }
                 }
@@ -434,10 +501,16 @@ int bd_model_convert_rope(bd_model *m, bd_rope_style to) {
     float *tmp = malloc(QD * C * sizeof *tmp);
     if (!tmp) return BD_ERR_NOMEM;
     for (size_t l = 0; l < (size_t)c->n_layers; l++) {
-        struct { float *p; int heads; size_t cols; } v[] = {
-            {m->w.wq + l * QD * C, c->n_heads, C}, {m->w.wk + l * KD * C, c->n_kv_heads, C},
-            {m->w.bq ? m->w.bq + l * QD : NULL, c->n_heads, 1}, {m->w.bk ? m->w.bk + l * KD : NULL, c->n_kv_heads, 1},
-            {m->w.q_norm ? m->w.q_norm + l * HS : NULL, 1, 1}, {m->w.k_norm ? m->w.k_norm + l * HS : NULL, 1, 1}};
+        struct {
+            float *p;
+            int heads;
+            size_t cols;
+        } v[] = {{m->w.wq + l * QD * C, c->n_heads, C},
+                 {m->w.wk + l * KD * C, c->n_kv_heads, C},
+                 {m->w.bq ? m->w.bq + l * QD : NULL, c->n_heads, 1},
+                 {m->w.bk ? m->w.bk + l * KD : NULL, c->n_kv_heads, 1},
+                 {m->w.q_norm ? m->w.q_norm + l * HS : NULL, 1, 1},
+                 {m->w.k_norm ? m->w.k_norm + l * HS : NULL, 1, 1}};
         for (size_t i = 0; i < sizeof v / sizeof *v; i++) {
             if (!v[i].p) continue;
             size_t n = (size_t)v[i].heads * HS * v[i].cols;
@@ -454,5 +527,6 @@ void bd_model_describe(const bd_model *m, char *buf, size_t size) {
     const bd_config *c = &m->cfg;
     snprintf(buf, size, "%s C=%d L=%d NH=%d KV=%d HS=%d F=%d V=%d seq=%d rope=%s %s%s%s %zu params", c->arch, c->dim,
              c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab, c->max_seq, rope_name(c->rope),
-             c->tied_embeddings ? "tied" : "untied", c->qkv_bias ? " qkv-bias" : "", c->qk_norm ? " qk-norm" : "", m->n_params);
+             c->tied_embeddings ? "tied" : "untied", c->qkv_bias ? " qkv-bias" : "", c->qk_norm ? " qk-norm" : "",
+             m->n_params);
 }

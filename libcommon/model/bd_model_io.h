@@ -24,8 +24,8 @@ typedef enum {
     BD_MODEL_FMT_LLAMA2C_V0 = 0,
     BD_MODEL_FMT_LLAMA2C_V1,
     BD_MODEL_FMT_LLAMA2C_V2,
-    BD_MODEL_FMT_HF,        // a directory, or a *.safetensors / config.json inside one
-    BD_MODEL_FMT_BD,        // a bd stream (zstd magic); the schema is checked on load
+    BD_MODEL_FMT_HF,  // a directory, or a *.safetensors / config.json inside one
+    BD_MODEL_FMT_BD,  // a bd stream (zstd magic); the schema is checked on load
 } bd_model_format;
 
 // Largest record bd_model_save writes: bigger tensors are split along their first axis
@@ -41,8 +41,8 @@ BD_MUST_CHECK int bd_model_load(const char *path, bd_model *m, char *why, size_t
 
 // Writes m as a bd.model stream with tensors in dtype (BD_F32, BD_BF16 or BD_F16).
 // BD_ERR_VALUE if a weight is NaN/inf or does not fit in dtype.
-BD_MUST_CHECK int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype,
-                                char *why, size_t why_size);
+BD_MUST_CHECK int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype, char *why,
+                                size_t why_size);
 
 // Writes a Hugging Face directory (created if missing): config.json + model.safetensors (F32).
 // Interleaved-RoPE models get wq/wk (and bq/bk, q_norm/k_norm) rows permuted within each

@@ -16,7 +16,8 @@ const bd_param_entry *bd_io_entry(const bd_param_entry *t, int n, const char *na
 
 // The bd.model header pieces, shared with bd.packed streams (bd_packed_io.c).
 int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path, char *why, size_t why_size);
-int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const char *path, char *why, size_t why_size);
+int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const char *path, char *why,
+                      size_t why_size);
 void bd_io_pack_config(msgpack_packer *pk, const bd_config *c);
 void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p);
 

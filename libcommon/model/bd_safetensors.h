@@ -28,11 +28,11 @@ typedef struct {
 
 typedef struct {
     char *path;
-    const uint8_t *map;   // the whole file, read-only
+    const uint8_t *map;  // the whole file, read-only
     size_t size;
     bd_st_tensor *tensors;  // sorted by name
     int n;
-    char **meta;          // __metadata__ as key, value, key, value, ...
+    char **meta;  // __metadata__ as key, value, key, value, ...
     int n_meta;
 } bd_safetensors;
 
@@ -48,24 +48,24 @@ const char *bd_safetensors_meta(const bd_safetensors *st, const char *key);
 // Raw little-endian bytes of t (t->end - t->begin of them).
 const void *bd_safetensors_data(const bd_safetensors *st, const bd_st_tensor *t);
 // Converts t (F32, BF16 or F16 only) into dst (t->numel floats). BD_ERR_SHAPE for other dtypes.
-BD_MUST_CHECK int bd_safetensors_read_f32(const bd_safetensors *st, const bd_st_tensor *t, float *dst,
-                                          char *why, size_t why_size);
+BD_MUST_CHECK int bd_safetensors_read_f32(const bd_safetensors *st, const bd_st_tensor *t, float *dst, char *why,
+                                          size_t why_size);
 
 // ---- writing ----------------------------------------------------------------------------
 
 typedef struct {
     const char *name;
-    bd_dtype dtype;      // F32, BF16, F16, I8, U8, I32, U32
+    bd_dtype dtype;  // F32, BF16, F16, I8, U8, I32, U32
     int ndim;
     int64_t shape[BD_ST_MAX_DIMS];
-    const void *data;    // numel elements of dtype, little-endian
+    const void *data;  // numel elements of dtype, little-endian
 } bd_st_write_tensor;
 
 // Writes n tensors (in the given order) with optional metadata (meta[2i] key, meta[2i+1]
 // value, n_meta pairs) to path, atomically (bd_outfile). The header is padded with spaces
 // to a multiple of 8 bytes so that the data block is aligned. Names must be unique.
-BD_MUST_CHECK int bd_safetensors_write(const char *path, const bd_st_write_tensor *t, int n,
-                                       const char *const *meta, int n_meta, char *why, size_t why_size);
+BD_MUST_CHECK int bd_safetensors_write(const char *path, const bd_st_write_tensor *t, int n, const char *const *meta,
+                                       int n_meta, char *why, size_t why_size);
 
 // "F32" for BD_F32, ...; NULL if safetensors has no name for it.
 const char *bd_st_dtype_name(bd_dtype t);

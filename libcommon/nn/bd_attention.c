@@ -71,8 +71,8 @@ static void att_chunk(void *ctx, int i0, int i1) {
         for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
             int m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK;
             int n = t0 + m;  // keys this block can see
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, HS, scale, qb + t0 * qs, (int)qs, kb,
-                        (int)ks, 0.0f, S, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, HS, scale, qb + t0 * qs, (int)qs, kb, (int)ks,
+                        0.0f, S, n);
             for (int r = 0; r < m; r++) {
                 int t = t0 + r;
                 float *row = S + (size_t)r * n;
@@ -85,8 +85,8 @@ static void att_chunk(void *ctx, int i0, int i1) {
     }
 }
 
-void bd_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v,
-                          float *scratch, long long scratch_floats, int B, int T, int NH, int KV, int HS) {
+void bd_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, float *scratch,
+                          long long scratch_floats, int B, int T, int NH, int KV, int HS) {
     long long per = bd_attention_scratch_floats(T, 1);
     att_job j = {out, lse, q, k, v, scratch, per, 0, T, NH, KV, HS};
     int n = B * NH, nt = bd_num_threads();
@@ -108,15 +108,16 @@ void bd_attention_forward(float *out, float *lse, const float *q, const float *k
 
 // Reference for one query row against keys/values 0..n-1 (rows `stride` floats apart):
 // max, sum and weighted values in double, recomputing every dot product; returns lse.
-static double ref_one_query(float *o, const float *qv, const float *k, const float *v, int n,
-                            size_t stride, int HS) {
+static double ref_one_query(float *o, const float *qv, const float *k, const float *v, int n, size_t stride, int HS) {
     double scale = 1.0 / sqrt((double)HS), mx = -INFINITY, sum = 0;
     for (int pass = 0; pass < 2; pass++)
         for (int s = 0; s < n; s++) {
             double dot = 0;
             for (int e = 0; e < HS; e++) dot += (double)qv[e] * k[s * stride + e];
-            if (pass == 0) mx = dot * scale > mx ? dot * scale : mx;
-            else sum += exp(dot * scale - mx);
+            if (pass == 0)
+                mx = dot * scale > mx ? dot * scale : mx;
+            else
+                sum += exp(dot * scale - mx);
         }
     for (int d = 0; d < HS; d++) {
         double acc = 0;
@@ -130,8 +131,8 @@ static double ref_one_query(float *o, const float *qv, const float *k, const flo
     return mx + log(sum);
 }
 
-void bd_attention_forward_ref(float *out, float *lse, const float *q, const float *k, const float *v,
-                              int B, int T, int NH, int KV, int HS) {
+void bd_attention_forward_ref(float *out, float *lse, const float *q, const float *k, const float *v, int B, int T,
+                              int NH, int KV, int HS) {
     int G = NH / KV;
     size_t ks = (size_t)KV * HS;
     for (int b = 0; b < B; b++)
@@ -139,13 +140,12 @@ void bd_attention_forward_ref(float *out, float *lse, const float *q, const floa
             for (int h = 0; h < NH; h++) {
                 size_t qi = (((size_t)b * T + t) * NH + h) * HS, ki = (size_t)b * T * ks + (size_t)(h / G) * HS;
                 lse[((size_t)b * NH + h) * T + t] =
-                    (float)ref_one_query(out + qi, q + qi, k + ki, v + ki, t + 1, ks, HS);
+                        (float)ref_one_query(out + qi, q + qi, k + ki, v + ki, t + 1, ks, HS);
             }
 }
 
-void bd_attention_step_forward(float *out, const float *q, const float *kcache, const float *vcache,
-                               const int *pos, float *scratch, int B, int cache_T, int NH, int KV,
-                               int HS) {
+void bd_attention_step_forward(float *out, const float *q, const float *kcache, const float *vcache, const int *pos,
+                               float *scratch, int B, int cache_T, int NH, int KV, int HS) {
     int G = NH / KV;
     size_t ks = (size_t)KV * HS;
     float scale = 1.0f / sqrtf((float)HS);
@@ -157,17 +157,16 @@ void bd_attention_step_forward(float *out, const float *q, const float *kcache, 
             const float *kc = kcache + (size_t)b * cache_T * ks + (size_t)g * HS;
             const float *vc = vcache + (size_t)b * cache_T * ks + (size_t)g * HS;
             float *S = scratch;  // (G, n)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, n, HS, scale, qg, HS, kc, (int)ks,
-                        0.0f, S, n);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, G, n, HS, scale, qg, HS, kc, (int)ks, 0.0f, S, n);
             for (int i = 0; i < G; i++) softmax_row(S + (size_t)i * n, n);
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, HS, n, 1.0f, S, n, vc, (int)ks,
-                        0.0f, out + (size_t)b * NH * HS + (size_t)g * G * HS, HS);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, HS, n, 1.0f, S, n, vc, (int)ks, 0.0f,
+                        out + (size_t)b * NH * HS + (size_t)g * G * HS, HS);
         }
     }
 }
 
-void bd_attention_step_forward_ref(float *out, const float *q, const float *kcache, const float *vcache,
-                                   const int *pos, int B, int cache_T, int NH, int KV, int HS) {
+void bd_attention_step_forward_ref(float *out, const float *q, const float *kcache, const float *vcache, const int *pos,
+                                   int B, int cache_T, int NH, int KV, int HS) {
     int G = NH / KV;
     size_t ks = (size_t)KV * HS;
     for (int b = 0; b < B; b++)

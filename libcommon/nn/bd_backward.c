@@ -69,7 +69,8 @@ static void rmsb_rows(void *ctx, int n0, int n1) {
         float k = r * r * r * s / (float)C;
         bd_v4f rv = bd_v4_set1(r), kv = bd_v4_set1(k);
         for (c = 0; c + 4 <= C; c += 4)
-            bd_v4_store(dx + c, bd_v4_load(dx + c) + rv * bd_v4_load(g + c) * bd_v4_load(w + c) - kv * bd_v4_load(x + c));
+            bd_v4_store(dx + c,
+                        bd_v4_load(dx + c) + rv * bd_v4_load(g + c) * bd_v4_load(w + c) - kv * bd_v4_load(x + c));
         for (; c < C; c++) dx[c] += r * g[c] * w[c] - k * x[c];
     }
 }
@@ -159,7 +160,8 @@ void bd_rope_backward(float *dinp, const float *dout, const float *cs, const int
                 const float *g = dout + row + (size_t)h * HS;
                 float *d = dinp + row + (size_t)h * HS;
                 for (int i = 0; i < half; i++) {
-                    int ia = style == BD_ROPE_INTERLEAVED ? 2 * i : i, ib = style == BD_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
+                    int ia = style == BD_ROPE_INTERLEAVED ? 2 * i : i,
+                        ib = style == BD_ROPE_INTERLEAVED ? 2 * i + 1 : i + half;
                     float g0 = g[ia], g1 = g[ib], c = tab[2 * i], s = tab[2 * i + 1];
                     d[ia] = g0 * c + g1 * s;
                     d[ib] = g1 * c - g0 * s;
@@ -175,7 +177,8 @@ void bd_rope_backward_ref(float *dinp, const float *dout, const int *pos0, int B
             for (int h = 0; h < NH; h++)
                 for (int i = 0; i < HS / 2; i++) {
                     size_t base = (((size_t)b * T + t) * NH + h) * HS;
-                    int ia = style == BD_ROPE_INTERLEAVED ? 2 * i : i, ib = style == BD_ROPE_INTERLEAVED ? 2 * i + 1 : i + HS / 2;
+                    int ia = style == BD_ROPE_INTERLEAVED ? 2 * i : i,
+                        ib = style == BD_ROPE_INTERLEAVED ? 2 * i + 1 : i + HS / 2;
                     double a = ((double)(pos0 ? pos0[b] : 0) + t) * pow((double)theta, -2.0 * i / HS);
                     double c = (float)cos(a), s = (float)sin(a);  // the forward's float table values
                     double g0 = dout[base + ia], g1 = dout[base + ib];
@@ -222,8 +225,8 @@ static void attb_chunk(void *ctx, int i0, int i1) {
             const float *lb = j->lse + ((size_t)b * NH + h) * T;
             for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
                 int m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK, n = t0 + m;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, HS, scale, qb + t0 * qs, (int)qs, kb, (int)ks,
-                            0.0f, P, n);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, HS, scale, qb + t0 * qs, (int)qs, kb,
+                            (int)ks, 0.0f, P, n);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, HS, 1.0f, gb + t0 * qs, (int)qs, vb, (int)ks,
                             0.0f, dS, n);
                 for (int r = 0; r < m; r++) {

@@ -14,8 +14,9 @@ typedef struct {
 
 static dims dims_of(const bd_config *c) {
     size_t HS = (size_t)c->head_dim;
-    dims d = {(size_t)c->dim, (size_t)c->n_heads, (size_t)c->n_kv_heads, (size_t)c->n_heads * HS,
-              (size_t)c->n_kv_heads * HS, (size_t)c->ffn_dim, c->qk_norm ? 1u : 0u};
+    dims d = {(size_t)c->dim,          (size_t)c->n_heads,         (size_t)c->n_kv_heads,
+              (size_t)c->n_heads * HS, (size_t)c->n_kv_heads * HS, (size_t)c->ffn_dim,
+              c->qk_norm ? 1u : 0u};
     return d;
 }
 
@@ -92,10 +93,12 @@ static void rope_ref(const bd_block_run *r, float *x, int heads) {
     bd_rope_forward_ref(x, x, r->pos, r->B, r->T, heads, c->head_dim, c->rope_theta, c->rope);
 }
 
-const bd_block_ops bd_block_fast = {bd_embedding_forward, bd_rmsnorm_forward, bd_linear_forward, bd_pk_matmul,
-                                    rope_fast, bd_swiglu_forward, bd_residual_forward};
-const bd_block_ops bd_block_ref = {bd_embedding_forward_ref, bd_rmsnorm_forward_ref, bd_linear_forward_ref,
-                                   bd_pk_matmul_ref, rope_ref, bd_swiglu_forward_ref, bd_residual_forward_ref};
+const bd_block_ops bd_block_fast = {bd_embedding_forward, bd_rmsnorm_forward, bd_linear_forward,
+                                    bd_pk_matmul,         rope_fast,          bd_swiglu_forward,
+                                    bd_residual_forward};
+const bd_block_ops bd_block_ref = {
+        bd_embedding_forward_ref, bd_rmsnorm_forward_ref, bd_linear_forward_ref, bd_pk_matmul_ref, rope_ref,
+        bd_swiglu_forward_ref,    bd_residual_forward_ref};
 
 void bd_block_self_attention(const bd_block_run *r, const bd_acts *a, int l) {
     const bd_config *c = &r->m->cfg;

@@ -25,28 +25,28 @@
 // Widths are in terms of bd_block.c's dims d; width 0 (a variant's tensor the config does not
 // use) leaves the pointer NULL. A variant's activation is one more line: e.g. SubLN's norm
 // before wo would add X(xn_sub, LAYER, d.QD) X(rstd_sub, LAYER, 1).
-#define BD_ACTS(X)                                                                                          \
-    X(x, STREAM, d.C)             /* residual stream entering layer l; x[L] leaves the last */              \
-    X(xn_att, LAYER, d.C)         /* RMSNorm before attention */                                            \
-    X(rstd_att, LAYER, 1)                                                                                   \
-    X(q, LAYER, d.qkn * d.QD)     /* q projection (+bias) before q-norm; only if qk_norm */                 \
-    X(k, LAYER, d.qkn * d.KD)     /* k projection before k-norm; only if qk_norm */                         \
-    X(rstd_q, LAYER, d.qkn * d.NH)                                                                          \
-    X(rstd_k, LAYER, d.qkn * d.KV)                                                                          \
-    X(qr, LAYER, d.QD)            /* queries after q-norm and RoPE (attention input) */                     \
-    X(kr, LAYER, d.KD)            /* keys after k-norm and RoPE */                                          \
-    X(v, LAYER, d.KD)             /* values */                                                              \
-    X(att, LAYER, d.QD)           /* attention output, before wo */                                         \
-    X(lse, LAYER, d.NH)           /* attention log-sum-exp per query row, laid out (B, NH, T) */            \
-    X(x_mid, LAYER, d.C)          /* residual after attention */                                            \
-    X(xn_ffn, LAYER, d.C)         /* RMSNorm before the FFN */                                              \
-    X(rstd_ffn, LAYER, 1)                                                                                   \
-    X(h1, LAYER, d.F)             /* gate pre-activation (w1) */                                            \
-    X(h3, LAYER, d.F)             /* up projection (w3) */                                                  \
-    X(hg, LAYER, d.F)             /* silu(h1) * h3, input of w2 */                                          \
-    X(xf, ONE, d.C)               /* final RMSNorm output (input of the head) */                            \
-    X(rstd_f, ONE, 1)                                                                                       \
-    X(proj, ONE, d.C)             /* scratch: wo and w2 outputs before the residual add */
+#define BD_ACTS(X)                                                                       \
+    X(x, STREAM, d.C)     /* residual stream entering layer l; x[L] leaves the last */   \
+    X(xn_att, LAYER, d.C) /* RMSNorm before attention */                                 \
+    X(rstd_att, LAYER, 1)                                                                \
+    X(q, LAYER, d.qkn *d.QD) /* q projection (+bias) before q-norm; only if qk_norm */   \
+    X(k, LAYER, d.qkn *d.KD) /* k projection before k-norm; only if qk_norm */           \
+    X(rstd_q, LAYER, d.qkn *d.NH)                                                        \
+    X(rstd_k, LAYER, d.qkn *d.KV)                                                        \
+    X(qr, LAYER, d.QD)    /* queries after q-norm and RoPE (attention input) */          \
+    X(kr, LAYER, d.KD)    /* keys after k-norm and RoPE */                               \
+    X(v, LAYER, d.KD)     /* values */                                                   \
+    X(att, LAYER, d.QD)   /* attention output, before wo */                              \
+    X(lse, LAYER, d.NH)   /* attention log-sum-exp per query row, laid out (B, NH, T) */ \
+    X(x_mid, LAYER, d.C)  /* residual after attention */                                 \
+    X(xn_ffn, LAYER, d.C) /* RMSNorm before the FFN */                                   \
+    X(rstd_ffn, LAYER, 1)                                                                \
+    X(h1, LAYER, d.F) /* gate pre-activation (w1) */                                     \
+    X(h3, LAYER, d.F) /* up projection (w3) */                                           \
+    X(hg, LAYER, d.F) /* silu(h1) * h3, input of w2 */                                   \
+    X(xf, ONE, d.C)   /* final RMSNorm output (input of the head) */                     \
+    X(rstd_f, ONE, 1)                                                                    \
+    X(proj, ONE, d.C) /* scratch: wo and w2 outputs before the residual add */
 
 #define BD_ACT_MEMBER(name, slots, width) float *name;
 // Pointers to the tensors: of layer 0 (or the one slot) in a state, of layer l in bd_block_acts.
@@ -79,12 +79,12 @@ typedef struct {
 } bd_fwd_timing;
 
 // Runs stmt; when tm (a bd_fwd_timing *) is not NULL, adds its seconds to tm->field.
-#define BD_TIMED(tm, field, stmt)                        \
-    do {                                                 \
-        bd_fwd_timing *tm_ = (tm);                       \
-        double t0_ = tm_ ? bd_now() : 0;                 \
-        stmt;                                            \
-        if (tm_) tm_->field += bd_now() - t0_;           \
+#define BD_TIMED(tm, field, stmt)              \
+    do {                                       \
+        bd_fwd_timing *tm_ = (tm);             \
+        double t0_ = tm_ ? bd_now() : 0;       \
+        stmt;                                  \
+        if (tm_) tm_->field += bd_now() - t0_; \
     } while (0)
 
 typedef struct bd_block_run bd_block_run;
@@ -101,18 +101,18 @@ void bd_block_self_attention_ref(const bd_block_run *r, const bd_acts *a, int l)
 // One walk's choices.
 struct bd_block_run {
     const bd_model *m;
-    const bd_block_ops *ops;      // &bd_block_fast or &bd_block_ref
+    const bd_block_ops *ops;  // &bd_block_fast or &bd_block_ref
     bd_attention_op attention;
-    void *att_ctx;                // the attention op's own context (a KV cache), or NULL
-    const bd_acts *acts;          // the activations: layer 0 of each tensor, or its one slot
-    size_t layer_rows, x_rows;    // rows from one layer's LAYER tensors (x) to the next; 0: one slot
-    int B, T;                     // B sequences of T positions each
-    const int *pos;               // (B) position of each sequence's first row, or NULL: all 0
-    const float *rope_cs;         // RoPE table of the fast kernels (bd_rope_table)
-    float *att_scratch;           // scratch of bd_attention_forward
+    void *att_ctx;              // the attention op's own context (a KV cache), or NULL
+    const bd_acts *acts;        // the activations: layer 0 of each tensor, or its one slot
+    size_t layer_rows, x_rows;  // rows from one layer's LAYER tensors (x) to the next; 0: one slot
+    int B, T;                   // B sequences of T positions each
+    const int *pos;             // (B) position of each sequence's first row, or NULL: all 0
+    const float *rope_cs;       // RoPE table of the fast kernels (bd_rope_table)
+    float *att_scratch;         // scratch of bd_attention_forward
     long long att_scratch_floats;
-    void *pk_scratch;             // the packed kernels' scratch for N rows (bd_pk_model_scratch_bytes)
-    bd_fwd_timing *timing;        // or NULL: not timed
+    void *pk_scratch;       // the packed kernels' scratch for N rows (bd_pk_model_scratch_bytes)
+    bd_fwd_timing *timing;  // or NULL: not timed
 };
 
 // Layer l's view of r->acts.

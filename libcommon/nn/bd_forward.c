@@ -59,8 +59,8 @@ void bd_fwd_state_free(bd_fwd_state *s) {
 static int check_tokens(const char *who, const int32_t *tokens, long long n, int V, char *why, size_t ws) {
     for (long long i = 0; i < n; i++)
         if (tokens[i] < 0 || tokens[i] >= V)
-            return bd_fail(why, ws, BD_ERR_VALUE, "%s: token %d at position %lld is outside the vocabulary [0, %d)", who,
-                           (int)tokens[i], i, V);
+            return bd_fail(why, ws, BD_ERR_VALUE, "%s: token %d at position %lld is outside the vocabulary [0, %d)",
+                           who, (int)tokens[i], i, V);
     return BD_OK;
 }
 
@@ -79,10 +79,19 @@ static int pk_scratch_for(void **buf, size_t *cap, const bd_model *m, int N, cha
 // A batched walk over s's activations with the fast kernels (timed into s->timing).
 static bd_block_run fwd_run(bd_fwd_state *s, const bd_model *m, int B, int T) {
     size_t rows = s->keep ? (size_t)s->B * s->T : 0;
-    return (bd_block_run){.m = m, .ops = &bd_block_fast, .attention = bd_block_self_attention, .acts = &s->acts,
-                          .layer_rows = rows, .x_rows = rows, .B = B, .T = T, .rope_cs = s->rope_cs,
-                          .att_scratch = s->att_scratch, .att_scratch_floats = s->att_scratch_floats,
-                          .pk_scratch = s->pk_scratch, .timing = &s->timing};
+    return (bd_block_run){.m = m,
+                          .ops = &bd_block_fast,
+                          .attention = bd_block_self_attention,
+                          .acts = &s->acts,
+                          .layer_rows = rows,
+                          .x_rows = rows,
+                          .B = B,
+                          .T = T,
+                          .rope_cs = s->rope_cs,
+                          .att_scratch = s->att_scratch,
+                          .att_scratch_floats = s->att_scratch_floats,
+                          .pk_scratch = s->pk_scratch,
+                          .timing = &s->timing};
 }
 
 // Prefill: the keys and values of positions 0..T-1 go into the cache, then self-attention.
@@ -98,8 +107,8 @@ static void prefill_attention(const bd_block_run *r, const bd_acts *a, int l) {
 }
 
 // The batched pass. kv != NULL: also store keys/values of positions 0..T-1 in the cache.
-static int forward_impl(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, int B, int T,
-                        float *logits, bd_kv_cache *kv) {
+static int forward_impl(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, int B, int T, float *logits,
+                        bd_kv_cache *kv) {
     const bd_config *c = &m->cfg;
     if (!bd_same_shape(&s->cfg, c) || B <= 0 || T <= 0 || B > s->B || T > s->T)
         return bd_fail(s->why, sizeof s->why, BD_ERR_ARG,
@@ -119,8 +128,8 @@ int bd_forward(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, int B,
     return forward_impl(s, m, tokens, B, T, logits, NULL);
 }
 
-int bd_forward_nll(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, const int32_t *targets,
-                   int B, int T, double *mean_nll) {
+int bd_forward_nll(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, const int32_t *targets, int B, int T,
+                   double *mean_nll) {
     *mean_nll = 0;
     int rc = forward_impl(s, m, tokens, B, T, NULL, NULL);
     if (rc < 0) return rc;
@@ -168,8 +177,13 @@ int bd_forward_ref(const bd_model *m, const int32_t *tokens, int B, int T, float
     }
     n = 0;
     bd_acts_layout(&a, mem, &n, &m->cfg, N, 1, 1);
-    bd_block_run r = {.m = m, .ops = &bd_block_ref, .attention = bd_block_self_attention_ref, .acts = &a, .B = B,
-                      .T = T, .pk_scratch = scratch};
+    bd_block_run r = {.m = m,
+                      .ops = &bd_block_ref,
+                      .attention = bd_block_self_attention_ref,
+                      .acts = &a,
+                      .B = B,
+                      .T = T,
+                      .pk_scratch = scratch};
     bd_decoder_forward(&r, tokens);
     bd_block_linear(&r, 0, BD_HEAD, logits, a.xf, B * T);
     free(mem);
@@ -228,8 +242,7 @@ static void step_attention(const bd_block_run *r, const bd_acts *a, int l) {
                               c->n_kv_heads, c->head_dim);
 }
 
-int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, const int *pos, int B,
-                    float *logits) {
+int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, const int *pos, int B, float *logits) {
     const bd_config *c = &m->cfg;
     if (!bd_same_shape(&kc->cfg, c) || B <= 0 || B > kc->B)
         return bd_fail(kc->why, sizeof kc->why, BD_ERR_ARG,
@@ -241,21 +254,28 @@ int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, c
                            kc->max_T);
     int rc = check_tokens("forward step", tokens, B, c->vocab, kc->why, sizeof kc->why);
     if (rc < 0) return rc;
-    if ((rc = pk_scratch_for(&kc->pk_scratch, &kc->pk_scratch_bytes, m, kc->B, kc->why, sizeof kc->why)) < 0)
-        return rc;
+    if ((rc = pk_scratch_for(&kc->pk_scratch, &kc->pk_scratch_bytes, m, kc->B, kc->why, sizeof kc->why)) < 0) return rc;
     // One row per sequence at positions pos, one activation slot for every layer, not timed.
-    bd_block_run r = {.m = m, .ops = &bd_block_fast, .attention = step_attention, .att_ctx = kc, .acts = &kc->acts,
-                      .B = B, .T = 1, .pos = pos, .rope_cs = kc->rope_cs, .pk_scratch = kc->pk_scratch};
+    bd_block_run r = {.m = m,
+                      .ops = &bd_block_fast,
+                      .attention = step_attention,
+                      .att_ctx = kc,
+                      .acts = &kc->acts,
+                      .B = B,
+                      .T = 1,
+                      .pos = pos,
+                      .rope_cs = kc->rope_cs,
+                      .pk_scratch = kc->pk_scratch};
     bd_decoder_forward(&r, tokens);
     bd_block_linear(&r, 0, BD_HEAD, logits, kc->acts.xf, B);
     return BD_OK;
 }
 
-int bd_forward_prefill(bd_fwd_state *s, bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, int B,
-                       int T, float *last_logits) {
+int bd_forward_prefill(bd_fwd_state *s, bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, int B, int T,
+                       float *last_logits) {
     if (!bd_same_shape(&kc->cfg, &m->cfg) || B > kc->B || T > kc->max_T)
-        return bd_fail(s->why, sizeof s->why, BD_ERR_ARG, "prefill: %d prompts of %d tokens do not fit the cache (%d x %d)",
-                       B, T, kc->B, kc->max_T);
+        return bd_fail(s->why, sizeof s->why, BD_ERR_ARG,
+                       "prefill: %d prompts of %d tokens do not fit the cache (%d x %d)", B, T, kc->B, kc->max_T);
     int rc = forward_impl(s, m, tokens, B, T, NULL, kc);
     if (rc < 0 || !last_logits) return rc;
     size_t C = (size_t)m->cfg.dim, V = (size_t)m->cfg.vocab;

@@ -20,9 +20,9 @@
 // ignored.
 typedef struct {
     bd_config cfg;
-    int B, T;           // capacity
-    bool keep;          // all layers kept (for backward)
-    float *arena;       // the one allocation
+    int B, T;      // capacity
+    bool keep;     // all layers kept (for backward)
+    float *arena;  // the one allocation
     size_t arena_floats;
     // The block activations (BD_ACTS in bd_block.h), as s->acts for the walk and by name
     // (s->x, s->xn_att, ..., s->xf, s->proj) for callers.
@@ -32,16 +32,16 @@ typedef struct {
             BD_ACTS(BD_ACT_MEMBER)
         };
     };
-    float *att_scratch; // bd_attention_scratch_floats(T, threads at init)
+    float *att_scratch;  // bd_attention_scratch_floats(T, threads at init)
     long long att_scratch_floats;
-    float *rope_cs;     // (T, HS/2, 2)   RoPE cos/sin of positions 0..T-1
-    float *logit_chunk; // (R, V)         head rows for the NLL, R = bd_fwd_nll_rows(B*T)
-    float *losses;      // (B, T)         per-position NLL of the last bd_forward_nll
-    float *loss_lse;    // (B, T)         log-sum-exp of those logits rows
-    void *pk_scratch;   // the packed kernels' scratch (bd_pk_model_scratch_bytes), grown on use
+    float *rope_cs;      // (T, HS/2, 2)   RoPE cos/sin of positions 0..T-1
+    float *logit_chunk;  // (R, V)         head rows for the NLL, R = bd_fwd_nll_rows(B*T)
+    float *losses;       // (B, T)         per-position NLL of the last bd_forward_nll
+    float *loss_lse;     // (B, T)         log-sum-exp of those logits rows
+    void *pk_scratch;    // the packed kernels' scratch (bd_pk_model_scratch_bytes), grown on use
     size_t pk_scratch_bytes;
     bd_fwd_timing timing;
-    char why[256];      // after an error: a one-line reason
+    char why[256];  // after an error: a one-line reason
 } bd_fwd_state;
 
 // Functions on a state (or cache) return a bd_err code and leave the reason in its why.
@@ -52,16 +52,15 @@ float *bd_fwd_layer(const bd_fwd_state *s, float *base, int l, size_t width);
 
 // tokens (B, T), each in [0, V). logits (B, T, V), or NULL to stop after the final norm
 // (s->xf). Errors: BD_ERR_ARG (sizes beyond capacity, config mismatch), BD_ERR_VALUE (token).
-BD_MUST_CHECK int bd_forward(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, int B, int T,
-                             float *logits);
+BD_MUST_CHECK int bd_forward(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, int B, int T, float *logits);
 
 // Mean negative log-likelihood of targets (B, T) under the model fed tokens (B, T).
 // targets NULL: next-token prediction, target[b,t] = tokens[b,t+1], the last position
 // unscored. Negative targets are skipped. The head is run in chunks of rows, so at most
 // (R, V) logits exist at once. Per-position losses stay in s->losses. Returns the number of
 // scored positions (>= 0) and *mean_nll (0 if none), or an error.
-BD_MUST_CHECK int bd_forward_nll(bd_fwd_state *s, const bd_model *m, const int32_t *tokens,
-                                 const int32_t *targets, int B, int T, double *mean_nll);
+BD_MUST_CHECK int bd_forward_nll(bd_fwd_state *s, const bd_model *m, const int32_t *tokens, const int32_t *targets,
+                                 int B, int T, double *mean_nll);
 int bd_fwd_nll_rows(int N);
 
 // Plain reference forward from the _ref kernels (own temporary buffers). logits (B, T, V).
@@ -74,15 +73,15 @@ BD_MUST_CHECK int bd_forward_ref(const bd_model *m, const int32_t *tokens, int B
 typedef struct {
     bd_config cfg;
     int B, max_T;
-    float *k;        // (L, B, max_T, KV, HS)
-    float *v;        // (L, B, max_T, KV, HS)
-    float *mem;      // the one allocation (k, v and the scratch below)
-    bd_acts acts;    // activations of one step: B rows, one slot each (bd_block.h)
-    float *scores;   // (NH/KV, max_T)
-    float *rope_cs;  // (max_T, HS/2, 2) RoPE cos/sin of positions 0..max_T-1
+    float *k;          // (L, B, max_T, KV, HS)
+    float *v;          // (L, B, max_T, KV, HS)
+    float *mem;        // the one allocation (k, v and the scratch below)
+    bd_acts acts;      // activations of one step: B rows, one slot each (bd_block.h)
+    float *scores;     // (NH/KV, max_T)
+    float *rope_cs;    // (max_T, HS/2, 2) RoPE cos/sin of positions 0..max_T-1
     void *pk_scratch;  // the packed kernels' scratch for B rows, grown on use
     size_t pk_scratch_bytes;
-    char why[256];   // after an error: a one-line reason
+    char why[256];  // after an error: a one-line reason
 } bd_kv_cache;
 
 BD_MUST_CHECK int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T);
@@ -90,12 +89,12 @@ void bd_kv_cache_free(bd_kv_cache *c);
 
 // One token per sequence: tokens (B), pos (B) with pos[b] < max_T, positions 0..pos[b]-1 of
 // sequence b already in the cache. Writes position pos[b] of the cache; logits (B, V).
-BD_MUST_CHECK int bd_forward_step(bd_kv_cache *c, const bd_model *m, const int32_t *tokens,
-                                  const int *pos, int B, float *logits);
+BD_MUST_CHECK int bd_forward_step(bd_kv_cache *c, const bd_model *m, const int32_t *tokens, const int *pos, int B,
+                                  float *logits);
 
 // Batched forward of B prompts of T tokens that also fills positions 0..T-1 of the cache
 // for sequences 0..B-1; last_logits (B, V) gets the logits of position T-1 (or NULL).
-BD_MUST_CHECK int bd_forward_prefill(bd_fwd_state *s, bd_kv_cache *c, const bd_model *m,
-                                     const int32_t *tokens, int B, int T, float *last_logits);
+BD_MUST_CHECK int bd_forward_prefill(bd_fwd_state *s, bd_kv_cache *c, const bd_model *m, const int32_t *tokens, int B,
+                                     int T, float *last_logits);
 
 #endif

@@ -14,8 +14,7 @@
 // ---- embedding ----
 
 void bd_embedding_forward(float *out, const int32_t *tokens, const float *tok_emb, int N, int C) {
-    for (int n = 0; n < N; n++)
-        memcpy(out + (size_t)n * C, tok_emb + (size_t)tokens[n] * C, (size_t)C * sizeof(float));
+    for (int n = 0; n < N; n++) memcpy(out + (size_t)n * C, tok_emb + (size_t)tokens[n] * C, (size_t)C * sizeof(float));
 }
 
 void bd_embedding_forward_ref(float *out, const int32_t *tokens, const float *tok_emb, int N, int C) {
@@ -62,14 +61,12 @@ static void rmsnorm_rows(void *ctx, int n0, int n1) {
     }
 }
 
-void bd_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C,
-                        float eps) {
+void bd_rmsnorm_forward(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
     rms_job j = {out, rstd, inp, weight, C, eps};
     bd_parallel_for(N, 1 + 65536 / C, rmsnorm_rows, &j);
 }
 
-void bd_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight, int N,
-                            int C, float eps) {
+void bd_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps) {
     for (int n = 0; n < N; n++) {
         const float *x = inp + (size_t)n * C;
         double ss = 0;
@@ -82,8 +79,7 @@ void bd_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const flo
 
 // ---- linear ----
 
-void bd_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N,
-                       int C, int OC) {
+void bd_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
     float beta = 0.0f;
     if (bias) {
         for (int n = 0; n < N; n++) memcpy(out + (size_t)n * OC, bias, (size_t)OC * sizeof(float));
@@ -92,8 +88,7 @@ void bd_linear_forward(float *out, const float *inp, const float *weight, const 
     cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, N, OC, C, 1.0f, inp, C, weight, C, beta, out, OC);
 }
 
-void bd_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N,
-                           int C, int OC) {
+void bd_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
     for (int n = 0; n < N; n++)
         for (int o = 0; o < OC; o++) {
             double s = bias ? bias[o] : 0.0;
@@ -106,8 +101,13 @@ void bd_linear_forward_ref(float *out, const float *inp, const float *weight, co
 
 // Index of the partner pair (a, b) for frequency i.
 static inline void rope_pair(bd_rope_style style, int i, int HS, int *a, int *b) {
-    if (style == BD_ROPE_INTERLEAVED) { *a = 2 * i; *b = 2 * i + 1; }
-    else { *a = i; *b = i + HS / 2; }
+    if (style == BD_ROPE_INTERLEAVED) {
+        *a = 2 * i;
+        *b = 2 * i + 1;
+    } else {
+        *a = i;
+        *b = i + HS / 2;
+    }
 }
 
 static inline double rope_angle(double pos, int i, int HS, float theta) {
@@ -123,8 +123,8 @@ void bd_rope_table(float *cs, int P, int HS, float theta) {
         }
 }
 
-void bd_rope_forward(float *out, const float *inp, const float *cs, const int *pos0, int B, int T, int NH,
-                     int HS, bd_rope_style style) {
+void bd_rope_forward(float *out, const float *inp, const float *cs, const int *pos0, int B, int T, int NH, int HS,
+                     bd_rope_style style) {
     int half = HS / 2;
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -149,8 +149,8 @@ void bd_rope_forward(float *out, const float *inp, const float *cs, const int *p
         }
 }
 
-void bd_rope_forward_ref(float *out, const float *inp, const int *pos0, int B, int T, int NH, int HS,
-                         float theta, bd_rope_style style) {
+void bd_rope_forward_ref(float *out, const float *inp, const int *pos0, int B, int T, int NH, int HS, float theta,
+                         bd_rope_style style) {
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++)
             for (int h = 0; h < NH; h++)
@@ -271,8 +271,7 @@ void bd_logsoftmax_forward_ref(float *out, const float *inp, int N, int V) {
     }
 }
 
-void bd_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets,
-                             int N, int V) {
+void bd_crossentropy_forward(float *losses, float *lse, const float *logits, const int32_t *targets, int N, int V) {
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
         float m, ls = row_logsumexp(x, V, &m);
@@ -281,8 +280,7 @@ void bd_crossentropy_forward(float *losses, float *lse, const float *logits, con
     }
 }
 
-void bd_crossentropy_forward_ref(float *losses, float *lse, const float *logits, const int32_t *targets,
-                                 int N, int V) {
+void bd_crossentropy_forward_ref(float *losses, float *lse, const float *logits, const int32_t *targets, int N, int V) {
     for (int n = 0; n < N; n++) {
         const float *x = logits + (size_t)n * V;
         double l = row_logsumexp_ref(x, V);

@@ -19,9 +19,7 @@ static inline bd_v4f bd_v4_load(const float *p) {
 static inline void bd_v4_store(float *p, bd_v4f v) { memcpy(p, &v, sizeof v); }
 static inline bd_v4f bd_v4_set1(float x) { return (bd_v4f){x, x, x, x}; }
 // Lane-wise select: m is all-ones where a is wanted.
-static inline bd_v4f bd_v4_sel(bd_v4i m, bd_v4f a, bd_v4f b) {
-    return (bd_v4f)(((bd_v4i)a & m) | ((bd_v4i)b & ~m));
-}
+static inline bd_v4f bd_v4_sel(bd_v4i m, bd_v4f a, bd_v4f b) { return (bd_v4f)(((bd_v4i)a & m) | ((bd_v4i)b & ~m)); }
 static inline bd_v4f bd_v4_max(bd_v4f a, bd_v4f b) { return bd_v4_sel(a > b, a, b); }
 static inline float bd_v4_hsum(bd_v4f v) { return (v[0] + v[1]) + (v[2] + v[3]); }
 static inline float bd_v4_hmax(bd_v4f v) {

@@ -12,8 +12,12 @@
 
 static void group_minmax(const float *w, int n, float *mn, float *mx) {
     float a = w[0], b = w[0];
-    for (int i = 1; i < n; i++) { if (w[i] < a) a = w[i]; if (w[i] > b) b = w[i]; }
-    *mn = a; *mx = b;
+    for (int i = 1; i < n; i++) {
+        if (w[i] < a) a = w[i];
+        if (w[i] > b) b = w[i];
+    }
+    *mn = a;
+    *mx = b;
 }
 
 static float clampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
@@ -33,12 +37,16 @@ static int check_args(int N, int OC, int C, const bd_qspec *q, bd_clip_grid grid
     return BD_OK;
 }
 
-int bd_clip_search_ref(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C,
-                       const bd_qspec *q, bd_clip_grid grid) {
+int bd_clip_search_ref(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C, const bd_qspec *q,
+                       bd_clip_grid grid) {
     if (check_args(N, OC, C, q, grid) < 0) return BD_ERR_ARG;
     int G = bd_qspec_group(q, C), NG = bd_qspec_ngroups(C, G);
     float *d = malloc(sizeof(float) * (size_t)G), *tmp = malloc(sizeof(float) * (size_t)G);
-    if (!d || !tmp) { free(d); free(tmp); return BD_ERR_NOMEM; }
+    if (!d || !tmp) {
+        free(d);
+        free(tmp);
+        return BD_ERR_NOMEM;
+    }
     for (int o = 0; o < OC; o++)
         for (int g = 0; g < NG; g++) {
             const float *w = W + (size_t)o * C + (size_t)g * G;
@@ -56,12 +64,17 @@ int bd_clip_search_ref(float *mx, float *mn, const float *W, const float *X, int
                         for (int k = 0; k < Gg; k++) y += (double)X[(size_t)n * C + (size_t)g * G + k] * d[k];
                         err += y * y;
                     }
-                    if (err < best) { best = err; bi = i; bj = j; }
+                    if (err < best) {
+                        best = err;
+                        bi = i;
+                        bj = j;
+                    }
                 }
             mx[(size_t)o * NG + g] = hi * (1.0f - (float)bi / (float)grid.grid);
             mn[(size_t)o * NG + g] = lo * (1.0f - (float)bj / (float)grid.grid);
         }
-    free(d); free(tmp);
+    free(d);
+    free(tmp);
     return BD_OK;
 }
 
@@ -92,7 +105,10 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
         }
     }
     double *err = calloc((size_t)M, sizeof(double));
-    if (!err) { j->failed = 1; return; }
+    if (!err) {
+        j->failed = 1;
+        return;
+    }
     if (j->gram && G < j->N) {
         const float *A = j->gram + (size_t)g * j->G * j->G;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, M, G, 1.0f, A, G, D, M, 0.0f, E, M);
@@ -111,7 +127,10 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
         int bc = 0;
         for (int c = 0; c < K; c++) {
             double e = err[(size_t)(o - o0) * K + c];
-            if (e < best) { best = e; bc = c; }
+            if (e < best) {
+                best = e;
+                bc = c;
+            }
         }
         j->mx[(size_t)o * j->NG + g] = hi * (1.0f - (float)(bc / j->grid.steps) / (float)j->grid.grid);
         j->mn[(size_t)o * j->NG + g] = lo * (1.0f - (float)(bc % j->grid.steps) / (float)j->grid.grid);
@@ -119,8 +138,8 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
     free(err);
 }
 
-int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C,
-                   const bd_qspec *q, bd_clip_grid grid) {
+int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C, const bd_qspec *q,
+                   bd_clip_grid grid) {
     if (check_args(N, OC, C, q, grid) < 0) return BD_ERR_ARG;
     int G = bd_qspec_group(q, C), NG = bd_qspec_ngroups(C, G), K = grid.steps * grid.steps;
     float *gram = NULL, *xg = malloc(sizeof(float) * (size_t)N * G);
@@ -129,7 +148,10 @@ int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, 
     for (int g = 0; g < NG; g++) any_gram |= (C - g * G < G ? C - g * G : G) < N;
     if (any_gram) {
         gram = malloc(sizeof(float) * (size_t)NG * G * G);
-        if (!gram) { free(xg); return BD_ERR_NOMEM; }
+        if (!gram) {
+            free(xg);
+            return BD_ERR_NOMEM;
+        }
         for (int g = 0; g < NG; g++) {  // A_g = X_g^T X_g, (Gg, Gg) at g*G*G
             int Gg = C - g * G < G ? C - g * G : G;
             if (Gg < N)
@@ -139,18 +161,24 @@ int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, 
     }
     clip_job j = {mx, mn, W, X, gram, N, OC, C, G, NG, q, grid, 0};
     size_t M = (size_t)ROW_BLOCK * K;
-    float *D = malloc(sizeof(float) * (size_t)G * M), *E = malloc(sizeof(float) * ((size_t)G > (size_t)N ? (size_t)G : (size_t)N) * M);
+    float *D = malloc(sizeof(float) * (size_t)G * M),
+          *E = malloc(sizeof(float) * ((size_t)G > (size_t)N ? (size_t)G : (size_t)N) * M);
     float *tmp = malloc(sizeof(float) * 2 * (size_t)G);
     int rc = BD_OK;
     if (!D || !E || !tmp) rc = BD_ERR_NOMEM;
     for (int g = 0; rc == BD_OK && g < NG; g++) {
         int Gg = C - g * G < G ? C - g * G : G;
         if (Gg >= N)  // direct path: X_g as a contiguous (N, Gg) block
-            for (int n = 0; n < N; n++) memcpy(xg + (size_t)n * Gg, X + (size_t)n * C + (size_t)g * G, sizeof(float) * Gg);
+            for (int n = 0; n < N; n++)
+                memcpy(xg + (size_t)n * Gg, X + (size_t)n * C + (size_t)g * G, sizeof(float) * Gg);
         for (int o0 = 0; o0 < OC && !j.failed; o0 += ROW_BLOCK)
             search_block(&j, g, o0, o0 + ROW_BLOCK < OC ? o0 + ROW_BLOCK : OC, D, E, tmp, xg);
         if (j.failed) rc = BD_ERR_NOMEM;
     }
-    free(D); free(E); free(tmp); free(gram); free(xg);
+    free(D);
+    free(E);
+    free(tmp);
+    free(gram);
+    free(xg);
     return rc;
 }

@@ -48,7 +48,10 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
     int err;
     char msg[600];
     bd_reader *r = bd_reader_open(path, "bd.clip", &err, msg, sizeof msg);
-    if (!r) { snprintf(why, why_size, "\"%s\" %s", path, msg); return err; }
+    if (!r) {
+        snprintf(why, why_size, "\"%s\" %s", path, msg);
+        return err;
+    }
     // The ranges belong to one quantizer, bit width and group: all three must match q.
     const msgpack_object *h = bd_reader_header(r);
     int64_t hgroup = 0, hbits = 0;
@@ -60,13 +63,16 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
         return BD_ERR_SCHEMA;
     }
     if (strcmp(hquant, bd_qkind_name(q->kind)) != 0 || hbits != q->bits) {
-        snprintf(why, why_size, "\"%s\": ranges were searched for %s %lld-bit, but the quantizer is %s %d-bit", path, hquant,
-                 (long long)hbits, bd_qkind_name(q->kind), q->bits);
+        snprintf(why, why_size, "\"%s\": ranges were searched for %s %lld-bit, but the quantizer is %s %d-bit", path,
+                 hquant, (long long)hbits, bd_qkind_name(q->kind), q->bits);
         bd_reader_close(r);
         return BD_ERR_ARG;
     }
     bool *seen = calloc((size_t)m->cfg.n_layers * BD_N_LINEARS, sizeof *seen);
-    if (!seen) { bd_reader_close(r); return bd_fail(why, why_size, BD_ERR_NOMEM, "out of memory"); }
+    if (!seen) {
+        bd_reader_close(r);
+        return bd_fail(why, why_size, BD_ERR_NOMEM, "out of memory");
+    }
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL);
     float *mx = NULL, *mn = NULL;
@@ -77,7 +83,8 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
         char tensor[32];
         int64_t layer;
         const bd_param_entry *e = NULL;
-        if (bd_obj_strcpy(bd_obj_get(rec, "tensor"), tensor, sizeof tensor) < 0 || bd_obj_int(bd_obj_get(rec, "layer"), &layer) < 0) {
+        if (bd_obj_strcpy(bd_obj_get(rec, "tensor"), tensor, sizeof tensor) < 0 ||
+            bd_obj_int(bd_obj_get(rec, "layer"), &layer) < 0) {
             snprintf(reason, sizeof reason, "fields \"tensor\" (string) and \"layer\" (int) are required");
             rc = BD_ERR_SCHEMA;
             break;
@@ -85,7 +92,8 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
         for (int i = 0; i < nt; i++)
             if (t[i].is_linear && strcmp(t[i].name, tensor) == 0) e = &t[i];
         if (!e || layer < 0 || layer >= m->cfg.n_layers) {
-            snprintf(reason, sizeof reason, "\"%s\" of layer %lld is not a linear layer of this model", tensor, (long long)layer);
+            snprintf(reason, sizeof reason, "\"%s\" of layer %lld is not a linear layer of this model", tensor,
+                     (long long)layer);
             rc = BD_ERR_SCHEMA;
             break;
         }
@@ -106,30 +114,44 @@ int bd_clipfile_apply(const char *path, bd_model *m, const bd_qspec *q, char *wh
         int OC = (int)e->shape[1], C = (int)e->shape[2], G = bd_qspec_group(q, C);
         int hG = hgroup <= 0 || hgroup >= C ? C : (int)hgroup;
         if (hG != G) {
-            snprintf(reason, sizeof reason, "ranges were searched for group %d, but the quantizer uses group %d", hG, G);
+            snprintf(reason, sizeof reason, "ranges were searched for group %d, but the quantizer uses group %d", hG,
+                     G);
             rc = BD_ERR_ARG;
             break;
         }
         int NG = bd_qspec_ngroups(C, G);
-        free(mx); free(mn);
+        free(mx);
+        free(mn);
         mx = malloc(sizeof(float) * (size_t)OC * NG);
         mn = malloc(sizeof(float) * (size_t)OC * NG);
-        if (!mx || !mn) { rc = BD_ERR_NOMEM; snprintf(reason, sizeof reason, "out of memory"); break; }
+        if (!mx || !mn) {
+            rc = BD_ERR_NOMEM;
+            snprintf(reason, sizeof reason, "out of memory");
+            break;
+        }
         if ((rc = read_range(rec, "max", OC, NG, mx, reason, sizeof reason)) < 0) break;
         if ((rc = read_range(rec, "min", OC, NG, mn, reason, sizeof reason)) < 0) break;
         for (int i = 0; i < OC * NG && rc == BD_OK; i++)
             if (mn[i] > mx[i]) {
-                snprintf(reason, sizeof reason, "row %d group %d: min %g is above max %g", i / NG, i % NG, mn[i], mx[i]);
+                snprintf(reason, sizeof reason, "row %d group %d: min %g is above max %g", i / NG, i % NG, mn[i],
+                         mx[i]);
                 rc = BD_ERR_VALUE;
             }
         if (rc < 0) break;
         bd_clip_apply(m->params + e->offset + (size_t)layer * OC * C, OC, C, G, mx, mn);
     }
-    free(mx); free(mn); free(seen);
-    if (rc == BD_EOF) { bd_reader_close(r); return BD_OK; }
+    free(mx);
+    free(mn);
+    free(seen);
+    if (rc == BD_EOF) {
+        bd_reader_close(r);
+        return BD_OK;
+    }
     if (rc == BD_OK) rc = BD_ERR_SCHEMA;
-    if (bd_reader_error(r)[0]) snprintf(why, why_size, "\"%s\" %s", path, bd_reader_error(r));
-    else snprintf(why, why_size, "\"%s\" record %llu: %s", path, (unsigned long long)bd_reader_record_index(r), reason);
+    if (bd_reader_error(r)[0])
+        snprintf(why, why_size, "\"%s\" %s", path, bd_reader_error(r));
+    else
+        snprintf(why, why_size, "\"%s\" record %llu: %s", path, (unsigned long long)bd_reader_record_index(r), reason);
     bd_reader_close(r);
     return rc;
 }

@@ -14,9 +14,13 @@ void bd_clip_positions(int *pos, int n, int N, uint64_t seed) {
     for (int i = 0; i < n; i++) pos[i] = i;
     uint64_t rng = seed * 0x9e3779b97f4a7c15ull + 1;
     for (int i = 0; i < N; i++) {  // partial Fisher-Yates: the first N entries are the sample
-        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
         int j = i + (int)(rng % (uint64_t)(n - i));
-        int tmp = pos[i]; pos[i] = pos[j]; pos[j] = tmp;
+        int tmp = pos[i];
+        pos[i] = pos[j];
+        pos[j] = tmp;
     }
 }
 
@@ -25,11 +29,15 @@ int bd_clip_model(const bd_model *m, const bd_fwd_state *st, const int *pos, int
                   size_t ws) {
     const bd_config *c = &m->cfg;
     int QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
-    struct { const char *name; float *weights; float *inputs; int OC, C; } lin[7] = {
-        {"wq", m->w.wq, st->xn_att, QD, c->dim}, {"wk", m->w.wk, st->xn_att, KD, c->dim},
-        {"wv", m->w.wv, st->xn_att, KD, c->dim}, {"wo", m->w.wo, st->att, c->dim, QD},
-        {"w1", m->w.w1, st->xn_ffn, c->ffn_dim, c->dim}, {"w3", m->w.w3, st->xn_ffn, c->ffn_dim, c->dim},
-        {"w2", m->w.w2, st->hg, c->dim, c->ffn_dim}};
+    struct {
+        const char *name;
+        float *weights;
+        float *inputs;
+        int OC, C;
+    } lin[7] = {{"wq", m->w.wq, st->xn_att, QD, c->dim},         {"wk", m->w.wk, st->xn_att, KD, c->dim},
+                {"wv", m->w.wv, st->xn_att, KD, c->dim},         {"wo", m->w.wo, st->att, c->dim, QD},
+                {"w1", m->w.w1, st->xn_ffn, c->ffn_dim, c->dim}, {"w3", m->w.w3, st->xn_ffn, c->ffn_dim, c->dim},
+                {"w2", m->w.w2, st->hg, c->dim, c->ffn_dim}};
     size_t maxC = (size_t)(c->dim > c->ffn_dim ? c->dim : c->ffn_dim);
     if ((size_t)QD > maxC) maxC = (size_t)QD;
     size_t maxOC = (size_t)(c->ffn_dim > QD ? c->ffn_dim : QD);

@@ -22,14 +22,15 @@ void bd_clip_positions(int *pos, int n, int N, uint64_t seed);
 
 typedef struct {
     bd_qspec q;
-    bd_qpolicy policy;   // layers it does not cover are not searched
+    bd_qpolicy policy;  // layers it does not cover are not searched
     bd_clip_grid grid;
-    bool include_qk;     // also the q and k projections
+    bool include_qk;  // also the q and k projections
 } bd_clip_opts;
 
 // Receives the ranges mx, mn (OC, NG) of one layer ("wq".."w2", layer l); a negative return
 // stops the search, which returns it.
-typedef int (*bd_clip_emit_fn)(void *ctx, const char *tensor, int layer, const float *mx, const float *mn, int OC, int NG);
+typedef int (*bd_clip_emit_fn)(void *ctx, const char *tensor, int layer, const float *mx, const float *mn, int OC,
+                               int NG);
 
 // Searches every linear layer of m (layers in order; wq wk wv wo w1 w3 w2 in each) on the
 // inputs kept in st at positions pos[0..N-1]; progress (may be NULL) gets l*7 + k before each.

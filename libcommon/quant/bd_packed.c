@@ -19,33 +19,100 @@
 // name, qk, head_bytes, code_bits, row_group, qkinds, qbits_min, qbits_max, tensor_scale,
 // quantize_row_ref, dequantize_row, validate_row, vec_dot_f32[scalar avx2 avx512], vec_dot_i8[...]
 const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT] = {
-    [BD_PK_F32] = {"f32", 1, 0, 32, true, K(BD_Q_NONE), ANY, NULL,
-                   bd_quantize_row_f32_ref, bd_dequantize_row_f32, bd_validate_row_f32,
-                   {bd_vec_dot_f32_f32_scalar, NULL, NULL}, {bd_vec_dot_f32_i8_scalar, NULL, NULL}},
-    [BD_PK_Q2] = {"q2", BD_QK, 8, 2, false, K(BD_Q_INT) | K(BD_Q_SYM), 2, 2, NULL,
-                  bd_quantize_row_q2_ref, bd_dequantize_row_q2, bd_validate_row_q2,
-                  {bd_vec_dot_q2_f32_scalar, X86(bd_vec_dot_q2_f32_avx2), X86(bd_vec_dot_q2_f32_avx512)},
-                  {bd_vec_dot_q2_i8_scalar, X86(bd_vec_dot_q2_i8_avx2), X86(bd_vec_dot_q2_i8_avx512)}},
-    [BD_PK_Q3] = {"q3", BD_QK, 8, 3, false, K(BD_Q_INT) | K(BD_Q_SYM), 3, 3, NULL,
-                  bd_quantize_row_q3_ref, bd_dequantize_row_q3, bd_validate_row_q3,
-                  {bd_vec_dot_q3_f32_scalar, X86(bd_vec_dot_q3_f32_avx2), X86(bd_vec_dot_q3_f32_avx512)},
-                  {bd_vec_dot_q3_i8_scalar, NULL, NULL}},
-    [BD_PK_Q8] = {"q8", BD_QK, 8, 8, false, K(BD_Q_INT) | K(BD_Q_SYM), INT_MIN, 8, NULL,  // after q2, q3: the rest
-                  bd_quantize_row_q8_ref, bd_dequantize_row_q8, bd_validate_row_q8,
-                  {bd_vec_dot_q8_f32_scalar, X86(bd_vec_dot_q8_f32_avx2), X86(bd_vec_dot_q8_f32_avx512)},
-                  {bd_vec_dot_q8_i8_scalar, NULL, NULL}},
-    [BD_PK_NF3] = {"nf3", BD_QK, 8, 3, false, K(BD_Q_NF3), ANY, NULL,
-                   bd_quantize_row_nf3_ref, bd_dequantize_row_nf3, bd_validate_row_nf3,
-                   {bd_vec_dot_nf3_f32_scalar, X86(bd_vec_dot_nf3_f32_avx2), X86(bd_vec_dot_nf3_f32_avx512)},
-                   {bd_vec_dot_nf3_i8_scalar, NULL, NULL}},
-    [BD_PK_R2Q] = {"r2q", BD_QK, 16, 2, false, K(BD_Q_R2Q), ANY, NULL,
-                   bd_quantize_row_r2q_ref, bd_dequantize_row_r2q, bd_validate_row_r2q,
-                   {bd_vec_dot_r2q_f32_scalar, X86(bd_vec_dot_r2q_f32_avx2), X86(bd_vec_dot_r2q_f32_avx512)},
-                   {bd_vec_dot_r2q_i8_scalar, NULL, NULL}},
-    [BD_PK_TQ2] = {"tq2", BD_QK, 0, 2, true, K(BD_Q_TERNARY), ANY, bd_pk_tq2_scale,
-                   bd_quantize_row_tq2_ref, bd_dequantize_row_tq2, bd_validate_row_tq2,
-                   {bd_vec_dot_tq2_f32_scalar, X86(bd_vec_dot_tq2_f32_avx2), X86(bd_vec_dot_tq2_f32_avx512)},
-                   {bd_vec_dot_tq2_i8_scalar, X86(bd_vec_dot_tq2_i8_avx2), X86(bd_vec_dot_tq2_i8_avx512)}},
+        [BD_PK_F32] = {"f32",
+                       1,
+                       0,
+                       32,
+                       true,
+                       K(BD_Q_NONE),
+                       ANY,
+                       NULL,
+                       bd_quantize_row_f32_ref,
+                       bd_dequantize_row_f32,
+                       bd_validate_row_f32,
+                       {bd_vec_dot_f32_f32_scalar, NULL, NULL},
+                       {bd_vec_dot_f32_i8_scalar, NULL, NULL}},
+        [BD_PK_Q2] = {"q2",
+                      BD_QK,
+                      8,
+                      2,
+                      false,
+                      K(BD_Q_INT) | K(BD_Q_SYM),
+                      2,
+                      2,
+                      NULL,
+                      bd_quantize_row_q2_ref,
+                      bd_dequantize_row_q2,
+                      bd_validate_row_q2,
+                      {bd_vec_dot_q2_f32_scalar, X86(bd_vec_dot_q2_f32_avx2), X86(bd_vec_dot_q2_f32_avx512)},
+                      {bd_vec_dot_q2_i8_scalar, X86(bd_vec_dot_q2_i8_avx2), X86(bd_vec_dot_q2_i8_avx512)}},
+        [BD_PK_Q3] = {"q3",
+                      BD_QK,
+                      8,
+                      3,
+                      false,
+                      K(BD_Q_INT) | K(BD_Q_SYM),
+                      3,
+                      3,
+                      NULL,
+                      bd_quantize_row_q3_ref,
+                      bd_dequantize_row_q3,
+                      bd_validate_row_q3,
+                      {bd_vec_dot_q3_f32_scalar, X86(bd_vec_dot_q3_f32_avx2), X86(bd_vec_dot_q3_f32_avx512)},
+                      {bd_vec_dot_q3_i8_scalar, NULL, NULL}},
+        [BD_PK_Q8] = {"q8",
+                      BD_QK,
+                      8,
+                      8,
+                      false,
+                      K(BD_Q_INT) | K(BD_Q_SYM),
+                      INT_MIN,
+                      8,
+                      NULL,  // after q2, q3: the rest
+                      bd_quantize_row_q8_ref,
+                      bd_dequantize_row_q8,
+                      bd_validate_row_q8,
+                      {bd_vec_dot_q8_f32_scalar, X86(bd_vec_dot_q8_f32_avx2), X86(bd_vec_dot_q8_f32_avx512)},
+                      {bd_vec_dot_q8_i8_scalar, NULL, NULL}},
+        [BD_PK_NF3] = {"nf3",
+                       BD_QK,
+                       8,
+                       3,
+                       false,
+                       K(BD_Q_NF3),
+                       ANY,
+                       NULL,
+                       bd_quantize_row_nf3_ref,
+                       bd_dequantize_row_nf3,
+                       bd_validate_row_nf3,
+                       {bd_vec_dot_nf3_f32_scalar, X86(bd_vec_dot_nf3_f32_avx2), X86(bd_vec_dot_nf3_f32_avx512)},
+                       {bd_vec_dot_nf3_i8_scalar, NULL, NULL}},
+        [BD_PK_R2Q] = {"r2q",
+                       BD_QK,
+                       16,
+                       2,
+                       false,
+                       K(BD_Q_R2Q),
+                       ANY,
+                       NULL,
+                       bd_quantize_row_r2q_ref,
+                       bd_dequantize_row_r2q,
+                       bd_validate_row_r2q,
+                       {bd_vec_dot_r2q_f32_scalar, X86(bd_vec_dot_r2q_f32_avx2), X86(bd_vec_dot_r2q_f32_avx512)},
+                       {bd_vec_dot_r2q_i8_scalar, NULL, NULL}},
+        [BD_PK_TQ2] = {"tq2",
+                       BD_QK,
+                       0,
+                       2,
+                       true,
+                       K(BD_Q_TERNARY),
+                       ANY,
+                       bd_pk_tq2_scale,
+                       bd_quantize_row_tq2_ref,
+                       bd_dequantize_row_tq2,
+                       bd_validate_row_tq2,
+                       {bd_vec_dot_tq2_f32_scalar, X86(bd_vec_dot_tq2_f32_avx2), X86(bd_vec_dot_tq2_f32_avx512)},
+                       {bd_vec_dot_tq2_i8_scalar, X86(bd_vec_dot_tq2_i8_avx2), X86(bd_vec_dot_tq2_i8_avx512)}},
 };
 
 int bd_pk_type_parse(const char *name) {
@@ -101,13 +168,18 @@ int bd_pk_pack(bd_pk_tensor *t, const float *w, int OC, int C, const bd_qspec *q
     memset(t, 0, sizeof *t);
     int type = bd_pk_type_for(q), rc;
     char reason[160];
-    if (type < 0) return bd_fail(why, ws, BD_ERR_ARG, "no packed format for %s %d-bit", bd_qkind_name(q->kind), q->bits);
+    if (type < 0)
+        return bd_fail(why, ws, BD_ERR_ARG, "no packed format for %s %d-bit", bd_qkind_name(q->kind), q->bits);
     if (bd_qspec_check(q, C, reason, sizeof reason) < 0) return bd_fail(why, ws, BD_ERR_ARG, "%s", reason);
     size_t n = (size_t)OC * (size_t)C;
     for (size_t i = 0; i < n; i++)
-        if (!isfinite(w[i])) return bd_fail(why, ws, BD_ERR_VALUE, "weight [%zu, %zu] = %g is not finite", i / (size_t)C, i % (size_t)C, w[i]);
-    if ((rc = bd_pk_geometry(t, (bd_pk_type)type, OC, C, bd_qspec_group(q, C))) < 0) return bd_fail(why, ws, rc, "a matrix of %d rows", OC);
-    if ((rc = bd_pk_alloc(t)) < 0) return bd_fail(why, ws, rc, "no memory for %zu bytes of packed weights", t->row_bytes * (size_t)OC);
+        if (!isfinite(w[i]))
+            return bd_fail(why, ws, BD_ERR_VALUE, "weight [%zu, %zu] = %g is not finite", i / (size_t)C, i % (size_t)C,
+                           w[i]);
+    if ((rc = bd_pk_geometry(t, (bd_pk_type)type, OC, C, bd_qspec_group(q, C))) < 0)
+        return bd_fail(why, ws, rc, "a matrix of %d rows", OC);
+    if ((rc = bd_pk_alloc(t)) < 0)
+        return bd_fail(why, ws, rc, "no memory for %zu bytes of packed weights", t->row_bytes * (size_t)OC);
     const bd_pk_traits *tr = &bd_pk_traits_table[type];
     if (tr->tensor_scale) t->scale = tr->tensor_scale(w, n);
     for (int r = 0; r < OC; r++) tr->quantize_row_ref(w + (size_t)r * C, t->data + (size_t)r * t->row_bytes, t, q);

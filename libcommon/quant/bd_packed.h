@@ -82,12 +82,32 @@ typedef enum {
 
 // Blocks: the header, then the codes (flexible member). Every block size is a multiple of 4,
 // so blocks are 4-byte aligned in a tensor's 64-byte aligned data.
-typedef struct { float s; uint8_t z, pad[3]; uint8_t qs[]; } bd_block_q2;  // qs[GP/4]
-typedef struct { float s; uint8_t z, pad[3]; uint8_t qs[]; } bd_block_q3;  // qs[GP/4] low plane, qs[GP/4..] high
-typedef struct { float s; uint8_t z, pad[3]; uint8_t qs[]; } bd_block_q8;  // qs[GP]
-typedef struct { float sp, sn; uint8_t qs[]; } bd_block_nf3;               // as q3
-typedef struct { float lv[4]; uint8_t qs[]; } bd_block_r2q;                // qs[GP/4]
-typedef struct { uint8_t qs[BD_QK / 4]; } bd_block_tq2;                    // no header: a row is GP/32 of these
+typedef struct {
+    float s;
+    uint8_t z, pad[3];
+    uint8_t qs[];
+} bd_block_q2;  // qs[GP/4]
+typedef struct {
+    float s;
+    uint8_t z, pad[3];
+    uint8_t qs[];
+} bd_block_q3;  // qs[GP/4] low plane, qs[GP/4..] high
+typedef struct {
+    float s;
+    uint8_t z, pad[3];
+    uint8_t qs[];
+} bd_block_q8;  // qs[GP]
+typedef struct {
+    float sp, sn;
+    uint8_t qs[];
+} bd_block_nf3;  // as q3
+typedef struct {
+    float lv[4];
+    uint8_t qs[];
+} bd_block_r2q;  // qs[GP/4]
+typedef struct {
+    uint8_t qs[BD_QK / 4];
+} bd_block_tq2;  // no header: a row is GP/32 of these
 static_assert(sizeof(bd_block_q2) == 8 && offsetof(bd_block_q2, qs) == 8, "bd_block_q2 header");
 static_assert(sizeof(bd_block_q3) == 8 && offsetof(bd_block_q3, qs) == 8, "bd_block_q3 header");
 static_assert(sizeof(bd_block_q8) == 8 && offsetof(bd_block_q8, qs) == 8, "bd_block_q8 header");
@@ -106,14 +126,14 @@ const char *bd_pk_simd_name(bd_simd s);
 // One packed matrix.
 typedef struct bd_pk_tensor {
     bd_pk_type type;
-    int rows, cols;     // OC, C
-    int group;          // G (tq2 and f32: C)
-    int gpad;           // GP
-    int ngroups;        // NG
-    size_t block_bytes; // head + GP * code_bits / 8
-    size_t row_bytes;   // NG * block_bytes (f32: 4 C)
-    float scale;        // tq2: the per-tensor D; else 0
-    uint8_t *data;      // (OC, row_bytes), 64-byte aligned, owned
+    int rows, cols;      // OC, C
+    int group;           // G (tq2 and f32: C)
+    int gpad;            // GP
+    int ngroups;         // NG
+    size_t block_bytes;  // head + GP * code_bits / 8
+    size_t row_bytes;    // NG * block_bytes (f32: 4 C)
+    float scale;         // tq2: the per-tensor D; else 0
+    uint8_t *data;       // (OC, row_bytes), 64-byte aligned, owned
 } bd_pk_tensor;
 
 // What a format does, given the tensor's geometry (t->cols, group, gpad, ngroups, block_bytes, scale):
@@ -126,15 +146,16 @@ typedef int bd_pk_validate_fn(const bd_pk_tensor *t, const uint8_t *row, int r, 
 // dot of one row with padded f32 activations xp (NG * GP, zeros in the padding);
 typedef float bd_pk_dot_f32_fn(const bd_pk_tensor *t, const uint8_t *row, const float *xp);
 // dot with padded int8 activations xq (NG * GP), their per-group sums xsum (NG) and scale xs.
-typedef float bd_pk_dot_i8_fn(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs);
+typedef float bd_pk_dot_i8_fn(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                              float xs);
 
 typedef struct {
-    const char *name;             // "q2", ... as written in bd.packed streams
-    int qk;                       // GP, the weights of a block, is G rounded up to a multiple of qk (f32: 1)
-    int head_bytes, code_bits;    // a block is head_bytes + GP * code_bits / 8 bytes
-    bool row_group;               // one group per row whatever the spec's group (tq2, f32)
-    unsigned qkinds;              // the quantizers it holds: bits 1 << bd_qkind ...
-    int qbits_min, qbits_max;     // ... with these bit widths (the first row that holds a spec is its format)
+    const char *name;           // "q2", ... as written in bd.packed streams
+    int qk;                     // GP, the weights of a block, is G rounded up to a multiple of qk (f32: 1)
+    int head_bytes, code_bits;  // a block is head_bytes + GP * code_bits / 8 bytes
+    bool row_group;             // one group per row whatever the spec's group (tq2, f32)
+    unsigned qkinds;            // the quantizers it holds: bits 1 << bd_qkind ...
+    int qbits_min, qbits_max;   // ... with these bit widths (the first row that holds a spec is its format)
     float (*tensor_scale)(const float *w, size_t n);  // the per-tensor scale t->scale (a stream's "scale"), or NULL
     bd_pk_quantize_fn *quantize_row_ref;
     bd_pk_dequantize_fn *dequantize_row;
@@ -191,9 +212,9 @@ void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale);
 // (bd_linear), the last slot the head (f32 type when not quantized = use the f32 weight).
 #define BD_PK_LINEARS BD_N_LINEARS  // the old name, for code not yet on bd_linear
 typedef struct bd_pk_model {
-    int n_slots;             // BD_N_LINEARS L + 1
-    bd_pk_tensor *slots;     // (n_slots); type BD_PK_F32 with data NULL: the f32 weight in bd_model
-    bool act_int8;           // kernels quantize activations to int8 per token
+    int n_slots;          // BD_N_LINEARS L + 1
+    bd_pk_tensor *slots;  // (n_slots); type BD_PK_F32 with data NULL: the f32 weight in bd_model
+    bool act_int8;        // kernels quantize activations to int8 per token
 } bd_pk_model;
 
 extern const char *const bd_pk_linear_names[BD_N_LINEARS];  // "wq" ... "w3"

@@ -36,8 +36,8 @@ static float *linear_weight(const bd_model *m, int l, bd_linear k, int *OC, int 
     const bd_config *c = &m->cfg;
     int Cm = c->dim, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim, F = c->ffn_dim;
     int shapes[BD_N_LINEARS + 1][2] = {
-        [BD_WQ] = {QD, Cm}, [BD_WK] = {KD, Cm}, [BD_WV] = {KD, Cm}, [BD_WO] = {Cm, QD},
-        [BD_W1] = {F, Cm},  [BD_W2] = {Cm, F},  [BD_W3] = {F, Cm},  [BD_HEAD] = {c->vocab, Cm}};
+            [BD_WQ] = {QD, Cm}, [BD_WK] = {KD, Cm}, [BD_WV] = {KD, Cm}, [BD_WO] = {Cm, QD},
+            [BD_W1] = {F, Cm},  [BD_W2] = {Cm, F},  [BD_W3] = {F, Cm},  [BD_HEAD] = {c->vocab, Cm}};
     float *base[BD_N_LINEARS + 1] = {[BD_WQ] = m->w.wq, [BD_WK] = m->w.wk, [BD_WV] = m->w.wv, [BD_WO] = m->w.wo,
                                      [BD_W1] = m->w.w1, [BD_W2] = m->w.w2, [BD_W3] = m->w.w3, [BD_HEAD] = m->w.wcls};
     *OC = shapes[k][0];
@@ -47,7 +47,9 @@ static float *linear_weight(const bd_model *m, int l, bd_linear k, int *OC, int 
 }
 
 // Slots: linear k of layer l at l * BD_N_LINEARS + k, the head last (its layer: n_layers).
-static int slot_index(int n_slots, int l, bd_linear k) { return k == BD_HEAD ? n_slots - 1 : l * BD_N_LINEARS + (int)k; }
+static int slot_index(int n_slots, int l, bd_linear k) {
+    return k == BD_HEAD ? n_slots - 1 : l * BD_N_LINEARS + (int)k;
+}
 static bd_linear slot_linear(int n_slots, int s, int *l) {
     *l = s / BD_N_LINEARS;
     return s == n_slots - 1 ? BD_HEAD : (bd_linear)(s % BD_N_LINEARS);
@@ -72,13 +74,19 @@ static bd_pk_model *model_new(const bd_config *c) {
     if (!p) return NULL;
     p->n_slots = c->n_layers * BD_N_LINEARS + 1;
     p->slots = calloc((size_t)p->n_slots, sizeof *p->slots);
-    if (!p->slots) { free(p); return NULL; }
+    if (!p->slots) {
+        free(p);
+        return NULL;
+    }
     return p;
 }
 
 int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
-    if (m->quant.kind == BD_Q_NONE) return bd_fail(why, ws, BD_ERR_ARG, "the model has no quantization spec to pack with");
-    if (bd_pk_type_for(&m->quant) < 0) return bd_fail(why, ws, BD_ERR_ARG, "no packed format for %s %d-bit", bd_qkind_name(m->quant.kind), m->quant.bits);
+    if (m->quant.kind == BD_Q_NONE)
+        return bd_fail(why, ws, BD_ERR_ARG, "the model has no quantization spec to pack with");
+    if (bd_pk_type_for(&m->quant) < 0)
+        return bd_fail(why, ws, BD_ERR_ARG, "no packed format for %s %d-bit", bd_qkind_name(m->quant.kind),
+                       m->quant.bits);
     int rc = bd_qpolicy_check(&m->qpolicy, &m->quant, &m->cfg, why, ws);
     if (rc < 0) return rc;
     bd_pk_model *p = model_new(&m->cfg);
@@ -96,7 +104,8 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
         }
         if ((rc = bd_pk_pack(t, w, OC, C, &m->quant, NULL, 0)) < 0) {
             bd_pk_model_free(p);
-            return bd_fail(why, ws, rc, "%s of layer %d: %s", linear_name(k), l, rc == BD_ERR_VALUE ? "NaN or infinite weight" : "cannot be packed");
+            return bd_fail(why, ws, rc, "%s of layer %d: %s", linear_name(k), l,
+                           rc == BD_ERR_VALUE ? "NaN or infinite weight" : "cannot be packed");
         }
     }
     bd_pk_model_free(m->packed);
@@ -127,15 +136,18 @@ size_t bd_pk_model_bytes(const bd_model *m) {
         bd_linear k = slot_linear(n_slots, s, &l);
         linear_weight(m, l, k, &OC, &C);
         const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
-        if (p) bytes += p->row_bytes * (size_t)p->rows;
-        else if (k != BD_HEAD) bytes += (size_t)OC * (size_t)C * 4;
+        if (p)
+            bytes += p->row_bytes * (size_t)p->rows;
+        else if (k != BD_HEAD)
+            bytes += (size_t)OC * (size_t)C * 4;
     }
     return bytes;
 }
 
 // ---- writing ----------------------------------------------------------------------------------------
 
-static void pack_tensor_head(msgpack_packer *pk, int extra, const char *name, bd_dtype dt, int64_t d0, int64_t d1, int ndim) {
+static void pack_tensor_head(msgpack_packer *pk, int extra, const char *name, bd_dtype dt, int64_t d0, int64_t d1,
+                             int ndim) {
     msgpack_pack_map(pk, (size_t)(4 + extra));
     bd_pack_kv_str(pk, "name", name);
     bd_pack_kv_str(pk, "dtype", bd_dtype_name(dt));
@@ -184,8 +196,10 @@ static int write_linear(bd_writer *w, const bd_model *m, int l, bd_linear k, con
     const float *wf = linear_weight(m, l, k, &OC, &C);
     const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
     char name[64];
-    if (k == BD_HEAD) snprintf(name, sizeof name, "wcls");
-    else snprintf(name, sizeof name, "layers.%d.%s", l, bd_pk_linear_names[k]);
+    if (k == BD_HEAD)
+        snprintf(name, sizeof name, "wcls");
+    else
+        snprintf(name, sizeof name, "layers.%d.%s", l, bd_pk_linear_names[k]);
     if (!p) {
         if ((rc = bd_io_check_finite(wf, (size_t)OC * C, path, name, why, ws)) < 0) return rc;
         pack_tensor_head(pk, 1, name, BD_F32, OC, C, 2);
@@ -194,7 +208,8 @@ static int write_linear(bd_writer *w, const bd_model *m, int l, bd_linear k, con
     } else {
         const bd_pk_traits *tr = &bd_pk_traits_table[p->type];
         size_t bytes = p->row_bytes * (size_t)p->rows;
-        if (bytes > BD_MODEL_RECORD_BYTES) return bd_fail(why, ws, BD_ERR_ARG, "%s: %s: %zu packed bytes exceed the record limit", path, name, bytes);
+        if (bytes > BD_MODEL_RECORD_BYTES)
+            return bd_fail(why, ws, BD_ERR_ARG, "%s: %s: %zu packed bytes exceed the record limit", path, name, bytes);
         pack_tensor_head(pk, tr->tensor_scale ? 4 : 3, name, BD_U8, p->rows, (int64_t)p->row_bytes, 2);
         pack_data(pk, p->data, bytes);
         bd_pack_kv_str(pk, "format", tr->name);
@@ -249,7 +264,11 @@ abort:
 
 // "layers.L.NAME" -> (L, k); "wcls" -> (-1, BD_HEAD). -1 if not a linear record name.
 static int parse_linear_name(const char *name, int L, int *layer, bd_linear *k) {
-    if (strcmp(name, "wcls") == 0) { *layer = -1; *k = BD_HEAD; return 0; }
+    if (strcmp(name, "wcls") == 0) {
+        *layer = -1;
+        *k = BD_HEAD;
+        return 0;
+    }
     int l, pos = 0, i;
     char nm[16];
     if (sscanf(name, "layers.%d.%15[a-z0-9]%n", &l, nm, &pos) != 2 || name[pos] != 0 || l < 0 || l >= L) return -1;
@@ -264,7 +283,7 @@ typedef struct {
     const char *path;
     bd_model *m;
     bd_param_entry t[BD_MAX_PARAMS];
-    int nt, want_type;      // the model's tensors; the packed format of its quantizer
+    int nt, want_type;  // the model's tensors; the packed format of its quantizer
     bool head_packed;
     bool *seen;             // (n_slots) linear records read
     size_t *filled;         // (BD_MAX_PARAMS) rows read of each other tensor
@@ -275,7 +294,8 @@ typedef struct {
 
 // A linear layer's record: packed blocks in the format the header's quant implies, or the f32
 // rows of a layer the policy leaves in full precision.
-static int load_linear(loader *L, const msgpack_object *rec, const bd_tensor_view *v, const char *name, const msgpack_object *fo) {
+static int load_linear(loader *L, const msgpack_object *rec, const bd_tensor_view *v, const char *name,
+                       const msgpack_object *fo) {
     bd_model *m = L->m;
     const char *path = L->path;
     char *why = L->why, fmt[16];
@@ -284,22 +304,27 @@ static int load_linear(loader *L, const msgpack_object *rec, const bd_tensor_vie
     int layer, type, rc;
     bd_linear k;
     if (parse_linear_name(name, m->cfg.n_layers, &layer, &k) < 0 || (k == BD_HEAD && !L->head_packed))
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: \"%s\" is not a packed linear layer of this model", path, ri, name);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: \"%s\" is not a packed linear layer of this model",
+                       path, ri, name);
     if (!fo || bd_obj_strcpy(fo, fmt, sizeof fmt) < 0 || (type = bd_pk_type_parse(fmt)) < 0)
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"format\" missing or unknown", path, ri, name);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"format\" missing or unknown", path, ri,
+                       name);
     int slot = slot_index(m->packed->n_slots, layer, k);
-    if (L->seen[slot]) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s appears twice", path, ri, name);
+    if (L->seen[slot])
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s appears twice", path, ri, name);
     L->seen[slot] = true;
     int OC, C;
     float *wf = linear_weight(m, layer < 0 ? 0 : layer, k, &OC, &C);
     int expect = bd_qpolicy_covers(&m->qpolicy, linear_name(k), layer) ? L->want_type : BD_PK_F32;
     if (type != expect)
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s has format %s, the header's quant implies %s", path, ri, name, fmt,
+        return bd_fail(why, ws, BD_ERR_SCHEMA,
+                       "%s: record %llu: tensor %s has format %s, the header's quant implies %s", path, ri, name, fmt,
                        bd_pk_traits_table[expect].name);
     bd_pk_tensor *pt = &m->packed->slots[slot];
     if (type == BD_PK_F32) {  // into the model's own f32 weight
         if (v->dtype != BD_F32 || v->ndim != 2 || v->shape[0] != OC || v->shape[1] != C)
-            return bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s must be f32 [%d, %d]", path, ri, name, OC, C);
+            return bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s must be f32 [%d, %d]", path, ri, name, OC,
+                           C);
         memcpy(wf, v->data, v->nbytes);
         if ((rc = bd_io_check_finite(wf, (size_t)OC * C, path, name, why, ws)) < 0) return rc;
         pt->type = BD_PK_F32;
@@ -310,23 +335,29 @@ static int load_linear(loader *L, const msgpack_object *rec, const bd_tensor_vie
     const bd_pk_traits *tr = &bd_pk_traits_table[type];
     int64_t cols, group;
     if (bd_obj_int(bd_obj_get(rec, "cols"), &cols) < 0 || bd_obj_int(bd_obj_get(rec, "group"), &group) < 0)
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"cols\" or \"group\" missing", path, ri, name);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"cols\" or \"group\" missing", path, ri,
+                       name);
     int G = tr->row_group ? C : bd_qspec_group(&m->quant, C);
     if (cols != C || group != G)
-        return bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s: %lld columns in groups of %lld, expected %d in groups of %d", path, ri,
-                       name, (long long)cols, (long long)group, C, G);
+        return bd_fail(why, ws, BD_ERR_SHAPE,
+                       "%s: record %llu: tensor %s: %lld columns in groups of %lld, expected %d in groups of %d", path,
+                       ri, name, (long long)cols, (long long)group, C, G);
     if ((rc = bd_pk_geometry(pt, (bd_pk_type)type, OC, C, G)) < 0)
-        return bd_fail(why, ws, rc, "%s: record %llu: tensor %s: no %s geometry for [%d, %d]", path, ri, name, fmt, OC, C);
+        return bd_fail(why, ws, rc, "%s: record %llu: tensor %s: no %s geometry for [%d, %d]", path, ri, name, fmt, OC,
+                       C);
     if (v->dtype != BD_U8 || v->ndim != 2 || v->shape[0] != OC || (size_t)v->shape[1] != pt->row_bytes)
-        return bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s: expected u8 [%d, %zu] (%d rows of %d blocks of %zu bytes)", path,
+        return bd_fail(why, ws, BD_ERR_SHAPE,
+                       "%s: record %llu: tensor %s: expected u8 [%d, %zu] (%d rows of %d blocks of %zu bytes)", path,
                        ri, name, OC, pt->row_bytes, OC, pt->ngroups, pt->block_bytes);
     if (tr->tensor_scale) {
         double d;
         if (bd_obj_num(bd_obj_get(rec, "scale"), &d) < 0)
-            return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: %s needs \"scale\"", path, ri, name, fmt);
+            return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: %s needs \"scale\"", path, ri, name,
+                           fmt);
         pt->scale = (float)d;
     }
-    if ((rc = bd_pk_alloc(pt)) < 0) return bd_fail(why, ws, rc, "%s: record %llu: tensor %s: no memory for its blocks", path, ri, name);
+    if ((rc = bd_pk_alloc(pt)) < 0)
+        return bd_fail(why, ws, rc, "%s: record %llu: tensor %s: no memory for its blocks", path, ri, name);
     memcpy(pt->data, v->data, v->nbytes);
     char vwhy[200];
     if (bd_pk_validate(pt, vwhy, sizeof vwhy) < 0)
@@ -346,12 +377,17 @@ static int load_tensor(loader *L, const msgpack_object *rec, const bd_tensor_vie
     size_t ki = (size_t)(e - L->t), *filled = &L->filled[ki];
     int64_t start = 0;
     const msgpack_object *so = bd_obj_get(rec, "start");
-    if (so && (bd_obj_int(so, &start) < 0 || start < 0)) return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: bad \"start\"", path, ri, name);
+    if (so && (bd_obj_int(so, &start) < 0 || start < 0))
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: bad \"start\"", path, ri, name);
     if ((size_t)start != *filled || *filled == (size_t)e->shape[0])
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: %s", path, ri, name, *filled == (size_t)e->shape[0] ? "appears twice" : "slice out of order");
-    bool ok = v->dtype == BD_F32 && v->ndim == e->ndim && v->shape[0] >= 1 && (uint64_t)start + (uint64_t)v->shape[0] <= (uint64_t)e->shape[0];
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: %s", path, ri, name,
+                       *filled == (size_t)e->shape[0] ? "appears twice" : "slice out of order");
+    bool ok = v->dtype == BD_F32 && v->ndim == e->ndim && v->shape[0] >= 1 &&
+              (uint64_t)start + (uint64_t)v->shape[0] <= (uint64_t)e->shape[0];
     for (int d = 1; ok && d < e->ndim; d++) ok = v->shape[d] == e->shape[d];
-    if (!ok) return bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s: dtype or shape disagrees with the config", path, ri, name);
+    if (!ok)
+        return bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s: dtype or shape disagrees with the config",
+                       path, ri, name);
     size_t row = e->numel / (size_t)e->shape[0];
     float *dst = L->m->params + e->offset + (size_t)start * row;
     memcpy(dst, v->data, v->nbytes);
@@ -365,15 +401,18 @@ static int load_tensor(loader *L, const msgpack_object *rec, const bd_tensor_vie
 static int check_complete(const loader *L) {
     const bd_param_entry *t = L->t;
     for (int i = 0; i < L->nt; i++)
-        if (!t[i].is_linear && !(L->head_packed && strcmp(t[i].name, "wcls") == 0) && L->filled[i] != (size_t)t[i].shape[0])
-            return bd_fail(L->why, L->ws, BD_ERR_SCHEMA, "%s: tensor %s is %s", L->path, t[i].name, L->filled[i] ? "incomplete" : "missing");
+        if (!t[i].is_linear && !(L->head_packed && strcmp(t[i].name, "wcls") == 0) &&
+            L->filled[i] != (size_t)t[i].shape[0])
+            return bd_fail(L->why, L->ws, BD_ERR_SCHEMA, "%s: tensor %s is %s", L->path, t[i].name,
+                           L->filled[i] ? "incomplete" : "missing");
     int n_slots = L->m->packed->n_slots;
     for (int s = 0; s < n_slots; s++) {
         int l;
         bd_linear k = slot_linear(n_slots, s, &l);
         if (L->seen[s] || (k == BD_HEAD && !L->head_packed)) continue;
         if (k == BD_HEAD) return bd_fail(L->why, L->ws, BD_ERR_SCHEMA, "%s: tensor wcls is missing", L->path);
-        return bd_fail(L->why, L->ws, BD_ERR_SCHEMA, "%s: tensor layers.%d.%s is missing", L->path, l, bd_pk_linear_names[k]);
+        return bd_fail(L->why, L->ws, BD_ERR_SCHEMA, "%s: tensor layers.%d.%s is missing", L->path, l,
+                       bd_pk_linear_names[k]);
     }
     return BD_OK;
 }
@@ -388,7 +427,10 @@ int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     bd_config cfg;
     if ((rc = bd_io_parse_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
     // calloc'd: the f32 storage of packed linears is never written, so it is never mapped.
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) { bd_fail(why, ws, rc, "%s: cannot allocate the model", path); goto out; }
+    if ((rc = bd_model_alloc(m, &cfg)) < 0) {
+        bd_fail(why, ws, rc, "%s: cannot allocate the model", path);
+        goto out;
+    }
     if ((rc = bd_io_parse_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
     L.want_type = bd_pk_type_for(&m->quant);
     if (m->quant.kind == BD_Q_NONE || L.want_type < 0) {
@@ -404,14 +446,20 @@ int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     L.nt = bd_param_table(&cfg, L.t, NULL);
     L.filled = calloc(BD_MAX_PARAMS, sizeof *L.filled);
     L.seen = m->packed ? calloc((size_t)m->packed->n_slots, sizeof *L.seen) : NULL;
-    if (!L.filled || !L.seen) { rc = bd_fail(why, ws, BD_ERR_NOMEM, "%s: no memory for the packed model", path); goto out; }
+    if (!L.filled || !L.seen) {
+        rc = bd_fail(why, ws, BD_ERR_NOMEM, "%s: no memory for the packed model", path);
+        goto out;
+    }
     L.head_packed = m->qpolicy.include_head && bd_qpolicy_covers(&m->qpolicy, "wcls", -1);
     const msgpack_object *rec;
     char tw[300], name[64];
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
         L.ri = (unsigned long long)bd_reader_record_index(r);
         bd_tensor_view v;
-        if ((rc = bd_obj_tensor(rec, &v, tw, sizeof tw)) < 0) { bd_fail(why, ws, rc, "%s: record %llu: %s", path, L.ri, tw); goto out; }
+        if ((rc = bd_obj_tensor(rec, &v, tw, sizeof tw)) < 0) {
+            bd_fail(why, ws, rc, "%s: record %llu: %s", path, L.ri, tw);
+            goto out;
+        }
         snprintf(name, sizeof name, "%.*s", (int)(v.name_len < 60 ? v.name_len : 60), v.name ? v.name : "");
         const msgpack_object *fo = bd_obj_get(rec, "format");
         int layer;
@@ -419,7 +467,10 @@ int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t ws) {
         bool linear = fo || (strcmp(name, "wcls") != 0 && parse_linear_name(name, cfg.n_layers, &layer, &k) == 0);
         if ((rc = linear ? load_linear(&L, rec, &v, name, fo) : load_tensor(&L, rec, &v, name)) < 0) goto out;
     }
-    if (rc != BD_EOF) { bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
+    if (rc != BD_EOF) {
+        bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r));
+        goto out;
+    }
     rc = check_complete(&L);
 out:
     if (rc < 0) bd_model_free(m);

@@ -8,7 +8,9 @@ void bd_quantize_row_f32_ref(const float *w, uint8_t *dst, const bd_pk_tensor *t
     memcpy(dst, w, (size_t)t->cols * sizeof *w);
 }
 
-void bd_dequantize_row_f32(const uint8_t *src, float *out, const bd_pk_tensor *t) { memcpy(out, src, (size_t)t->cols * sizeof *out); }
+void bd_dequantize_row_f32(const uint8_t *src, float *out, const bd_pk_tensor *t) {
+    memcpy(out, src, (size_t)t->cols * sizeof *out);
+}
 
 int bd_validate_row_f32(const bd_pk_tensor *t, const uint8_t *row, int r, char *why, size_t ws) {
     const float *w = (const void *)row;
@@ -24,7 +26,8 @@ float bd_vec_dot_f32_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const
     return acc;
 }
 
-float bd_vec_dot_f32_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+float bd_vec_dot_f32_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                               float xs) {
     (void)xsum;
     const float *w = (const void *)row;
     float acc = 0;

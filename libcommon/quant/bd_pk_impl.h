@@ -22,7 +22,9 @@ static inline void bd_put3(uint8_t *qs, int gp, int i, int q) {
     bd_put2(qs, i, q & 3);
     qs[gp / 4 + (i >> 3)] |= (uint8_t)((q >> 2 & 1) << (i & 7));
 }
-static inline int bd_get3(const uint8_t *qs, int gp, int i) { return bd_get2(qs, i) | (qs[gp / 4 + (i >> 3)] >> (i & 7) & 1) << 2; }
+static inline int bd_get3(const uint8_t *qs, int gp, int i) {
+    return bd_get2(qs, i) | (qs[gp / 4 + (i >> 3)] >> (i & 7) & 1) << 2;
+}
 
 // ---- blocks -----------------------------------------------------------------------------------------
 static inline void *bd_pk_block(uint8_t *row, const bd_pk_tensor *t, int g) { return row + (size_t)g * t->block_bytes; }
@@ -66,11 +68,11 @@ int bd_pk_affine_check(float s, int z, int zbits, int r, int g, char *why, size_
 // ---- the formats ------------------------------------------------------------------------------------
 // Each bd_pk_<format>.c defines its row's functions; SIMD ones exist on x86-64 only.
 bd_pk_quantize_fn bd_quantize_row_q2_ref, bd_quantize_row_q3_ref, bd_quantize_row_q8_ref, bd_quantize_row_nf3_ref,
-    bd_quantize_row_r2q_ref, bd_quantize_row_tq2_ref, bd_quantize_row_f32_ref;
+        bd_quantize_row_r2q_ref, bd_quantize_row_tq2_ref, bd_quantize_row_f32_ref;
 bd_pk_dequantize_fn bd_dequantize_row_q2, bd_dequantize_row_q3, bd_dequantize_row_q8, bd_dequantize_row_nf3,
-    bd_dequantize_row_r2q, bd_dequantize_row_tq2, bd_dequantize_row_f32;
+        bd_dequantize_row_r2q, bd_dequantize_row_tq2, bd_dequantize_row_f32;
 bd_pk_validate_fn bd_validate_row_q2, bd_validate_row_q3, bd_validate_row_q8, bd_validate_row_nf3, bd_validate_row_r2q,
-    bd_validate_row_tq2, bd_validate_row_f32;
+        bd_validate_row_tq2, bd_validate_row_f32;
 bd_pk_dot_f32_fn bd_vec_dot_q2_f32_scalar, bd_vec_dot_q2_f32_avx2, bd_vec_dot_q2_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q3_f32_scalar, bd_vec_dot_q3_f32_avx2, bd_vec_dot_q3_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q8_f32_scalar, bd_vec_dot_q8_f32_avx2, bd_vec_dot_q8_f32_avx512;
@@ -81,7 +83,7 @@ bd_pk_dot_f32_fn bd_vec_dot_f32_f32_scalar;
 bd_pk_dot_i8_fn bd_vec_dot_q2_i8_scalar, bd_vec_dot_q2_i8_avx2, bd_vec_dot_q2_i8_avx512;
 bd_pk_dot_i8_fn bd_vec_dot_tq2_i8_scalar, bd_vec_dot_tq2_i8_avx2, bd_vec_dot_tq2_i8_avx512;
 bd_pk_dot_i8_fn bd_vec_dot_q3_i8_scalar, bd_vec_dot_q8_i8_scalar, bd_vec_dot_nf3_i8_scalar, bd_vec_dot_r2q_i8_scalar,
-    bd_vec_dot_f32_i8_scalar;
+        bd_vec_dot_f32_i8_scalar;
 float bd_pk_tq2_scale(const float *w, size_t n);
 
 #endif

@@ -36,7 +36,9 @@ bool bd_pk_simd_supported(bd_simd s) {
     }
 }
 
-const char *bd_pk_simd_name(bd_simd s) { return s == BD_SIMD_AVX512 ? "avx512" : s == BD_SIMD_AVX2 ? "avx2" : "scalar"; }
+const char *bd_pk_simd_name(bd_simd s) {
+    return s == BD_SIMD_AVX512 ? "avx512" : s == BD_SIMD_AVX2 ? "avx2" : "scalar";
+}
 
 void bd_pk_set_simd(bd_simd s) { forced_simd = bd_pk_simd_supported(s) ? (int)s : -1; }
 
@@ -44,8 +46,10 @@ bd_simd bd_pk_simd(void) {
     if (forced_simd >= 0) return (bd_simd)forced_simd;
     const char *e = getenv("BD_SIMD");
     bd_simd want = BD_SIMD_AVX512;
-    if (e && strcmp(e, "scalar") == 0) want = BD_SIMD_SCALAR;
-    else if (e && strcmp(e, "avx2") == 0) want = BD_SIMD_AVX2;
+    if (e && strcmp(e, "scalar") == 0)
+        want = BD_SIMD_SCALAR;
+    else if (e && strcmp(e, "avx2") == 0)
+        want = BD_SIMD_AVX2;
     while (want > BD_SIMD_SCALAR && !bd_pk_simd_supported(want)) want = (bd_simd)(want - 1);
     return want;
 }
@@ -113,8 +117,8 @@ static size_t f32_bytes(const bd_pk_tensor *t, int N) {
     return xp_len(t) != (size_t)t->cols ? up64((size_t)N * xp_len(t) * sizeof(float)) : 0;
 }
 static size_t i8_bytes(const bd_pk_tensor *t, int N) {
-    return up64((size_t)N * xp_len(t)) + up64((size_t)t->cols) + up64((size_t)N * (size_t)t->ngroups * sizeof(int32_t)) +
-           up64((size_t)N * sizeof(float));
+    return up64((size_t)N * xp_len(t)) + up64((size_t)t->cols) +
+           up64((size_t)N * (size_t)t->ngroups * sizeof(int32_t)) + up64((size_t)N * sizeof(float));
 }
 static size_t via_f32_bytes(const bd_pk_tensor *t, int N) {
     return up64((size_t)N * sizeof(float)) + up64((size_t)t->cols) + up64((size_t)N * (size_t)t->cols * sizeof(float)) +
@@ -141,7 +145,7 @@ typedef struct {
     const float *xs;      // (N) activation scales
     float *out;           // (N, OC)
     int N;
-    size_t xp_len;        // XP
+    size_t xp_len;  // XP
     bd_pk_dot_f32_fn *f32;
     bd_pk_dot_i8_fn *i8;
 } mm_job;
@@ -155,8 +159,9 @@ static void mm_rows(void *ctx, int r0, int r1) {
         for (int n = 0; n < j->N; n++)
             for (int r = rt; r < re; r++) {
                 const uint8_t *row = t->data + (size_t)r * t->row_bytes;
-                float v = j->xq ? j->i8(t, row, j->xq + (size_t)n * j->xp_len, j->xsum + (size_t)n * t->ngroups, j->xs[n])
-                                : j->f32(t, row, j->xp + (size_t)n * j->xp_len);
+                float v =
+                        j->xq ? j->i8(t, row, j->xq + (size_t)n * j->xp_len, j->xsum + (size_t)n * t->ngroups, j->xs[n])
+                              : j->f32(t, row, j->xp + (size_t)n * j->xp_len);
                 j->out[(size_t)n * t->rows + r] = v;
             }
     }
@@ -197,7 +202,8 @@ static void matmul_i8_via_f32(float *out, const float *inp, const bd_pk_tensor *
         for (int i = 0; i < C; i++) xf[(size_t)n * C + i] = tmp[i];
     }
     bd_pk_matmul(out, xf, t, N < 8 ? N : 7, false, p);
-    for (int n = 7; n < N; n += 7) bd_pk_matmul(out + (size_t)n * OC, xf + (size_t)n * C, t, N - n < 7 ? N - n : 7, false, p);
+    for (int n = 7; n < N; n += 7)
+        bd_pk_matmul(out + (size_t)n * OC, xf + (size_t)n * C, t, N - n < 7 ? N - n : 7, false, p);
     for (int n = 0; n < N; n++)
         for (int r = 0; r < OC; r++) out[(size_t)n * OC + r] *= xs[n];
 }
@@ -208,8 +214,14 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
     int min_rows = 1 + (1 << 18) / C;  // a thread gets at least ~256K weights
     bd_simd simd = bd_pk_simd();
     uint8_t *p = align64(scratch);
-    if (!act_int8 && N >= 8) { matmul_panels(out, inp, t, N, min_rows, p); return; }
-    if (act_int8 && !tr->vec_dot_i8[simd]) { matmul_i8_via_f32(out, inp, t, N, p); return; }
+    if (!act_int8 && N >= 8) {
+        matmul_panels(out, inp, t, N, min_rows, p);
+        return;
+    }
+    if (act_int8 && !tr->vec_dot_i8[simd]) {
+        matmul_i8_via_f32(out, inp, t, N, p);
+        return;
+    }
     size_t XP = xp_len(t);
     mm_job j = {t, NULL, NULL, NULL, NULL, out, N, XP, pick_f32(tr, simd), tr->vec_dot_i8[simd]};
     if (act_int8) {

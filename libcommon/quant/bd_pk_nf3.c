@@ -20,7 +20,8 @@ void bd_dequantize_row_nf3(const uint8_t *src, float *out, const bd_pk_tensor *t
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_nf3 *b = bd_pk_cblock(src, t, g);
         float *o = out + (size_t)g * t->group;
-        for (int i = 0, n = bd_pk_group_len(t, g); i < n; i++) o[i] = bd_qvalue_nf3(bd_get3(b->qs, t->gpad, i), b->sp, b->sn);
+        for (int i = 0, n = bd_pk_group_len(t, g); i < n; i++)
+            o[i] = bd_qvalue_nf3(bd_get3(b->qs, t->gpad, i), b->sp, b->sn);
     }
 }
 
@@ -50,7 +51,8 @@ float bd_vec_dot_nf3_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const
     return acc;
 }
 
-float bd_vec_dot_nf3_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+float bd_vec_dot_nf3_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                               float xs) {
     (void)xsum;
     float acc = 0;
     for (int g = 0; g < t->ngroups; g++) {
@@ -78,10 +80,12 @@ T_AVX2 float bd_vec_dot_nf3_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, 
 T_AVX512 float bd_vec_dot_nf3_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     const float *G = bd_nf3_grid;
-    const __m512 grid = _mm512_setr_ps(G[0], G[1], G[2], G[3], G[4], G[5], G[6], G[7], G[0], G[1], G[2], G[3], G[4], G[5], G[6], G[7]);
+    const __m512 grid = _mm512_setr_ps(G[0], G[1], G[2], G[3], G[4], G[5], G[6], G[7], G[0], G[1], G[2], G[3], G[4],
+                                       G[5], G[6], G[7]);
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_nf3 *b = bd_pk_cblock(row, t, g);
-        __m512 L = _mm512_mul_ps(grid, _mm512_mask_blend_ps((__mmask16)0xf8f8, _mm512_set1_ps(b->sn), _mm512_set1_ps(b->sp)));
+        __m512 L = _mm512_mul_ps(grid,
+                                 _mm512_mask_blend_ps((__mmask16)0xf8f8, _mm512_set1_ps(b->sn), _mm512_set1_ps(b->sp)));
         bd_dot3_f32_avx512(L, b->qs, xp + (size_t)g * t->gpad, t->gpad, &a0, &a1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));

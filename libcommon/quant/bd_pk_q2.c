@@ -20,7 +20,8 @@ void bd_dequantize_row_q2(const uint8_t *src, float *out, const bd_pk_tensor *t)
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_q2 *b = bd_pk_cblock(src, t, g);
         float *o = out + (size_t)g * t->group;
-        for (int i = 0, n = bd_pk_group_len(t, g); i < n; i++) o[i] = bd_qvalue_affine((float)bd_get2(b->qs, i), b->z, b->s);
+        for (int i = 0, n = bd_pk_group_len(t, g); i < n; i++)
+            o[i] = bd_qvalue_affine((float)bd_get2(b->qs, i), b->z, b->s);
     }
 }
 
@@ -45,7 +46,8 @@ float bd_vec_dot_q2_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const 
     return acc;
 }
 
-float bd_vec_dot_q2_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+float bd_vec_dot_q2_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                              float xs) {
     float acc = 0;
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_q2 *b = bd_pk_cblock(row, t, g);
@@ -67,7 +69,8 @@ T_AVX2 float bd_vec_dot_q2_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, c
     return bd_hsum256(_mm256_add_ps(a0, a1));
 }
 
-T_AVX2 float bd_vec_dot_q2_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+T_AVX2 float bd_vec_dot_q2_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                   float xs) {
     __m256 accf = _mm256_setzero_ps();
     float corr = 0;
     for (int g = 0; g < t->ngroups; g++) {
@@ -88,7 +91,8 @@ T_AVX512 float bd_vec_dot_q2_f32_avx512(const bd_pk_tensor *t, const uint8_t *ro
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-T_AVX512 float bd_vec_dot_q2_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+T_AVX512 float bd_vec_dot_q2_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                       float xs) {
     __m256 accf = _mm256_setzero_ps();
     float corr = 0;
     for (int g = 0; g < t->ngroups; g++) {

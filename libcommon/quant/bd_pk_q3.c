@@ -46,7 +46,8 @@ float bd_vec_dot_q3_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const 
     return acc;
 }
 
-float bd_vec_dot_q3_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+float bd_vec_dot_q3_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                              float xs) {
     float acc = 0;
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_q3 *b = bd_pk_cblock(row, t, g);

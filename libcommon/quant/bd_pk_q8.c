@@ -45,7 +45,8 @@ float bd_vec_dot_q8_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const 
     return acc;
 }
 
-float bd_vec_dot_q8_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+float bd_vec_dot_q8_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                              float xs) {
     float acc = 0;
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_q8 *b = bd_pk_cblock(row, t, g);
@@ -68,8 +69,10 @@ T_AVX2 float bd_vec_dot_q8_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, c
         for (int i = 0; i < t->gpad; i += 16) {
             __m256i q0 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + i)));
             __m256i q1 = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)(b->qs + i + 8)));
-            a0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q0, z)), s), _mm256_loadu_ps(x + i), a0);
-            a1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q1, z)), s), _mm256_loadu_ps(x + i + 8), a1);
+            a0 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q0, z)), s), _mm256_loadu_ps(x + i),
+                                 a0);
+            a1 = _mm256_fmadd_ps(_mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_sub_epi32(q1, z)), s),
+                                 _mm256_loadu_ps(x + i + 8), a1);
         }
     }
     return bd_hsum256(_mm256_add_ps(a0, a1));
@@ -85,8 +88,10 @@ T_AVX512 float bd_vec_dot_q8_f32_avx512(const bd_pk_tensor *t, const uint8_t *ro
         for (int i = 0; i < t->gpad; i += 32) {
             __m512i q0 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + i)));
             __m512i q1 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(b->qs + i + 16)));
-            a0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q0, z)), s), _mm512_loadu_ps(x + i), a0);
-            a1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q1, z)), s), _mm512_loadu_ps(x + i + 16), a1);
+            a0 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q0, z)), s), _mm512_loadu_ps(x + i),
+                                 a0);
+            a1 = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q1, z)), s),
+                                 _mm512_loadu_ps(x + i + 16), a1);
         }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));

@@ -43,7 +43,8 @@ float bd_vec_dot_r2q_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const
     return acc;
 }
 
-float bd_vec_dot_r2q_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+float bd_vec_dot_r2q_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                               float xs) {
     (void)xsum;
     float acc = 0;
     for (int g = 0; g < t->ngroups; g++) {
@@ -59,7 +60,8 @@ T_AVX2 float bd_vec_dot_r2q_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, 
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_r2q *b = bd_pk_cblock(row, t, g);
-        bd_dot2_f32_avx2(_mm256_broadcast_ps((const __m128 *)(const void *)b->lv), b->qs, xp + (size_t)g * t->gpad, t->gpad, &a0, &a1);
+        bd_dot2_f32_avx2(_mm256_broadcast_ps((const __m128 *)(const void *)b->lv), b->qs, xp + (size_t)g * t->gpad,
+                         t->gpad, &a0, &a1);
     }
     return bd_hsum256(_mm256_add_ps(a0, a1));
 }
@@ -68,7 +70,8 @@ T_AVX512 float bd_vec_dot_r2q_f32_avx512(const bd_pk_tensor *t, const uint8_t *r
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
     for (int g = 0; g < t->ngroups; g++) {
         const bd_block_r2q *b = bd_pk_cblock(row, t, g);
-        bd_dot2_f32_avx512(_mm512_broadcast_f32x4(_mm_loadu_ps(b->lv)), b->qs, xp + (size_t)g * t->gpad, t->gpad, &a0, &a1);
+        bd_dot2_f32_avx512(_mm512_broadcast_f32x4(_mm_loadu_ps(b->lv)), b->qs, xp + (size_t)g * t->gpad, t->gpad, &a0,
+                           &a1);
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }

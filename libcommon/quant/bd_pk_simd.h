@@ -13,9 +13,21 @@
 #define T_AVX512 __attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vbmi,avx512vnni")))
 #define BD_SIMD_INLINE static inline __attribute__((always_inline))
 
-static inline uint16_t bd_rd16(const uint8_t *p) { uint16_t v; memcpy(&v, p, 2); return v; }
-static inline uint32_t bd_rd32(const uint8_t *p) { uint32_t v; memcpy(&v, p, 4); return v; }
-static inline uint64_t bd_rd64(const uint8_t *p) { uint64_t v; memcpy(&v, p, 8); return v; }
+static inline uint16_t bd_rd16(const uint8_t *p) {
+    uint16_t v;
+    memcpy(&v, p, 2);
+    return v;
+}
+static inline uint32_t bd_rd32(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+static inline uint64_t bd_rd64(const uint8_t *p) {
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return v;
+}
 
 // ---- AVX2 ---------------------------------------------------------------------------------------------
 
@@ -35,7 +47,8 @@ T_AVX2 BD_SIMD_INLINE __m256 bd_affine_L_avx2(float s, int z, int bits) {
 }
 
 // a0, a1 += L[code] * x over a block of 2-bit codes, 16 weights a step.
-T_AVX2 BD_SIMD_INLINE void bd_dot2_f32_avx2(__m256 L, const uint8_t *qs, const float *x, int gp, __m256 *a0, __m256 *a1) {
+T_AVX2 BD_SIMD_INLINE void bd_dot2_f32_avx2(__m256 L, const uint8_t *qs, const float *x, int gp, __m256 *a0,
+                                            __m256 *a1) {
     const __m256i sh2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     for (int i = 0; i < gp; i += 16) {
         __m256i i0 = _mm256_srlv_epi32(_mm256_set1_epi32(bd_rd16(qs + i / 4)), sh2);
@@ -46,7 +59,8 @@ T_AVX2 BD_SIMD_INLINE void bd_dot2_f32_avx2(__m256 L, const uint8_t *qs, const f
 }
 
 // The same for 3-bit codes (low plane qs, high plane qs + GP/4).
-T_AVX2 BD_SIMD_INLINE void bd_dot3_f32_avx2(__m256 L, const uint8_t *qs, const float *x, int gp, __m256 *a0, __m256 *a1) {
+T_AVX2 BD_SIMD_INLINE void bd_dot3_f32_avx2(__m256 L, const uint8_t *qs, const float *x, int gp, __m256 *a0,
+                                            __m256 *a1) {
     const __m256i sh2 = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14), sh1 = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     const __m256i m3 = _mm256_set1_epi32(3), m4 = _mm256_set1_epi32(4);
     const uint8_t *qh = qs + gp / 4;
@@ -92,7 +106,8 @@ T_AVX512 BD_SIMD_INLINE __m512 bd_affine_L_avx512(float s, int z, int bits) {
 
 // a0, a1 += L[code] * x over a block of 2-bit codes, 32 weights a step. vpermps reads 4 index
 // bits (this code and the next): the 4 values repeat 4 times in L.
-T_AVX512 BD_SIMD_INLINE void bd_dot2_f32_avx512(__m512 L, const uint8_t *qs, const float *x, int gp, __m512 *a0, __m512 *a1) {
+T_AVX512 BD_SIMD_INLINE void bd_dot2_f32_avx512(__m512 L, const uint8_t *qs, const float *x, int gp, __m512 *a0,
+                                                __m512 *a1) {
     const __m512i sh2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     for (int i = 0; i < gp; i += 32) {
         __m512i i0 = _mm512_srlv_epi32(_mm512_set1_epi32((int)bd_rd32(qs + i / 4)), sh2);
@@ -103,7 +118,8 @@ T_AVX512 BD_SIMD_INLINE void bd_dot2_f32_avx512(__m512 L, const uint8_t *qs, con
 }
 
 // The same for 3-bit codes (low plane qs, high plane qs + GP/4; the 8 values repeat twice).
-T_AVX512 BD_SIMD_INLINE void bd_dot3_f32_avx512(__m512 L, const uint8_t *qs, const float *x, int gp, __m512 *a0, __m512 *a1) {
+T_AVX512 BD_SIMD_INLINE void bd_dot3_f32_avx512(__m512 L, const uint8_t *qs, const float *x, int gp, __m512 *a0,
+                                                __m512 *a1) {
     const __m512i sh2 = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i sh1 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
     const __m512i m3 = _mm512_set1_epi32(3);
@@ -116,8 +132,10 @@ T_AVX512 BD_SIMD_INLINE void bd_dot3_f32_avx512(__m512 L, const uint8_t *qs, con
         __m512i lo1 = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)(lo8 >> 32)), sh2);
         __m512i hi1 = _mm512_srlv_epi32(_mm512_set1_epi32((int)(uint32_t)(hi4 >> 16)), sh1);
         // (lo & 3) | (hi & ~3): bits 0-1 from the low plane, bit 2 from the high one
-        *a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo0, hi0, m3, 0xE4), L), _mm512_loadu_ps(x + i), *a0);
-        *a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo1, hi1, m3, 0xE4), L), _mm512_loadu_ps(x + i + 16), *a1);
+        *a0 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo0, hi0, m3, 0xE4), L),
+                              _mm512_loadu_ps(x + i), *a0);
+        *a1 = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_ternarylogic_epi32(lo1, hi1, m3, 0xE4), L),
+                              _mm512_loadu_ps(x + i + 16), *a1);
     }
 }
 
@@ -125,19 +143,24 @@ T_AVX512 BD_SIMD_INLINE void bd_dot3_f32_avx512(__m512 L, const uint8_t *qs, con
 // vpmultishiftqb: output byte k takes the 8 bits at offset 2k of its qword (the 8 code bytes
 // broadcast to every qword), i.e. code k in its low 2 bits.
 T_AVX512 BD_SIMD_INLINE __m256i bd_dot2_i8_avx512(const uint8_t *qs, const int8_t *x, int gp) {
-    const __m256i ctrl = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38,
-                                          40, 42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62);
+    const __m256i ctrl = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40,
+                                          42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62);
     const __m256i m3 = _mm256_set1_epi8(3);
     __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
     int i = 0;
     for (; i + 64 <= gp; i += 64) {
-        __m256i c0 = _mm256_and_si256(_mm256_multishift_epi64_epi8(ctrl, _mm256_set1_epi64x((long long)bd_rd64(qs + i / 4))), m3);
-        __m256i c1 = _mm256_and_si256(_mm256_multishift_epi64_epi8(ctrl, _mm256_set1_epi64x((long long)bd_rd64(qs + i / 4 + 8))), m3);
+        __m256i c0 =
+                _mm256_and_si256(_mm256_multishift_epi64_epi8(ctrl, _mm256_set1_epi64x((long long)bd_rd64(qs + i / 4))),
+                                 m3);
+        __m256i c1 = _mm256_and_si256(
+                _mm256_multishift_epi64_epi8(ctrl, _mm256_set1_epi64x((long long)bd_rd64(qs + i / 4 + 8))), m3);
         acc0 = _mm256_dpbusd_epi32(acc0, c0, _mm256_loadu_si256((const __m256i *)(x + i)));
         acc1 = _mm256_dpbusd_epi32(acc1, c1, _mm256_loadu_si256((const __m256i *)(x + i + 32)));
     }
     for (; i < gp; i += 32) {
-        __m256i c0 = _mm256_and_si256(_mm256_multishift_epi64_epi8(ctrl, _mm256_set1_epi64x((long long)bd_rd64(qs + i / 4))), m3);
+        __m256i c0 =
+                _mm256_and_si256(_mm256_multishift_epi64_epi8(ctrl, _mm256_set1_epi64x((long long)bd_rd64(qs + i / 4))),
+                                 m3);
         acc0 = _mm256_dpbusd_epi32(acc0, c0, _mm256_loadu_si256((const __m256i *)(x + i)));
     }
     return _mm256_add_epi32(acc0, acc1);

@@ -36,7 +36,8 @@ float bd_vec_dot_tq2_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const
     return acc;
 }
 
-float bd_vec_dot_tq2_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+float bd_vec_dot_tq2_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                               float xs) {
     const bd_block_tq2 *b = (const void *)row;
     int32_t dot = 0;
     for (int i = 0; i < t->gpad; i++) dot += code(b, i) * xq[i];
@@ -47,11 +48,13 @@ float bd_vec_dot_tq2_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const 
 #ifdef BD_X86
 T_AVX2 float bd_vec_dot_tq2_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
     __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-    bd_dot2_f32_avx2(bd_affine_L_avx2(t->scale, 1, 2), ((const bd_block_tq2 *)(const void *)row)->qs, xp, t->gpad, &a0, &a1);
+    bd_dot2_f32_avx2(bd_affine_L_avx2(t->scale, 1, 2), ((const bd_block_tq2 *)(const void *)row)->qs, xp, t->gpad, &a0,
+                     &a1);
     return bd_hsum256(_mm256_add_ps(a0, a1));
 }
 
-T_AVX2 float bd_vec_dot_tq2_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+T_AVX2 float bd_vec_dot_tq2_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                    float xs) {
     __m256i acc = bd_dot2_i8_avx2(((const bd_block_tq2 *)(const void *)row)->qs, xq, t->gpad);
     __m256 accf = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(t->scale), _mm256_setzero_ps());
     float corr = 0.0f + t->scale * (float)xsum[0];
@@ -60,11 +63,13 @@ T_AVX2 float bd_vec_dot_tq2_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, c
 
 T_AVX512 float bd_vec_dot_tq2_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
     __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
-    bd_dot2_f32_avx512(bd_affine_L_avx512(t->scale, 1, 2), ((const bd_block_tq2 *)(const void *)row)->qs, xp, t->gpad, &a0, &a1);
+    bd_dot2_f32_avx512(bd_affine_L_avx512(t->scale, 1, 2), ((const bd_block_tq2 *)(const void *)row)->qs, xp, t->gpad,
+                       &a0, &a1);
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-T_AVX512 float bd_vec_dot_tq2_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum, float xs) {
+T_AVX512 float bd_vec_dot_tq2_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq,
+                                        const int32_t *xsum, float xs) {
     __m256i acc = bd_dot2_i8_avx512(((const bd_block_tq2 *)(const void *)row)->qs, xq, t->gpad);
     __m256 accf = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(t->scale), _mm256_setzero_ps());
     float corr = 0.0f + t->scale * (float)xsum[0];

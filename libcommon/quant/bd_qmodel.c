@@ -16,8 +16,10 @@ bool bd_qpolicy_covers(const bd_qpolicy *p, const char *name, int layer) {
     for (size_t i = 0; i < sizeof linears / sizeof linears[0]; i++) linear |= strcmp(name, linears[i]) == 0;
     if (!linear && !(p->include_head && strcmp(name, "wcls") == 0)) return false;
     char full[96];
-    if (layer >= 0) snprintf(full, sizeof full, "layers.%d.%s", layer, name);
-    else snprintf(full, sizeof full, "%s", name);
+    if (layer >= 0)
+        snprintf(full, sizeof full, "layers.%d.%s", layer, name);
+    else
+        snprintf(full, sizeof full, "%s", name);
     for (int i = 0; i < p->n_exclude; i++)
         if (fnmatch(p->exclude[i], full, 0) == 0 || fnmatch(p->exclude[i], name, 0) == 0) return false;
     return true;
@@ -43,9 +45,12 @@ int bd_qpolicy_check(const bd_qpolicy *p, const bd_qspec *q, const bd_config *cf
     return BD_OK;
 }
 
-int bd_model_fakequant(bd_model *dst, const bd_model *src, const bd_qspec *q, const bd_qpolicy *p,
-                       char *why, size_t why_size) {
-    if (dst->n_params != src->n_params) { snprintf(why, why_size, "models differ in size"); return BD_ERR_ARG; }
+int bd_model_fakequant(bd_model *dst, const bd_model *src, const bd_qspec *q, const bd_qpolicy *p, char *why,
+                       size_t why_size) {
+    if (dst->n_params != src->n_params) {
+        snprintf(why, why_size, "models differ in size");
+        return BD_ERR_ARG;
+    }
     int rc = bd_qpolicy_check(p, q, &src->cfg, why, why_size);
     if (rc < 0) return rc;
     if (dst != src) memcpy(dst->params, src->params, src->n_params * sizeof(float));

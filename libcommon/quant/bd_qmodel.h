@@ -14,7 +14,8 @@ BD_MUST_CHECK int bd_qpolicy_exclude(bd_qpolicy *p, const char *pattern);
 // Whether tensor NAME ("wq", ..., "wcls") of layer L (-1 for non-layer tensors) is quantized.
 bool bd_qpolicy_covers(const bd_qpolicy *p, const char *name, int layer);
 // Checks the policy and spec against a model (group divides every row, head untied, ...).
-BD_MUST_CHECK int bd_qpolicy_check(const bd_qpolicy *p, const bd_qspec *q, const bd_config *cfg, char *why, size_t why_size);
+BD_MUST_CHECK int bd_qpolicy_check(const bd_qpolicy *p, const bd_qspec *q, const bd_config *cfg, char *why,
+                                   size_t why_size);
 
 // dst gets src's parameters with every covered linear weight fake-quantized. dst must be
 // allocated with the same config (it may be src itself: in place). Ternary scales are per

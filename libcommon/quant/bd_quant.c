@@ -8,8 +8,14 @@
 
 #include "bd_threads.h"
 
-const float bd_nf3_grid[8] = {-1.0f, -0.5350227355957031f, -0.2469314038753510f, 0.0f,
-                              0.1833375245332718f, 0.3819939494132996f, 0.6229856610298157f, 1.0f};
+const float bd_nf3_grid[8] = {-1.0f,
+                              -0.5350227355957031f,
+                              -0.2469314038753510f,
+                              0.0f,
+                              0.1833375245332718f,
+                              0.3819939494132996f,
+                              0.6229856610298157f,
+                              1.0f};
 
 static const char *qnames[BD_Q_COUNT] = {"none", "int", "sym", "nf3", "ternary", "r2q"};
 
@@ -29,10 +35,19 @@ int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size) {
     const char *bad = NULL;
     switch (q->kind) {
     case BD_Q_NONE: return BD_OK;
-    case BD_Q_INT: case BD_Q_SYM: if (q->bits < 2 || q->bits > 8) bad = "bits must be 2..8"; break;
-    case BD_Q_NF3: if (q->bits != 3) bad = "nf3 is a 3-bit grid (--bits 3)"; break;
-    case BD_Q_TERNARY: if (q->bits != 2) bad = "ternary weights take --bits 2 (1.58 bits stored in 2)"; break;
-    case BD_Q_R2Q: if (q->bits != 2) bad = "r2q is a 2-bit quantizer (--bits 2)"; break;
+    case BD_Q_INT:
+    case BD_Q_SYM:
+        if (q->bits < 2 || q->bits > 8) bad = "bits must be 2..8";
+        break;
+    case BD_Q_NF3:
+        if (q->bits != 3) bad = "nf3 is a 3-bit grid (--bits 3)";
+        break;
+    case BD_Q_TERNARY:
+        if (q->bits != 2) bad = "ternary weights take --bits 2 (1.58 bits stored in 2)";
+        break;
+    case BD_Q_R2Q:
+        if (q->bits != 2) bad = "r2q is a 2-bit quantizer (--bits 2)";
+        break;
     default: bad = "unknown quantizer";
     }
     if (!bad && C <= 0) bad = "row length must be positive";
@@ -46,8 +61,12 @@ int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size) {
 
 static void minmax(bd_qgroup *g, const float *w, int n) {
     float a = w[0], b = w[0];
-    for (int i = 1; i < n; i++) { if (w[i] < a) a = w[i]; if (w[i] > b) b = w[i]; }
-    g->mn = a; g->mx = b;
+    for (int i = 1; i < n; i++) {
+        if (w[i] < a) a = w[i];
+        if (w[i] > b) b = w[i];
+    }
+    g->mn = a;
+    g->mx = b;
 }
 
 bd_qgroup bd_qgroup_int(const float *w, int n, int bits) {
@@ -116,7 +135,7 @@ static void int_group_backward(float *dw, const float *dout, const float *w, int
         if (u >= 0 && u <= qmax) {  // inside: straight through, and d(r*s)/ds = r - w/s
             dw[i] += dout[i];
             gs += (double)dout[i] * (double)(r - w[i] / s);
-        } else {                    // clamped: only the scale moves the output
+        } else {  // clamped: only the scale moves the output
             gs += (double)dout[i] * (double)(bd_qclampf(u, 0, qmax) - z);
         }
         cnt_mx += w[i] == g.mx;
@@ -184,7 +203,10 @@ static void forward_rows(const quant_job *j, int r0, int r1) {
     for (int r = r0; r < r1; r++) {
         const float *w = j->w + (size_t)r * j->C;
         float *out = j->out + (size_t)r * j->C;
-        if (j->q->kind == BD_Q_TERNARY) { ternary_row(out, w, j->C, j->D); continue; }
+        if (j->q->kind == BD_Q_TERNARY) {
+            ternary_row(out, w, j->C, j->D);
+            continue;
+        }
         for (int g = 0; g < j->C; g += j->G) bd_quantize_group(out + g, w + g, group_len(j, g), j->q);
     }
 }

@@ -35,9 +35,9 @@ typedef struct {
 #define BD_QPOLICY_MAX_EXCLUDE 16
 
 typedef struct {
-    bool include_head;                          // also quantize wcls (needs untied embeddings)
+    bool include_head;  // also quantize wcls (needs untied embeddings)
     int n_exclude;
-    char exclude[BD_QPOLICY_MAX_EXCLUDE][64];   // fnmatch patterns on "layers.N.NAME" or "NAME"
+    char exclude[BD_QPOLICY_MAX_EXCLUDE][64];  // fnmatch patterns on "layers.N.NAME" or "NAME"
 } bd_qpolicy;
 
 const char *bd_qkind_name(bd_qkind k);  // "none", "int", "sym", "nf3", "ternary", "r2q"
@@ -81,7 +81,7 @@ void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q);
 //   nf3      level = index of the nearest grid value = the code   value grid[level] * (level >= 3 ? sp : sn)
 //   r2q      level = 2 [w - m >= 0] + [r >= 0] = the code           value lv[level]
 //   ternary  level = clamp(round(w/(D+1e-5)), -1, 1)              value level * D; code level + 1
-#define BD_QSCALE_MIN 1e-5f   // floor of every scale (a constant group)
+#define BD_QSCALE_MIN 1e-5f  // floor of every scale (a constant group)
 #define BD_QTERNARY_EPS 1e-5f
 
 typedef struct {
@@ -102,8 +102,12 @@ double bd_ternary_scale(const float *w, size_t n);  // D = mean |W| over the who
 static inline float bd_qclampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
 static inline float bd_qsign(float x) { return x >= 0 ? 1.0f : -1.0f; }  // sign(0) = +1: two levels
 
-static inline float bd_qlevel_int(const bd_qgroup *g, float w) { return bd_qclampf(rintf(w / g->s) + g->z, 0, g->qmax); }
-static inline float bd_qlevel_sym(const bd_qgroup *g, float w) { return bd_qclampf(rintf(w / g->s), -g->qmax - 1, g->qmax); }
+static inline float bd_qlevel_int(const bd_qgroup *g, float w) {
+    return bd_qclampf(rintf(w / g->s) + g->z, 0, g->qmax);
+}
+static inline float bd_qlevel_sym(const bd_qgroup *g, float w) {
+    return bd_qclampf(rintf(w / g->s), -g->qmax - 1, g->qmax);
+}
 static inline float bd_qlevel_ternary(float w, float D) { return bd_qclampf(rintf(w / (D + BD_QTERNARY_EPS)), -1, 1); }
 // Nearest grid value to w scaled into [-1, 1]; a tie goes to the value nearer zero.
 static inline int bd_qlevel_nf3(const bd_qgroup *g, float w) {
@@ -111,7 +115,10 @@ static inline int bd_qlevel_nf3(const bd_qgroup *g, float w) {
     int best = 0;
     for (int k = 1; k < 8; k++) {
         float d = fabsf(x - bd_nf3_grid[k]);
-        if (d < bd || (d == bd && fabsf(bd_nf3_grid[k]) < fabsf(bd_nf3_grid[best]))) { bd = d; best = k; }
+        if (d < bd || (d == bd && fabsf(bd_nf3_grid[k]) < fabsf(bd_nf3_grid[best]))) {
+            bd = d;
+            best = k;
+        }
     }
     return best;
 }

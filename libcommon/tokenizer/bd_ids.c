@@ -67,13 +67,15 @@ int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bo
     int err;
     char msg[600];
     const char *name = path ? path : "-";
-    if (!(t->r = bd_reader_open(path, schema, &err, msg, sizeof msg))) return bd_fail(why, ws, err, "\"%s\" %s", name, msg);
+    if (!(t->r = bd_reader_open(path, schema, &err, msg, sizeof msg)))
+        return bd_fail(why, ws, err, "\"%s\" %s", name, msg);
     const char *got = bd_reader_schema(t->r);
     t->samples = strcmp(got, "bd.samples") == 0;
     int64_t hv;
     int rc = BD_OK;
     if (!schema && !t->samples && strcmp(got, "bd.tokens") != 0)
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" header: schema is \"%s\", expected \"bd.tokens\" or \"bd.samples\"", name, got);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA,
+                     "\"%s\" header: schema is \"%s\", expected \"bd.tokens\" or \"bd.samples\"", name, got);
     else if (check_vocab && bd_obj_int(bd_obj_get(bd_reader_header(t->r), "vocab_size"), &hv) == BD_OK && hv > V)
         rc = bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" header: tokens from a vocabulary of %lld, the model has %d",
                      bd_reader_name(t->r), (long long)hv, V);
@@ -88,9 +90,11 @@ int bd_tokens_next(bd_tokens *t, char *why, size_t ws) {
     char reason[400];
     t->doc.n = 0;
     const char *vocab = t->vocab ? t->vocab : "the model's";
-    int e = append(&t->doc, t->rec, t->samples ? "prompt" : "ids", t->V, vocab, t->max_per_record, reason, sizeof reason);
+    int e = append(&t->doc, t->rec, t->samples ? "prompt" : "ids", t->V, vocab, t->max_per_record, reason,
+                   sizeof reason);
     t->n_prompt = t->doc.n;
-    if (e == 0 && t->samples) e = append(&t->doc, t->rec, "completion", t->V, vocab, t->max_per_record, reason, sizeof reason);
+    if (e == 0 && t->samples)
+        e = append(&t->doc, t->rec, "completion", t->V, vocab, t->max_per_record, reason, sizeof reason);
     if (e < 0)
         return bd_fail(why, ws, e, "\"%s\" record %llu: %s", bd_reader_name(t->r),
                        (unsigned long long)bd_reader_record_index(t->r), reason);
@@ -113,7 +117,10 @@ int bd_tokens_read(const char *path, const char *schema, int V, bool check_vocab
     size_t keep = max;
     while ((rc = bd_tokens_next(&t, why, ws)) == BD_OK) {
         size_t n = t.doc.n < keep ? t.doc.n : keep;  // enough: the rest is only checked
-        if ((rc = bd_ids_push(out, t.doc.ids, n)) < 0) { bd_fail(why, ws, rc, "out of memory"); break; }
+        if ((rc = bd_ids_push(out, t.doc.ids, n)) < 0) {
+            bd_fail(why, ws, rc, "out of memory");
+            break;
+        }
         keep -= n;
     }
     bd_tokens_close(&t);
@@ -138,7 +145,10 @@ int bd_ids_read_text(const char *path, const bd_tokenizer *tok, bd_ids *out, cha
             if (doc.len + (size_t)len > doc.cap) {
                 doc.cap = (doc.len + (size_t)len) * 2;
                 char *p = realloc(doc.data, doc.cap);
-                if (!p) { rc = bd_fail(why, ws, BD_ERR_NOMEM, "out of memory"); break; }
+                if (!p) {
+                    rc = bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+                    break;
+                }
                 doc.data = p;
             }
             memcpy(doc.data + doc.len, line, (size_t)len);

@@ -19,7 +19,8 @@ typedef struct {
 // Appends rec's field (a 1-D u32/i32 tensor) to l. Every id must be in [0, V). On error
 // returns BD_ERR_SCHEMA / BD_ERR_SHAPE / BD_ERR_VALUE / BD_ERR_NOMEM with a reason in why
 // naming the field (and the position of a bad id); the caller adds the file and record.
-BD_MUST_CHECK int bd_ids_append(bd_ids *l, const msgpack_object *rec, const char *field, int V, char *why, size_t why_size);
+BD_MUST_CHECK int bd_ids_append(bd_ids *l, const msgpack_object *rec, const char *field, int V, char *why,
+                                size_t why_size);
 // The same, but only the first max ids of the field are appended (and checked).
 BD_MUST_CHECK int bd_ids_append_max(bd_ids *l, const msgpack_object *rec, const char *field, int V, size_t max,
                                     char *why, size_t why_size);
@@ -44,8 +45,8 @@ typedef struct {
 // Opens path ("-" or NULL: standard input). schema: "bd.tokens", "bd.samples", or NULL for
 // either. check_vocab: also refuse a header whose "vocab_size" exceeds V. Errors as
 // bd_reader_open's (BD_ERR_SCHEMA for a wrong schema or vocabulary).
-BD_MUST_CHECK int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bool check_vocab,
-                                 char *why, size_t why_size);
+BD_MUST_CHECK int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bool check_vocab, char *why,
+                                 size_t why_size);
 // Reads the next record into t->doc: BD_OK, BD_EOF after a verified trailer, or an error.
 BD_MUST_CHECK int bd_tokens_next(bd_tokens *t, char *why, size_t why_size);
 void bd_tokens_close(bd_tokens *t);

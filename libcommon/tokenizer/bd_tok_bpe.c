@@ -64,8 +64,10 @@ void bd_strmap_free(bd_strmap *m) {
 
 static uint64_t pair_key(int32_t a, int32_t b) { return (uint64_t)(uint32_t)a << 32 | (uint32_t)b; }
 static uint64_t mix(uint64_t k) {  // splitmix64 finalizer: spreads nearby ids over the table
-    k ^= k >> 30; k *= 0xbf58476d1ce4e5b9ULL;
-    k ^= k >> 27; k *= 0x94d049bb133111ebULL;
+    k ^= k >> 30;
+    k *= 0xbf58476d1ce4e5b9ULL;
+    k ^= k >> 27;
+    k *= 0x94d049bb133111ebULL;
     return k ^ (k >> 31);
 }
 
@@ -74,7 +76,10 @@ int bd_pairmap_init(bd_pairmap *m, uint64_t expected) {
     m->key = malloc(size * sizeof *m->key);
     m->prio = malloc(size * sizeof *m->prio);
     m->res = malloc(size * sizeof *m->res);
-    if (!m->key || !m->prio || !m->res) { bd_pairmap_free(m); return BD_ERR_NOMEM; }
+    if (!m->key || !m->prio || !m->res) {
+        bd_pairmap_free(m);
+        return BD_ERR_NOMEM;
+    }
     memset(m->key, 0xff, size * sizeof *m->key);
     m->mask = size - 1;
     m->count = 0;
@@ -107,7 +112,10 @@ int bd_pairmap_put(bd_pairmap *m, int32_t a, int32_t b, float prio, int32_t res)
     uint64_t k = pair_key(a, b), h = mix(k) & m->mask;
     while (m->key[h] != UINT64_MAX) {
         if (m->key[h] == k) {
-            if (prio < m->prio[h]) { m->prio[h] = prio; m->res[h] = res; }
+            if (prio < m->prio[h]) {
+                m->prio[h] = prio;
+                m->res[h] = res;
+            }
             return BD_OK;
         }
         h = (h + 1) & m->mask;
@@ -124,7 +132,11 @@ bool bd_pairmap_get(const bd_pairmap *m, int32_t a, int32_t b, float *prio, int3
     uint64_t k = pair_key(a, b), h = mix(k) & m->mask;
     for (;;) {
         if (m->key[h] == UINT64_MAX) return false;
-        if (m->key[h] == k) { *prio = m->prio[h]; *res = m->res[h]; return true; }
+        if (m->key[h] == k) {
+            *prio = m->prio[h];
+            *res = m->res[h];
+            return true;
+        }
         h = (h + 1) & m->mask;
     }
 }

@@ -16,7 +16,11 @@
 #include "bd_readfile.h"
 #include "bd_tok_internal.h"
 
-#define FAIL(...) do { snprintf(why, why_size, __VA_ARGS__); return BD_ERR_MALFORMED; } while (0)
+#define FAIL(...)                             \
+    do {                                      \
+        snprintf(why, why_size, __VA_ARGS__); \
+        return BD_ERR_MALFORMED;              \
+    } while (0)
 
 static const char *str_of(const cJSON *o, const char *key) {
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
@@ -75,8 +79,10 @@ static int parse_normalizer(bd_tokenizer *t, const cJSON *n, char *why, size_t w
         if (!p) FAIL("normalizer Prepend: no \"prepend\" string");
         if (add_norm(t, BD_NORM_PREPEND, p, NULL, false, false) < 0) FAIL("normalizer: too many steps");
     } else if (strcmp(type, "Replace") == 0) {
-        const char *pat = str_of(cJSON_GetObjectItemCaseSensitive(n, "pattern"), "String"), *content = str_of(n, "content");
-        if (!pat || !content) FAIL("normalizer Replace: only {\"String\": ...} patterns with a \"content\" are supported");
+        const char *pat = str_of(cJSON_GetObjectItemCaseSensitive(n, "pattern"), "String"),
+                   *content = str_of(n, "content");
+        if (!pat || !content)
+            FAIL("normalizer Replace: only {\"String\": ...} patterns with a \"content\" are supported");
         if (add_norm(t, BD_NORM_REPLACE, pat, content, false, false) < 0) FAIL("normalizer: too many steps");
         if (strcmp(pat, " ") == 0) set_space(t, content);
     } else if (strncmp(type, "NF", 2) == 0) {
@@ -158,7 +164,9 @@ static const char *config_token(const cJSON *cfg, const char *key, bool *present
     return NULL;
 }
 
-static int32_t lookup(const bd_tokenizer *t, const char *s) { return s ? bd_strmap_get(&t->vocab, t, s, strlen(s)) : -1; }
+static int32_t lookup(const bd_tokenizer *t, const char *s) {
+    return s ? bd_strmap_get(&t->vocab, t, s, strlen(s)) : -1;
+}
 
 static void find_bos_eos(bd_tokenizer *t, const cJSON *root, const char *dir) {
     bool have_bos = false, have_eos = false, present;
@@ -172,9 +180,15 @@ static void find_bos_eos(bd_tokenizer *t, const cJSON *root, const char *dir) {
         cJSON *cfg = cJSON_ParseWithLength(buf, n);
         if (cfg) {
             const char *b = config_token(cfg, "bos_token", &present);
-            if (present) { have_bos = true; t->bos = lookup(t, b); }
+            if (present) {
+                have_bos = true;
+                t->bos = lookup(t, b);
+            }
             const char *e = config_token(cfg, "eos_token", &present);
-            if (present) { have_eos = true; t->eos = lookup(t, e); }
+            if (present) {
+                have_eos = true;
+                t->eos = lookup(t, e);
+            }
             cJSON_Delete(cfg);
         } else {
             bd_log(BD_LOG_WARN, "%s: not valid JSON; ignored", path);
@@ -192,8 +206,14 @@ static void find_bos_eos(bd_tokenizer *t, const cJSON *root, const char *dir) {
             if (cJSON_GetObjectItemCaseSensitive(e, "Sequence")) after = true;
             if (!sp) continue;
             int32_t id = lookup(t, str_of(sp, "id"));
-            if (!after && !have_bos && id >= 0) { t->bos = id; have_bos = true; }
-            if (after && !have_eos && id >= 0) { t->eos = id; have_eos = true; }
+            if (!after && !have_bos && id >= 0) {
+                t->bos = id;
+                have_bos = true;
+            }
+            if (after && !have_eos && id >= 0) {
+                t->eos = id;
+                have_eos = true;
+            }
         }
     }
     static const char *bos_names[] = {"<s>", "<|begin_of_text|>", "<bos>", "<|startoftext|>"};
@@ -266,7 +286,10 @@ static int load(bd_tokenizer *t, const cJSON *root, const char *dir, char *why, 
         for (int i = 0; i < t->n_added; i++) dup |= t->added[i] == (int32_t)id;
         if (dup) continue;
         int i = t->n_added++;
-        while (i > 0 && t->piece_len[t->added[i - 1]] < t->piece_len[id]) { t->added[i] = t->added[i - 1]; i--; }
+        while (i > 0 && t->piece_len[t->added[i - 1]] < t->piece_len[id]) {
+            t->added[i] = t->added[i - 1];
+            i--;
+        }
         t->added[i] = (int32_t)id;
     }
 
@@ -294,13 +317,18 @@ static int load(bd_tokenizer *t, const cJSON *root, const char *dir, char *why, 
         snprintf(joined, sizeof joined, "%s%s", pair[0], pair[1]);
         int32_t a = lookup(t, pair[0]), b = lookup(t, pair[1]), r = lookup(t, joined);
         if (a < 0 || b < 0 || r < 0)
-            FAIL("model.merges[%d]: token \"%.60s\" is not in the vocab", rank, a < 0 ? pair[0] : b < 0 ? pair[1] : joined);
+            FAIL("model.merges[%d]: token \"%.60s\" is not in the vocab", rank,
+                 a < 0   ? pair[0]
+                 : b < 0 ? pair[1]
+                         : joined);
         if ((rc = bd_pairmap_put(&t->merges, a, b, (float)rank, r)) < 0) return rc;
         rank++;
     }
 
-    if ((rc = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), why, why_size, 0)) < 0) return rc;
-    if ((rc = parse_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), why, why_size, 0)) < 0) return rc;
+    if ((rc = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), why, why_size, 0)) < 0)
+        return rc;
+    if ((rc = parse_pretok(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), why, why_size, 0)) < 0)
+        return rc;
     parse_decoder(t, cJSON_GetObjectItemCaseSensitive(root, "decoder"), 0);
     if (t->byte_level) t->strip_leading_space = false;
     t->unk = lookup(t, str_of(model, "unk_token"));

@@ -20,22 +20,22 @@ enum {
 
 // Pre-tokenizers (how text is cut into words before BPE).
 enum {
-    BD_PRETOK_NONE = 0,    // the whole segment is one word
-    BD_PRETOK_METASPACE,   // split before every space marker (Metaspace split=true)
-    BD_PRETOK_GPT2,        // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
-    BD_PRETOK_QWEN2,       // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
-    BD_PRETOK_LLAMA3,      // as QWEN2 with \p{N}{1,3}
+    BD_PRETOK_NONE = 0,   // the whole segment is one word
+    BD_PRETOK_METASPACE,  // split before every space marker (Metaspace split=true)
+    BD_PRETOK_GPT2,       // 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+    BD_PRETOK_QWEN2,   // (?i:'s|...)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+
+    BD_PRETOK_LLAMA3,  // as QWEN2 with \p{N}{1,3}
 };
 
 // Text normalization steps applied, in order, to each text segment (between added tokens).
 enum { BD_NORM_PREPEND = 1, BD_NORM_REPLACE = 2 };
 typedef struct {
     int kind;
-    char *a;          // PREPEND: the prefix; REPLACE: the pattern
+    char *a;  // PREPEND: the prefix; REPLACE: the pattern
     size_t a_len;
-    char *b;          // REPLACE: the replacement
+    char *b;  // REPLACE: the replacement
     size_t b_len;
-    bool first_only;  // PREPEND: only to the segment at the start of the text
+    bool first_only;     // PREPEND: only to the segment at the start of the text
     bool unless_starts;  // PREPEND: not when the segment already starts with the prefix
 } bd_norm_op;
 #define BD_MAX_NORM_OPS 8
@@ -57,23 +57,23 @@ typedef struct {
 
 struct bd_tokenizer {
     int32_t n_vocab;
-    char **piece;        // (n_vocab) token strings as stored, NUL-terminated, NULL if unused
+    char **piece;         // (n_vocab) token strings as stored, NUL-terminated, NULL if unused
     uint32_t *piece_len;  // (n_vocab)
-    float *score;        // (n_vocab) SentencePiece scores (0 for HF)
-    uint8_t *type;       // (n_vocab) BD_TOKT_*
-    char **dec;          // (n_vocab) decoded bytes of each token (not NUL-terminated)
-    uint32_t *dec_len;   // (n_vocab)
+    float *score;         // (n_vocab) SentencePiece scores (0 for HF)
+    uint8_t *type;        // (n_vocab) BD_TOKT_*
+    char **dec;           // (n_vocab) decoded bytes of each token (not NUL-terminated)
+    uint32_t *dec_len;    // (n_vocab)
     bd_strmap vocab;
     bd_pairmap merges;
-    int32_t byte_id[256];  // <0xNN> piece per byte, -1 if absent
+    int32_t byte_id[256];      // <0xNN> piece per byte, -1 if absent
     int32_t bytechar_id[256];  // byte-level: id of the single-char piece of each byte
     int32_t bos, eos, unk;
 
     bool hf, byte_level;
     bool byte_fallback, fuse_unk, ignore_merges;
-    bool add_prefix_space;  // byte-level: prepend ' ' to a segment not starting with one
+    bool add_prefix_space;     // byte-level: prepend ' ' to a segment not starting with one
     bool strip_leading_space;  // decode: drop the dummy-prefix space after start/BOS
-    char space[8];  // the space marker in pieces: " " (llama2.c) or "▁"
+    char space[8];             // the space marker in pieces: " " (llama2.c) or "▁"
     size_t space_len;
     int pretok;  // BD_PRETOK_*
     // No piece holds a space marker right after another character, so BPE can run on each
@@ -100,8 +100,8 @@ void bd_pairmap_free(bd_pairmap *m);
 
 // ---- BPE merging ---------------------------------------------------------------------------
 typedef struct {
-    int32_t id;          // piece id, -1 for a character outside the vocab
-    int32_t prev, next;  // neighbours in the live list, -1 at the ends
+    int32_t id;           // piece id, -1 for a character outside the vocab
+    int32_t prev, next;   // neighbours in the live list, -1 at the ends
     uint32_t start, len;  // bytes of the word this symbol covers
 } bd_bpe_sym;
 typedef struct {
@@ -140,15 +140,16 @@ size_t bd_pretok_next(int style, const uint8_t *s, size_t n, size_t i);
 
 // ---- per-format parts ----------------------------------------------------------------------
 BD_MUST_CHECK int bd_tok_load_llama2c(bd_tokenizer *t, const uint8_t *data, size_t n, char *why, size_t why_size);
-BD_MUST_CHECK int bd_tok_load_hf(bd_tokenizer *t, const char *json, size_t n, const char *dir, char *why, size_t why_size);
+BD_MUST_CHECK int bd_tok_load_hf(bd_tokenizer *t, const char *json, size_t n, const char *dir, char *why,
+                                 size_t why_size);
 // Allocates the per-id arrays for n_vocab ids (all UNUSED).
 BD_MUST_CHECK int bd_tok_alloc(bd_tokenizer *t, int32_t n_vocab);
 BD_MUST_CHECK int bd_tok_set_piece(bd_tokenizer *t, int32_t id, const char *s, size_t n, float score, int type);
 // Fills dec[] from the pieces and types (after loading).
 BD_MUST_CHECK int bd_tok_finish(bd_tokenizer *t);
 // Encodes one text segment without added tokens (normalize, pre-tokenize, BPE), appending.
-BD_MUST_CHECK int bd_tok_encode_segment(const bd_tokenizer *t, const char *s, size_t n, bool at_start,
-                                        bd_bpe_work *w, bd_token_buf *out);
+BD_MUST_CHECK int bd_tok_encode_segment(const bd_tokenizer *t, const char *s, size_t n, bool at_start, bd_bpe_work *w,
+                                        bd_token_buf *out);
 BD_MUST_CHECK int bd_token_buf_push(bd_token_buf *b, int32_t id);
 
 #endif

@@ -12,13 +12,26 @@
 int bd_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
     if (n == 0) return 0;
     uint8_t c = s[0];
-    if (c < 0x80) { *cp = c; return 1; }
+    if (c < 0x80) {
+        *cp = c;
+        return 1;
+    }
     int len;
     uint32_t v, min;
-    if (c >= 0xC2 && c <= 0xDF) { len = 2; v = c & 0x1F; min = 0x80; }
-    else if (c >= 0xE0 && c <= 0xEF) { len = 3; v = c & 0x0F; min = 0x800; }
-    else if (c >= 0xF0 && c <= 0xF4) { len = 4; v = c & 0x07; min = 0x10000; }
-    else return 0;
+    if (c >= 0xC2 && c <= 0xDF) {
+        len = 2;
+        v = c & 0x1F;
+        min = 0x80;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+        len = 3;
+        v = c & 0x0F;
+        min = 0x800;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+        len = 4;
+        v = c & 0x07;
+        min = 0x10000;
+    } else
+        return 0;
     if ((size_t)len > n) return 0;
     for (int i = 1; i < len; i++) {
         if ((s[i] & 0xC0) != 0x80) return 0;
@@ -31,8 +44,7 @@ int bd_utf8_decode(const uint8_t *s, size_t n, uint32_t *cp) {
 
 static bool is_space(uint32_t c) {  // Unicode White_Space, as regex \s
     return (c >= 0x09 && c <= 0x0D) || c == 0x20 || c == 0x85 || c == 0xA0 || c == 0x1680 ||
-           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F ||
-           c == 0x205F || c == 0x3000;
+           (c >= 0x2000 && c <= 0x200A) || c == 0x2028 || c == 0x2029 || c == 0x202F || c == 0x205F || c == 0x3000;
 }
 
 int bd_unicode_class(uint32_t cp) {
@@ -44,9 +56,12 @@ int bd_unicode_class(uint32_t cp) {
     size_t lo = 0, hi = sizeof bd_unicode_ranges / sizeof bd_unicode_ranges[0];
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        if (cp < bd_unicode_ranges[mid].lo) hi = mid;
-        else if (cp > bd_unicode_ranges[mid].hi) lo = mid + 1;
-        else return bd_unicode_ranges[mid].cls;
+        if (cp < bd_unicode_ranges[mid].lo)
+            hi = mid;
+        else if (cp > bd_unicode_ranges[mid].hi)
+            lo = mid + 1;
+        else
+            return bd_unicode_ranges[mid].cls;
     }
     return BD_UC_OTHER;
 }
@@ -60,10 +75,18 @@ typedef struct {
 
 static uchar char_at(const uint8_t *s, size_t n, size_t i) {
     uchar u = {BD_UC_OTHER, 0xFFFFFFFFu, 1};
-    if (i >= n) { u.len = 0; u.cls = -1; return u; }  // past the end: matches no class
+    if (i >= n) {
+        u.len = 0;
+        u.cls = -1;
+        return u;
+    }  // past the end: matches no class
     uint32_t cp;
     int len = bd_utf8_decode(s + i, n - i, &cp);
-    if (len > 0) { u.cp = cp; u.len = (size_t)len; u.cls = bd_unicode_class(cp); }
+    if (len > 0) {
+        u.cp = cp;
+        u.len = (size_t)len;
+        u.cls = bd_unicode_class(cp);
+    }
     return u;
 }
 

@@ -11,7 +11,9 @@
 
 #include "bd_tok_internal.h"
 
-static uint32_t rd_u32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+static uint32_t rd_u32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
 
 static bool is_byte_piece(const char *p, size_t n) {
     unsigned v;
@@ -52,23 +54,26 @@ int bd_tok_load_llama2c(bd_tokenizer *t, const uint8_t *data, size_t n, char *wh
     int32_t count = 0;
     while (off < n) {
         if (n - off < 8) {
-            snprintf(why, why_size, "unknown tokenizer format (llama2.c tokenizer.bin token %d: record cut at byte %zu)", count, off);
+            snprintf(why, why_size,
+                     "unknown tokenizer format (llama2.c tokenizer.bin token %d: record cut at byte %zu)", count, off);
             return BD_ERR_MALFORMED;
         }
         float score;
         memcpy(&score, data + off, 4);
         int32_t len = (int32_t)rd_u32(data + off + 4);
         if (!isfinite(score) || len < 0 || (uint32_t)len > max_len || (size_t)len > n - off - 8) {
-            snprintf(why, why_size,
-                     "unknown tokenizer format (llama2.c tokenizer.bin token %d at byte %zu: score %g, length %d, max %u)",
-                     count, off, (double)score, len, max_len);
+            snprintf(
+                    why, why_size,
+                    "unknown tokenizer format (llama2.c tokenizer.bin token %d at byte %zu: score %g, length %d, max %u)",
+                    count, off, (double)score, len, max_len);
             return BD_ERR_MALFORMED;
         }
         off += 8 + (size_t)len;
         if (++count > (1 << 24)) break;
     }
     if (count < 3) {
-        snprintf(why, why_size, "unknown tokenizer format (llama2.c tokenizer.bin with %d tokens; needs unk, BOS, EOS)", count);
+        snprintf(why, why_size, "unknown tokenizer format (llama2.c tokenizer.bin with %d tokens; needs unk, BOS, EOS)",
+                 count);
         return BD_ERR_MALFORMED;
     }
     int rc = bd_tok_alloc(t, count);

@@ -93,8 +93,15 @@ static uint32_t byte_to_char(int b) {
 }
 
 static size_t utf8_put(char *out, uint32_t cp) {
-    if (cp < 0x80) { out[0] = (char)cp; return 1; }
-    if (cp < 0x800) { out[0] = (char)(0xC0 | cp >> 6); out[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
+    if (cp < 0x80) {
+        out[0] = (char)cp;
+        return 1;
+    }
+    if (cp < 0x800) {
+        out[0] = (char)(0xC0 | cp >> 6);
+        out[1] = (char)(0x80 | (cp & 0x3F));
+        return 2;
+    }
     out[0] = (char)(0xE0 | cp >> 12);
     out[1] = (char)(0x80 | (cp >> 6 & 0x3F));
     out[2] = (char)(0x80 | (cp & 0x3F));
@@ -157,9 +164,15 @@ int bd_tok_finish(bd_tokenizer *t) {
             break;
         }
         case BD_TOKT_CONTROL:
-            if (t->hf) { memcpy(tmp, p, n); m = n; }  // SentencePiece: control pieces decode to ""
+            if (t->hf) {
+                memcpy(tmp, p, n);
+                m = n;
+            }  // SentencePiece: control pieces decode to ""
             break;
-        case BD_TOKT_ADDED: memcpy(tmp, p, n); m = n; break;
+        case BD_TOKT_ADDED:
+            memcpy(tmp, p, n);
+            m = n;
+            break;
         default:
             for (size_t i = 0; i < n;) {
                 uint32_t cp;
@@ -229,8 +242,8 @@ static int find_in_dir(const char *dir, char *out, size_t size) {
     char best[256] = "";
     while ((e = readdir(d))) {
         size_t n = strlen(e->d_name);
-        if (n > 7 && strncmp(e->d_name, "tok", 3) == 0 && strcmp(e->d_name + n - 4, ".bin") == 0 &&
-            n < sizeof best && (!best[0] || strcmp(e->d_name, best) < 0))
+        if (n > 7 && strncmp(e->d_name, "tok", 3) == 0 && strcmp(e->d_name + n - 4, ".bin") == 0 && n < sizeof best &&
+            (!best[0] || strcmp(e->d_name, best) < 0))
             memcpy(best, e->d_name, n + 1);
     }
     closedir(d);
@@ -261,7 +274,10 @@ int bd_tokenizer_load(const char *path, bd_tokenizer **out, char *why, size_t wh
     int rc = bd_read_small_file(file, BD_MAX_TOKENIZER_BYTES, (char **)&data, &n, why, why_size);
     if (rc < 0) return rc;
     bd_tokenizer *t = calloc(1, sizeof *t);
-    if (!t) { free(data); return BD_ERR_NOMEM; }
+    if (!t) {
+        free(data);
+        return BD_ERR_NOMEM;
+    }
     t->bos = t->eos = t->unk = -1;
     size_t i = 0;
     while (i < n && (data[i] == ' ' || data[i] == '\t' || data[i] == '\n' || data[i] == '\r')) i++;
@@ -326,7 +342,11 @@ static int normalize(const bd_tokenizer *t, const char *s, size_t n, bool at_sta
             size_t grow = op->b_len > op->a_len ? op->b_len - op->a_len : 0;
             size_t count = 0;
             for (size_t i = 0; i + op->a_len <= len;) {
-                if (memcmp(w->buf + i, op->a, op->a_len) == 0) { count++; i += op->a_len; } else i++;
+                if (memcmp(w->buf + i, op->a, op->a_len) == 0) {
+                    count++;
+                    i += op->a_len;
+                } else
+                    i++;
             }
             if (!count) continue;
             if ((rc = buf_reserve(&w->buf2, &w->buf2_cap, len + count * grow + 1)) < 0) return rc;
@@ -473,7 +493,10 @@ int bd_tokenizer_encode(const bd_tokenizer *t, const char *text, size_t len, uns
         size_t seg = 0;
         for (size_t i = 0; i < len && rc >= 0;) {
             int32_t id = first_byte[(uint8_t)text[i]] ? match_added(t, text + i, len - i) : -1;
-            if (id < 0) { i++; continue; }
+            if (id < 0) {
+                i++;
+                continue;
+            }
             rc = bd_tok_encode_segment(t, text + seg, i - seg, seg == 0, &w, out);
             if (rc >= 0) rc = bd_token_buf_push(out, id);
             i += t->piece_len[id];
@@ -495,8 +518,8 @@ int bd_tokenizer_decode_next(const bd_tokenizer *t, int32_t prev, int32_t id, un
     const char *d = t->dec[id];
     size_t n = t->dec_len[id];
     // The dummy-prefix space of the first piece (or the first after a BOS) is not text.
-    if (t->strip_leading_space && (prev < 0 || prev == t->bos) && type == BD_TOKT_NORMAL && n > 0 &&
-        d[0] == ' ' && t->piece_len[id] >= t->space_len && memcmp(t->piece[id], t->space, t->space_len) == 0) {
+    if (t->strip_leading_space && (prev < 0 || prev == t->bos) && type == BD_TOKT_NORMAL && n > 0 && d[0] == ' ' &&
+        t->piece_len[id] >= t->space_len && memcmp(t->piece[id], t->space, t->space_len) == 0) {
         d++;
         n--;
     }
@@ -530,6 +553,4 @@ int32_t bd_tokenizer_lookup(const bd_tokenizer *t, const char *piece, size_t len
     return bd_strmap_get(&t->vocab, t, piece, len);
 }
 
-float bd_tokenizer_score(const bd_tokenizer *t, int32_t id) {
-    return id >= 0 && id < t->n_vocab ? t->score[id] : 0.0f;
-}
+float bd_tokenizer_score(const bd_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab ? t->score[id] : 0.0f; }

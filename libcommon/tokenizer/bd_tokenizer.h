@@ -57,18 +57,18 @@ void bd_tokenizer_free(bd_tokenizer *t);
 
 // Replaces out's contents with the ids of text[0..len) (any bytes). flags: BD_TOK_BOS,
 // BD_TOK_EOS. BD_ERR_ARG if a BOS/EOS is asked for and the vocabulary has none.
-BD_MUST_CHECK int bd_tokenizer_encode(const bd_tokenizer *t, const char *text, size_t len,
-                                      unsigned flags, bd_token_buf *out);
+BD_MUST_CHECK int bd_tokenizer_encode(const bd_tokenizer *t, const char *text, size_t len, unsigned flags,
+                                      bd_token_buf *out);
 // Appends the text of ids[0..n) to out. SentencePiece vocabularies drop the dummy-prefix
 // space of the first piece and of the piece right after a BOS; <0xNN> pieces become raw
 // bytes. Control pieces of a tokenizer.bin (unk, BOS, EOS) decode to nothing, as in
 // SentencePiece; tokenizer.json special tokens decode to their text unless
 // BD_TOK_SKIP_SPECIAL is given. BD_ERR_VALUE if an id is out of range.
-BD_MUST_CHECK int bd_tokenizer_decode(const bd_tokenizer *t, const int32_t *ids, size_t n,
-                                      unsigned flags, bd_text_buf *out);
+BD_MUST_CHECK int bd_tokenizer_decode(const bd_tokenizer *t, const int32_t *ids, size_t n, unsigned flags,
+                                      bd_text_buf *out);
 // Streaming form for generation: appends the text of id that follows prev (-1 at the start).
-BD_MUST_CHECK int bd_tokenizer_decode_next(const bd_tokenizer *t, int32_t prev, int32_t id,
-                                           unsigned flags, bd_text_buf *out);
+BD_MUST_CHECK int bd_tokenizer_decode_next(const bd_tokenizer *t, int32_t prev, int32_t id, unsigned flags,
+                                           bd_text_buf *out);
 
 int32_t bd_tokenizer_vocab_size(const bd_tokenizer *t);
 int32_t bd_tokenizer_bos(const bd_tokenizer *t);  // -1 if none

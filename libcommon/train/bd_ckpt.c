@@ -92,7 +92,8 @@ static void pack_slice(msgpack_packer *pk, const char *name, const float *data, 
 
 int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, const bd_ckpt_info *info,
                  const bd_producer *prod, char *why, size_t ws) {
-    if (!path || !strcmp(path, "-")) return bd_fail(why, ws, BD_ERR_ARG, "a checkpoint needs a file name, not standard output");
+    if (!path || !strcmp(path, "-"))
+        return bd_fail(why, ws, BD_ERR_ARG, "a checkpoint needs a file name, not standard output");
     if (opt->n != model->n_params) return bd_fail(why, ws, BD_ERR_ARG, "%s: optimizer and model sizes differ", path);
     char wpath[4200], wname[512];
     snprintf(wname, sizeof wname, "%s.w%lld", base_name(path), info->step);
@@ -172,7 +173,8 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
     char wname[512], wpath[4200];
     if (!so || so->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ho || ho->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
         bd_obj_strcpy(bd_obj_get(h, "weights"), wname, sizeof wname) < 0 || strchr(wname, '/')) {
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA,
+                     "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
         goto out;
     }
     double gamma = -1;
@@ -183,21 +185,33 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
         goto out;
     }
     if (v[8] <= 0 || v[4] <= 0 || v[4] > INT32_MAX || v[5] <= 0 || v[5] > INT32_MAX || v[6] <= 0 || v[6] > INT32_MAX) {
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: n_params, batch, seq_len and grad_accum must be positive", path);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: n_params, batch, seq_len and grad_accum must be positive",
+                     path);
         goto out;
     }
-    *info = (bd_ckpt_info){.step = v[0], .epoch = v[1], .pos = v[2], .tokens = v[3], .seed = so->via.u64,
-                           .batch = (int)v[4], .seq_len = (int)v[5], .grad_accum = (int)v[6], .gamma = gamma,
+    *info = (bd_ckpt_info){.step = v[0],
+                           .epoch = v[1],
+                           .pos = v[2],
+                           .tokens = v[3],
+                           .seed = so->via.u64,
+                           .batch = (int)v[4],
+                           .seq_len = (int)v[5],
+                           .grad_accum = (int)v[6],
+                           .gamma = gamma,
                            .data_hash = dh ? dh->via.u64 : 0};
     *adam_t = v[7];
     size_t n = (size_t)v[8];
     sibling(wpath, sizeof wpath, path, wname);
     if ((rc = bd_model_load(wpath, model, why, ws)) < 0) goto out;
     if (model->n_params != n || bd_ckpt_hash(model->params, n) != ho->via.u64) {
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the weights file %s does not match this state (size or hash)", path, wpath);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the weights file %s does not match this state (size or hash)", path,
+                     wpath);
         goto out;
     }
-    if (!(*moments = calloc(2 * n, sizeof(float)))) { rc = BD_ERR_NOMEM; goto out; }
+    if (!(*moments = calloc(2 * n, sizeof(float)))) {
+        rc = BD_ERR_NOMEM;
+        goto out;
+    }
     size_t filled[2] = {0, 0};
     const msgpack_object *rec;
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
@@ -205,17 +219,26 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
         bd_tensor_view t;
         char tw[300];
         int64_t start;
-        if ((rc = bd_obj_tensor(rec, &t, tw, sizeof tw)) < 0) { bd_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw); goto out; }
-        int which = t.name_len == 6 && !memcmp(t.name, "adam_m", 6) ? 0 : t.name_len == 6 && !memcmp(t.name, "adam_v", 6) ? 1 : -1;
+        if ((rc = bd_obj_tensor(rec, &t, tw, sizeof tw)) < 0) {
+            bd_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw);
+            goto out;
+        }
+        int which = t.name_len == 6 && !memcmp(t.name, "adam_m", 6)   ? 0
+                    : t.name_len == 6 && !memcmp(t.name, "adam_v", 6) ? 1
+                                                                      : -1;
         if (which < 0 || t.dtype != BD_F32 || t.ndim != 1 || bd_obj_int(bd_obj_get(rec, "start"), &start) < 0 ||
             (size_t)start != filled[which] || (size_t)t.numel > n - filled[which]) {
-            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: expected the next f32 slice of adam_m or adam_v", path, ri);
+            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: expected the next f32 slice of adam_m or adam_v",
+                         path, ri);
             goto out;
         }
         memcpy(*moments + (size_t)which * n + filled[which], t.data, t.nbytes);
         filled[which] += (size_t)t.numel;
     }
-    if (rc != BD_EOF) { bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r)); goto out; }
+    if (rc != BD_EOF) {
+        bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r));
+        goto out;
+    }
     if (filled[0] != n || filled[1] != n) {
         rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the AdamW moments are incomplete", path);
         goto out;

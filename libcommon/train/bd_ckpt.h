@@ -20,14 +20,14 @@
 #include "bd_stream.h"
 
 typedef struct {
-    long long step;       // optimizer steps done
-    long long epoch;      // data position: epoch ...
-    long long pos;        // ... and sequences of it consumed (in the epoch's shuffled order)
-    long long tokens;     // training tokens seen
-    uint64_t seed;        // the run's seed (the epoch order derives from it)
+    long long step;                  // optimizer steps done
+    long long epoch;                 // data position: epoch ...
+    long long pos;                   // ... and sequences of it consumed (in the epoch's shuffled order)
+    long long tokens;                // training tokens seen
+    uint64_t seed;                   // the run's seed (the epoch order derives from it)
     int batch, seq_len, grad_accum;  // settings a resumed run must share
-    double gamma;         // cakld's g as measured at the start (-1: none), kept so a resume needs no re-measure
-    uint64_t data_hash;   // identity of the training data (bd_ckpt_data_hash); 0: not recorded
+    double gamma;        // cakld's g as measured at the start (-1: none), kept so a resume needs no re-measure
+    uint64_t data_hash;  // identity of the training data (bd_ckpt_data_hash); 0: not recorded
 } bd_ckpt_info;
 
 // Writes the checkpoint of model, opt (moments and step count) and info at path.

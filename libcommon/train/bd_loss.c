@@ -31,7 +31,9 @@ static void softmax2(double *logp, double *p, const float *x, int V, float tau) 
 }
 
 // Scratch of one position: 4 arrays of V doubles.
-typedef struct { double *ls, *lt, *ps, *pt; } probs;
+typedef struct {
+    double *ls, *lt, *ps, *pt;
+} probs;
 
 // Loss of one position; if g (V) is given, also d loss / d s (before the weight).
 static double position(double *g, probs *w, const float *s, const float *u, int32_t target, int V,
@@ -55,16 +57,23 @@ static double position(double *g, probs *w, const float *s, const float *u, int3
             double lm = log(0.5 * (ps[k] + pt[k]));
             if (ps[k] > 0) loss += 0.5 * ps[k] * (ls[k] - lm);
             if (pt[k] > 0) loss += 0.5 * pt[k] * (lt[k] - lm);
-            if (g) { g[k] = ps[k] > 0 ? 0.5 * (ls[k] - lm) : 0; dot += ps[k] * g[k]; }
+            if (g) {
+                g[k] = ps[k] > 0 ? 0.5 * (ls[k] - lm) : 0;
+                dot += ps[k] * g[k];
+            }
         }
-        if (g) for (int k = 0; k < V; k++) g[k] = ps[k] * (g[k] - dot) / tau;
+        if (g)
+            for (int k = 0; k < V; k++) g[k] = ps[k] * (g[k] - dot) / tau;
         return loss;
     }
     double wr = 0, wf = 0;  // weights of reverse and forward KL
     switch (spec->kind) {
     case BD_LOSS_FKL: wf = 1; break;
     case BD_LOSS_RKL: wr = 1; break;
-    case BD_LOSS_CAKLD: wr = spec->gamma; wf = 1.0 - spec->gamma; break;
+    case BD_LOSS_CAKLD:
+        wr = spec->gamma;
+        wf = 1.0 - spec->gamma;
+        break;
     default: break;
     }
     double fkl = 0, rkl = 0;
@@ -87,7 +96,10 @@ int bd_loss_forward(float *losses, const float *s, const float *u, const int32_t
     int rc = BD_OK;
     for (int n = 0; n < N && rc == BD_OK; n++) {
         int32_t t = targets ? targets[n] : 0;
-        if (spec->kind == BD_LOSS_CE && (t < 0 || t >= V)) { rc = BD_ERR_VALUE; break; }
+        if (spec->kind == BD_LOSS_CE && (t < 0 || t >= V)) {
+            rc = BD_ERR_VALUE;
+            break;
+        }
         losses[n] = (float)position(NULL, &w, s + (size_t)n * V, u ? u + (size_t)n * V : NULL, t, V, spec);
     }
     free(buf);
@@ -108,14 +120,24 @@ static void backward_rows(void *ctx, int n0, int n1) {
     backward_job *j = ctx;
     int V = j->V;
     double *buf = malloc(sizeof(double) * 5 * (size_t)V);
-    if (!buf) { j->failed = 1; return; }
+    if (!buf) {
+        j->failed = 1;
+        return;
+    }
     probs w = {buf + V, buf + 2 * V, buf + 3 * V, buf + 4 * V};
     for (int n = n0; n < n1; n++) {
         float *d = j->ds + (size_t)n * V;
         int32_t t = j->targets ? j->targets[n] : 0;
         j->loss[n] = 0;
-        if (j->weight[n] == 0) { memset(d, 0, sizeof(float) * (size_t)V); continue; }
-        if (j->spec->kind == BD_LOSS_CE && (t < 0 || t >= V)) { j->loss[n] = NAN; memset(d, 0, sizeof(float) * (size_t)V); continue; }
+        if (j->weight[n] == 0) {
+            memset(d, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
+        if (j->spec->kind == BD_LOSS_CE && (t < 0 || t >= V)) {
+            j->loss[n] = NAN;
+            memset(d, 0, sizeof(float) * (size_t)V);
+            continue;
+        }
         double l = position(buf, &w, j->s + (size_t)n * V, j->u ? j->u + (size_t)n * V : NULL, t, V, j->spec);
         j->loss[n] = j->weight[n] * l;
         for (int k = 0; k < V; k++) d[k] = (float)(j->weight[n] * buf[k]);
@@ -132,12 +154,14 @@ int bd_loss_backward(float *ds, const float *s, const float *u, const int32_t *t
     // Positions are independent: split them over threads; the sum runs in order afterwards,
     // so the result does not depend on the thread count.
     bd_parallel_for(N, 4, backward_rows, &j);
-    int rc = j.failed ? bd_fail(why, ws, BD_ERR_NOMEM, "loss: out of memory for a scratch of 5 x %d doubles", V) : BD_OK;
+    int rc =
+            j.failed ? bd_fail(why, ws, BD_ERR_NOMEM, "loss: out of memory for a scratch of 5 x %d doubles", V) : BD_OK;
     for (int n = 0; n < N; n++) {
         total += loss[n];
         int32_t t = targets ? targets[n] : 0;
         if (rc == BD_OK && weight[n] != 0 && spec->kind == BD_LOSS_CE && (t < 0 || t >= V))
-            rc = bd_fail(why, ws, BD_ERR_VALUE, "loss: target %d at position %d is outside the vocabulary [0, %d)", (int)t, n, V);
+            rc = bd_fail(why, ws, BD_ERR_VALUE, "loss: target %d at position %d is outside the vocabulary [0, %d)",
+                         (int)t, n, V);
     }
     free(loss);
     *sum = j.failed ? NAN : total;

@@ -28,14 +28,15 @@ int bd_loss_parse(const char *name);       // -1 if unknown
 
 // Per-position losses (N) for logits s (N, V) and teacher logits u (N, V; unused by ce) or
 // targets (N; ce only, must be in [0, V)). Returns BD_ERR_VALUE on a target out of range.
-BD_MUST_CHECK int bd_loss_forward(float *losses, const float *s, const float *u, const int32_t *targets,
-                                  int N, int V, const bd_loss_spec *spec);
+BD_MUST_CHECK int bd_loss_forward(float *losses, const float *s, const float *u, const int32_t *targets, int N, int V,
+                                  const bd_loss_spec *spec);
 // ds (N, V) = weight[n] * d loss_n / d s_n (written, not accumulated); weight (N) carries the
 // reduction and the mask (0 = position not trained); *sum = sum_n weight[n]*loss_n. Returns
 // BD_OK, BD_ERR_VALUE on a ce target out of range at a weighted position (its row of ds is
 // zero), or BD_ERR_NOMEM; why (may be NULL) says which.
-BD_MUST_CHECK int bd_loss_backward(float *ds, const float *s, const float *u, const int32_t *targets, const float *weight,
-                                   int N, int V, const bd_loss_spec *spec, double *sum, char *why, size_t why_size);
+BD_MUST_CHECK int bd_loss_backward(float *ds, const float *s, const float *u, const int32_t *targets,
+                                   const float *weight, int N, int V, const bd_loss_spec *spec, double *sum, char *why,
+                                   size_t why_size);
 
 // Sum over positions of the teacher's top-1 probability max_k p_T (no temperature), for
 // cakld's g = sum / positions, measured once over the training data.

@@ -34,8 +34,8 @@ double bd_grad_norm(const float *g, size_t n) {
     return sqrt(s);
 }
 
-static void update_range(bd_adamw *o, float *p, const float *g, size_t off, size_t n, float lr, float decay, float scale,
-                         float bc1, float bc2) {
+static void update_range(bd_adamw *o, float *p, const float *g, size_t off, size_t n, float lr, float decay,
+                         float scale, float bc1, float bc2) {
     float b1 = o->cfg.beta1, b2 = o->cfg.beta2, eps = o->cfg.eps;
     float *m = o->m + off, *v = o->v + off;
     p += off;

@@ -11,18 +11,21 @@
 #include "bd_model.h"
 
 typedef struct {
-    float beta1, beta2, eps;   // PyTorch defaults: 0.9, 0.999, 1e-8
-    float weight_decay;        // decoupled; applied to matrices only (see bd_adamw_init)
-    float grad_clip;           // max global L2 norm; <= 0: no clipping
+    float beta1, beta2, eps;  // PyTorch defaults: 0.9, 0.999, 1e-8
+    float weight_decay;       // decoupled; applied to matrices only (see bd_adamw_init)
+    float grad_clip;          // max global L2 norm; <= 0: no clipping
 } bd_adamw_cfg;
 
 typedef struct {
     bd_adamw_cfg cfg;
-    size_t n;          // P
-    float *m, *v;      // (P) first and second moments, one allocation
-    long long t;       // steps taken
+    size_t n;      // P
+    float *m, *v;  // (P) first and second moments, one allocation
+    long long t;   // steps taken
     int n_ranges;
-    struct { size_t offset, n; bool decay; } ranges[BD_MAX_PARAMS];  // one per parameter tensor
+    struct {
+        size_t offset, n;
+        bool decay;
+    } ranges[BD_MAX_PARAMS];  // one per parameter tensor
 } bd_adamw;
 
 // Moments zeroed. Weight decay applies to linear weights, embeddings and the head, never to

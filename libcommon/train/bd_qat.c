@@ -66,7 +66,10 @@ int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V
     d->per = (size_t)B * T;
     d->ds = malloc(sizeof(float) * (size_t)R * V);
     d->w = malloc(sizeof(float) * (size_t)R);
-    if (!d->ds || !d->w) { bd_distill_free(d); return BD_ERR_NOMEM; }
+    if (!d->ds || !d->w) {
+        bd_distill_free(d);
+        return BD_ERR_NOMEM;
+    }
     return BD_OK;
 }
 

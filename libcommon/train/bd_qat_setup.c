@@ -80,7 +80,8 @@ int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *
     int T = s->T, V = t->V;
     if (!t->live && !s->tk) return bd_fail(why, ws, BD_ERR_ARG, "cakld: the data carries no teacher log-probabilities");
     float *lg = NULL;
-    if (t->live && !(lg = malloc(sizeof(float) * (size_t)T * V))) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    if (t->live && !(lg = malloc(sizeof(float) * (size_t)T * V)))
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
     double sum = 0;
     long long cnt = 0;
     int rc = BD_OK;
@@ -149,7 +150,8 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
     const long long *idx = s->order + s->info.pos;
     long long scored = bd_seqs_gather(s->seqs, idx, P, s->tokens, s->targets);
     double t0 = bd_now();
-    if (s->teacher && (rc = bd_qat_teacher_step(s->teacher, s->seqs, idx, s->tokens, s->targets, why, ws)) < 0) return rc;
+    if (s->teacher && (rc = bd_qat_teacher_step(s->teacher, s->seqs, idx, s->tokens, s->targets, why, ws)) < 0)
+        return rc;
     // mean: every scored token weighs the same; seqsum: tokens sum within a sequence, the
     // sequences average.
     bd_distill_begin_step(&s->distill, s->teacher ? s->teacher->logits : NULL, s->targets,
@@ -160,8 +162,10 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
     if (rc < 0)
         return bd_fail(why, ws, rc, "step %lld failed: %s", s->tr.step + 1,
                        s->hooks.why[0] ? s->hooks.why
-                       : rc == BD_ERR_VALUE && strstr(s->tr.st.why, "not finite") ? "the gradient is not finite (lower --lr?)"
-                       : s->tr.st.why[0] ? s->tr.st.why : bd_strerror(rc));
+                       : rc == BD_ERR_VALUE && strstr(s->tr.st.why, "not finite")
+                               ? "the gradient is not finite (lower --lr?)"
+                       : s->tr.st.why[0] ? s->tr.st.why
+                                         : bd_strerror(rc));
     s->seconds = bd_now() - t0;
     s->info.pos += P;
     s->info.tokens += P * T;
@@ -184,7 +188,8 @@ int bd_qat_evaluate(const bd_model *m, const bd_ids *ids, int T, int B, double *
         bd_model q;
         char reason[300];
         int rc = bd_model_alloc(&q, &m->cfg);
-        if (rc == BD_OK && (rc = bd_model_fakequant(&q, m, &m->quant, &m->qpolicy, reason, sizeof reason)) < 0) bd_model_free(&q);
+        if (rc == BD_OK && (rc = bd_model_fakequant(&q, m, &m->quant, &m->qpolicy, reason, sizeof reason)) < 0)
+            bd_model_free(&q);
         if (rc < 0) return bd_fail(why, ws, rc, "evaluation: cannot quantize the student");
         bd_model plain = *m;
         plain.params = q.params;

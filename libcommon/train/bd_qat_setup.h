@@ -46,24 +46,24 @@ BD_MUST_CHECK int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamm
 
 // The settings of a run.
 typedef struct {
-    int B, T, A;         // batch, sequence length, micro-batches per step
-    bool recompute;      // recompute activations in the backward pass
-    bool seqsum;         // the loss sums over a sequence's tokens and averages over sequences
-    uint64_t seed;       // the epochs' data order
+    int B, T, A;     // batch, sequence length, micro-batches per step
+    bool recompute;  // recompute activations in the backward pass
+    bool seqsum;     // the loss sums over a sequence's tokens and averages over sequences
+    uint64_t seed;   // the epochs' data order
     bd_adamw_cfg opt;
     bd_schedule sched;
-    bd_qspec q;          // the student's quantization (kind BD_Q_NONE: plain training)
+    bd_qspec q;  // the student's quantization (kind BD_Q_NONE: plain training)
     bd_qpolicy policy;
 } bd_qat_cfg;
 
 typedef struct {
     bd_qat_cfg c;
     const bd_seqs *seqs;
-    bd_ckpt_info info;          // what a checkpoint keeps: step, data position, tokens seen, seed, g
-    long long per_step;         // sequences of a step: A*B
+    bd_ckpt_info info;   // what a checkpoint keeps: step, data position, tokens seen, seed, g
+    long long per_step;  // sequences of a step: A*B
     bd_trainer tr;
-    bd_qat_hooks hooks;         // the student's fake quantization (c.q.kind != BD_Q_NONE)
-    bd_qat_teacher *teacher;    // NULL: no distillation
+    bd_qat_hooks hooks;       // the student's fake quantization (c.q.kind != BD_Q_NONE)
+    bd_qat_teacher *teacher;  // NULL: no distillation
     bd_distill distill;
     bool use_head;              // the distillation head loss replaces the trainer's cross-entropy
     int32_t *tokens, *targets;  // (A*B, T) of the current step

@@ -13,7 +13,10 @@ int bd_seqs_from_ids(bd_seqs *s, const int32_t *ids, size_t n_ids, int T) {
     s->data_tokens = n_ids;
     s->tok = malloc(sizeof(int32_t) * (size_t)(s->n ? s->n : 1) * T);
     s->tgt = malloc(sizeof(int32_t) * (size_t)(s->n ? s->n : 1) * T);
-    if (!s->tok || !s->tgt) { bd_seqs_free(s); return BD_ERR_NOMEM; }
+    if (!s->tok || !s->tgt) {
+        bd_seqs_free(s);
+        return BD_ERR_NOMEM;
+    }
     for (long long i = 0; i < s->n; i++) {
         memcpy(s->tok + i * T, ids + i * T, sizeof(int32_t) * (size_t)T);
         memcpy(s->tgt + i * T, ids + i * T + 1, sizeof(int32_t) * (size_t)T);
@@ -59,9 +62,10 @@ static int stored_rows(const bd_tokens *t, int tk, int64_t nc, bd_tensor_view *t
         return bd_fail(why, ws, rc, "\"%s\" record %llu: top_ids/top_logprobs: %s", path, ri, reason);
     if (ti->dtype != BD_U32 || tl->dtype != BD_F32 || ti->ndim != 2 || tl->ndim != 2 || ti->shape[1] != tk ||
         tl->shape[1] != tk || ti->shape[0] != nc || tl->shape[0] != nc)
-        return bd_fail(why, ws, BD_ERR_SHAPE,
-                       "\"%s\" record %llu: top_ids must be u32 and top_logprobs f32 [%lld, %d] (one row per completion token)",
-                       path, ri, (long long)nc, tk);
+        return bd_fail(
+                why, ws, BD_ERR_SHAPE,
+                "\"%s\" record %llu: top_ids must be u32 and top_logprobs f32 [%lld, %d] (one row per completion token)",
+                path, ri, (long long)nc, tk);
     return BD_OK;
 }
 
@@ -72,7 +76,10 @@ static int add_sample(bd_seqs *s, const bd_tokens *t, bool mask_prompt, const bd
     int64_t np = (int64_t)t->n_prompt, nc = (int64_t)t->doc.n - np, len = np + nc;
     const int32_t *p = t->doc.ids, *c = t->doc.ids + np;
     int32_t *tok = s->tok + s->n * T, *tgt = s->tgt + s->n * T;
-    if (len > T + 1) { len = T + 1; s->truncated++; }
+    if (len > T + 1) {
+        len = T + 1;
+        s->truncated++;
+    }
     for (int i = 0; i < T; i++) {
         int64_t j = i + 1;
         tok[i] = i < len ? (i < np ? p[i] : c[i - np]) : 0;
@@ -80,14 +87,18 @@ static int add_sample(bd_seqs *s, const bd_tokens *t, bool mask_prompt, const bd
         if (!tk) continue;
         // Only completion tokens have the teacher's distribution: the rest are not scored.
         size_t o = ((size_t)s->n * T + (size_t)i) * tk;
-        if (tgt[i] < 0 || j < np) { tgt[i] = -1; continue; }
+        if (tgt[i] < 0 || j < np) {
+            tgt[i] = -1;
+            continue;
+        }
         memcpy(s->top_ids + o, (const char *)ti->data + (size_t)(j - np) * tk * 4, (size_t)tk * 4);
         memcpy(s->top_lp + o, (const char *)tl->data + (size_t)(j - np) * tk * 4, (size_t)tk * 4);
         for (int k = 0; k < tk; k++)
             if (s->top_ids[o + k] < 0 || s->top_ids[o + k] >= V || !(s->top_lp[o + k] <= 0))
-                return bd_fail(why, ws, BD_ERR_VALUE,
-                               "\"%s\" record %llu: top_ids/top_logprobs hold an id outside the vocabulary or a log-probability above 0",
-                               bd_tokens_name(t), (unsigned long long)bd_reader_record_index(t->r));
+                return bd_fail(
+                        why, ws, BD_ERR_VALUE,
+                        "\"%s\" record %llu: top_ids/top_logprobs hold an id outside the vocabulary or a log-probability above 0",
+                        bd_tokens_name(t), (unsigned long long)bd_reader_record_index(t->r));
     }
     s->n++;
     return BD_OK;
@@ -103,15 +114,19 @@ int bd_seqs_from_samples(bd_seqs *s, const char *path, int V, int T, bool mask_p
     int64_t tk = 0;
     if (teacher_logits) {
         if (bd_obj_int(bd_obj_get(bd_reader_header(t.r), "logits_top_k"), &tk) < 0 || tk <= 0)
-            rc = bd_fail(why, ws, BD_ERR_SCHEMA,
-                         "--teacher-logits: \"%s\" carries no teacher log-probabilities (make it with bd-teacher-gen --logits K)",
-                         path);
+            rc = bd_fail(
+                    why, ws, BD_ERR_SCHEMA,
+                    "--teacher-logits: \"%s\" carries no teacher log-probabilities (make it with bd-teacher-gen --logits K)",
+                    path);
         s->tk = (int)tk;
     }
     long long cap = 0;
     while (rc == BD_OK && (rc = bd_tokens_next(&t, why, ws)) == BD_OK) {
         if (t.doc.n < 2) continue;  // nothing to predict
-        if (grow(s, &cap) < 0) { rc = bd_fail(why, ws, BD_ERR_NOMEM, "out of memory reading \"%s\"", path); break; }
+        if (grow(s, &cap) < 0) {
+            rc = bd_fail(why, ws, BD_ERR_NOMEM, "out of memory reading \"%s\"", path);
+            break;
+        }
         bd_tensor_view ti = {0}, tl = {0};
         if (s->tk && (rc = stored_rows(&t, s->tk, (int64_t)(t.doc.n - t.n_prompt), &ti, &tl, why, ws)) < 0) break;
         rc = add_sample(s, &t, mask_prompt, &ti, &tl, V, why, ws);
@@ -151,7 +166,8 @@ void bd_seqs_dense_teacher(float *u, const int32_t *ids, const float *lp, int tk
     for (int k = 0; k < tk; k++) u[ids[k]] = lp[k];
 }
 
-void bd_seqs_teacher_logits(const bd_seqs *s, const long long *idx, long long S, const int32_t *targets, float *u, int V) {
+void bd_seqs_teacher_logits(const bd_seqs *s, const long long *idx, long long S, const int32_t *targets, float *u,
+                            int V) {
     int T = s->T, tk = s->tk;
     for (long long i = 0; i < S; i++)
         for (int t = 0; t < T; t++)

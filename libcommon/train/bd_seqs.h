@@ -15,12 +15,12 @@
 typedef struct {
     int T;
     long long n;
-    int32_t *tok, *tgt;  // (n, T) inputs and targets
-    int tk;              // TK, 0 without stored teacher log-probabilities
-    int32_t *top_ids;    // (n, T, TK) the teacher's top ids for each position's prediction
-    float *top_lp;       // (n, T, TK) and their log-probabilities
-    size_t data_tokens;  // tokens the data held (n*T for samples)
-    long long truncated; // samples longer than T+1 tokens, cut
+    int32_t *tok, *tgt;   // (n, T) inputs and targets
+    int tk;               // TK, 0 without stored teacher log-probabilities
+    int32_t *top_ids;     // (n, T, TK) the teacher's top ids for each position's prediction
+    float *top_lp;        // (n, T, TK) and their log-probabilities
+    size_t data_tokens;   // tokens the data held (n*T for samples)
+    long long truncated;  // samples longer than T+1 tokens, cut
 } bd_seqs;
 
 // Cuts ids (n_ids) into sequences of T+1 tokens (inputs and next-token targets); the tail
@@ -33,15 +33,16 @@ BD_MUST_CHECK int bd_seqs_from_tokens(bd_seqs *s, const char *path, int V, int T
 // mask_prompt the targets that are prompt tokens are not scored; with teacher_logits the
 // stream must carry the teacher's top-K (its header's logits_top_k) and only completion
 // tokens are scored. Errors name the file and record.
-BD_MUST_CHECK int bd_seqs_from_samples(bd_seqs *s, const char *path, int V, int T, bool mask_prompt, bool teacher_logits,
-                                       char *why, size_t why_size);
+BD_MUST_CHECK int bd_seqs_from_samples(bd_seqs *s, const char *path, int V, int T, bool mask_prompt,
+                                       bool teacher_logits, char *why, size_t why_size);
 void bd_seqs_free(bd_seqs *s);
 
 // Copies sequences idx[0..S-1] into tokens and targets (S, T); returns the scored positions.
 long long bd_seqs_gather(const bd_seqs *s, const long long *idx, long long S, int32_t *tokens, int32_t *targets);
 // The teacher's logits u (S, T, V) of sequences idx from the stored log-probabilities, at the
 // positions targets (S, T) scores (the others are left as they are); see bd_seqs_dense_teacher.
-void bd_seqs_teacher_logits(const bd_seqs *s, const long long *idx, long long S, const int32_t *targets, float *u, int V);
+void bd_seqs_teacher_logits(const bd_seqs *s, const long long *idx, long long S, const int32_t *targets, float *u,
+                            int V);
 // Logits u (V) of one position from its top-TK log-probabilities lp of ids: the listed ids get
 // them and every other id an equal share of the remaining probability, so that softmax(u) is
 // a distribution over the whole vocabulary (the reverse KL needs one).

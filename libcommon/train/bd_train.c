@@ -79,9 +79,17 @@ static void zero(float *p, size_t n) { memset(p, 0, n * sizeof(float)); }
 // kept for every layer, the other tensors too unless recompute.
 static bd_block_run train_run(bd_train_state *s, const bd_model *m, int B, int T) {
     size_t N = (size_t)B * T;
-    return (bd_block_run){.m = m, .ops = &bd_block_fast, .attention = bd_block_self_attention, .acts = &s->acts,
-                          .layer_rows = s->recompute ? 0 : N, .x_rows = N, .B = B, .T = T, .rope_cs = s->rope_cs,
-                          .att_scratch = s->att_scratch, .att_scratch_floats = s->att_scratch_floats};
+    return (bd_block_run){.m = m,
+                          .ops = &bd_block_fast,
+                          .attention = bd_block_self_attention,
+                          .acts = &s->acts,
+                          .layer_rows = s->recompute ? 0 : N,
+                          .x_rows = N,
+                          .B = B,
+                          .T = T,
+                          .rope_cs = s->rope_cs,
+                          .att_scratch = s->att_scratch,
+                          .att_scratch_floats = s->att_scratch_floats};
 }
 
 // dinp += dout @ W, dW (and d bias) += for linear k of layer l (g: gradients in m's layout).
@@ -159,8 +167,10 @@ static int head_backward(bd_train_state *s, const bd_block_run *r, const bd_weig
         const float *xf = s->acts.xf + (size_t)r0 * C;
         bd_block_linear(r, 0, BD_HEAD, s->logits, xf, nr);
         bd_crossentropy_forward(s->losses + r0, s->loss_lse + r0, s->logits, tgt, nr, V);
-        if (head) *sum += head->fn(head->ctx, s->logits, r0, nr, V);
-        else *sum += bd_crossentropy_backward(s->logits, s->logits, s->loss_lse + r0, tgt, loss_scale, nr, V);
+        if (head)
+            *sum += head->fn(head->ctx, s->logits, r0, nr, V);
+        else
+            *sum += bd_crossentropy_backward(s->logits, s->logits, s->loss_lse + r0, tgt, loss_scale, nr, V);
         linear_backward(fw, g, 0, BD_HEAD, s->dxn + (size_t)r0 * C, s->logits, xf, nr);
     }
     free(tgt);
@@ -175,15 +185,16 @@ int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g,
     *loss = 0;
     const bd_config *c = &fw->cfg;
     if (!bd_same_shape(&s->cfg, c) || B <= 0 || T <= 0 || B > s->B || T > s->T)
-        return bd_fail(s->why, sizeof s->why, BD_ERR_ARG, "train: batch %dx%d does not fit the state (%dx%d) or model mismatch",
-                       B, T, s->B, s->T);
+        return bd_fail(s->why, sizeof s->why, BD_ERR_ARG,
+                       "train: batch %dx%d does not fit the state (%dx%d) or model mismatch", B, T, s->B, s->T);
     int C = c->dim, L = c->n_layers, V = c->vocab, N = B * T;
     for (int i = 0; i < N; i++) {
         int32_t y = targets ? targets[i] : -1;
         if (tokens[i] < 0 || tokens[i] >= V || y >= V) {
             bool tok = tokens[i] < 0 || tokens[i] >= V;
-            return bd_fail(s->why, sizeof s->why, BD_ERR_VALUE, "train: %s %d at position %d is outside the vocabulary [0, %d)",
-                           tok ? "token" : "target", tok ? (int)tokens[i] : (int)y, i, V);
+            return bd_fail(s->why, sizeof s->why, BD_ERR_VALUE,
+                           "train: %s %d at position %d is outside the vocabulary [0, %d)", tok ? "token" : "target",
+                           tok ? (int)tokens[i] : (int)y, i, V);
         }
     }
     double t0 = bd_now();
@@ -285,8 +296,8 @@ int bd_trainer_step(bd_trainer *tr, const int32_t *tokens, const int32_t *target
     stats->grad_norm = norm;
     stats->scored = count;
     if (isnan(norm))
-        return bd_fail(tr->st.why, sizeof tr->st.why, BD_ERR_VALUE, "train: step %lld: the gradient is not finite (loss %g)",
-                       tr->step + 1, loss);
+        return bd_fail(tr->st.why, sizeof tr->st.why, BD_ERR_VALUE,
+                       "train: step %lld: the gradient is not finite (loss %g)", tr->step + 1, loss);
     tr->step++;
     return BD_OK;
 }
@@ -306,7 +317,8 @@ void bd_epoch_order(long long *perm, long long n, uint64_t seed, long long epoch
     for (long long i = n - 1; i > 0; i--) {
         // Unbiased index in [0, i] by rejection.
         uint64_t lim = UINT64_MAX - UINT64_MAX % (uint64_t)(i + 1), r;
-        do r = splitmix64(&st); while (r >= lim);
+        do r = splitmix64(&st);
+        while (r >= lim);
         long long j = (long long)(r % (uint64_t)(i + 1)), tmp = perm[i];
         perm[i] = perm[j];
         perm[j] = tmp;

@@ -32,26 +32,26 @@ typedef struct {
 // less activation memory.
 typedef struct {
     bd_config cfg;
-    int B, T;           // capacity
+    int B, T;  // capacity
     bool recompute;
-    float *arena;       // the one allocation
+    float *arena;  // the one allocation
     size_t arena_floats;
-    bd_acts acts;       // x (L+1, B, T, C); the LAYER tensors (L|1, B, T, width)
-    float *logits;      // (R, V) one chunk of head rows; their gradient in place
-    float *losses;      // (B, T) per-position loss of the last pass (0 where unscored)
-    float *loss_lse;    // (B, T)
+    bd_acts acts;     // x (L+1, B, T, C); the LAYER tensors (L|1, B, T, width)
+    float *logits;    // (R, V) one chunk of head rows; their gradient in place
+    float *losses;    // (B, T) per-position loss of the last pass (0 where unscored)
+    float *loss_lse;  // (B, T)
     // Activation gradients (one layer at a time).
-    float *dx;          // (B, T, C) gradient of the residual stream
-    float *dxn;         // (B, T, C) gradient of a norm's output (also of xf)
-    float *dq, *dk, *dv;  // (B, T, QD), (B, T, KD), (B, T, KD) attention inputs
-    float *dk_pre;      // (B, T, KD) k before its norm; only if qk_norm
-    float *datt;        // (B, T, QD) attention output; then q before its norm
+    float *dx;               // (B, T, C) gradient of the residual stream
+    float *dxn;              // (B, T, C) gradient of a norm's output (also of xf)
+    float *dq, *dk, *dv;     // (B, T, QD), (B, T, KD), (B, T, KD) attention inputs
+    float *dk_pre;           // (B, T, KD) k before its norm; only if qk_norm
+    float *datt;             // (B, T, QD) attention output; then q before its norm
     float *dh1, *dh3, *dhg;  // (B, T, F)
-    float *att_scratch; // forward and backward attention scratch
+    float *att_scratch;      // forward and backward attention scratch
     long long att_scratch_floats;
-    float *rope_cs;     // (T, HS/2, 2)
+    float *rope_cs;  // (T, HS/2, 2)
     bd_train_timing timing;
-    char why[256];      // after an error of a function on this state (or its trainer): the reason
+    char why[256];  // after an error of a function on this state (or its trainer): the reason
 } bd_train_state;
 
 BD_MUST_CHECK int bd_train_state_init(bd_train_state *s, const bd_config *cfg, int B, int T, bool recompute);
@@ -81,28 +81,28 @@ BD_MUST_CHECK int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const 
 // The whole training loop's state.
 typedef struct bd_trainer bd_trainer;
 struct bd_trainer {
-    bd_model *model;      // latent parameters, updated in place by bd_trainer_step
-    float *grads;         // (P) gradient, the layout of model->params
-    bd_weights gw;        // views into grads
+    bd_model *model;  // latent parameters, updated in place by bd_trainer_step
+    float *grads;     // (P) gradient, the layout of model->params
+    bd_weights gw;    // views into grads
     bd_adamw opt;
     bd_schedule sched;
     bd_train_state st;
-    int grad_accum;       // micro-batches per optimizer step
-    long long step;       // optimizer steps done (the schedule's t)
+    int grad_accum;  // micro-batches per optimizer step
+    long long step;  // optimizer steps done (the schedule's t)
     // QAT hooks (both NULL for plain training). make_fw fills fw (allocated like model) from
     // the latent weights before a step's forward passes; route_grads rewrites grads in place
     // from d/d fw to d/d latent after them.
     int (*make_fw)(void *ctx, bd_model *fw, const bd_model *latent);
     void (*route_grads)(void *ctx, float *grads, const bd_model *fw, const bd_model *latent);
     void *hook_ctx;
-    bd_model fw;          // allocated by bd_trainer_init only when make_fw is set
+    bd_model fw;  // allocated by bd_trainer_init only when make_fw is set
 };
 
 typedef struct {
-    double loss;          // mean loss over the scored positions of the step
-    double grad_norm;     // before clipping
+    double loss;       // mean loss over the scored positions of the step
+    double grad_norm;  // before clipping
     float lr;
-    long long scored;     // positions scored
+    long long scored;  // positions scored
 } bd_step_stats;
 
 // Sets up the trainer for model (not owned): micro-batches of (B, T), grad_accum of them per

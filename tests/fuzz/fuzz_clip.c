@@ -7,9 +7,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     static bd_model m;
     static bool ready;
     if (!ready) {
-        bd_config c = {.arch = "llama", .dim = 16, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .head_dim = 8,
-                       .ffn_dim = 24, .vocab = 32, .max_seq = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                       .tied_embeddings = true, .bos = 1, .eos = 2};
+        bd_config c = {.arch = "llama",
+                       .dim = 16,
+                       .n_layers = 2,
+                       .n_heads = 2,
+                       .n_kv_heads = 1,
+                       .head_dim = 8,
+                       .ffn_dim = 24,
+                       .vocab = 32,
+                       .max_seq = 64,
+                       .norm_eps = 1e-5f,
+                       .rope_theta = 10000.0f,
+                       .tied_embeddings = true,
+                       .bos = 1,
+                       .eos = 2};
         if (bd_model_alloc(&m, &c) != BD_OK) abort();
         ready = true;
     }

@@ -14,8 +14,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     mkdir(dir, 0700);
     unlink(fz_write("hf/model.safetensors.index.json", "", 0));
     fz_write("hf/config.json", part[0], len[0]);
-    if (n > 1) fz_write("hf/model.safetensors", part[1], len[1]);
-    else unlink(fz_write("hf/model.safetensors", "", 0));
+    if (n > 1)
+        fz_write("hf/model.safetensors", part[1], len[1]);
+    else
+        unlink(fz_write("hf/model.safetensors", "", 0));
     if (n > 2) fz_write("hf/model.safetensors.index.json", part[2], len[2]);
     bd_model m;
     char why[512];

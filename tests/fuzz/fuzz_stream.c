@@ -22,7 +22,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ZSTD_CCtx_setParameter(c, ZSTD_c_checksumFlag, 1);
         size_t n = ZSTD_compress2(c, packed, cap, data + 1, size - 1);
         ZSTD_freeCCtx(c);
-        if (ZSTD_isError(n)) { free(packed); return 0; }
+        if (ZSTD_isError(n)) {
+            free(packed);
+            return 0;
+        }
         data = packed;
         size = n;
     } else if (size > 0) {
@@ -30,7 +33,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         size--;
     }
     FILE *f = size ? fmemopen((void *)data, size, "rb") : fopen("/dev/null", "rb");
-    if (!f) { free(packed); return 0; }
+    if (!f) {
+        free(packed);
+        return 0;
+    }
     int err;
     bd_reader *r = bd_reader_open_file(f, "fuzz", NULL, &err, NULL, 0);
     if (r) {

@@ -31,8 +31,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     snprintf(dir, sizeof dir, "%s/tok", fz_dir());
     mkdir(dir, 0700);
     fz_write("tok/tokenizer.json", part[0], len[0]);
-    if (n > 1) fz_write("tok/tokenizer_config.json", part[1], len[1]);
-    else unlink(fz_write("tok/tokenizer_config.json", "", 0));
+    if (n > 1)
+        fz_write("tok/tokenizer_config.json", part[1], len[1]);
+    else
+        unlink(fz_write("tok/tokenizer_config.json", "", 0));
     bd_tokenizer *t;
     char why[512];
     if (bd_tokenizer_load(dir, &t, why, sizeof why) != BD_OK) return 0;

@@ -9,8 +9,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     size_t len[2];
     int n = fz_split(data, size, part, len, 2);
     const char *p = fz_write_zstd("ck", part[0], len[0]);
-    if (n > 1) fz_write_zstd("ck.w1", part[1], len[1]);
-    else unlink(fz_write("ck.w1", "", 0));
+    if (n > 1)
+        fz_write_zstd("ck.w1", part[1], len[1]);
+    else
+        unlink(fz_write("ck.w1", "", 0));
     if (!p) return 0;
     bd_model m;
     bd_ckpt_info info;

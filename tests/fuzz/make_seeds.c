@@ -15,7 +15,10 @@
 #include "bd_packed.h"
 #include "bd_safetensors.h"
 
-static void die(const char *what) { fprintf(stderr, "make_seeds: %s\n", what); exit(1); }
+static void die(const char *what) {
+    fprintf(stderr, "make_seeds: %s\n", what);
+    exit(1);
+}
 
 static const char *out_dir, *work_dir;
 
@@ -82,12 +85,26 @@ static uint8_t *content(const char *path, size_t *n) {
 }
 
 static uint32_t rng = 12345;
-static float rnd(void) { rng = rng * 1664525u + 1013904223u; return (float)(rng >> 8) / 16777216.0f - 0.5f; }
+static float rnd(void) {
+    rng = rng * 1664525u + 1013904223u;
+    return (float)(rng >> 8) / 16777216.0f - 0.5f;
+}
 
 static bd_config tiny(void) {
-    bd_config c = {.arch = "llama", .dim = 16, .n_layers = 2, .n_heads = 2, .n_kv_heads = 1, .head_dim = 8,
-                   .ffn_dim = 24, .vocab = 32, .max_seq = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                   .tied_embeddings = true, .bos = 1, .eos = 2};
+    bd_config c = {.arch = "llama",
+                   .dim = 16,
+                   .n_layers = 2,
+                   .n_heads = 2,
+                   .n_kv_heads = 1,
+                   .head_dim = 8,
+                   .ffn_dim = 24,
+                   .vocab = 32,
+                   .max_seq = 64,
+                   .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f,
+                   .tied_embeddings = true,
+                   .bos = 1,
+                   .eos = 2};
     return c;
 }
 
@@ -101,7 +118,10 @@ static void llama2c_seeds(const bd_model *m) {
     size_t n0 = 28 + 4 * (nf + nfreq);
     uint8_t *b = calloc(1, n0);
     memcpy(b, h, 28);
-    for (size_t i = 0; i < nf + nfreq; i++) { float v = rnd(); memcpy(b + 28 + 4 * i, &v, 4); }
+    for (size_t i = 0; i < nf + nfreq; i++) {
+        float v = rnd();
+        memcpy(b + 28 + 4 * i, &v, 4);
+    }
     seed1("llama2c", "v0_tied.bin", b, n0);
     // v1 (ak42): 256-byte header with the shared flag, weights.
     size_t n1 = 256 + 4 * nf;
@@ -168,8 +188,15 @@ int main(int argc, char **argv) {
     bd_adamw_cfg acfg = {0.9f, 0.999f, 1e-8f, 0.1f, 1.0f};
     if (bd_adamw_init(&opt, t, nt, m.n_params, &acfg) != BD_OK) die("adamw");
     opt.t = 1;
-    bd_ckpt_info info = {.step = 1, .epoch = 0, .pos = 4, .tokens = 256, .seed = 7, .batch = 2, .seq_len = 32,
-                         .grad_accum = 1, .gamma = -1};
+    bd_ckpt_info info = {.step = 1,
+                         .epoch = 0,
+                         .pos = 4,
+                         .tokens = 256,
+                         .seed = 7,
+                         .batch = 2,
+                         .seq_len = 32,
+                         .grad_accum = 1,
+                         .gamma = -1};
     snprintf(tmp, sizeof tmp, "%s", wpath("ck"));
     if (bd_ckpt_save(tmp, &m, &opt, &info, &prod, why, sizeof why) != BD_OK) die(why);
     size_t nsc, nwc;
@@ -191,8 +218,8 @@ int main(int argc, char **argv) {
     if (bd_writer_end_object(w) != BD_OK) die("clip");
     float mx[48], mn[48];
     for (int i = 0; i < 48; i++) mx[i] = 0.3f, mn[i] = -0.3f;
-    if (bd_clipfile_write_record(w, "wo", 1, mx, mn, 16, 2) != BD_OK || bd_clipfile_write_record(w, "w1", 0, mx, mn, 24, 2) != BD_OK ||
-        bd_writer_close(w) != BD_OK)
+    if (bd_clipfile_write_record(w, "wo", 1, mx, mn, 16, 2) != BD_OK ||
+        bd_clipfile_write_record(w, "w1", 0, mx, mn, 24, 2) != BD_OK || bd_writer_close(w) != BD_OK)
         die("clip");
     uint8_t *cc = content(tmp, &n);
     seed1("clip", "tiny.clip", cc, n);
@@ -212,11 +239,21 @@ int main(int argc, char **argv) {
     FILE *f = fopen(path_of("tokenizer_bin", "tiny.bin"), "wb");
     int32_t maxlen = 6;
     fwrite(&maxlen, 4, 1, f);
-    const char *pieces[] = {"<unk>", "<s>", "</s>", "a", "b", " a", "ab", " ab", "\xe2\x96\x81" "cat"};
+    const char *pieces[] = {"<unk>",
+                            "<s>",
+                            "</s>",
+                            "a",
+                            "b",
+                            " a",
+                            "ab",
+                            " ab",
+                            "\xe2\x96\x81"
+                            "cat"};
     for (int i = 0; i < 256 + 9; i++) {
         char bytepiece[8];
-        const char *s = i < 3 ? pieces[i] : i < 259 ? (snprintf(bytepiece, sizeof bytepiece, "<0x%02X>", i - 3), bytepiece)
-                                                     : pieces[i - 256];
+        const char *s = i < 3     ? pieces[i]
+                        : i < 259 ? (snprintf(bytepiece, sizeof bytepiece, "<0x%02X>", i - 3), bytepiece)
+                                  : pieces[i - 256];
         float score = i < 259 ? 0.0f : -(float)(i - 259);
         int32_t len = (int32_t)strlen(s);
         fwrite(&score, 4, 1, f);
@@ -226,9 +263,13 @@ int main(int argc, char **argv) {
     fclose(f);
 
     // Tasks: the first byte picks the format (0 auto, 1 hellaswag, 2 piqa, 3 jsonl).
-    struct { const char *file, *labels; uint8_t fmt; } tasks[] = {
-        {"hellaswag.txt", NULL, 1}, {"hellaswag.jsonl", NULL, 0}, {"piqa.jsonl", "piqa-labels.lst", 2},
-        {"generic.jsonl", NULL, 3}};
+    struct {
+        const char *file, *labels;
+        uint8_t fmt;
+    } tasks[] = {{"hellaswag.txt", NULL, 1},
+                 {"hellaswag.jsonl", NULL, 0},
+                 {"piqa.jsonl", "piqa-labels.lst", 2},
+                 {"generic.jsonl", NULL, 3}};
     for (size_t i = 0; i < sizeof tasks / sizeof *tasks; i++) {
         snprintf(tmp, sizeof tmp, "%s/mc/%s", fix, tasks[i].file);
         uint8_t *tx = slurp(tmp, &n);

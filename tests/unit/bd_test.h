@@ -11,9 +11,9 @@
 #include "bd_model.h"
 
 // |a - b| <= tol, written so that NaN fails.
-#define ck_assert_close(a, b, tol)                                                        \
-    do {                                                                                   \
-        double a_ = (a), b_ = (b), t_ = (tol);                                             \
+#define ck_assert_close(a, b, tol)                                                                 \
+    do {                                                                                           \
+        double a_ = (a), b_ = (b), t_ = (tol);                                                     \
         ck_assert_msg(fabs(a_ - b_) <= t_, "%s = %.9g, expected %.9g (tol %.3g)", #a, a_, b_, t_); \
     } while (0)
 

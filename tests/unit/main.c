@@ -25,7 +25,10 @@ const char *bd_test_tmpdir(void) {
         const char *base = getenv("BD_TMP");
         if (base && *base) mkdir(base, 0777);
         snprintf(dir, sizeof dir, "%s/bdtest.XXXXXX", base && *base ? base : "/tmp");
-        if (!mkdtemp(dir)) { perror("mkdtemp"); exit(1); }
+        if (!mkdtemp(dir)) {
+            perror("mkdtemp");
+            exit(1);
+        }
     }
     return dir;
 }
@@ -56,7 +59,8 @@ void bd_test_random_model(bd_model *m, const bd_config *c, float (*rnd)(void)) {
 int main(int argc, char **argv) {
     // Optional argument: run only the suite with this name.
     SRunner *sr = srunner_create(NULL);
-#define X(name) if (argc < 2 || strcmp(argv[1], #name) == 0) srunner_add_suite(sr, suite_##name());
+#define X(name) \
+    if (argc < 2 || strcmp(argv[1], #name) == 0) srunner_add_suite(sr, suite_##name());
 #include "suites.h"
 #undef X
     bd_test_tmpdir();  // made once here, so the forked tests share it and it is removed at the end

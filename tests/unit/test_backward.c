@@ -116,7 +116,8 @@ static void d_rope(double *x, const int *pos0, int B, int T, int NH, int HS, flo
                     double a = ((pos0 ? pos0[b] : 0) + t) * pow((double)theta, -2.0 * i / HS);
                     double c = (float)cos(a), s = (float)sin(a);
                     double *p = x + (((size_t)b * T + t) * NH + h) * HS;
-                    int ia = st == BD_ROPE_INTERLEAVED ? 2 * i : i, ib = st == BD_ROPE_INTERLEAVED ? 2 * i + 1 : i + HS / 2;
+                    int ia = st == BD_ROPE_INTERLEAVED ? 2 * i : i,
+                        ib = st == BD_ROPE_INTERLEAVED ? 2 * i + 1 : i + HS / 2;
                     double x0 = p[ia], x1 = p[ib];
                     p[ia] = x0 * c - x1 * s;
                     p[ib] = x0 * s + x1 * c;
@@ -221,7 +222,8 @@ START_TEST(test_rmsnorm) {
         double *fdx = fd_grad(c.x, nc, f_rms, &c), *fdw = fd_grad(c.w, (size_t)C, f_rms, &c);
         report("rmsnorm", "dinp", rel_err_acc(dxr, dx0, fdx, nc), rel_err_ff(dxf, dxr, nc));
         report("rmsnorm", "dweight", rel_err_acc(dwr, dw0, fdw, (size_t)C), rel_err_ff(dwf, dwr, (size_t)C));
-        free(x), free(w), free(r), free(out), free(rstd), free(dx0), free(dw0), free(dxr), free(dwr), free(dxf), free(dwf);
+        free(x), free(w), free(r), free(out), free(rstd), free(dx0), free(dw0), free(dxr), free(dwr), free(dxf),
+                free(dwf);
         free(c.x), free(c.w), free(c.out), free(fdx), free(fdw);
     }
 }
@@ -242,16 +244,23 @@ START_TEST(test_linear) {
     float *dxf = fcopy(dx0, ni), *dwf = fcopy(dw0, nw), *dbf = fcopy(db0, (size_t)OC);
     bd_linear_backward_ref(dxr, dwr, dbr, r, x, w, N, C, OC);
     bd_linear_backward(dxf, dwf, dbf, r, x, w, N, C, OC);
-    opctx c = {.x = dcopy(x, ni), .w = dcopy(w, nw), .b = dcopy(b, (size_t)OC), .out = malloc(no * 8), .r = r,
-               .N = N, .C = C, .OC = OC};
-    double *fdx = fd_grad(c.x, ni, f_lin, &c), *fdw = fd_grad(c.w, nw, f_lin, &c), *fdb = fd_grad(c.b, (size_t)OC, f_lin, &c);
+    opctx c = {.x = dcopy(x, ni),
+               .w = dcopy(w, nw),
+               .b = dcopy(b, (size_t)OC),
+               .out = malloc(no * 8),
+               .r = r,
+               .N = N,
+               .C = C,
+               .OC = OC};
+    double *fdx = fd_grad(c.x, ni, f_lin, &c), *fdw = fd_grad(c.w, nw, f_lin, &c),
+           *fdb = fd_grad(c.b, (size_t)OC, f_lin, &c);
     report("linear", "dinp", rel_err_acc(dxr, dx0, fdx, ni), rel_err_ff(dxf, dxr, ni));
     report("linear", "dweight", rel_err_acc(dwr, dw0, fdw, nw), rel_err_ff(dwf, dwr, nw));
     report("linear", "dbias", rel_err_acc(dbr, db0, fdb, (size_t)OC), rel_err_ff(dbf, dbr, (size_t)OC));
     // NULL gradients are skipped.
     bd_linear_backward(NULL, NULL, NULL, r, x, w, N, C, OC);
     free(x), free(w), free(b), free(r), free(dx0), free(dw0), free(db0), free(dxr), free(dwr), free(dbr), free(dxf),
-        free(dwf), free(dbf), free(c.x), free(c.w), free(c.b), free(c.out), free(fdx), free(fdw), free(fdb);
+            free(dwf), free(dbf), free(c.x), free(c.w), free(c.b), free(c.out), free(fdx), free(fdw), free(fdb);
 }
 END_TEST
 
@@ -272,7 +281,14 @@ START_TEST(test_rope) {
         float *x = frand(n, 1, 0), *r = frand(n, 1, 0), *dr = malloc(n * 4), *df = fcopy(r, n);
         bd_rope_backward_ref(dr, r, pos0, B, T, NH, HS, 10000.0f, (bd_rope_style)st);
         bd_rope_backward(df, df, cs, pos0, B, T, NH, HS, (bd_rope_style)st);  // in place
-        opctx c = {.x = dcopy(x, n), .out = malloc(n * 8), .r = r, .pos0 = pos0, .B = B, .T = T, .NH = NH, .HS = HS,
+        opctx c = {.x = dcopy(x, n),
+                   .out = malloc(n * 8),
+                   .r = r,
+                   .pos0 = pos0,
+                   .B = B,
+                   .T = T,
+                   .NH = NH,
+                   .HS = HS,
                    .st = (bd_rope_style)st};
         double *fd = fd_grad(c.x, n, f_rope, &c);
         report(st ? "rope-half" : "rope-inter", "dinp", rel_err(dr, fd, n), rel_err_ff(df, dr, n));
@@ -295,7 +311,8 @@ START_TEST(test_attention) {
         size_t nq = (size_t)B * T * NH * HS, nk = (size_t)B * T * KV * HS;
         float *q = frand(nq, 1.2f, 0), *k = frand(nk, 1.2f, 0), *v = frand(nk, 1, 0), *r = frand(nq, 1, 0);
         float *out = malloc(nq * 4), *lse = malloc((size_t)B * NH * T * 4);
-        long long sf = bd_attention_scratch_floats(T, bd_num_threads()), sb = bd_attention_backward_scratch_floats(T, bd_num_threads());
+        long long sf = bd_attention_scratch_floats(T, bd_num_threads()),
+                  sb = bd_attention_backward_scratch_floats(T, bd_num_threads());
         float *scratch = malloc((size_t)(sf > sb ? sf : sb) * 4);
         bd_attention_forward(out, lse, q, k, v, scratch, sf, B, T, NH, KV, HS);
         float *dq0 = frand(nq, 1, 0), *dk0 = frand(nk, 1, 0), *dv0 = frand(nk, 1, 0);
@@ -305,9 +322,18 @@ START_TEST(test_attention) {
         bd_attention_backward(dqf, dkf, dvf, r, out, lse, q, k, v, scratch, sb, B, T, NH, KV, HS);
         double eq = 0, ek = 0, ev = 0;
         if (T < 20) {  // finite differences on the small shapes
-            opctx c = {.x = dcopy(q, nq), .k = dcopy(k, nk), .v = dcopy(v, nk), .out = malloc(nq * 8), .r = r, .B = B,
-                       .T = T, .NH = NH, .KV = KV, .HS = HS};
-            double *fq = fd_grad(c.x, nq, f_att, &c), *fk = fd_grad(c.k, nk, f_att, &c), *fv = fd_grad(c.v, nk, f_att, &c);
+            opctx c = {.x = dcopy(q, nq),
+                       .k = dcopy(k, nk),
+                       .v = dcopy(v, nk),
+                       .out = malloc(nq * 8),
+                       .r = r,
+                       .B = B,
+                       .T = T,
+                       .NH = NH,
+                       .KV = KV,
+                       .HS = HS};
+            double *fq = fd_grad(c.x, nq, f_att, &c), *fk = fd_grad(c.k, nk, f_att, &c),
+                   *fv = fd_grad(c.v, nk, f_att, &c);
             eq = rel_err_acc(dqr, dq0, fq, nq), ek = rel_err_acc(dkr, dk0, fk, nk), ev = rel_err_acc(dvr, dv0, fv, nk);
             free(c.x), free(c.k), free(c.v), free(c.out), free(fq), free(fk), free(fv);
         }
@@ -330,7 +356,8 @@ START_TEST(test_swiglu) {
     int n = 37;  // vector lanes and a tail
     float *g = frand((size_t)n, 4, 0), *u = frand((size_t)n, 2, 0), *r = frand((size_t)n, 1, 0);
     float *dg0 = frand((size_t)n, 1, 0), *du0 = frand((size_t)n, 1, 0);
-    float *dgr = fcopy(dg0, (size_t)n), *dur = fcopy(du0, (size_t)n), *dgf = fcopy(dg0, (size_t)n), *duf = fcopy(du0, (size_t)n);
+    float *dgr = fcopy(dg0, (size_t)n), *dur = fcopy(du0, (size_t)n), *dgf = fcopy(dg0, (size_t)n),
+          *duf = fcopy(du0, (size_t)n);
     bd_swiglu_backward_ref(dgr, dur, r, g, u, n);
     bd_swiglu_backward(dgf, duf, r, g, u, n);
     opctx c = {.x = dcopy(g, (size_t)n), .w = dcopy(u, (size_t)n), .out = malloc((size_t)n * 8), .r = r, .N = n};
@@ -345,7 +372,8 @@ END_TEST
 START_TEST(test_residual) {
     int n = 11;
     float *r = frand((size_t)n, 1, 0), *a0 = frand((size_t)n, 1, 0), *b0 = frand((size_t)n, 1, 0);
-    float *ar = fcopy(a0, (size_t)n), *br = fcopy(b0, (size_t)n), *af = fcopy(a0, (size_t)n), *bf = fcopy(b0, (size_t)n);
+    float *ar = fcopy(a0, (size_t)n), *br = fcopy(b0, (size_t)n), *af = fcopy(a0, (size_t)n),
+          *bf = fcopy(b0, (size_t)n);
     bd_residual_backward_ref(ar, br, r, n);
     bd_residual_backward(af, bf, r, n);
     double *want = dcopy(r, (size_t)n);  // d(a+b)/da = 1: by hand
@@ -382,12 +410,12 @@ END_TEST
 // ---- the whole model ----
 
 static const bd_test_variant variants[] = {
-    {"llama", 12, 2, 4, 4, 4, 20, 17, BD_ROPE_INTERLEAVED, false, false, false},
-    {"llama-gqa-tied", 12, 2, 4, 2, 4, 20, 17, BD_ROPE_INTERLEAVED, true, false, false},
-    {"llama-half", 10, 2, 2, 2, 6, 18, 19, BD_ROPE_HALF, false, false, false},
-    {"qwen2-bias-mqa", 12, 2, 4, 1, 4, 16, 15, BD_ROPE_HALF, true, true, false},
-    {"qwen3-qknorm", 12, 2, 4, 2, 6, 20, 17, BD_ROPE_HALF, true, false, true},
-    {"qwen3-all-interleaved", 8, 2, 6, 3, 4, 14, 13, BD_ROPE_INTERLEAVED, false, true, true},
+        {"llama", 12, 2, 4, 4, 4, 20, 17, BD_ROPE_INTERLEAVED, false, false, false},
+        {"llama-gqa-tied", 12, 2, 4, 2, 4, 20, 17, BD_ROPE_INTERLEAVED, true, false, false},
+        {"llama-half", 10, 2, 2, 2, 6, 18, 19, BD_ROPE_HALF, false, false, false},
+        {"qwen2-bias-mqa", 12, 2, 4, 1, 4, 16, 15, BD_ROPE_HALF, true, true, false},
+        {"qwen3-qknorm", 12, 2, 4, 2, 6, 20, 17, BD_ROPE_HALF, true, false, true},
+        {"qwen3-all-interleaved", 8, 2, 6, 3, 4, 14, 13, BD_ROPE_INTERLEAVED, false, true, true},
 };
 #define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))
 
@@ -403,22 +431,26 @@ typedef struct {
 static double f_model(void *vp) {
     modelctx *mc = vp;
     const bd_config *c = mc->cfg;
-    int B = mc->B, T = mc->T, N = B * T, C = c->dim, NH = c->n_heads, KV = c->n_kv_heads, HS = c->head_dim, F = c->ffn_dim;
+    int B = mc->B, T = mc->T, N = B * T, C = c->dim, NH = c->n_heads, KV = c->n_kv_heads, HS = c->head_dim,
+        F = c->ffn_dim;
     int V = c->vocab, QD = NH * HS, KD = KV * HS;
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(c, t, NULL);
     const double *P[BD_MAX_PARAMS];
-    const char *names[] = {"tok_emb", "rms_att", "wq", "wk", "wv", "wo", "bq", "bk", "bv", "q_norm", "k_norm",
-                           "rms_ffn", "w1", "w2", "w3", "rms_final", "wcls"};
+    const char *names[] = {"tok_emb", "rms_att", "wq",      "wk", "wv", "wo", "bq",        "bk",  "bv",
+                           "q_norm",  "k_norm",  "rms_ffn", "w1", "w2", "w3", "rms_final", "wcls"};
     const double *W[17] = {0};
     for (int i = 0; i < nt; i++) P[i] = mc->p + t[i].offset;
     for (int j = 0; j < 17; j++)
         for (int i = 0; i < nt; i++)
             if (!strcmp(t[i].name, names[j])) W[j] = P[i];
     if (!W[16]) W[16] = W[0];
-    double *x = malloc(sizeof(double) * N * C), *xn = malloc(sizeof(double) * N * C), *q = malloc(sizeof(double) * N * QD);
-    double *k = malloc(sizeof(double) * N * KD), *v = malloc(sizeof(double) * N * KD), *att = malloc(sizeof(double) * N * QD);
-    double *h1 = malloc(sizeof(double) * N * F), *h3 = malloc(sizeof(double) * N * F), *tmp = malloc(sizeof(double) * N * C);
+    double *x = malloc(sizeof(double) * N * C), *xn = malloc(sizeof(double) * N * C),
+           *q = malloc(sizeof(double) * N * QD);
+    double *k = malloc(sizeof(double) * N * KD), *v = malloc(sizeof(double) * N * KD),
+           *att = malloc(sizeof(double) * N * QD);
+    double *h1 = malloc(sizeof(double) * N * F), *h3 = malloc(sizeof(double) * N * F),
+           *tmp = malloc(sizeof(double) * N * C);
     double *logits = malloc(sizeof(double) * N * V);
     for (int n = 0; n < N; n++)
         for (int j = 0; j < C; j++) x[(size_t)n * C + j] = W[0][(size_t)mc->tok[n] * C + j];
@@ -482,7 +514,9 @@ START_TEST(test_model_gradient) {
         for (size_t j = 0; j < t[i].numel; j++) gmax = fmax(gmax, fabs(g[t[i].offset + j]));
         ck_assert_msg(gmax > 0, "%s: gradient of %s is zero", vr->name, t[i].name);
         for (int s = 0; s < 6; s++) {  // a sample of coordinates: first, last, random
-            size_t j = s == 0 ? 0 : s == 1 ? t[i].numel - 1 : (size_t)((urand() + 1) * 0.5f * (float)t[i].numel) % t[i].numel;
+            size_t j = s == 0   ? 0
+                       : s == 1 ? t[i].numel - 1
+                                : (size_t)((urand() + 1) * 0.5f * (float)t[i].numel) % t[i].numel;
             size_t idx = t[i].offset + j;
             double x0 = mc.p[idx], h = 1e-5;
             mc.p[idx] = x0 + h;

@@ -83,16 +83,20 @@ END_TEST
 
 START_TEST(test_msgpack_scan) {
     // {"a":[1,{"b":"xy"}],"c":1.5(f32)} = 0x82 a1 61 92 01 81 a1 62 a2 78 79 a1 63 ca 3fc00000
-    static const uint8_t obj[] = {0x82, 0xa1, 'a', 0x92, 0x01, 0x81, 0xa1, 'b', 0xa2, 'x', 'y',
-                                  0xa1, 'c', 0xca, 0x3f, 0xc0, 0x00, 0x00, 0x07};
+    static const uint8_t obj[] = {0x82, 0xa1, 'a', 0x92, 0x01, 0x81, 0xa1, 'b',  0xa2, 'x',
+                                  'y',  0xa1, 'c', 0xca, 0x3f, 0xc0, 0x00, 0x00, 0x07};
     bd_msgpack_scan s;
     // Fed one byte at a time, it completes exactly after byte 18 (the trailing 0x07 is the
     // next object).
     bd_msgpack_scan_init(&s, 0);
     for (size_t n = 1; n <= sizeof obj; n++) {
         int r = bd_msgpack_scan_step(&s, obj, n);
-        if (n < 18) ck_assert_int_eq(r, 0);
-        else { ck_assert_int_eq(r, 1); break; }
+        if (n < 18)
+            ck_assert_int_eq(r, 0);
+        else {
+            ck_assert_int_eq(r, 1);
+            break;
+        }
     }
     ck_assert_uint_eq(s.pos, 18);
     // bin32 declaring 4 GB: needs more data, no overflow.

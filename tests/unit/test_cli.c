@@ -47,7 +47,8 @@ START_TEST(test_cli_script) {
 END_TEST
 
 START_TEST(test_cli_found_scripts) {
-    ck_assert_msg(getenv("BD_CLI_DIR") && getenv("BD_BIN"), "BD_CLI_DIR and BD_BIN must be set (run through make test)");
+    ck_assert_msg(getenv("BD_CLI_DIR") && getenv("BD_BIN"),
+                  "BD_CLI_DIR and BD_BIN must be set (run through make test)");
     ck_assert_int_gt(n_scripts, 0);
 }
 END_TEST

@@ -7,10 +7,14 @@
 #include "bd_test.h"
 
 static unsigned seed = 99;
-static float frand(void) { seed = seed * 1103515245u + 12345u; return (seed >> 8) / 16777216.0f - 0.5f; }
+static float frand(void) {
+    seed = seed * 1103515245u + 12345u;
+    return (seed >> 8) / 16777216.0f - 0.5f;
+}
 
 // Output error of clamping w (one group) to [lo, hi] then quantizing, over inputs X.
-static double group_error(const float *X, int N, int C, int g0, const float *w, int G, float lo, float hi, const bd_qspec *q) {
+static double group_error(const float *X, int N, int C, int g0, const float *w, int G, float lo, float hi,
+                          const bd_qspec *q) {
     float c[256], d[256];
     for (int k = 0; k < G; k++) c[k] = w[k] < lo ? lo : w[k] > hi ? hi : w[k];
     bd_qspec one = *q;
@@ -44,7 +48,10 @@ static void run_case(int N, int OC, int C, bd_qspec q) {
             const float *w = W + o * C + g * G0;
             int G = C - g * G0 < G0 ? C - g * G0 : G0;
             float lo = w[0], hi = w[0];
-            for (int k = 1; k < G; k++) { lo = fminf(lo, w[k]); hi = fmaxf(hi, w[k]); }
+            for (int k = 1; k < G; k++) {
+                lo = fminf(lo, w[k]);
+                hi = fmaxf(hi, w[k]);
+            }
             int k = o * NG + g;
             double e_fast = group_error(X, N, C, g * G0, w, G, mn[k], mx[k], &q);
             double e_ref = group_error(X, N, C, g * G0, w, G, rmn[k], rmx[k], &q);
@@ -57,7 +64,12 @@ static void run_case(int N, int OC, int C, bd_qspec q) {
             shrunk += mx[k] != hi || mn[k] != lo;
         }
     ck_assert_int_gt(shrunk, 0);
-    free(W); free(X); free(mx); free(mn); free(rmx); free(rmn);
+    free(W);
+    free(X);
+    free(mx);
+    free(mn);
+    free(rmx);
+    free(rmn);
 }
 
 START_TEST(test_clip_gram_path) { run_case(96, 10, 64, (bd_qspec){BD_Q_INT, 2, 16}); }

@@ -75,13 +75,17 @@ START_TEST(test_clipfile_checks) {
         ck_assert(wq1[i] == (i % 2 ? 0.25f : -0.25f));
         ck_assert(wq0[i] == 1.0f);
     }
-    struct { clip_case c; int code; const char *word; } bad[] = {
-        {{"int", 2, 8, NULL, 1, -1, 1}, BD_ERR_ARG, "group 8"},
-        {{"int", 3, 4, NULL, 1, -1, 1}, BD_ERR_ARG, "int 3-bit, but the quantizer is int 2-bit"},
-        {{"nf3", 2, 4, NULL, 1, -1, 1}, BD_ERR_ARG, "nf3 2-bit"},
-        {{"int", 2, 4, "layers.0.wq", 1, -1, 1}, BD_ERR_SCHEMA, "must be \"layers.1.wq\""},
-        {{"int", 2, 4, NULL, 2, -1, 1}, BD_ERR_SCHEMA, "a second record for layers.1.wq"},
-        {{"int", 2, 4, NULL, 1, 0.5f, 0.25f}, BD_ERR_VALUE, "min 0.5 is above max 0.25"},
+    struct {
+        clip_case c;
+        int code;
+        const char *word;
+    } bad[] = {
+            {{"int", 2, 8, NULL, 1, -1, 1}, BD_ERR_ARG, "group 8"},
+            {{"int", 3, 4, NULL, 1, -1, 1}, BD_ERR_ARG, "int 3-bit, but the quantizer is int 2-bit"},
+            {{"nf3", 2, 4, NULL, 1, -1, 1}, BD_ERR_ARG, "nf3 2-bit"},
+            {{"int", 2, 4, "layers.0.wq", 1, -1, 1}, BD_ERR_SCHEMA, "must be \"layers.1.wq\""},
+            {{"int", 2, 4, NULL, 2, -1, 1}, BD_ERR_SCHEMA, "a second record for layers.1.wq"},
+            {{"int", 2, 4, NULL, 1, 0.5f, 0.25f}, BD_ERR_VALUE, "min 0.5 is above max 0.25"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         why[0] = 0;

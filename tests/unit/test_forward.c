@@ -23,12 +23,12 @@ static float urand(void) {  // uniform in [-1, 1)
 }
 
 static const bd_test_variant variants[] = {
-    {"llama", 24, 2, 4, 4, 6, 40, 37, BD_ROPE_INTERLEAVED, false, false, false},
-    {"llama-gqa-tied", 24, 2, 4, 2, 6, 40, 37, BD_ROPE_INTERLEAVED, true, false, false},
-    {"llama-half", 20, 3, 2, 2, 10, 33, 50, BD_ROPE_HALF, false, false, false},
-    {"qwen2-bias-mqa", 24, 2, 4, 1, 6, 36, 41, BD_ROPE_HALF, true, true, false},
-    {"qwen3-qknorm", 24, 2, 4, 2, 8, 40, 37, BD_ROPE_HALF, true, false, true},
-    {"qwen3-all-interleaved", 16, 2, 6, 3, 4, 30, 29, BD_ROPE_INTERLEAVED, false, true, true},
+        {"llama", 24, 2, 4, 4, 6, 40, 37, BD_ROPE_INTERLEAVED, false, false, false},
+        {"llama-gqa-tied", 24, 2, 4, 2, 6, 40, 37, BD_ROPE_INTERLEAVED, true, false, false},
+        {"llama-half", 20, 3, 2, 2, 10, 33, 50, BD_ROPE_HALF, false, false, false},
+        {"qwen2-bias-mqa", 24, 2, 4, 1, 6, 36, 41, BD_ROPE_HALF, true, true, false},
+        {"qwen3-qknorm", 24, 2, 4, 2, 8, 40, 37, BD_ROPE_HALF, true, false, true},
+        {"qwen3-all-interleaved", 16, 2, 6, 3, 4, 30, 29, BD_ROPE_INTERLEAVED, false, true, true},
 };
 #define N_VARIANTS ((int)(sizeof variants / sizeof variants[0]))
 
@@ -108,7 +108,8 @@ START_TEST(test_forward_vs_ref) {
             float *a = bd_fwd_layer(&s, s.hg, c.n_layers - 1, c.ffn_dim);
             for (int i = 0; i < N * c.ffn_dim; i++) ck_assert_float_eq(a[i], s1.hg[i]);
             float *x0 = bd_fwd_layer(&s, s.x, 0, c.dim);
-            for (int i = 0; i < N * c.dim; i++) ck_assert_float_eq(x0[i], m.w.tok_emb[(size_t)tok[i / c.dim] * c.dim + i % c.dim]);
+            for (int i = 0; i < N * c.dim; i++)
+                ck_assert_float_eq(x0[i], m.w.tok_emb[(size_t)tok[i / c.dim] * c.dim + i % c.dim]);
             bd_fwd_state_free(&s1);
         }
         bd_fwd_state_free(&s);
@@ -203,7 +204,8 @@ static void permute_rows(float *w, int L, int heads, int HS, int cols) {
             float *blk = w + (((size_t)l * heads + h) * HS) * cols;
             for (int j = 0; j < HS / 2; j++) {
                 memcpy(tmp + (size_t)j * cols, blk + (size_t)(2 * j) * cols, (size_t)cols * sizeof(float));
-                memcpy(tmp + (size_t)(HS / 2 + j) * cols, blk + (size_t)(2 * j + 1) * cols, (size_t)cols * sizeof(float));
+                memcpy(tmp + (size_t)(HS / 2 + j) * cols, blk + (size_t)(2 * j + 1) * cols,
+                       (size_t)cols * sizeof(float));
             }
             memcpy(blk, tmp, (size_t)HS * cols * sizeof(float));
         }
@@ -333,24 +335,44 @@ static int load_v0(bd_model *m, const char *path) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
     int32_t h[7];
-    if (fread(h, sizeof h, 1, f) != 1) { fclose(f); return -1; }
+    if (fread(h, sizeof h, 1, f) != 1) {
+        fclose(f);
+        return -1;
+    }
     bd_config c = {0};
     snprintf(c.arch, sizeof c.arch, "llama");
     c.dim = h[0], c.ffn_dim = h[1], c.n_layers = h[2], c.n_heads = h[3], c.n_kv_heads = h[4];
     c.vocab = abs(h[5]), c.max_seq = h[6], c.head_dim = h[0] / h[3];
     c.norm_eps = 1e-5f, c.rope_theta = 10000.0f, c.rope = BD_ROPE_INTERLEAVED, c.tied_embeddings = h[5] > 0;
     c.bos = 1, c.eos = 2;
-    if (bd_model_alloc(m, &c) < 0) { fclose(f); return -1; }
+    if (bd_model_alloc(m, &c) < 0) {
+        fclose(f);
+        return -1;
+    }
     // The file order: tok_emb, rms_att, wq, wk, wv, wo, rms_ffn, w1, w2, w3, rms_final.
     const bd_weights *w = &m->w;
     size_t C = (size_t)c.dim, L = (size_t)c.n_layers, KD = (size_t)c.n_kv_heads * c.head_dim, F = (size_t)c.ffn_dim;
-    struct { float *p; size_t n; } order[] = {
-        {w->tok_emb, (size_t)c.vocab * C}, {w->rms_att, L * C}, {w->wq, L * C * C}, {w->wk, L * KD * C},
-        {w->wv, L * KD * C}, {w->wo, L * C * C}, {w->rms_ffn, L * C}, {w->w1, L * F * C},
-        {w->w2, L * C * F}, {w->w3, L * F * C}, {w->rms_final, C},
+    struct {
+        float *p;
+        size_t n;
+    } order[] = {
+            {w->tok_emb, (size_t)c.vocab * C},
+            {w->rms_att, L * C},
+            {w->wq, L * C * C},
+            {w->wk, L * KD * C},
+            {w->wv, L * KD * C},
+            {w->wo, L * C * C},
+            {w->rms_ffn, L * C},
+            {w->w1, L * F * C},
+            {w->w2, L * C * F},
+            {w->w3, L * F * C},
+            {w->rms_final, C},
     };
     for (size_t i = 0; i < sizeof order / sizeof order[0]; i++)
-        if (fread(order[i].p, sizeof(float), order[i].n, f) != order[i].n) { fclose(f); return -1; }
+        if (fread(order[i].p, sizeof(float), order[i].n, f) != order[i].n) {
+            fclose(f);
+            return -1;
+        }
     fclose(f);
     return 0;
 }
@@ -379,8 +401,8 @@ fail:
 
 START_TEST(test_stories260k_greedy) {
     bd_model m;
-    ck_assert_msg(load_v0(&m, bd_test_data("models/stories260K/stories260K.bin")) == 0,
-                  "cannot read %s (set BD_DATA)", bd_test_data("models/stories260K/stories260K.bin"));
+    ck_assert_msg(load_v0(&m, bd_test_data("models/stories260K/stories260K.bin")) == 0, "cannot read %s (set BD_DATA)",
+                  bd_test_data("models/stories260K/stories260K.bin"));
     const bd_config *c = &m.cfg;
     ck_assert_int_eq(c->vocab, 512);
     ck_assert_int_eq(c->n_kv_heads, 4);
@@ -412,7 +434,8 @@ START_TEST(test_stories260k_greedy) {
     ck_assert_int_eq(bd_forward(&s, &m, seq, 1, STEPS, all), BD_OK);
     for (int t = 0; t < STEPS; t++) {
         int best = 0;
-        for (int j = 1; j < c->vocab; j++) best = all[(size_t)t * c->vocab + j] > all[(size_t)t * c->vocab + best] ? j : best;
+        for (int j = 1; j < c->vocab; j++)
+            best = all[(size_t)t * c->vocab + j] > all[(size_t)t * c->vocab + best] ? j : best;
         ck_assert_int_eq(best, seq[t + 1]);
     }
     // Its NLL on its own greedy continuation is small (greedy tokens are likely ones).

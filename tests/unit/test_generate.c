@@ -198,8 +198,8 @@ static void load_stories(bd_model *m, bd_tokenizer **tok) {
     char why[512];
     const char *path = bd_test_data("models/stories260K/stories260K.bin");
     ck_assert_msg(bd_model_load(path, m, why, sizeof why) == BD_OK, "%s (set BD_DATA)", why);
-    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), tok, why, sizeof why) == BD_OK,
-                  "%s", why);
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), tok, why, sizeof why) == BD_OK, "%s",
+                  why);
 }
 
 START_TEST(test_stories_greedy_readme) {
@@ -253,7 +253,8 @@ START_TEST(test_stories_batch_invariance) {
     o.batch = 1;
     ck_assert_int_eq(bd_generate(&m, prompts, 4, 0, N, &o, collect, &ref, NULL, NULL, 0), BD_OK);
     // Sampling is on: samples of the same prompt differ (their own RNG streams).
-    ck_assert(ref.n_new[0] != ref.n_new[4] || memcmp(ref.completion[0], ref.completion[4], sizeof(int32_t) * ref.n_new[0]));
+    ck_assert(ref.n_new[0] != ref.n_new[4] ||
+              memcmp(ref.completion[0], ref.completion[4], sizeof(int32_t) * ref.n_new[0]));
     int ends[3] = {0};
     for (int i = 0; i < N; i++) ends[ref.end[i]]++;
     ck_assert_int_eq(ends[BD_GEN_CONTEXT], 0);

@@ -18,9 +18,27 @@ typedef struct {
     size_t n, pos;
 } rd;
 
-static uint64_t u64(rd *r) { uint64_t v; ck_assert(r->pos + 8 <= r->n); memcpy(&v, r->p + r->pos, 8); r->pos += 8; return v; }
-static uint32_t u32(rd *r) { uint32_t v; ck_assert(r->pos + 4 <= r->n); memcpy(&v, r->p + r->pos, 4); r->pos += 4; return v; }
-static float f32(rd *r) { float v; ck_assert(r->pos + 4 <= r->n); memcpy(&v, r->p + r->pos, 4); r->pos += 4; return v; }
+static uint64_t u64(rd *r) {
+    uint64_t v;
+    ck_assert(r->pos + 8 <= r->n);
+    memcpy(&v, r->p + r->pos, 8);
+    r->pos += 8;
+    return v;
+}
+static uint32_t u32(rd *r) {
+    uint32_t v;
+    ck_assert(r->pos + 4 <= r->n);
+    memcpy(&v, r->p + r->pos, 4);
+    r->pos += 4;
+    return v;
+}
+static float f32(rd *r) {
+    float v;
+    ck_assert(r->pos + 4 <= r->n);
+    memcpy(&v, r->p + r->pos, 4);
+    r->pos += 4;
+    return v;
+}
 static const char *str(rd *r, size_t *len) {
     *len = u64(r);
     ck_assert(r->pos + *len <= r->n);
@@ -63,27 +81,45 @@ static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokeni
         uint32_t ty = u32(&r);
         if (ty == 4) {  // u32
             uint32_t v = u32(&r);
-            struct { const char *k; uint32_t want; } u[] = {
-                {"general.alignment", 32}, {"llama.context_length", (uint32_t)c->max_seq}, {"llama.embedding_length", (uint32_t)c->dim},
-                {"llama.block_count", (uint32_t)c->n_layers}, {"llama.feed_forward_length", (uint32_t)c->ffn_dim},
-                {"llama.attention.head_count", (uint32_t)c->n_heads}, {"llama.attention.head_count_kv", (uint32_t)c->n_kv_heads},
-                {"llama.rope.dimension_count", (uint32_t)c->head_dim}, {"tokenizer.ggml.bos_token_id", 1},
-                {"tokenizer.ggml.eos_token_id", 2}, {"llama.vocab_size", (uint32_t)c->vocab},
-                {"llama.attention.key_length", (uint32_t)c->head_dim}, {"llama.attention.value_length", (uint32_t)c->head_dim}};
+            struct {
+                const char *k;
+                uint32_t want;
+            } u[] = {{"general.alignment", 32},
+                     {"llama.context_length", (uint32_t)c->max_seq},
+                     {"llama.embedding_length", (uint32_t)c->dim},
+                     {"llama.block_count", (uint32_t)c->n_layers},
+                     {"llama.feed_forward_length", (uint32_t)c->ffn_dim},
+                     {"llama.attention.head_count", (uint32_t)c->n_heads},
+                     {"llama.attention.head_count_kv", (uint32_t)c->n_kv_heads},
+                     {"llama.rope.dimension_count", (uint32_t)c->head_dim},
+                     {"tokenizer.ggml.bos_token_id", 1},
+                     {"tokenizer.ggml.eos_token_id", 2},
+                     {"llama.vocab_size", (uint32_t)c->vocab},
+                     {"llama.attention.key_length", (uint32_t)c->head_dim},
+                     {"llama.attention.value_length", (uint32_t)c->head_dim}};
             bool known = false;
             for (size_t j = 0; j < sizeof u / sizeof *u; j++)
-                if (key_is(k, kl, u[j].k)) { ck_assert_msg(v == u[j].want, "%s = %u, expected %u", u[j].k, v, u[j].want); known = true; seen++; }
+                if (key_is(k, kl, u[j].k)) {
+                    ck_assert_msg(v == u[j].want, "%s = %u, expected %u", u[j].k, v, u[j].want);
+                    known = true;
+                    seen++;
+                }
             ck_assert_msg(known, "unexpected u32 key %.*s", (int)kl, k);
         } else if (ty == 6) {
             float v = f32(&r);
-            if (key_is(k, kl, "llama.rope.freq_base")) ck_assert(v == c->rope_theta);
-            else if (key_is(k, kl, "llama.attention.layer_norm_rms_epsilon")) ck_assert(v == c->norm_eps);
-            else ck_abort_msg("unexpected f32 key %.*s", (int)kl, k);
+            if (key_is(k, kl, "llama.rope.freq_base"))
+                ck_assert(v == c->rope_theta);
+            else if (key_is(k, kl, "llama.attention.layer_norm_rms_epsilon"))
+                ck_assert(v == c->norm_eps);
+            else
+                ck_abort_msg("unexpected f32 key %.*s", (int)kl, k);
             seen++;
         } else if (ty == 8) {
             const char *s = str(&r, &sl);
-            if (key_is(k, kl, "general.architecture") || key_is(k, kl, "tokenizer.ggml.model")) ck_assert(sl == 5 && memcmp(s, "llama", 5) == 0);
-            else ck_assert_msg(key_is(k, kl, "general.name"), "unexpected string key %.*s", (int)kl, k);
+            if (key_is(k, kl, "general.architecture") || key_is(k, kl, "tokenizer.ggml.model"))
+                ck_assert(sl == 5 && memcmp(s, "llama", 5) == 0);
+            else
+                ck_assert_msg(key_is(k, kl, "general.name"), "unexpected string key %.*s", (int)kl, k);
             seen++;
         } else if (ty == 9) {
             uint32_t et = u32(&r);
@@ -98,8 +134,11 @@ static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokeni
                     char want[256];  // the piece with every space as U+2581
                     size_t wn = 0;
                     for (size_t j = 0; j < pl && wn + 3 < sizeof want; j++) {
-                        if (piece[j] == ' ') { memcpy(want + wn, "\xe2\x96\x81", 3); wn += 3; }
-                        else want[wn++] = piece[j];
+                        if (piece[j] == ' ') {
+                            memcpy(want + wn, "\xe2\x96\x81", 3);
+                            wn += 3;
+                        } else
+                            want[wn++] = piece[j];
                     }
                     ck_assert_msg(sl == wn && memcmp(s, want, wn) == 0, "token %llu", (unsigned long long)t);
                 } else if (key_is(k, kl, "tokenizer.ggml.scores")) {
@@ -147,15 +186,31 @@ static const tinfo *find(const tinfo *ti, int n, const char *name) {
 START_TEST(test_gguf_round_trip) {
     bd_tokenizer *tok;
     char why[512], path[4200];
-    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK, "%s", why);
-    bd_config c = {.arch = "llama", .dim = 256, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 64, .ffn_dim = 512,
-                   .vocab = 512, .max_seq = 128, .norm_eps = 1e-5f, .rope_theta = 10000.0f, .rope = BD_ROPE_HALF,
-                   .tied_embeddings = false, .bos = 1, .eos = 2};
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
+                  "%s", why);
+    bd_config c = {.arch = "llama",
+                   .dim = 256,
+                   .n_layers = 2,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 64,
+                   .ffn_dim = 512,
+                   .vocab = 512,
+                   .max_seq = 128,
+                   .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f,
+                   .rope = BD_ROPE_HALF,
+                   .tied_embeddings = false,
+                   .bos = 1,
+                   .eos = 2};
     bd_model m, fq;
     ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
     ck_assert_int_eq(bd_model_alloc(&fq, &c), BD_OK);
     unsigned s = 3;
-    for (size_t i = 0; i < m.n_params; i++) { s = s * 1103515245u + 12345u; m.params[i] = (s >> 8) / 16777216.0f - 0.5f; }
+    for (size_t i = 0; i < m.n_params; i++) {
+        s = s * 1103515245u + 12345u;
+        m.params[i] = (s >> 8) / 16777216.0f - 0.5f;
+    }
     m.quant = (bd_qspec){BD_Q_TERNARY, 2, 0};
     ck_assert_int_eq(bd_model_fakequant(&fq, &m, &m.quant, &m.qpolicy, why, sizeof why), BD_OK);
     ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
@@ -179,8 +234,10 @@ START_TEST(test_gguf_round_trip) {
             uint64_t numel = ti[i].ne[0] * (ti[i].ndim > 1 ? ti[i].ne[1] : 1);
             uint64_t bytes = ti[i].type == 0 ? numel * 4 : numel / 256 * 66;
             ck_assert(ti[i].type == 0 || ti[i].type == 35);
-            if (i + 1 < nt) ck_assert_uint_eq(ti[i + 1].off, (ti[i].off + bytes + 31) / 32 * 32);
-            else ck_assert_uint_le(d0 + ti[i].off + bytes, n);
+            if (i + 1 < nt)
+                ck_assert_uint_eq(ti[i + 1].off, (ti[i].off + bytes + 31) / 32 * 32);
+            else
+                ck_assert_uint_le(d0 + ti[i].off + bytes, n);
         }
         const tinfo *emb = find(ti, nt, "token_embd.weight");
         ck_assert(emb->ne[0] == (uint64_t)C && emb->ne[1] == (uint64_t)c.vocab && emb->type == 0);

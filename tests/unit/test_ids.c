@@ -47,8 +47,10 @@ START_TEST(test_tokens_refused) {
     char why[600] = "";
     // Id 25 sits at position 1 of record 2; past a cap it is still found.
     ck_assert_int_eq(bd_tokens_read(p, "bd.tokens", 20, true, 2, &all, why, sizeof why), BD_ERR_VALUE);
-    ck_assert_msg(strstr(why, "bad.bdz\" record 2: field \"ids\": id 25 at position 1 is outside the model's vocabulary of 20"),
-                  "%s", why);
+    ck_assert_msg(
+            strstr(why,
+                   "bad.bdz\" record 2: field \"ids\": id 25 at position 1 is outside the model's vocabulary of 20"),
+            "%s", why);
     // Whose vocabulary it is can be named; a cap per record leaves the id unread.
     bd_tokens t;
     ck_assert_int_eq(bd_tokens_open(&t, p, NULL, 20, false, why, sizeof why), BD_OK);
@@ -116,7 +118,8 @@ END_TEST
 START_TEST(test_ids_read_text) {
     bd_tokenizer *tok;
     char why[600];
-    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
+                  "%s", why);
     const char *p = bd_test_path("t.txt");
     FILE *f = fopen(p, "w");
     fputs("One day a cat.\nIt ran.\n\n\nThe end.", f);

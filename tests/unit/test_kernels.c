@@ -35,8 +35,7 @@ static void assert_arrays_close(const float *got, const float *want, size_t n, d
                                 const char *what) {
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - want[i]);
-        ck_assert_msg(d <= atol + rtol * fabs(want[i]), "%s[%zu] = %.9g, expected %.9g", what, i, got[i],
-                      want[i]);
+        ck_assert_msg(d <= atol + rtol * fabs(want[i]), "%s[%zu] = %.9g, expected %.9g", what, i, got[i], want[i]);
     }
 }
 
@@ -153,8 +152,9 @@ START_TEST(test_rope_hand) {
 END_TEST
 
 START_TEST(test_attention_vs_ref) {
-    int shapes[][5] = {  // B T NH KV HS
-        {1, 1, 1, 1, 2}, {2, 5, 4, 2, 8}, {1, 7, 3, 3, 6}, {2, 130, 4, 1, 8}, {1, 257, 2, 2, 4}, {3, 3, 6, 2, 2}};
+    int shapes[][5] = {// B T NH KV HS
+                       {1, 1, 1, 1, 2},   {2, 5, 4, 2, 8},   {1, 7, 3, 3, 6},
+                       {2, 130, 4, 1, 8}, {1, 257, 2, 2, 4}, {3, 3, 6, 2, 2}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], KV = shapes[s][3], HS = shapes[s][4];
         size_t nq = (size_t)B * T * NH * HS, nk = (size_t)B * T * KV * HS;
@@ -181,7 +181,8 @@ START_TEST(test_attention_vs_ref) {
         float *sscr = zeros((size_t)(NH / KV) * T);
         for (int bb = 0; bb < B; bb++) {
             pos[bb] = (T - 1 - bb) > 0 ? T - 1 - bb : 0;
-            memcpy(qs + (size_t)bb * NH * HS, q + ((size_t)bb * T + pos[bb]) * NH * HS, (size_t)NH * HS * sizeof(float));
+            memcpy(qs + (size_t)bb * NH * HS, q + ((size_t)bb * T + pos[bb]) * NH * HS,
+                   (size_t)NH * HS * sizeof(float));
         }
         bd_attention_step_forward(sa, qs, k, v, pos, sscr, B, T, NH, KV, HS);
         bd_attention_step_forward_ref(sb, qs, k, v, pos, B, T, NH, KV, HS);
@@ -199,7 +200,8 @@ START_TEST(test_swiglu_residual_vs_ref) {
     long long sizes[] = {1, 3, 4, 17, 1000};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         long long n = sizes[s];
-        float *g = rand_array((size_t)n, 12), *u = rand_array((size_t)n, 2), *a = zeros((size_t)n), *b = zeros((size_t)n);
+        float *g = rand_array((size_t)n, 12), *u = rand_array((size_t)n, 2), *a = zeros((size_t)n),
+              *b = zeros((size_t)n);
         if (n > 4) g[0] = -100.0f, g[1] = 100.0f, g[2] = 0.0f, g[3] = -90.0f;
         bd_swiglu_forward(a, g, u, n);
         bd_swiglu_forward_ref(b, g, u, n);

@@ -12,9 +12,14 @@ START_TEST(test_loss_values_by_hand) {
     // jsd = (.5 ln .8 + .5 ln(4/3) + .75 ln 1.2 + .25 ln(2/3))/2 = 0.0338218; ce(0) = ln 2.
     float s[2] = {0, 0}, u[2] = {(float)log(3.0), 0}, l;
     int32_t tgt[1] = {0};
-    struct { bd_loss_kind k; double want; } cases[] = {
-        {BD_LOSS_FKL, 0.1308120}, {BD_LOSS_RKL, 0.1438410}, {BD_LOSS_CAKLD, 0.1405838},
-        {BD_LOSS_JSD, 0.0338218}, {BD_LOSS_CE, 0.6931472}};
+    struct {
+        bd_loss_kind k;
+        double want;
+    } cases[] = {{BD_LOSS_FKL, 0.1308120},
+                 {BD_LOSS_RKL, 0.1438410},
+                 {BD_LOSS_CAKLD, 0.1405838},
+                 {BD_LOSS_JSD, 0.0338218},
+                 {BD_LOSS_CE, 0.6931472}};
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         bd_loss_spec spec = {cases[i].k, 0.75f, 1.0f};
         ck_assert_int_eq(bd_loss_forward(&l, s, u, tgt, 1, 2, &spec), BD_OK);
@@ -38,8 +43,10 @@ START_TEST(test_loss_gradients_fd) {
     int32_t tgt[N] = {3, 0, 6};
     unsigned seed = 3;
     for (int i = 0; i < N * V; i++) {
-        seed = seed * 1103515245u + 12345u; s[i] = ((seed >> 8) / 16777216.0f - 0.5f) * 6;
-        seed = seed * 1103515245u + 12345u; u[i] = ((seed >> 8) / 16777216.0f - 0.5f) * 6;
+        seed = seed * 1103515245u + 12345u;
+        s[i] = ((seed >> 8) / 16777216.0f - 0.5f) * 6;
+        seed = seed * 1103515245u + 12345u;
+        u[i] = ((seed >> 8) / 16777216.0f - 0.5f) * 6;
     }
     float taus[2] = {1.0f, 2.0f};
     for (int k = 0; k < BD_LOSS_COUNT; k++)
@@ -91,7 +98,8 @@ END_TEST
 START_TEST(test_cakld_mixes) {
     // cakld with g = 0 is fkl and with g = 1 is rkl, exactly.
     float s[5] = {0.1f, -1, 2, 0.3f, 0}, u[5] = {1, 0, -0.5f, 0.2f, 0.7f}, a, b;
-    bd_loss_spec c0 = {BD_LOSS_CAKLD, 0, 1}, f = {BD_LOSS_FKL, 0, 1}, c1 = {BD_LOSS_CAKLD, 1, 1}, r = {BD_LOSS_RKL, 0, 1};
+    bd_loss_spec c0 = {BD_LOSS_CAKLD, 0, 1}, f = {BD_LOSS_FKL, 0, 1}, c1 = {BD_LOSS_CAKLD, 1, 1},
+                 r = {BD_LOSS_RKL, 0, 1};
     ck_assert_int_eq(bd_loss_forward(&a, s, u, NULL, 1, 5, &c0), BD_OK);
     ck_assert_int_eq(bd_loss_forward(&b, s, u, NULL, 1, 5, &f), BD_OK);
     ck_assert_close(a, b, 0);

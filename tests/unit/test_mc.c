@@ -139,7 +139,10 @@ START_TEST(test_read_piqa) {
     ck_assert_int_eq(t.n, 3);
     check_item(&t.items[0], "Question: How do I keep my feet warm?\nAnswer:", 0, 1, 2, p0);
     ck_assert_int_eq(t.items[1].gold, 1);
-    check_item(&t.items[2], "Question: caf\xc3\xa9 \xc3\xa9" "clair\nAnswer:", 0, 3, 2, p2);
+    check_item(&t.items[2],
+               "Question: caf\xc3\xa9 \xc3\xa9"
+               "clair\nAnswer:",
+               0, 3, 2, p2);
     bd_mc_task_free(&t);
     // explicit labels file (any name)
     char path[1024];
@@ -154,7 +157,8 @@ START_TEST(test_read_piqa) {
     // labels inside the records need no file
     const char *inl = "{\"goal\":\"g\",\"sol1\":\"a\",\"sol2\":\"b\",\"label\":1}\n";
     char why[512];
-    ck_assert_int_eq(bd_mc_parse(inl, strlen(inl), "in.jsonl", BD_MC_AUTO, NULL, 0, NULL, 0, &t, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_mc_parse(inl, strlen(inl), "in.jsonl", BD_MC_AUTO, NULL, 0, NULL, 0, &t, why, sizeof why),
+                     BD_OK);
     ck_assert_int_eq(t.items[0].gold, 1);
     bd_mc_task_free(&t);
 }
@@ -195,26 +199,32 @@ static void expect_error(const char *text, bd_mc_format f, const char *labels, i
 START_TEST(test_read_errors) {
     const char *hs = "ctx\n1\na\nb\nc\nd\n";
     expect_error("ctx\n4\na\nb\nc\nd\n", BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "\"task.txt\": cannot tell");
-    expect_error("ctx\n4\na\nb\nc\nd\n", BD_MC_HELLASWAG, NULL, BD_ERR_VALUE, "\"task.txt\" line 2: expected the gold index 0..3");
-    expect_error("ctx\n1\na\nb\nc\nd\nctx2\n0\na\nb\n", BD_MC_AUTO, NULL, BD_ERR_TRUNCATED, "line 11: item 2 is truncated: 2 of 4 endings");
+    expect_error("ctx\n4\na\nb\nc\nd\n", BD_MC_HELLASWAG, NULL, BD_ERR_VALUE,
+                 "\"task.txt\" line 2: expected the gold index 0..3");
+    expect_error("ctx\n1\na\nb\nc\nd\nctx2\n0\na\nb\n", BD_MC_AUTO, NULL, BD_ERR_TRUNCATED,
+                 "line 11: item 2 is truncated: 2 of 4 endings");
     expect_error("ctx\n1\na\n \nc\nd\n", BD_MC_AUTO, NULL, BD_ERR_VALUE, "line 1: choice 1 is empty");
     expect_error(hs, BD_MC_AUTO, "0\n", BD_ERR_ARG, "only used with PIQA");
     expect_error("{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":2}\n", BD_MC_AUTO, NULL, BD_ERR_VALUE,
                  "\"task.txt\" line 1: \"gold\" is 2, expected an index in [0, 2)");
-    expect_error("{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":0}\n{\"context\":\"c\",\"choices\":[\"a\"],\"gold\":0}\n",
-                 BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "line 2: field \"choices\" needs at least 2 strings");
+    expect_error(
+            "{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":0}\n{\"context\":\"c\",\"choices\":[\"a\"],\"gold\":0}\n",
+            BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "line 2: field \"choices\" needs at least 2 strings");
     expect_error("{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":0.5}\n", BD_MC_JSONL, NULL, BD_ERR_MALFORMED,
                  "line 1: field \"gold\" is not an integer");
     expect_error("{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":0}\n{\"context\": \n", BD_MC_JSONL, NULL,
                  BD_ERR_MALFORMED, "line 2: not a JSON object");
     expect_error("{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":0} x\n", BD_MC_JSONL, NULL, BD_ERR_MALFORMED,
                  "line 1: not a JSON object");
-    const char *piqa = "{\"goal\":\"g\",\"sol1\":\"a\",\"sol2\":\"b\"}\n{\"goal\":\"g\",\"sol1\":\"a\",\"sol2\":\"b\"}\n";
+    const char *piqa =
+            "{\"goal\":\"g\",\"sol1\":\"a\",\"sol2\":\"b\"}\n{\"goal\":\"g\",\"sol1\":\"a\",\"sol2\":\"b\"}\n";
     expect_error(piqa, BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "\"task.txt\" line 1: field \"label\" is missing");
-    expect_error(piqa, BD_MC_PIQA, "1\n", BD_ERR_VALUE, "\"lab.lst\" line 2: only 1 labels for the 2 items of \"task.txt\"");
+    expect_error(piqa, BD_MC_PIQA, "1\n", BD_ERR_VALUE,
+                 "\"lab.lst\" line 2: only 1 labels for the 2 items of \"task.txt\"");
     expect_error(piqa, BD_MC_PIQA, "1\n0\n1\n", BD_ERR_VALUE, "\"lab.lst\" line 3: more labels than the 2 items");
     expect_error(piqa, BD_MC_PIQA, "1\n2\n", BD_ERR_VALUE, "\"lab.lst\" line 2: expected a label 0 or 1, got \"2\"");
-    expect_error("{\"goal\":\"g\",\"sol1\":\"a\"}\n", BD_MC_PIQA, "0\n", BD_ERR_MALFORMED, "line 1: field \"sol2\" is missing");
+    expect_error("{\"goal\":\"g\",\"sol1\":\"a\"}\n", BD_MC_PIQA, "0\n", BD_ERR_MALFORMED,
+                 "line 1: field \"sol2\" is missing");
     expect_error("", BD_MC_JSONL, NULL, BD_ERR_VALUE, "no items");
     // "gold" must be a JSON integer (HellaSwag's "label" may be a string, as in its files).
     expect_error("{\"context\":\"c\",\"choices\":[\"a\",\"b\"],\"gold\":\"0\"}\n", BD_MC_JSONL, NULL, BD_ERR_MALFORMED,
@@ -236,7 +246,8 @@ START_TEST(test_read_errors) {
         memset(big + n, 'w', (size_t)1 << 20);
         n += (size_t)1 << 20;
         snprintf(big + n, cap - n, "\",\"choices\":[\"a\",\"b\"],\"gold\":0}\n");
-        expect_error(big, BD_MC_JSONL, NULL, BD_ERR_VALUE, "line 1: the item has 1048578 bytes of text, more than 1048576");
+        expect_error(big, BD_MC_JSONL, NULL, BD_ERR_VALUE,
+                     "line 1: the item has 1048578 bytes of text, more than 1048576");
         free(big);
     }
     expect_error("{\"a\":1}\n", BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "cannot tell the task layout");
@@ -255,14 +266,16 @@ START_TEST(test_read_errors) {
 END_TEST
 
 START_TEST(test_hellaswag_clean) {
-    struct { const char *in, *out; } c[] = {
-        {"  plain text  ", "plain text"},
-        {"a [title] b", "a. b"},             // ". " + " b" then "  " -> " "
-        {"a [header] b [step] c", "a b c"},  // removed brackets leave double spaces, then one pass
-        {"x [a [b] c] y", "x c] y"},         // shortest match from the first '['
-        {"unclosed [ bracket", "unclosed [ bracket"},
-        {"three   spaces", "three  spaces"},  // Python's replace: one left-to-right pass
-        {"[only]", ""},
+    struct {
+        const char *in, *out;
+    } c[] = {
+            {"  plain text  ", "plain text"},
+            {"a [title] b", "a. b"},             // ". " + " b" then "  " -> " "
+            {"a [header] b [step] c", "a b c"},  // removed brackets leave double spaces, then one pass
+            {"x [a [b] c] y", "x c] y"},         // shortest match from the first '['
+            {"unclosed [ bracket", "unclosed [ bracket"},
+            {"three   spaces", "three  spaces"},  // Python's replace: one left-to-right pass
+            {"[only]", ""},
     };
     for (size_t i = 0; i < sizeof c / sizeof c[0]; i++) {
         char buf[64];
@@ -281,8 +294,8 @@ static void load_model(void) {
     char why[512] = "";
     ck_assert_msg(bd_model_load(bd_test_data("models/stories260K/stories260K.bin"), &model, why, sizeof why) == BD_OK,
                   "%s (set BD_DATA)", why);
-    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK, "%s",
-                  why);
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
+                  "%s", why);
 }
 
 static void free_model(void) {

@@ -47,8 +47,12 @@ START_TEST(test_same_logits_across_formats) {
         ck_assert(la[i] == lc[i]);  // bd.model f32 is the same model bit for bit
     }
     ck_assert_msg(worst <= 1e-5 * scale, "HF layout logits differ by %g (max |logit| %g)", worst, scale);
-    free(la); free(lb); free(lc);
-    bd_model_free(&a); bd_model_free(&b); bd_model_free(&c);
+    free(la);
+    free(lb);
+    free(lc);
+    bd_model_free(&a);
+    bd_model_free(&b);
+    bd_model_free(&c);
 }
 END_TEST
 
@@ -57,7 +61,8 @@ START_TEST(test_greedy_sample_matches_readme) {
     load(bd_test_data("models/stories260K/stories260K.bin"), &m);
     bd_tokenizer *tok;
     char why[512];
-    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
+                  "%s", why);
     bd_kv_cache kv;
     ck_assert_int_eq(bd_kv_cache_init(&kv, &m.cfg, 1, 64), BD_OK);
     float logits[512];
@@ -72,8 +77,9 @@ START_TEST(test_greedy_sample_matches_readme) {
     }
     bd_text_buf text = {0};
     ck_assert_int_eq(bd_tokenizer_decode(tok, ids, 61, 0, &text), BD_OK);
-    static const char want[] = "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
-                               "One day, she saw a big, red ball.";
+    static const char want[] =
+            "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. "
+            "One day, she saw a big, red ball.";
     ck_assert_msg(text.len >= sizeof want - 1 && memcmp(text.data, want, sizeof want - 1) == 0, "got: %.*s",
                   (int)text.len, text.data);
     bd_text_buf_free(&text);

@@ -32,9 +32,21 @@ static double rnd(void) {  // uniform in [-1, 1)
 }
 
 static bd_config tiny_cfg(bool tied) {
-    bd_config c = {.arch = "llama", .dim = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 4,
-                   .ffn_dim = 24, .vocab = 40, .max_seq = 32, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                   .rope = BD_ROPE_INTERLEAVED, .tied_embeddings = tied, .bos = 1, .eos = 2};
+    bd_config c = {.arch = "llama",
+                   .dim = 16,
+                   .n_layers = 2,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 4,
+                   .ffn_dim = 24,
+                   .vocab = 40,
+                   .max_seq = 32,
+                   .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f,
+                   .rope = BD_ROPE_INTERLEAVED,
+                   .tied_embeddings = tied,
+                   .bos = 1,
+                   .eos = 2};
     return c;
 }
 
@@ -299,7 +311,10 @@ static void write_bd_by_hand(const char *path, const bd_model *m, int mode) {
             }
             continue;
         }
-        if (mode == 3 && !strcmp(t[k].name, "w1")) { shape[1] = t[k].shape[2]; shape[2] = t[k].shape[1]; }
+        if (mode == 3 && !strcmp(t[k].name, "w1")) {
+            shape[1] = t[k].shape[2];
+            shape[2] = t[k].shape[1];
+        }
         if (mode == 4 && !strcmp(t[k].name, "wv")) {
             nanbuf = malloc(t[k].numel * 4);
             memcpy(nanbuf, data, t[k].numel * 4);
@@ -398,7 +413,8 @@ static void ak42_header(FILE *f, int version, const bd_config *c, int group) {
 // Writes m as llama2.c v1 (export.py version1_export order).
 static void write_v1(const char *path, const bd_model *m) {
     const bd_config *c = &m->cfg;
-    size_t L = (size_t)c->n_layers, C = (size_t)c->dim, F = (size_t)c->ffn_dim, KD = (size_t)(c->n_kv_heads * c->head_dim);
+    size_t L = (size_t)c->n_layers, C = (size_t)c->dim, F = (size_t)c->ffn_dim,
+           KD = (size_t)(c->n_kv_heads * c->head_dim);
     FILE *f = fopen(path, "wb");
     ak42_header(f, 1, c, 0);
     put_f32s(f, m->w.rms_att, L * C);
@@ -521,7 +537,10 @@ START_TEST(test_llama2c_v0_untied) {
     // The bd table order up to rms_final is the v0 order; then freq_cis, then wcls.
     size_t before_cls = (size_t)(m.w.wcls - m.params);
     put_f32s(f, m.params, before_cls);
-    for (size_t i = 0; i < (size_t)(c.max_seq * c.head_dim); i++) { float z = 99.0f; put_f32s(f, &z, 1); }
+    for (size_t i = 0; i < (size_t)(c.max_seq * c.head_dim); i++) {
+        float z = 99.0f;
+        put_f32s(f, &z, 1);
+    }
     put_f32s(f, m.w.wcls, (size_t)(c.vocab * c.dim));
     fclose(f);
     ck_assert_msg(bd_model_load(p, &r, why, sizeof why) == BD_OK, "%s", why);
@@ -540,9 +559,12 @@ START_TEST(test_llama2c_corrupt) {
     unsigned char *b = read_all(stories(), &n);
     const char *p = tmp("bad260K.bin");
     // Cut at several offsets: header, first tensor, a middle tensor, the freq tables.
-    struct { size_t cut; const char *tensor; } cuts[] = {
-        {0, NULL}, {10, NULL}, {27, NULL}, {28, "tok_emb"}, {1000, "tok_emb"},
-        {28 + 4 * (32768 + 320 + 20480 + 100), "wk"}, {n - 1, "freq_cis"}};
+    struct {
+        size_t cut;
+        const char *tensor;
+    } cuts[] = {{0, NULL},          {10, NULL},        {27, NULL},
+                {28, "tok_emb"},    {1000, "tok_emb"}, {28 + 4 * (32768 + 320 + 20480 + 100), "wk"},
+                {n - 1, "freq_cis"}};
     for (size_t i = 0; i < sizeof cuts / sizeof *cuts; i++) {
         copy_truncated(p, b, cuts[i].cut);
         expect_fail(p, BD_ERR_TRUNCATED, "bad260K.bin", cuts[i].tensor);
@@ -612,14 +634,18 @@ START_TEST(test_hf_export_stories) {
     ck_assert_int_eq(r.cfg.eos, 2);
     // wq/wk rows: HF row h*HS+j = llama2.c row h*HS+2j, HF row h*HS+HS/2+j = row h*HS+2j+1.
     const int C = 64, HS = 8, L = 5;
-    struct { const float *a, *b; int heads; } pw[2] = {{m.w.wq, r.w.wq, 8}, {m.w.wk, r.w.wk, 4}};
+    struct {
+        const float *a, *b;
+        int heads;
+    } pw[2] = {{m.w.wq, r.w.wq, 8}, {m.w.wk, r.w.wk, 4}};
     for (int k = 0; k < 2; k++)
         for (int l = 0; l < L; l++)
             for (int h = 0; h < pw[k].heads; h++)
                 for (int j = 0; j < HS; j++) {
                     int il = j < HS / 2 ? 2 * j : 2 * (j - HS / 2) + 1;
                     size_t base = (size_t)l * pw[k].heads * HS * C;
-                    ck_assert(memcmp(pw[k].b + base + (size_t)(h * HS + j) * C, pw[k].a + base + (size_t)(h * HS + il) * C, C * 4) == 0);
+                    ck_assert(memcmp(pw[k].b + base + (size_t)(h * HS + j) * C,
+                                     pw[k].a + base + (size_t)(h * HS + il) * C, C * 4) == 0);
                 }
     // Everything else unchanged.
     size_t wq_off = (size_t)(m.w.wq - m.params), wv_off = (size_t)(m.w.wv - m.params);
@@ -670,16 +696,20 @@ static void hf_add(hf_list *h, const char *name, const float *src, int ndim, int
         float v = src[i];
         uint32_t u;
         memcpy(&u, &v, 4);
-        if (dt == BD_F32) ((float *)buf)[i] = v;
-        else if (dt == BD_BF16) ((uint16_t *)buf)[i] = (uint16_t)(u >> 16);  // exact for k/64 values
+        if (dt == BD_F32)
+            ((float *)buf)[i] = v;
+        else if (dt == BD_BF16)
+            ((uint16_t *)buf)[i] = (uint16_t)(u >> 16);  // exact for k/64 values
         else {  // f16 of k/64 (|k| <= 64): sign, exponent, 10-bit mantissa, all exact
             uint16_t s = v < 0 ? 0x8000 : 0;
             float a = fabsf(v);
-            if (a == 0) ((uint16_t *)buf)[i] = s;
+            if (a == 0)
+                ((uint16_t *)buf)[i] = s;
             else {
                 int e;
                 float fr = frexpf(a, &e);  // a = fr * 2^e, fr in [0.5, 1)
-                ((uint16_t *)buf)[i] = (uint16_t)(s | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)lrintf((fr * 2 - 1) * 1024));
+                ((uint16_t *)buf)[i] =
+                        (uint16_t)(s | (uint16_t)((e - 1 + 15) << 10) | (uint16_t)lrintf((fr * 2 - 1) * 1024));
             }
         }
     }
@@ -689,13 +719,22 @@ static void hf_add(hf_list *h, const char *name, const float *src, int ndim, int
 
 static void hf_list_model(hf_list *h, const bd_model *m, bd_dtype dt) {
     const bd_config *c = &m->cfg;
-    int64_t C = c->dim, F = c->ffn_dim, QD = (int64_t)c->n_heads * c->head_dim, KD = (int64_t)c->n_kv_heads * c->head_dim, HS = c->head_dim;
+    int64_t C = c->dim, F = c->ffn_dim, QD = (int64_t)c->n_heads * c->head_dim,
+            KD = (int64_t)c->n_kv_heads * c->head_dim, HS = c->head_dim;
     char nm[96];
     memset(h, 0, sizeof *h);
     hf_add(h, "model.embed_tokens.weight", m->w.tok_emb, 2, c->vocab, C, dt);
     for (int l = 0; l < c->n_layers; l++) {
-#define L2(suffix, ptr, a, b) do { snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix); hf_add(h, nm, (ptr) + (size_t)l * (size_t)((a) * (b)), 2, a, b, dt); } while (0)
-#define L1(suffix, ptr, a) do { snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix); hf_add(h, nm, (ptr) + (size_t)l * (size_t)(a), 1, a, 0, dt); } while (0)
+#define L2(suffix, ptr, a, b)                                                \
+    do {                                                                     \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);            \
+        hf_add(h, nm, (ptr) + (size_t)l * (size_t)((a) * (b)), 2, a, b, dt); \
+    } while (0)
+#define L1(suffix, ptr, a)                                           \
+    do {                                                             \
+        snprintf(nm, sizeof nm, "model.layers.%d.%s", l, suffix);    \
+        hf_add(h, nm, (ptr) + (size_t)l * (size_t)(a), 1, a, 0, dt); \
+    } while (0)
         L1("input_layernorm.weight", m->w.rms_att, C);
         L2("self_attn.q_proj.weight", m->w.wq, QD, C);
         L2("self_attn.k_proj.weight", m->w.wk, KD, C);
@@ -725,16 +764,18 @@ static void hf_list_free(hf_list *h) {
     for (int i = 0; i < h->n; i++) free(h->bufs[i]);
 }
 
-static void write_config_json(const char *dir, const bd_config *c, const char *type, int ffn_override, const char *extra) {
+static void write_config_json(const char *dir, const bd_config *c, const char *type, int ffn_override,
+                              const char *extra) {
     char path[4200], text[2048];
     snprintf(path, sizeof path, "%s/config.json", dir);
-    snprintf(text, sizeof text,
-             "{\"architectures\": [\"X\"], \"model_type\": \"%s\", \"hidden_size\": %d, \"intermediate_size\": %d,\n"
-             " \"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"head_dim\": %d,\n"
-             " \"vocab_size\": %d, \"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0,\n"
-             " \"tie_word_embeddings\": %s, \"bos_token_id\": 151643, \"eos_token_id\": [151645, 151643], \"hidden_act\": \"silu\"%s}\n",
-             type, c->dim, ffn_override ? ffn_override : c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
-             c->vocab, c->max_seq, c->tied_embeddings ? "true" : "false", extra ? extra : "");
+    snprintf(
+            text, sizeof text,
+            "{\"architectures\": [\"X\"], \"model_type\": \"%s\", \"hidden_size\": %d, \"intermediate_size\": %d,\n"
+            " \"num_hidden_layers\": %d, \"num_attention_heads\": %d, \"num_key_value_heads\": %d, \"head_dim\": %d,\n"
+            " \"vocab_size\": %d, \"max_position_embeddings\": %d, \"rms_norm_eps\": 1e-06, \"rope_theta\": 1000000.0,\n"
+            " \"tie_word_embeddings\": %s, \"bos_token_id\": 151643, \"eos_token_id\": [151645, 151643], \"hidden_act\": \"silu\"%s}\n",
+            type, c->dim, ffn_override ? ffn_override : c->ffn_dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim,
+            c->vocab, c->max_seq, c->tied_embeddings ? "true" : "false", extra ? extra : "");
     write_text(path, text);
 }
 
@@ -763,7 +804,8 @@ START_TEST(test_hf_sharded_qwen2) {
     ck_assert_int_eq(bd_safetensors_write(p2, h.t + half, h.n - half, NULL, 0, why, sizeof why), BD_OK);
     size_t off = (size_t)snprintf(json, sizeof json, "{\"metadata\": {\"total_size\": 0}, \"weight_map\": {");
     for (int i = 0; i < h.n; i++)
-        off += (size_t)snprintf(json + off, sizeof json - off, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"", i ? ", " : "", h.names[i], i < half ? 1 : 2);
+        off += (size_t)snprintf(json + off, sizeof json - off, "%s\"%s\": \"model-0000%d-of-00002.safetensors\"",
+                                i ? ", " : "", h.names[i], i < half ? 1 : 2);
     snprintf(json + off, sizeof json - off, "}}\n");
     snprintf(idx, sizeof idx, "%s/model.safetensors.index.json", dir);
     write_text(idx, json);
@@ -931,8 +973,11 @@ START_TEST(test_safetensors_by_hand) {
     const char *p = tmp("hand.safetensors");
     // b: bf16 [1.0, -2.0] = 0x3f80, 0xc000; a: f32 [2] = 0.5, 3.0
     unsigned char data[12] = {0x80, 0x3f, 0x00, 0xc0, 0, 0, 0, 0x3f, 0, 0, 0x40, 0x40};
-    write_st_raw(p, "{\"__metadata__\":{\"format\":\"pt\"},\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]},"
-                    "\"a\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[4,12]}}", data, sizeof data);
+    write_st_raw(
+            p,
+            "{\"__metadata__\":{\"format\":\"pt\"},\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[0,4]},"
+            "\"a\":{\"dtype\":\"F32\",\"shape\":[1,2],\"data_offsets\":[4,12]}}",
+            data, sizeof data);
     bd_safetensors st;
     ck_assert_msg(bd_safetensors_open(&st, p, why, sizeof why) == BD_OK, "%s", why);
     ck_assert_int_eq(st.n, 2);
@@ -950,16 +995,22 @@ START_TEST(test_safetensors_by_hand) {
     ck_assert(v[0] == 1.0f && v[1] == -2.0f);
     bd_safetensors_close(&st);
     // Overlapping tensors, offsets past the end, byte count != shape x dtype, bad JSON.
-    struct { const char *json; int code; const char *word; } bad[] = {
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", BD_ERR_MALFORMED, "overlap"},
-        // an empty tensor between two overlapping ones must not hide the overlap
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[2,2]},"
-         "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[4,8]}}", BD_ERR_MALFORMED, "overlap"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", BD_ERR_TRUNCATED, "\"a\""},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", BD_ERR_SHAPE, "\"a\""},
-        {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", BD_ERR_MALFORMED, "Q4"},
-        {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", BD_ERR_MALFORMED, "shape"},
-        {"{\"a\":", BD_ERR_MALFORMED, "JSON"},
+    struct {
+        const char *json;
+        int code;
+        const char *word;
+    } bad[] = {
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+             BD_ERR_MALFORMED, "overlap"},
+            // an empty tensor between two overlapping ones must not hide the overlap
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},\"e\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[2,2]},"
+             "\"b\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[4,8]}}",
+             BD_ERR_MALFORMED, "overlap"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}}", BD_ERR_TRUNCATED, "\"a\""},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,12]}}", BD_ERR_SHAPE, "\"a\""},
+            {"{\"a\":{\"dtype\":\"Q4\",\"shape\":[2],\"data_offsets\":[0,8]}}", BD_ERR_MALFORMED, "Q4"},
+            {"{\"a\":{\"dtype\":\"F32\",\"shape\":[-2],\"data_offsets\":[0,8]}}", BD_ERR_MALFORMED, "shape"},
+            {"{\"a\":", BD_ERR_MALFORMED, "JSON"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         write_st_raw(p, bad[i].json, data, sizeof data);

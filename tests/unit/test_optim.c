@@ -31,10 +31,18 @@ START_TEST(test_adamw_matches_reference) {
     float p[P], g[P];
     double rp[P], rm[P] = {0}, rv[P] = {0};
     unsigned s = 11;
-    for (int i = 0; i < P; i++) { s = s * 1103515245u + 12345u; p[i] = (s >> 8) / 16777216.0f - 0.5f; rp[i] = p[i]; }
+    for (int i = 0; i < P; i++) {
+        s = s * 1103515245u + 12345u;
+        p[i] = (s >> 8) / 16777216.0f - 0.5f;
+        rp[i] = p[i];
+    }
     for (int step = 1; step <= STEPS; step++) {
         double gn = 0;
-        for (int i = 0; i < P; i++) { s = s * 1103515245u + 12345u; g[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.3f; gn += (double)g[i] * g[i]; }
+        for (int i = 0; i < P; i++) {
+            s = s * 1103515245u + 12345u;
+            g[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.3f;
+            gn += (double)g[i] * g[i];
+        }
         gn = sqrt(gn);
         double scale = gn > 0.5 ? 0.5 / gn : 1.0, lr = 0.01 * step;
         for (int i = 0; i < P; i++) {
@@ -62,7 +70,7 @@ START_TEST(test_schedules) {
     ck_assert_close(bd_schedule_lr(&c, 0), 1e-3, 1e-9);
     ck_assert_close(bd_schedule_lr(&c, 99), 1e-3, 1e-9);
     bd_schedule w = {BD_SCHED_COSINE, 1e-3f, 1e-4f, 10, 110};
-    ck_assert_close(bd_schedule_lr(&w, 0), 1e-4, 1e-9);     // warmup: (0+1)/10
+    ck_assert_close(bd_schedule_lr(&w, 0), 1e-4, 1e-9);  // warmup: (0+1)/10
     ck_assert_close(bd_schedule_lr(&w, 9), 1e-3, 1e-9);
     ck_assert_close(bd_schedule_lr(&w, 10), 1e-3, 1e-9);    // cosine start
     ck_assert_close(bd_schedule_lr(&w, 60), 5.5e-4, 1e-9);  // halfway: (lr+min)/2

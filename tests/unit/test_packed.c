@@ -71,8 +71,11 @@ START_TEST(test_traits_table) {
     // Every format is one complete row: the name streams use, the header its block struct
     // declares, the group rule, and scalar dots for both activation types (the fallback of
     // every path); a supported SIMD path has an f32 dot for every packed format.
-    int head[BD_PK_COUNT] = {[BD_PK_Q2] = sizeof(bd_block_q2), [BD_PK_Q3] = sizeof(bd_block_q3), [BD_PK_Q8] = sizeof(bd_block_q8),
-                             [BD_PK_NF3] = sizeof(bd_block_nf3), [BD_PK_R2Q] = sizeof(bd_block_r2q)};
+    int head[BD_PK_COUNT] = {[BD_PK_Q2] = sizeof(bd_block_q2),
+                             [BD_PK_Q3] = sizeof(bd_block_q3),
+                             [BD_PK_Q8] = sizeof(bd_block_q8),
+                             [BD_PK_NF3] = sizeof(bd_block_nf3),
+                             [BD_PK_R2Q] = sizeof(bd_block_r2q)};
     for (int f = 0; f < BD_PK_COUNT; f++) {
         const bd_pk_traits *tr = &bd_pk_traits_table[f];
         ck_assert_int_eq(bd_pk_type_parse(tr->name), f);
@@ -86,11 +89,14 @@ START_TEST(test_traits_table) {
     ck_assert_int_eq(sizeof(bd_block_tq2) * 4, BD_QK);
     // A spec's format is the first row that holds it: q8 takes the int/sym widths q2 and q3 do
     // not (bits out of range included: bd_qspec_check refuses them with its own reason).
-    struct { bd_qspec q; int f; } want[] = {
-        {{BD_Q_NONE, 0, 0}, BD_PK_F32}, {{BD_Q_INT, 2, 32}, BD_PK_Q2}, {{BD_Q_SYM, 2, 32}, BD_PK_Q2}, {{BD_Q_INT, 3, 32}, BD_PK_Q3},
-        {{BD_Q_SYM, 3, 32}, BD_PK_Q3}, {{BD_Q_INT, 4, 32}, BD_PK_Q8}, {{BD_Q_SYM, 8, 32}, BD_PK_Q8}, {{BD_Q_INT, 1, 32}, BD_PK_Q8},
-        {{BD_Q_INT, 9, 32}, -1}, {{BD_Q_NF3, 3, 32}, BD_PK_NF3}, {{BD_Q_NF3, 2, 32}, BD_PK_NF3}, {{BD_Q_R2Q, 2, 32}, BD_PK_R2Q},
-        {{BD_Q_TERNARY, 2, 0}, BD_PK_TQ2}, {{BD_Q_COUNT, 2, 0}, -1}};
+    struct {
+        bd_qspec q;
+        int f;
+    } want[] = {{{BD_Q_NONE, 0, 0}, BD_PK_F32},    {{BD_Q_INT, 2, 32}, BD_PK_Q2},  {{BD_Q_SYM, 2, 32}, BD_PK_Q2},
+                {{BD_Q_INT, 3, 32}, BD_PK_Q3},     {{BD_Q_SYM, 3, 32}, BD_PK_Q3},  {{BD_Q_INT, 4, 32}, BD_PK_Q8},
+                {{BD_Q_SYM, 8, 32}, BD_PK_Q8},     {{BD_Q_INT, 1, 32}, BD_PK_Q8},  {{BD_Q_INT, 9, 32}, -1},
+                {{BD_Q_NF3, 3, 32}, BD_PK_NF3},    {{BD_Q_NF3, 2, 32}, BD_PK_NF3}, {{BD_Q_R2Q, 2, 32}, BD_PK_R2Q},
+                {{BD_Q_TERNARY, 2, 0}, BD_PK_TQ2}, {{BD_Q_COUNT, 2, 0}, -1}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) ck_assert_int_eq(bd_pk_type_for(&want[i].q), want[i].f);
     // tq2 and f32 hold one group per row whatever the spec's group; the others pad G to 32.
     bd_pk_tensor t;
@@ -104,9 +110,9 @@ START_TEST(test_traits_table) {
 END_TEST
 
 static const bd_qspec specs[] = {
-    {BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 16}, {BD_Q_INT, 4, 32}, {BD_Q_INT, 8, 10}, {BD_Q_SYM, 2, 32}, {BD_Q_SYM, 3, 24},
-    {BD_Q_SYM, 6, 64}, {BD_Q_NF3, 3, 32}, {BD_Q_NF3, 3, 10}, {BD_Q_R2Q, 2, 32}, {BD_Q_R2Q, 2, 7}, {BD_Q_TERNARY, 2, 0},
-    {BD_Q_INT, 2, 128}, {BD_Q_INT, 2, 0}, {BD_Q_NONE, 0, 0},
+        {BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 16},    {BD_Q_INT, 4, 32},  {BD_Q_INT, 8, 10}, {BD_Q_SYM, 2, 32},
+        {BD_Q_SYM, 3, 24}, {BD_Q_SYM, 6, 64},    {BD_Q_NF3, 3, 32},  {BD_Q_NF3, 3, 10}, {BD_Q_R2Q, 2, 32},
+        {BD_Q_R2Q, 2, 7},  {BD_Q_TERNARY, 2, 0}, {BD_Q_INT, 2, 128}, {BD_Q_INT, 2, 0},  {BD_Q_NONE, 0, 0},
 };
 #define NSPECS (int)(sizeof specs / sizeof specs[0])
 
@@ -115,9 +121,10 @@ START_TEST(test_pack_unpack_exact) {
     for (int si = 0; si < NSPECS; si++)
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
             int OC = shapes[sh][0], C = shapes[sh][1];
-            float *w = malloc(sizeof(float) * OC * C), *fq = malloc(sizeof(float) * OC * C), *row = malloc(sizeof(float) * C);
+            float *w = malloc(sizeof(float) * OC * C), *fq = malloc(sizeof(float) * OC * C),
+                  *row = malloc(sizeof(float) * C);
             for (int i = 0; i < OC * C; i++) w[i] = frand() * (1 + (i % 7));
-            w[0] = w[1];         // a tie, a zero and a constant stretch
+            w[0] = w[1];  // a tie, a zero and a constant stretch
             w[2] = 0;
             for (int i = 0; i < 5 && 10 + i < C; i++) w[10 + i] = 0.25f;
             ck_assert_int_eq(bd_fakequant_forward_ref(fq, w, OC, C, &specs[si]), BD_OK);
@@ -144,15 +151,18 @@ static void matmul(float *out, const float *x, const bd_pk_tensor *t, int N, boo
     size_t n = bd_pk_matmul_scratch_bytes(t, N, a8);
     uint8_t *buf = malloc(n + 1);
     memset(buf, 0xa5, n + 1);
-    if (ref) bd_pk_matmul_ref(out, x, t, N, a8, buf + 1);
-    else bd_pk_matmul(out, x, t, N, a8, buf + 1);
+    if (ref)
+        bd_pk_matmul_ref(out, x, t, N, a8, buf + 1);
+    else
+        bd_pk_matmul(out, x, t, N, a8, buf + 1);
     free(buf);
 }
 
 // |a - b| within float rounding of a dot product of length C with magnitudes mag.
 static void check_close(const float *got, const float *want, const float *mag, int n, double rel, const char *what) {
     for (int i = 0; i < n; i++)
-        ck_assert_msg(fabs(got[i] - want[i]) <= rel * mag[i] + 1e-6, "%s [%d]: %.9g vs %.9g (mag %.3g)", what, i, got[i], want[i], mag[i]);
+        ck_assert_msg(fabs(got[i] - want[i]) <= rel * mag[i] + 1e-6, "%s [%d]: %.9g vs %.9g (mag %.3g)", what, i,
+                      got[i], want[i], mag[i]);
 }
 
 START_TEST(test_kernels_vs_ref) {
@@ -166,7 +176,8 @@ START_TEST(test_kernels_vs_ref) {
                 if (trial == 2) C = 256;  // whole groups: the unpadded path
                 int N = trial == 0 ? 1 : trial == 1 ? 3 : 9;
                 float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C);
-                float *got = malloc(sizeof(float) * N * OC), *want = malloc(sizeof(float) * N * OC), *mag = malloc(sizeof(float) * N * OC);
+                float *got = malloc(sizeof(float) * N * OC), *want = malloc(sizeof(float) * N * OC),
+                      *mag = malloc(sizeof(float) * N * OC);
                 float *row = malloc(sizeof(float) * C);
                 for (int i = 0; i < OC * C; i++) w[i] = frand();
                 for (int i = 0; i < N * C; i++) x[i] = frand() * 4;
@@ -184,7 +195,8 @@ START_TEST(test_kernels_vs_ref) {
                     matmul(want, x, &t, N, a8, true);
                     char what[128];
                     snprintf(what, sizeof what, "%s %s %d-bit G=%d %dx%d N=%d %s", bd_pk_simd_name((bd_simd)path),
-                             bd_qkind_name(specs[si].kind), specs[si].bits, specs[si].group, OC, C, N, a8 ? "int8" : "f32");
+                             bd_qkind_name(specs[si].kind), specs[si].bits, specs[si].group, OC, C, N,
+                             a8 ? "int8" : "f32");
                     check_close(got, want, mag, N * OC, 2e-6 * sqrt(C) + 1e-6, what);
                     if (a8) {  // int8 activations stay near the f32 result: |x - xq sx| <= sx/2 per element
                         matmul(want, x, &t, N, false, true);
@@ -202,7 +214,8 @@ END_TEST
 START_TEST(test_matmul_threads) {
     // Rows split over threads give the same results as one thread (each row one dot).
     int OC = 300, C = 1024, N = 2;
-    float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C), *a = malloc(sizeof(float) * N * OC), *b = malloc(sizeof(float) * N * OC);
+    float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C), *a = malloc(sizeof(float) * N * OC),
+          *b = malloc(sizeof(float) * N * OC);
     for (int i = 0; i < OC * C; i++) w[i] = frand();
     for (int i = 0; i < N * C; i++) x[i] = frand();
     bd_qspec q = {BD_Q_INT, 2, 128};
@@ -256,15 +269,29 @@ START_TEST(test_validate) {
 END_TEST
 
 static bd_config tiny(bool tied) {
-    bd_config c = {.arch = "llama", .dim = 64, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .head_dim = 16,
-                   .ffn_dim = 96, .vocab = 48, .max_seq = 32, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                   .tied_embeddings = tied, .bos = 1, .eos = 2};
+    bd_config c = {.arch = "llama",
+                   .dim = 64,
+                   .n_layers = 2,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 16,
+                   .ffn_dim = 96,
+                   .vocab = 48,
+                   .max_seq = 32,
+                   .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f,
+                   .tied_embeddings = tied,
+                   .bos = 1,
+                   .eos = 2};
     return c;
 }
 
 static void fill(bd_model *m) {
     unsigned s = 7;
-    for (size_t i = 0; i < m->n_params; i++) { s = s * 1103515245u + 12345u; m->params[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.5f; }
+    for (size_t i = 0; i < m->n_params; i++) {
+        s = s * 1103515245u + 12345u;
+        m->params[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.5f;
+    }
 }
 
 // Packs a student (spec q, policy p) and checks: save/load round trip; the packed model's
@@ -289,7 +316,8 @@ static void model_case(bool tied, bd_qspec q, const bd_qpolicy *p) {
     int B = 2, T = 12, V = c.vocab;
     int32_t tok[24];
     for (int i = 0; i < B * T; i++) tok[i] = (i * 7 + 3) % V;
-    float *l_fq = malloc(sizeof(float) * B * T * V), *l_pk = malloc(sizeof(float) * B * T * V), *l_ref = malloc(sizeof(float) * B * T * V);
+    float *l_fq = malloc(sizeof(float) * B * T * V), *l_pk = malloc(sizeof(float) * B * T * V),
+          *l_ref = malloc(sizeof(float) * B * T * V);
     bd_fwd_state st;
     ck_assert_int_eq(bd_fwd_state_init(&st, &c, B, T, false), BD_OK);
     ck_assert_int_eq(bd_forward(&st, &fq, tok, B, T, l_fq), BD_OK);

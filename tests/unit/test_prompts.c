@@ -9,9 +9,9 @@
 START_TEST(test_prompts_fit) {
     bd_prompt_set ps = {0};
     int32_t a[12];
-    for (int i = 0; i < 12; i++) a[i] = i + 1;  // starts with BOS 1
-    ck_assert_int_eq(bd_prompts_fit_add(&ps, a, 7, 8, 1), BD_OK);   // 7 + 1 fits a context of 8
-    ck_assert_int_eq(bd_prompts_fit_add(&ps, a, 12, 8, 1), BD_OK);  // keeps BOS and the last 3
+    for (int i = 0; i < 12; i++) a[i] = i + 1;                          // starts with BOS 1
+    ck_assert_int_eq(bd_prompts_fit_add(&ps, a, 7, 8, 1), BD_OK);       // 7 + 1 fits a context of 8
+    ck_assert_int_eq(bd_prompts_fit_add(&ps, a, 12, 8, 1), BD_OK);      // keeps BOS and the last 3
     ck_assert_int_eq(bd_prompts_fit_add(&ps, a + 1, 11, 8, 1), BD_OK);  // no BOS: the last 4
     ck_assert_int_eq(ps.count, 3);
     ck_assert_int_eq(ps.truncated, 2);
@@ -40,7 +40,8 @@ END_TEST
 static bd_tokenizer *tok512(void) {
     bd_tokenizer *tok;
     char why[600];
-    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
+                  "%s", why);
     return tok;
 }
 
@@ -73,15 +74,18 @@ START_TEST(test_prompts_text) {
     expect_prompt(&ps, 1, tok, "Q: A dog\nA:");
     bd_prompts_free(&ps);
     // JSONL: the Alpaca template, with an Input section only when "input" is not empty; at most 1.
-    po = (bd_prompt_opts){.path = write_file("p.jsonl", "{\"q\":\"Hi\",\"input\":\"x\"}\n{\"q\":\"Go\",\"input\":\"\"}\n"),
-                          .field = "q", .template_ = "alpaca"};
+    po = (bd_prompt_opts){.path = write_file("p.jsonl",
+                                             "{\"q\":\"Hi\",\"input\":\"x\"}\n{\"q\":\"Go\",\"input\":\"\"}\n"),
+                          .field = "q",
+                          .template_ = "alpaca"};
     ck_assert_int_eq(bd_prompts_read(&ps, &po, false, tok, 512, 1, 512, 1, why, sizeof why), BD_OK);
     ck_assert_str_eq(po.kind, "jsonl");
     ck_assert_int_eq(ps.count, 1);
-    expect_prompt(&ps, 0, tok,
-                  "Below is an instruction that describes a task, paired with an input that provides further context. "
-                  "Write a response that appropriately completes the request.\n\n### Instruction:\nHi\n\n### Input:\nx\n\n"
-                  "### Response:\n");
+    expect_prompt(
+            &ps, 0, tok,
+            "Below is an instruction that describes a task, paired with an input that provides further context. "
+            "Write a response that appropriately completes the request.\n\n### Instruction:\nHi\n\n### Input:\nx\n\n"
+            "### Response:\n");
     bd_prompts_free(&ps);
     // A {NAME} field of the JSON object.
     po.template_ = "{input}/{}";
@@ -99,15 +103,19 @@ START_TEST(test_prompts_errors) {
     bd_prompt_set ps = {0};
     const char *txt = write_file("e.txt", "A cat\n"), *js = write_file("e.jsonl", "{\"q\":\"a\"}\n{\"r\":\"b\"}\n");
     // Template errors are the caller's (BD_ERR_ARG); data errors name the file and line.
-    struct { const char *path, *field, *tmpl; int rc; const char *msg; } cases[] = {
-        {txt, NULL, "x {", BD_ERR_ARG, "--template: \"{\" without \"}\""},
-        {txt, NULL, "{input}", BD_ERR_ARG, "--template: {input} needs JSONL prompts (--field)"},
-        {js, "q", "{r}", BD_ERR_SCHEMA, "e.jsonl\" line 1: field \"r\" (used by --template) is missing"},
-        {js, "q", "", BD_ERR_SCHEMA, "e.jsonl\" line 2: field \"q\" is missing"},
-        {write_file("n.jsonl", "{\"q\":3}\n"), "q", "", BD_ERR_SCHEMA, "line 1: field \"q\" is not a string"},
-        {write_file("b.jsonl", "{\"q\":\n"), "q", "", BD_ERR_VALUE, "line 1: invalid JSON"},
-        {write_file("a.jsonl", "[1]\n"), "q", "", BD_ERR_VALUE, "line 1: invalid JSON: not an object"},
-        {bd_test_path("none.txt"), NULL, "", BD_ERR_IO, "none.txt\": cannot open"},
+    struct {
+        const char *path, *field, *tmpl;
+        int rc;
+        const char *msg;
+    } cases[] = {
+            {txt, NULL, "x {", BD_ERR_ARG, "--template: \"{\" without \"}\""},
+            {txt, NULL, "{input}", BD_ERR_ARG, "--template: {input} needs JSONL prompts (--field)"},
+            {js, "q", "{r}", BD_ERR_SCHEMA, "e.jsonl\" line 1: field \"r\" (used by --template) is missing"},
+            {js, "q", "", BD_ERR_SCHEMA, "e.jsonl\" line 2: field \"q\" is missing"},
+            {write_file("n.jsonl", "{\"q\":3}\n"), "q", "", BD_ERR_SCHEMA, "line 1: field \"q\" is not a string"},
+            {write_file("b.jsonl", "{\"q\":\n"), "q", "", BD_ERR_VALUE, "line 1: invalid JSON"},
+            {write_file("a.jsonl", "[1]\n"), "q", "", BD_ERR_VALUE, "line 1: invalid JSON: not an object"},
+            {bd_test_path("none.txt"), NULL, "", BD_ERR_IO, "none.txt\": cannot open"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         bd_prompt_opts po = {.path = cases[i].path, .field = cases[i].field, .template_ = cases[i].tmpl};

@@ -129,7 +129,12 @@ END_TEST
 
 // The run's settings for the tiny model: B = 1, T = 5, A = 2, constant lr.
 static bd_qat_cfg cfg(bd_qkind kind) {
-    bd_qat_cfg c = {.B = 1, .T = 5, .A = 2, .seed = 7, .opt = {0.9f, 0.95f, 1e-8f, 0, 1}, .sched = {BD_SCHED_CONSTANT, 1e-3f, 1e-4f, 0, 10},
+    bd_qat_cfg c = {.B = 1,
+                    .T = 5,
+                    .A = 2,
+                    .seed = 7,
+                    .opt = {0.9f, 0.95f, 1e-8f, 0, 1},
+                    .sched = {BD_SCHED_CONSTANT, 1e-3f, 1e-4f, 0, 10},
                     .q = {kind, 2, 8}};
     return c;
 }

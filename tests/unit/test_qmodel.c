@@ -6,15 +6,29 @@
 #include "bd_test.h"
 
 static bd_config tiny(bool tied) {
-    bd_config c = {.arch = "llama", .dim = 16, .n_layers = 3, .n_heads = 4, .n_kv_heads = 2, .head_dim = 4,
-                   .ffn_dim = 24, .vocab = 32, .max_seq = 64, .norm_eps = 1e-5f, .rope_theta = 10000.0f,
-                   .tied_embeddings = tied, .bos = 1, .eos = 2};
+    bd_config c = {.arch = "llama",
+                   .dim = 16,
+                   .n_layers = 3,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 4,
+                   .ffn_dim = 24,
+                   .vocab = 32,
+                   .max_seq = 64,
+                   .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f,
+                   .tied_embeddings = tied,
+                   .bos = 1,
+                   .eos = 2};
     return c;
 }
 
 static void fill(bd_model *m) {
     unsigned s = 5;
-    for (size_t i = 0; i < m->n_params; i++) { s = s * 1103515245u + 12345u; m->params[i] = (s >> 8) / 16777216.0f - 0.5f; }
+    for (size_t i = 0; i < m->n_params; i++) {
+        s = s * 1103515245u + 12345u;
+        m->params[i] = (s >> 8) / 16777216.0f - 0.5f;
+    }
 }
 
 // Is the (OC, C) slice at off of a equal to the reference fake quantization of b's slice?
@@ -49,8 +63,10 @@ START_TEST(test_default_policy) {
         for (int l = 0; l < 3; l++) {
             size_t off = t[i].offset + (size_t)l * OC * C;
             bool want = l != 1 && strcmp(t[i].name, "w2") != 0;
-            if (want) ck_assert_msg(slice_quantized(&dst, &src, off, OC, C, &q), "%s layer %d not quantized", t[i].name, l);
-            else ck_assert_mem_eq(dst.params + off, src.params + off, sizeof(float) * OC * C);
+            if (want)
+                ck_assert_msg(slice_quantized(&dst, &src, off, OC, C, &q), "%s layer %d not quantized", t[i].name, l);
+            else
+                ck_assert_mem_eq(dst.params + off, src.params + off, sizeof(float) * OC * C);
         }
     }
     // The head is tied to the embedding: including it is refused.

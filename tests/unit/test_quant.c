@@ -7,7 +7,8 @@
 #include "bd_threads.h"
 
 static void check_vec(const float *got, const double *want, int n, double tol) {
-    for (int i = 0; i < n; i++) ck_assert_msg(fabs(got[i] - want[i]) <= tol, "[%d] = %.9g, expected %.9g", i, got[i], want[i]);
+    for (int i = 0; i < n; i++)
+        ck_assert_msg(fabs(got[i] - want[i]) <= tol, "[%d] = %.9g, expected %.9g", i, got[i], want[i]);
 }
 
 START_TEST(test_int_asym_by_hand) {
@@ -120,14 +121,17 @@ END_TEST
 START_TEST(test_threaded_matches_ref) {
     int OC = 37, C = 96;
     float *w = malloc(sizeof(float) * OC * C), *a = malloc(sizeof(float) * OC * C), *b = malloc(sizeof(float) * OC * C);
-    float *g = malloc(sizeof(float) * OC * C), *da = calloc((size_t)OC * C, sizeof(float)), *db = calloc((size_t)OC * C, sizeof(float));
+    float *g = malloc(sizeof(float) * OC * C), *da = calloc((size_t)OC * C, sizeof(float)),
+          *db = calloc((size_t)OC * C, sizeof(float));
     unsigned s = 1;
     for (int i = 0; i < OC * C; i++) {
-        s = s * 1103515245u + 12345u; w[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.2f;
-        s = s * 1103515245u + 12345u; g[i] = (s >> 8) / 16777216.0f - 0.5f;
+        s = s * 1103515245u + 12345u;
+        w[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.2f;
+        s = s * 1103515245u + 12345u;
+        g[i] = (s >> 8) / 16777216.0f - 0.5f;
     }
-    bd_qspec qs[] = {{BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 96}, {BD_Q_INT, 4, 0}, {BD_Q_SYM, 8, 32}, {BD_Q_INT, 2, 40},
-                     {BD_Q_NF3, 3, 32}, {BD_Q_TERNARY, 2, 0}, {BD_Q_R2Q, 2, 48}};
+    bd_qspec qs[] = {{BD_Q_INT, 2, 32}, {BD_Q_INT, 3, 96}, {BD_Q_INT, 4, 0},     {BD_Q_SYM, 8, 32},
+                     {BD_Q_INT, 2, 40}, {BD_Q_NF3, 3, 32}, {BD_Q_TERNARY, 2, 0}, {BD_Q_R2Q, 2, 48}};
     bd_set_num_threads(2);
     for (size_t k = 0; k < sizeof qs / sizeof qs[0]; k++) {
         ck_assert_int_eq(bd_fakequant_forward_ref(a, w, OC, C, &qs[k]), BD_OK);
@@ -153,7 +157,12 @@ START_TEST(test_threaded_matches_ref) {
             }
     }
     bd_set_num_threads(1);
-    free(w); free(a); free(b); free(g); free(da); free(db);
+    free(w);
+    free(a);
+    free(b);
+    free(g);
+    free(da);
+    free(db);
 }
 END_TEST
 
@@ -164,7 +173,10 @@ START_TEST(test_rtn_error_shrinks_with_bits) {
     unsigned s = 7;
     for (int i = 0; i < n; i++) {
         float u = 0;
-        for (int k = 0; k < 4; k++) { s = s * 1103515245u + 12345u; u += (s >> 8) / 16777216.0f - 0.5f; }
+        for (int k = 0; k < 4; k++) {
+            s = s * 1103515245u + 12345u;
+            u += (s >> 8) / 16777216.0f - 0.5f;
+        }
         w[i] = u;
     }
     double prev = 1e9;
@@ -177,7 +189,8 @@ START_TEST(test_rtn_error_shrinks_with_bits) {
         ck_assert_msg(mse < prev / 2.5, "bits %d: mse %g not well below %g", bits, mse, prev);
         prev = mse;
     }
-    free(w); free(o);
+    free(w);
+    free(o);
 }
 END_TEST
 

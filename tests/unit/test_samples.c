@@ -9,9 +9,20 @@
 static bd_prompt_opts po = {.kind = "text", .path = "p.txt", .template_ = ""};
 
 static bd_samples_run run_of(bd_gen_opts *go) {
-    *go = (bd_gen_opts){.sampling = {0.7, 0, 1.0}, .max_new = 16, .batch = 4, .seed = 3, .stop_ids = {2, 1}, .n_stop = 2};
-    bd_samples_run r = {.model_path = "m.bin", .desc = "tiny", .tok_id = "tok:abc", .vocab = 32, .bos = 1, .eos = 2,
-                        .po = &po, .n_prompts = 5, .hash = "0123456789abcdef", .go = go, .n = 10, .threads = 2};
+    *go = (bd_gen_opts){
+            .sampling = {0.7, 0, 1.0}, .max_new = 16, .batch = 4, .seed = 3, .stop_ids = {2, 1}, .n_stop = 2};
+    bd_samples_run r = {.model_path = "m.bin",
+                        .desc = "tiny",
+                        .tok_id = "tok:abc",
+                        .vocab = 32,
+                        .bos = 1,
+                        .eos = 2,
+                        .po = &po,
+                        .n_prompts = 5,
+                        .hash = "0123456789abcdef",
+                        .go = go,
+                        .n = 10,
+                        .threads = 2};
     return r;
 }
 
@@ -40,7 +51,8 @@ START_TEST(test_samples_resume_check) {
     for (int k = 0; k < 8; k++) {
         bd_samples_run r = run_of(&go1);
         bd_prompt_opts p2 = po;
-        const char *want[] = {"tokenizer", "sampling", "seed", "stop_ids", "teacher", "prompt_source", "logits_top_k", ""};
+        const char *want[] = {"tokenizer", "sampling",      "seed",         "stop_ids",
+                              "teacher",   "prompt_source", "logits_top_k", ""};
         switch (k) {
         case 0: r.tok_id = "tok:xyz"; break;
         case 1: go1.sampling.top_p = 0.9; break;
@@ -92,8 +104,10 @@ static int copy(const char *path, int64_t n, int64_t *copied, char *why, size_t 
     ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
     int rc = bd_samples_copy(r, w, n, copied, why, ws);
     bd_reader_close(r);
-    if (rc == BD_OK) ck_assert_int_eq(bd_writer_close(w), BD_OK);
-    else bd_writer_abort(w);
+    if (rc == BD_OK)
+        ck_assert_int_eq(bd_writer_close(w), BD_OK);
+    else
+        bd_writer_abort(w);
     return rc;
 }
 

@@ -40,21 +40,31 @@ START_TEST(test_seqs_from_samples) {
     ck_assert_int_eq(s.n, 2);
     ck_assert_int_eq(s.truncated, 1);
     int32_t tok[8] = {1, 4, 5, 6, 1, 3, 8, 9}, tgt[8] = {4, 5, 6, 2, 3, 8, 9, 10};
-    for (int i = 0; i < 8; i++) { ck_assert_int_eq(s.tok[i], tok[i]); ck_assert_int_eq(s.tgt[i], tgt[i]); }
+    for (int i = 0; i < 8; i++) {
+        ck_assert_int_eq(s.tok[i], tok[i]);
+        ck_assert_int_eq(s.tgt[i], tgt[i]);
+    }
     bd_seqs_free(&s);
     // T = 6 pads sample 0 (padding 0, unscored); --mask-prompt leaves the prompt's targets unscored.
     ck_assert_int_eq(bd_seqs_from_samples(&s, p, 16, 6, true, false, why, sizeof why), BD_OK);
     int32_t tok6[12] = {1, 4, 5, 6, 2, 0, 1, 3, 8, 9, 10, 11}, tgt6[12] = {-1, 5, 6, 2, -1, -1, -1, 8, 9, 10, 11, 12};
     ck_assert_int_eq(s.truncated, 0);
-    for (int i = 0; i < 12; i++) { ck_assert_int_eq(s.tok[i], tok6[i]); ck_assert_int_eq(s.tgt[i], tgt6[i]); }
+    for (int i = 0; i < 12; i++) {
+        ck_assert_int_eq(s.tok[i], tok6[i]);
+        ck_assert_int_eq(s.tgt[i], tgt6[i]);
+    }
     // The batch of sequences 1, 0: a plain copy, and its scored positions counted.
     long long idx[2] = {1, 0};
     int32_t bt[12], bg[12];
     ck_assert_int_eq(bd_seqs_gather(&s, idx, 2, bt, bg), 5 + 3);
-    for (int t = 0; t < 6; t++) { ck_assert_int_eq(bt[t], tok6[6 + t]); ck_assert_int_eq(bg[6 + t], tgt6[t]); }
+    for (int t = 0; t < 6; t++) {
+        ck_assert_int_eq(bt[t], tok6[6 + t]);
+        ck_assert_int_eq(bg[6 + t], tgt6[t]);
+    }
     bd_seqs_free(&s);
     // Not a bd.samples stream.
-    ck_assert_int_eq(bd_seqs_from_samples(&s, bd_test_path("none.bdz"), 16, 4, false, false, why, sizeof why), BD_ERR_IO);
+    ck_assert_int_eq(bd_seqs_from_samples(&s, bd_test_path("none.bdz"), 16, 4, false, false, why, sizeof why),
+                     BD_ERR_IO);
 }
 END_TEST
 
@@ -88,7 +98,8 @@ START_TEST(test_seqs_teacher_rows) {
     // A stream without stored log-probabilities, and one whose rows are malformed.
     bd_test_sample plain[1] = {{p0, c0, 2, 2, NULL, NULL}};
     bd_test_write_samples(bd_test_path("plain.bdz"), plain, 1, 0);
-    ck_assert_int_eq(bd_seqs_from_samples(&s, bd_test_path("plain.bdz"), 16, 4, false, true, why, sizeof why), BD_ERR_SCHEMA);
+    ck_assert_int_eq(bd_seqs_from_samples(&s, bd_test_path("plain.bdz"), 16, 4, false, true, why, sizeof why),
+                     BD_ERR_SCHEMA);
     ck_assert_msg(strstr(why, "carries no teacher log-probabilities"), "%s", why);
     tl[3] = 0.5f;  // a log-probability above 0
     bd_test_write_samples(p, smp, 1, 2);

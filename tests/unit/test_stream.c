@@ -30,11 +30,17 @@ static char *read_all(const char *path, size_t *len) {
 // number of records seen.
 static int read_mem(const void *data, size_t len, const char *schema, uint64_t *nrec) {
     FILE *f = fmemopen((void *)data, len ? len : 1, "rb");
-    if (len == 0) { fclose(f); f = fopen("/dev/null", "rb"); }
+    if (len == 0) {
+        fclose(f);
+        f = fopen("/dev/null", "rb");
+    }
     int err;
     bd_reader *r = bd_reader_open_file(f, "mem", schema, &err, NULL, 0);
     *nrec = 0;
-    if (!r) { fclose(f); return err; }
+    if (!r) {
+        fclose(f);
+        return err;
+    }
     const msgpack_object *rec;
     int rc;
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) (*nrec)++;
@@ -127,7 +133,10 @@ START_TEST(test_empty_and_large_records) {
     size_t n = 6u << 20;
     uint32_t *big = malloc(n * 4);
     uint32_t x = 12345;
-    for (size_t i = 0; i < n; i++) { x = x * 1664525u + 1013904223u; big[i] = x; }
+    for (size_t i = 0; i < n; i++) {
+        x = x * 1664525u + 1013904223u;
+        big[i] = x;
+    }
     msgpack_packer *pk = bd_writer_packer(w);
     msgpack_pack_map(pk, 1);
     bd_pack_str(pk, "ids");
@@ -213,7 +222,9 @@ START_TEST(test_flipped_bytes) {
         }
     }
     ck_assert_msg(harmless * 20 < tried, "%d of %d flips went unnoticed", harmless, tried);
-    free(data); free(plain); free(plain2);
+    free(data);
+    free(plain);
+    free(plain2);
 }
 END_TEST
 
@@ -234,8 +245,16 @@ static void write_raw(const char *path, const void *msg, size_t n) {
 
 // msgpack written by hand (independent of msgpack-c's packer).
 // {"magic":"bd","schema":"bd.x","version":[MAJ,0]}
-#define HDR(maj) "\x83\xa5magic\xa2" "bd" "\xa6schema\xa4" "bd.x" "\xa7version\x92" maj "\x00"
-#define TRAILER(n) "\x82\xa3" "end" "\xc3\xa7records" n
+#define HDR(maj)        \
+    "\x83\xa5magic\xa2" \
+    "bd"                \
+    "\xa6schema\xa4"    \
+    "bd.x"              \
+    "\xa7version\x92" maj "\x00"
+#define TRAILER(n) \
+    "\x82\xa3"     \
+    "end"          \
+    "\xc3\xa7records" n
 
 static int read_raw(const char *msg, size_t n, const char *schema, char *err_out) {
     const char *p = tmp_path("raw.bdz");
@@ -254,7 +273,9 @@ static int read_raw(const char *msg, size_t n, const char *schema, char *err_out
 START_TEST(test_hand_written_streams) {
     char err[600];
     // Valid: header, one record {"a":1}, trailer.
-    static const char ok[] = HDR("\x01") "\x81\xa1" "a" "\x01" TRAILER("\x01");
+    static const char ok[] = HDR("\x01") "\x81\xa1"
+                                         "a"
+                                         "\x01" TRAILER("\x01");
     ck_assert_int_eq(read_raw(ok, sizeof ok - 1, "bd.x", err), BD_EOF);
     // Wrong schema.
     ck_assert_int_eq(read_raw(ok, sizeof ok - 1, "bd.tokens", err), BD_ERR_SCHEMA);
@@ -264,34 +285,45 @@ START_TEST(test_hand_written_streams) {
     ck_assert_int_eq(read_raw(v2, sizeof v2 - 1, NULL, err), BD_ERR_VERSION);
     ck_assert_ptr_nonnull(strstr(err, "newer"));
     // Trailer count disagrees.
-    static const char badcount[] = HDR("\x01") "\x81\xa1" "a" "\x01" TRAILER("\x02");
+    static const char badcount[] = HDR("\x01") "\x81\xa1"
+                                               "a"
+                                               "\x01" TRAILER("\x02");
     ck_assert_int_eq(read_raw(badcount, sizeof badcount - 1, NULL, err), BD_ERR_MALFORMED);
     ck_assert_ptr_nonnull(strstr(err, "record 2"));
     // No trailer.
-    static const char notrailer[] = HDR("\x01") "\x81\xa1" "a" "\x01";
+    static const char notrailer[] = HDR("\x01") "\x81\xa1"
+                                                "a"
+                                                "\x01";
     ck_assert_int_eq(read_raw(notrailer, sizeof notrailer - 1, NULL, err), BD_ERR_TRUNCATED);
     ck_assert_ptr_nonnull(strstr(err, "record 2: truncated"));
     // A record that is not a map.
     static const char notmap[] = HDR("\x01") "\x93\x01\x02\x03" TRAILER("\x01");
     ck_assert_int_eq(read_raw(notmap, sizeof notmap - 1, NULL, err), BD_ERR_MALFORMED);
     // The never-used type byte 0xc1.
-    static const char c1[] = HDR("\x01") "\x81\xa1" "a" "\xc1" TRAILER("\x01");
+    static const char c1[] = HDR("\x01") "\x81\xa1"
+                                         "a"
+                                         "\xc1" TRAILER("\x01");
     ck_assert_int_eq(read_raw(c1, sizeof c1 - 1, NULL, err), BD_ERR_MALFORMED);
     // An array claiming 2^32-1 elements with 3 present: truncated, never a huge allocation.
-    static const char huge[] = HDR("\x01") "\x81\xa1" "a" "\xdd\xff\xff\xff\xff\x01\x02\x03";
+    static const char huge[] = HDR("\x01") "\x81\xa1"
+                                           "a"
+                                           "\xdd\xff\xff\xff\xff\x01\x02\x03";
     ck_assert_int_eq(read_raw(huge, sizeof huge - 1, NULL, err), BD_ERR_TRUNCATED);
     // Data after the trailer.
     static const char after[] = HDR("\x01") TRAILER("\x00") "\x80";
     ck_assert_int_eq(read_raw(after, sizeof after - 1, NULL, err), BD_ERR_MALFORMED);
     // Header without magic.
-    static const char nomagic[] = "\x81\xa6schema\xa4" "bd.x" TRAILER("\x00");
+    static const char nomagic[] = "\x81\xa6schema\xa4"
+                                  "bd.x" TRAILER("\x00");
     ck_assert_int_eq(read_raw(nomagic, sizeof nomagic - 1, NULL, err), BD_ERR_MALFORMED);
     ck_assert_ptr_nonnull(strstr(err, "magic"));
     // Nesting deeper than the limit.
     char deep[400];
     size_t n = sizeof HDR("\x01") - 1;
     memcpy(deep, HDR("\x01"), n);
-    deep[n++] = (char)0x81; deep[n++] = (char)0xa1; deep[n++] = 'a';
+    deep[n++] = (char)0x81;
+    deep[n++] = (char)0xa1;
+    deep[n++] = 'a';
     for (int i = 0; i < 100; i++) deep[n++] = (char)0x91;
     deep[n++] = 0;
     ck_assert_int_eq(read_raw(deep, n, NULL, err), BD_ERR_MALFORMED);
@@ -300,7 +332,10 @@ END_TEST
 
 START_TEST(test_tensor_checks) {
     // {"name":"w","dtype":"f32","shape":[2,2],"data":bin(12)} has 12 bytes for 4 floats.
-    static const char bad[] = "\x84\xa4name\xa1w\xa5" "dtype\xa3" "f32\xa5shape\x92\x02\x02\xa4" "data\xc4\x0c"
+    static const char bad[] = "\x84\xa4name\xa1w\xa5"
+                              "dtype\xa3"
+                              "f32\xa5shape\x92\x02\x02\xa4"
+                              "data\xc4\x0c"
                               "012345678901";
     msgpack_unpacked u;
     msgpack_unpacked_init(&u);
@@ -310,14 +345,21 @@ START_TEST(test_tensor_checks) {
     char why[200];
     ck_assert_int_eq(bd_obj_tensor(&u.data, &t, why, sizeof why), BD_ERR_SHAPE);
     ck_assert_ptr_nonnull(strstr(why, "12 bytes, expected 16"));
-    static const char baddt[] = "\x84\xa4name\xa1w\xa5" "dtype\xa3" "f64\xa5shape\x91\x01\xa4" "data\xc4\x08" "01234567";
+    static const char baddt[] = "\x84\xa4name\xa1w\xa5"
+                                "dtype\xa3"
+                                "f64\xa5shape\x91\x01\xa4"
+                                "data\xc4\x08"
+                                "01234567";
     off = 0;
     ck_assert_int_eq(msgpack_unpack_next(&u, baddt, sizeof baddt - 1, &off), MSGPACK_UNPACK_SUCCESS);
     ck_assert_int_eq(bd_obj_tensor(&u.data, &t, why, sizeof why), BD_ERR_SCHEMA);
     ck_assert_ptr_nonnull(strstr(why, "dtype"));
     // shape [2^32, 2^32]: 2^64 elements must not wrap around to 0 and pass with empty data.
-    static const char huge[] = "\x83\xa5" "dtype\xa3" "f32\xa5shape\x92\xcf\x00\x00\x00\x01\x00\x00\x00\x00"
-                               "\xcf\x00\x00\x00\x01\x00\x00\x00\x00\xa4" "data\xc4\x00";
+    static const char huge[] = "\x83\xa5"
+                               "dtype\xa3"
+                               "f32\xa5shape\x92\xcf\x00\x00\x00\x01\x00\x00\x00\x00"
+                               "\xcf\x00\x00\x00\x01\x00\x00\x00\x00\xa4"
+                               "data\xc4\x00";
     off = 0;
     ck_assert_int_eq(msgpack_unpack_next(&u, huge, sizeof huge - 1, &off), MSGPACK_UNPACK_SUCCESS);
     ck_assert_int_eq(bd_obj_tensor(&u.data, &t, why, sizeof why), BD_ERR_SHAPE);
@@ -382,7 +424,9 @@ END_TEST
 
 START_TEST(test_multi_frame_concatenation) {
     // Two zstd frames (a writer may emit several): header+record in one, trailer in another.
-    static const char part1[] = HDR("\x01") "\x81\xa1" "a" "\x01";
+    static const char part1[] = HDR("\x01") "\x81\xa1"
+                                            "a"
+                                            "\x01";
     static const char part2[] = TRAILER("\x01");
     const char *p1 = tmp_path("f1.zst");
     write_raw(p1, part1, sizeof part1 - 1);
@@ -398,7 +442,9 @@ START_TEST(test_multi_frame_concatenation) {
     ck_assert_int_eq(read_mem(both, n1 + n2, NULL, &n), BD_EOF);
     ck_assert_uint_eq(n, 1);
     ck_assert_int_eq(read_mem(both, n1, NULL, &n), BD_ERR_TRUNCATED);  // first frame alone
-    free(a); free(b); free(both);
+    free(a);
+    free(b);
+    free(both);
 }
 END_TEST
 

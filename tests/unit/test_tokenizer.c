@@ -43,15 +43,16 @@ static void check_cases(const bd_tokenizer *t, const enc_case *cases, size_t n_c
         ck_assert_int_eq(bd_tokenizer_encode(t, k->text, len, 0, &ids), BD_OK);
         char got[512] = "";
         for (size_t i = 0; i < ids.n && strlen(got) < 400; i++) snprintf(got + strlen(got), 20, " %d", ids.ids[i]);
-        ck_assert_msg(ids.n == (size_t)k->n, "case %zu \"%s\": %zu ids (%s), expected %d", c, k->text, ids.n, got, k->n);
+        ck_assert_msg(ids.n == (size_t)k->n, "case %zu \"%s\": %zu ids (%s), expected %d", c, k->text, ids.n, got,
+                      k->n);
         for (int i = 0; i < k->n; i++)
             ck_assert_msg(ids.ids[i] == k->ids[i], "case %zu \"%s\": id %d is %d, expected %d (got%s)", c, k->text, i,
                           ids.ids[i], k->ids[i], got);
         // Every case also decodes back to its text.
         bd_text_buf txt = {0};
         ck_assert_int_eq(bd_tokenizer_decode(t, ids.ids, ids.n, 0, &txt), BD_OK);
-        ck_assert_msg(txt.len == len && (len == 0 || memcmp(txt.data, k->text, len) == 0), "case %zu \"%s\": decodes to \"%.*s\"", c,
-                      k->text, (int)txt.len, txt.data);
+        ck_assert_msg(txt.len == len && (len == 0 || memcmp(txt.data, k->text, len) == 0),
+                      "case %zu \"%s\": decodes to \"%.*s\"", c, k->text, (int)txt.len, txt.data);
         bd_text_buf_free(&txt);
     }
     bd_token_buf_free(&ids);
@@ -62,52 +63,56 @@ static void check_cases(const bd_tokenizer *t, const enc_case *cases, size_t n_c
 // "ld" -171, "orld" -1354, "ello" -2897, " world" -2927, "world" -11267, " Hello" -14784;
 // "  " (259), "   " (1678), "    " (268) all -1e9; " " is 29871 (-1e9).
 static const enc_case llama2_cases[] = {
-    // From the task: " Hello world" merges or, w, el, H, lo, ld, orld, ello, world, Hello.
-    {"Hello world", 0, 2, {15043, 3186}},
-    // A leading space gives "  Hello": the lone dummy ' ' stays (" H" outscores "  ").
-    {" Hello world", 0, 3, {29871, 15043, 3186}},
-    // Empty text: no dummy prefix, no ids.
-    {"", 0, 0, {0}},
-    // " a" (263, score -4) is a piece.
-    {"a", 0, 1, {263}},
-    // Digits never merge in Llama 2 (split_digits): ' ' 2 0 2 4 stay single pieces.
-    {"2024", 0, 5, {29871, 29906, 29900, 29906, 29946}},
-    // " H"+"i" -> " Hi" (6324); "!" (29991) has no merge with " Hi".
-    {"Hi!", 0, 2, {6324, 29991}},
-    // '\n' is not a piece: byte fallback <0x0A> = 13; "b" alone is 29890.
-    {"a\nb", 0, 3, {263, 13, 29890}},
-    // "  b": " b" (289, -10) beats "  " (-1e9), leaving the middle ' ' (29871).
-    {"a  b", 0, 3, {263, 29871, 289}},
-    // U+1F600 is not a piece: its four UTF-8 bytes F0 9F 98 80 -> ids 243 162 155 131.
-    {"\xf0\x9f\x98\x80", 0, 5, {29871, 243, 162, 155, 131}},
-    // CJK characters that are pieces: 中 30275, 文 30333; " 中" is not a piece.
-    {"\xe4\xb8\xad\xe6\x96\x87", 0, 3, {29871, 30275, 30333}},
-    // A byte that is not UTF-8: byte fallback <0xFF> = 258 (SentencePiece would give U+FFFD).
-    {"\xff", 0, 2, {29871, 258}},
-    // A truncated 2-byte sequence C3 then 'a': C3 -> <0xC3> = 198; 'a' 29874.
-    {"\xc3" "a", 0, 3, {29871, 198, 29874}},
-    // Not a word: " Z" (796, -537), "zy" (1537), "va" (1564), then "yz" (12339); no larger pieces.
-    {"Zyzzyva", 0, 4, {796, 12339, 1537, 1564}},
-    // Tab: <0x09> = 12.
-    {"\t", 0, 2, {29871, 12}},
-    // "it" (277, -18), then " it" (372, -113); "'" 29915 and "s" 29879 do not merge with it.
-    {"it's", 0, 3, {372, 29915, 29879}},
-    // "é" is the piece 29948; " é" is the piece 904.
-    {"\xc3\xa9", 0, 1, {904}},
-    // Control pieces are not matched in text: " <" (529), "s", ">".
-    {"<s>", 0, 3, {529, 29879, 29958}},
-    // Two newlines are two byte pieces; "world" after '\n' has no ' ': piece 11526.
-    {"Hello\n\nworld", 0, 4, {15043, 13, 13, 11526}},
-    // A single space: "  " is the only merge (259).
-    {" ", 0, 1, {259}},
-    // Three spaces: "    " all -1e9, leftmost first: "  "+" " -> "   " (1678), + " " -> "    " (268).
-    {"   ", 0, 1, {268}},
-    // "ÿ" (U+00FF) is the piece 30370; " ÿ" is not.
-    {"\xc3\xbf", 0, 2, {29871, 30370}},
-    // "1.5": digits and '.' are single pieces (1 29896, . 29889, 5 29945).
-    {"1.5", 0, 4, {29871, 29896, 29889, 29945}},
-    // A NUL byte is text like any other: <0x00> = 3.
-    {"a\0b", 3, 3, {263, 3, 29890}},
+        // From the task: " Hello world" merges or, w, el, H, lo, ld, orld, ello, world, Hello.
+        {"Hello world", 0, 2, {15043, 3186}},
+        // A leading space gives "  Hello": the lone dummy ' ' stays (" H" outscores "  ").
+        {" Hello world", 0, 3, {29871, 15043, 3186}},
+        // Empty text: no dummy prefix, no ids.
+        {"", 0, 0, {0}},
+        // " a" (263, score -4) is a piece.
+        {"a", 0, 1, {263}},
+        // Digits never merge in Llama 2 (split_digits): ' ' 2 0 2 4 stay single pieces.
+        {"2024", 0, 5, {29871, 29906, 29900, 29906, 29946}},
+        // " H"+"i" -> " Hi" (6324); "!" (29991) has no merge with " Hi".
+        {"Hi!", 0, 2, {6324, 29991}},
+        // '\n' is not a piece: byte fallback <0x0A> = 13; "b" alone is 29890.
+        {"a\nb", 0, 3, {263, 13, 29890}},
+        // "  b": " b" (289, -10) beats "  " (-1e9), leaving the middle ' ' (29871).
+        {"a  b", 0, 3, {263, 29871, 289}},
+        // U+1F600 is not a piece: its four UTF-8 bytes F0 9F 98 80 -> ids 243 162 155 131.
+        {"\xf0\x9f\x98\x80", 0, 5, {29871, 243, 162, 155, 131}},
+        // CJK characters that are pieces: 中 30275, 文 30333; " 中" is not a piece.
+        {"\xe4\xb8\xad\xe6\x96\x87", 0, 3, {29871, 30275, 30333}},
+        // A byte that is not UTF-8: byte fallback <0xFF> = 258 (SentencePiece would give U+FFFD).
+        {"\xff", 0, 2, {29871, 258}},
+        // A truncated 2-byte sequence C3 then 'a': C3 -> <0xC3> = 198; 'a' 29874.
+        {"\xc3"
+         "a",
+         0,
+         3,
+         {29871, 198, 29874}},
+        // Not a word: " Z" (796, -537), "zy" (1537), "va" (1564), then "yz" (12339); no larger pieces.
+        {"Zyzzyva", 0, 4, {796, 12339, 1537, 1564}},
+        // Tab: <0x09> = 12.
+        {"\t", 0, 2, {29871, 12}},
+        // "it" (277, -18), then " it" (372, -113); "'" 29915 and "s" 29879 do not merge with it.
+        {"it's", 0, 3, {372, 29915, 29879}},
+        // "é" is the piece 29948; " é" is the piece 904.
+        {"\xc3\xa9", 0, 1, {904}},
+        // Control pieces are not matched in text: " <" (529), "s", ">".
+        {"<s>", 0, 3, {529, 29879, 29958}},
+        // Two newlines are two byte pieces; "world" after '\n' has no ' ': piece 11526.
+        {"Hello\n\nworld", 0, 4, {15043, 13, 13, 11526}},
+        // A single space: "  " is the only merge (259).
+        {" ", 0, 1, {259}},
+        // Three spaces: "    " all -1e9, leftmost first: "  "+" " -> "   " (1678), + " " -> "    " (268).
+        {"   ", 0, 1, {268}},
+        // "ÿ" (U+00FF) is the piece 30370; " ÿ" is not.
+        {"\xc3\xbf", 0, 2, {29871, 30370}},
+        // "1.5": digits and '.' are single pieces (1 29896, . 29889, 5 29945).
+        {"1.5", 0, 4, {29871, 29896, 29889, 29945}},
+        // A NUL byte is text like any other: <0x00> = 3.
+        {"a\0b", 3, 3, {263, 3, 29890}},
 };
 
 START_TEST(test_llama2_cases) {
@@ -125,7 +130,8 @@ START_TEST(test_llama2_cases) {
     ck_assert_float_eq(bd_tokenizer_score(t, 15043), -14784.0f);
     ck_assert_ptr_null(bd_tokenizer_piece(t, 32000, &len));
     ck_assert_ptr_null(bd_tokenizer_piece(t, -1, &len));
-    ck_assert_msg(strncmp(bd_tokenizer_id(t), "llama2c:tokenizer.bin:", 22) == 0 && strlen(bd_tokenizer_id(t)) == 22 + 16,
+    ck_assert_msg(strncmp(bd_tokenizer_id(t), "llama2c:tokenizer.bin:", 22) == 0 &&
+                          strlen(bd_tokenizer_id(t)) == 22 + 16,
                   "id %s", bd_tokenizer_id(t));
     bd_tokenizer_free(t);
 }
@@ -133,17 +139,17 @@ END_TEST
 
 // stories260K tok512.bin: " t" (259, -0), "he" (260), " a" (261), " the" (265) ...
 static const enc_case tok512_cases[] = {
-    // " O"+"n" -> " On", "ce" -> " Once" (403); " u"+"p" -> " up"+"on" -> " upon" (407);
-    // " a" (261); "im"+"e" -> "ime", " t"+"ime" -> " time" (378).
-    {"Once upon a time", 0, 4, {403, 407, 261, 378}},
-    // "il"+"y" -> "ily", " L"+"ily" -> " Lily" (317).
-    {"Lily", 0, 1, {317}},
-    // " t"+"he" -> " the" (265); " c" (280) and "at" (294): " cat" is not among 512 pieces.
-    {"the cat", 0, 3, {265, 280, 294}},
-    // 中 is not a piece: ' ' (410) then bytes E4 B8 AD -> 231 187 176.
-    {"\xe4\xb8\xad", 0, 4, {410, 231, 187, 176}},
-    // 'x' (444), <0x0A> (13), 'y' (422).
-    {"x\ny", 0, 4, {410, 444, 13, 422}},
+        // " O"+"n" -> " On", "ce" -> " Once" (403); " u"+"p" -> " up"+"on" -> " upon" (407);
+        // " a" (261); "im"+"e" -> "ime", " t"+"ime" -> " time" (378).
+        {"Once upon a time", 0, 4, {403, 407, 261, 378}},
+        // "il"+"y" -> "ily", " L"+"ily" -> " Lily" (317).
+        {"Lily", 0, 1, {317}},
+        // " t"+"he" -> " the" (265); " c" (280) and "at" (294): " cat" is not among 512 pieces.
+        {"the cat", 0, 3, {265, 280, 294}},
+        // 中 is not a piece: ' ' (410) then bytes E4 B8 AD -> 231 187 176.
+        {"\xe4\xb8\xad", 0, 4, {410, 231, 187, 176}},
+        // 'x' (444), <0x0A> (13), 'y' (422).
+        {"x\ny", 0, 4, {410, 444, 13, 422}},
 };
 
 START_TEST(test_tok512_cases) {
@@ -212,8 +218,7 @@ static void check_roundtrip(const bd_tokenizer *t, const char *text, size_t n, s
     ck_assert_uint_ge(ids.n, min_ids);
     ck_assert_int_eq(bd_tokenizer_decode(t, ids.ids, ids.n, BD_TOK_SKIP_SPECIAL, &txt), BD_OK);
     ck_assert_uint_eq(txt.len, n);
-    for (size_t i = 0; i < n; i++)
-        ck_assert_msg(txt.data[i] == text[i], "round trip differs at byte %zu", i);
+    for (size_t i = 0; i < n; i++) ck_assert_msg(txt.data[i] == text[i], "round trip differs at byte %zu", i);
     bd_text_buf_free(&txt);
     bd_token_buf_free(&ids);
 }
@@ -237,8 +242,12 @@ START_TEST(test_roundtrip_bytes) {
     // Every byte value, invalid UTF-8 runs, emoji, CJK, leading/trailing spaces.
     char all[256];
     for (int i = 0; i < 256; i++) all[i] = (char)(255 - i);
-    static const char *texts[] = {" leading", "trailing  ", "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x91\x8b\xf0\x9f\x8f\xbd!",
-                                  "\x80\x80\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80", "\n\n \n", "\xe2\x96\x81 U+2581"};
+    static const char *texts[] = {" leading",
+                                  "trailing  ",
+                                  "\xe4\xbd\xa0\xe5\xa5\xbd \xf0\x9f\x91\x8b\xf0\x9f\x8f\xbd!",
+                                  "\x80\x80\xc0\xaf\xed\xa0\x80\xf4\x90\x80\x80",
+                                  "\n\n \n",
+                                  "\xe2\x96\x81 U+2581"};
     static const char *toks[] = {"tokenizers/llama2-32k/tokenizer.bin", "models/stories260K/tok512.bin"};
     for (int k = 0; k < 2; k++) {
         bd_tokenizer *t = load_or_fail(bd_test_data(toks[k]));
@@ -334,8 +343,7 @@ START_TEST(test_split_patterns) {
     // Llama 3: numbers in groups of up to three.
     check_split(BD_PRETOK_LLAMA3, "12345", (size_t[]){3, 5}, 2);
     // Non-ASCII letters (é, 中) and numbers (² is \p{N}); U+3000 is whitespace.
-    check_split(BD_PRETOK_QWEN2, "\xc3\xa9t\xc3\xa9\xe3\x80\x80\xe4\xb8\xad\xc2\xb2",
-                (size_t[]){5, 11, 13}, 3);
+    check_split(BD_PRETOK_QWEN2, "\xc3\xa9t\xc3\xa9\xe3\x80\x80\xe4\xb8\xad\xc2\xb2", (size_t[]){5, 11, 13}, 3);
 }
 END_TEST
 
@@ -343,19 +351,19 @@ END_TEST
 // <0x0A>3 <0xC3>4 <0xA9>5 <0xFF>6, ▁7 a8 b9 c10 h11 t12 e13, ▁t14 he15 ▁the16 ab17 ▁a18
 // ▁ab19 bc20; merges by rank: 0 "▁ t", 1 "h e", 2 "▁t he", 3 "a b", 4 "▁ a", 5 "▁a b", 6 "b c".
 static const enc_case hf_spm_cases[] = {
-    // ▁ t h e: ▁t (rank 0), he (1), then ▁t+he (2) -> ▁the.
-    {"the", 0, 1, {16}},
-    // ▁ a b c: "a b" (3) goes before "▁ a" (4); then no merge joins ▁ + ab or ab + c.
-    {"abc", 0, 3, {7, 17, 10}},
-    // ▁ a ▁ b c: "▁ a" (4) then "b c" (6); the middle ▁ stays alone.
-    {"a bc", 0, 3, {18, 7, 20}},
-    // é is not in the vocab: both its bytes have pieces -> <0xC3> <0xA9>.
-    {"\xc3\xa9", 0, 3, {7, 4, 5}},
-    // Newline: <0x0A>.
-    {"\n", 0, 2, {7, 3}},
-    // "<s>" in the text is the special token; the rest is a new segment that gets its own ▁.
-    {"<s>the", 0, 2, {1, 16}},
-    {"", 0, 0, {0}},
+        // ▁ t h e: ▁t (rank 0), he (1), then ▁t+he (2) -> ▁the.
+        {"the", 0, 1, {16}},
+        // ▁ a b c: "a b" (3) goes before "▁ a" (4); then no merge joins ▁ + ab or ab + c.
+        {"abc", 0, 3, {7, 17, 10}},
+        // ▁ a ▁ b c: "▁ a" (4) then "b c" (6); the middle ▁ stays alone.
+        {"a bc", 0, 3, {18, 7, 20}},
+        // é is not in the vocab: both its bytes have pieces -> <0xC3> <0xA9>.
+        {"\xc3\xa9", 0, 3, {7, 4, 5}},
+        // Newline: <0x0A>.
+        {"\n", 0, 2, {7, 3}},
+        // "<s>" in the text is the special token; the rest is a new segment that gets its own ▁.
+        {"<s>the", 0, 2, {1, 16}},
+        {"", 0, 0, {0}},
 };
 
 START_TEST(test_hf_spm_fixture) {
@@ -393,28 +401,28 @@ END_TEST
 // 0 "Ġ t"->256, 1 "h e"->257, 2 "Ġt he"->258, 3 "i n"->259, 4 "in g"->260, 5 "1 2"->261,
 // 6 "! !"->262, 7 "Ċ Ċ"->263; special <|endoftext|> 264.
 static const enc_case hf_byte_cases[] = {
-    // Words "the" | " thing". "the": h+e (1), t+he is no merge -> t, he.
-    // " thing": Ġ+t (0), i+n (3), in+g (4) -> Ġt, h, ing.
-    {"the thing", 0, 5, {116, 257, 256, 104, 260}},
-    // " the": Ġt (0), he (1), Ġt+he (2).
-    {" the", 0, 1, {258}},
-    // Digits are split one by one before BPE, so "1 2" never applies.
-    {"12", 0, 2, {49, 50}},
-    // "wow" | "!!!": the leftmost "! !" first -> !!, !.
-    {"wow!!!", 0, 5, {119, 111, 119, 262, 33}},
-    // "a" | "\n\n" | "b": ĊĊ (7).
-    {"a\n\nb", 0, 3, {97, 263, 98}},
-    // The special token is matched before splitting.
-    {"hi<|endoftext|>the", 0, 5, {104, 105, 264, 116, 257}},
-    // é is bytes C3 A9 -> pieces 195, 169.
-    {"\xc3\xa9", 0, 2, {195, 169}},
-    // An invalid byte is just its byte piece.
-    {"\xff", 0, 1, {255}},
-    // "  x": the space run leaves its last space to " x": " " | " x" -> 32, 32, 120.
-    {"  x", 0, 3, {32, 32, 120}},
-    // Contractions are case-insensitive in Qwen2: "I" | "'M".
-    {"I'M", 0, 3, {73, 39, 77}},
-    {"", 0, 0, {0}},
+        // Words "the" | " thing". "the": h+e (1), t+he is no merge -> t, he.
+        // " thing": Ġ+t (0), i+n (3), in+g (4) -> Ġt, h, ing.
+        {"the thing", 0, 5, {116, 257, 256, 104, 260}},
+        // " the": Ġt (0), he (1), Ġt+he (2).
+        {" the", 0, 1, {258}},
+        // Digits are split one by one before BPE, so "1 2" never applies.
+        {"12", 0, 2, {49, 50}},
+        // "wow" | "!!!": the leftmost "! !" first -> !!, !.
+        {"wow!!!", 0, 5, {119, 111, 119, 262, 33}},
+        // "a" | "\n\n" | "b": ĊĊ (7).
+        {"a\n\nb", 0, 3, {97, 263, 98}},
+        // The special token is matched before splitting.
+        {"hi<|endoftext|>the", 0, 5, {104, 105, 264, 116, 257}},
+        // é is bytes C3 A9 -> pieces 195, 169.
+        {"\xc3\xa9", 0, 2, {195, 169}},
+        // An invalid byte is just its byte piece.
+        {"\xff", 0, 1, {255}},
+        // "  x": the space run leaves its last space to " x": " " | " x" -> 32, 32, 120.
+        {"  x", 0, 3, {32, 32, 120}},
+        // Contractions are case-insensitive in Qwen2: "I" | "'M".
+        {"I'M", 0, 3, {73, 39, 77}},
+        {"", 0, 0, {0}},
 };
 
 START_TEST(test_hf_bytelevel_fixture) {
@@ -505,14 +513,17 @@ START_TEST(test_load_errors) {
     write_file(path, tb, 4 + 13 + 12 + 3);
     expect_load_error(path, BD_ERR_MALFORMED, "token 2");
     free(tb);
-    static const struct { const char *json, *needle; } bad[] = {
-        {"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "Unigram"},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}", "merges[0]"},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", "merges[0]"},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", "vocab"},
-        {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0},\n \"merges\": [}", "line 2"},
-        {"{\"no_model\": 1}", "model"},
-        {"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Digits\"}}", "Digits"},
+    static const struct {
+        const char *json, *needle;
+    } bad[] = {
+            {"{\"model\": {\"type\": \"Unigram\", \"vocab\": []}}", "Unigram"},
+            {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a b\"]}}", "merges[0]"},
+            {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [\"a\"]}}", "merges[0]"},
+            {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": -1}, \"merges\": []}}", "vocab"},
+            {"{\"model\": {\"type\": \"BPE\", \"vocab\": {\"a\": 0},\n \"merges\": [}", "line 2"},
+            {"{\"no_model\": 1}", "model"},
+            {"{\"model\": {\"vocab\": {\"a\": 0}, \"merges\": []}, \"pre_tokenizer\": {\"type\": \"Digits\"}}",
+             "Digits"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         snprintf(path, sizeof path, "%s/bad%zu.json", dir, i);

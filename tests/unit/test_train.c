@@ -42,7 +42,8 @@ static void random_model(bd_model *m, const bd_config *c) {
     int n = bd_param_table(c, t, NULL);
     for (int i = 0; i < n; i++) {
         bool norm = strstr(t[i].name, "norm") || !strncmp(t[i].name, "rms", 3);
-        for (size_t j = 0; j < t[i].numel; j++) m->params[t[i].offset + j] = (norm ? 1.0f : 0.0f) + (norm ? 0.2f : 0.4f) * urand();
+        for (size_t j = 0; j < t[i].numel; j++)
+            m->params[t[i].offset + j] = (norm ? 1.0f : 0.0f) + (norm ? 0.2f : 0.4f) * urand();
     }
 }
 
