@@ -10,6 +10,7 @@
 #include "bd_log.h"
 #include "bd_outfile.h"
 #include "bd_progress.h"
+#include "bd_text.h"
 #include "bd_tokenizer.h"
 #include "bd_tool.h"
 
@@ -102,6 +103,9 @@ static void tokenize_file(ctx *c, FILE *f, const char *name, const char *field, 
             size_t k = 0;
             while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;
             if (k == len) continue;  // blank lines between JSON records are allowed
+            // cJSON would cut the field's string at a NUL: refused, not lost.
+            if (bd_text_nul_line(line, len, true))
+                bd_fatal("\"%s\" line %lld: NUL byte or \\u0000 escape in JSON text", name, (long long)lineno);
             cJSON *o = cJSON_ParseWithLength(line, len);
             if (!o || !cJSON_IsObject(o)) {
                 const char *at = cJSON_GetErrorPtr();

@@ -47,6 +47,9 @@ typedef struct {
 // bd_reader_open's (BD_ERR_SCHEMA for a wrong schema or vocabulary).
 BD_MUST_CHECK int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bool check_vocab, char *why,
                                  size_t why_size);
+// The same over an open f (left open by bd_tokens_close); name is used in messages.
+BD_MUST_CHECK int bd_tokens_open_file(bd_tokens *t, FILE *f, const char *name, const char *schema, int V,
+                                      bool check_vocab, char *why, size_t why_size);
 // Reads the next record into t->doc: BD_OK, BD_EOF after a verified trailer, or an error.
 BD_MUST_CHECK int bd_tokens_next(bd_tokens *t, char *why, size_t why_size);
 void bd_tokens_close(bd_tokens *t);

@@ -251,6 +251,18 @@ START_TEST(test_read_errors) {
         free(big);
     }
     expect_error("{\"a\":1}\n", BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "cannot tell the task layout");
+    // A NUL would end an item's string: refused with its line, a byte or a JSON \u0000.
+    {
+        static const char nul[] = "ctx\n1\na\nb\0x\nc\nd\n";
+        bd_mc_task t;
+        char why[1024] = "";
+        ck_assert_int_eq(bd_mc_parse(nul, sizeof nul - 1, "task.txt", BD_MC_HELLASWAG, NULL, 0, NULL, 0, &t, why,
+                                     sizeof why),
+                         BD_ERR_MALFORMED);
+        ck_assert_msg(strstr(why, "\"task.txt\" line 4: NUL byte"), "%s", why);
+    }
+    expect_error("{\"context\":\"c\\u0000d\",\"choices\":[\"a\",\"b\"],\"gold\":0}\n", BD_MC_JSONL, NULL,
+                 BD_ERR_MALFORMED, "\"task.txt\" line 1: NUL byte or \\u0000 escape");
     // Missing labels file: the message says where it was looked for.
     bd_mc_task t;
     char why[1024], path[1024];
