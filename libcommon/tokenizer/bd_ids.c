@@ -153,9 +153,15 @@ int bd_ids_read_text(const char *path, const bd_tokenizer *tok, bd_ids *out, cha
     char *line = NULL;
     size_t lcap = 0;
     int rc = BD_OK;
+    long long lineno = 0;
     for (bool more = true; more && rc == BD_OK;) {
         ssize_t len = getline(&line, &lcap, f);
         more = len >= 0;
+        lineno += more;
+        if (more && memchr(line, 0, (size_t)len)) {  // a C string of the text would end there
+            rc = bd_fail(why, ws, BD_ERR_VALUE, "\"%s\" line %lld: NUL byte in text", path, lineno);
+            break;
+        }
         bool blank = more && (len == 1 && line[0] == '\n');
         if (more && !blank) {
             if (doc.len + (size_t)len > doc.cap) {

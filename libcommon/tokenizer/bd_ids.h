@@ -61,7 +61,8 @@ BD_MUST_CHECK int bd_tokens_read(const char *path, const char *schema, int V, bo
                                  char *why, size_t why_size);
 
 // Text (documents separated by blank lines, each encoded with BOS) into out, as bd-tokenize
-// makes a stream of it. Errors: BD_ERR_IO, BD_ERR_NOMEM, BD_ERR_VALUE (cannot encode).
+// makes a stream of it. Errors: BD_ERR_IO, BD_ERR_NOMEM, BD_ERR_VALUE (cannot encode, or a NUL
+// byte: why names the line).
 BD_MUST_CHECK int bd_ids_read_text(const char *path, const bd_tokenizer *tok, bd_ids *out, char *why, size_t why_size);
 
 #endif

@@ -81,6 +81,13 @@ expect_err_contains "nul.jsonl\" line 2: NUL byte or \\u0000 escape in a text pr
 expect_fail 1 bd-tokenize --tokenizer "$TOK" --field q -o "$T/n.bdz" "$T/nul.jsonl"
 expect_err_contains "nul.jsonl\" line 2: NUL byte or \\u0000 escape"
 [ ! -e "$T/n.bdz" ] || fail "bd-tokenize left an output behind"
+printf 'a story\n\nand its e\000nd\n' >"$T/nul2.txt"
+expect_fail 1 bd-tokenize --tokenizer "$TOK" -o "$T/n.bdz" "$T/nul2.txt"
+expect_err_contains "nul2.txt\" line 3: NUL byte in text"
+expect_fail 1 bd-tokenize --tokenizer "$TOK" --whole -o "$T/n.bdz" "$T/nul2.txt"
+expect_err_contains "nul2.txt\" line 3: NUL byte in text"
+expect_fail 1 bd-eval --model "$MODEL" --text "$T/nul2.txt"
+expect_err_contains "nul2.txt\" line 3: NUL byte in text"
 printf '{"context":"The cat\\u0000","choices":["a","b"],"gold":0}\n' >"$T/nul_task.jsonl"
 expect_fail 1 bd-eval --model "$MODEL" --task "$T/nul_task.jsonl" --json
 expect_err_contains "nul_task.jsonl\" line 1: NUL byte or \\u0000 escape"

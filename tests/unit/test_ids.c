@@ -139,6 +139,12 @@ START_TEST(test_ids_read_text) {
     }
     ck_assert_uint_eq(ids.n, at);
     ck_assert_int_eq(bd_ids_read_text(bd_test_path("none.txt"), tok, &ids, why, sizeof why), BD_ERR_IO);
+    // A NUL byte is not text (a C string of it would end there): refused with its line.
+    ck_assert_ptr_nonnull(f = fopen(p, "wb"));
+    fwrite("One day.\n\nA c\0at.\n", 1, 19, f);
+    fclose(f);
+    ck_assert_int_eq(bd_ids_read_text(p, tok, &ids, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "t.txt\" line 3: NUL byte in text"), "%s", why);
     bd_ids_free(&ids);
     bd_tokenizer_free(tok);
 }
