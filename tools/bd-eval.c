@@ -185,10 +185,12 @@ static void check_files(const eval_opts *o, const mc_opts *mc) {
     bd_tool_reads("TOKENS", o->data);
     bd_tool_reads("--task", mc->path);
     char labels[4096];
-    if (mc->path && !mc->labels) bd_mc_labels_path(mc->path, labels, sizeof labels);
-    bd_tool_reads(mc->labels ? "--labels" : "the labels next to --task", mc->labels ? mc->labels
-                                                                         : mc->path ? labels
-                                                                                    : NULL);
+    if (mc->labels) {
+        bd_tool_reads("--labels", mc->labels);
+    } else if (mc->path) {
+        bd_mc_labels_path(mc->path, labels, sizeof labels);
+        bd_tool_reads("the labels next to --task", labels);
+    }
     bd_tool_check_files();
 }
 

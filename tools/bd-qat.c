@@ -375,6 +375,15 @@ static void open_log(const qat_opts *o, long long total, qat_start *st, bd_metri
     st->log = (bd_ckpt_log){0};
 }
 
+// This step's record of the metrics log.
+static void log_step(bd_metrics *log, const bd_qat_run *s, const bd_step_stats *st, double tps, double seconds,
+                     bool eval, double eval_loss) {
+    char why[600];
+    bd_metrics_rec r = {s->tr.step, s->info.tokens, s->info.epoch, st->loss, st->lr, st->grad_norm,
+                        tps,        seconds,        eval,          eval_loss};
+    if (bd_metrics_add(log, &r, why, sizeof why) < 0) bd_fatal("--log: %s", why);
+}
+
 // The checkpoint at this step, with the log so far and the training time.
 static void checkpoint(const qat_opts *o, bd_qat_run *s, const bd_metrics *log, double seconds) {
     char why[600];
@@ -469,15 +478,13 @@ int main(int argc, char **argv) {
         run_tokens += per_step * T;
         bool do_eval = o.eval_path && ((o.eval_every && s.tr.step % o.eval_every == 0) || s.tr.step == total);
         if (do_eval) last_eval = evaluate(&o, &s, &evd, &best_eval);
-        bd_metrics_rec rec = {s.tr.step,    s.info.tokens, s.info.epoch,     st.loss, st.lr,
-                              st.grad_norm, tps,           bd_now() - t_run, do_eval, last_eval};
-        if (bd_metrics_add(&log, &rec, why, sizeof why) < 0) bd_fatal("--log: %s", why);
+        double seconds = bd_now() - t_run;
+        log_step(&log, &s, &st, tps, seconds, do_eval, last_eval);
         bd_log(BD_LOG_DEBUG, "step %lld loss %.4f lr %.3g |g| %.3g %.0f tok/s", s.tr.step, st.loss, st.lr, st.grad_norm,
                tps);
         snprintf(label, sizeof label, "step %lld/%lld loss %.4f", s.tr.step, total, st.loss);
         bd_progress_update(&pr, (uint64_t)run_tokens);
-        if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total))
-            checkpoint(&o, &s, &log, rec.seconds);
+        if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total)) checkpoint(&o, &s, &log, seconds);
     }
     bd_progress_finish(&pr);
     finish(&o, &m, &log);

@@ -75,6 +75,7 @@ printf '{"goal":"a","sol1":"b","sol2":"c","label":0}\n' >"$T/task.jsonl"
 printf '0\n' >"$T/task-labels.lst"
 refused "-o" "--task" bd-eval -m "$MODEL" --task "$T/task.jsonl" -o "$T/task.jsonl"
 refused "-o" "the labels next to --task" bd-eval -m "$MODEL" --task "$T/task.jsonl" -o "$T/task-labels.lst"
+refused "-o" "--labels" bd-eval -m "$MODEL" --task "$T/task.jsonl" --labels "$T/task-labels.lst" -o "$T/task-labels.lst"
 refused "-o" "--prompts" bd-teacher-gen -m "$MODEL" -p "$T/s.txt" -o "$T/s.txt"
 # The tokenizer next to the model, and the files of a model directory.
 mkdir "$T/m"
