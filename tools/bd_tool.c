@@ -31,10 +31,13 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
+static bool error_reported;  // the run already failed with its one-line message
+
 static void check_stdout(void) {
     // A full disk or closed pipe must not pass silently as success.
     if (fclose(stdout) != 0) {
-        fprintf(stderr, "%s: error writing standard output: %s\n", bd_tool_self.name, strerror(errno));
+        if (!error_reported)
+            fprintf(stderr, "%s: error writing standard output: %s\n", bd_tool_self.name, strerror(errno));
         bd_outfile_abort_all();
         _exit(1);
     }
@@ -60,6 +63,7 @@ noreturn void bd_fatal(const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     bd_outfile_abort_all();
+    error_reported = true;
     exit(1);
 }
 
