@@ -51,7 +51,7 @@ UNIT      = $(BUILD)/tests/unit_tests
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES   = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test fuzz fuzz-seeds bench demo deps install clean
+.PHONY: all test fuzz fuzz-seeds bench adversarial demo deps install clean
 .SECONDARY:
 all: $(LIB) $(TOOLS)
 
@@ -135,6 +135,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TOOLHELP_OBJ) $(LIB)
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) $$b || exit 1; done
 	@for s in bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) sh $$s || exit 1; done
+
+# The adversarial pass (tests/adversarial/run.sh): hostile inputs against every tool, each
+# checked for exit status, a one-line message and no output left behind. About 4 minutes.
+adversarial: all
+	BD_BIN=$(abspath $(BUILD)/bin) BD_DATA=$(BD_DATA) BD_TMP=$(abspath $(BUILD)/tmp) sh tests/adversarial/run.sh
 
 demo: all
 	$(MAKE) -f pipelines/demo.mk BD_BIN=$(abspath $(BUILD)/bin) BD_DATA=$(BD_DATA)

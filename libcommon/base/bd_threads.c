@@ -1,8 +1,13 @@
 #include "bd_threads.h"
 
 #include <cblas.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <unistd.h>
+#if defined(__SSE2__)
+#include <immintrin.h>
+#endif
 
 static int num_threads = 1;
 
@@ -17,42 +22,132 @@ void bd_set_num_threads(int n) {
 
 int bd_num_threads(void) { return num_threads; }
 
-#include <pthread.h>
+// ---- the pool -----------------------------------------------------------------------------
+// Workers are started once (again only when the thread count grows) and woken per call:
+// starting a thread team per call cost more than a 768x768 matrix-vector product. A call
+// publishes its job and bumps `generation`; worker t runs chunk t and counts itself done.
+// Waiting spins briefly (calls come in bursts, one per matrix) and then sleeps, so idle
+// workers do not take cores from OpenBLAS's own threads between calls.
+#define MAX_WORKERS 64
+#define SPIN_ROUNDS 4000  // about 0.1-0.5 ms of pause instructions
 
 typedef struct {
     void (*fn)(void *ctx, int start, int end);
     void *ctx;
-    int start, end;
-} chunk_job;
+    int n, nt;
+} pool_job;
 
-static void *run_chunk(void *arg) {
-    chunk_job *j = arg;
-    j->fn(j->ctx, j->start, j->end);
+static struct {
+    pthread_mutex_t lock;  // held by the one caller using the pool
+    pthread_mutex_t wake_mu;
+    pthread_cond_t wake, done_cv;
+    atomic_uint generation;
+    atomic_int done;
+    pool_job job;
+    int n_workers;  // started so far: workers 1..n_workers
+} pool = {.lock = PTHREAD_MUTEX_INITIALIZER,
+          .wake_mu = PTHREAD_MUTEX_INITIALIZER,
+          .wake = PTHREAD_COND_INITIALIZER,
+          .done_cv = PTHREAD_COND_INITIALIZER};
+
+static _Thread_local bool in_worker;  // a nested call runs inline
+
+static void cpu_relax(void) {
+#if defined(__SSE2__)
+    _mm_pause();
+#endif
+}
+
+static void run_chunk(const pool_job *j, int t) {
+    int start = (int)((long long)j->n * t / j->nt), end = (int)((long long)j->n * (t + 1) / j->nt);
+    if (end > start) j->fn(j->ctx, start, end);
+}
+
+static unsigned wait_generation(unsigned seen) {
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        unsigned g = atomic_load_explicit(&pool.generation, memory_order_acquire);
+        if (g != seen) return g;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool.wake_mu);
+    unsigned g;
+    while ((g = atomic_load_explicit(&pool.generation, memory_order_acquire)) == seen)
+        pthread_cond_wait(&pool.wake, &pool.wake_mu);
+    pthread_mutex_unlock(&pool.wake_mu);
+    return g;
+}
+
+// A worker's first job is the one after the generation current when it was started (read
+// by the starter: the worker itself might start after that job was published).
+static unsigned start_generation[MAX_WORKERS];
+
+static void *worker_main(void *arg) {
+    int t = (int)(long)arg;
+    in_worker = true;
+    unsigned seen = start_generation[t];
+    for (;;) {
+        seen = wait_generation(seen);
+        pool_job j = pool.job;
+        if (t < j.nt) run_chunk(&j, t);
+        if (atomic_fetch_add_explicit(&pool.done, 1, memory_order_acq_rel) + 1 == pool.n_workers) {
+            pthread_mutex_lock(&pool.wake_mu);
+            pthread_cond_broadcast(&pool.done_cv);
+            pthread_mutex_unlock(&pool.wake_mu);
+        }
+    }
     return NULL;
+}
+
+// Starts workers up to want-1 (the caller is worker 0); returns how many run.
+static int grow_pool(int want) {
+    while (pool.n_workers < want - 1 && pool.n_workers < MAX_WORKERS - 1) {
+        pthread_t tid;
+        pthread_attr_t attr;
+        pthread_attr_init(&attr);
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        start_generation[pool.n_workers + 1] = atomic_load_explicit(&pool.generation, memory_order_relaxed);
+        int rc = pthread_create(&tid, &attr, worker_main, (void *)(long)(pool.n_workers + 1));
+        pthread_attr_destroy(&attr);
+        if (rc != 0) break;
+        pool.n_workers++;
+    }
+    return pool.n_workers + 1;
+}
+
+static void wait_done(void) {
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (atomic_load_explicit(&pool.done, memory_order_acquire) == pool.n_workers) return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&pool.wake_mu);
+    while (atomic_load_explicit(&pool.done, memory_order_acquire) != pool.n_workers)
+        pthread_cond_wait(&pool.done_cv, &pool.wake_mu);
+    pthread_mutex_unlock(&pool.wake_mu);
 }
 
 void bd_parallel_for(int n, int min_per_thread, void (*fn)(void *ctx, int start, int end), void *ctx) {
     int nt = num_threads;
     if (min_per_thread < 1) min_per_thread = 1;
     if (nt > n / min_per_thread) nt = n / min_per_thread;
-    if (nt > 64) nt = 64;
-    if (nt <= 1) {
+    if (nt > MAX_WORKERS) nt = MAX_WORKERS;
+    // Inline: one chunk, a call from inside a worker, or another thread holds the pool.
+    if (nt <= 1 || in_worker || pthread_mutex_trylock(&pool.lock) != 0) {
         if (n > 0) fn(ctx, 0, n);
         return;
     }
-    pthread_t tid[64];
-    chunk_job jobs[64];
-    bool started[64] = {false};
-    for (int t = 0; t < nt; t++) {
-        jobs[t] = (chunk_job){fn, ctx, (int)((long long)n * t / nt), (int)((long long)n * (t + 1) / nt)};
-        // Chunk 0 runs on the calling thread; a failed thread start runs inline too.
-        if (t > 0) started[t] = pthread_create(&tid[t], NULL, run_chunk, &jobs[t]) == 0;
+    int have = grow_pool(nt);
+    // The chunks depend only on n and nt, so a failed thread start keeps the split and the
+    // caller runs the missing chunks itself.
+    pool.job = (pool_job){fn, ctx, n, nt};
+    atomic_store_explicit(&pool.done, 0, memory_order_relaxed);
+    if (pool.n_workers > 0) {
+        pthread_mutex_lock(&pool.wake_mu);
+        atomic_fetch_add_explicit(&pool.generation, 1, memory_order_acq_rel);
+        pthread_cond_broadcast(&pool.wake);
+        pthread_mutex_unlock(&pool.wake_mu);
     }
-    run_chunk(&jobs[0]);
-    for (int t = 1; t < nt; t++) {
-        if (started[t])
-            pthread_join(tid[t], NULL);
-        else
-            run_chunk(&jobs[t]);
-    }
+    run_chunk(&pool.job, 0);
+    for (int t = have; t < nt; t++) run_chunk(&pool.job, t);
+    if (pool.n_workers > 0) wait_done();
+    pthread_mutex_unlock(&pool.lock);
 }

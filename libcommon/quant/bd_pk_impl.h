@@ -14,8 +14,8 @@
 #endif
 
 // ---- codes ------------------------------------------------------------------------------------------
-// 2-bit: weight i at bits 2(i%4) of qs[i/4]. 3-bit: the low 2 bits so, bit 2 at bit i%8 of the
-// high plane qs[GP/4 + i/8]. Blocks are zeroed before codes are or'ed in.
+// 2-bit: weight i at bits 2(i%4) of qs[i/4]. 3-bit: its low 2 bits as a 2-bit code in qs[0, GP/4),
+// bit 2 at bit i%8 of the high plane qs[GP/4 + i/8]. Blocks are zeroed before codes are or'ed in.
 static inline void bd_put2(uint8_t *qs, int i, int q) { qs[i >> 2] |= (uint8_t)((q & 3) << (2 * (i & 3))); }
 static inline int bd_get2(const uint8_t *qs, int i) { return qs[i >> 2] >> (2 * (i & 3)) & 3; }
 static inline void bd_put3(uint8_t *qs, int gp, int i, int q) {

@@ -40,12 +40,6 @@ static bool int_of(const cJSON *v, int64_t *out) {
     return true;
 }
 
-static bool is_byte_piece(const char *p) {
-    unsigned v;
-    char tail;
-    return strlen(p) == 6 && strncmp(p, "<0x", 3) == 0 && sscanf(p, "<0x%2X%c", &v, &tail) == 2 && tail == '>';
-}
-
 static int add_norm(bd_tokenizer *t, int kind, const char *a, const char *b, bool first_only, bool unless_starts) {
     if (t->n_norm == BD_MAX_NORM_OPS) return BD_ERR_MALFORMED;
     bd_norm_op *op = &t->norm[t->n_norm++];
@@ -263,7 +257,8 @@ static int load(bd_tokenizer *t, const cJSON *root, const char *dir, char *why, 
     t->space_len = 1;
     cJSON_ArrayForEach(e, vocab) {
         int_of(e, &id);
-        int ty = t->byte_fallback && is_byte_piece(e->string) ? BD_TOKT_BYTE : BD_TOKT_NORMAL;
+        int ty = t->byte_fallback && bd_tok_byte_piece(e->string, strlen(e->string)) >= 0 ? BD_TOKT_BYTE
+                                                                                          : BD_TOKT_NORMAL;
         if ((rc = bd_tok_set_piece(t, (int32_t)id, e->string, strlen(e->string), 0.0f, ty)) < 0) return rc;
     }
     int n_added = 0;

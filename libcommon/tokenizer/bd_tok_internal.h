@@ -92,6 +92,9 @@ uint64_t bd_tok_hash(const void *data, size_t n);  // 64-bit FNV-1a
 BD_MUST_CHECK int bd_strmap_build(bd_strmap *m, const bd_tokenizer *t);
 int32_t bd_strmap_get(const bd_strmap *m, const bd_tokenizer *t, const char *s, size_t n);
 void bd_strmap_free(bd_strmap *m);
+
+// The byte a byte-fallback piece "<0xHH>" (n bytes) stands for, or -1.
+int bd_tok_byte_piece(const char *p, size_t n);
 BD_MUST_CHECK int bd_pairmap_init(bd_pairmap *m, uint64_t expected);
 // Inserts unless the pair is already there with a lower or equal prio.
 BD_MUST_CHECK int bd_pairmap_put(bd_pairmap *m, int32_t a, int32_t b, float prio, int32_t res);

@@ -15,12 +15,6 @@ static uint32_t rd_u32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
 
-static bool is_byte_piece(const char *p, size_t n) {
-    unsigned v;
-    char tail;
-    return n == 6 && strncmp(p, "<0x", 3) == 0 && p[5] == '>' && sscanf(p, "<0x%2X%c", &v, &tail) == 2 && tail == '>';
-}
-
 // Every piece that is the concatenation of two pieces a|b becomes the merge (a, b) with
 // priority -score: the pair table makes each merge candidate a single hash lookup.
 static int build_score_merges(bd_tokenizer *t) {
@@ -83,7 +77,7 @@ int bd_tok_load_llama2c(bd_tokenizer *t, const uint8_t *data, size_t n, char *wh
         memcpy(&score, data + off, 4);
         size_t len = rd_u32(data + off + 4);
         const char *p = (const char *)data + off + 8;
-        int type = id <= 2 ? BD_TOKT_CONTROL : is_byte_piece(p, len) ? BD_TOKT_BYTE : BD_TOKT_NORMAL;
+        int type = id <= 2 ? BD_TOKT_CONTROL : bd_tok_byte_piece(p, len) >= 0 ? BD_TOKT_BYTE : BD_TOKT_NORMAL;
         rc = bd_tok_set_piece(t, id, p, len, score, type);
         off += 8 + len;
     }

@@ -3,6 +3,8 @@
 #include "bd_tokenizer.h"
 #include "bd_readfile.h"
 
+#include <ctype.h>
+#include <ctype.h>
 #include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -116,6 +118,14 @@ static int set_dec(bd_tokenizer *t, int32_t id, const char *s, size_t n) {
     return BD_OK;
 }
 
+int bd_tok_byte_piece(const char *p, size_t n) {
+    if (n != 6 || strncmp(p, "<0x", 3) != 0 || !isxdigit((unsigned char)p[3]) || !isxdigit((unsigned char)p[4]) ||
+        p[5] != '>')
+        return -1;
+    char hex[3] = {p[3], p[4], 0};
+    return (int)strtol(hex, NULL, 16);
+}
+
 int bd_tok_finish(bd_tokenizer *t) {
     int rc = BD_OK;
     for (int i = 0; i < 256; i++) t->byte_id[i] = t->bytechar_id[i] = -1;
@@ -123,8 +133,8 @@ int bd_tok_finish(bd_tokenizer *t) {
     for (int32_t id = 0; id < t->n_vocab; id++) {
         const char *p = t->piece[id];
         if (t->type[id] == BD_TOKT_BYTE) {
-            unsigned v;
-            if (sscanf(p, "<0x%2X>", &v) == 1 && t->byte_id[v] < 0) t->byte_id[v] = id;
+            int v = bd_tok_byte_piece(p, strlen(p));
+            if (v >= 0 && t->byte_id[v] < 0) t->byte_id[v] = id;
         }
     }
     // Inverse of byte_to_char, for decoding byte-level pieces.
@@ -159,8 +169,8 @@ int bd_tok_finish(bd_tokenizer *t) {
         switch (t->type[id]) {
         case BD_TOKT_UNUSED: break;
         case BD_TOKT_BYTE: {
-            unsigned v;
-            if (sscanf(p, "<0x%2X>", &v) == 1) tmp[m++] = (char)v;
+            int v = bd_tok_byte_piece(p, strlen(p));
+            if (v >= 0) tmp[m++] = (char)v;
             break;
         }
         case BD_TOKT_CONTROL:
@@ -252,26 +262,32 @@ static int find_in_dir(const char *dir, char *out, size_t size) {
     return BD_OK;
 }
 
-int bd_tokenizer_load(const char *path, bd_tokenizer **out, char *why, size_t why_size) {
-    *out = NULL;
-    char file[4096];
+int bd_tokenizer_file(const char *path, char *file, size_t size, char *why, size_t why_size) {
     struct stat st;
     if (stat(path, &st) != 0) {
         say(why, why_size, "%s: %s", path, strerror(errno));
         return BD_ERR_IO;
     }
-    if (S_ISDIR(st.st_mode)) {
-        int rc = find_in_dir(path, file, sizeof file);
-        if (rc < 0) {
-            say(why, why_size, "%s: no tokenizer.json, tokenizer.bin or tok*.bin in this directory", path);
-            return rc == BD_ERR_IO ? BD_ERR_IO : BD_ERR_MALFORMED;
-        }
-    } else {
-        snprintf(file, sizeof file, "%s", path);
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(file, size, "%s", path);
+        return BD_OK;
     }
+    int rc = find_in_dir(path, file, size);
+    if (rc < 0) {
+        say(why, why_size, "%s: no tokenizer.json, tokenizer.bin or tok*.bin in this directory", path);
+        return rc == BD_ERR_IO ? BD_ERR_IO : BD_ERR_MALFORMED;
+    }
+    return BD_OK;
+}
+
+int bd_tokenizer_load(const char *path, bd_tokenizer **out, char *why, size_t why_size) {
+    *out = NULL;
+    char file[4096];
+    int rc = bd_tokenizer_file(path, file, sizeof file, why, why_size);
+    if (rc < 0) return rc;
     uint8_t *data;
     size_t n;
-    int rc = bd_read_small_file(file, BD_MAX_TOKENIZER_BYTES, (char **)&data, &n, why, why_size);
+    rc = bd_read_small_file(file, BD_MAX_TOKENIZER_BYTES, (char **)&data, &n, why, why_size);
     if (rc < 0) return rc;
     bd_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {

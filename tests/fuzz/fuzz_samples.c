@@ -1,8 +1,9 @@
 // Fuzz target: a bd.samples stream through its readers: bd-qat's (bd_seqs_from_samples:
 // sequences and, with the header's logits_top_k, the teacher's stored rows; vocabulary 32)
-// and bd-teacher-gen --resume's (its header against a run's, its records copied). The first
-// byte: bit 0 --mask-prompt, bit 1 --teacher-logits, bit 2 copy even when the headers differ,
-// bits 4-7 T - 2 and the samples to copy; the rest is the msgpack content, compressed here.
+// and bd-teacher-gen --resume's (its header against a run's, its records checked against the
+// run's limits and copied). The first byte: bit 0 --mask-prompt, bit 1 --teacher-logits, bit 2
+// copy even when the headers differ, bit 3 a run without top-K rows, bits 4-7 T - 2 and the
+// samples to copy; the rest is the msgpack content, compressed here.
 #include "bd_samples.h"
 #include "bd_seqs.h"
 #include "fuzz_util.h"
@@ -67,12 +68,15 @@ static void read_for_resume(const char *path, uint8_t flags) {
     if (!r) return;
     unsigned differs;
     int64_t copied;
+    static const int32_t bos = 1;
+    bd_gen_prompt prompt = {&bos, 1};
+    bd_samples_limits lim = {V, 64, 8, flags & 8 ? 0 : 4, &prompt, 1};
     bd_writer *w = NULL;
     snprintf(out, sizeof out, "%s/copy.bdz", fz_dir());
     if ((bd_samples_check_resume(bd_reader_header(r), run_header(), path, &differs, why, sizeof why) == BD_OK ||
          (flags & 4)) &&
         (w = bd_writer_open(out, 1, &err))) {
-        if (bd_samples_copy(r, w, 1 + (flags >> 4), &copied, why, sizeof why)) {}
+        if (bd_samples_copy(r, w, 1 + (flags >> 4), &lim, &copied, why, sizeof why)) {}
         bd_writer_abort(w);
     }
     bd_reader_close(r);

@@ -166,8 +166,8 @@ static void prompt_seeds(void) {
     }
 }
 
-// A bd.samples stream as bd-teacher-gen writes it (header of a run, samples 0..2, the second
-// with an empty completion, top-TK rows if tk), decompressed, after a flags byte.
+// A bd.samples stream as bd-teacher-gen writes it (header of a run, 4 samples, top-TK rows if
+// tk), decompressed, after a flags byte.
 static void samples_seed(const char *name, uint8_t flags, int tk) {
     bd_prompt_opts po = {.kind = "bos", .template_ = ""};
     bd_gen_opts go = {.sampling = {.temperature = 0.7, .top_k = 0, .top_p = 1.0},
@@ -205,14 +205,17 @@ static void samples_seed(const char *name, uint8_t flags, int tk) {
         msgpack_pack_object(bd_writer_packer(w), u.data.via.map.ptr[i].val);
     }
     if (bd_writer_end_object(w) != BD_OK) die("samples");
-    int32_t prompt[3] = {1, 5, 6}, completion[4] = {7, 8, 9, 2}, ids[16];
+    // From BOS, as the fuzz target's run: 4, 1 and 3 new ids, then an empty completion (which
+    // bd-qat skips and a resumed run refuses).
+    int32_t prompt[1] = {1}, completion[4] = {7, 8, 9, 2}, ids[16];
     float lp[16];
     for (int r = 0; r < 4; r++)
         for (int k = 0; k < 4; k++) ids[r * 4 + k] = (completion[r] + k) % 32, lp[r * 4 + k] = -0.5f - (float)k;
-    bd_gen_sample smp[3] = {{0, prompt, 3, completion, 4, BD_GEN_EOS, ids, lp},
-                            {1, prompt, 1, completion, 0, BD_GEN_LENGTH, ids, lp},
-                            {2, prompt + 1, 2, completion, 3, BD_GEN_CONTEXT, ids, lp}};
-    for (int i = 0; i < 3; i++)
+    bd_gen_sample smp[4] = {{0, prompt, 1, completion, 4, BD_GEN_EOS, ids, lp},
+                            {1, prompt, 1, completion + 3, 1, BD_GEN_EOS, ids, lp},
+                            {2, prompt, 1, completion, 3, BD_GEN_LENGTH, ids, lp},
+                            {3, prompt, 1, completion, 0, BD_GEN_LENGTH, ids, lp}};
+    for (int i = 0; i < 4; i++)
         if (bd_samples_write(w, &smp[i], tk) != BD_OK) die("samples");
     if (bd_writer_close(w) != BD_OK) die("samples");
     size_t n;
@@ -287,7 +290,7 @@ int main(int argc, char **argv) {
                          .grad_accum = 1,
                          .gamma = -1};
     snprintf(tmp, sizeof tmp, "%s", wpath("ck"));
-    if (bd_ckpt_save(tmp, &m, &opt, &info, &prod, why, sizeof why) != BD_OK) die(why);
+    if (bd_ckpt_save(tmp, &m, &opt, &info, NULL, &prod, why, sizeof why) != BD_OK) die(why);
     size_t nsc, nwc;
     uint8_t *sc = content(tmp, &nsc);
     strcat(tmp, ".w1");
@@ -377,7 +380,7 @@ int main(int argc, char **argv) {
         free(tx), free(buf), free(lb);
     }
     prompt_seeds();
-    samples_seed("plain", 0x21, 0);
+    samples_seed("plain", 0x2d, 0);
     samples_seed("teacher_rows", 0x62, 4);
     samples_seed("teacher_rows_masked", 0x33, 4);
     bd_model_free(&m);

@@ -1,5 +1,6 @@
 // dtype conversions against values worked by hand, strict number parsing, the msgpack
 // object scanner, progress formatting.
+#include <pthread.h>
 #include <string.h>
 
 #include "bd_dtype.h"
@@ -7,6 +8,7 @@
 #include "bd_parse.h"
 #include "bd_progress.h"
 #include "bd_test.h"
+#include "bd_threads.h"
 
 START_TEST(test_half_floats) {
     // f16: 1.0 = 0x3c00, -2.0 = 0xc000, 65504 = 0x7bff (max), 2^-24 = 0x0001 (min subnormal),
@@ -123,6 +125,83 @@ START_TEST(test_progress_format) {
 }
 END_TEST
 
+// bd_parallel_for: every index once, chunks contiguous and set by n and the thread count
+// alone, nested calls and calls from two threads at once (these run inline).
+typedef struct {
+    int *hits;
+    int *chunk_of;  // which call's chunk covered the index: its start
+    int nested;
+} pf_ctx;
+
+static void pf_mark(void *arg, int start, int end) {
+    pf_ctx *c = arg;
+    for (int i = start; i < end; i++) {
+        __atomic_fetch_add(&c->hits[i], 1, __ATOMIC_RELAXED);
+        c->chunk_of[i] = start;
+    }
+    if (c->nested) {
+        pf_ctx inner = {c->hits + start, c->chunk_of + start, 0};
+        bd_parallel_for(end - start, 1, pf_mark, &inner);  // adds a second hit in place
+    }
+}
+
+static void *pf_other_thread(void *arg) {
+    int *hits = arg;
+    int chunk[1000];
+    pf_ctx c = {hits, chunk, 0};
+    for (int r = 0; r < 20; r++) bd_parallel_for(1000, 1, pf_mark, &c);
+    return NULL;
+}
+
+START_TEST(test_parallel_for) {
+    int hits[1000], chunk_of[1000];
+    for (int nt = 1; nt <= 5; nt++) {
+        bd_set_num_threads(nt);
+        int sizes[] = {0, 1, 2, 3, 7, 64, 999, 1000};
+        for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++)
+            for (int rep = 0; rep < 3; rep++) {
+                int n = sizes[k];
+                memset(hits, 0, sizeof hits);
+                pf_ctx c = {hits, chunk_of, 0};
+                bd_parallel_for(n, 1, pf_mark, &c);
+                int parts = nt < n ? nt : (n > 0 ? n : 1);
+                for (int i = 0; i < n; i++) {
+                    ck_assert_int_eq(hits[i], 1);
+                    // The chunk holding i starts at floor(n*t/parts) for t = floor of i's share.
+                    int t = 0;
+                    while ((long long)n * (t + 1) / parts <= i) t++;
+                    ck_assert_int_eq(chunk_of[i], (int)((long long)n * t / parts));
+                }
+            }
+        // min_per_thread: 10 items with at least 4 per thread give 2 chunks.
+        memset(hits, 0, sizeof hits);
+        pf_ctx c = {hits, chunk_of, 0};
+        bd_parallel_for(10, 4, pf_mark, &c);
+        for (int i = 0; i < 10; i++) ck_assert_int_eq(chunk_of[i], nt >= 2 ? (i < 5 ? 0 : 5) : 0);
+        // Nested: the inner call runs inline over its chunk, so every index gets two hits.
+        memset(hits, 0, sizeof hits);
+        c.nested = 1;
+        bd_parallel_for(100, 1, pf_mark, &c);
+        for (int i = 0; i < 100; i++) ck_assert_int_eq(hits[i], 2);
+    }
+    // Two threads calling at once: every call still covers every index once.
+    bd_set_num_threads(2);
+    static int other_hits[1000];
+    memset(other_hits, 0, sizeof other_hits);
+    pthread_t tid;
+    ck_assert_int_eq(pthread_create(&tid, NULL, pf_other_thread, other_hits), 0);
+    memset(hits, 0, sizeof hits);
+    pf_ctx c = {hits, chunk_of, 0};
+    for (int r = 0; r < 20; r++) bd_parallel_for(1000, 1, pf_mark, &c);
+    pthread_join(tid, NULL);
+    for (int i = 0; i < 1000; i++) {
+        ck_assert_int_eq(hits[i], 20);
+        ck_assert_int_eq(other_hits[i], 20);
+    }
+    bd_set_num_threads(1);
+}
+END_TEST
+
 Suite *suite_basics(void) {
     Suite *s = suite_create("basics");
     TCase *tc = tcase_create("core");
@@ -131,6 +210,7 @@ Suite *suite_basics(void) {
     tcase_add_test(tc, test_parse_numbers);
     tcase_add_test(tc, test_msgpack_scan);
     tcase_add_test(tc, test_progress_format);
+    tcase_add_test(tc, test_parallel_for);
     suite_add_tcase(s, tc);
     return s;
 }
