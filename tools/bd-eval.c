@@ -223,7 +223,8 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
         case OPT_LABELS: mc->labels = optarg; break;
         case OPT_LIMIT: mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
         case OPT_ACT:
-            if (strcmp(optarg, "int8") && strcmp(optarg, "f32")) bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
+            if (strcmp(optarg, "int8") && strcmp(optarg, "f32"))
+                bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
             o->act = strcmp(optarg, "int8") ? 0 : 8;
             break;
         default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
@@ -259,16 +260,16 @@ static void load_model(const eval_opts *o, bd_model *m) {
     if (qo.q.kind != BD_Q_NONE) {
         if (qo.clip && bd_clipfile_apply(qo.clip, m, &qo.q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
         if (bd_model_fakequant(m, m, &qo.q, &qo.policy, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
-        m->quant = qo.q;  // its weights are quantized now; act_bits applies --act-quant
+        m->quant = qo.q;  // its weights are quantized now; the policy carries --act-quant
         m->qpolicy = qo.policy;
     }
     // --act: int8 or f32 inputs of the quantized linears (packed kernels or the fake-quantized forward).
     if (o->act == 8 && m->quant.kind == BD_Q_NONE)
         bd_fatal("--act int8: \"%s\" is a full-precision model, not a packed model or a student (or give --quant)",
                  o->model_path);
-    if (o->latent && qo.q.kind == BD_Q_NONE) m->quant.act_bits = 0;  // the latent model: f32 activations too
-    if (o->act >= 0) m->quant.act_bits = o->act;
-    if (m->packed) m->packed->act_int8 = m->quant.act_bits == 8;
+    if (o->latent && qo.q.kind == BD_Q_NONE) m->qpolicy.act_bits = 0;  // the latent model: f32 activations too
+    if (o->act >= 0) m->qpolicy.act_bits = o->act;
+    if (m->packed) m->packed->act_int8 = m->qpolicy.act_bits == 8;
 }
 
 // The tokenizer for text, generation and tasks; its ids must fit the model's vocabulary.
@@ -359,13 +360,13 @@ static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r
     printf("model     %s\n          %s\n", o->model_path, desc);
     if (q.kind != BD_Q_NONE)
         printf("quant     %s %d-bit, group %d%s%s\n", bd_qkind_name(q.kind), q.bits, q.group,
-               o->qo.clip ? ", clipped" : "", m->quant.act_bits == 8 ? ", int8 activations" : "");
+               o->qo.clip ? ", clipped" : "", m->qpolicy.act_bits == 8 ? ", int8 activations" : "");
     else if (m->quant.kind != BD_Q_NONE)
         printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
-               o->latent   ? " (latent weights shown)"
-               : m->packed ? m->packed->act_int8 ? " (packed, int8 activations)" : " (packed)"
-               : m->quant.act_bits == 8 ? " (int8 activations)"
-                                        : "");
+               o->latent                  ? " (latent weights shown)"
+               : m->packed                ? m->packed->act_int8 ? " (packed, int8 activations)" : " (packed)"
+               : m->qpolicy.act_bits == 8 ? " (int8 activations)"
+                                          : "");
     printf("tokens    %lld scored in %d windows of %d", r->scored, r->windows, T);
     if (o->stride) printf(" (stride %d)", o->stride);
     if (r->dropped) printf(", %lld tail tokens dropped", r->dropped);

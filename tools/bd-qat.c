@@ -251,8 +251,7 @@ static void add_subln(const qat_opts *o, bd_model *m, bool resuming) {
     if (m->cfg.subln)
         bd_fatal("--subln=%s: \"%s\" already has SubLN norms placed %s", bd_subln_name(o->subln), src,
                  bd_subln_name(m->cfg.subln));
-    if (resuming)
-        bd_fatal("--resume: \"%s\" holds a model without SubLN; drop --subln or start a new run", src);
+    if (resuming) bd_fatal("--resume: \"%s\" holds a model without SubLN; drop --subln or start a new run", src);
     char why[300];
     float eps = o->subln_eps >= 0 ? (float)o->subln_eps : 1e-8f;
     if (bd_model_add_subln(m, o->subln, eps, why, sizeof why) < 0) bd_fatal("--subln: \"%s\": %s", src, why);
@@ -283,11 +282,11 @@ static bool open_student(qat_opts *o, bd_model *m, bd_ckpt_info *info, float **m
     // forward pass. A resumed checkpoint already carries both.
     if (o->q.kind != BD_Q_NONE && resuming) {
         if (m->quant.kind != o->q.kind || m->quant.bits != o->q.bits || m->quant.group != o->q.group ||
-            m->quant.act_bits != o->q.act_bits)
+            m->qpolicy.act_bits != o->policy.act_bits)
             bd_fatal("--resume: \"%s\" is a %s %d-bit group %d student with %s activations; give the same "
                      "--quant/--bits/--group/--act-quant",
                      o->state_path, bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
-                     m->quant.act_bits ? "int8" : "f32");
+                     m->qpolicy.act_bits ? "int8" : "f32");
     } else if (o->q.kind != BD_Q_NONE) {
         if (m->quant.kind != BD_Q_NONE)
             bd_fatal("--model \"%s\" is already a student (%s %d-bit); start from a full-precision model",

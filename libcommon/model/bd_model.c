@@ -14,8 +14,8 @@ int bd_linear_parse(const char *name) {
     return -1;
 }
 
-const char *const bd_subln_names[BD_N_LINEARS] = {"wq_sub_norm",   "wk_sub_norm", "wv_sub_norm", "attn_sub_norm",
-                                                  "w1_sub_norm",   "ffn_sub_norm", "w3_sub_norm"};
+const char *const bd_subln_names[BD_N_LINEARS] = {"wq_sub_norm", "wk_sub_norm",  "wv_sub_norm", "attn_sub_norm",
+                                                  "w1_sub_norm", "ffn_sub_norm", "w3_sub_norm"};
 static const char *const subln_kinds[BD_SUBLN_COUNT] = {"none", "paper", "all"};
 
 const char *bd_subln_name(bd_subln s) { return (unsigned)s < BD_SUBLN_COUNT ? subln_kinds[s] : "?"; }

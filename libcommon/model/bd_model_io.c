@@ -168,8 +168,8 @@ int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path
         char name[16];
         int k;
         if (bd_obj_strcpy(sl, name, sizeof name) < 0 || (k = bd_subln_parse(name)) < 0)
-            return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header config: field \"subln\" must be \"none\", \"paper\" or \"all\"",
-                           path);
+            return bd_fail(why, ws, BD_ERR_SCHEMA,
+                           "%s: header config: field \"subln\" must be \"none\", \"paper\" or \"all\"", path);
         cfg->subln = (bd_subln)k;
         if (cfg->subln && (rc = cfg_float(c, "subln_eps", &cfg->subln_eps, path, why, ws)) < 0) return rc;
     }
@@ -201,12 +201,12 @@ int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const
         bd_obj_int(bd_obj_get(o, "group"), &group) < 0 || bits < 0 || bits > 32 || group < 0 || group > (1 << 24))
         return bd_fail(why, ws, BD_ERR_SCHEMA,
                        "%s: header: \"quant\" must be nil or {kind, bits, group, ...} with a known kind", path);
-    *q = (bd_qspec){(bd_qkind)k, (int)bits, (int)group, 0};
+    *q = (bd_qspec){(bd_qkind)k, (int)bits, (int)group};
     const msgpack_object *ab = bd_obj_get(o, "act_bits");  // optional: 0 (f32) or 8
     int64_t act = 0;
     if (ab && (bd_obj_int(ab, &act) < 0 || (act != 0 && act != 8)))
         return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quant.act_bits must be 0 or 8", path);
-    q->act_bits = (int)act;
+    p->act_bits = (int)act;
     const msgpack_object *ih = bd_obj_get(o, "include_head"), *ex = bd_obj_get(o, "exclude");
     if (ih && ih->type == MSGPACK_OBJECT_BOOLEAN) p->include_head = ih->via.boolean;
     if (ex && ex->type == MSGPACK_OBJECT_ARRAY)
@@ -223,9 +223,9 @@ void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p
         msgpack_pack_nil(pk);
         return;
     }
-    msgpack_pack_map(pk, q->act_bits ? 6 : 5);
+    msgpack_pack_map(pk, p->act_bits ? 6 : 5);
     bd_pack_kv_str(pk, "kind", bd_qkind_name(q->kind));
-    if (q->act_bits) bd_pack_kv_int(pk, "act_bits", q->act_bits);
+    if (p->act_bits) bd_pack_kv_int(pk, "act_bits", p->act_bits);
     bd_pack_kv_int(pk, "bits", q->bits);
     bd_pack_kv_int(pk, "group", q->group);
     bd_pack_str(pk, "include_head");

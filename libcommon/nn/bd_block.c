@@ -18,9 +18,15 @@ typedef struct {
 
 static dims dims_of(const bd_config *c) {
     size_t HS = (size_t)c->head_dim;
-    dims d = {(size_t)c->dim,          (size_t)c->n_heads,         (size_t)c->n_kv_heads,
-              (size_t)c->n_heads * HS, (size_t)c->n_kv_heads * HS, (size_t)c->ffn_dim,
-              c->qk_norm ? 1u : 0u,    {0},                        c->subln ? BD_N_LINEARS : 0};
+    dims d = {(size_t)c->dim,
+              (size_t)c->n_heads,
+              (size_t)c->n_kv_heads,
+              (size_t)c->n_heads * HS,
+              (size_t)c->n_kv_heads * HS,
+              (size_t)c->ffn_dim,
+              c->qk_norm ? 1u : 0u,
+              {0},
+              c->subln ? BD_N_LINEARS : 0};
     for (int k = 0; k < BD_N_LINEARS; k++) d.sub[k] = bd_subln_has(c, k) ? (size_t)bd_linear_in(c, k) : 0;
     return d;
 }
@@ -55,8 +61,7 @@ bd_acts bd_block_acts(const bd_block_run *r, int l) {
 bool bd_same_shape(const bd_config *a, const bd_config *b) {
     return a->dim == b->dim && a->n_layers == b->n_layers && a->n_heads == b->n_heads &&
            a->n_kv_heads == b->n_kv_heads && a->head_dim == b->head_dim && a->ffn_dim == b->ffn_dim &&
-           a->vocab == b->vocab && a->qk_norm == b->qk_norm && a->rope_theta == b->rope_theta &&
-           a->subln == b->subln;
+           a->vocab == b->vocab && a->qk_norm == b->qk_norm && a->rope_theta == b->rope_theta && a->subln == b->subln;
 }
 
 float *bd_acts_sub(const bd_acts *a, bd_linear k) {
@@ -116,9 +121,9 @@ static void rope_ref(const bd_block_run *r, float *x, int heads) {
 const bd_block_ops bd_block_fast = {bd_embedding_forward, bd_rmsnorm_forward, bd_linear_forward,
                                     bd_pk_matmul,         rope_fast,          bd_swiglu_forward,
                                     bd_residual_forward,  bd_act_fakequant};
-const bd_block_ops bd_block_ref = {bd_embedding_forward_ref, bd_rmsnorm_forward_ref, bd_linear_forward_ref,
-                                   bd_pk_matmul_ref,         rope_ref,               bd_swiglu_forward_ref,
-                                   bd_residual_forward_ref,  bd_act_fakequant_ref};
+const bd_block_ops bd_block_ref = {
+        bd_embedding_forward_ref, bd_rmsnorm_forward_ref,  bd_linear_forward_ref, bd_pk_matmul_ref, rope_ref,
+        bd_swiglu_forward_ref,    bd_residual_forward_ref, bd_act_fakequant_ref};
 
 void bd_block_self_attention(const bd_block_run *r, const bd_acts *a, int l) {
     const bd_config *c = &r->m->cfg;
@@ -132,14 +137,14 @@ void bd_block_self_attention_ref(const bd_block_run *r, const bd_acts *a, int l)
 }
 
 bool bd_block_act_quant(const bd_model *m, int l, bd_linear k) {
-    if (m->quant.act_bits != 8) return false;
+    if (m->qpolicy.act_bits != 8) return false;
     if (k == BD_HEAD) return bd_qpolicy_covers(&m->qpolicy, "wcls", -1);
     return bd_qpolicy_covers(&m->qpolicy, bd_linear_names[k], l);
 }
 
 size_t bd_block_scratch_bytes(const bd_model *m, int N) {
     size_t pk = bd_pk_model_scratch_bytes(m, N);
-    if (m->quant.act_bits != 8) return pk;
+    if (m->qpolicy.act_bits != 8) return pk;
     const bd_config *c = &m->cfg;
     size_t widest = (size_t)c->dim;
     if ((size_t)c->n_heads * c->head_dim > widest) widest = (size_t)c->n_heads * c->head_dim;

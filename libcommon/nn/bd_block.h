@@ -42,9 +42,9 @@
     X(x_mid, LAYER, d.C)  /* residual after attention */                                 \
     X(xn_ffn, LAYER, d.C) /* RMSNorm before the FFN */                                   \
     X(rstd_ffn, LAYER, 1)                                                                \
-    X(h1, LAYER, d.F) /* gate pre-activation (w1) */                                     \
-    X(h3, LAYER, d.F) /* up projection (w3) */                                           \
-    X(hg, LAYER, d.F) /* silu(h1) * h3, input of w2 */                                   \
+    X(h1, LAYER, d.F)              /* gate pre-activation (w1) */                        \
+    X(h3, LAYER, d.F)              /* up projection (w3) */                              \
+    X(hg, LAYER, d.F)              /* silu(h1) * h3, input of w2 */                      \
     X(sub_wq, LAYER, d.sub[BD_WQ]) /* SubLN "all": norm of xn_att, wq's input */         \
     X(sub_wk, LAYER, d.sub[BD_WK])                                                       \
     X(sub_wv, LAYER, d.sub[BD_WV])                                                       \
@@ -53,7 +53,7 @@
     X(sub_w2, LAYER, d.sub[BD_W2]) /* SubLN: norm of hg, w2's input */                   \
     X(sub_w3, LAYER, d.sub[BD_W3])                                                       \
     X(rstd_sub, LAYER, d.subr) /* SubLN rstd: linear k's rows at rstd_sub + k*N */       \
-    X(xf, ONE, d.C)   /* final RMSNorm output (input of the head) */                     \
+    X(xf, ONE, d.C)            /* final RMSNorm output (input of the head) */            \
     X(rstd_f, ONE, 1)                                                                    \
     X(proj, ONE, d.C) /* scratch: wo and w2 outputs before the residual add */
 
@@ -130,7 +130,7 @@ struct bd_block_run {
 // Layer l's view of r->acts.
 bd_acts bd_block_acts(const bd_block_run *r, int l);
 // Whether linear k of layer l (BD_HEAD: the head) quantizes its input to 8 bits per token in
-// the f32 path: a W1.58A8 model (m->quant.act_bits == 8) and a linear its policy quantizes. A
+// the f32 path: a W1.58A8 model (m->qpolicy.act_bits == 8) and a linear its policy quantizes. A
 // packed linear does it in its kernel instead (m->packed->act_int8, the same rule).
 bool bd_block_act_quant(const bd_model *m, int l, bd_linear k);
 // Bytes of r->lin_scratch that bd_block_linear needs for model m at N rows: the packed

@@ -255,7 +255,8 @@ int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, c
                            kc->max_T);
     int rc = check_tokens("forward step", tokens, B, c->vocab, kc->why, sizeof kc->why);
     if (rc < 0) return rc;
-    if ((rc = lin_scratch_for(&kc->lin_scratch, &kc->lin_scratch_bytes, m, kc->B, kc->why, sizeof kc->why)) < 0) return rc;
+    if ((rc = lin_scratch_for(&kc->lin_scratch, &kc->lin_scratch_bytes, m, kc->B, kc->why, sizeof kc->why)) < 0)
+        return rc;
     // One row per sequence at positions pos, one activation slot for every layer, not timed.
     bd_block_run r = {.m = m,
                       .ops = &bd_block_fast,

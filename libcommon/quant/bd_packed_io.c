@@ -110,7 +110,7 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
                            rc == BD_ERR_VALUE ? "NaN or infinite weight" : "cannot be packed");
         }
     }
-    p->act_int8 = m->quant.act_bits == 8;
+    p->act_int8 = m->qpolicy.act_bits == 8;
     bd_pk_model_free(m->packed);
     m->packed = p;
     return BD_OK;
@@ -446,7 +446,7 @@ int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t ws) {
         goto out;
     }
     m->packed = model_new(&cfg);
-    if (m->packed) m->packed->act_int8 = m->quant.act_bits == 8;  // a W1.58A8 model runs as it was trained
+    if (m->packed) m->packed->act_int8 = m->qpolicy.act_bits == 8;  // a W1.58A8 model runs as it was trained
     L.nt = bd_param_table(&cfg, L.t, NULL);
     L.filled = calloc(BD_MAX_PARAMS, sizeof *L.filled);
     L.seen = m->packed ? calloc((size_t)m->packed->n_slots, sizeof *L.seen) : NULL;

@@ -28,9 +28,6 @@ typedef struct {
     bd_qkind kind;
     int bits;   // int: 2,3,4,8; sym: 2..8; nf3: 3; ternary: 2 (1.58 bits stored in 2); r2q: 2
     int group;  // G; <= 0 or >= C means one group per row. Ignored by ternary (per tensor).
-    // Activations: 0 (full precision) or 8: the input of every linear the policy quantizes is
-    // quantized to int8 per token in every forward pass (W1.58A8; bd_act_quant.h).
-    int act_bits;
 } bd_qspec;
 
 // Which layers of a model are quantized (functions in bd_qmodel.h). Default (all zero):
@@ -39,6 +36,9 @@ typedef struct {
 
 typedef struct {
     bool include_head;  // also quantize wcls (needs untied embeddings)
+    // Activations: 0 (full precision) or 8: the input of every linear the policy quantizes is
+    // quantized to int8 per token in every forward pass (W1.58A8; bd_act_quant.h).
+    int act_bits;
     int n_exclude;
     char exclude[BD_QPOLICY_MAX_EXCLUDE][64];  // fnmatch patterns on "layers.N.NAME" or "NAME"
 } bd_qpolicy;

@@ -120,8 +120,8 @@ static void linear_backward(bd_train_state *s, const bd_block_run *r, const bd_a
     bd_linear_backward(dx, gw.w, gw.b, dout, x, w.w, N, w.in, w.out);
     if (sub) {
         size_t off = (size_t)l * w.in;
-        bd_rmsnorm_backward(dinp, g->sub_norm[k] + off, dx, inp, a->rstd_sub + (size_t)k * N, m->w.sub_norm[k] + off,
-                            N, w.in);
+        bd_rmsnorm_backward(dinp, g->sub_norm[k] + off, dx, inp, a->rstd_sub + (size_t)k * N, m->w.sub_norm[k] + off, N,
+                            w.in);
     }
 }
 
@@ -226,7 +226,8 @@ int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g,
     size_t need = bd_block_scratch_bytes(fw, s->B * s->T);
     if (need > s->lin_scratch_bytes) {
         void *p = realloc(s->lin_scratch, need);
-        if (!p) return bd_fail(s->why, sizeof s->why, BD_ERR_NOMEM, "train: cannot allocate %zu MB of scratch", need >> 20);
+        if (!p)
+            return bd_fail(s->why, sizeof s->why, BD_ERR_NOMEM, "train: cannot allocate %zu MB of scratch", need >> 20);
         s->lin_scratch = p;
         s->lin_scratch_bytes = need;
     }
