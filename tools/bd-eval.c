@@ -360,7 +360,10 @@ static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r
     printf("model     %s\n          %s\n", o->model_path, desc);
     if (q.kind != BD_Q_NONE)
         printf("quant     %s %d-bit, group %d%s%s\n", bd_qkind_name(q.kind), q.bits, q.group,
-               o->qo.clip ? ", clipped" : "", m->qpolicy.act_bits == 8 ? ", int8 activations" : "");
+               o->qo.clip ? ", clipped" : "",
+               m->packed                  ? m->packed->act_int8 ? ", packed, int8 activations" : ", packed"
+               : m->qpolicy.act_bits == 8 ? ", int8 activations"
+                                          : "");
     else if (m->quant.kind != BD_Q_NONE)
         printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
                o->latent                  ? " (latent weights shown)"
