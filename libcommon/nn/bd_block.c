@@ -144,7 +144,8 @@ bool bd_block_act_quant(const bd_model *m, int l, bd_linear k) {
 
 size_t bd_block_scratch_bytes(const bd_model *m, int N) {
     size_t pk = bd_pk_model_scratch_bytes(m, N);
-    if (m->qpolicy.act_bits != 8) return pk;
+    // A packed model's quantized linears are all packed (their kernels quantize activations).
+    if (m->qpolicy.act_bits != 8 || m->packed) return pk;
     const bd_config *c = &m->cfg;
     size_t widest = (size_t)c->dim;
     if ((size_t)c->n_heads * c->head_dim > widest) widest = (size_t)c->n_heads * c->head_dim;
