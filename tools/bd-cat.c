@@ -51,6 +51,9 @@ int main(int argc, char **argv) {
     }
     bd_tool_options_done();
     if (check && (full || header_only)) bd_usage_error("--check cannot be combined with --full or --header");
+    bd_tool_writes("-o", output);
+    for (int i = optind; i < argc; i++) bd_tool_reads("FILE", argv[i]);
+    bd_tool_check_files();
 
     bd_outfile *out = bd_outfile_open(output, "w");
     if (!out) bd_fatal("\"%s\": cannot create: %s", output, strerror(errno));

@@ -177,6 +177,25 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
     bd_mc_task_free(&task);
 }
 
+// The files of the run: -o must be none of them.
+static void check_files(const eval_opts *o, const mc_opts *mc) {
+    bd_tool_writes("-o", o->output);
+    bd_tool_reads("--model", o->model_path);
+    bd_tool_reads("--clip", o->qo.clip);
+    if (o->text || o->n_generate >= 0 || mc->path) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
+    bd_tool_reads("--text", o->text);
+    bd_tool_reads("TOKENS", o->data);
+    bd_tool_reads("--task", mc->path);
+    char labels[4096];
+    if (mc->labels) {
+        bd_tool_reads("--labels", mc->labels);
+    } else if (mc->path) {
+        bd_mc_labels_path(mc->path, labels, sizeof labels);
+        bd_tool_reads("the labels next to --task", labels);
+    }
+    bd_tool_check_files();
+}
+
 static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
                                              {"tokenizer", required_argument, 0, 'k'},
@@ -243,6 +262,7 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
         bd_usage_error("--labels is for PIQA tasks");
     o->data = optind < argc ? argv[optind] : "-";
     mc->model_path = o->model_path, mc->json = o->json, mc->output = o->output, mc->q = &o->qo.q;
+    check_files(o, mc);
 }
 
 // --model as it runs (or its latent weights), then fake-quantized with --quant (after --clip).

@@ -79,6 +79,11 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
     if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
     if (o->gguf_type >= 0 && !o->gguf) bd_usage_error("--gguf-type needs --format gguf");
     if (o->gguf && strcmp(o->output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
+    bd_tool_writes("-o", o->output);
+    bd_tool_reads("--model", o->model_path);
+    bd_tool_reads("--clip", o->qo.clip);
+    if (o->gguf) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
+    bd_tool_check_files();
 }
 
 // --quant: a full-precision model gets the spec (round-to-nearest), after --clip.

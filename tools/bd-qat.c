@@ -10,11 +10,14 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "bd_clipfile.h"
 #include "bd_ids.h"
 #include "bd_log.h"
+#include "bd_metrics.h"
 #include "bd_model_io.h"
+#include "bd_outfile.h"
 #include "bd_progress.h"
 #include "bd_qat_setup.h"
 #include "bd_qmodel.h"
@@ -219,6 +222,24 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
     o->q = qo.q, o->policy = qo.policy, o->clip_path = qo.clip;
 }
 
+// The files of the run; no output may be another output or an input, nor named like the
+// checkpoint generations OUT.state.wSTEP that --save-every writes and removes.
+static void check_files(const qat_opts *o) {
+    char path[4200];
+    bd_tool_writes("-o", o->output);
+    bd_tool_writes("--log", o->log_path);
+    if (o->save_every || o->resume) bd_tool_writes("the checkpoint", o->state_path);
+    snprintf(path, sizeof path, "%s.w", o->state_path);
+    if (o->save_every) bd_tool_writes_family("--save-every", path);
+    snprintf(path, sizeof path, "%s.best", o->output);
+    if (o->keep_best) bd_tool_writes("--keep-best", path);
+    bd_tool_reads("--model", o->model_path);
+    bd_tool_reads(o->samples_path ? "--data" : "TOKENS", o->data_path);
+    bd_tool_reads("--eval", o->eval_path);
+    bd_tool_reads("--clip", o->clip_path);
+    bd_tool_check_files();
+}
+
 // The options that need or exclude others; the data path and OUT.state.
 static void check_options(int argc, char **argv, qat_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
@@ -240,6 +261,7 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     if (o->teacher_logits && (!o->samples_path || !o->distill))
         bd_usage_error("--teacher-logits needs --data samples.bdz and a distillation loss (fkl, rkl, cakld, jsd)");
     snprintf(o->state_path, sizeof o->state_path, "%s.state", o->output);
+    check_files(o);
 }
 
 // --subln: SubLN norms (weights 1) for a model without them. A model that has them keeps them
@@ -257,14 +279,25 @@ static void add_subln(const qat_opts *o, bd_model *m, bool resuming) {
     if (bd_model_add_subln(m, o->subln, eps, why, sizeof why) < 0) bd_fatal("--subln: \"%s\": %s", src, why);
 }
 
+// What a checkpoint gives a resumed run (bd_ckpt_load), and what the run's checkpoints record.
+typedef struct {
+    bool resuming;
+    bd_ckpt_info info;
+    float *moments;  // (2P) AdamW's m then v
+    long long adam_t;
+    bd_ckpt_log log;  // the metrics records up to the checkpoint
+} qat_start;
+
 // The model to train: continued from OUT.state (--resume, if it exists) or loaded from --model,
-// with the student's quantization spec; sets o->seq_len (T). Returns whether it resumed.
-static bool open_student(qat_opts *o, bd_model *m, bd_ckpt_info *info, float **moments, long long *adam_t) {
+// with the student's quantization spec; sets o->seq_len (T) and st->resuming.
+static void open_student(qat_opts *o, bd_model *m, qat_start *st) {
     char why[600];
     struct stat sb;
-    bool resuming = o->resume && stat(o->state_path, &sb) == 0;
+    bool resuming = st->resuming = o->resume && stat(o->state_path, &sb) == 0;
+    bd_ckpt_info *info = &st->info;
     if (resuming) {
-        if (bd_ckpt_load(o->state_path, m, info, moments, adam_t, why, sizeof why) < 0) bd_fatal("--resume: %s", why);
+        if (bd_ckpt_load(o->state_path, m, info, &st->moments, &st->adam_t, &st->log, why, sizeof why) < 0)
+            bd_fatal("--resume: %s", why);
         if (info->batch != o->batch || info->seq_len != (o->seq_len ? o->seq_len : info->seq_len) ||
             info->grad_accum != o->accum || info->seed != bd_tool_self.seed)
             bd_fatal(
@@ -299,8 +332,7 @@ static bool open_student(qat_opts *o, bd_model *m, bd_ckpt_info *info, float **m
         o->q = m->quant;  // continuing to train a student keeps its spec
         o->policy = m->qpolicy;
     }
-    add_subln(o, m, resuming);
-    return resuming;
+    add_subln(o, m, st->resuming);
 }
 
 // The training sequences (TOKENS or --data), at least a step's worth, and the --eval tokens.
@@ -353,36 +385,64 @@ static void set_loss(qat_opts *o, bool resuming, bd_qat_run *s, bd_qat_teacher *
     s->info.gamma = o->gamma;
 }
 
-// --log FILE: a bd.metrics stream, its header now and a record per step.
-static bd_writer *open_log(const qat_opts *o, long long total) {
-    bd_writer *log = bd_tool_open_writer(o->log_path);
-    bd_producer prod = bd_tool_producer();
-    if (bd_writer_begin_header(log, "bd.metrics", &prod, 6) < 0) bd_fatal("\"%s\": cannot write", o->log_path);
-    msgpack_packer *pk = bd_writer_packer(log);
-    bd_pack_kv_str(pk, "model", o->model_path);
-    bd_pack_kv_str(pk, "loss", o->loss_name);
-    bd_pack_kv_int(pk, "batch", o->batch);
-    bd_pack_kv_int(pk, "seq_len", o->seq_len);
-    bd_pack_kv_int(pk, "grad_accum", o->accum);
-    bd_pack_kv_int(pk, "steps", total);
-    if (bd_writer_end_object(log) < 0) bd_fatal("\"%s\": write failed", o->log_path);
-    return log;
+// The identity of the training data, which checkpoints record: a resumed run must train on the
+// same sequences (whatever file or pipe they come through). A new run's settings.
+static void check_data(const qat_opts *o, const bd_seqs *seqs, qat_start *st) {
+    uint64_t h = bd_seqs_hash(seqs);
+    if (st->resuming && st->info.data_hash && st->info.data_hash != h)
+        bd_fatal("--resume: \"%s\" was trained on other data than \"%s\" (data hash %016llx, not %016llx); give the "
+                 "same data (and --mask-prompt, --teacher-logits)",
+                 o->state_path, o->data_path, (unsigned long long)st->info.data_hash, (unsigned long long)h);
+    if (!st->resuming)
+        st->info = (bd_ckpt_info){0, 0, 0, 0, bd_tool_self.seed, o->batch, o->seq_len, o->accum, -1, 0, 0};
+    st->info.data_hash = h;
 }
 
-static void log_step(bd_writer *log, const char *path, const bd_qat_run *s, const bd_step_stats *st, double tps,
-                     double seconds, bool eval, double eval_loss) {
-    msgpack_packer *pk = bd_writer_packer(log);
-    msgpack_pack_map(pk, eval ? 9 : 8);
-    bd_pack_kv_int(pk, "step", s->tr.step);
-    bd_pack_kv_double(pk, "loss", st->loss);
-    bd_pack_kv_double(pk, "lr", st->lr);
-    bd_pack_kv_double(pk, "grad_norm", st->grad_norm);
-    bd_pack_kv_double(pk, "tokens_per_s", tps);
-    bd_pack_kv_int(pk, "tokens", s->info.tokens);
-    bd_pack_kv_int(pk, "epoch", s->info.epoch);
-    bd_pack_kv_double(pk, "seconds", seconds);
-    if (eval) bd_pack_kv_double(pk, "eval_loss", eval_loss);
-    if (bd_writer_end_object(log) < 0 || bd_writer_flush(log) < 0) bd_fatal("\"%s\": write failed", path);
+// The bd.metrics log (--log FILE, else kept only for the checkpoints), continuing a resumed run's.
+static void open_log(const qat_opts *o, long long total, qat_start *st, bd_metrics *log) {
+    char why[600];
+    bd_metrics_head head = {o->model_path, o->loss_name, o->batch, o->seq_len, o->accum, total};
+    bd_producer prod = bd_tool_producer();
+    if (bd_metrics_open(log, o->log_path, &head, &prod, st->resuming ? &st->log : NULL, why, sizeof why) < 0)
+        bd_fatal("--log: %s", why);
+    if (st->resuming && o->log_path && log->records != (uint64_t)st->info.step)
+        bd_log(BD_LOG_WARN, "--log: \"%s\" carries the records of %llu of its %lld steps", o->state_path,
+               (unsigned long long)log->records, st->info.step);
+    free(st->log.data);
+    st->log = (bd_ckpt_log){0};
+}
+
+// This step's record of the metrics log.
+static void log_step(bd_metrics *log, const bd_qat_run *s, const bd_step_stats *st, double tps, double seconds,
+                     bool eval, double eval_loss) {
+    char why[600];
+    bd_metrics_rec r = {s->tr.step, s->info.tokens, s->info.epoch, st->loss, st->lr, st->grad_norm,
+                        tps,        seconds,        eval,          eval_loss};
+    if (bd_metrics_add(log, &r, why, sizeof why) < 0) bd_fatal("--log: %s", why);
+}
+
+// The checkpoint at this step, with the log so far and the training time.
+static void checkpoint(const qat_opts *o, bd_qat_run *s, const bd_metrics *log, double seconds) {
+    char why[600];
+    bd_producer prod = bd_tool_producer();
+    bd_ckpt_log kept = bd_metrics_kept(log);
+    s->info.seconds = seconds;
+    if (bd_ckpt_save(o->state_path, s->tr.model, &s->tr.opt, &s->info, &kept, &prod, why, sizeof why) < 0)
+        bd_fatal("checkpoint: %s", why);
+    bd_log(BD_LOG_INFO, "step %lld: checkpoint %s", s->tr.step, o->state_path);
+}
+
+// The end: the log first, then OUT; a failure removes the log again (no output of a failed run
+// stays; the last checkpoint, if any, still holds the log).
+static void finish(const qat_opts *o, const bd_model *m, bd_metrics *log) {
+    char why[600];
+    bd_producer prod = bd_tool_producer();
+    if (bd_metrics_close(log, why, sizeof why) < 0) bd_fatal("--log: %s", why);
+    if (bd_model_save(m, o->output, &prod, BD_F32, why, sizeof why) < 0) {
+        if (o->log_path && !bd_outfile_in_place(o->log_path)) unlink(o->log_path);
+        bd_fatal("%s", why);
+    }
+    bd_metrics_free(log);
 }
 
 // --eval at this step (and --keep-best); returns the loss.
@@ -409,18 +469,16 @@ int main(int argc, char **argv) {
     check_options(argc, argv, &o);
     char why[600];
     bd_model m;
-    bd_ckpt_info info = {0};
-    float *moments = NULL;
-    long long adam_t = 0;
-    bool resuming = open_student(&o, &m, &info, &moments, &adam_t);
+    qat_start start = {0};
+    open_student(&o, &m, &start);
+    bool resuming = start.resuming;
     int T = o.seq_len, V = m.cfg.vocab;
     bd_seqs seqs;
     bd_ids evd = {0};
     read_data(&o, V, &seqs, &evd);
+    check_data(&o, &seqs, &start);
     long long per_step = (long long)o.batch * o.accum,
               total = o.steps ? o.steps : (o.epochs ? o.epochs : 1) * (seqs.n / per_step);
-
-    if (!resuming) info = (bd_ckpt_info){0, 0, 0, 0, bd_tool_self.seed, o.batch, T, o.accum, -1, 0};
     bd_qat_cfg c = {o.batch,
                     T,
                     o.accum,
@@ -432,9 +490,9 @@ int main(int argc, char **argv) {
                     o.q,
                     o.policy};
     bd_qat_run s;
-    if (bd_qat_init(&s, &m, &seqs, &c, &info, resuming ? moments : NULL, adam_t, why, sizeof why) < 0)
+    if (bd_qat_init(&s, &m, &seqs, &c, &start.info, resuming ? start.moments : NULL, start.adam_t, why, sizeof why) < 0)
         bd_fatal("%s", why);
-    free(moments);
+    free(start.moments);
     bd_qat_teacher teacher = {0};
     set_loss(&o, resuming, &s, &teacher);
     char desc[256];
@@ -442,13 +500,13 @@ int main(int argc, char **argv) {
     bd_log(BD_LOG_INFO, "%s; %lld sequences of %d, %lld steps of %lld sequences%s", desc, seqs.n, T, total, per_step,
            resuming ? " (resumed)" : "");
 
-    bd_writer *log = o.log_path ? open_log(&o, total) : NULL;
-    bd_producer prod = bd_tool_producer();
+    bd_metrics log;
+    open_log(&o, total, &start, &log);
     bd_progress pr;
     char label[128] = "train";
     bd_progress_start(&pr, label, (uint64_t)((total - s.tr.step) * per_step * T), "tok");
     pr.label = label;
-    double t_run = bd_now(), last_eval = NAN, best_eval = INFINITY;
+    double t_run = bd_now() - start.info.seconds, last_eval = NAN, best_eval = INFINITY;  // a resume goes on counting
     long long run_tokens = 0;  // trained by this process (progress)
     while (s.tr.step < total) {
         bd_step_stats st;
@@ -457,20 +515,16 @@ int main(int argc, char **argv) {
         run_tokens += per_step * T;
         bool do_eval = o.eval_path && ((o.eval_every && s.tr.step % o.eval_every == 0) || s.tr.step == total);
         if (do_eval) last_eval = evaluate(&o, &s, &evd, &best_eval);
-        if (log) log_step(log, o.log_path, &s, &st, tps, bd_now() - t_run, do_eval, last_eval);
+        double seconds = bd_now() - t_run;
+        log_step(&log, &s, &st, tps, seconds, do_eval, last_eval);
         bd_log(BD_LOG_DEBUG, "step %lld loss %.4f lr %.3g |g| %.3g %.0f tok/s", s.tr.step, st.loss, st.lr, st.grad_norm,
                tps);
         snprintf(label, sizeof label, "step %lld/%lld loss %.4f", s.tr.step, total, st.loss);
         bd_progress_update(&pr, (uint64_t)run_tokens);
-        if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total)) {
-            if (bd_ckpt_save(o.state_path, &m, &s.tr.opt, &s.info, &prod, why, sizeof why) < 0)
-                bd_fatal("checkpoint: %s", why);
-            bd_log(BD_LOG_INFO, "step %lld: checkpoint %s", s.tr.step, o.state_path);
-        }
+        if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total)) checkpoint(&o, &s, &log, seconds);
     }
     bd_progress_finish(&pr);
-    if (bd_model_save(&m, o.output, &prod, BD_F32, why, sizeof why) < 0) bd_fatal("%s", why);
-    if (log && bd_writer_close(log) < 0) bd_fatal("\"%s\": write failed: %s", o.log_path, strerror(errno));
+    finish(&o, &m, &log);
     bd_train_timing *tm = &s.tr.st.timing;
     bd_log(BD_LOG_INFO, "done: %lld steps, %.1f s; forward %.1f s, head %.1f s, backward %.1f s, optimizer %.1f s",
            s.tr.step, bd_now() - t_run, tm->forward, tm->head, tm->backward, tm->optimizer);

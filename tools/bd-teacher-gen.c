@@ -148,6 +148,11 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
         bd_usage_error("--field and --template need --prompts FILE");
     if (!o->po.path && o->n < 0) bd_usage_error("give -n N (the number of samples) when generating from BOS");
     go->seed = bd_tool_self.seed;
+    bd_tool_writes("-o", o->output);  // with --resume also read: it continues itself
+    bd_tool_reads("--model", o->model_path);
+    bd_tool_reads_tokenizer(o->tok_path, o->model_path);
+    bd_tool_reads("--prompts", o->po.path);
+    bd_tool_check_files();
 }
 
 // The prompts (--prompts FILE, or BOS alone) with the tokenizer that reads them: text prompts and
@@ -232,8 +237,9 @@ static int emit(void *vctx, const bd_gen_sample *s, const bd_gen_stats *st) {
 }
 
 // The output with its header; with --resume, the samples an interrupted run wrote are checked
-// and copied first. Returns how many that was.
-static int64_t open_output(const gen_opts *o, const msgpack_object *fields, out_ctx *oc) {
+// (against the header fields and the limits of this run) and copied first. Returns how many
+// that was.
+static int64_t open_output(const gen_opts *o, const msgpack_object *fields, const bd_samples_limits *lim, out_ctx *oc) {
     bd_reader *old = NULL;
     char why[1200];
     FILE *probe;
@@ -272,7 +278,7 @@ static int64_t open_output(const gen_opts *o, const msgpack_object *fields, out_
     if (bd_writer_end_object(oc->w) < 0) bd_fatal("\"%s\": write failed: %s", oc->out_name, strerror(errno));
     int64_t first = 0;
     if (old) {
-        if (bd_samples_copy(old, oc->w, o->n, &first, why, sizeof why) < 0) bd_fatal("%s", why);
+        if (bd_samples_copy(old, oc->w, o->n, lim, &first, why, sizeof why) < 0) bd_fatal("%s", why);
         bd_reader_close(old);
         bd_log(BD_LOG_INFO, "resuming at sample %lld of %lld", (long long)first, (long long)o->n);
     }
@@ -333,7 +339,8 @@ int main(int argc, char **argv) {
     msgpack_unpacked_init(&hdr);
     if (msgpack_unpack_next(&hdr, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS) bd_fatal("internal: header");
     out_ctx oc = {.tok = tok, .tk = o.go.logits_top_k, .out_name = o.output ? o.output : "-"};
-    int64_t first = open_output(&o, &hdr.data, &oc);
+    bd_samples_limits lim = {m.cfg.vocab, m.cfg.max_seq, o.go.max_new, o.go.logits_top_k, prompts, ps.count};
+    int64_t first = open_output(&o, &hdr.data, &lim, &oc);
 
     o.go.stop = &interrupted;
     snprintf(oc.label, sizeof oc.label, "generate");

@@ -223,6 +223,10 @@ static void parse_options(int argc, char **argv, tok_opts *o) {
     static char *std_in[] = {"-"};
     o->nfiles = optind < argc ? argc - optind : 1;
     o->files = optind < argc ? argv + optind : std_in;
+    bd_tool_writes("-o", o->output);
+    bd_tool_reads_tokenizer(o->tok_path, NULL);
+    for (int i = 0; i < o->nfiles; i++) bd_tool_reads(o->decode ? "STREAM" : "FILE", o->files[i]);
+    bd_tool_check_files();
 }
 
 // Opens every input first, so that an unreadable file fails before any output exists; *total
@@ -290,6 +294,7 @@ int main(int argc, char **argv) {
         tokenize_file(&c, in[i], o.files[i], o.field, o.whole);
         if (in[i] != stdin) fclose(in[i]);
     }
+    free(in);  // before the writes that may fail and exit
     bd_progress_finish(&c.prog);
     if (bd_writer_close(c.w) < 0) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
     double dt = bd_now() - t0;
@@ -297,7 +302,6 @@ int main(int argc, char **argv) {
            (unsigned long long)c.tokens, (unsigned long long)c.bytes_done, dt,
            dt > 0 ? (double)c.bytes_done / dt / 1e6 : 0.0);
     bd_token_buf_free(&c.ids);
-    free(in);
     bd_tokenizer_free(tok);
     return 0;
 }

@@ -16,6 +16,7 @@
 #include "bd_tokenizer.h"
 #include "bd_outfile.h"
 #include "bd_parse.h"
+#include "bd_runfiles.h"
 #include "bd_threads.h"
 
 #ifndef BD_BUILD_FLAGS
@@ -30,10 +31,13 @@ static void on_signal(int sig) {
     raise(sig);
 }
 
+static bool error_reported;  // the run already failed with its one-line message
+
 static void check_stdout(void) {
     // A full disk or closed pipe must not pass silently as success.
     if (fclose(stdout) != 0) {
-        fprintf(stderr, "%s: error writing standard output: %s\n", bd_tool_self.name, strerror(errno));
+        if (!error_reported)
+            fprintf(stderr, "%s: error writing standard output: %s\n", bd_tool_self.name, strerror(errno));
         bd_outfile_abort_all();
         _exit(1);
     }
@@ -59,6 +63,7 @@ noreturn void bd_fatal(const char *fmt, ...) {
     fputc('\n', stderr);
     va_end(ap);
     bd_outfile_abort_all();
+    error_reported = true;
     exit(1);
 }
 
@@ -177,6 +182,35 @@ bd_tokenizer *bd_tool_try_tokenizer(const char *model_path) {
         return NULL;
     }
     return t;
+}
+
+static bd_runfiles run_files;
+
+static void add_file(bd_rf_role role, const char *opt, const char *path) {
+    if (bd_runfiles_add(&run_files, role, opt, path) < 0) bd_fatal("out of memory");
+}
+
+void bd_tool_reads(const char *opt, const char *path) { add_file(BD_RF_INPUT, opt, path); }
+void bd_tool_writes(const char *opt, const char *path) { add_file(BD_RF_OUTPUT, opt, path); }
+void bd_tool_writes_family(const char *opt, const char *prefix) { add_file(BD_RF_FAMILY, opt, prefix); }
+
+void bd_tool_reads_tokenizer(const char *path, const char *model_path) {
+    char dir[4096], file[4096], why[512];
+    const char *p = path;
+    if (!p && model_path) model_dir(model_path, dir, sizeof dir), p = dir;
+    if (p && bd_tokenizer_file(p, file, sizeof file, why, sizeof why) == BD_OK)
+        bd_tool_reads(path ? "--tokenizer" : "the tokenizer next to --model", file);
+}
+
+void bd_tool_check_files(void) {
+    char why[9000];
+    if (bd_runfiles_check(&run_files, why, sizeof why) < 0) bd_fatal("%s", why);
+    for (size_t i = 0; i < run_files.n; i++) {
+        const bd_runfile *f = &run_files.f[i];
+        if (f->role == BD_RF_OUTPUT && bd_outfile_prepare(f->path) > 0)
+            bd_fatal("%s \"%s\": busy: another live process is writing it", f->opt, f->path);
+    }
+    bd_runfiles_free(&run_files);
 }
 
 bd_quant_opts bd_quant_opts_default(void) {

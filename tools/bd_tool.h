@@ -125,6 +125,18 @@ bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path);
 // The tokenizer next to the model, if there is one (NULL, said at --verbosity 2, if not).
 bd_tokenizer *bd_tool_try_tokenizer(const char *model_path);
 
+// The files of a run, checked before any work (see bd_runfiles.h): an output that is the same
+// file as an input or another output is refused. NULL and "-" are ignored.
+void bd_tool_reads(const char *opt, const char *path);   // an input (a directory: the files in it)
+void bd_tool_writes(const char *opt, const char *path);  // an output
+// The files named PREFIX* that the run writes and removes (bd-qat's OUT.state.wSTEP).
+void bd_tool_writes_family(const char *opt, const char *prefix);
+// The tokenizer the run reads: --tokenizer PATH, or with PATH NULL the one next to the model.
+void bd_tool_reads_tokenizer(const char *path, const char *model_path);
+// After the files are added: exits 1 naming both when two are the same file, or when another
+// live process is writing an output (removing the outputs' stale temporaries first).
+void bd_tool_check_files(void);
+
 // Producer information (this tool, argv) for stream headers.
 bd_producer bd_tool_producer(void);
 

@@ -66,6 +66,8 @@ const char *bd_mc_format_name(bd_mc_format f);
 // file and line.
 BD_MUST_CHECK int bd_mc_load(const char *path, bd_mc_format format, const char *labels, long limit, bd_mc_task *task,
                              char *why, size_t why_size);
+// The PIQA labels file bd_mc_load looks for next to a task file: dir/dev.jsonl[.bz2] -> dir/dev-labels.lst.
+void bd_mc_labels_path(const char *task_path, char *out, size_t n);
 // The same from text in memory (name for messages; labels_text NULL unless PIQA without
 // "label" fields, labels_name its name).
 BD_MUST_CHECK int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format format,

@@ -498,7 +498,7 @@ int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format for
 }
 
 // "dir/dev.jsonl" -> "dir/dev-labels.lst" (the PIQA release's naming), also from .jsonl.bz2.
-static void default_labels(const char *path, char *out, size_t n) {
+void bd_mc_labels_path(const char *path, char *out, size_t n) {
     snprintf(out, n, "%s", path);
     size_t len = strlen(out);
     if (len > 4 && strcmp(out + len - 4, ".bz2") == 0) out[len -= 4] = '\0';
@@ -522,7 +522,7 @@ int bd_mc_load(const char *path, bd_mc_format format, const char *labels, long l
     char def[4096];
     const char *lname = labels;
     if (f == BD_MC_PIQA && !labels && strcmp(path, "-") != 0) {
-        default_labels(path, def, sizeof def);
+        bd_mc_labels_path(path, def, sizeof def);
         struct stat st;
         if (stat(def, &st) == 0) lname = def;
     }
@@ -533,7 +533,7 @@ int bd_mc_load(const char *path, bd_mc_format format, const char *labels, long l
     if (lname && lname == def) bd_log(BD_LOG_INFO, "labels from %s", def);
     rc = bd_mc_parse(text, len, path, f, ltext, llen, lname, limit, task, why, ws);
     if (rc < 0 && f == BD_MC_PIQA && !lname && strstr(why, "\"label\" is missing")) {
-        default_labels(path, def, sizeof def);
+        bd_mc_labels_path(path, def, sizeof def);
         size_t k = strlen(why);
         snprintf(why + k, ws - k, " (no labels file: give one, or put it at \"%s\")", def);
     }

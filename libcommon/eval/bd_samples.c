@@ -76,19 +76,84 @@ int bd_samples_check_resume(const msgpack_object *old, const msgpack_object *min
     return BD_OK;
 }
 
-int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, int64_t *copied, char *why, size_t ws) {
+// The u32 ids tensor at key of rec (into t): 1-D, each id < V.
+static int ids_field(const msgpack_object *rec, const char *key, int V, bd_tensor_view *t, char *why, size_t ws) {
+    char reason[300];
+    if (bd_obj_tensor(bd_obj_get(rec, key), t, reason, sizeof reason) < 0)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "field \"%s\": %s", key, reason);
+    if (t->dtype != BD_U32 || t->ndim != 1)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "field \"%s\" must be a 1-D u32 tensor", key);
+    for (int64_t i = 0; i < t->numel; i++) {
+        uint32_t id;
+        memcpy(&id, (const char *)t->data + 4 * i, 4);
+        if (id >= (uint32_t)V)
+            return bd_fail(why, ws, BD_ERR_VALUE, "field \"%s\" holds id %u at %lld, outside the vocabulary of %d", key,
+                           id, (long long)i, V);
+    }
+    return BD_OK;
+}
+
+// The top-TK rows of a record of n completion tokens: ids < V, log-probabilities <= 0.
+static int top_fields(const msgpack_object *rec, int64_t n, int tk, int V, char *why, size_t ws) {
+    bd_tensor_view ti, tl;
+    if (bd_obj_tensor(bd_obj_get(rec, "top_ids"), &ti, NULL, 0) < 0 ||
+        bd_obj_tensor(bd_obj_get(rec, "top_logprobs"), &tl, NULL, 0) < 0 || ti.dtype != BD_U32 || tl.dtype != BD_F32 ||
+        ti.ndim != 2 || tl.ndim != 2 || ti.shape[0] != n || tl.shape[0] != n || ti.shape[1] != tk || tl.shape[1] != tk)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "fields \"top_ids\" (u32) and \"top_logprobs\" (f32) must be [%lld, %d]",
+                       (long long)n, tk);
+    for (int64_t i = 0; i < n * tk; i++) {
+        uint32_t id;
+        float lp;
+        memcpy(&id, (const char *)ti.data + 4 * i, 4);
+        memcpy(&lp, (const char *)tl.data + 4 * i, 4);
+        if (id >= (uint32_t)V || !(lp <= 0))
+            return bd_fail(why, ws, BD_ERR_VALUE,
+                           "top_ids/top_logprobs hold an id outside the vocabulary or a "
+                           "log-probability above 0");
+    }
+    return BD_OK;
+}
+
+// Whether record k is a sample this run could have written (see bd_samples_limits).
+static int check_record(const msgpack_object *rec, int64_t k, const bd_samples_limits *lim, char *why, size_t ws) {
+    bd_tensor_view p, c;
+    int rc;
+    if ((rc = ids_field(rec, "prompt", lim->vocab, &p, why, ws)) < 0 ||
+        (rc = ids_field(rec, "completion", lim->vocab, &c, why, ws)) < 0)
+        return rc;
+    const bd_gen_prompt *want = &lim->prompts[k % lim->n_prompts];
+    if (p.numel != want->n || memcmp(p.data, want->ids, 4 * (size_t)want->n) != 0)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "field \"prompt\" is not this run's prompt %lld",
+                       (long long)(k % lim->n_prompts));
+    if (c.numel < 1 || c.numel > lim->max_new || p.numel + c.numel > lim->max_seq)
+        return bd_fail(why, ws, BD_ERR_VALUE,
+                       "field \"completion\" has %lld ids; this run makes 1 to %d (-K), %lld with the prompt at most "
+                       "(the context)",
+                       (long long)c.numel, lim->max_new, (long long)lim->max_seq);
+    const msgpack_object *f = bd_obj_get(rec, "finished");
+    if (!bd_obj_is_str(f, "eos") && !bd_obj_is_str(f, "length") && !bd_obj_is_str(f, "context"))
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "field \"finished\" must be \"eos\", \"length\" or \"context\"");
+    return lim->tk ? top_fields(rec, c.numel, lim->tk, lim->vocab, why, ws) : BD_OK;
+}
+
+int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const bd_samples_limits *lim, int64_t *copied, char *why,
+                    size_t ws) {
     const msgpack_object *rec;
     int rc;
     int64_t k = 0;
     *copied = 0;
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
         int64_t idx;
+        char reason[400];
         if (bd_obj_int(bd_obj_get(rec, "index"), &idx) < 0 || idx != k)
             return bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" record %lld: field \"index\" should be %lld",
                            bd_reader_name(r), (long long)k + 1, (long long)k);
         if (k >= n)
             return bd_fail(why, ws, BD_ERR_VALUE, "\"%s\" already holds more than %lld samples (-n)", bd_reader_name(r),
                            (long long)n);
+        if ((rc = check_record(rec, k, lim, reason, sizeof reason)) < 0)
+            return bd_fail(why, ws, rc, "\"%s\" record %lld: %s; cannot resume from it", bd_reader_name(r),
+                           (long long)k + 1, reason);
         msgpack_pack_object(bd_writer_packer(w), *rec);
         if (bd_writer_end_object(w) < 0)
             return bd_fail(why, ws, BD_ERR_IO, "\"%s\": write failed: %s", bd_reader_name(r), strerror(errno));

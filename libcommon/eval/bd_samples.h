@@ -33,9 +33,21 @@ enum { BD_SAMPLES_OTHER_BATCH = 1, BD_SAMPLES_OTHER_THREADS = 2 };
 // *differs set.
 BD_MUST_CHECK int bd_samples_check_resume(const msgpack_object *old, const msgpack_object *mine, const char *name,
                                           unsigned *differs, char *why, size_t why_size);
-// Copies every record of r into w; they must be samples 0, 1, ... and at most n. *copied gets
-// how many. Errors: BD_ERR_SCHEMA (index), BD_ERR_VALUE (more than n), BD_ERR_IO, the reader's.
-BD_MUST_CHECK int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, int64_t *copied, char *why, size_t why_size);
+// What the records of a resumed run must be: sample i continues prompts[i % n_prompts] with
+// 1..max_new ids < vocab, within the context max_seq, and, with tk > 0, carries its top-tk ids
+// and log-probabilities.
+typedef struct {
+    int vocab, max_seq, max_new, tk;
+    const bd_gen_prompt *prompts;
+    int n_prompts;
+} bd_samples_limits;
+
+// Copies every record of r into w after checking it against lim; they must be samples 0, 1, ...
+// and at most n. *copied gets how many. Errors name the file and record: BD_ERR_SCHEMA (index,
+// a missing or mistyped field, another prompt), BD_ERR_VALUE (more than n samples, an id outside
+// the vocabulary, a length past the limits, a log-probability above 0), BD_ERR_IO, the reader's.
+BD_MUST_CHECK int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const bd_samples_limits *lim, int64_t *copied,
+                                  char *why, size_t why_size);
 // Packs the record of sample s (with its top-TK log-probabilities if tk > 0) and ends it.
 BD_MUST_CHECK int bd_samples_write(bd_writer *w, const bd_gen_sample *s, int tk);
 

@@ -33,7 +33,7 @@ static void unlink_pending(bd_outfile *o) {
 // file), and the /dev/stdout, /dev/fd/N, /proc/self/fd/N aliases of open descriptors (a rename
 // would leave the descriptor's file behind). Symbolic links to regular files are followed, so
 // the link stays and its target is replaced.
-static bool write_in_place(const char *path) {
+bool bd_outfile_in_place(const char *path) {
     struct stat st;
     if (strncmp(path, "/dev/", 5) == 0 || strncmp(path, "/proc/", 6) == 0) return true;
     if (stat(path, &st) != 0) return false;  // new file (or dangling link): temp + rename
@@ -94,6 +94,20 @@ int bd_outfile_sweep_matching(const char *pat) {
     return live;
 }
 
+// The target of a symbolic link (malloc'd), or NULL when path is not one.
+static char *link_target(const char *path) {
+    struct stat lst;
+    return lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) ? realpath(path, NULL) : NULL;
+}
+
+int bd_outfile_prepare(const char *path) {
+    if (!path || !strcmp(path, "-") || bd_outfile_in_place(path)) return 0;
+    char *real = link_target(path);
+    int live = bd_outfile_sweep(real ? real : path);
+    free(real);
+    return live;
+}
+
 bd_outfile *bd_outfile_open(const char *path, const char *mode) {
     bd_outfile *o = calloc(1, sizeof *o);
     if (!o) return NULL;
@@ -107,10 +121,8 @@ bd_outfile *bd_outfile_open(const char *path, const char *mode) {
         }
         return o;
     }
-    if (write_in_place(path)) return open_in_place(o, path, mode);
-    // A symbolic link to a regular file: replace the target, keep the link.
-    struct stat lst;
-    char *real = lstat(path, &lst) == 0 && S_ISLNK(lst.st_mode) ? realpath(path, NULL) : NULL;
+    if (bd_outfile_in_place(path)) return open_in_place(o, path, mode);
+    char *real = link_target(path);  // a symbolic link to a regular file: replace the target, keep the link
     if (real) path = real;
     size_t n = strlen(path);
     o->path = strdup(path);

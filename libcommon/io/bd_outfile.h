@@ -26,6 +26,13 @@ bool bd_outfile_is_stdout(const bd_outfile *o);
 BD_MUST_CHECK int bd_outfile_commit(bd_outfile *o);
 // Closes and removes the temporary file. Frees o.
 void bd_outfile_abort(bd_outfile *o);
+// Whether path is written in place (devices, FIFOs, sockets, /dev/ and /proc/ names) rather than
+// replaced through a temporary.
+bool bd_outfile_in_place(const char *path);
+// What bd_outfile_open does first, for a tool to do before its work: removes the stale
+// temporaries of path (of its target, for a symbolic link) and returns how many live processes
+// are writing it (then bd_outfile_open would fail with EBUSY). 0 for "-" and in-place outputs.
+int bd_outfile_prepare(const char *path);
 // Removes the temporaries of PATH whose writers are gone (unlocked); returns how many are
 // still being written by live processes. Never touches another output's files.
 int bd_outfile_sweep(const char *path);

@@ -546,6 +546,13 @@ int bd_writer_end_object(bd_writer *w) {
     return w->sbuf.size >= BD_WRITER_CHUNK ? compress(w, ZSTD_e_continue) : BD_OK;
 }
 
+int bd_writer_put(bd_writer *w, const void *records, size_t len, uint64_t n) {
+    if (!w->header_done) return BD_ERR_ARG;
+    if (msgpack_sbuffer_write(&w->sbuf, records, len) != 0) return BD_ERR_NOMEM;
+    w->records += n;
+    return w->sbuf.size >= BD_WRITER_CHUNK ? compress(w, ZSTD_e_continue) : BD_OK;
+}
+
 int bd_writer_flush(bd_writer *w) {
     int rc = compress(w, ZSTD_e_flush);
     if (rc == BD_OK && fflush(bd_outfile_fp(w->out)) != 0) rc = BD_ERR_IO;

@@ -99,6 +99,9 @@ msgpack_packer *bd_writer_packer(bd_writer *w);
 // Marks the end of the header or of a record: counts records, compresses when enough has
 // accumulated. Returns BD_OK or an I/O error.
 BD_MUST_CHECK int bd_writer_end_object(bd_writer *w);
+// Appends n records already packed (msgpack maps back to back, e.g. kept from another stream)
+// after the header. Returns BD_OK or an I/O error.
+BD_MUST_CHECK int bd_writer_put(bd_writer *w, const void *records, size_t len, uint64_t n);
 // Flushes compressed data so far to the output (for pipes: the reader sees records now).
 BD_MUST_CHECK int bd_writer_flush(bd_writer *w);
 uint64_t bd_writer_records(const bd_writer *w);

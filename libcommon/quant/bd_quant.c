@@ -17,6 +17,12 @@ const float bd_nf3_grid[8] = {-1.0f,
                               0.6229856610298157f,
                               1.0f};
 
+// The official thresholds are Python floats (doubles) compared with an f32 tensor, that is,
+// rounded to f32: (float) of the double, as torch converts them.
+const float bd_nf3_edge[7] = {(float)-0.7675113677978516, (float)-0.39097706973552704, (float)-0.1234657019376755,
+                              (float)0.0916687622666359,  (float)0.2826657369732857,   (float)0.5024898052215576,
+                              (float)0.8114928305149078};
+
 static const char *qnames[BD_Q_COUNT] = {"none", "int", "sym", "nf3", "ternary", "r2q"};
 
 const char *bd_qkind_name(bd_qkind k) { return (unsigned)k < BD_Q_COUNT ? qnames[k] : "?"; }
@@ -125,13 +131,14 @@ static void int_group(float *out, const float *w, int n, int bits) {
     for (int i = 0; i < n; i++) out[i] = bd_qvalue_affine(bd_qlevel_int(&g, w[i]), g.z, g.s);
 }
 
+// The backward passes below are autograd's on BitDistiller's QAT quantizers (bd_quant.h).
 static void int_group_backward(float *dw, const float *dout, const float *w, int n, int bits) {
     bd_qgroup g = bd_qgroup_int(w, n, bits);
     float s = g.s, z = g.z, qmax = g.qmax, range = g.mx - g.mn;
     double gs = 0;  // dL/ds
     int cnt_mx = 0, cnt_mn = 0;
     for (int i = 0; i < n; i++) {
-        float r = rintf(w[i] / s), u = r + z;
+        float r = bd_qround(w[i] / s), u = r + z;
         if (u >= 0 && u <= qmax) {  // inside: straight through, and d(r*s)/ds = r - w/s
             dw[i] += dout[i];
             gs += (double)dout[i] * (double)(r - w[i] / s);
@@ -141,9 +148,40 @@ static void int_group_backward(float *dw, const float *dout, const float *w, int
         cnt_mx += w[i] == g.mx;
         cnt_mn += w[i] == g.mn;
     }
-    if (range <= BD_QSCALE_MIN) return;  // the scale sits at its floor: no gradient to max/min
+    // Below the floor the scale is constant (torch's clamp(min=1e-5) passes the gradient from
+    // the floor up, as here).
+    if (range < BD_QSCALE_MIN) return;
     // s = (max - min)/qmax; amax/amin share the gradient among tied elements.
     float gmx = (float)(gs / qmax / cnt_mx), gmn = (float)(gs / qmax / cnt_mn);
+    for (int i = 0; i < n; i++) {
+        if (w[i] == g.mx) dw[i] += gmx;
+        if (w[i] == g.mn) dw[i] -= gmn;
+    }
+}
+
+// NF3: out = y*sp for w >= 0 and y*sn below, y the snapped value of w/sp (w/sn), sp = |max|,
+// sn = |min|. The snap passes the gradient straight through (y + (y - q).detach() with q = w/s),
+// so d out/dw = 1 for the weight itself and d out/ds = y - w/s for its half's scale; sp and sn
+// move with the group's max and min (d|max|/dmax = +1 for max > 0, d|min|/dmin = -1 for min < 0).
+// A weight of the other sign contributes nothing to a scale (its x_pos or x_neg is 0). A scale at
+// its 1e-5 floor (a group with no weight above 1e-5, or none below -1e-5) gets no gradient; the
+// official code has no floor (it gives NaN for a group whose max or min is exactly 0).
+static void nf3_group_backward(float *dw, const float *dout, const float *w, int n) {
+    bd_qgroup g = bd_qgroup_nf3(w, n);
+    double gp = 0, gn = 0;  // dL/dsp, dL/dsn
+    int cnt_mx = 0, cnt_mn = 0;
+    for (int i = 0; i < n; i++) {
+        dw[i] += dout[i];
+        float y = bd_nf3_grid[bd_qlevel_nf3(&g, w[i])];
+        if (w[i] >= 0)
+            gp += (double)dout[i] * (double)(y - w[i] / g.sp);
+        else
+            gn += (double)dout[i] * (double)(y - w[i] / g.sn);
+        cnt_mx += w[i] == g.mx;
+        cnt_mn += w[i] == g.mn;
+    }
+    bool dp = g.mx >= BD_QSCALE_MIN, dn = -g.mn >= BD_QSCALE_MIN;  // sp = max, sn = -min (not floored)
+    float gmx = dp ? (float)(gp / cnt_mx) : 0, gmn = dn ? (float)(gn / cnt_mn) : 0;
     for (int i = 0; i < n; i++) {
         if (w[i] == g.mx) dw[i] += gmx;
         if (w[i] == g.mn) dw[i] -= gmn;
@@ -211,12 +249,21 @@ static void forward_rows(const quant_job *j, int r0, int r1) {
     }
 }
 
+// sym, ternary and r2q pass the gradient straight through unchanged. BitDistiller trains only
+// with SteN2F3Quantizer and SteInt2AsymQuantizer (quantization/qlinear.py); its symmetric
+// branch (pseudo_quantize_tensor with zero_point=False, "we actually never used this") is a
+// post-training path that rounds with torch.round, whose gradient is zero, so it has no
+// straight-through gradient, detached scale or not, to match. Ternary (BitNet) and r2q are not
+// BitDistiller's.
 static void backward_rows(const quant_job *j, int r0, int r1) {
     for (int r = r0; r < r1; r++) {
         size_t off = (size_t)r * j->C;
         if (j->q->kind == BD_Q_INT) {
             for (int g = 0; g < j->C; g += j->G)
                 int_group_backward(j->out + off + g, j->dout + off + g, j->w + off + g, group_len(j, g), j->q->bits);
+        } else if (j->q->kind == BD_Q_NF3) {
+            for (int g = 0; g < j->C; g += j->G)
+                nf3_group_backward(j->out + off + g, j->dout + off + g, j->w + off + g, group_len(j, g));
         } else {
             for (int i = 0; i < j->C; i++) j->out[off + i] += j->dout[off + i];
         }

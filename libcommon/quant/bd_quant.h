@@ -5,14 +5,25 @@
 //   when G does not divide C, the last group of a row holds the C mod G weights left).
 // Formulas (BitDistiller, arXiv 2402.10631; BitNet b1.58; R2Q), see man/bd-stream.5 "quant":
 //   int (asymmetric, b bits): s = max(max-min, 1e-5)/(2^b-1), z = clamp(-round(min/s), 0, 2^b-1),
-//                             wq = (clamp(round(w/s)+z, 0, 2^b-1) - z)*s
+//                             wq = (clamp(Round(w/s)+z, 0, 2^b-1) - z)*s
 //   sym (symmetric, b bits):  s = max(absmax, 1e-5)/(2^(b-1)-1), wq = clamp(round(w/s), -2^(b-1), 2^(b-1)-1)*s
 //   nf3: positives w/max snapped to {0, .1833, .3820, .6230, 1}, negatives w/|min| snapped to
-//        {-1, -.5350, -.2469, 0}, then scaled back
+//        {-1, -.5350, -.2469, 0} (at the official code's thresholds, see bd_qlevel_nf3), then
+//        scaled back
 //   ternary (per tensor): D = mean|W|, wq = D*clamp(round(w/(D+1e-5)), -1, 1)
 //   r2q (2 bits): z = mean, a1 = mean|w-z|, r = w-z-a1*sign(w-z), a2 = mean|r|,
 //                 wq = z + a1*sign(w-z) + a2*sign(r)   (the lattice {z +- a1 +- a2})
-// round() is round-half-to-even, as torch.round.
+// Two roundings, as in BitDistiller's QAT quantizers (quantization/quantizer.py):
+//   Round(x) = sign(x)*floor(|x|+0.5) in f32: halves away from zero (2.5 -> 3, -0.5 -> -1), the
+//            official custom autograd Round that SteInt2AsymQuantizer applies to w/s (bd_qround);
+//            like the official one it also takes 0.49999997f (the float below 0.5) to 1, where
+//            0.49999997f + 0.5f rounds to 1.0f.
+//   round(x) = rintf: halves to even (2.5 -> 2, -0.5 -> -0), as torch.round, which the official
+//            code uses for the zero point; sym and ternary use it too (the official sym branch,
+//            which BitDistiller never trains with, and BitNet's weight quantizer use torch.round).
+// The official round-to-nearest and clip-search path (pseudo_quantize_tensor) rounds w/s with
+// torch.round; bd uses one int quantizer everywhere (QAT, RTN, clip search, packing), the QAT
+// one, so the two differ only on a weight exactly halfway between two levels.
 #ifndef BD_QUANT_H
 #define BD_QUANT_H
 
@@ -53,17 +64,30 @@ int bd_qspec_group(const bd_qspec *q, int C);
 // Groups per row: ceil(C / G).
 int bd_qspec_ngroups(int C, int G);
 
-// The NF3 grid of BitDistiller, ascending.
+// The NF3 grid of BitDistiller, ascending, and the thresholds between neighbours (edge[k] lies
+// between grid[k] and grid[k+1]; the official constants rounded to f32).
 extern const float bd_nf3_grid[8];
+extern const float bd_nf3_edge[7];
 
 // Fake quantization of w (OC, C) into wq (OC, C); wq may equal w (in place).
 // BD_ERR_VALUE if w holds NaN or inf, BD_ERR_ARG for a bad spec.
 BD_MUST_CHECK int bd_fakequant_forward(float *wq, const float *w, int OC, int C, const bd_qspec *q);
 // Straight-through backward: dw (OC, C) += dL/dw given dwq = dL/dwq (OC, C) and the latent w.
-// int: round() passes the gradient straight through, clamp() blocks it outside the range, and
-// the scale's dependence on the group's max and min is differentiated (as autograd does in
-// BitDistiller's reference code; the zero point has no gradient). sym, nf3, ternary, r2q:
-// identity (w + (wq - w).detach()).
+// int and nf3 give what autograd gives on BitDistiller's QAT quantizers (SteInt2AsymQuantizer,
+// SteN2F3Quantizer in quantization/quantizer.py), whose scales are not detached:
+//   int: Round passes the gradient straight through, clamp blocks it outside [0, 2^b-1], and the
+//        scale s = (max - min)/(2^b-1) is differentiated: dL/ds = sum dwq*(Round(w/s) - w/s)
+//        inside the range, sum dwq*(level - z) where clamped; max gets +dL/ds/(2^b-1), min
+//        -dL/ds/(2^b-1) (the zero point, through torch.round, has no gradient; no gradient to
+//        max/min while max - min is below the 1e-5 floor).
+//   nf3: the snap to the grid passes the gradient straight through (every weight gets dwq), and
+//        the two scales sp = |max|, sn = |min| are differentiated: with y the snapped value
+//        (in [-1, 1]) of each weight, max gets sum over w >= 0 of dwq*(y - w/sp), min gets
+//        -sum over w < 0 of dwq*(y - w/sn) (no gradient to a scale at its 1e-5 floor).
+//   Tied maxima (minima) share the gradient equally, as torch.amax/amin do: after clipping
+//   every weight beyond the clip range sits at the max (min).
+// sym, ternary, r2q: identity (w + (wq - w).detach()); BitDistiller has no QAT quantizer of
+// these kinds (see the note in bd_quant.c).
 void bd_fakequant_backward(float *dw, const float *dwq, const float *w, int OC, int C, const bd_qspec *q);
 
 // Plain single-threaded twins of the two calls above (the fast ones split rows over threads).
@@ -79,9 +103,9 @@ void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q);
 // bd_qlevel_* one weight's level; bd_qvalue_* turn a level back into a weight. Levels are
 // integer-valued floats (sym and ternary keep round()'s -0, so level * s has the sign the fake
 // quantizer has always given; the packed value of that weight is +0):
-//   int      level = clamp(round(w/s) + z, 0, 2^b-1) = the code     value (level - z) * s
+//   int      level = clamp(Round(w/s) + z, 0, 2^b-1) = the code     value (level - z) * s
 //   sym      level = clamp(round(w/s), -2^(b-1), 2^(b-1)-1)       value level * s; code level + z, z = 2^(b-1)
-//   nf3      level = index of the nearest grid value = the code   value grid[level] * (level >= 3 ? sp : sn)
+//   nf3      level = index of the grid value = the code           value grid[level] * (level >= 3 ? sp : sn)
 //   r2q      level = 2 [w - m >= 0] + [r >= 0] = the code           value lv[level]
 //   ternary  level = clamp(round(w/(D+1e-5)), -1, 1)              value level * D; code level + 1
 #define BD_QSCALE_MIN 1e-5f  // floor of every scale (a constant group)
@@ -105,25 +129,31 @@ double bd_ternary_scale(const float *w, size_t n);  // D = mean |W| over the who
 static inline float bd_qclampf(float x, float lo, float hi) { return x < lo ? lo : x > hi ? hi : x; }
 static inline float bd_qsign(float x) { return x >= 0 ? 1.0f : -1.0f; }  // sign(0) = +1: two levels
 
+// BitDistiller's QAT Round, sign(x)*floor(|x|+0.5) in f32 (see the top of this file).
+static inline float bd_qround(float x) { return copysignf(floorf(fabsf(x) + 0.5f), x); }
+
 static inline float bd_qlevel_int(const bd_qgroup *g, float w) {
-    return bd_qclampf(rintf(w / g->s) + g->z, 0, g->qmax);
+    return bd_qclampf(bd_qround(w / g->s) + g->z, 0, g->qmax);
 }
 static inline float bd_qlevel_sym(const bd_qgroup *g, float w) {
     return bd_qclampf(rintf(w / g->s), -g->qmax - 1, g->qmax);
 }
 static inline float bd_qlevel_ternary(float w, float D) { return bd_qclampf(rintf(w / (D + BD_QTERNARY_EPS)), -1, 1); }
-// Nearest grid value to w scaled into [-1, 1]; a tie goes to the value nearer zero.
+// The grid value of w scaled into [-1, 1] (w/sp for w >= 0, w/sn below), chosen as the official
+// SteN2F3Quantizer does: x >= edge[k] moves x above grid[k], with the official thresholds (about
+// the midpoints of neighbouring grid values) rounded to f32, as torch compares an f32 tensor with
+// a Python float. A weight at a threshold takes the upper value.
 static inline int bd_qlevel_nf3(const bd_qgroup *g, float w) {
-    float x = w >= 0 ? fminf(w / g->sp, 1.0f) : fmaxf(w / g->sn, -1.0f), bd = fabsf(x - bd_nf3_grid[0]);
-    int best = 0;
-    for (int k = 1; k < 8; k++) {
-        float d = fabsf(x - bd_nf3_grid[k]);
-        if (d < bd || (d == bd && fabsf(bd_nf3_grid[k]) < fabsf(bd_nf3_grid[best]))) {
-            bd = d;
-            best = k;
-        }
+    int level = 0;
+    if (w >= 0) {
+        float x = w / g->sp;
+        level = 3;
+        for (int k = 3; k < 7; k++) level += x >= bd_nf3_edge[k];
+    } else {
+        float x = w / g->sn;
+        for (int k = 0; k < 3; k++) level += x >= bd_nf3_edge[k];
     }
-    return best;
+    return level;
 }
 static inline int bd_qlevel_r2q(const bd_qgroup *g, float w) {
     double d = w - g->m, r = d - g->a1 * bd_qsign((float)d);

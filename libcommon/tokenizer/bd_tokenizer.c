@@ -262,26 +262,32 @@ static int find_in_dir(const char *dir, char *out, size_t size) {
     return BD_OK;
 }
 
-int bd_tokenizer_load(const char *path, bd_tokenizer **out, char *why, size_t why_size) {
-    *out = NULL;
-    char file[4096];
+int bd_tokenizer_file(const char *path, char *file, size_t size, char *why, size_t why_size) {
     struct stat st;
     if (stat(path, &st) != 0) {
         say(why, why_size, "%s: %s", path, strerror(errno));
         return BD_ERR_IO;
     }
-    if (S_ISDIR(st.st_mode)) {
-        int rc = find_in_dir(path, file, sizeof file);
-        if (rc < 0) {
-            say(why, why_size, "%s: no tokenizer.json, tokenizer.bin or tok*.bin in this directory", path);
-            return rc == BD_ERR_IO ? BD_ERR_IO : BD_ERR_MALFORMED;
-        }
-    } else {
-        snprintf(file, sizeof file, "%s", path);
+    if (!S_ISDIR(st.st_mode)) {
+        snprintf(file, size, "%s", path);
+        return BD_OK;
     }
+    int rc = find_in_dir(path, file, size);
+    if (rc < 0) {
+        say(why, why_size, "%s: no tokenizer.json, tokenizer.bin or tok*.bin in this directory", path);
+        return rc == BD_ERR_IO ? BD_ERR_IO : BD_ERR_MALFORMED;
+    }
+    return BD_OK;
+}
+
+int bd_tokenizer_load(const char *path, bd_tokenizer **out, char *why, size_t why_size) {
+    *out = NULL;
+    char file[4096];
+    int rc = bd_tokenizer_file(path, file, sizeof file, why, why_size);
+    if (rc < 0) return rc;
     uint8_t *data;
     size_t n;
-    int rc = bd_read_small_file(file, BD_MAX_TOKENIZER_BYTES, (char **)&data, &n, why, why_size);
+    rc = bd_read_small_file(file, BD_MAX_TOKENIZER_BYTES, (char **)&data, &n, why, why_size);
     if (rc < 0) return rc;
     bd_tokenizer *t = calloc(1, sizeof *t);
     if (!t) {

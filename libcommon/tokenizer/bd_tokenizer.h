@@ -53,6 +53,9 @@ void bd_text_buf_free(bd_text_buf *b);
 // BD_ERR_MALFORMED (unknown or corrupt format) or BD_ERR_NOMEM, with a one-line reason in
 // why ("tokenizer.json: model.merges[12]: token "ab" is not in the vocab").
 BD_MUST_CHECK int bd_tokenizer_load(const char *path, bd_tokenizer **out, char *why, size_t why_size);
+// The file bd_tokenizer_load reads for path: path itself, or the tokenizer file of a directory
+// (tokenizer.json, tokenizer.bin, then the first tok*.bin). BD_ERR_IO, BD_ERR_MALFORMED (none).
+BD_MUST_CHECK int bd_tokenizer_file(const char *path, char *file, size_t size, char *why, size_t why_size);
 void bd_tokenizer_free(bd_tokenizer *t);
 
 // Replaces out's contents with the ids of text[0..len) (any bytes). flags: BD_TOK_BOS,

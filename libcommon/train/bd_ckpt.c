@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "bd_log.h"
+#include "bd_msgpack_scan.h"
 #include "bd_model_io.h"
 #include "bd_outfile.h"
 
@@ -28,15 +29,6 @@ uint64_t bd_ckpt_hash(const float *p, size_t n) {
     h ^= h >> 33;
     h *= 0xff51afd7ed558ccdull;
     return h ^ (h >> 33);
-}
-
-uint64_t bd_ckpt_data_hash(const int32_t *ids, size_t n) {
-    uint64_t h = 0x84222325cbf29ce4ull ^ (uint64_t)n;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint32_t)ids[i]) * 0x100000001b3ull;
-    h ^= h >> 33;
-    h *= 0xc4ceb9fe1a85ec53ull;
-    h ^= h >> 33;
-    return h ? h : 1;  // 0 means "not recorded"
 }
 
 static void test_delay(void) {
@@ -90,8 +82,17 @@ static void pack_slice(msgpack_packer *pk, const char *name, const float *data, 
     bd_pack_kv_int(pk, "start", (int64_t)start);
 }
 
+// The record {"log": bin, "records": N} of the metrics records so far.
+static void pack_log(msgpack_packer *pk, const bd_ckpt_log *log) {
+    msgpack_pack_map(pk, 2);
+    bd_pack_str(pk, "log");
+    msgpack_pack_bin(pk, log->len);
+    msgpack_pack_bin_body(pk, log->data, log->len);
+    bd_pack_kv_int(pk, "records", (int64_t)log->records);
+}
+
 int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, const bd_ckpt_info *info,
-                 const bd_producer *prod, char *why, size_t ws) {
+                 const bd_ckpt_log *log, const bd_producer *prod, char *why, size_t ws) {
     if (!path || !strcmp(path, "-"))
         return bd_fail(why, ws, BD_ERR_ARG, "a checkpoint needs a file name, not standard output");
     if (opt->n != model->n_params) return bd_fail(why, ws, BD_ERR_ARG, "%s: optimizer and model sizes differ", path);
@@ -103,7 +104,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     test_delay();
     bd_writer *w = bd_writer_open(path, 1, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
-    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 16)) < 0) goto io;
+    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 17)) < 0) goto io;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_int(pk, "step", info->step);
     bd_pack_kv_int(pk, "epoch", info->epoch);
@@ -115,6 +116,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     bd_pack_kv_int(pk, "seq_len", info->seq_len);
     bd_pack_kv_int(pk, "grad_accum", info->grad_accum);
     bd_pack_kv_double(pk, "gamma", info->gamma);
+    bd_pack_kv_double(pk, "seconds", info->seconds);
     bd_pack_str(pk, "data_hash");
     msgpack_pack_uint64(pk, info->data_hash);
     bd_pack_kv_int(pk, "adam_t", opt->t);
@@ -138,6 +140,10 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
             if ((rc = bd_writer_end_object(w)) < 0) goto io;
             test_delay();
         }
+    if (log && log->records) {
+        pack_log(pk, log);
+        if ((rc = bd_writer_end_object(w)) < 0) goto io;
+    }
     if ((rc = bd_writer_close(w)) < 0) return bd_fail(why, ws, rc, "%s: write failed: %s", path, strerror(errno));
     remove_stale(path, wpath);
     return BD_OK;
@@ -155,40 +161,29 @@ static int get_int(const msgpack_object *h, const char *key, long long *out, con
     return BD_OK;
 }
 
-int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **moments, long long *adam_t, char *why,
-                 size_t ws) {
-    memset(model, 0, sizeof *model);
-    memset(info, 0, sizeof *info);
-    *moments = NULL;
-    int rc;
-    char msg[600];
-    bd_reader *r = bd_reader_open(path, "bd.trainstate", &rc, msg, sizeof msg);
-    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
-    const msgpack_object *h = bd_reader_header(r);
-    long long v[11];
+// The header's fields into info, *adam_t, *n (P), the weights file's name and hash.
+static int read_header(const msgpack_object *h, const char *path, bd_ckpt_info *info, long long *adam_t, size_t *n,
+                       char *wname, size_t wsize, uint64_t *whash, char *why, size_t ws) {
+    long long v[9];
     const char *keys[] = {"step", "epoch", "pos", "tokens", "batch", "seq_len", "grad_accum", "adam_t", "n_params"};
+    int rc;
     for (int i = 0; i < 9; i++)
-        if ((rc = get_int(h, keys[i], &v[i], path, why, ws)) < 0) goto out;
+        if ((rc = get_int(h, keys[i], &v[i], path, why, ws)) < 0) return rc;
     const msgpack_object *so = bd_obj_get(h, "seed"), *ho = bd_obj_get(h, "weights_hash");
-    char wname[512], wpath[4200];
     if (!so || so->type != MSGPACK_OBJECT_POSITIVE_INTEGER || !ho || ho->type != MSGPACK_OBJECT_POSITIVE_INTEGER ||
-        bd_obj_strcpy(bd_obj_get(h, "weights"), wname, sizeof wname) < 0 || strchr(wname, '/')) {
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA,
-                     "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
-        goto out;
-    }
-    double gamma = -1;
+        bd_obj_strcpy(bd_obj_get(h, "weights"), wname, wsize) < 0 || strchr(wname, '/'))
+        return bd_fail(why, ws, BD_ERR_SCHEMA,
+                       "%s: header: fields \"seed\", \"weights\" and \"weights_hash\" are required", path);
+    double gamma = -1, seconds = 0;
     if (bd_obj_get(h, "gamma") && bd_obj_num(bd_obj_get(h, "gamma"), &gamma) < 0) gamma = -1;
+    if (bd_obj_get(h, "seconds") && (bd_obj_num(bd_obj_get(h, "seconds"), &seconds) < 0 || !(seconds >= 0)))
+        seconds = 0;                                        // absent in checkpoints before it was recorded
     const msgpack_object *dh = bd_obj_get(h, "data_hash");  // absent in checkpoints before it was recorded
-    if (dh && dh->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"data_hash\" must be a non-negative integer", path);
-        goto out;
-    }
-    if (v[8] <= 0 || v[4] <= 0 || v[4] > INT32_MAX || v[5] <= 0 || v[5] > INT32_MAX || v[6] <= 0 || v[6] > INT32_MAX) {
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: n_params, batch, seq_len and grad_accum must be positive",
-                     path);
-        goto out;
-    }
+    if (dh && dh->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"data_hash\" must be a non-negative integer", path);
+    if (v[8] <= 0 || v[4] <= 0 || v[4] > INT32_MAX || v[5] <= 0 || v[5] > INT32_MAX || v[6] <= 0 || v[6] > INT32_MAX)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: n_params, batch, seq_len and grad_accum must be positive",
+                       path);
     *info = (bd_ckpt_info){.step = v[0],
                            .epoch = v[1],
                            .pos = v[2],
@@ -198,12 +193,94 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
                            .seq_len = (int)v[5],
                            .grad_accum = (int)v[6],
                            .gamma = gamma,
-                           .data_hash = dh ? dh->via.u64 : 0};
+                           .data_hash = dh ? dh->via.u64 : 0,
+                           .seconds = seconds};
     *adam_t = v[7];
-    size_t n = (size_t)v[8];
+    *n = (size_t)v[8];
+    *whash = ho->via.u64;
+    return BD_OK;
+}
+
+// The next slice of adam_m or adam_v into moments (2n); filled counts what each holds.
+static int read_slice(const msgpack_object *rec, float *moments, size_t n, size_t filled[2], char *why, size_t ws) {
+    bd_tensor_view t;
+    int64_t start;
+    int rc = bd_obj_tensor(rec, &t, why, ws);
+    if (rc < 0) return rc;
+    int which = t.name_len == 6 && !memcmp(t.name, "adam_m", 6)   ? 0
+                : t.name_len == 6 && !memcmp(t.name, "adam_v", 6) ? 1
+                                                                  : -1;
+    if (which < 0 || t.dtype != BD_F32 || t.ndim != 1 || bd_obj_int(bd_obj_get(rec, "start"), &start) < 0 ||
+        (size_t)start != filled[which] || (size_t)t.numel > n - filled[which])
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "expected the next f32 slice of adam_m or adam_v");
+    memcpy(moments + (size_t)which * n + filled[which], t.data, t.nbytes);
+    filled[which] += (size_t)t.numel;
+    return BD_OK;
+}
+
+// The metrics records {"log": bin, "records": N}: N msgpack maps back to back (checked without
+// unpacking them), copied into log (if not NULL).
+static int read_log(const msgpack_object *rec, bd_ckpt_log *log, char *why, size_t ws) {
+    const msgpack_object *b = bd_obj_get(rec, "log");
+    int64_t count;
+    if (b->type != MSGPACK_OBJECT_BIN || bd_obj_int(bd_obj_get(rec, "records"), &count) < 0 || count < 0)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "a log record needs \"log\": bin and \"records\": int");
+    const uint8_t *p = (const uint8_t *)b->via.bin.ptr;
+    size_t len = b->via.bin.size;
+    int64_t k = 0;
+    for (bd_msgpack_scan sc = {0}; sc.pos < len; k++) {
+        bd_msgpack_scan_init(&sc, sc.pos);
+        bool is_map = (p[sc.pos] & 0xf0) == 0x80 || p[sc.pos] == 0xde || p[sc.pos] == 0xdf;
+        if (!is_map || bd_msgpack_scan_step(&sc, p, len) != 1)
+            return bd_fail(why, ws, BD_ERR_SCHEMA, "log: record %lld is not a whole msgpack map", (long long)k + 1);
+    }
+    if (k != count)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "log: %lld records, the field says %lld", (long long)k,
+                       (long long)count);
+    if (!log) return BD_OK;
+    if (log->data) return bd_fail(why, ws, BD_ERR_SCHEMA, "a second log record");
+    if (len && !(log->data = malloc(len))) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    if (len) memcpy(log->data, p, len);
+    log->len = len, log->records = (uint64_t)count;
+    return BD_OK;
+}
+
+// The records: the moments (2n, all of them) and the metrics log.
+static int read_records(bd_reader *r, const char *path, float *moments, size_t n, bd_ckpt_log *log, char *why,
+                        size_t ws) {
+    size_t filled[2] = {0, 0};
+    const msgpack_object *rec;
+    int rc;
+    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
+        char tw[300];
+        rc = bd_obj_get(rec, "log") ? read_log(rec, log, tw, sizeof tw)
+                                    : read_slice(rec, moments, n, filled, tw, sizeof tw);
+        if (rc < 0)
+            return bd_fail(why, ws, rc, "%s: record %llu: %s", path, (unsigned long long)bd_reader_record_index(r), tw);
+    }
+    if (rc != BD_EOF) return bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r));
+    if (filled[0] != n || filled[1] != n)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the AdamW moments are incomplete", path);
+    return BD_OK;
+}
+
+int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **moments, long long *adam_t,
+                 bd_ckpt_log *log, char *why, size_t ws) {
+    memset(model, 0, sizeof *model);
+    memset(info, 0, sizeof *info);
+    if (log) *log = (bd_ckpt_log){0};
+    *moments = NULL;
+    int rc;
+    char msg[600], wname[512], wpath[4200];
+    size_t n = 0;
+    uint64_t whash = 0;
+    bd_reader *r = bd_reader_open(path, "bd.trainstate", &rc, msg, sizeof msg);
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
+    if ((rc = read_header(bd_reader_header(r), path, info, adam_t, &n, wname, sizeof wname, &whash, why, ws)) < 0)
+        goto out;
     sibling(wpath, sizeof wpath, path, wname);
     if ((rc = bd_model_load(wpath, model, why, ws)) < 0) goto out;
-    if (model->n_params != n || bd_ckpt_hash(model->params, n) != ho->via.u64) {
+    if (model->n_params != n || bd_ckpt_hash(model->params, n) != whash) {
         rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the weights file %s does not match this state (size or hash)", path,
                      wpath);
         goto out;
@@ -212,43 +289,13 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
         rc = BD_ERR_NOMEM;
         goto out;
     }
-    size_t filled[2] = {0, 0};
-    const msgpack_object *rec;
-    while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        unsigned long long ri = (unsigned long long)bd_reader_record_index(r);
-        bd_tensor_view t;
-        char tw[300];
-        int64_t start;
-        if ((rc = bd_obj_tensor(rec, &t, tw, sizeof tw)) < 0) {
-            bd_fail(why, ws, rc, "%s: record %llu: %s", path, ri, tw);
-            goto out;
-        }
-        int which = t.name_len == 6 && !memcmp(t.name, "adam_m", 6)   ? 0
-                    : t.name_len == 6 && !memcmp(t.name, "adam_v", 6) ? 1
-                                                                      : -1;
-        if (which < 0 || t.dtype != BD_F32 || t.ndim != 1 || bd_obj_int(bd_obj_get(rec, "start"), &start) < 0 ||
-            (size_t)start != filled[which] || (size_t)t.numel > n - filled[which]) {
-            rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: expected the next f32 slice of adam_m or adam_v",
-                         path, ri);
-            goto out;
-        }
-        memcpy(*moments + (size_t)which * n + filled[which], t.data, t.nbytes);
-        filled[which] += (size_t)t.numel;
-    }
-    if (rc != BD_EOF) {
-        bd_fail(why, ws, rc, "%s: %s", path, bd_reader_error(r));
-        goto out;
-    }
-    if (filled[0] != n || filled[1] != n) {
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: the AdamW moments are incomplete", path);
-        goto out;
-    }
-    rc = BD_OK;
+    rc = read_records(r, path, *moments, n, log, why, ws);
 out:
     if (rc < 0) {
         bd_model_free(model);
         free(*moments);
         *moments = NULL;
+        if (log) free(log->data), *log = (bd_ckpt_log){0};
     }
     bd_reader_close(r);
     return rc;

@@ -2,7 +2,8 @@
 // as a bd.trainstate stream (see man/bd-stream.5), in two files that are swapped in safely:
 //   PATH           the bd.trainstate stream: step, data position, seed, settings, AdamW's
 //                  step count and moments (records "adam_m", "adam_v": flat f32 slices in the
-//                  parameter layout), and the name and hash of its weights file;
+//                  parameter layout), the name and hash of its weights file, and the run's
+//                  bd.metrics records so far (a record {"log": bin, "records": N});
 //   PATH.wSTEP     the weights at that step: an ordinary bd.model stream (bd-eval reads it).
 // Each file is written under a temporary name and renamed into place (bd_writer). The new
 // weights file gets a new name and is written first, the state that points at it second, and
@@ -27,27 +28,34 @@ typedef struct {
     uint64_t seed;                   // the run's seed (the epoch order derives from it)
     int batch, seq_len, grad_accum;  // settings a resumed run must share
     double gamma;        // cakld's g as measured at the start (-1: none), kept so a resume needs no re-measure
-    uint64_t data_hash;  // identity of the training data (bd_ckpt_data_hash); 0: not recorded
+    uint64_t data_hash;  // identity of the training data (bd_seqs_hash); 0: not recorded
+    double seconds;      // training time so far (the metrics log's "seconds" go on from it)
 } bd_ckpt_info;
 
-// Writes the checkpoint of model, opt (moments and step count) and info at path.
+// The bd.metrics records of a run up to its checkpoint: msgpack maps packed back to back. A
+// checkpoint carries them so that a resumed run's --log holds every step exactly once.
+typedef struct {
+    char *data;  // (len) bytes; from bd_ckpt_load: malloc'd, the caller frees it
+    size_t len;
+    uint64_t records;
+} bd_ckpt_log;
+
+// Writes the checkpoint of model, opt (moments and step count), info and log (may be NULL) at path.
 // Test hook: the environment variable BD_CKPT_TEST_DELAY_MS=N sleeps N ms after the
 // weights file is committed and after each state record, so that a test can kill the
 // process in the middle of a checkpoint write.
 BD_MUST_CHECK int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, const bd_ckpt_info *info,
-                               const bd_producer *prod, char *why, size_t why_size);
+                               const bd_ckpt_log *log, const bd_producer *prod, char *why, size_t why_size);
 
 // Reads the checkpoint at path: model gets the weights (allocated here, with the stored
 // quantization spec), info the state, *moments a malloc'd (2P) array (m then v: the layout of
-// bd_adamw's m, v) and *adam_t AdamW's step count. Errors name the file and what is wrong
+// bd_adamw's m, v), *adam_t AdamW's step count and, if log is not NULL, *log the metrics
+// records (none from a checkpoint without them). Errors name the file and what is wrong
 // (BD_ERR_SCHEMA for a weights file that does not match the state's hash or size).
 BD_MUST_CHECK int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **moments,
-                               long long *adam_t, char *why, size_t why_size);
+                               long long *adam_t, bd_ckpt_log *log, char *why, size_t why_size);
 
 // 64-bit hash of n floats (their bytes), recorded to tie a state to its weights.
 uint64_t bd_ckpt_hash(const float *p, size_t n);
-// 64-bit hash of the training data as the trainer sees it (n token ids, in order), recorded
-// so that a resume on other data is refused.
-uint64_t bd_ckpt_data_hash(const int32_t *ids, size_t n);
 
 #endif

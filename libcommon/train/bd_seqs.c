@@ -145,6 +145,30 @@ void bd_seqs_free(bd_seqs *s) {
     s->n = 0;
 }
 
+// FNV-1a over n 32-bit words, continuing h.
+static uint64_t fnv_words(uint64_t h, const void *p, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, (const char *)p + 4 * i, 4);
+        h = (h ^ u) * 0x100000001b3ull;
+    }
+    return h;
+}
+
+uint64_t bd_seqs_hash(const bd_seqs *s) {
+    size_t nt = (size_t)s->n * (size_t)s->T;
+    uint32_t dims[4] = {(uint32_t)s->n, (uint32_t)((uint64_t)s->n >> 32), (uint32_t)s->T, (uint32_t)s->tk};
+    uint64_t h = fnv_words(0xcbf29ce484222325ull, dims, 4);
+    h = fnv_words(fnv_words(h, s->tok, nt), s->tgt, nt);
+    for (size_t i = 0; s->tk && i < nt; i++)  // the rows of unscored positions are never set
+        if (s->tgt[i] >= 0)
+            h = fnv_words(fnv_words(h, s->top_ids + i * s->tk, (size_t)s->tk), s->top_lp + i * s->tk, (size_t)s->tk);
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdull;
+    h ^= h >> 33;
+    return h ? h : 1;  // 0 means "not recorded"
+}
+
 long long bd_seqs_gather(const bd_seqs *s, const long long *idx, long long S, int32_t *tokens, int32_t *targets) {
     int T = s->T;
     long long scored = 0;

@@ -36,6 +36,10 @@ BD_MUST_CHECK int bd_seqs_from_tokens(bd_seqs *s, const char *path, int V, int T
 BD_MUST_CHECK int bd_seqs_from_samples(bd_seqs *s, const char *path, int V, int T, bool mask_prompt,
                                        bool teacher_logits, char *why, size_t why_size);
 void bd_seqs_free(bd_seqs *s);
+// 64-bit identity of the sequences as training sees them: their tokens, targets and stored
+// teacher rows (of the scored positions), never 0. A checkpoint records it so that a resume on
+// other data is refused, while the same data from another file name or a pipe is accepted.
+uint64_t bd_seqs_hash(const bd_seqs *s);
 
 // Copies sequences idx[0..S-1] into tokens and targets (S, T); returns the scored positions.
 long long bd_seqs_gather(const bd_seqs *s, const long long *idx, long long S, int32_t *tokens, int32_t *targets);

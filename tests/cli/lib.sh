@@ -10,9 +10,17 @@ PATH="$BD_BIN:$PATH"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# no_sanitizer_report CMD...: the last command's stderr holds no report of a sanitized build
+# (make test SAN=1: AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer), which a
+# failing command's exit status would hide.
+no_sanitizer_report() {
+    ! grep -q "Sanitizer" "$T/err" || { cat "$T/err" >&2; fail "sanitizer report: $*"; }
+}
+
 # expect_ok CMD...: exit 0.
 expect_ok() {
     "$@" >"$T/out" 2>"$T/err" || { cat "$T/err" >&2; fail "expected success: $*"; }
+    no_sanitizer_report "$@"
 }
 
 # expect_fail CODE CMD...: exit status CODE, empty stdout, a one-line message on stderr
@@ -21,6 +29,7 @@ expect_fail() {
     want=$1; shift
     "$@" >"$T/out" 2>"$T/err"
     got=$?
+    no_sanitizer_report "$@"
     [ "$got" = "$want" ] || { cat "$T/err" >&2; fail "expected exit $want, got $got: $*"; }
     [ ! -s "$T/out" ] || fail "expected empty stdout: $*"
     [ -s "$T/err" ] || fail "expected an error message: $*"

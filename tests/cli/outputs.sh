@@ -63,4 +63,8 @@ root="$(dirname "$0")/../.."
 pat='-o[[:space:]]*/dev/null'
 if grep -rnIE -e "$pat" "$root/pipelines" "$root/tests" "$root/bench" "$root/Makefile" "$root/.ci" "$root/README.md" \
     | grep -v "^$root/tests/cli/outputs.sh:"; then fail "a tool is given -o /dev/null above"; fi
+# A closed standard output: one message (the write's), not a second one at exit.
+bd-tokenize -q -k "$M/tok512.bin" "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >&- 2>"$T/err"
+[ $? = 1 ] || fail "closed stdout: expected exit 1"
+[ "$(wc -l <"$T/err")" = 1 ] || { cat "$T/err" >&2; fail "closed stdout: expected one line on stderr"; }
 exit 0

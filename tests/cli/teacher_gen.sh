@@ -1,5 +1,6 @@
 # bd-teacher-gen: the README's greedy sample, stream contents, prompts from text, JSONL
-# (templates) and bd.tokens, reproducibility, interruption and --resume, bad input.
+# (templates) and bd.tokens, reproducibility, interruption (signals, kill -9) and --resume,
+# records checked on --resume, bad input (without leaks under make test SAN=1).
 . "$(dirname "$0")/lib.sh"
 M=$BD_DATA/models/stories260K
 MODEL=$M/stories260K.bin
@@ -125,6 +126,38 @@ records "$T/part.bdz" | cmp -s - "$T/full.json" || fail "a refused resume change
 head -c 3000 "$T/full.bdz" >"$T/cut.bdz"
 expect_fail 1 bd-teacher-gen -m "$MODEL" -n 200 -K 96 -o "$T/cut.bdz" --resume
 expect_err_contains "cannot resume"
+# kill -9 leaves only the temporary of the unfinished stream; the next run on that output
+# (here --resume, which finds no stream yet) removes it and gives the uninterrupted result.
+bd-teacher-gen -m "$MODEL" -n 200 -K 96 -b 8 -o "$T/k9.bdz" 2>/dev/null &
+pid=$!
+i=0
+until ls "$T"/k9.bdz.tmp.* >/dev/null 2>&1; do
+    i=$((i + 1)); [ $i -lt 200 ] || { kill -9 $pid; fail "no temporary seen"; }
+    sleep 0.05
+done
+sleep 0.2
+kill -9 $pid
+wait $pid 2>/dev/null
+ls "$T"/k9.bdz.tmp.* >/dev/null 2>&1 || [ -e "$T/k9.bdz" ] || fail "the killed run left neither output nor temporary"
+expect_ok bd-teacher-gen -m "$MODEL" -n 200 -K 96 -b 8 -o "$T/k9.bdz" --resume
+! ls "$T"/k9.bdz.tmp.* >/dev/null 2>&1 || fail "a killed run's temporary was left"
+records "$T/k9.bdz" | cmp -s - "$T/full.json" || fail "kill -9 + --resume differs from the uninterrupted run"
+
+# --resume checks each record it keeps against this run: an id outside the vocabulary (patched
+# into the first completion of a real stream) is refused, naming the file and record.
+expect_ok bd-teacher-gen -m "$MODEL" -n 3 -K 8 --seed 5 -o "$T/g.bdz"
+zstd -q -d -c "$T/g.bdz" >"$T/g.raw"
+# The second "completion" is the first record's tensor name; its ids start 35 bytes further (the
+# name, "dtype": "u32", "shape": [n], "data" and the bin header).
+pos=$(grep -boa completion "$T/g.raw" | sed -n 2p | cut -d: -f1)
+printf '\237\206\001\000' | dd of="$T/g.raw" bs=1 seek=$((pos + 35)) conv=notrunc 2>/dev/null
+zstd -q -f --check -c "$T/g.raw" >"$T/g.bdz"
+bd-cat --full "$T/g.bdz" | grep -q '"completion":{[^}]*"data":\[99999,' || fail "the patch missed the first id"
+cp "$T/g.bdz" "$T/g.before"
+expect_fail 1 bd-teacher-gen -m "$MODEL" -n 6 -K 8 --seed 5 -o "$T/g.bdz" --resume
+expect_err_contains "g.bdz\" record 1: field \"completion\" holds id 99999 at 0, outside the vocabulary of 512"
+cmp -s "$T/g.bdz" "$T/g.before" || fail "a refused resume changed the file"
+
 # --resume of a file that does not exist yet starts from 0.
 expect_ok bd-teacher-gen -m "$MODEL" -n 12 -K 40 --seed 7 -o "$T/new.bdz" --resume
 records "$T/new.bdz" | cmp -s - "$T/s.json" || fail "--resume of a new file differs from a plain run"
@@ -154,6 +187,24 @@ expect_err_contains "line 2: invalid JSON"
 bd-tokenize --tokenizer "$BD_DATA/tokenizers/llama2-32k/tokenizer.bin" -o "$T/big.bdz" "$T/d.txt" || fail "tokenize"
 expect_fail 1 bd-teacher-gen -m "$MODEL" -p "$T/big.bdz" -o "$T/e.bdz"
 expect_err_contains "vocabulary"
+# A bd.tokens stream made by hand (msgpack bytes, the zstd command) whose second record is bad:
+# refused naming the record (and, under SAN=1, without leaking the prompt buffer).
+tokens_with() {
+    printf '\204\245magic\242bd\246schema\251bd.tokens\247version\222\001\000\252vocab_size\315\002\000' >"$T/m"
+    printf '\201\243ids\204\244name\243ids\245dtype\243u32\245shape\221\002\244data\304\010\001\000\000\000\005\000\000\000' >>"$T/m"
+    printf "$1" >>"$T/m"
+    printf '\202\243end\303\247records\002' >>"$T/m"
+    zstd -q -f --check -c "$T/m" >"$2"
+}
+tokens_with '\201\243ids\300' "$T/noids.bdz"
+expect_fail 1 bd-teacher-gen -m "$MODEL" -p "$T/noids.bdz" -o "$T/e.bdz"
+expect_err_contains 'noids.bdz" record 2: field "ids"'
+tokens_with '\201\243ids\204\244name\243ids\245dtype\243u32\245shape\221\003\244data\304\010\001\000\000\000\005\000\000\000' "$T/short.bdz"
+expect_fail 1 bd-teacher-gen -m "$MODEL" -p "$T/short.bdz" -o "$T/e.bdz"
+expect_err_contains 'short.bdz" record 2: field "ids": tensor data has 8 bytes'
+tokens_with '\201\243ids\204\244name\243ids\245dtype\243u32\245shape\221\002\244data\304\010\001\000\000\000\237\206\001\000' "$T/oov.bdz"
+expect_fail 1 bd-teacher-gen -m "$MODEL" -p "$T/oov.bdz" -o "$T/e.bdz"
+expect_err_contains 'oov.bdz" record 2: '
 printf '\n\n' >"$T/empty.txt"
 expect_fail 1 bd-teacher-gen -m "$MODEL" -p "$T/empty.txt" -o "$T/e.bdz"
 expect_err_contains "no prompts"

@@ -101,4 +101,15 @@ expect_err_contains "made with tokenizer llama2c:tok512.bin:"
 [ ! -e "$T/bad.txt" ] || fail "decode output left behind"
 head -c 100 "$T/ts.bdz" >"$T/cut.bdz"
 expect_fail 1 bd-tokenize -k "$TOK512" -d "$T/cut.bdz"
+
+# A full disk (standard output on /dev/full) fails with one line, exit 1; under make test SAN=1
+# also without a leak (the input list was once left allocated on this path).
+for args in "$T/hw.txt" "--whole $T/hw.txt" "$T/hw.txt $T/a.txt" "--field text $T/in.jsonl" "-d $T/ts.bdz"; do
+    # shellcheck disable=SC2086
+    bd-tokenize -k "$TOK512" $args >/dev/full 2>"$T/err"
+    rc=$?
+    no_sanitizer_report bd-tokenize $args
+    [ "$rc" = 1 ] || { cat "$T/err" >&2; fail "bd-tokenize $args >/dev/full: exit $rc, expected 1"; }
+    expect_err_contains "No space left on device"
+done
 exit 0

@@ -198,7 +198,7 @@ int main(int argc, char **argv) {
                          .grad_accum = 1,
                          .gamma = -1};
     snprintf(tmp, sizeof tmp, "%s", wpath("ck"));
-    if (bd_ckpt_save(tmp, &m, &opt, &info, &prod, why, sizeof why) != BD_OK) die(why);
+    if (bd_ckpt_save(tmp, &m, &opt, &info, NULL, &prod, why, sizeof why) != BD_OK) die(why);
     size_t nsc, nwc;
     uint8_t *sc = content(tmp, &nsc);
     strcat(tmp, ".w1");

@@ -19,9 +19,9 @@ static float frand(void) {
 }
 
 START_TEST(test_layout_by_hand) {
-    // int 2-bit, one group of 4: min -1.5, max 1.5 -> s = 1, z = 2; codes round(w)+2 clamped:
-    // -1.5 -> -2+2 = 0, -0.5 -> -0+2 = 2, 0.5 -> 0+2 = 2, 1.5 -> 2+2 = 4 -> 3.
-    // Byte 0 = 0 | 2<<2 | 2<<4 | 3<<6 = 232. The block is 8 header bytes + 32/4 code bytes.
+    // int 2-bit, one group of 4: min -1.5, max 1.5 -> s = 1, z = 2; codes Round(w)+2 clamped
+    // (halves away from zero): -1.5 -> -2+2 = 0, -0.5 -> -1+2 = 1, 0.5 -> 1+2 = 3, 1.5 -> 2+2 = 4 -> 3.
+    // Byte 0 = 0 | 1<<2 | 3<<4 | 3<<6 = 244. The block is 8 header bytes + 32/4 code bytes.
     float w[4] = {-1.5f, -0.5f, 0.5f, 1.5f};
     bd_qspec q = {BD_Q_INT, 2, 4};
     bd_pk_tensor t;
@@ -33,7 +33,7 @@ START_TEST(test_layout_by_hand) {
     memcpy(&s, t.data, 4);
     ck_assert(s == 1.0f);
     ck_assert_int_eq(t.data[4], 2);
-    ck_assert_int_eq(t.data[8], 232);
+    ck_assert_int_eq(t.data[8], 244);
     for (int i = 9; i < 16; i++) ck_assert_int_eq(t.data[i], 0);  // padding codes are 0
     bd_pk_free(&t);
     // 3-bit: [0, 7] in one group of 2 -> s = 1, z = 0, codes 0 and 7: low plane byte 0 =

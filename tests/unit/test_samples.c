@@ -1,6 +1,8 @@
 // bd.samples as bd-teacher-gen writes them (bd_samples): a header agrees with itself; each field
 // that decides the samples, changed alone, is named as the difference; batch and threads only
-// warn; records copy when their indices run 0, 1, ... up to n; a written record reads back.
+// warn; records copy when their indices run 0, 1, ... up to n and each is a sample the resumed
+// run could have written (its prompt, ids in the vocabulary, lengths within -K and the context,
+// the top-K rows); a written record reads back.
 #include <string.h>
 
 #include "bd_samples.h"
@@ -96,19 +98,29 @@ static void write_records(const char *path, const int64_t *idx, int n, int tk) {
     ck_assert_int_eq(bd_writer_close(w), BD_OK);
 }
 
-static int copy(const char *path, int64_t n, int64_t *copied, char *why, size_t ws) {
+static const int32_t the_prompt[2] = {1, 5};
+static const bd_gen_prompt prompts[1] = {{the_prompt, 2}};
+
+// Copies the records of path as a run with limits lim would on --resume.
+static int copy_as(const char *path, int64_t n, const bd_samples_limits *lim, int64_t *copied, char *why, size_t ws) {
     bd_reader *r = bd_reader_open(path, "bd.samples", NULL, NULL, 0);
     ck_assert_ptr_nonnull(r);
     bd_writer *w = bd_writer_open(bd_test_path("copy.bdz"), 0, NULL);
     ck_assert_int_eq(bd_writer_begin_header(w, "bd.samples", NULL, 0), BD_OK);
     ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
-    int rc = bd_samples_copy(r, w, n, copied, why, ws);
+    int rc = bd_samples_copy(r, w, n, lim, copied, why, ws);
     bd_reader_close(r);
     if (rc == BD_OK)
         ck_assert_int_eq(bd_writer_close(w), BD_OK);
     else
         bd_writer_abort(w);
     return rc;
+}
+
+// The same with vocabulary 10, -K 4, context 8, top-K tk and the prompt {1, 5}.
+static int copy(const char *path, int64_t n, int tk, int64_t *copied, char *why, size_t ws) {
+    bd_samples_limits lim = {10, 8, 4, tk, prompts, 1};
+    return copy_as(path, n, &lim, copied, why, ws);
 }
 
 START_TEST(test_samples_records) {
@@ -134,15 +146,78 @@ START_TEST(test_samples_records) {
     bd_reader_close(r);
     char why[600];
     int64_t copied;
-    ck_assert_int_eq(copy(p, 3, &copied, why, sizeof why), BD_OK);
+    ck_assert_int_eq(copy(p, 3, 2, &copied, why, sizeof why), BD_OK);
     ck_assert_int_eq(copied, 3);
-    ck_assert_int_eq(copy(p, 2, &copied, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_int_eq(copy(p, 2, 2, &copied, why, sizeof why), BD_ERR_VALUE);
     ck_assert_msg(strstr(why, "rec.bdz\" already holds more than 2 samples"), "%s", why);
     int64_t gap[3] = {0, 2, 3};
     write_records(p, gap, 3, 0);
-    ck_assert_int_eq(copy(p, 9, &copied, why, sizeof why), BD_ERR_SCHEMA);
+    ck_assert_int_eq(copy(p, 9, 0, &copied, why, sizeof why), BD_ERR_SCHEMA);
     ck_assert_msg(strstr(why, "rec.bdz\" record 2: field \"index\" should be 1"), "%s", why);
     ck_assert_int_eq(copied, 1);
+}
+END_TEST
+
+// A stream of one sample (index 0) made by hand, with tk top-K rows.
+static void write_sample(const char *path, const bd_gen_sample *s, int tk) {
+    bd_writer *w = bd_writer_open(path, 0, NULL);
+    ck_assert_int_eq(bd_writer_begin_header(w, "bd.samples", NULL, 0), BD_OK);
+    ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
+    ck_assert_int_eq(bd_samples_write(w, s, tk), BD_OK);
+    ck_assert_int_eq(bd_writer_close(w), BD_OK);
+}
+
+START_TEST(test_samples_resume_limits) {
+    const char *p = bd_test_path("lim.bdz");
+    int32_t other[2] = {1, 6}, c[6] = {6, 7, 3, 4, 5, 2}, big[3] = {6, 99999, 2}, top[12] = {6, 3, 7, 4, 2, 9};
+    float lp[12] = {-0.1f, -2, -0.2f, -3, -0.3f, -4};
+    bd_samples_limits lim = {10, 8, 4, 2, prompts, 1};
+    char why[600];
+    int64_t copied;
+    struct {
+        bd_gen_sample s;
+        int tk, max_new, max_seq;
+        const char *want;
+    } cases[] = {
+            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top, lp}, 2, 4, 8, NULL},
+            {{0, the_prompt, 2, big, 3, BD_GEN_EOS, top, lp},
+             2,
+             4,
+             8,
+             "holds id 99999 at 1, outside the vocabulary of 10"},
+            {{0, the_prompt, 2, c, 6, BD_GEN_LENGTH, top, lp},
+             2,
+             4,
+             8,
+             "\"completion\" has 6 ids; this run makes 1 to 4"},
+            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top, lp}, 2, 4, 4, "\"completion\" has 3 ids"},
+            {{0, other, 2, c, 3, BD_GEN_EOS, top, lp}, 2, 4, 8, "is not this run's prompt 0"},
+            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, NULL, NULL}, 0, 4, 8, "fields \"top_ids\" (u32)"},
+            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top + 1, lp}, 2, 4, 8, "an id outside the vocabulary"},
+            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top, lp + 3}, 2, 4, 8, "a log-probability above 0"},
+    };
+    top[6] = 99, lp[6] = 0.5f;  // past the rows of the valid case: top + 1 reaches 99, lp + 3 reaches 0.5
+    for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+        write_sample(p, &cases[k].s, cases[k].tk);
+        lim.max_new = cases[k].max_new, lim.max_seq = cases[k].max_seq;
+        int rc = copy_as(p, 5, &lim, &copied, why, sizeof why);
+        if (!cases[k].want) {
+            ck_assert_int_eq(rc, BD_OK);
+            continue;
+        }
+        ck_assert_msg(rc < 0 && strstr(why, cases[k].want) && strstr(why, "lim.bdz\" record 1: "), "case %zu: %s", k,
+                      why);
+    }
+    // A record without its prompt.
+    bd_writer *w = bd_writer_open(p, 0, NULL);
+    ck_assert_int_eq(bd_writer_begin_header(w, "bd.samples", NULL, 0), BD_OK);
+    ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
+    msgpack_pack_map(bd_writer_packer(w), 1);
+    bd_pack_kv_int(bd_writer_packer(w), "index", 0);
+    ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
+    ck_assert_int_eq(bd_writer_close(w), BD_OK);
+    ck_assert_int_eq(copy_as(p, 5, &lim, &copied, why, sizeof why), BD_ERR_SCHEMA);
+    ck_assert_msg(strstr(why, "record 1: field \"prompt\""), "%s", why);
 }
 END_TEST
 
@@ -151,6 +226,7 @@ Suite *suite_samples(void) {
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_samples_resume_check);
     tcase_add_test(tc, test_samples_records);
+    tcase_add_test(tc, test_samples_resume_limits);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -156,13 +156,15 @@ START_TEST(test_checkpoint_resume) {
     for (int s = 0; s < 2; s++) ck_assert_int_eq(bd_trainer_step(&tb, tok, NULL, B, T, NULL, &st), BD_OK);
     char path[512], why[600];
     snprintf(path, sizeof path, "%s/ck.state", bd_test_tmpdir());
-    bd_ckpt_info info = {2, 1, 7, 32, 99, B, T, 1, 0.625, 0xfeedull}, got;
+    bd_ckpt_info info = {2, 1, 7, 32, 99, B, T, 1, 0.625, 0xfeedull, 1.5}, got;
+    char recs[] = "\x81\xa4step\x01\x81\xa4step\x02";  // the metrics log: {"step":1} {"step":2}
+    bd_ckpt_log log = {recs, sizeof recs - 1, 2}, lg;
     bd_producer prod = {"test", 0, NULL};
-    ck_assert_int_eq(bd_ckpt_save(path, &b, &tb.opt, &info, &prod, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_ckpt_save(path, &b, &tb.opt, &info, NULL, &prod, why, sizeof why), BD_OK);
     info.step = 1;  // an older generation is removed by the next save
-    ck_assert_int_eq(bd_ckpt_save(path, &b, &tb.opt, &info, &prod, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_ckpt_save(path, &b, &tb.opt, &info, NULL, &prod, why, sizeof why), BD_OK);
     info.step = 2;
-    ck_assert_int_eq(bd_ckpt_save(path, &b, &tb.opt, &info, &prod, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_ckpt_save(path, &b, &tb.opt, &info, &log, &prod, why, sizeof why), BD_OK);
     char w1[600];
     snprintf(w1, sizeof w1, "%s.w1", path);
     ck_assert_int_ne(access(w1, F_OK), 0);
@@ -172,9 +174,12 @@ START_TEST(test_checkpoint_resume) {
     bd_model r;
     float *mom;
     long long t;
-    ck_assert_int_eq(bd_ckpt_load(path, &r, &got, &mom, &t, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_ckpt_load(path, &r, &got, &mom, &t, &lg, why, sizeof why), BD_OK);
     ck_assert(got.step == 2 && got.epoch == 1 && got.pos == 7 && got.tokens == 32 && got.seed == 99 && got.batch == B &&
-              got.seq_len == T && got.grad_accum == 1 && got.gamma == 0.625 && got.data_hash == 0xfeedull && t == 2);
+              got.seq_len == T && got.grad_accum == 1 && got.gamma == 0.625 && got.data_hash == 0xfeedull &&
+              got.seconds == 1.5 && t == 2);
+    ck_assert(lg.records == 2 && lg.len == log.len && !memcmp(lg.data, recs, log.len));
+    free(lg.data);
     bd_trainer tr;
     ck_assert_int_eq(bd_trainer_init(&tr, &r, B, T, 1, &oc, &sc, false), BD_OK);
     memcpy(tr.opt.m, mom, 2 * r.n_params * sizeof(float));
@@ -190,7 +195,7 @@ START_TEST(test_checkpoint_resume) {
     snprintf(wpath, sizeof wpath, "%s.w2", path);
     ck_assert_int_eq(bd_model_save(&a, wpath, &prod, BD_F32, why, sizeof why), BD_OK);
     bd_model x;
-    ck_assert_int_eq(bd_ckpt_load(path, &x, &got, &mom, &t, why, sizeof why), BD_ERR_SCHEMA);
+    ck_assert_int_eq(bd_ckpt_load(path, &x, &got, &mom, &t, NULL, why, sizeof why), BD_ERR_SCHEMA);
     ck_assert_ptr_null(mom);
     ck_assert_msg(strstr(why, "does not match"), "%s", why);
     bd_trainer_free(&tr);
