@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "bd_act_quant.h"
+#include "bd_clipsearch.h"
 #include "bd_forward.h"
 #include "bd_kernels.h"
 #include "bd_model_io.h"
@@ -346,6 +347,59 @@ START_TEST(test_add_subln) {
 }
 END_TEST
 
+// ---- the clipping search sees what the linears see ----
+
+typedef struct {
+    float *mx;
+    int OC, NG, hits;
+} clip_catch;
+
+static int catch_wo(void *ctx, const char *tensor, int layer, const float *mx, const float *mn, int OC, int NG) {
+    clip_catch *c = ctx;
+    (void)mn;
+    if (strcmp(tensor, "wo") || layer != 1) return BD_OK;
+    memcpy(c->mx, mx, sizeof(float) * (size_t)OC * NG);
+    c->OC = OC, c->NG = NG, c->hits++;
+    return BD_OK;
+}
+
+// bd_clip_model searches wo of a SubLN model on its sub-norm's output (what wo multiplies),
+// not on the attention output before it.
+START_TEST(test_clipsearch_subln_inputs) {
+    SEED();
+    bd_model m;
+    make_model(&m, &variants[0], BD_SUBLN_PAPER, false);
+    enum { B = 2, T = 9, N = 12 };
+    int32_t tok[B * T];
+    random_tokens(tok, B * T, m.cfg.vocab);
+    bd_fwd_state st;
+    char why[300];
+    ck_assert_msg(bd_clip_calibrate(&st, &m, tok, B, T, why, sizeof why) == BD_OK, "%s", why);
+    int pos[B * T];
+    bd_clip_positions(pos, B * T, N, 7);
+    bd_clip_opts o = {.q = {BD_Q_INT, 2, 8}, .grid = {20, 10}};
+    int C = m.cfg.n_heads * m.cfg.head_dim, OC = m.cfg.dim, NG = (C + 7) / 8, searched;
+    float *got = malloc(sizeof(float) * OC * NG), *want = malloc(sizeof(float) * OC * NG),
+          *wmn = malloc(sizeof(float) * OC * NG), *X = malloc(sizeof(float) * N * C);
+    clip_catch cc = {got, 0, 0, 0};
+    ck_assert_msg(bd_clip_model(&m, &st, pos, N, &o, catch_wo, NULL, &cc, &searched, why, sizeof why) == BD_OK, "%s",
+                  why);
+    ck_assert_int_eq(cc.hits, 1);
+    const float *sub = bd_fwd_layer(&st, st.sub_wo, 1, (size_t)C), *raw = bd_fwd_layer(&st, st.att, 1, (size_t)C);
+    for (int pass = 0; pass < 2; pass++) {
+        const float *in = pass ? raw : sub;
+        for (int i = 0; i < N; i++) memcpy(X + (size_t)i * C, in + (size_t)pos[i] * C, sizeof(float) * C);
+        ck_assert_int_eq(bd_clip_search(want, wmn, m.w.wo + (size_t)OC * C, X, N, OC, C, &o.q, o.grid), BD_OK);
+        bool same = !memcmp(got, want, sizeof(float) * OC * NG);
+        ck_assert_msg(pass ? !same : same, pass ? "the raw attention output gives the same ranges (a weak test)"
+                                                : "wo's ranges are not those of its SubLN input");
+    }
+    free(got), free(want), free(wmn), free(X);
+    bd_fwd_state_free(&st);
+    bd_model_free(&m);
+}
+END_TEST
+
 // ---- one training step against PyTorch ----
 
 // A tiny untied llama-shaped ternary W1.58A8 student with SubLN (paper): its parameters,
@@ -463,6 +517,7 @@ Suite *suite_bitnet(void) {
     tcase_add_loop_test(tc, test_save_load_subln, 0, 2);
     tcase_add_test(tc, test_plain_header_unchanged);
     tcase_add_test(tc, test_add_subln);
+    tcase_add_test(tc, test_clipsearch_subln_inputs);
     tcase_add_test(tc, test_torch_step);
     suite_add_tcase(s, tc);
     return s;
