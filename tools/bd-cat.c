@@ -8,21 +8,33 @@
 #include "bd_outfile.h"
 #include "bd_tool.h"
 
-static const char help[] = "Usage: bd-cat [OPTIONS] [FILE...]\n"
-                           "Print bd streams (FILE, or standard input) as one JSON object per line: the header,\n"
-                           "each record, then the trailer {\"end\":true,\"records\":N}. Tensors are summarized as\n"
-                           "name, dtype and shape.\n"
-                           "\n"
-                           "  -f, --full          print tensor values as flat JSON arrays\n"
-                           "  -c, --check         only validate; print one summary line per file\n"
-                           "      --header        print only the header of each stream (does not validate the rest)\n"
-                           "  -n, --records N     print at most N records (the rest is still validated)\n"
-                           "  -s, --schema NAME   fail unless the stream has this schema\n"
-                           "  -o, --output FILE   write to FILE instead of standard output\n" BD_COMMON_HELP
-                           "\nExit status: 0 if every stream is complete and valid, 1 otherwise, 2 on usage errors.\n"
-                           "See bd-cat(1), bd-stream(5).\n";
+static const char help[] =
+        "Usage: bd-cat [OPTIONS] [FILE...]\n"
+        "Print bd streams (FILE, or standard input) as one JSON object per line: the header,\n"
+        "each record, then the trailer {\"end\":true,\"records\":N}. Tensors are summarized as\n"
+        "name, dtype and shape.\n"
+        "\n"
+        "  -f, --full          print tensor values as flat JSON arrays\n"
+        "  -c, --check         only validate (every tensor as its readers do); print one summary line\n"
+        "                      per file\n"
+        "      --header        print only the header of each stream (does not validate the rest)\n"
+        "  -n, --records N     print at most N records (the rest is still validated)\n"
+        "  -s, --schema NAME   fail unless the stream has this schema\n"
+        "  -o, --output FILE   write to FILE instead of standard output\n" BD_COMMON_HELP
+        "\nExit status: 0 if every stream is complete and valid, 1 otherwise, 2 on usage errors.\n"
+        "See bd-cat(1), bd-stream(5).\n";
 
 enum { OPT_HEADER = BD_OPT_FIRST_TOOL };
+
+// --check: every tensor of an object must pass the readers' own test (bd_obj_tensor).
+static void check_tensors(const bd_reader *r, const msgpack_object *o) {
+    char why[300];
+    if (bd_obj_check_tensors(o, why, sizeof why) < 0) {
+        uint64_t i = bd_reader_record_index(r);
+        if (i == 0) bd_fatal("\"%s\" header: %s", bd_reader_name(r), why);
+        bd_fatal("\"%s\" record %llu: %s", bd_reader_name(r), (unsigned long long)i, why);
+    }
+}
 
 int main(int argc, char **argv) {
     bd_tool_init("bd-cat", help, argc, argv);
@@ -62,7 +74,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < nfiles; i++) {
         const char *path = optind < argc ? argv[optind + i] : "-";
         bd_reader *r = bd_tool_open_reader(path, schema);
-        if (!check) {
+        if (check) {
+            check_tensors(r, bd_reader_header(r));
+        } else {
             bd_json_write(f, bd_reader_header(r), full);
             fputc('\n', f);
         }
@@ -74,7 +88,9 @@ int main(int argc, char **argv) {
         int rc;
         uint64_t n = 0;
         while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-            if (!check && (max_records < 0 || (int64_t)n < max_records)) {
+            if (check)
+                check_tensors(r, rec);
+            else if (max_records < 0 || (int64_t)n < max_records) {
                 bd_json_write(f, rec, full);
                 fputc('\n', f);
             }

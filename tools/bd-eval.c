@@ -30,12 +30,13 @@ static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
                            "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
                            "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
                            "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
-                           "tail shorter than a window is dropped.\n"
+                           "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
                            "\n"
                            "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
                            "  -k, --tokenizer T    tokenizer for --text, --generate (default: the model's directory)\n"
                            "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
-                           "  -T, --seq-len N      window length (default: the model's context, at most 2048)\n"
+                           "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
+                           "                       at most 2048, or all the tokens if fewer)\n"
                            "      --stride S       sliding windows: each window advances S tokens and scores only\n"
                            "                       the positions not scored before\n"
                            "  -b, --batch N        windows per forward pass (default 4)\n"
@@ -397,6 +398,23 @@ static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r
            (double)r->scored / secs);
 }
 
+// The window: --seq-len (at most the model's context), by default the context, at most 2048.
+static int window_len(const eval_opts *o, const bd_model *m) {
+    if (o->seq_len > m->cfg.max_seq)
+        bd_usage_error("--seq-len %d exceeds the model's context %d", o->seq_len, m->cfg.max_seq);
+    int T = o->seq_len ? o->seq_len : (m->cfg.max_seq < 2048 ? m->cfg.max_seq : 2048);
+    if (o->stride > T) bd_usage_error("--stride %d is longer than --seq-len %d", o->stride, T);
+    return T;
+}
+
+// A stream shorter than one window: refused for a --seq-len given, else one window of it all.
+static int fit_window(const eval_opts *o, int T, size_t n) {
+    if ((size_t)T <= n) return T;
+    if (o->seq_len)
+        bd_fatal("\"%s\": %zu tokens, fewer than one window of --seq-len %d", o->text ? o->text : o->data, n, T);
+    return (int)n;
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-eval", help, argc, argv);
     eval_opts o;
@@ -414,6 +432,7 @@ int main(int argc, char **argv) {
         bd_model_free(&m);
         return 0;
     }
+    int T = window_len(&o, &m);
     bd_ids ids = {0};
     char why[600];
     if (o.text) {
@@ -423,8 +442,7 @@ int main(int argc, char **argv) {
     } else if (bd_tokens_read(o.data, "bd.tokens", m.cfg.vocab, true, SIZE_MAX, &ids, why, sizeof why) < 0) {
         bd_fatal("%s", why);
     }
-    int T = o.seq_len ? o.seq_len : (m.cfg.max_seq < 2048 ? m.cfg.max_seq : 2048);
-    if (o.stride > T) bd_usage_error("--stride %d is longer than --seq-len %d", o.stride, T);
+    T = fit_window(&o, T, ids.n);
     bd_progress pr;
     bd_ppl_progress prog = {progress_start, progress_update, &pr};
     bd_ppl_result r;

@@ -161,8 +161,9 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
 static bd_tokenizer *read_prompts(gen_opts *o, const bd_model *m, bd_prompt_set *ps, int32_t *bos, int32_t *eos) {
     int V = m->cfg.vocab, max_seq = m->cfg.max_seq;
     char why[4600];
-    bool tokens_in = false;
-    if (o->po.path && bd_prompts_is_stream(o->po.path, &tokens_in, why, sizeof why) < 0) bd_fatal("%s", why);
+    bd_input in = {0};  // read once: sniffed from its first bytes, so FIFOs and pipes work
+    if (o->po.path && bd_input_open(&in, o->po.path, why, sizeof why) < 0) bd_fatal("--prompts: %s", why);
+    bool tokens_in = o->po.path && bd_input_is_zstd(&in);
     if (tokens_in && (o->po.field || o->po.template_[0]))
         bd_usage_error("--field and --template apply to text prompts, not bd.tokens");
     bd_tokenizer *tok = NULL;
@@ -179,9 +180,10 @@ static bd_tokenizer *read_prompts(gen_opts *o, const bd_model *m, bd_prompt_set 
         if (*bos < 0 || *bos >= V) bd_fatal("no BOS id (tokenizer or model) to start from; give --prompts");
         if (bd_prompts_add(ps, bos, 1) < 0) bd_fatal("out of memory");
     } else {
-        int rc = bd_prompts_read(ps, &o->po, tokens_in, tok, V, o->n, max_seq, *bos, why, sizeof why);
+        int rc = bd_prompts_read(ps, &o->po, &in, tok, V, o->n, max_seq, *bos, why, sizeof why);
         if (rc == BD_ERR_ARG) bd_usage_error("%s", why);  // a malformed --template
         if (rc < 0) bd_fatal("%s", why);
+        bd_input_close(&in);
     }
     if (ps->count == 0) bd_fatal("\"%s\": no prompts", o->po.path);
     if (ps->truncated)

@@ -10,6 +10,7 @@
 #include "bd_log.h"
 #include "bd_outfile.h"
 #include "bd_progress.h"
+#include "bd_text.h"
 #include "bd_tokenizer.h"
 #include "bd_tool.h"
 
@@ -75,6 +76,15 @@ static void read_failed(FILE *f, const char *name) {
     if (ferror(f)) bd_fatal("\"%s\": read error: %s", name, strerror(errno));
 }
 
+// Text cannot hold a NUL (nor JSONL a \u0000, which cJSON would cut the string at): refused,
+// naming the line (counted from line, the first of s).
+static void refuse_nul(const char *name, int64_t line, const char *s, size_t n, bool json) {
+    long long at = bd_text_nul_line(s, n, json);
+    if (at)
+        bd_fatal("\"%s\" line %lld: NUL byte%s in text", name, (long long)line + at - 1,
+                 json ? " or \\u0000 escape" : "");
+}
+
 static void tokenize_file(ctx *c, FILE *f, const char *name, const char *field, bool whole) {
     char *line = NULL, *doc = NULL;
     size_t line_cap = 0, doc_len = 0, doc_cap = 0;
@@ -89,6 +99,7 @@ static void tokenize_file(ctx *c, FILE *f, const char *name, const char *field, 
             bd_progress_update(&c->prog, c->bytes_done);
         }
         read_failed(f, name);
+        refuse_nul(name, 1, doc, doc_len, false);
         emit(c, name, 1, doc ? doc : "", doc_len);
         free(doc);
         return;
@@ -98,6 +109,7 @@ static void tokenize_file(ctx *c, FILE *f, const char *name, const char *field, 
         c->bytes_done += (uint64_t)n;
         size_t len = (size_t)n;
         if (len > 0 && line[len - 1] == '\n') len--;
+        refuse_nul(name, lineno, line, len, field != NULL);
         if (field) {
             size_t k = 0;
             while (k < len && (line[k] == ' ' || line[k] == '\t' || line[k] == '\r')) k++;

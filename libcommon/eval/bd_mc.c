@@ -58,6 +58,15 @@ void bd_mc_scorer_free(bd_mc_scorer *s) {
     memset(s, 0, sizeof *s);
 }
 
+// Room for n tokens and targets.
+static int rows_reserve(bd_mc_scorer *s, size_t n) {
+    int32_t *tk = realloc(s->tokens, n * sizeof *tk);
+    if (tk) s->tokens = tk;
+    int32_t *tg = realloc(s->targets, n * sizeof *tg);
+    if (tg) s->targets = tg;
+    return tk && tg ? BD_OK : BD_ERR_NOMEM;
+}
+
 // Activations (and cache) for sequences of T positions: sized by the longest item seen so
 // far (doubling, at most max_T), not by the model's context, which may be 100x larger.
 static int reserve(bd_mc_scorer *s, int T) {
@@ -70,6 +79,7 @@ static int reserve(bd_mc_scorer *s, int T) {
     const bd_config *c = &s->m->cfg;
     int rc = bd_fwd_state_init(&s->st, c, s->method == BD_MC_BATCH ? s->max_choices : 1, cap, false);
     if (rc >= 0 && s->method == BD_MC_SHARED) rc = bd_kv_cache_init(&s->kv, c, s->max_choices, cap);
+    if (rc >= 0 && s->method == BD_MC_BATCH) rc = rows_reserve(s, (size_t)s->max_choices * cap);
     if (rc < 0) return rc;
     s->cap_T = cap;
     return BD_OK;
@@ -84,17 +94,14 @@ int bd_mc_scorer_init(bd_mc_scorer *s, const bd_model *m, const bd_tokenizer *to
     s->method = method;
     s->max_choices = max_choices;
     s->max_T = max_T > 0 && max_T < m->cfg.max_seq ? max_T : m->cfg.max_seq;
-    size_t NC = (size_t)max_choices, T = (size_t)s->max_T, V = (size_t)m->cfg.vocab;
+    size_t NC = (size_t)max_choices, V = (size_t)m->cfg.vocab;
     s->ids = calloc(NC, sizeof *s->ids);
     s->start = calloc(NC, sizeof *s->start);
     s->order = calloc(NC, sizeof *s->order);
     s->pos = calloc(NC, sizeof *s->pos);
     s->logits = malloc(NC * V * sizeof *s->logits);
-    size_t nt = method == BD_MC_BATCH ? NC * T : NC;
-    s->tokens = malloc(nt * sizeof *s->tokens);
-    s->targets = malloc(nt * sizeof *s->targets);
     int rc = BD_ERR_NOMEM;
-    if (!s->ids || !s->start || !s->order || !s->pos || !s->logits || !s->tokens || !s->targets) goto fail;
+    if (!s->ids || !s->start || !s->order || !s->pos || !s->logits || rows_reserve(s, NC) < 0) goto fail;
     if ((rc = reserve(s, 128)) < 0) goto fail;
     return BD_OK;
 fail:

@@ -13,6 +13,7 @@
 #include "bd_mc.h"
 #include "bd_parse.h"
 #include "bd_readfile.h"
+#include "bd_text.h"
 
 
 static const char *const format_names[] = {"auto", "hellaswag", "piqa", "jsonl"};
@@ -464,6 +465,14 @@ static void task_name(bd_mc_task *t, const char *path) {
     }
 }
 
+// Items are C strings: a NUL in the text (or a JSON \u0000) would end one silently.
+static int refuse_nul(const char *text, size_t len, const char *name, bool json, char *why, size_t ws) {
+    long long line = bd_text_nul_line(text, len, json);
+    if (!line) return BD_OK;
+    return bd_fail(why, ws, BD_ERR_MALFORMED, "\"%s\" line %lld: NUL byte%s", name, line,
+                   json ? " or \\u0000 escape" : "");
+}
+
 int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format format, const char *labels_text,
                 size_t labels_len, const char *labels_name, long limit, bd_mc_task *task, char *why, size_t ws) {
     memset(task, 0, sizeof *task);
@@ -477,11 +486,12 @@ int bd_mc_parse(const char *text, size_t len, const char *name, bd_mc_format for
     task_name(task, name);
     size_t skip = len >= 3 && memcmp(text, "\xEF\xBB\xBF", 3) == 0 ? 3 : 0;
     labels_src lb = {labels_text, labels_len, labels_name ? labels_name : "labels"};
-    int rc;
-    if (f == BD_MC_HELLASWAG && !(len > skip && text[skip] == '{'))
-        rc = parse_hellaswag_text(&ld, text + skip, len - skip);
-    else
-        rc = parse_jsonl(&ld, f, text + skip, len - skip, labels_text ? &lb : NULL);
+    bool hs_text = f == BD_MC_HELLASWAG && !(len > skip && text[skip] == '{');
+    int rc = refuse_nul(text, len, name, !hs_text, why, ws);
+    if (rc == BD_OK && labels_text) rc = refuse_nul(labels_text, labels_len, lb.name, false, why, ws);
+    if (rc == BD_OK)
+        rc = hs_text ? parse_hellaswag_text(&ld, text + skip, len - skip)
+                     : parse_jsonl(&ld, f, text + skip, len - skip, labels_text ? &lb : NULL);
     if (rc == BD_OK && task->n == 0) rc = bd_fail(why, ws, BD_ERR_VALUE, "\"%s\": no items", name);
     if (rc < 0) {
         bd_mc_task_free(task);

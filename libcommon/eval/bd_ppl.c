@@ -66,7 +66,8 @@ int bd_ppl(const bd_model *m, const int32_t *ids, size_t n, int T, int stride, i
            bd_ppl_result *res, char *why, size_t ws) {
     *res = (bd_ppl_result){0};
     if (n < 2) return bd_fail(why, ws, BD_ERR_ARG, "need at least 2 tokens to score, got %zu", n);
-    if ((size_t)T > n) T = (int)n;
+    // A window is T tokens or nothing: fewer ids than that would score a window of another length.
+    if ((size_t)T > n || T < 2) return bd_fail(why, ws, BD_ERR_ARG, "%zu tokens, fewer than one window of %d", n, T);
     if (stride > 0) B = 1;
     bd_fwd_state st;
     if (bd_fwd_state_init(&st, &m->cfg, B, T, false) < 0)

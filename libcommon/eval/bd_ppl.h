@@ -25,9 +25,10 @@ typedef struct {
     void *ctx;
 } bd_ppl_progress;
 
-// Scores ids (n >= 2) in windows of T (at most n) tokens, B at a time; stride > 0: sliding
-// windows one at a time. The mean NLL is res->nll_sum / res->scored. Errors: BD_ERR_ARG (fewer
-// than 2 ids), BD_ERR_NOMEM, and those of bd_forward_nll.
+// Scores ids in windows of T tokens (2 <= T <= n), B at a time: the tail shorter than a
+// window is dropped (res->dropped); stride > 0: sliding windows one at a time, the last one
+// ending at the last id. The mean NLL is res->nll_sum / res->scored. Errors: BD_ERR_ARG (fewer
+// than 2 ids, or than T), BD_ERR_NOMEM, and those of bd_forward_nll.
 BD_MUST_CHECK int bd_ppl(const bd_model *m, const int32_t *ids, size_t n, int T, int stride, int B,
                          const bd_ppl_progress *progress, bd_ppl_result *res, char *why, size_t why_size);
 

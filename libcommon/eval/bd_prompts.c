@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bd_ids.h"
+#include "bd_text.h"
 
 static const char alpaca_input[] =
         "Below is an instruction that describes a task, paired with an input that provides further context. "
@@ -151,6 +152,9 @@ static int add_text_prompt(text_ctx *c, const char *text, const cJSON *json, con
 
 // One line of a text or JSONL file (blank lines skipped).
 static int add_line(text_ctx *c, char *line, size_t len, const char *where, char *why, size_t ws) {
+    if (bd_text_nul_line(line, len, c->po->field != NULL))
+        return bd_fail(why, ws, BD_ERR_VALUE, "%s: NUL byte%s in a text prompt", where,
+                       c->po->field ? " or \\u0000 escape" : "");
     size_t k = 0;
     while (k < len && (line[k] == ' ' || line[k] == '\t')) k++;
     if (k == len) return BD_OK;  // blank line
@@ -171,10 +175,9 @@ static int add_line(text_ctx *c, char *line, size_t len, const char *where, char
     return rc;
 }
 
-static int read_text(bd_prompt_set *ps, const bd_prompt_opts *po, const bd_tokenizer *tok, int64_t max_n, int max_seq,
-                     char *why, size_t ws) {
-    FILE *f = fopen(po->path, "rb");
-    if (!f) return bd_fail(why, ws, BD_ERR_IO, "\"%s\": cannot open: %s", po->path, strerror(errno));
+static int read_text(bd_prompt_set *ps, const bd_prompt_opts *po, const bd_input *in, const bd_tokenizer *tok,
+                     int64_t max_n, int max_seq, char *why, size_t ws) {
+    FILE *f = in->f;
     text_ctx c = {ps, po, tok, max_seq, {0}, {0}};
     char *line = NULL, where[4200];
     size_t cap = 0;
@@ -186,11 +189,10 @@ static int read_text(bd_prompt_set *ps, const bd_prompt_opts *po, const bd_token
         size_t len = (size_t)n;
         while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
         line[len] = 0;
-        snprintf(where, sizeof where, "\"%s\" line %lld", po->path, lineno);
+        snprintf(where, sizeof where, "\"%s\" line %lld", in->name, lineno);
         rc = add_line(&c, line, len, where, why, ws);
     }
-    if (rc == BD_OK && ferror(f)) rc = bd_fail(why, ws, BD_ERR_IO, "\"%s\": read error: %s", po->path, strerror(errno));
-    fclose(f);
+    if (rc == BD_OK && ferror(f)) rc = bd_fail(why, ws, BD_ERR_IO, "\"%s\": read error: %s", in->name, strerror(errno));
     free(line);
     bd_text_buf_free(&c.tb);
     bd_token_buf_free(&c.ids);
@@ -199,10 +201,10 @@ static int read_text(bd_prompt_set *ps, const bd_prompt_opts *po, const bd_token
 
 // ---- token prompts ----
 
-static int read_tokens(bd_prompt_set *ps, const bd_prompt_opts *po, int V, int64_t max_n, int max_seq, int32_t bos,
-                       char *why, size_t ws) {
+static int read_tokens(bd_prompt_set *ps, const bd_prompt_opts *po, const bd_input *in, int V, int64_t max_n,
+                       int max_seq, int32_t bos, char *why, size_t ws) {
     bd_tokens t;
-    int rc = bd_tokens_open(&t, po->path, "bd.tokens", V, true, why, ws);
+    int rc = bd_tokens_open_file(&t, in->f, in->name, "bd.tokens", V, true, why, ws);
     if (rc < 0) return rc;
     t.max_per_record = (size_t)po->prompt_len;
     while ((max_n < 0 || ps->count < max_n) && (rc = bd_tokens_next(&t, why, ws)) == BD_OK)
@@ -214,21 +216,12 @@ static int read_tokens(bd_prompt_set *ps, const bd_prompt_opts *po, int V, int64
     return rc == BD_EOF ? BD_OK : rc;
 }
 
-int bd_prompts_read(bd_prompt_set *ps, bd_prompt_opts *po, bool is_stream, const bd_tokenizer *tok, int V,
+int bd_prompts_read(bd_prompt_set *ps, bd_prompt_opts *po, const bd_input *in, const bd_tokenizer *tok, int V,
                     int64_t max_n, int max_seq, int32_t bos, char *why, size_t ws) {
+    bool is_stream = bd_input_is_zstd(in);
     po->kind = is_stream ? "tokens" : po->field ? "jsonl" : "text";
-    return is_stream ? read_tokens(ps, po, V, max_n, max_seq, bos, why, ws)
-                     : read_text(ps, po, tok, max_n, max_seq, why, ws);
-}
-
-int bd_prompts_is_stream(const char *path, bool *is_stream, char *why, size_t ws) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return bd_fail(why, ws, BD_ERR_IO, "\"%s\": cannot open: %s", path, strerror(errno));
-    unsigned char m[4] = {0};
-    size_t k = fread(m, 1, 4, f);
-    fclose(f);
-    *is_stream = k == 4 && m[0] == 0x28 && m[1] == 0xB5 && m[2] == 0x2F && m[3] == 0xFD;
-    return BD_OK;
+    return is_stream ? read_tokens(ps, po, in, V, max_n, max_seq, bos, why, ws)
+                     : read_text(ps, po, in, tok, max_n, max_seq, why, ws);
 }
 
 // ---- hash ----

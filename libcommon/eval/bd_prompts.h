@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include "bd_error.h"
+#include "bd_input.h"
 #include "bd_tokenizer.h"
 
 typedef struct {
@@ -36,15 +37,15 @@ BD_MUST_CHECK int bd_prompts_add(bd_prompt_set *ps, const int32_t *ids, size_t n
 BD_MUST_CHECK int bd_prompts_fit_add(bd_prompt_set *ps, const int32_t *ids, size_t n, int max_seq, int32_t bos);
 void bd_prompts_free(bd_prompt_set *ps);
 
-// Whether path holds a stream (zstd's magic number) rather than text. BD_ERR_IO if unreadable.
-BD_MUST_CHECK int bd_prompts_is_stream(const char *path, bool *is_stream, char *why, size_t why_size);
-// Reads at most max_n (< 0: all) prompts from po->path: a stream (is_stream) of bd.tokens
-// checked against vocabulary V, else text through tok (JSONL with po->field); sets po->kind.
-// Errors name the file and line or record. BD_ERR_ARG only for a malformed template (a
-// usage error); BD_ERR_IO, BD_ERR_NOMEM, BD_ERR_SCHEMA (a missing or non-string field),
-// BD_ERR_VALUE (invalid JSON, cannot encode, empty prompt) and the stream reader's.
-BD_MUST_CHECK int bd_prompts_read(bd_prompt_set *ps, bd_prompt_opts *po, bool is_stream, const bd_tokenizer *tok, int V,
-                                  int64_t max_n, int max_seq, int32_t bos, char *why, size_t why_size);
+// Reads at most max_n (< 0: all) prompts from in (po->path opened with bd_input_open, read
+// once: a FIFO or a pipe works): a bd.tokens stream (bd_input_is_zstd) checked against
+// vocabulary V, else text through tok (JSONL with po->field; a NUL byte or \u0000 escape is
+// refused); sets po->kind. Errors name the file and line or record. BD_ERR_ARG only for a
+// malformed template (a usage error); BD_ERR_IO, BD_ERR_NOMEM, BD_ERR_SCHEMA (a missing or
+// non-string field), BD_ERR_VALUE (invalid JSON, NUL, cannot encode, empty prompt) and the
+// stream reader's.
+BD_MUST_CHECK int bd_prompts_read(bd_prompt_set *ps, bd_prompt_opts *po, const bd_input *in, const bd_tokenizer *tok,
+                                  int V, int64_t max_n, int max_seq, int32_t bos, char *why, size_t why_size);
 
 // FNV-1a 64 over every prompt's length and ids, as 16 hex digits.
 void bd_prompts_hash(const bd_prompt_set *ps, char out[17]);

@@ -338,6 +338,11 @@ int bd_obj_strcpy(const msgpack_object *o, char *buf, size_t size) {
     return BD_OK;
 }
 
+int bd_obj_int_in(const msgpack_object *o, int64_t lo, int64_t hi, int64_t *out) {
+    int rc = bd_obj_int(o, out);
+    return rc < 0 ? rc : *out < lo || *out > hi ? BD_ERR_VALUE : BD_OK;
+}
+
 int bd_obj_int(const msgpack_object *o, int64_t *out) {
     if (!o) return BD_ERR_SCHEMA;
     if (o->type == MSGPACK_OBJECT_POSITIVE_INTEGER) {

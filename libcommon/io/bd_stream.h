@@ -54,6 +54,9 @@ bool bd_obj_is_str(const msgpack_object *o, const char *s);
 BD_MUST_CHECK int bd_obj_strcpy(const msgpack_object *o, char *buf, size_t size);
 // Integer value (positive or negative msgpack int) in *out; BD_ERR_SCHEMA otherwise.
 BD_MUST_CHECK int bd_obj_int(const msgpack_object *o, int64_t *out);
+// The same, and lo <= *out <= hi: BD_ERR_VALUE outside (*out still set), so that a value
+// is never narrowed into the wrong one (2^32 + 4 read as 4).
+BD_MUST_CHECK int bd_obj_int_in(const msgpack_object *o, int64_t lo, int64_t hi, int64_t *out);
 // Number (int or float) as double.
 BD_MUST_CHECK int bd_obj_num(const msgpack_object *o, double *out);
 

@@ -11,15 +11,14 @@
 #include "bd_qmodel.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
+#include "bd_input.h"
 #include "bd_log.h"
 #include "bd_model_io_impl.h"
 #include "bd_packed.h"
@@ -75,16 +74,8 @@ const char *bd_model_format_name(bd_model_format f) {
 
 // ---- sniffing -----------------------------------------------------------------------------
 
-int bd_model_sniff(const char *path, char *why, size_t ws) {
-    struct stat sb;
-    if (stat(path, &sb) != 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    if (S_ISDIR(sb.st_mode)) return BD_MODEL_FMT_HF;
-    int fd = open(path, O_RDONLY);
-    if (fd < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
-    uint8_t b[9] = {0};
-    ssize_t n = pread(fd, b, sizeof b, 0);
-    close(fd);
-    if (n < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: read failed: %s", path, strerror(errno));
+// The format of a file from its first bytes b[0..n); size: its size, -1 if not a regular file.
+static int sniff_bytes(const char *path, const uint8_t *b, size_t n, int64_t size, char *why, size_t ws) {
     if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return BD_MODEL_FMT_BD;
     if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
         return bd_fail(
@@ -103,11 +94,22 @@ int bd_model_sniff(const char *path, char *why, size_t ws) {
     if (n >= 9 && b[8] == '{') {  // safetensors: u64 length of a JSON header that fits in the file
         uint64_t len = 0;
         for (int i = 7; i >= 0; i--) len = len << 8 | b[i];
-        if (len >= 2 && len <= (uint64_t)sb.st_size - 8) return BD_MODEL_FMT_HF;
+        if (len >= 2 && size >= 8 && len <= (uint64_t)size - 8) return BD_MODEL_FMT_HF;
     }
     if (n >= 1 && b[0] == '{') return BD_MODEL_FMT_HF;  // config.json
     // Anything else must look like a v0 header; bd_load_llama2c checks it in full.
     return BD_MODEL_FMT_LLAMA2C_V0;
+}
+
+int bd_model_sniff(const char *path, char *why, size_t ws) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return BD_MODEL_FMT_HF;
+    bd_input in;
+    int rc = bd_input_open(&in, path, why, ws);
+    if (rc < 0) return rc;
+    rc = sniff_bytes(path, in.head, in.head_len, in.size, why, ws);
+    bd_input_close(&in);
+    return rc;
 }
 
 // ---- bd.model reading ---------------------------------------------------------------------
@@ -238,12 +240,11 @@ void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p
     for (int i = 0; i < p->n_exclude; i++) bd_pack_str(pk, p->exclude[i]);
 }
 
-static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
+// A bd.model stream from r, past its header (the caller closes r).
+static int load_bd(bd_reader *r, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     int rc;
-    char msg[600];
-    bd_reader *r = bd_reader_open(path, "bd.model", &rc, msg, sizeof msg);
-    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
+    const char *path = bd_reader_name(r);
     bd_config cfg;
     size_t *filled = NULL;  // rows (along axis 0) read so far, per table entry
     if ((rc = bd_io_parse_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
@@ -333,43 +334,63 @@ static int load_bd(const char *path, bd_model *m, char *why, size_t ws) {
 out:
     if (rc < 0) bd_model_free(m);
     free(filled);
-    bd_reader_close(r);
     return rc;
 }
 
 // ---- dispatch -----------------------------------------------------------------------------
 
+// A bd.model or bd.packed stream (told apart by the schema), read once from in.
+static int load_stream(const bd_input *in, bd_model *m, char *why, size_t ws) {
+    int rc;
+    char msg[600];
+    bd_reader *r = bd_reader_open_file(in->f, in->name, NULL, &rc, msg, sizeof msg);
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", in->name, msg);
+    const char *schema = bd_reader_schema(r);
+    if (strcmp(schema, "bd.packed") == 0)
+        rc = bd_pk_model_load(r, m, why, ws);
+    else if (strcmp(schema, "bd.model") == 0)
+        rc = load_bd(r, m, why, ws);
+    else
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: schema is \"%s\", expected \"bd.model\" or \"bd.packed\"",
+                     in->name, schema);
+    bd_reader_close(r);
+    return rc;
+}
+
+// A Hugging Face directory, given or holding the file path.
+static int load_hf(const char *path, bd_model *m, char *why, size_t ws) {
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, m, why, ws);
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    return bd_load_hf(dir[0] ? dir : "/", m, why, ws);
+}
+
 int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     if (!path) return bd_fail(why, ws, BD_ERR_ARG, "no model path given");
-    int fmt = bd_model_sniff(path, why, ws);
-    if (fmt < 0) return fmt;
-    switch (fmt) {
-    case BD_MODEL_FMT_BD: {
-        // bd.model or bd.packed (packed low-bit linears, bd_packed.h): told apart by the schema.
-        int rc;
-        char msg[600];
-        bd_reader *r = bd_reader_open(path, NULL, &rc, msg, sizeof msg);
-        if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
-        bool packed = strcmp(bd_reader_schema(r), "bd.packed") == 0;
-        bd_reader_close(r);
-        return packed ? bd_pk_model_load(path, m, why, ws) : load_bd(path, m, why, ws);
-    }
-    case BD_MODEL_FMT_HF: {
-        struct stat sb;
-        if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, m, why, ws);
-        // A file inside a Hugging Face directory: load the directory.
-        char dir[4096];
-        snprintf(dir, sizeof dir, "%s", path);
-        char *slash = strrchr(dir, '/');
-        if (slash)
-            *slash = 0;
-        else
-            snprintf(dir, sizeof dir, ".");
-        return bd_load_hf(dir[0] ? dir : "/", m, why, ws);
-    }
-    default: return bd_load_llama2c(path, m, why, ws);
-    }
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, m, why, ws);
+    // Opened once and sniffed from the first bytes: a stream may come through a pipe.
+    bd_input in;
+    int rc = bd_input_open(&in, path, why, ws);
+    if (rc < 0) return rc;
+    int fmt = sniff_bytes(in.name, in.head, in.head_len, in.size, why, ws);
+    if (fmt == BD_MODEL_FMT_BD)
+        rc = load_stream(&in, m, why, ws);
+    else if (fmt >= 0 && (in.size < 0 || strcmp(in.name, "-") == 0))
+        rc = bd_fail(why, ws, BD_ERR_ARG,
+                     "%s: a %s model is read from a file it names (only bd.model and bd.packed streams come "
+                     "through pipes)",
+                     in.name, bd_model_format_name((bd_model_format)fmt));
+    bd_input_close(&in);
+    if (fmt < 0 || fmt == BD_MODEL_FMT_BD || rc < 0) return fmt < 0 ? fmt : rc;
+    return fmt == BD_MODEL_FMT_HF ? load_hf(path, m, why, ws) : bd_load_llama2c(path, m, why, ws);
 }
 
 // ---- bd.model writing ---------------------------------------------------------------------

@@ -232,10 +232,10 @@ size_t bd_pk_model_bytes(const bd_model *m);
 size_t bd_pk_model_scratch_bytes(const bd_model *m, int N);
 
 // bd.packed streams (see man/bd-stream.5): written by bd-pack, loaded by bd_model_load (it
-// sniffs the schema). The linear layers' f32 storage in m->params is never touched (calloc:
+// sniffs the schema and hands over the reader r, past the header, which it still closes). The linear layers' f32 storage in m->params is never touched (calloc:
 // the pages stay unmapped), so memory is that of the packed weights.
 BD_MUST_CHECK int bd_pk_model_save(const bd_model *m, const char *path, const bd_producer *prod, char *why,
                                    size_t why_size);
-BD_MUST_CHECK int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t why_size);
+BD_MUST_CHECK int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t why_size);
 
 #endif

@@ -420,12 +420,10 @@ static int check_complete(const loader *L) {
     return BD_OK;
 }
 
-int bd_pk_model_load(const char *path, bd_model *m, char *why, size_t ws) {
+int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     int rc;
-    char msg[600];
-    bd_reader *r = bd_reader_open(path, "bd.packed", &rc, msg, sizeof msg);
-    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
+    const char *path = bd_reader_name(r);
     loader L = {.path = path, .m = m, .why = why, .ws = ws};
     bd_config cfg;
     if ((rc = bd_io_parse_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
@@ -480,6 +478,5 @@ out:
     if (rc < 0) bd_model_free(m);
     free(L.filled);
     free(L.seen);
-    bd_reader_close(r);
     return rc;
 }

@@ -14,7 +14,8 @@
 BD_MUST_CHECK int bd_qpolicy_exclude(bd_qpolicy *p, const char *pattern);
 // Whether tensor NAME ("wq", ..., "wcls") of layer L (-1 for non-layer tensors) is quantized.
 bool bd_qpolicy_covers(const bd_qpolicy *p, const char *name, int layer);
-// Checks the policy and spec against a model (group divides every row, head untied, ...).
+// Checks the policy and spec against a model (bits valid for the quantizer, head untied, ...);
+// any group size is valid: the last group of a row may be shorter.
 BD_MUST_CHECK int bd_qpolicy_check(const bd_qpolicy *p, const bd_qspec *q, const bd_config *cfg, char *why,
                                    size_t why_size);
 

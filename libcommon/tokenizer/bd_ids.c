@@ -60,16 +60,9 @@ void bd_ids_free(bd_ids *l) {
 
 // ---- token streams ----
 
-int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bool check_vocab, char *why, size_t ws) {
-    memset(t, 0, sizeof *t);
-    t->V = V;
-    t->max_per_record = SIZE_MAX;
-    int err;
-    char msg[600];
-    const char *name = path ? path : "-";
-    if (!(t->r = bd_reader_open(path, schema, &err, msg, sizeof msg)))
-        return bd_fail(why, ws, err, "\"%s\" %s", name, msg);
-    const char *got = bd_reader_schema(t->r);
+// With t->r open: its schema, and its header's vocabulary when checked.
+static int tokens_start(bd_tokens *t, const char *schema, int V, bool check_vocab, char *why, size_t ws) {
+    const char *got = bd_reader_schema(t->r), *name = bd_reader_name(t->r);
     t->samples = strcmp(got, "bd.samples") == 0;
     int64_t hv;
     int rc = BD_OK;
@@ -77,10 +70,33 @@ int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bo
         rc = bd_fail(why, ws, BD_ERR_SCHEMA,
                      "\"%s\" header: schema is \"%s\", expected \"bd.tokens\" or \"bd.samples\"", name, got);
     else if (check_vocab && bd_obj_int(bd_obj_get(bd_reader_header(t->r), "vocab_size"), &hv) == BD_OK && hv > V)
-        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" header: tokens from a vocabulary of %lld, the model has %d",
-                     bd_reader_name(t->r), (long long)hv, V);
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" header: tokens from a vocabulary of %lld, the model has %d", name,
+                     (long long)hv, V);
     if (rc < 0) bd_tokens_close(t);
     return rc;
+}
+
+int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bool check_vocab, char *why, size_t ws) {
+    memset(t, 0, sizeof *t);
+    t->V = V;
+    t->max_per_record = SIZE_MAX;
+    int err;
+    char msg[600];
+    if (!(t->r = bd_reader_open(path, schema, &err, msg, sizeof msg)))
+        return bd_fail(why, ws, err, "\"%s\" %s", path ? path : "-", msg);
+    return tokens_start(t, schema, V, check_vocab, why, ws);
+}
+
+int bd_tokens_open_file(bd_tokens *t, FILE *f, const char *name, const char *schema, int V, bool check_vocab, char *why,
+                        size_t ws) {
+    memset(t, 0, sizeof *t);
+    t->V = V;
+    t->max_per_record = SIZE_MAX;
+    int err;
+    char msg[600];
+    if (!(t->r = bd_reader_open_file(f, name, schema, &err, msg, sizeof msg)))
+        return bd_fail(why, ws, err, "\"%s\" %s", name, msg);
+    return tokens_start(t, schema, V, check_vocab, why, ws);
 }
 
 int bd_tokens_next(bd_tokens *t, char *why, size_t ws) {
@@ -137,9 +153,15 @@ int bd_ids_read_text(const char *path, const bd_tokenizer *tok, bd_ids *out, cha
     char *line = NULL;
     size_t lcap = 0;
     int rc = BD_OK;
+    long long lineno = 0;
     for (bool more = true; more && rc == BD_OK;) {
         ssize_t len = getline(&line, &lcap, f);
         more = len >= 0;
+        lineno += more;
+        if (more && memchr(line, 0, (size_t)len)) {  // a C string of the text would end there
+            rc = bd_fail(why, ws, BD_ERR_VALUE, "\"%s\" line %lld: NUL byte in text", path, lineno);
+            break;
+        }
         bool blank = more && (len == 1 && line[0] == '\n');
         if (more && !blank) {
             if (doc.len + (size_t)len > doc.cap) {

@@ -47,6 +47,9 @@ typedef struct {
 // bd_reader_open's (BD_ERR_SCHEMA for a wrong schema or vocabulary).
 BD_MUST_CHECK int bd_tokens_open(bd_tokens *t, const char *path, const char *schema, int V, bool check_vocab, char *why,
                                  size_t why_size);
+// The same over an open f (left open by bd_tokens_close); name is used in messages.
+BD_MUST_CHECK int bd_tokens_open_file(bd_tokens *t, FILE *f, const char *name, const char *schema, int V,
+                                      bool check_vocab, char *why, size_t why_size);
 // Reads the next record into t->doc: BD_OK, BD_EOF after a verified trailer, or an error.
 BD_MUST_CHECK int bd_tokens_next(bd_tokens *t, char *why, size_t why_size);
 void bd_tokens_close(bd_tokens *t);
@@ -58,7 +61,8 @@ BD_MUST_CHECK int bd_tokens_read(const char *path, const char *schema, int V, bo
                                  char *why, size_t why_size);
 
 // Text (documents separated by blank lines, each encoded with BOS) into out, as bd-tokenize
-// makes a stream of it. Errors: BD_ERR_IO, BD_ERR_NOMEM, BD_ERR_VALUE (cannot encode).
+// makes a stream of it. Errors: BD_ERR_IO, BD_ERR_NOMEM, BD_ERR_VALUE (cannot encode, or a NUL
+// byte: why names the line).
 BD_MUST_CHECK int bd_ids_read_text(const char *path, const bd_tokenizer *tok, bd_ids *out, char *why, size_t why_size);
 
 #endif

@@ -50,13 +50,64 @@ static int grow(bd_seqs *s, long long *cap) {
     return ti && tl ? BD_OK : BD_ERR_NOMEM;
 }
 
-// The teacher's top_ids (u32) and top_logprobs (f32) of a record: one row of TK per completion token.
-static int stored_rows(const bd_tokens *t, int tk, int64_t nc, bd_tensor_view *ti, bd_tensor_view *tl, char *why,
+// What the stored rows of every record are checked against: TK ids of the vocabulary V per
+// row, each row's ids told apart by stamping them with the row's number.
+typedef struct {
+    int tk, V;
+    uint32_t *stamp;  // (V) the last row that listed each id
+    uint32_t row;
+} rows_check;
+
+static int32_t row_id(const bd_tensor_view *ti, size_t i) {
+    int32_t v;
+    memcpy(&v, (const char *)ti->data + 4 * i, 4);  // any alignment; ids >= 2^31 turn negative
+    return v;
+}
+
+static float row_lp(const bd_tensor_view *tl, size_t i) {
+    float v;
+    memcpy(&v, (const char *)tl->data + 4 * i, 4);
+    return v;
+}
+
+// One row of the teacher's distribution: distinct ids of the vocabulary, log-probabilities
+// finite, at most 0, in decreasing order (as written) and together at most probability 1.
+static int check_row(rows_check *c, const bd_tensor_view *ti, const bd_tensor_view *tl, int64_t r, char *reason,
+                     size_t rs) {
+    if (++c->row == 0) memset(c->stamp, 0, sizeof *c->stamp * (size_t)c->V), c->row = 1;
+    double mass = 0;
+    for (int k = 0; k < c->tk; k++) {
+        size_t i = (size_t)r * c->tk + k;
+        int32_t id = row_id(ti, i);
+        float lp = row_lp(tl, i);
+        if (id < 0 || id >= c->V)
+            return bd_fail(reason, rs, BD_ERR_VALUE, "top_ids row %lld: id %u is outside the vocabulary of %d",
+                           (long long)r, (unsigned)id, c->V);
+        if (c->stamp[id] == c->row)
+            return bd_fail(reason, rs, BD_ERR_VALUE, "top_ids row %lld: id %d appears twice", (long long)r, id);
+        c->stamp[id] = c->row;
+        if (!isfinite(lp) || lp > 0)
+            return bd_fail(reason, rs, BD_ERR_VALUE,
+                           "top_logprobs row %lld: %g is not a log-probability (finite, at most 0)", (long long)r,
+                           (double)lp);
+        if (k > 0 && lp > row_lp(tl, i - 1))
+            return bd_fail(reason, rs, BD_ERR_VALUE, "top_logprobs row %lld is not in decreasing order", (long long)r);
+        mass += exp((double)lp);
+    }
+    if (mass > 1.001)  // float rounding of K log-probabilities stays far below this
+        return bd_fail(reason, rs, BD_ERR_VALUE, "top_logprobs row %lld: probabilities add up to %.4f, more than 1",
+                       (long long)r, mass);
+    return BD_OK;
+}
+
+// The teacher's top_ids (u32) and top_logprobs (f32) of a record: one row of TK per completion
+// token, every row checked.
+static int stored_rows(const bd_tokens *t, rows_check *c, int64_t nc, bd_tensor_view *ti, bd_tensor_view *tl, char *why,
                        size_t ws) {
     char reason[300];
     unsigned long long ri = (unsigned long long)bd_reader_record_index(t->r);
     const char *path = bd_tokens_name(t);
-    int rc;
+    int rc, tk = c->tk;
     if ((rc = bd_obj_tensor(bd_obj_get(t->rec, "top_ids"), ti, reason, sizeof reason)) < 0 ||
         (rc = bd_obj_tensor(bd_obj_get(t->rec, "top_logprobs"), tl, reason, sizeof reason)) < 0)
         return bd_fail(why, ws, rc, "\"%s\" record %llu: top_ids/top_logprobs: %s", path, ri, reason);
@@ -66,12 +117,33 @@ static int stored_rows(const bd_tokens *t, int tk, int64_t nc, bd_tensor_view *t
                 why, ws, BD_ERR_SHAPE,
                 "\"%s\" record %llu: top_ids must be u32 and top_logprobs f32 [%lld, %d] (one row per completion token)",
                 path, ri, (long long)nc, tk);
+    for (int64_t r = 0; r < nc; r++)
+        if ((rc = check_row(c, ti, tl, r, reason, sizeof reason)) < 0)
+            return bd_fail(why, ws, rc, "\"%s\" record %llu: %s", path, ri, reason);
+    return BD_OK;
+}
+
+// The header's logits_top_k: TK in 1..V (absent or 0: the stream has no stored rows).
+static int header_topk(const bd_tokens *t, const char *path, int V, int *tk, char *why, size_t ws) {
+    int64_t k = 0;
+    const msgpack_object *o = bd_obj_get(bd_reader_header(t->r), "logits_top_k");
+    int rc = o ? bd_obj_int_in(o, 1, V, &k) : BD_ERR_VALUE;
+    if (rc == BD_ERR_VALUE && k == 0)
+        return bd_fail(
+                why, ws, BD_ERR_SCHEMA,
+                "--teacher-logits: \"%s\" carries no teacher log-probabilities (make it with bd-teacher-gen --logits K)",
+                path);
+    if (rc == BD_ERR_VALUE)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" header: logits_top_k %lld is outside 1..%d (the vocabulary)",
+                       path, (long long)k, V);
+    if (rc < 0) return bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" header: logits_top_k is not an integer", path);
+    *tk = (int)k;
     return BD_OK;
 }
 
 // Sequence s->n from the current sample of t: tokens, targets and (with TK) the stored rows.
-static int add_sample(bd_seqs *s, const bd_tokens *t, bool mask_prompt, const bd_tensor_view *ti,
-                      const bd_tensor_view *tl, int V, char *why, size_t ws) {
+static void add_sample(bd_seqs *s, const bd_tokens *t, bool mask_prompt, const bd_tensor_view *ti,
+                       const bd_tensor_view *tl) {
     int T = s->T, tk = s->tk;
     int64_t np = (int64_t)t->n_prompt, nc = (int64_t)t->doc.n - np, len = np + nc;
     const int32_t *p = t->doc.ids, *c = t->doc.ids + np;
@@ -93,15 +165,8 @@ static int add_sample(bd_seqs *s, const bd_tokens *t, bool mask_prompt, const bd
         }
         memcpy(s->top_ids + o, (const char *)ti->data + (size_t)(j - np) * tk * 4, (size_t)tk * 4);
         memcpy(s->top_lp + o, (const char *)tl->data + (size_t)(j - np) * tk * 4, (size_t)tk * 4);
-        for (int k = 0; k < tk; k++)
-            if (s->top_ids[o + k] < 0 || s->top_ids[o + k] >= V || !(s->top_lp[o + k] <= 0))
-                return bd_fail(
-                        why, ws, BD_ERR_VALUE,
-                        "\"%s\" record %llu: top_ids/top_logprobs hold an id outside the vocabulary or a log-probability above 0",
-                        bd_tokens_name(t), (unsigned long long)bd_reader_record_index(t->r));
     }
     s->n++;
-    return BD_OK;
 }
 
 int bd_seqs_from_samples(bd_seqs *s, const char *path, int V, int T, bool mask_prompt, bool teacher_logits, char *why,
@@ -111,27 +176,24 @@ int bd_seqs_from_samples(bd_seqs *s, const char *path, int V, int T, bool mask_p
     bd_tokens t;
     int rc = bd_tokens_open(&t, path, "bd.samples", V, false, why, ws);
     if (rc < 0) return rc;
-    int64_t tk = 0;
-    if (teacher_logits) {
-        if (bd_obj_int(bd_obj_get(bd_reader_header(t.r), "logits_top_k"), &tk) < 0 || tk <= 0)
-            rc = bd_fail(
-                    why, ws, BD_ERR_SCHEMA,
-                    "--teacher-logits: \"%s\" carries no teacher log-probabilities (make it with bd-teacher-gen --logits K)",
-                    path);
-        s->tk = (int)tk;
-    }
+    rows_check rows = {.V = V};
+    if (teacher_logits && (rc = header_topk(&t, path, V, &s->tk, why, ws)) == BD_OK &&
+        !(rows.stamp = calloc((size_t)V, sizeof *rows.stamp)))
+        rc = bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    rows.tk = s->tk;
     long long cap = 0;
     while (rc == BD_OK && (rc = bd_tokens_next(&t, why, ws)) == BD_OK) {
+        bd_tensor_view ti = {0}, tl = {0};
+        if (s->tk && (rc = stored_rows(&t, &rows, (int64_t)(t.doc.n - t.n_prompt), &ti, &tl, why, ws)) < 0) break;
         if (t.doc.n < 2) continue;  // nothing to predict
         if (grow(s, &cap) < 0) {
             rc = bd_fail(why, ws, BD_ERR_NOMEM, "out of memory reading \"%s\"", path);
             break;
         }
-        bd_tensor_view ti = {0}, tl = {0};
-        if (s->tk && (rc = stored_rows(&t, s->tk, (int64_t)(t.doc.n - t.n_prompt), &ti, &tl, why, ws)) < 0) break;
-        rc = add_sample(s, &t, mask_prompt, &ti, &tl, V, why, ws);
+        add_sample(s, &t, mask_prompt, &ti, &tl);
     }
     bd_tokens_close(&t);
+    free(rows.stamp);
     if (rc == BD_EOF) rc = BD_OK;
     s->data_tokens = (size_t)s->n * T;
     if (rc < 0) bd_seqs_free(s);

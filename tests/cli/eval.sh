@@ -49,6 +49,18 @@ expect_fail 2 bd-eval --model "$M/stories260K.bin" --quant int4 "$T/val.bdz"
 expect_fail 1 bd-eval --model "$M/stories260K.bin" --quant nf3 --bits 2 "$T/val.bdz"
 expect_err_contains "nf3 is a 3-bit grid"
 expect_fail 2 bd-eval --model "$M/stories260K.bin" --stride 600 -T 512 "$T/val.bdz"
+# Windows: never past the context (512), never shorter than --seq-len; the default fits a short stream.
+expect_fail 2 bd-eval --model "$M/stories260K.bin" -T 600 "$T/val.bdz"
+expect_err_contains "--seq-len 600 exceeds the model's context 512"
+expect_fail 2 bd-eval --model "$M/stories260K.bin" -T 1000000 "$T/val.bdz"
+printf 'Once upon a time there was a cat.\n' >"$T/short.txt"
+expect_ok bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/short.bdz" "$T/short.txt"
+expect_fail 1 bd-eval --model "$M/stories260K.bin" -T 64 "$T/short.bdz"
+expect_err_contains "short.bdz\": 11 tokens, fewer than one window of --seq-len 64"
+expect_ok bd-eval --model "$M/stories260K.bin" --json "$T/short.bdz"
+expect_out_contains '"tokens":10,"seq_len":11,"windows":1'
+expect_ok bd-eval --model "$M/stories260K.bin" -T 11 --json "$T/short.bdz"
+expect_out_contains '"tokens":10,"seq_len":11,"windows":1'
 expect_fail 1 bd-eval --model "$M/stories260K.bin" -o "$T/e2.bdz" "$T/cut.bdz"
 [ ! -e "$T/e2.bdz" ] || fail "output left behind"
 exit 0

@@ -10,6 +10,9 @@ for tool in "$BD_BIN"/bd-*; do
     for sec in NAME SYNOPSIS DESCRIPTION OPTIONS "EXIT STATUS" EXAMPLES "SEE ALSO"; do
         grep -q "^\.SH \"\{0,1\}$sec" "$page" || fail "$page lacks section $sec"
     done
+    # Each option is one item of OPTIONS (the line after .TP names it), never two.
+    dup=$(awk 'prev == ".TP" { if (match($0, /\\-\\-[a-z][a-z0-9\\-]*/)) print substr($0, RSTART, RLENGTH) } { prev = $0 }' "$page" | sort | uniq -d)
+    [ -z "$dup" ] || fail "$page lists $dup more than once"
     "$tool" --help | grep -o -- '--[a-z][a-z0-9-]*' | sort -u | while read -r opt; do
         # roff escapes "-" as "\-"
         esc=$(printf '%s' "$opt" | sed 's/-/\\\\-/g')

@@ -14,6 +14,7 @@
 #include "bd_model_io.h"
 #include "bd_packed.h"
 #include "bd_safetensors.h"
+#include "bd_samples.h"
 
 static void die(const char *what) {
     fprintf(stderr, "make_seeds: %s\n", what);
@@ -134,6 +135,97 @@ static void llama2c_seeds(const bd_model *m) {
     seed1("llama2c", "v1_tied.bin", b1, n1);
     free(b);
     free(b1);
+}
+
+// Prompts: a flags byte (bit 0 JSONL, bits 1-2 template: none, alpaca, own, "{input}: {}"; bits
+// 4-7 context 2 + 8k), the prompts file, and the own template after "\0BD\0".
+static void prompt_seeds(void) {
+    static const struct {
+        const char *name;
+        uint8_t flags;
+        const char *text, *tmpl;
+    } s[] = {
+            {"text", 0xf0, "Once upon a time\n\n  \nTom had a red\r\nThe cat sat\n", NULL},
+            {"text_short_context", 0x10, "a long prompt that leaves no room in a context of ten tokens\n", NULL},
+            {"text_template", 0xf4, "The cat sat\n", "Q: {}\\nA:\\t\\\\"},
+            {"jsonl_alpaca", 0xf3, "{\"q\":\"Tell a story.\",\"input\":\"\"}\n{\"q\":\"Go on:\",\"input\":\"a b\"}\n",
+             NULL},
+            {"jsonl_fields", 0xf7, "{\"q\":\"ab\",\"input\":\"x\"}\n\n{\"q\":\"\\u00e9t\\u00e9\",\"input\":\"y\"}\n",
+             NULL},
+            {"jsonl_own", 0xf5, "{\"q\":\"ab\",\"ctx\":\"the\"}\n", "{ctx} / {} / {q}"},
+    };
+    for (size_t i = 0; i < sizeof s / sizeof *s; i++) {
+        size_t n = strlen(s[i].text);
+        uint8_t *b = malloc(n + 1);
+        b[0] = s[i].flags;
+        memcpy(b + 1, s[i].text, n);
+        const uint8_t *parts[2] = {b, (const uint8_t *)s[i].tmpl};
+        size_t lens[2] = {n + 1, s[i].tmpl ? strlen(s[i].tmpl) : 0};
+        seed("prompts", s[i].name, s[i].tmpl ? 2 : 1, parts, lens);
+        free(b);
+    }
+}
+
+// A bd.samples stream as bd-teacher-gen writes it (header of a run, 4 samples, top-TK rows if
+// tk), decompressed, after a flags byte.
+static void samples_seed(const char *name, uint8_t flags, int tk) {
+    bd_prompt_opts po = {.kind = "bos", .template_ = ""};
+    bd_gen_opts go = {.sampling = {.temperature = 0.7, .top_k = 0, .top_p = 1.0},
+                      .max_new = 8,
+                      .batch = 1,
+                      .seed = 1,
+                      .stop_ids = {2},
+                      .n_stop = 1,
+                      .logits_top_k = tk};
+    bd_samples_run run = {.model_path = "tiny",
+                          .desc = "tiny",
+                          .tok_id = "",
+                          .vocab = 32,
+                          .bos = 1,
+                          .eos = 2,
+                          .po = &po,
+                          .n_prompts = 1,
+                          .hash = "0000000000000000",
+                          .go = &go,
+                          .n = 4,
+                          .threads = 1};
+    msgpack_sbuffer sb;
+    msgpack_sbuffer_init(&sb);
+    bd_samples_pack_header(&sb, &run);
+    msgpack_unpacked u;
+    msgpack_unpacked_init(&u);
+    if (msgpack_unpack_next(&u, sb.data, sb.size, NULL) != MSGPACK_UNPACK_SUCCESS) die("samples header");
+    const char *path = wpath("samples.bdz");
+    int err;
+    bd_producer prod = {"make_seeds", 0, NULL};
+    bd_writer *w = bd_writer_open(path, 1, &err);
+    if (!w || bd_writer_begin_header(w, "bd.samples", &prod, u.data.via.map.size) != BD_OK) die("samples");
+    for (uint32_t i = 0; i < u.data.via.map.size; i++) {
+        msgpack_pack_object(bd_writer_packer(w), u.data.via.map.ptr[i].key);
+        msgpack_pack_object(bd_writer_packer(w), u.data.via.map.ptr[i].val);
+    }
+    if (bd_writer_end_object(w) != BD_OK) die("samples");
+    // From BOS, as the fuzz target's run: 4, 1 and 3 new ids, then an empty completion (which
+    // bd-qat skips and a resumed run refuses).
+    int32_t prompt[1] = {1}, completion[4] = {7, 8, 9, 2}, ids[16];
+    float lp[16];
+    for (int r = 0; r < 4; r++)
+        for (int k = 0; k < 4; k++) ids[r * 4 + k] = (completion[r] + k) % 32, lp[r * 4 + k] = -0.5f - (float)k;
+    bd_gen_sample smp[4] = {{0, prompt, 1, completion, 4, BD_GEN_EOS, ids, lp},
+                            {1, prompt, 1, completion + 3, 1, BD_GEN_EOS, ids, lp},
+                            {2, prompt, 1, completion, 3, BD_GEN_LENGTH, ids, lp},
+                            {3, prompt, 1, completion, 0, BD_GEN_LENGTH, ids, lp}};
+    for (int i = 0; i < 4; i++)
+        if (bd_samples_write(w, &smp[i], tk) != BD_OK) die("samples");
+    if (bd_writer_close(w) != BD_OK) die("samples");
+    size_t n;
+    uint8_t *c = content(path, &n);
+    FILE *f = fopen(path_of("samples", name), "wb");  // the flags byte, then the content
+    if (!f || fwrite(&flags, 1, 1, f) != 1 || fwrite(c, 1, n, f) != n) die(name);
+    fclose(f);
+    free(c);
+    msgpack_unpacked_destroy(&u);
+    msgpack_sbuffer_destroy(&sb);
 }
 
 int main(int argc, char **argv) {
@@ -287,6 +379,10 @@ int main(int argc, char **argv) {
         seed("task", tasks[i].file, tasks[i].labels ? 2 : 1, parts, lens);
         free(tx), free(buf), free(lb);
     }
+    prompt_seeds();
+    samples_seed("plain", 0x2d, 0);
+    samples_seed("teacher_rows", 0x62, 4);
+    samples_seed("teacher_rows_masked", 0x33, 4);
     bd_model_free(&m);
     free(cfg), free(st), free(mc), free(sc), free(wc), free(cc);
     return 0;

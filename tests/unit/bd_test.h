@@ -31,6 +31,11 @@ typedef struct {
 } bd_test_variant;
 
 bd_config bd_test_variant_config(const bd_test_variant *v);
+
+// Runs fn(ctx) in a child process whose address space may grow by at most margin bytes
+// (RLIMIT_AS), so a huge allocation fails there; returns fn's result (0..255; 255 when the
+// child died or the limit could not be set).
+int bd_test_run_limited(size_t margin, int (*fn)(void *ctx), void *ctx);
 // Random weights from rnd (uniform in [-1, 1)): norms near 1, linear weights ~ 1/sqrt(fan-in)
 // so activations stay O(1) and attention is far from uniform.
 void bd_test_random_model(bd_model *m, const bd_config *c, float (*rnd)(void));

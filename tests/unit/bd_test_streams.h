@@ -49,11 +49,12 @@ typedef struct {
     const float *top_lp;
 } bd_test_sample;
 
-static inline void bd_test_write_samples(const char *path, const bd_test_sample *s, int n, int tk) {
+// The same with header_k in the header's logits_top_k (a bad header over good rows).
+static inline void bd_test_write_samples_k(const char *path, const bd_test_sample *s, int n, int tk, int64_t header_k) {
     bd_writer *w = bd_writer_open(path, 0, NULL);
     ck_assert_ptr_nonnull(w);
     ck_assert_int_eq(bd_writer_begin_header(w, "bd.samples", NULL, 1), BD_OK);
-    bd_pack_kv_int(bd_writer_packer(w), "logits_top_k", tk);
+    bd_pack_kv_int(bd_writer_packer(w), "logits_top_k", header_k);
     ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
     for (int i = 0; i < n; i++) {
         msgpack_packer *pk = bd_writer_packer(w);
@@ -71,6 +72,10 @@ static inline void bd_test_write_samples(const char *path, const bd_test_sample 
         ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
     }
     ck_assert_int_eq(bd_writer_close(w), BD_OK);
+}
+
+static inline void bd_test_write_samples(const char *path, const bd_test_sample *s, int n, int tk) {
+    bd_test_write_samples_k(path, s, n, tk, tk);
 }
 
 #endif

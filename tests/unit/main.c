@@ -2,7 +2,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bd_test.h"
@@ -31,6 +33,24 @@ const char *bd_test_tmpdir(void) {
         }
     }
     return dir;
+}
+
+int bd_test_run_limited(size_t margin, int (*fn)(void *ctx), void *ctx) {
+    fflush(NULL);
+    pid_t pid = fork();
+    if (pid < 0) return 255;
+    if (pid == 0) {
+        unsigned long pages = 0;
+        FILE *f = fopen("/proc/self/statm", "r");  // the first number: the address space now, in pages
+        if (!f || fscanf(f, "%lu", &pages) != 1) _exit(255);
+        fclose(f);
+        rlim_t lim = (rlim_t)pages * (rlim_t)sysconf(_SC_PAGESIZE) + (rlim_t)margin;
+        struct rlimit rl = {lim, lim};
+        _exit(setrlimit(RLIMIT_AS, &rl) == 0 ? fn(ctx) & 255 : 255);
+    }
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status)) return 255;
+    return WEXITSTATUS(status);
 }
 
 bd_config bd_test_variant_config(const bd_test_variant *v) {

@@ -224,6 +224,46 @@ START_TEST(test_stories_greedy_readme) {
 }
 END_TEST
 
+// A context of 2^31-1 (as a config may claim): the cache holds prompt + max_new positions, so
+// sampling 4 sequences fits in 1 GB more address space, and gives the 512-context samples.
+typedef struct {
+    const bd_model *m;
+    const collector *want;
+} long_run;
+
+static int generate_long(void *ctx) {
+    const long_run *r = ctx;
+    int32_t bos = 1;
+    bd_gen_prompt p = {&bos, 1};
+    bd_gen_opts o = {.sampling = {0.8, 0, 1}, .max_new = 24, .batch = 4, .seed = 3};
+    collector c = {0};
+    if (bd_generate(r->m, &p, 1, 0, 4, &o, collect, &c, NULL, NULL, 0) != BD_OK) return 1;
+    int differ = c.n != r->want->n;
+    for (int i = 0; !differ && i < c.n; i++)
+        differ = c.n_new[i] != r->want->n_new[i] ||
+                 memcmp(c.completion[i], r->want->completion[i], sizeof(int32_t) * (size_t)c.n_new[i]);
+    collector_free(&c);
+    return differ ? 2 : 0;
+}
+
+START_TEST(test_stories_long_context) {
+    bd_model m;
+    bd_tokenizer *tok;
+    load_stories(&m, &tok);
+    int32_t bos = 1;
+    bd_gen_prompt p = {&bos, 1};
+    bd_gen_opts o = {.sampling = {0.8, 0, 1}, .max_new = 24, .batch = 4, .seed = 3};
+    collector want = {0};
+    ck_assert_int_eq(bd_generate(&m, &p, 1, 0, 4, &o, collect, &want, NULL, NULL, 0), BD_OK);
+    m.cfg.max_seq = 2147483647;
+    long_run r = {&m, &want};
+    ck_assert_int_eq(bd_test_run_limited((size_t)1 << 30, generate_long, &r), 0);
+    collector_free(&want);
+    bd_tokenizer_free(tok);
+    bd_model_free(&m);
+}
+END_TEST
+
 static void assert_same(const collector *a, const collector *b, const char *what) {
     ck_assert_int_eq(a->n, b->n);
     for (int i = 0; i < a->n; i++) {
@@ -310,6 +350,7 @@ Suite *suite_generate(void) {
     tcase_add_test(tc, test_greedy_equals_reference);
     tcase_add_test(tc, test_stories_greedy_readme);
     tcase_add_test(tc, test_stories_batch_invariance);
+    tcase_add_test(tc, test_stories_long_context);
     suite_add_tcase(s, tc);
     return s;
 }

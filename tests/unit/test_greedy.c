@@ -1,9 +1,12 @@
 // Greedy generation (bd_greedy) against the plain loop: run the reference forward over the whole
 // sequence so far and append the first most probable token; EOS ends it unsaid.
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bd_forward.h"
 #include "bd_greedy.h"
+#include "bd_model_io.h"
 #include "bd_test.h"
 
 static uint64_t st = 0x6A09E667F3BCC909ull;
@@ -69,10 +72,72 @@ START_TEST(test_greedy_matches_plain_loop) {
 }
 END_TEST
 
+// stories260K as a Hugging Face directory whose config claims a context of 2^31-1: a few
+// tokens of greedy generation fit in 1 GB more address space than the process has (a cache
+// for the whole context would take 2.7 TB), and they are the 512-context model's tokens.
+static void hf_with_context(const bd_model *m, const char *dir, const char *context) {
+    char why[300], path[4400];
+    ck_assert_msg(bd_model_save_hf(m, dir, why, sizeof why) == BD_OK, "%s", why);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_nonnull(f);
+    char text[8192], out[8300];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    const char *at = strstr(text, "\"max_position_embeddings\"");
+    ck_assert_ptr_nonnull(at);
+    at += strlen("\"max_position_embeddings\"");
+    at += strspn(at, ": \t\n");
+    snprintf(out, sizeof out, "%.*s%s%s", (int)(at - text), text, context, at + strspn(at, "0123456789"));
+    ck_assert_ptr_nonnull(f = fopen(path, "wb"));
+    fputs(out, f);
+    fclose(f);
+}
+
+typedef struct {
+    const bd_model *m;
+    const got *want;
+} greedy_run;
+
+// 0: the want tokens came; 1: bd_greedy failed; 2: other tokens came.
+static int run_greedy(void *ctx) {
+    const greedy_run *r = ctx;
+    int32_t bos = 1;
+    char why[300];
+    got seen = {.fail_at = -1};
+    int rc = bd_greedy(r->m, &bos, 1, 20, -1, take, &seen, why, sizeof why);
+    if (rc < 0) fprintf(stderr, "bd_greedy: %s\n", why);
+    if (rc < 0) return 1;
+    return seen.n == r->want->n && !memcmp(seen.seq, r->want->seq, sizeof(int32_t) * (size_t)seen.n) ? 0 : 2;
+}
+
+START_TEST(test_greedy_cache_for_the_run) {
+    bd_model m, big;
+    char why[300];
+    ck_assert_msg(bd_model_load(bd_test_data("models/stories260K/stories260K.bin"), &m, why, sizeof why) == BD_OK, "%s",
+                  why);
+    char dir[4200];
+    snprintf(dir, sizeof dir, "%s/hf_long_context", bd_test_tmpdir());
+    hf_with_context(&m, dir, "2147483647");
+    ck_assert_msg(bd_model_load(dir, &big, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(big.cfg.max_seq, 2147483647);
+    int32_t bos = 1;
+    got want = {.fail_at = -1};
+    ck_assert_int_eq(bd_greedy(&m, &bos, 1, 20, -1, take, &want, why, sizeof why), BD_OK);
+    ck_assert_int_eq(want.n, 21);
+    greedy_run run = {&big, &want};
+    ck_assert_int_eq(bd_test_run_limited((size_t)1 << 30, run_greedy, &run), 0);
+    bd_model_free(&big);
+    bd_model_free(&m);
+}
+END_TEST
+
 Suite *suite_greedy(void) {
     Suite *s = suite_create("greedy");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_greedy_matches_plain_loop);
+    tcase_add_test(tc, test_greedy_cache_for_the_run);
     suite_add_tcase(s, tc);
     return s;
 }

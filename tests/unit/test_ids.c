@@ -139,8 +139,41 @@ START_TEST(test_ids_read_text) {
     }
     ck_assert_uint_eq(ids.n, at);
     ck_assert_int_eq(bd_ids_read_text(bd_test_path("none.txt"), tok, &ids, why, sizeof why), BD_ERR_IO);
+    // A NUL byte is not text (a C string of it would end there): refused with its line.
+    ck_assert_ptr_nonnull(f = fopen(p, "wb"));
+    fwrite("One day.\n\nA c\0at.\n", 1, 19, f);
+    fclose(f);
+    ck_assert_int_eq(bd_ids_read_text(p, tok, &ids, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "t.txt\" line 3: NUL byte in text"), "%s", why);
     bd_ids_free(&ids);
     bd_tokenizer_free(tok);
+}
+END_TEST
+
+// An empty first document (or an empty prompt) leaves the list without storage: appending
+// nothing to it copies nothing (memcpy with a NULL destination is undefined, UBSan says).
+START_TEST(test_tokens_empty_first) {
+    static const int32_t d[] = {1, 5, 6};
+    static const int l[] = {0, 3};
+    const char *p = bd_test_path("empty_first.bdz");
+    bd_test_write_tokens(p, d, l, 2, 20);
+    bd_ids all = {0};
+    char why[600];
+    ck_assert_int_eq(bd_tokens_read(p, "bd.tokens", 20, true, SIZE_MAX, &all, why, sizeof why), BD_OK);
+    ck_assert_uint_eq(all.n, 3);
+    bd_ids_free(&all);
+    ck_assert_int_eq(bd_ids_push(&all, NULL, 0), BD_OK);
+    ck_assert_uint_eq(all.n, 0);
+    int32_t c0[] = {7};
+    bd_test_sample s = {d, c0, 0, 1, NULL, NULL};
+    const char *q = bd_test_path("empty_prompt.bdz");
+    bd_test_write_samples(q, &s, 1, 0);
+    bd_tokens t;
+    ck_assert_int_eq(bd_tokens_open(&t, q, "bd.samples", 20, false, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_tokens_next(&t, why, sizeof why), BD_OK);
+    ck_assert_uint_eq(t.n_prompt, 0);
+    ck_assert_uint_eq(t.doc.n, 1);
+    bd_tokens_close(&t);
 }
 END_TEST
 
@@ -151,6 +184,7 @@ Suite *suite_ids(void) {
     tcase_add_test(tc, test_tokens_refused);
     tcase_add_test(tc, test_tokens_samples);
     tcase_add_test(tc, test_ids_read_text);
+    tcase_add_test(tc, test_tokens_empty_first);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -251,6 +251,18 @@ START_TEST(test_read_errors) {
         free(big);
     }
     expect_error("{\"a\":1}\n", BD_MC_AUTO, NULL, BD_ERR_MALFORMED, "cannot tell the task layout");
+    // A NUL would end an item's string: refused with its line, a byte or a JSON \u0000.
+    {
+        static const char nul[] = "ctx\n1\na\nb\0x\nc\nd\n";
+        bd_mc_task t;
+        char why[1024] = "";
+        ck_assert_int_eq(bd_mc_parse(nul, sizeof nul - 1, "task.txt", BD_MC_HELLASWAG, NULL, 0, NULL, 0, &t, why,
+                                     sizeof why),
+                         BD_ERR_MALFORMED);
+        ck_assert_msg(strstr(why, "\"task.txt\" line 4: NUL byte"), "%s", why);
+    }
+    expect_error("{\"context\":\"c\\u0000d\",\"choices\":[\"a\",\"b\"],\"gold\":0}\n", BD_MC_JSONL, NULL,
+                 BD_ERR_MALFORMED, "\"task.txt\" line 1: NUL byte or \\u0000 escape");
     // Missing labels file: the message says where it was looked for.
     bd_mc_task t;
     char why[1024], path[1024];
@@ -413,6 +425,50 @@ START_TEST(test_score_all_workers) {
 }
 END_TEST
 
+// A context of 2^31-1 positions (as a config may claim): the scorers size their rows and
+// caches by the items, so both methods score in 1 GB more address space, and as before.
+typedef struct {
+    const bd_mc_task *t;
+    const double *want;
+} long_run;
+
+static int score_long(void *ctx) {
+    const long_run *r = ctx;
+    model.cfg.max_seq = 2147483647;
+    for (int method = BD_MC_SHARED; method <= BD_MC_BATCH; method++) {
+        bd_mc_scorer s;
+        if (bd_mc_scorer_init(&s, &model, tok, r->t->max_choices, 0, (bd_mc_method)method) < 0) return 1;
+        for (long i = 0; i < r->t->n; i++) {
+            double ll[8];
+            int nt[8];
+            if (bd_mc_score_item(&s, &r->t->items[i], ll, nt) < 0) return 1;
+            for (int c = 0; c < r->t->items[i].n_choices; c++)
+                if (fabs(ll[c] - r->want[i * 8 + c]) > 1e-4 * fabs(ll[c]) + 1e-4) return 2;
+        }
+        bd_mc_scorer_free(&s);
+    }
+    return 0;
+}
+
+START_TEST(test_score_long_context) {
+    load_model();
+    bd_mc_task t;
+    load_ok(fixture("generic.jsonl"), BD_MC_AUTO, NULL, 0, &t);
+    ck_assert_int_le(t.max_choices, 8);
+    double want[64 * 8];
+    ck_assert_int_le(t.n, 64);
+    bd_mc_scorer s;
+    ck_assert_int_eq(bd_mc_scorer_init(&s, &model, tok, t.max_choices, 0, BD_MC_BATCH), BD_OK);
+    int nt[8];
+    for (long i = 0; i < t.n; i++) ck_assert_int_eq(bd_mc_score_item(&s, &t.items[i], want + i * 8, nt), BD_OK);
+    bd_mc_scorer_free(&s);
+    long_run r = {&t, want};
+    ck_assert_int_eq(bd_test_run_limited((size_t)1 << 30, score_long, &r), 0);
+    bd_mc_task_free(&t);
+    free_model();
+}
+END_TEST
+
 // Four 4-choice items (gold 0, 1, 2, 3) with endings of 1, 2, 4 and 8 bytes:
 //   item 0: ll {-1,-2,-3,-4}    acc -> 0 (right); norm {-1,-1,-0.75,-0.5} -> 3 (wrong)
 //   item 1: ll {-4,-2,-3,-16}   acc -> 1 (right); norm {-4,-1,-0.75,-2}   -> 2 (wrong)
@@ -471,6 +527,7 @@ Suite *suite_mc(void) {
     tcase_add_test(tc, test_tokenize_joint);
     tcase_add_test(tc, test_score_vs_reference);
     tcase_add_test(tc, test_score_all_workers);
+    tcase_add_test(tc, test_score_long_context);
     tcase_add_test(tc, test_tally);
     suite_add_tcase(s, tc);
     return s;

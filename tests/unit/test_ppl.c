@@ -56,10 +56,14 @@ START_TEST(test_ppl_windows) {
         want -= logprob(&m, ids, end - T, T, p);
     }
     ck_assert_close(r.nll_sum / r.scored, want / (N - 1), 2e-5);
-    // A window longer than the ids is cut to them; fewer than 2 ids is an error.
-    ck_assert_int_eq(bd_ppl(&m, ids, 5, 64, 0, 2, NULL, &r, why, sizeof why), BD_OK);
+    // A window is never cut to fewer ids (bd-eval(1): the tail shorter than a window is
+    // dropped; so is a stream shorter than one); fewer than 2 ids is an error.
+    ck_assert_int_eq(bd_ppl(&m, ids, 5, 5, 0, 2, NULL, &r, why, sizeof why), BD_OK);
     ck_assert_int_eq(r.windows, 1);
     ck_assert_int_eq(r.scored, 4);
+    ck_assert_int_eq(bd_ppl(&m, ids, 5, 64, 0, 2, NULL, &r, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "5 tokens, fewer than one window of 64"), "%s", why);
+    ck_assert_int_eq(bd_ppl(&m, ids, 5, 64, 3, 2, NULL, &r, why, sizeof why), BD_ERR_ARG);
     ck_assert_int_eq(bd_ppl(&m, ids, 1, 8, 0, 2, NULL, &r, why, sizeof why), BD_ERR_ARG);
     ck_assert_msg(strstr(why, "need at least 2 tokens"), "%s", why);
     bd_model_free(&m);

@@ -54,6 +54,17 @@ static void expect_prompt(const bd_prompt_set *ps, int i, const bd_tokenizer *to
     bd_token_buf_free(&b);
 }
 
+// bd_prompts_read over po->path, opened as the tools open it.
+static int read_path(bd_prompt_set *ps, bd_prompt_opts *po, const bd_tokenizer *tok, int V, int64_t max_n, int max_seq,
+                     char *why, size_t ws) {
+    bd_input in;
+    int rc = bd_input_open(&in, po->path, why, ws);
+    if (rc < 0) return rc;
+    rc = bd_prompts_read(ps, po, &in, tok, V, max_n, max_seq, 1, why, ws);
+    bd_input_close(&in);
+    return rc;
+}
+
 static const char *write_file(const char *name, const char *text) {
     const char *p = bd_test_path(name);
     FILE *f = fopen(p, "w");
@@ -67,7 +78,7 @@ START_TEST(test_prompts_text) {
     char why[600];
     bd_prompt_set ps = {0};
     bd_prompt_opts po = {.path = write_file("p.txt", "A cat\n\n  \nA dog\r\n"), .template_ = "Q: {}\\nA:"};
-    ck_assert_int_eq(bd_prompts_read(&ps, &po, false, tok, 512, -1, 512, 1, why, sizeof why), BD_OK);
+    ck_assert_int_eq(read_path(&ps, &po, tok, 512, -1, 512, why, sizeof why), BD_OK);
     ck_assert_str_eq(po.kind, "text");
     ck_assert_int_eq(ps.count, 2);
     expect_prompt(&ps, 0, tok, "Q: A cat\nA:");
@@ -78,7 +89,7 @@ START_TEST(test_prompts_text) {
                                              "{\"q\":\"Hi\",\"input\":\"x\"}\n{\"q\":\"Go\",\"input\":\"\"}\n"),
                           .field = "q",
                           .template_ = "alpaca"};
-    ck_assert_int_eq(bd_prompts_read(&ps, &po, false, tok, 512, 1, 512, 1, why, sizeof why), BD_OK);
+    ck_assert_int_eq(read_path(&ps, &po, tok, 512, 1, 512, why, sizeof why), BD_OK);
     ck_assert_str_eq(po.kind, "jsonl");
     ck_assert_int_eq(ps.count, 1);
     expect_prompt(
@@ -89,7 +100,7 @@ START_TEST(test_prompts_text) {
     bd_prompts_free(&ps);
     // A {NAME} field of the JSON object.
     po.template_ = "{input}/{}";
-    ck_assert_int_eq(bd_prompts_read(&ps, &po, false, tok, 512, -1, 512, 1, why, sizeof why), BD_OK);
+    ck_assert_int_eq(read_path(&ps, &po, tok, 512, -1, 512, why, sizeof why), BD_OK);
     expect_prompt(&ps, 0, tok, "x/Hi");
     expect_prompt(&ps, 1, tok, "/Go");
     bd_prompts_free(&ps);
@@ -119,13 +130,47 @@ START_TEST(test_prompts_errors) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
         bd_prompt_opts po = {.path = cases[i].path, .field = cases[i].field, .template_ = cases[i].tmpl};
-        ck_assert_int_eq(bd_prompts_read(&ps, &po, false, tok, 512, -1, 512, 1, why, sizeof why), cases[i].rc);
+        ck_assert_int_eq(read_path(&ps, &po, tok, 512, -1, 512, why, sizeof why), cases[i].rc);
         ck_assert_msg(strstr(why, cases[i].msg), "case %zu: %s", i, why);
         bd_prompts_free(&ps);
     }
-    bool is;
-    ck_assert_int_eq(bd_prompts_is_stream(txt, &is, why, sizeof why), BD_OK);
-    ck_assert(!is);
+    bd_tokenizer_free(tok);
+}
+END_TEST
+
+static const char *write_bytes(const char *name, const char *data, size_t n) {
+    const char *p = bd_test_path(name);
+    FILE *f = fopen(p, "wb");
+    ck_assert_uint_eq(fwrite(data, 1, n, f), n);
+    fclose(f);
+    return p;
+}
+
+// A NUL would end the C string of a prompt: refused, naming the line (a line of NULs was BOS alone).
+START_TEST(test_prompts_nul) {
+    bd_tokenizer *tok = tok512();
+    char why[600] = "";
+    bd_prompt_set ps = {0};
+    static const char text[] = "A cat\nA d\0og\n", zeros[] = "A cat\n\0\0\0\n";
+    bd_prompt_opts po = {.path = write_bytes("n0.txt", text, sizeof text - 1), .template_ = ""};
+    ck_assert_int_eq(read_path(&ps, &po, tok, 512, -1, 512, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "n0.txt\" line 2: NUL byte in a text prompt"), "%s", why);
+    bd_prompts_free(&ps);
+    po.path = write_bytes("n1.txt", zeros, sizeof zeros - 1);
+    ck_assert_int_eq(read_path(&ps, &po, tok, 512, -1, 512, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "n1.txt\" line 2: NUL byte"), "%s", why);
+    bd_prompts_free(&ps);
+    // JSONL: a \u0000 escape is a NUL too; an escaped backslash before "u0000" is not.
+    po = (bd_prompt_opts){.path = write_file("n.jsonl", "{\"q\":\"a\"}\n{\"q\":\"a\\u0000b\"}\n"),
+                          .field = "q",
+                          .template_ = ""};
+    ck_assert_int_eq(read_path(&ps, &po, tok, 512, -1, 512, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_msg(strstr(why, "n.jsonl\" line 2: NUL byte or \\u0000 escape in a text prompt"), "%s", why);
+    bd_prompts_free(&ps);
+    po.path = write_file("b.jsonl", "{\"q\":\"a\\\\u0000b\"}\n");
+    ck_assert_int_eq(read_path(&ps, &po, tok, 512, -1, 512, why, sizeof why), BD_OK);
+    expect_prompt(&ps, 0, tok, "a\\u0000b");
+    bd_prompts_free(&ps);
     bd_tokenizer_free(tok);
 }
 END_TEST
@@ -136,28 +181,25 @@ START_TEST(test_prompts_tokens) {
     int lens[] = {5, 0, 3, 4};
     const char *p = bd_test_path("pt.bdz");
     bd_test_write_tokens(p, docs, lens, 4, 30);
-    bool is;
     char why[600];
-    ck_assert_int_eq(bd_prompts_is_stream(p, &is, why, sizeof why), BD_OK);
-    ck_assert(is);
     bd_prompt_set ps = {0};
     bd_prompt_opts po = {.path = p, .template_ = "", .prompt_len = 2};
-    ck_assert_int_eq(bd_prompts_read(&ps, &po, true, NULL, 30, -1, 64, 1, why, sizeof why), BD_OK);
+    ck_assert_int_eq(read_path(&ps, &po, NULL, 30, -1, 64, why, sizeof why), BD_OK);
     ck_assert_str_eq(po.kind, "tokens");
     int32_t want[6] = {1, 5, 1, 7, 9, 10};
     ck_assert_int_eq(ps.count, 3);
     for (int i = 0; i < 6; i++) ck_assert_int_eq(ps.ids[i], want[i]);
     bd_prompts_free(&ps);
     // At most 2 prompts: the reader stops there.
-    ck_assert_int_eq(bd_prompts_read(&ps, &po, true, NULL, 30, 2, 64, 1, why, sizeof why), BD_OK);
+    ck_assert_int_eq(read_path(&ps, &po, NULL, 30, 2, 64, why, sizeof why), BD_OK);
     ck_assert_int_eq(ps.count, 2);
     bd_prompts_free(&ps);
     // All of each document: id 40 is outside a vocabulary of 30, and the header's 30 is over 20.
     po.prompt_len = 100;
-    ck_assert_int_eq(bd_prompts_read(&ps, &po, true, NULL, 30, -1, 64, 1, why, sizeof why), BD_ERR_VALUE);
+    ck_assert_int_eq(read_path(&ps, &po, NULL, 30, -1, 64, why, sizeof why), BD_ERR_VALUE);
     ck_assert_msg(strstr(why, "pt.bdz\" record 1: field \"ids\": id 40 at position 2"), "%s", why);
     bd_prompts_free(&ps);
-    ck_assert_int_eq(bd_prompts_read(&ps, &po, true, NULL, 20, -1, 64, 1, why, sizeof why), BD_ERR_SCHEMA);
+    ck_assert_int_eq(read_path(&ps, &po, NULL, 20, -1, 64, why, sizeof why), BD_ERR_SCHEMA);
     ck_assert_msg(strstr(why, "tokens from a vocabulary of 30, the model has 20"), "%s", why);
     bd_prompts_free(&ps);
 }
@@ -170,6 +212,7 @@ Suite *suite_prompts(void) {
     tcase_add_test(tc, test_prompts_text);
     tcase_add_test(tc, test_prompts_errors);
     tcase_add_test(tc, test_prompts_tokens);
+    tcase_add_test(tc, test_prompts_nul);
     suite_add_tcase(s, tc);
     return s;
 }

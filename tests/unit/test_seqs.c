@@ -104,7 +104,44 @@ START_TEST(test_seqs_teacher_rows) {
     tl[3] = 0.5f;  // a log-probability above 0
     bd_test_write_samples(p, smp, 1, 2);
     ck_assert_int_eq(bd_seqs_from_samples(&s, p, 16, 4, false, true, why, sizeof why), BD_ERR_VALUE);
-    ck_assert_msg(strstr(why, "tl.bdz\" record 1: top_ids/top_logprobs hold"), "%s", why);
+    ck_assert_msg(strstr(why, "tl.bdz\" record 1: top_logprobs row 1: 0.5 is not a log-probability"), "%s", why);
+}
+END_TEST
+
+// Reads rows with TK = 2 (ids ti, log-probabilities tl of 3 completion tokens; T = 2 uses
+// only the first two) under header_k; NULL want: accepted, else the message has want.
+static void teacher_rows(const int32_t *ti, const float *tl, int64_t header_k, int want_rc, const char *want) {
+    int32_t p0[] = {1}, c0[] = {5, 6, 7};
+    bd_test_sample smp[1] = {{p0, c0, 1, 3, ti, tl}};
+    const char *p = bd_test_path("rows.bdz");
+    bd_test_write_samples_k(p, smp, 1, 2, header_k);
+    bd_seqs s;
+    char why[600] = "";
+    ck_assert_int_eq(bd_seqs_from_samples(&s, p, 16, 2, false, true, why, sizeof why), want_rc);
+    if (want) ck_assert_msg(strstr(why, want), "%s", why);
+    if (want_rc == BD_OK) bd_seqs_free(&s);
+}
+
+// The header and every row of every record are checked before anything trains on them.
+START_TEST(test_seqs_teacher_rows_refused) {
+    const float inf = INFINITY;
+    int32_t ok_ids[6] = {5, 7, 6, 3, 7, 1}, dup[6] = {5, 7, 6, 3, 7, 7}, big[6] = {5, 7, 6, 3, 7, 16};
+    float ok_lp[6] = {-0.1f, -2.5f, -0.3f, -1.5f, -1, -2};
+    teacher_rows(ok_ids, ok_lp, 2, BD_OK, NULL);
+    teacher_rows(ok_ids, ok_lp, ((int64_t)1 << 32) + 2, BD_ERR_SCHEMA, "logits_top_k 4294967298 is outside 1..16");
+    teacher_rows(ok_ids, ok_lp, (int64_t)1 << 31, BD_ERR_SCHEMA, "logits_top_k 2147483648 is outside 1..16");
+    teacher_rows(ok_ids, ok_lp, 17, BD_ERR_SCHEMA, "logits_top_k 17 is outside 1..16");
+    teacher_rows(ok_ids, ok_lp, -2, BD_ERR_SCHEMA, "logits_top_k -2 is outside");
+    float neg_inf[6] = {-0.1f, -2.5f, -0.3f, -inf, -1, -2};
+    teacher_rows(ok_ids, neg_inf, 2, BD_ERR_VALUE, "record 1: top_logprobs row 1: -inf is not a log-probability");
+    float nan_lp[6] = {-0.1f, NAN, -0.3f, -1.5f, -1, -2};
+    teacher_rows(ok_ids, nan_lp, 2, BD_ERR_VALUE, "top_logprobs row 0: nan is not");
+    teacher_rows(dup, ok_lp, 2, BD_ERR_VALUE, "top_ids row 2: id 7 appears twice");  // a row past T: read all the same
+    teacher_rows(big, ok_lp, 2, BD_ERR_VALUE, "top_ids row 2: id 16 is outside the vocabulary of 16");
+    float rising[6] = {-0.1f, -2.5f, -1.5f, -0.3f, -1, -2};
+    teacher_rows(ok_ids, rising, 2, BD_ERR_VALUE, "top_logprobs row 1 is not in decreasing order");
+    float heavy[6] = {-0.1f, -0.2f, -0.3f, -1.5f, -1, -2};
+    teacher_rows(ok_ids, heavy, 2, BD_ERR_VALUE, "top_logprobs row 0: probabilities add up to 1.7236, more than 1");
 }
 END_TEST
 
@@ -131,6 +168,7 @@ Suite *suite_seqs(void) {
     tcase_add_test(tc, test_seqs_from_ids);
     tcase_add_test(tc, test_seqs_from_samples);
     tcase_add_test(tc, test_seqs_teacher_rows);
+    tcase_add_test(tc, test_seqs_teacher_rows_refused);
     tcase_add_test(tc, test_dense_teacher);
     suite_add_tcase(s, tc);
     return s;
