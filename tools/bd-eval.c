@@ -51,8 +51,9 @@ static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
                            "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
                            "                       the task file, or \"label\" fields)\n"
                            "      --limit N        only the first N items\n"
-                           "      --act A          packed models (bd-pack): activations f32 (default: the kernels use\n"
-                           "                       the exact quantized weights) or int8 (per-token absmax, faster)\n"
+                           "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
+                           "                       packed models: the integer kernels, faster). Default: the model's\n"
+                           "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
                            "  Generation:\n"
                            "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
                            "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
@@ -76,7 +77,8 @@ enum {
 typedef struct {
     const char *model_path, *tok_path, *text, *output, *prompt, *data;  // data: the token stream
     int seq_len, stride, batch, n_generate;
-    bool json, latent, act_int8;
+    bool json, latent;
+    int act;  // --act: -1 the model's own, 0 f32, 8 int8
     bd_quant_opts qo;
 } eval_opts;
 
@@ -215,7 +217,7 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
                                              {"limit", required_argument, 0, OPT_LIMIT},
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
-    *o = (eval_opts){.batch = 4, .n_generate = -1, .qo = bd_quant_opts_default()};
+    *o = (eval_opts){.batch = 4, .n_generate = -1, .act = -1, .qo = bd_quant_opts_default()};
     *mc = (mc_opts){0};
     int opt;
     while ((opt = getopt_long(argc, argv, "m:k:T:b:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
@@ -241,10 +243,9 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
         case OPT_LABELS: mc->labels = optarg; break;
         case OPT_LIMIT: mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
         case OPT_ACT:
-            if (strcmp(optarg, "int8") == 0)
-                o->act_int8 = true;
-            else if (strcmp(optarg, "f32") != 0)
+            if (strcmp(optarg, "int8") && strcmp(optarg, "f32"))
                 bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
+            o->act = strcmp(optarg, "int8") ? 0 : 8;
             break;
         default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
@@ -273,8 +274,6 @@ static void load_model(const eval_opts *o, bd_model *m) {
         bd_tool_load_model(o->model_path, m);
     char why[512];
     bd_quant_opts qo = o->qo;
-    if (o->act_int8 && !m->packed) bd_fatal("--act int8: \"%s\" is not a packed model (see bd-pack)", o->model_path);
-    if (m->packed) m->packed->act_int8 = o->act_int8;
     if (qo.q.kind != BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent)
         bd_fatal(
                 "--quant: \"%s\" is a student with its own quantization (%s %d-bit); use --latent to re-quantize its latent weights",
@@ -282,7 +281,16 @@ static void load_model(const eval_opts *o, bd_model *m) {
     if (qo.q.kind != BD_Q_NONE) {
         if (qo.clip && bd_clipfile_apply(qo.clip, m, &qo.q, why, sizeof why) < 0) bd_fatal("--clip: %s", why);
         if (bd_model_fakequant(m, m, &qo.q, &qo.policy, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
+        m->quant = qo.q;  // its weights are quantized now; the policy carries --act-quant
+        m->qpolicy = qo.policy;
     }
+    // --act: int8 or f32 inputs of the quantized linears (packed kernels or the fake-quantized forward).
+    if (o->act == 8 && m->quant.kind == BD_Q_NONE)
+        bd_fatal("--act int8: \"%s\" is a full-precision model, not a packed model or a student (or give --quant)",
+                 o->model_path);
+    if (o->latent && qo.q.kind == BD_Q_NONE) m->qpolicy.act_bits = 0;  // the latent model: f32 activations too
+    if (o->act >= 0) m->qpolicy.act_bits = o->act;
+    if (m->packed) m->packed->act_int8 = m->qpolicy.act_bits == 8;
 }
 
 // The tokenizer for text, generation and tasks; its ids must fit the model's vocabulary.
@@ -372,13 +380,17 @@ static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r
     bd_model_describe(m, desc, sizeof desc);
     printf("model     %s\n          %s\n", o->model_path, desc);
     if (q.kind != BD_Q_NONE)
-        printf("quant     %s %d-bit, group %d%s\n", bd_qkind_name(q.kind), q.bits, q.group,
-               o->qo.clip ? ", clipped" : "");
+        printf("quant     %s %d-bit, group %d%s%s\n", bd_qkind_name(q.kind), q.bits, q.group,
+               o->qo.clip ? ", clipped" : "",
+               m->packed                  ? m->packed->act_int8 ? ", packed, int8 activations" : ", packed"
+               : m->qpolicy.act_bits == 8 ? ", int8 activations"
+                                          : "");
     else if (m->quant.kind != BD_Q_NONE)
         printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
-               o->latent   ? " (latent weights shown)"
-               : m->packed ? o->act_int8 ? " (packed, int8 activations)" : " (packed)"
-                           : "");
+               o->latent                  ? " (latent weights shown)"
+               : m->packed                ? m->packed->act_int8 ? " (packed, int8 activations)" : " (packed)"
+               : m->qpolicy.act_bits == 8 ? " (int8 activations)"
+                                          : "");
     printf("tokens    %lld scored in %d windows of %d", r->scored, r->windows, T);
     if (o->stride) printf(" (stride %d)", o->stride);
     if (r->dropped) printf(", %lld tail tokens dropped", r->dropped);

@@ -49,6 +49,9 @@ static const char help[] =
         "                         top-K log-probabilities instead of running the teacher (the other\n"
         "                         ids share the remaining probability; only completions are scored)\n"
         "  Quantization-aware training (the student's spec; --clip clamps the latent weights once):\n" BD_QUANT_HELP
+        "      --subln[=P]        add SubLN norms (weights 1) to a model without them: P paper (default;\n"
+        "                         before wo and w2) or all (before every block linear, BitDistill's code)\n"
+        "      --subln-eps E      their RMSNorm epsilon (default 1e-8, as BitDistill's code)\n"
         "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
         "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
         "      --lr X             peak learning rate (default 3e-4)\n"
@@ -99,6 +102,8 @@ enum {
     OPT_MASK_PROMPT,
     OPT_KEEP_BEST,
     OPT_TEACHER_LOGITS,
+    OPT_SUBLN,
+    OPT_SUBLN_EPS,
 };
 
 typedef struct {
@@ -111,6 +116,8 @@ typedef struct {
     bool resume, recompute, mask_prompt, seqsum, keep_best, teacher_logits, distill;
     bd_qspec q;
     bd_qpolicy policy;
+    bd_subln subln;  // --subln: the placement to add (BD_SUBLN_NONE: none asked for)
+    double subln_eps;
     char state_path[4096];  // OUT.state
 } qat_opts;
 
@@ -142,6 +149,8 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
                                              {"mask-prompt", no_argument, 0, OPT_MASK_PROMPT},
                                              {"keep-best", no_argument, 0, OPT_KEEP_BEST},
                                              {"teacher-logits", no_argument, 0, OPT_TEACHER_LOGITS},
+                                             {"subln", optional_argument, 0, OPT_SUBLN},
+                                             {"subln-eps", required_argument, 0, OPT_SUBLN_EPS},
                                              BD_QUANT_LONGOPTS,
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
@@ -150,6 +159,7 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
                     .clip = 1.0,
                     .beta2 = 0.95,
                     .gamma = -1,
+                    .subln_eps = -1,
                     .batch = 4,
                     .accum = 1,
                     .sched_kind = BD_SCHED_COSINE};
@@ -198,6 +208,13 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
         case OPT_MASK_PROMPT: o->mask_prompt = true; break;
         case OPT_KEEP_BEST: o->keep_best = true; break;
         case OPT_TEACHER_LOGITS: o->teacher_logits = true; break;
+        case OPT_SUBLN: {
+            int p = optarg ? bd_subln_parse(optarg) : BD_SUBLN_PAPER;
+            if (p <= BD_SUBLN_NONE) bd_usage_error("--subln: \"%s\" is not paper or all", optarg);
+            o->subln = (bd_subln)p;
+            break;
+        }
+        case OPT_SUBLN_EPS: o->subln_eps = bd_arg_double("--subln-eps", optarg, 1e-12, 0.1); break;
         default: bd_tool_quant_or_common_option(&qo, opt, optarg);
         }
     }
@@ -238,12 +255,28 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     if (o->samples_path && optind < argc) bd_usage_error("give either --data samples.bdz or a token stream, not both");
     if (o->mask_prompt && !o->samples_path) bd_usage_error("--mask-prompt needs --data samples.bdz");
     if (o->gamma >= 0 && lk != BD_LOSS_CAKLD) bd_usage_error("--gamma is cakld's; the loss is %s", o->loss_name);
+    if (o->subln_eps >= 0 && !o->subln) bd_usage_error("--subln-eps needs --subln");
     o->data_path = o->samples_path ? o->samples_path : optind < argc ? argv[optind] : "-";
     o->distill = lk != BD_LOSS_CE;
     if (o->teacher_logits && (!o->samples_path || !o->distill))
         bd_usage_error("--teacher-logits needs --data samples.bdz and a distillation loss (fkl, rkl, cakld, jsd)");
     snprintf(o->state_path, sizeof o->state_path, "%s.state", o->output);
     check_files(o);
+}
+
+// --subln: SubLN norms (weights 1) for a model without them. A model that has them keeps them
+// (the same placement asked for again is fine); a resumed checkpoint must already have them.
+static void add_subln(const qat_opts *o, bd_model *m, bool resuming) {
+    if (!o->subln) return;
+    const char *src = resuming ? o->state_path : o->model_path;
+    if (m->cfg.subln == o->subln) return;
+    if (m->cfg.subln)
+        bd_fatal("--subln=%s: \"%s\" already has SubLN norms placed %s", bd_subln_name(o->subln), src,
+                 bd_subln_name(m->cfg.subln));
+    if (resuming) bd_fatal("--resume: \"%s\" holds a model without SubLN; drop --subln or start a new run", src);
+    char why[300];
+    float eps = o->subln_eps >= 0 ? (float)o->subln_eps : 1e-8f;
+    if (bd_model_add_subln(m, o->subln, eps, why, sizeof why) < 0) bd_fatal("--subln: \"%s\": %s", src, why);
 }
 
 // What a checkpoint gives a resumed run (bd_ckpt_load), and what the run's checkpoints record.
@@ -281,9 +314,12 @@ static void open_student(qat_opts *o, bd_model *m, qat_start *st) {
     // The student: latent weights clamped to the clip ranges once, then quantized on every
     // forward pass. A resumed checkpoint already carries both.
     if (o->q.kind != BD_Q_NONE && resuming) {
-        if (m->quant.kind != o->q.kind || m->quant.bits != o->q.bits || m->quant.group != o->q.group)
-            bd_fatal("--resume: \"%s\" is a %s %d-bit group %d student; give the same --quant/--bits/--group",
-                     o->state_path, bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group);
+        if (m->quant.kind != o->q.kind || m->quant.bits != o->q.bits || m->quant.group != o->q.group ||
+            m->qpolicy.act_bits != o->policy.act_bits)
+            bd_fatal("--resume: \"%s\" is a %s %d-bit group %d student with %s activations; give the same "
+                     "--quant/--bits/--group/--act-quant",
+                     o->state_path, bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
+                     m->qpolicy.act_bits ? "int8" : "f32");
     } else if (o->q.kind != BD_Q_NONE) {
         if (m->quant.kind != BD_Q_NONE)
             bd_fatal("--model \"%s\" is already a student (%s %d-bit); start from a full-precision model",
@@ -296,6 +332,7 @@ static void open_student(qat_opts *o, bd_model *m, qat_start *st) {
         o->q = m->quant;  // continuing to train a student keeps its spec
         o->policy = m->qpolicy;
     }
+    add_subln(o, m, st->resuming);
 }
 
 // The training sequences (TOKENS or --data), at least a step's worth, and the --eval tokens.

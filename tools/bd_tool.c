@@ -235,6 +235,10 @@ int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
     case BD_OPT_GROUP: o->q.group = (int)bd_arg_int("--group", arg, 1, 1 << 24); return 1;
     case BD_OPT_QCLIP: o->clip = arg; return 1;
     case BD_OPT_QHEAD: o->policy.include_head = true; return 1;
+    case BD_OPT_ACTQ:
+        if (strcmp(arg, "int8") && strcmp(arg, "f32")) bd_usage_error("--act-quant: \"%s\" is not f32 or int8", arg);
+        o->policy.act_bits = strcmp(arg, "int8") ? 0 : 8;
+        return 1;
     case BD_OPT_EXCLUDE:
         if (bd_qpolicy_exclude(&o->policy, arg) < 0)
             bd_usage_error("--exclude: too many patterns or \"%s\" too long", arg);
@@ -244,8 +248,9 @@ int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
 }
 
 void bd_quant_opts_done(bd_quant_opts *o) {
-    if (o->q.kind == BD_Q_NONE && (o->bits_given || o->clip || o->policy.include_head || o->policy.n_exclude))
-        bd_usage_error("--bits, --clip, --quant-head and --exclude need --quant");
+    if (o->q.kind == BD_Q_NONE &&
+        (o->bits_given || o->clip || o->policy.include_head || o->policy.n_exclude || o->policy.act_bits))
+        bd_usage_error("--bits, --clip, --quant-head, --exclude and --act-quant int8 need --quant");
     if (o->q.kind != BD_Q_NONE && !o->bits_given)
         o->q.bits = o->q.kind == BD_Q_NF3 ? 3 : o->q.kind == BD_Q_INT || o->q.kind == BD_Q_SYM ? 4 : 2;
 }

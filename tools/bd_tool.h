@@ -22,12 +22,12 @@ enum {
 };
 
 // The quantization options of bd-eval, bd-qat and bd-pack (numbered apart from the tools' own).
-enum { BD_OPT_QUANT = 0x1100, BD_OPT_BITS, BD_OPT_GROUP, BD_OPT_QCLIP, BD_OPT_QHEAD, BD_OPT_EXCLUDE };
-#define BD_QUANT_LONGOPTS                                                                                \
-    {"quant", required_argument, 0, BD_OPT_QUANT}, {"bits", required_argument, 0, BD_OPT_BITS},          \
-            {"group", required_argument, 0, BD_OPT_GROUP}, {"clip", required_argument, 0, BD_OPT_QCLIP}, \
-            {"quant-head", no_argument, 0, BD_OPT_QHEAD}, {                                              \
-        "exclude", required_argument, 0, BD_OPT_EXCLUDE                                                  \
+enum { BD_OPT_QUANT = 0x1100, BD_OPT_BITS, BD_OPT_GROUP, BD_OPT_QCLIP, BD_OPT_QHEAD, BD_OPT_EXCLUDE, BD_OPT_ACTQ };
+#define BD_QUANT_LONGOPTS                                                                                     \
+    {"quant", required_argument, 0, BD_OPT_QUANT}, {"bits", required_argument, 0, BD_OPT_BITS},               \
+            {"group", required_argument, 0, BD_OPT_GROUP}, {"clip", required_argument, 0, BD_OPT_QCLIP},      \
+            {"quant-head", no_argument, 0, BD_OPT_QHEAD}, {"act-quant", required_argument, 0, BD_OPT_ACTQ}, { \
+        "exclude", required_argument, 0, BD_OPT_EXCLUDE                                                       \
     }
 #define BD_QUANT_HELP                                                                             \
     "      --quant KIND     int, sym, nf3, ternary or r2q\n"                                      \
@@ -35,6 +35,8 @@ enum { BD_OPT_QUANT = 0x1100, BD_OPT_BITS, BD_OPT_GROUP, BD_OPT_QCLIP, BD_OPT_QH
     "      --group G        group size along the input dimension (default 128)\n"                 \
     "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"              \
     "      --quant-head     also quantize the output head (untied models only)\n"                 \
+    "      --act-quant A    f32 (default) or int8: the inputs of the quantized linears are\n"     \
+    "                       quantized to int8 per token (absmax) in every forward (W1.58A8)\n"    \
     "      --exclude PAT    keep layers matching PAT in full precision (e.g. 'layers.0.*', 'w2')\n"
 
 typedef struct {

@@ -299,6 +299,9 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s",
                         c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"),
                BD_ERR_ARG;
+    if (c->subln)  // llama.cpp's "bitnet" architecture has attn_sub_norm/ffn_sub_norm: not written yet
+        return snprintf(why, ws, "GGUF export of SubLN models (llama.cpp's bitnet architecture) is not supported yet"),
+               BD_ERR_ARG;
     if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
         return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"),
                BD_ERR_ARG;

@@ -425,6 +425,10 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
         return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir, m->params ? cwhy : "empty model");
     if (c->qkv_bias && c->qk_norm)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: no Hugging Face architecture has both qkv bias and q/k norm", dir);
+    if (c->subln)
+        return bd_fail(why, ws, BD_ERR_ARG,
+                       "%s: a SubLN model cannot be exported to Hugging Face (no Llama/Qwen tensor for its sub-norms)",
+                       dir);
     int frc = bd_io_check_model_finite(m, dir, why, ws);
     if (frc < 0) return frc;
     const char *type = c->qk_norm ? "qwen3" : c->qkv_bias ? "qwen2" : "llama";

@@ -14,6 +14,27 @@ int bd_linear_parse(const char *name) {
     return -1;
 }
 
+const char *const bd_subln_names[BD_N_LINEARS] = {"wq_sub_norm", "wk_sub_norm",  "wv_sub_norm", "attn_sub_norm",
+                                                  "w1_sub_norm", "ffn_sub_norm", "w3_sub_norm"};
+static const char *const subln_kinds[BD_SUBLN_COUNT] = {"none", "paper", "all"};
+
+const char *bd_subln_name(bd_subln s) { return (unsigned)s < BD_SUBLN_COUNT ? subln_kinds[s] : "?"; }
+
+int bd_subln_parse(const char *name) {
+    for (int i = 0; i < BD_SUBLN_COUNT; i++)
+        if (strcmp(name, subln_kinds[i]) == 0) return i;
+    return -1;
+}
+
+bool bd_subln_has(const bd_config *c, int k) {
+    if (k < 0 || k >= BD_N_LINEARS) return false;
+    return c->subln == BD_SUBLN_ALL || (c->subln == BD_SUBLN_PAPER && (k == BD_WO || k == BD_W2));
+}
+
+int bd_linear_in(const bd_config *c, int k) {
+    return k == BD_WO ? c->n_heads * c->head_dim : k == BD_W2 ? c->ffn_dim : c->dim;
+}
+
 int bd_config_check(const bd_config *c, char *why, size_t why_size) {
     const char *bad = NULL;
     if (c->dim <= 0 || c->n_layers <= 0 || c->n_heads <= 0 || c->n_kv_heads <= 0 || c->head_dim <= 0 ||
@@ -25,6 +46,10 @@ int bd_config_check(const bd_config *c, char *why, size_t why_size) {
         bad = "head_dim must be even for RoPE";
     else if (!(c->norm_eps > 0) || !(c->rope_theta > 0))
         bad = "norm_eps and rope_theta must be positive";
+    else if ((unsigned)c->subln >= BD_SUBLN_COUNT)
+        bad = "unknown SubLN placement";
+    else if (c->subln != BD_SUBLN_NONE && !(c->subln_eps > 0 && c->subln_eps < 1))
+        bad = "subln_eps must be in (0, 1)";
     else if (c->dim > (1 << 20) || c->ffn_dim > (1 << 22) || c->vocab > (1 << 24) || c->n_layers > 1024)
         bad = "sizes are implausibly large";
     if (!bad) return BD_OK;
@@ -50,6 +75,8 @@ int bd_param_table(const bd_config *c, bd_param_entry *t, size_t *total) {
     ADD("wk", true, 3, L, KD, C);
     ADD("wv", true, 3, L, KD, C);
     ADD("wo", true, 3, L, C, QD);
+    for (int k = BD_WQ; k <= BD_WO; k++)  // SubLN weights of the attention's linears
+        if (bd_subln_has(c, k)) ADD(bd_subln_names[k], false, 2, L, bd_linear_in(c, k), 0);
     if (c->qkv_bias) {
         ADD("bq", false, 2, L, QD, 0);
         ADD("bk", false, 2, L, KD, 0);
@@ -63,6 +90,8 @@ int bd_param_table(const bd_config *c, bd_param_entry *t, size_t *total) {
     ADD("w1", true, 3, L, F, C);
     ADD("w2", true, 3, L, C, F);
     ADD("w3", true, 3, L, F, C);
+    for (int k = BD_W1; k <= BD_W3; k++)  // SubLN weights of the FFN's linears
+        if (bd_subln_has(c, k)) ADD(bd_subln_names[k], false, 2, L, bd_linear_in(c, k), 0);
     ADD("rms_final", false, 1, C, 0, 0);
     if (!c->tied_embeddings) ADD("wcls", false, 2, V, C, 0);
 #undef ADD
@@ -111,6 +140,9 @@ void bd_weights_layout(const bd_config *cfg, float *base, bd_weights *w) {
             w->rms_final = p;
         else if (!strcmp(nm, "wcls"))
             w->wcls = p;
+        else
+            for (int k = 0; k < BD_N_LINEARS; k++)
+                if (!strcmp(nm, bd_subln_names[k])) w->sub_norm[k] = p;
     }
     if (cfg->tied_embeddings) w->wcls = w->tok_emb;
 }
@@ -133,4 +165,36 @@ void bd_model_free(bd_model *m) {
     bd_pk_model_free(m->packed);
     free(m->params);
     memset(m, 0, sizeof *m);
+}
+
+int bd_model_add_subln(bd_model *m, bd_subln s, float eps, char *why, size_t ws) {
+    if (m->packed) return bd_fail(why, ws, BD_ERR_ARG, "SubLN cannot be added to a packed model");
+    if (m->cfg.subln != BD_SUBLN_NONE)
+        return bd_fail(why, ws, BD_ERR_ARG, "the model already has SubLN norms (%s)", bd_subln_name(m->cfg.subln));
+    bd_config c = m->cfg;
+    c.subln = s;
+    c.subln_eps = eps;
+    char cwhy[160];
+    if (s == BD_SUBLN_NONE || bd_config_check(&c, cwhy, sizeof cwhy) < 0)
+        return bd_fail(why, ws, BD_ERR_ARG, "cannot add SubLN: %s", s == BD_SUBLN_NONE ? "no placement" : cwhy);
+    bd_model n;
+    int rc = bd_model_alloc(&n, &c);
+    if (rc < 0) return bd_fail(why, ws, rc, "cannot add SubLN: out of memory");
+    bd_param_entry to[BD_MAX_PARAMS], from[BD_MAX_PARAMS];
+    int nto = bd_param_table(&c, to, NULL), nfrom = bd_param_table(&m->cfg, from, NULL);
+    for (int i = 0; i < nto; i++) {
+        const bd_param_entry *e = NULL;
+        for (int j = 0; j < nfrom && !e; j++)
+            if (!strcmp(from[j].name, to[i].name)) e = &from[j];
+        float *dst = n.params + to[i].offset;
+        if (e)
+            memcpy(dst, m->params + e->offset, e->numel * sizeof(float));
+        else  // a new SubLN weight
+            for (size_t k = 0; k < to[i].numel; k++) dst[k] = 1.0f;
+    }
+    n.quant = m->quant;
+    n.qpolicy = m->qpolicy;
+    bd_model_free(m);
+    *m = n;
+    return BD_OK;
 }

@@ -16,6 +16,15 @@ typedef enum {
     BD_ROPE_HALF = 1,         // Hugging Face: rotate (i, i + HS/2)
 } bd_rope_style;
 
+// SubLN (BitNet, BitNet Distillation): an extra RMSNorm with its own weight on the input of
+// some block linears. PAPER: before wo (the attention output, QD) and before w2 (the SwiGLU
+// product, F), the paper's placement and llama.cpp's "bitnet" architecture (attn_sub_norm,
+// ffn_sub_norm); ALL: before every linear of the block (the official BitDistill code's default
+// "allnorm": wq, wk and wv each normalize xn_att again with their own weight, w1 and w3 xn_ffn).
+typedef enum { BD_SUBLN_NONE = 0, BD_SUBLN_PAPER, BD_SUBLN_ALL, BD_SUBLN_COUNT } bd_subln;
+const char *bd_subln_name(bd_subln s);  // "none", "paper", "all"
+int bd_subln_parse(const char *name);   // a bd_subln, or -1
+
 typedef struct {
     char arch[32];   // "llama", "qwen2", "qwen3"
     int dim;         // C
@@ -33,6 +42,8 @@ typedef struct {
     bool qkv_bias;         // Qwen2
     bool qk_norm;          // Qwen3: RMSNorm over HS on q and k per head, before RoPE
     int bos, eos;          // -1 if unknown
+    bd_subln subln;        // SubLN norms (BD_SUBLN_NONE for every model not made by bd-qat --subln)
+    float subln_eps;       // their RMSNorm epsilon (BitDistill's code: 1e-8); used only with subln
 } bd_config;
 
 // The linear layers of a block, by name. BD_HEAD (the output projection) follows them where a
@@ -50,6 +61,12 @@ typedef enum {
 } bd_linear;
 extern const char *const bd_linear_names[BD_N_LINEARS];  // "wq" ... "w3", the bd.model tensor names
 int bd_linear_parse(const char *name);                   // a bd_linear, or -1
+// Whether linear k (not BD_HEAD) has a SubLN norm on its input in config c.
+bool bd_subln_has(const bd_config *c, int k);
+// The bd.model name of linear k's SubLN weight: "attn_sub_norm" (wo), "ffn_sub_norm" (w2), "wq_sub_norm", ...
+extern const char *const bd_subln_names[BD_N_LINEARS];
+// The input width of linear k (C, QD or F) in config c.
+int bd_linear_in(const bd_config *c, int k);
 
 // Every parameter tensor is a view into one flat array; the same layout serves
 // parameters, gradients and optimizer moments (bd_weights_layout on another base).
@@ -72,6 +89,9 @@ typedef struct {
     float *w3;         // (L, F, C)   up
     float *rms_final;  // (C)
     float *wcls;       // (V, C)      == tok_emb when tied
+    // SubLN weights of linear k's input, (L, in_k), only where bd_subln_has(cfg, k), else NULL:
+    // sub_norm[BD_WO] (L, QD) "attn_sub_norm", sub_norm[BD_W2] (L, F) "ffn_sub_norm", ...
+    float *sub_norm[BD_N_LINEARS];
 } bd_weights;
 
 // One entry of the parameter table: a named tensor and where it lives in the flat array.
@@ -84,7 +104,7 @@ typedef struct {
     bool is_linear;  // a linear layer of the blocks (a candidate for quantization)
 } bd_param_entry;
 
-#define BD_MAX_PARAMS 20
+#define BD_MAX_PARAMS 28
 
 typedef struct {
     bd_config cfg;
@@ -110,5 +130,10 @@ void bd_weights_layout(const bd_config *cfg, float *base, bd_weights *w);
 // Allocates a zeroed model for cfg.
 BD_MUST_CHECK int bd_model_alloc(bd_model *m, const bd_config *cfg);
 void bd_model_free(bd_model *m);
+// Gives m (full precision or a student's latent weights; not packed) SubLN norms of placement
+// s (not BD_SUBLN_NONE) with epsilon eps, their weights ones: the model computes what it did
+// before up to the norms' rescaling (bd-qat --subln). Every other tensor, the quantization spec
+// and policy are kept. BD_ERR_ARG (why says: packed, already has SubLN, bad eps), BD_ERR_NOMEM.
+BD_MUST_CHECK int bd_model_add_subln(bd_model *m, bd_subln s, float eps, char *why, size_t why_size);
 
 #endif

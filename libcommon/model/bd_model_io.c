@@ -2,7 +2,8 @@
 // permutations and shared checks. llama2.c files: bd_llama2c.c; Hugging Face: bd_hf.c.
 //
 // bd.model stream: header {"config": {every bd_config field by name; rope "interleaved" or
-// "half"}, "quant": nil, "n_params": int}; one record per tensor of bd_param_table, a tensor
+// "half"; "subln" and "subln_eps" only in a model with SubLN norms}, "quant": nil or the
+// student's spec ("act_bits" only when 8), "n_params": int}; one record per tensor of bd_param_table, a tensor
 // map {"name","dtype","shape","data"} with the table's name and shape. A tensor larger than
 // BD_MODEL_RECORD_BYTES is split along its first axis into records that also carry
 // "start" (first index along axis 0) and the slice's shape; slices come in order.
@@ -163,6 +164,17 @@ int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path
         (rc = cfg_bool(c, "qkv_bias", &cfg->qkv_bias, path, why, ws)) < 0 ||
         (rc = cfg_bool(c, "qk_norm", &cfg->qk_norm, path, why, ws)) < 0)
         return rc;
+    // SubLN (optional: absent in every model without it): "subln" "paper"|"all", "subln_eps".
+    const msgpack_object *sl = bd_obj_get(c, "subln");
+    if (sl) {
+        char name[16];
+        int k;
+        if (bd_obj_strcpy(sl, name, sizeof name) < 0 || (k = bd_subln_parse(name)) < 0)
+            return bd_fail(why, ws, BD_ERR_SCHEMA,
+                           "%s: header config: field \"subln\" must be \"none\", \"paper\" or \"all\"", path);
+        cfg->subln = (bd_subln)k;
+        if (cfg->subln && (rc = cfg_float(c, "subln_eps", &cfg->subln_eps, path, why, ws)) < 0) return rc;
+    }
     const msgpack_object *r = bd_obj_get(c, "rope");
     if (bd_obj_is_str(r, "interleaved"))
         cfg->rope = BD_ROPE_INTERLEAVED;
@@ -192,6 +204,11 @@ int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const
         return bd_fail(why, ws, BD_ERR_SCHEMA,
                        "%s: header: \"quant\" must be nil or {kind, bits, group, ...} with a known kind", path);
     *q = (bd_qspec){(bd_qkind)k, (int)bits, (int)group};
+    const msgpack_object *ab = bd_obj_get(o, "act_bits");  // optional: 0 (f32) or 8
+    int64_t act = 0;
+    if (ab && (bd_obj_int(ab, &act) < 0 || (act != 0 && act != 8)))
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quant.act_bits must be 0 or 8", path);
+    p->act_bits = (int)act;
     const msgpack_object *ih = bd_obj_get(o, "include_head"), *ex = bd_obj_get(o, "exclude");
     if (ih && ih->type == MSGPACK_OBJECT_BOOLEAN) p->include_head = ih->via.boolean;
     if (ex && ex->type == MSGPACK_OBJECT_ARRAY)
@@ -208,8 +225,9 @@ void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p
         msgpack_pack_nil(pk);
         return;
     }
-    msgpack_pack_map(pk, 5);
+    msgpack_pack_map(pk, p->act_bits ? 6 : 5);
     bd_pack_kv_str(pk, "kind", bd_qkind_name(q->kind));
+    if (p->act_bits) bd_pack_kv_int(pk, "act_bits", p->act_bits);
     bd_pack_kv_int(pk, "bits", q->bits);
     bd_pack_kv_int(pk, "group", q->group);
     bd_pack_str(pk, "include_head");
@@ -391,7 +409,7 @@ static void pack_bool(msgpack_packer *pk, const char *key, bool v) {
 }
 
 void bd_io_pack_config(msgpack_packer *pk, const bd_config *c) {
-    msgpack_pack_map(pk, 17);
+    msgpack_pack_map(pk, c->subln ? 19 : 17);  // SubLN's two fields only when it has the norms
     bd_pack_kv_str(pk, "arch", c->arch);
     bd_pack_kv_int(pk, "dim", c->dim);
     bd_pack_kv_int(pk, "n_layers", c->n_layers);
@@ -409,6 +427,10 @@ void bd_io_pack_config(msgpack_packer *pk, const bd_config *c) {
     pack_bool(pk, "qk_norm", c->qk_norm);
     bd_pack_kv_int(pk, "bos", c->bos);
     bd_pack_kv_int(pk, "eos", c->eos);
+    if (c->subln) {
+        bd_pack_kv_str(pk, "subln", bd_subln_name(c->subln));
+        pack_float(pk, "subln_eps", c->subln_eps);
+    }
 }
 
 // One record: a tensor map, plus "start" when it is a slice along axis 0.
@@ -546,8 +568,9 @@ int bd_model_convert_rope(bd_model *m, bd_rope_style to) {
 
 void bd_model_describe(const bd_model *m, char *buf, size_t size) {
     const bd_config *c = &m->cfg;
-    snprintf(buf, size, "%s C=%d L=%d NH=%d KV=%d HS=%d F=%d V=%d seq=%d rope=%s %s%s%s %zu params", c->arch, c->dim,
-             c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab, c->max_seq, rope_name(c->rope),
-             c->tied_embeddings ? "tied" : "untied", c->qkv_bias ? " qkv-bias" : "", c->qk_norm ? " qk-norm" : "",
+    snprintf(buf, size, "%s C=%d L=%d NH=%d KV=%d HS=%d F=%d V=%d seq=%d rope=%s %s%s%s%s%s %zu params", c->arch,
+             c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab, c->max_seq,
+             rope_name(c->rope), c->tied_embeddings ? "tied" : "untied", c->qkv_bias ? " qkv-bias" : "",
+             c->qk_norm ? " qk-norm" : "", c->subln ? " subln=" : "", c->subln ? bd_subln_name(c->subln) : "",
              m->n_params);
 }

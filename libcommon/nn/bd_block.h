@@ -23,8 +23,9 @@
 // layer, or one slot reused by every layer), STREAM (L+1: the residual stream entering each
 // layer, the last leaving the blocks; or one slot updated in place), ONE (a single slot).
 // Widths are in terms of bd_block.c's dims d; width 0 (a variant's tensor the config does not
-// use) leaves the pointer NULL. A variant's activation is one more line: e.g. SubLN's norm
-// before wo would add X(xn_sub, LAYER, d.QD) X(rstd_sub, LAYER, 1).
+// use) leaves the pointer NULL. A variant's activation is one more line: e.g. SubLN's norms
+// (sub_wq ... sub_w3, rstd_sub: d.sub[k] is linear k's input width where the config has its
+// norm, else 0).
 #define BD_ACTS(X)                                                                       \
     X(x, STREAM, d.C)     /* residual stream entering layer l; x[L] leaves the last */   \
     X(xn_att, LAYER, d.C) /* RMSNorm before attention */                                 \
@@ -41,10 +42,18 @@
     X(x_mid, LAYER, d.C)  /* residual after attention */                                 \
     X(xn_ffn, LAYER, d.C) /* RMSNorm before the FFN */                                   \
     X(rstd_ffn, LAYER, 1)                                                                \
-    X(h1, LAYER, d.F) /* gate pre-activation (w1) */                                     \
-    X(h3, LAYER, d.F) /* up projection (w3) */                                           \
-    X(hg, LAYER, d.F) /* silu(h1) * h3, input of w2 */                                   \
-    X(xf, ONE, d.C)   /* final RMSNorm output (input of the head) */                     \
+    X(h1, LAYER, d.F)              /* gate pre-activation (w1) */                        \
+    X(h3, LAYER, d.F)              /* up projection (w3) */                              \
+    X(hg, LAYER, d.F)              /* silu(h1) * h3, input of w2 */                      \
+    X(sub_wq, LAYER, d.sub[BD_WQ]) /* SubLN "all": norm of xn_att, wq's input */         \
+    X(sub_wk, LAYER, d.sub[BD_WK])                                                       \
+    X(sub_wv, LAYER, d.sub[BD_WV])                                                       \
+    X(sub_wo, LAYER, d.sub[BD_WO]) /* SubLN: norm of att, wo's input */                  \
+    X(sub_w1, LAYER, d.sub[BD_W1]) /* SubLN "all": norm of xn_ffn, w1's input */         \
+    X(sub_w2, LAYER, d.sub[BD_W2]) /* SubLN: norm of hg, w2's input */                   \
+    X(sub_w3, LAYER, d.sub[BD_W3])                                                       \
+    X(rstd_sub, LAYER, d.subr) /* SubLN rstd: linear k's rows at rstd_sub + k*N */       \
+    X(xf, ONE, d.C)            /* final RMSNorm output (input of the head) */            \
     X(rstd_f, ONE, 1)                                                                    \
     X(proj, ONE, d.C) /* scratch: wo and w2 outputs before the residual add */
 
@@ -64,6 +73,9 @@ float *bd_arena_take(float *arena, size_t *off, size_t n);
 
 // Activations laid out for config a serve a model of config b (same sizes, variant, RoPE).
 bool bd_same_shape(const bd_config *a, const bd_config *b);
+// The SubLN output of linear k (the input the linear sees) in a, NULL where the config has none;
+// its rstd rows are a->rstd_sub + k*N.
+float *bd_acts_sub(const bd_acts *a, bd_linear k);
 
 // Linear slot k of layer l in w (BD_HEAD: the head, l ignored): weight (out, in), row-major,
 // and bias (out) or NULL. w may hold parameters or their gradients (the same layout).
@@ -111,15 +123,26 @@ struct bd_block_run {
     const float *rope_cs;       // RoPE table of the fast kernels (bd_rope_table)
     float *att_scratch;         // scratch of bd_attention_forward
     long long att_scratch_floats;
-    void *pk_scratch;       // the packed kernels' scratch for N rows (bd_pk_model_scratch_bytes)
+    void *lin_scratch;      // bd_block_linear's scratch for N rows (bd_block_scratch_bytes)
     bd_fwd_timing *timing;  // or NULL: not timed
 };
 
 // Layer l's view of r->acts.
 bd_acts bd_block_acts(const bd_block_run *r, int l);
+// Whether linear k of layer l (BD_HEAD: the head) quantizes its input to 8 bits per token in
+// the f32 path: a W1.58A8 model (m->qpolicy.act_bits == 8) and a linear its policy quantizes. A
+// packed linear does it in its kernel instead (m->packed->act_int8, the same rule).
+bool bd_block_act_quant(const bd_model *m, int l, bd_linear k);
+// Bytes of r->lin_scratch that bd_block_linear needs for model m at N rows: the packed
+// kernels' scratch, or room for N quantized activation rows.
+size_t bd_block_scratch_bytes(const bd_model *m, int N);
 // The one linear op: out (N, OC) = slot k of layer l applied to inp (N, C), with the model's
-// packed weights where it has them, else the f32 weight.
+// packed weights where it has them, else the f32 weight; in a W1.58A8 model (bd_block_act_quant)
+// inp is quantized to int8 per token first (bd_act_quant.h; into r->lin_scratch).
 void bd_block_linear(const bd_block_run *r, int l, bd_linear k, float *out, const float *inp, int N);
+// The input linear k of layer l sees: inp itself, or (SubLN) its RMSNorm with the linear's
+// sub-norm weight, computed into bd_acts_sub(a, k) (a: layer l's view).
+const float *bd_block_sub_norm(const bd_block_run *r, const bd_acts *a, int l, bd_linear k, const float *inp);
 // Block l: from x[l] through its activations to x[l+1].
 void bd_block_forward(const bd_block_run *r, int l);
 // tokens (B*T) in [0, V): embedding into x[0], every block, the final RMSNorm into xf.

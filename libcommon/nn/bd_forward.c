@@ -52,7 +52,7 @@ int bd_fwd_state_init(bd_fwd_state *s, const bd_config *cfg, int B, int T, bool 
 
 void bd_fwd_state_free(bd_fwd_state *s) {
     free(s->arena);
-    free(s->pk_scratch);
+    free(s->lin_scratch);
     memset(s, 0, sizeof *s);
 }
 
@@ -64,10 +64,11 @@ static int check_tokens(const char *who, const int32_t *tokens, long long n, int
     return BD_OK;
 }
 
-// Grows *buf to what m's packed kernels need for N rows (nothing for a model without packed
-// layers): kernels take scratch from their caller and never allocate.
-static int pk_scratch_for(void **buf, size_t *cap, const bd_model *m, int N, char *why, size_t ws) {
-    size_t need = bd_pk_model_scratch_bytes(m, N);
+// Grows *buf to what m's linears need for N rows (bd_block_scratch_bytes: the packed kernels'
+// scratch, or a W1.58A8 model's quantized activations; nothing for other models): kernels
+// take scratch from their caller and never allocate.
+static int lin_scratch_for(void **buf, size_t *cap, const bd_model *m, int N, char *why, size_t ws) {
+    size_t need = bd_block_scratch_bytes(m, N);
     if (need <= *cap) return BD_OK;
     void *p = realloc(*buf, need);
     if (!p) return bd_fail(why, ws, BD_ERR_NOMEM, "forward: cannot allocate %zu MB of kernel scratch", need >> 20);
@@ -90,7 +91,7 @@ static bd_block_run fwd_run(bd_fwd_state *s, const bd_model *m, int B, int T) {
                           .rope_cs = s->rope_cs,
                           .att_scratch = s->att_scratch,
                           .att_scratch_floats = s->att_scratch_floats,
-                          .pk_scratch = s->pk_scratch,
+                          .lin_scratch = s->lin_scratch,
                           .timing = &s->timing};
 }
 
@@ -115,7 +116,7 @@ static int forward_impl(bd_fwd_state *s, const bd_model *m, const int32_t *token
                        "forward: batch %dx%d does not fit the state (%dx%d) or model mismatch", B, T, s->B, s->T);
     int rc = check_tokens("forward", tokens, (long long)B * T, c->vocab, s->why, sizeof s->why);
     if (rc < 0) return rc;
-    if ((rc = pk_scratch_for(&s->pk_scratch, &s->pk_scratch_bytes, m, s->B * s->T, s->why, sizeof s->why)) < 0)
+    if ((rc = lin_scratch_for(&s->lin_scratch, &s->lin_scratch_bytes, m, s->B * s->T, s->why, sizeof s->why)) < 0)
         return rc;
     bd_block_run r = fwd_run(s, m, B, T);
     if (kv) r.attention = prefill_attention, r.att_ctx = kv;
@@ -171,7 +172,7 @@ int bd_forward_ref(const bd_model *m, const int32_t *tokens, int B, int T, float
     float *mem = malloc(n * sizeof(float));
     void *scratch = NULL;
     size_t cap = 0;
-    if (!mem || (rc = pk_scratch_for(&scratch, &cap, m, B * T, why, ws)) < 0) {
+    if (!mem || (rc = lin_scratch_for(&scratch, &cap, m, B * T, why, ws)) < 0) {
         free(mem);
         return bd_fail(why, ws, BD_ERR_NOMEM, "forward_ref: out of memory");
     }
@@ -183,7 +184,7 @@ int bd_forward_ref(const bd_model *m, const int32_t *tokens, int B, int T, float
                       .acts = &a,
                       .B = B,
                       .T = T,
-                      .pk_scratch = scratch};
+                      .lin_scratch = scratch};
     bd_decoder_forward(&r, tokens);
     bd_block_linear(&r, 0, BD_HEAD, logits, a.xf, B * T);
     free(mem);
@@ -222,7 +223,7 @@ int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) {
 
 void bd_kv_cache_free(bd_kv_cache *c) {
     free(c->mem);
-    free(c->pk_scratch);
+    free(c->lin_scratch);
     memset(c, 0, sizeof *c);
 }
 
@@ -254,7 +255,8 @@ int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, c
                            kc->max_T);
     int rc = check_tokens("forward step", tokens, B, c->vocab, kc->why, sizeof kc->why);
     if (rc < 0) return rc;
-    if ((rc = pk_scratch_for(&kc->pk_scratch, &kc->pk_scratch_bytes, m, kc->B, kc->why, sizeof kc->why)) < 0) return rc;
+    if ((rc = lin_scratch_for(&kc->lin_scratch, &kc->lin_scratch_bytes, m, kc->B, kc->why, sizeof kc->why)) < 0)
+        return rc;
     // One row per sequence at positions pos, one activation slot for every layer, not timed.
     bd_block_run r = {.m = m,
                       .ops = &bd_block_fast,
@@ -265,7 +267,7 @@ int bd_forward_step(bd_kv_cache *kc, const bd_model *m, const int32_t *tokens, c
                       .T = 1,
                       .pos = pos,
                       .rope_cs = kc->rope_cs,
-                      .pk_scratch = kc->pk_scratch};
+                      .lin_scratch = kc->lin_scratch};
     bd_decoder_forward(&r, tokens);
     bd_block_linear(&r, 0, BD_HEAD, logits, kc->acts.xf, B);
     return BD_OK;

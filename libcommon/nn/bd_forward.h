@@ -38,8 +38,8 @@ typedef struct {
     float *logit_chunk;  // (R, V)         head rows for the NLL, R = bd_fwd_nll_rows(B*T)
     float *losses;       // (B, T)         per-position NLL of the last bd_forward_nll
     float *loss_lse;     // (B, T)         log-sum-exp of those logits rows
-    void *pk_scratch;    // the packed kernels' scratch (bd_pk_model_scratch_bytes), grown on use
-    size_t pk_scratch_bytes;
+    void *lin_scratch;   // the linears' scratch (bd_block_scratch_bytes), grown on use
+    size_t lin_scratch_bytes;
     bd_fwd_timing timing;
     char why[256];  // after an error: a one-line reason
 } bd_fwd_state;
@@ -73,14 +73,14 @@ BD_MUST_CHECK int bd_forward_ref(const bd_model *m, const int32_t *tokens, int B
 typedef struct {
     bd_config cfg;
     int B, max_T;
-    float *k;          // (L, B, max_T, KV, HS)
-    float *v;          // (L, B, max_T, KV, HS)
-    float *mem;        // the one allocation (k, v and the scratch below)
-    bd_acts acts;      // activations of one step: B rows, one slot each (bd_block.h)
-    float *scores;     // (NH/KV, max_T)
-    float *rope_cs;    // (max_T, HS/2, 2) RoPE cos/sin of positions 0..max_T-1
-    void *pk_scratch;  // the packed kernels' scratch for B rows, grown on use
-    size_t pk_scratch_bytes;
+    float *k;           // (L, B, max_T, KV, HS)
+    float *v;           // (L, B, max_T, KV, HS)
+    float *mem;         // the one allocation (k, v and the scratch below)
+    bd_acts acts;       // activations of one step: B rows, one slot each (bd_block.h)
+    float *scores;      // (NH/KV, max_T)
+    float *rope_cs;     // (max_T, HS/2, 2) RoPE cos/sin of positions 0..max_T-1
+    void *lin_scratch;  // the linears' scratch for B rows (bd_block_scratch_bytes), grown on use
+    size_t lin_scratch_bytes;
     char why[256];  // after an error: a one-line reason
 } bd_kv_cache;
 

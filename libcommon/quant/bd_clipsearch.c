@@ -38,6 +38,10 @@ int bd_clip_model(const bd_model *m, const bd_fwd_state *st, const int *pos, int
                 {"wv", m->w.wv, st->xn_att, KD, c->dim},         {"wo", m->w.wo, st->att, c->dim, QD},
                 {"w1", m->w.w1, st->xn_ffn, c->ffn_dim, c->dim}, {"w3", m->w.w3, st->xn_ffn, c->ffn_dim, c->dim},
                 {"w2", m->w.w2, st->hg, c->dim, c->ffn_dim}};
+    for (int k = 0; k < 7; k++) {  // SubLN: a linear's input is its sub-norm's output
+        int lk = bd_linear_parse(lin[k].name);
+        if (bd_subln_has(c, lk)) lin[k].inputs = bd_acts_sub(&st->acts, (bd_linear)lk);
+    }
     size_t maxC = (size_t)(c->dim > c->ffn_dim ? c->dim : c->ffn_dim);
     if ((size_t)QD > maxC) maxC = (size_t)QD;
     size_t maxOC = (size_t)(c->ffn_dim > QD ? c->ffn_dim : QD);

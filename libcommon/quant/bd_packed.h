@@ -204,7 +204,8 @@ void bd_pk_matmul(float *out /* (N,OC) */, const float *inp /* (N,C) */, const b
                   void *scratch);
 // Plain twin: dequantize each row, double accumulators.
 void bd_pk_matmul_ref(float *out, const float *inp, const bd_pk_tensor *t, int N, bool act_int8, void *scratch);
-// The int8 quantization of one activation row as the kernels see it: xq (C) and its scale.
+// The int8 quantization of one activation row as the kernels see it: xq (C) and its scale
+// (bd_act_quant_row: the rule of a W1.58A8 model's fake-quantized forward).
 void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale);
 
 // ---- packed models ------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 // Packed models: packing a model's linear layers, and the bd.packed stream.
 //
 // bd.packed stream: header {"config": as bd.model, "quant": as bd.model (the spec the weights
-// were packed with), "formats": [names of the packed formats used], "n_params": int}.
+// were packed with; "act_bits": 8 makes the kernels quantize activations to int8 by default),
+// "formats": [names of the packed formats used], "n_params": int}. A SubLN model's sub-norm
+// weights are f32 records like the other norms.
 // Records:
 //   - every non-linear tensor of bd_param_table (tok_emb, norms, biases, an unquantized wcls)
 //     as in bd.model: an f32 tensor map, split along axis 0 with "start" past 1 GiB;
@@ -108,6 +110,7 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
                            rc == BD_ERR_VALUE ? "NaN or infinite weight" : "cannot be packed");
         }
     }
+    p->act_int8 = m->qpolicy.act_bits == 8;
     bd_pk_model_free(m->packed);
     m->packed = p;
     return BD_OK;
@@ -441,6 +444,7 @@ int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t ws) {
         goto out;
     }
     m->packed = model_new(&cfg);
+    if (m->packed) m->packed->act_int8 = m->qpolicy.act_bits == 8;  // a W1.58A8 model runs as it was trained
     L.nt = bd_param_table(&cfg, L.t, NULL);
     L.filled = calloc(BD_MAX_PARAMS, sizeof *L.filled);
     L.seen = m->packed ? calloc((size_t)m->packed->n_slots, sizeof *L.seen) : NULL;

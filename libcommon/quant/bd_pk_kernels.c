@@ -7,7 +7,8 @@
 // for the path in use. f32 activations: the exact dequantized value of every code times the
 // activation (N >= 8: rows dequantized in panels into sgemm instead). int8 activations (per
 // token absmax/127): the format's integer dot (q2, tq2 on every path; q3, q8 scalar), or, where
-// a path has none, that path's f32 dot on the int8 values as floats times the scale.
+// a path has none, that path's f32 dot on the int8 values as floats times the scale. The int8
+// levels are bd_act_quant.h's, those of a W1.58A8 model's fake-quantized training forward.
 // Paths: scalar, AVX2+FMA, AVX-512 (F, BW, VL, VBMI, VNNI), picked at run time; BD_SIMD forces.
 // No allocation: every buffer is carved from the caller's scratch.
 #include <cblas.h>
@@ -15,6 +16,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 
+#include "bd_act_quant.h"
 #include "bd_pk_impl.h"
 #include "bd_threads.h"
 
@@ -63,16 +65,8 @@ static bd_pk_dot_f32_fn *pick_f32(const bd_pk_traits *tr, bd_simd s) {
 
 // ---- activations ------------------------------------------------------------------------------------
 
-void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale) {
-    float amax = 0;
-    for (int i = 0; i < C; i++) amax = fmaxf(amax, fabsf(x[i]));
-    float s = amax / 127.0f, inv = amax > 0 ? 127.0f / amax : 0.0f;
-    for (int i = 0; i < C; i++) {
-        float q = rintf(x[i] * inv);
-        xq[i] = (int8_t)(q > 127 ? 127 : q < -127 ? -127 : q);
-    }
-    *scale = s;
-}
+// The rule of QAT's fake quantization (bd_act_quant.h): one function for both.
+void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale) { bd_act_quant_row(x, xq, C, scale); }
 
 // x (C) into the padded layout (NG * GP), zeros in the padding.
 static void pad_row_f32(const bd_pk_tensor *t, const float *x, float *xp) {

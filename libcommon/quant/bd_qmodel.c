@@ -26,6 +26,10 @@ bool bd_qpolicy_covers(const bd_qpolicy *p, const char *name, int layer) {
 }
 
 int bd_qpolicy_check(const bd_qpolicy *p, const bd_qspec *q, const bd_config *cfg, char *why, size_t why_size) {
+    if (p->act_bits != 0 && p->act_bits != 8) {
+        snprintf(why, why_size, "activations are quantized to 8 bits or not at all (act_bits %d)", p->act_bits);
+        return BD_ERR_ARG;
+    }
     if (p->include_head && cfg->tied_embeddings) {
         snprintf(why, why_size, "the output head shares the embedding table; it cannot be quantized alone");
         return BD_ERR_ARG;

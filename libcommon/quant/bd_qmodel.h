@@ -1,4 +1,5 @@
-// Which layers of a model are quantized (the policy) and fake quantization of a whole model.
+// Which layers of a model are quantized (the policy; its act_bits says whether their inputs
+// are too, applied by bd_block_linear) and fake quantization of a whole model's weights.
 // Default policy (BitDistiller): every linear layer of the blocks (wq wk wv wo w1 w2 w3);
 // embeddings, norms and the output head stay in full precision.
 #ifndef BD_QMODEL_H

@@ -47,6 +47,9 @@ typedef struct {
 
 typedef struct {
     bool include_head;  // also quantize wcls (needs untied embeddings)
+    // Activations: 0 (full precision) or 8: the input of every linear the policy quantizes is
+    // quantized to int8 per token in every forward pass (W1.58A8; bd_act_quant.h).
+    int act_bits;
     int n_exclude;
     char exclude[BD_QPOLICY_MAX_EXCLUDE][64];  // fnmatch patterns on "layers.N.NAME" or "NAME"
 } bd_qpolicy;

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_act_quant.h"
 #include "bd_backward.h"
 #include "bd_kernels.h"
 #include "bd_log.h"
@@ -38,6 +39,9 @@ static size_t layout(bd_train_state *s, const bd_config *cfg, int B, int T, bool
     s->dh1 = bd_arena_take(a, &off, N * F);
     s->dh3 = bd_arena_take(a, &off, N * F);
     s->dhg = bd_arena_take(a, &off, N * F);
+    size_t widest = C > QD ? C : QD;
+    if (F > widest) widest = F;
+    s->dsub = bd_arena_take(a, &off, cfg->subln ? N * widest : 0);
     s->att_scratch_floats = fs > bs ? fs : bs;
     s->att_scratch = bd_arena_take(a, &off, (size_t)s->att_scratch_floats);
     s->rope_cs = bd_arena_take(a, &off, (size_t)T * cfg->head_dim);
@@ -69,6 +73,7 @@ int bd_train_state_init(bd_train_state *s, const bd_config *cfg, int B, int T, b
 
 void bd_train_state_free(bd_train_state *s) {
     free(s->arena);
+    free(s->lin_scratch);
     memset(s, 0, sizeof *s);
 }
 
@@ -89,14 +94,35 @@ static bd_block_run train_run(bd_train_state *s, const bd_model *m, int B, int T
                           .T = T,
                           .rope_cs = s->rope_cs,
                           .att_scratch = s->att_scratch,
-                          .att_scratch_floats = s->att_scratch_floats};
+                          .att_scratch_floats = s->att_scratch_floats,
+                          .lin_scratch = s->lin_scratch};
 }
 
-// dinp += dout @ W, dW (and d bias) += for linear k of layer l (g: gradients in m's layout).
-static void linear_backward(const bd_model *m, const bd_weights *g, int l, bd_linear k, float *dinp, const float *dout,
-                            const float *inp, int N) {
+// Linear k of layer l backward (g: gradients in m's layout), the mirror of bd_block_sub_norm +
+// bd_block_linear: inp is what the block handed the linear (before its SubLN), a layer l's
+// activations (unused for the head). dinp += d loss / d inp; dW (and d bias) += dout^T @ the
+// input the linear saw: after SubLN and, in a W1.58A8 model, quantized to 8 bits again from
+// the saved activation (the official code's weight gradient; into s->lin_scratch). The
+// gradient passes the activation quantizer unchanged (straight-through), then SubLN's backward.
+static void linear_backward(bd_train_state *s, const bd_block_run *r, const bd_acts *a, const bd_weights *g, int l,
+                            bd_linear k, float *dinp, const float *dout, const float *inp, int N) {
+    const bd_model *m = r->m;
     bd_linear_slot w = bd_linear_at(&m->w, &m->cfg, l, k), gw = bd_linear_at(g, &m->cfg, l, k);
-    bd_linear_backward(dinp, gw.w, gw.b, dout, inp, w.w, N, w.in, w.out);
+    bool sub = bd_subln_has(&m->cfg, (int)k);
+    const float *x = sub ? bd_acts_sub(a, k) : inp;  // the linear's input (its SubLN output)
+    float *dx = sub ? s->dsub : dinp;
+    if (sub) zero(dx, (size_t)N * w.in);
+    if (bd_block_act_quant(m, l, k)) {
+        float *xq = s->lin_scratch;
+        bd_act_fakequant(xq, x, N, w.in);  // as the forward (bd_block_fast)
+        x = xq;
+    }
+    bd_linear_backward(dx, gw.w, gw.b, dout, x, w.w, N, w.in, w.out);
+    if (sub) {
+        size_t off = (size_t)l * w.in;
+        bd_rmsnorm_backward(dinp, g->sub_norm[k] + off, dx, inp, a->rstd_sub + (size_t)k * N, m->w.sub_norm[k] + off, N,
+                            w.in);
+    }
 }
 
 // Block l backward, the mirror of bd_block_forward: s->dx holds d loss / d x[l+1] on entry and
@@ -111,18 +137,18 @@ static void block_backward(bd_train_state *s, const bd_block_run *r, const bd_we
     bd_acts a = bd_block_acts(r, l);
     // FFN: x[l+1] = x_mid + w2(silu(w1 xn2) * w3 xn2), xn2 = norm(x_mid)
     zero(s->dhg, n * F);
-    linear_backward(m, g, l, BD_W2, s->dhg, s->dx, a.hg, N);
+    linear_backward(s, r, &a, g, l, BD_W2, s->dhg, s->dx, a.hg, N);
     zero(s->dh1, n * F);
     zero(s->dh3, n * F);
     bd_swiglu_backward(s->dh1, s->dh3, s->dhg, a.h1, a.h3, (long long)N * F);
     zero(s->dxn, n * C);
-    linear_backward(m, g, l, BD_W1, s->dxn, s->dh1, a.xn_ffn, N);
-    linear_backward(m, g, l, BD_W3, s->dxn, s->dh3, a.xn_ffn, N);
+    linear_backward(s, r, &a, g, l, BD_W1, s->dxn, s->dh1, a.xn_ffn, N);
+    linear_backward(s, r, &a, g, l, BD_W3, s->dxn, s->dh3, a.xn_ffn, N);
     size_t lc = (size_t)l * C, lh = (size_t)l * HS;  // layer l's norm weights
     bd_rmsnorm_backward(s->dx, g->rms_ffn + lc, s->dxn, a.x_mid, a.rstd_ffn, w->rms_ffn + lc, N, C);
     // Attention: x_mid = x + wo(attention(rope(norm_q(wq xn)), rope(norm_k(wk xn)), wv xn))
     zero(s->datt, n * QD);
-    linear_backward(m, g, l, BD_WO, s->datt, s->dx, a.att, N);
+    linear_backward(s, r, &a, g, l, BD_WO, s->datt, s->dx, a.att, N);
     zero(s->dq, n * QD);
     zero(s->dk, n * KD);
     zero(s->dv, n * KD);
@@ -140,9 +166,9 @@ static void block_backward(bd_train_state *s, const bd_block_run *r, const bd_we
         dkp = s->dk_pre;
     }
     zero(s->dxn, n * C);
-    linear_backward(m, g, l, BD_WQ, s->dxn, dqp, a.xn_att, N);
-    linear_backward(m, g, l, BD_WK, s->dxn, dkp, a.xn_att, N);
-    linear_backward(m, g, l, BD_WV, s->dxn, s->dv, a.xn_att, N);
+    linear_backward(s, r, &a, g, l, BD_WQ, s->dxn, dqp, a.xn_att, N);
+    linear_backward(s, r, &a, g, l, BD_WK, s->dxn, dkp, a.xn_att, N);
+    linear_backward(s, r, &a, g, l, BD_WV, s->dxn, s->dv, a.xn_att, N);
     bd_rmsnorm_backward(s->dx, g->rms_att + lc, s->dxn, a.x, a.rstd_att, w->rms_att + lc, N, C);
 }
 
@@ -171,7 +197,7 @@ static int head_backward(bd_train_state *s, const bd_block_run *r, const bd_weig
             *sum += head->fn(head->ctx, s->logits, r0, nr, V);
         else
             *sum += bd_crossentropy_backward(s->logits, s->logits, s->loss_lse + r0, tgt, loss_scale, nr, V);
-        linear_backward(fw, g, 0, BD_HEAD, s->dxn + (size_t)r0 * C, s->logits, xf, nr);
+        linear_backward(s, r, &s->acts, g, 0, BD_HEAD, s->dxn + (size_t)r0 * C, s->logits, xf, nr);
     }
     free(tgt);
     zero(s->dx, (size_t)N * C);
@@ -196,6 +222,14 @@ int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g,
                            "train: %s %d at position %d is outside the vocabulary [0, %d)", tok ? "token" : "target",
                            tok ? (int)tokens[i] : (int)y, i, V);
         }
+    }
+    size_t need = bd_block_scratch_bytes(fw, s->B * s->T);
+    if (need > s->lin_scratch_bytes) {
+        void *p = realloc(s->lin_scratch, need);
+        if (!p)
+            return bd_fail(s->why, sizeof s->why, BD_ERR_NOMEM, "train: cannot allocate %zu MB of scratch", need >> 20);
+        s->lin_scratch = p;
+        s->lin_scratch_bytes = need;
     }
     double t0 = bd_now();
     bd_block_run r = train_run(s, fw, B, T);

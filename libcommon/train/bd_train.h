@@ -47,9 +47,14 @@ typedef struct {
     float *dk_pre;           // (B, T, KD) k before its norm; only if qk_norm
     float *datt;             // (B, T, QD) attention output; then q before its norm
     float *dh1, *dh3, *dhg;  // (B, T, F)
+    float *dsub;             // (B, T, max(C, QD, F)) gradient of a SubLN output; only with SubLN
     float *att_scratch;      // forward and backward attention scratch
     long long att_scratch_floats;
     float *rope_cs;  // (T, HS/2, 2)
+    // The linears' scratch (bd_block_scratch_bytes of the model trained, grown on use): a
+    // W1.58A8 model's quantized activations, in the forward and again in the backward.
+    void *lin_scratch;
+    size_t lin_scratch_bytes;
     bd_train_timing timing;
     char why[256];  // after an error of a function on this state (or its trainer): the reason
 } bd_train_state;

@@ -12,6 +12,7 @@
 
 #include "bd_backward.h"
 #include "bd_kernels.h"
+#include "bd_qat.h"
 #include "bd_test.h"
 #include "bd_threads.h"
 #include "bd_train.h"
@@ -425,7 +426,50 @@ typedef struct {
     double *p;  // (P) parameters in the bd_model layout
     const int32_t *tok;
     int B, T;
+    // W1.58A8 (8-bit activations into every block linear): off (L * BD_N_LINEARS slots of
+    // (N, in) each) holds q(x) - x per linear input; record: q computed here from x (the rule
+    // written out below), frozen: x + off with off as recorded (the straight-through surrogate
+    // whose exact gradient is the STE gradient).
+    bool a8, record;
+    double **off;
 } modelctx;
+
+// One row's 8-bit fake quantization as BitDistill's activation_quant, in float like torch:
+// s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x s), -128, 127) / s.
+static void d_actquant_row(double *out, const double *x, int C) {
+    float amax = 0;
+    for (int i = 0; i < C; i++) amax = fmaxf(amax, fabsf((float)x[i]));
+    float s = 127.0f / fmaxf(amax, 1e-5f);
+    for (int i = 0; i < C; i++) {
+        float q = nearbyintf((float)x[i] * s);
+        out[i] = (double)(q > 127 ? 127 : q < -128 ? -128 : q) / s;
+    }
+}
+
+// What linear k of layer l sees of x (N, in): its SubLN norm (weight sub, or none), then its
+// 8-bit quantization (mc->a8), into buf (2 N in: the norm's output, then the quantized rows).
+static const double *d_lin_input(modelctx *mc, int l, int k, const double *x, const double *sub, int N, int in,
+                                 double *buf) {
+    const double *in_x = x;
+    if (sub) {
+        d_rmsnorm(buf, x, sub + (size_t)l * in, N, in, mc->cfg->subln_eps);
+        in_x = buf;
+    }
+    buf += (size_t)N * in;
+    if (!mc->a8) return in_x;
+    double *o = mc->off[l * BD_N_LINEARS + k];
+    for (int n = 0; n < N; n++) {
+        double *b = buf + (size_t)n * in;
+        const double *xr = in_x + (size_t)n * in;
+        if (mc->record) {
+            d_actquant_row(b, xr, in);
+            for (int i = 0; i < in; i++) o[(size_t)n * in + i] = b[i] - xr[i];
+        } else {
+            for (int i = 0; i < in; i++) b[i] = xr[i] + o[(size_t)n * in + i];
+        }
+    }
+    return buf;
+}
 
 // Mean next-token cross-entropy of the model with parameters ctx->p, all in double.
 static double f_model(void *vp) {
@@ -439,12 +483,18 @@ static double f_model(void *vp) {
     const double *P[BD_MAX_PARAMS];
     const char *names[] = {"tok_emb", "rms_att", "wq",      "wk", "wv", "wo", "bq",        "bk",  "bv",
                            "q_norm",  "k_norm",  "rms_ffn", "w1", "w2", "w3", "rms_final", "wcls"};
-    const double *W[17] = {0};
+    const double *W[17] = {0}, *S[BD_N_LINEARS] = {0};  // S: SubLN weights
     for (int i = 0; i < nt; i++) P[i] = mc->p + t[i].offset;
     for (int j = 0; j < 17; j++)
         for (int i = 0; i < nt; i++)
             if (!strcmp(t[i].name, names[j])) W[j] = P[i];
+    for (int j = 0; j < BD_N_LINEARS; j++)
+        for (int i = 0; i < nt; i++)
+            if (!strcmp(t[i].name, bd_subln_names[j])) S[j] = P[i];
     if (!W[16]) W[16] = W[0];
+    int widest = C > QD ? C : QD;
+    widest = widest > F ? widest : F;
+    double *lb = malloc(sizeof(double) * 2 * N * widest);  // a linear's input after SubLN and A8
     double *x = malloc(sizeof(double) * N * C), *xn = malloc(sizeof(double) * N * C),
            *q = malloc(sizeof(double) * N * QD);
     double *k = malloc(sizeof(double) * N * KD), *v = malloc(sizeof(double) * N * KD),
@@ -456,9 +506,12 @@ static double f_model(void *vp) {
         for (int j = 0; j < C; j++) x[(size_t)n * C + j] = W[0][(size_t)mc->tok[n] * C + j];
     for (int l = 0; l < c->n_layers; l++) {
         d_rmsnorm(xn, x, W[1] + (size_t)l * C, N, C, c->norm_eps);
-        d_linear(q, xn, W[2] + (size_t)l * QD * C, W[6] ? W[6] + (size_t)l * QD : NULL, N, C, QD);
-        d_linear(k, xn, W[3] + (size_t)l * KD * C, W[7] ? W[7] + (size_t)l * KD : NULL, N, C, KD);
-        d_linear(v, xn, W[4] + (size_t)l * KD * C, W[8] ? W[8] + (size_t)l * KD : NULL, N, C, KD);
+        d_linear(q, d_lin_input(mc, l, BD_WQ, xn, S[BD_WQ], N, C, lb), W[2] + (size_t)l * QD * C,
+                 W[6] ? W[6] + (size_t)l * QD : NULL, N, C, QD);
+        d_linear(k, d_lin_input(mc, l, BD_WK, xn, S[BD_WK], N, C, lb), W[3] + (size_t)l * KD * C,
+                 W[7] ? W[7] + (size_t)l * KD : NULL, N, C, KD);
+        d_linear(v, d_lin_input(mc, l, BD_WV, xn, S[BD_WV], N, C, lb), W[4] + (size_t)l * KD * C,
+                 W[8] ? W[8] + (size_t)l * KD : NULL, N, C, KD);
         if (c->qk_norm) {
             d_rmsnorm(q, q, W[9] + (size_t)l * HS, N * NH, HS, c->norm_eps);
             d_rmsnorm(k, k, W[10] + (size_t)l * HS, N * KV, HS, c->norm_eps);
@@ -466,13 +519,13 @@ static double f_model(void *vp) {
         d_rope(q, NULL, B, T, NH, HS, c->rope_theta, c->rope);
         d_rope(k, NULL, B, T, KV, HS, c->rope_theta, c->rope);
         d_attention(att, q, k, v, B, T, NH, KV, HS);
-        d_linear(tmp, att, W[5] + (size_t)l * C * QD, NULL, N, QD, C);
+        d_linear(tmp, d_lin_input(mc, l, BD_WO, att, S[BD_WO], N, QD, lb), W[5] + (size_t)l * C * QD, NULL, N, QD, C);
         for (size_t i = 0; i < (size_t)N * C; i++) x[i] += tmp[i];
         d_rmsnorm(xn, x, W[11] + (size_t)l * C, N, C, c->norm_eps);
-        d_linear(h1, xn, W[12] + (size_t)l * F * C, NULL, N, C, F);
-        d_linear(h3, xn, W[14] + (size_t)l * F * C, NULL, N, C, F);
+        d_linear(h1, d_lin_input(mc, l, BD_W1, xn, S[BD_W1], N, C, lb), W[12] + (size_t)l * F * C, NULL, N, C, F);
+        d_linear(h3, d_lin_input(mc, l, BD_W3, xn, S[BD_W3], N, C, lb), W[14] + (size_t)l * F * C, NULL, N, C, F);
         for (size_t i = 0; i < (size_t)N * F; i++) h1[i] = h1[i] / (1 + exp(-h1[i])) * h3[i];
-        d_linear(tmp, h1, W[13] + (size_t)l * C * F, NULL, N, F, C);
+        d_linear(tmp, d_lin_input(mc, l, BD_W2, h1, S[BD_W2], N, F, lb), W[13] + (size_t)l * C * F, NULL, N, F, C);
         for (size_t i = 0; i < (size_t)N * C; i++) x[i] += tmp[i];
     }
     d_rmsnorm(xn, x, W[15], N, C, c->norm_eps);
@@ -485,53 +538,122 @@ static double f_model(void *vp) {
     }
     double loss = d_ce(logits, tgt, N, V) / cnt;
     free(x), free(xn), free(q), free(k), free(v), free(att), free(h1), free(h3), free(tmp), free(logits), free(tgt);
+    free(lb);
     return loss;
 }
 
-START_TEST(test_model_gradient) {
-    const bd_test_variant *vr = &variants[_i];
+// bd_train_fwd_bwd's gradient (fw: the forward weights, g their gradient after route, if any)
+// against central differences of f_model at mc->p, on a sample of coordinates of every tensor.
+static void check_gradient(const char *name, modelctx *mc, const float *g, double bd_loss) {
+    const bd_config *c = mc->cfg;
+    mc->record = mc->a8;  // the loss itself: quantized here from the reference's own activations
+    ck_assert_close(bd_loss, f_model(mc), 1e-5);
+    mc->record = false;  // then the surrogate with the rounding frozen
+    bd_param_entry t[BD_MAX_PARAMS];
+    int nt = bd_param_table(c, t, NULL);
+    double worst = 0;
+    for (int i = 0; i < nt; i++) {
+        double gmax = 0, e = 0;
+        for (size_t j = 0; j < t[i].numel; j++) gmax = fmax(gmax, fabs(g[t[i].offset + j]));
+        ck_assert_msg(gmax > 0, "%s: gradient of %s is zero", name, t[i].name);
+        for (int s = 0; s < 6; s++) {  // a sample of coordinates: first, last, random
+            size_t j = s == 0   ? 0
+                       : s == 1 ? t[i].numel - 1
+                                : (size_t)((urand() + 1) * 0.5f * (float)t[i].numel) % t[i].numel;
+            size_t idx = t[i].offset + j;
+            double x0 = mc->p[idx], h = 1e-5;
+            mc->p[idx] = x0 + h;
+            double fp = f_model(mc);
+            mc->p[idx] = x0 - h;
+            double fm = f_model(mc);
+            mc->p[idx] = x0;
+            e = fmax(e, fabs((fp - fm) / (2 * h) - g[idx]) / gmax);
+        }
+        worst = fmax(worst, e);
+        ck_assert_msg(e <= 2e-5, "%s: %s: gradient vs finite differences: relative error %.3g", name, t[i].name, e);
+    }
+    printf("backward model %-28s worst tensor rel err vs fd %.2e\n", name, worst);
+}
+
+static void model_gradient(const bd_test_variant *vr, bd_subln subln, bool recompute) {
     bd_config c = bd_test_variant_config(vr);
+    c.subln = subln, c.subln_eps = 1e-8f;
+    char name[64];
+    snprintf(name, sizeof name, "%s%s%s", vr->name, subln ? "-subln-" : "", subln ? bd_subln_name(subln) : "");
     bd_model m;
     bd_test_random_model(&m, &c, urand);
     int B = 2, T = 6;
     int32_t tok[12];
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(((urand() + 1) * 0.5f) * c.vocab) % c.vocab;
     bd_train_state st;
-    ck_assert_int_eq(bd_train_state_init(&st, &c, B, T, _i % 2 == 1), BD_OK);  // recompute on odd variants
+    ck_assert_int_eq(bd_train_state_init(&st, &c, B, T, recompute), BD_OK);
     float *g = calloc(m.n_params, sizeof(float));
     bd_weights gw;
     bd_weights_layout(&c, g, &gw);
     double loss;
     int cnt = bd_train_fwd_bwd(&st, &m, &gw, tok, NULL, B, T, 1.0f / (float)(B * (T - 1)), NULL, &loss);
     ck_assert_int_eq(cnt, B * (T - 1));
-    modelctx mc = {&c, dcopy(m.params, m.n_params), tok, B, T};
-    ck_assert_close(loss, f_model(&mc), 1e-5);
-    bd_param_entry t[BD_MAX_PARAMS];
-    int nt = bd_param_table(&c, t, NULL);
-    double worst = 0;
-    for (int i = 0; i < nt; i++) {
-        double gmax = 0, e = 0;
-        for (size_t j = 0; j < t[i].numel; j++) gmax = fmax(gmax, fabs(g[t[i].offset + j]));
-        ck_assert_msg(gmax > 0, "%s: gradient of %s is zero", vr->name, t[i].name);
-        for (int s = 0; s < 6; s++) {  // a sample of coordinates: first, last, random
-            size_t j = s == 0   ? 0
-                       : s == 1 ? t[i].numel - 1
-                                : (size_t)((urand() + 1) * 0.5f * (float)t[i].numel) % t[i].numel;
-            size_t idx = t[i].offset + j;
-            double x0 = mc.p[idx], h = 1e-5;
-            mc.p[idx] = x0 + h;
-            double fp = f_model(&mc);
-            mc.p[idx] = x0 - h;
-            double fm = f_model(&mc);
-            mc.p[idx] = x0;
-            e = fmax(e, fabs((fp - fm) / (2 * h) - g[idx]) / gmax);
-        }
-        worst = fmax(worst, e);
-        ck_assert_msg(e <= 2e-5, "%s: %s: gradient vs finite differences: relative error %.3g", vr->name, t[i].name, e);
-    }
-    printf("backward model %-22s worst tensor rel err vs fd %.2e\n", vr->name, worst);
+    modelctx mc = {&c, dcopy(m.params, m.n_params), tok, B, T, false, false, NULL};
+    check_gradient(name, &mc, g, loss);
     free(mc.p), free(g);
     bd_train_state_free(&st);
+    bd_model_free(&m);
+}
+
+START_TEST(test_model_gradient) { model_gradient(&variants[_i], BD_SUBLN_NONE, _i % 2 == 1); }  // recompute on odd
+END_TEST
+
+// SubLN (both placements) on three variants: the sub-norms' weights and inputs.
+START_TEST(test_model_gradient_subln) {
+    rng = 0x2545F4914F6CDD1Dull + (uint64_t)_i;  // this test's own data, with or without CK_FORK
+    static const int pick[] = {0, 3, 4};
+    model_gradient(&variants[pick[_i / 2]], _i % 2 ? BD_SUBLN_ALL : BD_SUBLN_PAPER, _i == 1 || _i == 4);
+}
+END_TEST
+
+// W1.58A8 QAT: ternary weights (the trainer's QAT hooks: fake quantization, then the
+// straight-through route back to the latent weights) and 8-bit activations into every block
+// linear, with SubLN. The gradient w.r.t. the latent weights must be the STE gradient: that
+// of the surrogate whose quantizers add the offsets q(v) - v frozen at this point (finite
+// differences of f_model with mc.record off; the weights' offsets are fw - latent). Using the
+// unquantized input for a weight gradient, or blocking the gradient at the quantizer, fails.
+START_TEST(test_model_gradient_a8) {
+    rng = 0x2545F4914F6CDD1Dull + 100 + (uint64_t)_i;  // fixed data: see test_bitnet.c on rounding flips
+    const bd_test_variant *vr = &variants[_i == 0 ? 0 : 4];
+    bd_config c = bd_test_variant_config(vr);
+    c.subln = _i == 2 ? BD_SUBLN_NONE : _i == 1 ? BD_SUBLN_ALL : BD_SUBLN_PAPER, c.subln_eps = 1e-8f;
+    char name[64];
+    snprintf(name, sizeof name, "%s-a8-subln-%s", vr->name, bd_subln_name(c.subln));
+    bd_model m;
+    bd_test_random_model(&m, &c, urand);
+    bd_qspec q = {BD_Q_TERNARY, 2, 0};
+    bd_qpolicy pol = {.act_bits = 8};
+    m.quant = q, m.qpolicy = pol;
+    int B = 2, T = 6;
+    int32_t tok[12];
+    for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(((urand() + 1) * 0.5f) * c.vocab) % c.vocab;
+    bd_trainer tr;
+    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0, 0};
+    bd_schedule sc = {BD_SCHED_CONSTANT, 1e-3f, 1e-3f, 0, 1};
+    ck_assert_int_eq(bd_trainer_init(&tr, &m, B, T, 1, &oc, &sc, _i == 1), BD_OK);
+    bd_qat_hooks h;
+    ck_assert_int_eq(bd_qat_hooks_attach(&h, &tr, &q, &pol), BD_OK);
+    ck_assert_int_eq(tr.make_fw(tr.hook_ctx, &tr.fw, &m), BD_OK);
+    ck_assert_int_eq(tr.fw.qpolicy.act_bits, 8);
+    double loss;
+    int cnt = bd_train_fwd_bwd(&tr.st, &tr.fw, &tr.gw, tok, NULL, B, T, 1.0f / (float)(B * (T - 1)), NULL, &loss);
+    ck_assert_int_eq(cnt, B * (T - 1));
+    tr.route_grads(tr.hook_ctx, tr.grads, &tr.fw, &m);
+    double *off[BD_N_LINEARS * 4];
+    int widest = c.dim > c.ffn_dim ? c.dim : c.ffn_dim;
+    widest = widest > c.n_heads * c.head_dim ? widest : c.n_heads * c.head_dim;  // wo's input
+    for (int i = 0; i < BD_N_LINEARS * c.n_layers; i++) off[i] = calloc((size_t)B * T * widest, sizeof(double));
+    modelctx mc = {&c, dcopy(tr.fw.params, m.n_params), tok, B, T, true, true, off};
+    check_gradient(name, &mc, tr.grads, loss);
+    for (int i = 0; i < BD_N_LINEARS * c.n_layers; i++) free(off[i]);
+    free(mc.p);
+    bd_trainer_free(&tr);
+    bd_qat_hooks_free(&h);
     bd_model_free(&m);
 }
 END_TEST
@@ -549,6 +671,8 @@ Suite *suite_backward(void) {
     tcase_add_test(tc, test_residual);
     tcase_add_test(tc, test_crossentropy);
     tcase_add_loop_test(tc, test_model_gradient, 0, N_VARIANTS);
+    tcase_add_loop_test(tc, test_model_gradient_subln, 0, 6);
+    tcase_add_loop_test(tc, test_model_gradient_a8, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
