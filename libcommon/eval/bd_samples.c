@@ -1,6 +1,7 @@
 #include "bd_samples.h"
 
 #include <errno.h>
+#include <math.h>
 #include <string.h>
 
 void bd_samples_pack_header(msgpack_sbuffer *sb, const bd_samples_run *ri) {
@@ -93,7 +94,7 @@ static int ids_field(const msgpack_object *rec, const char *key, int V, bd_tenso
     return BD_OK;
 }
 
-// The top-TK rows of a record of n completion tokens: ids < V, log-probabilities <= 0.
+// The top-TK rows of a record of n completion tokens: ids < V, finite log-probabilities <= 0.
 static int top_fields(const msgpack_object *rec, int64_t n, int tk, int V, char *why, size_t ws) {
     bd_tensor_view ti, tl;
     if (bd_obj_tensor(bd_obj_get(rec, "top_ids"), &ti, NULL, 0) < 0 ||
@@ -106,10 +107,10 @@ static int top_fields(const msgpack_object *rec, int64_t n, int tk, int V, char 
         float lp;
         memcpy(&id, (const char *)ti.data + 4 * i, 4);
         memcpy(&lp, (const char *)tl.data + 4 * i, 4);
-        if (id >= (uint32_t)V || !(lp <= 0))
+        if (id >= (uint32_t)V || !(lp <= 0) || !isfinite(lp))
             return bd_fail(why, ws, BD_ERR_VALUE,
                            "top_ids/top_logprobs hold an id outside the vocabulary or a "
-                           "log-probability above 0");
+                           "log-probability that is not a finite number <= 0");
     }
     return BD_OK;
 }

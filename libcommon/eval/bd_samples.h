@@ -45,7 +45,7 @@ typedef struct {
 // Copies every record of r into w after checking it against lim; they must be samples 0, 1, ...
 // and at most n. *copied gets how many. Errors name the file and record: BD_ERR_SCHEMA (index,
 // a missing or mistyped field, another prompt), BD_ERR_VALUE (more than n samples, an id outside
-// the vocabulary, a length past the limits, a log-probability above 0), BD_ERR_IO, the reader's.
+// the vocabulary, a length past the limits, a log-probability that is not a finite number <= 0), BD_ERR_IO, the reader's.
 BD_MUST_CHECK int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const bd_samples_limits *lim, int64_t *copied,
                                   char *why, size_t why_size);
 // Packs the record of sample s (with its top-TK log-probabilities if tk > 0) and ends it.

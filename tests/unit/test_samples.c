@@ -3,6 +3,7 @@
 // warn; records copy when their indices run 0, 1, ... up to n and each is a sample the resumed
 // run could have written (its prompt, ids in the vocabulary, lengths within -K and the context,
 // the top-K rows); a written record reads back.
+#include <math.h>
 #include <string.h>
 
 #include "bd_samples.h"
@@ -175,6 +176,7 @@ START_TEST(test_samples_resume_limits) {
     const char *p = bd_test_path("lim.bdz");
     int32_t other[2] = {1, 6}, c[6] = {6, 7, 3, 4, 5, 2}, big[3] = {6, 99999, 2}, top[12] = {6, 3, 7, 4, 2, 9};
     float lp[12] = {-0.1f, -2, -0.2f, -3, -0.3f, -4};
+    float lp_inf[6] = {-0.1f, -2, -0.2f, -INFINITY, -0.3f, -4};  // bd-qat refuses -inf: so does the resume check
     bd_samples_limits lim = {10, 8, 4, 2, prompts, 1};
     char why[600];
     int64_t copied;
@@ -198,7 +200,8 @@ START_TEST(test_samples_resume_limits) {
             {{0, other, 2, c, 3, BD_GEN_EOS, top, lp}, 2, 4, 8, "is not this run's prompt 0"},
             {{0, the_prompt, 2, c, 3, BD_GEN_EOS, NULL, NULL}, 0, 4, 8, "fields \"top_ids\" (u32)"},
             {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top + 1, lp}, 2, 4, 8, "an id outside the vocabulary"},
-            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top, lp + 3}, 2, 4, 8, "a log-probability above 0"},
+            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top, lp + 3}, 2, 4, 8, "not a finite number <= 0"},
+            {{0, the_prompt, 2, c, 3, BD_GEN_EOS, top, lp_inf}, 2, 4, 8, "not a finite number <= 0"},
     };
     top[6] = 99, lp[6] = 0.5f;  // past the rows of the valid case: top + 1 reaches 99, lp + 3 reaches 0.5
     for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
