@@ -60,7 +60,7 @@ int main(void) {
         if (bd_qat_hooks_attach(&hooks, &tr, &q, &pol) < 0) bench_die("hooks");
         bd_distill d;
         bd_loss_spec spec = {BD_LOSS_CAKLD, 0.67f, 1.0f};
-        if (bd_distill_init(&d, &spec, B, T_SEQ, V) < 0) bench_die("distill");
+        if (bd_distill_init(&d, &spec, B, T_SEQ, V, 0, 1) < 0) bench_die("distill");
         bd_head_loss head = {bd_distill_head, &d};
         bd_fwd_state tst;
         if (bd_fwd_state_init(&tst, &c, B, T_SEQ, false) < 0) bench_die("teacher state");

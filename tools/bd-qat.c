@@ -3,8 +3,11 @@
 // log. With --quant it is quantization-aware training: the student's latent weights are
 // fake-quantized in every forward pass (straight-through backward); with a distillation
 // loss (cakld, fkl, rkl, jsd) the frozen full-precision model is the teacher, run on the
-// same batch (BitDistiller). Data: a bd.tokens stream, or the teacher's own bd.samples.
+// same batch (BitDistiller), or --teacher's model; --kd-weight and --ad-weight add BitNet
+// Distillation's logits and attention-relation terms to ce. Data: a bd.tokens stream, or a
+// bd.samples stream (the teacher's own, or labelled task data from bd-task).
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,7 +37,7 @@ static const char help[] =
         "one sequence per sample (prompt + completion). The order is shuffled every epoch from --seed.\n"
         "With --quant the model is a student: its latent weights (clamped to --clip ranges first) are\n"
         "fake-quantized in every forward pass and OUT carries the quantization spec. The\n"
-        "distillation losses use M, frozen, as the teacher on the same batch.\n"
+        "distillation losses use M, frozen, as the teacher on the same batch (or --teacher T).\n"
         "\n"
         "  -m, --model M          starting model (and teacher): llama2.c, Hugging Face dir or bd.model\n"
         "      --loss NAME        ce (cross-entropy on the data), or distillation against the teacher:\n"
@@ -45,6 +48,14 @@ static const char help[] =
         "                         over sequences, as BitDistiller's reference code)\n"
         "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
         "      --mask-prompt      with --data: do not score the prompt's tokens\n"
+        "      --teacher T        the teacher model, if not M (any size; the same vocabulary)\n"
+        "  BitNet Distillation's terms, added to --loss ce (they need a teacher model):\n"
+        "      --kd-weight L      lambda: + L * tau^2 * KL(p_T^tau || p_S^tau) at every real token\n"
+        "      --kd-temp TAU      tau (default 5)\n"
+        "      --ad-weight G      gamma: + G * the attention-relation KL of q, k, v at one layer\n"
+        "      --ad-layer L[:LT]  the student's layer L and the teacher's LT (default -1: the last;\n"
+        "                         negative counts from the end; LT defaults to L)\n"
+        "      --ad-heads A       relation heads (default 32, fewer while a k head would have < 8)\n"
         "      --teacher-logits   with --data from bd-teacher-gen --logits K: distill from the stored\n"
         "                         top-K log-probabilities instead of running the teacher (the other\n"
         "                         ids share the remaining probability; only completions are scored)\n"
@@ -55,8 +66,8 @@ static const char help[] =
         "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
         "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
         "      --lr X             peak learning rate (default 3e-4)\n"
-        "      --min-lr X         cosine floor (default lr/10)\n"
-        "      --schedule S       constant or cosine (default cosine)\n"
+        "      --min-lr X         the decay's floor (default lr/10 for cosine, 0 for linear)\n"
+        "      --schedule S       constant, cosine or linear (default cosine)\n"
         "      --warmup N         linear warmup steps (default 0)\n"
         "  -b, --batch B          sequences per micro-batch (default 4)\n"
         "  -T, --seq-len T        tokens per sequence (default min(256, the model's context))\n"
@@ -64,7 +75,7 @@ static const char help[] =
         "      --steps N          optimizer steps (default: one epoch)\n"
         "      --epochs E         epochs instead of steps (a step takes B*A sequences; the tail of an\n"
         "                         epoch shorter than a step is skipped)\n"
-        "      --weight-decay W   decoupled, on matrices and embeddings only (default 0)\n"
+        "      --weight-decay W   decoupled, on matrices, embeddings and SubLN weights (default 0)\n"
         "      --grad-clip X      clip the global gradient norm to X (default 1; 0: off)\n"
         "      --beta2 X          AdamW's beta2 (default 0.95; beta1 0.9, eps 1e-8)\n"
         "      --eval TOKENS      bd.tokens stream to evaluate on (windows of --seq-len)\n"
@@ -104,10 +115,20 @@ enum {
     OPT_TEACHER_LOGITS,
     OPT_SUBLN,
     OPT_SUBLN_EPS,
+    OPT_TEACHER,
+    OPT_KD_WEIGHT,
+    OPT_KD_TEMP,
+    OPT_AD_WEIGHT,
+    OPT_AD_LAYER,
+    OPT_AD_HEADS,
 };
 
 typedef struct {
     const char *model_path, *output, *eval_path, *log_path, *loss_name, *samples_path, *data_path, *clip_path;
+    const char *teacher_path;  // --teacher, else NULL: the teacher is --model
+    double kd_weight, kd_temp, ad_weight;
+    int ad_layer, ad_teacher_layer, ad_heads;  // layers as given (negative: from the end)
+    bool ad_layer_given, kd_temp_given;
     double lr, min_lr, wd, clip, beta2, gamma;
     int batch, seq_len, accum, eval_every, save_every;
     long long steps, epochs, warmup;
@@ -120,6 +141,16 @@ typedef struct {
     double subln_eps;
     char state_path[4096];  // OUT.state
 } qat_opts;
+
+// --ad-layer L or L:LT.
+static void parse_ad_layer(const char *arg, qat_opts *o) {
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s", arg);
+    char *colon = strchr(buf, ':');
+    if (colon) *colon = 0;
+    o->ad_layer = (int)bd_arg_int("--ad-layer", buf, -100000, 100000);
+    o->ad_teacher_layer = colon ? (int)bd_arg_int("--ad-layer (the teacher's)", colon + 1, -100000, 100000) : INT_MIN;
+}
 
 static void parse_options(int argc, char **argv, qat_opts *o) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
@@ -151,6 +182,12 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
                                              {"teacher-logits", no_argument, 0, OPT_TEACHER_LOGITS},
                                              {"subln", optional_argument, 0, OPT_SUBLN},
                                              {"subln-eps", required_argument, 0, OPT_SUBLN_EPS},
+                                             {"teacher", required_argument, 0, OPT_TEACHER},
+                                             {"kd-weight", required_argument, 0, OPT_KD_WEIGHT},
+                                             {"kd-temp", required_argument, 0, OPT_KD_TEMP},
+                                             {"ad-weight", required_argument, 0, OPT_AD_WEIGHT},
+                                             {"ad-layer", required_argument, 0, OPT_AD_LAYER},
+                                             {"ad-heads", required_argument, 0, OPT_AD_HEADS},
                                              BD_QUANT_LONGOPTS,
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
@@ -160,6 +197,9 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
                     .beta2 = 0.95,
                     .gamma = -1,
                     .subln_eps = -1,
+                    .kd_temp = 5,
+                    .ad_layer = -1,
+                    .ad_teacher_layer = INT_MIN,
                     .batch = 4,
                     .accum = 1,
                     .sched_kind = BD_SCHED_COSINE};
@@ -177,8 +217,10 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
                 o->sched_kind = BD_SCHED_CONSTANT;
             else if (!strcmp(optarg, "cosine"))
                 o->sched_kind = BD_SCHED_COSINE;
+            else if (!strcmp(optarg, "linear"))
+                o->sched_kind = BD_SCHED_LINEAR;
             else
-                bd_usage_error("--schedule: \"%s\" is not constant or cosine", optarg);
+                bd_usage_error("--schedule: \"%s\" is not constant, cosine or linear", optarg);
             break;
         case OPT_WARMUP: o->warmup = bd_arg_int("--warmup", optarg, 0, 1LL << 40); break;
         case 'b': o->batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
@@ -197,6 +239,18 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
         case OPT_RECOMPUTE: o->recompute = true; break;
         case OPT_DATA: o->samples_path = optarg; break;
         case OPT_GAMMA: o->gamma = bd_arg_double("--gamma", optarg, 0, 1); break;
+        case OPT_TEACHER: o->teacher_path = optarg; break;
+        case OPT_KD_WEIGHT: o->kd_weight = bd_arg_double("--kd-weight", optarg, 0, 1e9); break;
+        case OPT_KD_TEMP:
+            o->kd_temp = bd_arg_double("--kd-temp", optarg, 1e-3, 1e3);
+            o->kd_temp_given = true;
+            break;
+        case OPT_AD_WEIGHT: o->ad_weight = bd_arg_double("--ad-weight", optarg, 0, 1e12); break;
+        case OPT_AD_LAYER:
+            parse_ad_layer(optarg, o);
+            o->ad_layer_given = true;
+            break;
+        case OPT_AD_HEADS: o->ad_heads = (int)bd_arg_int("--ad-heads", optarg, 1, 4096); break;
         case OPT_REDUCTION:
             if (!strcmp(optarg, "mean"))
                 o->seqsum = false;
@@ -234,6 +288,7 @@ static void check_files(const qat_opts *o) {
     snprintf(path, sizeof path, "%s.best", o->output);
     if (o->keep_best) bd_tool_writes("--keep-best", path);
     bd_tool_reads("--model", o->model_path);
+    bd_tool_reads("--teacher", o->teacher_path);
     bd_tool_reads(o->samples_path ? "--data" : "TOKENS", o->data_path);
     bd_tool_reads("--eval", o->eval_path);
     bd_tool_reads("--clip", o->clip_path);
@@ -260,6 +315,17 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     o->distill = lk != BD_LOSS_CE;
     if (o->teacher_logits && (!o->samples_path || !o->distill))
         bd_usage_error("--teacher-logits needs --data samples.bdz and a distillation loss (fkl, rkl, cakld, jsd)");
+    bool terms = o->kd_weight > 0 || o->ad_weight > 0;
+    if (terms && lk != BD_LOSS_CE)
+        bd_usage_error("--kd-weight and --ad-weight add to --loss ce, not to %s", o->loss_name);
+    if (terms && o->seqsum) bd_usage_error("--kd-weight and --ad-weight need --reduction mean");
+    if (o->teacher_path && !o->distill && !terms)
+        bd_usage_error("--teacher needs a distillation loss or --kd-weight/--ad-weight");
+    if ((o->ad_layer_given || o->ad_heads) && !(o->ad_weight > 0))
+        bd_usage_error("--ad-layer and --ad-heads need --ad-weight G (G > 0)");
+    if (o->kd_temp_given && !(o->kd_weight > 0)) bd_usage_error("--kd-temp needs --kd-weight L (L > 0)");
+    if (o->teacher_path && o->teacher_logits)
+        bd_usage_error("give --teacher or --teacher-logits (the stored teacher), not both");
     snprintf(o->state_path, sizeof o->state_path, "%s.state", o->output);
     check_files(o);
 }
@@ -356,21 +422,67 @@ static void read_data(const qat_opts *o, int V, bd_seqs *seqs, bd_ids *evd) {
         bd_fatal("\"%s\": %zu tokens, fewer than one window of %d", o->eval_path, evd->n, T);
 }
 
-// The distillation loss: the teacher (the frozen --model, or the log-probabilities stored with
-// the data) and cakld's g, measured once unless given or resumed.
+// A layer as given (negative: from the end) in a model of n layers; out of range is an error.
+static int resolve_layer(int given, int n, const char *whose) {
+    int l = given < 0 ? n + given : given;
+    if (l < 0 || l >= n)
+        bd_fatal("--ad-layer %d: the %s has layers 0..%d (or -1..-%d from the end)", given, whose, n - 1, n);
+    return l;
+}
+
+// The teacher model (--teacher, else --model): the same vocabulary and, where both models have a
+// tokenizer next to them, the same tokenizer as the student.
+static void load_teacher(const qat_opts *o, const bd_model *student, bd_model *tm) {
+    char why[600];
+    const char *path = o->teacher_path ? o->teacher_path : o->model_path;
+    if (bd_qat_load_model(path, false, tm, why, sizeof why) < 0)
+        bd_fatal("%s: %s", o->teacher_path ? "--teacher" : "--model", why);
+    if (tm->quant.kind != BD_Q_NONE) bd_log(BD_LOG_WARN, "the teacher \"%s\" is itself quantized", path);
+    if (!o->teacher_path) return;
+    if (tm->cfg.vocab != student->cfg.vocab)
+        bd_fatal("--teacher \"%s\" has a vocabulary of %d ids, the student \"%s\" %d: they must share a tokenizer",
+                 path, tm->cfg.vocab, o->model_path, student->cfg.vocab);
+    bd_tokenizer *ts = bd_tool_try_tokenizer(o->model_path), *tt = bd_tool_try_tokenizer(path);
+    if (ts && tt) {
+        const char *a = bd_tokenizer_id(ts), *b = bd_tokenizer_id(tt);
+        size_t la = strlen(a), lb = strlen(b);  // the ids end in a hash of the tokenizer's bytes
+        if (la < 16 || lb < 16 || strcmp(a + la - 16, b + lb - 16) != 0)
+            bd_fatal("--teacher \"%s\" comes with another tokenizer (%s) than the student \"%s\" (%s)", path, b,
+                     o->model_path, a);
+    }
+    bd_tokenizer_free(ts);
+    bd_tokenizer_free(tt);
+}
+
+// The distillation loss: the teacher (the frozen --model or --teacher, or the log-probabilities
+// stored with the data), cakld's g, measured once unless given or resumed, and BitNet
+// Distillation's terms.
 static void set_loss(qat_opts *o, bool resuming, bd_qat_run *s, bd_qat_teacher *teacher) {
     char why[600];
     bd_model tm, *live = NULL;
-    if (o->distill && !o->teacher_logits) {
-        if (bd_qat_load_model(o->model_path, false, &tm, why, sizeof why) < 0) bd_fatal("--model: %s", why);
-        if (tm.quant.kind != BD_Q_NONE) bd_log(BD_LOG_WARN, "the teacher \"%s\" is itself quantized", o->model_path);
+    const bd_model *m = s->tr.model;
+    bool terms = o->kd_weight > 0 || o->ad_weight > 0, needs = terms || (o->distill && !o->teacher_logits);
+    if (needs) {
+        load_teacher(o, m, &tm);
         live = &tm;
     }
-    const bd_model *m = s->tr.model;
-    if (o->distill && bd_qat_teacher_init(teacher, live, &m->cfg, o->batch, o->seq_len, o->accum, why, sizeof why) < 0)
-        bd_fatal("%s", why);
+    if ((o->distill || terms) &&
+        bd_qat_teacher_init(teacher, live, &m->cfg, o->batch, o->seq_len, o->accum, why, sizeof why) < 0)
+        bd_fatal("%s: %s", o->teacher_path ? o->teacher_path : o->model_path, why);
     bd_loss_spec spec = {o->loss, 0, 1.0f};
-    if (bd_qat_set_loss(s, o->distill ? teacher : NULL, &spec, o->distill || o->seqsum, why, sizeof why) < 0)
+    bd_qat_terms qt = {
+            (float)(o->kd_weight * o->kd_temp * o->kd_temp), (float)o->kd_temp, (float)o->ad_weight, 0, 0, 0};
+    if (o->ad_weight > 0) {
+        const bd_config *tc = &teacher->model.cfg;
+        qt.ad_layer = resolve_layer(o->ad_layer, m->cfg.n_layers, "student");
+        int lt = o->ad_teacher_layer != INT_MIN ? o->ad_teacher_layer : o->ad_layer;
+        qt.ad_teacher_layer = resolve_layer(lt, tc->n_layers, "teacher");
+        qt.ad_heads = o->ad_heads ? o->ad_heads : bd_qat_default_ad_heads(&m->cfg, tc);
+        bd_log(BD_LOG_INFO, "attention-relation distillation: student layer %d, teacher layer %d, %d relation heads",
+               qt.ad_layer, qt.ad_teacher_layer, qt.ad_heads);
+    }
+    if (bd_qat_set_loss(s, o->distill || terms ? teacher : NULL, &spec, terms ? &qt : NULL, o->distill || o->seqsum,
+                        why, sizeof why) < 0)
         bd_fatal("%s", why);
     if (o->loss == BD_LOSS_CAKLD) {
         if (o->gamma < 0 && resuming) o->gamma = s->info.gamma;

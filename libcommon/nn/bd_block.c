@@ -237,7 +237,13 @@ void bd_decoder_forward(const bd_block_run *r, const int32_t *tokens) {
     const bd_acts *a = r->acts;
     int C = c->dim, L = c->n_layers, N = r->B * r->T;
     TIMED(embed, r->ops->embedding(a->x, tokens, r->m->w.tok_emb, N, C));
-    for (int l = 0; l < L; l++) bd_block_forward(r, l);
+    for (int l = 0; l < L; l++) {
+        bd_block_forward(r, l);
+        if (r->after_block) {
+            bd_acts al = bd_block_acts(r, l);
+            r->after_block(r->after_block_ctx, &al, l, r->B, r->T);
+        }
+    }
     const float *x_last = a->x + (size_t)L * r->x_rows * C;
     TIMED(norm, r->ops->rmsnorm(a->xf, a->rstd_f, x_last, r->m->w.rms_final, N, C, c->norm_eps));
 }

@@ -125,6 +125,10 @@ struct bd_block_run {
     long long att_scratch_floats;
     void *lin_scratch;      // bd_block_linear's scratch for N rows (bd_block_scratch_bytes)
     bd_fwd_timing *timing;  // or NULL: not timed
+    // Called by bd_decoder_forward after each block with that layer's activations (a reader
+    // such as attention-relation distillation's teacher, which keeps one layer's q, k, v), or NULL.
+    void (*after_block)(void *ctx, const bd_acts *a, int l, int B, int T);
+    void *after_block_ctx;
 };
 
 // Layer l's view of r->acts.

@@ -92,7 +92,9 @@ static bd_block_run fwd_run(bd_fwd_state *s, const bd_model *m, int B, int T) {
                           .att_scratch = s->att_scratch,
                           .att_scratch_floats = s->att_scratch_floats,
                           .lin_scratch = s->lin_scratch,
-                          .timing = &s->timing};
+                          .timing = &s->timing,
+                          .after_block = s->after_block,
+                          .after_block_ctx = s->after_block_ctx};
 }
 
 // Prefill: the keys and values of positions 0..T-1 go into the cache, then self-attention.

@@ -41,6 +41,9 @@ typedef struct {
     void *lin_scratch;   // the linears' scratch (bd_block_scratch_bytes), grown on use
     size_t lin_scratch_bytes;
     bd_fwd_timing timing;
+    // The batched passes hand every block's activations to after_block (bd_block_run's), if set.
+    void (*after_block)(void *ctx, const bd_acts *a, int l, int B, int T);
+    void *after_block_ctx;
     char why[256];  // after an error: a one-line reason
 } bd_fwd_state;
 

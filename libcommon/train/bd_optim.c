@@ -15,10 +15,13 @@ int bd_adamw_init(bd_adamw *o, const bd_param_entry *table, int n_entries, size_
     o->cfg = *cfg;
     o->n_ranges = n_entries;
     for (int i = 0; i < n_entries; i++) {
-        bool matrix = table[i].is_linear || !strcmp(table[i].name, "tok_emb") || !strcmp(table[i].name, "wcls");
+        const char *nm = table[i].name;
+        bool matrix = table[i].is_linear || !strcmp(nm, "tok_emb") || !strcmp(nm, "wcls");
+        size_t len = strlen(nm);
+        bool subln = len > 9 && !strcmp(nm + len - 9, "_sub_norm");
         o->ranges[i].offset = table[i].offset;
         o->ranges[i].n = table[i].numel;
-        o->ranges[i].decay = matrix;
+        o->ranges[i].decay = matrix || subln;
     }
     return BD_OK;
 }
@@ -68,5 +71,6 @@ float bd_schedule_lr(const bd_schedule *s, long long t) {
     if (s->kind == BD_SCHED_CONSTANT || s->total <= s->warmup) return s->lr;
     double f = (double)(t - s->warmup) / (double)(s->total - s->warmup);
     if (f > 1) f = 1;
+    if (s->kind == BD_SCHED_LINEAR) return (float)(s->min_lr + (s->lr - s->min_lr) * (1.0 - f));
     return (float)(s->min_lr + 0.5 * (s->lr - s->min_lr) * (1.0 + cos(M_PI * f)));
 }

@@ -28,8 +28,9 @@ typedef struct {
     } ranges[BD_MAX_PARAMS];  // one per parameter tensor
 } bd_adamw;
 
-// Moments zeroed. Weight decay applies to linear weights, embeddings and the head, never to
-// norms and biases (table from bd_param_table).
+// Moments zeroed. Weight decay applies to linear weights, embeddings, the head and SubLN's norm
+// weights (as BitNet Distillation's code, whose trainer decays every weight whose name has no
+// "layernorm"/"rmsnorm"/"bias"), never to the block norms and biases (table from bd_param_table).
 BD_MUST_CHECK int bd_adamw_init(bd_adamw *o, const bd_param_entry *table, int n_entries, size_t n,
                                 const bd_adamw_cfg *cfg);
 void bd_adamw_free(bd_adamw *o);
@@ -40,15 +41,16 @@ double bd_grad_norm(const float *g, size_t n);
 // nothing is changed).
 double bd_adamw_step(bd_adamw *o, float *params, float *grads, float lr);
 
-typedef enum { BD_SCHED_CONSTANT = 0, BD_SCHED_COSINE } bd_sched_kind;
+typedef enum { BD_SCHED_CONSTANT = 0, BD_SCHED_COSINE, BD_SCHED_LINEAR } bd_sched_kind;
 typedef struct {
     bd_sched_kind kind;
     float lr, min_lr;
     long long warmup, total;  // steps
 } bd_schedule;
 
-// Learning rate for step t (0-based): linear warmup over `warmup` steps (both kinds), then
-// constant, or cosine decay from lr to min_lr at `total`.
+// Learning rate for step t (0-based): linear warmup over `warmup` steps (every kind), then
+// constant, or a cosine or linear decay from lr to min_lr at `total` (linear with min_lr 0 is
+// Hugging Face's "linear" schedule, which BitNet Distillation's code uses).
 float bd_schedule_lr(const bd_schedule *s, long long t);
 
 #endif

@@ -7,6 +7,7 @@
 #define BD_QAT_H
 
 #include "bd_loss.h"
+#include "bd_relation.h"
 #include "bd_train.h"
 
 typedef struct {
@@ -22,9 +23,17 @@ typedef struct {
 BD_MUST_CHECK int bd_qat_hooks_attach(bd_qat_hooks *h, bd_trainer *tr, const bd_qspec *q, const bd_qpolicy *policy);
 void bd_qat_hooks_free(bd_qat_hooks *h);
 
-// The distillation loss on the head's logits (a bd_head_loss).
+// The distillation loss on the head's logits (a bd_head_loss): spec's loss on the scored
+// positions, plus, with kd_weight > 0, BitNet Distillation's logits term
+//   kd_weight * KL(p_T^tau || p_S^tau)   (kd_weight = lambda * tau^2, tau = kd_tau)
+// at every position kd_mask marks (every real token, the prompt's included, as the official
+// code), each weighing kd_scale (1 / the step's marked positions: a per-position mean).
 typedef struct {
     bd_loss_spec spec;
+    float kd_weight, kd_tau, kd_scale;
+    const uint8_t *kd_mask;  // (A, B, T), or NULL without the logits term
+    float *ds2;              // (R, V) the logits term's gradient
+    double ce_sum, kd_sum;   // the step's two terms so far (weighted)
     const float *teacher;    // (A, B, T, V) teacher logits of the step's micro-batches, NULL for ce
     const int32_t *targets;  // (A, B, T), -1 where not scored
     size_t per;              // B*T
@@ -36,8 +45,10 @@ typedef struct {
     char why[200];
 } bd_distill;
 
-// BD_OK or BD_ERR_NOMEM.
-BD_MUST_CHECK int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V);
+// BD_OK or BD_ERR_NOMEM. kd_weight > 0 adds the logits term (kd_mask and kd_scale are then
+// set per step by the caller).
+BD_MUST_CHECK int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V, float kd_weight,
+                                  float kd_tau);
 void bd_distill_free(bd_distill *d);
 // Prepares a step: teacher logits and targets of its A micro-batches, and the weight of one
 // scored position (1/scored for the per-token mean, 1/sequences for the per-sequence sum).
@@ -45,5 +56,28 @@ void bd_distill_begin_step(bd_distill *d, const float *teacher, const int32_t *t
 // The bd_head_loss callback: ctx is a bd_distill. On an error of the loss it returns NaN (so
 // the trainer refuses the step) and keeps the error in d->err and d->why.
 double bd_distill_head(void *ctx, float *logits, int n0, int nr, int V);
+
+// Attention-relation distillation at one student layer (a bd_layer_loss; bd_relation.h): for
+// each of q and k (after RoPE) and v, the relation KL of every sequence against the teacher's
+// same state at its layer, over the sequence's real positions only (the official code also
+// counts padding; bd's sequences are padded to T, so that would weigh the padding). Weighted as
+// the official code: weight / (heads * rows) per row KL, rows = heads * the real positions of
+// the micro-batch, summed over q, k, v; then averaged over the step's micro-batches.
+typedef struct {
+    bd_layer_loss hook;    // fn, ctx (this struct), layer (the student's)
+    int heads;             // A, relation heads (must divide the student's and the teacher's widths)
+    float weight;          // gamma
+    const float *teacher;  // (A*B, T, TQ + 2*TK) the teacher's q | k | v rows at its layer
+    int tq, tk;            // the teacher's QD and KD
+    int qd, kd;            // the student's
+    const int32_t *lens;   // (A*B) real positions of each sequence of the step
+    int B, T, grad_accum;
+    int micro;   // current micro-batch: -1 before a step
+    double sum;  // the step's weighted loss so far
+} bd_relation_loss;
+
+// Sets the hook of r (fields above filled by the caller).
+void bd_relation_loss_attach(bd_relation_loss *r);
+void bd_relation_loss_begin_step(bd_relation_loss *r, const float *teacher, const int32_t *lens);
 
 #endif

@@ -32,11 +32,16 @@ int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const bd_config *stu
                         size_t ws) {
     memset(t, 0, sizeof *t);
     t->B = B, t->T = T, t->A = A, t->V = student->vocab;
+    t->keep_layer = -1;
     if (model) {
         t->live = true;
         t->model = *model;
-        if (model->cfg.vocab != student->vocab || model->cfg.dim != student->dim)
-            return bd_fail(why, ws, BD_ERR_SHAPE, "the teacher and the student differ in shape");
+        if (model->cfg.vocab != student->vocab)
+            return bd_fail(why, ws, BD_ERR_SHAPE, "the teacher's vocabulary has %d ids, the student's %d",
+                           model->cfg.vocab, student->vocab);
+        if (T > model->cfg.max_seq)
+            return bd_fail(why, ws, BD_ERR_SHAPE, "the teacher's context %d is shorter than --seq-len %d",
+                           model->cfg.max_seq, T);
         if (bd_fwd_state_init(&t->st, &model->cfg, B, T, false) < 0)
             return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the teacher");
     }
@@ -46,8 +51,38 @@ int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const bd_config *stu
     return BD_OK;
 }
 
+// The teacher's after_block: layer keep_layer's q, k, v rows of micro-batch t->micro.
+static void keep_states(void *ctx, const bd_acts *a, int l, int B, int T) {
+    bd_qat_teacher *t = ctx;
+    if (l != t->keep_layer) return;
+    size_t W = (size_t)t->tq + 2 * (size_t)t->tk, n = (size_t)B * T;
+    float *dst = t->states + (size_t)t->micro * t->B * t->T * W;
+    for (size_t i = 0; i < n; i++, dst += W) {
+        memcpy(dst, a->qr + i * t->tq, sizeof(float) * (size_t)t->tq);
+        memcpy(dst + t->tq, a->kr + i * t->tk, sizeof(float) * (size_t)t->tk);
+        memcpy(dst + t->tq + t->tk, a->v + i * t->tk, sizeof(float) * (size_t)t->tk);
+    }
+}
+
+int bd_qat_teacher_keep_layer(bd_qat_teacher *t, int layer, char *why, size_t ws) {
+    if (!t->live) return bd_fail(why, ws, BD_ERR_ARG, "attention-relation distillation needs a teacher model");
+    const bd_config *c = &t->model.cfg;
+    if (layer < 0 || layer >= c->n_layers)
+        return bd_fail(why, ws, BD_ERR_ARG, "the teacher has layers 0..%d, not %d", c->n_layers - 1, layer);
+    t->keep_layer = layer;
+    t->tq = c->n_heads * c->head_dim;
+    t->tk = c->n_kv_heads * c->head_dim;
+    size_t n = (size_t)t->A * t->B * t->T * ((size_t)t->tq + 2 * (size_t)t->tk);
+    if (!(t->states = malloc(sizeof(float) * n)))
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the teacher's layer %d states", layer);
+    t->st.after_block = keep_states;
+    t->st.after_block_ctx = t;
+    return BD_OK;
+}
+
 void bd_qat_teacher_free(bd_qat_teacher *t) {
     free(t->logits);
+    free(t->states);
     if (t->live) {
         bd_fwd_state_free(&t->st);
         bd_model_free(&t->model);
@@ -63,6 +98,7 @@ int bd_qat_teacher_step(bd_qat_teacher *t, const bd_seqs *s, const long long *id
         return BD_OK;
     }
     for (int a = 0; a < t->A; a++) {
+        t->micro = a;
         int rc = bd_forward(&t->st, &t->model, tokens + (size_t)a * B * T, B, T, t->logits + (size_t)a * B * T * V);
         if (rc < 0) return bd_fail(why, ws, rc, "teacher forward failed: %s", t->st.why);
     }
@@ -85,6 +121,8 @@ int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *
     double sum = 0;
     long long cnt = 0;
     int rc = BD_OK;
+    void (*kept)(void *, const bd_acts *, int, int, int) = t->st.after_block;
+    t->st.after_block = NULL;  // one sequence at a time: no states to keep
     for (long long i = 0; i < s->n; i++) {
         if (lg && (rc = bd_forward(&t->st, &t->model, s->tok + i * T, 1, T, lg)) < 0) {
             bd_fail(why, ws, rc, "teacher forward failed: %s", t->st.why);
@@ -98,6 +136,7 @@ int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *
         }
     }
     free(lg);
+    t->st.after_block = kept;
     *gamma = cnt ? sum / (double)cnt : 0.5;
     *positions = cnt;
     return rc;
@@ -124,18 +163,71 @@ int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cf
     size_t n = (size_t)s->per_step * c->T;
     s->tokens = malloc(sizeof(int32_t) * n);
     s->targets = malloc(sizeof(int32_t) * n);
+    s->lens = malloc(sizeof(int32_t) * (size_t)s->per_step);
+    s->kd_mask = malloc(n);
     s->order = malloc(sizeof(long long) * (size_t)(seqs->n ? seqs->n : 1));
-    if (!s->tokens || !s->targets || !s->order) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    if (!s->tokens || !s->targets || !s->lens || !s->kd_mask || !s->order)
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
     bd_epoch_order(s->order, seqs->n, c->seed, s->info.epoch);
     return BD_OK;
 }
 
-int bd_qat_set_loss(bd_qat_run *s, bd_qat_teacher *teacher, const bd_loss_spec *spec, bool use_head, char *why,
-                    size_t ws) {
+int bd_qat_default_ad_heads(const bd_config *student, const bd_config *teacher) {
+    int a = 32;
+    const bd_config *c[2] = {student, teacher};
+    for (; a > 1; a /= 2) {
+        bool fits = true;
+        for (int i = 0; i < 2; i++) {
+            int qd = c[i]->n_heads * c[i]->head_dim, kd = c[i]->n_kv_heads * c[i]->head_dim;
+            fits = fits && qd % a == 0 && kd % a == 0 && kd / a >= 8;
+        }
+        if (fits) break;
+    }
+    return a;
+}
+
+// Checks the relation term's settings against the student and the teacher, and sets it up.
+static int set_relation(bd_qat_run *s, bd_qat_teacher *t, const bd_qat_terms *terms, char *why, size_t ws) {
+    const bd_config *c = &s->tr.model->cfg;
+    if (!t || !t->live) return bd_fail(why, ws, BD_ERR_ARG, "attention-relation distillation needs a teacher model");
+    if (terms->ad_layer < 0 || terms->ad_layer >= c->n_layers)
+        return bd_fail(why, ws, BD_ERR_ARG, "--ad-layer %d: the student has layers 0..%d", terms->ad_layer,
+                       c->n_layers - 1);
+    int rc = bd_qat_teacher_keep_layer(t, terms->ad_teacher_layer, why, ws);
+    if (rc < 0) return rc;
+    int qd = c->n_heads * c->head_dim, kd = c->n_kv_heads * c->head_dim, A = terms->ad_heads;
+    if (A < 1 || qd % A || kd % A || t->tq % A || t->tk % A)
+        return bd_fail(why, ws, BD_ERR_ARG,
+                       "--ad-heads %d does not divide the q and k/v widths (student %d and %d, teacher %d and %d)", A,
+                       qd, kd, t->tq, t->tk);
+    bd_relation_loss *r = &s->relation;
+    *r = (bd_relation_loss){.heads = A,
+                            .weight = terms->ad_weight,
+                            .tq = t->tq,
+                            .tk = t->tk,
+                            .qd = qd,
+                            .kd = kd,
+                            .B = s->c.B,
+                            .T = s->c.T,
+                            .grad_accum = s->c.A};
+    r->hook.layer = terms->ad_layer;
+    bd_relation_loss_attach(r);
+    s->tr.st.layer_loss = &r->hook;
+    return BD_OK;
+}
+
+int bd_qat_set_loss(bd_qat_run *s, bd_qat_teacher *teacher, const bd_loss_spec *spec, const bd_qat_terms *terms,
+                    bool use_head, char *why, size_t ws) {
     s->teacher = teacher;
-    s->use_head = use_head;
-    if (use_head && bd_distill_init(&s->distill, spec, s->c.B, s->c.T, s->tr.model->cfg.vocab) < 0)
+    if (terms) s->terms = *terms;
+    bool kd = terms && terms->kd_weight > 0;
+    s->use_head = use_head || kd;
+    if (kd && (!teacher || !teacher->live))
+        return bd_fail(why, ws, BD_ERR_ARG, "the logits distillation term needs a teacher model");
+    if (s->use_head && bd_distill_init(&s->distill, spec, s->c.B, s->c.T, s->tr.model->cfg.vocab,
+                                       kd ? terms->kd_weight : 0, kd ? terms->kd_tau : 1) < 0)
         return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    if (terms && terms->ad_weight > 0) return set_relation(s, teacher, terms, why, ws);
     return BD_OK;
 }
 
@@ -148,7 +240,7 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
         bd_epoch_order(s->order, n, s->c.seed, s->info.epoch);
     }
     const long long *idx = s->order + s->info.pos;
-    long long scored = bd_seqs_gather(s->seqs, idx, P, s->tokens, s->targets);
+    long long scored = bd_seqs_gather(s->seqs, idx, P, s->tokens, s->targets, s->lens);
     double t0 = bd_now();
     if (s->teacher && (rc = bd_qat_teacher_step(s->teacher, s->seqs, idx, s->tokens, s->targets, why, ws)) < 0)
         return rc;
@@ -156,12 +248,21 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
     // sequences average.
     bd_distill_begin_step(&s->distill, s->teacher ? s->teacher->logits : NULL, s->targets,
                           s->c.seqsum ? (float)(1.0 / (double)P) : (float)(scored ? 1.0 / (double)scored : 0.0));
+    if (s->terms.kd_weight > 0) {  // every real position, as a per-position mean
+        long long real = 0;
+        for (long long i = 0; i < P; i++)
+            for (int t = 0; t < T; t++) real += s->kd_mask[i * T + t] = t < s->lens[i];
+        s->distill.kd_mask = s->kd_mask;
+        s->distill.kd_scale = real ? (float)(1.0 / (double)real) : 0.0f;
+    }
+    if (s->terms.ad_weight > 0) bd_relation_loss_begin_step(&s->relation, s->teacher->states, s->lens);
     bd_head_loss head = {bd_distill_head, &s->distill};
     s->hooks.why[0] = 0;
     rc = bd_trainer_step(&s->tr, s->tokens, s->targets, B, T, s->use_head ? &head : NULL, stats);
     if (rc < 0)
         return bd_fail(why, ws, rc, "step %lld failed: %s", s->tr.step + 1,
-                       s->hooks.why[0] ? s->hooks.why
+                       s->hooks.why[0]     ? s->hooks.why
+                       : s->distill.why[0] ? s->distill.why
                        : rc == BD_ERR_VALUE && strstr(s->tr.st.why, "not finite")
                                ? "the gradient is not finite (lower --lr?)"
                        : s->tr.st.why[0] ? s->tr.st.why
@@ -174,7 +275,7 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
 }
 
 void bd_qat_free(bd_qat_run *s) {
-    free(s->tokens), free(s->targets), free(s->order);
+    free(s->tokens), free(s->targets), free(s->lens), free(s->kd_mask), free(s->order);
     bd_distill_free(&s->distill);
     bd_trainer_free(&s->tr);
     bd_qat_hooks_free(&s->hooks);

@@ -26,13 +26,21 @@ typedef struct {
     bd_fwd_state st;  // live: (B, T)
     float *logits;    // (A*B, T, V) the teacher's logits of a step
     int B, T, A, V;
+    // Attention-relation distillation: the teacher's q, k (after RoPE) and v rows at one layer,
+    // kept from each step's forward passes (bd_qat_teacher_keep_layer).
+    int keep_layer;  // -1: none
+    int tq, tk;      // QD and KD of the teacher
+    float *states;   // (A*B, T, tq + 2*tk)
+    int micro;       // the micro-batch being run
 } bd_qat_teacher;
 
-// Sets up t for a student of config student: live with model (taken over, freed with t; its
-// shape must be the student's: BD_ERR_SHAPE), or from stored log-probabilities with model NULL.
-// BD_ERR_NOMEM.
+// Sets up t for a student of config student: live with model (taken over, freed with t; any
+// size, but the same vocabulary: BD_ERR_SHAPE), or from stored log-probabilities with model
+// NULL. BD_ERR_NOMEM.
 BD_MUST_CHECK int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const bd_config *student, int B, int T, int A,
                                       char *why, size_t why_size);
+// A live teacher also keeps layer's q, k, v of every step. BD_ERR_ARG (layer), BD_ERR_NOMEM.
+BD_MUST_CHECK int bd_qat_teacher_keep_layer(bd_qat_teacher *t, int layer, char *why, size_t why_size);
 void bd_qat_teacher_free(bd_qat_teacher *t);
 // The teacher's logits for sequences idx (A*B) of s, their tokens and targets (A*B, T): a live
 // teacher runs on tokens, stored log-probabilities fill the scored positions.
@@ -56,6 +64,14 @@ typedef struct {
     bd_qpolicy policy;
 } bd_qat_cfg;
 
+// BitNet Distillation's terms added to a ce loss (a weight 0 leaves a term out).
+typedef struct {
+    float kd_weight, kd_tau;         // the logits term: lambda * tau^2, and tau
+    float ad_weight;                 // gamma of attention-relation distillation
+    int ad_layer, ad_teacher_layer;  // the student's and the teacher's layer (0-based)
+    int ad_heads;                    // relation heads
+} bd_qat_terms;
+
 typedef struct {
     bd_qat_cfg c;
     const bd_seqs *seqs;
@@ -65,8 +81,12 @@ typedef struct {
     bd_qat_hooks hooks;       // the student's fake quantization (c.q.kind != BD_Q_NONE)
     bd_qat_teacher *teacher;  // NULL: no distillation
     bd_distill distill;
-    bool use_head;              // the distillation head loss replaces the trainer's cross-entropy
+    bool use_head;  // the distillation head loss replaces the trainer's cross-entropy
+    bd_qat_terms terms;
+    bd_relation_loss relation;  // with terms.ad_weight > 0
     int32_t *tokens, *targets;  // (A*B, T) of the current step
+    int32_t *lens;              // (A*B) their real positions
+    uint8_t *kd_mask;           // (A*B, T) the positions the logits term distills
     long long *order;           // (n) the current epoch's order of the sequences
     double seconds;             // time of the last step (teacher and trainer)
 } bd_qat_run;
@@ -78,9 +98,15 @@ BD_MUST_CHECK int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, c
                               const bd_ckpt_info *info, const float *moments, long long adam_t, char *why,
                               size_t why_size);
 // The loss: with use_head, spec's loss on the head (teacher may be NULL for ce, e.g. with
-// seqsum); else the trainer's cross-entropy. BD_ERR_NOMEM.
-BD_MUST_CHECK int bd_qat_set_loss(bd_qat_run *s, bd_qat_teacher *teacher, const bd_loss_spec *spec, bool use_head,
-                                  char *why, size_t why_size);
+// seqsum); else the trainer's cross-entropy. terms (NULL: none) adds BitNet Distillation's
+// logits and attention-relation terms, which need a live teacher (for the relation term one
+// that keeps terms->ad_teacher_layer). BD_ERR_NOMEM, BD_ERR_ARG (a term without its teacher,
+// a layer out of range, relation heads that do not divide a width).
+BD_MUST_CHECK int bd_qat_set_loss(bd_qat_run *s, bd_qat_teacher *teacher, const bd_loss_spec *spec,
+                                  const bd_qat_terms *terms, bool use_head, char *why, size_t why_size);
+// The relation heads bd uses unless told: 32 as the official code, halved while a head of the
+// student's or the teacher's k would have under 8 floats or 32 does not divide the widths.
+int bd_qat_default_ad_heads(const bd_config *student, const bd_config *teacher);
 // One optimizer step on the next A*B sequences of the epoch's order (a new epoch, in a new
 // order, when fewer remain); advances s->info. Errors: the teacher's, and the trainer's (then
 // s->hooks.why may say more).

@@ -13,13 +13,15 @@ int bd_seqs_from_ids(bd_seqs *s, const int32_t *ids, size_t n_ids, int T) {
     s->data_tokens = n_ids;
     s->tok = malloc(sizeof(int32_t) * (size_t)(s->n ? s->n : 1) * T);
     s->tgt = malloc(sizeof(int32_t) * (size_t)(s->n ? s->n : 1) * T);
-    if (!s->tok || !s->tgt) {
+    s->len = malloc(sizeof(int32_t) * (size_t)(s->n ? s->n : 1));
+    if (!s->tok || !s->tgt || !s->len) {
         bd_seqs_free(s);
         return BD_ERR_NOMEM;
     }
     for (long long i = 0; i < s->n; i++) {
         memcpy(s->tok + i * T, ids + i * T, sizeof(int32_t) * (size_t)T);
         memcpy(s->tgt + i * T, ids + i * T + 1, sizeof(int32_t) * (size_t)T);
+        s->len[i] = T;
     }
     return BD_OK;
 }
@@ -41,7 +43,9 @@ static int grow(bd_seqs *s, long long *cap) {
     if (tok) s->tok = tok;
     int32_t *tgt = realloc(s->tgt, sizeof(int32_t) * n);
     if (tgt) s->tgt = tgt;
-    if (!tok || !tgt) return BD_ERR_NOMEM;
+    int32_t *len = realloc(s->len, sizeof(int32_t) * (size_t)*cap);
+    if (len) s->len = len;
+    if (!tok || !tgt || !len) return BD_ERR_NOMEM;
     if (!s->tk) return BD_OK;
     int32_t *ti = realloc(s->top_ids, sizeof(int32_t) * n * s->tk);
     if (ti) s->top_ids = ti;
@@ -152,6 +156,7 @@ static void add_sample(bd_seqs *s, const bd_tokens *t, bool mask_prompt, const b
         len = T + 1;
         s->truncated++;
     }
+    s->len[s->n] = (int32_t)(len < T ? len : T);
     for (int i = 0; i < T; i++) {
         int64_t j = i + 1;
         tok[i] = i < len ? (i < np ? p[i] : c[i - np]) : 0;
@@ -201,8 +206,8 @@ int bd_seqs_from_samples(bd_seqs *s, const char *path, int V, int T, bool mask_p
 }
 
 void bd_seqs_free(bd_seqs *s) {
-    free(s->tok), free(s->tgt), free(s->top_ids), free(s->top_lp);
-    s->tok = s->tgt = s->top_ids = NULL;
+    free(s->tok), free(s->tgt), free(s->len), free(s->top_ids), free(s->top_lp);
+    s->tok = s->tgt = s->len = s->top_ids = NULL;
     s->top_lp = NULL;
     s->n = 0;
 }
@@ -231,11 +236,13 @@ uint64_t bd_seqs_hash(const bd_seqs *s) {
     return h ? h : 1;  // 0 means "not recorded"
 }
 
-long long bd_seqs_gather(const bd_seqs *s, const long long *idx, long long S, int32_t *tokens, int32_t *targets) {
+long long bd_seqs_gather(const bd_seqs *s, const long long *idx, long long S, int32_t *tokens, int32_t *targets,
+                         int32_t *lens) {
     int T = s->T;
     long long scored = 0;
     for (long long i = 0; i < S; i++) {
         long long k = idx[i];
+        if (lens) lens[i] = s->len[k];
         memcpy(tokens + i * T, s->tok + k * T, sizeof(int32_t) * (size_t)T);
         memcpy(targets + i * T, s->tgt + k * T, sizeof(int32_t) * (size_t)T);
         for (int t = 0; t < T; t++) scored += targets[i * T + t] >= 0;

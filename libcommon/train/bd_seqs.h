@@ -16,6 +16,7 @@ typedef struct {
     int T;
     long long n;
     int32_t *tok, *tgt;   // (n, T) inputs and targets
+    int32_t *len;         // (n) real inputs of each sequence (the rest is padding): T from tokens
     int tk;               // TK, 0 without stored teacher log-probabilities
     int32_t *top_ids;     // (n, T, TK) the teacher's top ids for each position's prediction
     float *top_lp;        // (n, T, TK) and their log-probabilities
@@ -41,8 +42,10 @@ void bd_seqs_free(bd_seqs *s);
 // other data is refused, while the same data from another file name or a pipe is accepted.
 uint64_t bd_seqs_hash(const bd_seqs *s);
 
-// Copies sequences idx[0..S-1] into tokens and targets (S, T); returns the scored positions.
-long long bd_seqs_gather(const bd_seqs *s, const long long *idx, long long S, int32_t *tokens, int32_t *targets);
+// Copies sequences idx[0..S-1] into tokens and targets (S, T) and their lengths into lens (S;
+// may be NULL); returns the scored positions.
+long long bd_seqs_gather(const bd_seqs *s, const long long *idx, long long S, int32_t *tokens, int32_t *targets,
+                         int32_t *lens);
 // The teacher's logits u (S, T, V) of sequences idx from the stored log-probabilities, at the
 // positions targets (S, T) scores (the others are left as they are); see bd_seqs_dense_teacher.
 void bd_seqs_teacher_logits(const bd_seqs *s, const long long *idx, long long S, const int32_t *targets, float *u,

@@ -126,8 +126,8 @@ static void linear_backward(bd_train_state *s, const bd_block_run *r, const bd_a
 }
 
 // Block l backward, the mirror of bd_block_forward: s->dx holds d loss / d x[l+1] on entry and
-// d loss / d x[l] on exit.
-static void block_backward(bd_train_state *s, const bd_block_run *r, const bd_weights *g, int l) {
+// d loss / d x[l] on exit. Returns the weighted loss of s->layer_loss at this layer (else 0).
+static double block_backward(bd_train_state *s, const bd_block_run *r, const bd_weights *g, int l) {
     const bd_model *m = r->m;
     const bd_config *c = &m->cfg;
     const bd_weights *w = &m->w;
@@ -152,6 +152,9 @@ static void block_backward(bd_train_state *s, const bd_block_run *r, const bd_we
     zero(s->dq, n * QD);
     zero(s->dk, n * KD);
     zero(s->dv, n * KD);
+    double extra = 0;  // the layer loss's own term: it starts its gradient at q, k, v (after RoPE)
+    const bd_layer_loss *ll = s->layer_loss;
+    if (ll && ll->layer == l) extra = ll->fn(ll->ctx, &a, s->dq, s->dk, s->dv, B, T);
     bd_attention_backward(s->dq, s->dk, s->dv, s->datt, a.att, a.lse, a.qr, a.kr, a.v, s->att_scratch,
                           s->att_scratch_floats, B, T, NH, KV, HS);
     bd_rope_backward(s->dq, s->dq, s->rope_cs, NULL, B, T, NH, HS, c->rope);
@@ -170,6 +173,7 @@ static void block_backward(bd_train_state *s, const bd_block_run *r, const bd_we
     linear_backward(s, r, &a, g, l, BD_WK, s->dxn, dkp, a.xn_att, N);
     linear_backward(s, r, &a, g, l, BD_WV, s->dxn, s->dv, a.xn_att, N);
     bd_rmsnorm_backward(s->dx, g->rms_att + lc, s->dxn, a.x, a.rstd_att, w->rms_att + lc, N, C);
+    return extra;
 }
 
 // The head in chunks of R rows: logits, loss and its gradient in place, back through wcls into
@@ -245,7 +249,7 @@ int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *g,
 
     for (int l = L - 1; l >= 0; l--) {
         if (s->recompute) bd_block_forward(&r, l);
-        block_backward(s, &r, g, l);
+        sum += block_backward(s, &r, g, l);
     }
     bd_embedding_backward(g->tok_emb, s->dx, tokens, N, C);
     s->timing.backward += bd_now() - t2;
@@ -320,6 +324,10 @@ int bd_trainer_step(bd_trainer *tr, const int32_t *tokens, const int32_t *target
         if (rc < 0) return rc;
         loss += l;
     }
+    // A loss hook that failed returns NaN: refuse the step before the weights change.
+    if (isnan(loss))
+        return bd_fail(tr->st.why, sizeof tr->st.why, BD_ERR_VALUE, "train: step %lld: the loss is not finite",
+                       tr->step + 1);
     if (tr->route_grads) tr->route_grads(tr->hook_ctx, tr->grads, fw, tr->model);
     double t0 = bd_now();
     float lr = bd_schedule_lr(&tr->sched, tr->step);

@@ -56,7 +56,8 @@ typedef struct {
     void *lin_scratch;
     size_t lin_scratch_bytes;
     bd_train_timing timing;
-    char why[256];  // after an error of a function on this state (or its trainer): the reason
+    const struct bd_layer_loss *layer_loss;  // a loss on one layer's attention inputs, or NULL
+    char why[256];                           // after an error of a function on this state (or its trainer): the reason
 } bd_train_state;
 
 BD_MUST_CHECK int bd_train_state_init(bd_train_state *s, const bd_config *cfg, int B, int T, bool recompute);
@@ -73,11 +74,23 @@ typedef struct {
     void *ctx;
 } bd_head_loss;
 
+// A loss on the attention inputs of one layer (attention-relation distillation): called once
+// per micro-batch in the backward pass of `layer`, with that layer's activations a (a->qr and
+// a->kr after RoPE, a->v: rows of B*T) and the gradients dq, dk, dv (B, T, QD|KD) with respect
+// to them, into which it adds d(its weighted loss)/d (qr, kr, v); returns the weighted loss
+// (NaN on failure: the step is then refused as not finite).
+typedef struct bd_layer_loss {
+    double (*fn)(void *ctx, const bd_acts *a, float *dq, float *dk, float *dv, int B, int T);
+    void *ctx;
+    int layer;
+} bd_layer_loss;
+
 // One forward and backward pass of a micro-batch: tokens (B, T) in [0, V); targets (B, T)
 // (negative: not scored) or NULL for next-token prediction (target[b,t] = tokens[b,t+1],
 // the last position unscored). The forward pass runs on fw; grads (views of a buffer in the
 // layout of fw's parameters) get += d(loss_scale * sum of the scored losses) / d weights.
-// head NULL: cross-entropy on the targets. *loss gets loss_scale * sum of losses. Returns the
+// head NULL: cross-entropy on the targets. *loss gets loss_scale * sum of losses, plus the
+// weighted loss of s->layer_loss if set. Returns the
 // number of scored positions (>= 0), or BD_ERR_ARG (sizes, config) / BD_ERR_VALUE (token).
 BD_MUST_CHECK int bd_train_fwd_bwd(bd_train_state *s, const bd_model *fw, const bd_weights *grads,
                                    const int32_t *tokens, const int32_t *targets, int B, int T, float loss_scale,

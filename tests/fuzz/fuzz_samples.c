@@ -54,7 +54,7 @@ static void read_for_training(const char *path, uint8_t flags) {
         long long idx[1] = {s.n - 1};
         int32_t tok[17], tgt[17];
         float u[17 * V];
-        bd_seqs_gather(&s, idx, 1, tok, tgt);
+        bd_seqs_gather(&s, idx, 1, tok, tgt, NULL);
         if (s.tk) bd_seqs_teacher_logits(&s, idx, 1, tgt, u, V);
     }
     bd_seqs_free(&s);

@@ -13,6 +13,7 @@
 #include "bd_backward.h"
 #include "bd_kernels.h"
 #include "bd_qat.h"
+#include "bd_relation.h"
 #include "bd_test.h"
 #include "bd_threads.h"
 #include "bd_train.h"
@@ -408,6 +409,86 @@ START_TEST(test_crossentropy) {
 }
 END_TEST
 
+// ---- attention-relation distillation (bd_relation.h) ----
+
+// weight * sum over heads and rows of KL(R_U || R_S), R = softmax(normalized rows' Gram), in
+// double from the definition (x / max(|x|, 1e-12), no scaling).
+static double d_relation(const double *xs, int DS, size_t lds, const double *xu, int DU, size_t ldu, int L, int A,
+                         double weight) {
+    int ds = DS / A, du = DU / A;
+    double loss = 0, *hs = malloc(sizeof(double) * L * ds), *hu = malloc(sizeof(double) * L * du);
+    double *rs = malloc(sizeof(double) * L), *ru = malloc(sizeof(double) * L);
+    for (int a = 0; a < A; a++) {
+        for (int side = 0; side < 2; side++) {
+            int d = side ? du : ds;
+            const double *x = side ? xu : xs;
+            size_t ld = side ? ldu : lds;
+            double *h = side ? hu : hs;
+            for (int t = 0; t < L; t++) {
+                double n = 0;
+                for (int k = 0; k < d; k++) n += x[t * ld + a * d + k] * x[t * ld + a * d + k];
+                n = fmax(sqrt(n), 1e-12);
+                for (int k = 0; k < d; k++) h[t * d + k] = x[t * ld + a * d + k] / n;
+            }
+        }
+        for (int t = 0; t < L; t++) {
+            double zs = 0, zu = 0;
+            for (int j = 0; j < L; j++) {
+                double gs = 0, gu = 0;
+                for (int k = 0; k < ds; k++) gs += hs[t * ds + k] * hs[j * ds + k];
+                for (int k = 0; k < du; k++) gu += hu[t * du + k] * hu[j * du + k];
+                zs += (rs[j] = exp(gs));
+                zu += (ru[j] = exp(gu));
+            }
+            for (int j = 0; j < L; j++) loss += ru[j] / zu * log((ru[j] / zu) / (rs[j] / zs));
+        }
+    }
+    free(hs), free(hu), free(rs), free(ru);
+    return weight * loss;
+}
+
+typedef struct {
+    double *xs, *xu;
+    int DS, DU, L, A;
+    size_t lds, ldu;
+} relctx;
+static double f_relation(void *p) {
+    relctx *c = p;
+    return d_relation(c->xs, c->DS, c->lds, c->xu, c->DU, c->ldu, c->L, c->A, 0.7);
+}
+
+// Odd shapes: teacher wider or narrower than the student, rows with a stride, one head or
+// several, heads wider than the rows are many, a single row, and a zero row (the normalization's floor; no finite differences through it).
+START_TEST(test_relation) {
+    static const int shapes[][5] = {
+            {8, 12, 5, 2, 3}, {6, 6, 7, 1, 0}, {9, 3, 4, 3, 2}, {4, 8, 1, 2, 0}, {24, 12, 3, 1, 1}};
+    for (int si = 0; si < 5; si++) {
+        int DS = shapes[si][0], DU = shapes[si][1], L = shapes[si][2], A = shapes[si][3], pad = shapes[si][4];
+        size_t lds = (size_t)DS + pad, ldu = (size_t)DU + 1, ns = (size_t)L * lds, nu = (size_t)L * ldu;
+        float *xs = frand(ns, 1.5f, 0.2f), *xu = frand(nu, 2, 0);
+        float *dr = frand(ns, 1, 0), *df = fcopy(dr, ns), *d0 = fcopy(dr, ns);
+        double lr = bd_relation_kl_ref(dr, xs, DS, lds, xu, DU, ldu, L, A, 0.7);
+        double lf = bd_relation_kl(df, xs, DS, lds, xu, DU, ldu, L, A, 0.7);
+        relctx c = {dcopy(xs, ns), dcopy(xu, nu), DS, DU, L, A, lds, ldu};
+        double want = f_relation(&c), *fd = fd_grad(c.xs, ns, f_relation, &c);
+        ck_assert_close(lr, want, 1e-9 + 1e-9 * want);
+        ck_assert_close(lf, want, 1e-6 + 1e-5 * want);
+        for (int t = 0; t < L; t++)  // the stride's padding is never touched
+            for (size_t k = (size_t)DS; k < lds; k++) ck_assert(dr[t * lds + k] == d0[t * lds + k]);
+        report("relation", "dxs", rel_err_acc(dr, d0, fd, ns), rel_err_ff(df, dr, ns));
+        free(c.xs), free(c.xu), free(fd), free(dr), free(df), free(d0);
+        // A zero student row: the floor's gradient, fast vs _ref only.
+        for (int k = 0; k < DS; k++) xs[k] = 0;
+        dr = calloc(ns, sizeof(float)), df = calloc(ns, sizeof(float));
+        lr = bd_relation_kl_ref(dr, xs, DS, lds, xu, DU, ldu, L, A, 0.7);
+        lf = bd_relation_kl(df, xs, DS, lds, xu, DU, ldu, L, A, 0.7);
+        ck_assert_close(lf, lr, 1e-6 + 1e-5 * fabs(lr));
+        ck_assert_msg(rel_err_ff(df, dr, ns) <= TOL_FAST, "relation: zero row: fast vs _ref");
+        free(xs), free(xu), free(dr), free(df);
+    }
+}
+END_TEST
+
 // ---- the whole model ----
 
 static const bd_test_variant variants[] = {
@@ -432,7 +513,59 @@ typedef struct {
     // whose exact gradient is the STE gradient).
     bool a8, record;
     double **off;
+    // BitNet Distillation's terms (kd_w, ad_w 0: off): targets (N; NULL: next token); the
+    // logits term kd_w * sum over marked positions of KL(softmax(u/tau) || softmax(s/tau)) /
+    // marked; the relation term ad_w / (A * A * rows) * sum of relation KLs of q, k, v (after
+    // RoPE) of layer ad_layer against the teacher rows ad_u (N, tq + 2 tk), over each
+    // sequence's first lens[b] positions (rows = sum of lens).
+    const int32_t *targets;
+    double kd_w, kd_tau, ad_w;
+    const float *kd_u;
+    const uint8_t *kd_mask;
+    int ad_layer, ad_heads, tq, tk;
+    const float *ad_u;
+    const int32_t *lens;
 } modelctx;
+
+// The relation term of layer states q (N, QD), k and v (N, KD) in double.
+static double d_relation_term(const modelctx *mc, const double *q, const double *k, const double *v, int QD, int KD) {
+    int T = mc->T, W = mc->tq + 2 * mc->tk, A = mc->ad_heads;
+    long long rows = 0;
+    for (int b = 0; b < mc->B; b++) rows += mc->lens[b];
+    double w = mc->ad_w / ((double)A * A * rows), sum = 0;
+    double *u = dcopy(mc->ad_u, (size_t)mc->B * T * W);
+    for (int b = 0; b < mc->B; b++) {
+        size_t r0 = (size_t)b * T;
+        sum += d_relation(q + r0 * QD, QD, QD, u + r0 * W, mc->tq, W, mc->lens[b], A, w);
+        sum += d_relation(k + r0 * KD, KD, KD, u + r0 * W + mc->tq, mc->tk, W, mc->lens[b], A, w);
+        sum += d_relation(v + r0 * KD, KD, KD, u + r0 * W + mc->tq + mc->tk, mc->tk, W, mc->lens[b], A, w);
+    }
+    free(u);
+    return sum;
+}
+
+// The logits term in double.
+static double d_kd_term(const modelctx *mc, const double *logits, int N, int V) {
+    double sum = 0;
+    int marked = 0;
+    double *ls = malloc(sizeof(double) * V), *lu = malloc(sizeof(double) * V);
+    for (int n = 0; n < N; n++) {
+        if (!mc->kd_mask[n]) continue;
+        marked++;
+        double ms = -INFINITY, mu = -INFINITY, zs = 0, zu = 0;
+        for (int j = 0; j < V; j++) {
+            ls[j] = logits[(size_t)n * V + j] / mc->kd_tau, lu[j] = mc->kd_u[(size_t)n * V + j] / mc->kd_tau;
+            ms = fmax(ms, ls[j]), mu = fmax(mu, lu[j]);
+        }
+        for (int j = 0; j < V; j++) zs += exp(ls[j] - ms), zu += exp(lu[j] - mu);
+        for (int j = 0; j < V; j++) {
+            double a = lu[j] - mu - log(zu), b = ls[j] - ms - log(zs);
+            sum += exp(a) * (a - b);
+        }
+    }
+    free(ls), free(lu);
+    return mc->kd_w * sum / marked;
+}
 
 // One row's 8-bit fake quantization as BitDistill's activation_quant, in float like torch:
 // s = 127 / max(max|x|, 1e-5), q = clamp(round_half_even(x s), -128, 127) / s.
@@ -501,7 +634,7 @@ static double f_model(void *vp) {
            *att = malloc(sizeof(double) * N * QD);
     double *h1 = malloc(sizeof(double) * N * F), *h3 = malloc(sizeof(double) * N * F),
            *tmp = malloc(sizeof(double) * N * C);
-    double *logits = malloc(sizeof(double) * N * V);
+    double *logits = malloc(sizeof(double) * N * V), extra = 0;
     for (int n = 0; n < N; n++)
         for (int j = 0; j < C; j++) x[(size_t)n * C + j] = W[0][(size_t)mc->tok[n] * C + j];
     for (int l = 0; l < c->n_layers; l++) {
@@ -518,6 +651,7 @@ static double f_model(void *vp) {
         }
         d_rope(q, NULL, B, T, NH, HS, c->rope_theta, c->rope);
         d_rope(k, NULL, B, T, KV, HS, c->rope_theta, c->rope);
+        if (mc->ad_w > 0 && l == mc->ad_layer) extra += d_relation_term(mc, q, k, v, QD, KD);
         d_attention(att, q, k, v, B, T, NH, KV, HS);
         d_linear(tmp, d_lin_input(mc, l, BD_WO, att, S[BD_WO], N, QD, lb), W[5] + (size_t)l * C * QD, NULL, N, QD, C);
         for (size_t i = 0; i < (size_t)N * C; i++) x[i] += tmp[i];
@@ -530,13 +664,14 @@ static double f_model(void *vp) {
     }
     d_rmsnorm(xn, x, W[15], N, C, c->norm_eps);
     d_linear(logits, xn, W[16], NULL, N, C, V);
-    int32_t *tgt = malloc(sizeof(int32_t) * N);
+    int32_t *tgt = calloc((size_t)N, sizeof(int32_t));
     int cnt = 0;
     for (int n = 0; n < N; n++) {
-        tgt[n] = n % T + 1 < T ? mc->tok[n + 1] : -1;
+        tgt[n] = mc->targets ? mc->targets[n] : n % T + 1 < T ? mc->tok[n + 1] : -1;
         cnt += tgt[n] >= 0;
     }
-    double loss = d_ce(logits, tgt, N, V) / cnt;
+    double loss = d_ce(logits, tgt, N, V) / cnt + extra;
+    if (mc->kd_w > 0) loss += d_kd_term(mc, logits, N, V);
     free(x), free(xn), free(q), free(k), free(v), free(att), free(h1), free(h3), free(tmp), free(logits), free(tgt);
     free(lb);
     return loss;
@@ -593,7 +728,7 @@ static void model_gradient(const bd_test_variant *vr, bd_subln subln, bool recom
     double loss;
     int cnt = bd_train_fwd_bwd(&st, &m, &gw, tok, NULL, B, T, 1.0f / (float)(B * (T - 1)), NULL, &loss);
     ck_assert_int_eq(cnt, B * (T - 1));
-    modelctx mc = {&c, dcopy(m.params, m.n_params), tok, B, T, false, false, NULL};
+    modelctx mc = {.cfg = &c, .p = dcopy(m.params, m.n_params), .tok = tok, .B = B, .T = T};
     check_gradient(name, &mc, g, loss);
     free(mc.p), free(g);
     bd_train_state_free(&st);
@@ -648,12 +783,91 @@ START_TEST(test_model_gradient_a8) {
     int widest = c.dim > c.ffn_dim ? c.dim : c.ffn_dim;
     widest = widest > c.n_heads * c.head_dim ? widest : c.n_heads * c.head_dim;  // wo's input
     for (int i = 0; i < BD_N_LINEARS * c.n_layers; i++) off[i] = calloc((size_t)B * T * widest, sizeof(double));
-    modelctx mc = {&c, dcopy(tr.fw.params, m.n_params), tok, B, T, true, true, off};
+    modelctx mc = {.cfg = &c,
+                   .p = dcopy(tr.fw.params, m.n_params),
+                   .tok = tok,
+                   .B = B,
+                   .T = T,
+                   .a8 = true,
+                   .record = true,
+                   .off = off};
     check_gradient(name, &mc, tr.grads, loss);
     for (int i = 0; i < BD_N_LINEARS * c.n_layers; i++) free(off[i]);
     free(mc.p);
     bd_trainer_free(&tr);
     bd_qat_hooks_free(&h);
+    bd_model_free(&m);
+}
+END_TEST
+
+// BitNet Distillation's loss through the model: ce on masked targets + the logits term + the
+// relation term at one layer, against a teacher of another width (random logits and states),
+// sequences with padding. The relation's gradient enters at q, k, v of its layer only; the
+// logits term's at the head. Each term alone must matter: the test runs with both and checks
+// every tensor's gradient against finite differences of the double forward with both.
+START_TEST(test_model_gradient_distill_terms) {
+    rng = 0x2545F4914F6CDD1Dull + 200 + (uint64_t)_i;
+    const bd_test_variant *vr = &variants[_i == 0 ? 1 : 4];  // GQA tied; qk-norm (q, k after the norm)
+    bd_config c = bd_test_variant_config(vr);
+    bd_model m;
+    bd_test_random_model(&m, &c, urand);
+    int B = 2, T = 6, N = B * T, V = c.vocab, L_ad = _i == 0 ? 1 : 0;
+    int QD = c.n_heads * c.head_dim, KD = c.n_kv_heads * c.head_dim, tq = 2 * QD, tk = 2 * KD, W = tq + 2 * tk;
+    int A = _i == 0 ? 2 : 1;
+    int32_t tok[12], tgt[12], lens[2] = {6, 4};
+    uint8_t mask[12];
+    for (int i = 0; i < N; i++) tok[i] = (int32_t)(((urand() + 1) * 0.5f) * V) % V;
+    int scored = 0;
+    for (int i = 0; i < N; i++) {  // prompt of 2 masked; padding unscored
+        int b = i / T, t = i % T;
+        tgt[i] = t >= 2 && t + 1 < lens[b] ? tok[i + 1] : -1;
+        mask[i] = t < lens[b];
+        scored += tgt[i] >= 0;
+    }
+    float *u = frand((size_t)N * V, 3, 0), *states = frand((size_t)N * W, 1, 0.1f);
+    bd_train_state st;
+    ck_assert_int_eq(bd_train_state_init(&st, &c, B, T, _i == 1), BD_OK);
+    float *g = calloc(m.n_params, sizeof(float));
+    bd_weights gw;
+    bd_weights_layout(&c, g, &gw);
+    bd_loss_spec spec = {BD_LOSS_CE, 0, 1};
+    double tau = 2.5, lambda = 0.8, gamma = 30;
+    bd_distill d;
+    ck_assert_int_eq(bd_distill_init(&d, &spec, B, T, V, (float)(lambda * tau * tau), (float)tau), BD_OK);
+    bd_distill_begin_step(&d, u, tgt, 1.0f / (float)scored);
+    d.kd_mask = mask;
+    d.kd_scale = 1.0f / 10;  // 6 + 4 real positions
+    bd_relation_loss r = {.heads = A,
+                          .weight = (float)gamma,
+                          .tq = tq,
+                          .tk = tk,
+                          .qd = QD,
+                          .kd = KD,
+                          .B = B,
+                          .T = T,
+                          .grad_accum = 1};
+    r.hook.layer = L_ad;
+    bd_relation_loss_attach(&r);
+    bd_relation_loss_begin_step(&r, states, lens);
+    st.layer_loss = &r.hook;
+    bd_head_loss head = {bd_distill_head, &d};
+    double loss;
+    ck_assert_int_eq(bd_train_fwd_bwd(&st, &m, &gw, tok, tgt, B, T, 1.0f / (float)scored, &head, &loss), scored);
+    ck_assert(d.kd_sum > 0.01 * loss && r.sum > 0.01 * loss && d.ce_sum > 0.01 * loss);  // every term counts
+    modelctx mc = {&c,     dcopy(m.params, m.n_params),
+                   tok,    B,
+                   T,      false,
+                   false,  NULL,
+                   tgt,    lambda * tau * tau,
+                   tau,    gamma,
+                   u,      mask,
+                   L_ad,   A,
+                   tq,     tk,
+                   states, lens};
+    check_gradient(_i == 0 ? "distill-terms-gqa" : "distill-terms-qknorm", &mc, g, loss);
+    free(mc.p), free(g), free(u), free(states);
+    bd_distill_free(&d);
+    bd_train_state_free(&st);
     bd_model_free(&m);
 }
 END_TEST
@@ -670,9 +884,11 @@ Suite *suite_backward(void) {
     tcase_add_test(tc, test_swiglu);
     tcase_add_test(tc, test_residual);
     tcase_add_test(tc, test_crossentropy);
+    tcase_add_test(tc, test_relation);
     tcase_add_loop_test(tc, test_model_gradient, 0, N_VARIANTS);
     tcase_add_loop_test(tc, test_model_gradient_subln, 0, 6);
     tcase_add_loop_test(tc, test_model_gradient_a8, 0, 3);
+    tcase_add_loop_test(tc, test_model_gradient_distill_terms, 0, 2);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,23 +1,27 @@
 // AdamW against a plain double-precision implementation written here, a first step worked
-// by hand, clipping, decay only on matrices; schedules by formula.
+// by hand, clipping, decay on matrices and SubLN gains only; schedules by formula.
 #include <string.h>
 
 #include "bd_optim.h"
 #include "bd_test.h"
 
 START_TEST(test_adamw_first_step_by_hand) {
-    // One tensor "wq" (decayed) of 2 and "rms_att" (not) of 1. Step 1: m_hat = g, v_hat = g^2,
-    // so p1 = p0*(1 - lr*wd) - lr*g/(|g| + eps).
-    bd_param_entry t[2] = {{"wq", 1, {2, 0, 0}, 0, 2, true}, {"rms_att", 1, {1, 0, 0}, 2, 1, false}};
+    // One tensor "wq" (decayed) of 2, "rms_att" (not) of 1 and a SubLN gain (decayed, as
+    // BitNet Distillation's trainer) of 1. Step 1: m_hat = g, v_hat = g^2, so
+    // p1 = p0*(1 - lr*wd) - lr*g/(|g| + eps).
+    bd_param_entry t[3] = {{"wq", 1, {2, 0, 0}, 0, 2, true},
+                           {"rms_att", 1, {1, 0, 0}, 2, 1, false},
+                           {"attn_sub_norm", 1, {1, 0, 0}, 3, 1, false}};
     bd_adamw_cfg cfg = {0.9f, 0.999f, 1e-8f, 0.1f, 0};
     bd_adamw o;
-    ck_assert_int_eq(bd_adamw_init(&o, t, 2, 3, &cfg), BD_OK);
-    float p[3] = {1.0f, -2.0f, 3.0f}, g[3] = {0.5f, -0.25f, 4.0f};
+    ck_assert_int_eq(bd_adamw_init(&o, t, 3, 4, &cfg), BD_OK);
+    float p[4] = {1.0f, -2.0f, 3.0f, 1.0f}, g[4] = {0.5f, -0.25f, 4.0f, 1.0f};
     double norm = bd_adamw_step(&o, p, g, 0.01f);
-    ck_assert_close(norm, sqrt(0.25 + 0.0625 + 16), 1e-6);
+    ck_assert_close(norm, sqrt(0.25 + 0.0625 + 16 + 1), 1e-6);
     ck_assert_close(p[0], 1.0 * (1 - 0.001) - 0.01, 1e-6);
     ck_assert_close(p[1], -2.0 * (1 - 0.001) + 0.01, 1e-6);
     ck_assert_close(p[2], 3.0 - 0.01, 1e-6);  // a norm: no decay
+    ck_assert_close(p[3], 1.0 * (1 - 0.001) - 0.01, 1e-6);
     bd_adamw_free(&o);
 }
 END_TEST
@@ -76,6 +80,14 @@ START_TEST(test_schedules) {
     ck_assert_close(bd_schedule_lr(&w, 60), 5.5e-4, 1e-9);  // halfway: (lr+min)/2
     ck_assert_close(bd_schedule_lr(&w, 110), 1e-4, 1e-9);
     ck_assert_close(bd_schedule_lr(&w, 500), 1e-4, 1e-9);
+    // Linear to 0 as Hugging Face's: lr * (total - t) / (total - warmup) after the warmup.
+    bd_schedule li = {BD_SCHED_LINEAR, 1e-3f, 0, 5, 105};
+    ck_assert_close(bd_schedule_lr(&li, 4), 1e-3, 1e-9);
+    ck_assert_close(bd_schedule_lr(&li, 5), 1e-3, 1e-9);
+    ck_assert_close(bd_schedule_lr(&li, 30), 1e-3 * 75 / 100, 1e-9);
+    ck_assert_close(bd_schedule_lr(&li, 104), 1e-3 * 1 / 100, 1e-9);
+    bd_schedule lm = {BD_SCHED_LINEAR, 1e-3f, 1e-4f, 0, 10};
+    ck_assert_close(bd_schedule_lr(&lm, 5), 1e-4 + 9e-4 * 0.5, 1e-9);
 }
 END_TEST
 

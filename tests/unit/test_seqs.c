@@ -55,8 +55,10 @@ START_TEST(test_seqs_from_samples) {
     }
     // The batch of sequences 1, 0: a plain copy, and its scored positions counted.
     long long idx[2] = {1, 0};
-    int32_t bt[12], bg[12];
-    ck_assert_int_eq(bd_seqs_gather(&s, idx, 2, bt, bg), 5 + 3);
+    int32_t bt[12], bg[12], lens[2];
+    ck_assert_int_eq(bd_seqs_gather(&s, idx, 2, bt, bg, lens), 5 + 3);
+    ck_assert_int_eq(lens[0], 6);  // cut to T: every input real
+    ck_assert_int_eq(lens[1], 5);  // 5 tokens, one position of padding
     for (int t = 0; t < 6; t++) {
         ck_assert_int_eq(bt[t], tok6[6 + t]);
         ck_assert_int_eq(bg[6 + t], tgt6[t]);

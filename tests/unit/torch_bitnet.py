@@ -88,10 +88,13 @@ for nm, off, n, lin, shape in table:
     grads[off:off + n] = P[nm].grad.numpy().reshape(-1)
 grads.tofile(d + "/torch_grads.f32")
 
-# One AdamW step as bd's trainer: decay on the linears and the embeddings (tok_emb, wcls),
-# global-norm clipping, betas (0.9, 0.95), eps 1e-8.
-decay = [P[nm] for nm, off, n, lin, shape in table if lin or nm in ("tok_emb", "wcls")]
-rest = [P[nm] for nm, off, n, lin, shape in table if not (lin or nm in ("tok_emb", "wcls"))]
+# One AdamW step as bd's trainer: decay on the linears, the embeddings (tok_emb, wcls) and the
+# SubLN gains (Hugging Face's trainer, which BitDistill's code uses, exempts only names with
+# "bias", "layernorm" or "rmsnorm"), global-norm clipping, betas (0.9, 0.95), eps 1e-8.
+def decayed(nm, lin):
+    return lin or nm in ("tok_emb", "wcls") or nm.endswith("_sub_norm")
+decay = [P[nm] for nm, off, n, lin, shape in table if decayed(nm, lin)]
+rest = [P[nm] for nm, off, n, lin, shape in table if not decayed(nm, lin)]
 opt = torch.optim.AdamW([{"params": decay, "weight_decay": cfg["wd"]}, {"params": rest, "weight_decay": 0.0}],
                         lr=cfg["lr"], betas=(0.9, 0.95), eps=1e-8)
 torch.nn.utils.clip_grad_norm_([P[nm] for nm, *_ in table], cfg["clip"])
