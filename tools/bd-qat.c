@@ -598,7 +598,7 @@ int main(int argc, char **argv) {
                     o.seqsum,
                     bd_tool_self.seed,
                     {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip},
-                    {o.sched_kind, (float)o.lr, (float)(o.min_lr >= 0 ? o.min_lr : o.lr / 10), o.warmup, total},
+                    {o.sched_kind, (float)o.lr, (float)(o.min_lr >= 0 ? o.min_lr : o.sched_kind == BD_SCHED_LINEAR ? 0 : o.lr / 10), o.warmup, total},
                     o.q,
                     o.policy};
     bd_qat_run s;
