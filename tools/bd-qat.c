@@ -631,6 +631,9 @@ int main(int argc, char **argv) {
         log_step(&log, &s, &st, tps, seconds, do_eval, last_eval);
         bd_log(BD_LOG_DEBUG, "step %lld loss %.4f lr %.3g |g| %.3g %.0f tok/s", s.tr.step, st.loss, st.lr, st.grad_norm,
                tps);
+        if (o.kd_weight > 0 || o.ad_weight > 0)  // the terms of BitNet Distillation's loss, weighted
+            bd_log(BD_LOG_DEBUG, "step %lld ce %.4f logits %.4f relation %.4f", s.tr.step, s.distill.ce_sum,
+                   s.distill.kd_sum, s.relation.sum);
         snprintf(label, sizeof label, "step %lld/%lld loss %.4f", s.tr.step, total, st.loss);
         bd_progress_update(&pr, (uint64_t)run_tokens);
         if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total)) checkpoint(&o, &s, &log, seconds);
