@@ -77,13 +77,13 @@ static int column_number(const char *s, size_t n) {
 static int template_fail(bd_task_template *t, sbuf *lit, char *why, size_t ws, int rc, const char *fmt, ...)
         __attribute__((format(printf, 6, 7)));
 static int template_fail(bd_task_template *t, sbuf *lit, char *why, size_t ws, int rc, const char *fmt, ...) {
-    bd_task_template_free(t);
-    free(lit->s);
-    char msg[400];
+    char msg[400];  // formatted before anything is freed
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    bd_task_template_free(t);
+    free(lit->s);
     return bd_fail(why, ws, rc, "--template: %s", msg);
 }
 
@@ -140,12 +140,12 @@ static bool edge_space(const char *s) {
 static int verbalizer_fail(bd_task_verbalizer *v, char *why, size_t ws, int rc, const char *fmt, ...)
         __attribute__((format(printf, 5, 6)));
 static int verbalizer_fail(bd_task_verbalizer *v, char *why, size_t ws, int rc, const char *fmt, ...) {
-    bd_task_verbalizer_free(v);
-    char msg[700];
+    char msg[700];  // formatted before v is freed: the arguments may point into it
     va_list ap;
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    bd_task_verbalizer_free(v);
     return bd_fail(why, ws, rc, "--verbalizer: %s", msg);
 }
 
