@@ -171,13 +171,25 @@ static void pack_ids(msgpack_packer *pk, const char *name, const int32_t *ids, i
     bd_pack_tensor(pk, name, BD_U32, 1, shape, ids);  // ids are >= 0: same bits as u32
 }
 
+// The fields every sample record has; n_more fields follow.
+static void pack_sample(msgpack_packer *pk, int64_t index, const int32_t *prompt, int P, const int32_t *completion,
+                        int K, const char *finished, int n_more) {
+    msgpack_pack_map(pk, (size_t)(4 + n_more));
+    bd_pack_kv_int(pk, "index", index);
+    pack_ids(pk, "prompt", prompt, P);
+    pack_ids(pk, "completion", completion, K);
+    bd_pack_kv_str(pk, "finished", finished);
+}
+
+int bd_samples_write_ids(bd_writer *w, int64_t index, const int32_t *prompt, int P, const int32_t *completion, int K,
+                         const char *finished) {
+    pack_sample(bd_writer_packer(w), index, prompt, P, completion, K, finished, 0);
+    return bd_writer_end_object(w);
+}
+
 int bd_samples_write(bd_writer *w, const bd_gen_sample *s, int tk) {
     msgpack_packer *pk = bd_writer_packer(w);
-    msgpack_pack_map(pk, tk ? 6 : 4);
-    bd_pack_kv_int(pk, "index", s->index);
-    pack_ids(pk, "prompt", s->prompt, s->prompt_len);
-    pack_ids(pk, "completion", s->completion, s->n_new);
-    bd_pack_kv_str(pk, "finished", bd_gen_end_name(s->end));
+    pack_sample(pk, s->index, s->prompt, s->prompt_len, s->completion, s->n_new, bd_gen_end_name(s->end), tk ? 2 : 0);
     if (tk) {
         int64_t shape[2] = {s->n_new, tk};
         bd_pack_str(pk, "top_ids");

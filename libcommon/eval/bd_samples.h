@@ -50,5 +50,9 @@ BD_MUST_CHECK int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const b
                                   char *why, size_t why_size);
 // Packs the record of sample s (with its top-TK log-probabilities if tk > 0) and ends it.
 BD_MUST_CHECK int bd_samples_write(bd_writer *w, const bd_gen_sample *s, int tk);
+// Packs a record without stored log-probabilities, {index, prompt (P), completion (K),
+// finished}, and ends it: for samples that were not generated (bd-task writes finished "label").
+BD_MUST_CHECK int bd_samples_write_ids(bd_writer *w, int64_t index, const int32_t *prompt, int P,
+                                       const int32_t *completion, int K, const char *finished);
 
 #endif
