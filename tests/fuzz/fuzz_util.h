@@ -11,6 +11,8 @@
 #include <unistd.h>
 #include <zstd.h>
 
+#include "bd_tokenizer.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 // A scratch directory of this process, made once.
@@ -66,6 +68,34 @@ static inline const char *fz_write_zstd(const char *name, const uint8_t *content
     const char *p = ZSTD_isError(z) ? NULL : fz_write(name, packed, z);
     free(packed);
     return p;
+}
+
+// A tiny llama2.c tokenizer.bin (made once, loaded once): <unk> <s> </s>, the 256 byte pieces, and a few merges.
+static inline const bd_tokenizer *fz_tiny_tokenizer(void) {
+    static bd_tokenizer *tok;
+    if (tok) return tok;
+    static const char *pieces[] = {"<unk>", "<s>", "</s>", "a", "b", " a", "ab", " ab", "\xe2\x96\x81the"};
+    char path[700];
+    snprintf(path, sizeof path, "%s/tok.bin", fz_dir());
+    FILE *f = fopen(path, "wb");
+    if (!f) abort();
+    int32_t maxlen = 6;
+    fwrite(&maxlen, 4, 1, f);
+    for (int i = 0; i < 256 + 9; i++) {
+        char byte[8];
+        const char *s = i < 3     ? pieces[i]
+                        : i < 259 ? (snprintf(byte, sizeof byte, "<0x%02X>", i - 3), byte)
+                                  : pieces[i - 256];
+        float score = i < 259 ? 0.0f : -(float)(i - 259);
+        int32_t len = (int32_t)strlen(s);
+        fwrite(&score, 4, 1, f);
+        fwrite(&len, 4, 1, f);
+        fwrite(s, 1, (size_t)len, f);
+    }
+    fclose(f);
+    char why[512];
+    if (bd_tokenizer_load(path, &tok, why, sizeof why) != BD_OK) abort();
+    return tok;
 }
 
 #endif
