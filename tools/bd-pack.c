@@ -110,9 +110,22 @@ static void write_gguf(const pack_opts *o, bd_model *m) {
         bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", o->model_path,
                  bd_qkind_name(m->quant.kind));
     bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
-    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, why, sizeof why) < 0)
+    bd_gguf_report rep;
+    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, &rep, why, sizeof why) < 0)
         bd_fatal("-o: \"%s\": %s", o->output, why);
     bd_tokenizer_free(tok);
+    if (rep.n_tq2_f16)
+        bd_log(BD_LOG_WARN,
+               "%d of %d ternary linears written as f16, not TQ2_0 (rows of %d weights, not a multiple of 256): "
+               "the same values, 16 bits per weight",
+               rep.n_tq2_f16, rep.n_tq2_f16 + rep.n_tq2_0, rep.tq2_f16_cols);
+    if (rep.eps_differs)
+        bd_log(BD_LOG_WARN,
+               "llama.cpp's bitnet runs every RMSNorm with one epsilon (%g, the model's); the sub-norms were trained "
+               "with %g, so its results differ slightly (train with --subln-eps %g for an exact file)",
+               (double)m->cfg.norm_eps, (double)m->cfg.subln_eps, (double)m->cfg.norm_eps);
+    bd_log(BD_LOG_INFO, "GGUF architecture %s, %d linears TQ2_0%s", rep.arch, rep.n_tq2_0,
+           rep.permuted_qk ? ", q/k rows permuted to the architecture's RoPE layout" : "");
 }
 
 int main(int argc, char **argv) {
