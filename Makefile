@@ -23,7 +23,7 @@ OPT      = -O2
 endif
 
 PKGS     = libzstd msgpack openblas libcjson
-DEPS_DEB = build-essential pkg-config zstd bzip2 jq libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev libbz2-dev gnuplot-nox clang
+DEPS_DEB = build-essential pkg-config zstd bzip2 jq libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev libbz2-dev gnuplot-nox clang python3-numpy
 
 VERSION  = 0.1.0
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter

@@ -18,13 +18,16 @@ static const char help[] =
         "       bd-pack --model M --format gguf [--gguf-type T] -o OUT.gguf [OPTIONS]\n"
         "Stores every quantized linear layer of a student model (a bd.model with a quantization\n"
         "spec) in a packed block format that bd-eval and bd-teacher-gen run directly, or writes a\n"
-        "GGUF v3 file for other runtimes. A full-precision model is quantized first by\n"
-        "round-to-nearest with --quant (optionally after --clip).\n"
+        "GGUF v3 file for llama.cpp: architecture \"llama\", or \"bitnet\" for a SubLN student\n"
+        "(--subln=paper, tied head, n_heads*head_dim == dim; its sub-norms run with the model's\n"
+        "epsilon there, and activations are not bd's per-token int8). A full-precision model is\n"
+        "quantized first by round-to-nearest with --quant (optionally after --clip).\n"
         "\n"
         "  -m, --model M        student (bd.model with quant), packed model, or any model with --quant\n"
         "  -o, --output FILE    output (default: standard output; GGUF needs a file)\n"
         "      --format F       packed (bd.packed stream, default) or gguf\n"
-        "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32)\n"
+        "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32;\n"
+        "                       tq2_0 writes rows that are not multiples of 256 as f16, with a warning)\n"
         "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
         "  Round-to-nearest packing of a full-precision model:\n" BD_QUANT_HELP BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
@@ -110,9 +113,22 @@ static void write_gguf(const pack_opts *o, bd_model *m) {
         bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", o->model_path,
                  bd_qkind_name(m->quant.kind));
     bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
-    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, why, sizeof why) < 0)
+    bd_gguf_report rep;
+    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, &rep, why, sizeof why) < 0)
         bd_fatal("-o: \"%s\": %s", o->output, why);
     bd_tokenizer_free(tok);
+    if (rep.n_tq2_f16)
+        bd_log(BD_LOG_WARN,
+               "%d of %d ternary linears written as f16, not TQ2_0 (rows of %d weights, not a multiple of 256): "
+               "the same values, 16 bits per weight",
+               rep.n_tq2_f16, rep.n_tq2_f16 + rep.n_tq2_0, rep.tq2_f16_cols);
+    if (rep.eps_differs)
+        bd_log(BD_LOG_WARN,
+               "llama.cpp's bitnet runs every RMSNorm with one epsilon (%g, the model's); the sub-norms were trained "
+               "with %g, so its results differ slightly (train with --subln-eps %g for an exact file)",
+               (double)m->cfg.norm_eps, (double)m->cfg.subln_eps, (double)m->cfg.norm_eps);
+    bd_log(BD_LOG_INFO, "GGUF architecture %s, %d linears TQ2_0%s", rep.arch, rep.n_tq2_0,
+           rep.permuted_qk ? ", q/k rows permuted to the architecture's RoPE layout" : "");
 }
 
 int main(int argc, char **argv) {

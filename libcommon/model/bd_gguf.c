@@ -71,8 +71,7 @@ typedef struct {
     uint32_t type;     // ggml type
     const float *f32;  // source rows (f32), or NULL for a packed slot
     int layer, k;      // packed slot (k: a bd_linear), or k = -1
-    bool permute;      // q/k rows back to the interleaved RoPE layout
-    int heads;         // heads of a permuted tensor
+    int perm;          // q/k rows: PERM_NONE, PERM_TO_INTERLEAVED or PERM_TO_HALF
     uint64_t offset, nbytes;
 } gg_tensor;
 
@@ -82,11 +81,16 @@ static size_t row_bytes(uint32_t type, int64_t C) {
                                       : (size_t)C / BD_QK_TQ2_0 * sizeof(bd_block_tq2_0);
 }
 
-// Source row of destination row r: half-split -> interleaved within each head.
+enum { PERM_NONE = 0, PERM_TO_INTERLEAVED, PERM_TO_HALF };
+
+// Source row of destination row r, within each head of HS rows. To interleaved (a half-split
+// model for llama's NORM RoPE): dst 2j <- src j, dst 2j+1 <- src HS/2 + j. To half-split (an
+// interleaved model for bitnet's NEOX RoPE): dst j <- src 2j, dst HS/2 + j <- src 2j+1.
 static int64_t src_row(const gg_tensor *t, int64_t r, int HS) {
-    if (!t->permute) return r;
     int64_t h = r / HS, i = r % HS;
-    return h * HS + (i % 2 ? HS / 2 + i / 2 : i / 2);
+    if (t->perm == PERM_TO_INTERLEAVED) return h * HS + (i % 2 ? HS / 2 + i / 2 : i / 2);
+    if (t->perm == PERM_TO_HALF) return h * HS + (i < HS / 2 ? 2 * i : 2 * (i - HS / 2) + 1);
+    return r;
 }
 
 static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *row, uint8_t *buf, char *why,
@@ -130,9 +134,11 @@ static bool is_byte_piece(const char *p, size_t n) {
            strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
 }
 
-// The tensors of the file in llama.cpp's order, with their ggml types and data offsets.
+// The tensors of the file in llama.cpp's order, with their ggml types and data offsets; bitnet
+// adds the sub-norms (before attn_output and ffn_down) and permutes q/k of interleaved models.
 // BD_ERR_ARG with why for what TQ2_0 cannot hold.
-static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, int *count, char *why, size_t ws) {
+static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, bool bitnet, gg_tensor *ts, int *count,
+                        bd_gguf_report *rep, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
     int L = c->n_layers, C = c->dim, HS = c->head_dim, QD = c->n_heads * HS, KD = c->n_kv_heads * HS, F = c->ffn_dim;
     const bd_weights *w = &m->w;
@@ -168,13 +174,13 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
                     rc = BD_ERR_ARG;
                     break;
                 }
-                if (shape[k][0] % BD_QK_TQ2_0) {
-                    snprintf(why, ws, "TQ2_0 needs rows of a multiple of 256 weights; %s has %d", bd_pk_linear_names[k],
-                             shape[k][0]);
-                    rc = BD_ERR_ARG;
-                    break;
+                if (shape[k][0] % BD_QK_TQ2_0) {  // F16 holds the same values: +-f16(D) and 0
+                    if (rep->n_tq2_f16++ == 0) rep->tq2_f16_cols = shape[k][0];
+                    ty = BD_GGML_TYPE_F16;
+                } else {
+                    rep->n_tq2_0++;
+                    ty = BD_GGML_TYPE_TQ2_0;
                 }
-                ty = BD_GGML_TYPE_TQ2_0;
             } else if (wtype == BD_GGUF_TQ2_0) {
                 ty = BD_GGML_TYPE_F32;  // a layer the policy left in full precision
             }
@@ -182,18 +188,23 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
                 snprintf(nm, sizeof nm, "blk.%d.ffn_norm.weight", l);
                 ADD(nm, 1, C, 1, BD_GGML_TYPE_F32, w->rms_ffn + (size_t)l * C, 0, -1);
             }
+            if (bitnet && (k == BD_WO || k == BD_W2)) {  // the paper's SubLN: {QD = C} and {F}
+                snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, k == BD_WO ? "attn_sub_norm" : "ffn_sub_norm");
+                ADD(nm, 1, shape[k][0], 1, BD_GGML_TYPE_F32, w->sub_norm[k] + (size_t)l * shape[k][0], 0, -1);
+            }
             snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, gname[k]);
             ADD(nm, 2, shape[k][0], shape[k][1], ty, lin[k] + (size_t)l * shape[k][0] * shape[k][1], l,
                 p ? (int)k : -1);
-            if ((k == BD_WQ || k == BD_WK) && c->rope == BD_ROPE_HALF) {
-                ts[n - 1].permute = true;
-                ts[n - 1].heads = k == BD_WQ ? c->n_heads : c->n_kv_heads;
-            }
+            if ((k == BD_WQ || k == BD_WK) && bitnet && c->rope == BD_ROPE_INTERLEAVED)
+                ts[n - 1].perm = PERM_TO_HALF;
+            else if ((k == BD_WQ || k == BD_WK) && !bitnet && c->rope == BD_ROPE_HALF)
+                ts[n - 1].perm = PERM_TO_INTERLEAVED;
+            rep->permuted_qk |= ts[n - 1].perm != PERM_NONE;
         }
     }
     if (rc == BD_OK && wtype == BD_GGUF_TQ2_0) {
         bool any = false;
-        for (int i = 0; i < n; i++) any |= ts[i].type == BD_GGML_TYPE_TQ2_0;
+        for (int i = 0; i < n; i++) any |= ts[i].k >= 0 && ts[i].type != BD_GGML_TYPE_F32;
         if (!any) {
             snprintf(why, ws, "TQ2_0 export needs a ternary student (packed or latent with quant ternary)");
             rc = BD_ERR_ARG;
@@ -201,7 +212,7 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
     }
     if (rc < 0) return rc;
     ADD("output_norm.weight", 1, C, 1, BD_GGML_TYPE_F32, w->rms_final, 0, -1);
-    if (!c->tied_embeddings) {
+    if (!c->tied_embeddings) {  // never for bitnet (refused by bd_gguf_arch)
         const bd_pk_tensor *p = bd_pk_model_slot(m, 0, BD_HEAD);
         ADD("output.weight", 2, C, c->vocab, t2d, w->wcls, 0, p ? BD_HEAD : -1);
     }
@@ -217,7 +228,8 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, gg_tensor *ts, i
 }
 
 // Header, metadata (general.*, llama.*, tokenizer.ggml.*) and the infos of the n tensors.
-static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, const gg_tensor *ts, int n) {
+static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, const char *arch, const gg_tensor *ts,
+                         int n) {
     const bd_config *c = &m->cfg;
     int V = c->vocab, C = c->dim, HS = c->head_dim, L = c->n_layers, F = c->ffn_dim;
     fwrite("GGUF", 1, 4, f);
@@ -225,21 +237,24 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
     w64(f, (uint64_t)n);
     int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok);
     w64(f, 19 + (bos >= 0) + (eos >= 0));  // the kv_* calls below
-    kv_str(f, "general.architecture", "llama");
+    char key[64];
+#define AK(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
+    kv_str(f, "general.architecture", arch);
     kv_str(f, "general.name", c->arch);
     kv_u32(f, "general.alignment", BD_GGUF_ALIGNMENT);
-    kv_u32(f, "llama.context_length", (uint32_t)c->max_seq);
-    kv_u32(f, "llama.embedding_length", (uint32_t)C);
-    kv_u32(f, "llama.block_count", (uint32_t)L);
-    kv_u32(f, "llama.feed_forward_length", (uint32_t)F);
-    kv_u32(f, "llama.attention.head_count", (uint32_t)c->n_heads);
-    kv_u32(f, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
-    kv_f32(f, "llama.rope.freq_base", c->rope_theta);
-    kv_f32(f, "llama.attention.layer_norm_rms_epsilon", c->norm_eps);
-    kv_u32(f, "llama.rope.dimension_count", (uint32_t)HS);
-    kv_u32(f, "llama.attention.key_length", (uint32_t)HS);
-    kv_u32(f, "llama.attention.value_length", (uint32_t)HS);
-    kv_u32(f, "llama.vocab_size", (uint32_t)V);
+    kv_u32(f, AK("context_length"), (uint32_t)c->max_seq);
+    kv_u32(f, AK("embedding_length"), (uint32_t)C);
+    kv_u32(f, AK("block_count"), (uint32_t)L);
+    kv_u32(f, AK("feed_forward_length"), (uint32_t)F);
+    kv_u32(f, AK("attention.head_count"), (uint32_t)c->n_heads);
+    kv_u32(f, AK("attention.head_count_kv"), (uint32_t)c->n_kv_heads);
+    kv_f32(f, AK("rope.freq_base"), c->rope_theta);
+    kv_f32(f, AK("attention.layer_norm_rms_epsilon"), c->norm_eps);  // bitnet: every norm's
+    kv_u32(f, AK("rope.dimension_count"), (uint32_t)HS);
+    kv_u32(f, AK("attention.key_length"), (uint32_t)HS);
+    kv_u32(f, AK("attention.value_length"), (uint32_t)HS);
+    kv_u32(f, AK("vocab_size"), (uint32_t)V);
+#undef AK
     kv_str(f, "tokenizer.ggml.model", "llama");
     kv_head(f, "tokenizer.ggml.tokens", GT_ARRAY);
     w32(f, GT_STRING);
@@ -292,25 +307,55 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
     }
 }
 
-int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype, char *why,
-                  size_t ws) {
+const char *bd_gguf_arch(const bd_config *c, char *why, size_t ws) {
+    if (c->subln == BD_SUBLN_NONE) {
+        if (c->qkv_bias || c->qk_norm)
+            return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s",
+                            c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"),
+                   NULL;
+        return "llama";
+    }
+    int QD = c->n_heads * c->head_dim;
+    if (c->subln != BD_SUBLN_PAPER)
+        snprintf(why, ws,
+                 "SubLN placement \"%s\" (a norm before every block linear) has no place in llama.cpp's bitnet "
+                 "architecture; train with --subln=paper",
+                 bd_subln_name(c->subln));
+    else if (c->qk_norm)
+        snprintf(why, ws, "llama.cpp's bitnet architecture has no q/k norms; this model has them (Qwen3)");
+    else if (c->qkv_bias)
+        snprintf(why, ws, "llama.cpp's bitnet architecture has no q/k/v biases; this model has them (Qwen2)");
+    else if (!c->tied_embeddings)
+        snprintf(why, ws,
+                 "llama.cpp's bitnet architecture ties the output head to token_embd; this model's head is untied");
+    else if (QD != c->dim)
+        snprintf(why, ws,
+                 "llama.cpp's bitnet architecture sizes attn_q, attn_output and attn_sub_norm by the model dim; "
+                 "this model has n_heads*head_dim = %d, dim %d",
+                 QD, c->dim);
+    else
+        return "bitnet";
+    return NULL;
+}
+
+int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype,
+                  bd_gguf_report *rep, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
-    if (c->qkv_bias || c->qk_norm)
-        return snprintf(why, ws, "GGUF export covers the llama architecture; this model has %s",
-                        c->qkv_bias ? "qkv biases (Qwen2)" : "q/k norms (Qwen3)"),
-               BD_ERR_ARG;
-    if (c->subln)  // llama.cpp's "bitnet" architecture has attn_sub_norm/ffn_sub_norm: not written yet
-        return snprintf(why, ws, "GGUF export of SubLN models (llama.cpp's bitnet architecture) is not supported yet"),
-               BD_ERR_ARG;
+    bd_gguf_report rp = {0};
+    if (!rep) rep = &rp;
+    *rep = (bd_gguf_report){0};
+    const char *arch = bd_gguf_arch(c, why, ws);
+    if (!arch) return BD_ERR_ARG;
+    bool bitnet = strcmp(arch, "bitnet") == 0;
     if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
         return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"),
                BD_ERR_ARG;
     int V = bd_tokenizer_vocab_size(tok);
     if (V != c->vocab)
         return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;
-    gg_tensor *ts = calloc((size_t)(9 * c->n_layers + 3), sizeof *ts);
+    gg_tensor *ts = calloc((size_t)(11 * c->n_layers + 3), sizeof *ts);
     if (!ts) return snprintf(why, ws, "no memory for the tensor list"), BD_ERR_NOMEM;
-    int n, rc = plan_tensors(m, wtype, ts, &n, why, ws);
+    int n, rc = plan_tensors(m, wtype, bitnet, ts, &n, rep, why, ws);
     if (rc < 0) {
         free(ts);
         return rc;
@@ -322,7 +367,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         return BD_ERR_IO;
     }
     FILE *f = bd_outfile_fp(o);
-    write_header(f, m, tok, ts, n);
+    write_header(f, m, tok, arch, ts, n);
     static const uint8_t zeros[BD_GGUF_ALIGNMENT];
     long pos = ftell(f);
     if (pos >= 0) fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - pos % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
@@ -355,5 +400,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         snprintf(why, ws, "%s: write failed: %s", path, strerror(errno));
         return BD_ERR_IO;
     }
+    rep->arch = arch;
+    rep->eps_differs = bitnet && c->subln_eps != c->norm_eps;
     return BD_OK;
 }

@@ -1,21 +1,35 @@
 // GGUF version 3 export (the llama.cpp / ggml model file), for Llama-architecture bd models
-// with a SentencePiece (llama2.c tokenizer.bin) vocabulary.
+// and SubLN students, with a SentencePiece (llama2.c tokenizer.bin) vocabulary.
 //
 // File: "GGUF", u32 version 3, u64 tensor count, u64 metadata count; metadata key/values
-// (general.*, llama.*, tokenizer.ggml.*); tensor infos (name, dims innermost first, ggml
+// (general.*, <arch>.*, tokenizer.ggml.*); tensor infos (name, dims innermost first, ggml
 // type, offset); padding to general.alignment (32); tensor data, each tensor aligned to 32.
-// Tensor names: token_embd, blk.N.{attn_norm, attn_q, attn_k, attn_v, attn_output, ffn_norm,
-// ffn_gate, ffn_down, ffn_up}, output_norm, output (untied models). q/k rows are written in
-// the interleaved RoPE layout llama.cpp's llama architecture expects (half-split models are
-// permuted back). Token pieces get U+2581 for spaces; token types: unknown, control (BOS,
-// EOS), byte (<0xNN>), normal.
+// Architectures, chosen by the model:
+//   "llama"  models without SubLN. Tensors: token_embd, blk.N.{attn_norm, attn_q, attn_k,
+//            attn_v, attn_output, ffn_norm, ffn_gate, ffn_down, ffn_up}, output_norm, output
+//            (untied models). q/k rows in the interleaved RoPE layout llama.cpp's llama
+//            architecture rotates (half-split models are permuted to it).
+//   "bitnet" SubLN students with the paper's placement (llama.cpp's LLM_ARCH_BITNET): the same
+//            tensors plus blk.N.attn_sub_norm {C} (before attn_output) and blk.N.ffn_sub_norm
+//            {F} (before ffn_down), no output (bitnet ties the head to token_embd). llama.cpp
+//            rotates bitnet's q/k with NEOX RoPE (pairs i, i + HS/2), so q/k rows of an
+//            interleaved model are permuted to the half-split layout (within each head, rows
+//            2i go to i and 2i+1 to HS/2 + i; q.k is unchanged because both move alike).
+//            It uses one RMSNorm epsilon for every norm: the file holds the model's norm_eps,
+//            so the sub-norms run with norm_eps instead of subln_eps (bd_gguf_report says so).
+//            Refused (BD_ERR_ARG): placement "all", an untied head, NH*HS != C (llama.cpp
+//            sizes attn_q, attn_output and attn_sub_norm by C), q/k norms, qkv biases.
+// Token pieces get U+2581 for spaces; token types: unknown, control (BOS, EOS), byte
+// (<0xNN>), normal.
 // Weight types:
 //   F32   every tensor f32: exact for any model (fake-quantized weights as they run);
 //   F16   2-D weights f16, norms f32: loses precision (f16 rounding of every weight);
 //   TQ2_0 ternary students: linear layers as ggml's TQ2_0 (blocks of 256 weights: 64 bytes of
 //         2-bit codes q+1 and an f16 scale d = D, the per-tensor absmean scale), everything
 //         else f32. The codes are exact; d is D rounded to f16 (relative error <= 2^-11, one
-//         factor for the whole matrix). Needs row lengths that are multiples of 256.
+//         factor for the whole matrix). A ternary linear whose rows are not a multiple of 256
+//         weights is written as F16 instead: the same values (+-f16(D) and 0), counted in
+//         bd_gguf_report.
 // Other packed formats (q2, q3, q8, nf3, r2q with per-group f32 scales and zero points) have
 // no lossless ggml type: export them as F32 (exact, large) or F16.
 #ifndef BD_GGUF_H
@@ -46,12 +60,27 @@ static_assert(sizeof(bd_block_tq2_0) == 66, "bd_block_tq2_0 is 66 bytes");
 void bd_quantize_row_tq2_0_from_tq2(const bd_block_tq2 *in, bd_block_tq2_0 *out, int C, float D);
 void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C);
 
+// What a successful bd_gguf_write wrote, for the caller to report.
+typedef struct {
+    const char *arch;  // "llama" or "bitnet"
+    int n_tq2_0;       // linears written as TQ2_0
+    int n_tq2_f16;     // ternary linears written as F16 because their rows are not multiples of 256
+    int tq2_f16_cols;  // the row length of the first of those
+    bool eps_differs;  // bitnet: subln_eps != norm_eps, and llama.cpp runs the sub-norms with norm_eps
+    bool permuted_qk;  // q/k rows were permuted to the architecture's RoPE layout
+} bd_gguf_report;
+
+// The GGUF architecture m goes out as ("llama" or "bitnet"), or NULL with why for a model no
+// architecture holds (see the list above).
+const char *bd_gguf_arch(const bd_config *c, char *why, size_t why_size);
+
 // Writes m to path (atomically; "-" is stdout). The linear weights are those the model runs
 // with: m->packed if present (TQ2_0 needs a ternary packed model), else m's f32 weights
-// (apply a student's fake quantization first). BD_ERR_ARG with why for what GGUF cannot hold
-// (qkv bias, q/k norm, a non-SentencePiece vocabulary, vocabulary size mismatch, rows not
-// multiples of 256 for TQ2_0), BD_ERR_IO on write errors.
+// (apply a student's fake quantization first). rep (may be NULL) gets what was written.
+// BD_ERR_ARG with why for what GGUF cannot hold (see bd_gguf_arch; a non-SentencePiece
+// vocabulary, vocabulary size mismatch, a non-ternary packed layer for TQ2_0), BD_ERR_IO on
+// write errors.
 BD_MUST_CHECK int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype,
-                                char *why, size_t why_size);
+                                bd_gguf_report *rep, char *why, size_t why_size);
 
 #endif

@@ -1,7 +1,7 @@
 # BitNet Distillation's model features from the command line: bd-qat --subln and
 # --act-quant int8 train a ternary W1.58A8 SubLN student of stories260K; bd-eval runs it as
 # trained; bd-pack keeps its sub-norms and int8 activations; checkpoints resume it; what is
-# not supported says so in one line. The packed model's perplexity equals the fake-quantized
+# not supported says so in one line (GGUF export: gguf_bitnet.sh). The packed model's perplexity equals the fake-quantized
 # one: to every digit with f32 activations; with int8 activations within 1e-3 nats. Both
 # quantize with the same rule (one function, bd_act_quant_row), but the packed kernels sum
 # int8 x ternary products exactly and the fake-quantized forward sums rounded float products
@@ -97,10 +97,13 @@ expect_fail 1 bd-qat -m "$T/s.bdz" --loss ce --subln=all --steps 1 -b 4 -T 64 --
 expect_err_contains "already has SubLN"
 [ ! -e "$T/x.bdz" ] || fail "output left behind"
 
-# Not supported: GGUF and SubLN (one line, no output); usage errors.
-expect_fail 1 bd-pack --model "$T/s.bdz" --format gguf --gguf-type f32 -k "$M/tok512.bin" -o "$T/s.gguf"
-expect_err_contains "SubLN"
-[ ! -e "$T/s.gguf" ] || fail "GGUF output left behind"
+# GGUF: the paper placement goes out as llama.cpp's bitnet (checked in gguf_bitnet.sh); "all"
+# is refused in one line, no output. Usage errors.
+expect_ok bd-pack --model "$T/s.bdz" --format gguf --gguf-type f32 -k "$M/tok512.bin" -o "$T/s.gguf"
+[ "$(head -c 4 "$T/s.gguf")" = "GGUF" ] || fail "no GGUF magic"
+expect_fail 1 bd-pack --model "$T/all.bdz" --format gguf --gguf-type f32 -k "$M/tok512.bin" -o "$T/a.gguf"
+expect_err_contains "--subln=paper"
+[ ! -e "$T/a.gguf" ] || fail "GGUF output left behind"
 expect_fail 1 bd-eval --model "$M/stories260K.bin" --act int8 "$T/ev.bdz"
 expect_err_contains "full-precision model"
 expect_fail 2 bd-qat -m "$M/stories260K.bin" --loss ce --act-quant int8 -o "$T/x.bdz" "$T/tr.bdz"

@@ -66,9 +66,10 @@ typedef struct {
     uint64_t ne[4], off;
 } tinfo;
 
-// Parses the file, checks the metadata against cfg and tok, returns the tensor infos and the
-// data section start.
-static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokenizer *tok, tinfo *ti, size_t *data0) {
+// Parses the file, checks the metadata against cfg and tok (keys of architecture arch),
+// returns the tensor infos and the data section start.
+static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokenizer *tok, const char *arch, tinfo *ti,
+                 size_t *data0) {
     rd r = {b, n, 0};
     ck_assert(memcmp(b, "GGUF", 4) == 0);
     r.pos = 4;
@@ -77,7 +78,15 @@ static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokeni
     int seen = 0;
     for (uint64_t i = 0; i < nkv; i++) {
         size_t kl, sl;
-        const char *k = str(&r, &kl);
+        const char *k0 = str(&r, &kl);
+        char kb[128];  // the key with "<arch>." as "A."
+        size_t al = strlen(arch);
+        ck_assert(kl < sizeof kb - 2);
+        if (kl > al && memcmp(k0, arch, al) == 0 && k0[al] == '.')
+            kl = (size_t)snprintf(kb, sizeof kb, "A.%.*s", (int)(kl - al - 1), k0 + al + 1);
+        else
+            kl = (size_t)snprintf(kb, sizeof kb, "%.*s", (int)kl, k0);
+        const char *k = kb;
         uint32_t ty = u32(&r);
         if (ty == 4) {  // u32
             uint32_t v = u32(&r);
@@ -85,18 +94,18 @@ static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokeni
                 const char *k;
                 uint32_t want;
             } u[] = {{"general.alignment", 32},
-                     {"llama.context_length", (uint32_t)c->max_seq},
-                     {"llama.embedding_length", (uint32_t)c->dim},
-                     {"llama.block_count", (uint32_t)c->n_layers},
-                     {"llama.feed_forward_length", (uint32_t)c->ffn_dim},
-                     {"llama.attention.head_count", (uint32_t)c->n_heads},
-                     {"llama.attention.head_count_kv", (uint32_t)c->n_kv_heads},
-                     {"llama.rope.dimension_count", (uint32_t)c->head_dim},
+                     {"A.context_length", (uint32_t)c->max_seq},
+                     {"A.embedding_length", (uint32_t)c->dim},
+                     {"A.block_count", (uint32_t)c->n_layers},
+                     {"A.feed_forward_length", (uint32_t)c->ffn_dim},
+                     {"A.attention.head_count", (uint32_t)c->n_heads},
+                     {"A.attention.head_count_kv", (uint32_t)c->n_kv_heads},
+                     {"A.rope.dimension_count", (uint32_t)c->head_dim},
                      {"tokenizer.ggml.bos_token_id", 1},
                      {"tokenizer.ggml.eos_token_id", 2},
-                     {"llama.vocab_size", (uint32_t)c->vocab},
-                     {"llama.attention.key_length", (uint32_t)c->head_dim},
-                     {"llama.attention.value_length", (uint32_t)c->head_dim}};
+                     {"A.vocab_size", (uint32_t)c->vocab},
+                     {"A.attention.key_length", (uint32_t)c->head_dim},
+                     {"A.attention.value_length", (uint32_t)c->head_dim}};
             bool known = false;
             for (size_t j = 0; j < sizeof u / sizeof *u; j++)
                 if (key_is(k, kl, u[j].k)) {
@@ -107,16 +116,18 @@ static int parse(const uint8_t *b, size_t n, const bd_config *c, const bd_tokeni
             ck_assert_msg(known, "unexpected u32 key %.*s", (int)kl, k);
         } else if (ty == 6) {
             float v = f32(&r);
-            if (key_is(k, kl, "llama.rope.freq_base"))
+            if (key_is(k, kl, "A.rope.freq_base"))
                 ck_assert(v == c->rope_theta);
-            else if (key_is(k, kl, "llama.attention.layer_norm_rms_epsilon"))
+            else if (key_is(k, kl, "A.attention.layer_norm_rms_epsilon"))
                 ck_assert(v == c->norm_eps);
             else
                 ck_abort_msg("unexpected f32 key %.*s", (int)kl, k);
             seen++;
         } else if (ty == 8) {
             const char *s = str(&r, &sl);
-            if (key_is(k, kl, "general.architecture") || key_is(k, kl, "tokenizer.ggml.model"))
+            if (key_is(k, kl, "general.architecture"))
+                ck_assert(sl == strlen(arch) && memcmp(s, arch, sl) == 0);
+            else if (key_is(k, kl, "tokenizer.ggml.model"))
                 ck_assert(sl == 5 && memcmp(s, "llama", 5) == 0);
             else
                 ck_assert_msg(key_is(k, kl, "general.name"), "unexpected string key %.*s", (int)kl, k);
@@ -219,12 +230,12 @@ START_TEST(test_gguf_round_trip) {
     for (int pass = 0; pass < 2; pass++) {
         bd_gguf_wtype wt = pass == 0 ? BD_GGUF_TQ2_0 : BD_GGUF_F32;
         snprintf(path, sizeof path, "%s/m%d.gguf", bd_test_tmpdir(), pass);
-        ck_assert_msg(bd_gguf_write(&m, tok, path, wt, why, sizeof why) == BD_OK, "%s", why);
+        ck_assert_msg(bd_gguf_write(&m, tok, path, wt, NULL, why, sizeof why) == BD_OK, "%s", why);
         size_t n;
         uint8_t *b = slurp(path, &n);
         tinfo ti[64];
         size_t d0;
-        int nt = parse(b, n, &c, tok, ti, &d0);
+        int nt = parse(b, n, &c, tok, "llama", ti, &d0);
         ck_assert_int_eq(nt, 1 + 9 * c.n_layers + 2);
         ck_assert_str_eq(ti[0].name, "token_embd.weight");
         ck_assert_str_eq(ti[1].name, "blk.0.attn_norm.weight");
@@ -287,15 +298,167 @@ START_TEST(test_gguf_round_trip) {
     c2.dim = 64, c2.head_dim = 16;
     bd_model small;
     ck_assert_int_eq(bd_model_alloc(&small, &c2), BD_OK);
+    for (size_t i = 0; i < small.n_params; i++) {
+        s = s * 1103515245u + 12345u;
+        small.params[i] = (s >> 8) / 16777216.0f - 0.5f;
+    }
     small.quant = (bd_qspec){BD_Q_TERNARY, 2, 0};
     ck_assert_int_eq(bd_pk_model_pack(&small, why, sizeof why), BD_OK);
-    ck_assert_int_eq(bd_gguf_write(&small, tok, path, BD_GGUF_TQ2_0, why, sizeof why), BD_ERR_ARG);
-    ck_assert_msg(strstr(why, "multiple of 256"), "%s", why);
+    // Ternary rows that are not multiples of 256 weights go out as F16 (w2's rows of 512 as TQ2_0).
+    bd_gguf_report rep;
+    ck_assert_msg(bd_gguf_write(&small, tok, path, BD_GGUF_TQ2_0, &rep, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(rep.n_tq2_f16, 6 * c2.n_layers);
+    ck_assert_int_eq(rep.n_tq2_0, c2.n_layers);
+    ck_assert_int_eq(rep.tq2_f16_cols, 64);
+    ck_assert_str_eq(rep.arch, "llama");
+    {
+        size_t n;
+        uint8_t *b = slurp(path, &n);
+        tinfo ti[64];
+        size_t d0;
+        int nt = parse(b, n, &c2, tok, "llama", ti, &d0);
+        ck_assert_int_eq(find(ti, nt, "blk.0.attn_q.weight")->type, 1);
+        ck_assert_int_eq(find(ti, nt, "blk.0.ffn_down.weight")->type, 35);
+        const tinfo *q = find(ti, nt, "blk.1.attn_v.weight");  // the values: +-f16(D) and 0
+        const bd_pk_tensor *pk = bd_pk_model_slot(&small, 1, BD_WV);
+        float row[64];
+        for (int r = 0; r < (int)q->ne[1]; r++) {
+            bd_pk_dequantize_row(pk, r, row);
+            for (int k = 0; k < 64; k++) {
+                uint16_t h;
+                memcpy(&h, b + d0 + q->off + ((size_t)r * 64 + k) * 2, 2);
+                ck_assert(bd_f16_to_f32(h) == (row[k] > 0   ? 1
+                                               : row[k] < 0 ? -1
+                                                            : 0) *
+                                                      bd_f16_to_f32(bd_f32_to_f16(pk->scale)));
+            }
+        }
+        free(b);
+    }
     small.cfg.vocab = 100;
-    ck_assert_int_eq(bd_gguf_write(&small, tok, path, BD_GGUF_F32, why, sizeof why), BD_ERR_ARG);
+    ck_assert_int_eq(bd_gguf_write(&small, tok, path, BD_GGUF_F32, NULL, why, sizeof why), BD_ERR_ARG);
     small.cfg.vocab = 512;
     ck_assert_msg(strstr(why, "512 tokens"), "%s", why);
     bd_model_free(&small);
+    bd_model_free(&m);
+    bd_model_free(&fq);
+    bd_tokenizer_free(tok);
+}
+END_TEST
+
+// A SubLN student (paper placement, tied, interleaved RoPE) goes out as llama.cpp's bitnet:
+// architecture keys, the sub-norms as the model's weights, no output tensor, q/k rows permuted
+// to the half-split layout of NEOX RoPE (dst j <- src 2j, dst HS/2 + j <- src 2j + 1 within a
+// head), TQ2_0 linears. What bitnet cannot hold is refused.
+START_TEST(test_gguf_bitnet) {
+    bd_tokenizer *tok;
+    char why[512], path[4200];
+    ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
+                  "%s", why);
+    bd_config c = {.arch = "llama",
+                   .dim = 256,
+                   .n_layers = 2,
+                   .n_heads = 4,
+                   .n_kv_heads = 2,
+                   .head_dim = 64,
+                   .ffn_dim = 512,
+                   .vocab = 512,
+                   .max_seq = 128,
+                   .norm_eps = 1e-5f,
+                   .rope_theta = 10000.0f,
+                   .rope = BD_ROPE_INTERLEAVED,
+                   .tied_embeddings = true,
+                   .bos = 1,
+                   .eos = 2};
+    bd_model m, fq;
+    ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
+    ck_assert_msg(bd_model_add_subln(&m, BD_SUBLN_PAPER, 1e-8f, why, sizeof why) == BD_OK, "%s", why);
+    c = m.cfg;
+    ck_assert_int_eq(bd_model_alloc(&fq, &c), BD_OK);
+    unsigned s = 5;
+    for (size_t i = 0; i < m.n_params; i++) {
+        s = s * 1103515245u + 12345u;
+        m.params[i] = (s >> 8) / 16777216.0f - 0.5f;
+    }
+    m.quant = (bd_qspec){BD_Q_TERNARY, 2, 0};
+    ck_assert_int_eq(bd_model_fakequant(&fq, &m, &m.quant, &m.qpolicy, why, sizeof why), BD_OK);
+    ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
+    int HS = c.head_dim, C = c.dim, F = c.ffn_dim, KD = c.n_kv_heads * HS;
+    for (int pass = 0; pass < 2; pass++) {
+        bd_gguf_report rep;
+        snprintf(path, sizeof path, "%s/b%d.gguf", bd_test_tmpdir(), pass);
+        ck_assert_msg(bd_gguf_write(&m, tok, path, pass ? BD_GGUF_F32 : BD_GGUF_TQ2_0, &rep, why, sizeof why) == BD_OK,
+                      "%s", why);
+        ck_assert_str_eq(rep.arch, "bitnet");
+        ck_assert(rep.eps_differs && rep.permuted_qk);
+        ck_assert_int_eq(rep.n_tq2_0, pass ? 0 : 7 * c.n_layers);
+        size_t n;
+        uint8_t *b = slurp(path, &n);
+        tinfo ti[64];
+        size_t d0;
+        int nt = parse(b, n, &c, tok, "bitnet", ti, &d0);
+        ck_assert_int_eq(nt, 1 + 11 * c.n_layers + 1);
+        for (int i = 0; i < nt; i++) ck_assert_msg(strcmp(ti[i].name, "output.weight") != 0, "bitnet has no output");
+        for (int l = 0; l < c.n_layers; l++) {
+            char nm[64];
+            snprintf(nm, sizeof nm, "blk.%d.attn_sub_norm.weight", l);
+            const tinfo *t = find(ti, nt, nm);
+            ck_assert(t->ndim == 1 && t->ne[0] == (uint64_t)C && t->type == 0);
+            ck_assert_mem_eq(b + d0 + t->off, m.w.sub_norm[BD_WO] + (size_t)l * C, (size_t)C * 4);
+            snprintf(nm, sizeof nm, "blk.%d.ffn_sub_norm.weight", l);
+            t = find(ti, nt, nm);
+            ck_assert(t->ndim == 1 && t->ne[0] == (uint64_t)F && t->type == 0);
+            ck_assert_mem_eq(b + d0 + t->off, m.w.sub_norm[BD_W2] + (size_t)l * F, (size_t)F * 4);
+            snprintf(nm, sizeof nm, "blk.%d.ffn_down.weight", l);
+            t = find(ti, nt, nm);
+            ck_assert(t->ne[0] == (uint64_t)F && t->ne[1] == (uint64_t)C && t->type == (pass ? 0u : 35u));
+        }
+        // Layer 1 attn_k, f32 pass: rows permuted to the half-split layout; TQ2_0 pass: codes.
+        const tinfo *k = find(ti, nt, "blk.1.attn_k.weight");
+        ck_assert(k->ne[0] == (uint64_t)C && k->ne[1] == (uint64_t)KD);
+        const float *fqk = fq.w.wk + (size_t)KD * C;
+        for (int r = 0; r < KD; r++) {
+            int h = r / HS, i = r % HS, src = h * HS + (i < HS / 2 ? 2 * i : 2 * (i - HS / 2) + 1);
+            const float *want = fqk + (size_t)src * C;
+            for (int j = 0; j < C; j++) {
+                float got;
+                if (pass) {
+                    memcpy(&got, b + d0 + k->off + ((size_t)r * C + j) * 4, 4);
+                    ck_assert_msg(got == want[j], "row %d col %d: %g vs %g", r, j, got, want[j]);
+                } else {
+                    const uint8_t *bb = b + d0 + k->off + (size_t)r * 66;  // one block per row (C = 256)
+                    int code = bb[32 * (j / 128) + j % 32] >> (2 * (j % 128 / 32)) & 3;
+                    ck_assert_msg(code - 1 == (want[j] > 0) - (want[j] < 0), "row %d col %d", r, j);
+                }
+            }
+        }
+        free(b);
+    }
+    // Refused, each with its reason: placement "all", an untied head, n_heads*head_dim != dim,
+    // q/k norms, qkv biases; no file is written.
+    static const char *const bad[] = {"--subln=paper", "untied", "n_heads*head_dim = 128, dim 256", "q/k norms",
+                                      "biases"};
+    for (int i = 0; i < 5; i++) {
+        bd_config b2 = c;
+        if (i == 0) b2.subln = BD_SUBLN_ALL;
+        if (i == 1) b2.tied_embeddings = false;
+        if (i == 2) b2.head_dim = 32;
+        if (i == 3) b2.qk_norm = true;
+        if (i == 4) b2.qkv_bias = true;
+        ck_assert_ptr_null(bd_gguf_arch(&b2, why, sizeof why));
+        ck_assert_msg(strstr(why, bad[i]), "%s", why);
+    }
+    bd_model all;
+    bd_config ca = c;
+    ca.subln = BD_SUBLN_NONE;
+    ck_assert_int_eq(bd_model_alloc(&all, &ca), BD_OK);
+    ck_assert_int_eq(bd_model_add_subln(&all, BD_SUBLN_ALL, 1e-5f, why, sizeof why), BD_OK);
+    snprintf(path, sizeof path, "%s/all.gguf", bd_test_tmpdir());
+    ck_assert_int_eq(bd_gguf_write(&all, tok, path, BD_GGUF_F32, NULL, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "\"all\"") && strstr(why, "--subln=paper"), "%s", why);
+    FILE *f = fopen(path, "rb");
+    ck_assert_ptr_null(f);
+    bd_model_free(&all);
     bd_model_free(&m);
     bd_model_free(&fq);
     bd_tokenizer_free(tok);
@@ -319,6 +482,7 @@ Suite *suite_gguf(void) {
     Suite *s = suite_create("gguf");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_gguf_round_trip);
+    tcase_add_test(tc, test_gguf_bitnet);
     tcase_add_test(tc, test_tq2_0_blocks);
     suite_add_tcase(s, tc);
     return s;

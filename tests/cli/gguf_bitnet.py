@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+# An independent reader of GGUF v3 files (written here from the format's layout, sharing no
+# code with bd) and a numpy forward pass of llama.cpp's "bitnet" graph, for gguf_bitnet.sh.
+#
+#   gguf_bitnet.py check FILE HEADER.json TENSORS.jsonl WTYPE
+#       HEADER.json: `bd-cat --header` of the student; TENSORS.jsonl: `bd-cat --full` of it;
+#       WTYPE f32|f16|tq2_0. Checks the architecture and hyper-parameter keys, every tensor's
+#       name, shape and ggml type, and that the norms (sub-norms included) and the embedding
+#       equal the student's tensors bit for bit. Prints one line; exit 1 on the first mismatch.
+#   gguf_bitnet.py nll FILE IDS.jsonl T [--sub-eps E] [--rope neox|norm]
+#       Mean negative log-likelihood over non-overlapping windows of T ids (every position
+#       after the first of a window scored, the tail dropped: bd-eval's protocol), computed
+#       in float64 from the file's tensors with llama.cpp's bitnet graph: RMSNorm(attn_norm),
+#       q/k/v, RoPE (NEOX: pairs i, i + HS/2, as llama.cpp rotates bitnet), causal attention
+#       scaled by 1/sqrt(HS), RMSNorm(attn_sub_norm), attn_output, residual; RMSNorm(ffn_norm),
+#       silu(gate) * up, RMSNorm(ffn_sub_norm), ffn_down, residual; output_norm, logits with
+#       token_embd. Every norm uses the file's epsilon unless --sub-eps gives the sub-norms
+#       their own. --rope norm rotates pairs (2i, 2i+1) instead (a control that must differ).
+import json
+import struct
+import sys
+
+import numpy as np
+
+GGML = {0: "f32", 1: "f16", 35: "tq2_0"}
+SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
+
+
+def fail(msg):
+    print("FAIL: " + msg, file=sys.stderr)
+    sys.exit(1)
+
+
+class Reader:
+    def __init__(self, buf):
+        self.b, self.pos = buf, 0
+
+    def take(self, fmt):
+        v = struct.unpack_from(fmt, self.b, self.pos)[0]
+        self.pos += struct.calcsize(fmt)
+        return v
+
+    def string(self):
+        n = self.take("<Q")
+        s = self.b[self.pos : self.pos + n]
+        if len(s) != n:
+            fail("string past the end of the file")
+        self.pos += n
+        return s.decode("utf-8")
+
+    def value(self, t):
+        if t in SCALAR:
+            return self.take(SCALAR[t])
+        if t == 8:
+            return self.string()
+        if t == 9:
+            et, n = self.take("<I"), self.take("<Q")
+            return [self.value(et) for _ in range(n)]
+        fail("unknown metadata type %d" % t)
+
+
+def dequant_tq2_0(raw, n):
+    # Blocks of 256 weights: 64 bytes of 2-bit codes (weight 128h + 32l + m at bits 2l of
+    # qs[32h + m]), then an f16 scale d; the value is (code - 1) * d.
+    blk = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 66)
+    qs, d = blk[:, :64], blk[:, 64:66].copy().view(np.float16).astype(np.float64)
+    out = np.empty((blk.shape[0], 256))
+    for i in range(256):
+        h, l, m = i // 128, i % 128 // 32, i % 32
+        out[:, i] = ((qs[:, 32 * h + m] >> (2 * l)) & 3).astype(np.float64) - 1
+    return (out * d).reshape(-1)[:n]
+
+
+def read_gguf(path):
+    buf = open(path, "rb").read()
+    r = Reader(buf)
+    if buf[:4] != b"GGUF":
+        fail("no GGUF magic")
+    r.pos = 4
+    if r.take("<I") != 3:
+        fail("not GGUF version 3")
+    nt, nkv = r.take("<Q"), r.take("<Q")
+    kv = {}
+    for _ in range(nkv):
+        k = r.string()
+        kv[k] = r.value(r.take("<I"))
+    align = kv.get("general.alignment", 32)
+    infos = []
+    for _ in range(nt):
+        name = r.string()
+        nd = r.take("<I")
+        ne = [r.take("<Q") for _ in range(nd)]
+        infos.append((name, ne, r.take("<I"), r.take("<Q")))
+    data0 = (r.pos + align - 1) // align * align
+    tensors = {}
+    for name, ne, t, off in infos:
+        if off % align:
+            fail("%s: offset %d not aligned" % (name, off))
+        n = int(np.prod(ne))
+        start = data0 + off
+        if t == 0:
+            a = np.frombuffer(buf, dtype="<f4", count=n, offset=start).astype(np.float64)
+            end = start + 4 * n
+        elif t == 1:
+            a = np.frombuffer(buf, dtype="<f2", count=n, offset=start).astype(np.float64)
+            end = start + 2 * n
+        elif t == 35:
+            if ne[0] % 256:
+                fail("%s: TQ2_0 row of %d weights" % (name, ne[0]))
+            end = start + n // 256 * 66
+            a = dequant_tq2_0(buf[start:end], n)
+        else:
+            fail("%s: unexpected ggml type %d" % (name, t))
+        if end > len(buf):
+            fail("%s: data past the end of the file" % name)
+        tensors[name] = (GGML[t], ne, a.reshape(list(reversed(ne))))  # numpy: rows, columns
+    return kv, tensors
+
+
+def check(path, header_path, tensors_path, wtype):
+    kv, ts = read_gguf(path)
+    cfg = json.load(open(header_path))["config"]
+    C, L, NH, KV, HS, F, V = (cfg[k] for k in ("dim", "n_layers", "n_heads", "n_kv_heads", "head_dim", "ffn_dim", "vocab"))
+    want_kv = {
+        "general.architecture": "bitnet",
+        "bitnet.context_length": cfg["max_seq"],
+        "bitnet.embedding_length": C,
+        "bitnet.block_count": L,
+        "bitnet.feed_forward_length": F,
+        "bitnet.attention.head_count": NH,
+        "bitnet.attention.head_count_kv": KV,
+        "bitnet.rope.dimension_count": HS,
+        "bitnet.rope.freq_base": np.float32(cfg["rope_theta"]),
+        "bitnet.attention.layer_norm_rms_epsilon": np.float32(cfg["norm_eps"]),
+        "tokenizer.ggml.model": "llama",
+        "tokenizer.ggml.bos_token_id": cfg["bos"],
+        "tokenizer.ggml.eos_token_id": cfg["eos"],
+    }
+    for k, v in want_kv.items():
+        if k not in kv or kv[k] != v:
+            fail("key %s = %r, expected %r" % (k, kv.get(k), v))
+    if len(kv.get("tokenizer.ggml.tokens", [])) != V:
+        fail("tokenizer.ggml.tokens has %d pieces, expected %d" % (len(kv.get("tokenizer.ggml.tokens", [])), V))
+
+    def lin(cols):  # the type of a ternary linear with rows of cols weights
+        return wtype if wtype != "tq2_0" else ("tq2_0" if cols % 256 == 0 else "f16")
+
+    want = {"token_embd.weight": ("f32" if wtype != "f16" else "f16", [C, V]), "output_norm.weight": ("f32", [C])}
+    for l in range(L):
+        b = "blk.%d." % l
+        want.update({
+            b + "attn_norm.weight": ("f32", [C]),
+            b + "attn_q.weight": (lin(C), [C, NH * HS]),
+            b + "attn_k.weight": (lin(C), [C, KV * HS]),
+            b + "attn_v.weight": (lin(C), [C, KV * HS]),
+            b + "attn_sub_norm.weight": ("f32", [C]),
+            b + "attn_output.weight": (lin(NH * HS), [NH * HS, C]),
+            b + "ffn_norm.weight": ("f32", [C]),
+            b + "ffn_gate.weight": (lin(C), [C, F]),
+            b + "ffn_up.weight": (lin(C), [C, F]),
+            b + "ffn_sub_norm.weight": ("f32", [F]),
+            b + "ffn_down.weight": (lin(F), [F, C]),
+        })
+    if set(ts) != set(want):
+        fail("tensors: missing %s, unexpected %s" % (sorted(set(want) - set(ts)), sorted(set(ts) - set(want))))
+    for name, (t, ne) in want.items():
+        if ts[name][0] != t or ts[name][1] != ne:
+            fail("%s: %s %s, expected %s %s" % (name, ts[name][0], ts[name][1], t, ne))
+    # The norms and the embedding are the student's own values, bit for bit.
+    src = {}
+    for line in open(tensors_path):
+        rec = json.loads(line)
+        if "name" in rec and "data" in rec:
+            src[rec["name"]] = np.array(rec["data"], dtype=np.float32).reshape(rec["shape"])
+    pairs = [("rms_att", "attn_norm"), ("rms_ffn", "ffn_norm"), ("attn_sub_norm", "attn_sub_norm"),
+             ("ffn_sub_norm", "ffn_sub_norm")]
+    for bd_name, gg in pairs:
+        for l in range(L):
+            got = ts["blk.%d.%s.weight" % (l, gg)][2].astype(np.float32)
+            if not np.array_equal(got, src[bd_name][l]):
+                fail("blk.%d.%s differs from the student's %s[%d]" % (l, gg, bd_name, l))
+    if not np.array_equal(ts["output_norm.weight"][2].astype(np.float32), src["rms_final"]):
+        fail("output_norm differs from the student's rms_final")
+    if wtype != "f16" and not np.array_equal(ts["token_embd.weight"][2].astype(np.float32), src["tok_emb"]):
+        fail("token_embd differs from the student's tok_emb")
+    print("ok: bitnet, %d tensors, %d keys" % (len(ts), len(kv)))
+
+
+def rms(x, w, eps):
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * w
+
+
+def rope(x, theta, neox):  # x: (T, heads, HS)
+    T, _, HS = x.shape
+    half = HS // 2
+    freq = theta ** (-np.arange(half) * 2.0 / HS)
+    ang = np.arange(T)[:, None] * freq[None, :]
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    if neox:
+        a, b = x[..., :half], x[..., half:]
+        return np.concatenate([a * cos - b * sin, a * sin + b * cos], axis=-1)
+    a, b = x[..., 0::2], x[..., 1::2]
+    out = np.empty_like(x)
+    out[..., 0::2], out[..., 1::2] = a * cos - b * sin, a * sin + b * cos
+    return out
+
+
+def forward(kv, ts, ids, sub_eps, neox):
+    W = lambda n: ts[n][2]
+    L, NH, KV = kv["bitnet.block_count"], kv["bitnet.attention.head_count"], kv["bitnet.attention.head_count_kv"]
+    eps, theta = float(kv["bitnet.attention.layer_norm_rms_epsilon"]), float(kv["bitnet.rope.freq_base"])
+    se = eps if sub_eps is None else sub_eps
+    x = W("token_embd.weight")[ids]
+    T = len(ids)
+    mask = np.triu(np.full((T, T), -np.inf), 1)
+    for l in range(L):
+        b = "blk.%d." % l
+        h = rms(x, W(b + "attn_norm.weight"), eps)
+        q, k, v = (h @ W(b + n + ".weight").T for n in ("attn_q", "attn_k", "attn_v"))
+        HS = q.shape[1] // NH
+        q = rope(q.reshape(T, NH, HS), theta, neox)
+        k = rope(k.reshape(T, KV, HS), theta, neox)
+        v = v.reshape(T, KV, HS)
+        o = np.empty((T, NH, HS))
+        for hd in range(NH):
+            kh = hd // (NH // KV)
+            s = q[:, hd] @ k[:, kh].T / np.sqrt(HS) + mask
+            p = np.exp(s - s.max(axis=1, keepdims=True))
+            o[:, hd] = (p / p.sum(axis=1, keepdims=True)) @ v[:, kh]
+        o = rms(o.reshape(T, NH * HS), W(b + "attn_sub_norm.weight"), se)
+        x = x + o @ W(b + "attn_output.weight").T
+        h = rms(x, W(b + "ffn_norm.weight"), eps)
+        g, u = h @ W(b + "ffn_gate.weight").T, h @ W(b + "ffn_up.weight").T
+        a = rms(g / (1 + np.exp(-g)) * u, W(b + "ffn_sub_norm.weight"), se)
+        x = x + a @ W(b + "ffn_down.weight").T
+    return rms(x, W("output_norm.weight"), eps) @ W("token_embd.weight").T
+
+
+def nll(path, ids_path, T, sub_eps, neox):
+    kv, ts = read_gguf(path)
+    ids = []
+    for line in open(ids_path):
+        rec = json.loads(line)
+        if "ids" in rec:
+            ids += rec["ids"]["data"]
+    total, n = 0.0, 0
+    for w in range(len(ids) // T):
+        win = np.array(ids[w * T : (w + 1) * T])
+        z = forward(kv, ts, win, sub_eps, neox)[:-1]
+        z = z - z.max(axis=1, keepdims=True)
+        lp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        total -= lp[np.arange(T - 1), win[1:]].sum()
+        n += T - 1
+    print("%.6f" % (total / n))
+
+
+def main(argv):
+    if len(argv) >= 5 and argv[0] == "check":
+        check(argv[1], argv[2], argv[3], argv[4])
+    elif len(argv) >= 4 and argv[0] == "nll":
+        sub_eps, neox, rest = None, True, argv[4:]
+        while rest:
+            if rest[0] == "--sub-eps":
+                sub_eps = float(rest[1])
+            elif rest[0] == "--rope":
+                neox = rest[1] == "neox"
+            else:
+                fail("unknown option %s" % rest[0])
+            rest = rest[2:]
+        nll(argv[1], argv[2], int(argv[3]), sub_eps, neox)
+    else:
+        fail("usage: gguf_bitnet.py check FILE HEADER TENSORS WTYPE | nll FILE IDS T [--sub-eps E] [--rope R]")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
