@@ -154,6 +154,14 @@ printf 'abc\n' | bzip2 >task.bz2
 head -c 20 task.bz2 >task_trunc.bz2
 printf 'BZh9garbage' >task_garbage.bz2
 printf 'ctx\nx\n' >hs_short.txt
+# Labelled data for bd-task.
+printf 'label\tsentence\n0\tgood film\n1\tbad film\n' >lab.tsv
+printf 'label\tsentence\n0\tgood\n7\tbad\n' >lab_badlabel.tsv
+printf 'label\tsentence\n0\tgood\textra\n' >lab_cols.tsv
+printf 'label\tsentence\n' >lab_header.tsv
+printf '{"label":0,"sentence":"a"}\n{"label":1,"sentence":' >lab_trunc.jsonl
+printf '{"label":0,"sentence":5}\n' >lab_num.jsonl
+printf 'label\tsentence\n0\ta\000b\n' >lab_nul.tsv
 # Run states and logs.
 mkdir -p runs
 cd "$I"
@@ -236,7 +244,7 @@ try tok fail "--text with NUL bytes (bd-eval)" "bd-eval -q -m \$I/m.bin -k \$I/t
 try tok fail "bd-eval --text of an empty file" "bd-eval -q -m \$I/m.bin -k \$I/tok.bin --text \$I/empty.txt -T 64"
 
 # ---- D: options ----------------------------------------------------------------------------
-for t in bd-cat bd-tokenize bd-teacher-gen bd-clipsearch bd-qat bd-eval bd-pack; do
+for t in bd-cat bd-tokenize bd-teacher-gen bd-clipsearch bd-qat bd-eval bd-pack bd-task; do
     try option fail "$t unknown option" "$t --no-such-option"
     try option fail "$t missing argument" "$t --threads"
     try option ok "$t --threads 0 (all CPUs)" "$t --threads 0 --help"
@@ -333,6 +341,29 @@ try prompt fail "--resume onto a truncated stream" "cp \$I/s_half.bdz s.bdz; bd-
 try prompt fail "--resume with other settings" "cp \$I/s.bdz s.bdz; bd-teacher-gen -q -m \$I/m.bin -k \$I/tok.bin -p \$I/prompts.txt -n 8 -K 12 --seed 1 --resume -o s.bdz; r=\$?; cmp -s s.bdz \$I/s.bdz || r=99; rm -f s.bdz; exit \$r"
 try prompt fail "--resume without -o" "bd-teacher-gen -q -m \$I/m.bin -k \$I/tok.bin -p \$I/prompts.txt -K 4 --resume"
 try prompt ok "bd-eval --generate with a control character in the prompt" "bd-eval -q -m \$I/m.bin -k \$I/tok.bin --generate 4 --prompt \"\$(printf 'a\\001b')\" >/dev/null"
+
+# ---- G2: labelled data (bd-task) and BitNet Distillation's terms -----------------------------
+K="bd-task -q --template 'R: {sentence}' --verbalizer '0=a,1=b'"
+try task ok "bd-task samples" "$K --samples -k \$I/tok.bin -o s.bdz \$I/lab.tsv; r=\$?; rm -f s.bdz; exit \$r"
+try task ok "bd-task eval task" "$K --eval-task -o e.jsonl \$I/lab.tsv; r=\$?; rm -f e.jsonl; exit \$r"
+for f in lab_badlabel.tsv lab_cols.tsv lab_header.tsv lab_trunc.jsonl lab_num.jsonl lab_nul.tsv empty.txt story.txt t.bdz nul.txt; do
+    try task fail "bd-task on $f" "$K --samples -k \$I/tok.bin -o s.bdz \$I/$f"
+done
+for a in "--template ''" "--template 'no field'" "--template '{'" "--template '{nope}'" "--verbalizer ''" \
+         "--verbalizer '0=a'" "--verbalizer '0=a,0=b'" "--verbalizer '0=a,1=a'" "--verbalizer '0= a,1=b'" "--max-len 1" \
+         "--max-len -1" "--limit 0" "--format xml" "--label-field nope"; do
+    try task fail "bd-task $a" "bd-task -q --template 'R: {sentence}' --verbalizer '0=a,1=b' --samples -k \$I/tok.bin $a -o s.bdz \$I/lab.tsv"
+done
+try task fail "bd-task --samples without a tokenizer" "$K --samples -o s.bdz \$I/lab.tsv"
+try task fail "bd-task -o equal to the input" "cp \$I/lab.tsv x.tsv; $K --eval-task -o x.tsv x.tsv; r=\$?; cmp -s x.tsv \$I/lab.tsv || r=99; rm -f x.tsv; exit \$r"
+D="bd-qat -q -m \$I/st.bdz --loss ce -T 32 -b 2 --steps 1 -o o.bdz"
+for a in "--kd-weight 1 --teacher \$I/none.bin" "--kd-weight 1 --teacher \$I/t.bdz" \
+         "--ad-weight 1 --ad-layer 99" "--ad-weight 1 --ad-layer -99" "--ad-weight 1 --ad-heads 7" "--ad-weight 1 --ad-heads 0" \
+         "--ad-weight nan" "--kd-weight inf" "--kd-temp 0" "--kd-weight 1 --kd-temp nan" "--ad-weight 1 --ad-layer 1:x" \
+         "--teacher \$I/m.bin" "--kd-weight 1 --loss fkl" "--ad-layer 0"; do
+    try train fail "bd-qat $a" "$D $a \$I/t.bdz"
+done
+try train ok "bd-qat --kd-weight --ad-weight against --teacher" "$D --teacher \$I/m.bin --kd-weight 1 --ad-weight 10 \$I/t.bdz; r=\$?; rm -f o.bdz; exit \$r"
 
 # ---- H: training data and state -------------------------------------------------------------
 try train fail "--teacher-logits with samples without logits" "bd-qat -q -m \$I/m.bin --data \$I/s.bdz --teacher-logits --loss fkl --quant int --bits 2 --group 32 -T 64 -b 2 --steps 1 -o o.bdz"
