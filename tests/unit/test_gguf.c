@@ -194,26 +194,31 @@ static const tinfo *find(const tinfo *ti, int n, const char *name) {
     return NULL;
 }
 
+// A model whose rows (256, 512) fit the 256-weight blocks of the ternary types.
+static bd_config gguf_test_config(bd_rope_style rope, bool tied) {
+    return (bd_config){.arch = "llama",
+                       .dim = 256,
+                       .n_layers = 2,
+                       .n_heads = 4,
+                       .n_kv_heads = 2,
+                       .head_dim = 64,
+                       .ffn_dim = 512,
+                       .vocab = 512,
+                       .max_seq = 128,
+                       .norm_eps = 1e-5f,
+                       .rope_theta = 10000.0f,
+                       .rope = rope,
+                       .tied_embeddings = tied,
+                       .bos = 1,
+                       .eos = 2};
+}
+
 START_TEST(test_gguf_round_trip) {
     bd_tokenizer *tok;
     char why[512], path[4200];
     ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
                   "%s", why);
-    bd_config c = {.arch = "llama",
-                   .dim = 256,
-                   .n_layers = 2,
-                   .n_heads = 4,
-                   .n_kv_heads = 2,
-                   .head_dim = 64,
-                   .ffn_dim = 512,
-                   .vocab = 512,
-                   .max_seq = 128,
-                   .norm_eps = 1e-5f,
-                   .rope_theta = 10000.0f,
-                   .rope = BD_ROPE_HALF,
-                   .tied_embeddings = false,
-                   .bos = 1,
-                   .eos = 2};
+    bd_config c = gguf_test_config(BD_ROPE_HALF, false);
     bd_model m, fq;
     ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
     ck_assert_int_eq(bd_model_alloc(&fq, &c), BD_OK);
@@ -355,21 +360,7 @@ START_TEST(test_gguf_bitnet) {
     char why[512], path[4200];
     ck_assert_msg(bd_tokenizer_load(bd_test_data("models/stories260K/tok512.bin"), &tok, why, sizeof why) == BD_OK,
                   "%s", why);
-    bd_config c = {.arch = "llama",
-                   .dim = 256,
-                   .n_layers = 2,
-                   .n_heads = 4,
-                   .n_kv_heads = 2,
-                   .head_dim = 64,
-                   .ffn_dim = 512,
-                   .vocab = 512,
-                   .max_seq = 128,
-                   .norm_eps = 1e-5f,
-                   .rope_theta = 10000.0f,
-                   .rope = BD_ROPE_INTERLEAVED,
-                   .tied_embeddings = true,
-                   .bos = 1,
-                   .eos = 2};
+    bd_config c = gguf_test_config(BD_ROPE_INTERLEAVED, true);
     bd_model m, fq;
     ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
     ck_assert_msg(bd_model_add_subln(&m, BD_SUBLN_PAPER, 1e-8f, why, sizeof why) == BD_OK, "%s", why);
