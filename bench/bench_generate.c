@@ -34,7 +34,11 @@ static double gen_rate(const bd_model *m, int B, int n, int K, bool unpadded) {
     double r[RUNS];
     for (int i = 0; i < RUNS; i++) {
         bd_gen_stats st;
-        if (bd_generate(m, &p, 1, 0, n, &o, count_only, NULL, &st) < 0) bench_die("generate");
+        char why[512];
+        if (bd_generate(m, &p, 1, 0, n, &o, count_only, NULL, &st, why, sizeof why) < 0) {
+            fprintf(stderr, "%s: %s\n", BENCH_NAME, why);
+            exit(1);
+        }
         r[i] = (double)st.new_tokens / st.seconds;
     }
     return bench_median(r, RUNS);

@@ -9,7 +9,6 @@
 // measured bandwidth (at the same thread count).
 #include <cblas.h>
 #include <math.h>
-#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,66 +21,8 @@
 
 #define RUNS 5
 
-// ---- bandwidth ----------------------------------------------------------------------------------
-
-typedef struct {
-    const float *p;
-    size_t n;
-    double sum;
-} read_job;
-
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#include <immintrin.h>
-
 #define BENCH_NAME "bench_pack"
 #include "bench_util.h"
-__attribute__((target("avx2"))) static double read_avx2(const float *p, size_t n) {
-    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
-    for (size_t i = 0; i + 32 <= n; i += 32) {
-        a = _mm256_add_ps(a, _mm256_load_ps(p + i));
-        b = _mm256_add_ps(b, _mm256_load_ps(p + i + 8));
-        c = _mm256_add_ps(c, _mm256_load_ps(p + i + 16));
-        d = _mm256_add_ps(d, _mm256_load_ps(p + i + 24));
-    }
-    float t[8];
-    _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
-    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
-}
-#endif
-
-static void *read_thread(void *arg) {
-    read_job *j = arg;
-#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-    if (__builtin_cpu_supports("avx2")) {
-        j->sum = read_avx2(j->p, j->n);
-        return NULL;
-    }
-#endif
-    double s = 0;
-    for (size_t i = 0; i < j->n; i++) s += j->p[i];
-    j->sum = s;
-    return NULL;
-}
-
-static double bandwidth(const float *buf, size_t n, int threads) {
-    double t[RUNS], sink = 0;
-    for (int r = 0; r < RUNS; r++) {
-        pthread_t tid[2];
-        read_job j[2];
-        double t0 = bd_now();
-        for (int k = 0; k < threads; k++) {
-            j[k] = (read_job){buf + n / threads * k, n / threads, 0};
-            pthread_create(&tid[k], NULL, read_thread, &j[k]);
-        }
-        for (int k = 0; k < threads; k++) {
-            pthread_join(tid[k], NULL);
-            sink += j[k].sum;
-        }
-        t[r] = bd_now() - t0;
-    }
-    if (sink == 12345.678) printf(" ");
-    return (double)n * 4 / bench_median(t, RUNS) / 1e9;
-}
 
 // ---- kernels --------------------------------------------------------------------------------------
 
@@ -126,12 +67,8 @@ static double time_sgemv(const float *W, const float *x, float *y, int OC, int C
 int main(void) {
     const char *simd = bd_pk_simd_name(bd_pk_simd());
     printf("bench_pack: kernels path %s, medians of %d runs\n\n", simd, RUNS);
-    size_t nbw = (size_t)128 << 20;  // floats: 512 MB
-    float *buf = aligned_alloc(64, nbw * 4);
-    if (!buf) return 1;
-    for (size_t i = 0; i < nbw; i++) buf[i] = (float)(i & 7);
-    double bw[3] = {0, bandwidth(buf, nbw, 1), bandwidth(buf, nbw, 2)};
-    free(buf);
+    double bw[3];
+    bench_bandwidth_12(bw, RUNS);
     printf("memory read bandwidth: %.1f GB/s (1 thread), %.1f GB/s (2 threads)\n\n", bw[1], bw[2]);
 
     int shapes[][2] = {{4096, 4096}, {11008, 4096}, {768, 768}, {2048, 768}, {768, 2048}};

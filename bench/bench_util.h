@@ -1,9 +1,10 @@
 // Helpers every benchmark uses: medians, a seeded random generator, the machine's sgemm
-// rate, peak memory. Define BENCH_NAME before including (for messages).
+// rate and memory read bandwidth, peak memory. Define BENCH_NAME before including (for messages).
 #ifndef BENCH_UTIL_H
 #define BENCH_UTIL_H
 
 #include <cblas.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -71,6 +72,78 @@ static inline void bench_model_110m(bd_model *m) {
     for (size_t i = 0; i < m->n_params; i++) m->params[i] = 0.02f * bench_urand();
     for (int i = 0; i < c.n_layers * c.dim; i++) m->w.rms_att[i] = m->w.rms_ffn[i] = 1.0f;
     for (int i = 0; i < c.dim; i++) m->w.rms_final[i] = 1.0f;
+}
+
+// ---- memory read bandwidth: a buffer summed with AVX2 loads (plain loop elsewhere) ----
+
+typedef struct {
+    const float *p;
+    size_t n;
+    double sum;
+} bench_read_job;
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+__attribute__((target("avx2"))) static inline double bench_read_avx2(const float *p, size_t n) {
+    __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps(), c = _mm256_setzero_ps(), d = _mm256_setzero_ps();
+    for (size_t i = 0; i + 32 <= n; i += 32) {
+        a = _mm256_add_ps(a, _mm256_load_ps(p + i));
+        b = _mm256_add_ps(b, _mm256_load_ps(p + i + 8));
+        c = _mm256_add_ps(c, _mm256_load_ps(p + i + 16));
+        d = _mm256_add_ps(d, _mm256_load_ps(p + i + 24));
+    }
+    float t[8];
+    _mm256_storeu_ps(t, _mm256_add_ps(_mm256_add_ps(a, b), _mm256_add_ps(c, d)));
+    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+#endif
+
+static inline void *bench_read_thread(void *arg) {
+    bench_read_job *j = arg;
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    if (__builtin_cpu_supports("avx2")) {
+        j->sum = bench_read_avx2(j->p, j->n);
+        return NULL;
+    }
+#endif
+    double s = 0;
+    for (size_t i = 0; i < j->n; i++) s += j->p[i];
+    j->sum = s;
+    return NULL;
+}
+
+// Read bandwidth in GB/s: buf (n floats, 32-byte aligned, n a multiple of 32 * threads) read
+// by 1 or 2 threads (one half each), median of runs (at most 15).
+static inline double bench_bandwidth(const float *buf, size_t n, int threads, int runs) {
+    double t[15], sink = 0;
+    if (runs > 15) runs = 15;
+    if (threads > 2) threads = 2;
+    for (int r = 0; r < runs; r++) {
+        pthread_t tid[2];
+        bench_read_job j[2];
+        double t0 = bd_now();
+        for (int k = 0; k < threads; k++) {
+            j[k] = (bench_read_job){buf + n / threads * k, n / threads, 0};
+            if (pthread_create(&tid[k], NULL, bench_read_thread, &j[k]) != 0) bench_die("pthread_create");
+        }
+        for (int k = 0; k < threads; k++) {
+            pthread_join(tid[k], NULL);
+            sink += j[k].sum;
+        }
+        t[r] = bd_now() - t0;
+    }
+    if (sink == 12345.678) printf(" ");  // keeps the sums alive
+    return (double)n * 4 / bench_median(t, runs) / 1e9;
+}
+
+// Read bandwidth at 1 and 2 threads (bw[1], bw[2]; bw[0] = 0) on a 512 MB buffer, median of runs.
+static inline void bench_bandwidth_12(double bw[3], int runs) {
+    size_t n = (size_t)128 << 20;  // floats: 512 MB
+    float *buf = aligned_alloc(64, n * 4);
+    if (!buf) bench_die("aligned_alloc");
+    for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 7);
+    bw[0] = 0, bw[1] = bench_bandwidth(buf, n, 1, runs), bw[2] = bench_bandwidth(buf, n, 2, runs);
+    free(buf);
 }
 
 // Peak resident memory of this process so far, in MB.
