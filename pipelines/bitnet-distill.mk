@@ -78,7 +78,20 @@ TL = cpt_subln-ldad_L0 cpt_subln-ldad_L2 cpt_subln-ldad
 S3 = $(sort $(T5) $(T6) $(TL))
 ACC = $(foreach r,fp_sft bitnet_sft $(addprefix s3_,$(S3)),$(foreach s,$(SEEDS),$(OUT)/acc_$(r)_s$(s).json))
 
-.PHONY: all table1 tables
+# Settings stamps: a file per group of settings, rewritten only when a value changes, as a
+# prerequisite of the runs that depend on them, so that `make ... TASK_LR=3e-4` reruns them
+# (file names alone would miss settings, and Make keeps an existing run whose missing
+# intermediate prerequisite is remade).
+TASK_SETTINGS = $(MODEL) $(TASK_T) $(BATCH) $(TASK_STEPS) $(TASK_LR) $(TASK_SCHEDULE) $(TASK_WD) $(TEMPLATE) \
+		$(VERBALIZER) $(LAMBDA) $(TAU) $(GAMMA) $(AD_LAYER)
+CPT_SETTINGS  = $(MODEL) $(CPT_TEXT) $(CPT_STEPS) $(CPT_T) $(CPT_LR)
+$(OUT)/task.settings $(OUT)/cpt.settings: FORCE
+	@mkdir -p $(OUT)
+	@printf '%s\n' '$(if $(filter %task.settings,$@),$(TASK_SETTINGS),$(CPT_SETTINGS))' > $@.new
+	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
+FORCE:
+
+.PHONY: all table1 tables FORCE
 all: $(OUT)/bitdistill.md $(OUT)/subln_loss.png
 table1: $(foreach r,fp_sft bitnet_sft s3_cpt_subln-ldad,$(foreach s,$(SEEDS),$(OUT)/acc_$(r)_s$(s).json))
 
@@ -94,20 +107,20 @@ $(CPT_TOK): $(CPT_TEXT)
 	$(TOKENIZE)
 
 # The teacher: the FP model fine-tuned on the task; BitNet-SFT: ternary W1.58A8, CE only.
-$(OUT)/fp_sft_s%.bdz: $(TRAIN)
+$(OUT)/fp_sft_s%.bdz: $(TRAIN) $(OUT)/task.settings
 	$(BD_BIN)/bd-qat -m $(MODEL) $(TASK_RUN) --seed $* --log $(OUT)/log_fp_sft_s$*.bdz -o $@
-$(OUT)/bitnet_sft_s%.bdz: $(TRAIN)
+$(OUT)/bitnet_sft_s%.bdz: $(TRAIN) $(OUT)/task.settings
 	$(BD_BIN)/bd-qat -m $(MODEL) $(W158A8) $(TASK_RUN) --seed $* --log $(OUT)/log_bitnet_sft_s$*.bdz -o $@
 
 # Stage 2 (after stage 1's --subln, or without it for the ablation).
-$(OUT)/cpt_subln.bdz: $(CPT_TOK)
-	$(BD_BIN)/bd-qat -m $(MODEL) --subln $(CPT_RUN) --log $(OUT)/log_cpt_subln.bdz -o $@ $<
-$(OUT)/cpt_plain.bdz: $(CPT_TOK)
-	$(BD_BIN)/bd-qat -m $(MODEL) $(CPT_RUN) --log $(OUT)/log_cpt_plain.bdz -o $@ $<
+$(OUT)/cpt_subln.bdz: $(CPT_TOK) $(OUT)/cpt.settings
+	$(BD_BIN)/bd-qat -m $(MODEL) --subln $(CPT_RUN) --log $(OUT)/log_cpt_subln.bdz -o $@ $(CPT_TOK)
+$(OUT)/cpt_plain.bdz: $(CPT_TOK) $(OUT)/cpt.settings
+	$(BD_BIN)/bd-qat -m $(MODEL) $(CPT_RUN) --log $(OUT)/log_cpt_plain.bdz -o $@ $(CPT_TOK)
 
 # Stage 3: $(1) start, $(2) terms.
 define stage3
-$(OUT)/s3_$(1)-$(2)_s%.bdz: $(TRAIN) $(TEACHER) $(filter $(OUT)/%,$(START_$(1)))
+$(OUT)/s3_$(1)-$(2)_s%.bdz: $(TRAIN) $(TEACHER) $(filter $(OUT)/%,$(START_$(1))) $(OUT)/task.settings
 	$(BD_BIN)/bd-qat -m $(START_$(1)) $(FLAGS_$(1)) $(TERMS_$(2)) $(TASK_RUN) --seed $$* \
 	    --log $(OUT)/log_s3_$(1)-$(2)_s$$*.bdz -o $$@
 endef
