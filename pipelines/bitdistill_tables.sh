@@ -2,9 +2,9 @@
 # The tables of pipelines/bitnet-distill.mk from its acc_*.json (bd-eval --task --json),
 # packed_*.bdz and gen_*.txt files: accuracy per seed, their mean and spread (half the range),
 # and the binomial standard error of one run (bd-eval's acc_stderr, averaged over the seeds).
-# Usage: bitdistill_tables.sh OUT "SEEDS" "T5 runs" "T6 runs" "layer runs"
+# Usage: bitdistill_tables.sh OUT "SEEDS" "T5 runs" "T6 runs" "layer runs" "placement runs"
 set -eu
-out=$1; seeds=$2; t5=$3; t6=$4; tl=$5
+out=$1; seeds=$2; t5=$3; t6=$4; tl=$5; tp=$6
 
 # "acc1 acc2 ..." of run $1 over the seeds, in percent.
 accs() {
@@ -39,6 +39,7 @@ label() {
     cpt_subln-ad) echo "AD only (attention relations)" ;;
     cpt_subln-ldad_L0) echo "AD at layer 0 (first)" ;;
     cpt_subln-ldad_L2) echo "AD at layer 2 (middle)" ;;
+    cpt_sublnall-ldad) echo "SubLN before every linear (official code's default), LD + AD" ;;
     *) echo "$1" ;;
     esac
 }
@@ -71,3 +72,8 @@ echo "## The attention-relation layer (LD + AD)"
 echo
 head_row "layer"
 for r in $tl; do row "$(label "$r")" "s3_$r"; done
+echo
+echo "## SubLN placement (stages 1-3, LD + AD)"
+echo
+head_row "placement"
+for r in $tp; do row "$(label "$r")" "s3_$r"; done

@@ -65,17 +65,21 @@ TERMS_ldad_L2 = --teacher $(TEACHER) --kd-weight $(LAMBDA) --kd-temp $(TAU) --ad
 # (stage 2 without SubLN), the FP model with --subln (stage 1 only) or as is (no stage).
 START_cpt_subln = $(OUT)/cpt_subln.bdz
 START_cpt_plain = $(OUT)/cpt_plain.bdz
+START_cpt_sublnall = $(OUT)/cpt_sublnall.bdz
 START_subln     = $(MODEL)
 START_none      = $(MODEL)
 FLAGS_cpt_subln =
 FLAGS_cpt_plain =
+FLAGS_cpt_sublnall =
 FLAGS_subln     = $(W158A8) --subln
 FLAGS_none      = $(W158A8)
 # Table 5 (stages), Table 6 (terms), the layer choice.
 T5 = cpt_subln-ldad cpt_plain-ldad subln-ldad none-ldad cpt_subln-ce
 T6 = cpt_subln-ce cpt_subln-ld cpt_subln-ad cpt_subln-ldad
 TL = cpt_subln-ldad_L0 cpt_subln-ldad_L2 cpt_subln-ldad
-S3 = $(sort $(T5) $(T6) $(TL))
+# SubLN placement: the paper's (before wo and w2) against the official code's (every linear).
+TP = cpt_subln-ldad cpt_sublnall-ldad
+S3 = $(sort $(T5) $(T6) $(TL) $(TP))
 ACC = $(foreach r,fp_sft bitnet_sft $(addprefix s3_,$(S3)),$(foreach s,$(SEEDS),$(OUT)/acc_$(r)_s$(s).json))
 
 # Settings stamps: a file per group of settings, rewritten only when a value changes, as a
@@ -115,6 +119,8 @@ $(OUT)/bitnet_sft_s%.bdz: $(TRAIN) $(OUT)/task.settings
 # Stage 2 (after stage 1's --subln, or without it for the ablation).
 $(OUT)/cpt_subln.bdz: $(CPT_TOK) $(OUT)/cpt.settings
 	$(BD_BIN)/bd-qat -m $(MODEL) --subln $(CPT_RUN) --log $(OUT)/log_cpt_subln.bdz -o $@ $(CPT_TOK)
+$(OUT)/cpt_sublnall.bdz: $(CPT_TOK) $(OUT)/cpt.settings
+	$(BD_BIN)/bd-qat -m $(MODEL) --subln=all $(CPT_RUN) --log $(OUT)/log_cpt_sublnall.bdz -o $@ $(CPT_TOK)
 $(OUT)/cpt_plain.bdz: $(CPT_TOK) $(OUT)/cpt.settings
 	$(BD_BIN)/bd-qat -m $(MODEL) $(CPT_RUN) --log $(OUT)/log_cpt_plain.bdz -o $@ $(CPT_TOK)
 
@@ -138,15 +144,16 @@ $(OUT)/gen_%.txt: $(OUT)/packed_%.bdz
 
 SPEED = fp_sft_s1 bitnet_sft_s1 s3_cpt_subln-ldad_s1
 $(OUT)/bitdistill.md: $(ACC) $(foreach r,$(SPEED),$(OUT)/gen_$(r).txt $(OUT)/packed_$(r).bdz)
-	sh pipelines/bitdistill_tables.sh $(OUT) "$(SEEDS)" "$(T5)" "$(T6)" "$(TL)" > $@
+	sh pipelines/bitdistill_tables.sh $(OUT) "$(SEEDS)" "$(T5)" "$(T6)" "$(TL)" "$(TP)" > $@
 	@cat $@
 
 # SubLN on/off: stage 2's training loss with and without the norms.
-$(OUT)/subln_loss.png: $(OUT)/cpt_subln.bdz $(OUT)/cpt_plain.bdz
-	for r in cpt_subln cpt_plain; do $(BD_BIN)/bd-cat $(OUT)/log_$$r.bdz | grep '"step"' | \
+$(OUT)/subln_loss.png: $(OUT)/cpt_subln.bdz $(OUT)/cpt_plain.bdz $(OUT)/cpt_sublnall.bdz
+	for r in cpt_subln cpt_plain cpt_sublnall; do $(BD_BIN)/bd-cat $(OUT)/log_$$r.bdz | grep '"step"' | \
 	    sed 's/.*"step":\([0-9]*\),"loss":\([0-9.eE+-]*\).*/\1 \2/' > $(OUT)/$$r.dat; done
 	gnuplot -e "set terminal png size 900,500 noenhanced; set output '$@'; \
 	    set title 'stage 2: ternary W1.58A8 continual pre-training, training loss'; set xlabel 'step'; \
 	    set ylabel 'cross-entropy (nats/token)'; set key top right; \
-	    plot '$(OUT)/cpt_subln.dat' using 1:2 with lines lw 2 title 'with SubLN', \
+	    plot '$(OUT)/cpt_subln.dat' using 1:2 with lines lw 2 title 'SubLN before wo and w2 (paper)', \
+	         '$(OUT)/cpt_sublnall.dat' using 1:2 with lines lw 2 title 'SubLN before every linear (official code)', \
 	         '$(OUT)/cpt_plain.dat' using 1:2 with lines lw 2 title 'without SubLN'"
