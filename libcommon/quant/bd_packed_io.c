@@ -2,8 +2,8 @@
 //
 // bd.packed stream: header {"config": as bd.model, "quant": as bd.model (the spec the weights
 // were packed with; "act_bits": 8 makes the kernels quantize activations to int8 by default),
-// "formats": [names of the packed formats used], "head_format": "f32" | "q8" | "q6" (the head
-// quantized after training, bd_pk_model_pack_head; absent in older files: "f32"), "n_params": int}.
+// "formats": [names of the packed formats used], "head_format": "q8" | "q6" (a head
+// quantized after training, bd_pk_model_pack_head; absent, as in older files, for an f32 head), "n_params": int}.
 // A SubLN model's sub-norm weights are f32 records like the other norms.
 // Records:
 //   - every non-linear tensor of bd_param_table (tok_emb, norms, biases, an unquantized wcls)
@@ -277,19 +277,20 @@ int bd_pk_model_save(const bd_model *m, const char *path, const bd_producer *pro
     int rc;
     bd_writer *w = bd_writer_open(path, 0, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
-    if ((rc = bd_writer_begin_header(w, "bd.packed", prod, 5)) < 0) goto fail;
+    int hf = m->packed->head_format;  // "head_format" only when not f32: such files are the older format
+    if ((rc = bd_writer_begin_header(w, "bd.packed", prod, hf != BD_PK_F32 ? 5 : 4)) < 0) goto fail;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_str(pk, "config");
     bd_io_pack_config(pk, &m->cfg);
     bd_pack_str(pk, "quant");
     bd_io_pack_quant(pk, &m->quant, &m->qpolicy);
     bd_pack_str(pk, "formats");
-    int type = bd_pk_type_for(&m->quant), hf = m->packed->head_format;
+    int type = bd_pk_type_for(&m->quant);
     type = type < 0 ? 0 : type;
     msgpack_pack_array(pk, hf != BD_PK_F32 && hf != type ? 2 : 1);
     bd_pack_str(pk, bd_pk_traits_table[type].name);
     if (hf != BD_PK_F32 && hf != type) bd_pack_str(pk, bd_pk_traits_table[hf].name);
-    bd_pack_kv_str(pk, "head_format", bd_pk_traits_table[hf].name);
+    if (hf != BD_PK_F32) bd_pack_kv_str(pk, "head_format", bd_pk_traits_table[hf].name);
     size_t total;
     bd_param_entry t[BD_MAX_PARAMS];
     bd_param_table(&m->cfg, t, &total);
