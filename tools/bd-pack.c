@@ -14,8 +14,8 @@
 #include "bd_tool.h"
 
 // The default --head-format (see bd-pack(1), "Head formats", for the measurements behind it).
-#define HEAD_DEFAULT BD_PK_F32
-#define HEAD_DEFAULT_NAME "f32"
+#define HEAD_DEFAULT BD_PK_Q8
+#define HEAD_DEFAULT_NAME "q8"
 
 static const char help[] =
         "Usage: bd-pack --model M [-o OUT] [OPTIONS]\n"

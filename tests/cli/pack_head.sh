@@ -49,6 +49,12 @@ for hf in q8 q6; do
     expect_ok bd-pack --model "$T/$hf.bdz" --tokenizer "$M/tok512.bin" --format gguf -o "$T/$hf.gguf"
     [ "$(head -c 4 "$T/$hf.gguf")" = "GGUF" ] || fail "$hf: no GGUF magic"
 done
+# The default when bd-pack packs: q8 (the same file as --head-format q8).
+expect_ok bd-pack --model "$M/stories260K.bin" $q -o "$T/def.bdz"
+expect_ok bd-cat --header "$T/def.bdz"
+expect_out_contains '"head_format":"q8"'
+bd-cat "$T/def.bdz" | tail -n +2 >"$T/def.rec"
+bd-cat "$T/q8.bdz" | tail -n +2 | cmp -s - "$T/def.rec" || fail "the default differs from --head-format q8"
 expect_fail 1 bd-pack --model "$T/q8.bdz" --head-format q6 -o "$T/x.bdz"
 expect_err_contains "already stored as q8"
 [ ! -e "$T/x.bdz" ] || fail "output left behind"
