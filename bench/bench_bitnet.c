@@ -1,10 +1,13 @@
 // BitNet Distillation's speed-and-memory table on a randomly initialized 110M-shaped Llama
-// (C 768, L 12, NH 12, F 2048, V 32000, tied; bench_model_110m), three configurations:
+// (C 768, L 12, NH 12, F 2048, V 32000, tied; bench_model_110m), five configurations:
 //   f32        the full-precision model, written as a bd.model stream (f32 tensors);
 //   tq2        a ternary student with 8-bit activations (W1.58A8: quant ternary, act_bits 8),
-//              packed as bd-pack packs it (bd_pk_model_pack, tq2 blocks) into a bd.packed stream;
-//   tq2+SubLN  the same after bd_model_add_subln(BD_SUBLN_PAPER) (norms before wo and w2).
-// A builder process writes the three files into a temporary directory (BD_TMP or /tmp,
+//              packed as bd-pack packs it (bd_pk_model_pack, tq2 blocks) into a bd.packed stream,
+//              its tied head/embedding f32 (bd-pack --head-format f32);
+//   tq2+SubLN  the same after bd_model_add_subln(BD_SUBLN_PAPER) (norms before wo and w2);
+//   tq2 q8/q6 head  tq2 with the tied head/embedding quantized after packing
+//              (bd_pk_model_pack_head: bd-pack --head-format q8, q6).
+// A builder process writes the files into a temporary directory (BD_TMP or /tmp,
 // removed at the end). Then, in each of ROUNDS rounds, one child process per configuration
 // loads its file as bd-eval does (bd_qat_load_model: a packed model runs with the int8
 // kernels its act_bits asks for) and measures, at 1 and 2 threads:
@@ -48,10 +51,10 @@
 #define GEN_PROMPT 8
 #define GEN_NEW 64
 #define PP_T 512
-#define NCFG 3
+#define NCFG 5
 
-static const char *const cfg_names[NCFG] = {"f32", "tq2 A8", "tq2 A8 SubLN"};
-static const char *const cfg_files[NCFG] = {"f32.bdz", "tq2.bdz", "tq2_subln.bdz"};
+static const char *const cfg_names[NCFG] = {"f32", "tq2 A8", "tq2 A8 SubLN", "tq2 A8 q8 head", "tq2 A8 q6 head"};
+static const char *const cfg_files[NCFG] = {"f32.bdz", "tq2.bdz", "tq2_subln.bdz", "tq2_q8.bdz", "tq2_q6.bdz"};
 static char tmpdir[4096];
 static char paths[NCFG][4200];
 
@@ -88,13 +91,15 @@ static void check(int rc, const char *what, const char *why) {
     }
 }
 
-// The ternary W1.58A8 student spec on m's latent weights, packed as bd-pack packs it, saved.
-static void save_ternary(bd_model *m, const char *path, const bd_producer *prod) {
+// The ternary W1.58A8 student spec on m's latent weights, packed as bd-pack packs it with
+// --head-format head, saved.
+static void save_ternary(bd_model *m, const char *path, const bd_producer *prod, bd_pk_type head) {
     char why[512];
     m->quant = (bd_qspec){BD_Q_TERNARY, 2, 0};
     m->qpolicy = (bd_qpolicy){.act_bits = 8};
     check(bd_qpolicy_check(&m->qpolicy, &m->quant, &m->cfg, why, sizeof why), "qpolicy", why);
     check(bd_pk_model_pack(m, why, sizeof why), "pack", why);
+    check(bd_pk_model_pack_head(m, head, why, sizeof why), "pack head", why);
     check(bd_pk_model_save(m, path, prod, why, sizeof why), path, why);
 }
 
@@ -106,12 +111,14 @@ static void build_files(void) {
     bench_seed(1);
     bench_model_110m(&m);
     check(bd_model_save(&m, paths[0], &prod, BD_F32, why, sizeof why), paths[0], why);
-    save_ternary(&m, paths[1], &prod);
+    save_ternary(&m, paths[1], &prod, BD_PK_F32);
+    save_ternary(&m, paths[3], &prod, BD_PK_Q8);  // packs again: the head from the f32 weights each time
+    save_ternary(&m, paths[4], &prod, BD_PK_Q6);
     bd_model_free(&m);
     bench_seed(1);  // the same weights, with SubLN norms (ones) before wo and w2
     bench_model_110m(&m);
     check(bd_model_add_subln(&m, BD_SUBLN_PAPER, 1e-8f, why, sizeof why), "subln", why);
-    save_ternary(&m, paths[2], &prod);
+    save_ternary(&m, paths[2], &prod, BD_PK_F32);
     bd_model_free(&m);
 }
 
@@ -236,7 +243,7 @@ static void row(const char *label, const double v[NCFG], const char *fmt) {
     for (int c = 0; c < NCFG; c++) {
         char buf[32];
         snprintf(buf, sizeof buf, fmt, v[c]);
-        printf(" %12s", buf);
+        printf(" %14s", buf);
         if (c > 0) printf(" %7.2fx", v[c] / v[0]);
     }
     printf("\n");
@@ -257,7 +264,7 @@ int main(void) {
 
     double load[3] = {0};
     if (getloadavg(load, 3) < 0) load[0] = NAN;
-    printf("bench_bitnet: 110M-shaped random Llama (C 768, L 12, NH 12, F 2048, V 32000, tied, f32 head), "
+    printf("bench_bitnet: 110M-shaped random Llama (C 768, L 12, NH 12, F 2048, V 32000, tied head), "
            "kernels %s,\nmedians of %d rounds (each: one process per configuration, loading its file); "
            "load average %.2f at start\n\n",
            bd_pk_simd_name(bd_pk_simd()), ROUNDS, load[0]);
@@ -313,11 +320,13 @@ int main(void) {
         wb[c] = res[0][c].wbytes / 1e6, hb[c] = res[0][c].head_bytes / 1e6;
     }
 
-    printf("%-34s %12s %12s %8s %12s %8s\n", "figure", cfg_names[0], cfg_names[1], "x f32", cfg_names[2], "x f32");
+    printf("%-34s %14s", "figure", cfg_names[0]);
+    for (int c = 1; c < NCFG; c++) printf(" %14s %7s", cfg_names[c], "x f32");
+    printf("\n");
     row("model file (MB)", fsize, "%.1f");
     row("peak RSS: load + both runs (MB)", mrss, "%.1f");
     row("weights read per token (MB)", wb, "%.1f");
-    row("  of which the f32 head (MB)", hb, "%.1f");
+    row("  of which the head (MB)", hb, "%.1f");
     row("load time (s)", ld, "%.2f");
     double frac[3][NCFG];
     for (int th = 1; th <= 2; th++) {
@@ -330,15 +339,17 @@ int main(void) {
         snprintf(label, sizeof label, "generation %% of read bandwidth, %dt", th);
         row(label, frac[th], "%.0f%%");
     }
-    printf("\nchecks: tq2 linears %d / %d (of %d), int8 activations %s / %s, SubLN %s / %s\n", res[0][1].n_tq2,
-           res[0][2].n_tq2, 12 * BD_N_LINEARS, res[0][1].act_int8 ? "yes" : "NO", res[0][2].act_int8 ? "yes" : "NO",
-           bd_subln_name((bd_subln)res[0][1].subln), bd_subln_name((bd_subln)res[0][2].subln));
+    printf("\nchecks: tq2 linears %d / %d / %d / %d (of %d), int8 activations %s / %s / %s / %s, SubLN %s / %s\n",
+           res[0][1].n_tq2, res[0][2].n_tq2, res[0][3].n_tq2, res[0][4].n_tq2, 12 * BD_N_LINEARS,
+           res[0][1].act_int8 ? "yes" : "NO", res[0][2].act_int8 ? "yes" : "NO", res[0][3].act_int8 ? "yes" : "NO",
+           res[0][4].act_int8 ? "yes" : "NO", bd_subln_name((bd_subln)res[0][1].subln),
+           bd_subln_name((bd_subln)res[0][2].subln));
     printf("generation: forward steps/s of bd_generate (%d-token prompt + %d new, unpadded batch 1, sampling); "
            "prompt: one bd_forward_prefill, last-position logits only\n",
            GEN_PROMPT, GEN_NEW);
-    printf("bound if bandwidth-bound: f32 bytes / tq2 bytes per token = %.2fx (the tied f32 head is read in every "
-           "configuration)\n\n",
-           wb[0] / wb[1]);
+    printf("bound if bandwidth-bound: f32 bytes / tq2 bytes per token = %.2fx with the f32 head, %.2fx with q8, %.2fx "
+           "with q6\n\n",
+           wb[0] / wb[1], wb[0] / wb[3], wb[0] / wb[4]);
 
     printf("aims of the BitNet Distillation issue (not tuned for):\n");
     for (int c = 1; c < NCFG; c++)

@@ -13,6 +13,10 @@
 #include "bd_qmodel.h"
 #include "bd_tool.h"
 
+// The default --head-format (see bd-pack(1), "Head formats", for the measurements behind it).
+#define HEAD_DEFAULT BD_PK_Q8
+#define HEAD_DEFAULT_NAME "q8"
+
 static const char help[] =
         "Usage: bd-pack --model M [-o OUT] [OPTIONS]\n"
         "       bd-pack --model M --format gguf [--gguf-type T] -o OUT.gguf [OPTIONS]\n"
@@ -28,17 +32,20 @@ static const char help[] =
         "      --format F       packed (bd.packed stream, default) or gguf\n"
         "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32;\n"
         "                       tq2_0 writes rows that are not multiples of 256 as f16, with a warning)\n"
+        "      --head-format F  the output head (and a tied embedding) in the packed model: f32, q8 or q6\n"
+        "                       (8/6-bit codes, a scale and zero point per 64 weights; default " HEAD_DEFAULT_NAME ")\n"
         "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
         "  Round-to-nearest packing of a full-precision model:\n" BD_QUANT_HELP BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
         "See bd-pack(1), bd-eval(1), bd-stream(5).\n";
 
-enum { OPT_FORMAT = BD_OPT_FIRST_TOOL, OPT_GGUF_TYPE };
+enum { OPT_FORMAT = BD_OPT_FIRST_TOOL, OPT_GGUF_TYPE, OPT_HEAD_FORMAT };
 
 typedef struct {
     const char *model_path, *output, *tok_path;
     bool gguf;
-    int gguf_type;  // -1: by the model
+    int gguf_type;    // -1: by the model
+    int head_format;  // a bd_pk_type (f32, q8, q6); -1: not given (HEAD_DEFAULT when packing here)
     bd_quant_opts qo;
 } pack_opts;
 
@@ -47,11 +54,12 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
                                              {"output", required_argument, 0, 'o'},
                                              {"format", required_argument, 0, OPT_FORMAT},
                                              {"gguf-type", required_argument, 0, OPT_GGUF_TYPE},
+                                             {"head-format", required_argument, 0, OPT_HEAD_FORMAT},
                                              {"tokenizer", required_argument, 0, 'k'},
                                              BD_QUANT_LONGOPTS,
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
-    *o = (pack_opts){.output = "-", .gguf_type = -1, .qo = bd_quant_opts_default()};
+    *o = (pack_opts){.output = "-", .gguf_type = -1, .head_format = -1, .qo = bd_quant_opts_default()};
     int opt;
     while ((opt = getopt_long(argc, argv, "m:o:k:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
@@ -74,6 +82,10 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
             else
                 bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
             break;
+        case OPT_HEAD_FORMAT:
+            if ((o->head_format = bd_pk_head_format_parse(optarg)) < 0)
+                bd_usage_error("--head-format: \"%s\" is not f32, q8 or q6", optarg);
+            break;
         default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
     }
@@ -81,6 +93,7 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
     if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
     if (o->gguf_type >= 0 && !o->gguf) bd_usage_error("--gguf-type needs --format gguf");
+    if (o->head_format >= 0 && o->gguf) bd_usage_error("--head-format is for packed output, not --format gguf");
     if (o->gguf && strcmp(o->output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
     bd_tool_writes("-o", o->output);
     bd_tool_reads("--model", o->model_path);
@@ -101,6 +114,20 @@ static void quantize(const pack_opts *o, bd_model *m) {
     if (bd_qpolicy_check(&qo.policy, &qo.q, &m->cfg, why, sizeof why) < 0) bd_fatal("--quant: %s", why);
     m->quant = qo.q;
     m->qpolicy = qo.policy;
+}
+
+// --head-format: the head of the packed model. Not given: HEAD_DEFAULT when this run packs the
+// model, and a packed input keeps its head; a student whose spec quantizes the head keeps it.
+static void pack_head(const pack_opts *o, bd_model *m, bool packed_here) {
+    char why[512];
+    bool by_spec = bd_pk_model_slot(m, 0, BD_HEAD) && m->packed->head_format == BD_PK_F32;
+    if (o->head_format < 0 && (!packed_here || by_spec)) return;
+    if (by_spec)
+        bd_fatal("--head-format: \"%s\": its spec already quantizes the head (%s %d-bit, --quant-head)", o->model_path,
+                 bd_qkind_name(m->quant.kind), m->quant.bits);
+    int hf = o->head_format >= 0 ? o->head_format : HEAD_DEFAULT;
+    if (bd_pk_model_pack_head(m, (bd_pk_type)hf, why, sizeof why) < 0)
+        bd_fatal("--head-format %s: \"%s\": %s", bd_pk_traits_table[hf].name, o->model_path, why);
 }
 
 static void write_gguf(const pack_opts *o, bd_model *m) {
@@ -143,14 +170,18 @@ int main(int argc, char **argv) {
         if (m.quant.kind == BD_Q_NONE)
             bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student",
                      o.model_path);
+        bool packed_here = !m.packed;
         if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0)
             bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
+        if (!o.gguf) pack_head(&o, &m, packed_here);
     }
     if (m.packed) {
         size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
-        bd_log(BD_LOG_INFO, "%s %d-bit group %d: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
-               bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group, bytes / 1e6, f32 / 1e6,
-               (double)f32 / (double)bytes);
+        bd_log(BD_LOG_INFO, "%s %d-bit group %d, head %s: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
+               bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
+               bd_pk_model_slot(&m, 0, BD_HEAD) ? bd_pk_traits_table[bd_pk_model_slot(&m, 0, BD_HEAD)->type].name
+                                                : "f32",
+               bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
     }
     bd_producer prod = bd_tool_producer();
     if (o.gguf)

@@ -150,7 +150,7 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, bool bitnet, gg_
         snprintf(t_->name, sizeof t_->name, "%s", nm);                                                        \
         t_->ndim = nd, t_->ne0 = c0, t_->ne1 = c1, t_->type = ty, t_->f32 = src, t_->layer = lay, t_->k = kk; \
     } while (0)
-    ADD("token_embd.weight", 2, C, c->vocab, t2d, w->tok_emb, 0, -1);
+    ADD("token_embd.weight", 2, C, c->vocab, t2d, w->tok_emb, 0, bd_pk_model_embedding(m) ? BD_HEAD : -1);
     static const char *gname[BD_N_LINEARS] = {
             [BD_WQ] = "attn_q",   [BD_WK] = "attn_k",   [BD_WV] = "attn_v", [BD_WO] = "attn_output",
             [BD_W1] = "ffn_gate", [BD_W2] = "ffn_down", [BD_W3] = "ffn_up"};

@@ -168,7 +168,7 @@ void bd_block_linear(const bd_block_run *r, int l, bd_linear k, float *out, cons
         r->ops->linear(out, inp, s.w, s.b, N, s.in, s.out);
         return;
     }
-    r->ops->pk_matmul(out, inp, p, N, r->m->packed->act_int8, r->lin_scratch);
+    r->ops->pk_matmul(out, inp, p, N, bd_pk_model_act_int8(r->m->packed, k), r->lin_scratch);
     if (s.b)
         for (int n = 0; n < N; n++)
             for (int o = 0; o < s.out; o++) out[(size_t)n * s.out + o] += s.b[o];
@@ -236,7 +236,11 @@ void bd_decoder_forward(const bd_block_run *r, const int32_t *tokens) {
     const bd_config *c = &r->m->cfg;
     const bd_acts *a = r->acts;
     int C = c->dim, L = c->n_layers, N = r->B * r->T;
-    TIMED(embed, r->ops->embedding(a->x, tokens, r->m->w.tok_emb, N, C));
+    const bd_pk_tensor *emb = bd_pk_model_embedding(r->m);  // a tied head quantized after training
+    if (emb)
+        TIMED(embed, bd_pk_embedding(a->x, tokens, emb, N));
+    else
+        TIMED(embed, r->ops->embedding(a->x, tokens, r->m->w.tok_emb, N, C));
     for (int l = 0; l < L; l++) {
         bd_block_forward(r, l);
         if (r->after_block) {

@@ -113,6 +113,20 @@ const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT] = {
                        bd_validate_row_tq2,
                        {bd_vec_dot_tq2_f32_scalar, X86(bd_vec_dot_tq2_f32_avx2), X86(bd_vec_dot_tq2_f32_avx512)},
                        {bd_vec_dot_tq2_i8_scalar, X86(bd_vec_dot_tq2_i8_avx2), X86(bd_vec_dot_tq2_i8_avx512)}},
+        [BD_PK_Q6] = {"q6",
+                      BD_QK,
+                      8,
+                      6,
+                      false,
+                      K(BD_Q_INT) | K(BD_Q_SYM),
+                      6,
+                      6,
+                      NULL,  // after q8, which holds 6-bit specs: reached through bd_pk_pack_as only
+                      bd_quantize_row_q6_ref,
+                      bd_dequantize_row_q6,
+                      bd_validate_row_q6,
+                      {bd_vec_dot_q6_f32_scalar, X86(bd_vec_dot_q6_f32_avx2), X86(bd_vec_dot_q6_f32_avx512)},
+                      {bd_vec_dot_q6_i8_scalar, NULL, NULL}},
 };
 
 int bd_pk_type_parse(const char *name) {
@@ -121,13 +135,26 @@ int bd_pk_type_parse(const char *name) {
     return -1;
 }
 
+static bool holds(const bd_pk_traits *tr, const bd_qspec *q) {
+    return tr->qkinds & K(q->kind) && q->bits >= tr->qbits_min && q->bits <= tr->qbits_max;
+}
+
 int bd_pk_type_for(const bd_qspec *q) {
     if ((unsigned)q->kind >= BD_Q_COUNT) return -1;
-    for (int i = 0; i < BD_PK_COUNT; i++) {
-        const bd_pk_traits *tr = &bd_pk_traits_table[i];
-        if (tr->qkinds & K(q->kind) && q->bits >= tr->qbits_min && q->bits <= tr->qbits_max) return i;
-    }
+    for (int i = 0; i < BD_PK_COUNT; i++)
+        if (holds(&bd_pk_traits_table[i], q)) return i;
     return -1;
+}
+
+int bd_pk_head_format_parse(const char *name) {
+    int t = bd_pk_type_parse(name);
+    return t == BD_PK_F32 || t == BD_PK_Q8 || t == BD_PK_Q6 ? t : -1;
+}
+
+bd_qspec bd_pk_head_spec(bd_pk_type type) {
+    if (type == BD_PK_Q8) return (bd_qspec){BD_Q_INT, 8, BD_PK_HEAD_GROUP};
+    if (type == BD_PK_Q6) return (bd_qspec){BD_Q_INT, 6, BD_PK_HEAD_GROUP};
+    return (bd_qspec){BD_Q_NONE, 0, 0};
 }
 
 int bd_pk_geometry(bd_pk_tensor *t, bd_pk_type type, int rows, int cols, int group) {
@@ -166,10 +193,21 @@ void bd_pk_dequantize_row(const bd_pk_tensor *t, int r, float *out) {
 
 int bd_pk_pack(bd_pk_tensor *t, const float *w, int OC, int C, const bd_qspec *q, char *why, size_t ws) {
     memset(t, 0, sizeof *t);
-    int type = bd_pk_type_for(q), rc;
-    char reason[160];
+    int type = bd_pk_type_for(q);
     if (type < 0)
         return bd_fail(why, ws, BD_ERR_ARG, "no packed format for %s %d-bit", bd_qkind_name(q->kind), q->bits);
+    return bd_pk_pack_as(t, (bd_pk_type)type, w, OC, C, q, why, ws);
+}
+
+int bd_pk_pack_as(bd_pk_tensor *t, bd_pk_type type, const float *w, int OC, int C, const bd_qspec *q, char *why,
+                  size_t ws) {
+    memset(t, 0, sizeof *t);
+    int rc;
+    char reason[160];
+    if ((unsigned)type >= BD_PK_COUNT || (unsigned)q->kind >= BD_Q_COUNT || !holds(&bd_pk_traits_table[type], q))
+        return bd_fail(why, ws, BD_ERR_ARG, "format %s does not hold %s %d-bit",
+                       (unsigned)type < BD_PK_COUNT ? bd_pk_traits_table[type].name : "?",
+                       (unsigned)q->kind < BD_Q_COUNT ? bd_qkind_name(q->kind) : "?", q->bits);
     if (bd_qspec_check(q, C, reason, sizeof reason) < 0) return bd_fail(why, ws, BD_ERR_ARG, "%s", reason);
     size_t n = (size_t)OC * (size_t)C;
     for (size_t i = 0; i < n; i++)

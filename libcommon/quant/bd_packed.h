@@ -45,11 +45,17 @@
 //   r2q     r2q                        4 f32 levels (16 bytes)    2 bits  3.0
 //   tq2     ternary (per-tensor D)     none (D once per tensor)   2 bits  2.0
 //   f32     none (full precision)      none, one block per row    f32
-// Affine formats (q2 q3 q8): w = (q - z) * s with q the code (sym: q = level + 2^(b-1),
+//   q6      int/sym 6-bit (head only)  f32 s, u8 z (8 bytes)      6 bits  6.5 (7.0 at the head's G = 64)
+// q6 is never a student's format (q8 holds 6-bit specs first); bd-pack --head-format uses it, and q8,
+// for an output head quantized after training (bd_pk_model_pack_head).
+// Affine formats (q2 q3 q8 q6): w = (q - z) * s with q the code (sym: q = level + 2^(b-1),
 // z = 2^(b-1)). nf3: w = grid[q] * (q >= 3 ? sp : sn). r2q: w = level[q]. tq2: w = (q-1) * D.
 // Code layouts, within a block: 2-bit codes little-end first (weight i at bits 2(i%4) of byte
 // i/4); 3-bit as a 2-bit low plane (GP/4 bytes, as above) then a 1-bit high plane (GP/8
-// bytes, weight i at bit i%8 of byte i/8); 8-bit one byte per weight.
+// bytes, weight i at bit i%8 of byte i/8); 8-bit one byte per weight; 6-bit, per chunk of 32
+// weights (chunk c = i/32, j = i%32), a low plane of 4 bits (GP/2 bytes: j%16 of byte 16c + j%16,
+// the low nibble for j < 16, the high one above) then a high plane of 2 bits (GP/4 bytes: bits
+// 2(j/8) of byte GP/2 + 8c + j%8), as ggml's Q6_K splits its codes.
 //
 // Each format is one row of bd_pk_traits_table: its geometry and its behaviour (quantize,
 // dequantize, validate, one vector dot per SIMD path), defined in libcommon/quant/bd_pk_<format>.c.
@@ -77,6 +83,7 @@ typedef enum {
     BD_PK_NF3,
     BD_PK_R2Q,
     BD_PK_TQ2,
+    BD_PK_Q6,  // after q8: never the format of a spec (bd_pk_type_for), only of a head (--head-format)
     BD_PK_COUNT
 } bd_pk_type;
 
@@ -98,6 +105,11 @@ typedef struct {
     uint8_t qs[];
 } bd_block_q8;  // qs[GP]
 typedef struct {
+    float s;
+    uint8_t z, pad[3];
+    uint8_t qs[];
+} bd_block_q6;  // qs[GP/2] low plane, qs[GP/2..] high plane (GP/4)
+typedef struct {
     float sp, sn;
     uint8_t qs[];
 } bd_block_nf3;  // as q3
@@ -111,6 +123,7 @@ typedef struct {
 static_assert(sizeof(bd_block_q2) == 8 && offsetof(bd_block_q2, qs) == 8, "bd_block_q2 header");
 static_assert(sizeof(bd_block_q3) == 8 && offsetof(bd_block_q3, qs) == 8, "bd_block_q3 header");
 static_assert(sizeof(bd_block_q8) == 8 && offsetof(bd_block_q8, qs) == 8, "bd_block_q8 header");
+static_assert(sizeof(bd_block_q6) == 8 && offsetof(bd_block_q6, qs) == 8, "bd_block_q6 header");
 static_assert(sizeof(bd_block_nf3) == 8 && offsetof(bd_block_nf3, qs) == 8, "bd_block_nf3 header");
 static_assert(sizeof(bd_block_r2q) == 16 && offsetof(bd_block_r2q, qs) == 16, "bd_block_r2q header");
 static_assert(sizeof(bd_block_tq2) == BD_QK / 4, "bd_block_tq2: 32 codes");
@@ -186,6 +199,9 @@ void bd_pk_dequantize_row(const bd_pk_tensor *t, int r, float *out);
 // NaN/inf weight, BD_ERR_ARG if q has no packed format or does not fit C, BD_ERR_NOMEM; why says which.
 BD_MUST_CHECK int bd_pk_pack(bd_pk_tensor *t, const float *w, int OC, int C, const bd_qspec *q, char *why,
                              size_t why_size);
+// The same in format type, which must hold q (BD_ERR_ARG otherwise): how q6 is reached.
+BD_MUST_CHECK int bd_pk_pack_as(bd_pk_tensor *t, bd_pk_type type, const float *w, int OC, int C, const bd_qspec *q,
+                                char *why, size_t why_size);
 // Checks every block header of t (finite positive scales, zero points and codes in range).
 // BD_ERR_VALUE with "row R group G: ..." in why.
 BD_MUST_CHECK int bd_pk_validate(const bd_pk_tensor *t, char *why, size_t why_size);
@@ -204,6 +220,9 @@ void bd_pk_matmul(float *out /* (N,OC) */, const float *inp /* (N,C) */, const b
                   void *scratch);
 // Plain twin: dequantize each row, double accumulators.
 void bd_pk_matmul_ref(float *out, const float *inp, const bd_pk_tensor *t, int N, bool act_int8, void *scratch);
+// out (N, C) = the dequantized rows tokens[n] of t (a tied model's embedding lookup when its head
+// is packed: the very values the head computes with). tokens must lie in [0, OC).
+void bd_pk_embedding(float *out, const int32_t *tokens, const bd_pk_tensor *t, int N);
 // The int8 quantization of one activation row as the kernels see it: xq (C) and its scale
 // (bd_act_quant_row: the rule of a W1.58A8 model's fake-quantized forward).
 void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale);
@@ -216,7 +235,24 @@ typedef struct bd_pk_model {
     int n_slots;          // BD_N_LINEARS L + 1
     bd_pk_tensor *slots;  // (n_slots); type BD_PK_F32 with data NULL: the f32 weight in bd_model
     bool act_int8;        // kernels quantize activations to int8 per token
+    // The head's format when it was quantized after training (bd_pk_model_pack_head, bd-pack
+    // --head-format; a bd.packed header's "head_format"), else BD_PK_F32. Such a head takes f32
+    // activations whatever act_int8 says (the student's head saw f32 inputs), and a tied model's
+    // embedding is its dequantized rows (tok_emb is neither stored nor read).
+    bd_pk_type head_format;
 } bd_pk_model;
+
+// The head formats: f32 (the head stays as trained), q8 (int 8-bit) and q6 (int 6-bit), each with
+// one f32 scale and zero point per group of BD_PK_HEAD_GROUP weights along the row (the
+// asymmetric round-to-nearest of bd_quant.h's bd_qgroup_int; a row shorter than the group is
+// one group, a short tail group is padded).
+#define BD_PK_HEAD_GROUP 64
+int bd_pk_head_format_parse(const char *name);  // BD_PK_F32, BD_PK_Q8, BD_PK_Q6, or -1
+bd_qspec bd_pk_head_spec(bd_pk_type type);      // the quantizer of a head format
+// Whether linear k of a packed model runs with int8 activations.
+static inline bool bd_pk_model_act_int8(const bd_pk_model *p, bd_linear k) {
+    return p->act_int8 && !(k == BD_HEAD && p->head_format != BD_PK_F32);
+}
 
 extern const char *const bd_pk_linear_names[BD_N_LINEARS];  // "wq" ... "w3"
 // The packed tensor for linear k of layer l (k = BD_HEAD: the head, l ignored), or NULL.
@@ -226,6 +262,14 @@ void bd_pk_model_free(bd_pk_model *p);
 // Packs every linear of m covered by its quantization (m->quant, m->qpolicy; m holds latent
 // weights) into m->packed. BD_ERR_ARG / BD_ERR_VALUE with why.
 BD_MUST_CHECK int bd_pk_model_pack(bd_model *m, char *why, size_t why_size);
+// Quantizes the head of a packed model (m->packed from bd_pk_model_pack, or loaded with an f32 head;
+// m->w.wcls holds it, = tok_emb when tied) into format type (bd_pk_head_format_parse; BD_PK_F32:
+// nothing to do). BD_ERR_ARG (why) when the model's spec already quantizes the head (untied
+// --quant-head students), when it already has another head format, or for a non-head format;
+// BD_ERR_VALUE for a NaN/inf weight.
+BD_MUST_CHECK int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why, size_t why_size);
+// The packed matrix a tied model's embedding reads (its quantized head), or NULL (tok_emb f32).
+const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m);
 // Bytes of the packed model's weights: packed linears + f32 tensors that remain.
 size_t bd_pk_model_bytes(const bd_model *m);
 // Scratch bytes the packed kernels need for any linear of m at N rows (0 without packed layers).

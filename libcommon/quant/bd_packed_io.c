@@ -2,11 +2,13 @@
 //
 // bd.packed stream: header {"config": as bd.model, "quant": as bd.model (the spec the weights
 // were packed with; "act_bits": 8 makes the kernels quantize activations to int8 by default),
-// "formats": [names of the packed formats used], "n_params": int}. A SubLN model's sub-norm
-// weights are f32 records like the other norms.
+// "formats": [names of the packed formats used], "head_format": "q8" | "q6" (a head
+// quantized after training, bd_pk_model_pack_head; absent, as in older files, for an f32 head), "n_params": int}.
+// A SubLN model's sub-norm weights are f32 records like the other norms.
 // Records:
 //   - every non-linear tensor of bd_param_table (tok_emb, norms, biases, an unquantized wcls)
-//     as in bd.model: an f32 tensor map, split along axis 0 with "start" past 1 GiB;
+//     as in bd.model: an f32 tensor map, split along axis 0 with "start" past 1 GiB; a tied
+//     model with a head_format other than f32 has no tok_emb record (its embedding is the head);
 //   - one record per linear layer and layer: a tensor map named "layers.L.NAME" (or "wcls"
 //     for a quantized head) with "format": a bd_pk_traits name. Packed formats: dtype u8,
 //     shape [OC, row_bytes], plus "cols" (C), "group" (G) and, for tq2, "scale" (D, f32).
@@ -64,6 +66,18 @@ const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, bd_linear k) {
     return t->type == BD_PK_F32 || !t->data ? NULL : t;
 }
 
+const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m) {
+    if (!m->packed || !m->cfg.tied_embeddings || m->packed->head_format == BD_PK_F32) return NULL;
+    return bd_pk_model_slot(m, 0, BD_HEAD);
+}
+
+// Whether the f32 tensor NAME of the parameter table has no record of its own in a bd.packed
+// stream: linear layers, a packed head, and a tied model's embedding when the head is packed.
+static bool not_f32_record(const bd_param_entry *e, bool head_packed, bool emb_packed) {
+    return e->is_linear || (head_packed && strcmp(e->name, "wcls") == 0) ||
+           (emb_packed && strcmp(e->name, "tok_emb") == 0);
+}
+
 void bd_pk_model_free(bd_pk_model *p) {
     if (!p) return;
     for (int i = 0; i < p->n_slots; i++) bd_pk_free(&p->slots[i]);
@@ -116,12 +130,41 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
     return BD_OK;
 }
 
+int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why, size_t ws) {
+    if (!m->packed) return bd_fail(why, ws, BD_ERR_ARG, "the model is not packed");
+    if (type != BD_PK_F32 && type != BD_PK_Q8 && type != BD_PK_Q6)
+        return bd_fail(why, ws, BD_ERR_ARG, "%s is not a head format (f32, q8, q6)",
+                       (unsigned)type < BD_PK_COUNT ? bd_pk_traits_table[type].name : "?");
+    bd_pk_model *p = m->packed;
+    if (p->head_format == type) return BD_OK;
+    if (p->head_format != BD_PK_F32)
+        return bd_fail(why, ws, BD_ERR_ARG, "the head is already stored as %s",
+                       bd_pk_traits_table[p->head_format].name);
+    if (bd_pk_model_slot(m, 0, BD_HEAD))
+        return bd_fail(why, ws, BD_ERR_ARG,
+                       "the head is already quantized by the model's spec (%s %d-bit, --quant-head)",
+                       bd_qkind_name(m->quant.kind), m->quant.bits);
+    if (type == BD_PK_F32) return BD_OK;
+    int OC, C, rc;
+    const float *w = linear_weight(m, 0, BD_HEAD, &OC, &C);
+    bd_qspec q = bd_pk_head_spec(type);
+    bd_pk_tensor t;
+    char pwhy[200];
+    if ((rc = bd_pk_pack_as(&t, type, w, OC, C, &q, pwhy, sizeof pwhy)) < 0)
+        return bd_fail(why, ws, rc, "the head (%s): %s", m->cfg.tied_embeddings ? "tok_emb, tied" : "wcls", pwhy);
+    p->slots[slot_index(p->n_slots, 0, BD_HEAD)] = t;
+    p->head_format = type;
+    return BD_OK;
+}
+
 size_t bd_pk_model_scratch_bytes(const bd_model *m, int N) {
     size_t most = 0;
     for (int s = 0; m->packed && s < m->packed->n_slots; s++) {
         const bd_pk_tensor *t = &m->packed->slots[s];
         if (t->type == BD_PK_F32 || !t->data) continue;
-        size_t b = bd_pk_matmul_scratch_bytes(t, N, m->packed->act_int8);
+        int l;
+        size_t b = bd_pk_matmul_scratch_bytes(t, N,
+                                              bd_pk_model_act_int8(m->packed, slot_linear(m->packed->n_slots, s, &l)));
         if (b > most) most = b;
     }
     return most;
@@ -131,9 +174,9 @@ size_t bd_pk_model_bytes(const bd_model *m) {
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL), n_slots = m->cfg.n_layers * BD_N_LINEARS + 1;
     size_t bytes = 0;
+    bool head_packed = bd_pk_model_slot(m, 0, BD_HEAD) != NULL, emb_packed = bd_pk_model_embedding(m) != NULL;
     for (int i = 0; i < nt; i++)
-        if (!t[i].is_linear && !(m->packed && strcmp(t[i].name, "wcls") == 0 && bd_pk_model_slot(m, 0, BD_HEAD)))
-            bytes += t[i].numel * 4;
+        if (!not_f32_record(&t[i], head_packed, emb_packed)) bytes += t[i].numel * 4;
     for (int s = 0; s < n_slots; s++) {
         int l, OC, C;
         bd_linear k = slot_linear(n_slots, s, &l);
@@ -170,13 +213,15 @@ static int write_failed(int rc, const char *path, char *why, size_t ws) {
     return bd_fail(why, ws, rc, "%s: write failed: %s", path, rc == BD_ERR_IO ? strerror(errno) : bd_strerror(rc));
 }
 
-// The tensors that are not linear layers (nor a packed head): f32 records as in bd.model.
+// The tensors that are not linear layers (nor a packed head, nor the embedding a packed tied
+// head serves): f32 records as in bd.model.
 static int write_tensors(bd_writer *w, const bd_model *m, bool head_packed, const char *path, char *why, size_t ws) {
     msgpack_packer *pk = bd_writer_packer(w);
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL), rc;
+    bool emb_packed = bd_pk_model_embedding(m) != NULL;
     for (int i = 0; i < nt; i++) {
-        if (t[i].is_linear || (head_packed && strcmp(t[i].name, "wcls") == 0)) continue;
+        if (not_f32_record(&t[i], head_packed, emb_packed)) continue;
         if ((rc = bd_io_check_finite(m->params + t[i].offset, t[i].numel, path, t[i].name, why, ws)) < 0) return rc;
         size_t row = t[i].numel / (size_t)t[i].shape[0], rows_per = BD_MODEL_RECORD_BYTES / (row * 4);
         if (rows_per == 0) rows_per = 1;
@@ -232,7 +277,8 @@ int bd_pk_model_save(const bd_model *m, const char *path, const bd_producer *pro
     int rc;
     bd_writer *w = bd_writer_open(path, 0, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
-    if ((rc = bd_writer_begin_header(w, "bd.packed", prod, 4)) < 0) goto fail;
+    int hf = m->packed->head_format;  // "head_format" only when not f32: such files are the older format
+    if ((rc = bd_writer_begin_header(w, "bd.packed", prod, hf != BD_PK_F32 ? 5 : 4)) < 0) goto fail;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_str(pk, "config");
     bd_io_pack_config(pk, &m->cfg);
@@ -240,8 +286,11 @@ int bd_pk_model_save(const bd_model *m, const char *path, const bd_producer *pro
     bd_io_pack_quant(pk, &m->quant, &m->qpolicy);
     bd_pack_str(pk, "formats");
     int type = bd_pk_type_for(&m->quant);
-    msgpack_pack_array(pk, 1);
-    bd_pack_str(pk, bd_pk_traits_table[type < 0 ? 0 : type].name);
+    type = type < 0 ? 0 : type;
+    msgpack_pack_array(pk, hf != BD_PK_F32 && hf != type ? 2 : 1);
+    bd_pack_str(pk, bd_pk_traits_table[type].name);
+    if (hf != BD_PK_F32 && hf != type) bd_pack_str(pk, bd_pk_traits_table[hf].name);
+    if (hf != BD_PK_F32) bd_pack_kv_str(pk, "head_format", bd_pk_traits_table[hf].name);
     size_t total;
     bd_param_entry t[BD_MAX_PARAMS];
     bd_param_table(&m->cfg, t, &total);
@@ -286,8 +335,9 @@ typedef struct {
     const char *path;
     bd_model *m;
     bd_param_entry t[BD_MAX_PARAMS];
-    int nt, want_type;  // the model's tensors; the packed format of its quantizer
-    bool head_packed;
+    int nt, want_type;      // the model's tensors; the packed format of its quantizer
+    bool head_packed;       // a wcls record in a packed format: the spec's (--quant-head) or head_format's
+    bool emb_packed;        // tied, head_format not f32: no tok_emb record
     bool *seen;             // (n_slots) linear records read
     size_t *filled;         // (BD_MAX_PARAMS) rows read of each other tensor
     unsigned long long ri;  // the record being read
@@ -318,7 +368,10 @@ static int load_linear(loader *L, const msgpack_object *rec, const bd_tensor_vie
     L->seen[slot] = true;
     int OC, C;
     float *wf = linear_weight(m, layer < 0 ? 0 : layer, k, &OC, &C);
-    int expect = bd_qpolicy_covers(&m->qpolicy, linear_name(k), layer) ? L->want_type : BD_PK_F32;
+    bool head_fmt = k == BD_HEAD && m->packed->head_format != BD_PK_F32;
+    int expect = head_fmt                                                ? (int)m->packed->head_format
+                 : bd_qpolicy_covers(&m->qpolicy, linear_name(k), layer) ? L->want_type
+                                                                         : BD_PK_F32;
     if (type != expect)
         return bd_fail(why, ws, BD_ERR_SCHEMA,
                        "%s: record %llu: tensor %s has format %s, the header's quant implies %s", path, ri, name, fmt,
@@ -340,7 +393,8 @@ static int load_linear(loader *L, const msgpack_object *rec, const bd_tensor_vie
     if (bd_obj_int(bd_obj_get(rec, "cols"), &cols) < 0 || bd_obj_int(bd_obj_get(rec, "group"), &group) < 0)
         return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: tensor %s: \"cols\" or \"group\" missing", path, ri,
                        name);
-    int G = tr->row_group ? C : bd_qspec_group(&m->quant, C);
+    // A head_format head: any group that fits the row (the format fixes the quantizer, not G).
+    int G = tr->row_group ? C : head_fmt ? (group >= 1 && group <= C ? (int)group : C) : bd_qspec_group(&m->quant, C);
     if (cols != C || group != G)
         return bd_fail(why, ws, BD_ERR_SHAPE,
                        "%s: record %llu: tensor %s: %lld columns in groups of %lld, expected %d in groups of %d", path,
@@ -375,7 +429,7 @@ static int load_tensor(loader *L, const msgpack_object *rec, const bd_tensor_vie
     size_t ws = L->ws;
     unsigned long long ri = L->ri;
     const bd_param_entry *e = bd_io_entry(L->t, L->nt, name);
-    if (!e || e->is_linear || (L->head_packed && strcmp(name, "wcls") == 0))
+    if (!e || not_f32_record(e, L->head_packed, L->emb_packed))
         return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: record %llu: unexpected tensor \"%s\"", path, ri, name);
     size_t ki = (size_t)(e - L->t), *filled = &L->filled[ki];
     int64_t start = 0;
@@ -404,8 +458,7 @@ static int load_tensor(loader *L, const msgpack_object *rec, const bd_tensor_vie
 static int check_complete(const loader *L) {
     const bd_param_entry *t = L->t;
     for (int i = 0; i < L->nt; i++)
-        if (!t[i].is_linear && !(L->head_packed && strcmp(t[i].name, "wcls") == 0) &&
-            L->filled[i] != (size_t)t[i].shape[0])
+        if (!not_f32_record(&t[i], L->head_packed, L->emb_packed) && L->filled[i] != (size_t)t[i].shape[0])
             return bd_fail(L->why, L->ws, BD_ERR_SCHEMA, "%s: tensor %s is %s", L->path, t[i].name,
                            L->filled[i] ? "incomplete" : "missing");
     int n_slots = L->m->packed->n_slots;
@@ -453,6 +506,21 @@ int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t ws) {
         goto out;
     }
     L.head_packed = m->qpolicy.include_head && bd_qpolicy_covers(&m->qpolicy, "wcls", -1);
+    const msgpack_object *hfo = bd_obj_get(bd_reader_header(r), "head_format");
+    char hfs[16];
+    int hf = BD_PK_F32;
+    if (hfo && (bd_obj_strcpy(hfo, hfs, sizeof hfs) < 0 || (hf = bd_pk_head_format_parse(hfs)) < 0)) {
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"head_format\" must be f32, q8 or q6", path);
+        goto out;
+    }
+    if (hf != BD_PK_F32 && L.head_packed) {
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA,
+                     "%s: header: \"head_format\" %s, but quant already quantizes the head (include_head)", path, hfs);
+        goto out;
+    }
+    m->packed->head_format = (bd_pk_type)hf;
+    L.head_packed |= hf != BD_PK_F32;
+    L.emb_packed = hf != BD_PK_F32 && cfg.tied_embeddings;
     const msgpack_object *rec;
     char tw[300], name[64];
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {

@@ -40,7 +40,7 @@ static inline int bd_pk_group_len(const bd_pk_tensor *t, int g) {
 // A validation failure: "row R group G: <fmt with v>" into why; returns BD_ERR_VALUE.
 int bd_pk_bad(char *why, size_t why_size, int r, int g, const char *fmt, double v);
 
-// ---- affine header (q2 q3 q8) -----------------------------------------------------------------------
+// ---- affine header (q2 q3 q8 q6) -----------------------------------------------------------------------
 // The int or sym quantizer of a group (bd_quant.h) as block header s, z and codes: sym stores
 // level + 2^(b-1) with z = 2^(b-1).
 static inline bd_qgroup bd_pk_affine_group(const float *w, int n, const bd_qspec *q) {
@@ -68,22 +68,23 @@ int bd_pk_affine_check(float s, int z, int zbits, int r, int g, char *why, size_
 // ---- the formats ------------------------------------------------------------------------------------
 // Each bd_pk_<format>.c defines its row's functions; SIMD ones exist on x86-64 only.
 bd_pk_quantize_fn bd_quantize_row_q2_ref, bd_quantize_row_q3_ref, bd_quantize_row_q8_ref, bd_quantize_row_nf3_ref,
-        bd_quantize_row_r2q_ref, bd_quantize_row_tq2_ref, bd_quantize_row_f32_ref;
+        bd_quantize_row_r2q_ref, bd_quantize_row_tq2_ref, bd_quantize_row_f32_ref, bd_quantize_row_q6_ref;
 bd_pk_dequantize_fn bd_dequantize_row_q2, bd_dequantize_row_q3, bd_dequantize_row_q8, bd_dequantize_row_nf3,
-        bd_dequantize_row_r2q, bd_dequantize_row_tq2, bd_dequantize_row_f32;
+        bd_dequantize_row_r2q, bd_dequantize_row_tq2, bd_dequantize_row_f32, bd_dequantize_row_q6;
 bd_pk_validate_fn bd_validate_row_q2, bd_validate_row_q3, bd_validate_row_q8, bd_validate_row_nf3, bd_validate_row_r2q,
-        bd_validate_row_tq2, bd_validate_row_f32;
+        bd_validate_row_tq2, bd_validate_row_f32, bd_validate_row_q6;
 bd_pk_dot_f32_fn bd_vec_dot_q2_f32_scalar, bd_vec_dot_q2_f32_avx2, bd_vec_dot_q2_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q3_f32_scalar, bd_vec_dot_q3_f32_avx2, bd_vec_dot_q3_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q8_f32_scalar, bd_vec_dot_q8_f32_avx2, bd_vec_dot_q8_f32_avx512;
+bd_pk_dot_f32_fn bd_vec_dot_q6_f32_scalar, bd_vec_dot_q6_f32_avx2, bd_vec_dot_q6_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_nf3_f32_scalar, bd_vec_dot_nf3_f32_avx2, bd_vec_dot_nf3_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_r2q_f32_scalar, bd_vec_dot_r2q_f32_avx2, bd_vec_dot_r2q_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_tq2_f32_scalar, bd_vec_dot_tq2_f32_avx2, bd_vec_dot_tq2_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_f32_f32_scalar;
 bd_pk_dot_i8_fn bd_vec_dot_q2_i8_scalar, bd_vec_dot_q2_i8_avx2, bd_vec_dot_q2_i8_avx512;
 bd_pk_dot_i8_fn bd_vec_dot_tq2_i8_scalar, bd_vec_dot_tq2_i8_avx2, bd_vec_dot_tq2_i8_avx512;
-bd_pk_dot_i8_fn bd_vec_dot_q3_i8_scalar, bd_vec_dot_q8_i8_scalar, bd_vec_dot_nf3_i8_scalar, bd_vec_dot_r2q_i8_scalar,
-        bd_vec_dot_f32_i8_scalar;
+bd_pk_dot_i8_fn bd_vec_dot_q3_i8_scalar, bd_vec_dot_q8_i8_scalar, bd_vec_dot_q6_i8_scalar, bd_vec_dot_nf3_i8_scalar,
+        bd_vec_dot_r2q_i8_scalar, bd_vec_dot_f32_i8_scalar;
 float bd_pk_tq2_scale(const float *w, size_t n);
 
 #endif

@@ -68,6 +68,10 @@ static bd_pk_dot_f32_fn *pick_f32(const bd_pk_traits *tr, bd_simd s) {
 // The rule of QAT's fake quantization (bd_act_quant.h): one function for both.
 void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale) { bd_act_quant_row(x, xq, C, scale); }
 
+void bd_pk_embedding(float *out, const int32_t *tokens, const bd_pk_tensor *t, int N) {
+    for (int n = 0; n < N; n++) bd_pk_dequantize_row(t, tokens[n], out + (size_t)n * t->cols);
+}
+
 // x (C) into the padded layout (NG * GP), zeros in the padding.
 static void pad_row_f32(const bd_pk_tensor *t, const float *x, float *xp) {
     for (int g = 0; g < t->ngroups; g++) {

@@ -8,6 +8,8 @@
 # in sgemm's order, and a last-bit difference flips an int8 level where an activation sits
 # on a rounding boundary. The fake-quantized forward itself moves by ~3e-4 nats on this
 # barely trained student between --threads 1 and 2, or -b 4 and 1, for the same reason.
+# bd-pack runs with --head-format f32 here: the student's head is f32 (the default q8 head
+# is measured in pack_head.sh).
 . "$(dirname "$0")/lib.sh"
 M=$BD_DATA/models/stories260K
 TXT=$BD_DATA/eval/tinystories/tinystories_val_a.txt
@@ -39,7 +41,7 @@ expect_out_contains "subln=paper"
 expect_out_contains "int8 activations"
 
 # Packed: int8 activations by default, the fake-quantized perplexity; f32 activations too.
-expect_ok bd-pack --model "$T/s.bdz" -o "$T/p.bdz" --threads 1
+expect_ok bd-pack --model "$T/s.bdz" --head-format f32 -o "$T/p.bdz" --threads 1
 expect_ok bd-cat --header "$T/p.bdz"
 expect_out_contains '"act_bits":8'
 expect_ok bd-eval --model "$T/p.bdz" -T 128 --json --threads 1 "$T/ev.bdz"
@@ -65,7 +67,7 @@ expect_out_contains '"subln":"all"'
 bd-cat "$T/all.bdz" | grep -q '"name":"wq_sub_norm"' || fail "no wq_sub_norm record"
 expect_ok bd-eval --model "$T/all.bdz" -T 128 --json --threads 1 "$T/ev.bdz"
 a=$(nll)
-expect_ok bd-pack --model "$T/all.bdz" -o "$T/pall.bdz" --threads 1
+expect_ok bd-pack --model "$T/all.bdz" --head-format f32 -o "$T/pall.bdz" --threads 1
 expect_ok bd-eval --model "$T/pall.bdz" -T 128 --json --threads 1 "$T/ev.bdz"
 close8 "$(nll)" "$a" || fail "allnorm: packed nll $(nll), fake-quantized $a"
 expect_ok bd-eval --model "$T/all.bdz" -T 128 --json --act f32 --threads 1 "$T/ev.bdz"

@@ -12,10 +12,10 @@ expect_ok bd-eval --model "$M/stories260K.bin" --quant int --bits 3 --group 8 -T
 [ "$g7" != "$(nll)" ] || fail "--group 7 and --group 8 give the same loss"
 expect_ok bd-clipsearch --model "$M/stories260K.bin" --calib "$T/val.bdz" --bits 3 --group 7 -T 64 --windows 2 -o "$T/clip.bdz"
 expect_ok bd-eval --model "$M/stories260K.bin" --quant int --bits 3 --group 7 --clip "$T/clip.bdz" -T 64 --json "$T/val.bdz"
-# The packed model runs exactly the fake-quantized weights.
+# The packed model runs exactly the fake-quantized weights (and the f32 head they have).
 for q in "int --bits 2" "nf3 --bits 3" "r2q --bits 2"; do
     # shellcheck disable=SC2086
-    expect_ok bd-pack --model "$M/stories260K.bin" --quant $q --group 7 -o "$T/p.bdz"
+    expect_ok bd-pack --model "$M/stories260K.bin" --quant $q --group 7 --head-format f32 -o "$T/p.bdz"
     # shellcheck disable=SC2086
     expect_ok bd-eval --model "$M/stories260K.bin" --quant $q --group 7 -T 64 --json "$T/val.bdz"
     fq=$(nll)

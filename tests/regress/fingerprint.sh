@@ -17,6 +17,10 @@ HS=$D/eval/hellaswag/hellaswag_val.txt.bz2
 cd "$W"
 export OPENBLAS_NUM_THREADS=1
 t="--threads 1"
+# Packed models with an f32 head, as bd-pack wrote them before --head-format (whose default is
+# q8 since): the same fingerprint from binaries before and after it.
+hf=
+"$B/bd-pack" --help 2>&1 | grep -q -- --head-format && hf="--head-format f32"
 # Hash of a stream's records and trailer (every tensor's data in full).
 h() { printf '%s %s\n' "$1" "$("$B/bd-cat" --full "$2" | tail -n +2 | sha256sum | cut -c1-16)"; }
 # The numbers of a --json line, without timings.
@@ -57,7 +61,7 @@ for spec in "int 2 32" "int 3 64" "nf3 3 32" "sym 4 32" "ternary 2 128" "r2q 2 3
         --lr 1e-3 --seed 1 $t -q -o "student_$n.bdz"
     h "student_$n" "student_$n.bdz"
     "$B/bd-eval" --model "student_$n.bdz" -T 256 --json $t val.bdz | j "qat_$n"
-    "$B/bd-pack" --model "student_$n.bdz" $t -q -o "packed_$n.bdz"
+    "$B/bd-pack" --model "student_$n.bdz" $hf $t -q -o "packed_$n.bdz"
     h "packed_$n" "packed_$n.bdz"
     "$B/bd-eval" --model "packed_$n.bdz" -T 256 --json $t val.bdz | j "packed_$n"
     "$B/bd-eval" --model "packed_$n.bdz" -T 256 --act int8 --json $t val.bdz | j "packed_int8_$n"

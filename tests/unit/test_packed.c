@@ -67,15 +67,65 @@ START_TEST(test_layout_by_hand) {
 }
 END_TEST
 
+START_TEST(test_head_layout_by_hand) {
+    // q6 (int 6-bit), one group of 32: min -1, max 2.15 -> s = 3.15/63 = 0.05, z = 20; codes
+    // Round(w/s) + 20: zeros 20, w0 = -1 -> 0, w9 = 0.5 -> 30, w17 = 2.15 -> 63, w31 = 1 -> 40.
+    // Low plane byte k = code k & 15 | (code k+16 & 15) << 4: byte 0 = 0 | 4<<4 = 64, byte 1 =
+    // 4 | 15<<4 = 244, byte 9 = 14 | 4<<4 = 78, byte 15 = 4 | 8<<4 = 132, the others 4 | 4<<4 = 68.
+    // High plane (from byte 16) byte m = code m>>4 | code m+8>>4 << 2 | code m+16>>4 << 4 |
+    // code m+24>>4 << 6: byte 0 = 0|1<<2|1<<4|1<<6 = 84, byte 1 = 1|1<<2|3<<4|1<<6 = 117,
+    // byte 7 = 1|1<<2|1<<4|2<<6 = 149, the others 85. The block: 8 + 16 + 8 bytes.
+    float w[32] = {0};
+    w[0] = -1, w[9] = 0.5f, w[17] = 2.15f, w[31] = 1;
+    bd_qspec q6 = bd_pk_head_spec(BD_PK_Q6);
+    ck_assert(q6.kind == BD_Q_INT && q6.bits == 6 && q6.group == BD_PK_HEAD_GROUP);
+    bd_pk_tensor t;
+    ck_assert_int_eq(bd_pk_pack_as(&t, BD_PK_Q6, w, 1, 32, &q6, NULL, 0), BD_OK);
+    ck_assert_uint_eq(t.block_bytes, 32);
+    ck_assert_uint_eq(t.row_bytes, 32);
+    bd_block_q6 *b = (bd_block_q6 *)(void *)t.data;
+    ck_assert_close(b->s, 0.05, 1e-7);
+    ck_assert_int_eq(b->z, 20);
+    for (int k = 0; k < 16; k++)
+        ck_assert_int_eq(b->qs[k], k == 0 ? 64 : k == 1 ? 244 : k == 9 ? 78 : k == 15 ? 132 : 68);
+    for (int m = 0; m < 8; m++) ck_assert_int_eq(b->qs[16 + m], m == 0 ? 84 : m == 1 ? 117 : m == 7 ? 149 : 85);
+    float row[32];
+    bd_pk_dequantize_row(&t, 0, row);
+    ck_assert(row[17] == 43 * b->s && row[0] == -20 * b->s && row[3] == 0);
+    bd_pk_free(&t);
+    // q8 (int 8-bit), a row of 4 (one short group, padded to 32): [-1, 0, 0.5, 1.55] -> s = 2.55/255
+    // = 0.01, z = 100, codes 0, 100, 150, 255; the block is 8 + 32 bytes, padding codes 0.
+    float w8[4] = {-1, 0, 0.5f, 1.55f};
+    bd_qspec q8 = bd_pk_head_spec(BD_PK_Q8);
+    ck_assert_int_eq(bd_pk_pack_as(&t, BD_PK_Q8, w8, 1, 4, &q8, NULL, 0), BD_OK);
+    ck_assert_uint_eq(t.row_bytes, 40);
+    ck_assert_close(((bd_block_q8 *)(void *)t.data)->s, 0.01, 1e-8);
+    ck_assert_int_eq(t.data[4], 100);
+    ck_assert(t.data[8] == 0 && t.data[9] == 100 && t.data[10] == 150 && t.data[11] == 255 && t.data[12] == 0);
+    bd_pk_free(&t);
+    // A format takes only the specs it holds; head formats are f32, q8 and q6 only.
+    char why[200];
+    bd_qspec q2 = {BD_Q_INT, 2, 32};
+    ck_assert_int_eq(bd_pk_pack_as(&t, BD_PK_Q6, w, 1, 32, &q2, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "q6 does not hold int 2-bit"), "%s", why);
+    ck_assert_int_eq(bd_pk_head_format_parse("q8"), BD_PK_Q8);
+    ck_assert_int_eq(bd_pk_head_format_parse("q6"), BD_PK_Q6);
+    ck_assert_int_eq(bd_pk_head_format_parse("f32"), BD_PK_F32);
+    ck_assert_int_eq(bd_pk_head_format_parse("q2"), -1);
+    ck_assert_int_eq(bd_pk_head_format_parse("Q8"), -1);
+    // q6 is never a spec's format: 6-bit students stay q8.
+    bd_qspec i6 = {BD_Q_INT, 6, 32};
+    ck_assert_int_eq(bd_pk_type_for(&i6), BD_PK_Q8);
+}
+END_TEST
+
 START_TEST(test_traits_table) {
     // Every format is one complete row: the name streams use, the header its block struct
     // declares, the group rule, and scalar dots for both activation types (the fallback of
     // every path); a supported SIMD path has an f32 dot for every packed format.
-    int head[BD_PK_COUNT] = {[BD_PK_Q2] = sizeof(bd_block_q2),
-                             [BD_PK_Q3] = sizeof(bd_block_q3),
-                             [BD_PK_Q8] = sizeof(bd_block_q8),
-                             [BD_PK_NF3] = sizeof(bd_block_nf3),
-                             [BD_PK_R2Q] = sizeof(bd_block_r2q)};
+    int head[BD_PK_COUNT] = {
+            [BD_PK_Q2] = sizeof(bd_block_q2),   [BD_PK_Q3] = sizeof(bd_block_q3),   [BD_PK_Q8] = sizeof(bd_block_q8),
+            [BD_PK_NF3] = sizeof(bd_block_nf3), [BD_PK_R2Q] = sizeof(bd_block_r2q), [BD_PK_Q6] = sizeof(bd_block_q6)};
     for (int f = 0; f < BD_PK_COUNT; f++) {
         const bd_pk_traits *tr = &bd_pk_traits_table[f];
         ck_assert_int_eq(bd_pk_type_parse(tr->name), f);
@@ -145,6 +195,44 @@ START_TEST(test_pack_unpack_exact) {
 }
 END_TEST
 
+static const int head_fmts[2] = {BD_PK_Q8, BD_PK_Q6};
+
+START_TEST(test_head_pack_unpack_exact) {
+    // The head formats decode to exactly bd_fakequant_forward's int 8/6-bit values, for rows
+    // shorter than, equal to, and not a multiple of the group.
+    int shapes[][2] = {{3, 64}, {5, 100}, {4, 37}, {2, 300}, {7, 16}, {2, 768}};
+    for (int fi = 0; fi < 2; fi++) {
+        int f = head_fmts[fi];
+        bd_qspec q = bd_pk_head_spec((bd_pk_type)f);
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            int OC = shapes[sh][0], C = shapes[sh][1];
+            float *w = malloc(sizeof(float) * OC * C), *fq = malloc(sizeof(float) * OC * C),
+                  *row = malloc(sizeof(float) * C);
+            for (int i = 0; i < OC * C; i++) w[i] = frand() * (1 + (i % 5));
+            ck_assert_int_eq(bd_fakequant_forward_ref(fq, w, OC, C, &q), BD_OK);
+            bd_pk_tensor t;
+            ck_assert_int_eq(bd_pk_pack_as(&t, (bd_pk_type)f, w, OC, C, &q, NULL, 0), BD_OK);
+            char why[200];
+            ck_assert_msg(bd_pk_validate(&t, why, sizeof why) == BD_OK, "%s", why);
+            for (int r = 0; r < OC; r++) {
+                bd_pk_dequantize_row(&t, r, row);
+                for (int i = 0; i < C; i++)
+                    ck_assert_msg(row[i] == fq[(size_t)r * C + i], "%s %dx%d [%d,%d]: %.9g != %.9g",
+                                  bd_pk_traits_table[f].name, OC, C, r, i, row[i], fq[(size_t)r * C + i]);
+            }
+            // A zero point past 6 bits is refused (q8's is 8 bits wide: nothing to refuse).
+            if (f == BD_PK_Q6) {
+                t.data[t.row_bytes + 4] = 64;
+                ck_assert_int_eq(bd_pk_validate(&t, why, sizeof why), BD_ERR_VALUE);
+                ck_assert_msg(strstr(why, "row 1 group 0") && strstr(why, "zero point"), "%s", why);
+            }
+            bd_pk_free(&t);
+            free(w), free(fq), free(row);
+        }
+    }
+}
+END_TEST
+
 // The kernels with scratch of exactly the size asked for, at an odd address and full of junk
 // (callers reuse it): ASan sees any write past it.
 static void matmul(float *out, const float *x, const bd_pk_tensor *t, int N, bool a8, bool ref) {
@@ -206,6 +294,58 @@ START_TEST(test_kernels_vs_ref) {
                 bd_pk_free(&t);
                 free(w), free(x), free(got), free(want), free(mag), free(row);
             }
+    }
+    bd_pk_set_simd(BD_SIMD_SCALAR);
+}
+END_TEST
+
+START_TEST(test_head_kernels_vs_ref) {
+    // q8 and q6 head blocks on every path against _ref, on odd shapes: rows of any length (a
+    // short last group is padded and masked), 1..9 tokens, f32 and int8 activations.
+    int shapes[][2] = {{33, 64}, {17, 100}, {5, 37}, {40, 768}, {9, 200}, {3, 1}};
+    for (int path = BD_SIMD_SCALAR; path <= BD_SIMD_AVX512; path++) {
+        if (!bd_pk_simd_supported((bd_simd)path)) continue;
+        bd_pk_set_simd((bd_simd)path);
+        for (int fi = 0; fi < 2; fi++)
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+                for (int N = 1; N <= 9; N += 4) {
+                    int OC = shapes[sh][0], C = shapes[sh][1], f = head_fmts[fi];
+                    bd_qspec q = bd_pk_head_spec((bd_pk_type)f);
+                    float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C);
+                    float *got = malloc(sizeof(float) * N * OC), *want = malloc(sizeof(float) * N * OC),
+                          *mag = malloc(sizeof(float) * N * OC), *row = malloc(sizeof(float) * C);
+                    for (int i = 0; i < OC * C; i++) w[i] = frand();
+                    for (int i = 0; i < N * C; i++) x[i] = frand() * 4;
+                    bd_pk_tensor t;
+                    ck_assert_int_eq(bd_pk_pack_as(&t, (bd_pk_type)f, w, OC, C, &q, NULL, 0), BD_OK);
+                    for (int n = 0; n < N; n++)
+                        for (int r = 0; r < OC; r++) {
+                            bd_pk_dequantize_row(&t, r, row);
+                            double m = 0;
+                            for (int i = 0; i < C; i++) m += fabs(row[i] * x[(size_t)n * C + i]);
+                            mag[n * OC + r] = (float)m;
+                        }
+                    for (int a8 = 0; a8 <= 1; a8++) {
+                        matmul(got, x, &t, N, a8, false);
+                        matmul(want, x, &t, N, a8, true);
+                        char what[128];
+                        snprintf(what, sizeof what, "%s %s %dx%d N=%d %s", bd_pk_simd_name((bd_simd)path),
+                                 bd_pk_traits_table[f].name, OC, C, N, a8 ? "int8" : "f32");
+                        check_close(got, want, mag, N * OC, 2e-6 * sqrt(C) + 1e-6, what);
+                    }
+                    // The dots themselves (N = 1 takes them, not sgemm), against the scalar one.
+                    bd_pk_dot_f32_fn *dot = bd_pk_traits_table[f].vec_dot_f32[path];
+                    if (dot && C % 32 == 0 && C % BD_PK_HEAD_GROUP == 0)
+                        for (int r = 0; r < OC; r++) {
+                            float a = dot(&t, t.data + (size_t)r * t.row_bytes, x),
+                                  b = bd_pk_traits_table[f].vec_dot_f32[BD_SIMD_SCALAR](
+                                          &t, t.data + (size_t)r * t.row_bytes, x);
+                            ck_assert_msg(fabs(a - b) <= 2e-6 * sqrt(C) * mag[r] + 1e-6, "%s dot row %d: %g vs %g",
+                                          bd_pk_traits_table[f].name, r, a, b);
+                        }
+                    bd_pk_free(&t);
+                    free(w), free(x), free(got), free(want), free(mag), free(row);
+                }
     }
     bd_pk_set_simd(BD_SIMD_SCALAR);
 }
@@ -362,6 +502,131 @@ START_TEST(test_packed_models) {
 }
 END_TEST
 
+// A packed student (spec q, act_bits a8) with its head in format f (bd_pk_model_pack_head),
+// saved and loaded: its logits equal, up to summation order, those of the fake-quantized
+// student whose head (a tied model: its embedding too) holds the head format's values, batched
+// and step by step; and they stay within tol of the same student with the f32 head.
+static void head_case(bool tied, bd_qspec q, int a8, int f, double tol) {
+    bd_config c = tiny(tied);
+    c.vocab = 200;  // rows of the head: more than one tile of 16, not a multiple of it
+    c.dim = 96;     // one full group of 64 and a short one of 32 per row
+    c.n_heads = 6, c.n_kv_heads = 3;
+    bd_qpolicy p = {.act_bits = a8};
+    bd_model lat, fq, fqh, back;
+    ck_assert_int_eq(bd_model_alloc(&lat, &c), BD_OK);
+    fill(&lat);
+    lat.quant = q;
+    lat.qpolicy = p;
+    char why[512], path[4200];
+    ck_assert_int_eq(bd_model_alloc(&fq, &c), BD_OK);
+    ck_assert_int_eq(bd_model_alloc(&fqh, &c), BD_OK);
+    ck_assert_msg(bd_model_fakequant(&fq, &lat, &q, &p, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_fakequant(&fqh, &lat, &q, &p, why, sizeof why) == BD_OK, "%s", why);
+    fq.qpolicy = fqh.qpolicy = p;
+    bd_qspec hq = bd_pk_head_spec((bd_pk_type)f);
+    float *head = tied ? fqh.w.tok_emb : fqh.w.wcls;
+    ck_assert_int_eq(bd_fakequant_forward_ref(head, lat.w.wcls, c.vocab, c.dim, &hq), BD_OK);
+    ck_assert_msg(bd_pk_model_pack(&lat, why, sizeof why) == BD_OK, "%s", why);
+    size_t f32_head_bytes = bd_pk_model_bytes(&lat);
+    ck_assert_msg(bd_pk_model_pack_head(&lat, (bd_pk_type)f, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(bd_pk_model_pack_head(&lat, (bd_pk_type)f, why, sizeof why), BD_OK);  // again: nothing to do
+    ck_assert_int_eq(bd_pk_model_pack_head(&lat, f == BD_PK_Q8 ? BD_PK_Q6 : BD_PK_Q8, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "already stored as"), "%s", why);
+    // The head's bytes: f32 4 VC -> its blocks (the tied embedding is no longer stored either).
+    const bd_pk_tensor *h = bd_pk_model_slot(&lat, 0, BD_HEAD);
+    ck_assert_ptr_nonnull(h);
+    ck_assert_uint_eq(bd_pk_model_bytes(&lat), f32_head_bytes - (size_t)4 * c.vocab * c.dim + h->row_bytes * h->rows);
+    snprintf(path, sizeof path, "%s/head_%s_%d.bdz", bd_test_tmpdir(), bd_pk_traits_table[f].name, tied);
+    ck_assert_msg(bd_pk_model_save(&lat, path, NULL, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_load(path, &back, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(back.packed->head_format, f);
+    ck_assert_ptr_nonnull(bd_pk_model_slot(&back, 0, BD_HEAD));
+    ck_assert(bd_pk_model_embedding(&back) == (tied ? bd_pk_model_slot(&back, 0, BD_HEAD) : NULL));
+    ck_assert_int_eq(back.packed->act_int8, a8 == 8);
+    if (tied)  // never read: the embedding is the packed head's rows
+        for (size_t i = 0; i < (size_t)c.vocab * c.dim; i++) ck_assert(back.w.tok_emb[i] == 0);
+    int B = 2, T = 12, V = c.vocab;
+    int32_t tok[24];
+    for (int i = 0; i < B * T; i++) tok[i] = (i * 37 + 3) % V;
+    float *l_fq = malloc(sizeof(float) * B * T * V), *l_fqh = malloc(sizeof(float) * B * T * V),
+          *l_pk = malloc(sizeof(float) * B * T * V), *l_ref = malloc(sizeof(float) * B * T * V);
+    bd_fwd_state st;
+    ck_assert_int_eq(bd_fwd_state_init(&st, &c, B, T, false), BD_OK);
+    ck_assert_int_eq(bd_forward(&st, &fq, tok, B, T, l_fq), BD_OK);
+    ck_assert_int_eq(bd_forward(&st, &fqh, tok, B, T, l_fqh), BD_OK);
+    ck_assert_int_eq(bd_forward(&st, &back, tok, B, T, l_pk), BD_OK);
+    ck_assert_int_eq(bd_forward_ref(&back, tok, B, T, l_ref, NULL, 0), BD_OK);
+    double same = a8 == 8 ? 2e-3 : 1e-4, maxd = 0;
+    for (int i = 0; i < B * T * V; i++) {
+        ck_assert_close(l_pk[i], l_fqh[i], same);
+        ck_assert_close(l_ref[i], l_fqh[i], same);
+        maxd = fmax(maxd, fabs(l_pk[i] - l_fq[i]));
+    }
+    ck_assert_msg(maxd > 0 && maxd < tol, "%s head moved logits by %g (tolerance %g)", bd_pk_traits_table[f].name, maxd,
+                  tol);
+    bd_kv_cache kv;
+    ck_assert_int_eq(bd_kv_cache_init(&kv, &c, 1, T), BD_OK);
+    float *step = malloc(sizeof(float) * V);
+    for (int t = 0; t < T; t++) {
+        ck_assert_int_eq(bd_forward_step(&kv, &back, &tok[t], &t, 1, step), BD_OK);
+        for (int v = 0; v < V; v++) ck_assert_close(step[v], l_fqh[(size_t)t * V + v], same);
+    }
+    bd_kv_cache_free(&kv);
+    bd_fwd_state_free(&st);
+    free(l_fq), free(l_fqh), free(l_pk), free(l_ref), free(step);
+    bd_model_free(&lat);
+    bd_model_free(&fq);
+    bd_model_free(&fqh);
+    bd_model_free(&back);
+}
+
+START_TEST(test_packed_head_formats) {
+    // Tolerances on the logits (magnitude ~1 on this random model): q8's step is range/255, q6's
+    // range/63 per group of 64; both well inside.
+    for (int fi = 0; fi < 2; fi++) {
+        int f = head_fmts[fi];
+        double tol = f == BD_PK_Q8 ? 0.01 : 0.04;
+        head_case(true, (bd_qspec){BD_Q_INT, 2, 32}, 0, f, tol);
+        head_case(false, (bd_qspec){BD_Q_INT, 3, 40}, 0, f, tol);
+        head_case(true, (bd_qspec){BD_Q_TERNARY, 2, 0}, 8, f, tol);  // the head takes f32 activations
+    }
+    // A file with an f32 head has no "head_format" (the format before head formats), and loads so.
+    bd_config c = tiny(true);
+    bd_model m, back;
+    ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
+    fill(&m);
+    m.quant = (bd_qspec){BD_Q_INT, 2, 32};
+    char why[512], path[4200];
+    ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(bd_pk_model_pack_head(&m, BD_PK_F32, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_pk_model_pack_head(&m, BD_PK_Q2, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "not a head format"), "%s", why);
+    snprintf(path, sizeof path, "%s/head_f32.bdz", bd_test_tmpdir());
+    ck_assert_msg(bd_pk_model_save(&m, path, NULL, why, sizeof why) == BD_OK, "%s", why);
+    int err;
+    bd_reader *r = bd_reader_open(path, "bd.packed", &err, why, sizeof why);
+    ck_assert_ptr_nonnull(r);
+    ck_assert_ptr_null(bd_obj_get(bd_reader_header(r), "head_format"));
+    bd_reader_close(r);
+    ck_assert_msg(bd_model_load(path, &back, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(back.packed->head_format, BD_PK_F32);
+    ck_assert_ptr_null(bd_pk_model_slot(&back, 0, BD_HEAD));
+    ck_assert_ptr_null(bd_pk_model_embedding(&back));
+    bd_model_free(&back);
+    bd_model_free(&m);
+    // A student whose spec quantizes the head (--quant-head, untied) keeps it: no head format.
+    c = tiny(false);
+    ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
+    fill(&m);
+    m.quant = (bd_qspec){BD_Q_INT, 2, 32};
+    m.qpolicy = (bd_qpolicy){.include_head = true};
+    ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_int_eq(bd_pk_model_pack_head(&m, BD_PK_Q8, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "already quantized by the model's spec"), "%s", why);
+    bd_model_free(&m);
+}
+END_TEST
+
 START_TEST(test_packed_load_errors) {
     bd_config c = tiny(true);
     bd_model m, back;
@@ -407,12 +672,16 @@ Suite *suite_packed(void) {
     TCase *tc = tcase_create("core");
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_layout_by_hand);
+    tcase_add_test(tc, test_head_layout_by_hand);
+    tcase_add_test(tc, test_head_pack_unpack_exact);
+    tcase_add_test(tc, test_head_kernels_vs_ref);
     tcase_add_test(tc, test_traits_table);
     tcase_add_test(tc, test_pack_unpack_exact);
     tcase_add_test(tc, test_kernels_vs_ref);
     tcase_add_test(tc, test_matmul_threads);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_packed_models);
+    tcase_add_test(tc, test_packed_head_formats);
     tcase_add_test(tc, test_packed_load_errors);
     suite_add_tcase(s, tc);
     return s;
