@@ -135,7 +135,10 @@ $(foreach r,$(S3),$(eval $(call stage3,$(firstword $(subst -, ,$(r))),$(lastword
 $(OUT)/acc_%.json: $(OUT)/%.bdz $(DEV)
 	$(BD_BIN)/bd-eval --model $< --tokenizer $(TOKENIZER) --task $(DEV) --json $(T_OPT) > $@
 
-# Table 1's size and speed: the packed models and their generation rate at batch 1.
+# Table 1's size and speed: the packed models and their generation rate at batch 1 (the FP
+# teacher runs as it is: its f32 bd.model).
+$(OUT)/packed_fp_sft_s%.bdz: $(OUT)/fp_sft_s%.bdz
+	cp $< $@
 $(OUT)/packed_%.bdz: $(OUT)/%.bdz
 	$(BD_BIN)/bd-pack --model $< $(T_OPT) -o $@
 $(OUT)/gen_%.txt: $(OUT)/packed_%.bdz
