@@ -65,6 +65,7 @@ int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V
     int R = bd_train_head_rows(B * T);
     d->spec = *spec;
     d->per = (size_t)B * T;
+    d->T = T;
     d->kd_weight = kd_weight;
     d->kd_tau = kd_tau;
     d->ds = malloc(sizeof(float) * (size_t)R * V);
@@ -104,9 +105,12 @@ double bd_distill_head(void *ctx, float *logits, int n0, int nr, int V) {
     double sum, kd = 0;
     int rc = bd_loss_backward(d->ds, logits, u, d->targets + base, d->w, nr, V, &d->spec, &sum, d->err ? NULL : d->why,
                               sizeof d->why);
-    if (rc == BD_OK && d->kd_weight > 0 && d->kd_mask) {
+    if (rc == BD_OK && d->kd_weight > 0 && d->kd_lens) {
         // The logits term: d/ds of kd_weight * KL(p_T^tau || p_S^tau) = kd_weight * (p_S - p_T) / tau.
-        for (int i = 0; i < nr; i++) d->w[i] = d->kd_mask[base + i] ? d->kd_weight * d->kd_scale : 0.0f;
+        for (int i = 0; i < nr; i++) {
+            size_t p = base + (size_t)i;  // sequence p / T of the step, position p % T
+            d->w[i] = (int)(p % (size_t)d->T) < d->kd_lens[p / (size_t)d->T] ? d->kd_weight * d->kd_scale : 0.0f;
+        }
         bd_loss_spec fkl = {BD_LOSS_FKL, 0, d->kd_tau};
         rc = bd_loss_backward(d->ds2, logits, u, NULL, d->w, nr, V, &fkl, &kd, d->why, sizeof d->why);
         size_t n = (size_t)nr * V;

@@ -26,12 +26,13 @@ void bd_qat_hooks_free(bd_qat_hooks *h);
 // The distillation loss on the head's logits (a bd_head_loss): spec's loss on the scored
 // positions, plus, with kd_weight > 0, BitNet Distillation's logits term
 //   kd_weight * KL(p_T^tau || p_S^tau)   (kd_weight = lambda * tau^2, tau = kd_tau)
-// at every position kd_mask marks (every real token, the prompt's included, as the official
-// code), each weighing kd_scale (1 / the step's marked positions: a per-position mean).
+// at every real position (t < kd_lens of its sequence: the prompt's tokens included, as the
+// official code), each weighing kd_scale (1 / the step's real positions: a per-position mean).
 typedef struct {
     bd_loss_spec spec;
     float kd_weight, kd_tau, kd_scale;
-    const uint8_t *kd_mask;  // (A, B, T), or NULL without the logits term
+    const int32_t *kd_lens;  // (A*B) real positions of each sequence, or NULL without the logits term
+    int T;                   // positions per sequence
     float *ds2;              // (R, V) the logits term's gradient
     double ce_sum, kd_sum;   // the step's two terms so far (weighted)
     const float *teacher;    // (A, B, T, V) teacher logits of the step's micro-batches, NULL for ce
@@ -45,7 +46,7 @@ typedef struct {
     char why[200];
 } bd_distill;
 
-// BD_OK or BD_ERR_NOMEM. kd_weight > 0 adds the logits term (kd_mask and kd_scale are then
+// BD_OK or BD_ERR_NOMEM. kd_weight > 0 adds the logits term (kd_lens and kd_scale are then
 // set per step by the caller).
 BD_MUST_CHECK int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V, float kd_weight,
                                   float kd_tau);

@@ -164,10 +164,8 @@ int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cf
     s->tokens = malloc(sizeof(int32_t) * n);
     s->targets = malloc(sizeof(int32_t) * n);
     s->lens = malloc(sizeof(int32_t) * (size_t)s->per_step);
-    s->kd_mask = malloc(n);
     s->order = malloc(sizeof(long long) * (size_t)(seqs->n ? seqs->n : 1));
-    if (!s->tokens || !s->targets || !s->lens || !s->kd_mask || !s->order)
-        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    if (!s->tokens || !s->targets || !s->lens || !s->order) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
     bd_epoch_order(s->order, seqs->n, c->seed, s->info.epoch);
     return BD_OK;
 }
@@ -250,9 +248,8 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
                           s->c.seqsum ? (float)(1.0 / (double)P) : (float)(scored ? 1.0 / (double)scored : 0.0));
     if (s->terms.kd_weight > 0) {  // every real position, as a per-position mean
         long long real = 0;
-        for (long long i = 0; i < P; i++)
-            for (int t = 0; t < T; t++) real += s->kd_mask[i * T + t] = t < s->lens[i];
-        s->distill.kd_mask = s->kd_mask;
+        for (long long i = 0; i < P; i++) real += s->lens[i];
+        s->distill.kd_lens = s->lens;
         s->distill.kd_scale = real ? (float)(1.0 / (double)real) : 0.0f;
     }
     if (s->terms.ad_weight > 0) bd_relation_loss_begin_step(&s->relation, s->teacher->states, s->lens);
@@ -275,7 +272,7 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
 }
 
 void bd_qat_free(bd_qat_run *s) {
-    free(s->tokens), free(s->targets), free(s->lens), free(s->kd_mask), free(s->order);
+    free(s->tokens), free(s->targets), free(s->lens), free(s->order);
     bd_distill_free(&s->distill);
     bd_trainer_free(&s->tr);
     bd_qat_hooks_free(&s->hooks);

@@ -86,7 +86,6 @@ typedef struct {
     bd_relation_loss relation;  // with terms.ad_weight > 0
     int32_t *tokens, *targets;  // (A*B, T) of the current step
     int32_t *lens;              // (A*B) their real positions
-    uint8_t *kd_mask;           // (A*B, T) the positions the logits term distills
     long long *order;           // (n) the current epoch's order of the sequences
     double seconds;             // time of the last step (teacher and trainer)
 } bd_qat_run;

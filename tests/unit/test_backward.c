@@ -835,7 +835,7 @@ START_TEST(test_model_gradient_distill_terms) {
     bd_distill d;
     ck_assert_int_eq(bd_distill_init(&d, &spec, B, T, V, (float)(lambda * tau * tau), (float)tau), BD_OK);
     bd_distill_begin_step(&d, u, tgt, 1.0f / (float)scored);
-    d.kd_mask = mask;
+    d.kd_lens = lens;
     d.kd_scale = 1.0f / 10;  // 6 + 4 real positions
     bd_relation_loss r = {.heads = A,
                           .weight = (float)gamma,
