@@ -30,8 +30,10 @@ static const char help[] =
         "  -m, --model M        student (bd.model with quant), packed model, or any model with --quant\n"
         "  -o, --output FILE    output (default: standard output; GGUF needs a file)\n"
         "      --format F       packed (bd.packed stream, default) or gguf\n"
-        "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32;\n"
-        "                       tq2_0 writes rows that are not multiples of 256 as f16, with a warning)\n"
+        "      --gguf-type T    f32 or f16 (any model); q2_K, q3_K, q4_K (students of that --quant,\n"
+        "                       exact); tq2_0 (ternary, mainline llama.cpp) or iq2_bn (ternary,\n"
+        "                       ik_llama.cpp); default: the student's own type (tq2_0 for ternary),\n"
+        "                       else f32. Ternary rows that are not whole blocks go out as f16\n"
         "      --head-format F  the output head (and a tied embedding) in the packed model: f32, q8 or q6\n"
         "                       (8/6-bit codes, a scale and zero point per 64 weights; default " HEAD_DEFAULT_NAME ")\n"
         "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
@@ -73,14 +75,8 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
                 bd_usage_error("--format: \"%s\" is not packed or gguf", optarg);
             break;
         case OPT_GGUF_TYPE:
-            if (strcmp(optarg, "f32") == 0)
-                o->gguf_type = BD_GGUF_F32;
-            else if (strcmp(optarg, "f16") == 0)
-                o->gguf_type = BD_GGUF_F16;
-            else if (strcmp(optarg, "tq2_0") == 0)
-                o->gguf_type = BD_GGUF_TQ2_0;
-            else
-                bd_usage_error("--gguf-type: \"%s\" is not f32, f16 or tq2_0", optarg);
+            if ((o->gguf_type = bd_gguf_wtype_parse(optarg)) < 0)
+                bd_usage_error("--gguf-type: \"%s\" is not f32, f16, q2_K, q3_K, q4_K, tq2_0 or iq2_bn", optarg);
             break;
         case OPT_HEAD_FORMAT:
             if ((o->head_format = bd_pk_head_format_parse(optarg)) < 0)
@@ -130,31 +126,49 @@ static void pack_head(const pack_opts *o, bd_model *m, bool packed_here) {
         bd_fatal("--head-format %s: \"%s\": %s", bd_pk_traits_table[hf].name, o->model_path, why);
 }
 
+// The GGUF weight type: --gguf-type, else the student's own (K-quants: theirs; ternary: TQ2_0),
+// else f32.
+static bd_gguf_wtype gguf_type(const pack_opts *o, const bd_model *m) {
+    if (o->gguf_type >= 0) return (bd_gguf_wtype)o->gguf_type;
+    switch (m->quant.kind) {
+    case BD_Q_TERNARY: return BD_GGUF_TQ2_0;
+    case BD_Q_Q2_K: return BD_GGUF_Q2_K;
+    case BD_Q_Q3_K: return BD_GGUF_Q3_K;
+    case BD_Q_Q4_K: return BD_GGUF_Q4_K;
+    default: return BD_GGUF_F32;
+    }
+}
+
 static void write_gguf(const pack_opts *o, bd_model *m) {
     char why[512];
-    int type = o->gguf_type >= 0 ? o->gguf_type : m->quant.kind == BD_Q_TERNARY ? BD_GGUF_TQ2_0 : BD_GGUF_F32;
-    if (type != BD_GGUF_TQ2_0 && !m->packed && m->quant.kind != BD_Q_NONE &&
+    bd_gguf_wtype type = gguf_type(o, m);
+    const char *tn = bd_gguf_wtype_name(type);
+    int need = bd_gguf_wtype_packed(type);
+    if (need < 0 && !m->packed && m->quant.kind != BD_Q_NONE &&
         bd_model_fakequant(m, m, &m->quant, &m->qpolicy, why, sizeof why) < 0)
         bd_fatal("\"%s\": cannot apply its quantization: %s", o->model_path, why);
-    if (type == BD_GGUF_TQ2_0 && bd_pk_type_for(&m->quant) != BD_PK_TQ2)
-        bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", o->model_path,
-                 bd_qkind_name(m->quant.kind));
+    if (need >= 0 && bd_pk_type_for(&m->quant) != need)
+        bd_fatal(
+                "--gguf-type %s: \"%s\" is a %s %d-bit student, not %s (train or round it with --quant %s); f32 and f16 "
+                "hold any model",
+                tn, o->model_path, bd_qkind_name(m->quant.kind), m->quant.bits,
+                need == BD_PK_TQ2 ? "ternary" : bd_pk_traits_table[need].name,
+                need == BD_PK_TQ2 ? "ternary" : bd_pk_traits_table[need].name);
     bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
     bd_gguf_report rep;
-    if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, &rep, why, sizeof why) < 0)
-        bd_fatal("-o: \"%s\": %s", o->output, why);
+    if (bd_gguf_write(m, tok, o->output, type, &rep, why, sizeof why) < 0) bd_fatal("-o: \"%s\": %s", o->output, why);
     bd_tokenizer_free(tok);
     if (rep.n_tq2_f16)
         bd_log(BD_LOG_WARN,
-               "%d of %d ternary linears written as f16, not TQ2_0 (rows of %d weights, not a multiple of 256): "
+               "%d of %d ternary linears written as f16, not %s (rows of %d weights, not a multiple of %d): "
                "the same values, 16 bits per weight",
-               rep.n_tq2_f16, rep.n_tq2_f16 + rep.n_tq2_0, rep.tq2_f16_cols);
+               rep.n_tq2_f16, rep.n_tq2_f16 + rep.n_typed, tn, rep.tq2_f16_cols, type == BD_GGUF_TQ2_0 ? 256 : 64);
     if (rep.eps_differs)
         bd_log(BD_LOG_WARN,
                "llama.cpp's bitnet runs every RMSNorm with one epsilon (%g, the model's); the sub-norms were trained "
                "with %g, so its results differ slightly (train with --subln-eps %g for an exact file)",
                (double)m->cfg.norm_eps, (double)m->cfg.subln_eps, (double)m->cfg.norm_eps);
-    bd_log(BD_LOG_INFO, "GGUF architecture %s, %d linears TQ2_0%s", rep.arch, rep.n_tq2_0,
+    bd_log(BD_LOG_INFO, "GGUF architecture %s, %d linears %s%s", rep.arch, rep.n_typed, tn,
            rep.permuted_qk ? ", q/k rows permuted to the architecture's RoPE layout" : "");
 }
 
@@ -166,7 +180,7 @@ int main(int argc, char **argv) {
     char why[512];
     if (bd_model_load(o.model_path, &m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
     if (o.qo.q.kind != BD_Q_NONE) quantize(&o, &m);
-    if (!o.gguf || o.gguf_type == BD_GGUF_TQ2_0 || (o.gguf_type < 0 && m.quant.kind == BD_Q_TERNARY)) {
+    if (!o.gguf || bd_gguf_wtype_packed(gguf_type(&o, &m)) >= 0) {  // a packed file, or GGUF of packed rows
         if (m.quant.kind == BD_Q_NONE)
             bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student",
                      o.model_path);

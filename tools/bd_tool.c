@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bd_kquant.h"
 #include "bd_log.h"
 #include "bd_qat_setup.h"
 #include "bd_qmodel.h"
@@ -224,7 +225,8 @@ int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
     switch (opt) {
     case BD_OPT_QUANT: {
         int k = bd_qkind_parse(arg);
-        if (k < 0) bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q", arg);
+        if (k < 0)
+            bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q, q2_K, q3_K, q4_K", arg);
         o->q.kind = (bd_qkind)k;
         return 1;
     }
@@ -232,7 +234,10 @@ int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
         o->q.bits = (int)bd_arg_int("--bits", arg, 2, 8);
         o->bits_given = true;
         return 1;
-    case BD_OPT_GROUP: o->q.group = (int)bd_arg_int("--group", arg, 1, 1 << 24); return 1;
+    case BD_OPT_GROUP:
+        o->q.group = (int)bd_arg_int("--group", arg, 1, 1 << 24);
+        o->group_given = true;
+        return 1;
     case BD_OPT_QCLIP: o->clip = arg; return 1;
     case BD_OPT_QHEAD: o->policy.include_head = true; return 1;
     case BD_OPT_ACTQ:
@@ -251,8 +256,10 @@ void bd_quant_opts_done(bd_quant_opts *o) {
     if (o->q.kind == BD_Q_NONE &&
         (o->bits_given || o->clip || o->policy.include_head || o->policy.n_exclude || o->policy.act_bits))
         bd_usage_error("--bits, --clip, --quant-head, --exclude and --act-quant int8 need --quant");
-    if (o->q.kind != BD_Q_NONE && !o->bits_given)
-        o->q.bits = o->q.kind == BD_Q_NF3 ? 3 : o->q.kind == BD_Q_INT || o->q.kind == BD_Q_SYM ? 4 : 2;
+    static const int default_bits[BD_Q_COUNT] = {[BD_Q_INT] = 4, [BD_Q_SYM] = 4,  [BD_Q_NF3] = 3,  [BD_Q_TERNARY] = 2,
+                                                 [BD_Q_R2Q] = 2, [BD_Q_Q2_K] = 2, [BD_Q_Q3_K] = 3, [BD_Q_Q4_K] = 4};
+    if (o->q.kind != BD_Q_NONE && !o->bits_given) o->q.bits = default_bits[o->q.kind];
+    if (bd_qkind_is_kquant(o->q.kind) && !o->group_given) o->q.group = BD_QK_K;
 }
 
 void bd_tool_quant_or_common_option(bd_quant_opts *o, int opt, const char *arg) {

@@ -30,9 +30,10 @@ enum { BD_OPT_QUANT = 0x1100, BD_OPT_BITS, BD_OPT_GROUP, BD_OPT_QCLIP, BD_OPT_QH
         "exclude", required_argument, 0, BD_OPT_EXCLUDE                                                       \
     }
 #define BD_QUANT_HELP                                                                             \
-    "      --quant KIND     int, sym, nf3, ternary or r2q\n"                                      \
-    "      --bits B         bits per weight (int/sym: 2..8, default 4; nf3: 3; ternary/r2q: 2)\n" \
-    "      --group G        group size along the input dimension (default 128)\n"                 \
+    "      --quant KIND     int, sym, nf3, ternary, r2q, or llama.cpp's q2_K, q3_K, q4_K\n"       \
+    "      --bits B         bits per weight (int/sym: 2..8, default 4; nf3: 3; ternary/r2q: 2;\n" \
+    "                       qN_K: N)\n"                                                           \
+    "      --group G        group size along the input dimension (default 128; qN_K: 256)\n"      \
     "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"              \
     "      --quant-head     also quantize the output head (untied models only)\n"                 \
     "      --act-quant A    f32 (default) or int8: the inputs of the quantized linears are\n"     \
@@ -43,7 +44,7 @@ typedef struct {
     bd_qspec q;  // kind BD_Q_NONE unless --quant
     bd_qpolicy policy;
     const char *clip;  // --clip FILE or NULL
-    bool bits_given;
+    bool bits_given, group_given;
 } bd_quant_opts;
 
 // {none, group 128, default policy}.

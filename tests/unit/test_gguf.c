@@ -313,7 +313,7 @@ START_TEST(test_gguf_round_trip) {
     bd_gguf_report rep;
     ck_assert_msg(bd_gguf_write(&small, tok, path, BD_GGUF_TQ2_0, &rep, why, sizeof why) == BD_OK, "%s", why);
     ck_assert_int_eq(rep.n_tq2_f16, 6 * c2.n_layers);
-    ck_assert_int_eq(rep.n_tq2_0, c2.n_layers);
+    ck_assert_int_eq(rep.n_typed, c2.n_layers);
     ck_assert_int_eq(rep.tq2_f16_cols, 64);
     ck_assert_str_eq(rep.arch, "llama");
     {
@@ -382,7 +382,7 @@ START_TEST(test_gguf_bitnet) {
                       "%s", why);
         ck_assert_str_eq(rep.arch, "bitnet");
         ck_assert(rep.eps_differs && rep.permuted_qk);
-        ck_assert_int_eq(rep.n_tq2_0, pass ? 0 : 7 * c.n_layers);
+        ck_assert_int_eq(rep.n_typed, pass ? 0 : 7 * c.n_layers);
         size_t n;
         uint8_t *b = slurp(path, &n);
         tinfo ti[64];
