@@ -25,7 +25,8 @@ static const char help[] =
         "  -m, --model M        the full-precision model\n"
         "  -c, --calib TOKENS   calibration data: a bd.tokens stream, or a bd.samples stream (the\n"
         "                       teacher's prompts and completions); \"-\": standard input\n"
-        "      --quant KIND     int (default) or nf3\n"
+        "      --quant KIND     int (default), nf3, or llama.cpp's q2_K, q3_K, q4_K (bits implied;\n"
+        "                       one range per 256-weight super-block)\n"
         "      --bits B         bits per weight (int: 2..8; nf3: 3)\n"
         "      --group G        group size along the input dimension (default 128)\n"
         "  -T, --seq-len N      calibration window length (default min(512, model context))\n"
@@ -81,12 +82,9 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
         case 'm': o->model_path = optarg; break;
         case 'c': o->calib = optarg; break;
         case OPT_QUANT:
-            if (strcmp(optarg, "int") == 0)
-                q->kind = BD_Q_INT;
-            else if (strcmp(optarg, "nf3") == 0)
-                q->kind = BD_Q_NF3;
-            else
-                bd_usage_error("--quant: \"%s\": clipping applies to int and nf3", optarg);
+            q->kind = (bd_qkind)bd_qkind_parse(optarg);
+            if (q->kind != BD_Q_INT && q->kind != BD_Q_NF3 && !bd_qkind_is_kquant(q->kind))
+                bd_usage_error("--quant: \"%s\": clipping applies to int, nf3, q2_K, q3_K and q4_K", optarg);
             break;
         case OPT_BITS: q->bits = (int)bd_arg_int("--bits", optarg, 2, 8); break;
         case OPT_GROUP: q->group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
@@ -107,6 +105,10 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
     bd_tool_options_done();
     if (!o->model_path) bd_usage_error("--model is required");
     if (!o->calib) bd_usage_error("--calib is required");
+    if (bd_qkind_is_kquant(q->kind)) {  // the kind says the bits; one clip range per 256-weight super-block
+        if (q->bits == 0) q->bits = q->kind == BD_Q_Q2_K ? 2 : q->kind == BD_Q_Q3_K ? 3 : 4;
+        q->group = 256;
+    }
     if (q->bits == 0) bd_usage_error("--bits is required");
     if (o->c.grid.steps > o->c.grid.grid)
         bd_usage_error("--steps %d exceeds --grid %d (shrinking past zero)", o->c.grid.steps, o->c.grid.grid);

@@ -195,6 +195,14 @@ static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *r
     return BD_OK;
 }
 
+// llama2.c's tokenizer.bin holds BOS and EOS as "\n<s>\n" and "\n</s>\n"; llama.cpp's own
+// converter (from tokenizer.model) writes "<s>" and "</s>", which is what its tokenizer matches
+// when a prompt spells them. Control pieces lose surrounding newlines and spaces.
+static void control_piece(const char **pc, size_t *len) {
+    while (*len && (**pc == '\n' || **pc == ' ')) ++*pc, --*len;
+    while (*len && ((*pc)[*len - 1] == '\n' || (*pc)[*len - 1] == ' ')) --*len;
+}
+
 static bool is_byte_piece(const char *p, size_t n) {
     return n == 6 && p[0] == '<' && p[1] == '0' && p[2] == 'x' && p[5] == '>' && strchr("0123456789ABCDEF", p[3]) &&
            strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
@@ -332,6 +340,7 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
         size_t len;
         const char *pc = bd_tokenizer_piece(tok, i, &len);
         if (!pc) len = 0;
+        if (i == bos || i == eos) control_piece(&pc, &len);
         size_t spaces = 0;
         for (size_t j = 0; j < len; j++) spaces += pc[j] == ' ';
         w64(f, len + 2 * spaces);  // ' ' -> U+2581 (3 bytes)
