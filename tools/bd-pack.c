@@ -149,8 +149,8 @@ static void write_gguf(const pack_opts *o, bd_model *m) {
         bd_fatal("\"%s\": cannot apply its quantization: %s", o->model_path, why);
     if (need >= 0 && bd_pk_type_for(&m->quant) != need)
         bd_fatal(
-                "--gguf-type %s: \"%s\" is a %s %d-bit student, not %s (train or round it with --quant %s); f32 and f16 "
-                "hold any model",
+                "--gguf-type %s: \"%s\": its quantization is %s %d-bit, not %s (train or round it with --quant %s); f32 "
+                "and f16 hold any model",
                 tn, o->model_path, bd_qkind_name(m->quant.kind), m->quant.bits,
                 need == BD_PK_TQ2 ? "ternary" : bd_pk_traits_table[need].name,
                 need == BD_PK_TQ2 ? "ternary" : bd_pk_traits_table[need].name);
@@ -160,9 +160,10 @@ static void write_gguf(const pack_opts *o, bd_model *m) {
     bd_tokenizer_free(tok);
     if (rep.n_tq2_f16)
         bd_log(BD_LOG_WARN,
-               "%d of %d ternary linears written as f16, not %s (rows of %d weights, not a multiple of %d): "
+               "%d of %d ternary linears written as f16, not %s (rows of %d weights; %s): "
                "the same values, 16 bits per weight",
-               rep.n_tq2_f16, rep.n_tq2_f16 + rep.n_typed, tn, rep.tq2_f16_cols, type == BD_GGUF_TQ2_0 ? 256 : 64);
+               rep.n_tq2_f16, rep.n_tq2_f16 + rep.n_typed, tn, rep.tq2_f16_cols,
+               type == BD_GGUF_TQ2_0 ? "TQ2_0 needs a multiple of 256" : "IQ2_BN needs a multiple of 64, at least 512");
     if (rep.eps_differs)
         bd_log(BD_LOG_WARN,
                "llama.cpp's bitnet runs every RMSNorm with one epsilon (%g, the model's); the sub-norms were trained "

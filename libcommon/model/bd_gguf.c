@@ -87,8 +87,12 @@ int bd_gguf_wtype_parse(const char *name) {
 
 int bd_gguf_wtype_packed(bd_gguf_wtype t) { return (unsigned)t < BD_GGUF_WTYPE_COUNT ? wtypes[t].packed : -1; }
 
-// Weights per block of a ternary type (a row must hold whole blocks, else it goes out as F16).
-static int ternary_block(uint32_t ggml) { return ggml == BD_GGML_TYPE_TQ2_0 ? BD_QK_TQ2_0 : BD_QK_IQ2_BN; }
+// Whether a ternary type holds rows of C weights (else the row goes out as F16): whole blocks,
+// and for IQ2_BN at least 512 weights, below which ik_llama.cpp's activation quantizer
+// (quantize_row_q8_K64) aborts.
+static bool ternary_fits(uint32_t ggml, int C) {
+    return ggml == BD_GGML_TYPE_TQ2_0 ? C % BD_QK_TQ2_0 == 0 : C % BD_QK_IQ2_BN == 0 && C >= BD_IQ2_BN_MIN_ROW;
+}
 
 // ---- little-endian output ----------------------------------------------------------------------
 
@@ -250,8 +254,7 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, bool bitnet, gg_
                     break;
                 }
                 ty = wtypes[wtype].ggml;
-                if (need == BD_PK_TQ2 &&
-                    shape[k][0] % ternary_block(ty)) {  // F16 holds the same values: +-f16(D) and 0
+                if (need == BD_PK_TQ2 && !ternary_fits(ty, shape[k][0])) {  // F16 holds the same values: +-f16(D), 0
                     if (rep->n_tq2_f16++ == 0) rep->tq2_f16_cols = shape[k][0];
                     ty = BD_GGML_TYPE_F16;
                 } else {

@@ -33,9 +33,10 @@
 //          rounded to f16 (relative error <= 2^-11, one factor for the whole matrix).
 //   IQ2_BN ternary students, for ik_llama.cpp (its type 135; mainline llama.cpp has none): each
 //          row an f32 scale (D, exact) then blocks of 64 weights in 16 bytes, weight 16s + j at
-//          bits 2s of byte j, code q+1. Exact.
-//   For TQ2_0 and IQ2_BN, a ternary linear whose rows are not a multiple of the block (256, 64)
-//   is written as F16 instead: the same values (+-f16(D) and 0), counted in bd_gguf_report.
+//          bits 2s of byte j, code q+1. Exact. ik_llama.cpp aborts on rows under 512 weights.
+//   For TQ2_0 and IQ2_BN, a ternary linear whose rows are not a multiple of the block (256, 64),
+//   or for IQ2_BN shorter than 512, is written as F16 instead: the same values (+-f16(D) and 0),
+//   counted in bd_gguf_report.
 // Other packed formats (q2, q3, q8, nf3, r2q with per-group f32 scales and zero points) have
 // no lossless ggml type: export them as F32 (exact, large) or F16.
 #ifndef BD_GGUF_H
@@ -89,6 +90,7 @@ static_assert(sizeof(bd_block_tq2_0) == 66, "bd_block_tq2_0 is 66 bytes");
 void bd_quantize_row_tq2_0_from_tq2(const bd_block_tq2 *in, bd_block_tq2_0 *out, int C, float D);
 void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C);
 #define BD_QK_IQ2_BN 64
+#define BD_IQ2_BN_MIN_ROW 512  // ik_llama.cpp runs IQ2_BN rows of at least 8 blocks
 // One IQ2_BN row (C weights, C % 64 == 0) from a row of bd tq2 blocks: 4 + C/4 bytes at out.
 void bd_quantize_row_iq2_bn_from_tq2(const bd_block_tq2 *in, uint8_t *out, int C, float D);
 void bd_dequantize_row_iq2_bn(const uint8_t *in, float *out, int C);

@@ -11,6 +11,10 @@
 #       Every tensor of TYPED (any type below) dequantized, in float32 arithmetic as ggml's
 #       dequantize_row_* computes it, equals the tensor of the same name in F32 (bd's exact f32
 #       export of the same student) bit for bit. Prints the ggml types counted; exit 1 otherwise.
+#   gguf_bitnet.py lcpp FILE IDS.json N_CTX [--sub-eps E]
+#       The perplexity llama-perplexity -c N_CTX reports, computed by the numpy bitnet graph
+#       below on ids from `llama-tokenize --ids` (a JSON list): for checking a runtime's
+#       result on bd's file against bd's own arithmetic.
 #   gguf_bitnet.py nll FILE IDS.jsonl T [--sub-eps E] [--rope neox|norm]
 #       Mean negative log-likelihood over non-overlapping windows of T ids (every position
 #       after the first of a window scored, the tail dropped: bd-eval's protocol), computed
@@ -344,6 +348,26 @@ def nll(path, ids_path, T, sub_eps, neox):
     print("%.6f" % (total / n))
 
 
+def lcpp_ppl(path, ids_path, n_ctx, sub_eps):
+    # llama-perplexity's protocol on ids from `llama-tokenize --ids` (BOS first): chunks of
+    # n_ctx ids, each chunk's first id replaced by BOS, positions n_ctx/2 .. n_ctx-2 scored
+    # (each predicting the next id); PPL = exp(mean nll).
+    kv, ts = read_gguf(path)
+    ids = json.loads(open(ids_path).read())
+    bos, first = kv["tokenizer.ggml.bos_token_id"], n_ctx // 2
+    total, n = 0.0, 0
+    for c in range(len(ids) // n_ctx):
+        win = np.array(ids[c * n_ctx : (c + 1) * n_ctx])
+        inp = win.copy()
+        inp[0] = bos
+        z = forward(kv, ts, inp, sub_eps, True)[first : n_ctx - 1]
+        z = z - z.max(axis=1, keepdims=True)
+        lp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        total -= lp[np.arange(n_ctx - 1 - first), win[first + 1 :]].sum()
+        n += n_ctx - 1 - first
+    print("PPL %.4f over %d chunks (%d scored)" % (np.exp(total / n), len(ids) // n_ctx, n))
+
+
 def same(typed_path, f32_path):
     _, a = read_gguf(typed_path)
     _, b = read_gguf(f32_path)
@@ -375,6 +399,8 @@ def main(argv):
                 fail("unknown option %s" % rest[0])
             rest = rest[2:]
         nll(argv[1], argv[2], int(argv[3]), sub_eps, neox)
+    elif len(argv) >= 4 and argv[0] == "lcpp":
+        lcpp_ppl(argv[1], argv[2], int(argv[3]), float(argv[5]) if len(argv) > 5 and argv[4] == "--sub-eps" else None)
     elif len(argv) == 3 and argv[0] == "same":
         same(argv[1], argv[2])
     else:

@@ -34,7 +34,7 @@ done
 # Default type (tq2_0): stories260K's rows (64, 172) are no multiple of 256, so every ternary
 # linear goes out as f16, said in one line; the epsilon difference in another.
 expect_ok bd-pack --model "$T/s.bdz" --format gguf -k "$M/tok512.bin" -o "$T/s.gguf"
-expect_err_contains "35 of 35 ternary linears written as f16, not TQ2_0 (rows of 64 weights"
+expect_err_contains "35 of 35 ternary linears written as f16, not tq2_0 (rows of 64 weights; TQ2_0 needs a multiple of 256)"
 expect_err_contains "one epsilon (1e-05, the model's); the sub-norms were trained with 1e-08"
 [ "$(wc -l <"$T/err")" = 2 ] || fail "expected two warning lines: $(cat "$T/err")"
 expect_ok $G check "$T/s.gguf" "$T/s.h.json" "$T/s.t.jsonl" tq2_0

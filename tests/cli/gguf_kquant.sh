@@ -54,22 +54,29 @@ expect_ok bd-pack --model "$T/hf" --quant q3_K --format gguf --gguf-type f32 -k 
 expect_ok $G same "$T/rtn.gguf" "$T/rtnf.gguf"
 expect_out_contains "14 q3_K"
 
-# Ternary: TQ2_0 and IQ2_BN, both exact.
-expect_ok bd-qat -m "$T/hf" --quant ternary $q -o "$T/t.bdz" "$T/tr.bdz"
+# Ternary: TQ2_0 and IQ2_BN. IQ2_BN is exact; ik_llama.cpp runs it only on rows of at least 512
+# weights, so a model with 512-wide rows everywhere (one layer) is used for it.
+expect_ok $PY "$(dirname "$0")/make_hf_model.py" "$T/hf512" 512 512 1 8 512 8
+expect_ok bd-qat -m "$T/hf512" --quant ternary $q -o "$T/t.bdz" "$T/tr.bdz"
 expect_ok bd-pack --model "$T/t.bdz" --format gguf --gguf-type f32 -k "$M/tok512.bin" -o "$T/tf.gguf"
 expect_ok bd-pack --model "$T/t.bdz" --format gguf --gguf-type iq2_bn -k "$M/tok512.bin" -o "$T/tb.gguf"
+[ ! -s "$T/err" ] || fail "iq2_bn of 512-wide rows warns: $(cat "$T/err")"
 expect_ok $G same "$T/tb.gguf" "$T/tf.gguf"
-expect_out_contains "14 iq2_bn"
-# TQ2_0 rounds D to f16: equal to the f32 file only up to that one factor, so compare counts.
-expect_ok bd-pack --model "$T/t.bdz" --format gguf -k "$M/tok512.bin" --verbosity 2 -o "$T/tq.gguf"
+expect_out_contains "7 iq2_bn"
+# Rows of 256: f16 instead, said in one line.
+expect_ok bd-qat -m "$T/hf" --quant ternary $q -o "$T/t256.bdz" "$T/tr.bdz"
+expect_ok bd-pack --model "$T/t256.bdz" --format gguf --gguf-type iq2_bn -k "$M/tok512.bin" -o "$T/tb256.gguf"
+expect_err_contains "12 of 14 ternary linears written as f16, not iq2_bn (rows of 256 weights; IQ2_BN needs a multiple of 64, at least 512)"
+# TQ2_0 rounds D to f16: equal to the f32 file only up to that one factor, so count types.
+expect_ok bd-pack --model "$T/t256.bdz" --format gguf -k "$M/tok512.bin" --verbosity 2 -o "$T/tq.gguf"
 expect_err_contains "14 linears tq2_0"
 
 # Wrong pairs: one line naming what fits, and no file.
 expect_fail 1 bd-pack --model "$T/q3_K.bdz" --format gguf --gguf-type q2_K -k "$M/tok512.bin" -o "$T/x.gguf"
-expect_err_contains "is a q3_K 3-bit student, not q2_K (train or round it with --quant q2_K)"
+expect_err_contains "its quantization is q3_K 3-bit, not q2_K (train or round it with --quant q2_K)"
 [ ! -e "$T/x.gguf" ] || fail "a refused export left a file"
 expect_fail 1 bd-pack --model "$T/t.bdz" --format gguf --gguf-type q4_K -k "$M/tok512.bin" -o "$T/x.gguf"
-expect_err_contains "ternary 2-bit student, not q4_K"
+expect_err_contains "its quantization is ternary 2-bit, not q4_K"
 expect_fail 2 bd-pack --model "$T/t.bdz" --format gguf --gguf-type q5_K -k "$M/tok512.bin" -o "$T/x.gguf"
 expect_err_contains "q2_K, q3_K, q4_K, tq2_0 or iq2_bn"
 # stories260K has rows of 64: no K-quant fits, said before any training.
