@@ -13,6 +13,9 @@
 //   ternary (per tensor): D = mean|W|, wq = D*clamp(round(w/(D+1e-5)), -1, 1)
 //   r2q (2 bits): z = mean, a1 = mean|w-z|, r = w-z-a1*sign(w-z), a2 = mean|r|,
 //                 wq = z + a1*sign(w-z) + a2*sign(r)   (the lattice {z +- a1 +- a2})
+//   q2_K, q3_K, q4_K: llama.cpp's K-quant super-blocks of 256 weights, f16 factors times 4- or
+//                 6-bit sub-block scales (and mins); wq = the block ggml would decode
+//                 (bd_kquant.h has the layouts and bd's rule for the scales)
 // Two roundings, as in BitDistiller's QAT quantizers (quantization/quantizer.py):
 //   Round(x) = sign(x)*floor(|x|+0.5) in f32: halves away from zero (2.5 -> 3, -0.5 -> -1), the
 //            official custom autograd Round that SteInt2AsymQuantizer applies to w/s (bd_qround);
