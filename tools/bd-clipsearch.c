@@ -177,8 +177,7 @@ int main(int argc, char **argv) {
         bd_fatal("%s", why);
     bd_progress_finish(&out.pr);
     if (bd_writer_close(out.w) < 0) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
-    bd_log(BD_LOG_INFO, "searched %d layers on %d of %d calibration tokens in %.2f s", searched, N, B * T,
-           bd_now() - t0);
+    bd_tool_note("searched %d layers on %d of %d calibration tokens in %.2f s", searched, N, B * T, bd_now() - t0);
     free(pos);
     bd_ids_free(&ids);
     bd_fwd_state_free(&st);

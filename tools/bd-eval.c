@@ -174,6 +174,8 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
         bd_mc_tally_add(&tally, &task.items[i], ll + (size_t)i * task.max_choices, NULL, NULL);
     bd_mc_result r = bd_mc_tally_result(&tally);
     mc_report(o, &task, &r, secs);
+    bd_tool_note("%s: acc %.4f, acc_norm %.4f on %ld items in %.1f s (%.1f items/s)", task.name, r.acc, r.acc_norm, r.n,
+                 secs, secs > 0 ? (double)r.n / secs : 0.0);
     free(ll);
     bd_mc_task_free(&task);
 }
@@ -305,11 +307,13 @@ static bd_tokenizer *load_tokenizer(const eval_opts *o, const bd_model *m, bool 
 typedef struct {
     const bd_tokenizer *tok;
     bd_text_buf out;
+    long n;  // tokens printed
 } gen_out;
 
 // Prints each token as it comes.
 static int print_token(void *ctx, int32_t prev, int32_t cur) {
     gen_out *g = ctx;
+    g->n++;
     g->out.len = 0;
     if (bd_tokenizer_decode_next(g->tok, prev, cur, BD_TOK_SKIP_SPECIAL, &g->out) < 0)
         bd_fatal("cannot decode id %d", cur);
@@ -331,11 +335,15 @@ static void generate(const bd_model *m, const bd_tokenizer *tok, const char *pro
         p.n = 1;
     }
     if ((int)p.n >= m->cfg.max_seq) bd_fatal("--prompt is %zu tokens, the model's context is %d", p.n, m->cfg.max_seq);
-    gen_out g = {tok, {0}};
+    gen_out g = {tok, {0}, 0};
     char why[300];
+    double t0 = bd_now();
     if (bd_greedy(m, p.ids, (int)p.n, n_new, bd_tokenizer_eos(tok), print_token, &g, why, sizeof why) < 0)
         bd_fatal("%s", why);
     fputc('\n', stdout);
+    double secs = bd_now() - t0;
+    bd_tool_note("generated %ld tokens after a prompt of %zu in %.2f s (%.0f tok/s)", g.n, p.n, secs,
+                 secs > 0 ? (double)g.n / secs : 0.0);
     bd_text_buf_free(&g.out);
     bd_token_buf_free(&p);
 }
@@ -449,7 +457,11 @@ int main(int argc, char **argv) {
     double t0 = bd_now();
     if (bd_ppl(&m, ids.ids, ids.n, T, o.stride, o.batch, &prog, &r, why, sizeof why) < 0) bd_fatal("%s", why);
     bd_progress_finish(&pr);
-    report(&o, &m, &r, T, bd_now() - t0);
+    double secs = bd_now() - t0;
+    report(&o, &m, &r, T, secs);
+    bd_tool_note("perplexity %.4f on %lld tokens (%d windows of %d) in %.1f s (%.0f tok/s)",
+                 exp(r.nll_sum / (double)r.scored), r.scored, r.windows, T, secs,
+                 secs > 0 ? (double)r.scored / secs : 0.0);
     bd_ids_free(&ids);
     bd_model_free(&m);
     return 0;

@@ -175,19 +175,22 @@ int main(int argc, char **argv) {
             bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
         if (!o.gguf) pack_head(&o, &m, packed_here);
     }
+    char what[300] = "";
     if (m.packed) {
         size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
-        bd_log(BD_LOG_INFO, "%s %d-bit group %d, head %s: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
-               bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
-               bd_pk_model_slot(&m, 0, BD_HEAD) ? bd_pk_traits_table[bd_pk_model_slot(&m, 0, BD_HEAD)->type].name
-                                                : "f32",
-               bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
+        snprintf(what, sizeof what, "%s %d-bit group %d, head %s: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
+                 bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
+                 bd_pk_model_slot(&m, 0, BD_HEAD) ? bd_pk_traits_table[bd_pk_model_slot(&m, 0, BD_HEAD)->type].name
+                                                  : "f32",
+                 bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
     }
     bd_producer prod = bd_tool_producer();
     if (o.gguf)
         write_gguf(&o, &m);
     else if (bd_pk_model_save(&m, o.output, &prod, why, sizeof why) < 0)
         bd_fatal("-o: %s", why);
+    bd_tool_note("%s%swrote %s%s", what, what[0] ? "; " : "", o.gguf ? "GGUF " : "",
+                 strcmp(o.output, "-") ? o.output : "standard output");
     bd_model_free(&m);
     return 0;
 }

@@ -454,6 +454,8 @@ static void load_teacher(const qat_opts *o, const bd_model *student, bd_model *t
     bd_tokenizer_free(tt);
 }
 
+static void gamma_progress(void *ctx, long long done) { bd_progress_update(ctx, (uint64_t)done); }
+
 // The distillation loss: the teacher (the frozen --model or --teacher, or the log-probabilities
 // stored with the data), cakld's g, measured once unless given or resumed, and BitNet
 // Distillation's terms.
@@ -488,9 +490,17 @@ static void set_loss(qat_opts *o, bool resuming, bd_qat_run *s, bd_qat_teacher *
         if (o->gamma < 0 && resuming) o->gamma = s->info.gamma;
         if (o->gamma < 0) {
             long long n;
-            if (bd_qat_gamma(teacher, s->seqs, &o->gamma, &n, why, sizeof why) < 0) bd_fatal("%s", why);
-            bd_log(BD_LOG_INFO, "cakld: the %steacher's mean top-1 probability on %lld positions is %.4f",
-                   teacher->live ? "" : "stored ", n, o->gamma);
+            bd_progress pr;
+            if (teacher->live)
+                bd_tool_note("cakld: measuring g, the teacher's mean top-1 probability, on %lld sequences (one "
+                             "forward pass each; --gamma G skips it)",
+                             s->seqs->n);
+            bd_progress_start(&pr, "cakld g", (uint64_t)s->seqs->n, "seqs");
+            if (bd_qat_gamma(teacher, s->seqs, &o->gamma, &n, gamma_progress, &pr, why, sizeof why) < 0)
+                bd_fatal("%s", why);
+            bd_progress_finish(&pr);
+            bd_tool_note("cakld: g = %.4f, the %steacher's mean top-1 probability on %lld positions", o->gamma,
+                         teacher->live ? "" : "stored ", n);
         }
         s->distill.spec.gamma = (float)o->gamma;
     }
@@ -598,7 +608,11 @@ int main(int argc, char **argv) {
                     o.seqsum,
                     bd_tool_self.seed,
                     {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip},
-                    {o.sched_kind, (float)o.lr, (float)(o.min_lr >= 0 ? o.min_lr : o.sched_kind == BD_SCHED_LINEAR ? 0 : o.lr / 10), o.warmup, total},
+                    {o.sched_kind, (float)o.lr,
+                     (float)(o.min_lr >= 0                     ? o.min_lr
+                             : o.sched_kind == BD_SCHED_LINEAR ? 0
+                                                               : o.lr / 10),
+                     o.warmup, total},
                     o.q,
                     o.policy};
     bd_qat_run s;
@@ -619,7 +633,8 @@ int main(int argc, char **argv) {
     bd_progress_start(&pr, label, (uint64_t)((total - s.tr.step) * per_step * T), "tok");
     pr.label = label;
     double t_run = bd_now() - start.info.seconds, last_eval = NAN, best_eval = INFINITY;  // a resume goes on counting
-    long long run_tokens = 0;  // trained by this process (progress)
+    long long run_tokens = 0, first_step = s.tr.step;  // trained by this process (progress)
+    double t_this = bd_now(), last_loss = NAN;
     while (s.tr.step < total) {
         bd_step_stats st;
         if (bd_qat_step(&s, &st, why, sizeof why) < 0) bd_fatal("%s", why);  // one line, the reason included
@@ -634,6 +649,7 @@ int main(int argc, char **argv) {
         if (o.kd_weight > 0 || o.ad_weight > 0)  // the terms of BitNet Distillation's loss, weighted
             bd_log(BD_LOG_DEBUG, "step %lld ce %.4f logits %.4f relation %.4f", s.tr.step, s.distill.ce_sum,
                    s.distill.kd_sum, s.relation.sum);
+        last_loss = st.loss;
         snprintf(label, sizeof label, "step %lld/%lld loss %.4f", s.tr.step, total, st.loss);
         bd_progress_update(&pr, (uint64_t)run_tokens);
         if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total)) checkpoint(&o, &s, &log, seconds);
@@ -644,6 +660,12 @@ int main(int argc, char **argv) {
     bd_log(BD_LOG_INFO, "done: %lld steps, %.1f s; forward %.1f s, head %.1f s, backward %.1f s, optimizer %.1f s",
            s.tr.step, bd_now() - t_run, tm->forward, tm->head, tm->backward, tm->optimizer);
     if (o.eval_path) bd_log(BD_LOG_INFO, "final eval loss %.4f", last_eval);
+    char evs[64] = "";
+    if (o.eval_path) snprintf(evs, sizeof evs, ", eval loss %.4f", last_eval);
+    double secs = bd_now() - t_this;
+    bd_tool_note("%lld steps%s, %lld tokens in %.1f s (%.0f tok/s), last loss %.4f%s; wrote %s", s.tr.step - first_step,
+                 first_step ? " (resumed)" : "", run_tokens, secs, secs > 0 ? (double)run_tokens / secs : 0.0,
+                 last_loss, evs, o.output);
     bd_qat_free(&s);
     bd_qat_teacher_free(&teacher);
     bd_seqs_free(&seqs);

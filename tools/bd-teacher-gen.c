@@ -352,11 +352,13 @@ int main(int argc, char **argv) {
     int rc = bd_generate(&m, prompts, ps.count, first, o.n, &o.go, emit, &oc, &st, gwhy, sizeof gwhy);
     bd_progress_finish(&oc.prog);
     if (rc < 0) bd_fatal("generation failed: %s", gwhy[0] ? gwhy : bd_strerror(rc));
-    bd_log(BD_LOG_INFO, "%lld samples, %lld new tokens in %.1f s (%.0f tokens/s, %lld steps)", (long long)st.samples,
-           (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0,
-           (long long)st.steps);
     if (oc.w && bd_writer_close(oc.w) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
     if (oc.txt && bd_outfile_commit(oc.txt) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
+    bool stopped = interrupted && first + st.samples < o.n;
+    if (!stopped)
+        bd_tool_note("%lld samples, %lld new tokens in %.1f s (%.0f tokens/s, %lld steps)", (long long)st.samples,
+                     (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0,
+                     (long long)st.steps);
     bd_text_buf_free(&oc.buf);
     msgpack_unpacked_destroy(&hdr);
     msgpack_sbuffer_destroy(&sb);
@@ -364,5 +366,5 @@ int main(int argc, char **argv) {
     bd_prompts_free(&ps);
     bd_tokenizer_free(tok);
     bd_model_free(&m);
-    return interrupted && first + st.samples < o.n ? interrupted_exit(&o, oc.w != NULL, first + st.samples) : 0;
+    return stopped ? interrupted_exit(&o, oc.w != NULL, first + st.samples) : 0;
 }

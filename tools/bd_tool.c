@@ -78,6 +78,16 @@ noreturn void bd_usage_error(const char *fmt, ...) {
     exit(2);
 }
 
+void bd_tool_note(const char *fmt, ...) {
+    if (bd_tool_self.verbosity < BD_LOG_WARN) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", bd_tool_self.name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
 int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi) {
     int64_t v;
     int rc = bd_parse_int64(s, lo, hi, &v);

@@ -103,6 +103,11 @@ noreturn void bd_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 // "bd-x: message" plus a hint to --help, exits 2.
 noreturn void bd_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// A line on stderr ("bd-x: message") shown at the default verbosity (not with -q): the run's
+// one-line summary at the end (what was done, how much, how fast), or what a long phase
+// without progress is doing.
+void bd_tool_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 // Strict option values: usage error naming the option and the value otherwise.
 int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi);
 double bd_arg_double(const char *opt, const char *s, double lo, double hi);
