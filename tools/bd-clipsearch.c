@@ -111,7 +111,7 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
     if (o->c.grid.steps > o->c.grid.grid)
         bd_usage_error("--steps %d exceeds --grid %d (shrinking past zero)", o->c.grid.steps, o->c.grid.grid);
     if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
-    bd_tool_writes("-o", o->output);
+    bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--calib", o->calib);
     bd_tool_check_files();

@@ -182,7 +182,7 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
 
 // The files of the run: -o must be none of them.
 static void check_files(const eval_opts *o, const mc_opts *mc) {
-    bd_tool_writes("-o", o->output);
+    if (o->output) bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--clip", o->qo.clip);
     if (o->text || o->n_generate >= 0 || mc->path) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
@@ -297,7 +297,7 @@ static void load_model(const eval_opts *o, bd_model *m) {
 
 // The tokenizer for text, generation and tasks; its ids must fit the model's vocabulary.
 static bd_tokenizer *load_tokenizer(const eval_opts *o, const bd_model *m, bool check) {
-    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path, m);
     if (check && bd_tokenizer_vocab_size(tok) > m->cfg.vocab)
         bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok),
                  m->cfg.vocab);
@@ -307,7 +307,7 @@ static bd_tokenizer *load_tokenizer(const eval_opts *o, const bd_model *m, bool 
 typedef struct {
     const bd_tokenizer *tok;
     bd_text_buf out;
-    long n;  // tokens printed
+    long n;  // tokens printed (the prompt's, then the new ones)
 } gen_out;
 
 // Prints each token as it comes.
@@ -342,8 +342,9 @@ static void generate(const bd_model *m, const bd_tokenizer *tok, const char *pro
         bd_fatal("%s", why);
     fputc('\n', stdout);
     double secs = bd_now() - t0;
-    bd_tool_note("generated %ld tokens after a prompt of %zu in %.2f s (%.0f tok/s)", g.n, p.n, secs,
-                 secs > 0 ? (double)g.n / secs : 0.0);
+    long n_new_done = g.n - (long)p.n;  // the prompt's tokens were printed too
+    bd_tool_note("generated %ld tokens after a prompt of %zu in %.2f s (%.0f tok/s)", n_new_done, p.n, secs,
+                 secs > 0 ? (double)n_new_done / secs : 0.0);
     bd_text_buf_free(&g.out);
     bd_token_buf_free(&p);
 }

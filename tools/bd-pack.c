@@ -34,7 +34,8 @@ static const char help[] =
         "                       tq2_0 writes rows that are not multiples of 256 as f16, with a warning)\n"
         "      --head-format F  the output head (and a tied embedding) in the packed model: f32, q8 or q6\n"
         "                       (8/6-bit codes, a scale and zero point per 64 weights; default " HEAD_DEFAULT_NAME ")\n"
-        "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
+        "  -k, --tokenizer T    the tokenizer the output remembers, and GGUF's metadata (default: the\n"
+        "                       one the model remembers, else the one in the model's directory)\n"
         "  Round-to-nearest packing of a full-precision model:\n" BD_QUANT_HELP BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
         "See bd-pack(1), bd-eval(1), bd-stream(5).\n";
@@ -95,10 +96,10 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
     if (o->gguf_type >= 0 && !o->gguf) bd_usage_error("--gguf-type needs --format gguf");
     if (o->head_format >= 0 && o->gguf) bd_usage_error("--head-format is for packed output, not --format gguf");
     if (o->gguf && strcmp(o->output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
-    bd_tool_writes("-o", o->output);
+    bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--clip", o->qo.clip);
-    if (o->gguf) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
+    if (o->gguf || o->tok_path) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
     bd_tool_check_files();
 }
 
@@ -139,7 +140,7 @@ static void write_gguf(const pack_opts *o, bd_model *m) {
     if (type == BD_GGUF_TQ2_0 && bd_pk_type_for(&m->quant) != BD_PK_TQ2)
         bd_fatal("--gguf-type tq2_0: \"%s\" is not a ternary student (%s); use f32 or f16", o->model_path,
                  bd_qkind_name(m->quant.kind));
-    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path, m);
     bd_gguf_report rep;
     if (bd_gguf_write(m, tok, o->output, (bd_gguf_wtype)type, &rep, why, sizeof why) < 0)
         bd_fatal("-o: \"%s\": %s", o->output, why);
@@ -185,6 +186,7 @@ int main(int argc, char **argv) {
                  bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
     }
     bd_producer prod = bd_tool_producer();
+    if (!o.gguf) bd_tool_remember_tokenizer(&m, o.tok_path, o.model_path);
     if (o.gguf)
         write_gguf(&o, &m);
     else if (bd_pk_model_save(&m, o.output, &prod, why, sizeof why) < 0)

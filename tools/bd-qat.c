@@ -442,7 +442,7 @@ static void load_teacher(const qat_opts *o, const bd_model *student, bd_model *t
     if (tm->cfg.vocab != student->cfg.vocab)
         bd_fatal("--teacher \"%s\" has a vocabulary of %d ids, the student \"%s\" %d: they must share a tokenizer",
                  path, tm->cfg.vocab, o->model_path, student->cfg.vocab);
-    bd_tokenizer *ts = bd_tool_try_tokenizer(o->model_path), *tt = bd_tool_try_tokenizer(path);
+    bd_tokenizer *ts = bd_tool_try_tokenizer(o->model_path, student), *tt = bd_tool_try_tokenizer(path, tm);
     if (ts && tt) {
         const char *a = bd_tokenizer_id(ts), *b = bd_tokenizer_id(tt);
         size_t la = strlen(a), lb = strlen(b);  // the ids end in a hash of the tokenizer's bytes
@@ -593,6 +593,7 @@ int main(int argc, char **argv) {
     bd_model m;
     qat_start start = {0};
     open_student(&o, &m, &start);
+    bd_tool_remember_tokenizer(&m, NULL, o.model_path);  // OUT remembers --model's tokenizer
     bool resuming = start.resuming;
     int T = o.seq_len, V = m.cfg.vocab;
     bd_seqs seqs;

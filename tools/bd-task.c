@@ -98,7 +98,10 @@ static void parse_options(int argc, char **argv, task_opts *o) {
     if (o->eval_task && o->max_len) bd_usage_error("--max-len is only used with --samples");
     if (argc - optind > 1) bd_usage_error("one INPUT at most (got %d)", argc - optind);
     if (optind < argc) o->input = argv[optind];
-    bd_tool_writes("-o", o->output);
+    if (o->samples)
+        bd_tool_writes_stream("-o", o->output);
+    else
+        bd_tool_writes("-o", o->output);
     bd_tool_reads("INPUT", o->input);
     if (o->samples) bd_tool_reads_tokenizer(o->tok_path, NULL);
     bd_tool_check_files();
@@ -113,7 +116,7 @@ int main(int argc, char **argv) {
     bd_task_verbalizer v;
     if (bd_task_template_parse(&t, o.template_, why, sizeof why) < 0) bd_usage_error("%s", why);
     if (bd_task_verbalizer_parse(&v, o.verbalizer, why, sizeof why) < 0) bd_usage_error("%s", why);
-    bd_tokenizer *tok = o.samples ? bd_tool_load_tokenizer(o.tok_path, NULL) : NULL;
+    bd_tokenizer *tok = o.samples ? bd_tool_load_tokenizer(o.tok_path, NULL, NULL) : NULL;
 
     bd_input in;
     bd_task_set set;

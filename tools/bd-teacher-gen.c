@@ -148,7 +148,10 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
         bd_usage_error("--field and --template need --prompts FILE");
     if (!o->po.path && o->n < 0) bd_usage_error("give -n N (the number of samples) when generating from BOS");
     go->seed = bd_tool_self.seed;
-    bd_tool_writes("-o", o->output);  // with --resume also read: it continues itself
+    if (o->text)
+        bd_tool_writes("-o", o->output);  // with --resume also read: it continues itself
+    else
+        bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads_tokenizer(o->tok_path, o->model_path);
     bd_tool_reads("--prompts", o->po.path);
@@ -168,9 +171,9 @@ static bd_tokenizer *read_prompts(gen_opts *o, const bd_model *m, bd_prompt_set 
         bd_usage_error("--field and --template apply to text prompts, not bd.tokens");
     bd_tokenizer *tok = NULL;
     if (o->tok_path || o->text || (o->po.path && !tokens_in))
-        tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+        tok = bd_tool_load_tokenizer(o->tok_path, o->model_path, m);
     else
-        tok = bd_tool_try_tokenizer(o->model_path);
+        tok = bd_tool_try_tokenizer(o->model_path, m);
     if (tok && bd_tokenizer_vocab_size(tok) > V)
         bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), V);
     *bos = tok ? bd_tokenizer_bos(tok) : m->cfg.bos, *eos = tok ? bd_tokenizer_eos(tok) : m->cfg.eos;

@@ -235,7 +235,10 @@ static void parse_options(int argc, char **argv, tok_opts *o) {
     static char *std_in[] = {"-"};
     o->nfiles = optind < argc ? argc - optind : 1;
     o->files = optind < argc ? argv + optind : std_in;
-    bd_tool_writes("-o", o->output);
+    if (o->decode)
+        bd_tool_writes("-o", o->output);
+    else
+        bd_tool_writes_stream("-o", o->output);
     bd_tool_reads_tokenizer(o->tok_path, NULL);
     for (int i = 0; i < o->nfiles; i++) bd_tool_reads(o->decode ? "STREAM" : "FILE", o->files[i]);
     bd_tool_check_files();

@@ -124,16 +124,24 @@ bd_writer *bd_tool_open_writer(const char *path);
 void bd_tool_load_model(const char *path, bd_model *m);
 // The same, but a student's latent (unquantized) weights as stored: for training and debugging.
 void bd_tool_load_model_latent(const char *path, bd_model *m);
-// Loads --tokenizer PATH; with PATH NULL, the tokenizer next to the model (the model's
-// directory, or the directory holding the model file). Exits on failure.
-bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path);
-// The tokenizer next to the model, if there is one (NULL, said at --verbosity 2, if not).
-bd_tokenizer *bd_tool_try_tokenizer(const char *model_path);
+// Loads --tokenizer PATH; with PATH NULL, the tokenizer the model remembers (m, a loaded model
+// or NULL: a bd.model/bd.packed header's "tokenizer"), else the one next to the model (the
+// model's directory, or the directory holding the model file). Exits on failure, and when the
+// remembered file has changed (another hash) or the one next to the model is not it.
+bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path, const bd_model *m);
+// The same without --tokenizer, if there is one (NULL, said at --verbosity 2, if not).
+bd_tokenizer *bd_tool_try_tokenizer(const char *model_path, const bd_model *m);
+// Before saving m: the tokenizer it will remember: --tokenizer PATH if given, else the one it
+// already remembers, else the one next to model_path (if any; otherwise none).
+void bd_tool_remember_tokenizer(bd_model *m, const char *tok_path, const char *model_path);
 
 // The files of a run, checked before any work (see bd_runfiles.h): an output that is the same
 // file as an input or another output is refused. NULL and "-" are ignored.
 void bd_tool_reads(const char *opt, const char *path);   // an input (a directory: the files in it)
 void bd_tool_writes(const char *opt, const char *path);  // an output
+// An output that is a binary bd stream: standard output (path NULL or "-") on a terminal is
+// refused, as zstd does (a usage error naming -o).
+void bd_tool_writes_stream(const char *opt, const char *path);
 // The files named PREFIX* that the run writes and removes (bd-qat's OUT.state.wSTEP).
 void bd_tool_writes_family(const char *opt, const char *prefix);
 // The tokenizer the run reads: --tokenizer PATH, or with PATH NULL the one next to the model.

@@ -112,6 +112,32 @@ int bd_model_sniff(const char *path, char *why, size_t ws) {
     return rc;
 }
 
+// ---- the remembered tokenizer ----
+
+int bd_io_parse_tokenizer(const msgpack_object *h, bd_model *m, const char *path, char *why, size_t ws) {
+    m->tok_path[0] = m->tok_id[0] = 0;
+    const msgpack_object *t = bd_obj_get(h, "tokenizer");
+    if (!t) return BD_OK;
+    const msgpack_object *p = t->type == MSGPACK_OBJECT_MAP ? bd_obj_get(t, "path") : NULL,
+                         *id = t->type == MSGPACK_OBJECT_MAP ? bd_obj_get(t, "id") : NULL;
+    if (!p || !id || bd_obj_strcpy(p, m->tok_path, sizeof m->tok_path) < 0 ||
+        bd_obj_strcpy(id, m->tok_id, sizeof m->tok_id) < 0) {
+        m->tok_path[0] = m->tok_id[0] = 0;
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"tokenizer\" must be a map {\"path\": str, \"id\": str}",
+                       path);
+    }
+    return BD_OK;
+}
+
+bool bd_io_has_tokenizer(const bd_model *m) { return m->tok_path[0] && m->tok_id[0]; }
+
+void bd_io_pack_tokenizer(msgpack_packer *pk, const bd_model *m) {
+    bd_pack_str(pk, "tokenizer");
+    msgpack_pack_map(pk, 2);
+    bd_pack_kv_str(pk, "path", m->tok_path);
+    bd_pack_kv_str(pk, "id", m->tok_id);
+}
+
 // ---- bd.model reading ---------------------------------------------------------------------
 
 static const char *rope_name(bd_rope_style r) { return r == BD_ROPE_HALF ? "half" : "interleaved"; }
@@ -253,6 +279,7 @@ static int load_bd(bd_reader *r, bd_model *m, char *why, size_t ws) {
         goto out;
     }
     if ((rc = bd_io_parse_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
+    if ((rc = bd_io_parse_tokenizer(bd_reader_header(r), m, path, why, ws)) < 0) goto out;
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
     filled = calloc(BD_MAX_PARAMS, sizeof *filled);
@@ -464,13 +491,14 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
     bd_writer *w = bd_writer_open(path, 0, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
     uint16_t *conv = NULL;
-    if ((rc = bd_writer_begin_header(w, "bd.model", prod, 3)) < 0) goto fail;
+    if ((rc = bd_writer_begin_header(w, "bd.model", prod, bd_io_has_tokenizer(m) ? 4 : 3)) < 0) goto fail;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_str(pk, "config");
     bd_io_pack_config(pk, &m->cfg);
     bd_pack_str(pk, "quant");
     bd_io_pack_quant(pk, &m->quant, &m->qpolicy);
     bd_pack_kv_int(pk, "n_params", (int64_t)total);
+    if (bd_io_has_tokenizer(m)) bd_io_pack_tokenizer(pk, m);
     if ((rc = bd_writer_end_object(w)) < 0) goto fail;
     for (int k = 0; k < nt; k++) {
         const bd_param_entry *e = &t[k];
