@@ -24,7 +24,7 @@
 
 static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
                            "       bd-eval --model M --text FILE [OPTIONS]\n"
-                           "       bd-eval --model M --generate N [--prompt TEXT] [OPTIONS]\n"
+                           "       bd-eval --model M --max-new N [--prompt TEXT] [OPTIONS]\n"
                            "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
                            "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
                            "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
@@ -33,7 +33,8 @@ static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
                            "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
                            "\n"
                            "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
-                           "  -k, --tokenizer T    tokenizer for --text, --generate (default: the model's directory)\n"
+                           "  -k, --tokenizer T    tokenizer for --text, --max-new, --task (default: the one the model\n"
+                           "                       remembers, else the one in the model's directory)\n"
                            "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
                            "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
                            "                       at most 2048, or all the tokens if fewer)\n"
@@ -50,12 +51,13 @@ static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
                            "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
                            "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
                            "                       the task file, or \"label\" fields)\n"
-                           "      --limit N        only the first N items\n"
+                           "  -n, --limit N        only the first N items\n"
                            "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
                            "                       packed models: the integer kernels, faster). Default: the model's\n"
                            "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
                            "  Generation:\n"
-                           "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
+                           "  -K, --max-new N      print a greedy continuation of at most N new tokens instead of\n"
+                           "                       scoring (--generate N: a deprecated spelling)\n"
                            "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
                            "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
                            "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
@@ -65,6 +67,7 @@ enum {
     OPT_STRIDE,
     OPT_JSON,
     OPT_GENERATE,
+    OPT_MAX_NEW,
     OPT_PROMPT,
     OPT_LATENT,
     OPT_TASK,
@@ -209,6 +212,7 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
                                              {"json", no_argument, 0, OPT_JSON},
                                              {"output", required_argument, 0, 'o'},
                                              BD_QUANT_LONGOPTS,
+                                             {"max-new", required_argument, 0, 'K'},
                                              {"generate", required_argument, 0, OPT_GENERATE},
                                              {"prompt", required_argument, 0, OPT_PROMPT},
                                              {"latent", no_argument, 0, OPT_LATENT},
@@ -216,13 +220,13 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
                                              {"task", required_argument, 0, OPT_TASK},
                                              {"task-format", required_argument, 0, OPT_TASK_FORMAT},
                                              {"labels", required_argument, 0, OPT_LABELS},
-                                             {"limit", required_argument, 0, OPT_LIMIT},
+                                             {"limit", required_argument, 0, 'n'},
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
     *o = (eval_opts){.batch = 4, .n_generate = -1, .act = -1, .qo = bd_quant_opts_default()};
     *mc = (mc_opts){0};
     int opt;
-    while ((opt = getopt_long(argc, argv, "m:k:T:b:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "m:k:T:b:o:K:n:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
         case 'm': o->model_path = optarg; break;
         case 'k': o->tok_path = optarg; break;
@@ -232,7 +236,8 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
         case 'b': o->batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
         case OPT_JSON: o->json = true; break;
         case 'o': o->output = optarg; break;
-        case OPT_GENERATE: o->n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
+        case OPT_GENERATE: bd_tool_deprecated("--generate N", "--max-new N"); /* fall through */
+        case 'K': o->n_generate = (int)bd_arg_int("--max-new", optarg, 0, 1 << 20); break;
         case OPT_PROMPT: o->prompt = optarg; break;
         case OPT_LATENT: o->latent = true; break;
         case OPT_TASK: mc->path = optarg; break;
@@ -243,7 +248,7 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
             break;
         }
         case OPT_LABELS: mc->labels = optarg; break;
-        case OPT_LIMIT: mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
+        case 'n': mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
         case OPT_ACT:
             if (strcmp(optarg, "int8") && strcmp(optarg, "f32"))
                 bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
@@ -256,14 +261,20 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
     if (!o->model_path) bd_usage_error("--model is required");
     if (o->text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
-    if (o->prompt && o->n_generate < 0) bd_usage_error("--prompt needs --generate N");
+    if (o->prompt && o->n_generate < 0) bd_usage_error("--prompt needs --max-new N");
     if (mc->path && (o->text || optind < argc || o->n_generate >= 0 || o->stride || o->seq_len))
-        bd_usage_error("--task does not combine with --text, a token stream, --generate, --stride or --seq-len");
+        bd_usage_error("--task does not combine with --text, a token stream, --max-new, --stride or --seq-len");
     if (!mc->path && (mc->format || mc->labels || mc->limit))
         bd_usage_error("--task-format, --labels and --limit need --task");
     if (mc->labels && mc->format != BD_MC_AUTO && mc->format != BD_MC_PIQA)
         bd_usage_error("--labels is for PIQA tasks");
     o->data = optind < argc ? argv[optind] : "-";
+    if (optind < argc) {
+        char hint[600];
+        snprintf(hint, sizeof hint, "score it with --text %s, or tokenize it first (bd-tokenize -k TOKENIZER %s | bd-eval -m %s)",
+                 argv[optind], argv[optind], o->model_path);
+        bd_tool_expect_stream("TOKENS", argv[optind], hint);
+    }
     mc->model_path = o->model_path, mc->json = o->json, mc->output = o->output, mc->q = &o->qo.q;
     check_files(o, mc);
 }

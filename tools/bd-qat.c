@@ -46,7 +46,8 @@ static const char help[] =
         "                         training data, measured once before training)\n"
         "      --reduction R      mean (per scored token, default) or seqsum (sum over tokens, mean\n"
         "                         over sequences, as BitDistiller's reference code)\n"
-        "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
+        "      --data FILE        train on FILE instead of TOKENS: a bd.samples stream, or a bd.tokens\n"
+        "                         file (the same as giving it as TOKENS)\n"
         "      --mask-prompt      with --data: do not score the prompt's tokens\n"
         "      --teacher T        the teacher model, if not M (any size; the same vocabulary)\n"
         "  BitNet Distillation's terms, added to --loss ce (they need a teacher model):\n"
@@ -295,6 +296,19 @@ static void check_files(const qat_opts *o) {
     bd_tool_check_files();
 }
 
+// Whether --data FILE is a bd.tokens stream (a regular file whose header says so); a pipe is
+// taken as bd.samples (it cannot be read twice).
+static bool data_is_tokens(const char *path) {
+    struct stat sb;
+    if (!strcmp(path, "-") || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
+    int err;
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, NULL, &err, msg, sizeof msg);
+    bool tokens = r && !strcmp(bd_reader_schema(r), "bd.tokens");
+    if (r) bd_reader_close(r);
+    return tokens;
+}
+
 // The options that need or exclude others; the data path and OUT.state.
 static void check_options(int argc, char **argv, qat_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
@@ -307,11 +321,18 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     if (o->eval_every && !o->eval_path) bd_usage_error("--eval-every needs --eval TOKENS");
     if (o->keep_best && !o->eval_path) bd_usage_error("--keep-best needs --eval TOKENS");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
-    if (o->samples_path && optind < argc) bd_usage_error("give either --data samples.bdz or a token stream, not both");
-    if (o->mask_prompt && !o->samples_path) bd_usage_error("--mask-prompt needs --data samples.bdz");
+    if (o->samples_path && optind < argc) bd_usage_error("give either --data FILE or a token stream, not both");
+    const char *tokens_data = NULL;  // --data FILE holding a bd.tokens stream: trained on as TOKENS
+    if (o->samples_path && data_is_tokens(o->samples_path)) tokens_data = o->samples_path, o->samples_path = NULL;
+    if (o->mask_prompt && !o->samples_path)
+        bd_usage_error(tokens_data ? "--mask-prompt needs a bd.samples stream (\"%s\" is bd.tokens)"
+                                   : "--mask-prompt needs --data samples.bdz%s",
+                       tokens_data ? tokens_data : "");
     if (o->gamma >= 0 && lk != BD_LOSS_CAKLD) bd_usage_error("--gamma is cakld's; the loss is %s", o->loss_name);
     if (o->subln_eps >= 0 && !o->subln) bd_usage_error("--subln-eps needs --subln");
-    o->data_path = o->samples_path ? o->samples_path : optind < argc ? argv[optind] : "-";
+    o->data_path = o->samples_path ? o->samples_path : tokens_data ? tokens_data : optind < argc ? argv[optind] : "-";
+    static const char hint[] = "tokenize it first (bd-tokenize -k TOKENIZER FILE -o tokens.bdz)";
+    bd_tool_expect_stream(o->samples_path || tokens_data ? "--data" : "TOKENS", o->data_path, hint);
     o->distill = lk != BD_LOSS_CE;
     if (o->teacher_logits && (!o->samples_path || !o->distill))
         bd_usage_error("--teacher-logits needs --data samples.bdz and a distillation loss (fkl, rkl, cakld, jsd)");

@@ -44,7 +44,8 @@ static const char help[] =
         "      --logits K         also store the top-K log-probabilities (K <= 64) of every\n"
         "                         generated position\n"
         "  -o, --output FILE      write to FILE instead of standard output\n"
-        "      --text             write readable text instead of a stream\n"
+        "      --format F         stream (a bd.samples stream, default) or text (readable text;\n"
+        "                         --text: a deprecated spelling, --text FILE is bd-eval's text input)\n"
         "      --resume           continue an interrupted --output FILE up to N samples\n" BD_COMMON_HELP
         "\nThe same --seed gives the same samples whatever --batch and --threads are.\n"
         "Exit status: 0 on success, 1 on invalid input, 2 on usage errors, 130 when interrupted\n"
@@ -60,6 +61,7 @@ enum {
     OPT_TOP_P,
     OPT_LOGITS,
     OPT_TEXT,
+    OPT_FORMAT,
     OPT_RESUME,
     OPT_UNPADDED,
 };
@@ -104,6 +106,7 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
                                              {"logits", required_argument, 0, OPT_LOGITS},
                                              {"output", required_argument, 0, 'o'},
                                              {"unpadded", no_argument, 0, OPT_UNPADDED},
+                                             {"format", required_argument, 0, OPT_FORMAT},
                                              {"text", no_argument, 0, OPT_TEXT},
                                              {"resume", no_argument, 0, OPT_RESUME},
                                              BD_COMMON_LONGOPTS,
@@ -133,7 +136,15 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
         case OPT_UNPADDED: go->unpadded = true; break;
         case OPT_LOGITS: go->logits_top_k = (int)bd_arg_int("--logits", optarg, 1, BD_GEN_MAX_TOPK); break;
         case 'o': o->output = optarg; break;
-        case OPT_TEXT: o->text = true; break;
+        case OPT_TEXT:
+            bd_tool_deprecated("--text", "--format text");
+            o->text = true;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "text") && strcmp(optarg, "stream"))
+                bd_usage_error("--format: \"%s\" is not stream or text", optarg);
+            o->text = !strcmp(optarg, "text");
+            break;
         case OPT_RESUME: o->resume = true; break;
         default: bd_tool_common_option(opt, optarg);
         }
@@ -142,8 +153,8 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
     if (optind < argc) bd_usage_error("unexpected argument \"%s\" (prompts go in --prompts FILE)", argv[optind]);
     if (o->resume && (!o->output || !strcmp(o->output, "-"))) bd_usage_error("--resume needs --output FILE");
-    if (o->resume && o->text) bd_usage_error("--resume works on streams, not --text output");
-    if (o->text && go->logits_top_k) bd_usage_error("--logits needs stream output, not --text");
+    if (o->resume && o->text) bd_usage_error("--resume works on streams, not --format text");
+    if (o->text && go->logits_top_k) bd_usage_error("--logits needs stream output, not --format text");
     if (!o->po.path && (o->po.field || o->po.template_[0]))
         bd_usage_error("--field and --template need --prompts FILE");
     if (!o->po.path && o->n < 0) bd_usage_error("give -n N (the number of samples) when generating from BOS");

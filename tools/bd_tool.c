@@ -120,9 +120,37 @@ int bd_tool_common_option(int opt, const char *arg) {
     }
 }
 
+static struct {
+    const char *old, *now;
+} deprecated[8];
+static int n_deprecated;
+
+void bd_tool_deprecated(const char *old, const char *now) {
+    for (int i = 0; i < n_deprecated; i++)
+        if (!strcmp(deprecated[i].old, old)) return;
+    if (n_deprecated < 8) deprecated[n_deprecated].old = old, deprecated[n_deprecated++].now = now;
+}
+
 void bd_tool_options_done(void) {
     bd_log_set_level(bd_tool_self.verbosity);
+    for (int i = 0; i < n_deprecated; i++)
+        bd_log(BD_LOG_WARN, "%s is a deprecated spelling of %s (kept for this release only)", deprecated[i].old,
+               deprecated[i].now);
     bd_set_num_threads(bd_tool_self.threads);
+}
+
+void bd_tool_expect_stream(const char *opt, const char *path, const char *hint) {
+    struct stat st;
+    if (!path || !strcmp(path, "-") || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;  // the reader names the error
+    unsigned char b[64];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return;
+    bool text = n > 0;
+    for (size_t i = 0; i < n; i++) text = text && (b[i] >= 0x20 || b[i] == '\n' || b[i] == '\t' || b[i] == '\r');
+    if (text) bd_fatal("%s \"%s\" is text, not a bd stream: %s", opt, path, hint);
 }
 
 bd_reader *bd_tool_open_reader(const char *path, const char *schema) {

@@ -93,8 +93,11 @@ void bd_tool_init(const char *name, const char *help, int argc, char **argv);
 // Handles a common option returned by getopt_long; returns 1 if it was one, 0 if not.
 // --help and --version print to stdout and exit 0; a bad value is a usage error.
 int bd_tool_common_option(int opt, const char *arg);
-// Applies --threads and --verbosity after option parsing.
+// Applies --threads and --verbosity after option parsing, and warns (at the default verbosity)
+// of the deprecated spellings used.
 void bd_tool_options_done(void);
+// Notes that the deprecated spelling old (kept for one release) was used for now.
+void bd_tool_deprecated(const char *old, const char *now);
 // Getopt's short options that the common set adds: "t:qh".
 #define BD_COMMON_SHORTOPTS "t:qh"
 
@@ -111,6 +114,10 @@ void bd_tool_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 // Strict option values: usage error naming the option and the value otherwise.
 int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi);
 double bd_arg_double(const char *opt, const char *s, double lo, double hi);
+
+// Before any work: a token stream input (opt names it) that is a regular file holding text, not
+// a bd stream, fails with what to do instead (hint, e.g. "score it with --text FILE, or ...").
+void bd_tool_expect_stream(const char *opt, const char *path, const char *hint);
 
 // Opens a stream reader or exits with "bd-x: "file" header: ..." on failure.
 bd_reader *bd_tool_open_reader(const char *path, const char *schema);

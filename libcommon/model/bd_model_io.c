@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "bd_input.h"
@@ -398,11 +399,64 @@ static int load_hf(const char *path, bd_model *m, char *why, size_t ws) {
     return bd_load_hf(dir[0] ? dir : "/", m, why, ws);
 }
 
+// Whether file starts like a llama2.c checkpoint: the "ak42" magic, or a v0 header of seven
+// int32 (dim, hidden, layers, heads, kv heads, +-vocab, seq_len) of plausible sizes.
+static bool looks_llama2c(const char *file) {
+    FILE *f = fopen(file, "rb");
+    if (!f) return false;
+    int32_t h[7];
+    size_t n = fread(h, sizeof h[0], 7, f);
+    fclose(f);
+    if (n >= 2 && memcmp(h, "ak42", 4) == 0) return h[1] == 1 || h[1] == 2;
+    if (n < 7) return false;
+    int32_t dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kv = h[4], vocab = h[5] < 0 ? -h[5] : h[5];
+    return dim > 0 && dim < (1 << 16) && hidden > 0 && hidden < (1 << 20) && layers > 0 && layers < 1024 &&
+           heads > 0 && dim % heads == 0 && kv > 0 && kv <= heads && heads % kv == 0 && vocab > 0 &&
+           vocab < (1 << 24) && h[6] > 0 && h[6] < (1 << 24);
+}
+
+// A directory without config.json: not a Hugging Face model. Names the llama2.c checkpoints in
+// it (the usual mistake: the directory of stories260K.bin given as the model).
+static int not_hf_dir(const char *dir, char *why, size_t ws) {
+    char found[1024] = "", file[4200];
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        struct stat sb;
+        snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] == '.' || stat(file, &sb) != 0 || !S_ISREG(sb.st_mode) || !looks_llama2c(file)) continue;
+        size_t len = strlen(found);
+        if (len + strlen(file) + 8 < sizeof found) snprintf(found + len, sizeof found - len, "%s%s", n ? ", " : "", file);
+        n++;
+    }
+    if (d) closedir(d);
+    if (n == 1)
+        return bd_fail(why, ws, BD_ERR_ARG,
+                       "%s: a directory without config.json (not a Hugging Face model) that holds the llama2.c "
+                       "checkpoint %s: give that file as the model",
+                       dir, found);
+    if (n > 1)
+        return bd_fail(why, ws, BD_ERR_ARG,
+                       "%s: a directory without config.json (not a Hugging Face model) that holds %d llama2.c "
+                       "checkpoints (%s): give one of them as the model",
+                       dir, n, found);
+    return bd_fail(why, ws, BD_ERR_ARG,
+                   "%s: a directory without config.json: neither a Hugging Face model nor holding a llama2.c "
+                   "checkpoint; give a model file or a Hugging Face directory",
+                   dir);
+}
+
 int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     if (!path) return bd_fail(why, ws, BD_ERR_ARG, "no model path given");
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, m, why, ws);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        if (stat(cfg, &sb) != 0) return not_hf_dir(path, why, ws);
+        return bd_load_hf(path, m, why, ws);
+    }
     // Opened once and sniffed from the first bytes: a stream may come through a pipe.
     bd_input in;
     int rc = bd_input_open(&in, path, why, ws);
