@@ -22,7 +22,7 @@ static const char help[] =
         "error of the group's partial outputs on calibration inputs computed by the full-precision\n"
         "model. q and k projections are not clipped unless --include-qk.\n"
         "\n"
-        "  -m, --model M        the full-precision model\n"
+        "  -m, --model M        the full-precision model (\"-\": a bd.model stream on standard input)\n"
         "      --calib TOKENS   calibration data: a bd.tokens stream, or a bd.samples stream (the\n"
         "                       teacher's prompts and completions); \"-\": standard input (-c: a\n"
         "                       deprecated spelling, -c is bd-cat's --check)\n"

@@ -22,45 +22,47 @@
 #include "bd_threads.h"
 #include "bd_tool.h"
 
-static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
-                           "       bd-eval --model M --text FILE [OPTIONS]\n"
-                           "       bd-eval --model M --max-new N [--prompt TEXT] [OPTIONS]\n"
-                           "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
-                           "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
-                           "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
-                           "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
-                           "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
-                           "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
-                           "\n"
-                           "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
-                           "  -k, --tokenizer T    tokenizer for --text, --max-new, --task (default: the one the model\n"
-                           "                       remembers, else the one in the model's directory)\n"
-                           "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
-                           "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
-                           "                       at most 2048, or all the tokens if fewer)\n"
-                           "      --stride S       sliding windows: each window advances S tokens and scores only\n"
-                           "                       the positions not scored before\n"
-                           "  -b, --batch N        windows per forward pass (default 4)\n"
-                           "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
-                           "  -o, --output FILE    also write the results as a bd.eval stream\n"
-                           "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n" BD_QUANT_HELP
-                           "      --latent         a student model: use its latent weights, not the quantized ones\n"
-                           "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
-                           "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
-                           "                       directly; \"-\" for standard input\n"
-                           "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
-                           "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
-                           "                       the task file, or \"label\" fields)\n"
-                           "  -n, --limit N        only the first N items\n"
-                           "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
-                           "                       packed models: the integer kernels, faster). Default: the model's\n"
-                           "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
-                           "  Generation:\n"
-                           "  -K, --max-new N      print a greedy continuation of at most N new tokens instead of\n"
-                           "                       scoring (--generate N: a deprecated spelling)\n"
-                           "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
-                           "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
-                           "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
+static const char help[] =
+        "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
+        "       bd-eval --model M --text FILE [OPTIONS]\n"
+        "       bd-eval --model M --max-new N [--prompt TEXT] [OPTIONS]\n"
+        "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
+        "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
+        "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
+        "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
+        "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
+        "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
+        "\n"
+        "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model/bd.packed\n"
+        "                       stream (\"-\": a stream on standard input)\n"
+        "  -k, --tokenizer T    tokenizer for --text, --max-new, --task (default: the one the model\n"
+        "                       remembers, else the one in the model's directory)\n"
+        "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
+        "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
+        "                       at most 2048, or all the tokens if fewer)\n"
+        "      --stride S       sliding windows: each window advances S tokens and scores only\n"
+        "                       the positions not scored before\n"
+        "  -b, --batch N        windows per forward pass (default 4)\n"
+        "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
+        "  -o, --output FILE    also write the results as a bd.eval stream\n"
+        "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n" BD_QUANT_HELP
+        "      --latent         a student model: use its latent weights, not the quantized ones\n"
+        "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
+        "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
+        "                       directly; \"-\" for standard input\n"
+        "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
+        "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
+        "                       the task file, or \"label\" fields)\n"
+        "  -n, --limit N        only the first N items\n"
+        "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
+        "                       packed models: the integer kernels, faster). Default: the model's\n"
+        "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
+        "  Generation:\n"
+        "  -K, --max-new N      print a greedy continuation of at most N new tokens instead of\n"
+        "                       scoring (--generate N: a deprecated spelling)\n"
+        "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
+        "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
+        "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
 
 enum {
     OPT_TEXT = BD_OPT_FIRST_TOOL,
@@ -190,7 +192,7 @@ static void check_files(const eval_opts *o, const mc_opts *mc) {
     bd_tool_reads("--clip", o->qo.clip);
     if (o->text || o->n_generate >= 0 || mc->path) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
     bd_tool_reads("--text", o->text);
-    bd_tool_reads("TOKENS", o->data);
+    if (!o->text && o->n_generate < 0 && !mc->path) bd_tool_reads("TOKENS", o->data);
     bd_tool_reads("--task", mc->path);
     char labels[4096];
     if (mc->labels) {
@@ -271,7 +273,8 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
     o->data = optind < argc ? argv[optind] : "-";
     if (optind < argc) {
         char hint[600];
-        snprintf(hint, sizeof hint, "score it with --text %s, or tokenize it first (bd-tokenize -k TOKENIZER %s | bd-eval -m %s)",
+        snprintf(hint, sizeof hint,
+                 "score it with --text %s, or tokenize it first (bd-tokenize -k TOKENIZER %s | bd-eval -m %s)",
                  argv[optind], argv[optind], o->model_path);
         bd_tool_expect_stream("TOKENS", argv[optind], hint);
     }

@@ -28,6 +28,7 @@ static const char help[] =
         "quantized first by round-to-nearest with --quant (optionally after --clip).\n"
         "\n"
         "  -m, --model M        student (bd.model with quant), packed model, or any model with --quant\n"
+        "                       (\"-\": a stream on standard input)\n"
         "  -o, --output FILE    output (default: standard output; GGUF needs a file)\n"
         "      --format F       packed (bd.packed stream, default) or gguf\n"
         "      --gguf-type T    f32, f16 or tq2_0 (default: tq2_0 for ternary students, else f32;\n"

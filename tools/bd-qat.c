@@ -40,6 +40,7 @@ static const char help[] =
         "distillation losses use M, frozen, as the teacher on the same batch (or --teacher T).\n"
         "\n"
         "  -m, --model M          starting model (and teacher): llama2.c, Hugging Face dir or bd.model\n"
+        "                         (\"-\": a bd.model stream on standard input)\n"
         "      --loss NAME        ce (cross-entropy on the data), or distillation against the teacher:\n"
         "                         fkl KL(T||S), rkl KL(S||T), cakld g*rkl+(1-g)*fkl, jsd\n"
         "      --gamma G          cakld's g (default: the teacher's mean top-1 probability on the\n"
@@ -65,7 +66,7 @@ static const char help[] =
         "                         before wo and w2) or all (before every block linear, BitDistill's code)\n"
         "      --subln-eps E      their RMSNorm epsilon (default 1e-8, as BitDistill's code)\n"
         "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
-        "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
+        "  -o, --output OUT       the trained model (bd.model stream, f32; \"-\": standard output)\n"
         "      --lr X             peak learning rate (default 3e-4)\n"
         "      --min-lr X         the decay's floor (default lr/10 for cosine, 0 for linear)\n"
         "      --schedule S       constant, cosine or linear (default cosine)\n"
@@ -281,7 +282,7 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
 // checkpoint generations OUT.state.wSTEP that --save-every writes and removes.
 static void check_files(const qat_opts *o) {
     char path[4200];
-    bd_tool_writes("-o", o->output);
+    bd_tool_writes_stream("-o", o->output);
     bd_tool_writes("--log", o->log_path);
     if (o->save_every || o->resume) bd_tool_writes("the checkpoint", o->state_path);
     snprintf(path, sizeof path, "%s.w", o->state_path);
@@ -312,7 +313,9 @@ static bool data_is_tokens(const char *path) {
 // The options that need or exclude others; the data path and OUT.state.
 static void check_options(int argc, char **argv, qat_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
-    if (!o->output || !strcmp(o->output, "-")) bd_usage_error("-o OUT is required (a file: checkpoints go next to it)");
+    if (!o->output) bd_usage_error("-o OUT is required (\"-\": standard output)");
+    if (!strcmp(o->output, "-") && (o->save_every || o->resume || o->keep_best))
+        bd_usage_error("--save-every, --resume and --keep-best need -o FILE (their files go next to it)");
     if (!o->loss_name) bd_usage_error("--loss is required (ce, fkl, rkl, cakld or jsd)");
     int lk = bd_loss_parse(o->loss_name);
     if (lk < 0) bd_usage_error("--loss: \"%s\" is not one of ce, fkl, rkl, cakld, jsd", o->loss_name);
@@ -345,6 +348,8 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     if ((o->ad_layer_given || o->ad_heads) && !(o->ad_weight > 0))
         bd_usage_error("--ad-layer and --ad-heads need --ad-weight G (G > 0)");
     if (o->kd_temp_given && !(o->kd_weight > 0)) bd_usage_error("--kd-temp needs --kd-weight L (L > 0)");
+    if (!strcmp(o->model_path, "-") && !o->teacher_path && (terms || (o->distill && !o->teacher_logits)))
+        bd_usage_error("--model - is read once: a distillation loss needs its teacher as --teacher FILE");
     if (o->teacher_path && o->teacher_logits)
         bd_usage_error("give --teacher or --teacher-logits (the stored teacher), not both");
     snprintf(o->state_path, sizeof o->state_path, "%s.state", o->output);
@@ -687,7 +692,7 @@ int main(int argc, char **argv) {
     double secs = bd_now() - t_this;
     bd_tool_note("%lld steps%s, %lld tokens in %.1f s (%.0f tok/s), last loss %.4f%s; wrote %s", s.tr.step - first_step,
                  first_step ? " (resumed)" : "", run_tokens, secs, secs > 0 ? (double)run_tokens / secs : 0.0,
-                 last_loss, evs, o.output);
+                 last_loss, evs, strcmp(o.output, "-") ? o.output : "standard output");
     bd_qat_free(&s);
     bd_qat_teacher_free(&teacher);
     bd_seqs_free(&seqs);

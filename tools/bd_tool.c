@@ -120,9 +120,7 @@ int bd_tool_common_option(int opt, const char *arg) {
     }
 }
 
-static struct {
-    const char *old, *now;
-} deprecated[8];
+static struct { const char *old, *now; } deprecated[8];
 static int n_deprecated;
 
 void bd_tool_deprecated(const char *old, const char *now) {
@@ -280,7 +278,8 @@ void bd_tool_remember_tokenizer(bd_model *m, const char *tok_path, const char *m
         if (!model_dir(model_path, dir, sizeof dir)) return;
         p = dir;
     }
-    if (bd_tokenizer_file(p, file, sizeof file, why, sizeof why) < 0 || bd_tokenizer_load(file, &t, why, sizeof why) < 0) {
+    if (bd_tokenizer_file(p, file, sizeof file, why, sizeof why) < 0 ||
+        bd_tokenizer_load(file, &t, why, sizeof why) < 0) {
         if (tok_path) bd_fatal("--tokenizer: %s", why);
         return;  // none next to the model: nothing to remember
     }
@@ -300,7 +299,15 @@ static void add_file(bd_rf_role role, const char *opt, const char *path) {
     if (bd_runfiles_add(&run_files, role, opt, path) < 0) bd_fatal("out of memory");
 }
 
-void bd_tool_reads(const char *opt, const char *path) { add_file(BD_RF_INPUT, opt, path); }
+void bd_tool_reads(const char *opt, const char *path) {
+    static const char *stdin_opt;  // the input that reads standard input
+    if (path && !strcmp(path, "-")) {
+        if (stdin_opt && strcmp(stdin_opt, opt))
+            bd_usage_error("%s and %s both read standard input (\"-\"); give one of them as a file", stdin_opt, opt);
+        stdin_opt = opt;
+    }
+    add_file(BD_RF_INPUT, opt, path);
+}
 void bd_tool_writes(const char *opt, const char *path) { add_file(BD_RF_OUTPUT, opt, path); }
 void bd_tool_writes_stream(const char *opt, const char *path) {
     if ((!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO))

@@ -144,7 +144,9 @@ void bd_tool_remember_tokenizer(bd_model *m, const char *tok_path, const char *m
 
 // The files of a run, checked before any work (see bd_runfiles.h): an output that is the same
 // file as an input or another output is refused. NULL and "-" are ignored.
-void bd_tool_reads(const char *opt, const char *path);   // an input (a directory: the files in it)
+// An input (a directory: the files in it). Two different inputs reading standard input ("-")
+// are a usage error.
+void bd_tool_reads(const char *opt, const char *path);
 void bd_tool_writes(const char *opt, const char *path);  // an output
 // An output that is a binary bd stream: standard output (path NULL or "-") on a terminal is
 // refused, as zstd does (a usage error naming -o).

@@ -461,6 +461,12 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     bd_input in;
     int rc = bd_input_open(&in, path, why, ws);
     if (rc < 0) return rc;
+    if (in.head_len == 0) {
+        rc = bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: empty%s", in.name,
+                     in.size < 0 ? " (nothing came through the pipe: did the stage before fail?)" : "");
+        bd_input_close(&in);
+        return rc;
+    }
     int fmt = sniff_bytes(in.name, in.head, in.head_len, in.size, why, ws);
     if (fmt == BD_MODEL_FMT_BD)
         rc = load_stream(&in, m, why, ws);
