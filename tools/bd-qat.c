@@ -128,6 +128,7 @@ enum {
 typedef struct {
     const char *model_path, *output, *eval_path, *log_path, *loss_name, *samples_path, *data_path, *clip_path;
     const char *teacher_path;  // --teacher, else NULL: the teacher is --model
+    const char *data_opt;      // "--data" or "TOKENS": how the data was given
     double kd_weight, kd_temp, ad_weight;
     int ad_layer, ad_teacher_layer, ad_heads;  // layers as given (negative: from the end)
     bool ad_layer_given, kd_temp_given;
@@ -291,7 +292,7 @@ static void check_files(const qat_opts *o) {
     if (o->keep_best) bd_tool_writes("--keep-best", path);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--teacher", o->teacher_path);
-    bd_tool_reads(o->samples_path ? "--data" : "TOKENS", o->data_path);
+    bd_tool_reads(o->data_opt, o->data_path);
     bd_tool_reads("--eval", o->eval_path);
     bd_tool_reads("--clip", o->clip_path);
     bd_tool_check_files();
@@ -335,7 +336,8 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     if (o->subln_eps >= 0 && !o->subln) bd_usage_error("--subln-eps needs --subln");
     o->data_path = o->samples_path ? o->samples_path : tokens_data ? tokens_data : optind < argc ? argv[optind] : "-";
     static const char hint[] = "tokenize it first (bd-tokenize -k TOKENIZER FILE -o tokens.bdz)";
-    bd_tool_expect_stream(o->samples_path || tokens_data ? "--data" : "TOKENS", o->data_path, hint);
+    o->data_opt = o->samples_path || tokens_data ? "--data" : "TOKENS";
+    bd_tool_expect_stream(o->data_opt, o->data_path, hint);
     o->distill = lk != BD_LOSS_CE;
     if (o->teacher_logits && (!o->samples_path || !o->distill))
         bd_usage_error("--teacher-logits needs --data samples.bdz and a distillation loss (fkl, rkl, cakld, jsd)");

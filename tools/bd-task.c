@@ -83,7 +83,8 @@ static void parse_options(int argc, char **argv, task_opts *o) {
         case OPT_FORMAT: bd_tool_deprecated("--format", "--input-format"); /* fall through */
         case OPT_INPUT_FORMAT:
             if ((f = bd_task_format_parse(optarg)) < 0)
-                bd_usage_error("--input-format: \"%s\" is not auto, tsv or jsonl", optarg);
+                bd_usage_error("%s: \"%s\" is not auto, tsv or jsonl",
+                               opt == OPT_FORMAT ? "--format" : "--input-format", optarg);
             o->format = (bd_task_format)f;
             break;
         case OPT_LABEL: o->label_field = optarg; break;
