@@ -416,7 +416,8 @@ static bool looks_llama2c(const char *file) {
 }
 
 // A directory without config.json: not a Hugging Face model. Names the llama2.c checkpoints in
-// it (the usual mistake: the directory of stories260K.bin given as the model).
+// it (the usual mistake: the directory of stories260K.bin given as the model). BD_ERR_SCHEMA,
+// as for any directory without config.json.
 static int not_hf_dir(const char *dir, char *why, size_t ws) {
     char found[1024] = "", file[4200];
     int n = 0;
@@ -432,16 +433,16 @@ static int not_hf_dir(const char *dir, char *why, size_t ws) {
     }
     if (d) closedir(d);
     if (n == 1)
-        return bd_fail(why, ws, BD_ERR_ARG,
+        return bd_fail(why, ws, BD_ERR_SCHEMA,
                        "%s: a directory without config.json (not a Hugging Face model) that holds the llama2.c "
                        "checkpoint %s: give that file as the model",
                        dir, found);
     if (n > 1)
-        return bd_fail(why, ws, BD_ERR_ARG,
+        return bd_fail(why, ws, BD_ERR_SCHEMA,
                        "%s: a directory without config.json (not a Hugging Face model) that holds %d llama2.c "
                        "checkpoints (%s): give one of them as the model",
                        dir, n, found);
-    return bd_fail(why, ws, BD_ERR_ARG,
+    return bd_fail(why, ws, BD_ERR_SCHEMA,
                    "%s: a directory without config.json: neither a Hugging Face model nor holding a llama2.c "
                    "checkpoint; give a model file or a Hugging Face directory",
                    dir);
