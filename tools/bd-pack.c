@@ -28,6 +28,7 @@ static const char help[] =
         "quantized first by round-to-nearest with --quant (optionally after --clip).\n"
         "\n"
         "  -m, --model M        student (bd.model with quant), packed model, or any model with --quant\n"
+        "                       (\"-\": a stream on standard input)\n"
         "  -o, --output FILE    output (default: standard output; GGUF needs a file)\n"
         "      --format F       packed (bd.packed stream, default) or gguf\n"
         "      --gguf-type T    f32 or f16 (any model); q2_K, q3_K, q4_K (students of that --quant,\n"
@@ -36,7 +37,8 @@ static const char help[] =
         "                       else f32. Ternary rows that are not whole blocks go out as f16\n"
         "      --head-format F  the output head (and a tied embedding) in the packed model: f32, q8 or q6\n"
         "                       (8/6-bit codes, a scale and zero point per 64 weights; default " HEAD_DEFAULT_NAME ")\n"
-        "  -k, --tokenizer T    tokenizer for GGUF metadata (default: the model's directory)\n"
+        "  -k, --tokenizer T    the tokenizer the output remembers, and GGUF's metadata (default: the\n"
+        "                       one the model remembers, else the one in the model's directory)\n"
         "  Round-to-nearest packing of a full-precision model:\n" BD_QUANT_HELP BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
         "See bd-pack(1), bd-eval(1), bd-stream(5).\n";
@@ -91,10 +93,10 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
     if (o->gguf_type >= 0 && !o->gguf) bd_usage_error("--gguf-type needs --format gguf");
     if (o->head_format >= 0 && o->gguf) bd_usage_error("--head-format is for packed output, not --format gguf");
     if (o->gguf && strcmp(o->output, "-") == 0) bd_usage_error("--format gguf needs -o FILE");
-    bd_tool_writes("-o", o->output);
+    bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--clip", o->qo.clip);
-    if (o->gguf) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
+    if (o->gguf || o->tok_path) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
     bd_tool_check_files();
 }
 
@@ -154,7 +156,7 @@ static void write_gguf(const pack_opts *o, bd_model *m) {
                 tn, o->model_path, bd_qkind_name(m->quant.kind), m->quant.bits,
                 need == BD_PK_TQ2 ? "ternary" : bd_pk_traits_table[need].name,
                 need == BD_PK_TQ2 ? "ternary" : bd_pk_traits_table[need].name);
-    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path, m);
     bd_gguf_report rep;
     if (bd_gguf_write(m, tok, o->output, type, &rep, why, sizeof why) < 0) bd_fatal("-o: \"%s\": %s", o->output, why);
     bd_tokenizer_free(tok);
@@ -190,19 +192,23 @@ int main(int argc, char **argv) {
             bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
         if (!o.gguf) pack_head(&o, &m, packed_here);
     }
+    char what[300] = "";
     if (m.packed) {
         size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
-        bd_log(BD_LOG_INFO, "%s %d-bit group %d, head %s: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
-               bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
-               bd_pk_model_slot(&m, 0, BD_HEAD) ? bd_pk_traits_table[bd_pk_model_slot(&m, 0, BD_HEAD)->type].name
-                                                : "f32",
-               bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
+        snprintf(what, sizeof what, "%s %d-bit group %d, head %s: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
+                 bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
+                 bd_pk_model_slot(&m, 0, BD_HEAD) ? bd_pk_traits_table[bd_pk_model_slot(&m, 0, BD_HEAD)->type].name
+                                                  : "f32",
+                 bytes / 1e6, f32 / 1e6, (double)f32 / (double)bytes);
     }
     bd_producer prod = bd_tool_producer();
+    if (!o.gguf) bd_tool_remember_tokenizer(&m, o.tok_path, o.model_path);
     if (o.gguf)
         write_gguf(&o, &m);
     else if (bd_pk_model_save(&m, o.output, &prod, why, sizeof why) < 0)
         bd_fatal("-o: %s", why);
+    bd_tool_note("%s%swrote %s%s", what, what[0] ? "; " : "", o.gguf ? "GGUF " : "",
+                 strcmp(o.output, "-") ? o.output : "standard output");
     bd_model_free(&m);
     return 0;
 }
