@@ -274,6 +274,11 @@ BD_MUST_CHECK int bd_pk_model_pack(bd_model *m, char *why, size_t why_size);
 // --quant-head students), when it already has another head format, or for a non-head format;
 // BD_ERR_VALUE for a NaN/inf weight.
 BD_MUST_CHECK int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why, size_t why_size);
+// Turns a packed model back into a full-precision one holding the values the packed rows decode
+// to (every packed linear, and a packed head, dequantized into m's f32 weights; a tied model's
+// embedding is its head's rows); m->packed is freed and the quantization spec cleared, so m is
+// then the student's fake-quantized weights as plain f32. BD_OK (nothing to do unpacked).
+BD_MUST_CHECK int bd_pk_model_unpack(bd_model *m);
 // The packed matrix a tied model's embedding reads (its quantized head), or NULL (tok_emb f32).
 const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m);
 // Bytes of the packed model's weights: packed linears + f32 tensors that remain.

@@ -130,6 +130,24 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
     return BD_OK;
 }
 
+int bd_pk_model_unpack(bd_model *m) {
+    if (!m->packed) return BD_OK;
+    bd_pk_model *p = m->packed;
+    for (int s = 0; s < p->n_slots; s++) {
+        int l, OC, C;
+        bd_linear k = slot_linear(p->n_slots, s, &l);
+        const bd_pk_tensor *t = bd_pk_model_slot(m, l, k);
+        float *w = linear_weight(m, l, k, &OC, &C);
+        if (!t || !w) continue;  // an f32 layer: already in m->params
+        for (int r = 0; r < OC; r++) bd_pk_dequantize_row(t, r, w + (size_t)r * C);
+    }
+    bd_pk_model_free(p);
+    m->packed = NULL;
+    m->quant = (bd_qspec){BD_Q_NONE, 0, 0};
+    m->qpolicy = (bd_qpolicy){0};
+    return BD_OK;
+}
+
 int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why, size_t ws) {
     if (!m->packed) return bd_fail(why, ws, BD_ERR_ARG, "the model is not packed");
     if (type != BD_PK_F32 && type != BD_PK_Q8 && type != BD_PK_Q6)
