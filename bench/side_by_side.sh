@@ -1,0 +1,71 @@
+#!/bin/sh
+# bd against llama.cpp on the same weights: a random 110M-shaped Llama (dim 768, 12 layers, 12
+# heads, ffn 2048, the Llama 2 32,000-token vocabulary, tied f32 embedding/head) is written once,
+# then each format is made by bd and exported by bd to GGUF (the K-quants and IQ2_BN byte for byte,
+# so both engines compute with the very same weights):
+#   f32     bd: the model itself               llama.cpp: bd's f32 GGUF
+#   q2_K    bd: packed q2_K (RTN)              llama.cpp: bd's Q2_K GGUF of the same student
+#   q4_K    bd: packed q4_K (RTN)              llama.cpp: bd's Q4_K GGUF
+#   ternary bd: packed tq2, int8 activations   llama.cpp: bd's IQ2_BN GGUF (ik_llama.cpp's type)
+# Prompt processing: bd-eval on 512-token windows (it also computes all 512 positions' logits,
+# llama-bench only what it needs) vs llama-bench pp512; generation: bd-teacher-gen --unpadded
+# -b 1 (greedy, 128 new tokens per sample, 2 samples) vs llama-bench tg128. Tokens/s, medians of
+# REPS runs at 1 and 2 threads, and bd / llama.cpp. LLAMA_BIN: an ik_llama.cpp (or llama.cpp)
+# bin directory with llama-bench; without it bd's figures alone. The machine is shared and
+# noisy: read ratios, not digits. Environment: BD_BIN, BD_DATA, LLAMA_BIN, REPS (3),
+# WORK (build/bench/side_by_side: the models, about 600 MB, kept between runs).
+set -eu
+HERE=$(cd "$(dirname "$0")/.." && pwd)
+BD_BIN=${BD_BIN:-$HERE/build/bin}
+BD_DATA=${BD_DATA:-$HERE/../shared/data}
+LLAMA_BIN=${LLAMA_BIN:-}
+REPS=${REPS:-3}
+WORK=${WORK:-$HERE/build/bench/side_by_side}
+PY=${BD_PYTHON:-/usr/bin/python3}
+TOK=$BD_DATA/tokenizers/llama2-32k/tokenizer.bin
+PATH=$BD_BIN:$PATH
+mkdir -p "$WORK"
+cd "$WORK"
+[ -s m110/model.safetensors ] || $PY "$HERE/tests/cli/make_hf_model.py" m110 768 2048 12 12 32000 1
+[ -s text.bdz ] || { head -c 5000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >text.txt && bd-tokenize -k "$TOK" --whole -q -o text.bdz text.txt; }
+[ -s f32.gguf ] || bd-pack -m m110 -k "$TOK" --format gguf -q -o f32.gguf
+for k in q2_K q4_K; do
+    [ -s $k.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --head-format f32 -q -o $k.bdz
+    [ -s $k.gguf ] || bd-pack -m $k.bdz -k "$TOK" --format gguf -q -o $k.gguf
+done
+[ -s tq2.bdz ] || bd-pack -m m110 -k "$TOK" --quant ternary --act-quant int8 --head-format f32 -q -o tq2.bdz
+[ -s iq2_bn.gguf ] || bd-pack -m tq2.bdz -k "$TOK" --format gguf --gguf-type iq2_bn -q -o iq2_bn.gguf
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else print v[int((NR + 1) / 2)] }'; }
+bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval over the windows of 512 in 5 KB of text (2)
+    for r in $(seq "$REPS"); do
+        bd-eval -m "$1" -k "$TOK" -T 512 --json --threads "$2" -q text.bdz 2>/dev/null |
+            sed 's/.*"tokens":\([0-9]*\).*"seconds":\([0-9.]*\).*/\1 \2/' | awk '{ printf "%.1f\n", $1 / $2 }'
+    done | median
+}
+bd_gen() {  # MODEL THREADS: new tokens/s of bd-teacher-gen at batch 1
+    for r in $(seq "$REPS"); do
+        bd-teacher-gen -m "$1" -k "$TOK" -n 2 -K 128 --temperature 0 -b 1 --unpadded --threads "$2" -o gen.bdz 2>&1 |
+            sed -n 's/.*(\([0-9.]*\) tokens\/s.*/\1/p'
+    done | median
+}
+lcpp() {  # GGUF THREADS: "pp tg" tokens/s from llama-bench (its own repetitions)
+    [ -n "$LLAMA_BIN" ] || { echo "- -"; return; }
+    "$LLAMA_BIN/llama-bench" -m "$1" -p 512 -n 128 -t "$2" -r "$REPS" -o csv 2>/dev/null >lb.csv || { echo "failed failed"; return; }
+    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i }; next }
+             { gsub(/"/, ""); if ($c["n_prompt"] > 0) pp = $c["avg_ts"]; else tg = $c["avg_ts"] }
+             END { printf "%.1f %.1f\n", pp, tg }' lb.csv
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+
+echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio |"
+echo "|---|---|---|---|---|---|---|---|"
+for f in "f32 m110 f32.gguf" "q2_K q2_K.bdz q2_K.gguf" "q4_K q4_K.bdz q4_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
+    set -- $f
+    for t in 1 2; do
+        p=$(bd_prompt "$2" $t)
+        g=$(bd_gen "$2" $t)
+        set -- $1 $2 $3 $(lcpp "$3" $t)
+        echo "| $1 | $t | $p | $4 | $(ratio "$p" "$4") | $g | $5 | $(ratio "$g" "$5") |"
+    done
+done
