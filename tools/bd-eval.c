@@ -96,9 +96,12 @@ typedef struct {
 
 static eval_label label_run(const eval_opts *o, const bd_model *m, const char *data) {
     eval_label l = {.model = o->model_path, .data = data, .clip = o->qo.clip, .latent = o->latent};
+    // A pipe or FIFO was read once and has no hash (null), nor has a file gone since.
     char why[512];
-    if (bd_hash_path(o->model_path, l.model_hash, why, sizeof why) < 0) bd_fatal("--model: %s", why);
-    if (strcmp(data, "-") && bd_hash_path(data, l.data_hash, why, sizeof why) < 0) bd_fatal("%s", why);
+    int rc = bd_hash_path(o->model_path, l.model_hash, why, sizeof why);
+    if (rc < 0 && rc != BD_ERR_ARG) bd_log(BD_LOG_WARN, "--model: no content hash: %s", why);
+    rc = strcmp(data, "-") ? bd_hash_path(data, l.data_hash, why, sizeof why) : BD_OK;
+    if (rc < 0 && rc != BD_ERR_ARG) bd_log(BD_LOG_WARN, "no content hash of the data: %s", why);
     l.q = o->qo.q.kind != BD_Q_NONE || o->latent ? o->qo.q : m->quant;  // a student reports its own
     l.bits = l.q.kind == BD_Q_NONE ? 32 : l.q.bits;
     l.group = l.q.kind == BD_Q_NONE || l.q.kind == BD_Q_TERNARY ? 0 : bd_qspec_group(&l.q, m->cfg.dim);

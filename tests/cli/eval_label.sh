@@ -36,4 +36,10 @@ bd-eval --model "$M/stories260K.bin" --quant int --bits 3 --group 32 -T 64 --jso
     fail "bd-eval from standard input"
 jq -e '.quant == "int" and .bits == 3 and .data == "-" and .data_hash == null' "$T/out" >/dev/null ||
     fail "standard input JSON line: $(cat "$T/out")"
+# A model read from a FIFO (once) has no hash: null, not an error.
+mkfifo "$T/fifo"
+cat "$T/student.bdz" >"$T/fifo" &
+bd-eval --model "$T/fifo" -T 64 --json "$T/val.bdz" >"$T/out" 2>"$T/err" || { cat "$T/err" >&2; fail "bd-eval from a FIFO"; }
+wait
+jq -e '.model_hash == null and .bits == 2' "$T/out" >/dev/null || fail "FIFO model JSON line: $(cat "$T/out")"
 exit 0
