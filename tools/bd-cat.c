@@ -18,13 +18,14 @@ static const char help[] =
         "  -c, --check         only validate (every tensor as its readers do); print one summary line\n"
         "                      per file\n"
         "      --header        print only the header of each stream (does not validate the rest)\n"
-        "  -n, --records N     print at most N records (the rest is still validated)\n"
+        "  -n, --limit N       print at most N records (the rest is still validated; --records N: a\n"
+        "                      deprecated spelling)\n"
         "  -s, --schema NAME   fail unless the stream has this schema\n"
         "  -o, --output FILE   write to FILE instead of standard output\n" BD_COMMON_HELP
         "\nExit status: 0 if every stream is complete and valid, 1 otherwise, 2 on usage errors.\n"
         "See bd-cat(1), bd-stream(5).\n";
 
-enum { OPT_HEADER = BD_OPT_FIRST_TOOL };
+enum { OPT_HEADER = BD_OPT_FIRST_TOOL, OPT_RECORDS };
 
 // --check: every tensor of an object must pass the readers' own test (bd_obj_tensor).
 static void check_tensors(const bd_reader *r, const msgpack_object *o) {
@@ -41,7 +42,8 @@ int main(int argc, char **argv) {
     static const struct option longopts[] = {{"full", no_argument, 0, 'f'},
                                              {"check", no_argument, 0, 'c'},
                                              {"header", no_argument, 0, OPT_HEADER},
-                                             {"records", required_argument, 0, 'n'},
+                                             {"limit", required_argument, 0, 'n'},
+                                             {"records", required_argument, 0, OPT_RECORDS},
                                              {"schema", required_argument, 0, 's'},
                                              {"output", required_argument, 0, 'o'},
                                              BD_COMMON_LONGOPTS,
@@ -55,7 +57,8 @@ int main(int argc, char **argv) {
         case 'f': full = true; break;
         case 'c': check = true; break;
         case OPT_HEADER: header_only = true; break;
-        case 'n': max_records = bd_arg_int("--records", optarg, 0, INT64_MAX); break;
+        case OPT_RECORDS: bd_tool_deprecated("--records", "--limit"); /* fall through */
+        case 'n': max_records = bd_arg_int("--limit", optarg, 0, INT64_MAX); break;
         case 's': schema = optarg; break;
         case 'o': output = optarg; break;
         default: bd_tool_common_option(opt, optarg);

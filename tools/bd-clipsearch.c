@@ -22,10 +22,12 @@ static const char help[] =
         "error of the group's partial outputs on calibration inputs computed by the full-precision\n"
         "model. q and k projections are not clipped unless --include-qk.\n"
         "\n"
-        "  -m, --model M        the full-precision model\n"
-        "  -c, --calib TOKENS   calibration data: a bd.tokens stream, or a bd.samples stream (the\n"
-        "                       teacher's prompts and completions); \"-\": standard input\n"
-        "      --quant KIND     int (default) or nf3\n"
+        "  -m, --model M        the full-precision model (\"-\": a bd.model stream on standard input)\n"
+        "      --calib TOKENS   calibration data: a bd.tokens stream, or a bd.samples stream (the\n"
+        "                       teacher's prompts and completions); \"-\": standard input (-c: a\n"
+        "                       deprecated spelling, -c is bd-cat's --check)\n"
+        "      --quant KIND     int (default), nf3, or llama.cpp's q2_K, q3_K, q4_K (bits implied;\n"
+        "                       one range per 256-weight super-block)\n"
         "      --bits B         bits per weight (int: 2..8; nf3: 3)\n"
         "      --group G        group size along the input dimension (default 128)\n"
         "  -T, --seq-len N      calibration window length (default min(512, model context))\n"
@@ -34,13 +36,15 @@ static const char help[] =
         "      --include-qk     also clip the q and k projections\n"
         "      --exclude PAT    do not search layers matching PAT (they stay unclipped)\n"
         "      --grid N         shrink step 1/N (default 20)\n"
-        "      --steps N        shrink factors 0..N-1 for max and min (default 10)\n"
+        "      --shrink-steps N shrink factors 0..N-1 for max and min (default 10; --steps N: a\n"
+        "                       deprecated spelling, --steps is bd-qat's optimizer steps)\n"
         "  -o, --output FILE    the bd.clip stream (default: standard output)\n" BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on invalid input, 2 on usage errors.\n"
         "See bd-clipsearch(1), bd-eval(1), bd-stream(5).\n";
 
 enum {
     OPT_QUANT = BD_OPT_FIRST_TOOL,
+    OPT_CALIB,
     OPT_BITS,
     OPT_GROUP,
     OPT_WINDOWS,
@@ -48,6 +52,7 @@ enum {
     OPT_QK,
     OPT_EXCLUDE,
     OPT_GRID,
+    OPT_SHRINK_STEPS,
     OPT_STEPS
 };
 
@@ -59,7 +64,7 @@ typedef struct {
 
 static void parse_options(int argc, char **argv, clip_opts *o) {
     static const struct option longopts[] = {{"model", required_argument, 0, 'm'},
-                                             {"calib", required_argument, 0, 'c'},
+                                             {"calib", required_argument, 0, OPT_CALIB},
                                              {"quant", required_argument, 0, OPT_QUANT},
                                              {"bits", required_argument, 0, OPT_BITS},
                                              {"group", required_argument, 0, OPT_GROUP},
@@ -69,6 +74,7 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
                                              {"include-qk", no_argument, 0, OPT_QK},
                                              {"exclude", required_argument, 0, OPT_EXCLUDE},
                                              {"grid", required_argument, 0, OPT_GRID},
+                                             {"shrink-steps", required_argument, 0, OPT_SHRINK_STEPS},
                                              {"steps", required_argument, 0, OPT_STEPS},
                                              {"output", required_argument, 0, 'o'},
                                              BD_COMMON_LONGOPTS,
@@ -79,14 +85,12 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
     while ((opt = getopt_long(argc, argv, "m:c:T:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
         case 'm': o->model_path = optarg; break;
-        case 'c': o->calib = optarg; break;
+        case 'c': bd_tool_deprecated("-c", "--calib"); /* fall through */
+        case OPT_CALIB: o->calib = optarg; break;
         case OPT_QUANT:
-            if (strcmp(optarg, "int") == 0)
-                q->kind = BD_Q_INT;
-            else if (strcmp(optarg, "nf3") == 0)
-                q->kind = BD_Q_NF3;
-            else
-                bd_usage_error("--quant: \"%s\": clipping applies to int and nf3", optarg);
+            q->kind = (bd_qkind)bd_qkind_parse(optarg);
+            if (q->kind != BD_Q_INT && q->kind != BD_Q_NF3 && !bd_qkind_is_kquant(q->kind))
+                bd_usage_error("--quant: \"%s\": clipping applies to int, nf3, q2_K, q3_K and q4_K", optarg);
             break;
         case OPT_BITS: q->bits = (int)bd_arg_int("--bits", optarg, 2, 8); break;
         case OPT_GROUP: q->group = (int)bd_arg_int("--group", optarg, 1, 1 << 24); break;
@@ -99,7 +103,8 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
                 bd_usage_error("--exclude: too many patterns or \"%s\" too long", optarg);
             break;
         case OPT_GRID: o->c.grid.grid = (int)bd_arg_int("--grid", optarg, 1, 1000); break;
-        case OPT_STEPS: o->c.grid.steps = (int)bd_arg_int("--steps", optarg, 1, 1000); break;
+        case OPT_STEPS: bd_tool_deprecated("--steps", "--shrink-steps"); /* fall through */
+        case OPT_SHRINK_STEPS: o->c.grid.steps = (int)bd_arg_int("--shrink-steps", optarg, 1, 1000); break;
         case 'o': o->output = optarg; break;
         default: bd_tool_common_option(opt, optarg);
         }
@@ -107,13 +112,18 @@ static void parse_options(int argc, char **argv, clip_opts *o) {
     bd_tool_options_done();
     if (!o->model_path) bd_usage_error("--model is required");
     if (!o->calib) bd_usage_error("--calib is required");
+    if (bd_qkind_is_kquant(q->kind)) {  // the kind says the bits; one clip range per 256-weight super-block
+        if (q->bits == 0) q->bits = q->kind == BD_Q_Q2_K ? 2 : q->kind == BD_Q_Q3_K ? 3 : 4;
+        q->group = 256;
+    }
     if (q->bits == 0) bd_usage_error("--bits is required");
     if (o->c.grid.steps > o->c.grid.grid)
-        bd_usage_error("--steps %d exceeds --grid %d (shrinking past zero)", o->c.grid.steps, o->c.grid.grid);
+        bd_usage_error("--shrink-steps %d exceeds --grid %d (shrinking past zero)", o->c.grid.steps, o->c.grid.grid);
     if (optind < argc) bd_usage_error("unexpected argument \"%s\"", argv[optind]);
-    bd_tool_writes("-o", o->output);
+    bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--calib", o->calib);
+    bd_tool_expect_stream("--calib", o->calib, "tokenize it first (bd-tokenize -k TOKENIZER FILE -o calib.bdz)");
     bd_tool_check_files();
 }
 
@@ -177,8 +187,7 @@ int main(int argc, char **argv) {
         bd_fatal("%s", why);
     bd_progress_finish(&out.pr);
     if (bd_writer_close(out.w) < 0) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
-    bd_log(BD_LOG_INFO, "searched %d layers on %d of %d calibration tokens in %.2f s", searched, N, B * T,
-           bd_now() - t0);
+    bd_tool_note("searched %d layers on %d of %d calibration tokens in %.2f s", searched, N, B * T, bd_now() - t0);
     free(pos);
     bd_ids_free(&ids);
     bd_fwd_state_free(&st);

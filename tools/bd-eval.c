@@ -23,49 +23,54 @@
 #include "bd_threads.h"
 #include "bd_tool.h"
 
-static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
-                           "       bd-eval --model M --text FILE [OPTIONS]\n"
-                           "       bd-eval --model M --generate N [--prompt TEXT] [OPTIONS]\n"
-                           "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
-                           "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
-                           "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
-                           "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
-                           "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
-                           "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
-                           "\n"
-                           "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
-                           "  -k, --tokenizer T    tokenizer for --text, --generate (default: the model's directory)\n"
-                           "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
-                           "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
-                           "                       at most 2048, or all the tokens if fewer)\n"
-                           "      --stride S       sliding windows: each window advances S tokens and scores only\n"
-                           "                       the positions not scored before\n"
-                           "  -b, --batch N        windows per forward pass (default 4)\n"
-                           "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
-                           "  -o, --output FILE    also write the results as a bd.eval stream\n"
-                           "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n" BD_QUANT_HELP
-                           "      --latent         a student model: use its latent weights, not the quantized ones\n"
-                           "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
-                           "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
-                           "                       directly; \"-\" for standard input\n"
-                           "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
-                           "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
-                           "                       the task file, or \"label\" fields)\n"
-                           "      --limit N        only the first N items\n"
-                           "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
-                           "                       packed models: the integer kernels, faster). Default: the model's\n"
-                           "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
-                           "  Generation:\n"
-                           "      --generate N     print a greedy continuation of N tokens instead of scoring\n"
-                           "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
-                           "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
-                           "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
+static const char help[] =
+        "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
+        "       bd-eval --model M --text FILE [OPTIONS]\n"
+        "       bd-eval --model M --max-new N [--prompt TEXT] [OPTIONS]\n"
+        "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
+        "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
+        "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
+        "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
+        "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
+        "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
+        "\n"
+        "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model/bd.packed\n"
+        "                       stream (\"-\": a stream on standard input)\n"
+        "  -k, --tokenizer T    tokenizer for --text, --max-new, --task (default: the one the model\n"
+        "                       remembers, else the one in the model's directory)\n"
+        "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
+        "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
+        "                       at most 2048, or all the tokens if fewer)\n"
+        "      --stride S       sliding windows: each window advances S tokens and scores only\n"
+        "                       the positions not scored before\n"
+        "  -b, --batch N        windows per forward pass (default 4)\n"
+        "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
+        "  -o, --output FILE    also write the results as a bd.eval stream\n"
+        "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n" BD_QUANT_HELP
+        "      --latent         a student model: use its latent weights, not the quantized ones\n"
+        "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
+        "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
+        "                       directly; \"-\" for standard input\n"
+        "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
+        "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
+        "                       the task file, or \"label\" fields)\n"
+        "  -n, --limit N        only the first N items\n"
+        "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
+        "                       packed models: the integer kernels, faster). Default: the model's\n"
+        "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
+        "  Generation:\n"
+        "  -K, --max-new N      print a greedy continuation of at most N new tokens instead of\n"
+        "                       scoring (--generate N: a deprecated spelling)\n"
+        "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
+        "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
+        "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
 
 enum {
     OPT_TEXT = BD_OPT_FIRST_TOOL,
     OPT_STRIDE,
     OPT_JSON,
     OPT_GENERATE,
+    OPT_MAX_NEW,
     OPT_PROMPT,
     OPT_LATENT,
     OPT_TASK,
@@ -249,18 +254,20 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
         bd_mc_tally_add(&tally, &task.items[i], ll + (size_t)i * task.max_choices, NULL, NULL);
     bd_mc_result r = bd_mc_tally_result(&tally);
     mc_report(o, &task, &r, secs);
+    bd_tool_note("%s: acc %.4f, acc_norm %.4f on %ld items in %.1f s (%.1f items/s)", task.name, r.acc, r.acc_norm, r.n,
+                 secs, secs > 0 ? (double)r.n / secs : 0.0);
     free(ll);
     bd_mc_task_free(&task);
 }
 
 // The files of the run: -o must be none of them.
 static void check_files(const eval_opts *o, const mc_opts *mc) {
-    bd_tool_writes("-o", o->output);
+    if (o->output) bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--clip", o->qo.clip);
     if (o->text || o->n_generate >= 0 || mc->path) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
     bd_tool_reads("--text", o->text);
-    bd_tool_reads("TOKENS", o->data);
+    if (!o->text && o->n_generate < 0 && !mc->path) bd_tool_reads("TOKENS", o->data);
     bd_tool_reads("--task", mc->path);
     char labels[4096];
     if (mc->labels) {
@@ -282,6 +289,7 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
                                              {"json", no_argument, 0, OPT_JSON},
                                              {"output", required_argument, 0, 'o'},
                                              BD_QUANT_LONGOPTS,
+                                             {"max-new", required_argument, 0, 'K'},
                                              {"generate", required_argument, 0, OPT_GENERATE},
                                              {"prompt", required_argument, 0, OPT_PROMPT},
                                              {"latent", no_argument, 0, OPT_LATENT},
@@ -289,13 +297,13 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
                                              {"task", required_argument, 0, OPT_TASK},
                                              {"task-format", required_argument, 0, OPT_TASK_FORMAT},
                                              {"labels", required_argument, 0, OPT_LABELS},
-                                             {"limit", required_argument, 0, OPT_LIMIT},
+                                             {"limit", required_argument, 0, 'n'},
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
     *o = (eval_opts){.batch = 4, .n_generate = -1, .act = -1, .qo = bd_quant_opts_default()};
     *mc = (mc_opts){0};
     int opt;
-    while ((opt = getopt_long(argc, argv, "m:k:T:b:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "m:k:T:b:o:K:n:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
         case 'm': o->model_path = optarg; break;
         case 'k': o->tok_path = optarg; break;
@@ -305,7 +313,8 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
         case 'b': o->batch = (int)bd_arg_int("--batch", optarg, 1, 4096); break;
         case OPT_JSON: o->json = true; break;
         case 'o': o->output = optarg; break;
-        case OPT_GENERATE: o->n_generate = (int)bd_arg_int("--generate", optarg, 0, 1 << 20); break;
+        case OPT_GENERATE: bd_tool_deprecated("--generate N", "--max-new N"); /* fall through */
+        case 'K': o->n_generate = (int)bd_arg_int("--max-new", optarg, 0, 1 << 20); break;
         case OPT_PROMPT: o->prompt = optarg; break;
         case OPT_LATENT: o->latent = true; break;
         case OPT_TASK: mc->path = optarg; break;
@@ -316,7 +325,7 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
             break;
         }
         case OPT_LABELS: mc->labels = optarg; break;
-        case OPT_LIMIT: mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
+        case 'n': mc->limit = (long)bd_arg_int("--limit", optarg, 1, (int64_t)1 << 40); break;
         case OPT_ACT:
             if (strcmp(optarg, "int8") && strcmp(optarg, "f32"))
                 bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
@@ -329,14 +338,21 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
     if (!o->model_path) bd_usage_error("--model is required");
     if (o->text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
-    if (o->prompt && o->n_generate < 0) bd_usage_error("--prompt needs --generate N");
+    if (o->prompt && o->n_generate < 0) bd_usage_error("--prompt needs --max-new N");
     if (mc->path && (o->text || optind < argc || o->n_generate >= 0 || o->stride || o->seq_len))
-        bd_usage_error("--task does not combine with --text, a token stream, --generate, --stride or --seq-len");
+        bd_usage_error("--task does not combine with --text, a token stream, --max-new, --stride or --seq-len");
     if (!mc->path && (mc->format || mc->labels || mc->limit))
         bd_usage_error("--task-format, --labels and --limit need --task");
     if (mc->labels && mc->format != BD_MC_AUTO && mc->format != BD_MC_PIQA)
         bd_usage_error("--labels is for PIQA tasks");
     o->data = optind < argc ? argv[optind] : "-";
+    if (optind < argc) {
+        char hint[600];
+        snprintf(hint, sizeof hint,
+                 "score it with --text %s, or tokenize it first (bd-tokenize -k TOKENIZER %s | bd-eval -m %s)",
+                 argv[optind], argv[optind], o->model_path);
+        bd_tool_expect_stream("TOKENS", argv[optind], hint);
+    }
     mc->model_path = o->model_path, mc->json = o->json, mc->output = o->output, mc->q = &o->qo.q;
     check_files(o, mc);
 }
@@ -370,7 +386,7 @@ static void load_model(const eval_opts *o, bd_model *m) {
 
 // The tokenizer for text, generation and tasks; its ids must fit the model's vocabulary.
 static bd_tokenizer *load_tokenizer(const eval_opts *o, const bd_model *m, bool check) {
-    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+    bd_tokenizer *tok = bd_tool_load_tokenizer(o->tok_path, o->model_path, m);
     if (check && bd_tokenizer_vocab_size(tok) > m->cfg.vocab)
         bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok),
                  m->cfg.vocab);
@@ -380,11 +396,13 @@ static bd_tokenizer *load_tokenizer(const eval_opts *o, const bd_model *m, bool 
 typedef struct {
     const bd_tokenizer *tok;
     bd_text_buf out;
+    long n;  // tokens printed (the prompt's, then the new ones)
 } gen_out;
 
 // Prints each token as it comes.
 static int print_token(void *ctx, int32_t prev, int32_t cur) {
     gen_out *g = ctx;
+    g->n++;
     g->out.len = 0;
     if (bd_tokenizer_decode_next(g->tok, prev, cur, BD_TOK_SKIP_SPECIAL, &g->out) < 0)
         bd_fatal("cannot decode id %d", cur);
@@ -406,11 +424,16 @@ static void generate(const bd_model *m, const bd_tokenizer *tok, const char *pro
         p.n = 1;
     }
     if ((int)p.n >= m->cfg.max_seq) bd_fatal("--prompt is %zu tokens, the model's context is %d", p.n, m->cfg.max_seq);
-    gen_out g = {tok, {0}};
+    gen_out g = {tok, {0}, 0};
     char why[300];
+    double t0 = bd_now();
     if (bd_greedy(m, p.ids, (int)p.n, n_new, bd_tokenizer_eos(tok), print_token, &g, why, sizeof why) < 0)
         bd_fatal("%s", why);
     fputc('\n', stdout);
+    double secs = bd_now() - t0;
+    long n_new_done = g.n - (long)p.n;  // the prompt's tokens were printed too
+    bd_tool_note("generated %ld tokens after a prompt of %zu in %.2f s (%.0f tok/s)", n_new_done, p.n, secs,
+                 secs > 0 ? (double)n_new_done / secs : 0.0);
     bd_text_buf_free(&g.out);
     bd_token_buf_free(&p);
 }
@@ -534,8 +557,12 @@ int main(int argc, char **argv) {
     double t0 = bd_now();
     if (bd_ppl(&m, ids.ids, ids.n, T, o.stride, o.batch, &prog, &r, why, sizeof why) < 0) bd_fatal("%s", why);
     bd_progress_finish(&pr);
+    double secs = bd_now() - t0;
     eval_label l = label_run(&o, &m, o.text ? o.text : o.data);
-    report(&o, &m, &l, &r, T, bd_now() - t0);
+    report(&o, &m, &l, &r, T, secs);
+    bd_tool_note("perplexity %.4f on %lld tokens (%d windows of %d) in %.1f s (%.0f tok/s)",
+                 exp(r.nll_sum / (double)r.scored), r.scored, r.windows, T, secs,
+                 secs > 0 ? (double)r.scored / secs : 0.0);
     bd_ids_free(&ids);
     bd_model_free(&m);
     return 0;

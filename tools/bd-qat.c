@@ -40,13 +40,15 @@ static const char help[] =
         "distillation losses use M, frozen, as the teacher on the same batch (or --teacher T).\n"
         "\n"
         "  -m, --model M          starting model (and teacher): llama2.c, Hugging Face dir or bd.model\n"
+        "                         (\"-\": a bd.model stream on standard input)\n"
         "      --loss NAME        ce (cross-entropy on the data), or distillation against the teacher:\n"
         "                         fkl KL(T||S), rkl KL(S||T), cakld g*rkl+(1-g)*fkl, jsd\n"
         "      --gamma G          cakld's g (default: the teacher's mean top-1 probability on the\n"
         "                         training data, measured once before training)\n"
         "      --reduction R      mean (per scored token, default) or seqsum (sum over tokens, mean\n"
         "                         over sequences, as BitDistiller's reference code)\n"
-        "      --data FILE        train on a bd.samples stream instead of TOKENS\n"
+        "      --data FILE        train on FILE instead of TOKENS: a bd.samples stream, or a bd.tokens\n"
+        "                         file (the same as giving it as TOKENS)\n"
         "      --mask-prompt      with --data: do not score the prompt's tokens\n"
         "      --teacher T        the teacher model, if not M (any size; the same vocabulary)\n"
         "  BitNet Distillation's terms, added to --loss ce (they need a teacher model):\n"
@@ -64,7 +66,7 @@ static const char help[] =
         "                         before wo and w2) or all (before every block linear, BitDistill's code)\n"
         "      --subln-eps E      their RMSNorm epsilon (default 1e-8, as BitDistill's code)\n"
         "      --keep-best        also write OUT.best: the model with the lowest --eval loss\n"
-        "  -o, --output OUT       the trained model (bd.model stream, f32)\n"
+        "  -o, --output OUT       the trained model (bd.model stream, f32; \"-\": standard output)\n"
         "      --lr X             peak learning rate (default 3e-4)\n"
         "      --min-lr X         the decay's floor (default lr/10 for cosine, 0 for linear)\n"
         "      --schedule S       constant, cosine or linear (default cosine)\n"
@@ -126,6 +128,7 @@ enum {
 typedef struct {
     const char *model_path, *output, *eval_path, *log_path, *loss_name, *samples_path, *data_path, *clip_path;
     const char *teacher_path;  // --teacher, else NULL: the teacher is --model
+    const char *data_opt;      // "--data" or "TOKENS": how the data was given
     double kd_weight, kd_temp, ad_weight;
     int ad_layer, ad_teacher_layer, ad_heads;  // layers as given (negative: from the end)
     bool ad_layer_given, kd_temp_given;
@@ -280,7 +283,7 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
 // checkpoint generations OUT.state.wSTEP that --save-every writes and removes.
 static void check_files(const qat_opts *o) {
     char path[4200];
-    bd_tool_writes("-o", o->output);
+    bd_tool_writes_stream("-o", o->output);
     bd_tool_writes("--log", o->log_path);
     if (o->save_every || o->resume) bd_tool_writes("the checkpoint", o->state_path);
     snprintf(path, sizeof path, "%s.w", o->state_path);
@@ -289,16 +292,31 @@ static void check_files(const qat_opts *o) {
     if (o->keep_best) bd_tool_writes("--keep-best", path);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--teacher", o->teacher_path);
-    bd_tool_reads(o->samples_path ? "--data" : "TOKENS", o->data_path);
+    bd_tool_reads(o->data_opt, o->data_path);
     bd_tool_reads("--eval", o->eval_path);
     bd_tool_reads("--clip", o->clip_path);
     bd_tool_check_files();
 }
 
+// Whether --data FILE is a bd.tokens stream (a regular file whose header says so); a pipe is
+// taken as bd.samples (it cannot be read twice).
+static bool data_is_tokens(const char *path) {
+    struct stat sb;
+    if (!strcmp(path, "-") || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) return false;
+    int err;
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, NULL, &err, msg, sizeof msg);
+    bool tokens = r && !strcmp(bd_reader_schema(r), "bd.tokens");
+    if (r) bd_reader_close(r);
+    return tokens;
+}
+
 // The options that need or exclude others; the data path and OUT.state.
 static void check_options(int argc, char **argv, qat_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
-    if (!o->output || !strcmp(o->output, "-")) bd_usage_error("-o OUT is required (a file: checkpoints go next to it)");
+    if (!o->output) bd_usage_error("-o OUT is required (\"-\": standard output)");
+    if (!strcmp(o->output, "-") && (o->save_every || o->resume || o->keep_best))
+        bd_usage_error("--save-every, --resume and --keep-best need -o FILE (their files go next to it)");
     if (!o->loss_name) bd_usage_error("--loss is required (ce, fkl, rkl, cakld or jsd)");
     int lk = bd_loss_parse(o->loss_name);
     if (lk < 0) bd_usage_error("--loss: \"%s\" is not one of ce, fkl, rkl, cakld, jsd", o->loss_name);
@@ -307,11 +325,19 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     if (o->eval_every && !o->eval_path) bd_usage_error("--eval-every needs --eval TOKENS");
     if (o->keep_best && !o->eval_path) bd_usage_error("--keep-best needs --eval TOKENS");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
-    if (o->samples_path && optind < argc) bd_usage_error("give either --data samples.bdz or a token stream, not both");
-    if (o->mask_prompt && !o->samples_path) bd_usage_error("--mask-prompt needs --data samples.bdz");
+    if (o->samples_path && optind < argc) bd_usage_error("give either --data FILE or a token stream, not both");
+    const char *tokens_data = NULL;  // --data FILE holding a bd.tokens stream: trained on as TOKENS
+    if (o->samples_path && data_is_tokens(o->samples_path)) tokens_data = o->samples_path, o->samples_path = NULL;
+    if (o->mask_prompt && !o->samples_path)
+        bd_usage_error(tokens_data ? "--mask-prompt needs a bd.samples stream (\"%s\" is bd.tokens)"
+                                   : "--mask-prompt needs --data samples.bdz%s",
+                       tokens_data ? tokens_data : "");
     if (o->gamma >= 0 && lk != BD_LOSS_CAKLD) bd_usage_error("--gamma is cakld's; the loss is %s", o->loss_name);
     if (o->subln_eps >= 0 && !o->subln) bd_usage_error("--subln-eps needs --subln");
-    o->data_path = o->samples_path ? o->samples_path : optind < argc ? argv[optind] : "-";
+    o->data_path = o->samples_path ? o->samples_path : tokens_data ? tokens_data : optind < argc ? argv[optind] : "-";
+    static const char hint[] = "tokenize it first (bd-tokenize -k TOKENIZER FILE -o tokens.bdz)";
+    o->data_opt = o->samples_path || tokens_data ? "--data" : "TOKENS";
+    bd_tool_expect_stream(o->data_opt, o->data_path, hint);
     o->distill = lk != BD_LOSS_CE;
     if (o->teacher_logits && (!o->samples_path || !o->distill))
         bd_usage_error("--teacher-logits needs --data samples.bdz and a distillation loss (fkl, rkl, cakld, jsd)");
@@ -324,6 +350,8 @@ static void check_options(int argc, char **argv, qat_opts *o) {
     if ((o->ad_layer_given || o->ad_heads) && !(o->ad_weight > 0))
         bd_usage_error("--ad-layer and --ad-heads need --ad-weight G (G > 0)");
     if (o->kd_temp_given && !(o->kd_weight > 0)) bd_usage_error("--kd-temp needs --kd-weight L (L > 0)");
+    if (!strcmp(o->model_path, "-") && !o->teacher_path && (terms || (o->distill && !o->teacher_logits)))
+        bd_usage_error("--model - is read once: a distillation loss needs its teacher as --teacher FILE");
     if (o->teacher_path && o->teacher_logits)
         bd_usage_error("give --teacher or --teacher-logits (the stored teacher), not both");
     snprintf(o->state_path, sizeof o->state_path, "%s.state", o->output);
@@ -442,7 +470,7 @@ static void load_teacher(const qat_opts *o, const bd_model *student, bd_model *t
     if (tm->cfg.vocab != student->cfg.vocab)
         bd_fatal("--teacher \"%s\" has a vocabulary of %d ids, the student \"%s\" %d: they must share a tokenizer",
                  path, tm->cfg.vocab, o->model_path, student->cfg.vocab);
-    bd_tokenizer *ts = bd_tool_try_tokenizer(o->model_path), *tt = bd_tool_try_tokenizer(path);
+    bd_tokenizer *ts = bd_tool_try_tokenizer(o->model_path, student), *tt = bd_tool_try_tokenizer(path, tm);
     if (ts && tt) {
         const char *a = bd_tokenizer_id(ts), *b = bd_tokenizer_id(tt);
         size_t la = strlen(a), lb = strlen(b);  // the ids end in a hash of the tokenizer's bytes
@@ -453,6 +481,8 @@ static void load_teacher(const qat_opts *o, const bd_model *student, bd_model *t
     bd_tokenizer_free(ts);
     bd_tokenizer_free(tt);
 }
+
+static void gamma_progress(void *ctx, long long done) { bd_progress_update(ctx, (uint64_t)done); }
 
 // The distillation loss: the teacher (the frozen --model or --teacher, or the log-probabilities
 // stored with the data), cakld's g, measured once unless given or resumed, and BitNet
@@ -488,9 +518,17 @@ static void set_loss(qat_opts *o, bool resuming, bd_qat_run *s, bd_qat_teacher *
         if (o->gamma < 0 && resuming) o->gamma = s->info.gamma;
         if (o->gamma < 0) {
             long long n;
-            if (bd_qat_gamma(teacher, s->seqs, &o->gamma, &n, why, sizeof why) < 0) bd_fatal("%s", why);
-            bd_log(BD_LOG_INFO, "cakld: the %steacher's mean top-1 probability on %lld positions is %.4f",
-                   teacher->live ? "" : "stored ", n, o->gamma);
+            bd_progress pr;
+            if (teacher->live)
+                bd_tool_note("cakld: measuring g, the teacher's mean top-1 probability, on %lld sequences (one "
+                             "forward pass each; --gamma G skips it)",
+                             s->seqs->n);
+            bd_progress_start(&pr, "cakld g", (uint64_t)s->seqs->n, "seqs");
+            if (bd_qat_gamma(teacher, s->seqs, &o->gamma, &n, gamma_progress, &pr, why, sizeof why) < 0)
+                bd_fatal("%s", why);
+            bd_progress_finish(&pr);
+            bd_tool_note("cakld: g = %.4f, the %steacher's mean top-1 probability on %lld positions", o->gamma,
+                         teacher->live ? "" : "stored ", n);
         }
         s->distill.spec.gamma = (float)o->gamma;
     }
@@ -583,6 +621,7 @@ int main(int argc, char **argv) {
     bd_model m;
     qat_start start = {0};
     open_student(&o, &m, &start);
+    bd_tool_remember_tokenizer(&m, NULL, o.model_path);  // OUT remembers --model's tokenizer
     bool resuming = start.resuming;
     int T = o.seq_len, V = m.cfg.vocab;
     bd_seqs seqs;
@@ -598,7 +637,11 @@ int main(int argc, char **argv) {
                     o.seqsum,
                     bd_tool_self.seed,
                     {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip},
-                    {o.sched_kind, (float)o.lr, (float)(o.min_lr >= 0 ? o.min_lr : o.sched_kind == BD_SCHED_LINEAR ? 0 : o.lr / 10), o.warmup, total},
+                    {o.sched_kind, (float)o.lr,
+                     (float)(o.min_lr >= 0                     ? o.min_lr
+                             : o.sched_kind == BD_SCHED_LINEAR ? 0
+                                                               : o.lr / 10),
+                     o.warmup, total},
                     o.q,
                     o.policy};
     bd_qat_run s;
@@ -619,7 +662,8 @@ int main(int argc, char **argv) {
     bd_progress_start(&pr, label, (uint64_t)((total - s.tr.step) * per_step * T), "tok");
     pr.label = label;
     double t_run = bd_now() - start.info.seconds, last_eval = NAN, best_eval = INFINITY;  // a resume goes on counting
-    long long run_tokens = 0;  // trained by this process (progress)
+    long long run_tokens = 0, first_step = s.tr.step;  // trained by this process (progress)
+    double t_this = bd_now(), last_loss = NAN;
     while (s.tr.step < total) {
         bd_step_stats st;
         if (bd_qat_step(&s, &st, why, sizeof why) < 0) bd_fatal("%s", why);  // one line, the reason included
@@ -634,6 +678,7 @@ int main(int argc, char **argv) {
         if (o.kd_weight > 0 || o.ad_weight > 0)  // the terms of BitNet Distillation's loss, weighted
             bd_log(BD_LOG_DEBUG, "step %lld ce %.4f logits %.4f relation %.4f", s.tr.step, s.distill.ce_sum,
                    s.distill.kd_sum, s.relation.sum);
+        last_loss = st.loss;
         snprintf(label, sizeof label, "step %lld/%lld loss %.4f", s.tr.step, total, st.loss);
         bd_progress_update(&pr, (uint64_t)run_tokens);
         if (o.save_every && (s.tr.step % o.save_every == 0 || s.tr.step == total)) checkpoint(&o, &s, &log, seconds);
@@ -644,6 +689,12 @@ int main(int argc, char **argv) {
     bd_log(BD_LOG_INFO, "done: %lld steps, %.1f s; forward %.1f s, head %.1f s, backward %.1f s, optimizer %.1f s",
            s.tr.step, bd_now() - t_run, tm->forward, tm->head, tm->backward, tm->optimizer);
     if (o.eval_path) bd_log(BD_LOG_INFO, "final eval loss %.4f", last_eval);
+    char evs[64] = "";
+    if (o.eval_path) snprintf(evs, sizeof evs, ", eval loss %.4f", last_eval);
+    double secs = bd_now() - t_this;
+    bd_tool_note("%lld steps%s, %lld tokens in %.1f s (%.0f tok/s), last loss %.4f%s; wrote %s", s.tr.step - first_step,
+                 first_step ? " (resumed)" : "", run_tokens, secs, secs > 0 ? (double)run_tokens / secs : 0.0,
+                 last_loss, evs, strcmp(o.output, "-") ? o.output : "standard output");
     bd_qat_free(&s);
     bd_qat_teacher_free(&teacher);
     bd_seqs_free(&seqs);

@@ -27,9 +27,10 @@ static const char help[] =
         "      --eval-task      write the JSONL multiple-choice task file\n"
         "  -k, --tokenizer T    llama2.c tokenizer.bin, HF tokenizer.json, or a directory with one\n"
         "  -o, --output FILE    write to FILE instead of standard output\n"
-        "      --format F       auto (default: JSONL if the first line starts with {), tsv or jsonl\n"
+        "      --input-format F auto (default: JSONL if the first line starts with {), tsv or jsonl\n"
+        "                       (--format F: a deprecated spelling)\n"
         "      --label-field NAME  the label's column or field (default label)\n"
-        "      --limit N        keep the first N examples (the whole input is still checked)\n"
+        "  -n, --limit N        keep the first N examples (the whole input is still checked)\n"
         "      --max-len N      --samples: cut longer examples to N tokens, keeping BOS, the end of\n"
         "                       the prompt and the whole label word\n" BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on bad input (nothing is written), 2 on usage errors.\n"
@@ -41,6 +42,7 @@ enum {
     OPT_SAMPLES,
     OPT_EVAL_TASK,
     OPT_FORMAT,
+    OPT_INPUT_FORMAT,
     OPT_LABEL,
     OPT_LIMIT,
     OPT_MAX_LEN
@@ -61,15 +63,16 @@ static void parse_options(int argc, char **argv, task_opts *o) {
                                              {"eval-task", no_argument, 0, OPT_EVAL_TASK},
                                              {"tokenizer", required_argument, 0, 'k'},
                                              {"output", required_argument, 0, 'o'},
+                                             {"input-format", required_argument, 0, OPT_INPUT_FORMAT},
                                              {"format", required_argument, 0, OPT_FORMAT},
                                              {"label-field", required_argument, 0, OPT_LABEL},
-                                             {"limit", required_argument, 0, OPT_LIMIT},
+                                             {"limit", required_argument, 0, 'n'},
                                              {"max-len", required_argument, 0, OPT_MAX_LEN},
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
     *o = (task_opts){.output = "-", .label_field = "label", .input = "-"};
     int opt, f;
-    while ((opt = getopt_long(argc, argv, "k:o:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "k:o:n:" BD_COMMON_SHORTOPTS, longopts, NULL)) != -1) {
         switch (opt) {
         case OPT_TEMPLATE: o->template_ = optarg; break;
         case OPT_VERBALIZER: o->verbalizer = optarg; break;
@@ -77,13 +80,15 @@ static void parse_options(int argc, char **argv, task_opts *o) {
         case OPT_EVAL_TASK: o->eval_task = true; break;
         case 'k': o->tok_path = optarg; break;
         case 'o': o->output = optarg; break;
-        case OPT_FORMAT:
+        case OPT_FORMAT: bd_tool_deprecated("--format", "--input-format"); /* fall through */
+        case OPT_INPUT_FORMAT:
             if ((f = bd_task_format_parse(optarg)) < 0)
-                bd_usage_error("--format: \"%s\" is not auto, tsv or jsonl", optarg);
+                bd_usage_error("%s: \"%s\" is not auto, tsv or jsonl",
+                               opt == OPT_FORMAT ? "--format" : "--input-format", optarg);
             o->format = (bd_task_format)f;
             break;
         case OPT_LABEL: o->label_field = optarg; break;
-        case OPT_LIMIT: o->limit = (long)bd_arg_int("--limit", optarg, 1, 1000000000); break;
+        case 'n': o->limit = (long)bd_arg_int("--limit", optarg, 1, 1000000000); break;
         case OPT_MAX_LEN: o->max_len = (int)bd_arg_int("--max-len", optarg, 2, 1 << 24); break;
         default: bd_tool_common_option(opt, optarg);
         }
@@ -98,7 +103,10 @@ static void parse_options(int argc, char **argv, task_opts *o) {
     if (o->eval_task && o->max_len) bd_usage_error("--max-len is only used with --samples");
     if (argc - optind > 1) bd_usage_error("one INPUT at most (got %d)", argc - optind);
     if (optind < argc) o->input = argv[optind];
-    bd_tool_writes("-o", o->output);
+    if (o->samples)
+        bd_tool_writes_stream("-o", o->output);
+    else
+        bd_tool_writes("-o", o->output);
     bd_tool_reads("INPUT", o->input);
     if (o->samples) bd_tool_reads_tokenizer(o->tok_path, NULL);
     bd_tool_check_files();
@@ -113,7 +121,7 @@ int main(int argc, char **argv) {
     bd_task_verbalizer v;
     if (bd_task_template_parse(&t, o.template_, why, sizeof why) < 0) bd_usage_error("%s", why);
     if (bd_task_verbalizer_parse(&v, o.verbalizer, why, sizeof why) < 0) bd_usage_error("%s", why);
-    bd_tokenizer *tok = o.samples ? bd_tool_load_tokenizer(o.tok_path, NULL) : NULL;
+    bd_tokenizer *tok = o.samples ? bd_tool_load_tokenizer(o.tok_path, NULL, NULL) : NULL;
 
     bd_input in;
     bd_task_set set;

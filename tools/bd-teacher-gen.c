@@ -23,10 +23,12 @@ static const char help[] =
         "when no prompts are given, until EOS (or BOS), --max-new tokens or the model's context.\n"
         "Writes a bd.samples stream {index, prompt, completion, finished} (see bd-stream(5)).\n"
         "\n"
-        "  -m, --model M          llama2.c checkpoint, Hugging Face directory, or bd.model stream\n"
+        "  -m, --model M          llama2.c checkpoint, Hugging Face directory, or bd.model/bd.packed\n"
+        "                         stream (\"-\": a stream on standard input)\n"
         "  -k, --tokenizer T      tokenizer (default: the one next to the model)\n"
         "  -p, --prompts FILE     prompts: a bd.tokens stream (recognized by content), JSONL with\n"
-        "                         --field, or plain text, one prompt per line (blank lines skipped)\n"
+        "                         --field, or plain text, one prompt per line (blank lines skipped);\n"
+        "                         \"-\": standard input\n"
         "      --field NAME       JSONL prompts: the prompt is the string field NAME\n"
         "      --template T       wrap each prompt: \"alpaca\" (the Alpaca instruction format; a\n"
         "                         JSONL field \"input\", if non-empty, becomes its Input section)\n"
@@ -44,7 +46,8 @@ static const char help[] =
         "      --logits K         also store the top-K log-probabilities (K <= 64) of every\n"
         "                         generated position\n"
         "  -o, --output FILE      write to FILE instead of standard output\n"
-        "      --text             write readable text instead of a stream\n"
+        "      --format F         stream (a bd.samples stream, default) or text (readable text;\n"
+        "                         --text: a deprecated spelling, --text FILE is bd-eval's text input)\n"
         "      --resume           continue an interrupted --output FILE up to N samples\n" BD_COMMON_HELP
         "\nThe same --seed gives the same samples whatever --batch and --threads are.\n"
         "Exit status: 0 on success, 1 on invalid input, 2 on usage errors, 130 when interrupted\n"
@@ -60,6 +63,7 @@ enum {
     OPT_TOP_P,
     OPT_LOGITS,
     OPT_TEXT,
+    OPT_FORMAT,
     OPT_RESUME,
     OPT_UNPADDED,
 };
@@ -104,6 +108,7 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
                                              {"logits", required_argument, 0, OPT_LOGITS},
                                              {"output", required_argument, 0, 'o'},
                                              {"unpadded", no_argument, 0, OPT_UNPADDED},
+                                             {"format", required_argument, 0, OPT_FORMAT},
                                              {"text", no_argument, 0, OPT_TEXT},
                                              {"resume", no_argument, 0, OPT_RESUME},
                                              BD_COMMON_LONGOPTS,
@@ -133,7 +138,15 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
         case OPT_UNPADDED: go->unpadded = true; break;
         case OPT_LOGITS: go->logits_top_k = (int)bd_arg_int("--logits", optarg, 1, BD_GEN_MAX_TOPK); break;
         case 'o': o->output = optarg; break;
-        case OPT_TEXT: o->text = true; break;
+        case OPT_TEXT:
+            bd_tool_deprecated("--text", "--format text");
+            o->text = true;
+            break;
+        case OPT_FORMAT:
+            if (strcmp(optarg, "text") && strcmp(optarg, "stream"))
+                bd_usage_error("--format: \"%s\" is not stream or text", optarg);
+            o->text = !strcmp(optarg, "text");
+            break;
         case OPT_RESUME: o->resume = true; break;
         default: bd_tool_common_option(opt, optarg);
         }
@@ -142,13 +155,16 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
     if (!o->model_path) bd_usage_error("--model is required");
     if (optind < argc) bd_usage_error("unexpected argument \"%s\" (prompts go in --prompts FILE)", argv[optind]);
     if (o->resume && (!o->output || !strcmp(o->output, "-"))) bd_usage_error("--resume needs --output FILE");
-    if (o->resume && o->text) bd_usage_error("--resume works on streams, not --text output");
-    if (o->text && go->logits_top_k) bd_usage_error("--logits needs stream output, not --text");
+    if (o->resume && o->text) bd_usage_error("--resume works on streams, not --format text");
+    if (o->text && go->logits_top_k) bd_usage_error("--logits needs stream output, not --format text");
     if (!o->po.path && (o->po.field || o->po.template_[0]))
         bd_usage_error("--field and --template need --prompts FILE");
     if (!o->po.path && o->n < 0) bd_usage_error("give -n N (the number of samples) when generating from BOS");
     go->seed = bd_tool_self.seed;
-    bd_tool_writes("-o", o->output);  // with --resume also read: it continues itself
+    if (o->text)
+        bd_tool_writes("-o", o->output);  // with --resume also read: it continues itself
+    else
+        bd_tool_writes_stream("-o", o->output);
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads_tokenizer(o->tok_path, o->model_path);
     bd_tool_reads("--prompts", o->po.path);
@@ -168,9 +184,9 @@ static bd_tokenizer *read_prompts(gen_opts *o, const bd_model *m, bd_prompt_set 
         bd_usage_error("--field and --template apply to text prompts, not bd.tokens");
     bd_tokenizer *tok = NULL;
     if (o->tok_path || o->text || (o->po.path && !tokens_in))
-        tok = bd_tool_load_tokenizer(o->tok_path, o->model_path);
+        tok = bd_tool_load_tokenizer(o->tok_path, o->model_path, m);
     else
-        tok = bd_tool_try_tokenizer(o->model_path);
+        tok = bd_tool_try_tokenizer(o->model_path, m);
     if (tok && bd_tokenizer_vocab_size(tok) > V)
         bd_fatal("--tokenizer has %d tokens, the model's vocabulary only %d", bd_tokenizer_vocab_size(tok), V);
     *bos = tok ? bd_tokenizer_bos(tok) : m->cfg.bos, *eos = tok ? bd_tokenizer_eos(tok) : m->cfg.eos;
@@ -352,11 +368,13 @@ int main(int argc, char **argv) {
     int rc = bd_generate(&m, prompts, ps.count, first, o.n, &o.go, emit, &oc, &st, gwhy, sizeof gwhy);
     bd_progress_finish(&oc.prog);
     if (rc < 0) bd_fatal("generation failed: %s", gwhy[0] ? gwhy : bd_strerror(rc));
-    bd_log(BD_LOG_INFO, "%lld samples, %lld new tokens in %.1f s (%.0f tokens/s, %lld steps)", (long long)st.samples,
-           (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0,
-           (long long)st.steps);
     if (oc.w && bd_writer_close(oc.w) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
     if (oc.txt && bd_outfile_commit(oc.txt) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
+    bool stopped = interrupted && first + st.samples < o.n;
+    if (!stopped)
+        bd_tool_note("%lld samples, %lld new tokens in %.1f s (%.0f tokens/s, %lld steps)", (long long)st.samples,
+                     (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0,
+                     (long long)st.steps);
     bd_text_buf_free(&oc.buf);
     msgpack_unpacked_destroy(&hdr);
     msgpack_sbuffer_destroy(&sb);
@@ -364,5 +382,5 @@ int main(int argc, char **argv) {
     bd_prompts_free(&ps);
     bd_tokenizer_free(tok);
     bd_model_free(&m);
-    return interrupted && first + st.samples < o.n ? interrupted_exit(&o, oc.w != NULL, first + st.samples) : 0;
+    return stopped ? interrupted_exit(&o, oc.w != NULL, first + st.samples) : 0;
 }

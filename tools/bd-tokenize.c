@@ -235,7 +235,10 @@ static void parse_options(int argc, char **argv, tok_opts *o) {
     static char *std_in[] = {"-"};
     o->nfiles = optind < argc ? argc - optind : 1;
     o->files = optind < argc ? argv + optind : std_in;
-    bd_tool_writes("-o", o->output);
+    if (o->decode)
+        bd_tool_writes("-o", o->output);
+    else
+        bd_tool_writes_stream("-o", o->output);
     bd_tool_reads_tokenizer(o->tok_path, NULL);
     for (int i = 0; i < o->nfiles; i++) bd_tool_reads(o->decode ? "STREAM" : "FILE", o->files[i]);
     bd_tool_check_files();
@@ -301,7 +304,7 @@ int main(int argc, char **argv) {
     ctx c = {.tok = tok, .flags = (o.add_bos ? BD_TOK_BOS : 0u) | (o.add_eos ? BD_TOK_EOS : 0u)};
     c.w = open_stream(&o, tok);
     double t0 = bd_now();
-    bd_progress_start(&c.prog, "bd-tokenize", total, "bytes");
+    bd_progress_start(&c.prog, "tokenize", total, "bytes");
     for (int i = 0; i < o.nfiles; i++) {
         tokenize_file(&c, in[i], o.files[i], o.field, o.whole);
         if (in[i] != stdin) fclose(in[i]);
@@ -310,9 +313,9 @@ int main(int argc, char **argv) {
     bd_progress_finish(&c.prog);
     if (bd_writer_close(c.w) < 0) bd_fatal("\"%s\": write failed: %s", o.output, strerror(errno));
     double dt = bd_now() - t0;
-    bd_log(BD_LOG_INFO, "%lld documents, %llu tokens from %llu bytes in %.2f s (%.2f MB/s)", (long long)c.docs,
-           (unsigned long long)c.tokens, (unsigned long long)c.bytes_done, dt,
-           dt > 0 ? (double)c.bytes_done / dt / 1e6 : 0.0);
+    bd_tool_note("%lld documents, %llu tokens from %llu bytes in %.2f s (%.2f MB/s)", (long long)c.docs,
+                 (unsigned long long)c.tokens, (unsigned long long)c.bytes_done, dt,
+                 dt > 0 ? (double)c.bytes_done / dt / 1e6 : 0.0);
     bd_token_buf_free(&c.ids);
     bd_tokenizer_free(tok);
     return 0;

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bd_kquant.h"
 #include "bd_log.h"
 #include "bd_qat_setup.h"
 #include "bd_qmodel.h"
@@ -78,6 +79,16 @@ noreturn void bd_usage_error(const char *fmt, ...) {
     exit(2);
 }
 
+void bd_tool_note(const char *fmt, ...) {
+    if (bd_tool_self.verbosity < BD_LOG_WARN) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "%s: ", bd_tool_self.name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
 int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi) {
     int64_t v;
     int rc = bd_parse_int64(s, lo, hi, &v);
@@ -110,9 +121,35 @@ int bd_tool_common_option(int opt, const char *arg) {
     }
 }
 
+static struct { const char *old, *now; } deprecated[8];
+static int n_deprecated;
+
+void bd_tool_deprecated(const char *old, const char *now) {
+    for (int i = 0; i < n_deprecated; i++)
+        if (!strcmp(deprecated[i].old, old)) return;
+    if (n_deprecated < 8) deprecated[n_deprecated].old = old, deprecated[n_deprecated++].now = now;
+}
+
 void bd_tool_options_done(void) {
     bd_log_set_level(bd_tool_self.verbosity);
+    for (int i = 0; i < n_deprecated; i++)
+        bd_log(BD_LOG_WARN, "%s is a deprecated spelling of %s (kept for this release only)", deprecated[i].old,
+               deprecated[i].now);
     bd_set_num_threads(bd_tool_self.threads);
+}
+
+void bd_tool_expect_stream(const char *opt, const char *path, const char *hint) {
+    struct stat st;
+    if (!path || !strcmp(path, "-") || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
+    FILE *f = fopen(path, "rb");
+    if (!f) return;  // the reader names the error
+    unsigned char b[64];
+    size_t n = fread(b, 1, sizeof b, f);
+    fclose(f);
+    if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return;
+    bool text = n > 0;
+    for (size_t i = 0; i < n; i++) text = text && (b[i] >= 0x20 || b[i] == '\n' || b[i] == '\t' || b[i] == '\r');
+    if (text) bd_fatal("%s \"%s\" is text, not a bd stream: %s", opt, path, hint);
 }
 
 bd_reader *bd_tool_open_reader(const char *path, const char *schema) {
@@ -146,42 +183,115 @@ void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, true,
 
 void bd_tool_load_model(const char *path, bd_model *m) { load(path, false, m); }
 
-// The directory a model's tokenizer would be in: the model's directory, or the one holding the model file.
-static void model_dir(const char *model_path, char *dir, size_t size) {
+// The directory a model's tokenizer would be in: the model's directory, or the one holding the
+// model file; false for a model read from standard input.
+static bool model_dir(const char *model_path, char *dir, size_t size) {
     struct stat st;
+    if (!model_path || !strcmp(model_path, "-")) return false;
     snprintf(dir, size, "%s", model_path);
     if (stat(model_path, &st) == 0 && !S_ISDIR(st.st_mode)) {
         char tmp[4096];
         snprintf(tmp, sizeof tmp, "%s", model_path);
         snprintf(dir, size, "%s", dirname(tmp));
     }
+    return true;
 }
 
-bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path) {
-    char why[512], dir[4096];
-    const char *p = path;
-    if (!p) {
-        if (!model_path) bd_usage_error("--tokenizer is required");
-        model_dir(model_path, dir, sizeof dir);
-        p = dir;
+// The hash that ends a tokenizer id (bd_tokenizer_id: "...:<16 hex>").
+static const char *id_hash(const char *id) {
+    size_t n = strlen(id);
+    return n >= 16 ? id + n - 16 : id;
+}
+
+// The tokenizer a bd.model/bd.packed header remembers: loaded if the file is still there (NULL
+// if not, *gone set), fatal if it has changed since.
+static bd_tokenizer *remembered(const char *model_path, const bd_model *m, bool *gone) {
+    char why[512];
+    bd_tokenizer *t = NULL;
+    *gone = false;
+    if (!m || !m->tok_path[0]) return NULL;
+    if (access(m->tok_path, R_OK) != 0) {
+        *gone = true;
+        return NULL;
     }
-    bd_tokenizer *t;
-    if (bd_tokenizer_load(p, &t, why, sizeof why) < 0) {
-        if (!path) bd_fatal("no tokenizer found next to the model (%s); give --tokenizer", why);
-        bd_fatal("--tokenizer: %s", why);
-    }
+    if (bd_tokenizer_load(m->tok_path, &t, why, sizeof why) < 0)
+        bd_fatal("the tokenizer \"%s\" that --model \"%s\" remembers: %s; give --tokenizer", m->tok_path,
+                 model_path ? model_path : "-", why);
+    if (strcmp(id_hash(bd_tokenizer_id(t)), id_hash(m->tok_id)) != 0)
+        bd_fatal("the tokenizer \"%s\" that --model \"%s\" remembers has changed since (its id is %s, the model "
+                 "recorded %s); give --tokenizer",
+                 m->tok_path, model_path ? model_path : "-", bd_tokenizer_id(t), m->tok_id);
+    bd_log(BD_LOG_INFO, "the tokenizer: \"%s\", remembered by the model", m->tok_path);
     return t;
 }
 
-bd_tokenizer *bd_tool_try_tokenizer(const char *model_path) {
+bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path, const bd_model *m) {
+    char why[512], dir[4096];
+    bd_tokenizer *t;
+    if (path) {
+        if (bd_tokenizer_load(path, &t, why, sizeof why) < 0) bd_fatal("--tokenizer: %s", why);
+        return t;
+    }
+    if (!model_path) bd_usage_error("--tokenizer is required");
+    bool gone;
+    if ((t = remembered(model_path, m, &gone))) return t;
+    if (!model_dir(model_path, dir, sizeof dir)) {
+        if (gone) bd_fatal("the tokenizer \"%s\" that the model remembers is gone; give --tokenizer", m->tok_path);
+        bd_fatal("the model on standard input remembers no tokenizer; give --tokenizer");
+    }
+    if (bd_tokenizer_load(dir, &t, why, sizeof why) < 0) {
+        if (gone)
+            bd_fatal("the tokenizer \"%s\" that --model \"%s\" remembers is gone, and none is next to it; give "
+                     "--tokenizer",
+                     m->tok_path, model_path);
+        bd_fatal("no tokenizer found next to the model (%s); give --tokenizer", why);
+    }
+    if (m && m->tok_id[0] && strcmp(id_hash(bd_tokenizer_id(t)), id_hash(m->tok_id)) != 0)
+        bd_fatal("the tokenizer next to --model \"%s\" (%s) is not the one the model remembers (%s, \"%s\"); give "
+                 "--tokenizer",
+                 model_path, bd_tokenizer_id(t), m->tok_id, m->tok_path);
+    return t;
+}
+
+bd_tokenizer *bd_tool_try_tokenizer(const char *model_path, const bd_model *m) {
     char dir[4096], why[512];
-    model_dir(model_path, dir, sizeof dir);
-    bd_tokenizer *t = NULL;
+    bool gone;
+    bd_tokenizer *t = remembered(model_path, m, &gone);
+    if (t) return t;
+    if (!model_dir(model_path, dir, sizeof dir)) return NULL;
     if (bd_tokenizer_load(dir, &t, why, sizeof why) < 0) {
         bd_log(BD_LOG_INFO, "no tokenizer next to the model (%s): ids only", why);
         return NULL;
     }
+    if (m && m->tok_id[0] && strcmp(id_hash(bd_tokenizer_id(t)), id_hash(m->tok_id)) != 0) {
+        bd_tokenizer_free(t);
+        return NULL;
+    }
     return t;
+}
+
+void bd_tool_remember_tokenizer(bd_model *m, const char *tok_path, const char *model_path) {
+    char dir[4096], file[4096], why[512];
+    bd_tokenizer *t = NULL;
+    const char *p = tok_path;
+    if (!p && m->tok_path[0]) return;  // it keeps the one it remembers
+    if (!p) {
+        if (!model_dir(model_path, dir, sizeof dir)) return;
+        p = dir;
+    }
+    if (bd_tokenizer_file(p, file, sizeof file, why, sizeof why) < 0 ||
+        bd_tokenizer_load(file, &t, why, sizeof why) < 0) {
+        if (tok_path) bd_fatal("--tokenizer: %s", why);
+        return;  // none next to the model: nothing to remember
+    }
+    char *abs = realpath(file, NULL);
+    const char *keep = abs ? abs : file, *id = bd_tokenizer_id(t);
+    if (strlen(keep) < sizeof m->tok_path && strlen(id) < sizeof m->tok_id) {  // else too long to keep
+        memcpy(m->tok_path, keep, strlen(keep) + 1);
+        memcpy(m->tok_id, id, strlen(id) + 1);
+    }
+    free(abs);
+    bd_tokenizer_free(t);
 }
 
 static bd_runfiles run_files;
@@ -190,14 +300,29 @@ static void add_file(bd_rf_role role, const char *opt, const char *path) {
     if (bd_runfiles_add(&run_files, role, opt, path) < 0) bd_fatal("out of memory");
 }
 
-void bd_tool_reads(const char *opt, const char *path) { add_file(BD_RF_INPUT, opt, path); }
+void bd_tool_reads(const char *opt, const char *path) {
+    static const char *stdin_opt;  // the input that reads standard input
+    if (path && !strcmp(path, "-")) {
+        if (stdin_opt && strcmp(stdin_opt, opt))
+            bd_usage_error("%s and %s both read standard input (\"-\"); give one of them as a file", stdin_opt, opt);
+        stdin_opt = opt;
+    }
+    add_file(BD_RF_INPUT, opt, path);
+}
 void bd_tool_writes(const char *opt, const char *path) { add_file(BD_RF_OUTPUT, opt, path); }
+void bd_tool_writes_stream(const char *opt, const char *path) {
+    if ((!path || !strcmp(path, "-")) && isatty(STDOUT_FILENO))
+        bd_usage_error("refusing to write a binary bd stream to the terminal: give %s FILE, or pipe it (| bd-cat "
+                       "shows it as JSON)",
+                       opt);
+    bd_tool_writes(opt, path);
+}
 void bd_tool_writes_family(const char *opt, const char *prefix) { add_file(BD_RF_FAMILY, opt, prefix); }
 
 void bd_tool_reads_tokenizer(const char *path, const char *model_path) {
     char dir[4096], file[4096], why[512];
     const char *p = path;
-    if (!p && model_path) model_dir(model_path, dir, sizeof dir), p = dir;
+    if (!p && model_dir(model_path, dir, sizeof dir)) p = dir;
     if (p && bd_tokenizer_file(p, file, sizeof file, why, sizeof why) == BD_OK)
         bd_tool_reads(path ? "--tokenizer" : "the tokenizer next to --model", file);
 }
@@ -224,7 +349,8 @@ int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
     switch (opt) {
     case BD_OPT_QUANT: {
         int k = bd_qkind_parse(arg);
-        if (k < 0) bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q", arg);
+        if (k < 0)
+            bd_usage_error("--quant: \"%s\" is not one of none, int, sym, nf3, ternary, r2q, q2_K, q3_K, q4_K", arg);
         o->q.kind = (bd_qkind)k;
         return 1;
     }
@@ -232,7 +358,10 @@ int bd_tool_quant_option(bd_quant_opts *o, int opt, const char *arg) {
         o->q.bits = (int)bd_arg_int("--bits", arg, 2, 8);
         o->bits_given = true;
         return 1;
-    case BD_OPT_GROUP: o->q.group = (int)bd_arg_int("--group", arg, 1, 1 << 24); return 1;
+    case BD_OPT_GROUP:
+        o->q.group = (int)bd_arg_int("--group", arg, 1, 1 << 24);
+        o->group_given = true;
+        return 1;
     case BD_OPT_QCLIP: o->clip = arg; return 1;
     case BD_OPT_QHEAD: o->policy.include_head = true; return 1;
     case BD_OPT_ACTQ:
@@ -251,8 +380,10 @@ void bd_quant_opts_done(bd_quant_opts *o) {
     if (o->q.kind == BD_Q_NONE &&
         (o->bits_given || o->clip || o->policy.include_head || o->policy.n_exclude || o->policy.act_bits))
         bd_usage_error("--bits, --clip, --quant-head, --exclude and --act-quant int8 need --quant");
-    if (o->q.kind != BD_Q_NONE && !o->bits_given)
-        o->q.bits = o->q.kind == BD_Q_NF3 ? 3 : o->q.kind == BD_Q_INT || o->q.kind == BD_Q_SYM ? 4 : 2;
+    static const int default_bits[BD_Q_COUNT] = {[BD_Q_INT] = 4, [BD_Q_SYM] = 4,  [BD_Q_NF3] = 3,  [BD_Q_TERNARY] = 2,
+                                                 [BD_Q_R2Q] = 2, [BD_Q_Q2_K] = 2, [BD_Q_Q3_K] = 3, [BD_Q_Q4_K] = 4};
+    if (o->q.kind != BD_Q_NONE && !o->bits_given) o->q.bits = default_bits[o->q.kind];
+    if (bd_qkind_is_kquant(o->q.kind) && !o->group_given) o->q.group = BD_QK_K;
 }
 
 void bd_tool_quant_or_common_option(bd_quant_opts *o, int opt, const char *arg) {

@@ -30,9 +30,10 @@ enum { BD_OPT_QUANT = 0x1100, BD_OPT_BITS, BD_OPT_GROUP, BD_OPT_QCLIP, BD_OPT_QH
         "exclude", required_argument, 0, BD_OPT_EXCLUDE                                                       \
     }
 #define BD_QUANT_HELP                                                                             \
-    "      --quant KIND     int, sym, nf3, ternary or r2q\n"                                      \
-    "      --bits B         bits per weight (int/sym: 2..8, default 4; nf3: 3; ternary/r2q: 2)\n" \
-    "      --group G        group size along the input dimension (default 128)\n"                 \
+    "      --quant KIND     int, sym, nf3, ternary, r2q, or llama.cpp's q2_K, q3_K, q4_K\n"       \
+    "      --bits B         bits per weight (int/sym: 2..8, default 4; nf3: 3; ternary/r2q: 2;\n" \
+    "                       qN_K: N)\n"                                                           \
+    "      --group G        group size along the input dimension (default 128; qN_K: 256)\n"      \
     "      --clip FILE      clamp weights to the ranges of a bd.clip stream first\n"              \
     "      --quant-head     also quantize the output head (untied models only)\n"                 \
     "      --act-quant A    f32 (default) or int8: the inputs of the quantized linears are\n"     \
@@ -43,7 +44,7 @@ typedef struct {
     bd_qspec q;  // kind BD_Q_NONE unless --quant
     bd_qpolicy policy;
     const char *clip;  // --clip FILE or NULL
-    bool bits_given;
+    bool bits_given, group_given;
 } bd_quant_opts;
 
 // {none, group 128, default policy}.
@@ -93,8 +94,11 @@ void bd_tool_init(const char *name, const char *help, int argc, char **argv);
 // Handles a common option returned by getopt_long; returns 1 if it was one, 0 if not.
 // --help and --version print to stdout and exit 0; a bad value is a usage error.
 int bd_tool_common_option(int opt, const char *arg);
-// Applies --threads and --verbosity after option parsing.
+// Applies --threads and --verbosity after option parsing, and warns (at the default verbosity)
+// of the deprecated spellings used.
 void bd_tool_options_done(void);
+// Notes that the deprecated spelling old (kept for one release) was used for now.
+void bd_tool_deprecated(const char *old, const char *now);
 // Getopt's short options that the common set adds: "t:qh".
 #define BD_COMMON_SHORTOPTS "t:qh"
 
@@ -103,9 +107,18 @@ noreturn void bd_fatal(const char *fmt, ...) __attribute__((format(printf, 1, 2)
 // "bd-x: message" plus a hint to --help, exits 2.
 noreturn void bd_usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
+// A line on stderr ("bd-x: message") shown at the default verbosity (not with -q): the run's
+// one-line summary at the end (what was done, how much, how fast), or what a long phase
+// without progress is doing.
+void bd_tool_note(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 // Strict option values: usage error naming the option and the value otherwise.
 int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi);
 double bd_arg_double(const char *opt, const char *s, double lo, double hi);
+
+// Before any work: a token stream input (opt names it) that is a regular file holding text, not
+// a bd stream, fails with what to do instead (hint, e.g. "score it with --text FILE, or ...").
+void bd_tool_expect_stream(const char *opt, const char *path, const char *hint);
 
 // Opens a stream reader or exits with "bd-x: "file" header: ..." on failure.
 bd_reader *bd_tool_open_reader(const char *path, const char *schema);
@@ -119,16 +132,26 @@ bd_writer *bd_tool_open_writer(const char *path);
 void bd_tool_load_model(const char *path, bd_model *m);
 // The same, but a student's latent (unquantized) weights as stored: for training and debugging.
 void bd_tool_load_model_latent(const char *path, bd_model *m);
-// Loads --tokenizer PATH; with PATH NULL, the tokenizer next to the model (the model's
-// directory, or the directory holding the model file). Exits on failure.
-bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path);
-// The tokenizer next to the model, if there is one (NULL, said at --verbosity 2, if not).
-bd_tokenizer *bd_tool_try_tokenizer(const char *model_path);
+// Loads --tokenizer PATH; with PATH NULL, the tokenizer the model remembers (m, a loaded model
+// or NULL: a bd.model/bd.packed header's "tokenizer"), else the one next to the model (the
+// model's directory, or the directory holding the model file). Exits on failure, and when the
+// remembered file has changed (another hash) or the one next to the model is not it.
+bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path, const bd_model *m);
+// The same without --tokenizer, if there is one (NULL, said at --verbosity 2, if not).
+bd_tokenizer *bd_tool_try_tokenizer(const char *model_path, const bd_model *m);
+// Before saving m: the tokenizer it will remember: --tokenizer PATH if given, else the one it
+// already remembers, else the one next to model_path (if any; otherwise none).
+void bd_tool_remember_tokenizer(bd_model *m, const char *tok_path, const char *model_path);
 
 // The files of a run, checked before any work (see bd_runfiles.h): an output that is the same
 // file as an input or another output is refused. NULL and "-" are ignored.
-void bd_tool_reads(const char *opt, const char *path);   // an input (a directory: the files in it)
+// An input (a directory: the files in it). Two different inputs reading standard input ("-")
+// are a usage error.
+void bd_tool_reads(const char *opt, const char *path);
 void bd_tool_writes(const char *opt, const char *path);  // an output
+// An output that is a binary bd stream: standard output (path NULL or "-") on a terminal is
+// refused, as zstd does (a usage error naming -o).
+void bd_tool_writes_stream(const char *opt, const char *path);
 // The files named PREFIX* that the run writes and removes (bd-qat's OUT.state.wSTEP).
 void bd_tool_writes_family(const char *opt, const char *prefix);
 // The tokenizer the run reads: --tokenizer PATH, or with PATH NULL the one next to the model.

@@ -40,32 +40,55 @@ void bd_progress_format(char *buf, int size, const char *label, uint64_t done, u
     }
 }
 
+bd_progress_kind bd_progress_mode(const char *env, bool tty, int level, double *every) {
+    *every = BD_PROGRESS_EVERY;
+    if (level < BD_LOG_WARN) return BD_PROGRESS_OFF;
+    if (env && *env) {
+        char *end;
+        double v = strtod(env, &end);
+        if (end != env && *end == 0 && v >= 0 && v <= 1e9) {
+            if (v == 0) return BD_PROGRESS_OFF;
+            *every = v;
+            return BD_PROGRESS_PLAIN;
+        }
+    }
+    return tty ? BD_PROGRESS_LIVE : BD_PROGRESS_PLAIN;
+}
+
 void bd_progress_start(bd_progress *p, const char *label, uint64_t total, const char *unit) {
     memset(p, 0, sizeof *p);
     p->label = label;
     p->unit = unit ? unit : "";
     p->total = total;
     p->t_start = p->t_last = bd_now();
-    const char *force = getenv("BD_PROGRESS");
-    p->active = bd_log_level() >= BD_LOG_WARN && ((force && strcmp(force, "1") == 0) || isatty(2));
+    p->kind = bd_progress_mode(getenv("BD_PROGRESS"), isatty(2), bd_log_level(), &p->every);
+    if (p->kind == BD_PROGRESS_LIVE) p->every = 0.25;
+    p->active = p->kind != BD_PROGRESS_OFF;
 }
 
-static void show(bd_progress *p, double now, bool final) {
-    char line[256];
+static void show(bd_progress *p, double now) {
+    char line[320];
     bd_progress_format(line, sizeof line, p->label, p->done, p->total, p->unit, now - p->t_start);
-    fprintf(stderr, "\r%s: %s\033[K%s", bd_log_prefix(), line, final ? "\n" : "");
+    if (p->kind == BD_PROGRESS_LIVE) {
+        fprintf(stderr, "\r%s: %s\033[K", bd_log_prefix(), line);
+        p->drawn = true;
+    } else {
+        fprintf(stderr, "%s: %s\n", bd_log_prefix(), line);
+    }
+    fflush(stderr);
 }
 
 void bd_progress_update(bd_progress *p, uint64_t done) {
     p->done = done;
     if (!p->active) return;
     double now = bd_now();
-    if (now - p->t_last < 0.25) return;
+    if (now - p->t_last < p->every) return;
     p->t_last = now;
-    show(p, now, false);
+    show(p, now);
 }
 
 void bd_progress_finish(bd_progress *p) {
-    if (p->active) show(p, bd_now(), true);
+    if (p->active && p->drawn) fputs("\r\033[K", stderr);
     p->active = false;
+    p->drawn = false;
 }

@@ -8,8 +8,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "bd_dtype.h"
+#include "bd_kquant.h"
 #include "bd_outfile.h"
 #include "bd_packed.h"
 
@@ -35,6 +37,61 @@ void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C) {
             out[b * BD_QK_TQ2_0 + i] = (float)((in[b].qs[32 * h + m] >> (2 * l) & 3) - 1) * d;
         }
     }
+}
+
+// IQ2_BN (ik_llama.cpp): the row's f32 scale, then per 64 weights 16 bytes; weight 16s + j of a
+// block at bits 2s of byte j, code q + 1 (0, 1, 2 for -1, 0, +1).
+void bd_quantize_row_iq2_bn_from_tq2(const bd_block_tq2 *in, uint8_t *out, int C, float D) {
+    memcpy(out, &D, 4);
+    uint8_t *qs = out + 4;
+    memset(qs, 0, (size_t)C / 4);
+    for (int w = 0; w < C; w++) {
+        int q = in[w / BD_QK].qs[w % BD_QK / 4] >> (2 * (w & 3)) & 3, i = w % BD_QK_IQ2_BN;
+        qs[w / BD_QK_IQ2_BN * 16 + i % 16] |= (uint8_t)(q << (2 * (i / 16)));
+    }
+}
+
+void bd_dequantize_row_iq2_bn(const uint8_t *in, float *out, int C) {
+    float D;
+    memcpy(&D, in, 4);
+    const uint8_t *qs = in + 4;
+    for (int w = 0; w < C; w++) {
+        int i = w % BD_QK_IQ2_BN;
+        out[w] = (float)((qs[w / BD_QK_IQ2_BN * 16 + i % 16] >> (2 * (i / 16)) & 3) - 1) * D;
+    }
+}
+
+// ---- weight types -------------------------------------------------------------------------------
+
+static const struct {
+    const char *name;
+    uint32_t ggml;  // the linears' ggml type
+    int packed;     // the packed format it needs, or -1
+} wtypes[BD_GGUF_WTYPE_COUNT] = {
+        [BD_GGUF_F32] = {"f32", BD_GGML_TYPE_F32, -1},
+        [BD_GGUF_F16] = {"f16", BD_GGML_TYPE_F16, -1},
+        [BD_GGUF_TQ2_0] = {"tq2_0", BD_GGML_TYPE_TQ2_0, BD_PK_TQ2},
+        [BD_GGUF_IQ2_BN] = {"iq2_bn", BD_GGML_TYPE_IQ2_BN, BD_PK_TQ2},
+        [BD_GGUF_Q2_K] = {"q2_K", BD_GGML_TYPE_Q2_K, BD_PK_Q2_K},
+        [BD_GGUF_Q3_K] = {"q3_K", BD_GGML_TYPE_Q3_K, BD_PK_Q3_K},
+        [BD_GGUF_Q4_K] = {"q4_K", BD_GGML_TYPE_Q4_K, BD_PK_Q4_K},
+};
+
+const char *bd_gguf_wtype_name(bd_gguf_wtype t) { return (unsigned)t < BD_GGUF_WTYPE_COUNT ? wtypes[t].name : "?"; }
+
+int bd_gguf_wtype_parse(const char *name) {
+    for (int i = 0; i < BD_GGUF_WTYPE_COUNT; i++)
+        if (strcasecmp(name, wtypes[i].name) == 0) return i;
+    return -1;
+}
+
+int bd_gguf_wtype_packed(bd_gguf_wtype t) { return (unsigned)t < BD_GGUF_WTYPE_COUNT ? wtypes[t].packed : -1; }
+
+// Whether a ternary type holds rows of C weights (else the row goes out as F16): whole blocks,
+// and for IQ2_BN at least 512 weights, below which ik_llama.cpp's activation quantizer
+// (quantize_row_q8_K64) aborts.
+static bool ternary_fits(uint32_t ggml, int C) {
+    return ggml == BD_GGML_TYPE_TQ2_0 ? C % BD_QK_TQ2_0 == 0 : C % BD_QK_IQ2_BN == 0 && C >= BD_IQ2_BN_MIN_ROW;
 }
 
 // ---- little-endian output ----------------------------------------------------------------------
@@ -76,9 +133,15 @@ typedef struct {
 } gg_tensor;
 
 static size_t row_bytes(uint32_t type, int64_t C) {
-    return type == BD_GGML_TYPE_F32   ? (size_t)C * 4
-           : type == BD_GGML_TYPE_F16 ? (size_t)C * 2
-                                      : (size_t)C / BD_QK_TQ2_0 * sizeof(bd_block_tq2_0);
+    switch (type) {
+    case BD_GGML_TYPE_F32: return (size_t)C * 4;
+    case BD_GGML_TYPE_F16: return (size_t)C * 2;
+    case BD_GGML_TYPE_TQ2_0: return (size_t)C / BD_QK_TQ2_0 * sizeof(bd_block_tq2_0);
+    case BD_GGML_TYPE_IQ2_BN: return 4 + (size_t)C / 4;
+    case BD_GGML_TYPE_Q2_K: return (size_t)C / BD_QK_K * sizeof(bd_block_q2_K);
+    case BD_GGML_TYPE_Q3_K: return (size_t)C / BD_QK_K * sizeof(bd_block_q3_K);
+    default: return (size_t)C / BD_QK_K * sizeof(bd_block_q4_K);  // Q4_K
+    }
 }
 
 enum { PERM_NONE = 0, PERM_TO_INTERLEAVED, PERM_TO_HALF };
@@ -100,10 +163,17 @@ static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *r
     for (int64_t r = 0; r < t->ne1; r++) {
         int64_t s = src_row(t, r, HS);
         size_t nb = row_bytes(t->type, t->ne0);
-        if (t->type == BD_GGML_TYPE_TQ2_0) {
+        if (t->type == BD_GGML_TYPE_TQ2_0 || t->type == BD_GGML_TYPE_IQ2_BN) {
             const bd_block_tq2 *codes = (const void *)(p->data + (size_t)s * p->row_bytes);
-            bd_quantize_row_tq2_0_from_tq2(codes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
+            if (t->type == BD_GGML_TYPE_TQ2_0)
+                bd_quantize_row_tq2_0_from_tq2(codes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
+            else
+                bd_quantize_row_iq2_bn_from_tq2(codes, buf, (int)t->ne0, p->scale);
             fwrite(buf, 1, nb, f);
+            continue;
+        }
+        if (t->type == BD_GGML_TYPE_Q2_K || t->type == BD_GGML_TYPE_Q3_K || t->type == BD_GGML_TYPE_Q4_K) {
+            fwrite(p->data + (size_t)s * p->row_bytes, 1, nb, f);  // ggml's blocks already (bd_pk_kquant.c)
             continue;
         }
         const float *x = row;
@@ -127,6 +197,14 @@ static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *r
         fwrite(h, 2, (size_t)t->ne0, f);
     }
     return BD_OK;
+}
+
+// llama2.c's tokenizer.bin holds BOS and EOS as "\n<s>\n" and "\n</s>\n"; llama.cpp's own
+// converter (from tokenizer.model) writes "<s>" and "</s>", which is what its tokenizer matches
+// when a prompt spells them. Control pieces lose surrounding newlines and spaces.
+static void control_piece(const char **pc, size_t *len) {
+    while (*len && (**pc == '\n' || **pc == ' ')) ++*pc, --*len;
+    while (*len && ((*pc)[*len - 1] == '\n' || (*pc)[*len - 1] == ' ')) --*len;
 }
 
 static bool is_byte_piece(const char *p, size_t n) {
@@ -167,21 +245,22 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, bool bitnet, gg_
         for (bd_linear k = BD_WQ; k < BD_N_LINEARS; k++) {
             const bd_pk_tensor *p = bd_pk_model_slot(m, l, k);
             uint32_t ty = t2d;
-            if (wtype == BD_GGUF_TQ2_0 && p) {
-                if (p->type != BD_PK_TQ2) {
-                    snprintf(why, ws, "TQ2_0 holds ternary weights; layer %d %s is %s", l, bd_pk_linear_names[k],
-                             bd_pk_traits_table[p->type].name);
+            int need = wtypes[wtype].packed;
+            if (need >= 0 && p) {
+                if ((int)p->type != need) {
+                    snprintf(why, ws, "GGUF type %s holds %s weights; layer %d %s is %s", wtypes[wtype].name,
+                             bd_pk_traits_table[need].name, l, bd_pk_linear_names[k], bd_pk_traits_table[p->type].name);
                     rc = BD_ERR_ARG;
                     break;
                 }
-                if (shape[k][0] % BD_QK_TQ2_0) {  // F16 holds the same values: +-f16(D) and 0
+                ty = wtypes[wtype].ggml;
+                if (need == BD_PK_TQ2 && !ternary_fits(ty, shape[k][0])) {  // F16 holds the same values: +-f16(D), 0
                     if (rep->n_tq2_f16++ == 0) rep->tq2_f16_cols = shape[k][0];
                     ty = BD_GGML_TYPE_F16;
                 } else {
-                    rep->n_tq2_0++;
-                    ty = BD_GGML_TYPE_TQ2_0;
+                    rep->n_typed++;
                 }
-            } else if (wtype == BD_GGUF_TQ2_0) {
+            } else if (need >= 0) {
                 ty = BD_GGML_TYPE_F32;  // a layer the policy left in full precision
             }
             if (k == BD_W1) {  // ffn_norm comes with the FFN
@@ -202,11 +281,12 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, bool bitnet, gg_
             rep->permuted_qk |= ts[n - 1].perm != PERM_NONE;
         }
     }
-    if (rc == BD_OK && wtype == BD_GGUF_TQ2_0) {
+    if (rc == BD_OK && wtypes[wtype].packed >= 0) {
         bool any = false;
         for (int i = 0; i < n; i++) any |= ts[i].k >= 0 && ts[i].type != BD_GGML_TYPE_F32;
         if (!any) {
-            snprintf(why, ws, "TQ2_0 export needs a ternary student (packed or latent with quant ternary)");
+            snprintf(why, ws, "GGUF type %s needs a packed %s student", wtypes[wtype].name,
+                     bd_pk_traits_table[wtypes[wtype].packed].name);
             rc = BD_ERR_ARG;
         }
     }
@@ -263,6 +343,7 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
         size_t len;
         const char *pc = bd_tokenizer_piece(tok, i, &len);
         if (!pc) len = 0;
+        if (i == bos || i == eos) control_piece(&pc, &len);
         size_t spaces = 0;
         for (size_t j = 0; j < len; j++) spaces += pc[j] == ' ';
         w64(f, len + 2 * spaces);  // ' ' -> U+2581 (3 bytes)
@@ -344,6 +425,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
     bd_gguf_report rp = {0};
     if (!rep) rep = &rp;
     *rep = (bd_gguf_report){0};
+    if ((unsigned)wtype >= BD_GGUF_WTYPE_COUNT) return snprintf(why, ws, "unknown GGUF weight type"), BD_ERR_ARG;
     const char *arch = bd_gguf_arch(c, why, ws);
     if (!arch) return BD_ERR_ARG;
     bool bitnet = strcmp(arch, "bitnet") == 0;

@@ -378,8 +378,8 @@ static double float_for_json(float f) {
     return strtod(buf, NULL);
 }
 
-static int write_config(const bd_config *c, const char *arch_cls, const char *type, const char *path, char *why,
-                        size_t ws) {
+static int write_config(const bd_config *c, const char *arch_cls, const char *type, const char *torch_dtype,
+                        const char *path, char *why, size_t ws) {
     cJSON *j = cJSON_CreateObject();
     if (!j) return BD_ERR_NOMEM;
     cJSON *arr = cJSON_AddArrayToObject(j, "architectures");
@@ -398,7 +398,7 @@ static int write_config(const bd_config *c, const char *arch_cls, const char *ty
     cJSON_AddBoolToObject(j, "tie_word_embeddings", c->tied_embeddings);
     cJSON_AddBoolToObject(j, "attention_bias", c->qkv_bias && !strcmp(type, "llama"));
     cJSON_AddStringToObject(j, "hidden_act", "silu");
-    cJSON_AddStringToObject(j, "torch_dtype", "float32");
+    cJSON_AddStringToObject(j, "torch_dtype", torch_dtype);
     if (c->bos >= 0) cJSON_AddNumberToObject(j, "bos_token_id", c->bos);
     if (c->eos >= 0) cJSON_AddNumberToObject(j, "eos_token_id", c->eos);
     char *text = cJSON_Print(j);
@@ -418,11 +418,13 @@ static int write_config(const bd_config *c, const char *arch_cls, const char *ty
     return rc;
 }
 
-int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
+int bd_model_save_hf(const bd_model *m, const char *dir, bd_dtype dtype, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
     char cwhy[200];
     if (!m->params || bd_config_check(c, cwhy, sizeof cwhy) < 0)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir, m->params ? cwhy : "empty model");
+    if (dtype != BD_F32 && dtype != BD_BF16)
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: Hugging Face export writes f32 or bf16", dir);
     if (c->qkv_bias && c->qk_norm)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: no Hugging Face architecture has both qkv bias and q/k norm", dir);
     if (c->subln)
@@ -441,8 +443,10 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
     size_t cap = 3 + (size_t)c->n_layers * BD_MAX_PARAMS;
     bd_st_write_tensor *wt = calloc(cap, sizeof *wt);
     char(*names)[96] = calloc(cap, sizeof *names);
-    // Interleaved models: permuted copies of the tensors RoPE touches (the model is const).
+    // Interleaved models: permuted copies of the tensors RoPE touches (the model is const);
+    // bf16: converted copies of every tensor.
     float *perm[BD_MAX_PARAMS] = {0};
+    uint16_t *half[BD_MAX_PARAMS] = {0};
     int n = 0, rc = BD_OK;
     if (!wt || !names) {
         rc = BD_ERR_NOMEM;
@@ -469,14 +473,22 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
                                      BD_ROPE_HALF);
             src = perm[k];
         }
+        if (dtype == BD_BF16) {
+            if (!(half[k] = malloc(e->numel * sizeof(uint16_t)))) {
+                rc = BD_ERR_NOMEM;
+                goto out;
+            }
+            for (size_t i = 0; i < e->numel; i++) half[k][i] = bd_f32_to_bf16(src[i]);
+        }
         for (int l = 0; l < nl; l++) {
             hf_name(e->name, layered ? l : -1, names[n], sizeof names[n]);
             bd_st_write_tensor *w = &wt[n];
             w->name = names[n];
-            w->dtype = BD_F32;
+            w->dtype = dtype;
             w->ndim = layered ? e->ndim - 1 : e->ndim;
             for (int d = 0; d < w->ndim; d++) w->shape[d] = layered ? e->shape[d + 1] : e->shape[d];
-            w->data = src + (size_t)l * per;
+            w->data = dtype == BD_BF16 ? (const void *)(half[k] + (size_t)l * per)
+                                       : (const void *)(src + (size_t)l * per);
             n++;
         }
     }
@@ -485,9 +497,9 @@ int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t ws) {
     static const char *const meta[] = {"format", "pt"};
     if ((rc = bd_safetensors_write(path, wt, n, meta, 1, why, ws)) < 0) goto out;
     snprintf(path, sizeof path, "%s/config.json", dir);
-    rc = write_config(c, cls, type, path, why, ws);
+    rc = write_config(c, cls, type, dtype == BD_BF16 ? "bfloat16" : "float32", path, why, ws);
 out:
-    for (int k = 0; k < BD_MAX_PARAMS; k++) free(perm[k]);
+    for (int k = 0; k < BD_MAX_PARAMS; k++) free(perm[k]), free(half[k]);
     free(wt);
     free(names);
     return rc;

@@ -194,6 +194,8 @@ int bd_model_add_subln(bd_model *m, bd_subln s, float eps, char *why, size_t ws)
     }
     n.quant = m->quant;
     n.qpolicy = m->qpolicy;
+    memcpy(n.tok_path, m->tok_path, sizeof n.tok_path);
+    memcpy(n.tok_id, m->tok_id, sizeof n.tok_id);
     bd_model_free(m);
     *m = n;
     return BD_OK;

@@ -118,6 +118,11 @@ typedef struct {
     // Packed linear layers (bd_packed.h), or NULL. A model loaded from a bd.packed stream has
     // them (and no f32 copy of those layers); the forward pass multiplies with them.
     struct bd_pk_model *packed;
+    // The tokenizer the model goes with, as a bd.model or bd.packed header remembers it (its
+    // "tokenizer" map), so that tools find it without --tokenizer: the file's path (absolute,
+    // as it was when the stream was written) and its bd_tokenizer_id ("" when unknown).
+    char tok_path[1024];
+    char tok_id[160];
 } bd_model;
 
 // Checks a config for consistency (positive sizes, KV divides NH, ...). BD_ERR_VALUE with a

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 
 #include "bd_input.h"
@@ -110,6 +111,32 @@ int bd_model_sniff(const char *path, char *why, size_t ws) {
     rc = sniff_bytes(path, in.head, in.head_len, in.size, why, ws);
     bd_input_close(&in);
     return rc;
+}
+
+// ---- the remembered tokenizer ----
+
+int bd_io_parse_tokenizer(const msgpack_object *h, bd_model *m, const char *path, char *why, size_t ws) {
+    m->tok_path[0] = m->tok_id[0] = 0;
+    const msgpack_object *t = bd_obj_get(h, "tokenizer");
+    if (!t) return BD_OK;
+    const msgpack_object *p = t->type == MSGPACK_OBJECT_MAP ? bd_obj_get(t, "path") : NULL,
+                         *id = t->type == MSGPACK_OBJECT_MAP ? bd_obj_get(t, "id") : NULL;
+    if (!p || !id || bd_obj_strcpy(p, m->tok_path, sizeof m->tok_path) < 0 ||
+        bd_obj_strcpy(id, m->tok_id, sizeof m->tok_id) < 0) {
+        m->tok_path[0] = m->tok_id[0] = 0;
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"tokenizer\" must be a map {\"path\": str, \"id\": str}",
+                       path);
+    }
+    return BD_OK;
+}
+
+bool bd_io_has_tokenizer(const bd_model *m) { return m->tok_path[0] && m->tok_id[0]; }
+
+void bd_io_pack_tokenizer(msgpack_packer *pk, const bd_model *m) {
+    bd_pack_str(pk, "tokenizer");
+    msgpack_pack_map(pk, 2);
+    bd_pack_kv_str(pk, "path", m->tok_path);
+    bd_pack_kv_str(pk, "id", m->tok_id);
 }
 
 // ---- bd.model reading ---------------------------------------------------------------------
@@ -253,6 +280,7 @@ static int load_bd(bd_reader *r, bd_model *m, char *why, size_t ws) {
         goto out;
     }
     if ((rc = bd_io_parse_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
+    if ((rc = bd_io_parse_tokenizer(bd_reader_header(r), m, path, why, ws)) < 0) goto out;
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&cfg, t, NULL);
     filled = calloc(BD_MAX_PARAMS, sizeof *filled);
@@ -371,15 +399,75 @@ static int load_hf(const char *path, bd_model *m, char *why, size_t ws) {
     return bd_load_hf(dir[0] ? dir : "/", m, why, ws);
 }
 
+// Whether file starts like a llama2.c checkpoint: the "ak42" magic, or a v0 header of seven
+// int32 (dim, hidden, layers, heads, kv heads, +-vocab, seq_len) of plausible sizes.
+static bool looks_llama2c(const char *file) {
+    FILE *f = fopen(file, "rb");
+    if (!f) return false;
+    int32_t h[7];
+    size_t n = fread(h, sizeof h[0], 7, f);
+    fclose(f);
+    if (n >= 2 && memcmp(h, "ak42", 4) == 0) return h[1] == 1 || h[1] == 2;
+    if (n < 7) return false;
+    int32_t dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kv = h[4], vocab = h[5] < 0 ? -h[5] : h[5];
+    return dim > 0 && dim < (1 << 16) && hidden > 0 && hidden < (1 << 20) && layers > 0 && layers < 1024 &&
+           heads > 0 && dim % heads == 0 && kv > 0 && kv <= heads && heads % kv == 0 && vocab > 0 &&
+           vocab < (1 << 24) && h[6] > 0 && h[6] < (1 << 24);
+}
+
+// A directory without config.json: not a Hugging Face model. Names the llama2.c checkpoints in
+// it (the usual mistake: the directory of stories260K.bin given as the model). BD_ERR_SCHEMA,
+// as for any directory without config.json.
+static int not_hf_dir(const char *dir, char *why, size_t ws) {
+    char found[1024] = "", file[4200];
+    int n = 0;
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        struct stat sb;
+        snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+        if (e->d_name[0] == '.' || stat(file, &sb) != 0 || !S_ISREG(sb.st_mode) || !looks_llama2c(file)) continue;
+        size_t len = strlen(found);
+        if (len + strlen(file) + 8 < sizeof found) snprintf(found + len, sizeof found - len, "%s%s", n ? ", " : "", file);
+        n++;
+    }
+    if (d) closedir(d);
+    if (n == 1)
+        return bd_fail(why, ws, BD_ERR_SCHEMA,
+                       "%s: a directory without config.json (not a Hugging Face model) that holds the llama2.c "
+                       "checkpoint %s: give that file as the model",
+                       dir, found);
+    if (n > 1)
+        return bd_fail(why, ws, BD_ERR_SCHEMA,
+                       "%s: a directory without config.json (not a Hugging Face model) that holds %d llama2.c "
+                       "checkpoints (%s): give one of them as the model",
+                       dir, n, found);
+    return bd_fail(why, ws, BD_ERR_SCHEMA,
+                   "%s: a directory without config.json: neither a Hugging Face model nor holding a llama2.c "
+                   "checkpoint; give a model file or a Hugging Face directory",
+                   dir);
+}
+
 int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     if (!path) return bd_fail(why, ws, BD_ERR_ARG, "no model path given");
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, m, why, ws);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        if (stat(cfg, &sb) != 0) return not_hf_dir(path, why, ws);
+        return bd_load_hf(path, m, why, ws);
+    }
     // Opened once and sniffed from the first bytes: a stream may come through a pipe.
     bd_input in;
     int rc = bd_input_open(&in, path, why, ws);
     if (rc < 0) return rc;
+    if (in.head_len == 0) {
+        rc = bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: empty%s", in.name,
+                     in.size < 0 ? " (nothing came through the pipe: did the stage before fail?)" : "");
+        bd_input_close(&in);
+        return rc;
+    }
     int fmt = sniff_bytes(in.name, in.head, in.head_len, in.size, why, ws);
     if (fmt == BD_MODEL_FMT_BD)
         rc = load_stream(&in, m, why, ws);
@@ -464,13 +552,14 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
     bd_writer *w = bd_writer_open(path, 0, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
     uint16_t *conv = NULL;
-    if ((rc = bd_writer_begin_header(w, "bd.model", prod, 3)) < 0) goto fail;
+    if ((rc = bd_writer_begin_header(w, "bd.model", prod, bd_io_has_tokenizer(m) ? 4 : 3)) < 0) goto fail;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_str(pk, "config");
     bd_io_pack_config(pk, &m->cfg);
     bd_pack_str(pk, "quant");
     bd_io_pack_quant(pk, &m->quant, &m->qpolicy);
     bd_pack_kv_int(pk, "n_params", (int64_t)total);
+    if (bd_io_has_tokenizer(m)) bd_io_pack_tokenizer(pk, m);
     if ((rc = bd_writer_end_object(w)) < 0) goto fail;
     for (int k = 0; k < nt; k++) {
         const bd_param_entry *e = &t[k];

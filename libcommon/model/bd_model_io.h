@@ -44,11 +44,12 @@ BD_MUST_CHECK int bd_model_load(const char *path, bd_model *m, char *why, size_t
 BD_MUST_CHECK int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype, char *why,
                                 size_t why_size);
 
-// Writes a Hugging Face directory (created if missing): config.json + model.safetensors (F32).
+// Writes a Hugging Face directory (created if missing): config.json + model.safetensors in
+// dtype (BD_F32, or BD_BF16: every weight rounded to bf16, torch_dtype "bfloat16").
 // Interleaved-RoPE models get wq/wk (and bq/bk, q_norm/k_norm) rows permuted within each
 // head so that the exported model computes the same logits with half-split RoPE.
 // Architecture: Qwen3 if qk_norm, Qwen2 if qkv_bias, else Llama.
-BD_MUST_CHECK int bd_model_save_hf(const bd_model *m, const char *dir, char *why, size_t why_size);
+BD_MUST_CHECK int bd_model_save_hf(const bd_model *m, const char *dir, bd_dtype dtype, char *why, size_t why_size);
 
 // Reorders the rows of one projection (n_heads * head_dim rows of cols floats) from one
 // RoPE pairing to the other. to == BD_ROPE_HALF: dst row h*HS + j = src row h*HS + 2j and

@@ -19,6 +19,12 @@ int bd_io_parse_config(const msgpack_object *h, bd_config *cfg, const char *path
 int bd_io_parse_quant(const msgpack_object *h, bd_qspec *q, bd_qpolicy *p, const char *path, char *why,
                       size_t why_size);
 void bd_io_pack_config(msgpack_packer *pk, const bd_config *c);
+// The optional "tokenizer": {"path": str, "id": str} into m->tok_path/tok_id (left empty when
+// absent). BD_ERR_SCHEMA when present but not such a map of strings.
+int bd_io_parse_tokenizer(const msgpack_object *h, bd_model *m, const char *path, char *why, size_t why_size);
+// Whether m has a tokenizer to remember, and packing it as the "tokenizer" key and value.
+bool bd_io_has_tokenizer(const bd_model *m);
+void bd_io_pack_tokenizer(msgpack_packer *pk, const bd_model *m);
 void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p);
 
 int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t why_size);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bd_kquant.h"
 #include "bd_pk_impl.h"
 
 #ifdef BD_X86
@@ -127,6 +128,46 @@ const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT] = {
                       bd_validate_row_q6,
                       {bd_vec_dot_q6_f32_scalar, X86(bd_vec_dot_q6_f32_avx2), X86(bd_vec_dot_q6_f32_avx512)},
                       {bd_vec_dot_q6_i8_scalar, NULL, NULL}},
+        // llama.cpp's K-quants (bd_pk_kquant.c): head = the block's scales and f16 factors
+        [BD_PK_Q2_K] = {"q2_K",
+                        BD_QK_K,
+                        20,
+                        2,
+                        false,
+                        K(BD_Q_Q2_K),
+                        ANY,
+                        NULL,
+                        bd_quantize_row_kquant_ref,
+                        bd_dequantize_row_kquant,
+                        bd_validate_row_kquant,
+                        {bd_vec_dot_kquant_f32_scalar, NULL, NULL},
+                        {bd_vec_dot_kquant_i8_scalar, NULL, NULL}},
+        [BD_PK_Q3_K] = {"q3_K",
+                        BD_QK_K,
+                        14,
+                        3,
+                        false,
+                        K(BD_Q_Q3_K),
+                        ANY,
+                        NULL,
+                        bd_quantize_row_kquant_ref,
+                        bd_dequantize_row_kquant,
+                        bd_validate_row_kquant,
+                        {bd_vec_dot_kquant_f32_scalar, NULL, NULL},
+                        {bd_vec_dot_kquant_i8_scalar, NULL, NULL}},
+        [BD_PK_Q4_K] = {"q4_K",
+                        BD_QK_K,
+                        16,
+                        4,
+                        false,
+                        K(BD_Q_Q4_K),
+                        ANY,
+                        NULL,
+                        bd_quantize_row_kquant_ref,
+                        bd_dequantize_row_kquant,
+                        bd_validate_row_kquant,
+                        {bd_vec_dot_kquant_f32_scalar, NULL, NULL},
+                        {bd_vec_dot_kquant_i8_scalar, NULL, NULL}},
 };
 
 int bd_pk_type_parse(const char *name) {

@@ -46,6 +46,9 @@
 //   tq2     ternary (per-tensor D)     none (D once per tensor)   2 bits  2.0
 //   f32     none (full precision)      none, one block per row    f32
 //   q6      int/sym 6-bit (head only)  f32 s, u8 z (8 bytes)      6 bits  6.5 (7.0 at the head's G = 64)
+//   q2_K    q2_K (G = 256)             ggml's block_q2_K          2 bits  2.625
+//   q3_K    q3_K (G = 256)             ggml's block_q3_K          3 bits  3.4375
+//   q4_K    q4_K (G = 256)             ggml's block_q4_K          4 bits  4.5
 // q6 is never a student's format (q8 holds 6-bit specs first); bd-pack --head-format uses it, and q8,
 // for an output head quantized after training (bd_pk_model_pack_head).
 // Affine formats (q2 q3 q8 q6): w = (q - z) * s with q the code (sym: q = level + 2^(b-1),
@@ -83,7 +86,10 @@ typedef enum {
     BD_PK_NF3,
     BD_PK_R2Q,
     BD_PK_TQ2,
-    BD_PK_Q6,  // after q8: never the format of a spec (bd_pk_type_for), only of a head (--head-format)
+    BD_PK_Q6,    // after q8: never the format of a spec (bd_pk_type_for), only of a head (--head-format)
+    BD_PK_Q2_K,  // llama.cpp's K-quant blocks, verbatim (bd_kquant.h)
+    BD_PK_Q3_K,
+    BD_PK_Q4_K,
     BD_PK_COUNT
 } bd_pk_type;
 
@@ -268,6 +274,11 @@ BD_MUST_CHECK int bd_pk_model_pack(bd_model *m, char *why, size_t why_size);
 // --quant-head students), when it already has another head format, or for a non-head format;
 // BD_ERR_VALUE for a NaN/inf weight.
 BD_MUST_CHECK int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why, size_t why_size);
+// Turns a packed model back into a full-precision one holding the values the packed rows decode
+// to (every packed linear, and a packed head, dequantized into m's f32 weights; a tied model's
+// embedding is its head's rows); m->packed is freed and the quantization spec cleared, so m is
+// then the student's fake-quantized weights as plain f32. BD_OK (nothing to do unpacked).
+BD_MUST_CHECK int bd_pk_model_unpack(bd_model *m);
 // The packed matrix a tied model's embedding reads (its quantized head), or NULL (tok_emb f32).
 const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m);
 // Bytes of the packed model's weights: packed linears + f32 tensors that remain.

@@ -130,6 +130,24 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
     return BD_OK;
 }
 
+int bd_pk_model_unpack(bd_model *m) {
+    if (!m->packed) return BD_OK;
+    bd_pk_model *p = m->packed;
+    for (int s = 0; s < p->n_slots; s++) {
+        int l, OC, C;
+        bd_linear k = slot_linear(p->n_slots, s, &l);
+        const bd_pk_tensor *t = bd_pk_model_slot(m, l, k);
+        float *w = linear_weight(m, l, k, &OC, &C);
+        if (!t || !w) continue;  // an f32 layer: already in m->params
+        for (int r = 0; r < OC; r++) bd_pk_dequantize_row(t, r, w + (size_t)r * C);
+    }
+    bd_pk_model_free(p);
+    m->packed = NULL;
+    m->quant = (bd_qspec){BD_Q_NONE, 0, 0};
+    m->qpolicy = (bd_qpolicy){0};
+    return BD_OK;
+}
+
 int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why, size_t ws) {
     if (!m->packed) return bd_fail(why, ws, BD_ERR_ARG, "the model is not packed");
     if (type != BD_PK_F32 && type != BD_PK_Q8 && type != BD_PK_Q6)
@@ -278,7 +296,8 @@ int bd_pk_model_save(const bd_model *m, const char *path, const bd_producer *pro
     bd_writer *w = bd_writer_open(path, 0, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
     int hf = m->packed->head_format;  // "head_format" only when not f32: such files are the older format
-    if ((rc = bd_writer_begin_header(w, "bd.packed", prod, hf != BD_PK_F32 ? 5 : 4)) < 0) goto fail;
+    if ((rc = bd_writer_begin_header(w, "bd.packed", prod, (hf != BD_PK_F32 ? 5 : 4) + bd_io_has_tokenizer(m))) < 0)
+        goto fail;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_str(pk, "config");
     bd_io_pack_config(pk, &m->cfg);
@@ -295,6 +314,7 @@ int bd_pk_model_save(const bd_model *m, const char *path, const bd_producer *pro
     bd_param_entry t[BD_MAX_PARAMS];
     bd_param_table(&m->cfg, t, &total);
     bd_pack_kv_int(pk, "n_params", (int64_t)total);
+    if (bd_io_has_tokenizer(m)) bd_io_pack_tokenizer(pk, m);
     if ((rc = bd_writer_end_object(w)) < 0) goto fail;
     bool head_packed = bd_pk_model_slot(m, 0, BD_HEAD) != NULL;
     if ((rc = write_tensors(w, m, head_packed, path, why, ws)) < 0) goto abort;
@@ -486,6 +506,7 @@ int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t ws) {
         goto out;
     }
     if ((rc = bd_io_parse_quant(bd_reader_header(r), &m->quant, &m->qpolicy, path, why, ws)) < 0) goto out;
+    if ((rc = bd_io_parse_tokenizer(bd_reader_header(r), m, path, why, ws)) < 0) goto out;
     L.want_type = bd_pk_type_for(&m->quant);
     if (m->quant.kind == BD_Q_NONE || L.want_type < 0) {
         rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"quant\" must name a quantizer with a packed format", path);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "bd_kquant.h"
 #include "bd_threads.h"
 
 const float bd_nf3_grid[8] = {-1.0f,
@@ -23,7 +24,7 @@ const float bd_nf3_edge[7] = {(float)-0.7675113677978516, (float)-0.390977069735
                               (float)0.0916687622666359,  (float)0.2826657369732857,   (float)0.5024898052215576,
                               (float)0.8114928305149078};
 
-static const char *qnames[BD_Q_COUNT] = {"none", "int", "sym", "nf3", "ternary", "r2q"};
+static const char *qnames[BD_Q_COUNT] = {"none", "int", "sym", "nf3", "ternary", "r2q", "q2_K", "q3_K", "q4_K"};
 
 const char *bd_qkind_name(bd_qkind k) { return (unsigned)k < BD_Q_COUNT ? qnames[k] : "?"; }
 
@@ -33,7 +34,10 @@ int bd_qkind_parse(const char *name) {
     return -1;
 }
 
-int bd_qspec_group(const bd_qspec *q, int C) { return q->group <= 0 || q->group >= C ? C : q->group; }
+int bd_qspec_group(const bd_qspec *q, int C) {
+    if (bd_qkind_is_kquant(q->kind)) return BD_QK_K;
+    return q->group <= 0 || q->group >= C ? C : q->group;
+}
 
 int bd_qspec_ngroups(int C, int G) { return (C + G - 1) / G; }
 
@@ -54,6 +58,25 @@ int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size) {
     case BD_Q_R2Q:
         if (q->bits != 2) bad = "r2q is a 2-bit quantizer (--bits 2)";
         break;
+    case BD_Q_Q2_K:
+    case BD_Q_Q3_K:
+    case BD_Q_Q4_K: {
+        static const int kbits[] = {[BD_Q_Q2_K] = 2, [BD_Q_Q3_K] = 3, [BD_Q_Q4_K] = 4};
+        if (q->bits != kbits[q->kind])
+            bad = q->kind == BD_Q_Q2_K   ? "q2_K takes --bits 2"
+                  : q->kind == BD_Q_Q3_K ? "q3_K takes --bits 3"
+                                         : "q4_K takes --bits 4";
+        else if (q->group > 0 && q->group != BD_QK_K)
+            bad = "K-quants have fixed 256-weight super-blocks (no --group)";
+        else if (C > 0 && C % BD_QK_K) {
+            if (why)
+                snprintf(why, why_size,
+                         "%s needs rows of a multiple of 256 weights, not %d (int, sym, nf3 and r2q fit)",
+                         qnames[q->kind], C);
+            return BD_ERR_ARG;
+        }
+        break;
+    }
     default: bad = "unknown quantizer";
     }
     if (!bad && C <= 0) bad = "row length must be positive";
@@ -207,6 +230,23 @@ static void ternary_row(float *out, const float *w, int n, float D) {
     for (int i = 0; i < n; i++) out[i] = D * bd_qlevel_ternary(w[i], D);
 }
 
+// A K-quant super-block: quantized to llama.cpp's block, then dequantized as ggml does.
+static void kquant_block(float *out, const float *w, bd_qkind kind) {
+    if (kind == BD_Q_Q2_K) {
+        bd_block_q2_K b;
+        bd_quantize_block_q2_K(w, &b);
+        bd_dequantize_block_q2_K(&b, out);
+    } else if (kind == BD_Q_Q3_K) {
+        bd_block_q3_K b;
+        bd_quantize_block_q3_K(w, &b);
+        bd_dequantize_block_q3_K(&b, out);
+    } else {
+        bd_block_q4_K b;
+        bd_quantize_block_q4_K(w, &b);
+        bd_dequantize_block_q4_K(&b, out);
+    }
+}
+
 static bool all_finite(const float *w, size_t n) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(w[i])) return false;
@@ -220,6 +260,16 @@ void bd_quantize_group(float *out, const float *w, int n, const bd_qspec *q) {
     case BD_Q_NF3: nf3_group(out, w, n); break;
     case BD_Q_R2Q: r2q_group(out, w, n); break;
     case BD_Q_TERNARY: ternary_row(out, w, n, (float)bd_ternary_scale(w, (size_t)n)); break;
+    case BD_Q_Q2_K:
+    case BD_Q_Q3_K:
+    case BD_Q_Q4_K:
+        if (n == BD_QK_K) {      // always, for a spec bd_qspec_check accepts
+            float tmp[BD_QK_K];  // out may alias w
+            kquant_block(tmp, w, q->kind);
+            memcpy(out, tmp, sizeof tmp);
+            break;
+        }
+        // fall through
     default: memmove(out, w, (size_t)n * sizeof(float));
     }
 }

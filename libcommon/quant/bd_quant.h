@@ -13,6 +13,9 @@
 //   ternary (per tensor): D = mean|W|, wq = D*clamp(round(w/(D+1e-5)), -1, 1)
 //   r2q (2 bits): z = mean, a1 = mean|w-z|, r = w-z-a1*sign(w-z), a2 = mean|r|,
 //                 wq = z + a1*sign(w-z) + a2*sign(r)   (the lattice {z +- a1 +- a2})
+//   q2_K, q3_K, q4_K: llama.cpp's K-quant super-blocks of 256 weights, f16 factors times 4- or
+//                 6-bit sub-block scales (and mins); wq = the block ggml would decode
+//                 (bd_kquant.h has the layouts and bd's rule for the scales)
 // Two roundings, as in BitDistiller's QAT quantizers (quantization/quantizer.py):
 //   Round(x) = sign(x)*floor(|x|+0.5) in f32: halves away from zero (2.5 -> 3, -0.5 -> -1), the
 //            official custom autograd Round that SteInt2AsymQuantizer applies to w/s (bd_qround);
@@ -33,12 +36,27 @@
 
 #include "bd_error.h"
 
-typedef enum { BD_Q_NONE = 0, BD_Q_INT, BD_Q_SYM, BD_Q_NF3, BD_Q_TERNARY, BD_Q_R2Q, BD_Q_COUNT } bd_qkind;
+// q2_K, q3_K, q4_K: llama.cpp's K-quant blocks (bd_kquant.h): 256-weight super-blocks whatever
+// the group says, rows a multiple of 256, straight-through backward.
+typedef enum {
+    BD_Q_NONE = 0,
+    BD_Q_INT,
+    BD_Q_SYM,
+    BD_Q_NF3,
+    BD_Q_TERNARY,
+    BD_Q_R2Q,
+    BD_Q_Q2_K,
+    BD_Q_Q3_K,
+    BD_Q_Q4_K,
+    BD_Q_COUNT
+} bd_qkind;
+// Whether k is one of llama.cpp's K-quant kinds (their group is always the 256-weight super-block).
+static inline bool bd_qkind_is_kquant(bd_qkind k) { return k == BD_Q_Q2_K || k == BD_Q_Q3_K || k == BD_Q_Q4_K; }
 
 typedef struct {
     bd_qkind kind;
-    int bits;   // int: 2,3,4,8; sym: 2..8; nf3: 3; ternary: 2 (1.58 bits stored in 2); r2q: 2
-    int group;  // G; <= 0 or >= C means one group per row. Ignored by ternary (per tensor).
+    int bits;   // int: 2,3,4,8; sym: 2..8; nf3: 3; ternary: 2 (1.58 bits stored in 2); r2q: 2; qN_K: N
+    int group;  // G; <= 0 or >= C means one group per row. Ignored by ternary (per tensor); qN_K: 0 or 256
 } bd_qspec;
 
 // Which layers of a model are quantized (functions in bd_qmodel.h). Default (all zero):
@@ -54,7 +72,7 @@ typedef struct {
     char exclude[BD_QPOLICY_MAX_EXCLUDE][64];  // fnmatch patterns on "layers.N.NAME" or "NAME"
 } bd_qpolicy;
 
-const char *bd_qkind_name(bd_qkind k);  // "none", "int", "sym", "nf3", "ternary", "r2q"
+const char *bd_qkind_name(bd_qkind k);  // "none", "int", "sym", "nf3", "ternary", "r2q", "q2_K", "q3_K", "q4_K"
 int bd_qkind_parse(const char *name);   // -1 if unknown
 // Checks the spec against a row length C; BD_ERR_ARG with a reason otherwise.
 BD_MUST_CHECK int bd_qspec_check(const bd_qspec *q, int C, char *why, size_t why_size);
@@ -86,8 +104,8 @@ BD_MUST_CHECK int bd_fakequant_forward(float *wq, const float *w, int OC, int C,
 //        -sum over w < 0 of dwq*(y - w/sn) (no gradient to a scale at its 1e-5 floor).
 //   Tied maxima (minima) share the gradient equally, as torch.amax/amin do: after clipping
 //   every weight beyond the clip range sits at the max (min).
-// sym, ternary, r2q: identity (w + (wq - w).detach()); BitDistiller has no QAT quantizer of
-// these kinds (see the note in bd_quant.c).
+// sym, ternary, r2q, qN_K: identity (w + (wq - w).detach()); BitDistiller has no QAT quantizer
+// of these kinds (see the note in bd_quant.c).
 void bd_fakequant_backward(float *dw, const float *dwq, const float *w, int OC, int C, const bd_qspec *q);
 
 // Plain single-threaded twins of the two calls above (the fast ones split rows over threads).

@@ -112,7 +112,8 @@ static double stored_top1(const float *lp, int tk) {
     return exp(best);
 }
 
-int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *positions, char *why, size_t ws) {
+int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *positions,
+                 void (*progress)(void *ctx, long long done), void *ctx, char *why, size_t ws) {
     int T = s->T, V = t->V;
     if (!t->live && !s->tk) return bd_fail(why, ws, BD_ERR_ARG, "cakld: the data carries no teacher log-probabilities");
     float *lg = NULL;
@@ -134,6 +135,7 @@ int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *
             sum += lg ? bd_top1_prob_sum(lg + (size_t)j * V, 1, V) : stored_top1(s->top_lp + p * s->tk, s->tk);
             cnt++;
         }
+        if (progress) progress(ctx, i + 1);
     }
     free(lg);
     t->st.after_block = kept;

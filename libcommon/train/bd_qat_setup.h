@@ -48,9 +48,10 @@ BD_MUST_CHECK int bd_qat_teacher_step(bd_qat_teacher *t, const bd_seqs *s, const
                                       const int32_t *targets, char *why, size_t why_size);
 // cakld's g: the teacher's mean top-1 probability over the scored positions of s (a live
 // teacher runs over every sequence, one at a time; stored log-probabilities give exp of their
-// largest). 0.5 if no position is scored; *positions gets how many are.
-BD_MUST_CHECK int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *positions, char *why,
-                               size_t why_size);
+// largest). 0.5 if no position is scored; *positions gets how many are. progress (may be NULL)
+// is called with ctx and the sequences done after each one.
+BD_MUST_CHECK int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *positions,
+                               void (*progress)(void *ctx, long long done), void *ctx, char *why, size_t why_size);
 
 // The settings of a run.
 typedef struct {

@@ -7,6 +7,14 @@
 #       WTYPE f32|f16|tq2_0. Checks the architecture and hyper-parameter keys, every tensor's
 #       name, shape and ggml type, and that the norms (sub-norms included) and the embedding
 #       equal the student's tensors bit for bit. Prints one line; exit 1 on the first mismatch.
+#   gguf_bitnet.py same TYPED.gguf F32.gguf
+#       Every tensor of TYPED (any type below) dequantized, in float32 arithmetic as ggml's
+#       dequantize_row_* computes it, equals the tensor of the same name in F32 (bd's exact f32
+#       export of the same student) bit for bit. Prints the ggml types counted; exit 1 otherwise.
+#   gguf_bitnet.py lcpp FILE IDS.json N_CTX [--sub-eps E]
+#       The perplexity llama-perplexity -c N_CTX reports, computed by the numpy bitnet graph
+#       below on ids from `llama-tokenize --ids` (a JSON list): for checking a runtime's
+#       result on bd's file against bd's own arithmetic.
 #   gguf_bitnet.py nll FILE IDS.jsonl T [--sub-eps E] [--rope neox|norm]
 #       Mean negative log-likelihood over non-overlapping windows of T ids (every position
 #       after the first of a window scored, the tail dropped: bd-eval's protocol), computed
@@ -22,7 +30,7 @@ import sys
 
 import numpy as np
 
-GGML = {0: "f32", 1: "f16", 35: "tq2_0"}
+GGML = {0: "f32", 1: "f16", 10: "q2_K", 11: "q3_K", 12: "q4_K", 35: "tq2_0", 135: "iq2_bn"}
 SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
@@ -71,6 +79,81 @@ def dequant_tq2_0(raw, n):
     return (out * d).reshape(-1)[:n]
 
 
+F32 = np.float32
+
+
+def halves(b):  # (nb, 2) bytes -> (nb,) float32 of the f16 they hold
+    return b.copy().view("<f2").astype(F32).reshape(-1)
+
+
+def dequant_q2_K(raw, n):
+    # 84-byte blocks: scales[16] (low nibble scale, high nibble min), qs[64], f16 d, f16 dmin.
+    # Weight i = 128h + 32s + l: code at bits 2s of qs[32h + l]; sub-block i // 16;
+    # value (d * scale) * code - dmin * min, each product rounded to float32.
+    blk = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 84)
+    sc, qs, d, dmin = blk[:, :16], blk[:, 16:80], halves(blk[:, 80:82]), halves(blk[:, 82:84])
+    out = np.empty((blk.shape[0], 256), dtype=F32)
+    for i in range(256):
+        h, s, l, j = i // 128, i % 128 // 32, i % 32, i // 16
+        code = ((qs[:, 32 * h + l] >> (2 * s)) & 3).astype(F32)
+        dl, ml = d * (sc[:, j] & 15).astype(F32), dmin * (sc[:, j] >> 4).astype(F32)
+        out[:, i] = dl * code - ml
+    return out.reshape(-1)[:n]
+
+
+def dequant_q3_K(raw, n):
+    # 110-byte blocks: hmask[32], qs[64], scales[12], f16 d. Code = low 2 bits (as q2_K) plus
+    # 4 * (bit i // 32 of hmask[i % 32]); 6-bit scale j: low 4 bits in scales[j % 8] (low
+    # nibble for j < 8, high nibble above), high 2 bits at bits 2 (j // 4) of scales[8 + j % 4];
+    # value (d * (scale - 32)) * (code - 4).
+    blk = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 110)
+    hm, qs, sc, d = blk[:, :32], blk[:, 32:96], blk[:, 96:108].astype(np.int32), halves(blk[:, 108:110])
+    out = np.empty((blk.shape[0], 256), dtype=F32)
+    for i in range(256):
+        h, s, l, j = i // 128, i % 128 // 32, i % 32, i // 16
+        low4 = sc[:, j] & 15 if j < 8 else sc[:, j - 8] >> 4
+        scale = low4 | ((sc[:, 8 + j % 4] >> (2 * (j // 4))) & 3) << 4
+        code = ((qs[:, 32 * h + l] >> (2 * s)) & 3).astype(np.int32) + 4 * ((hm[:, l] >> (i // 32)) & 1)
+        out[:, i] = (d * (scale - 32).astype(F32)) * (code - 4).astype(F32)
+    return out.reshape(-1)[:n]
+
+
+def dequant_q4_K(raw, n):
+    # 144-byte blocks: f16 d, f16 dmin, scales[12], qs[128]. Weight i = 64h + 32s + l: low
+    # (s = 0) or high nibble of qs[32h + l]; sub-block j = i // 32 has a 6-bit scale and min:
+    # j < 4: scales[j], scales[j + 4] (low 6 bits); else low 4 bits in the low / high nibble
+    # of scales[j + 4], high 2 bits in bits 6-7 of scales[j - 4] / scales[j].
+    blk = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 144)
+    d, dmin, sc, qs = halves(blk[:, 0:2]), halves(blk[:, 2:4]), blk[:, 4:16].astype(np.int32), blk[:, 16:144]
+    out = np.empty((blk.shape[0], 256), dtype=F32)
+    for i in range(256):
+        h, s, l, j = i // 64, i % 64 // 32, i % 32, i // 32
+        if j < 4:
+            scale, mn = sc[:, j] & 63, sc[:, j + 4] & 63
+        else:
+            scale = (sc[:, j + 4] & 15) | (sc[:, j - 4] >> 6) << 4
+            mn = (sc[:, j + 4] >> 4) | (sc[:, j] >> 6) << 4
+        code = ((qs[:, 32 * h + l] >> (4 * s)) & 15).astype(F32)
+        out[:, i] = (d * scale.astype(F32)) * code - dmin * mn.astype(F32)
+    return out.reshape(-1)[:n]
+
+
+def dequant_iq2_bn(raw, rows, cols):
+    # Each row: an f32 scale D, then per 64 weights 16 bytes; weight 16s + j of a block at bits
+    # 2s of byte j, code q + 1; value (code - 1) * D.
+    rb = 4 + cols // 4
+    b = np.frombuffer(raw, dtype=np.uint8).reshape(rows, rb)
+    D = b[:, :4].copy().view("<f4").reshape(-1)
+    qs = b[:, 4:].reshape(rows, cols // 64, 16)
+    out = np.empty((rows, cols // 64, 64), dtype=F32)
+    for k in range(64):
+        out[:, :, k] = ((qs[:, :, k % 16] >> (2 * (k // 16))) & 3).astype(F32) - 1
+    return (out.reshape(rows, cols) * D[:, None]).reshape(-1)
+
+
+KBLOCK = {10: (84, dequant_q2_K), 11: (110, dequant_q3_K), 12: (144, dequant_q4_K)}
+
+
 def read_gguf(path):
     buf = open(path, "rb").read()
     r = Reader(buf)
@@ -109,6 +192,17 @@ def read_gguf(path):
                 fail("%s: TQ2_0 row of %d weights" % (name, ne[0]))
             end = start + n // 256 * 66
             a = dequant_tq2_0(buf[start:end], n)
+        elif t in KBLOCK:
+            if ne[0] % 256:
+                fail("%s: %s row of %d weights" % (name, GGML[t], ne[0]))
+            end = start + n // 256 * KBLOCK[t][0]
+            a = KBLOCK[t][1](buf[start:end], n).astype(np.float64)
+        elif t == 135:
+            if ne[0] % 64:
+                fail("%s: IQ2_BN row of %d weights" % (name, ne[0]))
+            rows = n // ne[0]
+            end = start + rows * (4 + ne[0] // 4)
+            a = dequant_iq2_bn(buf[start:end], rows, ne[0]).astype(np.float64)
         else:
             fail("%s: unexpected ggml type %d" % (name, t))
         if end > len(buf):
@@ -254,6 +348,43 @@ def nll(path, ids_path, T, sub_eps, neox):
     print("%.6f" % (total / n))
 
 
+def lcpp_ppl(path, ids_path, n_ctx, sub_eps):
+    # llama-perplexity's protocol on ids from `llama-tokenize --ids` (BOS first): chunks of
+    # n_ctx ids, each chunk's first id replaced by BOS, positions n_ctx/2 .. n_ctx-2 scored
+    # (each predicting the next id); PPL = exp(mean nll).
+    kv, ts = read_gguf(path)
+    ids = json.loads(open(ids_path).read())
+    bos, first = kv["tokenizer.ggml.bos_token_id"], n_ctx // 2
+    total, n = 0.0, 0
+    for c in range(len(ids) // n_ctx):
+        win = np.array(ids[c * n_ctx : (c + 1) * n_ctx])
+        inp = win.copy()
+        inp[0] = bos
+        z = forward(kv, ts, inp, sub_eps, True)[first : n_ctx - 1]
+        z = z - z.max(axis=1, keepdims=True)
+        lp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        total -= lp[np.arange(n_ctx - 1 - first), win[first + 1 :]].sum()
+        n += n_ctx - 1 - first
+    print("PPL %.4f over %d chunks (%d scored)" % (np.exp(total / n), len(ids) // n_ctx, n))
+
+
+def same(typed_path, f32_path):
+    _, a = read_gguf(typed_path)
+    _, b = read_gguf(f32_path)
+    if sorted(a) != sorted(b):
+        fail("tensor names differ")
+    counts = {}
+    for name, (ty, ne, x) in a.items():
+        if b[name][1] != ne:
+            fail("%s: shape %s vs %s" % (name, ne, b[name][1]))
+        y = b[name][2]
+        if not np.array_equal(x, y):
+            k = int(np.argmax((x != y).reshape(-1)))
+            fail("%s (%s): element %d is %r, the f32 file has %r" % (name, ty, k, x.reshape(-1)[k], y.reshape(-1)[k]))
+        counts[ty] = counts.get(ty, 0) + 1
+    print("same: " + ", ".join("%d %s" % (counts[t], t) for t in sorted(counts)))
+
+
 def main(argv):
     if len(argv) >= 5 and argv[0] == "check":
         check(argv[1], argv[2], argv[3], argv[4])
@@ -268,8 +399,12 @@ def main(argv):
                 fail("unknown option %s" % rest[0])
             rest = rest[2:]
         nll(argv[1], argv[2], int(argv[3]), sub_eps, neox)
+    elif len(argv) >= 4 and argv[0] == "lcpp":
+        lcpp_ppl(argv[1], argv[2], int(argv[3]), float(argv[5]) if len(argv) > 5 and argv[4] == "--sub-eps" else None)
+    elif len(argv) == 3 and argv[0] == "same":
+        same(argv[1], argv[2])
     else:
-        fail("usage: gguf_bitnet.py check FILE HEADER TENSORS WTYPE | nll FILE IDS T [--sub-eps E] [--rope R]")
+        fail("usage: gguf_bitnet.py check FILE HEADER TENSORS WTYPE | same TYPED F32 | nll FILE IDS T [--sub-eps E] [--rope R]")
 
 
 if __name__ == "__main__":

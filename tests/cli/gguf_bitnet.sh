@@ -34,9 +34,10 @@ done
 # Default type (tq2_0): stories260K's rows (64, 172) are no multiple of 256, so every ternary
 # linear goes out as f16, said in one line; the epsilon difference in another.
 expect_ok bd-pack --model "$T/s.bdz" --format gguf -k "$M/tok512.bin" -o "$T/s.gguf"
-expect_err_contains "35 of 35 ternary linears written as f16, not TQ2_0 (rows of 64 weights"
+expect_err_contains "35 of 35 ternary linears written as f16, not tq2_0 (rows of 64 weights; TQ2_0 needs a multiple of 256)"
 expect_err_contains "one epsilon (1e-05, the model's); the sub-norms were trained with 1e-08"
-[ "$(wc -l <"$T/err")" = 2 ] || fail "expected two warning lines: $(cat "$T/err")"
+[ "$(grep -c warning: "$T/err")" = 2 ] || fail "expected two warning lines: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" = 3 ] || fail "expected two warnings and the summary line: $(cat "$T/err")"
 expect_ok $G check "$T/s.gguf" "$T/s.h.json" "$T/s.t.jsonl" tq2_0
 expect_out_contains "ok: bitnet, 57 tensors"
 expect_ok bd-pack --model "$T/s.bdz" --format gguf --gguf-type f16 -k "$M/tok512.bin" -o "$T/s16.gguf" -q
@@ -65,7 +66,7 @@ echo "gguf_bitnet: bd-eval --act f32 nll $ref; bitnet graph with subln_eps $exac
 
 # --subln-eps 1e-5: no epsilon warning, and the bitnet graph as llama.cpp runs it is exact.
 expect_ok bd-pack --model "$T/e.bdz" --format gguf --gguf-type f32 -k "$M/tok512.bin" -o "$T/e32.gguf"
-[ ! -s "$T/err" ] || fail "unexpected warning: $(cat "$T/err")"
+! grep -q warning: "$T/err" || fail "unexpected warning: $(cat "$T/err")"
 expect_ok $G check "$T/e32.gguf" "$T/e.h.json" "$T/e.t.jsonl" f32
 expect_ok bd-eval --model "$T/e.bdz" -T 64 --json --act f32 --threads 1 "$T/ev.bdz"
 ref=$(nll)

@@ -41,13 +41,15 @@ expect_ok bd-pack --model "$T/p2.bdz" --tokenizer "$M/tok512.bin" --format gguf 
 [ "$(od -An -tu4 -j4 -N4 "$T/m.gguf" | tr -d ' ')" = 3 ] || fail "GGUF version is not 3"
 expect_ok bd-pack --model "$M/stories260K.bin" --format gguf --gguf-type f16 -o "$T/m16.gguf"
 # TQ2_0 needs rows of a multiple of 256 weights: stories260K's are 64 and 172, so every ternary
-# linear goes out as f16 (the same values), said in one warning line.
+# linear goes out as f16 (the same values), said in one warning line (then the summary).
 expect_ok bd-pack --model "$M/stories260K.bin" --quant ternary --format gguf -o "$T/t.gguf"
-expect_err_contains "35 of 35 ternary linears written as f16, not TQ2_0"
-[ "$(wc -l <"$T/err")" = 1 ] || fail "more than one line: $(cat "$T/err")"
+expect_err_contains "35 of 35 ternary linears written as f16, not tq2_0"
+[ "$(grep -c warning: "$T/err")" = 1 ] || fail "more than one warning: $(cat "$T/err")"
+[ "$(wc -l <"$T/err")" = 2 ] || fail "expected the warning and the summary line: $(cat "$T/err")"
+expect_err_contains "wrote GGUF $T/t.gguf"
 [ -s "$T/t.gguf" ] || fail "no GGUF file"
 expect_fail 1 bd-pack --model "$T/p2.bdz" --format gguf --gguf-type tq2_0 --tokenizer "$M/tok512.bin" -o "$T/t.gguf"
-expect_err_contains "not a ternary student"
+expect_err_contains "its quantization is int 2-bit, not ternary (train or round it with --quant ternary)"
 
 # Bad input and usage.
 expect_fail 1 bd-pack --model "$M/stories260K.bin" -o "$T/x.bdz"

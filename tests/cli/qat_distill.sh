@@ -46,7 +46,11 @@ expect_err_contains "already a student"
 expect_fail 2 bd-qat --model "$M/stories260K.bin" --data "$T/samples.bdz" --loss fkl --gamma 0.5 -o "$T/x.bdz"
 expect_fail 2 bd-qat --model "$M/stories260K.bin" --data "$T/samples.bdz" --loss cakld --bits 2 -o "$T/x.bdz"
 expect_fail 2 bd-qat --model "$M/stories260K.bin" --mask-prompt --loss ce -o "$T/x.bdz" "$T/val.bdz"
-expect_fail 1 bd-qat --model "$M/stories260K.bin" --data "$T/val.bdz" --loss ce -o "$T/x.bdz"
+# --data takes a bd.tokens file too (as TOKENS; see bd(7)).
+expect_ok bd-qat --model "$M/stories260K.bin" --data "$T/val.bdz" --loss ce --steps 2 -T 32 -o "$T/x.bdz"
+rm "$T/x.bdz"
+# Any other stream is refused naming the schema it should have.
+expect_fail 1 bd-qat --model "$M/stories260K.bin" --data "$T/clip.bdz" --loss ce -o "$T/x.bdz"
 expect_err_contains 'expected "bd.samples"'
 [ ! -e "$T/x.bdz" ] || fail "output left behind"
 exit 0

@@ -7,6 +7,7 @@
 
 #include "bd_dtype.h"
 #include "bd_filehash.h"
+#include "bd_log.h"
 #include "bd_msgpack_scan.h"
 #include "bd_parse.h"
 #include "bd_progress.h"
@@ -125,6 +126,27 @@ START_TEST(test_progress_format) {
     ck_assert_str_eq(buf, "eval 250/1000 tok (25.0%) 125.0 tok/s ETA 0:00:06");
     bd_progress_format(buf, sizeof buf, "gen", 5000, 0, "tok", 2.0);
     ck_assert_str_eq(buf, "gen 5000 tok 2.50k tok/s");
+}
+END_TEST
+
+// How progress is shown: live on a terminal, plain lines elsewhere, BD_PROGRESS's seconds or 0.
+START_TEST(test_progress_mode) {
+    double every;
+    ck_assert_int_eq(bd_progress_mode(NULL, true, BD_LOG_WARN, &every), BD_PROGRESS_LIVE);
+    ck_assert_int_eq(bd_progress_mode(NULL, false, BD_LOG_WARN, &every), BD_PROGRESS_PLAIN);
+    ck_assert(every == BD_PROGRESS_EVERY);
+    ck_assert_int_eq(bd_progress_mode("", false, BD_LOG_INFO, &every), BD_PROGRESS_PLAIN);
+    ck_assert_int_eq(bd_progress_mode(NULL, true, BD_LOG_ERROR, &every), BD_PROGRESS_OFF);  // -q
+    ck_assert_int_eq(bd_progress_mode("0", true, BD_LOG_WARN, &every), BD_PROGRESS_OFF);
+    ck_assert_int_eq(bd_progress_mode("2.5", true, BD_LOG_WARN, &every), BD_PROGRESS_PLAIN);
+    ck_assert(every == 2.5);
+    ck_assert_int_eq(bd_progress_mode("1", false, BD_LOG_WARN, &every), BD_PROGRESS_PLAIN);
+    ck_assert(every == 1.0);
+    // Malformed: as if unset.
+    ck_assert_int_eq(bd_progress_mode("yes", true, BD_LOG_WARN, &every), BD_PROGRESS_LIVE);
+    ck_assert(every == BD_PROGRESS_EVERY);
+    ck_assert_int_eq(bd_progress_mode("-3", false, BD_LOG_WARN, &every), BD_PROGRESS_PLAIN);
+    ck_assert(every == BD_PROGRESS_EVERY);
 }
 END_TEST
 
@@ -260,6 +282,7 @@ Suite *suite_basics(void) {
     tcase_add_test(tc, test_parse_numbers);
     tcase_add_test(tc, test_msgpack_scan);
     tcase_add_test(tc, test_progress_format);
+    tcase_add_test(tc, test_progress_mode);
     tcase_add_test(tc, test_parallel_for);
     tcase_add_test(tc, test_file_hash);
     suite_add_tcase(s, tc);

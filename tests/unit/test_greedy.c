@@ -77,7 +77,7 @@ END_TEST
 // for the whole context would take 2.7 TB), and they are the 512-context model's tokens.
 static void hf_with_context(const bd_model *m, const char *dir, const char *context) {
     char why[300], path[4400];
-    ck_assert_msg(bd_model_save_hf(m, dir, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_save_hf(m, dir, BD_F32, why, sizeof why) == BD_OK, "%s", why);
     snprintf(path, sizeof path, "%s/config.json", dir);
     FILE *f = fopen(path, "rb");
     ck_assert_ptr_nonnull(f);

@@ -30,7 +30,7 @@ START_TEST(test_same_logits_across_formats) {
     char dir[4200], bdm[4200], why[512];
     snprintf(dir, sizeof dir, "%s/hf260k", bd_test_tmpdir());
     snprintf(bdm, sizeof bdm, "%s/260k.bdz", bd_test_tmpdir());
-    ck_assert_msg(bd_model_save_hf(&a, dir, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_save_hf(&a, dir, BD_F32, why, sizeof why) == BD_OK, "%s", why);
     ck_assert_msg(bd_model_save(&a, bdm, NULL, BD_F32, why, sizeof why) == BD_OK, "%s", why);
     load(dir, &b);
     load(bdm, &c);

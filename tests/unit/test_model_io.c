@@ -625,7 +625,7 @@ START_TEST(test_hf_export_stories) {
     bd_model m, r;
     ck_assert_msg(bd_model_load(stories(), &m, why, sizeof why) == BD_OK, "%s", why);
     const char *dir = tmp("hf260K");
-    ck_assert_msg(bd_model_save_hf(&m, dir, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_save_hf(&m, dir, BD_F32, why, sizeof why) == BD_OK, "%s", why);
     ck_assert_int_eq(bd_model_sniff(dir, why, sizeof why), BD_MODEL_FMT_HF);
     ck_assert_msg(bd_model_load(dir, &r, why, sizeof why) == BD_OK, "%s", why);
     assert_same_config(&m.cfg, &r.cfg);
@@ -852,7 +852,7 @@ START_TEST(test_hf_qwen3_halfprec) {
         // Export and reload (f32, HF layout already: no permutation).
         const char *dir2 = tmp(k ? "qwen3_f16_out" : "qwen3_bf16_out");
         ck_assert_int_eq(bd_model_load(dir, &r, why, sizeof why), BD_OK);
-        ck_assert_msg(bd_model_save_hf(&r, dir2, why, sizeof why) == BD_OK, "%s", why);
+        ck_assert_msg(bd_model_save_hf(&r, dir2, BD_F32, why, sizeof why) == BD_OK, "%s", why);
         bd_model r2;
         ck_assert_msg(bd_model_load(dir2, &r2, why, sizeof why) == BD_OK, "%s", why);
         ck_assert_str_eq(r2.cfg.arch, "qwen3");
@@ -874,7 +874,7 @@ START_TEST(test_hf_interleaved_qk_norm_export) {
     ck_assert_int_eq(bd_model_alloc(&m, &c), BD_OK);
     fill(&m, 77, false);
     const char *dir = tmp("il_qknorm");
-    ck_assert_msg(bd_model_save_hf(&m, dir, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_save_hf(&m, dir, BD_F32, why, sizeof why) == BD_OK, "%s", why);
     ck_assert_msg(bd_model_load(dir, &r, why, sizeof why) == BD_OK, "%s", why);
     ck_assert(r.w.q_norm[1] == m.w.q_norm[2] && r.w.q_norm[2] == m.w.q_norm[1]);  // HS = 4: rows 0,2,1,3
     ck_assert_int_eq(bd_model_convert_rope(&r, BD_ROPE_INTERLEAVED), BD_OK);

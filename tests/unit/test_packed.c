@@ -7,6 +7,7 @@
 
 #include "bd_forward.h"
 #include "bd_model_io.h"
+#include "bd_kquant.h"
 #include "bd_packed.h"
 #include "bd_qmodel.h"
 #include "bd_test.h"
@@ -123,17 +124,26 @@ START_TEST(test_traits_table) {
     // Every format is one complete row: the name streams use, the header its block struct
     // declares, the group rule, and scalar dots for both activation types (the fallback of
     // every path); a supported SIMD path has an f32 dot for every packed format.
-    int head[BD_PK_COUNT] = {
-            [BD_PK_Q2] = sizeof(bd_block_q2),   [BD_PK_Q3] = sizeof(bd_block_q3),   [BD_PK_Q8] = sizeof(bd_block_q8),
-            [BD_PK_NF3] = sizeof(bd_block_nf3), [BD_PK_R2Q] = sizeof(bd_block_r2q), [BD_PK_Q6] = sizeof(bd_block_q6)};
+    int head[BD_PK_COUNT] = {[BD_PK_Q2] = sizeof(bd_block_q2),
+                             [BD_PK_Q3] = sizeof(bd_block_q3),
+                             [BD_PK_Q8] = sizeof(bd_block_q8),
+                             [BD_PK_NF3] = sizeof(bd_block_nf3),
+                             [BD_PK_R2Q] = sizeof(bd_block_r2q),
+                             [BD_PK_Q6] = sizeof(bd_block_q6),
+                             // K-quants: ggml's block minus its codes (2, 3 and 4 bits for 256 weights)
+                             [BD_PK_Q2_K] = sizeof(bd_block_q2_K) - 64,
+                             [BD_PK_Q3_K] = sizeof(bd_block_q3_K) - 96,
+                             [BD_PK_Q4_K] = sizeof(bd_block_q4_K) - 128};
     for (int f = 0; f < BD_PK_COUNT; f++) {
         const bd_pk_traits *tr = &bd_pk_traits_table[f];
         ck_assert_int_eq(bd_pk_type_parse(tr->name), f);
         ck_assert_int_eq(tr->head_bytes, head[f]);
         ck_assert(tr->quantize_row_ref && tr->dequantize_row && tr->validate_row);
         ck_assert(tr->vec_dot_f32[BD_SIMD_SCALAR] && tr->vec_dot_i8[BD_SIMD_SCALAR]);
+        // The K-quants have scalar dots only so far (dequantize a block, then multiply).
+        bool scalar_only = f == BD_PK_F32 || f == BD_PK_Q2_K || f == BD_PK_Q3_K || f == BD_PK_Q4_K;
         for (int p = BD_SIMD_AVX2; p < BD_SIMD_COUNT; p++)
-            if (f != BD_PK_F32 && bd_pk_simd_supported((bd_simd)p)) ck_assert_ptr_nonnull(tr->vec_dot_f32[p]);
+            if (!scalar_only && bd_pk_simd_supported((bd_simd)p)) ck_assert_ptr_nonnull(tr->vec_dot_f32[p]);
         ck_assert(!tr->tensor_scale == (f != BD_PK_TQ2));
     }
     ck_assert_int_eq(sizeof(bd_block_tq2) * 4, BD_QK);
@@ -142,11 +152,12 @@ START_TEST(test_traits_table) {
     struct {
         bd_qspec q;
         int f;
-    } want[] = {{{BD_Q_NONE, 0, 0}, BD_PK_F32},    {{BD_Q_INT, 2, 32}, BD_PK_Q2},  {{BD_Q_SYM, 2, 32}, BD_PK_Q2},
-                {{BD_Q_INT, 3, 32}, BD_PK_Q3},     {{BD_Q_SYM, 3, 32}, BD_PK_Q3},  {{BD_Q_INT, 4, 32}, BD_PK_Q8},
-                {{BD_Q_SYM, 8, 32}, BD_PK_Q8},     {{BD_Q_INT, 1, 32}, BD_PK_Q8},  {{BD_Q_INT, 9, 32}, -1},
-                {{BD_Q_NF3, 3, 32}, BD_PK_NF3},    {{BD_Q_NF3, 2, 32}, BD_PK_NF3}, {{BD_Q_R2Q, 2, 32}, BD_PK_R2Q},
-                {{BD_Q_TERNARY, 2, 0}, BD_PK_TQ2}, {{BD_Q_COUNT, 2, 0}, -1}};
+    } want[] = {{{BD_Q_NONE, 0, 0}, BD_PK_F32},    {{BD_Q_INT, 2, 32}, BD_PK_Q2},     {{BD_Q_SYM, 2, 32}, BD_PK_Q2},
+                {{BD_Q_INT, 3, 32}, BD_PK_Q3},     {{BD_Q_SYM, 3, 32}, BD_PK_Q3},     {{BD_Q_INT, 4, 32}, BD_PK_Q8},
+                {{BD_Q_SYM, 8, 32}, BD_PK_Q8},     {{BD_Q_INT, 1, 32}, BD_PK_Q8},     {{BD_Q_INT, 9, 32}, -1},
+                {{BD_Q_NF3, 3, 32}, BD_PK_NF3},    {{BD_Q_NF3, 2, 32}, BD_PK_NF3},    {{BD_Q_R2Q, 2, 32}, BD_PK_R2Q},
+                {{BD_Q_TERNARY, 2, 0}, BD_PK_TQ2}, {{BD_Q_Q2_K, 2, 256}, BD_PK_Q2_K}, {{BD_Q_Q3_K, 3, 256}, BD_PK_Q3_K},
+                {{BD_Q_Q4_K, 4, 256}, BD_PK_Q4_K}, {{BD_Q_COUNT, 2, 0}, -1}};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) ck_assert_int_eq(bd_pk_type_for(&want[i].q), want[i].f);
     // tq2 and f32 hold one group per row whatever the spec's group; the others pad G to 32.
     bd_pk_tensor t;

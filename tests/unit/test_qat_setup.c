@@ -63,15 +63,15 @@ START_TEST(test_gamma_stored_by_hand) {
     ck_assert_int_eq(bd_qat_teacher_init(&t, NULL, &c, 1, 2, 1, why, sizeof why), BD_OK);
     double g;
     long long n;
-    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, NULL, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(n, 2);
     ck_assert_close(g, (exp(-0.2) + exp(-0.7)) / 2, 1e-7);
     tgt[1] = tgt[2] = -1;  // nothing scored
-    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, NULL, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(n, 0);
     ck_assert_close(g, 0.5, 0);
     s.tk = 0;  // no stored log-probabilities: an error, not a guess
-    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, why, sizeof why), BD_ERR_ARG);
+    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, NULL, NULL, why, sizeof why), BD_ERR_ARG);
     bd_qat_teacher_free(&t);
 }
 END_TEST
@@ -92,7 +92,7 @@ START_TEST(test_teacher_live) {
     // g: the mean over scored positions of the largest softmax probability.
     double g, want = 0, lsm[V];
     long long n;
-    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_qat_gamma(&t, &s, &g, &n, NULL, NULL, why, sizeof why), BD_OK);
     float *lg = ref_logits(&keep, s.tok, (int)s.n, T);
     for (int p = 0; p < s.n * T; p++) {
         if (s.tgt[p] < 0) continue;

@@ -1,0 +1,307 @@
+// llama.cpp's K-quant blocks (bd_kquant.h) and the q2_K/q3_K/q4_K fake quantizers and packed
+// formats built on them. The oracle decoders here walk a block the way ggml's
+// dequantize_row_q2_K / _q3_K / _q4_K do (pointer walks over 128- or 64-weight halves, the
+// 12-byte scale unpacking by 32-bit masks), not by bd's per-weight index formulas, so a layout
+// mistake in either shows. A hand-worked block pins the q2_K bytes; error bounds against plain
+// min-max rounding show the scales are chosen sensibly; the fake quantizer, the packed rows and
+// the blocks agree exactly.
+#include <string.h>
+
+#include "bd_dtype.h"
+#include "bd_kquant.h"
+#include "bd_packed.h"
+#include "bd_quant.h"
+#include "bd_test.h"
+
+static uint32_t rng = 12345;
+static float urand(void) {  // uniform in [-1, 1)
+    rng ^= rng << 13;
+    rng ^= rng >> 17;
+    rng ^= rng << 5;
+    return (float)(rng >> 8) / 8388608.0f - 1.0f;
+}
+
+// ---- oracle decoders, ggml's walk ----------------------------------------------------------------
+
+static void oracle_q2_K(const bd_block_q2_K *b, float *y) {
+    float d = bd_f16_to_f32(b->d), mn = bd_f16_to_f32(b->dmin);
+    const uint8_t *q = b->qs;
+    int is = 0;
+    for (int n = 0; n < 256; n += 128) {
+        for (int shift = 0; shift < 8; shift += 2) {
+            for (int half = 0; half < 2; half++) {
+                uint8_t sc = b->scales[is++];
+                float dl = d * (sc & 0xF), ml = mn * (sc >> 4);
+                for (int l = 0; l < 16; ++l) {
+                    float a = dl * (float)((q[l + 16 * half] >> shift) & 3);
+                    *y++ = a - ml;
+                }
+            }
+        }
+        q += 32;
+    }
+}
+
+static void oracle_q3_K(const bd_block_q3_K *b, float *y) {
+    uint32_t aux[4];
+    memcpy(aux, b->scales, 12);
+    uint32_t tmp = aux[2];
+    aux[2] = ((aux[0] >> 4) & 0x0f0f0f0f) | (((tmp >> 4) & 0x03030303) << 4);
+    aux[3] = ((aux[1] >> 4) & 0x0f0f0f0f) | (((tmp >> 6) & 0x03030303) << 4);
+    aux[0] = (aux[0] & 0x0f0f0f0f) | (((tmp >> 0) & 0x03030303) << 4);
+    aux[1] = (aux[1] & 0x0f0f0f0f) | (((tmp >> 2) & 0x03030303) << 4);
+    int8_t sc[16];
+    memcpy(sc, aux, 16);
+    float d = bd_f16_to_f32(b->d);
+    const uint8_t *q = b->qs;
+    uint8_t m = 1;
+    int is = 0;
+    for (int n = 0; n < 256; n += 128) {
+        for (int shift = 0; shift < 8; shift += 2, m <<= 1) {
+            for (int half = 0; half < 2; half++) {
+                float dl = d * (float)(sc[is++] - 32);
+                for (int l = 0; l < 16; ++l) {
+                    int k = l + 16 * half;
+                    *y++ = dl * (float)(((q[k] >> shift) & 3) - ((b->hmask[k] & m) ? 0 : 4));
+                }
+            }
+        }
+        q += 32;
+    }
+}
+
+static void oracle_q4_K(const bd_block_q4_K *b, float *y) {
+    float d = bd_f16_to_f32(b->d), mn = bd_f16_to_f32(b->dmin);
+    const uint8_t *q = b->qs, *s = b->scales;
+    for (int j = 0; j < 8; j += 2) {
+        float dl[2], ml[2];
+        for (int k = 0; k < 2; k++) {
+            int i = j + k, sc = i < 4 ? s[i] & 63 : (s[i + 4] & 0xF) | ((s[i - 4] >> 6) << 4);
+            int mm = i < 4 ? s[i + 4] & 63 : (s[i + 4] >> 4) | ((s[i] >> 6) << 4);
+            dl[k] = d * (float)sc;
+            ml[k] = mn * (float)mm;
+        }
+        for (int k = 0; k < 2; k++)
+            for (int l = 0; l < 32; ++l) {
+                float a = dl[k] * (float)(k ? q[l] >> 4 : q[l] & 0xF);
+                *y++ = a - ml[k];
+            }
+        q += 32;
+    }
+}
+
+// ---- tests --------------------------------------------------------------------------------------
+
+// Weights of one block: smooth, with a spread of magnitudes across sub-blocks and an outlier.
+static void random_block(float *x, float amp) {
+    for (int i = 0; i < 256; i++) x[i] = amp * urand() * (1.0f + (float)(i / 16) * 0.2f);
+    x[37] = 4 * amp;
+}
+
+static void expect_same(const float *a, const float *b, int n, const char *what) {
+    for (int i = 0; i < n; i++) ck_assert_msg(a[i] == b[i], "%s: weight %d: %.9g vs oracle %.9g", what, i, a[i], b[i]);
+}
+
+START_TEST(test_kquant_layouts_match_ggml_walk) {
+    float x[256], y[256], o[256];
+    for (int trial = 0; trial < 20; trial++) {
+        random_block(x, trial % 2 ? 0.02f : 3.0f);
+        if (trial == 5)
+            for (int i = 0; i < 256; i++) x[i] = fabsf(x[i]) + 0.1f;  // all positive: min clamped to 0
+        if (trial == 6)
+            for (int i = 0; i < 256; i++) x[i] = -fabsf(x[i]) - 0.1f;  // all negative
+        bd_block_q2_K b2;
+        bd_quantize_block_q2_K(x, &b2);
+        bd_dequantize_block_q2_K(&b2, y);
+        oracle_q2_K(&b2, o);
+        expect_same(y, o, 256, "q2_K");
+        bd_block_q3_K b3;
+        bd_quantize_block_q3_K(x, &b3);
+        bd_dequantize_block_q3_K(&b3, y);
+        oracle_q3_K(&b3, o);
+        expect_same(y, o, 256, "q3_K");
+        bd_block_q4_K b4;
+        bd_quantize_block_q4_K(x, &b4);
+        bd_dequantize_block_q4_K(&b4, y);
+        oracle_q4_K(&b4, o);
+        expect_same(y, o, 256, "q4_K");
+    }
+    // Random bytes: every scale, min and code bit decodes the same way in both walks.
+    for (int trial = 0; trial < 50; trial++) {
+        uint8_t raw[144];
+        for (size_t i = 0; i < sizeof raw; i++) raw[i] = (uint8_t)(urand() * 128 + 128);
+        bd_block_q2_K b2;
+        bd_block_q3_K b3;
+        bd_block_q4_K b4;
+        memcpy(&b2, raw, sizeof b2);
+        memcpy(&b3, raw, sizeof b3);
+        memcpy(&b4, raw, sizeof b4);
+        b2.d = b3.d = b4.d = bd_f32_to_f16(0.01f);
+        b2.dmin = b4.dmin = bd_f32_to_f16(0.003f);
+        bd_dequantize_block_q2_K(&b2, y);
+        oracle_q2_K(&b2, o);
+        expect_same(y, o, 256, "q2_K bytes");
+        bd_dequantize_block_q3_K(&b3, y);
+        oracle_q3_K(&b3, o);
+        expect_same(y, o, 256, "q3_K bytes");
+        bd_dequantize_block_q4_K(&b4, y);
+        oracle_q4_K(&b4, o);
+        expect_same(y, o, 256, "q4_K bytes");
+    }
+}
+END_TEST
+
+START_TEST(test_q2_K_hand_block) {
+    // Every sub-block holds 0, .5, 1, 1.5 repeated: min 0, s = .5, so d = f16(.5/15), every
+    // scale nibble 15 (s/d rounds to 15), every min 0, dmin 0; weight i = 128h + 32s + l has
+    // code l % 4, so byte 32h + l holds (l % 4) in all four 2-bit slots: (l % 4) * 0x55.
+    float x[256], y[256];
+    for (int i = 0; i < 256; i++) x[i] = 0.5f * (float)(i % 4);
+    bd_block_q2_K b;
+    bd_quantize_block_q2_K(x, &b);
+    ck_assert_uint_eq(b.d, bd_f32_to_f16(0.5f / 15));
+    ck_assert_uint_eq(b.dmin, 0);
+    for (int j = 0; j < 16; j++) ck_assert_uint_eq(b.scales[j], 15);
+    for (int k = 0; k < 64; k++) ck_assert_uint_eq(b.qs[k], (k % 32 % 4) * 0x55);
+    bd_dequantize_block_q2_K(&b, y);
+    float dl = bd_f16_to_f32(bd_f32_to_f16(0.5f / 15)) * 15;
+    for (int i = 0; i < 256; i++) ck_assert(y[i] == dl * (float)(i % 4));
+    ck_assert_close(y[3], 1.5, 1e-3);
+}
+END_TEST
+
+// Root mean square error of plain min-max rounding of groups of n weights to `levels` levels
+// with exact f32 scales: the K-quants, which round their scales to a few bits, must stay close.
+static double minmax_rmse(const float *x, int N, int n, int levels) {
+    double e = 0;
+    for (int g = 0; g < N; g += n) {
+        float lo = x[g], hi = x[g];
+        for (int i = 1; i < n; i++) lo = fminf(lo, x[g + i]), hi = fmaxf(hi, x[g + i]);
+        float s = (hi - lo) / (float)(levels - 1);
+        for (int i = 0; i < n; i++) {
+            float v = lo + s * rintf((x[g + i] - lo) / s);
+            e += (double)(v - x[g + i]) * (v - x[g + i]);
+        }
+    }
+    return sqrt(e / N);
+}
+
+START_TEST(test_kquant_error_near_minmax) {
+    enum { N = 256 * 64 };
+    static float x[N], y[N];
+    for (int b = 0; b < N / 256; b++) random_block(x + 256 * b, 0.05f);
+    struct {
+        bd_qkind kind;
+        int bits, sub, levels;
+        double ratio;
+    } cases[] = {{BD_Q_Q2_K, 2, 16, 4, 1.25}, {BD_Q_Q3_K, 3, 16, 8, 1.6}, {BD_Q_Q4_K, 4, 32, 16, 1.25}};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        bd_qspec q = {cases[c].kind, cases[c].bits, 0};
+        ck_assert_int_eq(bd_fakequant_forward(y, x, N / 256, 256, &q), BD_OK);
+        double e = 0;
+        for (int i = 0; i < N; i++) e += (double)(y[i] - x[i]) * (y[i] - x[i]);
+        e = sqrt(e / N);
+        double ref = minmax_rmse(x, N, cases[c].sub, cases[c].levels);
+        // q3_K is symmetric (levels -4..3 around 0), so it pays for its missing zero point.
+        ck_assert_msg(e <= cases[c].ratio * ref && e > 0.5 * ref, "%s: rmse %.4g, min-max %.4g",
+                      bd_qkind_name(cases[c].kind), e, ref);
+    }
+}
+END_TEST
+
+START_TEST(test_kquant_fakequant_packed_and_blocks_agree) {
+    enum { OC = 5, C = 512 };
+    static float w[OC * C], fq[OC * C], row[C];
+    for (int i = 0; i < OC * C; i++) w[i] = 0.1f * urand();
+    bd_qkind kinds[] = {BD_Q_Q2_K, BD_Q_Q3_K, BD_Q_Q4_K};
+    bd_pk_type types[] = {BD_PK_Q2_K, BD_PK_Q3_K, BD_PK_Q4_K};
+    size_t bytes[] = {sizeof(bd_block_q2_K), sizeof(bd_block_q3_K), sizeof(bd_block_q4_K)};
+    for (int k = 0; k < 3; k++) {
+        bd_qspec q = {kinds[k], 2 + k, 256};
+        ck_assert_int_eq(bd_fakequant_forward(fq, w, OC, C, &q), BD_OK);
+        bd_pk_tensor t;
+        char why[256];
+        ck_assert_int_eq(bd_pk_type_for(&q), types[k]);
+        ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &q, why, sizeof why), BD_OK);
+        ck_assert_uint_eq(t.row_bytes, 2 * bytes[k]);  // ggml's row size: C/256 blocks
+        ck_assert_int_eq(bd_pk_validate(&t, why, sizeof why), BD_OK);
+        for (int r = 0; r < OC; r++) {
+            bd_pk_dequantize_row(&t, r, row);
+            expect_same(row, fq + (size_t)r * C, C, bd_qkind_name(kinds[k]));
+        }
+        // The row bytes are the blocks bd_quantize_block_* writes.
+        uint8_t blk[144];
+        if (k == 0) bd_quantize_block_q2_K(w + 256, (void *)blk);
+        if (k == 1) bd_quantize_block_q3_K(w + 256, (void *)blk);
+        if (k == 2) bd_quantize_block_q4_K(w + 256, (void *)blk);
+        ck_assert(memcmp(t.data + bytes[k], blk, bytes[k]) == 0);
+        // The kernels compute with those weights: a product against the naive one.
+        float x[C], out[OC], ref[OC];
+        for (int i = 0; i < C; i++) x[i] = urand();
+        void *scratch = malloc(bd_pk_matmul_scratch_bytes(&t, 1, false) + 1);
+        bd_pk_matmul(out, x, &t, 1, false, scratch);
+        for (int r = 0; r < OC; r++) {
+            double acc = 0;
+            for (int i = 0; i < C; i++) acc += (double)fq[(size_t)r * C + i] * x[i];
+            ref[r] = (float)acc;
+            ck_assert_close(out[r], ref[r], 1e-4 * (1 + fabs(ref[r])));
+        }
+        free(scratch);
+        // A corrupt f16 factor is refused by validation.
+        uint16_t inf = 0x7c00;
+        memcpy(t.data + (k == 0   ? offsetof(bd_block_q2_K, d)
+                         : k == 1 ? offsetof(bd_block_q3_K, d)
+                                  : offsetof(bd_block_q4_K, d)),
+               &inf, 2);
+        ck_assert_int_eq(bd_pk_validate(&t, why, sizeof why), BD_ERR_VALUE);
+        ck_assert_msg(strstr(why, "row 0 group 0") && strstr(why, "not finite"), "%s", why);
+        bd_pk_free(&t);
+    }
+}
+END_TEST
+
+START_TEST(test_kquant_spec_checks) {
+    char why[256];
+    bd_qspec q = {BD_Q_Q2_K, 2, 0};
+    ck_assert_int_eq(bd_qspec_check(&q, 512, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_qspec_group(&q, 512), 256);
+    ck_assert_int_eq(bd_qspec_check(&q, 172, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "multiple of 256 weights, not 172"), "%s", why);
+    q.group = 128;
+    ck_assert_int_eq(bd_qspec_check(&q, 512, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "256-weight super-blocks"), "%s", why);
+    q = (bd_qspec){BD_Q_Q3_K, 2, 256};
+    ck_assert_int_eq(bd_qspec_check(&q, 512, why, sizeof why), BD_ERR_ARG);
+    ck_assert_msg(strstr(why, "q3_K takes --bits 3"), "%s", why);
+    ck_assert_int_eq(bd_qkind_parse("q4_K"), BD_Q_Q4_K);
+    ck_assert_str_eq(bd_qkind_name(BD_Q_Q2_K), "q2_K");
+    // NaN weights are refused, as for every quantizer.
+    static float w[256], out[256];
+    w[3] = NAN;
+    q = (bd_qspec){BD_Q_Q4_K, 4, 256};
+    ck_assert_int_eq(bd_fakequant_forward(out, w, 1, 256, &q), BD_ERR_VALUE);
+}
+END_TEST
+
+START_TEST(test_kquant_straight_through) {
+    // The backward of a K-quant is the identity: dw += dwq.
+    static float w[512], dwq[512], dw[512];
+    for (int i = 0; i < 512; i++) w[i] = urand(), dwq[i] = urand(), dw[i] = 1;
+    bd_qspec q = {BD_Q_Q2_K, 2, 256};
+    bd_fakequant_backward(dw, dwq, w, 2, 256, &q);
+    for (int i = 0; i < 512; i++) ck_assert(dw[i] == 1 + dwq[i]);
+}
+END_TEST
+
+Suite *suite_kquant(void) {
+    Suite *s = suite_create("kquant");
+    TCase *tc = tcase_create("core");
+    tcase_add_test(tc, test_kquant_layouts_match_ggml_walk);
+    tcase_add_test(tc, test_q2_K_hand_block);
+    tcase_add_test(tc, test_kquant_error_near_minmax);
+    tcase_add_test(tc, test_kquant_fakequant_packed_and_blocks_agree);
+    tcase_add_test(tc, test_kquant_spec_checks);
+    tcase_add_test(tc, test_kquant_straight_through);
+    suite_add_tcase(s, tc);
+    return s;
+}
