@@ -9,7 +9,7 @@
 #   SEQ_LEN    evaluation window                  (512)
 #   MC_TASK    multiple-choice task for accuracy  (HellaSwag; empty: none)
 #   MC_ITEMS   its first N items                  (500)
-#   QUANT      int | nf3 | sym | ternary | r2q    (int)
+#   QUANT      int | nf3 | sym | ternary | r2q | q2_K | q3_K | q4_K  (int)
 #   BITS       bits per weight                    (2)
 #   GROUP      group size                         (32)
 #   OUT        where every file goes              (build/exp)
@@ -60,9 +60,12 @@ QAT_FLAGS  ?=
 T_OPT   = --threads $(THREADS)
 stem    = $(patsubst $(OUT)/%.bdz,%,$(1))
 # Readable name of a quantization at $(1) bits: int2_g32, sym3_g64, nf3_g32, r2q_g32, ternary
-# (per tensor: no group).
-qname   = $(if $(filter ternary,$(QUANT)),ternary,$(QUANT)$(if $(filter nf3 r2q,$(QUANT)),,$(1))_g$(GROUP))
-clipped = $(filter int nf3,$(QUANT))
+# (per tensor: no group), q2_K (llama.cpp's K-quants: bits and 256-weight blocks implied).
+kquant  = $(filter q2_K q3_K q4_K,$(QUANT))
+qname   = $(if $(kquant),$(QUANT),$(if $(filter ternary,$(QUANT)),ternary,$(QUANT)$(if $(filter nf3 r2q,$(QUANT)),,$(1))_g$(GROUP)))
+# The tools' options for it, and whether it has a clipping search.
+qargs   = --quant $(QUANT)$(if $(kquant),, --bits $(1) --group $(GROUP))
+clipped = $(filter int nf3 q2_K q3_K q4_K,$(QUANT))
 EVALQ   = $(OUT)/eval.bdz
 SAMPLES = $(OUT)/samples_n$(N_SAMPLES)_k$(MAX_NEW)_s$(SEED).bdz
 CALIB   = $(if $(CALIB_TEXT),$(OUT)/calib.bdz,$(SAMPLES))
@@ -121,20 +124,20 @@ endef
 
 # The clipping search at $(1) bits.
 define clip_rules
-SET_$(call stem,$(call clipf,$(1))) = $(MODEL) $(CALIB) --quant $(QUANT) --bits $(1) --group $(GROUP) --tokens $(CLIP_TOKENS)
+SET_$(call stem,$(call clipf,$(1))) = $(MODEL) $(CALIB) $(call qargs,$(1)) --tokens $(CLIP_TOKENS)
 $(call clipf,$(1)): $(CALIB) $(MODEL) $(patsubst %.bdz,%.settings,$(call clipf,$(1)))
-	$(BD_BIN)/bd-clipsearch --model $(MODEL) --calib $(CALIB) --quant $(QUANT) --bits $(1) --group $(GROUP) \
+	$(BD_BIN)/bd-clipsearch --model $(MODEL) --calib $(CALIB) $(call qargs,$(1)) \
 	    --tokens $(CLIP_TOKENS) $(T_OPT) -o $$@
 endef
 
 # Post-training baselines at $(1) bits: round-to-nearest (and clip+RTN for int and nf3), and
 # the RTN model packed (the size of both).
 define baseline_rules
-$(call eval_rules,rtn_$(call qname,$(1)),--model $(MODEL) --quant $(QUANT) --bits $(1) --group $(GROUP),$(MODEL))
-$(if $(clipped),$(call eval_rules,clip_$(call qname,$(1)),--model $(MODEL) --quant $(QUANT) --bits $(1) --group $(GROUP) --clip $(call clipf,$(1)),$(MODEL) $(call clipf,$(1))))
-SET_packed_rtn_$(call qname,$(1)) = $(MODEL) --quant $(QUANT) --bits $(1) --group $(GROUP)
+$(call eval_rules,rtn_$(call qname,$(1)),--model $(MODEL) $(call qargs,$(1)),$(MODEL))
+$(if $(clipped),$(call eval_rules,clip_$(call qname,$(1)),--model $(MODEL) $(call qargs,$(1)) --clip $(call clipf,$(1)),$(MODEL) $(call clipf,$(1))))
+SET_packed_rtn_$(call qname,$(1)) = $(MODEL) $(call qargs,$(1))
 $(OUT)/packed_rtn_$(call qname,$(1)).bdz: $(MODEL) $(OUT)/packed_rtn_$(call qname,$(1)).settings
-	$(BD_BIN)/bd-pack --model $(MODEL) --quant $(QUANT) --bits $(1) --group $(GROUP) $(T_OPT) -o $$@
+	$(BD_BIN)/bd-pack --model $(MODEL) $(call qargs,$(1)) $(T_OPT) -o $$@
 BASELINES_$(1) = $(OUT)/eval_rtn_$(call qname,$(1)).bdz $(OUT)/packed_rtn_$(call qname,$(1)).bdz \
 	$(if $(clipped),$(OUT)/eval_clip_$(call qname,$(1)).bdz)
 endef
@@ -142,7 +145,7 @@ endef
 # The training stage: $(QAT) with its inputs, as bitdistiller.mk documents it. Recursively
 # expanded in the recipe of each run, where BITS, LOSS (so CLIP and TAG) are the run's own.
 QAT_INPUTS = $(SAMPLES) $(if $(clipped),$(CLIP)) $(EVALQ)
-QAT ?= $(BD_BIN)/bd-qat --model $(MODEL) --data $(SAMPLES) --quant $(QUANT) --bits $(BITS) --group $(GROUP) \
+QAT ?= $(BD_BIN)/bd-qat --model $(MODEL) --data $(SAMPLES) $(call qargs,$(BITS)) \
 	$(if $(clipped),--clip $(CLIP)) --loss $(LOSS) -b $(BATCH) -T $(TRAIN_LEN) --steps $(STEPS) --lr $(LR) \
 	--schedule constant --eval $(EVALQ) --eval-every $(EVAL_EVERY) --log $(OUT)/log_$(TAG).bdz $(T_OPT) \
 	$(QAT_FLAGS) -o $@
@@ -152,8 +155,8 @@ QAT ?= $(BD_BIN)/bd-qat --model $(MODEL) --data $(SAMPLES) --quant $(QUANT) --bi
 define qat_rules
 $(OUT)/student_$(call qtag,$(1),$(2)).bdz: private override BITS = $(1)
 $(OUT)/student_$(call qtag,$(1),$(2)).bdz: private override LOSS = $(2)
-SET_student_$(call qtag,$(1),$(2)) = $(MODEL) $(SAMPLES) $(if $(clipped),$(call clipf,$(1))) $(EVALQ) --quant $(QUANT) \
-	--bits $(1) --group $(GROUP) --loss $(2) --steps $(STEPS) --lr $(LR) -b $(BATCH) -T $(TRAIN_LEN) \
+SET_student_$(call qtag,$(1),$(2)) = $(MODEL) $(SAMPLES) $(if $(clipped),$(call clipf,$(1))) $(EVALQ) $(call qargs,$(1)) \
+	--loss $(2) --steps $(STEPS) --lr $(LR) -b $(BATCH) -T $(TRAIN_LEN) \
 	--eval-every $(EVAL_EVERY) $(QAT_FLAGS) $$(value QAT)
 $(OUT)/student_$(call qtag,$(1),$(2)).bdz: $(SAMPLES) $(if $(clipped),$(call clipf,$(1))) $(EVALQ) $(MODEL) \
 	$(OUT)/student_$(call qtag,$(1),$(2)).settings
