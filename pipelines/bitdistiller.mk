@@ -1,6 +1,7 @@
 # BitDistiller as a Make graph: tokenize -> teacher-gen -> clipsearch -> qat -> eval -> pack.
-# Each stage is a file whose name carries its settings, so changing LOSS reruns only the
-# training and what follows, changing BITS reruns the clip search too, and so on.
+# Each stage is a file under OUT named by its main settings, with a settings stamp for the
+# others (pipelines/common.mk), so changing LOSS or LR reruns only the training and what
+# follows, changing BITS reruns the clip search too, and so on.
 #   make -f pipelines/bitdistiller.mk BITS=3 LOSS=fkl
 # Variables (besides those of pipelines/common.mk):
 #   LOSS       cakld | fkl | rkl | jsd | ce       (cakld)
@@ -8,31 +9,17 @@
 #   LR         learning rate (constant)           (2e-4)
 #   BATCH      sequences per step                 (8)
 #   TRAIN_LEN  training sequence length           (256)
+#   EVAL_EVERY held-out loss (on EVAL_TEXT) every N steps, in the log (50)
 #   QAT_FLAGS  anything else for bd-qat           ()
-#   QAT        the training stage; swap in your own command ($(QAT_INPUTS) are its inputs)
+#   QAT        the training stage; swap in your own command: it reads $(QAT_INPUTS) (the
+#              samples, the clip file for int and nf3, the held-out tokens) and writes $@;
+#              BITS, LOSS, CLIP and TAG are the run's own
+# Outputs: student_TAG.bdz, log_TAG.bdz, eval_qat_TAG.bdz/.json (perplexity),
+# task_qat_TAG.bdz/.json (MC_TASK accuracy), packed_TAG.bdz, results.md/.csv, with TAG =
+# int2_g32_cakld_s300_lr2e-4 (quantization, loss, steps, learning rate).
 include pipelines/common.mk
-LOSS      ?= cakld
-STEPS     ?= 300
-LR        ?= 2e-4
-BATCH     ?= 8
-TRAIN_LEN ?= 256
-QAT_FLAGS ?=
-TAG       = $(QSPEC)_$(LOSS)_s$(STEPS)
-STUDENT   = $(OUT)/student_$(TAG).bdz
-PACKED    = $(OUT)/packed_$(TAG).bdz
-QAT       ?= $(BD_BIN)/bd-qat --model $(MODEL) --data $(SAMPLES) --quant $(QUANT) --bits $(BITS) --group $(GROUP) \
-	    $(if $(filter int nf3,$(QUANT)),--clip $(CLIP)) --loss $(LOSS) -b $(BATCH) -T $(TRAIN_LEN) --steps $(STEPS) \
-	    --lr $(LR) --schedule constant --log $(OUT)/log_$(TAG).bdz $(T_OPT) $(QAT_FLAGS) -o $@
+$(call qat_runs,$(BITS),$(LOSS))
 
 .PHONY: all
-all: $(OUT)/eval_qat_$(TAG).bdz $(PACKED) results
-results: $(OUT)/eval_qat_$(TAG).bdz $(PACKED)
-
-$(STUDENT): $(SAMPLES) $(if $(filter int nf3,$(QUANT)),$(CLIP))
-	$(QAT)
-
-$(OUT)/eval_qat_$(TAG).bdz: $(STUDENT) $(EVALQ)
-	$(call evaluate,--model $(STUDENT))
-
-$(PACKED): $(STUDENT)
-	$(BD_BIN)/bd-pack --model $< $(T_OPT) -o $@
+all: results
+results: $(EVALS) $(QAT_$(BITS)_$(LOSS))

@@ -20,13 +20,13 @@
 #   LAMBDA TAU GAMMA AD_LAYER  the distillation terms           (1, 5, 100, -1)
 #   SEEDS      seeds of every task run (the data order)         (1 2)
 OUT       ?= build/bitdistill
+BATCH     ?= 32
 include pipelines/common.mk
 TASK_TRAIN ?= $(BD_DATA)/tasks/sst2/train.tsv
 TASK_DEV   ?= $(BD_DATA)/tasks/sst2/dev.tsv
 TEMPLATE   ?= Review: {2}\nSentiment:
 VERBALIZER ?= 0=negative,1=positive
 TASK_T     ?= 128
-BATCH      ?= 32
 TASK_STEPS ?= 800
 TASK_LR    ?= 1e-3
 # The official code fine-tunes with a linear decay and weight decay 0.1; on stories260K that
@@ -82,20 +82,17 @@ TP = cpt_subln-ldad cpt_sublnall-ldad
 S3 = $(sort $(T5) $(T6) $(TL) $(TP))
 ACC = $(foreach r,fp_sft bitnet_sft $(addprefix s3_,$(S3)),$(foreach s,$(SEEDS),$(OUT)/acc_$(r)_s$(s).json))
 
-# Settings stamps: a file per group of settings, rewritten only when a value changes, as a
-# prerequisite of the runs that depend on them, so that `make ... TASK_LR=3e-4` reruns them
+# Settings stamps (pipelines/common.mk): a file per group of settings, rewritten only when a
+# value changes, as a prerequisite of the runs that depend on them, so that `make ... TASK_LR=3e-4` reruns them
 # (file names alone would miss settings, and Make keeps an existing run whose missing
 # intermediate prerequisite is remade).
 TASK_SETTINGS = $(MODEL) $(TASK_T) $(BATCH) $(TASK_STEPS) $(TASK_LR) $(TASK_SCHEDULE) $(TASK_WD) $(TEMPLATE) \
 		$(VERBALIZER) $(LAMBDA) $(TAU) $(GAMMA) $(AD_LAYER)
 CPT_SETTINGS  = $(MODEL) $(CPT_TEXT) $(CPT_STEPS) $(CPT_T) $(CPT_LR)
-$(OUT)/task.settings $(OUT)/cpt.settings: FORCE
-	@mkdir -p $(OUT)
-	@printf '%s\n' '$(if $(filter %task.settings,$@),$(TASK_SETTINGS),$(CPT_SETTINGS))' > $@.new
-	@if cmp -s $@.new $@; then rm $@.new; else mv $@.new $@; fi
-FORCE:
+SET_task = $(TASK_SETTINGS)
+SET_cpt  = $(CPT_SETTINGS)
 
-.PHONY: all table1 tables FORCE
+.PHONY: all table1 tables
 all: $(OUT)/bitdistill.md $(OUT)/subln_loss.png
 table1: $(foreach r,fp_sft bitnet_sft s3_cpt_subln-ldad,$(foreach s,$(SEEDS),$(OUT)/acc_$(r)_s$(s).json))
 

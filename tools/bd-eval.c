@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "bd_clipfile.h"
+#include "bd_filehash.h"
 #include "bd_greedy.h"
 #include "bd_ids.h"
 #include "bd_json.h"
@@ -22,46 +23,47 @@
 #include "bd_threads.h"
 #include "bd_tool.h"
 
-static const char help[] = "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
-                           "       bd-eval --model M --text FILE [OPTIONS]\n"
-                           "       bd-eval --model M --max-new N [--prompt TEXT] [OPTIONS]\n"
-                           "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
-                           "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
-                           "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
-                           "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
-                           "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
-                           "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
-                           "\n"
-                           "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model/bd.packed\n"
-                           "                       stream (\"-\": a stream on standard input)\n"
-                           "  -k, --tokenizer T    tokenizer for --text, --max-new, --task (default: the one the model\n"
-                           "                       remembers, else the one in the model's directory)\n"
-                           "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
-                           "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
-                           "                       at most 2048, or all the tokens if fewer)\n"
-                           "      --stride S       sliding windows: each window advances S tokens and scores only\n"
-                           "                       the positions not scored before\n"
-                           "  -b, --batch N        windows per forward pass (default 4)\n"
-                           "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
-                           "  -o, --output FILE    also write the results as a bd.eval stream\n"
-                           "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n" BD_QUANT_HELP
-                           "      --latent         a student model: use its latent weights, not the quantized ones\n"
-                           "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
-                           "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
-                           "                       directly; \"-\" for standard input\n"
-                           "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
-                           "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
-                           "                       the task file, or \"label\" fields)\n"
-                           "  -n, --limit N        only the first N items\n"
-                           "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
-                           "                       packed models: the integer kernels, faster). Default: the model's\n"
-                           "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
-                           "  Generation:\n"
-                           "  -K, --max-new N      print a greedy continuation of at most N new tokens instead of\n"
-                           "                       scoring (--generate N: a deprecated spelling)\n"
-                           "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
-                           "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
-                           "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
+static const char help[] =
+        "Usage: bd-eval --model M [OPTIONS] [TOKENS]\n"
+        "       bd-eval --model M --text FILE [OPTIONS]\n"
+        "       bd-eval --model M --max-new N [--prompt TEXT] [OPTIONS]\n"
+        "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
+        "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
+        "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
+        "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
+        "tokens; every position of every window is scored (the GPTQ/BitDistiller protocol); the\n"
+        "tail shorter than a window is dropped (fewer tokens than one --seq-len: an error).\n"
+        "\n"
+        "  -m, --model M        llama2.c checkpoint, Hugging Face directory, or bd.model/bd.packed\n"
+        "                       stream (\"-\": a stream on standard input)\n"
+        "  -k, --tokenizer T    tokenizer for --text, --max-new, --task (default: the one the model\n"
+        "                       remembers, else the one in the model's directory)\n"
+        "      --text FILE      score text: documents separated by blank lines, each with BOS\n"
+        "  -T, --seq-len N      window length, at most the model's context (default: the context,\n"
+        "                       at most 2048, or all the tokens if fewer)\n"
+        "      --stride S       sliding windows: each window advances S tokens and scores only\n"
+        "                       the positions not scored before\n"
+        "  -b, --batch N        windows per forward pass (default 4)\n"
+        "      --json           print one JSON line {\"nll\",\"ppl\",\"tokens\",\"seq_len\",...}\n"
+        "  -o, --output FILE    also write the results as a bd.eval stream\n"
+        "  Quantization (evaluates the fake-quantized model; see bd-clipsearch(1)):\n" BD_QUANT_HELP
+        "      --latent         a student model: use its latent weights, not the quantized ones\n"
+        "  Multiple choice (each ending scored by its log-likelihood given the context):\n"
+        "      --task FILE      HellaSwag (6-line text or JSONL), PIQA or generic JSONL; .bz2 read\n"
+        "                       directly; \"-\" for standard input\n"
+        "      --task-format F  auto (default: by content), hellaswag, piqa, jsonl\n"
+        "      --labels FILE    PIQA labels, one 0/1 per line (default: <stem>-labels.lst next to\n"
+        "                       the task file, or \"label\" fields)\n"
+        "  -n, --limit N        only the first N items\n"
+        "      --act A          inputs of the quantized linears: f32, or int8 (per-token absmax;\n"
+        "                       packed models: the integer kernels, faster). Default: the model's\n"
+        "                       own (int8 for a W1.58A8 student, bd-qat --act-quant int8)\n"
+        "  Generation:\n"
+        "  -K, --max-new N      print a greedy continuation of at most N new tokens instead of\n"
+        "                       scoring (--generate N: a deprecated spelling)\n"
+        "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
+        "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
+        "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
 
 enum {
     OPT_TEXT = BD_OPT_FIRST_TOOL,
@@ -86,22 +88,90 @@ typedef struct {
     bd_quant_opts qo;
 } eval_opts;
 
-// -o FILE: a bd.eval stream with its header {model, quant[, task]}; the caller writes the records.
-static bd_writer *open_eval_stream(const char *path, const char *model, bd_qkind quant, const char *task) {
+// What a result measured: the model (its path and content hash), its quantization as
+// evaluated (--quant, else the model's own: a student's or a packed model's), the data.
+typedef struct {
+    const char *model, *data, *clip;     // clip: --clip or NULL
+    char model_hash[17], data_hash[17];  // "" for standard input
+    bd_qspec q;
+    int bits, group;  // 32 and 0 for a full-precision model; group: as used on rows of the model's width
+    int act_bits;     // 8: int8 activations
+    bool packed, latent;
+} eval_label;
+
+static eval_label label_run(const eval_opts *o, const bd_model *m, const char *data) {
+    eval_label l = {.model = o->model_path, .data = data, .clip = o->qo.clip, .latent = o->latent};
+    // A pipe or FIFO was read once and has no hash (null), nor has a file gone since.
+    char why[512];
+    int rc = bd_hash_path(o->model_path, l.model_hash, why, sizeof why);
+    if (rc < 0 && rc != BD_ERR_ARG) bd_log(BD_LOG_WARN, "--model: no content hash: %s", why);
+    rc = strcmp(data, "-") ? bd_hash_path(data, l.data_hash, why, sizeof why) : BD_OK;
+    if (rc < 0 && rc != BD_ERR_ARG) bd_log(BD_LOG_WARN, "no content hash of the data: %s", why);
+    l.q = o->qo.q.kind != BD_Q_NONE || o->latent ? o->qo.q : m->quant;  // a student reports its own
+    l.bits = l.q.kind == BD_Q_NONE ? 32 : l.q.bits;
+    l.group = l.q.kind == BD_Q_NONE || l.q.kind == BD_Q_TERNARY ? 0 : bd_qspec_group(&l.q, m->cfg.dim);
+    l.act_bits = m->qpolicy.act_bits;
+    l.packed = m->packed != NULL;
+    return l;
+}
+
+static void pack_kv_str_or_nil(msgpack_packer *pk, const char *key, const char *val) {
+    if (val && *val) return bd_pack_kv_str(pk, key, val);
+    bd_pack_str(pk, key);
+    msgpack_pack_nil(pk);
+}
+
+static void json_kv_str_or_null(const char *key, const char *val) {
+    printf(",\"%s\":", key);
+    if (val && *val)
+        bd_json_string(stdout, val, strlen(val));
+    else
+        fputs("null", stdout);
+}
+
+// The label's fields at the end of a JSON line (after the line's own, then its closing brace).
+static void json_label(const eval_label *l) {
+    json_kv_str_or_null("model", l->model);
+    json_kv_str_or_null("model_hash", l->model_hash);
+    printf(",\"group\":%d", l->group);
+    json_kv_str_or_null("clip", l->clip);
+    printf(",\"act\":\"%s\",\"packed\":%s,\"latent\":%s", l->act_bits == 8 ? "int8" : "f32",
+           l->packed ? "true" : "false", l->latent ? "true" : "false");
+    json_kv_str_or_null("data", l->data);
+    json_kv_str_or_null("data_hash", l->data_hash);
+}
+
+// -o FILE: a bd.eval stream with its header {model, model_hash, quant, bits, group, clip, act,
+// packed, latent, data, data_hash, task (or nil), settings}; the caller packs the settings map
+// (n_settings pairs) and then writes the records.
+static bd_writer *open_eval_stream(const char *path, const eval_label *l, const char *task, int n_settings) {
     bd_writer *w = bd_tool_open_writer(path);
     bd_producer prod = bd_tool_producer();
-    if (bd_writer_begin_header(w, "bd.eval", &prod, task ? 3 : 2) < 0) bd_fatal("\"%s\": cannot write", path);
+    if (bd_writer_begin_header(w, "bd.eval", &prod, 13) < 0) bd_fatal("\"%s\": cannot write", path);
     msgpack_packer *pk = bd_writer_packer(w);
-    bd_pack_kv_str(pk, "model", model);
-    bd_pack_kv_str(pk, "quant", bd_qkind_name(quant));
-    if (task) bd_pack_kv_str(pk, "task", task);
-    if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", path);
+    bd_pack_kv_str(pk, "model", l->model);
+    pack_kv_str_or_nil(pk, "model_hash", l->model_hash);
+    bd_pack_kv_str(pk, "quant", bd_qkind_name(l->q.kind));
+    bd_pack_kv_int(pk, "bits", l->bits);
+    bd_pack_kv_int(pk, "group", l->group);
+    pack_kv_str_or_nil(pk, "clip", l->clip);
+    bd_pack_kv_str(pk, "act", l->act_bits == 8 ? "int8" : "f32");
+    bd_pack_str(pk, "packed");
+    l->packed ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    bd_pack_str(pk, "latent");
+    l->latent ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+    bd_pack_kv_str(pk, "data", l->data);
+    pack_kv_str_or_nil(pk, "data_hash", l->data_hash);
+    pack_kv_str_or_nil(pk, "task", task);
+    bd_pack_str(pk, "settings");
+    msgpack_pack_map(pk, (size_t)n_settings);
     return w;
 }
 
 // Multiple-choice accuracy of m on the items of a task file.
 typedef struct {
     const char *path, *labels, *model_path;
+    const eval_label *label;  // set once the model is loaded
     bd_mc_format format;
     long limit;
     bool json;
@@ -112,8 +182,12 @@ typedef struct {
 static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_result *r, double secs) {
     double rate = secs > 0 ? (double)r->n / secs : 0;
     if (o->output) {
-        bd_writer *w = open_eval_stream(o->output, o->model_path, o->q->kind, task->name);
+        bd_writer *w = open_eval_stream(o->output, o->label, task->name, 3);
         msgpack_packer *pk = bd_writer_packer(w);
+        bd_pack_kv_str(pk, "format", bd_mc_format_name(task->format));
+        bd_pack_kv_int(pk, "limit", o->limit);
+        pack_kv_str_or_nil(pk, "labels", o->labels);
+        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
         const char *names[2] = {"acc", "acc_norm"};
         double values[2] = {r->acc, r->acc_norm}, errs[2] = {r->acc_stderr, r->acc_norm_stderr};
         for (int i = 0; i < 2; i++) {
@@ -123,7 +197,7 @@ static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_resu
             bd_pack_kv_double(pk, "stderr", errs[i]);
             bd_pack_kv_int(pk, "n", r->n);
             bd_pack_kv_str(pk, "task", task->name);
-            bd_pack_kv_int(pk, "bits", o->q->kind == BD_Q_NONE ? 32 : o->q->bits);
+            bd_pack_kv_int(pk, "bits", o->label->bits);
             bd_pack_kv_double(pk, "chance", r->chance);
             bd_pack_kv_str(pk, "data", o->path);
             if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
@@ -138,9 +212,11 @@ static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_resu
         printf("{\"task\":");
         bd_json_string(stdout, task->name, strlen(task->name));
         printf(",\"acc\":%.6f,\"acc_stderr\":%s,\"acc_norm\":%.6f,\"acc_norm_stderr\":%s,\"n\":%ld,"
-               "\"items_per_s\":%.2f,\"chance\":%.6f,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
-               r->acc, e1, r->acc_norm, e2, r->n, rate, r->chance, bd_qkind_name(o->q->kind),
-               o->q->kind == BD_Q_NONE ? 32 : o->q->bits, secs);
+               "\"items_per_s\":%.2f,\"chance\":%.6f,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f",
+               r->acc, e1, r->acc_norm, e2, r->n, rate, r->chance, bd_qkind_name(o->label->q.kind), o->label->bits,
+               secs);
+        json_label(o->label);
+        printf(",\"format\":\"%s\",\"limit\":%ld}\n", bd_mc_format_name(task->format), o->limit);
     } else {
         printf("task      %s (%s, %s layout), %ld items\n", task->name, o->path, bd_mc_format_name(task->format), r->n);
         printf("acc       %.4f +- %.4f\nacc_norm  %.4f +- %.4f\nchance    %.4f\n", r->acc, r->acc_stderr, r->acc_norm,
@@ -368,15 +444,20 @@ static void progress_start(void *ctx, uint64_t total, const char *unit) {
 static void progress_update(void *ctx, uint64_t done) { bd_progress_update(ctx, done); }
 
 // The results: a bd.eval stream (-o), then a JSON line (--json) or a readable report.
-static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r, int T, double secs) {
+static void report(const eval_opts *o, const bd_model *m, const eval_label *l, const bd_ppl_result *r, int T,
+                   double secs) {
     double nll = r->scored ? r->nll_sum / (double)r->scored : NAN, ppl = exp(nll);
     bd_qspec q = o->qo.q,
              shown = q.kind != BD_Q_NONE || o->latent ? q : m->quant;  // a student reports its own quantization
     if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
     if (q.kind == BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent) q = m->quant;  // a student: report its spec
     if (o->output) {
-        bd_writer *w = open_eval_stream(o->output, o->model_path, shown.kind, NULL);
+        bd_writer *w = open_eval_stream(o->output, l, NULL, 3);
         msgpack_packer *pk = bd_writer_packer(w);
+        bd_pack_kv_int(pk, "seq_len", T);
+        bd_pack_kv_int(pk, "stride", o->stride);
+        bd_pack_kv_str(pk, "input", o->text ? "text" : "tokens");
+        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
         const char *names[2] = {"nll", "ppl"};
         double values[2] = {nll, ppl};
         for (int i = 0; i < 2; i++) {
@@ -385,17 +466,19 @@ static void report(const eval_opts *o, const bd_model *m, const bd_ppl_result *r
             bd_pack_kv_double(pk, "value", values[i]);
             bd_pack_kv_int(pk, "n", r->scored);
             bd_pack_kv_int(pk, "seq_len", T);
-            bd_pack_kv_int(pk, "bits", shown.kind == BD_Q_NONE ? 32 : shown.bits);
-            bd_pack_kv_int(pk, "group", shown.kind == BD_Q_NONE ? 0 : bd_qspec_group(&shown, m->cfg.dim));
+            bd_pack_kv_int(pk, "bits", l->bits);
+            bd_pack_kv_int(pk, "group", l->group);
             bd_pack_kv_str(pk, "data", o->text ? o->text : o->data);
             if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
         }
         if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
     }
     if (o->json) {
-        printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f}\n",
+        printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f",
                nll, ppl, r->scored, T, r->windows, o->stride, bd_qkind_name(shown.kind),
                shown.kind == BD_Q_NONE ? 32 : shown.bits, secs);
+        json_label(l);
+        printf("}\n");
         return;
     }
     char desc[256];
@@ -446,10 +529,13 @@ int main(int argc, char **argv) {
     load_model(&o, &m);
     if (o.n_generate >= 0 || mc.path) {
         bd_tokenizer *tok = load_tokenizer(&o, &m, !!mc.path);
-        if (mc.path)
+        if (mc.path) {
+            eval_label l = label_run(&o, &m, mc.path);
+            mc.label = &l;
             multiple_choice(&m, tok, &mc);
-        else
+        } else {
             generate(&m, tok, o.prompt, o.n_generate);
+        }
         bd_tokenizer_free(tok);
         bd_model_free(&m);
         return 0;
@@ -472,7 +558,8 @@ int main(int argc, char **argv) {
     if (bd_ppl(&m, ids.ids, ids.n, T, o.stride, o.batch, &prog, &r, why, sizeof why) < 0) bd_fatal("%s", why);
     bd_progress_finish(&pr);
     double secs = bd_now() - t0;
-    report(&o, &m, &r, T, secs);
+    eval_label l = label_run(&o, &m, o.text ? o.text : o.data);
+    report(&o, &m, &l, &r, T, secs);
     bd_tool_note("perplexity %.4f on %lld tokens (%d windows of %d) in %.1f s (%.0f tok/s)",
                  exp(r.nll_sum / (double)r.scored), r.scored, r.windows, T, secs,
                  secs > 0 ? (double)r.scored / secs : 0.0);

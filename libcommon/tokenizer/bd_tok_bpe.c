@@ -4,14 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_filehash.h"
 #include "bd_tok_internal.h"
 
-uint64_t bd_tok_hash(const void *data, size_t n) {
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ULL;
-    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ULL;
-    return h;
-}
+uint64_t bd_tok_hash(const void *data, size_t n) { return bd_fnv1a64(BD_FNV1A64_INIT, data, n); }
 
 static uint64_t table_size(uint64_t n) {
     uint64_t s = 16;

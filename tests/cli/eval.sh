@@ -13,7 +13,9 @@ awk -F'[:,]' '{ nll=$2; ppl=$4; if (!(nll > 1.0 && nll < 2.0)) exit 1; d = exp(n
     fail "implausible nll/ppl: $(cat "$T/out")"
 # From a pipe, and as a bd.eval stream.
 bd-eval --model "$M/stories260K.bin" -T 256 -o "$T/eval.bdz" --json <"$T/val.bdz" >"$T/out2" || fail "pipe input failed"
-cmp -s "$T/out" "$T/out2" || sed 's/"seconds":[0-9.]*//' "$T/out" | cmp -s - "$(sed 's/"seconds":[0-9.]*//' "$T/out2" >"$T/o3"; echo "$T/o3")" || fail "file and pipe give different results"
+# (the data's path and hash differ: standard input has none)
+strip() { sed 's/"seconds":[0-9.]*//; s/,"data":.*//' "$@"; }
+strip "$T/out" | cmp -s - "$(strip "$T/out2" >"$T/o3"; echo "$T/o3")" || fail "file and pipe give different results"
 expect_ok bd-cat --check --schema bd.eval "$T/eval.bdz"
 expect_out_contains '"records":2'
 # Sliding windows score every token after the first.

@@ -24,7 +24,8 @@ hf=
 # Hash of a stream's records and trailer (every tensor's data in full).
 h() { printf '%s %s\n' "$1" "$("$B/bd-cat" --full "$2" | tail -n +2 | sha256sum | cut -c1-16)"; }
 # The numbers of a --json line, without timings.
-j() { printf '%s %s\n' "$1" "$(sed 's/,"seconds":[0-9.e+-]*//; s/,"tokens_per_s":[0-9.e+-]*//; s/,"items_per_s":[0-9.e+-]*//')"; }
+# (bd-eval's label of what it measured, from "model" on, holds paths: left out too)
+j() { printf '%s %s\n' "$1" "$(sed 's/,"seconds":[0-9.e+-]*//; s/,"tokens_per_s":[0-9.e+-]*//; s/,"items_per_s":[0-9.e+-]*//; s/,"model":.*/}/')"; }
 
 head -c 100000 "$V" >val.txt
 "$B/bd-tokenize" --tokenizer "$M/tok512.bin" --whole val.txt -o val.bdz

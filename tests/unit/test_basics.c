@@ -1,9 +1,12 @@
 // dtype conversions against values worked by hand, strict number parsing, the msgpack
-// object scanner, progress formatting.
+// object scanner, progress formatting, content hashes of files.
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bd_dtype.h"
+#include "bd_filehash.h"
 #include "bd_log.h"
 #include "bd_msgpack_scan.h"
 #include "bd_parse.h"
@@ -224,6 +227,53 @@ START_TEST(test_parallel_for) {
 }
 END_TEST
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "wb");
+    ck_assert_ptr_nonnull(f);
+    fputs(text, f);
+    ck_assert_int_eq(fclose(f), 0);
+}
+
+// FNV-1a 64 against its published test vectors; a file hashes as its bytes; a model directory
+// as its config.json and *.safetensors (names and bytes), nothing else in it.
+START_TEST(test_file_hash) {
+    ck_assert_uint_eq(bd_fnv1a64(BD_FNV1A64_INIT, "", 0), UINT64_C(0xcbf29ce484222325));
+    ck_assert_uint_eq(bd_fnv1a64(BD_FNV1A64_INIT, "a", 1), UINT64_C(0xaf63dc4c8601ec8c));
+    ck_assert_uint_eq(bd_fnv1a64(BD_FNV1A64_INIT, "foobar", 6), UINT64_C(0x85944171f73967e8));
+    ck_assert_uint_eq(bd_fnv1a64(bd_fnv1a64(BD_FNV1A64_INIT, "foo", 3), "bar", 3), UINT64_C(0x85944171f73967e8));
+    char path[700], dir[600], h1[17], h2[17], why[800];
+    snprintf(path, sizeof path, "%s/hash_foobar.txt", bd_test_tmpdir());
+    write_text(path, "foobar");
+    ck_assert_int_eq(bd_hash_path(path, h1, why, sizeof why), BD_OK);
+    ck_assert_str_eq(h1, "85944171f73967e8");
+    snprintf(dir, sizeof dir, "%s/hash_model", bd_test_tmpdir());
+    mkdir(dir, 0755);
+    snprintf(path, sizeof path, "%s/config.json", dir);
+    write_text(path, "{}");
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_text(path, "weights");
+    ck_assert_int_eq(bd_hash_path(dir, h1, why, sizeof why), BD_OK);
+    uint64_t h = bd_fnv1a64(BD_FNV1A64_INIT, "config.json", 12);
+    h = bd_fnv1a64(h, "{}", 2);
+    h = bd_fnv1a64(h, "model.safetensors", 18);
+    h = bd_fnv1a64(h, "weights", 7);
+    snprintf(h2, sizeof h2, "%016llx", (unsigned long long)h);
+    ck_assert_str_eq(h1, h2);
+    snprintf(path, sizeof path, "%s/README.md", dir);
+    write_text(path, "not the model");
+    ck_assert_int_eq(bd_hash_path(dir, h2, why, sizeof why), BD_OK);
+    ck_assert_str_eq(h1, h2);
+    snprintf(path, sizeof path, "%s/model.safetensors", dir);
+    write_text(path, "Weights");
+    ck_assert_int_eq(bd_hash_path(dir, h2, why, sizeof why), BD_OK);
+    ck_assert_str_ne(h1, h2);
+    ck_assert_int_eq(bd_hash_path("-", h1, why, sizeof why), BD_ERR_ARG);
+    snprintf(path, sizeof path, "%s/no_such_file", bd_test_tmpdir());
+    ck_assert_int_eq(bd_hash_path(path, h1, why, sizeof why), BD_ERR_IO);
+    ck_assert_ptr_nonnull(strstr(why, "no_such_file"));
+}
+END_TEST
+
 Suite *suite_basics(void) {
     Suite *s = suite_create("basics");
     TCase *tc = tcase_create("core");
@@ -234,6 +284,7 @@ Suite *suite_basics(void) {
     tcase_add_test(tc, test_progress_format);
     tcase_add_test(tc, test_progress_mode);
     tcase_add_test(tc, test_parallel_for);
+    tcase_add_test(tc, test_file_hash);
     suite_add_tcase(s, tc);
     return s;
 }
