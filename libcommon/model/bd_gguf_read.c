@@ -516,9 +516,9 @@ static int read_metadata(gguf *g, uint64_t *n_tensors) {
     size_t left = r->n - r->pos;
     if (nkv > left / 13 || *n_tensors > left / 32 || nkv * 13 + *n_tensors * 32 > left)
         return bd_fail(
-                r->why, r->ws, BD_ERR_MALFORMED,
+                r->why, r->ws, BD_ERR_TRUNCATED,
                 "%s: GGUF header claims %llu tensors and %llu metadata keys, more than the %zu bytes after it can "
-                "hold",
+                "hold: truncated or corrupt",
                 r->path, (unsigned long long)*n_tensors, (unsigned long long)nkv, left);
     g->kv = calloc(nkv ? (size_t)nkv : 1, sizeof *g->kv);
     if (!g->kv)
