@@ -597,6 +597,11 @@ static int read_config(gguf *g, bd_config *c, int64_t *align) {
     if (found && strcmp(s, "none") != 0)
         return bd_fail(g->r.why, g->r.ws, BD_ERR_SCHEMA, "%s: GGUF key %s = \"%s\": bd has no RoPE scaling", g->r.path,
                        key, s);
+    float scale;
+    if ((rc = get_float(g, "rope.scale_linear", false, 1.0f, &scale)) < 0) return rc;
+    if (scale != 1.0f)
+        return bd_fail(g->r.why, g->r.ws, BD_ERR_SCHEMA, "%s: GGUF key %s = %g: bd has no RoPE scaling", g->r.path,
+                       arch_key(g, "rope.scale_linear", key, sizeof key), (double)scale);
     c->rope = strcmp(g->arch, "bitnet") == 0 ? BD_ROPE_HALF : BD_ROPE_INTERLEAVED;
     if (c->rope == BD_ROPE_HALF) {
         c->subln = BD_SUBLN_PAPER;  // attn_sub_norm before attn_output, ffn_sub_norm before ffn_down

@@ -540,6 +540,7 @@ static void add_same_hs(hmodel *h) {
 }
 static void add_partial_rope(hmodel *h) { kv_int(&h->kv, "llama.rope.dimension_count", 4, H_HS / 2); }
 static void add_scaling(hmodel *h) { kv_str(&h->kv, "llama.rope.scaling.type", "yarn"); }
+static void add_scale_linear(hmodel *h) { kv_f32(&h->kv, "llama.rope.scale_linear", 4.0f); }
 static void add_moe(hmodel *h) { kv_int(&h->kv, "llama.expert_count", 4, 8); }
 static void add_vocab(hmodel *h) { kv_int(&h->kv, "llama.vocab_size", 4, 32000); }
 static void add_bad_bos(hmodel *h) { kv_int(&h->kv, "tokenizer.ggml.eos_token_id", 4, H_V); }
@@ -577,6 +578,7 @@ START_TEST(test_gguf_read_metadata) {
     hand_expect(add_same_hs, BD_OK, "optional keys that agree");
     hand_expect(add_partial_rope, BD_ERR_SHAPE, "llama.rope.dimension_count");
     hand_expect(add_scaling, BD_ERR_SCHEMA, "yarn");
+    hand_expect(add_scale_linear, BD_ERR_SCHEMA, "llama.rope.scale_linear = 4");
     hand_expect(add_moe, BD_ERR_SCHEMA, "mixture-of-experts");
     hand_expect(add_vocab, BD_ERR_SHAPE, "llama.vocab_size");
     hand_expect(add_bad_bos, BD_ERR_VALUE, "tokenizer.ggml.eos_token_id");
