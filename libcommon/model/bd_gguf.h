@@ -39,6 +39,12 @@
 //   counted in bd_gguf_report.
 // Other packed formats (q2, q3, q8, nf3, r2q with per-group f32 scales and zero points) have
 // no lossless ggml type: export them as F32 (exact, large) or F16.
+// Reading: bd_model_load reads GGUF files (these and llama.cpp's llama/bitnet files) back as
+// full-precision models, every weight dequantized to f32 (bd_gguf_read.c): an F32 file gives
+// the model written (q/k rows in the architecture's RoPE layout: interleaved for llama,
+// half-split for bitnet, the same logits), F16 its f16-rounded weights, the low-bit types the
+// student's fake-quantized weights (TQ2_0 with D rounded to f16). A bitnet file's sub-norms get
+// its one epsilon (subln_eps = norm_eps).
 #ifndef BD_GGUF_H
 #define BD_GGUF_H
 

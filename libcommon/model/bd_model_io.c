@@ -1,5 +1,6 @@
 // Model loading by content sniffing, the bd.model stream format (read and write), RoPE row
-// permutations and shared checks. llama2.c files: bd_llama2c.c; Hugging Face: bd_hf.c.
+// permutations and shared checks. llama2.c files: bd_llama2c.c; Hugging Face: bd_hf.c; GGUF:
+// bd_gguf_read.c.
 //
 // bd.model stream: header {"config": {every bd_config field by name; rope "interleaved" or
 // "half"; "subln" and "subln_eps" only in a model with SubLN norms}, "quant": nil or the
@@ -69,6 +70,7 @@ const char *bd_model_format_name(bd_model_format f) {
     case BD_MODEL_FMT_LLAMA2C_V2: return "llama2.c v2";
     case BD_MODEL_FMT_HF: return "Hugging Face";
     case BD_MODEL_FMT_BD: return "bd.model";
+    case BD_MODEL_FMT_GGUF: return "GGUF";
     }
     return "unknown";
 }
@@ -78,12 +80,7 @@ const char *bd_model_format_name(bd_model_format f) {
 // The format of a file from its first bytes b[0..n); size: its size, -1 if not a regular file.
 static int sniff_bytes(const char *path, const uint8_t *b, size_t n, int64_t size, char *why, size_t ws) {
     if (n >= 4 && b[0] == 0x28 && b[1] == 0xb5 && b[2] == 0x2f && b[3] == 0xfd) return BD_MODEL_FMT_BD;
-    if (n >= 4 && memcmp(b, "GGUF", 4) == 0)
-        return bd_fail(
-                why, ws, BD_ERR_ARG,
-                "%s: a GGUF file, which bd writes (bd-pack --format gguf) but does not read; give a llama2.c "
-                "checkpoint, a Hugging Face directory (config.json + safetensors) or a bd.model/bd.packed stream",
-                path);
+    if (n >= 4 && memcmp(b, "GGUF", 4) == 0) return BD_MODEL_FMT_GGUF;
     if (n >= 4 && b[0] == 0x32 && b[1] == 0x34 && b[2] == 0x6b && b[3] == 0x61) {  // "ak42" as LE u32
         if (n < 8) return bd_fail(why, ws, BD_ERR_TRUNCATED, "%s: truncated llama2.c ak42 header", path);
         int32_t ver = (int32_t)((uint32_t)b[4] | (uint32_t)b[5] << 8 | (uint32_t)b[6] << 16 | (uint32_t)b[7] << 24);
@@ -478,6 +475,7 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
                      in.name, bd_model_format_name((bd_model_format)fmt));
     bd_input_close(&in);
     if (fmt < 0 || fmt == BD_MODEL_FMT_BD || rc < 0) return fmt < 0 ? fmt : rc;
+    if (fmt == BD_MODEL_FMT_GGUF) return bd_load_gguf(path, m, why, ws);
     return fmt == BD_MODEL_FMT_HF ? load_hf(path, m, why, ws) : bd_load_llama2c(path, m, why, ws);
 }
 

@@ -5,6 +5,10 @@
 //     model.safetensors.index.json or found in the directory); F32/BF16/F16. Llama, Qwen2
 //     (qkv bias), Qwen3 (q/k norm). Half-split RoPE; weights kept as in the file.
 //   - bd.model streams (schema "bd.model", see man/bd-stream.5).
+//   - GGUF files (llama.cpp; versions 2 and 3): architectures llama (interleaved RoPE) and
+//     bitnet (SubLN of the paper's placement, half-split RoPE); weights f32, f16, bf16, q8_0,
+//     q2_K ... q6_K, tq2_0, iq2_bn, all dequantized to f32 on load (a full-precision bd model;
+//     the vocabulary in the file is not read). See bd_gguf_read.c.
 // Errors come back as distinct codes with a one-line reason naming the file and tensor:
 //   BD_ERR_IO cannot open/read, BD_ERR_TRUNCATED file shorter than its header implies,
 //   BD_ERR_MALFORMED unknown format / absurd header / bad JSON, BD_ERR_VERSION unknown format
@@ -24,8 +28,9 @@ typedef enum {
     BD_MODEL_FMT_LLAMA2C_V0 = 0,
     BD_MODEL_FMT_LLAMA2C_V1,
     BD_MODEL_FMT_LLAMA2C_V2,
-    BD_MODEL_FMT_HF,  // a directory, or a *.safetensors / config.json inside one
-    BD_MODEL_FMT_BD,  // a bd stream (zstd magic); the schema is checked on load
+    BD_MODEL_FMT_HF,    // a directory, or a *.safetensors / config.json inside one
+    BD_MODEL_FMT_BD,    // a bd stream (zstd magic); the schema is checked on load
+    BD_MODEL_FMT_GGUF,  // a GGUF file ("GGUF" magic), read from a named regular file
 } bd_model_format;
 
 // Largest record bd_model_save writes: bigger tensors are split along their first axis

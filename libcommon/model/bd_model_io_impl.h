@@ -1,4 +1,4 @@
-// Internal to the model loaders (bd_model_io.c, bd_llama2c.c, bd_hf.c): shared helpers.
+// Internal to the model loaders (bd_model_io.c, bd_llama2c.c, bd_hf.c, bd_gguf_read.c): shared helpers.
 #ifndef BD_MODEL_IO_IMPL_H
 #define BD_MODEL_IO_IMPL_H
 
@@ -28,6 +28,8 @@ void bd_io_pack_tokenizer(msgpack_packer *pk, const bd_model *m);
 void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p);
 
 int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t why_size);
+// A GGUF file (llama or bitnet architecture), every weight dequantized to f32 (bd_gguf_read.c).
+int bd_load_gguf(const char *path, bd_model *m, char *why, size_t why_size);
 int bd_load_hf(const char *dir, bd_model *m, char *why, size_t why_size);
 
 #endif

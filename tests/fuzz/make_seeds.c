@@ -10,6 +10,7 @@
 #include <zstd.h>
 
 #include "bd_ckpt.h"
+#include "bd_dtype.h"
 #include "bd_clipfile.h"
 #include "bd_model_io.h"
 #include "bd_packed.h"
@@ -137,6 +138,106 @@ static void llama2c_seeds(const bd_model *m) {
     free(b1);
 }
 
+// GGUF: a hand-written llama file of m (metadata, tensor infos, 32-aligned data), tensors in
+// f32 (norms, token_embd), f16 (attention) and bf16 (FFN); a second with an untied head.
+typedef struct {
+    uint8_t *b;
+    size_t n;
+} gg_buf;
+static void gg_put(gg_buf *g, const void *p, size_t n) {
+    g->b = realloc(g->b, g->n + n);
+    if (!g->b) die("memory");
+    memcpy(g->b + g->n, p, n);
+    g->n += n;
+}
+static void gg_u32(gg_buf *g, uint32_t v) { gg_put(g, &v, 4); }
+static void gg_u64(gg_buf *g, uint64_t v) { gg_put(g, &v, 8); }
+static void gg_str(gg_buf *g, const char *s) {
+    gg_u64(g, strlen(s));
+    gg_put(g, s, strlen(s));
+}
+static void gg_kv_u32(gg_buf *g, const char *k, uint32_t v) {
+    gg_str(g, k);
+    gg_u32(g, 4);
+    gg_u32(g, v);
+}
+
+static void gguf_seed(const bd_model *m, bool untied, const char *name) {
+    const bd_config *c = &m->cfg;
+    const bd_weights *w = &m->w;
+    int C = c->dim, F = c->ffn_dim, QD = c->n_heads * c->head_dim, KD = c->n_kv_heads * c->head_dim;
+    struct {
+        char name[48];
+        int ne0, ne1;
+        uint32_t type;
+        const float *src;
+    } t[64];
+    int nt = 0;
+#define T(nm, a, b, ty, p)                                                                                            \
+    (snprintf(t[nt].name, sizeof t[nt].name, "%s", nm), t[nt].ne0 = a, t[nt].ne1 = b, t[nt].type = ty, t[nt].src = p, \
+     nt++)
+    char nm[48];
+    T("token_embd.weight", C, c->vocab, 0, w->tok_emb);
+    for (int l = 0; l < c->n_layers; l++) {
+        static const char *const names[] = {"attn_norm", "attn_q",   "attn_k",   "attn_v", "attn_output",
+                                            "ffn_norm",  "ffn_gate", "ffn_down", "ffn_up"};
+        const float *src[] = {w->rms_att + l * C, w->wq + l * QD * C, w->wk + l * KD * C,
+                              w->wv + l * KD * C, w->wo + l * C * QD, w->rms_ffn + l * C,
+                              w->w1 + l * F * C,  w->w2 + l * C * F,  w->w3 + l * F * C};
+        int shape[][2] = {{C, 1}, {C, QD}, {C, KD}, {C, KD}, {QD, C}, {C, 1}, {C, F}, {F, C}, {C, F}};
+        uint32_t type[] = {0, 1, 1, 1, 1, 0, 30, 30, 30};
+        for (int k = 0; k < 9; k++) {
+            snprintf(nm, sizeof nm, "blk.%d.%s.weight", l, names[k]);
+            T(nm, shape[k][0], shape[k][1], type[k], src[k]);
+        }
+    }
+    T("output_norm.weight", C, 1, 0, w->rms_final);
+    if (untied) T("output.weight", C, c->vocab, 1, w->tok_emb);
+#undef T
+    gg_buf g = {0};
+    gg_put(&g, "GGUF", 4);
+    gg_u32(&g, 3);
+    gg_u64(&g, (uint64_t)nt);
+    gg_u64(&g, 8);
+    gg_str(&g, "general.architecture");
+    gg_u32(&g, 8);
+    gg_str(&g, "llama");
+    gg_kv_u32(&g, "llama.context_length", (uint32_t)c->max_seq);
+    gg_kv_u32(&g, "llama.embedding_length", (uint32_t)C);
+    gg_kv_u32(&g, "llama.block_count", (uint32_t)c->n_layers);
+    gg_kv_u32(&g, "llama.feed_forward_length", (uint32_t)F);
+    gg_kv_u32(&g, "llama.attention.head_count", (uint32_t)c->n_heads);
+    gg_kv_u32(&g, "llama.attention.head_count_kv", (uint32_t)c->n_kv_heads);
+    gg_str(&g, "llama.attention.layer_norm_rms_epsilon");
+    gg_u32(&g, 6);
+    gg_put(&g, &c->norm_eps, 4);
+    uint64_t off = 0;
+    for (int i = 0; i < nt; i++) {
+        gg_str(&g, t[i].name);
+        gg_u32(&g, t[i].ne1 > 1 ? 2 : 1);
+        gg_u64(&g, (uint64_t)t[i].ne0);
+        if (t[i].ne1 > 1) gg_u64(&g, (uint64_t)t[i].ne1);
+        gg_u32(&g, t[i].type);
+        gg_u64(&g, off);
+        off += ((uint64_t)t[i].ne0 * (uint64_t)t[i].ne1 * (t[i].type ? 2 : 4) + 31) / 32 * 32;
+    }
+    static const uint8_t zeros[32];
+    gg_put(&g, zeros, (32 - g.n % 32) % 32);
+    for (int i = 0; i < nt; i++) {
+        size_t n = (size_t)t[i].ne0 * (size_t)t[i].ne1, nb = n * (t[i].type ? 2 : 4);
+        for (size_t j = 0; j < n; j++) {
+            uint16_t h = t[i].type == 1 ? bd_f32_to_f16(t[i].src[j]) : bd_f32_to_bf16(t[i].src[j]);
+            if (t[i].type)
+                gg_put(&g, &h, 2);
+            else
+                gg_put(&g, &t[i].src[j], 4);
+        }
+        gg_put(&g, zeros, (32 - nb % 32) % 32);
+    }
+    seed1("gguf", name, g.b, g.n);
+    free(g.b);
+}
+
 // Prompts: a flags byte (bit 0 JSONL, bits 1-2 template: none, alpaca, own, "{input}: {}"; bits
 // 4-7 context 2 + 8k), the prompts file, and the own template after "\0BD\0".
 static void prompt_seeds(void) {
@@ -239,6 +340,8 @@ int main(int argc, char **argv) {
     if (bd_model_alloc(&m, &c) != BD_OK) die("alloc");
     for (size_t i = 0; i < m.n_params; i++) m.params[i] = rnd();
     llama2c_seeds(&m);
+    gguf_seed(&m, false, "tiny_tied.gguf");
+    gguf_seed(&m, true, "tiny_untied.gguf");
 
     // Hugging Face directory and the safetensors file alone.
     if (bd_model_save_hf(&m, wpath("hf"), why, sizeof why) != BD_OK) die(why);
