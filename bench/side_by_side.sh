@@ -10,7 +10,8 @@
 # Prompt processing: bd-eval on 512-token windows (it also computes all 512 positions' logits,
 # llama-bench only what it needs) vs llama-bench pp512; generation: bd-teacher-gen --unpadded
 # -b 1 (greedy, 128 new tokens per sample, 2 samples) vs llama-bench tg128. Tokens/s, medians of
-# REPS runs at 1 and 2 threads, and bd / llama.cpp. LLAMA_BIN: an ik_llama.cpp (or llama.cpp)
+# REPS runs at 1 and 2 threads, and bd / llama.cpp (ik_llama.cpp's llama-bench takes generation
+# threads from -tgb, not -t: both are given). LLAMA_BIN: an ik_llama.cpp (or llama.cpp)
 # bin directory with llama-bench; without it bd's figures alone. The machine is shared and
 # noisy: read ratios, not digits. Environment: BD_BIN, BD_DATA, LLAMA_BIN, REPS (3),
 # WORK (build/bench/side_by_side: the models, about 600 MB, kept between runs).
@@ -26,7 +27,7 @@ TOK=$BD_DATA/tokenizers/llama2-32k/tokenizer.bin
 PATH=$BD_BIN:$PATH
 mkdir -p "$WORK"
 cd "$WORK"
-[ -s m110/model.safetensors ] || $PY "$HERE/tests/cli/make_hf_model.py" m110 768 2048 12 12 32000 1
+[ -s m110/model.safetensors ] || $PY "$HERE/tests/cli/make_hf_model.py" m110 768 2048 12 12 32000 1 1024
 [ -s text.bdz ] || { head -c 5000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >text.txt && bd-tokenize -k "$TOK" --whole -q -o text.bdz text.txt; }
 [ -s f32.gguf ] || bd-pack -m m110 -k "$TOK" --format gguf -q -o f32.gguf
 for k in q2_K q4_K; do
@@ -51,10 +52,13 @@ bd_gen() {  # MODEL THREADS: new tokens/s of bd-teacher-gen at batch 1
 }
 lcpp() {  # GGUF THREADS: "pp tg" tokens/s from llama-bench (its own repetitions)
     [ -n "$LLAMA_BIN" ] || { echo "- -"; return; }
-    "$LLAMA_BIN/llama-bench" -m "$1" -p 512 -n 128 -t "$2" -r "$REPS" -o csv 2>/dev/null >lb.csv || { echo "failed failed"; return; }
-    awk -F, 'NR == 1 { for (i = 1; i <= NF; i++) { gsub(/"/, "", $i); c[$i] = i }; next }
-             { gsub(/"/, ""); if ($c["n_prompt"] > 0) pp = $c["avg_ts"]; else tg = $c["avg_ts"] }
-             END { printf "%.1f %.1f\n", pp, tg }' lb.csv
+    "$LLAMA_BIN/llama-bench" -m "$1" -p 512 -n 128 -t "$2" -tgb "$2,$2" -r "$REPS" -o csv 2>/dev/null >lb.csv || { echo "failed failed"; return; }
+    $PY -c 'import csv, sys
+pp = tg = 0.0
+for r in csv.DictReader(open(sys.argv[1])):
+    if int(r["n_prompt"]) > 0: pp = float(r["avg_ts"])
+    else: tg = float(r["avg_ts"])
+print("%.1f %.1f" % (pp, tg))' lb.csv
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 

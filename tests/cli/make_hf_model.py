@@ -2,7 +2,7 @@
 # Writes a random Llama model as a Hugging Face directory (config.json + model.safetensors, f32,
 # tied embeddings) for tests that need shapes the real stories260K lacks (rows that are
 # multiples of 256 for llama.cpp's K-quants and TQ2_0).
-#   make_hf_model.py OUTDIR DIM FFN LAYERS HEADS VOCAB SEED
+#   make_hf_model.py OUTDIR DIM FFN LAYERS HEADS VOCAB SEED [CONTEXT (256)]
 # Linear weights ~ N(0, 1/fan_in), norms 1 + small noise, embedding ~ N(0, 0.05^2) (logits O(1)).
 import json
 import os
@@ -14,6 +14,7 @@ import numpy as np
 
 def main(argv):
     out, C, F, L, NH, V, seed = argv[0], *map(int, argv[1:7])
+    ctx = int(argv[7]) if len(argv) > 7 else 256
     rng = np.random.default_rng(seed)
     os.makedirs(out, exist_ok=True)
     t = {"model.embed_tokens.weight": 0.05 * rng.standard_normal((V, C)), "model.norm.weight": 1 + 0.1 * rng.standard_normal(C)}
@@ -37,7 +38,7 @@ def main(argv):
         f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
     cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": C, "intermediate_size": F,
            "num_hidden_layers": L, "num_attention_heads": NH, "num_key_value_heads": NH, "vocab_size": V,
-           "max_position_embeddings": 256, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+           "max_position_embeddings": ctx, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
            "tie_word_embeddings": True, "bos_token_id": 1, "eos_token_id": 2}
     with open(os.path.join(out, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
