@@ -407,9 +407,9 @@ static bool looks_llama2c(const char *file) {
     if (n >= 2 && memcmp(h, "ak42", 4) == 0) return h[1] == 1 || h[1] == 2;
     if (n < 7) return false;
     int32_t dim = h[0], hidden = h[1], layers = h[2], heads = h[3], kv = h[4], vocab = h[5] < 0 ? -h[5] : h[5];
-    return dim > 0 && dim < (1 << 16) && hidden > 0 && hidden < (1 << 20) && layers > 0 && layers < 1024 &&
-           heads > 0 && dim % heads == 0 && kv > 0 && kv <= heads && heads % kv == 0 && vocab > 0 &&
-           vocab < (1 << 24) && h[6] > 0 && h[6] < (1 << 24);
+    return dim > 0 && dim < (1 << 16) && hidden > 0 && hidden < (1 << 20) && layers > 0 && layers < 1024 && heads > 0 &&
+           dim % heads == 0 && kv > 0 && kv <= heads && heads % kv == 0 && vocab > 0 && vocab < (1 << 24) && h[6] > 0 &&
+           h[6] < (1 << 24);
 }
 
 // A directory without config.json: not a Hugging Face model. Names the llama2.c checkpoints in
@@ -422,10 +422,13 @@ static int not_hf_dir(const char *dir, char *why, size_t ws) {
     struct dirent *e;
     while (d && (e = readdir(d))) {
         struct stat sb;
-        snprintf(file, sizeof file, "%s/%s", dir, e->d_name);
+        if ((size_t)snprintf(file, sizeof file, "%s/%s", dir, e->d_name) >= sizeof file) continue;
         if (e->d_name[0] == '.' || stat(file, &sb) != 0 || !S_ISREG(sb.st_mode) || !looks_llama2c(file)) continue;
-        size_t len = strlen(found);
-        if (len + strlen(file) + 8 < sizeof found) snprintf(found + len, sizeof found - len, "%s%s", n ? ", " : "", file);
+        size_t len = strlen(found), fl = strlen(file);
+        if (len + fl + 8 < sizeof found) {  // ", " and the path, if they fit
+            if (n) memcpy(found + len, ", ", 2), len += 2;
+            memcpy(found + len, file, fl + 1);
+        }
         n++;
     }
     if (d) closedir(d);
