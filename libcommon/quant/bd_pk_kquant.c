@@ -1,7 +1,8 @@
 // q2_K, q3_K, q4_K: llama.cpp's K-quant blocks stored verbatim (bd_kquant.h), one 256-weight
 // super-block per group, so a packed student's rows are the bytes its GGUF file holds. The
-// dots dequantize one block at a time (ggml's arithmetic) and multiply; int8 activations use
-// the same dequantized weights. No SIMD kernels yet: every path takes the scalar one.
+// scalar dots dequantize one block at a time (ggml's arithmetic) and multiply; the AVX2 one
+// (also what the AVX-512 path runs) decodes codes in registers. int8 activations use the
+// scalar dot on the dequantized weights.
 #include "bd_kquant.h"
 #include "bd_pk_simd.h"
 
@@ -76,3 +77,83 @@ float bd_vec_dot_kquant_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, con
     }
     return acc * xs;
 }
+
+#ifdef BD_X86
+// AVX2: the codes of 32 weights at a time, decoded in registers, never stored. A run is 32
+// consecutive weights whose first 16 lie in one sub-block (factors dl0, ml0: w = dl*q - ml) and
+// next 16 in another (dl1, ml1); c holds their codes as bytes. One rounding for dl*q - ml (a
+// fused multiply-subtract), so results differ from the scalar dot by rounding only.
+T_AVX2 BD_SIMD_INLINE __m256 kq_codes8(__m128i v) { return _mm256_cvtepi32_ps(_mm256_cvtepu8_epi32(v)); }
+
+T_AVX2 BD_SIMD_INLINE __m256 kq_run32(__m256i c, const float *x, float dl0, float ml0, float dl1, float ml1,
+                                      __m256 acc) {
+    __m128i lo = _mm256_castsi256_si128(c), hi = _mm256_extracti128_si256(c, 1);
+    __m256 d0 = _mm256_set1_ps(dl0), m0 = _mm256_set1_ps(ml0), d1 = _mm256_set1_ps(dl1), m1 = _mm256_set1_ps(ml1);
+    acc = _mm256_fmadd_ps(_mm256_fmsub_ps(d0, kq_codes8(lo), m0), _mm256_loadu_ps(x), acc);
+    acc = _mm256_fmadd_ps(_mm256_fmsub_ps(d0, kq_codes8(_mm_srli_si128(lo, 8)), m0), _mm256_loadu_ps(x + 8), acc);
+    acc = _mm256_fmadd_ps(_mm256_fmsub_ps(d1, kq_codes8(hi), m1), _mm256_loadu_ps(x + 16), acc);
+    acc = _mm256_fmadd_ps(_mm256_fmsub_ps(d1, kq_codes8(_mm_srli_si128(hi, 8)), m1), _mm256_loadu_ps(x + 24), acc);
+    return acc;
+}
+
+// q2_K and q3_K: weight 128h + 32s + l has its 2 low bits at bits 2s of qs[32h + l] (sub-block
+// 8h + 2s for l < 16, the next one above); q3_K adds bit 4h + s of hmask[l] as bit 2.
+T_AVX2 static __m256 q2q3_block(const uint8_t *qs, const uint8_t *hmask, const float dl[16], const float ml[16],
+                                const float *x, __m256 acc) {
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256i hm = hmask ? _mm256_loadu_si256((const __m256i *)(const void *)hmask) : _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * h));
+        for (int s = 0; s < 4; s++) {
+            __m256i c = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), three);
+            if (hmask) {
+                __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + s)), one);
+                c = _mm256_or_si256(c, _mm256_slli_epi16(hb, 2));
+            }
+            int j = 8 * h + 2 * s;
+            acc = kq_run32(c, x + 128 * h + 32 * s, dl[j], ml[j], dl[j + 1], ml[j + 1], acc);
+        }
+    }
+    return acc;
+}
+
+T_AVX2 float bd_vec_dot_kquant_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
+    __m256 acc = _mm256_setzero_ps();
+    float dl[16], ml[16];
+    for (int g = 0; g < t->ngroups; g++) {
+        const uint8_t *blk = bd_pk_cblock(row, t, g);
+        const float *x = xp + (size_t)g * BD_QK_K;
+        if (t->type == BD_PK_Q2_K) {
+            const bd_block_q2_K *b = (const void *)blk;
+            float d = bd_f16_to_f32(b->d), dmin = bd_f16_to_f32(b->dmin);
+            for (int j = 0; j < 16; j++) {
+                dl[j] = d * (float)(b->scales[j] & 15);
+                ml[j] = dmin * (float)(b->scales[j] >> 4);
+            }
+            acc = q2q3_block(b->qs, NULL, dl, ml, x, acc);
+        } else if (t->type == BD_PK_Q3_K) {
+            const bd_block_q3_K *b = (const void *)blk;
+            float d = bd_f16_to_f32(b->d);
+            for (int j = 0; j < 16; j++) {  // w = dl*(q - 4) = dl*q - 4 dl
+                dl[j] = d * (float)(bd_q3_K_scale(b->scales, j) - 32);
+                ml[j] = 4 * dl[j];
+            }
+            acc = q2q3_block(b->qs, b->hmask, dl, ml, x, acc);
+        } else {  // q4_K: weight 64h + 32s + l in nibble s of qs[32h + l], sub-block 2h + s
+            const bd_block_q4_K *b = (const void *)blk;
+            float d = bd_f16_to_f32(b->d), dmin = bd_f16_to_f32(b->dmin);
+            const __m256i low = _mm256_set1_epi8(15);
+            for (int h = 0; h < 4; h++) {
+                int sc0, m0, sc1, m1;
+                bd_q4_K_scale_min(b->scales, 2 * h, &sc0, &m0);
+                bd_q4_K_scale_min(b->scales, 2 * h + 1, &sc1, &m1);
+                __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
+                float d0 = d * (float)sc0, n0 = dmin * (float)m0, d1 = d * (float)sc1, n1 = dmin * (float)m1;
+                acc = kq_run32(_mm256_and_si256(q, low), x + 64 * h, d0, n0, d0, n0, acc);
+                acc = kq_run32(_mm256_and_si256(_mm256_srli_epi16(q, 4), low), x + 64 * h + 32, d1, n1, d1, n1, acc);
+            }
+        }
+    }
+    return bd_hsum256(acc);
+}
+#endif

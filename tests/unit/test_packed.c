@@ -140,8 +140,7 @@ START_TEST(test_traits_table) {
         ck_assert_int_eq(tr->head_bytes, head[f]);
         ck_assert(tr->quantize_row_ref && tr->dequantize_row && tr->validate_row);
         ck_assert(tr->vec_dot_f32[BD_SIMD_SCALAR] && tr->vec_dot_i8[BD_SIMD_SCALAR]);
-        // The K-quants have scalar dots only so far (dequantize a block, then multiply).
-        bool scalar_only = f == BD_PK_F32 || f == BD_PK_Q2_K || f == BD_PK_Q3_K || f == BD_PK_Q4_K;
+        bool scalar_only = f == BD_PK_F32;
         for (int p = BD_SIMD_AVX2; p < BD_SIMD_COUNT; p++)
             if (!scalar_only && bd_pk_simd_supported((bd_simd)p)) ck_assert_ptr_nonnull(tr->vec_dot_f32[p]);
         ck_assert(!tr->tensor_scale == (f != BD_PK_TQ2));
