@@ -6,8 +6,8 @@
 // into sub-blocks that each have a small integer scale (and min) times the block's f16 factors:
 //   q2_K  16 sub-blocks of 16; 4-bit scale sc and 4-bit min m per sub-block; 2-bit codes q;
 //         w = (d*sc)*q - dmin*m                           84 bytes, 2.625 bits/weight
-//   q3_K  16 sub-blocks of 16; 6-bit scale sc stored as sc+32; 3-bit codes q in 0..7;
-//         w = (d*(sc))*(q - 4)                             110 bytes, 3.4375 bits/weight
+//   q3_K  16 sub-blocks of 16; signed 6-bit scale sc in -32..31, stored as sc+32; 3-bit codes
+//         q in 0..7; w = (d*sc)*(q - 4)                    110 bytes, 3.4375 bits/weight
 //   q4_K  8 sub-blocks of 32; 6-bit scale sc and 6-bit min m; 4-bit codes q;
 //         w = (d*sc)*q - dmin*m                           144 bytes, 4.5 bits/weight
 // Weight order inside a block (the layouts ggml's dequantize_row_* walk):
