@@ -125,6 +125,12 @@ head -c 28 m.bin >m_hdr.bin
 { hdr 64 172 100 8 4 512 512; tail -c +29 m.bin; } >m_layers100.bin
 { hdr 64 172 5 8 4 600 512; tail -c +29 m.bin; } >m_vocab600.bin
 printf 'GGUF\003\000\000\000' >m.gguf
+"$BD_BIN/bd-pack" -q -m m.bin -k tok.bin --format gguf -o good.gguf
+gsz=$(wc -c <good.gguf)
+head -c $((gsz / 2)) good.gguf >g_half.gguf    # inside the tensor data
+head -c 3000 good.gguf >g_meta.gguf            # inside the vocabulary
+cp good.gguf g_nan.gguf
+printf '\000\000\300\177' | dd of=g_nan.gguf bs=1 seek=$((gsz - 400)) conv=notrunc 2>/dev/null
 head -c 1000 tok.bin >tok_trunc.bin
 printf '{"model":{"type":"BPE","vocab":{}}' >tok_bad.json
 printf '{"model":{"type":"Unigram"}}' >tok_uni.json
@@ -213,6 +219,15 @@ for d in hf empty hf_badjson hf_nofields hf_neg hf_str hf_noweights hf_st hf_st2
     try model fail "HF dir $d" "bd-eval -q -m \$I/$d -T 64 \$I/t.bdz"
 done
 try model fail "GGUF as model" "bd-eval -q -m \$I/m.gguf -T 64 \$I/t.bdz"
+try model ok "a GGUF bd wrote" "bd-eval -q -m \$I/good.gguf -T 64 \$I/t.bdz"
+for f in g_half g_meta g_nan; do
+    try model fail "GGUF $f" "bd-eval -q -m \$I/$f.gguf -T 64 \$I/t.bdz"
+done
+try model fail "GGUF through a pipe" "bd-eval -q -m - -T 64 \$I/t.bdz < \$I/good.gguf"
+try model fail "q2_K on rows of 64" "bd-qat -q -m \$I/m.bin --quant q2_K --loss ce -T 32 -b 2 --steps 1 -o o.bdz \$I/t.bdz"
+try model fail "GGUF q2_K of an int student" "bd-pack -q -m \$I/m.bin --quant int --bits 2 --group 32 --format gguf --gguf-type q2_K -k \$I/tok.bin -o p.gguf"
+try output fail "--format hf onto an existing directory" "mkdir hf_out; bd-pack -q -m \$I/m.bin --format hf -k \$I/tok.bin -o hf_out; r=\$?; rmdir hf_out; exit \$r"
+try output ok "--format hf" "bd-pack -q -m \$I/m.bin --format hf -k \$I/tok.bin -o hf_out && rm -r hf_out"
 try model fail "tokens stream as model" "bd-eval -q -m \$I/t.bdz -T 64 \$I/t.bdz"
 try model fail "clip stream as model" "bd-pack -q -m \$I/clip2.bdz -o p.bdz"
 try model fail "missing model" "bd-eval -q -m \$I/none.bin -T 64 \$I/t.bdz"
