@@ -212,6 +212,111 @@ static bool is_byte_piece(const char *p, size_t n) {
            strchr("0123456789ABCDEF", p[4]) && p[3] && p[4];
 }
 
+// llama.cpp's pre-tokenizer name for bd's split pattern of a byte-level vocabulary.
+static const char *gguf_pre_name(const char *split) {
+    return !strcmp(split, "qwen2") ? "qwen2" : !strcmp(split, "llama3") ? "llama-bpe" : "gpt-2";
+}
+
+// ggml's token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+static int32_t gguf_token_type(bd_tok_token_type t) {
+    static const int32_t map[] = {[BD_TOKTYPE_NORMAL] = 1, [BD_TOKTYPE_UNKNOWN] = 2, [BD_TOKTYPE_CONTROL] = 3,
+                                  [BD_TOKTYPE_ADDED] = 4,  [BD_TOKTYPE_UNUSED] = 5,  [BD_TOKTYPE_BYTE] = 6};
+    return map[t];
+}
+
+// tokenizer.ggml.*: the vocabulary as llama.cpp's converter writes it.
+//   llama2.c tokenizer.bin: model "llama", pieces with U+2581 for spaces, its scores; types
+//     unknown (<unk>), control (BOS, EOS), byte (<0xNN>), normal.
+//   SentencePiece-style tokenizer.json: model "llama" too (pieces already carry U+2581). Its
+//     merges are ranks, and llama.cpp's SentencePiece tokenizer merges the pair whose joined
+//     piece scores highest: a piece made by merge k scores -k (its earliest merge), one no
+//     merge makes -1e9, so merges apply in rank order.
+//   Byte-level tokenizer.json: model "gpt2", pre-tokenizer named after bd's split pattern
+//     (gpt-2, qwen2, llama-bpe), pieces as stored, and the merges as "left right" strings.
+static void write_vocab(FILE *f, const bd_tokenizer *tok) {
+    int V = bd_tokenizer_vocab_size(tok);
+    int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok);
+    bd_tok_vocab_kind kind = bd_tokenizer_kind(tok);
+    kv_str(f, "tokenizer.ggml.model", kind == BD_TOKV_BYTE_LEVEL ? "gpt2" : "llama");
+    if (kind == BD_TOKV_BYTE_LEVEL) kv_str(f, "tokenizer.ggml.pre", gguf_pre_name(bd_tokenizer_split_name(tok)));
+    kv_head(f, "tokenizer.ggml.tokens", GT_ARRAY);
+    w32(f, GT_STRING);
+    w64(f, (uint64_t)V);
+    for (int i = 0; i < V; i++) {
+        size_t len;
+        const char *pc = bd_tokenizer_piece(tok, i, &len);
+        if (!pc) len = 0;
+        if (kind == BD_TOKV_BYTE_LEVEL) {  // as stored
+            wstr(f, pc ? pc : "", len);
+            continue;
+        }
+        if (kind == BD_TOKV_SPM_BIN && (i == bos || i == eos)) control_piece(&pc, &len);
+        size_t spaces = 0;
+        for (size_t j = 0; j < len; j++) spaces += pc[j] == ' ';
+        w64(f, len + 2 * spaces);  // ' ' -> U+2581 (3 bytes)
+        for (size_t j = 0; j < len; j++) {
+            if (pc[j] == ' ')
+                fwrite("\xe2\x96\x81", 1, 3, f);
+            else
+                fputc(pc[j], f);
+        }
+    }
+    if (kind != BD_TOKV_BYTE_LEVEL) {
+        float *sc = malloc((size_t)V * sizeof *sc);
+        for (int i = 0; sc && i < V; i++) sc[i] = kind == BD_TOKV_SPM_BIN ? bd_tokenizer_score(tok, i) : -1e9f;
+        for (int32_t k = bd_tokenizer_n_merges(tok) - 1; sc && kind == BD_TOKV_SPM_JSON && k >= 0; k--) {
+            int32_t a, b, r;
+            if (bd_tokenizer_merge(tok, k, &a, &b, &r) == BD_OK) sc[r] = -(float)k;  // the earliest merge wins
+        }
+        kv_head(f, "tokenizer.ggml.scores", GT_ARRAY);
+        w32(f, GT_F32);
+        w64(f, (uint64_t)V);
+        for (int i = 0; i < V; i++) {
+            float v = sc ? sc[i] : 0;
+            fwrite(&v, 4, 1, f);
+        }
+        free(sc);
+    }
+    kv_head(f, "tokenizer.ggml.token_type", GT_ARRAY);
+    w32(f, GT_I32);
+    w64(f, (uint64_t)V);
+    for (int i = 0; i < V; i++) {
+        int32_t ty = 1;  // normal
+        if (kind != BD_TOKV_SPM_BIN) {
+            ty = gguf_token_type(bd_tokenizer_token_type(tok, i));
+        } else {
+            size_t len;
+            const char *pc = bd_tokenizer_piece(tok, i, &len);
+            if (pc && len == 5 && memcmp(pc, "<unk>", 5) == 0)
+                ty = 2;
+            else if (i == bos || i == eos)
+                ty = 3;
+            else if (pc && is_byte_piece(pc, len))
+                ty = 6;
+        }
+        w32(f, (uint32_t)ty);
+    }
+    if (kind == BD_TOKV_BYTE_LEVEL) {
+        int32_t nm = bd_tokenizer_n_merges(tok);
+        kv_head(f, "tokenizer.ggml.merges", GT_ARRAY);
+        w32(f, GT_STRING);
+        w64(f, (uint64_t)nm);
+        for (int32_t k = 0; k < nm; k++) {
+            int32_t a, b, r;
+            size_t la = 0, lb = 0;
+            const char *pa = "", *pb = "";
+            if (bd_tokenizer_merge(tok, k, &a, &b, &r) == BD_OK) {
+                pa = bd_tokenizer_piece(tok, a, &la);
+                pb = bd_tokenizer_piece(tok, b, &lb);
+            }
+            w64(f, la + 1 + lb);
+            fwrite(pa, 1, la, f);
+            fputc(' ', f);
+            fwrite(pb, 1, lb, f);
+        }
+    }
+}
+
 // The tensors of the file in llama.cpp's order, with their ggml types and data offsets; bitnet
 // adds the sub-norms (before attn_output and ffn_down) and permutes q/k of interleaved models.
 // BD_ERR_ARG with why for what TQ2_0 cannot hold.
@@ -316,7 +421,9 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
     w32(f, 3);
     w64(f, (uint64_t)n);
     int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok);
-    w64(f, 19 + (bos >= 0) + (eos >= 0));  // the kv_* calls below
+    // The kv_* calls below: 15 (general.*, <arch>.*), the vocabulary's (write_vocab: model, tokens,
+    // scores, token_type; byte-level: model, pre, tokens, token_type, merges), BOS and EOS ids.
+    w64(f, 15 + 4 + (bd_tokenizer_kind(tok) == BD_TOKV_BYTE_LEVEL) + (bos >= 0) + (eos >= 0));
     char key[64];
 #define AK(suffix) (snprintf(key, sizeof key, "%s.%s", arch, suffix), key)
     kv_str(f, "general.architecture", arch);
@@ -335,47 +442,7 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
     kv_u32(f, AK("attention.value_length"), (uint32_t)HS);
     kv_u32(f, AK("vocab_size"), (uint32_t)V);
 #undef AK
-    kv_str(f, "tokenizer.ggml.model", "llama");
-    kv_head(f, "tokenizer.ggml.tokens", GT_ARRAY);
-    w32(f, GT_STRING);
-    w64(f, (uint64_t)V);
-    for (int i = 0; i < V; i++) {
-        size_t len;
-        const char *pc = bd_tokenizer_piece(tok, i, &len);
-        if (!pc) len = 0;
-        if (i == bos || i == eos) control_piece(&pc, &len);
-        size_t spaces = 0;
-        for (size_t j = 0; j < len; j++) spaces += pc[j] == ' ';
-        w64(f, len + 2 * spaces);  // ' ' -> U+2581 (3 bytes)
-        for (size_t j = 0; j < len; j++) {
-            if (pc[j] == ' ')
-                fwrite("\xe2\x96\x81", 1, 3, f);
-            else
-                fputc(pc[j], f);
-        }
-    }
-    kv_head(f, "tokenizer.ggml.scores", GT_ARRAY);
-    w32(f, GT_F32);
-    w64(f, (uint64_t)V);
-    for (int i = 0; i < V; i++) {
-        float sc = bd_tokenizer_score(tok, i);
-        fwrite(&sc, 4, 1, f);
-    }
-    kv_head(f, "tokenizer.ggml.token_type", GT_ARRAY);
-    w32(f, GT_I32);
-    w64(f, (uint64_t)V);
-    for (int i = 0; i < V; i++) {
-        size_t len;
-        const char *pc = bd_tokenizer_piece(tok, i, &len);
-        int32_t ty = 1;  // normal
-        if (pc && len == 5 && memcmp(pc, "<unk>", 5) == 0)
-            ty = 2;
-        else if (i == bos || i == eos)
-            ty = 3;
-        else if (pc && is_byte_piece(pc, len))
-            ty = 6;
-        w32(f, (uint32_t)ty);
-    }
+    write_vocab(f, tok);
     if (bos >= 0) kv_u32(f, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (eos >= 0) kv_u32(f, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     for (int i = 0; i < n; i++) {
@@ -429,9 +496,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
     const char *arch = bd_gguf_arch(c, why, ws);
     if (!arch) return BD_ERR_ARG;
     bool bitnet = strcmp(arch, "bitnet") == 0;
-    if (!tok || strncmp(bd_tokenizer_id(tok), "llama2c:", 8) != 0)
-        return snprintf(why, ws, "GGUF export needs a SentencePiece vocabulary with scores (a llama2.c tokenizer.bin)"),
-               BD_ERR_ARG;
+    if (!tok) return snprintf(why, ws, "GGUF export needs the model's tokenizer"), BD_ERR_ARG;
     int V = bd_tokenizer_vocab_size(tok);
     if (V != c->vocab)
         return snprintf(why, ws, "the tokenizer has %d tokens, the model's vocabulary %d", V, c->vocab), BD_ERR_ARG;

@@ -1,5 +1,7 @@
 // GGUF version 3 export (the llama.cpp / ggml model file), for Llama-architecture bd models
-// and SubLN students, with a SentencePiece (llama2.c tokenizer.bin) vocabulary.
+// and SubLN students, with the model's vocabulary: a llama2.c tokenizer.bin or a tokenizer.json
+// (SentencePiece-style as tokenizer.ggml.model "llama", byte-level BPE as "gpt2"; bd_gguf.c's
+// write_vocab says how each is written).
 //
 // File: "GGUF", u32 version 3, u64 tensor count, u64 metadata count; metadata key/values
 // (general.*, <arch>.*, tokenizer.ggml.*); tensor infos (name, dims innermost first, ggml
@@ -119,8 +121,7 @@ const char *bd_gguf_arch(const bd_config *c, char *why, size_t why_size);
 // with: m->packed if present (TQ2_0 needs a ternary packed model), else m's f32 weights
 // (apply a student's fake quantization first). The low-bit types need m packed in the format
 // bd_gguf_wtype_packed names. rep (may be NULL) gets what was written.
-// BD_ERR_ARG with why for what GGUF cannot hold (see bd_gguf_arch; a non-SentencePiece
-// vocabulary, vocabulary size mismatch, a packed layer of another format than the type
+// BD_ERR_ARG with why for what GGUF cannot hold (see bd_gguf_arch; a vocabulary size mismatch, a packed layer of another format than the type
 // needs), BD_ERR_IO on write errors.
 BD_MUST_CHECK int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, bd_gguf_wtype wtype,
                                 bd_gguf_report *rep, char *why, size_t why_size);

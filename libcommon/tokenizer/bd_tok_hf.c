@@ -290,6 +290,8 @@ static int load(bd_tokenizer *t, const cJSON *root, const char *dir, char *why, 
 
     // Merges: rank = position in the list.
     if ((rc = bd_pairmap_init(&t->merges, (uint64_t)cJSON_GetArraySize(merges))) < 0) return rc;
+    if (!(t->merge_list = malloc(((size_t)cJSON_GetArraySize(merges) + 1) * 3 * sizeof *t->merge_list)))
+        return BD_ERR_NOMEM;
     int rank = 0;
     cJSON_ArrayForEach(e, merges) {
         char pair[2][1024];
@@ -317,7 +319,8 @@ static int load(bd_tokenizer *t, const cJSON *root, const char *dir, char *why, 
                  : b < 0 ? pair[1]
                          : joined);
         if ((rc = bd_pairmap_put(&t->merges, a, b, (float)rank, r)) < 0) return rc;
-        rank++;
+        t->merge_list[3 * rank] = a, t->merge_list[3 * rank + 1] = b, t->merge_list[3 * rank + 2] = r;
+        t->n_merges = ++rank;
     }
 
     if ((rc = parse_normalizer(t, cJSON_GetObjectItemCaseSensitive(root, "normalizer"), why, why_size, 0)) < 0)

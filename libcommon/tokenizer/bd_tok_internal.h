@@ -84,6 +84,8 @@ struct bd_tokenizer {
 
     int32_t *added;  // (n_added) ids of tokens matched literally in text, longest first
     int n_added;
+    int32_t *merge_list;  // (3 n_merges) tokenizer.json merges in rank order: left, right, result ids
+    int32_t n_merges;
     char ident[128];
 };
 

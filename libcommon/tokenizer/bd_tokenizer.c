@@ -223,6 +223,7 @@ void bd_tokenizer_free(bd_tokenizer *t) {
         free(t->norm[i].b);
     }
     free(t->added);
+    free(t->merge_list);
     free(t);
 }
 
@@ -570,3 +571,37 @@ int32_t bd_tokenizer_lookup(const bd_tokenizer *t, const char *piece, size_t len
 }
 
 float bd_tokenizer_score(const bd_tokenizer *t, int32_t id) { return id >= 0 && id < t->n_vocab ? t->score[id] : 0.0f; }
+
+bd_tok_vocab_kind bd_tokenizer_kind(const bd_tokenizer *t) {
+    return !t->hf ? BD_TOKV_SPM_BIN : t->byte_level ? BD_TOKV_BYTE_LEVEL : BD_TOKV_SPM_JSON;
+}
+
+const char *bd_tokenizer_split_name(const bd_tokenizer *t) {
+    switch (t->pretok) {
+    case BD_PRETOK_GPT2: return "gpt2";
+    case BD_PRETOK_QWEN2: return "qwen2";
+    case BD_PRETOK_LLAMA3: return "llama3";
+    case BD_PRETOK_METASPACE: return "metaspace";
+    default: return "none";
+    }
+}
+
+int32_t bd_tokenizer_n_merges(const bd_tokenizer *t) { return t->n_merges; }
+
+int bd_tokenizer_merge(const bd_tokenizer *t, int32_t i, int32_t *left, int32_t *right, int32_t *result) {
+    if (i < 0 || i >= t->n_merges) return BD_ERR_ARG;
+    *left = t->merge_list[3 * i], *right = t->merge_list[3 * i + 1], *result = t->merge_list[3 * i + 2];
+    return BD_OK;
+}
+
+bd_tok_token_type bd_tokenizer_token_type(const bd_tokenizer *t, int32_t id) {
+    if (id < 0 || id >= t->n_vocab) return BD_TOKTYPE_UNUSED;
+    if (id == t->unk) return BD_TOKTYPE_UNKNOWN;
+    switch (t->type[id]) {
+    case BD_TOKT_BYTE: return BD_TOKTYPE_BYTE;
+    case BD_TOKT_CONTROL: return BD_TOKTYPE_CONTROL;
+    case BD_TOKT_ADDED: return BD_TOKTYPE_ADDED;
+    case BD_TOKT_UNUSED: return BD_TOKTYPE_UNUSED;
+    default: return BD_TOKTYPE_NORMAL;
+    }
+}

@@ -83,6 +83,29 @@ const char *bd_tokenizer_piece(const bd_tokenizer *t, int32_t id, size_t *len);
 int32_t bd_tokenizer_lookup(const bd_tokenizer *t, const char *piece, size_t len);
 // Score of a SentencePiece piece (0 for byte-pair-rank vocabularies).
 float bd_tokenizer_score(const bd_tokenizer *t, int32_t id);
+// For exporters (GGUF): what kind of vocabulary t is, its split pattern, its merges and the
+// type of each token.
+typedef enum {
+    BD_TOKV_SPM_BIN = 0,  // llama2.c tokenizer.bin (SentencePiece BPE with scores)
+    BD_TOKV_SPM_JSON,     // tokenizer.json, SentencePiece-style (space marker, merges by rank)
+    BD_TOKV_BYTE_LEVEL,   // tokenizer.json, byte-level BPE (GPT-2, Qwen2, Llama 3)
+} bd_tok_vocab_kind;
+bd_tok_vocab_kind bd_tokenizer_kind(const bd_tokenizer *t);
+// The split before BPE: "gpt2", "qwen2", "llama3" (byte-level patterns), "metaspace", "none".
+const char *bd_tokenizer_split_name(const bd_tokenizer *t);
+// tokenizer.json merges in rank order (0 for tokenizer.bin): merge i joins pieces left and right
+// into result. BD_ERR_ARG for i out of range.
+int32_t bd_tokenizer_n_merges(const bd_tokenizer *t);
+BD_MUST_CHECK int bd_tokenizer_merge(const bd_tokenizer *t, int32_t i, int32_t *left, int32_t *right, int32_t *result);
+typedef enum {
+    BD_TOKTYPE_NORMAL = 0,
+    BD_TOKTYPE_UNKNOWN,  // the unk token
+    BD_TOKTYPE_CONTROL,  // BOS, EOS, special added tokens
+    BD_TOKTYPE_ADDED,    // added tokens that are not special (matched literally, decoded as is)
+    BD_TOKTYPE_BYTE,     // <0xNN> byte-fallback pieces
+    BD_TOKTYPE_UNUSED,   // an id with no piece
+} bd_tok_token_type;
+bd_tok_token_type bd_tokenizer_token_type(const bd_tokenizer *t, int32_t id);
 // Stable identifier for stream headers: "llama2c:tok512.bin:<16 hex>" or "hf:<16 hex>",
 // the hex being a 64-bit FNV-1a hash of the file's bytes.
 const char *bd_tokenizer_id(const bd_tokenizer *t);
