@@ -17,11 +17,14 @@
 
 enum { GT_U32 = 4, GT_I32 = 5, GT_F32 = 6, GT_STRING = 8, GT_ARRAY = 9 };
 
+// The 2-bit code (q + 1) of weight w in a row of bd tq2 blocks: bits 2(w%4) of byte w/4 of its block.
+static int tq2_code(const bd_block_tq2 *in, int w) { return in[w / BD_QK].qs[w % BD_QK / 4] >> (2 * (w & 3)) & 3; }
+
 void bd_quantize_row_tq2_0_from_tq2(const bd_block_tq2 *in, bd_block_tq2_0 *out, int C, float D) {
     for (int b = 0; b < C / BD_QK_TQ2_0; b++) {
         memset(out[b].qs, 0, sizeof out[b].qs);
         for (int i = 0; i < BD_QK_TQ2_0; i++) {
-            int w = b * BD_QK_TQ2_0 + i, q = in[w / BD_QK].qs[w % BD_QK / 4] >> (2 * (w & 3)) & 3;
+            int w = b * BD_QK_TQ2_0 + i, q = tq2_code(in, w);
             int h = i / 128, l = i % 128 / 32, m = i % 32;
             out[b].qs[32 * h + m] |= (uint8_t)(q << (2 * l));
         }
@@ -46,7 +49,7 @@ void bd_quantize_row_iq2_bn_from_tq2(const bd_block_tq2 *in, uint8_t *out, int C
     uint8_t *qs = out + 4;
     memset(qs, 0, (size_t)C / 4);
     for (int w = 0; w < C; w++) {
-        int q = in[w / BD_QK].qs[w % BD_QK / 4] >> (2 * (w & 3)) & 3, i = w % BD_QK_IQ2_BN;
+        int q = tq2_code(in, w), i = w % BD_QK_IQ2_BN;
         qs[w / BD_QK_IQ2_BN * 16 + i % 16] |= (uint8_t)(q << (2 * (i / 16)));
     }
 }

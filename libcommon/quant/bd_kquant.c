@@ -39,6 +39,13 @@ static int affine_code(float w, float dl, float ml, int qmax) {
     return dl > 0 ? (int)clampf(rintf((w + ml) / dl), 0, (float)qmax) : 0;
 }
 
+// Code layouts (bd_kquant.h). 2-bit planes (q2_K, q3_K's low bits): weight i = 128h + 32s + l at
+// bits 2s of byte 32h + l. Nibbles (q4_K): weight i = 64h + 32s + l in nibble s of byte 32h + l.
+static void put2(uint8_t *qs, int i, int q) { qs[32 * (i / 128) + i % 32] |= (uint8_t)(q << (2 * (i % 128 / 32))); }
+static int get2(const uint8_t *qs, int i) { return qs[32 * (i / 128) + i % 32] >> (2 * (i % 128 / 32)) & 3; }
+static void put4(uint8_t *qs, int i, int q) { qs[32 * (i / 64) + i % 32] |= (uint8_t)(q << (4 * (i % 64 / 32))); }
+static int get4(const uint8_t *qs, int i) { return qs[32 * (i / 64) + i % 32] >> (4 * (i % 64 / 32)) & 15; }
+
 // dl*q - ml as ggml computes it: two roundings, never one fused multiply-add (separate
 // statements keep a compiler from contracting them).
 static float affine_value(float dl, int q, float ml) {
@@ -60,8 +67,8 @@ void bd_quantize_block_q2_K(const float *x, bd_block_q2_K *b) {
         b->scales[j] = (uint8_t)(sc | mq << 4);
         float dl = d * (float)sc, ml = dmin * (float)mq;
         for (int l = 0; l < 16; l++) {
-            int i = 16 * j + l, q = affine_code(x[i], dl, ml, 3);
-            b->qs[32 * (i / 128) + i % 32] |= (uint8_t)(q << (2 * (i % 128 / 32)));
+            int i = 16 * j + l;
+            put2(b->qs, i, affine_code(x[i], dl, ml, 3));
         }
     }
 }
@@ -71,8 +78,8 @@ void bd_dequantize_block_q2_K(const bd_block_q2_K *b, float *y) {
     for (int j = 0; j < 16; j++) {
         float dl = d * (float)(b->scales[j] & 15), ml = dmin * (float)(b->scales[j] >> 4);
         for (int l = 0; l < 16; l++) {
-            int i = 16 * j + l, q = b->qs[32 * (i / 128) + i % 32] >> (2 * (i % 128 / 32)) & 3;
-            y[i] = affine_value(dl, q, ml);
+            int i = 16 * j + l;
+            y[i] = affine_value(dl, get2(b->qs, i), ml);
         }
     }
 }
@@ -112,7 +119,7 @@ void bd_quantize_block_q3_K(const float *x, bd_block_q3_K *b) {
         for (int l = 0; l < 16; l++) {
             int i = 16 * j + l;
             int q = dl != 0 ? (int)clampf(rintf(x[i] / dl), -4, 3) + 4 : 4;
-            b->qs[32 * (i / 128) + i % 32] |= (uint8_t)((q & 3) << (2 * (i % 128 / 32)));
+            put2(b->qs, i, q & 3);
             b->hmask[i % 32] |= (uint8_t)((q >> 2) << (i / 32));
         }
     }
@@ -124,8 +131,7 @@ void bd_dequantize_block_q3_K(const bd_block_q3_K *b, float *y) {
         float dl = d * (float)(bd_q3_K_scale(b->scales, j) - 32);
         for (int l = 0; l < 16; l++) {
             int i = 16 * j + l;
-            int q = (b->qs[32 * (i / 128) + i % 32] >> (2 * (i % 128 / 32)) & 3) | (b->hmask[i % 32] >> (i / 32) & 1)
-                                                                                           << 2;
+            int q = get2(b->qs, i) | (b->hmask[i % 32] >> (i / 32) & 1) << 2;
             y[i] = dl * (float)(q - 4);
         }
     }
@@ -166,8 +172,8 @@ void bd_quantize_block_q4_K(const float *x, bd_block_q4_K *b) {
         bd_q4_K_scale_min(b->scales, j, &sc, &mq);
         float dl = d * (float)sc, ml = dmin * (float)mq;
         for (int l = 0; l < 32; l++) {
-            int i = 32 * j + l, q = affine_code(x[i], dl, ml, 15);
-            b->qs[32 * (i / 64) + i % 32] |= (uint8_t)(q << (4 * (i % 64 / 32)));
+            int i = 32 * j + l;
+            put4(b->qs, i, affine_code(x[i], dl, ml, 15));
         }
     }
 }
@@ -179,8 +185,8 @@ void bd_dequantize_block_q4_K(const bd_block_q4_K *b, float *y) {
         bd_q4_K_scale_min(b->scales, j, &sc, &mq);
         float dl = d * (float)sc, ml = dmin * (float)mq;
         for (int l = 0; l < 32; l++) {
-            int i = 32 * j + l, q = b->qs[32 * (i / 64) + i % 32] >> (4 * (i % 64 / 32)) & 15;
-            y[i] = affine_value(dl, q, ml);
+            int i = 32 * j + l;
+            y[i] = affine_value(dl, get4(b->qs, i), ml);
         }
     }
 }
