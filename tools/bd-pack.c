@@ -228,12 +228,7 @@ static int copy_tokenizer(const char *tok_file, const char *dir) {
     join(dst, sizeof dst, dir, json ? "tokenizer.json" : "tokenizer.bin");
     copy_file(tok_file, dst);
     int n = 1;
-    snprintf(tdir, sizeof tdir, "%s", tok_file);
-    char *slash = strrchr(tdir, '/');
-    if (slash)
-        *slash = 0;
-    else
-        snprintf(tdir, sizeof tdir, ".");
+    bd_tool_model_dir(tok_file, tdir, sizeof tdir);
     static const char *const extra[] = {"tokenizer.model", "tokenizer_config.json", "special_tokens_map.json"};
     for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++) {
         join(src, sizeof src, tdir, extra[i]);
@@ -276,16 +271,9 @@ static void write_hf(const pack_opts *o, bd_model *m) {
     bd_tokenizer_free(tok);
     // The tokenizer's file: -k, the one the model remembers, else the one in the model's directory.
     char mdir[4096], tok_file[4096], twhy[300];
-    snprintf(mdir, sizeof mdir, "%s", o->model_path);
-    if (!(stat(mdir, &sb) == 0 && S_ISDIR(sb.st_mode))) {
-        char *slash = strrchr(mdir, '/');
-        if (slash)
-            *slash = 0;
-        else
-            snprintf(mdir, sizeof mdir, ".");
-    }
-    const char *tok_src = o->tok_path ? o->tok_path : m->tok_path[0] ? m->tok_path : mdir;
-    if (bd_tokenizer_file(tok_src, tok_file, sizeof tok_file, twhy, sizeof twhy) < 0) tok_file[0] = 0;
+    bool has_dir = bd_tool_model_dir(o->model_path, mdir, sizeof mdir);
+    const char *tok_src = o->tok_path ? o->tok_path : m->tok_path[0] ? m->tok_path : has_dir ? mdir : NULL;
+    if (!tok_src || bd_tokenizer_file(tok_src, tok_file, sizeof tok_file, twhy, sizeof twhy) < 0) tok_file[0] = 0;
     if ((size_t)snprintf(tmp, sizeof tmp, "%s.tmp.%ld", o->output, (long)getpid()) >= sizeof tmp)
         bd_fatal("-o: path too long");
     if (mkdir(tmp, 0777) != 0) bd_fatal("-o: \"%s\": cannot create: %s", tmp, strerror(errno));

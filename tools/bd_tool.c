@@ -185,7 +185,7 @@ void bd_tool_load_model(const char *path, bd_model *m) { load(path, false, m); }
 
 // The directory a model's tokenizer would be in: the model's directory, or the one holding the
 // model file; false for a model read from standard input.
-static bool model_dir(const char *model_path, char *dir, size_t size) {
+bool bd_tool_model_dir(const char *model_path, char *dir, size_t size) {
     struct stat st;
     if (!model_path || !strcmp(model_path, "-")) return false;
     snprintf(dir, size, "%s", model_path);
@@ -235,7 +235,7 @@ bd_tokenizer *bd_tool_load_tokenizer(const char *path, const char *model_path, c
     if (!model_path) bd_usage_error("--tokenizer is required");
     bool gone;
     if ((t = remembered(model_path, m, &gone))) return t;
-    if (!model_dir(model_path, dir, sizeof dir)) {
+    if (!bd_tool_model_dir(model_path, dir, sizeof dir)) {
         if (gone) bd_fatal("the tokenizer \"%s\" that the model remembers is gone; give --tokenizer", m->tok_path);
         bd_fatal("the model on standard input remembers no tokenizer; give --tokenizer");
     }
@@ -258,7 +258,7 @@ bd_tokenizer *bd_tool_try_tokenizer(const char *model_path, const bd_model *m) {
     bool gone;
     bd_tokenizer *t = remembered(model_path, m, &gone);
     if (t) return t;
-    if (!model_dir(model_path, dir, sizeof dir)) return NULL;
+    if (!bd_tool_model_dir(model_path, dir, sizeof dir)) return NULL;
     if (bd_tokenizer_load(dir, &t, why, sizeof why) < 0) {
         bd_log(BD_LOG_INFO, "no tokenizer next to the model (%s): ids only", why);
         return NULL;
@@ -276,7 +276,7 @@ void bd_tool_remember_tokenizer(bd_model *m, const char *tok_path, const char *m
     const char *p = tok_path;
     if (!p && m->tok_path[0]) return;  // it keeps the one it remembers
     if (!p) {
-        if (!model_dir(model_path, dir, sizeof dir)) return;
+        if (!bd_tool_model_dir(model_path, dir, sizeof dir)) return;
         p = dir;
     }
     if (bd_tokenizer_file(p, file, sizeof file, why, sizeof why) < 0 ||
@@ -322,7 +322,7 @@ void bd_tool_writes_family(const char *opt, const char *prefix) { add_file(BD_RF
 void bd_tool_reads_tokenizer(const char *path, const char *model_path) {
     char dir[4096], file[4096], why[512];
     const char *p = path;
-    if (!p && model_dir(model_path, dir, sizeof dir)) p = dir;
+    if (!p && bd_tool_model_dir(model_path, dir, sizeof dir)) p = dir;
     if (p && bd_tokenizer_file(p, file, sizeof file, why, sizeof why) == BD_OK)
         bd_tool_reads(path ? "--tokenizer" : "the tokenizer next to --model", file);
 }

@@ -132,6 +132,9 @@ bd_writer *bd_tool_open_writer(const char *path);
 void bd_tool_load_model(const char *path, bd_model *m);
 // The same, but a student's latent (unquantized) weights as stored: for training and debugging.
 void bd_tool_load_model_latent(const char *path, bd_model *m);
+// The directory of a model (or any file): path itself if it is a directory, else the directory
+// holding it. false for standard input ("-").
+bool bd_tool_model_dir(const char *model_path, char *dir, size_t size);
 // Loads --tokenizer PATH; with PATH NULL, the tokenizer the model remembers (m, a loaded model
 // or NULL: a bd.model/bd.packed header's "tokenizer"), else the one next to the model (the
 // model's directory, or the directory holding the model file). Exits on failure, and when the
