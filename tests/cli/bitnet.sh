@@ -17,7 +17,6 @@ head -c 40000 "$TXT" >"$T/tr.txt"
 tail -c 20000 "$TXT" >"$T/ev.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/tr.bdz" "$T/tr.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/ev.bdz" "$T/ev.txt"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
 close8() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; exit !(d < 1e-3 && d > -1e-3) }'; }
 
 # Train: the output carries the SubLN config, its tensors and act_bits 8.

@@ -11,17 +11,13 @@
 . "$(dirname "$0")/lib.sh"
 M=$BD_DATA/models/stories260K
 TXT=$BD_DATA/eval/tinystories/tinystories_val_a.txt
-PY=${BD_PYTHON:-/usr/bin/python3}
 G="$PY $(dirname "$0")/gguf_bitnet.py"
-$PY -c 'import numpy' 2>/dev/null || fail "$PY cannot import numpy (Debian: python3-numpy; or set BD_PYTHON)"
+need_numpy
 head -c 40000 "$TXT" >"$T/tr.txt"
 tail -c 20000 "$TXT" >"$T/ev.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/tr.bdz" "$T/tr.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/ev.bdz" "$T/ev.txt"
 bd-cat --full "$T/ev.bdz" >"$T/ids.jsonl" || fail "bd-cat ids"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
-# within A B TOL: |A - B| < TOL
-within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; exit !(d < t && d > -t) }'; }
 
 # Students: the default SubLN epsilon (1e-8), and one equal to the model's norm_eps (1e-5).
 q="--loss ce --quant ternary --bits 2 --act-quant int8 --subln --steps 6 -b 4 -T 64 --lr 3e-3 --threads 1"

@@ -8,16 +8,13 @@
 . "$(dirname "$0")/lib.sh"
 M=$BD_DATA/models/stories260K
 TXT=$BD_DATA/eval/tinystories/tinystories_val_a.txt
-PY=${BD_PYTHON:-/usr/bin/python3}
 G="$PY $(dirname "$0")/gguf_bitnet.py"
-$PY -c 'import numpy' 2>/dev/null || fail "$PY cannot import numpy (Debian: python3-numpy; or set BD_PYTHON)"
+need_numpy
 expect_ok $PY "$(dirname "$0")/make_hf_model.py" "$T/hf" 256 512 2 4 512 7
 head -c 20000 "$TXT" >"$T/tr.txt"
 tail -c 6000 "$TXT" >"$T/ev.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/tr.bdz" "$T/tr.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/ev.bdz" "$T/ev.txt"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
-within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; exit !(d < t && d > -t) }'; }
 q="--loss ce --steps 2 -b 2 -T 32 --lr 1e-3 --threads 1"
 
 for k in q2_K q3_K q4_K; do

@@ -7,12 +7,10 @@
 . "$(dirname "$0")/lib.sh"
 M=$BD_DATA/models/stories260K
 TXT=$BD_DATA/eval/tinystories/tinystories_val_a.txt
-PY=${BD_PYTHON:-/usr/bin/python3}
 head -c 20000 "$TXT" >"$T/tr.txt"
 tail -c 6000 "$TXT" >"$T/ev.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/tr.bdz" "$T/tr.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/ev.bdz" "$T/ev.txt"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
 # same A B: |A - B| <= 1e-6 |B|
 same() { awk -v a="$1" -v b="$2" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-6 * b) }'; }
 e="-T 64 --json --threads 1"

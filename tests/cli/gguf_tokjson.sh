@@ -5,9 +5,8 @@
 # ranks: -k for the piece merge k makes first, -1e9 for pieces no merge makes). An independent
 # Python reader compares the file with the tokenizer.json itself.
 . "$(dirname "$0")/lib.sh"
-PY=${BD_PYTHON:-/usr/bin/python3}
 FIX=$(cd "$(dirname "$0")/../fixtures" && pwd)
-$PY -c 'import numpy' 2>/dev/null || fail "$PY cannot import numpy (Debian: python3-numpy; or set BD_PYTHON)"
+need_numpy
 cat >"$T/check.py" <<'EOF'
 import json, sys
 sys.path.insert(0, sys.argv[1])

@@ -4,7 +4,6 @@
 M=$BD_DATA/models/stories260K
 head -c 20000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >"$T/val.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/val.bdz" "$T/val.txt"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
 # stories260K: rows of 64 and 172 weights, groups of 7 leave tails of 1 and 4.
 expect_ok bd-eval --model "$M/stories260K.bin" --quant int --bits 3 --group 7 -T 64 --json "$T/val.bdz"
 g7=$(nll)

@@ -6,14 +6,11 @@
 . "$(dirname "$0")/lib.sh"
 M=$BD_DATA/models/stories260K
 TXT=$BD_DATA/eval/tinystories/tinystories_val_a.txt
-PY=${BD_PYTHON:-/usr/bin/python3}
-$PY -c 'import numpy' 2>/dev/null || fail "$PY cannot import numpy (Debian: python3-numpy; or set BD_PYTHON)"
+need_numpy
 head -c 20000 "$TXT" >"$T/tr.txt"
 tail -c 6000 "$TXT" >"$T/ev.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" -o "$T/tr.bdz" "$T/tr.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/ev.bdz" "$T/ev.txt"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
-within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; exit !(d < t && d > -t) }'; }
 ev() { expect_ok bd-eval --model "$1" -k "$M/tok512.bin" -T 64 --json --threads 1 "$T/ev.bdz"; nll; }
 
 # The independent reader: safetensors header, names, shapes, dtype; config keys.

@@ -10,6 +10,15 @@ PATH="$BD_BIN:$PATH"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
+# nll: the "nll" field of the last command's JSON line (bd-eval --json). within A B TOL: |A - B| < TOL.
+nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
+within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; exit !(d < t && d > -t) }'; }
+
+# The Python of the independent readers (Debian's, with numpy; BD_PYTHON overrides); need_numpy
+# fails the test where it has no numpy.
+PY=${BD_PYTHON:-/usr/bin/python3}
+need_numpy() { $PY -c 'import numpy' 2>/dev/null || fail "$PY cannot import numpy (Debian: python3-numpy; or set BD_PYTHON)"; }
+
 # no_sanitizer_report CMD...: the last command's stderr holds no report of a sanitized build
 # (make test SAN=1: AddressSanitizer, LeakSanitizer, UndefinedBehaviorSanitizer), which a
 # failing command's exit status would hide.

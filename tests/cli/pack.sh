@@ -8,7 +8,6 @@ TXT=$BD_DATA/eval/tinystories/tinystories_val_a.txt
 expect_common_options bd-pack
 head -c 30000 "$TXT" >"$T/val.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/val.bdz" "$T/val.txt"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
 
 # Packed == fake-quantized, within 1e-4 nats (f32 activations: the same weights, only the
 # summation order differs); int8 activations move it a little, not a lot.

@@ -8,8 +8,6 @@ M=$BD_DATA/models/stories260K
 TXT=$BD_DATA/eval/tinystories/tinystories_val_a.txt
 head -c 30000 "$TXT" >"$T/val.txt"
 expect_ok bd-tokenize --tokenizer "$M/tok512.bin" --whole -o "$T/val.bdz" "$T/val.txt"
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
-within() { awk -v a="$1" -v b="$2" -v t="$3" 'BEGIN { d = a - b; exit !(d < t && d > -t) }'; }
 size() { wc -c <"$1" | tr -d ' '; }
 
 q="--quant int --bits 2 --group 32"

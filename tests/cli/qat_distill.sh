@@ -16,7 +16,6 @@ expect_out_contains '"records":30'
 # The student carries its quantization: bd-eval quantizes it on load, --latent does not.
 expect_ok bd-cat --header "$T/student.bdz"
 expect_out_contains '"quant":{"kind":"int","bits":2,"group":32'
-nll() { sed 's/.*"nll":\([0-9.]*\).*/\1/' "$T/out"; }
 expect_ok bd-eval --model "$T/student.bdz" -T 128 --json "$T/val.bdz"
 expect_out_contains '"quant":"int","bits":2'
 qat=$(nll)
