@@ -236,7 +236,8 @@ static int32_t gguf_token_type(bd_tok_token_type t) {
 //     merge makes -1e9, so merges apply in rank order.
 //   Byte-level tokenizer.json: model "gpt2", pre-tokenizer named after bd's split pattern
 //     (gpt-2, qwen2, llama-bpe), pieces as stored, and the merges as "left right" strings.
-static void write_vocab(FILE *f, const bd_tokenizer *tok) {
+// BD_OK, or BD_ERR_NOMEM (no room for the scores).
+static int write_vocab(FILE *f, const bd_tokenizer *tok) {
     int V = bd_tokenizer_vocab_size(tok);
     int32_t bos = bd_tokenizer_bos(tok), eos = bd_tokenizer_eos(tok);
     bd_tok_vocab_kind kind = bd_tokenizer_kind(tok);
@@ -266,18 +267,16 @@ static void write_vocab(FILE *f, const bd_tokenizer *tok) {
     }
     if (kind != BD_TOKV_BYTE_LEVEL) {
         float *sc = malloc((size_t)V * sizeof *sc);
-        for (int i = 0; sc && i < V; i++) sc[i] = kind == BD_TOKV_SPM_BIN ? bd_tokenizer_score(tok, i) : -1e9f;
-        for (int32_t k = bd_tokenizer_n_merges(tok) - 1; sc && kind == BD_TOKV_SPM_JSON && k >= 0; k--) {
+        if (!sc) return BD_ERR_NOMEM;
+        for (int i = 0; i < V; i++) sc[i] = kind == BD_TOKV_SPM_BIN ? bd_tokenizer_score(tok, i) : -1e9f;
+        for (int32_t k = bd_tokenizer_n_merges(tok) - 1; kind == BD_TOKV_SPM_JSON && k >= 0; k--) {
             int32_t a, b, r;
             if (bd_tokenizer_merge(tok, k, &a, &b, &r) == BD_OK) sc[r] = -(float)k;  // the earliest merge wins
         }
         kv_head(f, "tokenizer.ggml.scores", GT_ARRAY);
         w32(f, GT_F32);
         w64(f, (uint64_t)V);
-        for (int i = 0; i < V; i++) {
-            float v = sc ? sc[i] : 0;
-            fwrite(&v, 4, 1, f);
-        }
+        fwrite(sc, 4, (size_t)V, f);
         free(sc);
     }
     kv_head(f, "tokenizer.ggml.token_type", GT_ARRAY);
@@ -318,6 +317,7 @@ static void write_vocab(FILE *f, const bd_tokenizer *tok) {
             fwrite(pb, 1, lb, f);
         }
     }
+    return BD_OK;
 }
 
 // The tensors of the file in llama.cpp's order, with their ggml types and data offsets; bitnet
@@ -416,8 +416,9 @@ static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, bool bitnet, gg_
 }
 
 // Header, metadata (general.*, llama.*, tokenizer.ggml.*) and the infos of the n tensors.
-static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, const char *arch, const gg_tensor *ts,
-                         int n) {
+// BD_OK, or BD_ERR_NOMEM.
+static int write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, const char *arch, const gg_tensor *ts,
+                        int n) {
     const bd_config *c = &m->cfg;
     int V = c->vocab, C = c->dim, HS = c->head_dim, L = c->n_layers, F = c->ffn_dim;
     fwrite("GGUF", 1, 4, f);
@@ -445,7 +446,8 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
     kv_u32(f, AK("attention.value_length"), (uint32_t)HS);
     kv_u32(f, AK("vocab_size"), (uint32_t)V);
 #undef AK
-    write_vocab(f, tok);
+    int rc = write_vocab(f, tok);
+    if (rc < 0) return rc;
     if (bos >= 0) kv_u32(f, "tokenizer.ggml.bos_token_id", (uint32_t)bos);
     if (eos >= 0) kv_u32(f, "tokenizer.ggml.eos_token_id", (uint32_t)eos);
     for (int i = 0; i < n; i++) {
@@ -456,6 +458,7 @@ static void write_header(FILE *f, const bd_model *m, const bd_tokenizer *tok, co
         w32(f, ts[i].type);
         w64(f, ts[i].offset);
     }
+    return BD_OK;
 }
 
 const char *bd_gguf_arch(const bd_config *c, char *why, size_t ws) {
@@ -517,7 +520,7 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
         return BD_ERR_IO;
     }
     FILE *f = bd_outfile_fp(o);
-    write_header(f, m, tok, arch, ts, n);
+    rc = write_header(f, m, tok, arch, ts, n);
     static const uint8_t zeros[BD_GGUF_ALIGNMENT];
     long pos = ftell(f);
     if (pos >= 0) fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - pos % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
@@ -525,8 +528,8 @@ int bd_gguf_write(const bd_model *m, const bd_tokenizer *tok, const char *path, 
     size_t maxc = (size_t)(C > F ? C : F) > (size_t)QD ? (size_t)(C > F ? C : F) : (size_t)QD;
     float *row = malloc(maxc * sizeof *row);
     uint8_t *buf = malloc(maxc * 4);
-    rc = row && buf ? BD_OK : BD_ERR_NOMEM;
-    if (rc < 0) snprintf(why, ws, "no memory for a row");
+    if (rc == BD_OK && !(row && buf)) rc = BD_ERR_NOMEM;
+    if (rc < 0) snprintf(why, ws, "no memory for a row or the vocabulary's scores");
     for (int i = 0; i < n && rc == BD_OK; i++) {
         rc = write_tensor(f, m, &ts[i], row, buf, why, ws);
         fwrite(zeros, 1, (size_t)((BD_GGUF_ALIGNMENT - ts[i].nbytes % BD_GGUF_ALIGNMENT) % BD_GGUF_ALIGNMENT), f);
