@@ -29,12 +29,13 @@ all: $(OUT)/demo.md $(OUT)/loss.png
 # tokens (a second or more, not a tenth), the median of three runs.
 GEN = -n 64 --max-new 200 --batch 1 --unpadded --seed 1 --verbosity 2 $(T_OPT)
 GEN_SPEED = sed -n 's/.*(\([0-9]*\) tokens\/s.*/\1/p'
+# $(call gen_median,MODEL OPTIONS): the median tokens/s of three runs.
+gen_median = for r in 1 2 3; do $(BD_BIN)/bd-teacher-gen $(1) $(GEN) -o - 2>&1 >/dev/null | $(GEN_SPEED); done | \
+    sort -n | sed -n 2p
 $(OUT)/gen_fp.txt: $(MODEL)
-	for r in 1 2 3; do $(BD_BIN)/bd-teacher-gen --model $(MODEL) $(GEN) -o - 2>&1 >/dev/null | $(GEN_SPEED); done | \
-	    sort -n | sed -n 2p > $@
+	$(call gen_median,--model $(MODEL)) > $@
 $(OUT)/gen_%.txt: $(OUT)/packed_%.bdz
-	for r in 1 2 3; do $(BD_BIN)/bd-teacher-gen --model $< --tokenizer $(TOKENIZER) $(GEN) -o - 2>&1 >/dev/null | \
-	    $(GEN_SPEED); done | sort -n | sed -n 2p > $@
+	$(call gen_median,--model $< --tokenizer $(TOKENIZER)) > $@
 
 RUNS = fp $(foreach b,$(DEMO_BITS),rtn_$(call qname,$(b)) clip_$(call qname,$(b)) qat_$(call qtag,$(b),cakld))
 $(OUT)/demo.md: $(EVALS) $(OUT)/gen_fp.txt $(foreach b,$(DEMO_BITS),$(BASELINES_$(b)) $(QAT_$(b)_cakld) \
