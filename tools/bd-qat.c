@@ -24,6 +24,7 @@
 #include "bd_progress.h"
 #include "bd_qat_setup.h"
 #include "bd_qmodel.h"
+#include "bd_runplan.h"
 #include "bd_seqs.h"
 #include "bd_tool.h"
 
@@ -613,6 +614,36 @@ static double evaluate(const qat_opts *o, const bd_qat_run *s, const bd_ids *evd
     return loss;
 }
 
+// The memory plan (bd_runplan.h) from the models' headers, before anything is loaded (m NULL), or
+// from the student m once loaded when it came through standard input. False if not made.
+static bool plan_memory(const qat_opts *o, const bd_model *m) {
+    bd_model_info st, te;
+    if (!bd_tool_model_info(o->model_path, m, &st)) return false;
+    bool terms = o->kd_weight > 0 || o->ad_weight > 0, live = terms || (o->distill && !o->teacher_logits);
+    live = live && bd_tool_model_info(o->teacher_path ? o->teacher_path : o->model_path, NULL, &te);
+    if (!m && o->subln && !st.cfg.subln) st.cfg.subln = o->subln;  // the norms --subln adds
+    struct stat sb;
+    int T = o->seq_len ? o->seq_len : st.cfg.max_seq < 256 ? st.cfg.max_seq : 256;
+    bd_qat_plan q = {.student = &st,
+                     .teacher = live ? &te : NULL,
+                     .B = o->batch,
+                     .T = T,
+                     .A = o->accum,
+                     .recompute = o->recompute,
+                     .quant = o->q.kind != BD_Q_NONE || st.quant.kind != BD_Q_NONE,
+                     .teacher_buf = o->distill || terms,
+                     .stored_ok = o->distill && o->samples_path,
+                     .use_head = o->distill || o->seqsum,
+                     .kd = o->kd_weight > 0,
+                     .ad = o->ad_weight > 0,
+                     .eval = o->eval_path != NULL,
+                     .resume = o->resume && stat(o->state_path, &sb) == 0};
+    bd_memplan p = {0};
+    bd_runplan_qat(&p, &q);
+    bd_tool_memplan(&p, m ? bd_memplan_weights(&st) : 0);
+    return true;
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-qat", help, argc, argv);
     qat_opts o;
@@ -621,7 +652,9 @@ int main(int argc, char **argv) {
     char why[600];
     bd_model m;
     qat_start start = {0};
+    bool planned = plan_memory(&o, NULL);
     open_student(&o, &m, &start);
+    if (!planned) plan_memory(&o, &m);
     bd_tool_remember_tokenizer(&m, NULL, o.model_path);  // OUT remembers --model's tokenizer
     bool resuming = start.resuming;
     int T = o.seq_len, V = m.cfg.vocab;

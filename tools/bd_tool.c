@@ -89,6 +89,29 @@ void bd_tool_note(const char *fmt, ...) {
     va_end(ap);
 }
 
+bool bd_tool_model_info(const char *path, const bd_model *m, bd_model_info *info) {
+    char why[600];
+    if (m) {
+        bd_model_info_of(m, info);
+        return true;
+    }
+    return path && bd_model_peek(path, info, why, sizeof why) == BD_OK;
+}
+
+void bd_tool_memplan(const bd_memplan *p, uint64_t in_use) {
+    uint64_t avail = bd_mem_available();
+    if (avail) avail += in_use;
+    char table[4096];
+    bd_memplan_format(p, avail, table, sizeof table);
+    for (char *line = table, *nl; *line; line = nl + 1) {  // at --verbosity 2, a line each
+        if (!(nl = strchr(line, '\n'))) break;
+        *nl = 0;
+        bd_log(BD_LOG_INFO, "%s", line);
+    }
+    char why[600];
+    if (bd_memplan_check(p, avail, why, sizeof why) < 0) bd_fatal("not enough memory: %s", why);
+}
+
 int64_t bd_arg_int(const char *opt, const char *s, int64_t lo, int64_t hi) {
     int64_t v;
     int rc = bd_parse_int64(s, lo, hi, &v);

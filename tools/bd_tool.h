@@ -9,7 +9,9 @@
 #include <stdint.h>
 #include <stdnoreturn.h>
 
+#include "bd_memplan.h"
 #include "bd_model.h"
+#include "bd_model_io.h"
 #include "bd_stream.h"
 #include "bd_tokenizer.h"
 
@@ -162,6 +164,16 @@ void bd_tool_reads_tokenizer(const char *path, const char *model_path);
 // After the files are added: exits 1 naming both when two are the same file, or when another
 // live process is writing an output (removing the outputs' stale temporaries first).
 void bd_tool_check_files(void);
+
+// Memory plans (bd_memplan.h, bd_runplan.h). The config of the model at path from its header
+// (bd_model_peek) when m is NULL, else m's (a model already loaded); false when the header
+// cannot be read ahead (standard input, a pipe: plan after loading) or is bad (the load says why).
+bool bd_tool_model_info(const char *path, const bd_model *m, bd_model_info *info);
+// Shows plan p at --verbosity 2 and refuses a run that cannot fit in the memory available
+// (bd_mem_available): "bd-x: not enough memory: needs ... (largest: ..., shrink with ...), ...
+// available", exit 1, before any output exists. in_use: bytes of the plan already allocated (a
+// model loaded before planning), which the memory available no longer holds.
+void bd_tool_memplan(const bd_memplan *p, uint64_t in_use);
 
 // Producer information (this tool, argv) for stream headers.
 bd_producer bd_tool_producer(void);

@@ -183,6 +183,18 @@ static int finish(reorder *ro, gen_seq *s, const bd_gen_opts *o, bd_gen_emit_fn 
     return rc;
 }
 
+// The rows a step runs for a batch of B (see bd_generate).
+static int step_rows(int B, bool unpadded) {
+    return unpadded ? B : (B + BD_GEN_ROW_MULTIPLE - 1) / BD_GEN_ROW_MULTIPLE * BD_GEN_ROW_MULTIPLE;
+}
+
+size_t bd_generate_bytes(const bd_config *c, int B, int max_T, const bd_gen_opts *o) {
+    size_t R = (size_t)step_rows(B, o->unpadded), V = (size_t)c->vocab, K = (size_t)o->max_new;
+    size_t per_slot = sizeof(int32_t) * K + (sizeof(int32_t) + sizeof(float)) * K * (size_t)o->logits_top_k;
+    return bd_kv_cache_bytes(c, (int)R, max_T) + sizeof(float) * R * V + (sizeof(int32_t) + sizeof(int)) * R +
+           (size_t)B * (per_slot + bd_sampler_bytes(c->vocab));
+}
+
 int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
                 const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats, char *why, size_t ws) {
     bd_gen_stats st = {0};
@@ -198,7 +210,7 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     // The step always runs a multiple of BD_GEN_ROW_MULTIPLE rows (the extra ones are dummies):
     // OpenBLAS rounds a row of a small sgemm differently from a row of a larger one, and with
     // whole blocks of rows a sample's logits no longer depend on --batch.
-    int R = o->unpadded ? B : (B + BD_GEN_ROW_MULTIPLE - 1) / BD_GEN_ROW_MULTIPLE * BD_GEN_ROW_MULTIPLE;
+    int R = step_rows(B, o->unpadded);  // bd_generate_bytes counts what is allocated below
     int max_P = 0;
     for (int i = 0; i < n_prompts; i++) max_P = prompts[i].n > max_P ? prompts[i].n : max_P;
     // Positions fed: at most P + K - 1 (the last new token is never fed), within max_seq.

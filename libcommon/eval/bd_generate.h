@@ -80,6 +80,10 @@ typedef int (*bd_gen_emit_fn)(void *ctx, const bd_gen_sample *s, const bd_gen_st
 // is empty, too long or holds an id outside the vocabulary), BD_ERR_NOMEM, BD_ERR_VALUE
 // (NaN logits), or the callback's code; the reason in why (the callback's own errors it
 // reports itself). stats may be NULL.
+// Bytes bd_generate allocates for a batch of B sequences (B <= n) of at most max_T positions fed
+// (the longest prompt + max_new - 1, at most the context): the KV cache, the logits, the samplers
+// and each slot's output. For memory plans.
+size_t bd_generate_bytes(const bd_config *c, int B, int max_T, const bd_gen_opts *o);
 BD_MUST_CHECK int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
                               const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats, char *why,
                               size_t why_size);

@@ -51,6 +51,8 @@ int bd_sampling_check(const bd_sampling *s) {
     return BD_OK;
 }
 
+size_t bd_sampler_bytes(int V) { return (sizeof(double) + sizeof(bd_prob_id)) * (size_t)V; }
+
 int bd_sampler_init(bd_sampler *sp, int V) {
     memset(sp, 0, sizeof *sp);
     if (V <= 0) return BD_ERR_ARG;

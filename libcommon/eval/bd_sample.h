@@ -48,6 +48,7 @@ typedef struct {
 } bd_sampler;
 
 BD_MUST_CHECK int bd_sampler_init(bd_sampler *sp, int V);
+size_t bd_sampler_bytes(int V);  // what bd_sampler_init allocates
 void bd_sampler_free(bd_sampler *sp);
 
 // Draws a token from logits (V): with temperature 0 the first maximum (no random number

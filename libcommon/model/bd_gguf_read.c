@@ -726,7 +726,8 @@ static int check_slot(const gguf *g, const bd_config *c, const slot *s, int k, i
     return BD_OK;
 }
 
-static int load_mapped(gguf *g, bd_model *m) {
+// Into m; with m NULL only the config, into *peek, once everything but the weights is checked.
+static int load_mapped(gguf *g, bd_model *m, bd_config *peek) {
     rd *r = &g->r;
     uint64_t nt;
     int rc;
@@ -793,6 +794,11 @@ static int load_mapped(gguf *g, bd_model *m) {
     // Shapes and bounds are checked in full before the model is allocated.
     for (int k = 0; k < ns; k++)
         if (slots[k].present && (rc = check_slot(g, &cfg, &slots[k], k, align, data0)) < 0) goto out;
+    if (!m) {
+        *peek = cfg;
+        rc = BD_OK;
+        goto out;
+    }
     if ((rc = bd_model_alloc(m, &cfg)) < 0) {
         bd_fail(r->why, r->ws, rc, "%s: cannot allocate the model", r->path);
         goto out;
@@ -811,13 +817,14 @@ static int load_mapped(gguf *g, bd_model *m) {
     }
     rc = BD_OK;
 out:
-    if (rc < 0) bd_model_free(m);
+    if (rc < 0 && m) bd_model_free(m);
     free(slots);
     return rc;
 }
 
-int bd_load_gguf(const char *path, bd_model *m, char *why, size_t ws) {
-    memset(m, 0, sizeof *m);
+// bd_load_gguf (m) or bd_gguf_peek (m NULL, the config into *peek).
+static int gguf_open(const char *path, bd_model *m, bd_config *peek, char *why, size_t ws) {
+    if (m) memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY);
     if (fd < 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     struct stat sb;
@@ -840,8 +847,12 @@ int bd_load_gguf(const char *path, bd_model *m, char *why, size_t ws) {
     close(fd);
     if (map == MAP_FAILED) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot map: %s", path, strerror(errno));
     gguf g = {.r = {map, size, 0, path, why, ws}};
-    int rc = load_mapped(&g, m);
+    int rc = load_mapped(&g, m, peek);
     free(g.kv);
     munmap((void *)map, size);
     return rc;
 }
+
+int bd_load_gguf(const char *path, bd_model *m, char *why, size_t ws) { return gguf_open(path, m, NULL, why, ws); }
+
+int bd_gguf_peek(const char *path, bd_config *cfg, char *why, size_t ws) { return gguf_open(path, NULL, cfg, why, ws); }

@@ -280,28 +280,42 @@ static int find_tensor(shard_set *s, const char *name, int *shard, const bd_st_t
 
 // ---- loading ------------------------------------------------------------------------------
 
-int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
-    memset(m, 0, sizeof *m);
+// The config of the model in dir: config.json, with the qkv bias and the tied head told by
+// the tensors the shards s (opened here; the caller closes them) hold.
+static int hf_config(const char *dir, bd_config *cfg, shard_set *s, char *why, size_t ws) {
     char cpath[4096];
     snprintf(cpath, sizeof cpath, "%s/config.json", dir);
     int rc = BD_OK, tie_explicit = -1;
     cJSON *cj = read_json(cpath, &rc, why, ws);
     if (!cj) return rc;
-    bd_config cfg;
-    rc = parse_config(cj, cpath, &cfg, &tie_explicit, why, ws);
+    rc = parse_config(cj, cpath, cfg, &tie_explicit, why, ws);
     cJSON_Delete(cj);
-    if (rc < 0) return rc;
-    shard_set s = {0};
-    if ((rc = open_shards(&s, dir, why, ws)) < 0) goto out;
-
+    if (rc < 0 || (rc = open_shards(s, dir, why, ws)) < 0) return rc;
     int sh;
     const bd_st_tensor *x;
-    if ((rc = find_tensor(&s, "model.layers.0.self_attn.q_proj.bias", &sh, &x, why, ws)) < 0) goto out;
-    cfg.qkv_bias = x != NULL || !strcmp(cfg.arch, "qwen2");
-    if ((rc = find_tensor(&s, "lm_head.weight", &sh, &x, why, ws)) < 0) goto out;
+    if ((rc = find_tensor(s, "model.layers.0.self_attn.q_proj.bias", &sh, &x, why, ws)) < 0) return rc;
+    cfg->qkv_bias = x != NULL || !strcmp(cfg->arch, "qwen2");
+    if ((rc = find_tensor(s, "lm_head.weight", &sh, &x, why, ws)) < 0) return rc;
     // Tied when the config says so (HF then ignores lm_head.weight), or when nothing says
     // otherwise and there is no lm_head.weight.
-    cfg.tied_embeddings = tie_explicit == 1 || (tie_explicit == -1 && !x);
+    cfg->tied_embeddings = tie_explicit == 1 || (tie_explicit == -1 && !x);
+    return BD_OK;
+}
+
+int bd_hf_peek(const char *dir, bd_config *cfg, char *why, size_t ws) {
+    shard_set s = {0};
+    int rc = hf_config(dir, cfg, &s, why, ws);
+    shards_close(&s);
+    return rc;
+}
+
+int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
+    memset(m, 0, sizeof *m);
+    bd_config cfg;
+    shard_set s = {0};
+    int sh, rc;
+    const bd_st_tensor *x;
+    if ((rc = hf_config(dir, &cfg, &s, why, ws)) < 0) goto out;
     if ((rc = bd_model_alloc(m, &cfg)) < 0) {
         bd_fail(why, ws, rc, "%s: cannot allocate the model", dir);
         goto out;

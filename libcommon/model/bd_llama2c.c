@@ -166,6 +166,18 @@ static void seg_label(const seg *s, char *buf, size_t n) {
         snprintf(buf, n, "%s", s->name);
 }
 
+int bd_llama2c_peek(const char *path, bd_config *cfg, char *why, size_t ws) {
+    uint8_t head[AK42_HEADER] = {0};
+    FILE *f = fopen(path, "rb");
+    if (!f) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    size_t got = fread(head, 1, sizeof head, f);
+    fclose(f);
+    int gs = 0;
+    size_t hdr = 0;
+    int fmt = parse_header(head, got, path, cfg, &gs, &hdr, why, ws);
+    return fmt < 0 ? fmt : BD_OK;
+}
+
 int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     int fd = open(path, O_RDONLY);

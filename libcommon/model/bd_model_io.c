@@ -482,6 +482,67 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     return fmt == BD_MODEL_FMT_HF ? load_hf(path, m, why, ws) : bd_load_llama2c(path, m, why, ws);
 }
 
+// ---- the header alone ----------------------------------------------------------------------
+
+// The header of a bd.model or bd.packed stream in a named file.
+static int peek_stream(const char *path, bd_model_info *mi, char *why, size_t ws) {
+    int rc;
+    char msg[600];
+    bd_reader *r = bd_reader_open(path, NULL, &rc, msg, sizeof msg);
+    if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
+    const char *schema = bd_reader_schema(r);
+    const msgpack_object *h = bd_reader_header(r);
+    mi->packed = strcmp(schema, "bd.packed") == 0;
+    if (!mi->packed && strcmp(schema, "bd.model") != 0)
+        rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: schema is \"%s\", expected \"bd.model\" or \"bd.packed\"",
+                     path, schema);
+    else if ((rc = bd_io_parse_config(h, &mi->cfg, path, why, ws)) >= 0)
+        rc = bd_io_parse_quant(h, &mi->quant, &mi->qpolicy, path, why, ws);
+    const msgpack_object *hf = mi->packed ? bd_obj_get(h, "head_format") : NULL;
+    char name[16];
+    if (rc >= 0 && hf && bd_obj_strcpy(hf, name, sizeof name) >= 0 && bd_pk_head_format_parse(name) > 0)
+        mi->head_format = bd_pk_head_format_parse(name);
+    bd_reader_close(r);
+    return rc < 0 ? rc : BD_OK;
+}
+
+int bd_model_peek(const char *path, bd_model_info *mi, char *why, size_t ws) {
+    memset(mi, 0, sizeof *mi);
+    if (!path) return bd_fail(why, ws, BD_ERR_ARG, "no model path given");
+    struct stat sb;
+    if (!strcmp(path, "-")) return bd_fail(why, ws, BD_ERR_ARG, "standard input is read once: no header to read ahead");
+    if (stat(path, &sb) != 0) return bd_fail(why, ws, BD_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    if (S_ISDIR(sb.st_mode)) {
+        char cfg[4200];
+        snprintf(cfg, sizeof cfg, "%s/config.json", path);
+        if (stat(cfg, &sb) != 0) return not_hf_dir(path, why, ws);
+        return bd_hf_peek(path, &mi->cfg, why, ws);
+    }
+    if (!S_ISREG(sb.st_mode)) return bd_fail(why, ws, BD_ERR_ARG, "%s: not a regular file: read once", path);
+    int fmt = bd_model_sniff(path, why, ws);
+    if (fmt < 0) return fmt;
+    if (fmt == BD_MODEL_FMT_BD) return peek_stream(path, mi, why, ws);
+    if (fmt == BD_MODEL_FMT_GGUF) return bd_gguf_peek(path, &mi->cfg, why, ws);
+    if (fmt != BD_MODEL_FMT_HF) return bd_llama2c_peek(path, &mi->cfg, why, ws);
+    char dir[4096];  // a file inside a Hugging Face directory
+    snprintf(dir, sizeof dir, "%s", path);
+    char *slash = strrchr(dir, '/');
+    if (slash)
+        *slash = 0;
+    else
+        snprintf(dir, sizeof dir, ".");
+    return bd_hf_peek(dir[0] ? dir : "/", &mi->cfg, why, ws);
+}
+
+void bd_model_info_of(const bd_model *m, bd_model_info *mi) {
+    memset(mi, 0, sizeof *mi);
+    mi->cfg = m->cfg;
+    mi->quant = m->quant;
+    mi->qpolicy = m->qpolicy;
+    mi->packed = m->packed != NULL;
+    mi->head_format = m->packed ? (int)m->packed->head_format : 0;
+}
+
 // ---- bd.model writing ---------------------------------------------------------------------
 
 static void pack_float(msgpack_packer *pk, const char *key, float v) {

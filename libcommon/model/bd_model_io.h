@@ -44,6 +44,24 @@ const char *bd_model_format_name(bd_model_format f);
 // Loads path into m (allocated here; bd_model_free releases it). On error m is left empty.
 BD_MUST_CHECK int bd_model_load(const char *path, bd_model *m, char *why, size_t why_size);
 
+// What a model says about itself before its weights are read: enough to size a run (memory
+// plans). packed: a bd.packed stream, whose head is in head_format (a bd_pk_type, 0 = f32).
+typedef struct {
+    bd_config cfg;
+    bd_qspec quant;  // kind BD_Q_NONE: full precision
+    bd_qpolicy qpolicy;
+    bool packed;
+    int head_format;
+} bd_model_info;
+
+// Reads the config of the model at path from its header alone (config.json and the safetensors
+// headers, the llama2.c or GGUF header, the bd stream's header map), checking no weight. The
+// errors of bd_model_load for a bad header; BD_ERR_ARG for standard input or a pipe, which can
+// be read only once (the caller learns the config from the loaded model: bd_model_info_of).
+BD_MUST_CHECK int bd_model_peek(const char *path, bd_model_info *info, char *why, size_t why_size);
+// The same of a loaded model.
+void bd_model_info_of(const bd_model *m, bd_model_info *info);
+
 // Writes m as a bd.model stream with tensors in dtype (BD_F32, BD_BF16 or BD_F16).
 // BD_ERR_VALUE if a weight is NaN/inf or does not fit in dtype.
 BD_MUST_CHECK int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype, char *why,

@@ -31,5 +31,10 @@ int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t why_size);
 // A GGUF file (llama or bitnet architecture), every weight dequantized to f32 (bd_gguf_read.c).
 int bd_load_gguf(const char *path, bd_model *m, char *why, size_t why_size);
 int bd_load_hf(const char *dir, bd_model *m, char *why, size_t why_size);
+// Their configs alone, read from the headers (config.json and the safetensors headers) without
+// the weights: bd_model_peek.
+int bd_llama2c_peek(const char *path, bd_config *cfg, char *why, size_t why_size);
+int bd_gguf_peek(const char *path, bd_config *cfg, char *why, size_t why_size);
+int bd_hf_peek(const char *dir, bd_config *cfg, char *why, size_t why_size);
 
 #endif

@@ -31,6 +31,11 @@ static size_t fwd_layout(bd_fwd_state *s, const bd_config *cfg, int B, int T, bo
     return off;
 }
 
+size_t bd_fwd_state_bytes(const bd_config *cfg, int B, int T, bool keep) {
+    bd_fwd_state sizing = {.arena = NULL};
+    return fwd_layout(&sizing, cfg, B, T, keep) * sizeof(float);
+}
+
 int bd_fwd_state_init(bd_fwd_state *s, const bd_config *cfg, int B, int T, bool keep) {
     memset(s, 0, sizeof *s);
     if (bd_config_check(cfg, NULL, 0) < 0 || B <= 0 || T <= 0) return BD_ERR_ARG;
@@ -205,6 +210,11 @@ static size_t kv_layout(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) 
     c->scores = bd_arena_take(c->mem, &off, (size_t)(cfg->n_heads / cfg->n_kv_heads) * max_T);
     c->rope_cs = bd_arena_take(c->mem, &off, (size_t)max_T * cfg->head_dim);
     return off;
+}
+
+size_t bd_kv_cache_bytes(const bd_config *cfg, int B, int max_T) {
+    bd_kv_cache sizing = {.mem = NULL};
+    return kv_layout(&sizing, cfg, B, max_T) * sizeof(float);
 }
 
 int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) {

@@ -50,6 +50,9 @@ typedef struct {
 // Functions on a state (or cache) return a bd_err code and leave the reason in its why.
 BD_MUST_CHECK int bd_fwd_state_init(bd_fwd_state *s, const bd_config *cfg, int B, int T, bool keep);
 void bd_fwd_state_free(bd_fwd_state *s);
+// Bytes bd_fwd_state_init allocates (at the current bd_num_threads(); the linears' scratch,
+// grown on use, is bd_block_scratch_bytes of the model at B*T rows). For memory plans.
+size_t bd_fwd_state_bytes(const bd_config *cfg, int B, int T, bool keep);
 // Pointer to layer l of a per-layer tensor of s (width floats per position).
 float *bd_fwd_layer(const bd_fwd_state *s, float *base, int l, size_t width);
 
@@ -89,6 +92,8 @@ typedef struct {
 
 BD_MUST_CHECK int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T);
 void bd_kv_cache_free(bd_kv_cache *c);
+// Bytes bd_kv_cache_init allocates (the linears' scratch aside, as for bd_fwd_state_bytes).
+size_t bd_kv_cache_bytes(const bd_config *cfg, int B, int max_T);
 
 // One token per sequence: tokens (B), pos (B) with pos[b] < max_T, positions 0..pos[b]-1 of
 // sequence b already in the cache. Writes position pos[b] of the cache; logits (B, V).

@@ -138,6 +138,15 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
     free(err);
 }
 
+size_t bd_clip_search_bytes(int N, int C, const bd_qspec *q, bd_clip_grid grid) {
+    size_t G = (size_t)bd_qspec_group(q, C), NG = (size_t)bd_qspec_ngroups(C, (int)G);
+    size_t M = (size_t)ROW_BLOCK * (size_t)grid.steps * (size_t)grid.steps;
+    size_t gram = G < (size_t)N || (size_t)C - (NG - 1) * G < (size_t)N ? NG * G * G : 0;  // any group shorter than N
+    // xg, gram, D, E and tmp below, and search_block's err.
+    return sizeof(float) * ((size_t)N * G + gram + G * M + (G > (size_t)N ? G : (size_t)N) * M + 2 * G) +
+           sizeof(double) * M;
+}
+
 int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C, const bd_qspec *q,
                    bd_clip_grid grid) {
     if (check_args(N, OC, C, q, grid) < 0) return BD_ERR_ARG;

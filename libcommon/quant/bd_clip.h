@@ -20,6 +20,8 @@ typedef struct {
 BD_MUST_CHECK int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C,
                                  const bd_qspec *q, bd_clip_grid grid);
 // The same by plain loops (one candidate at a time, output error computed directly).
+// Bytes bd_clip_search allocates for N positions of rows of C weights (for memory plans).
+size_t bd_clip_search_bytes(int N, int C, const bd_qspec *q, bd_clip_grid grid);
 BD_MUST_CHECK int bd_clip_search_ref(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C,
                                      const bd_qspec *q, bd_clip_grid grid);
 

@@ -24,6 +24,25 @@ void bd_clip_positions(int *pos, int n, int N, uint64_t seed) {
     }
 }
 
+// The widest input (maxC) and the most output channels (maxOC) of a block linear.
+static void widest(const bd_config *c, size_t *maxC, size_t *maxOC) {
+    size_t QD = (size_t)c->n_heads * c->head_dim;
+    *maxC = (size_t)(c->dim > c->ffn_dim ? c->dim : c->ffn_dim);
+    if (QD > *maxC) *maxC = QD;
+    *maxOC = (size_t)c->ffn_dim > QD ? (size_t)c->ffn_dim : QD;
+}
+
+size_t bd_clip_model_bytes(const bd_config *c, int N, const bd_clip_opts *o) {
+    size_t maxC, maxOC, search = 0;
+    widest(c, &maxC, &maxOC);
+    int QD = c->n_heads * c->head_dim, ins[3] = {c->dim, QD, c->ffn_dim};
+    for (int i = 0; i < 3; i++) {
+        size_t b = bd_clip_search_bytes(N, ins[i], &o->q, o->grid);
+        if (b > search) search = b;
+    }
+    return sizeof(float) * ((size_t)N * maxC + 2 * maxOC * maxC) + search;
+}
+
 int bd_clip_model(const bd_model *m, const bd_fwd_state *st, const int *pos, int N, const bd_clip_opts *o,
                   bd_clip_emit_fn emit, void (*progress)(void *ctx, uint64_t done), void *ctx, int *searched, char *why,
                   size_t ws) {
@@ -42,9 +61,8 @@ int bd_clip_model(const bd_model *m, const bd_fwd_state *st, const int *pos, int
         int lk = bd_linear_parse(lin[k].name);
         if (bd_subln_has(c, lk)) lin[k].inputs = bd_acts_sub(&st->acts, (bd_linear)lk);
     }
-    size_t maxC = (size_t)(c->dim > c->ffn_dim ? c->dim : c->ffn_dim);
-    if ((size_t)QD > maxC) maxC = (size_t)QD;
-    size_t maxOC = (size_t)(c->ffn_dim > QD ? c->ffn_dim : QD);
+    size_t maxC, maxOC;  // bd_clip_model_bytes counts these buffers
+    widest(c, &maxC, &maxOC);
     float *X = malloc(sizeof(float) * (size_t)N * maxC), *mx = malloc(sizeof(float) * maxOC * maxC),
           *mn = malloc(sizeof(float) * maxOC * maxC);
     int rc = X && mx && mn ? BD_OK : bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");

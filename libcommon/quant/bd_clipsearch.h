@@ -39,4 +39,8 @@ BD_MUST_CHECK int bd_clip_model(const bd_model *m, const bd_fwd_state *st, const
                                 bd_clip_emit_fn emit, void (*progress)(void *ctx, uint64_t done), void *ctx,
                                 int *searched, char *why, size_t why_size);
 
+// Bytes bd_clip_model allocates for N positions (its buffers and bd_clip_search's), for memory
+// plans; the calibration activations are bd_fwd_state_bytes(cfg, B, T, true).
+size_t bd_clip_model_bytes(const bd_config *c, int N, const bd_clip_opts *o);
+
 #endif

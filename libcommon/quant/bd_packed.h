@@ -285,6 +285,14 @@ const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m);
 size_t bd_pk_model_bytes(const bd_model *m);
 // Scratch bytes the packed kernels need for any linear of m at N rows (0 without packed layers).
 size_t bd_pk_model_scratch_bytes(const bd_model *m, int N);
+// The same two from the sizes alone, before anything is allocated (memory plans): what
+// bd_pk_model_pack makes of a model of config c with spec q and policy p, its head then in
+// head_format (bd_pk_model_pack_head; BD_PK_F32: as the spec leaves it), as bd_pk_model_bytes
+// counts it; *scratch (may be NULL) gets bd_pk_model_scratch_bytes at N rows (p->act_bits 8:
+// int8 activations, as a loaded model runs); *packed (may be NULL) the packed tensors alone (what
+// packing a loaded model adds to it).
+size_t bd_pk_plan_bytes(const bd_config *c, const bd_qspec *q, const bd_qpolicy *p, bd_pk_type head_format, int N,
+                        size_t *scratch, size_t *packed);
 
 // bd.packed streams (see man/bd-stream.5): written by bd-pack, loaded by bd_model_load (it
 // sniffs the schema and hands over the reader r, past the header, which it still closes). The linear layers' f32 storage in m->params is never touched (calloc:

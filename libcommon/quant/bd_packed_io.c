@@ -188,6 +188,40 @@ size_t bd_pk_model_scratch_bytes(const bd_model *m, int N) {
     return most;
 }
 
+size_t bd_pk_plan_bytes(const bd_config *c, const bd_qspec *q, const bd_qpolicy *pol, bd_pk_type head_format, int N,
+                        size_t *scratch, size_t *packed) {
+    bd_model m = {.cfg = *c};  // no weights: linear_weight gives the shapes only
+    bd_param_entry t[BD_MAX_PARAMS];
+    int nt = bd_param_table(c, t, NULL), n_slots = c->n_layers * BD_N_LINEARS + 1, type = bd_pk_type_for(q);
+    bool head_packed = bd_qpolicy_covers(pol, "wcls", -1) || head_format != BD_PK_F32;
+    bool emb_packed = head_format != BD_PK_F32 && c->tied_embeddings;
+    size_t bytes = 0, most = 0, pk = 0;
+    for (int i = 0; i < nt; i++)
+        if (!not_f32_record(&t[i], head_packed, emb_packed)) bytes += t[i].numel * 4;
+    for (int s = 0; s < n_slots; s++) {  // as bd_pk_model_pack, then bd_pk_model_pack_head
+        int l, OC, C;
+        bd_linear k = slot_linear(n_slots, s, &l);
+        linear_weight(&m, l, k, &OC, &C);
+        bool covered = type > BD_PK_F32 && bd_qpolicy_covers(pol, linear_name(k), k == BD_HEAD ? -1 : l);
+        bd_qspec hq = bd_pk_head_spec(head_format);
+        bd_pk_tensor g;
+        if ((covered && bd_pk_geometry(&g, (bd_pk_type)type, OC, C, bd_qspec_group(q, C)) == BD_OK) ||
+            (!covered && k == BD_HEAD && head_format != BD_PK_F32 &&
+             bd_pk_geometry(&g, head_format, OC, C, bd_qspec_group(&hq, C)) == BD_OK)) {
+            pk += g.row_bytes * (size_t)g.rows;
+        } else {
+            if (k != BD_HEAD) bytes += (size_t)OC * (size_t)C * 4;
+            continue;
+        }
+        bool act_int8 = pol->act_bits == 8 && !(k == BD_HEAD && head_format != BD_PK_F32);
+        size_t b = bd_pk_matmul_scratch_bytes(&g, N, act_int8);
+        if (b > most) most = b;
+    }
+    if (scratch) *scratch = most;
+    if (packed) *packed = pk;
+    return bytes + pk;
+}
+
 size_t bd_pk_model_bytes(const bd_model *m) {
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL), n_slots = m->cfg.n_layers * BD_N_LINEARS + 1;

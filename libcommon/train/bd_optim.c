@@ -4,11 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+size_t bd_adamw_state_bytes(size_t n) { return 2 * n * sizeof(float); }  // m and v
 
 int bd_adamw_init(bd_adamw *o, const bd_param_entry *table, int n_entries, size_t n, const bd_adamw_cfg *cfg) {
     memset(o, 0, sizeof *o);
     if (n_entries > BD_MAX_PARAMS) return BD_ERR_ARG;
-    o->m = calloc(2 * n, sizeof(float));
+    o->m = calloc(bd_adamw_state_bytes(n) / sizeof(float), sizeof(float));
     if (!o->m) return BD_ERR_NOMEM;
     o->v = o->m + n;
     o->n = n;

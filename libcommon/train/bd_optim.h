@@ -34,6 +34,8 @@ typedef struct {
 BD_MUST_CHECK int bd_adamw_init(bd_adamw *o, const bd_param_entry *table, int n_entries, size_t n,
                                 const bd_adamw_cfg *cfg);
 void bd_adamw_free(bd_adamw *o);
+// Bytes of the optimizer's state for n parameters (what bd_adamw_init allocates).
+size_t bd_adamw_state_bytes(size_t n);
 // Global L2 norm of g (P), accumulated in double.
 double bd_grad_norm(const float *g, size_t n);
 // One step at learning rate lr: clips grads in place if needed, updates params (P).

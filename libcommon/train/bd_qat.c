@@ -36,18 +36,22 @@ static void route_grads(void *ctx, float *grads, const bd_model *fw, const bd_mo
     (void)fw;
 }
 
-int bd_qat_hooks_attach(bd_qat_hooks *h, bd_trainer *tr, const bd_qspec *q, const bd_qpolicy *policy) {
-    memset(h, 0, sizeof *h);
-    h->q = *q;
-    h->policy = *policy;
-    size_t biggest = 0;
+size_t bd_qat_hooks_bytes(const bd_config *c) {
+    size_t biggest = 0;  // the largest matrix of one layer (route_grads' copy of its gradient)
     bd_param_entry t[BD_MAX_PARAMS];
-    int nt = bd_param_table(&tr->model->cfg, t, NULL);
+    int nt = bd_param_table(c, t, NULL);
     for (int i = 0; i < nt; i++) {
         size_t per_layer = t[i].ndim == 3 ? t[i].numel / (size_t)t[i].shape[0] : t[i].numel;
         if (per_layer > biggest) biggest = per_layer;
     }
-    h->tmp = malloc(sizeof(float) * biggest);
+    return sizeof(float) * biggest;
+}
+
+int bd_qat_hooks_attach(bd_qat_hooks *h, bd_trainer *tr, const bd_qspec *q, const bd_qpolicy *policy) {
+    memset(h, 0, sizeof *h);
+    h->q = *q;
+    h->policy = *policy;
+    h->tmp = malloc(bd_qat_hooks_bytes(&tr->model->cfg));
     if (!h->tmp) return BD_ERR_NOMEM;
     tr->make_fw = make_fw;
     tr->route_grads = route_grads;
@@ -60,6 +64,11 @@ void bd_qat_hooks_free(bd_qat_hooks *h) {
     h->tmp = NULL;
 }
 
+size_t bd_distill_bytes(int B, int T, int V, bool kd) {
+    size_t R = (size_t)bd_train_head_rows(B * T);
+    return sizeof(float) * (R * (size_t)V * (kd ? 2 : 1) + R);
+}
+
 int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V, float kd_weight, float kd_tau) {
     memset(d, 0, sizeof *d);
     int R = bd_train_head_rows(B * T);
@@ -68,7 +77,7 @@ int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V
     d->T = T;
     d->kd_weight = kd_weight;
     d->kd_tau = kd_tau;
-    d->ds = malloc(sizeof(float) * (size_t)R * V);
+    d->ds = malloc(sizeof(float) * (size_t)R * V);  // bd_distill_bytes counts these three
     d->w = malloc(sizeof(float) * (size_t)R);
     if (kd_weight > 0) d->ds2 = malloc(sizeof(float) * (size_t)R * V);
     if (!d->ds || !d->w || (kd_weight > 0 && !d->ds2)) {

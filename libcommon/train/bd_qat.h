@@ -22,6 +22,8 @@ typedef struct {
 // bd_trainer_free.
 BD_MUST_CHECK int bd_qat_hooks_attach(bd_qat_hooks *h, bd_trainer *tr, const bd_qspec *q, const bd_qpolicy *policy);
 void bd_qat_hooks_free(bd_qat_hooks *h);
+// Bytes the hooks allocate besides the forward weights (a model of config c: one layer's largest matrix).
+size_t bd_qat_hooks_bytes(const bd_config *c);
 
 // The distillation loss on the head's logits (a bd_head_loss): spec's loss on the scored
 // positions, plus, with kd_weight > 0, BitNet Distillation's logits term
@@ -51,6 +53,8 @@ typedef struct {
 BD_MUST_CHECK int bd_distill_init(bd_distill *d, const bd_loss_spec *spec, int B, int T, int V, float kd_weight,
                                   float kd_tau);
 void bd_distill_free(bd_distill *d);
+// Bytes bd_distill_init allocates (kd: kd_weight > 0).
+size_t bd_distill_bytes(int B, int T, int V, bool kd);
 // Prepares a step: teacher logits and targets of its A micro-batches, and the weight of one
 // scored position (1/scored for the per-token mean, 1/sequences for the per-sequence sum).
 void bd_distill_begin_step(bd_distill *d, const float *teacher, const int32_t *targets, float scale);

@@ -28,6 +28,16 @@ int bd_qat_load_model(const char *path, bool latent, bd_model *m, char *why, siz
 
 // ---- the teacher ----
 
+bd_qat_teacher_sizes bd_qat_teacher_bytes(const bd_config *teacher, int V, int B, int T, int A) {
+    bd_qat_teacher_sizes z = {0};
+    z.logits = sizeof(float) * (size_t)A * B * T * (size_t)V;
+    if (!teacher) return z;
+    z.activations = bd_fwd_state_bytes(teacher, B, T, false);
+    z.states = sizeof(float) * (size_t)A * B * T * ((size_t)teacher->n_heads + 2 * (size_t)teacher->n_kv_heads) *
+               (size_t)teacher->head_dim;
+    return z;
+}
+
 int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const bd_config *student, int B, int T, int A, char *why,
                         size_t ws) {
     memset(t, 0, sizeof *t);
@@ -46,7 +56,7 @@ int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const bd_config *stu
             return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the teacher");
     }
     long long rows = (long long)A * B * T;
-    if (!(t->logits = malloc(sizeof(float) * (size_t)rows * t->V)))
+    if (!(t->logits = malloc(bd_qat_teacher_bytes(NULL, t->V, B, T, A).logits)))
         return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for %lld x %d teacher logits", rows, t->V);
     return BD_OK;
 }
@@ -72,8 +82,7 @@ int bd_qat_teacher_keep_layer(bd_qat_teacher *t, int layer, char *why, size_t ws
     t->keep_layer = layer;
     t->tq = c->n_heads * c->head_dim;
     t->tk = c->n_kv_heads * c->head_dim;
-    size_t n = (size_t)t->A * t->B * t->T * ((size_t)t->tq + 2 * (size_t)t->tk);
-    if (!(t->states = malloc(sizeof(float) * n)))
+    if (!(t->states = malloc(bd_qat_teacher_bytes(c, t->V, t->B, t->T, t->A).states)))
         return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the teacher's layer %d states", layer);
     t->st.after_block = keep_states;
     t->st.after_block_ctx = t;

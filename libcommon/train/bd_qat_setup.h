@@ -42,6 +42,14 @@ BD_MUST_CHECK int bd_qat_teacher_init(bd_qat_teacher *t, bd_model *model, const 
 // A live teacher also keeps layer's q, k, v of every step. BD_ERR_ARG (layer), BD_ERR_NOMEM.
 BD_MUST_CHECK int bd_qat_teacher_keep_layer(bd_qat_teacher *t, int layer, char *why, size_t why_size);
 void bd_qat_teacher_free(bd_qat_teacher *t);
+// What bd_qat_teacher_init (and bd_qat_teacher_keep_layer) allocate for a teacher of config
+// teacher (NULL: stored log-probabilities) and V ids, besides the teacher model itself.
+typedef struct {
+    size_t activations;  // the forward state (B, T) of a live teacher
+    size_t logits;       // (A*B, T, V)
+    size_t states;       // keep_layer's q, k, v rows (attention-relation distillation only)
+} bd_qat_teacher_sizes;
+bd_qat_teacher_sizes bd_qat_teacher_bytes(const bd_config *teacher, int V, int B, int T, int A);
 // The teacher's logits for sequences idx (A*B) of s, their tokens and targets (A*B, T): a live
 // teacher runs on tokens, stored log-probabilities fill the scored positions.
 BD_MUST_CHECK int bd_qat_teacher_step(bd_qat_teacher *t, const bd_seqs *s, const long long *idx, const int32_t *tokens,
