@@ -13,6 +13,7 @@
 #include "bd_log.h"
 #include "bd_progress.h"
 #include "bd_qmodel.h"
+#include "bd_runplan.h"
 #include "bd_tool.h"
 
 static const char help[] =
@@ -143,13 +144,29 @@ static int write_layer(void *ctx, const char *tensor, int layer, const float *mx
 
 static void show_progress(void *ctx, uint64_t done) { bd_progress_update(&((clip_out *)ctx)->pr, done); }
 
+// The memory plan (bd_runplan.h) from the model's header, before it is loaded (m NULL), or from m
+// once loaded when it came through standard input: --windows of -T kept for every layer. False
+// if not made.
+static bool plan_memory(const clip_opts *o, const bd_model *m) {
+    bd_model_info mi;
+    if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    int ctx = mi.cfg.max_seq, T = o->seq_len && o->seq_len <= ctx ? o->seq_len : ctx < 512 ? ctx : 512;
+    long long BT = (long long)o->windows * T;
+    bd_memplan p = {0};
+    bd_runplan_clipsearch(&p, &mi, o->windows, T, o->n_tokens < BT ? o->n_tokens : (int)BT, &o->c);
+    bd_tool_memplan(&p, m ? bd_memplan_weights(&mi) : 0);
+    return true;
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-clipsearch", help, argc, argv);
     clip_opts o;
     parse_options(argc, argv, &o);
     char why[600];
     bd_model m;
+    bool planned = plan_memory(&o, NULL);
     bd_tool_load_model_latent(o.model_path, &m);
+    if (!planned) plan_memory(&o, &m);
     if (bd_qpolicy_check(&o.c.policy, &o.c.q, &m.cfg, why, sizeof why) < 0) bd_fatal("%s", why);
     int T = o.seq_len ? o.seq_len : (m.cfg.max_seq < 512 ? m.cfg.max_seq : 512);
     if (T > m.cfg.max_seq) bd_usage_error("--seq-len %d exceeds the model's context %d", T, m.cfg.max_seq);

@@ -18,6 +18,7 @@
 #include "bd_outfile.h"
 #include "bd_packed.h"
 #include "bd_ppl.h"
+#include "bd_runplan.h"
 #include "bd_progress.h"
 #include "bd_qmodel.h"
 #include "bd_threads.h"
@@ -520,13 +521,37 @@ static int fit_window(const eval_opts *o, int T, size_t n) {
     return (int)n;
 }
 
+// The memory plan (bd_runplan.h) of perplexity or generation from the model's header, before it
+// is loaded (m NULL), or from m once loaded when it came through standard input. The scorers of
+// --task, sized by the longest item as they go, are not planned. False if not made.
+static bool plan_memory(const eval_opts *o, const mc_opts *mc, const bd_model *m) {
+    bd_model_info mi;
+    if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    if (o->act >= 0) mi.qpolicy.act_bits = o->act;
+    int ctx = mi.cfg.max_seq;
+    bd_memplan p = {0};
+    if (o->n_generate >= 0 && !mc->path) {  // a prompt has at most one token per byte, and BOS
+        long long end = (o->prompt ? (long long)strlen(o->prompt) : 0) + 2 + o->n_generate;
+        bd_runplan_greedy(&p, &mi, end < ctx ? (int)end : ctx);
+    } else if (!mc->path) {
+        int T = o->seq_len && o->seq_len < ctx ? o->seq_len : ctx < 2048 ? ctx : 2048;  // too long: a usage error later
+        bd_runplan_ppl(&p, &mi, o->stride ? 1 : o->batch, T);
+    } else {
+        bd_memplan_add(&p, "weights", bd_memplan_weights(&mi), NULL);
+    }
+    bd_tool_memplan(&p, m ? bd_memplan_weights(&mi) : 0);
+    return true;
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-eval", help, argc, argv);
     eval_opts o;
     mc_opts mc;
     parse_options(argc, argv, &o, &mc);
     bd_model m;
+    bool planned = plan_memory(&o, &mc, NULL);
     load_model(&o, &m);
+    if (!planned) plan_memory(&o, &mc, &m);
     if (o.n_generate >= 0 || mc.path) {
         bd_tokenizer *tok = load_tokenizer(&o, &m, !!mc.path);
         if (mc.path) {

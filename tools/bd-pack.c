@@ -14,6 +14,7 @@
 #include "bd_outfile.h"
 #include "bd_packed.h"
 #include "bd_qmodel.h"
+#include "bd_runplan.h"
 #include "bd_tool.h"
 
 // The default --head-format (see bd-pack(1), "Head formats", for the measurements behind it).
@@ -300,13 +301,33 @@ static void write_hf(const pack_opts *o, bd_model *m) {
     if (!ntok) bd_log(BD_LOG_WARN, "no tokenizer file known for \"%s\": the directory has none (give -k)", o->output);
 }
 
+// The memory plan (bd_runplan.h) from the model's header, before it is loaded (m NULL), or from m
+// once loaded when it came through standard input: the model and its packed copy. False if not made.
+static bool plan_memory(const pack_opts *o, const bd_model *m) {
+    bd_model_info mi;
+    if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    bd_model shell = {.cfg = mi.cfg, .quant = mi.quant, .qpolicy = mi.qpolicy};
+    if (o->qo.q.kind != BD_Q_NONE) shell.quant = o->qo.q, shell.qpolicy = o->qo.policy;
+    bool pack = !o->hf && (!o->gguf || bd_gguf_wtype_packed(gguf_type(o, &shell)) >= 0);
+    int hf = o->gguf                                          ? BD_PK_F32
+             : o->head_format >= 0                            ? o->head_format
+             : bd_qpolicy_covers(&shell.qpolicy, "wcls", -1) ? BD_PK_F32
+                                                              : HEAD_DEFAULT;
+    bd_memplan p = {0};
+    bd_runplan_pack(&p, &mi, pack && shell.quant.kind != BD_Q_NONE, &shell.quant, &shell.qpolicy, hf);
+    bd_tool_memplan(&p, m ? bd_memplan_weights(&mi) : 0);
+    return true;
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-pack", help, argc, argv);
     pack_opts o;
     parse_options(argc, argv, &o);
     bd_model m;
     char why[512];
+    bool planned = plan_memory(&o, NULL);
     if (bd_model_load(o.model_path, &m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    if (!planned) plan_memory(&o, &m);
     if (o.qo.q.kind != BD_Q_NONE) quantize(&o, &m);
     if (!o.hf && (!o.gguf || bd_gguf_wtype_packed(gguf_type(&o, &m)) >= 0)) {  // packed, or GGUF of packed rows
         if (m.quant.kind == BD_Q_NONE)

@@ -623,7 +623,7 @@ static bool plan_memory(const qat_opts *o, const bd_model *m) {
     live = live && bd_tool_model_info(o->teacher_path ? o->teacher_path : o->model_path, NULL, &te);
     if (!m && o->subln && !st.cfg.subln) st.cfg.subln = o->subln;  // the norms --subln adds
     struct stat sb;
-    int T = o->seq_len ? o->seq_len : st.cfg.max_seq < 256 ? st.cfg.max_seq : 256;
+    int ctx = st.cfg.max_seq, T = o->seq_len && o->seq_len <= ctx ? o->seq_len : ctx < 256 ? ctx : 256;
     bd_qat_plan q = {.student = &st,
                      .teacher = live ? &te : NULL,
                      .B = o->batch,

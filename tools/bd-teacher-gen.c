@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bd_generate.h"
 #include "bd_log.h"
@@ -13,6 +14,7 @@
 #include "bd_outfile.h"
 #include "bd_progress.h"
 #include "bd_prompts.h"
+#include "bd_runplan.h"
 #include "bd_samples.h"
 #include "bd_threads.h"
 #include "bd_tool.h"
@@ -316,6 +318,43 @@ static int interrupted_exit(const gen_opts *o, bool stream, int64_t done) {
     return 130;
 }
 
+// An upper bound on the tokens of the longest prompt before they are read: 1 (BOS) without
+// --prompts; --prompt-len for a bd.tokens file; for a text or JSONL file one token per byte of
+// its longest line, as often as the template repeats it, plus the template and BOS; the context
+// for standard input or a pipe (read once).
+static long long prompt_bound(const gen_opts *o, int ctx) {
+    struct stat sb;
+    if (!o->po.path) return 1;
+    FILE *f = strcmp(o->po.path, "-") && stat(o->po.path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(o->po.path, "rb") : NULL;
+    if (!f) return ctx;
+    unsigned char magic[4] = {0};
+    bool tokens = fread(magic, 1, 4, f) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd;
+    long long longest = 0, len = 0;
+    rewind(f);
+    for (int c; !tokens && (c = getc(f)) != EOF;) len = c == '\n' ? (longest = len > longest ? len : longest, 0) : len + 1;
+    fclose(f);
+    if (tokens) return o->po.prompt_len;
+    longest = len > longest ? len : longest;
+    const char *tp = o->po.template_;
+    long long uses = 1;
+    for (const char *s = tp; *s; s++) uses += *s == '{';
+    return longest * uses + (long long)strlen(tp) + (strcmp(tp, "alpaca") ? 0 : 512) + 2;
+}
+
+// The memory plan (bd_runplan.h) from the model's header, before it is loaded (m NULL), or from m
+// once loaded when it came through standard input. False if not made.
+static bool plan_memory(const gen_opts *o, const bd_model *m) {
+    bd_model_info mi;
+    if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    int ctx = mi.cfg.max_seq;
+    long long P = prompt_bound(o, ctx), T = P + o->go.max_new - 1;
+    int B = o->n >= 0 && o->n < o->go.batch ? (int)(o->n ? o->n : 1) : o->go.batch;
+    bd_memplan p = {0};
+    bd_runplan_generate(&p, &mi, B, T < ctx ? (int)T : ctx, &o->go);
+    bd_tool_memplan(&p, m ? bd_memplan_weights(&mi) : 0);
+    return true;
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-teacher-gen", help, argc, argv);
     struct sigaction sa = {.sa_handler = on_interrupt};
@@ -325,7 +364,9 @@ int main(int argc, char **argv) {
     gen_opts o;
     parse_options(argc, argv, &o);
     bd_model m;
+    bool planned = plan_memory(&o, NULL);
     bd_tool_load_model(o.model_path, &m);
+    if (!planned) plan_memory(&o, &m);
     if (m.cfg.max_seq < 2) bd_fatal("--model: context of %d tokens leaves no room to generate", m.cfg.max_seq);
     if (o.go.logits_top_k > m.cfg.vocab)
         bd_usage_error("--logits %d is more than the vocabulary (%d)", o.go.logits_top_k, m.cfg.vocab);
