@@ -309,10 +309,10 @@ static bool plan_memory(const pack_opts *o, const bd_model *m) {
     bd_model shell = {.cfg = mi.cfg, .quant = mi.quant, .qpolicy = mi.qpolicy};
     if (o->qo.q.kind != BD_Q_NONE) shell.quant = o->qo.q, shell.qpolicy = o->qo.policy;
     bool pack = !o->hf && (!o->gguf || bd_gguf_wtype_packed(gguf_type(o, &shell)) >= 0);
-    int hf = o->gguf                                          ? BD_PK_F32
-             : o->head_format >= 0                            ? o->head_format
+    int hf = o->gguf                                         ? BD_PK_F32
+             : o->head_format >= 0                           ? o->head_format
              : bd_qpolicy_covers(&shell.qpolicy, "wcls", -1) ? BD_PK_F32
-                                                              : HEAD_DEFAULT;
+                                                             : HEAD_DEFAULT;
     bd_memplan p = {0};
     bd_runplan_pack(&p, &mi, pack && shell.quant.kind != BD_Q_NONE, &shell.quant, &shell.qpolicy, hf);
     bd_tool_memplan(&p, m ? bd_memplan_weights(&mi) : 0);

@@ -325,13 +325,16 @@ static int interrupted_exit(const gen_opts *o, bool stream, int64_t done) {
 static long long prompt_bound(const gen_opts *o, int ctx) {
     struct stat sb;
     if (!o->po.path) return 1;
-    FILE *f = strcmp(o->po.path, "-") && stat(o->po.path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(o->po.path, "rb") : NULL;
+    FILE *f = strcmp(o->po.path, "-") && stat(o->po.path, &sb) == 0 && S_ISREG(sb.st_mode) ? fopen(o->po.path, "rb")
+                                                                                           : NULL;
     if (!f) return ctx;
     unsigned char magic[4] = {0};
-    bool tokens = fread(magic, 1, 4, f) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd;
+    bool tokens =
+            fread(magic, 1, 4, f) == 4 && magic[0] == 0x28 && magic[1] == 0xb5 && magic[2] == 0x2f && magic[3] == 0xfd;
     long long longest = 0, len = 0;
     rewind(f);
-    for (int c; !tokens && (c = getc(f)) != EOF;) len = c == '\n' ? (longest = len > longest ? len : longest, 0) : len + 1;
+    for (int c; !tokens && (c = getc(f)) != EOF;)
+        len = c == '\n' ? (longest = len > longest ? len : longest, 0) : len + 1;
     fclose(f);
     if (tokens) return o->po.prompt_len;
     longest = len > longest ? len : longest;

@@ -177,17 +177,16 @@ int bd_memplan_check(const bd_memplan *p, uint64_t avail, char *why, size_t ws) 
         return bd_fail(why, ws, BD_ERR_NOMEM, "needs %s (largest: %s %s, shrink with %s), %s available", t, big->name,
                        l, big->shrink, a);
     if (small)
-        return bd_fail(why, ws, BD_ERR_NOMEM,
-                       "needs %s (largest: %s %s; next: %s %s, shrink with %s), %s available", t, big->name, l,
-                       small->name, bd_mem_size(small->bytes, s, sizeof s), small->shrink, a);
+        return bd_fail(why, ws, BD_ERR_NOMEM, "needs %s (largest: %s %s; next: %s %s, shrink with %s), %s available", t,
+                       big->name, l, small->name, bd_mem_size(small->bytes, s, sizeof s), small->shrink, a);
     return bd_fail(why, ws, BD_ERR_NOMEM, "needs %s (largest: %s %s), %s available", t, big->name, l, a);
 }
 
 char *bd_memplan_format(const bd_memplan *p, uint64_t avail, char *buf, size_t size) {
     size_t at = 0;
     char s[32];
-#define PUT(...)                                                              \
-    do {                                                                      \
+#define PUT(...)                                                                 \
+    do {                                                                         \
         if (at < size) at += (size_t)snprintf(buf + at, size - at, __VA_ARGS__); \
     } while (0)
     if (size) buf[0] = 0;

@@ -47,10 +47,10 @@ void bd_runplan_qat(bd_memplan *p, const bd_qat_plan *q) {
                    q->recompute ? BT : "--recompute or smaller -b/-T");
     if (q->quant) bd_memplan_add(p, "quantized weights", P + bd_qat_hooks_bytes(c), NULL);  // the trainer's fw
     if (q->teacher_buf || q->teacher) {
-        bd_qat_teacher_sizes z =
-                bd_qat_teacher_bytes(q->teacher ? &q->teacher->cfg : NULL, c->vocab, q->B, q->T, q->A);
+        bd_qat_teacher_sizes z = bd_qat_teacher_bytes(q->teacher ? &q->teacher->cfg : NULL, c->vocab, q->B, q->T, q->A);
         if (q->teacher) {
-            bd_memplan_add(p, "teacher weights", bd_memplan_weights(q->teacher), q->stored_ok ? "--teacher-logits" : NULL);
+            bd_memplan_add(p, "teacher weights", bd_memplan_weights(q->teacher),
+                           q->stored_ok ? "--teacher-logits" : NULL);
             bd_memplan_add(p, "teacher activations", z.activations + bd_memplan_lin_scratch(q->teacher, (int)rows),
                            q->stored_ok ? "--teacher-logits or smaller -b/-T" : BT);
             if (q->ad) bd_memplan_add(p, "teacher layer states", z.states, "smaller -b/-T/--grad-accum");
@@ -67,8 +67,7 @@ void bd_runplan_qat(bd_memplan *p, const bd_qat_plan *q) {
 
 void bd_runplan_ppl(bd_memplan *p, const bd_model_info *mi, int B, int T) {
     bd_memplan_add(p, "weights", bd_memplan_weights(mi), NULL);
-    bd_memplan_add(p, "activations", bd_fwd_state_bytes(&mi->cfg, B, T, false) + bd_memplan_lin_scratch(mi, B * T),
-                   BT);
+    bd_memplan_add(p, "activations", bd_fwd_state_bytes(&mi->cfg, B, T, false) + bd_memplan_lin_scratch(mi, B * T), BT);
 }
 
 void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_T) {

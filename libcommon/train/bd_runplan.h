@@ -26,7 +26,7 @@ typedef struct {
     const bd_model_info *teacher;  // a live teacher model, or NULL (none, or stored log-probabilities)
     int B, T, A;                   // batch, sequence length, micro-batches per step
     bool recompute;
-    bool quant;      // a student: fake-quantized forward weights
+    bool quant;        // a student: fake-quantized forward weights
     bool teacher_buf;  // a teacher of either kind: its logits of a step (distillation loss or terms)
     bool stored_ok;    // --teacher-logits would replace the live teacher (a distillation loss)
     bool use_head;     // the distillation head loss (bd_distill)

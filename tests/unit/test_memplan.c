@@ -40,9 +40,8 @@ START_TEST(test_memplan_check_message) {
                      "available");
     bd_memplan_add(&p, "teacher weights", (uint64_t)(10 * GiB), NULL);  // the largest has no option: name the next
     ck_assert_int_eq(bd_memplan_check(&p, (uint64_t)(4 * GiB), why, sizeof why), BD_ERR_NOMEM);
-    ck_assert_str_eq(why,
-                     "needs 14.5 GiB (largest: teacher weights 10.0 GiB; next: activations 3.0 GiB, shrink with "
-                     "--recompute or smaller -b/-T), 4.0 GiB available");
+    ck_assert_str_eq(why, "needs 14.5 GiB (largest: teacher weights 10.0 GiB; next: activations 3.0 GiB, shrink with "
+                          "--recompute or smaller -b/-T), 4.0 GiB available");
     bd_memplan q = {0};
     bd_memplan_add(&q, "weights", 2048, NULL);
     ck_assert_int_eq(bd_memplan_check(&q, 1000, why, sizeof why), BD_ERR_NOMEM);
@@ -248,8 +247,15 @@ START_TEST(test_runplan_tinyllama_qat) {
     // P = 2 V C + L (2 C + C*QD + 2 C*KD + QD*C + 3 C F) + C
     //   = 131,072,000 + 22 * (4,096 + 4,194,304 + 1,048,576 + 4,194,304 + 34,603,008) + 2,048
     const uint64_t P = 1100048384ull;
-    bd_qat_plan q = {.student = &mi, .teacher = &mi, .B = 1, .T = 512, .A = 1, .quant = true, .teacher_buf = true,
-                     .stored_ok = true, .use_head = true};
+    bd_qat_plan q = {.student = &mi,
+                     .teacher = &mi,
+                     .B = 1,
+                     .T = 512,
+                     .A = 1,
+                     .quant = true,
+                     .teacher_buf = true,
+                     .stored_ok = true,
+                     .use_head = true};
     bd_memplan p = {0};
     bd_runplan_qat(&p, &q);
     ck_assert_uint_eq(part(&p, "weights")->bytes, 4 * P);  // 4,400,193,536
@@ -263,7 +269,8 @@ START_TEST(test_runplan_tinyllama_qat) {
     uint64_t N = 512, acts = N * (22 * 27682 + 47104 + 4097);
     // Then the head rows (512 x V), losses and lse (2N), dx, dxn (2NC), dq, datt (2 N QD), dk, dv
     // (2 N KD), dh1, dh3, dhg (3NF), the attention scratch and RoPE's table (T HS).
-    uint64_t att = (uint64_t)bd_attention_scratch_floats(512, 1), batt = (uint64_t)bd_attention_backward_scratch_floats(512, 1);
+    uint64_t att = (uint64_t)bd_attention_scratch_floats(512, 1),
+             batt = (uint64_t)bd_attention_backward_scratch_floats(512, 1);
     uint64_t train = acts + 512 * 32000 + 2 * N + 2 * N * 2048 + 2 * N * 2048 + 2 * N * 256 + 3 * N * 5632 +
                      (att > batt ? att : batt) + 512 * 64;
     ck_assert_uint_eq(part(&p, "activations")->bytes, 4 * train);
@@ -302,8 +309,8 @@ START_TEST(test_runplan_7b_eval) {
     bd_runplan_ppl(&p, &mi, 1, 2048);
     ck_assert_uint_eq(part(&p, "weights")->bytes, 4 * P);  // 25.1 GiB
     // Per row: 3C + 2 + 2 QD + 2 KD + NH + 3F = 61,730 in one slot, x C, xf rstd_f proj 2C + 1.
-    uint64_t N = 2048, fwd = N * (61730 + 4096 + 8193) + (uint64_t)bd_attention_scratch_floats(2048, 1) +
-                             2048 * 128 + 256 * 32000 + 2 * N;
+    uint64_t N = 2048, fwd = N * (61730 + 4096 + 8193) + (uint64_t)bd_attention_scratch_floats(2048, 1) + 2048 * 128 +
+                             256 * 32000 + 2 * N;
     ck_assert_uint_eq(part(&p, "activations")->bytes, 4 * fwd);
     char why[300];
     ck_assert_int_eq(bd_memplan_check(&p, 22ull << 30, why, sizeof why), BD_ERR_NOMEM);
