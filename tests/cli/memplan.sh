@@ -86,6 +86,11 @@ BD_MEM_AVAILABLE=1000 refused "$T/p.bdz" bd-pack --model "$M/stories260K.bin" --
 expect_err_contains "(largest: weights 1015.8 KiB), 1000 B available"
 BD_MEM_AVAILABLE=$(( total * 11 / 10 )) expect_ok bd-pack --model "$M/stories260K.bin" --quant int --bits 2 --group 32 -o "$T/p.bdz"
 
+# A GGUF model is planned from its header as the llama2.c file it came from.
+expect_ok bd-pack --model "$M/stories260K.bin" --format gguf -k "$M/tok512.bin" -o "$T/s.gguf"
+BD_MEM_AVAILABLE=1 refused "$T/g.bdz" bd-eval --model "$T/s.gguf" -T 64 -o "$T/g.bdz" "$T/tok.bdz"
+grep -q "^bd-eval:   weights  *1015.8 KiB$" "$T/err" || fail "the GGUF model's weights: $(cat "$T/err")"
+
 # The plan against the peak resident memory of a real QAT run (GNU time's maximum RSS): a
 # random 4.2M-parameter model, 8 x 256 tokens a step. The plan counts the run's big buffers; the
 # rest (program, libraries, the tokens, the mapped safetensors file) stays under 48 MiB.

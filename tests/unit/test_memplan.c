@@ -12,6 +12,7 @@
 #include "bd_forward.h"
 #include "bd_kernels.h"
 #include "bd_memplan.h"
+#include "bd_model_io.h"
 #include "bd_packed.h"
 #include "bd_qat.h"
 #include "bd_qat_setup.h"
@@ -229,6 +230,53 @@ START_TEST(test_pk_plan_matches_packing) {
 }
 END_TEST
 
+// bd_model_peek reads from the header what loading finds, in every format it can read ahead.
+static void peek_same(const char *path) {
+    bd_model_info a, b;
+    bd_model m;
+    char why[600];
+    ck_assert_msg(bd_model_peek(path, &a, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_load(path, &m, why, sizeof why) == BD_OK, "%s", why);
+    bd_model_info_of(&m, &b);
+    ck_assert_msg(bd_same_shape(&a.cfg, &b.cfg) && a.cfg.tied_embeddings == b.cfg.tied_embeddings &&
+                          a.cfg.qkv_bias == b.cfg.qkv_bias && a.cfg.max_seq == b.cfg.max_seq,
+                  "%s: the header's config differs from the loaded model's", path);
+    ck_assert_int_eq(a.packed, b.packed);
+    ck_assert_int_eq(a.head_format, b.head_format);
+    ck_assert_int_eq(a.quant.kind, b.quant.kind);
+    ck_assert_uint_eq(bd_memplan_weights(&a), bd_memplan_weights(&b));
+    if (b.packed) ck_assert_uint_eq(bd_memplan_weights(&a), bd_pk_model_bytes(&m));
+    bd_model_free(&m);
+}
+
+START_TEST(test_peek_matches_load) {
+    char path[700], why[300];
+    peek_same(bd_test_data("models/stories260K/stories260K.bin"));
+    bd_config c = small_config(false);
+    c.qkv_bias = true;
+    bd_model m;
+    bd_test_random_model(&m, &c, frand);
+    snprintf(path, sizeof path, "%s/peek_hf", bd_test_tmpdir());
+    ck_assert_msg(bd_model_save_hf(&m, path, BD_F32, why, sizeof why) == BD_OK, "%s", why);
+    peek_same(path);
+    bd_model_free(&m);
+    c = small_config(true);
+    bd_test_random_model(&m, &c, frand);
+    m.quant = (bd_qspec){BD_Q_INT, 2, 32};
+    snprintf(path, sizeof path, "%s/peek.bdz", bd_test_tmpdir());
+    ck_assert_msg(bd_model_save(&m, path, NULL, BD_F32, why, sizeof why) == BD_OK, "%s", why);
+    peek_same(path);  // a student
+    ck_assert_msg(bd_pk_model_pack(&m, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_pk_model_pack_head(&m, BD_PK_Q6, why, sizeof why) == BD_OK, "%s", why);
+    snprintf(path, sizeof path, "%s/peek_packed.bdz", bd_test_tmpdir());
+    ck_assert_msg(bd_pk_model_save(&m, path, NULL, why, sizeof why) == BD_OK, "%s", why);
+    peek_same(path);  // packed, with a q6 head
+    bd_model_free(&m);
+    bd_model_info mi;
+    ck_assert_int_eq(bd_model_peek("-", &mi, why, sizeof why), BD_ERR_ARG);  // read once: planned after loading
+}
+END_TEST
+
 static const bd_mempart *part(const bd_memplan *p, const char *name) {
     for (int i = 0; i < p->n; i++)
         if (!strcmp(p->part[i].name, name)) return &p->part[i];
@@ -327,6 +375,7 @@ Suite *suite_memplan(void) {
     tcase_add_test(tc, test_mem_available_from_files);
     tcase_add_test(tc, test_sizes_match_allocations);
     tcase_add_test(tc, test_pk_plan_matches_packing);
+    tcase_add_test(tc, test_peek_matches_load);
     tcase_add_test(tc, test_runplan_tinyllama_qat);
     tcase_add_test(tc, test_runplan_7b_eval);
     suite_add_tcase(s, tc);
