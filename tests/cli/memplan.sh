@@ -93,7 +93,9 @@ grep -q "^bd-eval:   weights  *1015.8 KiB$" "$T/err" || fail "the GGUF model's w
 
 # The plan against the peak resident memory of a real QAT run (GNU time's maximum RSS): a
 # random 4.2M-parameter model, 8 x 256 tokens a step. The plan counts the run's big buffers; the
-# rest (program, libraries, the tokens, the mapped safetensors file) stays under 48 MiB.
+# rest (program, libraries, the tokens, the mapped safetensors file) stays under 48 MiB. Not in
+# a sanitized build (SAN=1), whose shadow memory and redzones add to every allocation.
+bd-qat --version | grep -q "SAN=1" && exit 0
 need_numpy
 [ -x /usr/bin/time ] || fail "/usr/bin/time (GNU time) is needed to measure the peak memory"
 $PY "$(dirname "$0")/make_hf_model.py" "$T/hf" 256 688 4 4 4096 7 512 || fail "make_hf_model.py"
