@@ -464,7 +464,7 @@ static int resolve_layer(int given, int n, const char *whose) {
 static void load_teacher(const qat_opts *o, const bd_model *student, bd_model *tm) {
     char why[600];
     const char *path = o->teacher_path ? o->teacher_path : o->model_path;
-    if (bd_qat_load_model(path, false, tm, why, sizeof why) < 0)
+    if (bd_qat_load_model(path, BD_LOAD_MAPPED, tm, why, sizeof why) < 0)
         bd_fatal("%s: %s", o->teacher_path ? "--teacher" : "--model", why);
     if (tm->quant.kind != BD_Q_NONE) bd_log(BD_LOG_WARN, "the teacher \"%s\" is itself quantized", path);
     if (!o->teacher_path) return;

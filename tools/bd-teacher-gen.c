@@ -325,7 +325,7 @@ int main(int argc, char **argv) {
     gen_opts o;
     parse_options(argc, argv, &o);
     bd_model m;
-    bd_tool_load_model(o.model_path, &m);
+    bd_tool_load_model_mapped(o.model_path, &m);
     if (m.cfg.max_seq < 2) bd_fatal("--model: context of %d tokens leaves no room to generate", m.cfg.max_seq);
     if (o.go.logits_top_k > m.cfg.vocab)
         bd_usage_error("--logits %d is more than the vocabulary (%d)", o.go.logits_top_k, m.cfg.vocab);

@@ -44,6 +44,16 @@ const char *bd_model_format_name(bd_model_format f);
 // Loads path into m (allocated here; bd_model_free releases it). On error m is left empty.
 BD_MUST_CHECK int bd_model_load(const char *path, bd_model *m, char *why, size_t why_size);
 
+// Loads path for computing only (evaluation, generation, a teacher): a Hugging Face model's
+// linear layers stay in the safetensors files' dtype (bf16, f16 or f32) and memory-mapped, not
+// converted or copied (m->packed's slots borrow the rows; m->mapping keeps the files open), and
+// the matrix products convert rows to f32 as they go; the other tensors (embedding, head, norms)
+// are f32 copies as in bd_model_load. The files must not be rewritten while the model is in use
+// (the mapping would see the change; a file replaced by rename is safe). Other formats load as
+// bd_model_load does (bd.model streams are compressed; GGUF and llama2.c files are converted).
+// Such a model cannot be trained, re-quantized, packed or saved (its linears have no f32 copy).
+BD_MUST_CHECK int bd_model_load_mapped(const char *path, bd_model *m, char *why, size_t why_size);
+
 // Writes m as a bd.model stream with tensors in dtype (BD_F32, BD_BF16 or BD_F16).
 // BD_ERR_VALUE if a weight is NaN/inf or does not fit in dtype.
 BD_MUST_CHECK int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, bd_dtype dtype, char *why,

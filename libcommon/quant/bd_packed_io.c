@@ -63,7 +63,7 @@ static const char *linear_name(bd_linear k) { return k == BD_HEAD ? "wcls" : bd_
 const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, bd_linear k) {
     if (!m->packed) return NULL;
     const bd_pk_tensor *t = &m->packed->slots[slot_index(m->packed->n_slots, l, k)];
-    return t->type == BD_PK_F32 || !t->data ? NULL : t;
+    return !t->data || (t->type == BD_PK_F32 && !t->borrowed) ? NULL : t;
 }
 
 const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m) {
@@ -85,7 +85,7 @@ void bd_pk_model_free(bd_pk_model *p) {
     free(p);
 }
 
-static bd_pk_model *model_new(const bd_config *c) {
+bd_pk_model *bd_pk_model_new(const bd_config *c) {
     bd_pk_model *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_slots = c->n_layers * BD_N_LINEARS + 1;
@@ -105,7 +105,7 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
                        m->quant.bits);
     int rc = bd_qpolicy_check(&m->qpolicy, &m->quant, &m->cfg, why, ws);
     if (rc < 0) return rc;
-    bd_pk_model *p = model_new(&m->cfg);
+    bd_pk_model *p = bd_pk_model_new(&m->cfg);
     if (!p) return bd_fail(why, ws, BD_ERR_NOMEM, "no memory for the packed model");
     for (int s = 0; s < p->n_slots; s++) {
         int l, OC, C;
@@ -179,7 +179,7 @@ size_t bd_pk_model_scratch_bytes(const bd_model *m, int N) {
     size_t most = 0;
     for (int s = 0; m->packed && s < m->packed->n_slots; s++) {
         const bd_pk_tensor *t = &m->packed->slots[s];
-        if (t->type == BD_PK_F32 || !t->data) continue;
+        if (!t->data || (t->type == BD_PK_F32 && !t->borrowed)) continue;
         int l;
         size_t b = bd_pk_matmul_scratch_bytes(t, N,
                                               bd_pk_model_act_int8(m->packed, slot_linear(m->packed->n_slots, s, &l)));
@@ -517,7 +517,7 @@ int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t ws) {
         rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quant: %s", path, cwhy);
         goto out;
     }
-    m->packed = model_new(&cfg);
+    m->packed = bd_pk_model_new(&cfg);
     if (m->packed) m->packed->act_int8 = m->qpolicy.act_bits == 8;  // a W1.58A8 model runs as it was trained
     L.nt = bd_param_table(&cfg, L.t, NULL);
     L.filled = calloc(BD_MAX_PARAMS, sizeof *L.filled);

@@ -14,10 +14,13 @@
 #include "bd_qat.h"
 #include "bd_seqs.h"
 
-// Loads the model at path (any format bd_model_load knows). latent: a student's weights as
-// stored (for training; a packed model, which has none, is refused with BD_ERR_ARG); else as
-// the model runs: a student comes back fake-quantized. Errors name the file.
-BD_MUST_CHECK int bd_qat_load_model(const char *path, bool latent, bd_model *m, char *why, size_t why_size);
+// How a tool wants a model: as it runs (a student fake-quantized), mapped (the same, with a
+// Hugging Face model's linears left in the file's dtype and memory-mapped: bd_model_load_mapped;
+// for computing only), or latent (a student's weights as stored, for training; a packed model,
+// which has none, is refused with BD_ERR_ARG).
+typedef enum { BD_LOAD_RUN = 0, BD_LOAD_LATENT = 1, BD_LOAD_MAPPED = 2 } bd_load_mode;
+// Loads the model at path (any format bd_model_load knows) for mode. Errors name the file.
+BD_MUST_CHECK int bd_qat_load_model(const char *path, bd_load_mode mode, bd_model *m, char *why, size_t why_size);
 
 // The teacher of a distillation loss.
 typedef struct {

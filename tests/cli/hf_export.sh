@@ -61,6 +61,13 @@ expect_ok $PY "$T/check.py" "$T/fp16" BF16 5
 a=$(ev "$T/fp16")
 within "$a" "$ref" 2e-2 || fail "bf16 export: nll $a, the original $ref"
 [ "$a" != "$ref" ] || fail "bf16 rounding changed nothing"
+# bd-eval maps a Hugging Face model's linears in the file's dtype: the bf16 rows computed with
+# directly give the loss of the same values widened to f32 in a file (up to summation order).
+expect_ok bd-pack --model "$T/fp16" --format hf -o "$T/fp16as32"
+b=$(ev "$T/fp16as32")
+within "$a" "$b" 1e-6 || fail "bf16 rows mapped: nll $a, the same values as f32 $b"
+expect_ok bd-eval --model "$T/fp16" -k "$M/tok512.bin" -T 64 --threads 1 "$T/ev.bdz"
+grep -q "linears mapped from the file" "$T/out" || fail "bd-eval does not say the bf16 model is mapped"
 
 # A q2_K student (a 256-wide model): its fake-quantized weights, exactly.
 expect_ok $PY "$(dirname "$0")/make_hf_model.py" "$T/hf" 256 512 2 4 512 7
