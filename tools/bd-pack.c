@@ -306,20 +306,27 @@ int main(int argc, char **argv) {
     parse_options(argc, argv, &o);
     bd_model m;
     char why[512];
-    if (bd_model_load(o.model_path, &m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    // Packing reads each matrix once: a Hugging Face model's linears can stay mapped in their
+    // dtype (bd(7)), widened one matrix at a time. Clipping and the f32/HF exports need them in memory.
+    bool mapped = !o.hf && !o.gguf && !o.qo.clip;
+    int rc = mapped ? bd_model_load_mapped(o.model_path, &m, why, sizeof why)
+                    : bd_model_load(o.model_path, &m, why, sizeof why);
+    if (rc < 0) bd_fatal("--model: %s", why);
     if (o.qo.q.kind != BD_Q_NONE) quantize(&o, &m);
     if (!o.hf && (!o.gguf || bd_gguf_wtype_packed(gguf_type(&o, &m)) >= 0)) {  // packed, or GGUF of packed rows
         if (m.quant.kind == BD_Q_NONE)
             bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student",
                      o.model_path);
-        bool packed_here = !m.packed;
-        if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0)
+        bool packed_here = !m.packed || m.mapping;  // a mapped model's slots are its f16/bf16 rows, not packed
+        if (packed_here && bd_pk_model_pack(&m, why, sizeof why) < 0)
             bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
         if (!o.gguf) pack_head(&o, &m, packed_here);
     }
     char what[300] = "";
     if (m.packed) {
-        size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
+        size_t params, bytes = bd_pk_model_bytes(&m);
+        bd_param_table(&m.cfg, (bd_param_entry[BD_MAX_PARAMS]){0}, &params);
+        size_t f32 = params * sizeof(float);
         snprintf(what, sizeof what, "%s %d-bit group %d, head %s: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
                  bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
                  bd_pk_model_slot(&m, 0, BD_HEAD) ? bd_pk_traits_table[bd_pk_model_slot(&m, 0, BD_HEAD)->type].name

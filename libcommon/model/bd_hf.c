@@ -500,8 +500,9 @@ static int write_config(const bd_config *c, const char *arch_cls, const char *ty
 int bd_model_save_hf(const bd_model *m, const char *dir, bd_dtype dtype, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
     char cwhy[200];
-    if (!m->params || bd_config_check(c, cwhy, sizeof cwhy) < 0)
-        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir, m->params ? cwhy : "empty model");
+    if (!m->params || m->mapping || bd_config_check(c, cwhy, sizeof cwhy) < 0)
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir,
+                       !m->params ? "empty model" : m->mapping ? "its linears are mapped, not in memory" : cwhy);
     if (dtype != BD_F32 && dtype != BD_BF16)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: Hugging Face export writes f32 or bf16", dir);
     if (c->qkv_bias && c->qk_norm)

@@ -40,8 +40,8 @@ int bd_io_check_model_finite(const bd_model *m, const char *file, char *why, siz
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL);
     for (int k = 0; k < nt; k++) {
-        const float *p = m->params + t[k].offset;
-        for (size_t i = 0; i < t[k].numel; i++) {
+        const float *p = bd_weights_get(&m->w, t[k].name);  // NULL: a mapped model's linear (checked on load)
+        for (size_t i = 0; p && i < t[k].numel; i++) {
             if (isfinite(p[i])) continue;
             const char *what = isnan(p[i]) ? "NaN" : "infinite";
             // Per-layer tensors are named by layer and index within the layer.
@@ -549,8 +549,9 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
                        bd_dtype_name(dtype) ? bd_dtype_name(dtype) : "?");
     int rc;
     char cwhy[200];
-    if (!m->params || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
-        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path, m->params ? cwhy : "empty model");
+    if (!m->params || m->mapping || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path,
+                       !m->params ? "empty model" : m->mapping ? "its linears are mapped, not in memory" : cwhy);
     if ((rc = bd_io_check_model_finite(m, path, why, ws)) < 0) return rc;
     bd_param_entry t[BD_MAX_PARAMS];
     size_t total;
