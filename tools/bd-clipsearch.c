@@ -149,7 +149,7 @@ int main(int argc, char **argv) {
     parse_options(argc, argv, &o);
     char why[600];
     bd_model m;
-    bd_tool_load_model_latent(o.model_path, &m);
+    bd_tool_load_model_latent_mapped(o.model_path, &m);
     if (bd_qpolicy_check(&o.c.policy, &o.c.q, &m.cfg, why, sizeof why) < 0) bd_fatal("%s", why);
     int T = o.seq_len ? o.seq_len : (m.cfg.max_seq < 512 ? m.cfg.max_seq : 512);
     if (T > m.cfg.max_seq) bd_usage_error("--seq-len %d exceeds the model's context %d", T, m.cfg.max_seq);

@@ -502,7 +502,9 @@ int bd_model_save_hf(const bd_model *m, const char *dir, bd_dtype dtype, char *w
     char cwhy[200];
     if (!m->params || m->mapping || bd_config_check(c, cwhy, sizeof cwhy) < 0)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir,
-                       !m->params ? "empty model" : m->mapping ? "its linears are mapped, not in memory" : cwhy);
+                       !m->params   ? "empty model"
+                       : m->mapping ? "its linears are mapped, not in memory"
+                                    : cwhy);
     if (dtype != BD_F32 && dtype != BD_BF16)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: Hugging Face export writes f32 or bf16", dir);
     if (c->qkv_bias && c->qk_norm)

@@ -551,7 +551,9 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
     char cwhy[200];
     if (!m->params || m->mapping || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path,
-                       !m->params ? "empty model" : m->mapping ? "its linears are mapped, not in memory" : cwhy);
+                       !m->params   ? "empty model"
+                       : m->mapping ? "its linears are mapped, not in memory"
+                                    : cwhy);
     if ((rc = bd_io_check_model_finite(m, path, why, ws)) < 0) return rc;
     bd_param_entry t[BD_MAX_PARAMS];
     size_t total;
@@ -670,6 +672,6 @@ void bd_model_describe(const bd_model *m, char *buf, size_t size) {
     snprintf(buf, size, "%s C=%d L=%d NH=%d KV=%d HS=%d F=%d V=%d seq=%d rope=%s %s%s%s%s%s %zu params%s", c->arch,
              c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab, c->max_seq,
              rope_name(c->rope), c->tied_embeddings ? "tied" : "untied", c->qkv_bias ? " qkv-bias" : "",
-             c->qk_norm ? " qk-norm" : "", c->subln ? " subln=" : "", c->subln ? bd_subln_name(c->subln) : "",
-             params, m->mapping ? " (linears mapped from the file)" : "");
+             c->qk_norm ? " qk-norm" : "", c->subln ? " subln=" : "", c->subln ? bd_subln_name(c->subln) : "", params,
+             m->mapping ? " (linears mapped from the file)" : "");
 }

@@ -265,6 +265,9 @@ BD_MUST_CHECK int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why,
 // embedding is its head's rows); m->packed is freed and the quantization spec cleared, so m is
 // then the student's fake-quantized weights as plain f32. BD_OK (nothing to do unpacked).
 BD_MUST_CHECK int bd_pk_model_unpack(bd_model *m);
+// The f32 weights (OC, C) of linear k of layer l (BD_HEAD: the head): m's own where it has them,
+// else its packed or mapped rows decoded into buf (OC * C floats); NULL if it has neither.
+const float *bd_pk_model_linear_f32(const bd_model *m, int l, bd_linear k, float *buf);
 // The packed matrix a tied model's embedding reads (its quantized head), or NULL (tok_emb f32).
 const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m);
 // Bytes of the packed model's weights: packed linears + f32 tensors that remain.

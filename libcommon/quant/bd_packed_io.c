@@ -72,6 +72,16 @@ const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, bd_linear k) {
     return !t->data || (t->type == BD_PK_F32 && !t->borrowed) ? NULL : t;
 }
 
+const float *bd_pk_model_linear_f32(const bd_model *m, int l, bd_linear k, float *buf) {
+    int OC, C;
+    const float *w = linear_weight(m, l, k, &OC, &C);
+    if (w) return w;
+    const bd_pk_tensor *t = bd_pk_model_slot(m, l, k);
+    if (!t) return NULL;
+    for (int r = 0; r < OC; r++) bd_pk_dequantize_row(t, r, buf + (size_t)r * C);
+    return buf;
+}
+
 const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m) {
     if (!m->packed || !m->cfg.tied_embeddings || m->packed->head_format == BD_PK_F32) return NULL;
     return bd_pk_model_slot(m, 0, BD_HEAD);
@@ -129,12 +139,12 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
             t->cols = C;
             continue;
         }
-        if (!w && mapped && mapped->data) {  // a mapped model: one matrix widened to f32 at a time
-            if (!(w = rows = malloc(sizeof(float) * (size_t)OC * C))) {
+        if (!w) {  // a mapped model: one matrix widened to f32 at a time
+            if (!(rows = malloc(sizeof(float) * (size_t)OC * C))) {
                 bd_pk_model_free(p);
                 return bd_fail(why, ws, BD_ERR_NOMEM, "%s of layer %d: out of memory", linear_name(k), l);
             }
-            for (int r = 0; r < OC; r++) bd_pk_dequantize_row(mapped, r, rows + (size_t)r * C);
+            w = (float *)bd_pk_model_linear_f32(m, l, k, rows);
         }
         rc = w ? bd_pk_pack(t, w, OC, C, &m->quant, NULL, 0) : BD_ERR_ARG;
         free(rows);

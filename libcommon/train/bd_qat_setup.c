@@ -9,10 +9,10 @@
 #include "bd_progress.h"
 #include "bd_qmodel.h"
 
-int bd_qat_load_model(const char *path, bd_load_mode mode, bd_model *m, char *why, size_t ws) {
+int bd_qat_load_model(const char *path, int mode, bd_model *m, char *why, size_t ws) {
     char reason[512];
-    bool latent = mode == BD_LOAD_LATENT;
-    int rc = mode == BD_LOAD_MAPPED ? bd_model_load_mapped(path, m, why, ws) : bd_model_load(path, m, why, ws);
+    bool latent = mode & BD_LOAD_LATENT;
+    int rc = mode & BD_LOAD_MAPPED ? bd_model_load_mapped(path, m, why, ws) : bd_model_load(path, m, why, ws);
     if (rc < 0) return rc;
     if (latent && m->packed) {
         bd_model_free(m);

@@ -14,13 +14,13 @@
 #include "bd_qat.h"
 #include "bd_seqs.h"
 
-// How a tool wants a model: as it runs (a student fake-quantized), mapped (the same, with a
-// Hugging Face model's linears left in the file's dtype and memory-mapped: bd_model_load_mapped;
-// for computing only), or latent (a student's weights as stored, for training; a packed model,
-// which has none, is refused with BD_ERR_ARG).
-typedef enum { BD_LOAD_RUN = 0, BD_LOAD_LATENT = 1, BD_LOAD_MAPPED = 2 } bd_load_mode;
-// Loads the model at path (any format bd_model_load knows) for mode. Errors name the file.
-BD_MUST_CHECK int bd_qat_load_model(const char *path, bd_load_mode mode, bd_model *m, char *why, size_t why_size);
+// How a tool wants a model (flags): as it runs (BD_LOAD_RUN: a student fake-quantized), or its
+// latent weights as stored (BD_LOAD_LATENT: for training; a packed model, which has none, is
+// refused with BD_ERR_ARG); either with BD_LOAD_MAPPED when the tool only reads the weights: a
+// Hugging Face model's linears then stay in the file's dtype, memory-mapped (bd_model_load_mapped).
+enum { BD_LOAD_RUN = 0, BD_LOAD_LATENT = 1, BD_LOAD_MAPPED = 2 };
+// Loads the model at path (any format bd_model_load knows) as mode says. Errors name the file.
+BD_MUST_CHECK int bd_qat_load_model(const char *path, int mode, bd_model *m, char *why, size_t why_size);
 
 // The teacher of a distillation loss.
 typedef struct {

@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "bd_clipsearch.h"
 #include "bd_dtype.h"
 #include "bd_forward.h"
 #include "bd_model_io.h"
@@ -211,8 +212,8 @@ START_TEST(test_mapped_nan) {
     ck_assert_int_eq(pwrite(fd, nan16, 2, at), 2);
     close(fd);
     ck_assert_int_eq(bd_model_load_mapped(dir, &m, why, sizeof why), BD_ERR_VALUE);
-    ck_assert_msg(strstr(why, "model.layers.1.mlp.down_proj.weight") && strstr(why, "37") && strstr(why, path),
-                  "%s", why);
+    ck_assert_msg(strstr(why, "model.layers.1.mlp.down_proj.weight") && strstr(why, "37") && strstr(why, path), "%s",
+                  why);
     ck_assert_ptr_null(m.params);
     ck_assert_ptr_null(m.mapping);
 }
@@ -236,6 +237,72 @@ START_TEST(test_mapped_other_formats) {
 }
 END_TEST
 
+// Every range bd_clip_model emits, concatenated.
+typedef struct {
+    float *v;
+    size_t n, cap;
+} ranges;
+static int collect(void *ctx, const char *tensor, int layer, const float *mx, const float *mn, int OC, int NG) {
+    (void)tensor, (void)layer;
+    ranges *r = ctx;
+    size_t add = 2 * (size_t)OC * NG;
+    if (r->n + add > r->cap) r->v = realloc(r->v, sizeof(float) * (r->cap = 2 * (r->n + add)));
+    memcpy(r->v + r->n, mx, sizeof(float) * add / 2);
+    memcpy(r->v + r->n + add / 2, mn, sizeof(float) * add / 2);
+    r->n += add;
+    return BD_OK;
+}
+
+// The tools that read each weight once work on a mapped model as on its f32 copy: the clipping
+// search gives the same ranges, packing the same blocks.
+START_TEST(test_mapped_clip_and_pack) {
+    bd_model src, copied, mapped;
+    const char *dir = write_hf("mapped_clip", BD_BF16, false, &src);
+    char why[512];
+    ck_assert_msg(bd_model_load(dir, &copied, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_model_load_mapped(dir, &mapped, why, sizeof why) == BD_OK, "%s", why);
+    enum { B = 2, T = 16, N = 20 };
+    int32_t ids[B * T];
+    for (int i = 0; i < B * T; i++) ids[i] = (i * 13 + 5) % src.cfg.vocab;
+    int pos[B * T];
+    bd_clip_positions(pos, B * T, N, 9);
+    bd_clip_opts o = {.q = {BD_Q_INT, 2, 16}, .grid = {10, 4}, .include_qk = true};
+    ranges r[2] = {{0}};
+    const bd_model *ms[2] = {&copied, &mapped};
+    for (int i = 0; i < 2; i++) {
+        bd_fwd_state fs;
+        int searched;
+        ck_assert_msg(bd_clip_calibrate(&fs, ms[i], ids, B, T, why, sizeof why) == BD_OK, "%s", why);
+        ck_assert_msg(bd_clip_model(ms[i], &fs, pos, N, &o, collect, NULL, &r[i], &searched, why, sizeof why) == BD_OK,
+                      "%s", why);
+        ck_assert_int_eq(searched, 2 * BD_N_LINEARS);
+        bd_fwd_state_free(&fs);
+    }
+    ck_assert_uint_eq(r[0].n, r[1].n);
+    // The calibration activations differ in summation order only; ranges are chosen on a grid,
+    // so nearly all are equal, and any that differ are neighbours on it.
+    size_t differ = 0;
+    for (size_t i = 0; i < r[0].n; i++) differ += r[0].v[i] != r[1].v[i];
+    ck_assert_msg(differ <= r[0].n / 100, "%zu of %zu ranges differ", differ, r[0].n);
+    free(r[0].v), free(r[1].v);
+    // Packing: the same blocks, layer by layer.
+    bd_qspec q = {BD_Q_INT, 2, 32};
+    copied.quant = mapped.quant = q;
+    ck_assert_msg(bd_pk_model_pack(&copied, why, sizeof why) == BD_OK, "%s", why);
+    ck_assert_msg(bd_pk_model_pack(&mapped, why, sizeof why) == BD_OK, "%s", why);
+    for (int l = 0; l < src.cfg.n_layers; l++)
+        for (int k = 0; k < BD_N_LINEARS; k++) {
+            const bd_pk_tensor *a = bd_pk_model_slot(&copied, l, (bd_linear)k),
+                               *b = bd_pk_model_slot(&mapped, l, (bd_linear)k);
+            ck_assert(a && b && a->type == BD_PK_Q2 && b->type == BD_PK_Q2 && !b->borrowed);
+            ck_assert_mem_eq(a->data, b->data, a->row_bytes * (size_t)a->rows);
+        }
+    bd_model_free(&src);
+    bd_model_free(&copied);
+    bd_model_free(&mapped);
+}
+END_TEST
+
 Suite *suite_mapped(void) {
     Suite *s = suite_create("mapped");
     TCase *tc = tcase_create("core");
@@ -247,6 +314,7 @@ Suite *suite_mapped(void) {
     tcase_add_test(tc, test_mapped_f32);
     tcase_add_test(tc, test_mapped_nan);
     tcase_add_test(tc, test_mapped_other_formats);
+    tcase_add_test(tc, test_mapped_clip_and_pack);
     suite_add_tcase(s, tc);
     return s;
 }
