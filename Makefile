@@ -4,6 +4,7 @@
 #   make test SAN=1   the same under ASan + UBSan (separate build directory)
 #   make fuzz         libFuzzer on every parser, FUZZ_SECONDS each (default 60); fuzz-seeds
 #   make bench        benchmarks (not run by CI)
+#   make bench-large  7B/1.1B-shaped benchmarks (bench/large; a 13.5 GB model made once)
 #   make deps         install the Debian packages bd needs (root)
 #   make install      PREFIX=/usr/local
 # BD_DATA points at the shared real data (default ../shared/data).
@@ -51,7 +52,7 @@ UNIT      = $(BUILD)/tests/unit_tests
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES   = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test fuzz fuzz-seeds bench adversarial demo deps install clean
+.PHONY: all test fuzz fuzz-seeds bench bench-large adversarial demo deps install clean
 .SECONDARY:
 all: $(LIB) $(TOOLS)
 
@@ -135,6 +136,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TOOLHELP_OBJ) $(LIB)
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) $$b || exit 1; done
 	@for s in bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) sh $$s || exit 1; done
+
+# Large-model benchmarks (bench/large/*.sh; not CI): their models are made once under LARGE
+# (default build/large; the 7B-shaped one is 13.5 GB).
+bench-large: all
+	@for s in bench/large/*.sh; do echo "== $$s"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) LARGE=$(or $(LARGE),$(BUILD)/large) sh $$s || exit 1; done
 
 # The adversarial pass (tests/adversarial/run.sh): hostile inputs against every tool, each
 # checked for exit status, a one-line message and no output left behind. About 4 minutes.

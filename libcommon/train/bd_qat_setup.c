@@ -14,7 +14,7 @@ int bd_qat_load_model(const char *path, int mode, bd_model *m, char *why, size_t
     bool latent = mode & BD_LOAD_LATENT;
     int rc = mode & BD_LOAD_MAPPED ? bd_model_load_mapped(path, m, why, ws) : bd_model_load(path, m, why, ws);
     if (rc < 0) return rc;
-    if (latent && m->packed) {
+    if (latent && m->packed && !m->mapping) {  // (a mapped model's slots are its own weights, not packed)
         bd_model_free(m);
         return bd_fail(why, ws, BD_ERR_ARG, "\"%s\" is a packed model: it has no latent weights", path);
     }
