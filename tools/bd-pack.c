@@ -94,7 +94,7 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
             break;
         case OPT_GGUF_TYPE:
             if ((o->gguf_type = bd_gguf_wtype_parse(optarg)) < 0)
-                bd_usage_error("--gguf-type: \"%s\" is not f32, f16, q2_K, q3_K, q4_K, tq2_0 or iq2_bn", optarg);
+                bd_usage_error("--gguf-type: \"%s\" is not f32, f16, q2_K, q3_K, q4_K, tq1_0, tq2_0 or iq2_bn", optarg);
             break;
         case OPT_HEAD_FORMAT:
             if ((o->head_format = bd_pk_head_format_parse(optarg)) < 0)
