@@ -5,36 +5,14 @@
 # search at 2 bits g128, packing to 2 bits, and generation at batch 1 packed vs bf16.
 # Each line: wall seconds and peak RSS (GNU time), with the comparison point of the same run.
 # Not part of make test or make bench (about 15-25 minutes on 2 cores once the model exists).
-set -eu
-BIN=${BD_BIN:-build/bin}
-DATA=${BD_DATA:-../shared/data}
-LARGE=${LARGE:-build/large}
-PY=/usr/bin/python3
+. "$(dirname "$0")/common.inc"
 M=$LARGE/llama7b
-TOK=$DATA/tokenizers/llama2-32k/tokenizer.bin
-TXT=$DATA/eval/tinystories/tinystories_val_a.txt
-mkdir -p "$LARGE"
-W=$(mktemp -d "${TMPDIR:-/tmp}/bd-large.XXXXXX")
-trap 'rm -rf "$W"' EXIT
 
 if [ ! -s "$M/model.safetensors" ]; then
     echo "making $M (13.5 GB, once) ..."
-    $PY "$(dirname "$0")/../make_large_model.py" "$M" 4096 11008 32 32 32 32000 bf16 1 4096
+    $PY "$MAKE_MODEL" "$M" 4096 11008 32 32 32 32000 bf16 1 4096
 fi
 FILE_GB=$(stat -c %s "$M/model.safetensors" | awk '{printf "%.2f", $1 / 2^30}')
-
-# run NAME CMD...: wall seconds and peak RSS (GiB) of CMD into $W/NAME.time; its stderr in $W/NAME.err.
-run() {
-    name=$1
-    shift
-    /usr/bin/time -f "%e %M" -o "$W/$name.time" "$@" >"$W/$name.out" 2>"$W/$name.err" || {
-        cat "$W/$name.err" >&2
-        echo "bench-large: $name failed" >&2
-        exit 1
-    }
-}
-secs() { awk '{print $1}' "$W/$1.time"; }
-rss() { awk '{printf "%.2f", $2 / 2^20}' "$W/$1.time"; }
 
 # Reading the file once (what a mapped load costs at best), then the tools.
 t0=$(date +%s.%N)
