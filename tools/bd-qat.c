@@ -81,6 +81,8 @@ static const char help[] =
         "      --weight-decay W   decoupled, on matrices, embeddings and SubLN weights (default 0)\n"
         "      --grad-clip X      clip the global gradient norm to X (default 1; 0: off)\n"
         "      --beta2 X          AdamW's beta2 (default 0.95; beta1 0.9, eps 1e-8)\n"
+        "      --optim-dtype D    f32 (default) or bf16: how AdamW's moments are stored (bf16: half\n"
+        "                         their memory, rounded to nearest even; the arithmetic stays f32)\n"
         "      --eval TOKENS      bd.tokens stream to evaluate on (windows of --seq-len)\n"
         "      --eval-every N     evaluate every N steps and at the end (default: at the end)\n"
         "      --save-every N     write the checkpoint OUT.state (+ OUT.state.wSTEP) every N steps\n"
@@ -124,6 +126,7 @@ enum {
     OPT_AD_WEIGHT,
     OPT_AD_LAYER,
     OPT_AD_HEADS,
+    OPT_OPTIM_DTYPE,
 };
 
 typedef struct {
@@ -137,6 +140,7 @@ typedef struct {
     int batch, seq_len, accum, eval_every, save_every;
     long long steps, epochs, warmup;
     bd_sched_kind sched_kind;
+    bd_dtype optim_dtype;  // AdamW's moments: BD_F32 or BD_BF16
     bd_loss_kind loss;
     bool resume, recompute, mask_prompt, seqsum, keep_best, teacher_logits, distill;
     bd_qspec q;
@@ -192,6 +196,7 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
                                              {"ad-weight", required_argument, 0, OPT_AD_WEIGHT},
                                              {"ad-layer", required_argument, 0, OPT_AD_LAYER},
                                              {"ad-heads", required_argument, 0, OPT_AD_HEADS},
+                                             {"optim-dtype", required_argument, 0, OPT_OPTIM_DTYPE},
                                              BD_QUANT_LONGOPTS,
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
@@ -255,6 +260,14 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
             o->ad_layer_given = true;
             break;
         case OPT_AD_HEADS: o->ad_heads = (int)bd_arg_int("--ad-heads", optarg, 1, 4096); break;
+        case OPT_OPTIM_DTYPE:
+            if (!strcmp(optarg, "f32"))
+                o->optim_dtype = BD_F32;
+            else if (!strcmp(optarg, "bf16"))
+                o->optim_dtype = BD_BF16;
+            else
+                bd_usage_error("--optim-dtype: \"%s\" is not f32 or bf16", optarg);
+            break;
         case OPT_REDUCTION:
             if (!strcmp(optarg, "mean"))
                 o->seqsum = false;
@@ -378,9 +391,8 @@ static void add_subln(const qat_opts *o, bd_model *m, bool resuming) {
 typedef struct {
     bool resuming;
     bd_ckpt_info info;
-    float *moments;  // (2P) AdamW's m then v
-    long long adam_t;
-    bd_ckpt_log log;  // the metrics records up to the checkpoint
+    bd_ckpt_moments mom;  // AdamW's step count and moments (2P: m then v)
+    bd_ckpt_log log;      // the metrics records up to the checkpoint
 } qat_start;
 
 // The model to train: continued from OUT.state (--resume, if it exists) or loaded from --model,
@@ -391,8 +403,11 @@ static void open_student(qat_opts *o, bd_model *m, qat_start *st) {
     bool resuming = st->resuming = o->resume && stat(o->state_path, &sb) == 0;
     bd_ckpt_info *info = &st->info;
     if (resuming) {
-        if (bd_ckpt_load(o->state_path, m, info, &st->moments, &st->adam_t, &st->log, why, sizeof why) < 0)
+        if (bd_ckpt_load(o->state_path, m, info, &st->mom, &st->log, why, sizeof why) < 0)
             bd_fatal("--resume: %s", why);
+        if (st->mom.dtype != o->optim_dtype)  // converted (bd_adamw_set_moments)
+            bd_log(BD_LOG_WARN, "--resume: \"%s\" holds %s moments; continuing with --optim-dtype %s", o->state_path,
+                   bd_dtype_name(st->mom.dtype), bd_dtype_name(o->optim_dtype));
         if (info->batch != o->batch || info->seq_len != (o->seq_len ? o->seq_len : info->seq_len) ||
             info->grad_accum != o->accum || info->seed != bd_tool_self.seed)
             bd_fatal(
@@ -637,7 +652,7 @@ int main(int argc, char **argv) {
                     o.recompute,
                     o.seqsum,
                     bd_tool_self.seed,
-                    {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip},
+                    {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip, o.optim_dtype},
                     {o.sched_kind, (float)o.lr,
                      (float)(o.min_lr >= 0                     ? o.min_lr
                              : o.sched_kind == BD_SCHED_LINEAR ? 0
@@ -646,15 +661,17 @@ int main(int argc, char **argv) {
                     o.q,
                     o.policy};
     bd_qat_run s;
-    if (bd_qat_init(&s, &m, &seqs, &c, &start.info, resuming ? start.moments : NULL, start.adam_t, why, sizeof why) < 0)
+    if (bd_qat_init(&s, &m, &seqs, &c, &start.info, resuming ? &start.mom : NULL, why, sizeof why) < 0)
         bd_fatal("%s", why);
-    free(start.moments);
+    free(start.mom.data);
     bd_qat_teacher teacher = {0};
     set_loss(&o, resuming, &s, &teacher);
     char desc[256];
     bd_model_describe(&m, desc, sizeof desc);
     bd_log(BD_LOG_INFO, "%s; %lld sequences of %d, %lld steps of %lld sequences%s", desc, seqs.n, T, total, per_step,
            resuming ? " (resumed)" : "");
+    bd_log(BD_LOG_INFO, "memory: latent weights and gradients %zu MB each (f32), AdamW moments %zu MB (%s)",
+           m.n_params * sizeof(float) >> 20, bd_adamw_moment_bytes(&s.tr.opt) >> 20, bd_dtype_name(o.optim_dtype));
 
     bd_metrics log;
     open_log(&o, total, &start, &log);

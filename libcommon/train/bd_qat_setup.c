@@ -147,7 +147,7 @@ int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *
 // ---- the run ----
 
 int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cfg *c, const bd_ckpt_info *info,
-                const float *moments, long long adam_t, char *why, size_t ws) {
+                const bd_ckpt_moments *mom, char *why, size_t ws) {
     memset(s, 0, sizeof *s);
     s->c = *c;
     s->seqs = seqs;
@@ -155,9 +155,11 @@ int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cf
     s->per_step = (long long)c->A * c->B;
     int rc = bd_trainer_init(&s->tr, m, c->B, c->T, c->A, &c->opt, &c->sched, c->recompute);
     if (rc < 0) return bd_fail(why, ws, rc, "cannot set up training for B=%d T=%d: %s", c->B, c->T, bd_strerror(rc));
-    if (moments) {
-        memcpy(s->tr.opt.m, moments, 2 * m->n_params * sizeof(float));  // m then v, one allocation
-        s->tr.opt.t = adam_t;
+    if (mom) {
+        const char *data = mom->data;
+        if ((rc = bd_adamw_set_moments(&s->tr.opt, mom->dtype, data, data + m->n_params * bd_dtype_size(mom->dtype),
+                                       mom->t)) < 0)
+            return bd_fail(why, ws, rc, "the checkpoint's moments are %s", bd_dtype_name(mom->dtype));
         s->tr.step = info->step;
     }
     if (c->q.kind != BD_Q_NONE && bd_qat_hooks_attach(&s->hooks, &s->tr, &c->q, &c->policy) < 0)

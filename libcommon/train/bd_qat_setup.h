@@ -92,11 +92,11 @@ typedef struct {
 } bd_qat_run;
 
 // Sets up training of m (not owned) on seqs (not owned, >= A*B sequences) from the data
-// position in info; moments (2P, AdamW's m then v) and adam_t continue a checkpoint's
-// optimizer (moments NULL: a fresh start). BD_ERR_NOMEM and the errors of bd_trainer_init.
+// position in info; mom continues a checkpoint's optimizer (NULL: a fresh start; moments of
+// another dtype than c->opt.moments are converted: bd_adamw_set_moments). BD_ERR_NOMEM and
+// the errors of bd_trainer_init.
 BD_MUST_CHECK int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cfg *c,
-                              const bd_ckpt_info *info, const float *moments, long long adam_t, char *why,
-                              size_t why_size);
+                              const bd_ckpt_info *info, const bd_ckpt_moments *mom, char *why, size_t why_size);
 // The loss: with use_head, spec's loss on the head (teacher may be NULL for ce, e.g. with
 // seqsum); else the trainer's cross-entropy. terms (NULL: none) adds BitNet Distillation's
 // logits and attention-relation terms, which need a live teacher (for the relation term one
