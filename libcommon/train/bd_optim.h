@@ -23,8 +23,9 @@ typedef struct {
 typedef struct {
     bd_adamw_cfg cfg;
     size_t n;             // P
-    float *m, *v;         // (P) first and second moments, one allocation, if cfg.moments is BD_F32 (else NULL)
-    uint16_t *m16, *v16;  // (P) the same in bf16, one allocation, if cfg.moments is BD_BF16 (else NULL)
+    size_t lo, hi;        // the shard of the parameters this optimizer updates and keeps moments of (0, P alone)
+    float *m, *v;         // (hi-lo) first and second moments, one allocation, if cfg.moments is BD_F32 (else NULL)
+    uint16_t *m16, *v16;  // (hi-lo) the same in bf16, one allocation, if cfg.moments is BD_BF16 (else NULL)
     long long t;          // steps taken
     int n_ranges;
     struct {
@@ -38,14 +39,18 @@ typedef struct {
 // "layernorm"/"rmsnorm"/"bias"), never to the block norms and biases (table from bd_param_table).
 BD_MUST_CHECK int bd_adamw_init(bd_adamw *o, const bd_param_entry *table, int n_entries, size_t n,
                                 const bd_adamw_cfg *cfg);
+// The same for the shard [lo, hi) of the parameters only (ZeRO stage 1: each rank of a
+// data-parallel run keeps the moments of its shard and updates those parameters).
+BD_MUST_CHECK int bd_adamw_init_shard(bd_adamw *o, const bd_param_entry *table, int n_entries, size_t n,
+                                      const bd_adamw_cfg *cfg, size_t lo, size_t hi);
 void bd_adamw_free(bd_adamw *o);
-// Bytes of the moments' storage (8 per parameter in f32, 4 in bf16).
+// Bytes of the moments' storage (8 per parameter of the shard in f32, 4 in bf16).
 size_t bd_adamw_moment_bytes(const bd_adamw *o);
-// Moment which (0: m, 1: v) as stored: (P) elements of o->cfg.moments.
+// Moment which (0: m, 1: v) as stored: (hi-lo) elements of o->cfg.moments.
 const void *bd_adamw_moment(const bd_adamw *o, int which);
-// Sets the moments from m and v (P elements of dtype dt each: f32 or bf16, native byte order),
-// converting to o's storage (bf16 -> f32 exactly, f32 -> bf16 rounded to nearest even), and
-// the step count t. BD_ERR_ARG for another dtype.
+// Sets the moments from m and v (P elements of dtype dt each: f32 or bf16, native byte order;
+// a shard takes its part), converting to o's storage (bf16 -> f32 exactly, f32 -> bf16 rounded
+// to nearest even), and the step count t. BD_ERR_ARG for another dtype.
 BD_MUST_CHECK int bd_adamw_set_moments(bd_adamw *o, bd_dtype dt, const void *m, const void *v, long long t);
 // Global L2 norm of g (P), accumulated in double.
 double bd_grad_norm(const float *g, size_t n);
@@ -55,6 +60,12 @@ double bd_grad_norm(const float *g, size_t n);
 // Returns the gradient norm before clipping (NaN if the gradient holds NaN/inf: then
 // nothing is changed).
 double bd_adamw_step(bd_adamw *o, float *params, float *grads, float lr);
+// The same with the global gradient norm given (a shard's step: the norm is the sum over every
+// rank's shard); only params[lo, hi) change. Returns norm, or NaN (nothing changed) if it is
+// not finite.
+double bd_adamw_step_norm(bd_adamw *o, float *params, const float *grads, float lr, double norm);
+// Sum of the squares of g[lo, hi) in double (a shard's part of the squared norm).
+double bd_grad_sumsq(const float *g, size_t lo, size_t hi);
 
 typedef enum { BD_SCHED_CONSTANT = 0, BD_SCHED_COSINE, BD_SCHED_LINEAR } bd_sched_kind;
 typedef struct {

@@ -147,6 +147,44 @@ START_TEST(test_adamw_bf16_moments) {
 }
 END_TEST
 
+// ZeRO stage 1: two optimizers over the shards [0, 23) and [23, P), each given the whole
+// gradient's norm, update their parts exactly as one optimizer updates everything (a tensor
+// boundary at 40 falls inside the second shard); set_moments takes a shard's part.
+START_TEST(test_adamw_shards) {
+    enum { P = 64, K = 23 };
+    bd_param_entry t[2] = {{"w1", 1, {40, 0, 0}, 0, 40, true}, {"rms_att", 1, {24, 0, 0}, 40, 24, false}};
+    bd_adamw_cfg cfg = {0.9f, 0.95f, 1e-8f, 0.1f, 0.5f, BD_F32};
+    bd_adamw whole, a, b;
+    ck_assert_int_eq(bd_adamw_init(&whole, t, 2, P, &cfg), BD_OK);
+    ck_assert_int_eq(bd_adamw_init_shard(&a, t, 2, P, &cfg, 0, K), BD_OK);
+    ck_assert_int_eq(bd_adamw_init_shard(&b, t, 2, P, &cfg, K, P), BD_OK);
+    ck_assert_uint_eq(bd_adamw_moment_bytes(&a), 8 * K);
+    float p[P], pa[P], pb[P], g[P];
+    unsigned s = 9;
+    for (int i = 0; i < P; i++) {
+        s = s * 1103515245u + 12345u;
+        p[i] = pa[i] = pb[i] = (s >> 8) / 16777216.0f - 0.5f;
+    }
+    for (int step = 0; step < 4; step++) {
+        for (int i = 0; i < P; i++) {
+            s = s * 1103515245u + 12345u;
+            g[i] = ((s >> 8) / 16777216.0f - 0.5f) * 0.3f;
+        }
+        double n2 = sqrt(bd_grad_sumsq(g, 0, K) + bd_grad_sumsq(g, K, P));
+        ck_assert_close(n2, bd_grad_norm(g, P), 1e-12);
+        bd_adamw_step(&whole, p, g, 0.01f);
+        bd_adamw_step_norm(&a, pa, g, 0.01f, bd_grad_norm(g, P));
+        bd_adamw_step_norm(&b, pb, g, 0.01f, bd_grad_norm(g, P));
+    }
+    for (int i = 0; i < P; i++) ck_assert(p[i] == (i < K ? pa[i] : pb[i]) && pa[i] != pb[i]);
+    ck_assert_mem_eq(b.m, whole.m + K, (P - K) * sizeof(float));
+    ck_assert_int_eq(bd_adamw_set_moments(&b, BD_F32, whole.v, whole.m, 2), BD_OK);  // swapped on purpose
+    ck_assert_mem_eq(b.m, whole.v + K, (P - K) * sizeof(float));
+    bd_adamw_free(&whole), bd_adamw_free(&a), bd_adamw_free(&b);
+    ck_assert_int_eq(bd_adamw_init_shard(&whole, t, 2, P, &cfg, K, P + 1), BD_ERR_ARG);
+}
+END_TEST
+
 START_TEST(test_schedules) {
     bd_schedule c = {BD_SCHED_CONSTANT, 1e-3f, 0, 0, 100};
     ck_assert_close(bd_schedule_lr(&c, 0), 1e-3, 1e-9);
@@ -175,6 +213,7 @@ Suite *suite_optim(void) {
     tcase_add_test(tc, test_adamw_first_step_by_hand);
     tcase_add_test(tc, test_adamw_matches_reference);
     tcase_add_test(tc, test_adamw_bf16_moments);
+    tcase_add_test(tc, test_adamw_shards);
     tcase_add_test(tc, test_schedules);
     suite_add_tcase(s, tc);
     return s;
