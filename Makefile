@@ -24,7 +24,7 @@ OPT      = -O2
 endif
 
 PKGS     = libzstd msgpack openblas libcjson
-DEPS_DEB = build-essential pkg-config zstd bzip2 jq libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev libbz2-dev gnuplot-nox clang python3-numpy
+DEPS_DEB = build-essential pkg-config zstd bzip2 jq libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev libbz2-dev gnuplot-nox clang python3-numpy openmpi-bin libopenmpi-dev
 
 VERSION  = 0.1.0
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -32,10 +32,22 @@ BASEFLAGS = -std=c11 -g $(OPT) -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS)
 LIB_DIRS  = $(sort $(dir $(wildcard libcommon/*/*.c libcommon/*/*.h)))
 CPPFLAGS += $(addprefix -I,$(LIB_DIRS)) -Itools $(shell pkg-config --cflags $(PKGS))
 CFLAGS   ?=
-ALLCFLAGS = $(BASEFLAGS) $(CFLAGS) -DBD_VERSION='"$(VERSION)"' -DBD_BUILD_FLAGS='"$(CC) $(OPT) SAN=$(SAN)"'
+ALLCFLAGS = $(BASEFLAGS) $(CFLAGS) -DBD_VERSION='"$(VERSION)"' -DBD_BUILD_FLAGS='"$(CC) $(OPT) SAN=$(SAN) MPI=$(MPI)"'
 # libbz2 has no pkg-config file on Debian: linked by name.
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lbz2 -lm -pthread
 LDFLAGS  += $(SANFLAGS)
+
+# MPI (data-parallel bd-qat under mpirun): on when Open MPI's compiler wrapper mpicc is found
+# (Debian: libopenmpi-dev, which make deps installs), MPI=0 builds without it. Only bd_dist.c
+# includes mpi.h (as a system header); a build without MPI trains as one process.
+ifndef MPI
+MPI := $(if $(shell command -v mpicc 2>/dev/null),1,0)
+endif
+ifeq ($(MPI),1)
+MPI_CPPFLAGS := -DBD_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
+LDLIBS       += $(shell mpicc --showme:link)
+endif
+$(BUILD)/libcommon/train/bd_dist.o: CPPFLAGS += $(MPI_CPPFLAGS)
 
 LIB_SRC   = $(wildcard libcommon/*/*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
