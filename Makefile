@@ -4,6 +4,7 @@
 #   make test SAN=1   the same under ASan + UBSan (separate build directory)
 #   make fuzz         libFuzzer on every parser, FUZZ_SECONDS each (default 60); fuzz-seeds
 #   make bench        benchmarks (not run by CI)
+#   make bench-large  7B/1.1B-shaped benchmarks (bench/large; a 13.5 GB model made once)
 #   make deps         install the Debian packages bd needs (root)
 #   make install      PREFIX=/usr/local
 # BD_DATA points at the shared real data (default ../shared/data).
@@ -23,7 +24,7 @@ OPT      = -O2
 endif
 
 PKGS     = libzstd msgpack openblas libcjson
-DEPS_DEB = build-essential pkg-config zstd bzip2 jq libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev libbz2-dev gnuplot-nox clang python3-numpy
+DEPS_DEB = build-essential pkg-config zstd bzip2 jq libzstd-dev libmsgpack-dev libopenblas-dev check libcjson-dev libbz2-dev gnuplot-nox clang python3-numpy openmpi-bin libopenmpi-dev
 
 VERSION  = 0.1.0
 WARN     = -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -31,10 +32,22 @@ BASEFLAGS = -std=c11 -g $(OPT) -D_GNU_SOURCE -pthread $(WARN) $(SANFLAGS)
 LIB_DIRS  = $(sort $(dir $(wildcard libcommon/*/*.c libcommon/*/*.h)))
 CPPFLAGS += $(addprefix -I,$(LIB_DIRS)) -Itools $(shell pkg-config --cflags $(PKGS))
 CFLAGS   ?=
-ALLCFLAGS = $(BASEFLAGS) $(CFLAGS) -DBD_VERSION='"$(VERSION)"' -DBD_BUILD_FLAGS='"$(CC) $(OPT) SAN=$(SAN)"'
+ALLCFLAGS = $(BASEFLAGS) $(CFLAGS) -DBD_VERSION='"$(VERSION)"' -DBD_BUILD_FLAGS='"$(CC) $(OPT) SAN=$(SAN) MPI=$(MPI)"'
 # libbz2 has no pkg-config file on Debian: linked by name.
 LDLIBS   += $(shell pkg-config --libs $(PKGS)) -lbz2 -lm -pthread
 LDFLAGS  += $(SANFLAGS)
+
+# MPI (data-parallel bd-qat under mpirun): on when Open MPI's compiler wrapper mpicc is found
+# (Debian: libopenmpi-dev, which make deps installs), MPI=0 builds without it. Only bd_dist.c
+# includes mpi.h (as a system header); a build without MPI trains as one process.
+ifndef MPI
+MPI := $(if $(shell command -v mpicc 2>/dev/null),1,0)
+endif
+ifeq ($(MPI),1)
+MPI_CPPFLAGS := -DBD_MPI $(patsubst -I%,-isystem %,$(shell mpicc --showme:compile))
+LDLIBS       += $(shell mpicc --showme:link)
+endif
+$(BUILD)/libcommon/train/bd_dist.o: CPPFLAGS += $(MPI_CPPFLAGS)
 
 LIB_SRC   = $(wildcard libcommon/*/*.c)
 LIB_OBJ   = $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -51,7 +64,7 @@ UNIT      = $(BUILD)/tests/unit_tests
 BENCH_SRC = $(wildcard bench/*.c)
 BENCHES   = $(BENCH_SRC:bench/%.c=$(BUILD)/bench/%)
 
-.PHONY: all test fuzz fuzz-seeds bench adversarial demo deps install clean
+.PHONY: all test fuzz fuzz-seeds bench bench-large adversarial demo deps install clean
 .SECONDARY:
 all: $(LIB) $(TOOLS)
 
@@ -135,6 +148,11 @@ $(BUILD)/bench/%: $(BUILD)/bench/%.o $(TOOLHELP_OBJ) $(LIB)
 bench: all $(BENCHES)
 	@for b in $(BENCHES); do echo "== $$b"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) $$b || exit 1; done
 	@for s in bench/*.sh; do [ -e "$$s" ] || continue; echo "== $$s"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) sh $$s || exit 1; done
+
+# Large-model benchmarks (bench/large/*.sh; not CI): their models are made once under LARGE
+# (default build/large; the 7B-shaped one is 13.5 GB).
+bench-large: all
+	@for s in bench/large/*.sh; do echo "== $$s"; BD_DATA=$(BD_DATA) BD_BIN=$(abspath $(BUILD)/bin) LARGE=$(or $(LARGE),$(BUILD)/large) sh $$s || exit 1; done
 
 # The adversarial pass (tests/adversarial/run.sh): hostile inputs against every tool, each
 # checked for exit status, a one-line message and no output left behind. About 4 minutes.

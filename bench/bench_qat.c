@@ -39,7 +39,7 @@ int main(void) {
         int32_t *tok = malloc(sizeof(int32_t) * (size_t)N), *tgt = malloc(sizeof(int32_t) * (size_t)N);
         for (int i = 0; i < N; i++) tok[i] = (int32_t)((i * 7919u + 13u) % (unsigned)V);
         for (int i = 0; i < N; i++) tgt[i] = i % T_SEQ + 1 < T_SEQ ? tok[i + 1] : -1;
-        bd_adamw_cfg ocfg = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+        bd_adamw_cfg ocfg = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, BD_F32};
         bd_schedule sched = {BD_SCHED_CONSTANT, 1e-5f, 1e-5f, 0, 1000};
         double plain[64], qat[64];
         // Plain full-precision step.

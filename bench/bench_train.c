@@ -37,7 +37,7 @@ int main(int argc, char **argv) {
                "head%", "bwd%", "opt%");
     for (int B = only ? only : 1; B <= (only ? only : 4); B *= 2) {
         bd_trainer tr;
-        bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+        bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, BD_F32};
         bd_schedule sc = {BD_SCHED_CONSTANT, 1e-4f, 0, 0, 100};
         if (bd_trainer_init(&tr, &m, B, T_SEQ, 1, &oc, &sc, recompute) < 0) bench_die("trainer init");
         int32_t *tok = malloc(sizeof(int32_t) * (size_t)B * T_SEQ);

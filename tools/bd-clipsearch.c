@@ -150,6 +150,7 @@ static void show_progress(void *ctx, uint64_t done) { bd_progress_update(&((clip
 static bool plan_memory(const clip_opts *o, const bd_model *m) {
     bd_model_info mi;
     if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    mi.mapped = true;  // bd_tool_load_model_latent_mapped
     int ctx = mi.cfg.max_seq, T = o->seq_len && o->seq_len <= ctx ? o->seq_len : ctx < 512 ? ctx : 512;
     long long BT = (long long)o->windows * T;
     bd_memplan p = {0};
@@ -165,7 +166,7 @@ int main(int argc, char **argv) {
     char why[600];
     bd_model m;
     bool planned = plan_memory(&o, NULL);
-    bd_tool_load_model_latent(o.model_path, &m);
+    bd_tool_load_model_latent_mapped(o.model_path, &m);
     if (!planned) plan_memory(&o, &m);
     if (bd_qpolicy_check(&o.c.policy, &o.c.q, &m.cfg, why, sizeof why) < 0) bd_fatal("%s", why);
     int T = o.seq_len ? o.seq_len : (m.cfg.max_seq < 512 ? m.cfg.max_seq : 512);

@@ -112,7 +112,7 @@ static eval_label label_run(const eval_opts *o, const bd_model *m, const char *d
     l.bits = l.q.kind == BD_Q_NONE ? 32 : l.q.bits;
     l.group = l.q.kind == BD_Q_NONE || l.q.kind == BD_Q_TERNARY ? 0 : bd_qspec_group(&l.q, m->cfg.dim);
     l.act_bits = m->qpolicy.act_bits;
-    l.packed = m->packed != NULL;
+    l.packed = m->packed != NULL && !m->mapping;
     return l;
 }
 
@@ -362,8 +362,10 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
 static void load_model(const eval_opts *o, bd_model *m) {
     if (o->latent)
         bd_tool_load_model_latent(o->model_path, m);
+    else if (o->qo.q.kind != BD_Q_NONE)
+        bd_tool_load_model(o->model_path, m);  // --quant re-quantizes its f32 weights
     else
-        bd_tool_load_model(o->model_path, m);
+        bd_tool_load_model_mapped(o->model_path, m);
     char why[512];
     bd_quant_opts qo = o->qo;
     if (qo.q.kind != BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent)
@@ -527,6 +529,7 @@ static int fit_window(const eval_opts *o, int T, size_t n) {
 static bool plan_memory(const eval_opts *o, const mc_opts *mc, const bd_model *m) {
     bd_model_info mi;
     if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    mi.mapped = !o->latent && o->qo.q.kind == BD_Q_NONE;  // as load_model loads it
     if (o->act >= 0) mi.qpolicy.act_bits = o->act;
     int ctx = mi.cfg.max_seq;
     bd_memplan p = {0};

@@ -38,8 +38,8 @@ static const char help[] =
         "      --format F       packed (bd.packed stream, default), gguf, or hf (a new Hugging Face\n"
         "                       directory -o DIR: config.json, model.safetensors, the tokenizer)\n"
         "      --gguf-type T    f32 or f16 (any model); q2_K, q3_K, q4_K (students of that --quant,\n"
-        "                       exact); tq2_0 (ternary, mainline llama.cpp) or iq2_bn (ternary,\n"
-        "                       ik_llama.cpp); default: the student's own type (tq2_0 for ternary),\n"
+        "                       exact); tq2_0 or tq1_0 (ternary, mainline llama.cpp) or iq2_bn\n"
+        "                       (ternary, ik_llama.cpp); default: the student's own type (tq2_0 for ternary),\n"
         "                       else f32. Ternary rows that are not whole blocks go out as f16\n"
         "      --hf-dtype D     --format hf: f32 (default, exact) or bf16 (every weight rounded)\n"
         "      --head-format F  the output head (and a tied embedding) in the packed model: f32, q8 or q6\n"
@@ -95,7 +95,7 @@ static void parse_options(int argc, char **argv, pack_opts *o) {
             break;
         case OPT_GGUF_TYPE:
             if ((o->gguf_type = bd_gguf_wtype_parse(optarg)) < 0)
-                bd_usage_error("--gguf-type: \"%s\" is not f32, f16, q2_K, q3_K, q4_K, tq2_0 or iq2_bn", optarg);
+                bd_usage_error("--gguf-type: \"%s\" is not f32, f16, q2_K, q3_K, q4_K, tq1_0, tq2_0 or iq2_bn", optarg);
             break;
         case OPT_HEAD_FORMAT:
             if ((o->head_format = bd_pk_head_format_parse(optarg)) < 0)
@@ -306,6 +306,7 @@ static void write_hf(const pack_opts *o, bd_model *m) {
 static bool plan_memory(const pack_opts *o, const bd_model *m) {
     bd_model_info mi;
     if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    mi.mapped = !o->hf && !o->gguf && !o->qo.clip;  // as main loads it
     bd_model shell = {.cfg = mi.cfg, .quant = mi.quant, .qpolicy = mi.qpolicy};
     if (o->qo.q.kind != BD_Q_NONE) shell.quant = o->qo.q, shell.qpolicy = o->qo.policy;
     bool pack = !o->hf && (!o->gguf || bd_gguf_wtype_packed(gguf_type(o, &shell)) >= 0);
@@ -325,22 +326,29 @@ int main(int argc, char **argv) {
     parse_options(argc, argv, &o);
     bd_model m;
     char why[512];
+    // Packing reads each matrix once: a Hugging Face model's linears can stay mapped in their
+    // dtype (bd(7)), widened one matrix at a time. Clipping and the f32/HF exports need them in memory.
+    bool mapped = !o.hf && !o.gguf && !o.qo.clip;
     bool planned = plan_memory(&o, NULL);
-    if (bd_model_load(o.model_path, &m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    int rc = mapped ? bd_model_load_mapped(o.model_path, &m, why, sizeof why)
+                    : bd_model_load(o.model_path, &m, why, sizeof why);
+    if (rc < 0) bd_fatal("--model: %s", why);
     if (!planned) plan_memory(&o, &m);
     if (o.qo.q.kind != BD_Q_NONE) quantize(&o, &m);
     if (!o.hf && (!o.gguf || bd_gguf_wtype_packed(gguf_type(&o, &m)) >= 0)) {  // packed, or GGUF of packed rows
         if (m.quant.kind == BD_Q_NONE)
             bd_fatal("--model: \"%s\" is a full-precision model: give --quant (round-to-nearest) or a student",
                      o.model_path);
-        bool packed_here = !m.packed;
-        if (!m.packed && bd_pk_model_pack(&m, why, sizeof why) < 0)
+        bool packed_here = !m.packed || m.mapping;  // a mapped model's slots are its f16/bf16 rows, not packed
+        if (packed_here && bd_pk_model_pack(&m, why, sizeof why) < 0)
             bd_fatal("\"%s\": cannot pack: %s", o.model_path, why);
         if (!o.gguf) pack_head(&o, &m, packed_here);
     }
     char what[300] = "";
     if (m.packed) {
-        size_t f32 = m.n_params * sizeof(float), bytes = bd_pk_model_bytes(&m);
+        size_t params, bytes = bd_pk_model_bytes(&m);
+        bd_param_table(&m.cfg, (bd_param_entry[BD_MAX_PARAMS]){0}, &params);
+        size_t f32 = params * sizeof(float);
         snprintf(what, sizeof what, "%s %d-bit group %d, head %s: %.2f MB packed, %.2f MB as f32 (%.2fx smaller)",
                  bd_qkind_name(m.quant.kind), m.quant.bits, m.quant.group,
                  bd_pk_model_slot(&m, 0, BD_HEAD) ? bd_pk_traits_table[bd_pk_model_slot(&m, 0, BD_HEAD)->type].name

@@ -5,7 +5,8 @@
 // loss (cakld, fkl, rkl, jsd) the frozen full-precision model is the teacher, run on the
 // same batch (BitDistiller), or --teacher's model; --kd-weight and --ad-weight add BitNet
 // Distillation's logits and attention-relation terms to ce. Data: a bd.tokens stream, or a
-// bd.samples stream (the teacher's own, or labelled task data from bd-task).
+// bd.samples stream (the teacher's own, or labelled task data from bd-task). Under mpirun it
+// trains data-parallel: each rank runs --batch sequences of every micro-batch, rank 0 writes.
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -15,7 +16,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bd_ckpt.h"
 #include "bd_clipfile.h"
+#include "bd_dist.h"
 #include "bd_ids.h"
 #include "bd_log.h"
 #include "bd_metrics.h"
@@ -82,6 +85,8 @@ static const char help[] =
         "      --weight-decay W   decoupled, on matrices, embeddings and SubLN weights (default 0)\n"
         "      --grad-clip X      clip the global gradient norm to X (default 1; 0: off)\n"
         "      --beta2 X          AdamW's beta2 (default 0.95; beta1 0.9, eps 1e-8)\n"
+        "      --optim-dtype D    f32 (default) or bf16: how AdamW's moments are stored (bf16: half\n"
+        "                         their memory, rounded to nearest even; the arithmetic stays f32)\n"
         "      --eval TOKENS      bd.tokens stream to evaluate on (windows of --seq-len)\n"
         "      --eval-every N     evaluate every N steps and at the end (default: at the end)\n"
         "      --save-every N     write the checkpoint OUT.state (+ OUT.state.wSTEP) every N steps\n"
@@ -89,7 +94,10 @@ static const char help[] =
         "      --resume           continue from OUT.state if it exists (same data and settings)\n"
         "      --log FILE         write a bd.metrics stream: one record per step\n"
         "      --recompute        recompute each block's activations in the backward pass\n"
-        "                         (less memory, about 1/3 more compute)\n" BD_COMMON_HELP
+        "                         (less memory, about 1/3 more compute)\n"
+        "Under mpirun -np R (a build with MPI) the run is data-parallel: every rank takes --batch of\n"
+        "each micro-batch's R*B sequences, gradients are summed over the ranks, AdamW's moments are\n"
+        "sharded over them, and rank 0 writes OUT, --log and the checkpoints (see bd-qat(1)).\n" BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on invalid input or a failed run, 2 on usage errors.\n"
         "See bd-qat(1), bd-eval(1), bd-stream(5).\n";
 
@@ -125,6 +133,7 @@ enum {
     OPT_AD_WEIGHT,
     OPT_AD_LAYER,
     OPT_AD_HEADS,
+    OPT_OPTIM_DTYPE,
 };
 
 typedef struct {
@@ -138,6 +147,7 @@ typedef struct {
     int batch, seq_len, accum, eval_every, save_every;
     long long steps, epochs, warmup;
     bd_sched_kind sched_kind;
+    bd_dtype optim_dtype;  // AdamW's moments: BD_F32 or BD_BF16
     bd_loss_kind loss;
     bool resume, recompute, mask_prompt, seqsum, keep_best, teacher_logits, distill;
     bd_qspec q;
@@ -145,7 +155,16 @@ typedef struct {
     bd_subln subln;  // --subln: the placement to add (BD_SUBLN_NONE: none asked for)
     double subln_eps;
     char state_path[4096];  // OUT.state
+    int ranks;              // data-parallel ranks (1 alone); a step takes batch * accum * ranks sequences
 } qat_opts;
+
+static bd_dist dist;  // this process's place in an mpirun job (one rank alone)
+
+// A failed rank ends the whole job (the others would wait for it in the next collective).
+static void abort_job(int status, void *arg) {
+    (void)arg;
+    if (status != 0 && dist.mpi) bd_dist_abort(&dist, status);
+}
 
 // --ad-layer L or L:LT.
 static void parse_ad_layer(const char *arg, qat_opts *o) {
@@ -193,6 +212,7 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
                                              {"ad-weight", required_argument, 0, OPT_AD_WEIGHT},
                                              {"ad-layer", required_argument, 0, OPT_AD_LAYER},
                                              {"ad-heads", required_argument, 0, OPT_AD_HEADS},
+                                             {"optim-dtype", required_argument, 0, OPT_OPTIM_DTYPE},
                                              BD_QUANT_LONGOPTS,
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
@@ -256,6 +276,14 @@ static void parse_options(int argc, char **argv, qat_opts *o) {
             o->ad_layer_given = true;
             break;
         case OPT_AD_HEADS: o->ad_heads = (int)bd_arg_int("--ad-heads", optarg, 1, 4096); break;
+        case OPT_OPTIM_DTYPE:
+            if (!strcmp(optarg, "f32"))
+                o->optim_dtype = BD_F32;
+            else if (!strcmp(optarg, "bf16"))
+                o->optim_dtype = BD_BF16;
+            else
+                bd_usage_error("--optim-dtype: \"%s\" is not f32 or bf16", optarg);
+            break;
         case OPT_REDUCTION:
             if (!strcmp(optarg, "mean"))
                 o->seqsum = false;
@@ -379,9 +407,8 @@ static void add_subln(const qat_opts *o, bd_model *m, bool resuming) {
 typedef struct {
     bool resuming;
     bd_ckpt_info info;
-    float *moments;  // (2P) AdamW's m then v
-    long long adam_t;
-    bd_ckpt_log log;  // the metrics records up to the checkpoint
+    bd_ckpt_moments mom;  // AdamW's step count and moments (2P: m then v)
+    bd_ckpt_log log;      // the metrics records up to the checkpoint
 } qat_start;
 
 // The model to train: continued from OUT.state (--resume, if it exists) or loaded from --model,
@@ -392,13 +419,17 @@ static void open_student(qat_opts *o, bd_model *m, qat_start *st) {
     bool resuming = st->resuming = o->resume && stat(o->state_path, &sb) == 0;
     bd_ckpt_info *info = &st->info;
     if (resuming) {
-        if (bd_ckpt_load(o->state_path, m, info, &st->moments, &st->adam_t, &st->log, why, sizeof why) < 0)
+        if (bd_ckpt_load(o->state_path, m, info, &st->mom, &st->log, why, sizeof why) < 0)
             bd_fatal("--resume: %s", why);
-        if (info->batch != o->batch || info->seq_len != (o->seq_len ? o->seq_len : info->seq_len) ||
+        if (st->mom.dtype != o->optim_dtype)  // converted (bd_adamw_set_moments)
+            bd_log(BD_LOG_WARN, "--resume: \"%s\" holds %s moments; continuing with --optim-dtype %s", o->state_path,
+                   bd_dtype_name(st->mom.dtype), bd_dtype_name(o->optim_dtype));
+        if (info->batch != o->batch * o->ranks || info->seq_len != (o->seq_len ? o->seq_len : info->seq_len) ||
             info->grad_accum != o->accum || info->seed != bd_tool_self.seed)
-            bd_fatal(
-                    "--resume: \"%s\" was written with --batch %d --seq-len %d --grad-accum %d --seed %llu; give the same",
-                    o->state_path, info->batch, info->seq_len, info->grad_accum, (unsigned long long)info->seed);
+            bd_fatal("--resume: \"%s\" was written with --batch %d --seq-len %d --grad-accum %d --seed %llu; give the "
+                     "same (on %d ranks: --batch %d/%d)",
+                     o->state_path, info->batch, info->seq_len, info->grad_accum, (unsigned long long)info->seed,
+                     o->ranks, info->batch, o->ranks);
         o->seq_len = info->seq_len;
     } else {
         if (o->resume) bd_log(BD_LOG_INFO, "--resume: no \"%s\" yet, starting from %s", o->state_path, o->model_path);
@@ -442,7 +473,7 @@ static void read_data(const qat_opts *o, int V, bd_seqs *seqs, bd_ids *evd) {
     if (seqs->truncated)
         bd_log(BD_LOG_WARN, "\"%s\": %lld samples longer than --seq-len %d + 1 were cut", o->samples_path,
                seqs->truncated, T);
-    long long per_step = (long long)o->batch * o->accum;
+    long long per_step = (long long)o->batch * o->accum * o->ranks;
     if (seqs->n < per_step)
         bd_fatal("\"%s\": %zu tokens make %lld sequences of %d+1, fewer than one step needs (%lld)", o->data_path,
                  seqs->data_tokens, seqs->n, T, per_step);
@@ -465,7 +496,7 @@ static int resolve_layer(int given, int n, const char *whose) {
 static void load_teacher(const qat_opts *o, const bd_model *student, bd_model *tm) {
     char why[600];
     const char *path = o->teacher_path ? o->teacher_path : o->model_path;
-    if (bd_qat_load_model(path, false, tm, why, sizeof why) < 0)
+    if (bd_qat_load_model(path, BD_LOAD_MAPPED, tm, why, sizeof why) < 0)
         bd_fatal("%s: %s", o->teacher_path ? "--teacher" : "--model", why);
     if (tm->quant.kind != BD_Q_NONE) bd_log(BD_LOG_WARN, "the teacher \"%s\" is itself quantized", path);
     if (!o->teacher_path) return;
@@ -546,16 +577,17 @@ static void check_data(const qat_opts *o, const bd_seqs *seqs, qat_start *st) {
                  "same data (and --mask-prompt, --teacher-logits)",
                  o->state_path, o->data_path, (unsigned long long)st->info.data_hash, (unsigned long long)h);
     if (!st->resuming)
-        st->info = (bd_ckpt_info){0, 0, 0, 0, bd_tool_self.seed, o->batch, o->seq_len, o->accum, -1, 0, 0};
+        st->info = (bd_ckpt_info){0, 0, 0, 0, bd_tool_self.seed, o->batch * o->ranks, o->seq_len, o->accum, -1, 0, 0};
     st->info.data_hash = h;
 }
 
 // The bd.metrics log (--log FILE, else kept only for the checkpoints), continuing a resumed run's.
 static void open_log(const qat_opts *o, long long total, qat_start *st, bd_metrics *log) {
     char why[600];
-    bd_metrics_head head = {o->model_path, o->loss_name, o->batch, o->seq_len, o->accum, total};
+    bd_metrics_head head = {o->model_path, o->loss_name, o->batch * o->ranks, o->seq_len, o->accum, total};
     bd_producer prod = bd_tool_producer();
-    if (bd_metrics_open(log, o->log_path, &head, &prod, st->resuming ? &st->log : NULL, why, sizeof why) < 0)
+    if (bd_metrics_open(log, dist.rank == 0 ? o->log_path : NULL, &head, &prod, st->resuming ? &st->log : NULL, why,
+                        sizeof why) < 0)
         bd_fatal("--log: %s", why);
     if (st->resuming && o->log_path && log->records != (uint64_t)st->info.step)
         bd_log(BD_LOG_WARN, "--log: \"%s\" carries the records of %llu of its %lld steps", o->state_path,
@@ -574,13 +606,20 @@ static void log_step(bd_metrics *log, const bd_qat_run *s, const bd_step_stats *
 }
 
 // The checkpoint at this step, with the log so far and the training time.
+// Data-parallel: every rank sends rank 0 its shard of the moments, rank 0 writes the whole state
+// (the same file one process writes, so any number of ranks resumes it).
 static void checkpoint(const qat_opts *o, bd_qat_run *s, const bd_metrics *log, double seconds) {
     char why[600];
     bd_producer prod = bd_tool_producer();
     bd_ckpt_log kept = bd_metrics_kept(log);
     s->info.seconds = seconds;
-    if (bd_ckpt_save(o->state_path, s->tr.model, &s->tr.opt, &s->info, &kept, &prod, why, sizeof why) < 0)
-        bd_fatal("checkpoint: %s", why);
+    bd_adamw full;
+    bool owned;
+    int rc = bd_trainer_gather_opt(&s->tr, &full, &owned);
+    if (rc < 0) bd_fatal("checkpoint: cannot gather the optimizer's moments: %s", bd_strerror(rc));
+    if (dist.rank == 0) rc = bd_ckpt_save(o->state_path, s->tr.model, &full, &s->info, &kept, &prod, why, sizeof why);
+    if (owned) bd_adamw_free(&full);
+    if (rc < 0) bd_fatal("checkpoint: %s", why);
     bd_log(BD_LOG_INFO, "step %lld: checkpoint %s", s->tr.step, o->state_path);
 }
 
@@ -590,7 +629,7 @@ static void finish(const qat_opts *o, const bd_model *m, bd_metrics *log) {
     char why[600];
     bd_producer prod = bd_tool_producer();
     if (bd_metrics_close(log, why, sizeof why) < 0) bd_fatal("--log: %s", why);
-    if (bd_model_save(m, o->output, &prod, BD_F32, why, sizeof why) < 0) {
+    if (dist.rank == 0 && bd_model_save(m, o->output, &prod, BD_F32, why, sizeof why) < 0) {
         if (o->log_path && !bd_outfile_in_place(o->log_path)) unlink(o->log_path);
         bd_fatal("%s", why);
     }
@@ -621,6 +660,7 @@ static bool plan_memory(const qat_opts *o, const bd_model *m) {
     if (!bd_tool_model_info(o->model_path, m, &st)) return false;
     bool terms = o->kd_weight > 0 || o->ad_weight > 0, live = terms || (o->distill && !o->teacher_logits);
     live = live && bd_tool_model_info(o->teacher_path ? o->teacher_path : o->model_path, NULL, &te);
+    te.mapped = true;                                              // load_teacher: BD_LOAD_MAPPED
     if (!m && o->subln && !st.cfg.subln) st.cfg.subln = o->subln;  // the norms --subln adds
     struct stat sb;
     int ctx = st.cfg.max_seq, T = o->seq_len && o->seq_len <= ctx ? o->seq_len : ctx < 256 ? ctx : 256;
@@ -637,17 +677,81 @@ static bool plan_memory(const qat_opts *o, const bd_model *m) {
                      .kd = o->kd_weight > 0,
                      .ad = o->ad_weight > 0,
                      .eval = o->eval_path != NULL,
-                     .resume = o->resume && stat(o->state_path, &sb) == 0};
+                     .resume = o->resume && stat(o->state_path, &sb) == 0,
+                     .ranks = o->ranks,
+                     .moments = o->optim_dtype};
     bd_memplan p = {0};
     bd_runplan_qat(&p, &q);
     bd_tool_memplan(&p, m ? bd_memplan_weights(&st) : 0);
     return true;
 }
 
+// Under mpirun: ranks other than 0 stay quiet but for errors, which name the rank.
+static void join_job(int *argc, char ***argv) {
+    char why[300];
+    if (bd_dist_init(&dist, argc, argv, why, sizeof why) < 0) bd_fatal("%s", why);
+    on_exit(abort_job, NULL);
+    bd_tool_self.argc = *argc, bd_tool_self.argv = *argv;
+}
+
+static void quiet_rank(void) {
+    static char name[40];
+    if (dist.rank == 0) return;
+    snprintf(name, sizeof name, "bd-qat (rank %d)", dist.rank);
+    bd_tool_self.name = name;
+    bd_log_set_prefix(name);
+    bd_tool_self.verbosity = BD_LOG_ERROR;
+    bd_log_set_level(BD_LOG_ERROR);
+}
+
+static uint64_t fnv1a(const char *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+// Under mpirun every rank must run the same training: rank 0 compares each rank's settings
+// (every option that changes the result), data and starting weights, as 64-bit hashes, with
+// its own. The first rank that differs is named in one message and the job ends; the other
+// ranks wait for that end in silence.
+static void check_ranks(const qat_opts *o, const bd_model *m, const qat_start *st) {
+    if (dist.size == 1) return;
+    char set[1024];
+    int n = snprintf(set, sizeof set,
+                     "%a %a %a %a %a %a %a %a %a %a %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %d %lld %lld %lld "
+                     "%llu %d %d %d %d %d %d %d %d %d %lld",
+                     o->lr, o->min_lr, o->wd, o->clip, o->beta2, o->gamma, o->kd_weight, o->kd_temp, o->ad_weight,
+                     o->subln_eps, o->ad_layer, o->ad_teacher_layer, o->ad_heads, o->batch, o->seq_len, o->accum,
+                     o->eval_every, o->save_every, (int)o->sched_kind, (int)o->loss, o->seqsum, o->mask_prompt,
+                     o->teacher_logits, (int)o->subln, (int)o->optim_dtype, o->keep_best, o->steps, o->epochs,
+                     o->warmup, (unsigned long long)bd_tool_self.seed, (int)o->q.kind, o->q.bits, o->q.group,
+                     o->policy.act_bits, o->teacher_path != NULL, o->eval_path != NULL, o->resume, st->resuming,
+                     (int)sizeof(bd_qpolicy), st->info.step);
+    uint64_t mine[3] = {fnv1a(set, (size_t)n), st->info.data_hash, bd_ckpt_hash(m->params, m->n_params)};
+    uint64_t *all = malloc(sizeof(uint64_t) * 3 * (size_t)dist.size);
+    if (!all || bd_dist_allgather_u64(&dist, mine, 3, all) < 0) bd_fatal("cannot compare the ranks' settings");
+    static const char *what[3] = {"settings (options, or a checkpoint to resume)", "training data",
+                                  "starting weights (--model, --clip, or the checkpoint)"};
+    for (int r = 1; r < dist.size; r++)
+        for (int k = 0; k < 3; k++)
+            if (all[3 * r + k] != all[k]) {
+                if (dist.rank == 0)
+                    bd_fatal("mpirun: rank %d has other %s than rank 0 (hash %016llx, not %016llx); every rank must "
+                             "run the same command on the same files",
+                             r, what[k], (unsigned long long)all[3 * r + k], (unsigned long long)all[k]);
+                bd_dist_wait_abort(&dist);
+                exit(1);
+            }
+    free(all);
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-qat", help, argc, argv);
+    join_job(&argc, &argv);
     qat_opts o;
     parse_options(argc, argv, &o);
+    o.ranks = dist.size;
+    quiet_rank();
     check_options(argc, argv, &o);
     char why[600];
     bd_model m;
@@ -662,7 +766,8 @@ int main(int argc, char **argv) {
     bd_ids evd = {0};
     read_data(&o, V, &seqs, &evd);
     check_data(&o, &seqs, &start);
-    long long per_step = (long long)o.batch * o.accum,
+    check_ranks(&o, &m, &start);
+    long long per_step = (long long)o.batch * o.accum * o.ranks,
               total = o.steps ? o.steps : (o.epochs ? o.epochs : 1) * (seqs.n / per_step);
     bd_qat_cfg c = {o.batch,
                     T,
@@ -670,24 +775,27 @@ int main(int argc, char **argv) {
                     o.recompute,
                     o.seqsum,
                     bd_tool_self.seed,
-                    {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip},
+                    {0.9f, (float)o.beta2, 1e-8f, (float)o.wd, (float)o.clip, o.optim_dtype},
                     {o.sched_kind, (float)o.lr,
                      (float)(o.min_lr >= 0                     ? o.min_lr
                              : o.sched_kind == BD_SCHED_LINEAR ? 0
                                                                : o.lr / 10),
                      o.warmup, total},
                     o.q,
-                    o.policy};
+                    o.policy,
+                    &dist};
     bd_qat_run s;
-    if (bd_qat_init(&s, &m, &seqs, &c, &start.info, resuming ? start.moments : NULL, start.adam_t, why, sizeof why) < 0)
+    if (bd_qat_init(&s, &m, &seqs, &c, &start.info, resuming ? &start.mom : NULL, why, sizeof why) < 0)
         bd_fatal("%s", why);
-    free(start.moments);
+    free(start.mom.data);
     bd_qat_teacher teacher = {0};
     set_loss(&o, resuming, &s, &teacher);
     char desc[256];
     bd_model_describe(&m, desc, sizeof desc);
     bd_log(BD_LOG_INFO, "%s; %lld sequences of %d, %lld steps of %lld sequences%s", desc, seqs.n, T, total, per_step,
            resuming ? " (resumed)" : "");
+    bd_log(BD_LOG_INFO, "memory: latent weights and gradients %zu MB each (f32), AdamW moments %zu MB (%s)",
+           m.n_params * sizeof(float) >> 20, bd_adamw_moment_bytes(&s.tr.opt) >> 20, bd_dtype_name(o.optim_dtype));
 
     bd_metrics log;
     open_log(&o, total, &start, &log);
@@ -703,7 +811,8 @@ int main(int argc, char **argv) {
         if (bd_qat_step(&s, &st, why, sizeof why) < 0) bd_fatal("%s", why);  // one line, the reason included
         double tps = (double)per_step * T / s.seconds;
         run_tokens += per_step * T;
-        bool do_eval = o.eval_path && ((o.eval_every && s.tr.step % o.eval_every == 0) || s.tr.step == total);
+        bool do_eval = o.eval_path && dist.rank == 0 &&  // rank 0 evaluates, the others go on
+                       ((o.eval_every && s.tr.step % o.eval_every == 0) || s.tr.step == total);
         if (do_eval) last_eval = evaluate(&o, &s, &evd, &best_eval);
         double seconds = bd_now() - t_run;
         log_step(&log, &s, &st, tps, seconds, do_eval, last_eval);
@@ -722,6 +831,11 @@ int main(int argc, char **argv) {
     bd_train_timing *tm = &s.tr.st.timing;
     bd_log(BD_LOG_INFO, "done: %lld steps, %.1f s; forward %.1f s, head %.1f s, backward %.1f s, optimizer %.1f s",
            s.tr.step, bd_now() - t_run, tm->forward, tm->head, tm->backward, tm->optimizer);
+    long long run_steps = s.tr.step - first_step;
+    if (dist.size > 1)
+        bd_tool_note("%d ranks: %.1f s in collectives, rank 0 sent %.2f MB per step (bucketed all-reduce of the "
+                     "gradient, all-gather of the weights)",
+                     dist.size, tm->comm, run_steps ? dist.bytes_sent / 1e6 / (double)run_steps : 0.0);
     if (o.eval_path) bd_log(BD_LOG_INFO, "final eval loss %.4f", last_eval);
     char evs[64] = "";
     if (o.eval_path) snprintf(evs, sizeof evs, ", eval loss %.4f", last_eval);
@@ -734,5 +848,6 @@ int main(int argc, char **argv) {
     bd_seqs_free(&seqs);
     bd_ids_free(&evd);
     bd_model_free(&m);
+    bd_dist_finalize(&dist);
     return 0;
 }

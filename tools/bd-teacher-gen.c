@@ -349,6 +349,7 @@ static long long prompt_bound(const gen_opts *o, int ctx) {
 static bool plan_memory(const gen_opts *o, const bd_model *m) {
     bd_model_info mi;
     if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
+    mi.mapped = true;  // bd_tool_load_model_mapped
     int ctx = mi.cfg.max_seq;
     long long P = prompt_bound(o, ctx), T = P + o->go.max_new - 1;
     int B = o->n >= 0 && o->n < o->go.batch ? (int)(o->n ? o->n : 1) : o->go.batch;
@@ -368,7 +369,7 @@ int main(int argc, char **argv) {
     parse_options(argc, argv, &o);
     bd_model m;
     bool planned = plan_memory(&o, NULL);
-    bd_tool_load_model(o.model_path, &m);
+    bd_tool_load_model_mapped(o.model_path, &m);
     if (!planned) plan_memory(&o, &m);
     if (m.cfg.max_seq < 2) bd_fatal("--model: context of %d tokens leaves no room to generate", m.cfg.max_seq);
     if (o.go.logits_top_k > m.cfg.vocab)

@@ -196,15 +196,19 @@ bd_producer bd_tool_producer(void) {
     return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
 }
 
-static void load(const char *path, bool latent, bd_model *m) {
+static void load(const char *path, int mode, bd_model *m) {
     char why[600];
     if (!path) bd_usage_error("--model is required");
-    if (bd_qat_load_model(path, latent, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    if (bd_qat_load_model(path, mode, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
 }
 
-void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, true, m); }
+void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, BD_LOAD_LATENT, m); }
 
-void bd_tool_load_model(const char *path, bd_model *m) { load(path, false, m); }
+void bd_tool_load_model(const char *path, bd_model *m) { load(path, BD_LOAD_RUN, m); }
+
+void bd_tool_load_model_mapped(const char *path, bd_model *m) { load(path, BD_LOAD_MAPPED, m); }
+
+void bd_tool_load_model_latent_mapped(const char *path, bd_model *m) { load(path, BD_LOAD_LATENT | BD_LOAD_MAPPED, m); }
 
 // The directory a model's tokenizer would be in: the model's directory, or the one holding the
 // model file; false for a model read from standard input.

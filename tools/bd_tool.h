@@ -134,6 +134,11 @@ bd_writer *bd_tool_open_writer(const char *path);
 void bd_tool_load_model(const char *path, bd_model *m);
 // The same, but a student's latent (unquantized) weights as stored: for training and debugging.
 void bd_tool_load_model_latent(const char *path, bd_model *m);
+// As bd_tool_load_model, for computing only (evaluation, generation, a teacher): a Hugging Face
+// model's linears stay memory-mapped in the file's dtype (bd_model_load_mapped).
+void bd_tool_load_model_mapped(const char *path, bd_model *m);
+// Latent weights, mapped where the format allows: for tools that read the weights once (clip search).
+void bd_tool_load_model_latent_mapped(const char *path, bd_model *m);
 // The directory of a model (or any file): path itself if it is a directory, else the directory
 // holding it. false for standard input ("-").
 bool bd_tool_model_dir(const char *model_path, char *dir, size_t size);

@@ -42,6 +42,47 @@ void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C) {
     }
 }
 
+// TQ1_0: codes c0..c4 (c0 first) as the base-3 number n = c0*81 + c1*27 + ... + c4, stored as
+// ceil(n * 256 / 243) so that digit k comes back as ((byte * 3^k mod 256) * 3) >> 8.
+static uint8_t tq1_byte(const int *c, int n) {
+    int v = 0;
+    for (int i = 0; i < 5; i++) v = v * 3 + (i < n ? c[i] : 0);
+    return (uint8_t)((v * 256 + 242) / 243);
+}
+static int tq1_digit(uint8_t b, int k) {
+    static const uint8_t pow3[5] = {1, 3, 9, 27, 81};
+    return (uint8_t)(b * pow3[k]) * 3 >> 8;
+}
+
+// The weight index within a TQ1_0 block of digit k of byte i (qs then qh, 52 bytes).
+static int tq1_weight(int i, int k) {
+    if (i < 32) return i + 32 * k;
+    if (i < 48) return 160 + (i - 32) + 16 * k;
+    return 240 + (i - 48) + 4 * k;
+}
+
+void bd_quantize_row_tq1_0_from_tq2(const bd_block_tq2 *in, bd_block_tq1_0 *out, int C, float D) {
+    for (int b = 0; b < C / 256; b++) {
+        uint8_t *bytes = out[b].qs;  // qs and qh are contiguous: 52 bytes
+        static_assert(offsetof(bd_block_tq1_0, qh) == 48, "qh follows qs");
+        for (int i = 0; i < 52; i++) {
+            int c[5], n = i < 48 ? 5 : 4;
+            for (int k = 0; k < n; k++) c[k] = tq2_code(in, b * 256 + tq1_weight(i, k));
+            bytes[i] = tq1_byte(c, n);
+        }
+        out[b].d = bd_f32_to_f16(D);
+    }
+}
+
+void bd_dequantize_row_tq1_0(const bd_block_tq1_0 *in, float *out, int C) {
+    for (int b = 0; b < C / 256; b++) {
+        float d = bd_f16_to_f32(in[b].d);
+        for (int i = 0; i < 52; i++)
+            for (int k = 0; k < (i < 48 ? 5 : 4); k++)
+                out[b * 256 + tq1_weight(i, k)] = (float)(tq1_digit(in[b].qs[i], k) - 1) * d;
+    }
+}
+
 // IQ2_BN (ik_llama.cpp): the row's f32 scale, then per 64 weights 16 bytes; weight 16s + j of a
 // block at bits 2s of byte j, code q + 1 (0, 1, 2 for -1, 0, +1).
 void bd_quantize_row_iq2_bn_from_tq2(const bd_block_tq2 *in, uint8_t *out, int C, float D) {
@@ -78,6 +119,7 @@ static const struct {
         [BD_GGUF_Q2_K] = {"q2_K", BD_GGML_TYPE_Q2_K, BD_PK_Q2_K},
         [BD_GGUF_Q3_K] = {"q3_K", BD_GGML_TYPE_Q3_K, BD_PK_Q3_K},
         [BD_GGUF_Q4_K] = {"q4_K", BD_GGML_TYPE_Q4_K, BD_PK_Q4_K},
+        [BD_GGUF_TQ1_0] = {"tq1_0", BD_GGML_TYPE_TQ1_0, BD_PK_TQ2},
 };
 
 const char *bd_gguf_wtype_name(bd_gguf_wtype t) { return (unsigned)t < BD_GGUF_WTYPE_COUNT ? wtypes[t].name : "?"; }
@@ -94,7 +136,8 @@ int bd_gguf_wtype_packed(bd_gguf_wtype t) { return (unsigned)t < BD_GGUF_WTYPE_C
 // and for IQ2_BN at least 512 weights, below which ik_llama.cpp's activation quantizer
 // (quantize_row_q8_K64) aborts.
 static bool ternary_fits(uint32_t ggml, int C) {
-    return ggml == BD_GGML_TYPE_TQ2_0 ? C % BD_QK_TQ2_0 == 0 : C % BD_QK_IQ2_BN == 0 && C >= BD_IQ2_BN_MIN_ROW;
+    if (ggml == BD_GGML_TYPE_TQ1_0 || ggml == BD_GGML_TYPE_TQ2_0) return C % 256 == 0;
+    return C % BD_QK_IQ2_BN == 0 && C >= BD_IQ2_BN_MIN_ROW;
 }
 
 // ---- little-endian output ----------------------------------------------------------------------
@@ -139,6 +182,7 @@ static size_t row_bytes(uint32_t type, int64_t C) {
     switch (type) {
     case BD_GGML_TYPE_F32: return (size_t)C * 4;
     case BD_GGML_TYPE_F16: return (size_t)C * 2;
+    case BD_GGML_TYPE_TQ1_0: return (size_t)C / 256 * sizeof(bd_block_tq1_0);
     case BD_GGML_TYPE_TQ2_0: return (size_t)C / BD_QK_TQ2_0 * sizeof(bd_block_tq2_0);
     case BD_GGML_TYPE_IQ2_BN: return 4 + (size_t)C / 4;
     case BD_GGML_TYPE_Q2_K: return (size_t)C / BD_QK_K * sizeof(bd_block_q2_K);
@@ -166,9 +210,11 @@ static int write_tensor(FILE *f, const bd_model *m, const gg_tensor *t, float *r
     for (int64_t r = 0; r < t->ne1; r++) {
         int64_t s = src_row(t, r, HS);
         size_t nb = row_bytes(t->type, t->ne0);
-        if (t->type == BD_GGML_TYPE_TQ2_0 || t->type == BD_GGML_TYPE_IQ2_BN) {
+        if (t->type == BD_GGML_TYPE_TQ1_0 || t->type == BD_GGML_TYPE_TQ2_0 || t->type == BD_GGML_TYPE_IQ2_BN) {
             const bd_block_tq2 *codes = (const void *)(p->data + (size_t)s * p->row_bytes);
-            if (t->type == BD_GGML_TYPE_TQ2_0)
+            if (t->type == BD_GGML_TYPE_TQ1_0)
+                bd_quantize_row_tq1_0_from_tq2(codes, (bd_block_tq1_0 *)(void *)buf, (int)t->ne0, p->scale);
+            else if (t->type == BD_GGML_TYPE_TQ2_0)
                 bd_quantize_row_tq2_0_from_tq2(codes, (bd_block_tq2_0 *)(void *)buf, (int)t->ne0, p->scale);
             else
                 bd_quantize_row_iq2_bn_from_tq2(codes, buf, (int)t->ne0, p->scale);
@@ -322,7 +368,7 @@ static int write_vocab(FILE *f, const bd_tokenizer *tok) {
 
 // The tensors of the file in llama.cpp's order, with their ggml types and data offsets; bitnet
 // adds the sub-norms (before attn_output and ffn_down) and permutes q/k of interleaved models.
-// BD_ERR_ARG with why for what TQ2_0 cannot hold.
+// BD_ERR_ARG with why for what the weight type cannot hold.
 static int plan_tensors(const bd_model *m, bd_gguf_wtype wtype, bool bitnet, gg_tensor *ts, int *count,
                         bd_gguf_report *rep, char *why, size_t ws) {
     const bd_config *c = &m->cfg;

@@ -33,10 +33,17 @@
 //          and must not be given these files): blocks of 256 weights, 64 bytes of 2-bit codes
 //          q+1 and an f16 scale d = D, the per-tensor absmean scale. The codes are exact; d is D
 //          rounded to f16 (relative error <= 2^-11, one factor for the whole matrix).
+//   TQ1_0  ternary students, for mainline llama.cpp (ggml type 34; not in ik_llama.cpp): blocks of
+//          256 weights in 54 bytes (1.6875 bits per weight): five codes q+1 per byte as a base-3
+//          number (the first code most significant) scaled to a byte by ceil(n * 256 / 243), in
+//          32 bytes for weights m + 32n (n < 5, the first 160), 16 bytes for 160 + m + 16n, then
+//          4 bytes of four codes (weights 240 + j + 4n, times 3 for an unused fifth digit), and
+//          the f16 scale d = D. A digit n of byte b reads back as ((b * 3^n mod 256) * 3) >> 8.
+//          Exact codes, d as for TQ2_0.
 //   IQ2_BN ternary students, for ik_llama.cpp (its type 135; mainline llama.cpp has none): each
 //          row an f32 scale (D, exact) then blocks of 64 weights in 16 bytes, weight 16s + j at
 //          bits 2s of byte j, code q+1. Exact. ik_llama.cpp aborts on rows under 512 weights.
-//   For TQ2_0 and IQ2_BN, a ternary linear whose rows are not a multiple of the block (256, 64),
+//   For TQ1_0, TQ2_0 and IQ2_BN, a ternary linear whose rows are not a multiple of the block (256, 64),
 //   or for IQ2_BN shorter than 512, is written as F16 instead: the same values (+-f16(D) and 0),
 //   counted in bd_gguf_report.
 // Other packed formats (q2, q3, q8, nf3, r2q with per-group f32 scales and zero points) have
@@ -67,12 +74,13 @@ typedef enum {
     BD_GGUF_Q2_K,
     BD_GGUF_Q3_K,
     BD_GGUF_Q4_K,
+    BD_GGUF_TQ1_0,
     BD_GGUF_WTYPE_COUNT
 } bd_gguf_wtype;
-// "f32", "f16", "tq2_0", "iq2_bn", "q2_K", "q3_K", "q4_K"; parse gives -1 for an unknown name.
+// "f32", "f16", "tq2_0", "iq2_bn", "q2_K", "q3_K", "q4_K", "tq1_0"; parse gives -1 for an unknown name.
 const char *bd_gguf_wtype_name(bd_gguf_wtype t);
 int bd_gguf_wtype_parse(const char *name);
-// The packed format a weight type writes verbatim or converts (BD_PK_TQ2 for TQ2_0 and
+// The packed format a weight type writes verbatim or converts (BD_PK_TQ2 for TQ1_0, TQ2_0 and
 // IQ2_BN, BD_PK_Q2_K ... for the K-quants), or -1 for F32/F16, which take any model.
 int bd_gguf_wtype_packed(bd_gguf_wtype t);
 
@@ -83,6 +91,7 @@ enum {
     BD_GGML_TYPE_Q2_K = 10,
     BD_GGML_TYPE_Q3_K = 11,
     BD_GGML_TYPE_Q4_K = 12,
+    BD_GGML_TYPE_TQ1_0 = 34,    // mainline llama.cpp
     BD_GGML_TYPE_TQ2_0 = 35,    // mainline llama.cpp
     BD_GGML_TYPE_IQ2_BN = 135,  // ik_llama.cpp
 };
@@ -97,6 +106,15 @@ static_assert(sizeof(bd_block_tq2_0) == 66, "bd_block_tq2_0 is 66 bytes");
 // Converts one row of bd tq2 blocks (C weights, C % 256 == 0) into C/256 TQ2_0 blocks.
 void bd_quantize_row_tq2_0_from_tq2(const bd_block_tq2 *in, bd_block_tq2_0 *out, int C, float D);
 void bd_dequantize_row_tq2_0(const bd_block_tq2_0 *in, float *out, int C);
+typedef struct {
+    uint8_t qs[48];  // five codes per byte: weights m + 32n in qs[m] (m < 32), 160 + m + 16n in qs[32 + m]
+    uint8_t qh[4];   // four codes per byte: weights 240 + j + 4n in qh[j]
+    uint16_t d;      // f16 scale
+} bd_block_tq1_0;
+static_assert(sizeof(bd_block_tq1_0) == 54, "bd_block_tq1_0 is 54 bytes");
+// Converts one row of bd tq2 blocks (C weights, C % 256 == 0) into C/256 TQ1_0 blocks.
+void bd_quantize_row_tq1_0_from_tq2(const bd_block_tq2 *in, bd_block_tq1_0 *out, int C, float D);
+void bd_dequantize_row_tq1_0(const bd_block_tq1_0 *in, float *out, int C);
 #define BD_QK_IQ2_BN 64
 #define BD_IQ2_BN_MIN_ROW 512  // ik_llama.cpp runs IQ2_BN rows of at least 8 blocks
 // One IQ2_BN row (C weights, C % 64 == 0) from a row of bd tq2 blocks: 4 + C/4 bytes at out.

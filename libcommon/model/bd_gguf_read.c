@@ -24,7 +24,7 @@
 // attention.head_count_kv (default head_count), attention.key_length (default C/NH; value_length
 // and rope.dimension_count must equal it), rope.freq_base (default 10000), vocab_size (must match
 // token_embd's rows); tokenizer.ggml.bos_token_id / eos_token_id (else -1).
-// Weight types: F32, F16, BF16, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ2_0, IQ2_BN (ggml's
+// Weight types: F32, F16, BF16, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, TQ1_0, TQ2_0, IQ2_BN (ggml's
 // dequantization arithmetic).
 //
 // Nothing in the file is trusted: every count and length is bounded by the bytes left,
@@ -107,6 +107,7 @@ static void type_block(uint32_t t, int *qk, int *bytes) {
     case BD_GGML_TYPE_Q4_K: *qk = BD_QK_K, *bytes = (int)sizeof(bd_block_q4_K); break;
     case GGML_Q5_K: *qk = BD_QK_K, *bytes = 176; break;
     case GGML_Q6_K: *qk = BD_QK_K, *bytes = 210; break;
+    case BD_GGML_TYPE_TQ1_0: *qk = 256, *bytes = (int)sizeof(bd_block_tq1_0); break;
     case BD_GGML_TYPE_TQ2_0: *qk = BD_QK_TQ2_0, *bytes = (int)sizeof(bd_block_tq2_0); break;
     case BD_GGML_TYPE_IQ2_BN: *qk = BD_QK_IQ2_BN, *bytes = 16; break;  // plus a 4-byte f32 per row
     }
@@ -187,6 +188,7 @@ static void dequant_row(uint32_t t, const uint8_t *src, float *y, int64_t ne0) {
             bd_block_q3_K q3;
             bd_block_q4_K q4;
             bd_block_tq2_0 tq;
+            bd_block_tq1_0 tq1;
         } u;
         memcpy(&u, p, (size_t)bytes < sizeof u ? (size_t)bytes : sizeof u);
         switch (t) {
@@ -194,6 +196,7 @@ static void dequant_row(uint32_t t, const uint8_t *src, float *y, int64_t ne0) {
         case BD_GGML_TYPE_Q3_K: bd_dequantize_block_q3_K(&u.q3, o); break;
         case BD_GGML_TYPE_Q4_K: bd_dequantize_block_q4_K(&u.q4, o); break;
         case BD_GGML_TYPE_TQ2_0: bd_dequantize_row_tq2_0(&u.tq, o, BD_QK_TQ2_0); break;
+        case BD_GGML_TYPE_TQ1_0: bd_dequantize_row_tq1_0(&u.tq1, o, 256); break;
         case GGML_Q5_K: dequant_q5_K(p, o); break;
         case GGML_Q6_K: dequant_q6_K(p, o); break;
         }
@@ -706,7 +709,7 @@ static int check_slot(const gguf *g, const bd_config *c, const slot *s, int k, i
     if (!qk)
         return bd_fail(r->why, r->ws, BD_ERR_SHAPE,
                        "%s: GGUF tensor %s has ggml type %u (%s); bd reads f32, f16, bf16, q8_0, q2_K, q3_K, q4_K, "
-                       "q5_K, q6_K, tq2_0 and iq2_bn",
+                       "q5_K, q6_K, tq1_0, tq2_0 and iq2_bn",
                        r->path, nm, s->type, ggml_type_name(s->type));
     if (ne0 % qk != 0)
         return bd_fail(r->why, r->ws, BD_ERR_SHAPE,

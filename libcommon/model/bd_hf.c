@@ -23,6 +23,7 @@
 #include "bd_model_io.h"
 #include "bd_model_io_impl.h"
 #include "bd_outfile.h"
+#include "bd_packed.h"
 #include "bd_safetensors.h"
 
 #define MAX_SHARDS 4096
@@ -278,6 +279,67 @@ static int find_tensor(shard_set *s, const char *name, int *shard, const bd_st_t
     return BD_OK;
 }
 
+// ---- mapped linears -------------------------------------------------------------------------
+
+// What a mapped model holds on to: the open (mapped) safetensors files its linears point into.
+struct bd_model_mapping {
+    shard_set s;
+};
+
+void bd_model_mapping_free(struct bd_model_mapping *mp) {
+    if (!mp) return;
+    shards_close(&mp->s);
+    free(mp);
+}
+
+// Index of the first NaN/inf among n little-endian 16-bit values of dtype dt (exponent all ones
+// in both bf16 and f16), or -1. A plain loop over the bits: it vectorizes, and it is the one
+// pass over the file a mapped load makes.
+static long long first_nonfinite16(const uint8_t *p, size_t n, bd_dtype dt) {
+    uint16_t mask = dt == BD_BF16 ? 0x7f80 : 0x7c00;
+    for (size_t i0 = 0; i0 < n; i0 += 4096) {
+        size_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
+        int bad = 0;
+        for (size_t i = i0; i < i1; i++) bad |= ((p[2 * i] | p[2 * i + 1] << 8) & mask) == mask;
+        if (bad)
+            for (size_t i = i0; i < i1; i++)
+                if (((p[2 * i] | p[2 * i + 1] << 8) & mask) == mask) return (long long)i;
+    }
+    return -1;
+}
+
+// Slot (layer l, linear k) of m->packed becomes a view of x's rows in the mapped file: bf16, f16
+// or f32 as stored, checked finite. A tensor not aligned to its element size is copied instead.
+static int map_linear(bd_model *m, const bd_safetensors *st, const bd_st_tensor *x, const char *name, int l,
+                      bd_linear k, char *why, size_t ws) {
+    int type = x->dtype == BD_BF16 ? BD_PK_BF16 : x->dtype == BD_F16 ? BD_PK_F16 : x->dtype == BD_F32 ? BD_PK_F32 : -1;
+    if (type < 0)
+        return bd_fail(why, ws, BD_ERR_SHAPE, "%s: tensor %s is %s; only F32, BF16 and F16 weights are read", st->path,
+                       name, x->dtype_name);
+    bd_pk_tensor *t = &m->packed->slots[l * BD_N_LINEARS + (int)k];
+    if (bd_pk_geometry(t, (bd_pk_type)type, (int)x->shape[0], (int)x->shape[1], 0) < 0)
+        return bd_fail(why, ws, BD_ERR_SHAPE, "%s: tensor %s: impossible shape", st->path, name);
+    const uint8_t *src = bd_safetensors_data(st, x);
+    size_t esize = bd_dtype_size((bd_dtype)x->dtype), n = (size_t)x->numel;
+    if ((uintptr_t)src % esize == 0) {
+        t->data = (uint8_t *)src;  // read only: the kernels never write weights
+        t->borrowed = true;
+    } else {
+        if (bd_pk_alloc(t) < 0) return bd_fail(why, ws, BD_ERR_NOMEM, "%s: out of memory for %s", st->path, name);
+        memcpy(t->data, src, n * esize);
+    }
+    if (type == BD_PK_F32) {
+        float *f = (float *)t->data;
+        for (size_t i = 0; i < n; i++)
+            if (!isfinite(f[i])) return bd_io_check_finite(f, n, st->path, name, why, ws);
+        return BD_OK;
+    }
+    long long bad = first_nonfinite16(t->data, n, (bd_dtype)x->dtype);
+    if (bad >= 0)
+        return bd_fail(why, ws, BD_ERR_VALUE, "%s: tensor %s: element %lld is not finite", st->path, name, bad);
+    return BD_OK;
+}
+
 // ---- loading ------------------------------------------------------------------------------
 
 // The config of the model in dir: config.json, with the qkv bias and the tied head told by
@@ -309,15 +371,19 @@ int bd_hf_peek(const char *dir, bd_config *cfg, char *why, size_t ws) {
     return rc;
 }
 
-int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
+int bd_load_hf(const char *dir, bool mapped, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     bd_config cfg;
     shard_set s = {0};
     int sh, rc;
     const bd_st_tensor *x;
     if ((rc = hf_config(dir, &cfg, &s, why, ws)) < 0) goto out;
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) {
+    if ((rc = mapped ? bd_model_alloc_frozen(m, &cfg) : bd_model_alloc(m, &cfg)) < 0) {
         bd_fail(why, ws, rc, "%s: cannot allocate the model", dir);
+        goto out;
+    }
+    if (mapped && !(m->packed = bd_pk_model_new(&cfg))) {
+        rc = bd_fail(why, ws, BD_ERR_NOMEM, "%s: cannot allocate the model", dir);
         goto out;
     }
 
@@ -353,10 +419,15 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
                              s.st[sh].path, name, got, exp);
                 goto out;
             }
-            float *dst = m->params + e->offset + (size_t)l * per;
+            s.used[sh][x - s.st[sh].tensors] = true;
+            if (mapped && e->is_linear) {
+                if ((rc = map_linear(m, &s.st[sh], x, name, l, (bd_linear)bd_linear_parse(e->name), why, ws)) < 0)
+                    goto out;
+                continue;
+            }
+            float *dst = bd_weights_get(&m->w, e->name) + (size_t)l * per;
             if ((rc = bd_safetensors_read_f32(&s.st[sh], x, dst, why, ws)) < 0) goto out;
             if ((rc = bd_io_check_finite(dst, per, s.st[sh].path, name, why, ws)) < 0) goto out;
-            s.used[sh][x - s.st[sh].tensors] = true;
         }
     }
     // Every tensor in the files must have been used: anything else means the config and
@@ -372,8 +443,16 @@ int bd_load_hf(const char *dir, bd_model *m, char *why, size_t ws) {
                          cfg.arch);
             goto out;
         }
-    bd_log(BD_LOG_INFO, "%s: Hugging Face %s model from %d safetensors file%s", dir, cfg.arch, s.n,
-           s.n == 1 ? "" : "s");
+    bd_log(BD_LOG_INFO, "%s: Hugging Face %s model from %d safetensors file%s%s", dir, cfg.arch, s.n,
+           s.n == 1 ? "" : "s", mapped ? ", linear layers mapped in the file's dtype" : "");
+    if (mapped) {
+        if (!(m->mapping = calloc(1, sizeof *m->mapping))) {
+            rc = bd_fail(why, ws, BD_ERR_NOMEM, "%s: cannot allocate the model", dir);
+            goto out;
+        }
+        m->mapping->s = s;  // the model's slots point into these files now
+        return BD_OK;
+    }
 out:
     if (rc < 0) bd_model_free(m);
     shards_close(&s);
@@ -435,8 +514,11 @@ static int write_config(const bd_config *c, const char *arch_cls, const char *ty
 int bd_model_save_hf(const bd_model *m, const char *dir, bd_dtype dtype, char *why, size_t ws) {
     const bd_config *c = &m->cfg;
     char cwhy[200];
-    if (!m->params || bd_config_check(c, cwhy, sizeof cwhy) < 0)
-        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir, m->params ? cwhy : "empty model");
+    if (!m->params || m->mapping || bd_config_check(c, cwhy, sizeof cwhy) < 0)
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot export: %s", dir,
+                       !m->params   ? "empty model"
+                       : m->mapping ? "its linears are mapped, not in memory"
+                                    : cwhy);
     if (dtype != BD_F32 && dtype != BD_BF16)
         return bd_fail(why, ws, BD_ERR_ARG, "%s: Hugging Face export writes f32 or bf16", dir);
     if (c->qkv_bias && c->qk_norm)

@@ -1,5 +1,7 @@
 #include "bd_model.h"
 
+#include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,52 +101,50 @@ int bd_param_table(const bd_config *c, bd_param_entry *t, size_t *total) {
     return n;
 }
 
-void bd_weights_layout(const bd_config *cfg, float *base, bd_weights *w) {
-    bd_param_entry t[BD_MAX_PARAMS];
-    int n = bd_param_table(cfg, t, NULL);
+// Points w's fields into base by the table, at the given offsets (in floats; SIZE_MAX: no storage, NULL).
+// The field of w that holds tensor name (a bd_param_table name), or NULL for an unknown name.
+static float **field(bd_weights *w, const char *name) {
+    static const struct {
+        const char *name;
+        size_t offset;
+    } f[] = {{"tok_emb", offsetof(bd_weights, tok_emb)}, {"rms_att", offsetof(bd_weights, rms_att)},
+             {"wq", offsetof(bd_weights, wq)},           {"wk", offsetof(bd_weights, wk)},
+             {"wv", offsetof(bd_weights, wv)},           {"wo", offsetof(bd_weights, wo)},
+             {"bq", offsetof(bd_weights, bq)},           {"bk", offsetof(bd_weights, bk)},
+             {"bv", offsetof(bd_weights, bv)},           {"q_norm", offsetof(bd_weights, q_norm)},
+             {"k_norm", offsetof(bd_weights, k_norm)},   {"rms_ffn", offsetof(bd_weights, rms_ffn)},
+             {"w1", offsetof(bd_weights, w1)},           {"w2", offsetof(bd_weights, w2)},
+             {"w3", offsetof(bd_weights, w3)},           {"rms_final", offsetof(bd_weights, rms_final)},
+             {"wcls", offsetof(bd_weights, wcls)}};
+    for (size_t i = 0; i < sizeof f / sizeof f[0]; i++)
+        if (!strcmp(name, f[i].name)) return (float **)((char *)w + f[i].offset);
+    for (int k = 0; k < BD_N_LINEARS; k++)
+        if (!strcmp(name, bd_subln_names[k])) return &w->sub_norm[k];
+    return NULL;
+}
+
+float *bd_weights_get(const bd_weights *w, const char *name) {
+    float **p = field((bd_weights *)w, name);
+    return p ? *p : NULL;
+}
+
+// Points w's fields into base by the table, at the given offsets (in floats; SIZE_MAX: no storage, NULL).
+static void layout_at(const bd_config *cfg, float *base, const bd_param_entry *t, int n, const size_t *offset,
+                      bd_weights *w) {
     memset(w, 0, sizeof *w);
     for (int i = 0; i < n; i++) {
-        float *p = base + t[i].offset;
-        const char *nm = t[i].name;
-        if (!strcmp(nm, "tok_emb"))
-            w->tok_emb = p;
-        else if (!strcmp(nm, "rms_att"))
-            w->rms_att = p;
-        else if (!strcmp(nm, "wq"))
-            w->wq = p;
-        else if (!strcmp(nm, "wk"))
-            w->wk = p;
-        else if (!strcmp(nm, "wv"))
-            w->wv = p;
-        else if (!strcmp(nm, "wo"))
-            w->wo = p;
-        else if (!strcmp(nm, "bq"))
-            w->bq = p;
-        else if (!strcmp(nm, "bk"))
-            w->bk = p;
-        else if (!strcmp(nm, "bv"))
-            w->bv = p;
-        else if (!strcmp(nm, "q_norm"))
-            w->q_norm = p;
-        else if (!strcmp(nm, "k_norm"))
-            w->k_norm = p;
-        else if (!strcmp(nm, "rms_ffn"))
-            w->rms_ffn = p;
-        else if (!strcmp(nm, "w1"))
-            w->w1 = p;
-        else if (!strcmp(nm, "w2"))
-            w->w2 = p;
-        else if (!strcmp(nm, "w3"))
-            w->w3 = p;
-        else if (!strcmp(nm, "rms_final"))
-            w->rms_final = p;
-        else if (!strcmp(nm, "wcls"))
-            w->wcls = p;
-        else
-            for (int k = 0; k < BD_N_LINEARS; k++)
-                if (!strcmp(nm, bd_subln_names[k])) w->sub_norm[k] = p;
+        float **f = field(w, t[i].name);
+        if (f) *f = offset[i] == SIZE_MAX ? NULL : base + offset[i];
     }
     if (cfg->tied_embeddings) w->wcls = w->tok_emb;
+}
+
+void bd_weights_layout(const bd_config *cfg, float *base, bd_weights *w) {
+    bd_param_entry t[BD_MAX_PARAMS];
+    size_t offset[BD_MAX_PARAMS];
+    int n = bd_param_table(cfg, t, NULL);
+    for (int i = 0; i < n; i++) offset[i] = t[i].offset;
+    layout_at(cfg, base, t, n, offset, w);
 }
 
 int bd_model_alloc(bd_model *m, const bd_config *cfg) {
@@ -161,8 +161,26 @@ int bd_model_alloc(bd_model *m, const bd_config *cfg) {
     return BD_OK;
 }
 
+int bd_model_alloc_frozen(bd_model *m, const bd_config *cfg) {
+    memset(m, 0, sizeof *m);
+    if (bd_config_check(cfg, NULL, 0) < 0) return BD_ERR_VALUE;
+    bd_param_entry t[BD_MAX_PARAMS];
+    size_t offset[BD_MAX_PARAMS], total = 0;
+    int n = bd_param_table(cfg, t, NULL);
+    for (int i = 0; i < n; i++) {
+        offset[i] = t[i].is_linear ? SIZE_MAX : total;
+        if (!t[i].is_linear) total += t[i].numel;
+    }
+    if (!(m->params = calloc(total, sizeof(float)))) return BD_ERR_NOMEM;
+    m->cfg = *cfg;
+    m->n_params = total;
+    layout_at(cfg, m->params, t, n, offset, &m->w);
+    return BD_OK;
+}
+
 void bd_model_free(bd_model *m) {
     bd_pk_model_free(m->packed);
+    bd_model_mapping_free(m->mapping);
     free(m->params);
     memset(m, 0, sizeof *m);
 }

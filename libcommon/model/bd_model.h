@@ -118,6 +118,10 @@ typedef struct {
     // Packed linear layers (bd_packed.h), or NULL. A model loaded from a bd.packed stream has
     // them (and no f32 copy of those layers); the forward pass multiplies with them.
     struct bd_pk_model *packed;
+    // The files a mapped model's linears are read from (bd_model_load_mapped: its packed slots
+    // borrow rows from these mappings), released by bd_model_free; NULL otherwise. Such a model
+    // has no f32 storage for its linears (their views in w are NULL): it can compute, not train.
+    struct bd_model_mapping *mapping;
     // The tokenizer the model goes with, as a bd.model or bd.packed header remembers it (its
     // "tokenizer" map), so that tools find it without --tokenizer: the file's path (absolute,
     // as it was when the stream was written) and its bd_tokenizer_id ("" when unknown).
@@ -132,9 +136,17 @@ BD_MUST_CHECK int bd_config_check(const bd_config *cfg, char *why, size_t why_si
 int bd_param_table(const bd_config *cfg, bd_param_entry *table, size_t *total);
 // Points every field of w into base according to the table.
 void bd_weights_layout(const bd_config *cfg, float *base, bd_weights *w);
+// The tensor called name (a bd_param_table name: "wq", "rms_att", ...) in w, or NULL (unknown
+// name, or no storage).
+float *bd_weights_get(const bd_weights *w, const char *name);
 // Allocates a zeroed model for cfg.
 BD_MUST_CHECK int bd_model_alloc(bd_model *m, const bd_config *cfg);
 void bd_model_free(bd_model *m);
+// Allocates a zeroed model for cfg without storage for the linear layers of its blocks (their
+// views in m->w are NULL; n_params counts only what is allocated): for weights kept elsewhere.
+BD_MUST_CHECK int bd_model_alloc_frozen(bd_model *m, const bd_config *cfg);
+// Releases a mapping (defined by the loader that made it, bd_hf.c).
+void bd_model_mapping_free(struct bd_model_mapping *mp);
 // Gives m (full precision or a student's latent weights; not packed) SubLN norms of placement
 // s (not BD_SUBLN_NONE) with epsilon eps, their weights ones: the model computes what it did
 // before up to the norms' rescaling (bd-qat --subln). Every other tensor, the quantization spec

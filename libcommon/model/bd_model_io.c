@@ -40,8 +40,8 @@ int bd_io_check_model_finite(const bd_model *m, const char *file, char *why, siz
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m->cfg, t, NULL);
     for (int k = 0; k < nt; k++) {
-        const float *p = m->params + t[k].offset;
-        for (size_t i = 0; i < t[k].numel; i++) {
+        const float *p = bd_weights_get(&m->w, t[k].name);  // NULL: a mapped model's linear (checked on load)
+        for (size_t i = 0; p && i < t[k].numel; i++) {
             if (isfinite(p[i])) continue;
             const char *what = isnan(p[i]) ? "NaN" : "infinite";
             // Per-layer tensors are named by layer and index within the layer.
@@ -383,9 +383,9 @@ static int load_stream(const bd_input *in, bd_model *m, char *why, size_t ws) {
 }
 
 // A Hugging Face directory, given or holding the file path.
-static int load_hf(const char *path, bd_model *m, char *why, size_t ws) {
+static int load_hf(const char *path, bool mapped, bd_model *m, char *why, size_t ws) {
     struct stat sb;
-    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, m, why, ws);
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode)) return bd_load_hf(path, mapped, m, why, ws);
     char dir[4096];
     snprintf(dir, sizeof dir, "%s", path);
     char *slash = strrchr(dir, '/');
@@ -393,7 +393,7 @@ static int load_hf(const char *path, bd_model *m, char *why, size_t ws) {
         *slash = 0;
     else
         snprintf(dir, sizeof dir, ".");
-    return bd_load_hf(dir[0] ? dir : "/", m, why, ws);
+    return bd_load_hf(dir[0] ? dir : "/", mapped, m, why, ws);
 }
 
 // Whether file starts like a llama2.c checkpoint: the "ak42" magic, or a v0 header of seven
@@ -448,7 +448,7 @@ static int not_hf_dir(const char *dir, char *why, size_t ws) {
                    dir);
 }
 
-int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
+static int load_any(const char *path, bool mapped, bd_model *m, char *why, size_t ws) {
     memset(m, 0, sizeof *m);
     if (!path) return bd_fail(why, ws, BD_ERR_ARG, "no model path given");
     struct stat sb;
@@ -456,7 +456,7 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
         char cfg[4200];
         snprintf(cfg, sizeof cfg, "%s/config.json", path);
         if (stat(cfg, &sb) != 0) return not_hf_dir(path, why, ws);
-        return bd_load_hf(path, m, why, ws);
+        return bd_load_hf(path, mapped, m, why, ws);
     }
     // Opened once and sniffed from the first bytes: a stream may come through a pipe.
     bd_input in;
@@ -479,7 +479,13 @@ int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) {
     bd_input_close(&in);
     if (fmt < 0 || fmt == BD_MODEL_FMT_BD || rc < 0) return fmt < 0 ? fmt : rc;
     if (fmt == BD_MODEL_FMT_GGUF) return bd_load_gguf(path, m, why, ws);
-    return fmt == BD_MODEL_FMT_HF ? load_hf(path, m, why, ws) : bd_load_llama2c(path, m, why, ws);
+    return fmt == BD_MODEL_FMT_HF ? load_hf(path, mapped, m, why, ws) : bd_load_llama2c(path, m, why, ws);
+}
+
+int bd_model_load(const char *path, bd_model *m, char *why, size_t ws) { return load_any(path, false, m, why, ws); }
+
+int bd_model_load_mapped(const char *path, bd_model *m, char *why, size_t ws) {
+    return load_any(path, true, m, why, ws);
 }
 
 // ---- the header alone ----------------------------------------------------------------------
@@ -516,11 +522,13 @@ int bd_model_peek(const char *path, bd_model_info *mi, char *why, size_t ws) {
         char cfg[4200];
         snprintf(cfg, sizeof cfg, "%s/config.json", path);
         if (stat(cfg, &sb) != 0) return not_hf_dir(path, why, ws);
+        mi->format = BD_MODEL_FMT_HF;
         return bd_hf_peek(path, &mi->cfg, why, ws);
     }
     if (!S_ISREG(sb.st_mode)) return bd_fail(why, ws, BD_ERR_ARG, "%s: not a regular file: read once", path);
     int fmt = bd_model_sniff(path, why, ws);
     if (fmt < 0) return fmt;
+    mi->format = fmt;
     if (fmt == BD_MODEL_FMT_BD) return peek_stream(path, mi, why, ws);
     if (fmt == BD_MODEL_FMT_GGUF) return bd_gguf_peek(path, &mi->cfg, why, ws);
     if (fmt != BD_MODEL_FMT_HF) return bd_llama2c_peek(path, &mi->cfg, why, ws);
@@ -539,8 +547,10 @@ void bd_model_info_of(const bd_model *m, bd_model_info *mi) {
     mi->cfg = m->cfg;
     mi->quant = m->quant;
     mi->qpolicy = m->qpolicy;
-    mi->packed = m->packed != NULL;
-    mi->head_format = m->packed ? (int)m->packed->head_format : 0;
+    mi->mapped = m->mapping != NULL;  // a mapped model's slots are its own linears, not packed ones
+    mi->packed = m->packed != NULL && !mi->mapped;
+    mi->head_format = mi->packed ? (int)m->packed->head_format : 0;
+    mi->format = mi->mapped ? BD_MODEL_FMT_HF : BD_MODEL_FMT_BD;  // what loading told apart no longer matters
 }
 
 // ---- bd.model writing ---------------------------------------------------------------------
@@ -604,8 +614,11 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
                        bd_dtype_name(dtype) ? bd_dtype_name(dtype) : "?");
     int rc;
     char cwhy[200];
-    if (!m->params || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
-        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path, m->params ? cwhy : "empty model");
+    if (!m->params || m->mapping || bd_config_check(&m->cfg, cwhy, sizeof cwhy) < 0)
+        return bd_fail(why, ws, BD_ERR_ARG, "%s: cannot save: %s", path,
+                       !m->params   ? "empty model"
+                       : m->mapping ? "its linears are mapped, not in memory"
+                                    : cwhy);
     if ((rc = bd_io_check_model_finite(m, path, why, ws)) < 0) return rc;
     bd_param_entry t[BD_MAX_PARAMS];
     size_t total;
@@ -719,9 +732,11 @@ int bd_model_convert_rope(bd_model *m, bd_rope_style to) {
 
 void bd_model_describe(const bd_model *m, char *buf, size_t size) {
     const bd_config *c = &m->cfg;
-    snprintf(buf, size, "%s C=%d L=%d NH=%d KV=%d HS=%d F=%d V=%d seq=%d rope=%s %s%s%s%s%s %zu params", c->arch,
+    size_t params;  // every weight's count, also those not in m->params (packed or mapped linears)
+    bd_param_table(c, (bd_param_entry[BD_MAX_PARAMS]){0}, &params);
+    snprintf(buf, size, "%s C=%d L=%d NH=%d KV=%d HS=%d F=%d V=%d seq=%d rope=%s %s%s%s%s%s %zu params%s", c->arch,
              c->dim, c->n_layers, c->n_heads, c->n_kv_heads, c->head_dim, c->ffn_dim, c->vocab, c->max_seq,
              rope_name(c->rope), c->tied_embeddings ? "tied" : "untied", c->qkv_bias ? " qkv-bias" : "",
-             c->qk_norm ? " qk-norm" : "", c->subln ? " subln=" : "", c->subln ? bd_subln_name(c->subln) : "",
-             m->n_params);
+             c->qk_norm ? " qk-norm" : "", c->subln ? " subln=" : "", c->subln ? bd_subln_name(c->subln) : "", params,
+             m->mapping ? " (linears mapped from the file)" : "");
 }

@@ -44,14 +44,28 @@ const char *bd_model_format_name(bd_model_format f);
 // Loads path into m (allocated here; bd_model_free releases it). On error m is left empty.
 BD_MUST_CHECK int bd_model_load(const char *path, bd_model *m, char *why, size_t why_size);
 
+// Loads path for computing only (evaluation, generation, a teacher): a Hugging Face model's
+// linear layers stay in the safetensors files' dtype (bf16, f16 or f32) and memory-mapped, not
+// converted or copied (m->packed's slots borrow the rows; m->mapping keeps the files open), and
+// the matrix products convert rows to f32 as they go; the other tensors (embedding, head, norms)
+// are f32 copies as in bd_model_load. The files must not be rewritten while the model is in use
+// (the mapping would see the change; a file replaced by rename is safe). Other formats load as
+// bd_model_load does (bd.model streams are compressed; GGUF and llama2.c files are converted).
+// Such a model cannot be trained, re-quantized, packed or saved (its linears have no f32 copy).
+BD_MUST_CHECK int bd_model_load_mapped(const char *path, bd_model *m, char *why, size_t why_size);
+
 // What a model says about itself before its weights are read: enough to size a run (memory
 // plans). packed: a bd.packed stream, whose head is in head_format (a bd_pk_type, 0 = f32).
+// mapped is the caller's: the model is loaded with bd_model_load_mapped (a Hugging Face model's
+// linears then stay in the files).
 typedef struct {
     bd_config cfg;
     bd_qspec quant;  // kind BD_Q_NONE: full precision
     bd_qpolicy qpolicy;
     bool packed;
     int head_format;
+    int format;  // a bd_model_format
+    bool mapped;
 } bd_model_info;
 
 // Reads the config of the model at path from its header alone (config.json and the safetensors

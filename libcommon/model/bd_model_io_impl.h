@@ -2,6 +2,7 @@
 #ifndef BD_MODEL_IO_IMPL_H
 #define BD_MODEL_IO_IMPL_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "bd_model.h"
@@ -30,7 +31,8 @@ void bd_io_pack_quant(msgpack_packer *pk, const bd_qspec *q, const bd_qpolicy *p
 int bd_load_llama2c(const char *path, bd_model *m, char *why, size_t why_size);
 // A GGUF file (llama or bitnet architecture), every weight dequantized to f32 (bd_gguf_read.c).
 int bd_load_gguf(const char *path, bd_model *m, char *why, size_t why_size);
-int bd_load_hf(const char *dir, bd_model *m, char *why, size_t why_size);
+// mapped: the linears stay in the files' dtype, mapped (bd_model_load_mapped).
+int bd_load_hf(const char *dir, bool mapped, bd_model *m, char *why, size_t why_size);
 // Their configs alone, read from the headers (config.json and the safetensors headers) without
 // the weights: bd_model_peek.
 int bd_llama2c_peek(const char *path, bd_config *cfg, char *why, size_t why_size);

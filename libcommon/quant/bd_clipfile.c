@@ -114,7 +114,12 @@ static int apply_record(const msgpack_object *rec, bd_model *m, const bd_param_e
             snprintf(reason, rs, "row %d group %d: min %g is above max %g", i / NG, i % NG, mn[i], mx[i]);
             rc = BD_ERR_VALUE;
         }
-    if (rc == BD_OK) bd_clip_apply(m->params + e->offset + (size_t)layer * OC * C, OC, C, G, mx, mn);
+    float *w = bd_weights_get(&m->w, e->name);
+    if (rc == BD_OK && !w) {
+        snprintf(reason, rs, "the model's %s weights are mapped from its file, not in memory", e->name);
+        rc = BD_ERR_ARG;
+    }
+    if (rc == BD_OK) bd_clip_apply(w + (size_t)layer * OC * C, OC, C, G, mx, mn);
     free(mx);
     free(mn);
     return rc;

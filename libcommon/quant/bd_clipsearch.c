@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_packed.h"
+
 int bd_clip_calibrate(bd_fwd_state *st, const bd_model *m, const int32_t *ids, int B, int T, char *why, size_t ws) {
     if (bd_fwd_state_init(st, &m->cfg, B, T, true) < 0)
         return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for %d x %d calibration activations", B, T);
@@ -65,7 +67,9 @@ int bd_clip_model(const bd_model *m, const bd_fwd_state *st, const int *pos, int
     widest(c, &maxC, &maxOC);
     float *X = malloc(sizeof(float) * (size_t)N * maxC), *mx = malloc(sizeof(float) * maxOC * maxC),
           *mn = malloc(sizeof(float) * maxOC * maxC);
-    int rc = X && mx && mn ? BD_OK : bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    // A mapped model's linears (bd_model_load_mapped) are decoded here one matrix at a time.
+    float *rows = m->mapping ? malloc(sizeof(float) * maxOC * maxC) : NULL;
+    int rc = X && mx && mn && (rows || !m->mapping) ? BD_OK : bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
     *searched = 0;
     for (int l = 0; rc == BD_OK && l < c->n_layers; l++)
         for (int k = 0; rc == BD_OK && k < 7; k++) {
@@ -75,12 +79,16 @@ int bd_clip_model(const bd_model *m, const bd_fwd_state *st, const int *pos, int
             int OC = lin[k].OC, C = lin[k].C, G = bd_qspec_group(&o->q, C);
             const float *act = bd_fwd_layer(st, lin[k].inputs, l, (size_t)C);
             for (int i = 0; i < N; i++) memcpy(X + (size_t)i * C, act + (size_t)pos[i] * C, sizeof(float) * (size_t)C);
-            const float *W = lin[k].weights + (size_t)l * OC * C;
-            if ((rc = bd_clip_search(mx, mn, W, X, N, OC, C, &o->q, o->grid)) < 0)
+            const float *W = lin[k].weights
+                                     ? lin[k].weights + (size_t)l * OC * C
+                                     : bd_pk_model_linear_f32(m, l, (bd_linear)bd_linear_parse(lin[k].name), rows);
+            if (!W)
+                rc = bd_fail(why, ws, BD_ERR_ARG, "layer %d %s: the model has no weights for it", l, lin[k].name);
+            else if ((rc = bd_clip_search(mx, mn, W, X, N, OC, C, &o->q, o->grid)) < 0)
                 bd_fail(why, ws, rc, "layer %d %s: clip search failed: %s", l, lin[k].name, bd_strerror(rc));
             else if ((rc = emit(ctx, lin[k].name, l, mx, mn, OC, bd_qspec_ngroups(C, G))) == BD_OK)
                 (*searched)++;
         }
-    free(X), free(mx), free(mn);
+    free(X), free(mx), free(mn), free(rows);
     return rc;
 }

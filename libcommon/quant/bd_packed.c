@@ -171,6 +171,34 @@ const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT] = {
                         {bd_vec_dot_kquant_f32_scalar, X86(bd_vec_dot_kquant_f32_avx2),
                          X86(bd_vec_dot_kquant_f32_avx2)},
                         {bd_vec_dot_kquant_i8_scalar, NULL, NULL}},
+        // A frozen model's 16-bit weights (bd_pk_half.c): no quantizer, one block per row
+        [BD_PK_BF16] = {"bf16",
+                        1,
+                        0,
+                        16,
+                        true,
+                        0,
+                        ANY,
+                        NULL,
+                        bd_quantize_row_bf16_ref,
+                        bd_dequantize_row_bf16,
+                        bd_validate_row_bf16,
+                        {bd_vec_dot_bf16_f32_scalar, X86(bd_vec_dot_bf16_f32_avx2),
+                         X86(bd_vec_dot_bf16_f32_avx512)},
+                        {bd_vec_dot_bf16_i8_scalar, NULL, NULL}},
+        [BD_PK_F16] = {"f16",
+                       1,
+                       0,
+                       16,
+                       true,
+                       0,
+                       ANY,
+                       NULL,
+                       bd_quantize_row_f16_ref,
+                       bd_dequantize_row_f16,
+                       bd_validate_row_f16,
+                       {bd_vec_dot_f16_f32_scalar, NULL, X86(bd_vec_dot_f16_f32_avx512)},
+                       {bd_vec_dot_f16_i8_scalar, NULL, NULL}},
 };
 
 int bd_pk_type_parse(const char *name) {
@@ -227,7 +255,7 @@ int bd_pk_alloc(bd_pk_tensor *t) {
 }
 
 void bd_pk_free(bd_pk_tensor *t) {
-    free(t->data);
+    if (!t->borrowed) free(t->data);
     t->data = NULL;
 }
 

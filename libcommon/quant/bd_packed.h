@@ -1,29 +1,4 @@
 // Packed low-bit weights: the block formats that store a quantized linear layer, their
-// type-traits table, reference quantize/dequantize, and the kernels that compute with them.
-// Dimension key: OC rows (output channels), C row length (input dim), G group size, GP the
-// group padded to a multiple of BD_QK (32), NG = ceil(C/G) groups per row, N tokens.
-//
-// A packed tensor is OC rows of NG blocks; a block is one quantization group: a small header
-// followed by the codes of GP weights (the last group of a row, shorter when G does not divide
-// C, and any group with G % 32 != 0, is padded with code 0; kernels mask the padding by
-// padding the activations with zeros). Packing starts from the latent weights and repeats
-// bd_quant.c's arithmetic (same s, z, rounding), so dequantized values equal
-// bd_fakequant_forward's output exactly (== ; only the sign of a ternary zero may differ).
-// Scales are stored as f32 because f16 scales would not reproduce the fake-quantized values.
-//
-//   format  quantizers it holds        header per group          codes   bits/weight at G=128
-//   q2      int 2-bit, sym 2-bit       f32 s, u8 z (8 bytes)      2 bits  2.5
-//   q3      int 3-bit, sym 3-bit       f32 s, u8 z (8 bytes)      3 bits  3.5
-//   q8      int/sym 4..8-bit           f32 s, u8 z (8 bytes)      8 bits  8.5
-//   nf3     nf3                        f32 sp, f32 sn (8 bytes)   3 bits  3.5
-//   r2q     r2q                        4 f32 levels (16 bytes)    2 bits  3.0
-//   tq2     ternary (per-tensor D)     none (D once per tensor)   2 bits  2.0
-// Affine formats (q2 q3 q8): w = (q - z) * s with q the code (sym: q = level + 2^(b-1),
-// z = 2^(b-1)). nf3: w = grid[q] * (q >= 3 ? sp : sn). r2q: w = level[q]. tq2: w = (q-1) * D.
-// Code layouts, within a block: 2-bit codes little-end first (weight i at bits 2(i%4) of byte
-// i/4); 3-bit as a 2-bit low plane (GP/4 bytes, as above) then a 1-bit high plane (GP/8
-// bytes, weight i at bit i%8 of byte i/8); 8-bit one byte per weight.
-// Packed low-bit weights: the block formats that store a quantized linear layer, their
 // type-traits table, and the kernels that compute with them.
 // Dimension key: OC rows (output channels), C row length (input dim), G group size, GP the
 // group padded to a multiple of the format's qk (32), NG = ceil(C/G) groups per row, N tokens.
@@ -49,8 +24,12 @@
 //   q2_K    q2_K (G = 256)             ggml's block_q2_K          2 bits  2.625
 //   q3_K    q3_K (G = 256)             ggml's block_q3_K          3 bits  3.4375
 //   q4_K    q4_K (G = 256)             ggml's block_q4_K          4 bits  4.5
+//   bf16    none (frozen weights)      none, one block per row    16 bits 16
+//   f16     none (frozen weights)      none, one block per row    16 bits 16
 // q6 is never a student's format (q8 holds 6-bit specs first); bd-pack --head-format uses it, and q8,
-// for an output head quantized after training (bd_pk_model_pack_head).
+// for an output head quantized after training (bd_pk_model_pack_head). bf16 and f16 hold no
+// quantizer either: they are a full-precision model's linears left in its file's dtype and
+// memory-mapped (bd_model_load_mapped), the products converting rows to f32 on the fly.
 // Affine formats (q2 q3 q8 q6): w = (q - z) * s with q the code (sym: q = level + 2^(b-1),
 // z = 2^(b-1)). nf3: w = grid[q] * (q >= 3 ? sp : sn). r2q: w = level[q]. tq2: w = (q-1) * D.
 // Code layouts, within a block: 2-bit codes little-end first (weight i at bits 2(i%4) of byte
@@ -90,6 +69,8 @@ typedef enum {
     BD_PK_Q2_K,  // llama.cpp's K-quant blocks, verbatim (bd_kquant.h)
     BD_PK_Q3_K,
     BD_PK_Q4_K,
+    BD_PK_BF16,  // a frozen model's weights in its file's dtype (never a spec's format, never in bd.packed streams)
+    BD_PK_F16,
     BD_PK_COUNT
 } bd_pk_type;
 
@@ -152,7 +133,9 @@ typedef struct bd_pk_tensor {
     size_t block_bytes;  // head + GP * code_bits / 8
     size_t row_bytes;    // NG * block_bytes (f32: 4 C)
     float scale;         // tq2: the per-tensor D; else 0
-    uint8_t *data;       // (OC, row_bytes), 64-byte aligned, owned
+    uint8_t *data;       // (OC, row_bytes), 64-byte aligned, owned; or, if borrowed, anywhere 2-byte
+                         // aligned in a mapping the model holds (bd_model_load_mapped)
+    bool borrowed;       // data is not freed by bd_pk_free
 } bd_pk_tensor;
 
 // What a format does, given the tensor's geometry (t->cols, group, gpad, ngroups, block_bytes, scale):
@@ -239,7 +222,8 @@ void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale);
 #define BD_PK_LINEARS BD_N_LINEARS  // the old name, for code not yet on bd_linear
 typedef struct bd_pk_model {
     int n_slots;          // BD_N_LINEARS L + 1
-    bd_pk_tensor *slots;  // (n_slots); type BD_PK_F32 with data NULL: the f32 weight in bd_model
+    bd_pk_tensor *slots;  // (n_slots); type BD_PK_F32 with data NULL: the f32 weight in bd_model;
+                          // borrowed data (any type, f32 too): rows in a file mapping
     bool act_int8;        // kernels quantize activations to int8 per token
     // The head's format when it was quantized after training (bd_pk_model_pack_head, bd-pack
     // --head-format; a bd.packed header's "head_format"), else BD_PK_F32. Such a head takes f32
@@ -263,6 +247,8 @@ static inline bool bd_pk_model_act_int8(const bd_pk_model *p, bd_linear k) {
 extern const char *const bd_pk_linear_names[BD_N_LINEARS];  // "wq" ... "w3"
 // The packed tensor for linear k of layer l (k = BD_HEAD: the head, l ignored), or NULL.
 const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, bd_linear k);
+// An empty packed model for config c (every slot f32 with no data), or NULL (no memory).
+bd_pk_model *bd_pk_model_new(const bd_config *c);
 void bd_pk_model_free(bd_pk_model *p);
 
 // Packs every linear of m covered by its quantization (m->quant, m->qpolicy; m holds latent
@@ -279,6 +265,9 @@ BD_MUST_CHECK int bd_pk_model_pack_head(bd_model *m, bd_pk_type type, char *why,
 // embedding is its head's rows); m->packed is freed and the quantization spec cleared, so m is
 // then the student's fake-quantized weights as plain f32. BD_OK (nothing to do unpacked).
 BD_MUST_CHECK int bd_pk_model_unpack(bd_model *m);
+// The f32 weights (OC, C) of linear k of layer l (BD_HEAD: the head): m's own where it has them,
+// else its packed or mapped rows decoded into buf (OC * C floats); NULL if it has neither.
+const float *bd_pk_model_linear_f32(const bd_model *m, int l, bd_linear k, float *buf);
 // The packed matrix a tied model's embedding reads (its quantized head), or NULL (tok_emb f32).
 const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m);
 // Bytes of the packed model's weights: packed linears + f32 tensors that remain.

@@ -51,6 +51,12 @@ static float *linear_weight(const bd_model *m, int l, bd_linear k, int *OC, int 
 }
 
 // Slots: linear k of layer l at l * BD_N_LINEARS + k, the head last (its layer: n_layers).
+// A mapped model's unquantized rows (bd_model_load_mapped): bf16/f16, or f32 borrowed from the
+// file. A bd.packed stream stores such a layer as an f32 record.
+static bool frozen_rows(const bd_pk_tensor *t) {
+    return t->type == BD_PK_BF16 || t->type == BD_PK_F16 || (t->type == BD_PK_F32 && t->borrowed);
+}
+
 static int slot_index(int n_slots, int l, bd_linear k) {
     return k == BD_HEAD ? n_slots - 1 : l * BD_N_LINEARS + (int)k;
 }
@@ -63,7 +69,17 @@ static const char *linear_name(bd_linear k) { return k == BD_HEAD ? "wcls" : bd_
 const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, bd_linear k) {
     if (!m->packed) return NULL;
     const bd_pk_tensor *t = &m->packed->slots[slot_index(m->packed->n_slots, l, k)];
-    return t->type == BD_PK_F32 || !t->data ? NULL : t;
+    return !t->data || (t->type == BD_PK_F32 && !t->borrowed) ? NULL : t;
+}
+
+const float *bd_pk_model_linear_f32(const bd_model *m, int l, bd_linear k, float *buf) {
+    int OC, C;
+    const float *w = linear_weight(m, l, k, &OC, &C);
+    if (w) return w;
+    const bd_pk_tensor *t = bd_pk_model_slot(m, l, k);
+    if (!t) return NULL;
+    for (int r = 0; r < OC; r++) bd_pk_dequantize_row(t, r, buf + (size_t)r * C);
+    return buf;
 }
 
 const bd_pk_tensor *bd_pk_model_embedding(const bd_model *m) {
@@ -85,7 +101,7 @@ void bd_pk_model_free(bd_pk_model *p) {
     free(p);
 }
 
-static bd_pk_model *model_new(const bd_config *c) {
+bd_pk_model *bd_pk_model_new(const bd_config *c) {
     bd_pk_model *p = calloc(1, sizeof *p);
     if (!p) return NULL;
     p->n_slots = c->n_layers * BD_N_LINEARS + 1;
@@ -105,20 +121,34 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
                        m->quant.bits);
     int rc = bd_qpolicy_check(&m->qpolicy, &m->quant, &m->cfg, why, ws);
     if (rc < 0) return rc;
-    bd_pk_model *p = model_new(&m->cfg);
+    bd_pk_model *p = bd_pk_model_new(&m->cfg);
     if (!p) return bd_fail(why, ws, BD_ERR_NOMEM, "no memory for the packed model");
     for (int s = 0; s < p->n_slots; s++) {
         int l, OC, C;
         bd_linear k = slot_linear(p->n_slots, s, &l);
-        float *w = linear_weight(m, l, k, &OC, &C);
-        bd_pk_tensor *t = &p->slots[s];
+        float *w = linear_weight(m, l, k, &OC, &C), *rows = NULL;
+        bd_pk_tensor *t = &p->slots[s], *mapped = m->packed ? &m->packed->slots[s] : NULL;
         if (!bd_qpolicy_covers(&m->qpolicy, linear_name(k), k == BD_HEAD ? -1 : l)) {
+            if (!w && mapped) {  // a mapped model's layer left unquantized: keep borrowing its rows
+                *t = *mapped;
+                mapped->borrowed = true;  // (owned copies move to t)
+                continue;
+            }
             t->type = BD_PK_F32;  // stays in m->params
             t->rows = OC;
             t->cols = C;
             continue;
         }
-        if ((rc = bd_pk_pack(t, w, OC, C, &m->quant, NULL, 0)) < 0) {
+        if (!w) {  // a mapped model: one matrix widened to f32 at a time
+            if (!(rows = malloc(sizeof(float) * (size_t)OC * C))) {
+                bd_pk_model_free(p);
+                return bd_fail(why, ws, BD_ERR_NOMEM, "%s of layer %d: out of memory", linear_name(k), l);
+            }
+            w = (float *)bd_pk_model_linear_f32(m, l, k, rows);
+        }
+        rc = w ? bd_pk_pack(t, w, OC, C, &m->quant, NULL, 0) : BD_ERR_ARG;
+        free(rows);
+        if (rc < 0) {
             bd_pk_model_free(p);
             return bd_fail(why, ws, rc, "%s of layer %d: %s", linear_name(k), l,
                            rc == BD_ERR_VALUE ? "NaN or infinite weight" : "cannot be packed");
@@ -179,7 +209,7 @@ size_t bd_pk_model_scratch_bytes(const bd_model *m, int N) {
     size_t most = 0;
     for (int s = 0; m->packed && s < m->packed->n_slots; s++) {
         const bd_pk_tensor *t = &m->packed->slots[s];
-        if (t->type == BD_PK_F32 || !t->data) continue;
+        if (!t->data || (t->type == BD_PK_F32 && !t->borrowed)) continue;
         int l;
         size_t b = bd_pk_matmul_scratch_bytes(t, N,
                                               bd_pk_model_act_int8(m->packed, slot_linear(m->packed->n_slots, s, &l)));
@@ -274,14 +304,15 @@ static int write_tensors(bd_writer *w, const bd_model *m, bool head_packed, cons
     bool emb_packed = bd_pk_model_embedding(m) != NULL;
     for (int i = 0; i < nt; i++) {
         if (not_f32_record(&t[i], head_packed, emb_packed)) continue;
-        if ((rc = bd_io_check_finite(m->params + t[i].offset, t[i].numel, path, t[i].name, why, ws)) < 0) return rc;
+        const float *src = bd_weights_get(&m->w, t[i].name);
+        if ((rc = bd_io_check_finite(src, t[i].numel, path, t[i].name, why, ws)) < 0) return rc;
         size_t row = t[i].numel / (size_t)t[i].shape[0], rows_per = BD_MODEL_RECORD_BYTES / (row * 4);
         if (rows_per == 0) rows_per = 1;
         bool sliced = rows_per < (size_t)t[i].shape[0];
         for (size_t r0 = 0; r0 < (size_t)t[i].shape[0]; r0 += rows_per) {
             size_t nr = (size_t)t[i].shape[0] - r0 < rows_per ? (size_t)t[i].shape[0] - r0 : rows_per;
             pack_tensor_head(pk, sliced, t[i].name, BD_F32, (int64_t)nr, t[i].shape[1], t[i].ndim);
-            pack_data(pk, m->params + t[i].offset + r0 * row, nr * row * 4);
+            pack_data(pk, src + r0 * row, nr * row * 4);
             if (sliced) bd_pack_kv_int(pk, "start", (int64_t)r0);
             if ((rc = bd_writer_end_object(w)) < 0) return write_failed(rc, path, why, ws);
         }
@@ -300,11 +331,22 @@ static int write_linear(bd_writer *w, const bd_model *m, int l, bd_linear k, con
         snprintf(name, sizeof name, "wcls");
     else
         snprintf(name, sizeof name, "layers.%d.%s", l, bd_pk_linear_names[k]);
-    if (!p) {
-        if ((rc = bd_io_check_finite(wf, (size_t)OC * C, path, name, why, ws)) < 0) return rc;
-        pack_tensor_head(pk, 1, name, BD_F32, OC, C, 2);
-        pack_data(pk, wf, (size_t)OC * C * 4);
-        bd_pack_kv_str(pk, "format", "f32");
+    if (!p || frozen_rows(p)) {  // an f32 layer; a mapped model's unquantized rows are one too
+        float *rows = NULL;
+        if (p) {
+            if (!(rows = malloc(sizeof(float) * (size_t)OC * C)))
+                return bd_fail(why, ws, BD_ERR_NOMEM, "%s: out of memory for %s", path, name);
+            for (int r = 0; r < OC; r++) bd_pk_dequantize_row(p, r, rows + (size_t)r * C);
+            wf = rows;
+        }
+        rc = bd_io_check_finite(wf, (size_t)OC * C, path, name, why, ws);
+        if (rc == BD_OK) {
+            pack_tensor_head(pk, 1, name, BD_F32, OC, C, 2);
+            pack_data(pk, wf, (size_t)OC * C * 4);
+            bd_pack_kv_str(pk, "format", "f32");
+        }
+        free(rows);
+        if (rc < 0) return rc;
     } else {
         const bd_pk_traits *tr = &bd_pk_traits_table[p->type];
         size_t bytes = p->row_bytes * (size_t)p->rows;
@@ -551,7 +593,7 @@ int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t ws) {
         rc = bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: quant: %s", path, cwhy);
         goto out;
     }
-    m->packed = model_new(&cfg);
+    m->packed = bd_pk_model_new(&cfg);
     if (m->packed) m->packed->act_int8 = m->qpolicy.act_bits == 8;  // a W1.58A8 model runs as it was trained
     L.nt = bd_param_table(&cfg, L.t, NULL);
     L.filled = calloc(BD_MAX_PARAMS, sizeof *L.filled);

@@ -15,7 +15,7 @@
 #include "bd_model_io.h"
 #include "bd_outfile.h"
 
-#define SLICE_FLOATS ((size_t)1 << 28)  // 1 GiB of f32 per record
+#define SLICE_ELEMS ((size_t)1 << 28)  // 1 GiB of f32 (512 MiB of bf16) per record
 
 
 uint64_t bd_ckpt_hash(const float *p, size_t n) {
@@ -69,16 +69,18 @@ static void remove_stale(const char *path, const char *keep) {
     bd_outfile_sweep(path);
 }
 
-static void pack_slice(msgpack_packer *pk, const char *name, const float *data, size_t n, size_t start) {
+// Elements [start, start+n) of a moment stored as dt.
+static void pack_slice(msgpack_packer *pk, const char *name, bd_dtype dt, const void *data, size_t n, size_t start) {
+    size_t es = bd_dtype_size(dt);
     msgpack_pack_map(pk, 5);
     bd_pack_kv_str(pk, "name", name);
-    bd_pack_kv_str(pk, "dtype", "f32");
+    bd_pack_kv_str(pk, "dtype", bd_dtype_name(dt));
     bd_pack_str(pk, "shape");
     msgpack_pack_array(pk, 1);
     msgpack_pack_uint64(pk, n);
     bd_pack_str(pk, "data");
-    msgpack_pack_bin(pk, n * sizeof(float));
-    msgpack_pack_bin_body(pk, data, n * sizeof(float));
+    msgpack_pack_bin(pk, n * es);
+    msgpack_pack_bin_body(pk, (const char *)data + start * es, n * es);
     bd_pack_kv_int(pk, "start", (int64_t)start);
 }
 
@@ -104,7 +106,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     test_delay();
     bd_writer *w = bd_writer_open(path, 1, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
-    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 17)) < 0) goto io;
+    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 18)) < 0) goto io;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_int(pk, "step", info->step);
     bd_pack_kv_int(pk, "epoch", info->epoch);
@@ -121,6 +123,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     msgpack_pack_uint64(pk, info->data_hash);
     bd_pack_kv_int(pk, "adam_t", opt->t);
     bd_pack_kv_int(pk, "n_params", (int64_t)opt->n);
+    bd_pack_kv_str(pk, "moments_dtype", bd_dtype_name(opt->cfg.moments));
     bd_pack_kv_str(pk, "weights", wname);
     bd_pack_str(pk, "weights_hash");
     msgpack_pack_uint64(pk, bd_ckpt_hash(model->params, model->n_params));
@@ -134,9 +137,9 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     bd_pack_kv_str(pk, "note", "moments in the parameter layout of the weights file");
     if ((rc = bd_writer_end_object(w)) < 0) goto io;
     for (int which = 0; which < 2; which++)
-        for (size_t s = 0; s < opt->n; s += SLICE_FLOATS) {
-            size_t n = opt->n - s < SLICE_FLOATS ? opt->n - s : SLICE_FLOATS;
-            pack_slice(pk, which ? "adam_v" : "adam_m", (which ? opt->v : opt->m) + s, n, s);
+        for (size_t s = 0; s < opt->n; s += SLICE_ELEMS) {
+            size_t n = opt->n - s < SLICE_ELEMS ? opt->n - s : SLICE_ELEMS;
+            pack_slice(pk, which ? "adam_v" : "adam_m", opt->cfg.moments, bd_adamw_moment(opt, which), n, s);
             if ((rc = bd_writer_end_object(w)) < 0) goto io;
             test_delay();
         }
@@ -161,8 +164,8 @@ static int get_int(const msgpack_object *h, const char *key, long long *out, con
     return BD_OK;
 }
 
-// The header's fields into info, *adam_t, *n (P), the weights file's name and hash.
-static int read_header(const msgpack_object *h, const char *path, bd_ckpt_info *info, long long *adam_t, size_t *n,
+// The header's fields into info, mom's dtype and step count, *n (P), the weights file's name and hash.
+static int read_header(const msgpack_object *h, const char *path, bd_ckpt_info *info, bd_ckpt_moments *mom, size_t *n,
                        char *wname, size_t wsize, uint64_t *whash, char *why, size_t ws) {
     long long v[9];
     const char *keys[] = {"step", "epoch", "pos", "tokens", "batch", "seq_len", "grad_accum", "adam_t", "n_params"};
@@ -195,14 +198,21 @@ static int read_header(const msgpack_object *h, const char *path, bd_ckpt_info *
                            .gamma = gamma,
                            .data_hash = dh ? dh->via.u64 : 0,
                            .seconds = seconds};
-    *adam_t = v[7];
+    char dt[16] = "f32";  // absent in checkpoints before bf16 moments
+    if (bd_obj_get(h, "moments_dtype") && bd_obj_strcpy(bd_obj_get(h, "moments_dtype"), dt, sizeof dt) < 0) dt[0] = 0;
+    int d = bd_dtype_parse(dt, strlen(dt));
+    if (d != BD_F32 && d != BD_BF16)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"moments_dtype\" must be \"f32\" or \"bf16\"", path);
+    mom->dtype = (bd_dtype)d;
+    mom->t = v[7];
     *n = (size_t)v[8];
     *whash = ho->via.u64;
     return BD_OK;
 }
 
-// The next slice of adam_m or adam_v into moments (2n); filled counts what each holds.
-static int read_slice(const msgpack_object *rec, float *moments, size_t n, size_t filled[2], char *why, size_t ws) {
+// The next slice of adam_m or adam_v into mom (2n of its dtype); filled counts what each holds.
+static int read_slice(const msgpack_object *rec, bd_ckpt_moments *mom, size_t n, size_t filled[2], char *why,
+                      size_t ws) {
     bd_tensor_view t;
     int64_t start;
     int rc = bd_obj_tensor(rec, &t, why, ws);
@@ -210,10 +220,12 @@ static int read_slice(const msgpack_object *rec, float *moments, size_t n, size_
     int which = t.name_len == 6 && !memcmp(t.name, "adam_m", 6)   ? 0
                 : t.name_len == 6 && !memcmp(t.name, "adam_v", 6) ? 1
                                                                   : -1;
-    if (which < 0 || t.dtype != BD_F32 || t.ndim != 1 || bd_obj_int(bd_obj_get(rec, "start"), &start) < 0 ||
+    if (which < 0 || t.dtype != mom->dtype || t.ndim != 1 || bd_obj_int(bd_obj_get(rec, "start"), &start) < 0 ||
         (size_t)start != filled[which] || (size_t)t.numel > n - filled[which])
-        return bd_fail(why, ws, BD_ERR_SCHEMA, "expected the next f32 slice of adam_m or adam_v");
-    memcpy(moments + (size_t)which * n + filled[which], t.data, t.nbytes);
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "expected the next %s slice of adam_m or adam_v",
+                       bd_dtype_name(mom->dtype));
+    size_t es = bd_dtype_size(mom->dtype);
+    memcpy((char *)mom->data + ((size_t)which * n + filled[which]) * es, t.data, t.nbytes);
     filled[which] += (size_t)t.numel;
     return BD_OK;
 }
@@ -246,7 +258,7 @@ static int read_log(const msgpack_object *rec, bd_ckpt_log *log, char *why, size
 }
 
 // The records: the moments (2n, all of them) and the metrics log.
-static int read_records(bd_reader *r, const char *path, float *moments, size_t n, bd_ckpt_log *log, char *why,
+static int read_records(bd_reader *r, const char *path, bd_ckpt_moments *mom, size_t n, bd_ckpt_log *log, char *why,
                         size_t ws) {
     size_t filled[2] = {0, 0};
     const msgpack_object *rec;
@@ -254,7 +266,7 @@ static int read_records(bd_reader *r, const char *path, float *moments, size_t n
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
         char tw[300];
         rc = bd_obj_get(rec, "log") ? read_log(rec, log, tw, sizeof tw)
-                                    : read_slice(rec, moments, n, filled, tw, sizeof tw);
+                                    : read_slice(rec, mom, n, filled, tw, sizeof tw);
         if (rc < 0)
             return bd_fail(why, ws, rc, "%s: record %llu: %s", path, (unsigned long long)bd_reader_record_index(r), tw);
     }
@@ -264,19 +276,19 @@ static int read_records(bd_reader *r, const char *path, float *moments, size_t n
     return BD_OK;
 }
 
-int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **moments, long long *adam_t,
-                 bd_ckpt_log *log, char *why, size_t ws) {
+int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, bd_ckpt_moments *mom, bd_ckpt_log *log,
+                 char *why, size_t ws) {
     memset(model, 0, sizeof *model);
     memset(info, 0, sizeof *info);
     if (log) *log = (bd_ckpt_log){0};
-    *moments = NULL;
+    *mom = (bd_ckpt_moments){0};
     int rc;
     char msg[600], wname[512], wpath[4200];
     size_t n = 0;
     uint64_t whash = 0;
     bd_reader *r = bd_reader_open(path, "bd.trainstate", &rc, msg, sizeof msg);
     if (!r) return bd_fail(why, ws, rc, "%s: %s", path, msg);
-    if ((rc = read_header(bd_reader_header(r), path, info, adam_t, &n, wname, sizeof wname, &whash, why, ws)) < 0)
+    if ((rc = read_header(bd_reader_header(r), path, info, mom, &n, wname, sizeof wname, &whash, why, ws)) < 0)
         goto out;
     sibling(wpath, sizeof wpath, path, wname);
     if ((rc = bd_model_load(wpath, model, why, ws)) < 0) goto out;
@@ -285,16 +297,16 @@ int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **
                      wpath);
         goto out;
     }
-    if (!(*moments = calloc(2 * n, sizeof(float)))) {
+    if (!(mom->data = calloc(2 * n, bd_dtype_size(mom->dtype)))) {
         rc = BD_ERR_NOMEM;
         goto out;
     }
-    rc = read_records(r, path, *moments, n, log, why, ws);
+    rc = read_records(r, path, mom, n, log, why, ws);
 out:
     if (rc < 0) {
         bd_model_free(model);
-        free(*moments);
-        *moments = NULL;
+        free(mom->data);
+        mom->data = NULL;
         if (log) free(log->data), *log = (bd_ckpt_log){0};
     }
     bd_reader_close(r);

@@ -1,8 +1,8 @@
 // Training checkpoints: the weights as a bd.model stream plus the optimizer and data state
 // as a bd.trainstate stream (see man/bd-stream.5), in two files that are swapped in safely:
 //   PATH           the bd.trainstate stream: step, data position, seed, settings, AdamW's
-//                  step count and moments (records "adam_m", "adam_v": flat f32 slices in the
-//                  parameter layout), the name and hash of its weights file, and the run's
+//                  step count and moments (records "adam_m", "adam_v": flat slices in the
+//                  parameter layout, f32 or bf16 as the optimizer keeps them), the name and hash of its weights file, and the run's
 //                  bd.metrics records so far (a record {"log": bin, "records": N});
 //   PATH.wSTEP     the weights at that step: an ordinary bd.model stream (bd-eval reads it).
 // Each file is written under a temporary name and renamed into place (bd_writer). The new
@@ -40,6 +40,13 @@ typedef struct {
     uint64_t records;
 } bd_ckpt_log;
 
+// AdamW's state as a checkpoint holds it.
+typedef struct {
+    bd_dtype dtype;  // of the stored moments: BD_F32 or BD_BF16 (the header's "moments_dtype")
+    void *data;      // (2P) m then v, elements of dtype; from bd_ckpt_load: malloc'd, the caller frees it
+    long long t;     // AdamW's step count
+} bd_ckpt_moments;
+
 // Writes the checkpoint of model, opt (moments and step count), info and log (may be NULL) at path.
 // Test hook: the environment variable BD_CKPT_TEST_DELAY_MS=N sleeps N ms after the
 // weights file is committed and after each state record, so that a test can kill the
@@ -48,12 +55,12 @@ BD_MUST_CHECK int bd_ckpt_save(const char *path, const bd_model *model, const bd
                                const bd_ckpt_log *log, const bd_producer *prod, char *why, size_t why_size);
 
 // Reads the checkpoint at path: model gets the weights (allocated here, with the stored
-// quantization spec), info the state, *moments a malloc'd (2P) array (m then v: the layout of
-// bd_adamw's m, v), *adam_t AdamW's step count and, if log is not NULL, *log the metrics
-// records (none from a checkpoint without them). Errors name the file and what is wrong
+// quantization spec), info the state, mom AdamW's step count and moments in their stored dtype
+// (bd_adamw_set_moments takes them; a state without "moments_dtype" holds f32) and, if log is
+// not NULL, *log the metrics records (none from a checkpoint without them). Errors name the file and what is wrong
 // (BD_ERR_SCHEMA for a weights file that does not match the state's hash or size).
-BD_MUST_CHECK int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, float **moments,
-                               long long *adam_t, bd_ckpt_log *log, char *why, size_t why_size);
+BD_MUST_CHECK int bd_ckpt_load(const char *path, bd_model *model, bd_ckpt_info *info, bd_ckpt_moments *mom,
+                               bd_ckpt_log *log, char *why, size_t why_size);
 
 // 64-bit hash of n floats (their bytes), recorded to tie a state to its weights.
 uint64_t bd_ckpt_hash(const float *p, size_t n);

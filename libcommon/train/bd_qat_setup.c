@@ -9,11 +9,12 @@
 #include "bd_progress.h"
 #include "bd_qmodel.h"
 
-int bd_qat_load_model(const char *path, bool latent, bd_model *m, char *why, size_t ws) {
+int bd_qat_load_model(const char *path, int mode, bd_model *m, char *why, size_t ws) {
     char reason[512];
-    int rc = bd_model_load(path, m, why, ws);
+    bool latent = mode & BD_LOAD_LATENT;
+    int rc = mode & BD_LOAD_MAPPED ? bd_model_load_mapped(path, m, why, ws) : bd_model_load(path, m, why, ws);
     if (rc < 0) return rc;
-    if (latent && m->packed) {
+    if (latent && m->packed && !m->mapping) {  // (a mapped model's slots are its own weights, not packed)
         bd_model_free(m);
         return bd_fail(why, ws, BD_ERR_ARG, "\"%s\" is a packed model: it has no latent weights", path);
     }
@@ -156,27 +157,34 @@ int bd_qat_gamma(bd_qat_teacher *t, const bd_seqs *s, double *gamma, long long *
 // ---- the run ----
 
 int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cfg *c, const bd_ckpt_info *info,
-                const float *moments, long long adam_t, char *why, size_t ws) {
+                const bd_ckpt_moments *mom, char *why, size_t ws) {
     memset(s, 0, sizeof *s);
     s->c = *c;
     s->seqs = seqs;
     s->info = *info;
-    s->per_step = (long long)c->A * c->B;
+    s->ranks = c->dist ? c->dist->size : 1;
+    s->rank = c->dist ? c->dist->rank : 0;
+    s->per_step = (long long)c->A * c->B * s->ranks;
     int rc = bd_trainer_init(&s->tr, m, c->B, c->T, c->A, &c->opt, &c->sched, c->recompute);
     if (rc < 0) return bd_fail(why, ws, rc, "cannot set up training for B=%d T=%d: %s", c->B, c->T, bd_strerror(rc));
-    if (moments) {
-        memcpy(s->tr.opt.m, moments, 2 * m->n_params * sizeof(float));  // m then v, one allocation
-        s->tr.opt.t = adam_t;
+    if ((rc = bd_trainer_set_dist(&s->tr, c->dist)) < 0) return bd_fail(why, ws, rc, "out of memory");
+    if (mom) {
+        const char *data = mom->data;
+        if ((rc = bd_adamw_set_moments(&s->tr.opt, mom->dtype, data, data + m->n_params * bd_dtype_size(mom->dtype),
+                                       mom->t)) < 0)
+            return bd_fail(why, ws, rc, "the checkpoint's moments are %s", bd_dtype_name(mom->dtype));
         s->tr.step = info->step;
     }
     if (c->q.kind != BD_Q_NONE && bd_qat_hooks_attach(&s->hooks, &s->tr, &c->q, &c->policy) < 0)
         return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory for the quantized forward weights");
-    size_t n = (size_t)s->per_step * c->T;
+    size_t local = (size_t)c->A * c->B, n = local * c->T;  // this rank's sequences of a step
     s->tokens = malloc(sizeof(int32_t) * n);
     s->targets = malloc(sizeof(int32_t) * n);
-    s->lens = malloc(sizeof(int32_t) * (size_t)s->per_step);
+    s->lens = malloc(sizeof(int32_t) * local);
+    s->mine = malloc(sizeof(long long) * local);
     s->order = malloc(sizeof(long long) * (size_t)(seqs->n ? seqs->n : 1));
-    if (!s->tokens || !s->targets || !s->lens || !s->order) return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
+    if (!s->tokens || !s->targets || !s->lens || !s->mine || !s->order)
+        return bd_fail(why, ws, BD_ERR_NOMEM, "out of memory");
     bd_epoch_order(s->order, seqs->n, c->seed, s->info.epoch);
     return BD_OK;
 }
@@ -218,7 +226,7 @@ static int set_relation(bd_qat_run *s, bd_qat_teacher *t, const bd_qat_terms *te
                             .kd = kd,
                             .B = s->c.B,
                             .T = s->c.T,
-                            .grad_accum = s->c.A};
+                            .grad_accum = s->c.A * s->ranks};  // a mean over every rank's micro-batches
     r->hook.layer = terms->ad_layer;
     bd_relation_loss_attach(r);
     s->tr.st.layer_loss = &r->hook;
@@ -248,8 +256,24 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
         s->info.pos = 0;
         bd_epoch_order(s->order, n, s->c.seed, s->info.epoch);
     }
-    const long long *idx = s->order + s->info.pos;
-    long long scored = bd_seqs_gather(s->seqs, idx, P, s->tokens, s->targets, s->lens);
+    const long long *all = s->order + s->info.pos, *idx = all;  // the step's sequences, this rank's
+    long long local = P, real = 0;
+    if (s->ranks > 1) {
+        local = (long long)s->c.A * B;
+        for (long long i = 0; i < local; i++) s->mine[i] = all[i / B * B * s->ranks + (long long)s->rank * B + i % B];
+        idx = s->mine;
+    }
+    long long scored = bd_seqs_gather(s->seqs, idx, local, s->tokens, s->targets, s->lens);
+    if (s->ranks > 1) {  // the weights of the losses count the whole step's positions
+        scored = 0;
+        for (long long i = 0; i < P; i++) {
+            const int32_t *tg = s->seqs->tgt + all[i] * T;
+            for (int t = 0; t < T; t++) scored += tg[t] >= 0;
+            real += s->seqs->len[all[i]];
+        }
+    } else {
+        for (long long i = 0; i < P; i++) real += s->lens[i];
+    }
     double t0 = bd_now();
     if (s->teacher && (rc = bd_qat_teacher_step(s->teacher, s->seqs, idx, s->tokens, s->targets, why, ws)) < 0)
         return rc;
@@ -258,8 +282,6 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
     bd_distill_begin_step(&s->distill, s->teacher ? s->teacher->logits : NULL, s->targets,
                           s->c.seqsum ? (float)(1.0 / (double)P) : (float)(scored ? 1.0 / (double)scored : 0.0));
     if (s->terms.kd_weight > 0) {  // every real position, as a per-position mean
-        long long real = 0;
-        for (long long i = 0; i < P; i++) real += s->lens[i];
         s->distill.kd_lens = s->lens;
         s->distill.kd_scale = real ? (float)(1.0 / (double)real) : 0.0f;
     }
@@ -283,7 +305,7 @@ int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t ws) {
 }
 
 void bd_qat_free(bd_qat_run *s) {
-    free(s->tokens), free(s->targets), free(s->lens), free(s->order);
+    free(s->tokens), free(s->targets), free(s->lens), free(s->mine), free(s->order);
     bd_distill_free(&s->distill);
     bd_trainer_free(&s->tr);
     bd_qat_hooks_free(&s->hooks);

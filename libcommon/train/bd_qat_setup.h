@@ -14,10 +14,13 @@
 #include "bd_qat.h"
 #include "bd_seqs.h"
 
-// Loads the model at path (any format bd_model_load knows). latent: a student's weights as
-// stored (for training; a packed model, which has none, is refused with BD_ERR_ARG); else as
-// the model runs: a student comes back fake-quantized. Errors name the file.
-BD_MUST_CHECK int bd_qat_load_model(const char *path, bool latent, bd_model *m, char *why, size_t why_size);
+// How a tool wants a model (flags): as it runs (BD_LOAD_RUN: a student fake-quantized), or its
+// latent weights as stored (BD_LOAD_LATENT: for training; a packed model, which has none, is
+// refused with BD_ERR_ARG); either with BD_LOAD_MAPPED when the tool only reads the weights: a
+// Hugging Face model's linears then stay in the file's dtype, memory-mapped (bd_model_load_mapped).
+enum { BD_LOAD_RUN = 0, BD_LOAD_LATENT = 1, BD_LOAD_MAPPED = 2 };
+// Loads the model at path (any format bd_model_load knows) as mode says. Errors name the file.
+BD_MUST_CHECK int bd_qat_load_model(const char *path, int mode, bd_model *m, char *why, size_t why_size);
 
 // The teacher of a distillation loss.
 typedef struct {
@@ -71,6 +74,7 @@ typedef struct {
     bd_schedule sched;
     bd_qspec q;  // the student's quantization (kind BD_Q_NONE: plain training)
     bd_qpolicy policy;
+    bd_dist *dist;  // data-parallel ranks (NULL: alone); B and A are each rank's
 } bd_qat_cfg;
 
 // BitNet Distillation's terms added to a ce loss (a weight 0 leaves a term out).
@@ -85,7 +89,9 @@ typedef struct {
     bd_qat_cfg c;
     const bd_seqs *seqs;
     bd_ckpt_info info;   // what a checkpoint keeps: step, data position, tokens seen, seed, g
-    long long per_step;  // sequences of a step: A*B
+    long long per_step;  // sequences of a step: A*B*R (R ranks)
+    int ranks, rank;     // R and this process's rank (1 and 0 alone)
+    long long *mine;     // (A*B) this rank's sequences of the step: micro-batch a takes B of each A*B*R block
     bd_trainer tr;
     bd_qat_hooks hooks;       // the student's fake quantization (c.q.kind != BD_Q_NONE)
     bd_qat_teacher *teacher;  // NULL: no distillation
@@ -100,11 +106,11 @@ typedef struct {
 } bd_qat_run;
 
 // Sets up training of m (not owned) on seqs (not owned, >= A*B sequences) from the data
-// position in info; moments (2P, AdamW's m then v) and adam_t continue a checkpoint's
-// optimizer (moments NULL: a fresh start). BD_ERR_NOMEM and the errors of bd_trainer_init.
+// position in info; mom continues a checkpoint's optimizer (NULL: a fresh start; moments of
+// another dtype than c->opt.moments are converted: bd_adamw_set_moments). BD_ERR_NOMEM and
+// the errors of bd_trainer_init.
 BD_MUST_CHECK int bd_qat_init(bd_qat_run *s, bd_model *m, const bd_seqs *seqs, const bd_qat_cfg *c,
-                              const bd_ckpt_info *info, const float *moments, long long adam_t, char *why,
-                              size_t why_size);
+                              const bd_ckpt_info *info, const bd_ckpt_moments *mom, char *why, size_t why_size);
 // The loss: with use_head, spec's loss on the head (teacher may be NULL for ce, e.g. with
 // seqsum); else the trainer's cross-entropy. terms (NULL: none) adds BitNet Distillation's
 // logits and attention-relation terms, which need a live teacher (for the relation term one
@@ -115,8 +121,10 @@ BD_MUST_CHECK int bd_qat_set_loss(bd_qat_run *s, bd_qat_teacher *teacher, const 
 // The relation heads bd uses unless told: 32 as the official code, halved while a head of the
 // student's or the teacher's k would have under 8 floats or 32 does not divide the widths.
 int bd_qat_default_ad_heads(const bd_config *student, const bd_config *teacher);
-// One optimizer step on the next A*B sequences of the epoch's order (a new epoch, in a new
-// order, when fewer remain); advances s->info. Errors: the teacher's, and the trainer's (then
+// One optimizer step on the next A*B*R sequences of the epoch's order (a new epoch, in a new
+// order, when fewer remain); advances s->info. With R ranks, micro-batch a of rank r takes
+// sequences a*B*R + r*B .. + B-1 of the step (so R ranks of batch B see what one process of
+// batch R*B would), and the losses' weights count the whole step's positions. Errors: the teacher's, and the trainer's (then
 // s->hooks.why may say more).
 BD_MUST_CHECK int bd_qat_step(bd_qat_run *s, bd_step_stats *stats, char *why, size_t why_size);
 void bd_qat_free(bd_qat_run *s);

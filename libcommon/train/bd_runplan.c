@@ -20,7 +20,15 @@ static uint64_t f32_params(const bd_config *c) {
 uint64_t bd_memplan_weights(const bd_model_info *mi) {
     if (mi->packed)
         return bd_pk_plan_bytes(&mi->cfg, &mi->quant, &mi->qpolicy, (bd_pk_type)mi->head_format, 1, NULL, NULL);
-    return f32_params(&mi->cfg);
+    if (!(mi->mapped && mi->format == BD_MODEL_FMT_HF)) return f32_params(&mi->cfg);
+    // bd_model_alloc_frozen: f32 copies of all but the linears, which stay in the mapped files
+    // (file pages, which the kernel can drop and read again: not counted).
+    bd_param_entry t[BD_MAX_PARAMS];
+    uint64_t bytes = 0;
+    int n = bd_param_table(&mi->cfg, t, NULL);
+    for (int i = 0; i < n; i++)
+        if (!t[i].is_linear) bytes += t[i].numel * sizeof(float);
+    return bytes;
 }
 
 uint64_t bd_memplan_lin_scratch(const bd_model_info *mi, int N) {
@@ -40,8 +48,10 @@ void bd_runplan_qat(bd_memplan *p, const bd_qat_plan *q) {
     uint64_t P = f32_params(c), rows = (uint64_t)q->B * (uint64_t)q->T;
     bd_memplan_add(p, "weights", bd_memplan_weights(q->student), NULL);
     bd_memplan_add(p, "gradients", P, NULL);  // bd_trainer_init: one float per parameter
-    bd_memplan_add(p, "optimizer state", bd_adamw_state_bytes(P / sizeof(float)), NULL);
-    if (q->resume) bd_memplan_add(p, "checkpoint moments", bd_adamw_state_bytes(P / sizeof(float)), NULL);
+    size_t n = (size_t)(P / sizeof(float)), ranks = q->ranks > 1 ? (size_t)q->ranks : 1;
+    bd_memplan_add(p, "optimizer state", bd_adamw_state_bytes((n + ranks - 1) / ranks, q->moments),  // its shard
+                   q->moments == BD_BF16 ? "more ranks (mpirun -np)" : "--optim-dtype bf16 or more ranks (mpirun -np)");
+    if (q->resume) bd_memplan_add(p, "checkpoint moments", bd_adamw_state_bytes(n, q->moments), NULL);
     bd_memplan_add(p, "activations",
                    bd_train_state_bytes(c, q->B, q->T, q->recompute) + bd_memplan_lin_scratch(q->student, (int)rows),
                    q->recompute ? BT : "--recompute or smaller -b/-T");

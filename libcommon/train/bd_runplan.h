@@ -12,9 +12,9 @@
 #include "bd_memplan.h"
 #include "bd_model_io.h"
 
-// The bytes of a model's weights in memory once loaded: today every tensor in f32
-// (bd_model_alloc), the linears of a bd.packed stream packed (bd_pk_plan_bytes). The one place
-// to change when loading changes.
+// The bytes of a model's weights in memory once loaded: every tensor in f32 (bd_model_alloc),
+// the linears of a bd.packed stream packed (bd_pk_plan_bytes), those of a Hugging Face model
+// loaded mapped (mi->mapped) left in the files. The one place to change when loading changes.
 uint64_t bd_memplan_weights(const bd_model_info *mi);
 // The scratch of its linears at N rows (bd_block_scratch_bytes: packed kernels, or a W1.58A8
 // student's quantized activations; 0 for other models).
@@ -34,6 +34,8 @@ typedef struct {
     bool ad;           // --ad-weight: the teacher keeps one layer's q, k, v
     bool eval;         // --eval: an evaluation pass (and a quantized copy of a student)
     bool resume;       // a checkpoint's optimizer moments are held while the optimizer is made
+    int ranks;         // data-parallel ranks (mpirun): each keeps the moments of 1/ranks of the parameters
+    bd_dtype moments;  // the moments' dtype (BD_F32 or BD_BF16)
 } bd_qat_plan;
 void bd_runplan_qat(bd_memplan *p, const bd_qat_plan *q);
 

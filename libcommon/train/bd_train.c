@@ -289,12 +289,85 @@ int bd_trainer_enable_fw(bd_trainer *tr) {
     return BD_OK;
 }
 
+int bd_trainer_set_dist(bd_trainer *tr, bd_dist *d) {
+    tr->dist = d;
+    if (!d || d->size == 1) return BD_OK;
+    bd_param_entry t[BD_MAX_PARAMS];
+    size_t total, lo, hi;
+    int nt = bd_param_table(&tr->model->cfg, t, &total);
+    bd_adamw_cfg cfg = tr->opt.cfg;
+    bd_dist_shard(d, d->rank, total, &lo, &hi);
+    bd_adamw_free(&tr->opt);
+    return bd_adamw_init_shard(&tr->opt, t, nt, total, &cfg, lo, hi);
+}
+
+int bd_trainer_gather_opt(bd_trainer *tr, bd_adamw *full, bool *owned) {
+    *full = tr->opt;
+    *owned = false;
+    bd_dist *d = tr->dist;
+    if (!d || d->size == 1) return BD_OK;
+    size_t n = tr->opt.n, es = bd_dtype_size(tr->opt.cfg.moments);
+    full->lo = 0, full->hi = n;
+    full->m = full->v = NULL;
+    full->m16 = full->v16 = NULL;
+    char *mem = NULL;
+    if (d->rank == 0) {
+        if (!(mem = calloc(2 * n, es))) return BD_ERR_NOMEM;
+        if (es == 2)
+            full->m16 = (uint16_t *)mem, full->v16 = full->m16 + n;
+        else
+            full->m = (float *)mem, full->v = full->m + n;
+        *owned = true;
+    }
+    double t0 = bd_now();
+    int rc = BD_OK;
+    for (int which = 0; which < 2 && rc == BD_OK; which++)
+        rc = bd_dist_gather_shards(d, mem ? mem + which * n * es : NULL, bd_adamw_moment(&tr->opt, which), n, es);
+    tr->st.timing.comm += bd_now() - t0;
+    if (rc < 0 && *owned) bd_adamw_free(full), *owned = false;
+    return rc;
+}
+
 void bd_trainer_free(bd_trainer *tr) {
     bd_train_state_free(&tr->st);
     bd_adamw_free(&tr->opt);
     free(tr->grads);
     bd_model_free(&tr->fw);
     memset(tr, 0, sizeof *tr);
+}
+
+// The end of a data-parallel step: this rank's gradient (routed to the latent weights) and loss
+// summed over the ranks, this rank's shard updated with the global norm, the weights gathered.
+static int dist_update(bd_trainer *tr, bd_dist *d, const bd_model *fw, double loss, long long count,
+                       bd_step_stats *stats) {
+    if (tr->route_grads) tr->route_grads(tr->hook_ctx, tr->grads, fw, tr->model);
+    double t0 = bd_now();
+    int rc = bd_dist_sum_f32(d, tr->grads, tr->model->n_params);
+    double sums[2] = {loss, bd_grad_sumsq(tr->grads, tr->opt.lo, tr->opt.hi)};  // a NaN loss reaches every rank
+    if (rc == BD_OK) rc = bd_dist_sum_f64(d, sums, 2);
+    if (rc < 0) return bd_fail(tr->st.why, sizeof tr->st.why, rc, "train: step %lld: MPI failed", tr->step + 1);
+    double t1 = bd_now();
+    tr->st.timing.comm += t1 - t0;
+    loss = sums[0];
+    if (isnan(loss))
+        return bd_fail(tr->st.why, sizeof tr->st.why, BD_ERR_VALUE, "train: step %lld: the loss is not finite",
+                       tr->step + 1);
+    float lr = bd_schedule_lr(&tr->sched, tr->step);
+    double norm = bd_adamw_step_norm(&tr->opt, tr->model->params, tr->grads, lr, sqrt(sums[1]));
+    double t2 = bd_now();
+    tr->st.timing.optimizer += t2 - t1;
+    stats->loss = loss;
+    stats->lr = lr;
+    stats->grad_norm = norm;
+    stats->scored = count;
+    if (isnan(norm))  // the same on every rank: all refuse the step
+        return bd_fail(tr->st.why, sizeof tr->st.why, BD_ERR_VALUE,
+                       "train: step %lld: the gradient is not finite (loss %g)", tr->step + 1, loss);
+    if ((rc = bd_dist_allgather_shards(d, tr->model->params, tr->model->n_params, sizeof(float))) < 0)
+        return bd_fail(tr->st.why, sizeof tr->st.why, rc, "train: step %lld: MPI failed", tr->step + 1);
+    tr->st.timing.comm += bd_now() - t2;
+    tr->step++;
+    return BD_OK;
 }
 
 int bd_trainer_step(bd_trainer *tr, const int32_t *tokens, const int32_t *targets, int B, int T,
@@ -308,10 +381,17 @@ int bd_trainer_step(bd_trainer *tr, const int32_t *tokens, const int32_t *target
             int t = (int)(i % (size_t)T);
             count += targets ? targets[a * per + i] >= 0 : t + 1 < T;
         }
+    bd_dist *d = tr->dist && tr->dist->size > 1 ? tr->dist : NULL;  // data-parallel, else alone
+    int rc;
+    if (d) {  // the step's scored positions over every rank
+        double c = (double)count, t0 = bd_now();
+        if ((rc = bd_dist_sum_f64(d, &c, 1)) < 0) return bd_fail(tr->st.why, sizeof tr->st.why, rc, "MPI failed");
+        count = (long long)c;
+        tr->st.timing.comm += bd_now() - t0;
+    }
     float scale = count ? (float)(1.0 / (double)count) : 0.0f;
     memset(tr->grads, 0, tr->model->n_params * sizeof(float));
     const bd_model *fw = tr->model;
-    int rc;
     if (tr->make_fw) {
         if ((rc = tr->make_fw(tr->hook_ctx, &tr->fw, tr->model)) < 0) return rc;
         fw = &tr->fw;
@@ -324,6 +404,7 @@ int bd_trainer_step(bd_trainer *tr, const int32_t *tokens, const int32_t *target
         if (rc < 0) return rc;
         loss += l;
     }
+    if (d) return dist_update(tr, d, fw, loss, count, stats);
     // A loss hook that failed returns NaN: refuse the step before the weights change.
     if (isnan(loss))
         return bd_fail(tr->st.why, sizeof tr->st.why, BD_ERR_VALUE, "train: step %lld: the loss is not finite",

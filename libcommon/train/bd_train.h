@@ -17,11 +17,13 @@
 #include <stdint.h>
 
 #include "bd_block.h"
+#include "bd_dist.h"
 #include "bd_model.h"
 #include "bd_optim.h"
 
 typedef struct {
     double forward, backward, head, optimizer;  // seconds, accumulated
+    double comm;                                // seconds in collectives (data-parallel runs)
 } bd_train_timing;
 
 // The activation arena of one micro-batch of at most (B, T), plus the activation gradients.
@@ -113,7 +115,8 @@ struct bd_trainer {
     int (*make_fw)(void *ctx, bd_model *fw, const bd_model *latent);
     void (*route_grads)(void *ctx, float *grads, const bd_model *fw, const bd_model *latent);
     void *hook_ctx;
-    bd_model fw;  // allocated by bd_trainer_init only when make_fw is set
+    bd_model fw;    // allocated by bd_trainer_init only when make_fw is set
+    bd_dist *dist;  // data-parallel ranks (bd_trainer_set_dist), or NULL: alone
 };
 
 typedef struct {
@@ -129,6 +132,19 @@ typedef struct {
 BD_MUST_CHECK int bd_trainer_init(bd_trainer *tr, bd_model *model, int B, int T, int grad_accum,
                                   const bd_adamw_cfg *ocfg, const bd_schedule *sched, bool recompute);
 BD_MUST_CHECK int bd_trainer_enable_fw(bd_trainer *tr);
+// Data parallelism over d's ranks (not owned; nothing changes with one rank). Each rank runs its
+// own micro-batches (the caller splits the step's sequences); bd_trainer_step then sums the
+// scored-position count and, after the backward pass and route_grads (which is linear in the
+// gradient, so it may run before the sum), the gradient over the ranks (bd_dist_sum_f32, in
+// buckets) and the loss. ZeRO stage 1: the optimizer keeps the moments of this rank's shard of
+// the parameters only (bd_dist_shard, contiguous), updates that shard with the global gradient
+// norm (a sum of the shards' squares) and the weights are all-gathered. Call before the first
+// step and before loading moments (the moments restart at zero). BD_ERR_NOMEM.
+BD_MUST_CHECK int bd_trainer_set_dist(bd_trainer *tr, bd_dist *d);
+// The full optimizer state for a checkpoint: alone, *full is a copy of tr->opt (not to be freed);
+// with several ranks every rank must call it, and rank 0 gets in *full (free with
+// bd_adamw_free) the moments of every shard, the others an empty optimizer. BD_ERR_NOMEM, BD_ERR_IO.
+BD_MUST_CHECK int bd_trainer_gather_opt(bd_trainer *tr, bd_adamw *full, bool *owned);
 void bd_trainer_free(bd_trainer *tr);
 
 // One optimizer step over grad_accum micro-batches: tokens (grad_accum, B, T), targets the

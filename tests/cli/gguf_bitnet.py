@@ -30,7 +30,7 @@ import sys
 
 import numpy as np
 
-GGML = {0: "f32", 1: "f16", 10: "q2_K", 11: "q3_K", 12: "q4_K", 35: "tq2_0", 135: "iq2_bn"}
+GGML = {0: "f32", 1: "f16", 10: "q2_K", 11: "q3_K", 12: "q4_K", 34: "tq1_0", 35: "tq2_0", 135: "iq2_bn"}
 SCALAR = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?", 10: "<Q", 11: "<q", 12: "<d"}
 
 
@@ -65,6 +65,22 @@ class Reader:
             et, n = self.take("<I"), self.take("<Q")
             return [self.value(et) for _ in range(n)]
         fail("unknown metadata type %d" % t)
+
+
+def dequant_tq1_0(raw, n):
+    # Blocks of 256 weights in 54 bytes: 48 bytes of five base-3 codes, 4 of four, an f16 scale.
+    # A byte b holds ceil(v * 256 / 243) for the 5-digit base-3 number v (first code most
+    # significant), so v = floor(b * 243 / 256). Byte m < 32: weights m + 32k; 32 <= m < 48:
+    # 160 + (m - 32) + 16k; qh byte j: 240 + j + 4k (digit k of 4, a fifth digit 0).
+    blk = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 54)
+    v = (blk[:, :52].astype(np.int64) * 243) >> 8
+    d = blk[:, 52:54].copy().view(np.float16).astype(np.float64)
+    out = np.empty((blk.shape[0], 256))
+    for i in range(52):
+        for k in range(5 if i < 48 else 4):
+            w = i + 32 * k if i < 32 else 160 + (i - 32) + 16 * k if i < 48 else 240 + (i - 48) + 4 * k
+            out[:, w] = (v[:, i] // 3 ** (4 - k)) % 3 - 1
+    return (out * d).reshape(-1)[:n]
 
 
 def dequant_tq2_0(raw, n):
@@ -192,6 +208,11 @@ def read_gguf(path):
                 fail("%s: TQ2_0 row of %d weights" % (name, ne[0]))
             end = start + n // 256 * 66
             a = dequant_tq2_0(buf[start:end], n)
+        elif t == 34:
+            if ne[0] % 256:
+                fail("%s: TQ1_0 row of %d weights" % (name, ne[0]))
+            end = start + n // 256 * 54
+            a = dequant_tq1_0(buf[start:end], n)
         elif t in KBLOCK:
             if ne[0] % 256:
                 fail("%s: %s row of %d weights" % (name, GGML[t], ne[0]))

@@ -67,6 +67,16 @@ expect_err_contains "12 of 14 ternary linears written as f16, not iq2_bn (rows o
 # TQ2_0 rounds D to f16: equal to the f32 file only up to that one factor, so count types.
 expect_ok bd-pack --model "$T/t256.bdz" --format gguf -k "$M/tok512.bin" --verbosity 2 -o "$T/tq.gguf"
 expect_err_contains "14 linears tq2_0"
+# TQ1_0 (1.6875 bits per weight) holds the same codes and the same f16 scale: its weights,
+# decoded by the independent reader, equal TQ2_0's bit for bit, in a smaller file.
+expect_ok bd-pack --model "$T/t256.bdz" --format gguf --gguf-type tq1_0 -k "$M/tok512.bin" --verbosity 2 -o "$T/tq1.gguf"
+expect_err_contains "14 linears tq1_0"
+expect_ok $G same "$T/tq1.gguf" "$T/tq.gguf"
+[ "$(stat -c %s "$T/tq1.gguf")" -lt "$(stat -c %s "$T/tq.gguf")" ] || fail "tq1_0 file not smaller than tq2_0"
+# bd reads TQ1_0 back: the same loss as the TQ2_0 file.
+a=$(expect_ok bd-eval --model "$T/tq1.gguf" -k "$M/tok512.bin" -T 32 --json --threads 1 "$T/ev.bdz"; nll)
+b=$(expect_ok bd-eval --model "$T/tq.gguf" -k "$M/tok512.bin" -T 32 --json --threads 1 "$T/ev.bdz"; nll)
+[ "$a" = "$b" ] || fail "TQ1_0 read back: nll $a, TQ2_0 $b"
 
 # Wrong pairs: one line naming what fits, and no file.
 expect_fail 1 bd-pack --model "$T/q3_K.bdz" --format gguf --gguf-type q2_K -k "$M/tok512.bin" -o "$T/x.gguf"
@@ -75,7 +85,7 @@ expect_err_contains "its quantization is q3_K 3-bit, not q2_K (train or round it
 expect_fail 1 bd-pack --model "$T/t.bdz" --format gguf --gguf-type q4_K -k "$M/tok512.bin" -o "$T/x.gguf"
 expect_err_contains "its quantization is ternary 2-bit, not q4_K"
 expect_fail 2 bd-pack --model "$T/t.bdz" --format gguf --gguf-type q5_K -k "$M/tok512.bin" -o "$T/x.gguf"
-expect_err_contains "q2_K, q3_K, q4_K, tq2_0 or iq2_bn"
+expect_err_contains "q2_K, q3_K, q4_K, tq1_0, tq2_0 or iq2_bn"
 # stories260K has rows of 64: no K-quant fits, said before any training.
 expect_fail 1 bd-qat -m "$M/stories260K.bin" --quant q2_K $q -o "$T/x.bdz" "$T/tr.bdz"
 expect_err_contains "q2_K needs rows of a multiple of 256 weights, not 64"

@@ -61,6 +61,23 @@ expect_ok $PY "$T/check.py" "$T/fp16" BF16 5
 a=$(ev "$T/fp16")
 within "$a" "$ref" 2e-2 || fail "bf16 export: nll $a, the original $ref"
 [ "$a" != "$ref" ] || fail "bf16 rounding changed nothing"
+# bd-eval maps a Hugging Face model's linears in the file's dtype: the bf16 rows computed with
+# directly give the loss of the same values widened to f32 in a file (up to summation order).
+expect_ok bd-pack --model "$T/fp16" --format hf -o "$T/fp16as32"
+b=$(ev "$T/fp16as32")
+within "$a" "$b" 1e-6 || fail "bf16 rows mapped: nll $a, the same values as f32 $b"
+expect_ok bd-eval --model "$T/fp16" -k "$M/tok512.bin" -T 64 --threads 1 "$T/ev.bdz"
+grep -q "linears mapped from the file" "$T/out" || fail "bd-eval does not say the bf16 model is mapped"
+# bd-pack packs a mapped model one matrix at a time: the same records from bf16 rows as from the
+# same values in f32; a model without storage for its linears cannot be exported to HF again.
+expect_ok bd-pack --model "$T/fp16" --quant int --bits 2 --group 32 -o "$T/pm.bdz"
+expect_ok bd-pack --model "$T/fp16as32" --quant int --bits 2 --group 32 -o "$T/pc.bdz"
+expect_ok bd-cat --full "$T/pm.bdz"
+tail -n +2 "$T/out" >"$T/pm.json"
+expect_ok bd-cat --full "$T/pc.bdz"
+tail -n +2 "$T/out" >"$T/pc.json"
+cmp -s "$T/pm.json" "$T/pc.json" || fail "packing mapped bf16 rows differs from packing their f32 values"
+grep -q '"name":"layers.0.wq","dtype":"u8"' "$T/pm.json" || fail "wq of layer 0 is not packed in the mapped model's packing"
 
 # A q2_K student (a 256-wide model): its fake-quantized weights, exactly.
 expect_ok $PY "$(dirname "$0")/make_hf_model.py" "$T/hf" 256 512 2 4 512 7

@@ -16,13 +16,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (!p) return 0;
     bd_model m;
     bd_ckpt_info info;
-    float *moments = NULL;
-    long long adam_t;
+    bd_ckpt_moments mom;
     bd_ckpt_log log;
     char why[512];
-    if (bd_ckpt_load(p, &m, &info, &moments, &adam_t, &log, why, sizeof why) == BD_OK) {
+    if (bd_ckpt_load(p, &m, &info, &mom, &log, why, sizeof why) == BD_OK) {
         bd_model_free(&m);
-        free(moments);
+        free(mom.data);
         free(log.data);
     }
     return 0;

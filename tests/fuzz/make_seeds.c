@@ -380,7 +380,7 @@ int main(int argc, char **argv) {
     bd_param_entry t[BD_MAX_PARAMS];
     int nt = bd_param_table(&m.cfg, t, NULL);
     bd_adamw opt;
-    bd_adamw_cfg acfg = {0.9f, 0.999f, 1e-8f, 0.1f, 1.0f};
+    bd_adamw_cfg acfg = {0.9f, 0.999f, 1e-8f, 0.1f, 1.0f, BD_F32};
     if (bd_adamw_init(&opt, t, nt, m.n_params, &acfg) != BD_OK) die("adamw");
     opt.t = 1;
     bd_ckpt_info info = {.step = 1,

@@ -768,7 +768,7 @@ START_TEST(test_model_gradient_a8) {
     int32_t tok[12];
     for (int i = 0; i < B * T; i++) tok[i] = (int32_t)(((urand() + 1) * 0.5f) * c.vocab) % c.vocab;
     bd_trainer tr;
-    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0, 0};
+    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0, 0, BD_F32};
     bd_schedule sc = {BD_SCHED_CONSTANT, 1e-3f, 1e-3f, 0, 1};
     ck_assert_int_eq(bd_trainer_init(&tr, &m, B, T, 1, &oc, &sc, _i == 1), BD_OK);
     bd_qat_hooks h;

@@ -454,7 +454,7 @@ START_TEST(test_torch_step) {
     fclose(f);
     // bd's step.
     bd_trainer tr;
-    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, wd, clip};
+    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, wd, clip, BD_F32};
     bd_schedule sc = {BD_SCHED_CONSTANT, lr, lr, 0, 1};
     ck_assert_int_eq(bd_trainer_init(&tr, &m, B, T, 1, &oc, &sc, false), BD_OK);
     bd_qat_hooks h;

@@ -474,12 +474,46 @@ START_TEST(test_tq2_0_blocks) {
 }
 END_TEST
 
+START_TEST(test_tq1_0_blocks) {
+    // bd tq2 codes -> TQ1_0 -> values (code - 1) * f16(D), for a row of 512 weights.
+    bd_block_tq2 codes[16] = {0};
+    for (int i = 0; i < 512; i++) codes[i / 32].qs[i % 32 / 4] |= (uint8_t)((i * 7 % 3) << (2 * (i % 4)));
+    bd_block_tq1_0 blk[2];
+    bd_quantize_row_tq1_0_from_tq2(codes, blk, 512, 0.75f);
+    // By hand: byte 0 holds the codes of weights 0, 32, 64, 96, 128: i*7 % 3 = 0, 2, 1, 0, 2, the
+    // base-3 number 0*81 + 2*27 + 1*9 + 0*3 + 2 = 65, stored as ceil(65 * 256 / 243) = 69.
+    ck_assert_int_eq(blk[0].qs[0], 69);
+    // qh byte 1 holds weights 241, 245, 249, 253: codes 1, 2, 0, 1 -> (1*27 + 2*9 + 0*3 + 1) * 3 =
+    // 138 (the fifth digit is 0), stored as ceil(138 * 256 / 243) = 146.
+    ck_assert_int_eq(blk[0].qh[1], 146);
+    ck_assert_int_eq(blk[1].d, bd_f32_to_f16(0.75f));
+    float out[512];
+    bd_dequantize_row_tq1_0(blk, out, 512);
+    for (int i = 0; i < 512; i++) ck_assert(out[i] == (float)(i * 7 % 3 - 1) * 0.75f);
+    // Every code pattern of a byte survives: all 3^5 numbers, decoded by ggml's digit rule.
+    for (int v = 0; v < 243; v++) {
+        bd_block_tq2 one[8] = {0};
+        for (int k = 0, p = 81; k < 5; k++, p /= 3) {  // weight 32k gets digit k (the first most significant)
+            int w = 32 * k;
+            one[w / 32].qs[w % 32 / 4] |= (uint8_t)(v / p % 3 << (2 * (w % 4)));
+        }
+        bd_block_tq1_0 b;
+        bd_quantize_row_tq1_0_from_tq2(one, &b, 256, 1.0f);
+        float y[256];
+        bd_dequantize_row_tq1_0(&b, y, 256);
+        for (int k = 0, p = 81; k < 5; k++, p /= 3)
+            ck_assert_msg(y[32 * k] == (float)(v / p % 3 - 1), "v=%d k=%d", v, k);
+    }
+}
+END_TEST
+
 Suite *suite_gguf(void) {
     Suite *s = suite_create("gguf");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_gguf_round_trip);
     tcase_add_test(tc, test_gguf_bitnet);
     tcase_add_test(tc, test_tq2_0_blocks);
+    tcase_add_test(tc, test_tq1_0_blocks);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -163,12 +163,21 @@ START_TEST(test_sizes_match_allocations) {
     bd_model m;
     bd_test_random_model(&m, &c, frand);
     bd_trainer tr;
-    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0, 1};
+    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0, 1, BD_F32};
     bd_schedule sc = {BD_SCHED_CONSTANT, 1e-3f, 0, 0, 10};
     ck_assert_int_eq(bd_trainer_init(&tr, &m, 2, 9, 1, &oc, &sc, false), BD_OK);
     ck_assert_uint_eq(tr.st.arena_floats * sizeof(float), bd_train_state_bytes(&c, 2, 9, false));
-    ck_assert_uint_ge(malloc_usable_size(tr.opt.m), bd_adamw_state_bytes(m.n_params));
-    ck_assert_uint_eq(bd_adamw_state_bytes(m.n_params), 2 * m.n_params * sizeof(float));
+    ck_assert_uint_ge(malloc_usable_size(tr.opt.m), bd_adamw_state_bytes(m.n_params, BD_F32));
+    ck_assert_uint_eq(bd_adamw_state_bytes(m.n_params, BD_F32), 2 * m.n_params * sizeof(float));
+    ck_assert_uint_eq(bd_adamw_state_bytes(m.n_params, BD_BF16), 2 * m.n_params * sizeof(uint16_t));
+    bd_adamw sh;  // a shard of a third of the parameters, bf16 moments
+    bd_param_entry pt[BD_MAX_PARAMS];
+    int npt = bd_param_table(&c, pt, NULL);
+    bd_adamw_cfg oc16 = oc;
+    oc16.moments = BD_BF16;
+    ck_assert_int_eq(bd_adamw_init_shard(&sh, pt, npt, m.n_params, &oc16, 0, m.n_params / 3), BD_OK);
+    ck_assert_uint_eq(bd_adamw_moment_bytes(&sh), bd_adamw_state_bytes(m.n_params / 3, BD_BF16));
+    bd_adamw_free(&sh);
     bd_qat_hooks h;
     bd_qspec q = {BD_Q_INT, 2, 32};
     bd_qpolicy pol = {0};
@@ -329,13 +338,23 @@ START_TEST(test_runplan_tinyllama_qat) {
     ck_assert_uint_eq(part(&p, "teacher activations")->bytes, 4 * teacher);
     ck_assert_uint_eq(part(&p, "teacher logits")->bytes, 4ull * 512 * 32000);
     ck_assert_uint_eq(part(&p, "distillation buffers")->bytes, 4ull * (512 * 32000 + 512));
-    // 22P + the rest: about 26.9 GiB; refused in 16 GiB, naming the largest part and the next that
-    // an option shrinks.
+    // 22P + the rest: about 26.4 GiB; refused in 16 GiB, naming the largest part and its option.
     char why[300];
     ck_assert_int_eq(bd_memplan_check(&p, 16ull << 30, why, sizeof why), BD_ERR_NOMEM);
-    ck_assert_msg(strstr(why, "(largest: optimizer state 8.2 GiB; next: teacher weights 4.1 GiB, shrink with "
-                              "--teacher-logits), 16.0 GiB available"),
+    ck_assert_msg(strstr(why, "(largest: optimizer state 8.2 GiB, shrink with --optim-dtype bf16 or more ranks "
+                              "(mpirun -np)), 16.0 GiB available"),
                   "%s", why);
+    // bf16 moments over 2 ranks: each keeps 2 bytes x 2 moments of half the parameters; the
+    // teacher from a Hugging Face directory, mapped: only its embedding, head and norms in f32.
+    bd_model_info tm = mi;
+    tm.format = BD_MODEL_FMT_HF, tm.mapped = true;
+    bd_qat_plan q2 = q;
+    q2.teacher = &tm, q2.ranks = 2, q2.moments = BD_BF16;
+    bd_memplan p2 = {0};
+    bd_runplan_qat(&p2, &q2);
+    ck_assert_uint_eq(part(&p2, "optimizer state")->bytes, 2 * P);
+    ck_assert_str_eq(part(&p2, "optimizer state")->shrink, "more ranks (mpirun -np)");
+    ck_assert_uint_eq(part(&p2, "teacher weights")->bytes, 4ull * (2 * 32000 * 2048 + 22 * 2 * 2048 + 2048));
     // --recompute keeps one layer's tensors: 21 layers of 27,682 floats per row less.
     q.recompute = true;
     bd_memplan r = {0};

@@ -149,7 +149,7 @@ START_TEST(test_step_ce_and_order) {
     bd_ckpt_info info = {.seed = 7, .gamma = -1};
     bd_qat_run r;
     char why[300];
-    ck_assert_int_eq(bd_qat_init(&r, &m, &s, &c, &info, NULL, 0, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_qat_init(&r, &m, &s, &c, &info, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(bd_qat_set_loss(&r, NULL, NULL, NULL, false, why, sizeof why), BD_OK);
     bd_step_stats stats;
     ck_assert_int_eq(bd_qat_step(&r, &stats, why, sizeof why), BD_OK);
@@ -202,7 +202,7 @@ static void check_cakld(bool seqsum) {
     bd_ckpt_info info = {.seed = 7, .gamma = -1};
     bd_qat_run r;
     bd_qat_teacher t;
-    ck_assert_int_eq(bd_qat_init(&r, &m, &s, &c, &info, NULL, 0, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_qat_init(&r, &m, &s, &c, &info, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(bd_qat_teacher_init(&t, &tm, &m.cfg, c.B, c.T, c.A, why, sizeof why), BD_OK);
     bd_loss_spec spec = {BD_LOSS_CAKLD, 0.3f, 1};
     ck_assert_int_eq(bd_qat_set_loss(&r, &t, &spec, NULL, true, why, sizeof why), BD_OK);
@@ -247,7 +247,7 @@ START_TEST(test_step_errors) {
     bd_ckpt_info info = {.seed = 7, .gamma = -1};
     bd_qat_run r;
     char why[300];
-    ck_assert_int_eq(bd_qat_init(&r, &m, &s, &c, &info, NULL, 0, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_qat_init(&r, &m, &s, &c, &info, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(bd_qat_set_loss(&r, NULL, NULL, NULL, false, why, sizeof why), BD_OK);
     r.hooks.q = (bd_qspec){BD_Q_NF3, 2, 8};  // a spec the quantizer refuses: the step fails, saying why
     bd_step_stats stats;

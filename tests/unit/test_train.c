@@ -85,7 +85,7 @@ END_TEST
 
 static void train_steps(bd_model *m, int B, int accum, const int32_t *tok, int T, int steps) {
     bd_trainer tr;
-    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, BD_F32};
     bd_schedule sc = {BD_SCHED_COSINE, 1e-2f, 1e-3f, 2, steps};
     ck_assert_int_eq(bd_trainer_init(&tr, m, B, T, accum, &oc, &sc, false), BD_OK);
     for (int s = 0; s < steps; s++) {
@@ -135,8 +135,10 @@ START_TEST(test_epoch_order) {
 }
 END_TEST
 
-// Checkpoint at step 2 of 4, resume, and compare with 4 uninterrupted steps: bit-identical.
+// Checkpoint at step 2 of 4, resume, and compare with 4 uninterrupted steps: bit-identical,
+// with f32 moments (_i 0) and bf16 moments (_i 1, stored as bf16).
 START_TEST(test_checkpoint_resume) {
+    bd_dtype dt = _i ? BD_BF16 : BD_F32;
     bd_set_num_threads(1);
     bd_config c = tiny_config(true);
     bd_model a, b;
@@ -146,7 +148,7 @@ START_TEST(test_checkpoint_resume) {
     int B = 2, T = 8;
     int32_t tok[16];
     random_tokens(tok, B * T, c.vocab);
-    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f};
+    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.1f, 1.0f, dt};
     bd_schedule sc = {BD_SCHED_COSINE, 1e-2f, 1e-3f, 1, 4};
     bd_trainer ta, tb;
     bd_step_stats st;
@@ -172,9 +174,10 @@ START_TEST(test_checkpoint_resume) {
     bd_model_free(&b);
 
     bd_model r;
-    float *mom;
-    long long t;
-    ck_assert_int_eq(bd_ckpt_load(path, &r, &got, &mom, &t, &lg, why, sizeof why), BD_OK);
+    bd_ckpt_moments mom;
+    ck_assert_int_eq(bd_ckpt_load(path, &r, &got, &mom, &lg, why, sizeof why), BD_OK);
+    long long t = mom.t;
+    ck_assert_int_eq(mom.dtype, dt);
     ck_assert(got.step == 2 && got.epoch == 1 && got.pos == 7 && got.tokens == 32 && got.seed == 99 && got.batch == B &&
               got.seq_len == T && got.grad_accum == 1 && got.gamma == 0.625 && got.data_hash == 0xfeedull &&
               got.seconds == 1.5 && t == 2);
@@ -182,21 +185,21 @@ START_TEST(test_checkpoint_resume) {
     free(lg.data);
     bd_trainer tr;
     ck_assert_int_eq(bd_trainer_init(&tr, &r, B, T, 1, &oc, &sc, false), BD_OK);
-    memcpy(tr.opt.m, mom, 2 * r.n_params * sizeof(float));
-    tr.opt.t = t;
+    size_t half = r.n_params * bd_dtype_size(dt);
+    ck_assert_int_eq(bd_adamw_set_moments(&tr.opt, dt, mom.data, (char *)mom.data + half, t), BD_OK);
     tr.step = got.step;
-    free(mom);
+    free(mom.data);
     for (int s = 0; s < 2; s++) ck_assert_int_eq(bd_trainer_step(&tr, tok, NULL, B, T, NULL, &st), BD_OK);
     ck_assert_mem_eq(r.params, a.params, a.n_params * sizeof(float));
-    ck_assert_mem_eq(tr.opt.m, ta.opt.m, 2 * a.n_params * sizeof(float));
+    ck_assert_mem_eq(bd_adamw_moment(&tr.opt, 0), bd_adamw_moment(&ta.opt, 0), 2 * half);  // m then v
 
     // A weights file that is not the one the state names: refused.
     char wpath[600];
     snprintf(wpath, sizeof wpath, "%s.w2", path);
     ck_assert_int_eq(bd_model_save(&a, wpath, &prod, BD_F32, why, sizeof why), BD_OK);
     bd_model x;
-    ck_assert_int_eq(bd_ckpt_load(path, &x, &got, &mom, &t, NULL, why, sizeof why), BD_ERR_SCHEMA);
-    ck_assert_ptr_null(mom);
+    ck_assert_int_eq(bd_ckpt_load(path, &x, &got, &mom, NULL, why, sizeof why), BD_ERR_SCHEMA);
+    ck_assert_ptr_null(mom.data);
     ck_assert_msg(strstr(why, "does not match"), "%s", why);
     bd_trainer_free(&tr);
     bd_trainer_free(&ta);
@@ -224,7 +227,7 @@ START_TEST(test_stories260k_loss_falls) {
     int B = 8, T = 64;
     ck_assert(ids.n >= (size_t)B * T);
     bd_trainer tr;
-    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f};
+    bd_adamw_cfg oc = {0.9f, 0.95f, 1e-8f, 0.0f, 1.0f, BD_F32};
     bd_schedule sc = {BD_SCHED_CONSTANT, 5e-4f, 0, 0, 6};
     ck_assert_int_eq(bd_trainer_init(&tr, &m, B, T, 1, &oc, &sc, false), BD_OK);
     bd_step_stats st;
@@ -255,7 +258,7 @@ Suite *suite_train(void) {
     tcase_add_test(tc, test_forward_matches_and_recompute);
     tcase_add_test(tc, test_accumulation_and_determinism);
     tcase_add_test(tc, test_epoch_order);
-    tcase_add_test(tc, test_checkpoint_resume);
+    tcase_add_loop_test(tc, test_checkpoint_resume, 0, 2);
     tcase_add_test(tc, test_stories260k_loss_falls);
     suite_add_tcase(s, tc);
     return s;
