@@ -6,7 +6,7 @@
 # first step pays for page faults and allocation), median of REPS runs taken in turn. Then the
 # bytes a rank sends per step (computed from P and bd_dist.c's algorithm, against bd-qat's own
 # count) and MPI_Allreduce bandwidth over shared memory and TCP loopback (allreduce_bw.c, built
-# here with mpicc). About 20-30 minutes on 2 busy cores. Skipped without mpirun or MPI in bd.
+# here with mpicc). 10 minutes on 2 quiet cores, 35 on busy ones. Skipped without mpirun or MPI in bd.
 . "$(dirname "$0")/common.inc"
 if ! command -v mpirun >/dev/null 2>&1 || ! command -v mpicc >/dev/null 2>&1; then
     echo "skip: no mpirun/mpicc (Debian: openmpi-bin, libopenmpi-dev; make deps)"
