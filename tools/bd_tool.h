@@ -10,6 +10,7 @@
 #include <stdnoreturn.h>
 
 #include "bd_model.h"
+#include "bd_shard.h"
 #include "bd_stream.h"
 #include "bd_tokenizer.h"
 
@@ -165,5 +166,19 @@ void bd_tool_check_files(void);
 
 // Producer information (this tool, argv) for stream headers.
 bd_producer bd_tool_producer(void);
+
+// --shard K/N (bd-teacher-gen, bd-eval): the shard, and the option's arguments as given, which
+// the shard's header records so that a merge can drop them from the producer's argv.
+typedef struct {
+    bd_shard s;  // n == 0: no --shard
+    int argc;    // 1 ("--shard=K/N") or 2 ("--shard" "K/N")
+    char *argv[2];
+} bd_tool_shard;
+#define BD_SHARD_HELP                                                                          \
+    "      --shard K/N     do only the K-th of N shares (0 <= K < N): units numbered u with\n" \
+    "                      u mod N = K, each as the whole run does it (see bd(7))\n"
+// Call when getopt_long returns the --shard option (optarg: its value): a bad K/N is a usage
+// error naming it.
+void bd_tool_shard_option(bd_tool_shard *o, char *arg);
 
 #endif
