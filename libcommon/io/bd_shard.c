@@ -2,6 +2,7 @@
 
 #include <errno.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -184,8 +185,8 @@ void bd_shard_pack_merged_header(msgpack_packer *pk, const msgpack_object *hdr, 
     }
 }
 
-int bd_shards_merge_records(bd_reader *const *rs, const int *order, int64_t n, int64_t units, bd_writer *w, char *why,
-                            size_t ws) {
+int bd_shards_each(bd_reader *const *rs, const int *order, int64_t n, int64_t units, bd_shard_record_fn fn, void *ctx,
+                   char *why, size_t ws) {
     const msgpack_object *rec;
     int rc;
     for (int64_t u = 0; u < units; u++) {
@@ -204,8 +205,9 @@ int bd_shards_merge_records(bd_reader *const *rs, const int *order, int64_t n, i
                            "\"%s\" record %lld: field \"index\" should be %lld (shard %lld/%lld holds %lld, %lld, ...)",
                            bd_reader_name(r), (long long)j + 1, (long long)u, (long long)s.k, (long long)n,
                            (long long)s.k, (long long)(s.k + n));
-        msgpack_pack_object(bd_writer_packer(w), *rec);
-        if (bd_writer_end_object(w) < 0) return bd_fail(why, ws, BD_ERR_IO, "write failed: %s", strerror(errno));
+        char where[600];
+        snprintf(where, sizeof where, "\"%s\" record %lld", bd_reader_name(r), (long long)j + 1);
+        if ((rc = fn(ctx, rec, u, where, why, ws)) < 0) return rc;
     }
     for (int64_t k = 0; k < n; k++) {
         bd_reader *r = rs[order[k]];
@@ -217,4 +219,16 @@ int bd_shards_merge_records(bd_reader *const *rs, const int *order, int64_t n, i
         if (rc != BD_EOF) return bd_fail(why, ws, rc, "\"%s\" %s", bd_reader_name(r), bd_reader_error(r));
     }
     return BD_OK;
+}
+
+static int copy_record(void *ctx, const msgpack_object *rec, int64_t u, const char *where, char *why, size_t ws) {
+    bd_writer *w = ctx;
+    msgpack_pack_object(bd_writer_packer(w), *rec);
+    if (bd_writer_end_object(w) < 0) return bd_fail(why, ws, BD_ERR_IO, "write failed: %s", strerror(errno));
+    return BD_OK;
+}
+
+int bd_shards_merge_records(bd_reader *const *rs, const int *order, int64_t n, int64_t units, bd_writer *w, char *why,
+                            size_t ws) {
+    return bd_shards_each(rs, order, n, units, copy_record, w, why, ws);
 }

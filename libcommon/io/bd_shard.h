@@ -44,11 +44,17 @@ BD_MUST_CHECK int bd_shards_check(const msgpack_object *const *hdrs, const char 
 // Packs the header the whole run would have written: hdr (a shard's) without "shard", its
 // producer's argv without the --shard arguments, and schema replaced if not NULL.
 void bd_shard_pack_merged_header(msgpack_packer *pk, const msgpack_object *hdr, const char *schema);
-// Copies the records of checked shards (rs[order[k]] holds shard k of n) into w in unit
-// order: record j of shard k must have "index" k + j*n, and shard k must hold exactly its
-// bd_shard_count of units. Errors name the file and record: BD_ERR_SCHEMA (another index),
-// BD_ERR_TRUNCATED (a shard with fewer records: an interrupted run), BD_ERR_VALUE (more),
-// BD_ERR_IO, or the reader's.
+// Hands the records of checked shards (rs[order[k]] holds shard k of n) to fn in unit order
+// u = 0 .. units-1: record j of shard k must have "index" k + j*n, and shard k must hold
+// exactly its bd_shard_count of units. fn gets the record, its unit, and a prefix naming the
+// file and record for its own messages; its negative return (with why filled) stops.
+// Errors name the file and record: BD_ERR_SCHEMA (another index), BD_ERR_TRUNCATED (a shard
+// with fewer records: an interrupted run), BD_ERR_VALUE (more), or the reader's.
+typedef int (*bd_shard_record_fn)(void *ctx, const msgpack_object *rec, int64_t u, const char *where, char *why,
+                                  size_t why_size);
+BD_MUST_CHECK int bd_shards_each(bd_reader *const *rs, const int *order, int64_t n, int64_t units,
+                                 bd_shard_record_fn fn, void *ctx, char *why, size_t why_size);
+// bd_shards_each copying every record into w (BD_ERR_IO if writing fails).
 BD_MUST_CHECK int bd_shards_merge_records(bd_reader *const *rs, const int *order, int64_t n, int64_t units,
                                           bd_writer *w, char *why, size_t why_size);
 
