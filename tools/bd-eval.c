@@ -662,7 +662,8 @@ static int keep_unit(void *ctx, const bd_ppl_unit *u) {
 }
 
 // --shard: a bd.eval-part stream of the shard's forward passes; the shard field also carries
-// what the combined report needs and every part shares (batch, dropped tail, report head).
+// what the combined report needs and every part shares (batch, threads, dropped tail, report
+// head).
 static void ppl_write_part(const eval_opts *o, const ppl_out *p, const bd_ppl_result *r, const unit_list *units,
                            double secs) {
     const char *out = o->output ? o->output : "-";
@@ -670,8 +671,9 @@ static void ppl_write_part(const eval_opts *o, const ppl_out *p, const bd_ppl_re
     bd_writer *w = open_eval_stream(o->output, "bd.eval-part", p->l, NULL, 3, true);
     msgpack_packer *pk = bd_writer_packer(w);
     ppl_settings(pk, p->T, p->stride, p->text);
-    bd_shard_pack(pk, &o->shard.s, r->units, o->shard.argc, o->shard.argv, 4);
+    bd_shard_pack(pk, &o->shard.s, r->units, o->shard.argc, o->shard.argv, 5);
     bd_pack_kv_int(pk, "batch", o->stride ? 1 : o->batch);
+    bd_pack_kv_int(pk, "threads", bd_num_threads());  // OpenBLAS's sums: the same bits need the same
     bd_pack_kv_int(pk, "dropped", r->dropped);
     bd_pack_kv_str(pk, "report", p->head);
     pack_stats(pk, secs);

@@ -174,9 +174,6 @@ typedef struct {
     int argc;    // 1 ("--shard=K/N") or 2 ("--shard" "K/N")
     char *argv[2];
 } bd_tool_shard;
-#define BD_SHARD_HELP                                                                          \
-    "      --shard K/N     do only the K-th of N shares (0 <= K < N): units numbered u with\n" \
-    "                      u mod N = K, each as the whole run does it (see bd(7))\n"
 // Call when getopt_long returns the --shard option (optarg: its value): a bad K/N is a usage
 // error naming it.
 void bd_tool_shard_option(bd_tool_shard *o, char *arg);
