@@ -44,11 +44,17 @@ static void check_tensors(const bd_reader *r, const msgpack_object *o) {
 
 // --merge-shards: the shards' headers are checked to be one run's, then the records are
 // interleaved back into index order under shard 0's header without its shard.
+// (File-scope, so that what is still held when an error exits is reachable, not a leak.)
+static bd_reader **rs;
+static const msgpack_object **hdrs;
+static const char **names;
+static int *order;
+
 static void merge_shards(int n, char **paths, const char *output) {
-    bd_reader **rs = calloc((size_t)n, sizeof *rs);
-    const msgpack_object **hdrs = calloc((size_t)n, sizeof *hdrs);
-    const char **names = calloc((size_t)n, sizeof *names);
-    int *order = calloc((size_t)n, sizeof *order);
+    rs = calloc((size_t)n, sizeof *rs);
+    hdrs = calloc((size_t)n, sizeof *hdrs);
+    names = calloc((size_t)n, sizeof *names);
+    order = calloc((size_t)n, sizeof *order);
     if (!rs || !hdrs || !names || !order) bd_fatal("out of memory");
     for (int i = 0; i < n; i++) {
         rs[i] = bd_tool_open_reader(paths[i], NULL);

@@ -691,14 +691,26 @@ static void ppl_write_part(const eval_opts *o, const ppl_out *p, const bd_ppl_re
 
 // ---- --combine ----
 
-// A string field of a part's header (nil: NULL if nil_ok), copied; exits naming the file.
+// What --combine holds (file-scope, so that what an error exits with is reachable, not a
+// leak): the readers and their headers, the strings copied from a part's header.
+static struct {
+    bd_reader **rs;
+    const msgpack_object **hdrs;
+    const char **names;
+    int *order;
+    char *strs[16];
+    int n_strs;
+} comb;
+
+// A string field of a part's header (nil: NULL if nil_ok), copied until the end of
+// --combine; exits naming the file.
 static char *hdr_str(const msgpack_object *o, const char *key, bool nil_ok, const char *name) {
     const msgpack_object *v = bd_obj_get(o, key);
     if (v && v->type == MSGPACK_OBJECT_NIL && nil_ok) return NULL;
     if (!v || v->type != MSGPACK_OBJECT_STR) bd_fatal("\"%s\" header: field \"%s\" must be a string", name, key);
     char *s = strndup(v->via.str.ptr, v->via.str.size);
-    if (!s) bd_fatal("out of memory");
-    return s;
+    if (!s || comb.n_strs == 16) bd_fatal("out of memory");
+    return comb.strs[comb.n_strs++] = s;
 }
 
 static int64_t hdr_int(const msgpack_object *o, const char *key, int64_t lo, int64_t hi, const char *name) {
@@ -716,21 +728,17 @@ static bool hdr_bool(const msgpack_object *o, const char *key, const char *name)
     return v->via.boolean;
 }
 
-// The label a part's header records (open_eval_stream's fields); strings malloc'd in keep.
-static eval_label label_of_part(const msgpack_object *h, const char *name, char **keep) {
+// The label a part's header records (open_eval_stream's fields).
+static eval_label label_of_part(const msgpack_object *h, const char *name) {
     eval_label l = {0};
-    keep[0] = hdr_str(h, "model", false, name), keep[1] = hdr_str(h, "data", false, name);
-    keep[2] = hdr_str(h, "clip", true, name), keep[3] = hdr_str(h, "quant", false, name);
-    l.model = keep[0], l.data = keep[1], l.clip = keep[2], l.quant = keep[3];
+    l.model = hdr_str(h, "model", false, name), l.data = hdr_str(h, "data", false, name);
+    l.clip = hdr_str(h, "clip", true, name), l.quant = hdr_str(h, "quant", false, name);
     char *hashes[2] = {hdr_str(h, "model_hash", true, name), hdr_str(h, "data_hash", true, name)};
     snprintf(l.model_hash, sizeof l.model_hash, "%s", hashes[0] ? hashes[0] : "");
     snprintf(l.data_hash, sizeof l.data_hash, "%s", hashes[1] ? hashes[1] : "");
-    free(hashes[0]), free(hashes[1]);
     l.bits = (int)hdr_int(h, "bits", 1, 32, name);
     l.group = (int)hdr_int(h, "group", 0, INT32_MAX, name);
-    char *act = hdr_str(h, "act", false, name);
-    l.act_bits = strcmp(act, "int8") ? 0 : 8;
-    free(act);
+    l.act_bits = strcmp(hdr_str(h, "act", false, name), "int8") ? 0 : 8;
     l.packed = hdr_bool(h, "packed", name), l.latent = hdr_bool(h, "latent", name);
     return l;
 }
@@ -751,10 +759,10 @@ static int add_unit(void *ctx, const msgpack_object *rec, int64_t u, const char 
 // --combine PART...: the parts of one --shard run, checked to be that, their units added in
 // the whole run's order, reported as the whole run reports (its time: the parts' sum).
 static void combine(const eval_opts *o, const mc_opts *mc0, int n, char **paths) {
-    bd_reader **rs = calloc((size_t)n, sizeof *rs);
-    const msgpack_object **hdrs = calloc((size_t)n, sizeof *hdrs);
-    const char **names = calloc((size_t)n, sizeof *names);
-    int *order = calloc((size_t)n, sizeof *order);
+    bd_reader **rs = comb.rs = calloc((size_t)n, sizeof *rs);
+    const msgpack_object **hdrs = comb.hdrs = calloc((size_t)n, sizeof *hdrs);
+    const char **names = comb.names = calloc((size_t)n, sizeof *names);
+    int *order = comb.order = calloc((size_t)n, sizeof *order);
     if (!rs || !hdrs || !names || !order) bd_fatal("out of memory");
     for (int i = 0; i < n; i++) {
         rs[i] = bd_tool_open_reader(paths[i], "bd.eval-part");
@@ -767,8 +775,7 @@ static void combine(const eval_opts *o, const mc_opts *mc0, int n, char **paths)
     bd_shard s;
     int64_t units;
     if (bd_shard_read(h, name, &s, &units, why, sizeof why) < 0) bd_fatal("%s", why);
-    char *keep[4];
-    eval_label l = label_of_part(h, name, keep);
+    eval_label l = label_of_part(h, name);
     double secs = 0;  // the parts' own times added
     for (int i = 0; i < n; i++) {
         double t;
@@ -789,7 +796,6 @@ static void combine(const eval_opts *o, const mc_opts *mc0, int n, char **paths)
         mc_report(&mo, task_name, (bd_mc_format)f, &r, secs, h);
         bd_tool_note("%s: acc %.4f, acc_norm %.4f on %ld items from %lld parts", task_name, r.acc, r.acc_norm, r.n,
                      (long long)s.n);
-        free(task_name), free(format), free((char *)mo.labels);
     } else {
         char *head = hdr_str(shard, "report", false, name), *input = hdr_str(settings, "input", false, name);
         ppl_out po = {.output = o->output,
@@ -805,9 +811,8 @@ static void combine(const eval_opts *o, const mc_opts *mc0, int n, char **paths)
         ppl_report(&po, &acc.r, secs);
         bd_tool_note("perplexity %.4f on %lld tokens (%d windows of %d) from %lld parts",
                      exp(acc.r.nll_sum / (double)acc.r.scored), acc.r.scored, acc.r.windows, po.T, (long long)s.n);
-        free(head), free(input);
     }
-    for (int i = 0; i < 4; i++) free(keep[i]);
+    for (int i = 0; i < comb.n_strs; i++) free(comb.strs[i]);
     for (int i = 0; i < n; i++) bd_reader_close(rs[i]);
     free(rs), free(hdrs), free(names), free(order);
 }

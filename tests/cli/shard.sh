@@ -8,7 +8,7 @@ M=$BD_DATA/models/stories260K
 MODEL=$M/stories260K.bin
 HS=$BD_DATA/eval/hellaswag/hellaswag_val_full.txt.bz2
 PQ=$BD_DATA/eval/piqa/dev.jsonl
-head -c 40000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >"$T/val.txt"
+head -c 12000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >"$T/val.txt"
 
 # at DIR CMD...: CMD run in $T/DIR (made if needed), so that every run writes the same
 # relative -o name and the command lines, recorded in the headers, differ only by --shard.
@@ -57,20 +57,20 @@ expect_ok at merged4 bd-cat --merge-shards ../34/s.bdz ../14/s.bdz ../04/s.bdz .
 cmp "$T/merged4/s.bdz" "$T/whole/s.bdz" || fail "4 shards merged differ from the unsharded run"
 
 # A shard interrupted and resumed equals the shard run at once, and merges the same.
-bd-teacher-gen -m "$MODEL" -n 600 -K 64 -b 8 --shard 1/4 -o "$T/part.bdz" 2>/dev/null &
+bd-teacher-gen -m "$MODEL" -n 240 -K 48 -b 8 --shard 1/4 -o "$T/part.bdz" 2>/dev/null &
 pid=$!
 sleep 0.3
 kill -INT $pid
 wait $pid
 rc=$?
 [ $rc = 130 ] || [ $rc = 0 ] || fail "interrupted shard: exit $rc"
-expect_ok bd-teacher-gen -m "$MODEL" -n 600 -K 64 -b 8 --shard 1/4 -o "$T/part.bdz" --resume
-expect_ok bd-teacher-gen -m "$MODEL" -n 600 -K 64 -b 8 --shard 1/4 -o "$T/part_once.bdz"
+expect_ok bd-teacher-gen -m "$MODEL" -n 240 -K 48 -b 8 --shard 1/4 -o "$T/part.bdz" --resume
+expect_ok bd-teacher-gen -m "$MODEL" -n 240 -K 48 -b 8 --shard 1/4 -o "$T/part_once.bdz"
 bd-cat --full "$T/part.bdz" | sed 1d >"$T/a.json"
 bd-cat --full "$T/part_once.bdz" | sed 1d | cmp -s - "$T/a.json" || fail "a resumed shard differs"
-expect_fail 1 bd-teacher-gen -m "$MODEL" -n 600 -K 64 -b 8 --shard 2/4 -o "$T/part.bdz" --resume
+expect_fail 1 bd-teacher-gen -m "$MODEL" -n 240 -K 48 -b 8 --shard 2/4 -o "$T/part.bdz" --resume
 expect_err_contains 'its "shard" differs'
-expect_fail 1 bd-teacher-gen -m "$MODEL" -n 600 -K 64 -b 8 -o "$T/part.bdz" --resume
+expect_fail 1 bd-teacher-gen -m "$MODEL" -n 240 -K 48 -b 8 -o "$T/part.bdz" --resume
 expect_err_contains 'its "shard" differs'
 
 # Shards that are not one run, missing, repeated, incomplete or cut: refused naming the file,
@@ -132,15 +132,15 @@ evals() {
     cmp "$T/comb/e.bdz" "$T/ewhole/e.bdz" || fail "combined bd.eval stream differs: $*"
 }
 strip_time() { sed 's/"seconds":[0-9.]*//; s/"items_per_s":[0-9.]*//; /^time /d' "$@"; }
-evals 3 --text ../val.txt -T 128 -b 2 --json
+evals 3 --text ../val.txt -T 64 -b 2 --json
 grep -q '"windows":' "$T/comb.out" || fail "no JSON report"
 bd-cat --header "$T/e13/e.bdz" | grep -q '"schema":"bd.eval-part"' || fail "a part is not a bd.eval-part stream"
-evals 2 --text ../val.txt -T 100 --stride 40
+evals 2 --text ../val.txt -T 64 --stride 40
 grep -q "^ppl " "$T/comb.out" || fail "no readable report"
 # Multiple choice: HellaSwag in 4 shards (JSON), PIQA in 3 (readable).
-evals 4 --task "$HS" --limit 30 --json
-grep -q '"n":30,' "$T/comb.out" || fail "combined HellaSwag is not 30 items: $(cat "$T/comb.out")"
-evals 3 --task "$PQ" --limit 20
+evals 4 --task "$HS" --limit 14 --json
+grep -q '"n":14,' "$T/comb.out" || fail "combined HellaSwag is not 14 items: $(cat "$T/comb.out")"
+evals 3 --task "$PQ" --limit 16
 grep -q "^acc_norm " "$T/comb.out" || fail "no readable task report"
 # The numbers, independently of bd-eval's own sums: acc from the parts' items (awk over bd-cat).
 for k in 0 1 2; do bd-cat "$T/e${k}3/e.bdz" | sed '1d;$d'; done >"$T/items.json"
@@ -149,7 +149,7 @@ awk -F'[:,}]' '{ for (i = 1; i < NF; i++) { if ($i == "\"gold\"") g = $(i + 1); 
 grep -q "^acc       $(cat "$T/acc") " "$T/comb.out" || fail "acc is not the parts' $(cat "$T/acc"): $(cat "$T/comb.out")"
 
 # Parts that are not one run, missing or repeated: refused naming the file.
-at e_other bd-eval -m "$MODEL" --task "$PQ" --limit 21 --shard 2/3 -o e.bdz 2>/dev/null
+at e_other bd-eval -m "$MODEL" --task "$PQ" --limit 17 --shard 2/3 -o e.bdz 2>/dev/null
 expect_fail 1 bd-eval --combine "$T/e03/e.bdz" "$T/e13/e.bdz" "$T/e_other/e.bdz"
 expect_err_contains "e_other/e.bdz\" header: its \"settings\" differs"
 expect_fail 1 bd-eval --combine "$T/e03/e.bdz" "$T/e23/e.bdz"

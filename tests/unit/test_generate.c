@@ -384,9 +384,9 @@ START_TEST(test_stories_shards) {
     // A batch of 20: rows beyond the sgemm kernel's first block of rows, where a row's place
     // changes the last bits of its logits (a shard that ran sample i in another row would
     // show it in the log-probabilities).
-    const int N = 47;
+    const int N = 43;
     bd_gen_opts o = {.sampling = {0.8, 0, 1.0},
-                     .max_new = 40,
+                     .max_new = 24,
                      .batch = 20,
                      .seed = 99,
                      .stop_ids = {1, 2},
@@ -395,8 +395,8 @@ START_TEST(test_stories_shards) {
     shard_collector whole = {.step = 1};
     ck_assert_int_eq(bd_generate(&m, prompts, 2, 0, N, &o, collect_shard, &whole, NULL, NULL, 0), BD_OK);
     ck_assert_int_eq(whole.n, N);
-    const int shards[5] = {2, 3, 4, 5, 7};  // 2, 4, 5 share a factor with the batch of 20
-    for (int si = 0; si < 5; si++)
+    const int shards[2] = {3, 4};  // 4 shares a factor with the batch of 20
+    for (int si = 0; si < 2; si++)
         for (int k = 0; k < shards[si]; k++) {
             o.shard_k = k, o.shard_n = shards[si];
             shard_collector c = {.next = k, .step = shards[si]};
@@ -418,10 +418,10 @@ START_TEST(test_stories_shards) {
     o.shard_k = 1, o.shard_n = 4, o.stop = &stop;
     shard_collector c = {.next = 1, .step = 4, .stop = &stop, .stop_after = 2};
     ck_assert_int_eq(bd_generate(&m, prompts, 2, 0, N, &o, collect_shard, &c, NULL, NULL, 0), BD_OK);
-    ck_assert(c.n >= 2 && c.n < 12);
+    ck_assert(c.n >= 2 && c.n < 11);
     stop = 0, c.stop_after = 0;
     ck_assert_int_eq(bd_generate(&m, prompts, 2, c.n, N, &o, collect_shard, &c, NULL, NULL, 0), BD_OK);
-    ck_assert_int_eq(c.n, 12);
+    ck_assert_int_eq(c.n, 11);
     for (int j = 0; j < c.n; j++)
         ck_assert_msg(!memcmp(c.top_lp[j], whole.top_lp[1 + 4 * j], sizeof(float) * 4 * c.n_new[j]),
                       "continued shard: sample %d differs", 1 + 4 * j);
