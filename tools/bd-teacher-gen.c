@@ -49,9 +49,9 @@ static const char help[] =
         "      --format F         stream (a bd.samples stream, default) or text (readable text;\n"
         "                         --text: a deprecated spelling, --text FILE is bd-eval's text input)\n"
         "      --resume           continue an interrupted --output FILE up to N samples\n"
-        "      --shard K/N        generate only samples i with i mod N = K, each as the whole run\n"
-        "                         does; bd-cat --merge-shards joins the N streams into the whole\n"
-        "                         run's\n" BD_COMMON_HELP
+        "      --shard K/N        generate only samples i with i mod N = K, each bit for bit as the\n"
+        "                         whole run (same --batch, --threads) does; bd-cat --merge-shards\n"
+        "                         joins the N streams into the whole run's\n" BD_COMMON_HELP
         "\nThe same --seed gives the same samples whatever --batch and --threads are.\n"
         "Exit status: 0 on success, 1 on invalid input, 2 on usage errors, 130 when interrupted\n"
         "(SIGINT/SIGTERM: the finished samples are written as a valid stream).\n"
