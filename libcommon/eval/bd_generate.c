@@ -231,7 +231,8 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     int B = (int64_t)o->batch < n ? o->batch : (int)n;
     // The step always runs a multiple of BD_GEN_ROW_MULTIPLE rows (the extra ones are dummies):
     // OpenBLAS rounds a row of a small sgemm differently from a row of a larger one, and with
-    // whole blocks of rows a sample's logits no longer depend on --batch.
+    // whole blocks of rows a sample's tokens no longer depend on --batch (its logits still do,
+    // in their last bits, on its row: hence slot i mod B in a shard too).
     int R = o->unpadded ? B : (B + BD_GEN_ROW_MULTIPLE - 1) / BD_GEN_ROW_MULTIPLE * BD_GEN_ROW_MULTIPLE;
     int max_P = 0;
     for (int i = 0; i < n_prompts; i++) max_P = prompts[i].n > max_P ? prompts[i].n : max_P;
