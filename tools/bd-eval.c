@@ -1,6 +1,8 @@
 // bd-eval: perplexity of a model on a token stream or text (non-overlapping windows, all
 // positions scored: the GPTQ/BitDistiller protocol; or sliding windows with --stride),
-// optionally of the fake-quantized model; and greedy generation for a quick look.
+// optionally of the fake-quantized model; and greedy generation for a quick look. A run can
+// be split into shards (--shard K/N, partial sums in a bd.eval-part stream) that --combine
+// joins into exactly the whole run's results.
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -8,6 +10,7 @@
 #include <string.h>
 
 #include "bd_clipfile.h"
+#include "bd_eval_part.h"
 #include "bd_filehash.h"
 #include "bd_greedy.h"
 #include "bd_ids.h"
@@ -21,6 +24,7 @@
 #include "bd_runplan.h"
 #include "bd_progress.h"
 #include "bd_qmodel.h"
+#include "bd_shard.h"
 #include "bd_threads.h"
 #include "bd_tool.h"
 
@@ -29,6 +33,7 @@ static const char help[] =
         "       bd-eval --model M --text FILE [OPTIONS]\n"
         "       bd-eval --model M --max-new N [--prompt TEXT] [OPTIONS]\n"
         "       bd-eval --model M --task FILE [--task-format F] [--limit N] [OPTIONS]\n"
+        "       bd-eval --combine PART... [--json] [-o FILE]\n"
         "Perplexity of model M on a bd.tokens stream (TOKENS, or standard input), or on text;\n"
         "or multiple-choice accuracy (acc, acc_norm) on a task file.\n"
         "The documents' ids are concatenated and cut into non-overlapping windows of --seq-len\n"
@@ -62,7 +67,14 @@ static const char help[] =
         "  Generation:\n"
         "  -K, --max-new N      print a greedy continuation of at most N new tokens instead of\n"
         "                       scoring (--generate N: a deprecated spelling)\n"
-        "      --prompt TEXT    the text to continue (default: start from BOS)\n" BD_COMMON_HELP
+        "      --prompt TEXT    the text to continue (default: start from BOS)\n"
+        "  Shards (one run split over machines and joined exactly):\n"
+        "      --shard K/N      score only the task items i, or the forward passes i (each of\n"
+        "                       --batch windows; --stride: each window), with i mod N = K, as the\n"
+        "                       whole run does; write their sums to -o (a bd.eval-part stream) and\n"
+        "                       print nothing\n"
+        "      --combine        PART... are the N parts of one --shard run: print and write (-o)\n"
+        "                       its results as the run without --shard does\n" BD_COMMON_HELP
         "\nExit status: 0 on success, 1 on invalid input or model, 2 on usage errors.\n"
         "See bd-eval(1), bd-tokenize(1), bd-stream(5).\n";
 
@@ -79,14 +91,17 @@ enum {
     OPT_LABELS,
     OPT_LIMIT,
     OPT_ACT,
+    OPT_SHARD,
+    OPT_COMBINE,
 };
 
 typedef struct {
     const char *model_path, *tok_path, *text, *output, *prompt, *data;  // data: the token stream
     int seq_len, stride, batch, n_generate;
-    bool json, latent;
+    bool json, latent, combine;
     int act;  // --act: -1 the model's own, 0 f32, 8 int8
     bd_quant_opts qo;
+    bd_tool_shard shard;
 } eval_opts;
 
 // What a result measured: the model (its path and content hash), its quantization as
@@ -94,6 +109,7 @@ typedef struct {
 typedef struct {
     const char *model, *data, *clip;     // clip: --clip or NULL
     char model_hash[17], data_hash[17];  // "" for standard input
+    const char *quant;                   // bd_qkind_name of q.kind
     bd_qspec q;
     int bits, group;  // 32 and 0 for a full-precision model; group: as used on rows of the model's width
     int act_bits;     // 8: int8 activations
@@ -109,6 +125,7 @@ static eval_label label_run(const eval_opts *o, const bd_model *m, const char *d
     rc = strcmp(data, "-") ? bd_hash_path(data, l.data_hash, why, sizeof why) : BD_OK;
     if (rc < 0 && rc != BD_ERR_ARG) bd_log(BD_LOG_WARN, "no content hash of the data: %s", why);
     l.q = o->qo.q.kind != BD_Q_NONE || o->latent ? o->qo.q : m->quant;  // a student reports its own
+    l.quant = bd_qkind_name(l.q.kind);
     l.bits = l.q.kind == BD_Q_NONE ? 32 : l.q.bits;
     l.group = l.q.kind == BD_Q_NONE || l.q.kind == BD_Q_TERNARY ? 0 : bd_qspec_group(&l.q, m->cfg.dim);
     l.act_bits = m->qpolicy.act_bits;
@@ -142,17 +159,19 @@ static void json_label(const eval_label *l) {
     json_kv_str_or_null("data_hash", l->data_hash);
 }
 
-// -o FILE: a bd.eval stream with its header {model, model_hash, quant, bits, group, clip, act,
-// packed, latent, data, data_hash, task (or nil), settings}; the caller packs the settings map
-// (n_settings pairs) and then writes the records.
-static bd_writer *open_eval_stream(const char *path, const eval_label *l, const char *task, int n_settings) {
+// -o FILE: a bd.eval stream (a shard's: bd.eval-part) with its header {model, model_hash,
+// quant, bits, group, clip, act, packed, latent, data, data_hash, task (or nil), settings[,
+// shard]}; the caller packs the settings map (n_settings pairs) [and the shard pair], ends the
+// header and then writes the records.
+static bd_writer *open_eval_stream(const char *path, const char *schema, const eval_label *l, const char *task,
+                                   int n_settings, bool shard) {
     bd_writer *w = bd_tool_open_writer(path);
     bd_producer prod = bd_tool_producer();
-    if (bd_writer_begin_header(w, "bd.eval", &prod, 13) < 0) bd_fatal("\"%s\": cannot write", path);
+    if (bd_writer_begin_header(w, schema, &prod, shard ? 14 : 13) < 0) bd_fatal("\"%s\": cannot write", path);
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_str(pk, "model", l->model);
     pack_kv_str_or_nil(pk, "model_hash", l->model_hash);
-    bd_pack_kv_str(pk, "quant", bd_qkind_name(l->q.kind));
+    bd_pack_kv_str(pk, "quant", l->quant);
     bd_pack_kv_int(pk, "bits", l->bits);
     bd_pack_kv_int(pk, "group", l->group);
     pack_kv_str_or_nil(pk, "clip", l->clip);
@@ -169,6 +188,14 @@ static bd_writer *open_eval_stream(const char *path, const eval_label *l, const 
     return w;
 }
 
+// --combine's -o: the header the whole run writes (a part's, without its shard).
+static bd_writer *open_combined_stream(const char *path, const msgpack_object *part) {
+    bd_writer *w = bd_tool_open_writer(path);
+    bd_shard_pack_merged_header(bd_writer_packer(w), part, "bd.eval");
+    if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", path);
+    return w;
+}
+
 // Multiple-choice accuracy of m on the items of a task file.
 typedef struct {
     const char *path, *labels, *model_path;
@@ -178,17 +205,31 @@ typedef struct {
     bool json;
     const char *output;
     const bd_qspec *q;
+    const bd_tool_shard *shard;
 } mc_opts;
 
-static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_result *r, double secs) {
+static void mc_settings(msgpack_packer *pk, const mc_opts *o, bd_mc_format format) {
+    bd_pack_kv_str(pk, "format", bd_mc_format_name(format));
+    bd_pack_kv_int(pk, "limit", o->limit);
+    pack_kv_str_or_nil(pk, "labels", o->labels);
+}
+
+// The results: a bd.eval stream (-o; --combine: with the header of part, a part's), then a
+// JSON line (--json) or a readable report.
+static void mc_report(const mc_opts *o, const char *task_name, bd_mc_format format, const bd_mc_result *r, double secs,
+                      const msgpack_object *part) {
     double rate = secs > 0 ? (double)r->n / secs : 0;
     if (o->output) {
-        bd_writer *w = open_eval_stream(o->output, o->label, task->name, 3);
-        msgpack_packer *pk = bd_writer_packer(w);
-        bd_pack_kv_str(pk, "format", bd_mc_format_name(task->format));
-        bd_pack_kv_int(pk, "limit", o->limit);
-        pack_kv_str_or_nil(pk, "labels", o->labels);
-        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
+        bd_writer *w;
+        msgpack_packer *pk;
+        if (part) {
+            w = open_combined_stream(o->output, part);
+            pk = bd_writer_packer(w);
+        } else {
+            w = open_eval_stream(o->output, "bd.eval", o->label, task_name, 3, false);
+            mc_settings(pk = bd_writer_packer(w), o, format);
+            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
+        }
         const char *names[2] = {"acc", "acc_norm"};
         double values[2] = {r->acc, r->acc_norm}, errs[2] = {r->acc_stderr, r->acc_norm_stderr};
         for (int i = 0; i < 2; i++) {
@@ -197,7 +238,7 @@ static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_resu
             bd_pack_kv_double(pk, "value", values[i]);
             bd_pack_kv_double(pk, "stderr", errs[i]);
             bd_pack_kv_int(pk, "n", r->n);
-            bd_pack_kv_str(pk, "task", task->name);
+            bd_pack_kv_str(pk, "task", task_name);
             bd_pack_kv_int(pk, "bits", o->label->bits);
             bd_pack_kv_double(pk, "chance", r->chance);
             bd_pack_kv_str(pk, "data", o->path);
@@ -211,15 +252,14 @@ static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_resu
         if (isfinite(r->acc_stderr)) snprintf(e1, sizeof e1, "%.6f", r->acc_stderr);
         if (isfinite(r->acc_norm_stderr)) snprintf(e2, sizeof e2, "%.6f", r->acc_norm_stderr);
         printf("{\"task\":");
-        bd_json_string(stdout, task->name, strlen(task->name));
+        bd_json_string(stdout, task_name, strlen(task_name));
         printf(",\"acc\":%.6f,\"acc_stderr\":%s,\"acc_norm\":%.6f,\"acc_norm_stderr\":%s,\"n\":%ld,"
                "\"items_per_s\":%.2f,\"chance\":%.6f,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f",
-               r->acc, e1, r->acc_norm, e2, r->n, rate, r->chance, bd_qkind_name(o->label->q.kind), o->label->bits,
-               secs);
+               r->acc, e1, r->acc_norm, e2, r->n, rate, r->chance, o->label->quant, o->label->bits, secs);
         json_label(o->label);
-        printf(",\"format\":\"%s\",\"limit\":%ld}\n", bd_mc_format_name(task->format), o->limit);
+        printf(",\"format\":\"%s\",\"limit\":%ld}\n", bd_mc_format_name(format), o->limit);
     } else {
-        printf("task      %s (%s, %s layout), %ld items\n", task->name, o->path, bd_mc_format_name(task->format), r->n);
+        printf("task      %s (%s, %s layout), %ld items\n", task_name, o->path, bd_mc_format_name(format), r->n);
         printf("acc       %.4f +- %.4f\nacc_norm  %.4f +- %.4f\nchance    %.4f\n", r->acc, r->acc_stderr, r->acc_norm,
                r->acc_norm_stderr, r->chance);
         printf("time      %.2f s (%.1f items/s)\n", secs, rate);
@@ -228,42 +268,93 @@ static void mc_report(const mc_opts *o, const bd_mc_task *task, const bd_mc_resu
 
 static void mc_progress(void *ctx, long done) { bd_progress_update(ctx, (uint64_t)done); }
 
+// A shard's stats: its own time (the parts differ in nothing else).
+static void pack_stats(msgpack_packer *pk, double secs) {
+    bd_pack_str(pk, "stats");
+    msgpack_pack_map(pk, 1);
+    bd_pack_kv_double(pk, "seconds", secs);
+}
+
+// --shard: a bd.eval-part stream of the shard's items (mine, of task), in order.
+static void mc_write_part(const mc_opts *o, const bd_mc_task *task, const bd_mc_task *mine, const double *ll,
+                          double secs) {
+    const char *out = o->output ? o->output : "-";
+    bd_writer *w = open_eval_stream(o->output, "bd.eval-part", o->label, task->name, 3, true);
+    msgpack_packer *pk = bd_writer_packer(w);
+    mc_settings(pk, o, task->format);
+    bd_shard_pack(pk, &o->shard->s, task->n, o->shard->argc, o->shard->argv, 1);
+    pack_stats(pk, secs);
+    if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", out);
+    bd_mc_tally tally = {0};
+    for (long j = 0; j < mine->n; j++) {
+        int pred, pred_norm;
+        const bd_mc_item *it = &mine->items[j];
+        bd_mc_tally_add(&tally, it, ll + (size_t)j * task->max_choices, &pred, &pred_norm);
+        bd_eval_part_pack_item(pk, bd_shard_unit(&o->shard->s, j), it->n_choices, it->gold, pred, pred_norm);
+        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", out);
+    }
+    if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", out, strerror(errno));
+    bd_tool_note("shard %lld/%lld of %s: %ld of %ld items (acc %.4f on these) in %.1f s; bd-eval --combine joins the "
+                 "parts",
+                 (long long)o->shard->s.k, (long long)o->shard->s.n, task->name, mine->n, task->n,
+                 mine->n ? (double)tally.correct / (double)mine->n : 0.0, secs);
+}
+
 static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc_opts *o) {
     bd_mc_task task;
     char why[1024];
     if (bd_mc_load(o->path, o->format, o->labels, o->limit, &task, why, sizeof why) < 0) bd_fatal("%s", why);
+    // A shard scores only its items (i mod N = K), each as the whole run does: an item's
+    // log-likelihoods depend on the item alone.
+    bd_mc_task mine = task;
+    const bd_shard *sh = &o->shard->s;
+    if (sh->n > 0) {
+        mine.n = (long)bd_shard_count(sh, task.n);
+        if (!(mine.items = malloc(sizeof *mine.items * (size_t)(mine.n ? mine.n : 1)))) bd_fatal("out of memory");
+        for (long j = 0; j < mine.n; j++) mine.items[j] = task.items[bd_shard_unit(sh, j)];
+    }
     // One padded batch per item: measured faster than a shared-prefix KV cache on
     // HellaSwag and PIQA (see bench/bench_mc.c), and it reads the weights once per item.
     bd_mc_method method = BD_MC_BATCH;
-    double *ll = malloc(sizeof(double) * (size_t)task.max_choices * (size_t)task.n);
+    double *ll = malloc(sizeof(double) * (size_t)task.max_choices * (size_t)(mine.n ? mine.n : 1));
     if (!ll) bd_fatal("out of memory");
     bd_progress pr;
     double t0 = bd_now();
-    bd_progress_start(&pr, task.name, (uint64_t)task.n, "items");
+    bd_progress_start(&pr, task.name, (uint64_t)mine.n, "items");
     long bad = -1, truncated = 0;
-    int rc = bd_mc_score_all(m, tok, &task, bd_num_threads(), method, ll, mc_progress, &pr, &bad, &truncated);
+    int rc = bd_mc_score_all(m, tok, &mine, bd_num_threads(), method, ll, mc_progress, &pr, &bad, &truncated);
     if (rc < 0 && bad >= 0)
-        bd_fatal("\"%s\" line %ld: cannot score the item: %s", o->path, task.items[bad].line, bd_strerror(rc));
+        bd_fatal("\"%s\" line %ld: cannot score the item: %s", o->path, mine.items[bad].line, bd_strerror(rc));
     if (rc < 0) bd_fatal("cannot score: %s", bd_strerror(rc));
     bd_progress_finish(&pr);
     double secs = bd_now() - t0;
     if (truncated)
         bd_log(BD_LOG_WARN, "%ld sequences longer than the model's context of %d lost tokens on the left", truncated,
                m->cfg.max_seq);
-    bd_mc_tally tally = {0};
-    for (long i = 0; i < task.n; i++)
-        bd_mc_tally_add(&tally, &task.items[i], ll + (size_t)i * task.max_choices, NULL, NULL);
-    bd_mc_result r = bd_mc_tally_result(&tally);
-    mc_report(o, &task, &r, secs);
-    bd_tool_note("%s: acc %.4f, acc_norm %.4f on %ld items in %.1f s (%.1f items/s)", task.name, r.acc, r.acc_norm, r.n,
-                 secs, secs > 0 ? (double)r.n / secs : 0.0);
+    if (sh->n > 0) {
+        mc_write_part(o, &task, &mine, ll, secs);
+        free(mine.items);
+    } else {
+        bd_mc_tally tally = {0};
+        for (long i = 0; i < task.n; i++)
+            bd_mc_tally_add(&tally, &task.items[i], ll + (size_t)i * task.max_choices, NULL, NULL);
+        bd_mc_result r = bd_mc_tally_result(&tally);
+        mc_report(o, task.name, task.format, &r, secs, NULL);
+        bd_tool_note("%s: acc %.4f, acc_norm %.4f on %ld items in %.1f s (%.1f items/s)", task.name, r.acc, r.acc_norm,
+                     r.n, secs, secs > 0 ? (double)r.n / secs : 0.0);
+    }
     free(ll);
     bd_mc_task_free(&task);
 }
 
 // The files of the run: -o must be none of them.
-static void check_files(const eval_opts *o, const mc_opts *mc) {
-    if (o->output) bd_tool_writes_stream("-o", o->output);
+static void check_files(const eval_opts *o, const mc_opts *mc, int argc, char **argv) {
+    if (o->output || o->shard.s.n > 0) bd_tool_writes_stream("-o", o->output);  // a shard: its part
+    if (o->combine) {
+        for (int i = optind; i < argc; i++) bd_tool_reads("PART", argv[i]);
+        bd_tool_check_files();
+        return;
+    }
     bd_tool_reads("--model", o->model_path);
     bd_tool_reads("--clip", o->qo.clip);
     if (o->text || o->n_generate >= 0 || mc->path) bd_tool_reads_tokenizer(o->tok_path, o->model_path);
@@ -299,6 +390,8 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
                                              {"task-format", required_argument, 0, OPT_TASK_FORMAT},
                                              {"labels", required_argument, 0, OPT_LABELS},
                                              {"limit", required_argument, 0, 'n'},
+                                             {"shard", required_argument, 0, OPT_SHARD},
+                                             {"combine", no_argument, 0, OPT_COMBINE},
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
     *o = (eval_opts){.batch = 4, .n_generate = -1, .act = -1, .qo = bd_quant_opts_default()};
@@ -332,11 +425,26 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
                 bd_usage_error("--act: \"%s\" is not f32 or int8", optarg);
             o->act = strcmp(optarg, "int8") ? 0 : 8;
             break;
+        case OPT_SHARD: bd_tool_shard_option(&o->shard, optarg); break;
+        case OPT_COMBINE: o->combine = true; break;
         default: bd_tool_quant_or_common_option(&o->qo, opt, optarg);
         }
     }
     bd_tool_quant_options_done(&o->qo);
+    if (o->combine) {
+        // The parts hold everything else: only the output options go with them.
+        if (o->model_path || o->tok_path || o->text || o->n_generate >= 0 || o->prompt || mc->path ||
+            o->shard.s.n > 0 || o->seq_len || o->stride || o->latent || o->act >= 0 || o->qo.q.kind != BD_Q_NONE ||
+            mc->format || mc->labels || mc->limit)
+            bd_usage_error(
+                    "--combine takes the parts and --json, -o only (the parts hold the model, data and settings)");
+        if (optind == argc) bd_usage_error("--combine needs the parts (the -o streams of bd-eval --shard K/N)");
+        mc->json = o->json, mc->output = o->output, mc->shard = &o->shard;
+        check_files(o, mc, argc, argv);
+        return;
+    }
     if (!o->model_path) bd_usage_error("--model is required");
+    if (o->shard.s.n > 0 && o->n_generate >= 0) bd_usage_error("--shard splits scoring, not --max-new generation");
     if (o->text && optind < argc) bd_usage_error("give either --text FILE or a token stream, not both");
     if (optind + 1 < argc) bd_usage_error("one token stream at most (got %d)", argc - optind);
     if (o->prompt && o->n_generate < 0) bd_usage_error("--prompt needs --max-new N");
@@ -355,7 +463,8 @@ static void parse_options(int argc, char **argv, eval_opts *o, mc_opts *mc) {
         bd_tool_expect_stream("TOKENS", argv[optind], hint);
     }
     mc->model_path = o->model_path, mc->json = o->json, mc->output = o->output, mc->q = &o->qo.q;
-    check_files(o, mc);
+    mc->shard = &o->shard;
+    check_files(o, mc, argc, argv);
 }
 
 // --model as it runs (or its latent weights), then fake-quantized with --quant (after --clip).
@@ -446,21 +555,67 @@ static void progress_start(void *ctx, uint64_t total, const char *unit) {
 }
 static void progress_update(void *ctx, uint64_t done) { bd_progress_update(ctx, done); }
 
-// The results: a bd.eval stream (-o), then a JSON line (--json) or a readable report.
-static void report(const eval_opts *o, const bd_model *m, const eval_label *l, const bd_ppl_result *r, int T,
-                   double secs) {
-    double nll = r->scored ? r->nll_sum / (double)r->scored : NAN, ppl = exp(nll);
-    bd_qspec q = o->qo.q,
-             shown = q.kind != BD_Q_NONE || o->latent ? q : m->quant;  // a student reports its own quantization
-    if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
+// The first lines of the readable perplexity report: the model and its quantization.
+// Returns a malloc'd string.
+static char *ppl_head(const eval_opts *o, const bd_model *m) {
+    char *buf = NULL, desc[256];
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    if (!f) bd_fatal("out of memory");
+    bd_qspec q = o->qo.q;
     if (q.kind == BD_Q_NONE && m->quant.kind != BD_Q_NONE && !o->latent) q = m->quant;  // a student: report its spec
-    if (o->output) {
-        bd_writer *w = open_eval_stream(o->output, l, NULL, 3);
-        msgpack_packer *pk = bd_writer_packer(w);
-        bd_pack_kv_int(pk, "seq_len", T);
-        bd_pack_kv_int(pk, "stride", o->stride);
-        bd_pack_kv_str(pk, "input", o->text ? "text" : "tokens");
-        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
+    bd_model_describe(m, desc, sizeof desc);
+    fprintf(f, "model     %s\n          %s\n", o->model_path, desc);
+    if (q.kind != BD_Q_NONE)
+        fprintf(f, "quant     %s %d-bit, group %d%s%s\n", bd_qkind_name(q.kind), q.bits, q.group,
+                o->qo.clip ? ", clipped" : "",
+                m->packed                  ? m->packed->act_int8 ? ", packed, int8 activations" : ", packed"
+                : m->qpolicy.act_bits == 8 ? ", int8 activations"
+                                           : "");
+    else if (m->quant.kind != BD_Q_NONE)
+        fprintf(f, "student   %s %d-bit, group %d%s\n", bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
+                o->latent                  ? " (latent weights shown)"
+                : m->packed                ? m->packed->act_int8 ? " (packed, int8 activations)" : " (packed)"
+                : m->qpolicy.act_bits == 8 ? " (int8 activations)"
+                                           : "");
+    if (fclose(f) != 0 || !buf) bd_fatal("out of memory");
+    return buf;
+}
+
+// What a perplexity report says besides the numbers: from the run, or (--combine) from the
+// parts' header.
+typedef struct {
+    const char *output;  // -o FILE or NULL
+    bool json;
+    const eval_label *l;
+    const char *head;  // ppl_head
+    int T, stride;
+    bool text;                   // --text input, not tokens
+    const msgpack_object *part;  // --combine: a part's header, for -o
+} ppl_out;
+
+static void ppl_settings(msgpack_packer *pk, int T, int stride, bool text) {
+    bd_pack_kv_int(pk, "seq_len", T);
+    bd_pack_kv_int(pk, "stride", stride);
+    bd_pack_kv_str(pk, "input", text ? "text" : "tokens");
+}
+
+// The results: a bd.eval stream (-o), then a JSON line (--json) or a readable report.
+static void ppl_report(const ppl_out *p, const bd_ppl_result *r, double secs) {
+    double nll = r->scored ? r->nll_sum / (double)r->scored : NAN, ppl = exp(nll);
+    const eval_label *l = p->l;
+    if (!isfinite(nll)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
+    if (p->output) {
+        bd_writer *w;
+        msgpack_packer *pk;
+        if (p->part) {
+            w = open_combined_stream(p->output, p->part);
+            pk = bd_writer_packer(w);
+        } else {
+            w = open_eval_stream(p->output, "bd.eval", l, NULL, 3, false);
+            ppl_settings(pk = bd_writer_packer(w), p->T, p->stride, p->text);
+            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", p->output);
+        }
         const char *names[2] = {"nll", "ppl"};
         double values[2] = {nll, ppl};
         for (int i = 0; i < 2; i++) {
@@ -468,42 +623,201 @@ static void report(const eval_opts *o, const bd_model *m, const eval_label *l, c
             bd_pack_kv_str(pk, "metric", names[i]);
             bd_pack_kv_double(pk, "value", values[i]);
             bd_pack_kv_int(pk, "n", r->scored);
-            bd_pack_kv_int(pk, "seq_len", T);
+            bd_pack_kv_int(pk, "seq_len", p->T);
             bd_pack_kv_int(pk, "bits", l->bits);
             bd_pack_kv_int(pk, "group", l->group);
-            bd_pack_kv_str(pk, "data", o->text ? o->text : o->data);
-            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", o->output);
+            bd_pack_kv_str(pk, "data", l->data);
+            if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", p->output);
         }
-        if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", o->output, strerror(errno));
+        if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", p->output, strerror(errno));
     }
-    if (o->json) {
+    if (p->json) {
         printf("{\"nll\":%.6f,\"ppl\":%.6f,\"tokens\":%lld,\"seq_len\":%d,\"windows\":%d,\"stride\":%d,\"quant\":\"%s\",\"bits\":%d,\"seconds\":%.3f",
-               nll, ppl, r->scored, T, r->windows, o->stride, bd_qkind_name(shown.kind),
-               shown.kind == BD_Q_NONE ? 32 : shown.bits, secs);
+               nll, ppl, r->scored, p->T, r->windows, p->stride, l->quant, l->bits, secs);
         json_label(l);
         printf("}\n");
         return;
     }
-    char desc[256];
-    bd_model_describe(m, desc, sizeof desc);
-    printf("model     %s\n          %s\n", o->model_path, desc);
-    if (q.kind != BD_Q_NONE)
-        printf("quant     %s %d-bit, group %d%s%s\n", bd_qkind_name(q.kind), q.bits, q.group,
-               o->qo.clip ? ", clipped" : "",
-               m->packed                  ? m->packed->act_int8 ? ", packed, int8 activations" : ", packed"
-               : m->qpolicy.act_bits == 8 ? ", int8 activations"
-                                          : "");
-    else if (m->quant.kind != BD_Q_NONE)
-        printf("student   %s %d-bit, group %d%s\n", bd_qkind_name(m->quant.kind), m->quant.bits, m->quant.group,
-               o->latent                  ? " (latent weights shown)"
-               : m->packed                ? m->packed->act_int8 ? " (packed, int8 activations)" : " (packed)"
-               : m->qpolicy.act_bits == 8 ? " (int8 activations)"
-                                          : "");
-    printf("tokens    %lld scored in %d windows of %d", r->scored, r->windows, T);
-    if (o->stride) printf(" (stride %d)", o->stride);
+    fputs(p->head, stdout);
+    printf("tokens    %lld scored in %d windows of %d", r->scored, r->windows, p->T);
+    if (p->stride) printf(" (stride %d)", p->stride);
     if (r->dropped) printf(", %lld tail tokens dropped", r->dropped);
     printf("\nnll       %.4f nats/token\nppl       %.4f\ntime      %.2f s (%.0f tokens/s)\n", nll, ppl, secs,
            (double)r->scored / secs);
+}
+
+// A shard's forward passes, kept for its part stream (written once its time is known).
+typedef struct {
+    bd_ppl_unit *u;
+    int64_t n, cap;
+} unit_list;
+
+static int keep_unit(void *ctx, const bd_ppl_unit *u) {
+    unit_list *l = ctx;
+    if (l->n == l->cap) {
+        int64_t cap = l->cap ? 2 * l->cap : 64;
+        bd_ppl_unit *p = realloc(l->u, sizeof *p * (size_t)cap);
+        if (!p) return BD_ERR_NOMEM;
+        l->u = p, l->cap = cap;
+    }
+    l->u[l->n++] = *u;
+    return BD_OK;
+}
+
+// --shard: a bd.eval-part stream of the shard's forward passes; the shard field also carries
+// what the combined report needs and every part shares (batch, threads, dropped tail, report
+// head).
+static void ppl_write_part(const eval_opts *o, const ppl_out *p, const bd_ppl_result *r, const unit_list *units,
+                           double secs) {
+    const char *out = o->output ? o->output : "-";
+    if (!isfinite(r->nll_sum)) bd_fatal("the loss is not finite (NaN or inf weights or logits?)");
+    bd_writer *w = open_eval_stream(o->output, "bd.eval-part", p->l, NULL, 3, true);
+    msgpack_packer *pk = bd_writer_packer(w);
+    ppl_settings(pk, p->T, p->stride, p->text);
+    bd_shard_pack(pk, &o->shard.s, r->units, o->shard.argc, o->shard.argv, 5);
+    bd_pack_kv_int(pk, "batch", o->stride ? 1 : o->batch);
+    bd_pack_kv_int(pk, "threads", bd_num_threads());  // OpenBLAS's sums: the same bits need the same
+    bd_pack_kv_int(pk, "dropped", r->dropped);
+    bd_pack_kv_str(pk, "report", p->head);
+    pack_stats(pk, secs);
+    if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", out);
+    for (int64_t i = 0; i < units->n; i++) {
+        bd_eval_part_pack_unit(pk, &units->u[i]);
+        if (bd_writer_end_object(w) < 0) bd_fatal("\"%s\": write failed", out);
+    }
+    if (bd_writer_close(w) < 0) bd_fatal("\"%s\": write failed: %s", out, strerror(errno));
+    bd_tool_note("shard %lld/%lld: %lld of %lld forward passes, %lld tokens (nll %.4f on these) in %.1f s; bd-eval "
+                 "--combine joins the parts",
+                 (long long)o->shard.s.k, (long long)o->shard.s.n, (long long)units->n, (long long)r->units, r->scored,
+                 r->scored ? r->nll_sum / (double)r->scored : 0.0, secs);
+}
+
+// ---- --combine ----
+
+// What --combine holds (file-scope, so that what an error exits with is reachable, not a
+// leak): the readers and their headers, the strings copied from a part's header.
+static struct {
+    bd_reader **rs;
+    const msgpack_object **hdrs;
+    const char **names;
+    int *order;
+    char *strs[16];
+    int n_strs;
+} comb;
+
+// A string field of a part's header (nil: NULL if nil_ok), copied until the end of
+// --combine; exits naming the file.
+static char *hdr_str(const msgpack_object *o, const char *key, bool nil_ok, const char *name) {
+    const msgpack_object *v = bd_obj_get(o, key);
+    if (v && v->type == MSGPACK_OBJECT_NIL && nil_ok) return NULL;
+    if (!v || v->type != MSGPACK_OBJECT_STR) bd_fatal("\"%s\" header: field \"%s\" must be a string", name, key);
+    char *s = strndup(v->via.str.ptr, v->via.str.size);
+    if (!s || comb.n_strs == 16) bd_fatal("out of memory");
+    return comb.strs[comb.n_strs++] = s;
+}
+
+static int64_t hdr_int(const msgpack_object *o, const char *key, int64_t lo, int64_t hi, const char *name) {
+    int64_t v;
+    if (bd_obj_int_in(bd_obj_get(o, key), lo, hi, &v) < 0)
+        bd_fatal("\"%s\" header: field \"%s\" must be an integer in [%lld, %lld]", name, key, (long long)lo,
+                 (long long)hi);
+    return v;
+}
+
+static bool hdr_bool(const msgpack_object *o, const char *key, const char *name) {
+    const msgpack_object *v = bd_obj_get(o, key);
+    if (!v || v->type != MSGPACK_OBJECT_BOOLEAN)
+        bd_fatal("\"%s\" header: field \"%s\" must be true or false", name, key);
+    return v->via.boolean;
+}
+
+// The label a part's header records (open_eval_stream's fields).
+static eval_label label_of_part(const msgpack_object *h, const char *name) {
+    eval_label l = {0};
+    l.model = hdr_str(h, "model", false, name), l.data = hdr_str(h, "data", false, name);
+    l.clip = hdr_str(h, "clip", true, name), l.quant = hdr_str(h, "quant", false, name);
+    char *hashes[2] = {hdr_str(h, "model_hash", true, name), hdr_str(h, "data_hash", true, name)};
+    snprintf(l.model_hash, sizeof l.model_hash, "%s", hashes[0] ? hashes[0] : "");
+    snprintf(l.data_hash, sizeof l.data_hash, "%s", hashes[1] ? hashes[1] : "");
+    l.bits = (int)hdr_int(h, "bits", 1, 32, name);
+    l.group = (int)hdr_int(h, "group", 0, INT32_MAX, name);
+    l.act_bits = strcmp(hdr_str(h, "act", false, name), "int8") ? 0 : 8;
+    l.packed = hdr_bool(h, "packed", name), l.latent = hdr_bool(h, "latent", name);
+    return l;
+}
+
+typedef struct {
+    bd_mc_tally tally;
+    bd_ppl_result r;
+} combined;
+
+static int add_item(void *ctx, const msgpack_object *rec, int64_t u, const char *where, char *why, size_t ws) {
+    return bd_eval_part_add_item(&((combined *)ctx)->tally, rec, where, why, ws);
+}
+
+static int add_unit(void *ctx, const msgpack_object *rec, int64_t u, const char *where, char *why, size_t ws) {
+    return bd_eval_part_add_unit(&((combined *)ctx)->r, rec, where, why, ws);
+}
+
+// --combine PART...: the parts of one --shard run, checked to be that, their units added in
+// the whole run's order, reported as the whole run reports (its time: the parts' sum).
+static void combine(const eval_opts *o, const mc_opts *mc0, int n, char **paths) {
+    bd_reader **rs = comb.rs = calloc((size_t)n, sizeof *rs);
+    const msgpack_object **hdrs = comb.hdrs = calloc((size_t)n, sizeof *hdrs);
+    const char **names = comb.names = calloc((size_t)n, sizeof *names);
+    int *order = comb.order = calloc((size_t)n, sizeof *order);
+    if (!rs || !hdrs || !names || !order) bd_fatal("out of memory");
+    for (int i = 0; i < n; i++) {
+        rs[i] = bd_tool_open_reader(paths[i], "bd.eval-part");
+        hdrs[i] = bd_reader_header(rs[i]), names[i] = bd_reader_name(rs[i]);
+    }
+    char why[1200];
+    if (bd_shards_check(hdrs, names, n, order, why, sizeof why) < 0) bd_fatal("%s", why);
+    const msgpack_object *h = hdrs[order[0]], *settings = bd_obj_get(h, "settings"), *shard = bd_obj_get(h, "shard");
+    const char *name = names[order[0]];
+    bd_shard s;
+    int64_t units;
+    if (bd_shard_read(h, name, &s, &units, why, sizeof why) < 0) bd_fatal("%s", why);
+    eval_label l = label_of_part(h, name);
+    double secs = 0;  // the parts' own times added
+    for (int i = 0; i < n; i++) {
+        double t;
+        if (bd_obj_num(bd_obj_get(bd_obj_get(bd_obj_get(hdrs[i], "shard"), "stats"), "seconds"), &t) == BD_OK)
+            secs += t;
+    }
+    combined acc = {0};
+    const msgpack_object *task = bd_obj_get(h, "task");
+    if (task && task->type == MSGPACK_OBJECT_STR) {
+        char *task_name = hdr_str(h, "task", false, name), *format = hdr_str(settings, "format", false, name);
+        mc_opts mo = *mc0;
+        mo.path = l.data, mo.label = &l, mo.labels = hdr_str(settings, "labels", true, name);
+        mo.limit = (long)hdr_int(settings, "limit", 0, (int64_t)1 << 40, name);
+        int f = bd_mc_format_parse(format);
+        if (f <= BD_MC_AUTO) bd_fatal("\"%s\" header: settings.format \"%s\" is not a task layout", name, format);
+        if (bd_shards_each(rs, order, s.n, units, add_item, &acc, why, sizeof why) < 0) bd_fatal("%s", why);
+        bd_mc_result r = bd_mc_tally_result(&acc.tally);
+        mc_report(&mo, task_name, (bd_mc_format)f, &r, secs, h);
+        bd_tool_note("%s: acc %.4f, acc_norm %.4f on %ld items from %lld parts", task_name, r.acc, r.acc_norm, r.n,
+                     (long long)s.n);
+    } else {
+        char *head = hdr_str(shard, "report", false, name), *input = hdr_str(settings, "input", false, name);
+        ppl_out po = {.output = o->output,
+                      .json = o->json,
+                      .l = &l,
+                      .head = head,
+                      .T = (int)hdr_int(settings, "seq_len", 2, 1 << 20, name),
+                      .stride = (int)hdr_int(settings, "stride", 0, 1 << 20, name),
+                      .text = !strcmp(input, "text"),
+                      .part = h};
+        if (bd_shards_each(rs, order, s.n, units, add_unit, &acc, why, sizeof why) < 0) bd_fatal("%s", why);
+        acc.r.dropped = hdr_int(shard, "dropped", 0, INT64_MAX / 4, name);
+        ppl_report(&po, &acc.r, secs);
+        bd_tool_note("perplexity %.4f on %lld tokens (%d windows of %d) from %lld parts",
+                     exp(acc.r.nll_sum / (double)acc.r.scored), acc.r.scored, acc.r.windows, po.T, (long long)s.n);
+    }
+    for (int i = 0; i < comb.n_strs; i++) free(comb.strs[i]);
+    for (int i = 0; i < n; i++) bd_reader_close(rs[i]);
+    free(rs), free(hdrs), free(names), free(order);
 }
 
 // The window: --seq-len (at most the model's context), by default the context, at most 2048.
@@ -551,6 +865,10 @@ int main(int argc, char **argv) {
     eval_opts o;
     mc_opts mc;
     parse_options(argc, argv, &o, &mc);
+    if (o.combine) {
+        combine(&o, &mc, argc - optind, argv + optind);
+        return 0;
+    }
     bd_model m;
     bool planned = plan_memory(&o, &mc, NULL);
     load_model(&o, &m);
@@ -582,15 +900,27 @@ int main(int argc, char **argv) {
     bd_progress pr;
     bd_ppl_progress prog = {progress_start, progress_update, &pr};
     bd_ppl_result r;
+    unit_list units = {0};
+    bd_ppl_part part = {o.shard.s.k, o.shard.s.n, keep_unit, &units};  // a shard keeps its units
     double t0 = bd_now();
-    if (bd_ppl(&m, ids.ids, ids.n, T, o.stride, o.batch, &prog, &r, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_ppl_shard(&m, ids.ids, ids.n, T, o.stride, o.batch, o.shard.s.n > 0 ? &part : NULL, &prog, &r, why,
+                     sizeof why) < 0)
+        bd_fatal("%s", why);
     bd_progress_finish(&pr);
     double secs = bd_now() - t0;
     eval_label l = label_run(&o, &m, o.text ? o.text : o.data);
-    report(&o, &m, &l, &r, T, secs);
-    bd_tool_note("perplexity %.4f on %lld tokens (%d windows of %d) in %.1f s (%.0f tok/s)",
-                 exp(r.nll_sum / (double)r.scored), r.scored, r.windows, T, secs,
-                 secs > 0 ? (double)r.scored / secs : 0.0);
+    char *head = ppl_head(&o, &m);
+    ppl_out po = {o.output, o.json, &l, head, T, o.stride, o.text != NULL, NULL};
+    if (o.shard.s.n > 0) {
+        ppl_write_part(&o, &po, &r, &units, secs);
+    } else {
+        ppl_report(&po, &r, secs);
+        bd_tool_note("perplexity %.4f on %lld tokens (%d windows of %d) in %.1f s (%.0f tok/s)",
+                     exp(r.nll_sum / (double)r.scored), r.scored, r.windows, T, secs,
+                     secs > 0 ? (double)r.scored / secs : 0.0);
+    }
+    free(head);
+    free(units.u);
     bd_ids_free(&ids);
     bd_model_free(&m);
     return 0;

@@ -50,7 +50,10 @@ static const char help[] =
         "  -o, --output FILE      write to FILE instead of standard output\n"
         "      --format F         stream (a bd.samples stream, default) or text (readable text;\n"
         "                         --text: a deprecated spelling, --text FILE is bd-eval's text input)\n"
-        "      --resume           continue an interrupted --output FILE up to N samples\n" BD_COMMON_HELP
+        "      --resume           continue an interrupted --output FILE up to N samples\n"
+        "      --shard K/N        generate only samples i with i mod N = K, each bit for bit as the\n"
+        "                         whole run (same --batch, --threads) does; bd-cat --merge-shards\n"
+        "                         joins the N streams into the whole run's\n" BD_COMMON_HELP
         "\nThe same --seed gives the same samples whatever --batch and --threads are.\n"
         "Exit status: 0 on success, 1 on invalid input, 2 on usage errors, 130 when interrupted\n"
         "(SIGINT/SIGTERM: the finished samples are written as a valid stream).\n"
@@ -68,6 +71,7 @@ enum {
     OPT_FORMAT,
     OPT_RESUME,
     OPT_UNPADDED,
+    OPT_SHARD,
 };
 
 // ---- interruption ----
@@ -92,6 +96,7 @@ typedef struct {
     int64_t n;
     bd_gen_opts go;
     bool text, resume;
+    bd_tool_shard shard;
 } gen_opts;
 
 static void parse_options(int argc, char **argv, gen_opts *o) {
@@ -113,6 +118,7 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
                                              {"format", required_argument, 0, OPT_FORMAT},
                                              {"text", no_argument, 0, OPT_TEXT},
                                              {"resume", no_argument, 0, OPT_RESUME},
+                                             {"shard", required_argument, 0, OPT_SHARD},
                                              BD_COMMON_LONGOPTS,
                                              {0, 0, 0, 0}};
     *o = (gen_opts){.po = {.kind = "bos", .template_ = "", .prompt_len = 32},
@@ -150,6 +156,7 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
             o->text = !strcmp(optarg, "text");
             break;
         case OPT_RESUME: o->resume = true; break;
+        case OPT_SHARD: bd_tool_shard_option(&o->shard, optarg); break;
         default: bd_tool_common_option(opt, optarg);
         }
     }
@@ -163,6 +170,7 @@ static void parse_options(int argc, char **argv, gen_opts *o) {
         bd_usage_error("--field and --template need --prompts FILE");
     if (!o->po.path && o->n < 0) bd_usage_error("give -n N (the number of samples) when generating from BOS");
     go->seed = bd_tool_self.seed;
+    go->shard_k = o->shard.s.k, go->shard_n = o->shard.s.n;
     if (o->text)
         bd_tool_writes("-o", o->output);  // with --resume also read: it continues itself
     else
@@ -298,23 +306,24 @@ static int64_t open_output(const gen_opts *o, const msgpack_object *fields, cons
     if (bd_writer_end_object(oc->w) < 0) bd_fatal("\"%s\": write failed: %s", oc->out_name, strerror(errno));
     int64_t first = 0;
     if (old) {
-        if (bd_samples_copy(old, oc->w, o->n, lim, &first, why, sizeof why) < 0) bd_fatal("%s", why);
+        int64_t count = bd_shard_count(&o->shard.s, o->n);
+        if (bd_samples_copy(old, oc->w, count, &o->shard.s, lim, &first, why, sizeof why) < 0) bd_fatal("%s", why);
         bd_reader_close(old);
-        bd_log(BD_LOG_INFO, "resuming at sample %lld of %lld", (long long)first, (long long)o->n);
+        bd_log(BD_LOG_INFO, "resuming at sample %lld of %lld", (long long)first, (long long)count);
     }
     return first;
 }
 
-// After SIGINT/SIGTERM: how far the run got, exit status 130.
-static int interrupted_exit(const gen_opts *o, bool stream, int64_t done) {
+// After SIGINT/SIGTERM: how far the run got (of count, its share), exit status 130.
+static int interrupted_exit(const gen_opts *o, bool stream, int64_t done, int64_t count) {
     if (stream && o->output && strcmp(o->output, "-"))
         fprintf(stderr,
                 "%s: interrupted: wrote %lld of %lld samples to \"%s\"; run the same command with "
                 "--resume to continue\n",
-                bd_tool_self.name, (long long)done, (long long)o->n, o->output);
+                bd_tool_self.name, (long long)done, (long long)count, o->output);
     else
         fprintf(stderr, "%s: interrupted: wrote %lld of %lld samples\n", bd_tool_self.name, (long long)done,
-                (long long)o->n);
+                (long long)count);
     return 130;
 }
 
@@ -359,6 +368,23 @@ static bool plan_memory(const gen_opts *o, const bd_model *m) {
     return true;
 }
 
+// A shard keeps the whole run's batch rows (so its samples are the whole run's, bit for bit)
+// and only the rows b = K mod gcd(B, N) are its own: say so when that leaves rows idle while
+// samples wait.
+static void shard_batch_note(const gen_opts *o) {
+    int64_t B = o->go.batch < o->n ? o->go.batch : o->n, g = B, r = o->shard.s.n;
+    while (r) {
+        int64_t t = g % r;
+        g = r, r = t;
+    }
+    if (o->shard.s.n > 1 && g > 1 && bd_shard_count(&o->shard.s, o->n) > B / g)
+        bd_log(BD_LOG_WARN,
+               "--shard %lld/%lld with a batch of %lld: only %lld of the batch's rows are this shard's (they "
+               "share the factor %lld); a --batch coprime with %lld, the same for every shard, keeps all busy",
+               (long long)o->shard.s.k, (long long)o->shard.s.n, (long long)B, (long long)(B / g), (long long)g,
+               (long long)o->shard.s.n);
+}
+
 int main(int argc, char **argv) {
     bd_tool_init("bd-teacher-gen", help, argc, argv);
     struct sigaction sa = {.sa_handler = on_interrupt};
@@ -392,7 +418,10 @@ int main(int argc, char **argv) {
                           .n_prompts = ps.count,
                           .go = &o.go,
                           .n = o.n,
-                          .threads = bd_num_threads()};
+                          .threads = bd_num_threads(),
+                          .shard = o.shard.s,
+                          .shard_argc = o.shard.argc,
+                          .shard_argv = o.shard.argv};
     bd_model_describe(&m, run.desc, sizeof run.desc);
     bd_prompts_hash(&ps, run.hash);
     msgpack_sbuffer sb;
@@ -406,8 +435,10 @@ int main(int argc, char **argv) {
     int64_t first = open_output(&o, &hdr.data, &lim, &oc);
 
     o.go.stop = &interrupted;
+    int64_t count = bd_shard_count(&o.shard.s, o.n);  // this run's samples: all, or its shard's
+    shard_batch_note(&o);
     snprintf(oc.label, sizeof oc.label, "generate");
-    bd_progress_start(&oc.prog, oc.label, (uint64_t)(o.n - first), "samples");
+    bd_progress_start(&oc.prog, oc.label, (uint64_t)(count - first), "samples");
     bd_gen_stats st;
     char gwhy[512];
     int rc = bd_generate(&m, prompts, ps.count, first, o.n, &o.go, emit, &oc, &st, gwhy, sizeof gwhy);
@@ -415,7 +446,7 @@ int main(int argc, char **argv) {
     if (rc < 0) bd_fatal("generation failed: %s", gwhy[0] ? gwhy : bd_strerror(rc));
     if (oc.w && bd_writer_close(oc.w) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
     if (oc.txt && bd_outfile_commit(oc.txt) < 0) bd_fatal("\"%s\": write failed: %s", oc.out_name, strerror(errno));
-    bool stopped = interrupted && first + st.samples < o.n;
+    bool stopped = interrupted && first + st.samples < count;
     if (!stopped)
         bd_tool_note("%lld samples, %lld new tokens in %.1f s (%.0f tokens/s, %lld steps)", (long long)st.samples,
                      (long long)st.new_tokens, st.seconds, st.seconds > 0 ? st.new_tokens / st.seconds : 0.0,
@@ -427,5 +458,5 @@ int main(int argc, char **argv) {
     bd_prompts_free(&ps);
     bd_tokenizer_free(tok);
     bd_model_free(&m);
-    return stopped ? interrupted_exit(&o, oc.w != NULL, first + st.samples) : 0;
+    return stopped ? interrupted_exit(&o, oc.w != NULL, first + st.samples, count) : 0;
 }

@@ -196,6 +196,18 @@ bd_producer bd_tool_producer(void) {
     return (bd_producer){.tool = bd_tool_self.name, .argc = bd_tool_self.argc, .argv = bd_tool_self.argv};
 }
 
+void bd_tool_shard_option(bd_tool_shard *o, char *arg) {
+    char why[200];
+    if (bd_shard_parse(arg, &o->s, why, sizeof why) < 0) bd_usage_error("--shard: %s", why);
+    // Right after getopt_long returns, argv[optind - 1] holds the value: alone ("--shard"
+    // "K/N", getopt's optarg is that very string) or after "--shard=" (optarg points into it).
+    char **argv = bd_tool_self.argv;
+    bool apart = optind >= 2 && argv[optind - 1] == arg;
+    o->argc = apart ? 2 : 1;
+    o->argv[0] = argv[optind - o->argc];
+    o->argv[1] = apart ? arg : NULL;
+}
+
 static void load(const char *path, int mode, bd_model *m) {
     char why[600];
     if (!path) bd_usage_error("--model is required");

@@ -12,6 +12,7 @@
 #include "bd_memplan.h"
 #include "bd_model.h"
 #include "bd_model_io.h"
+#include "bd_shard.h"
 #include "bd_stream.h"
 #include "bd_tokenizer.h"
 
@@ -182,5 +183,16 @@ void bd_tool_memplan(const bd_memplan *p, uint64_t in_use);
 
 // Producer information (this tool, argv) for stream headers.
 bd_producer bd_tool_producer(void);
+
+// --shard K/N (bd-teacher-gen, bd-eval): the shard, and the option's arguments as given, which
+// the shard's header records so that a merge can drop them from the producer's argv.
+typedef struct {
+    bd_shard s;  // n == 0: no --shard
+    int argc;    // 1 ("--shard=K/N") or 2 ("--shard" "K/N")
+    char *argv[2];
+} bd_tool_shard;
+// Call when getopt_long returns the --shard option (optarg: its value): a bad K/N is a usage
+// error naming it.
+void bd_tool_shard_option(bd_tool_shard *o, char *arg);
 
 #endif

@@ -6,8 +6,9 @@
 // every step has all B rows (idle slots compute a dummy row): OpenBLAS's sgemm rounds a
 // row differently depending on the number of rows and the row's place among them, so this
 // fixed shape is what makes a sample's tokens independent of when it started (an
-// interrupted and resumed run equals the uninterrupted one). Across different B the logits
-// differ in the last bits, which changes a draw only in rare cases.
+// interrupted and resumed run equals the uninterrupted one) and of the shard that runs it
+// (a shard keeps the whole run's B and rows, and leaves the other shards' rows idle). Across
+// different B the logits differ in the last bits, which changes a draw only in rare cases.
 #include "bd_generate.h"
 
 #include <stdbool.h>
@@ -29,7 +30,8 @@ const char *bd_gen_end_name(bd_gen_end e) {
 }
 
 typedef struct {
-    int64_t index;
+    int64_t j;      // place in this run's order (slot j mod B)
+    int64_t index;  // the sample's number: j, or shard_k + j*shard_n
     bd_rng rng;
     const int32_t *prompt;  // (P)
     int P;
@@ -59,8 +61,13 @@ static void seq_free(gen_seq *s) {
     s->out = NULL, s->top_ids = NULL, s->top_lp = NULL;
 }
 
-static int seq_start(gen_seq *s, int64_t index, const bd_gen_prompt *p, const bd_gen_opts *o) {
+// Starts the run's j-th sample: its prompt and RNG stream are those of its own number, so a
+// shard's sample equals the whole run's.
+static int seq_start(gen_seq *s, int64_t j, const bd_gen_prompt *prompts, int n_prompts, const bd_gen_opts *o) {
     memset(s, 0, sizeof *s);
+    int64_t index = o->shard_n > 0 ? o->shard_k + j * o->shard_n : j;
+    const bd_gen_prompt *p = &prompts[index % n_prompts];
+    s->j = j;
     s->index = index;
     bd_rng_seed(&s->rng, o->seed, (uint64_t)index);
     s->prompt = p->ids;
@@ -120,7 +127,8 @@ static int check_args(const bd_model *m, const bd_gen_prompt *prompts, int n_pro
                       size_t ws) {
     if (bd_sampling_check(&o->sampling) < 0 || o->max_new < 1 || o->batch < 1 || o->n_stop < 0 ||
         o->n_stop > BD_GEN_MAX_STOP || o->logits_top_k < 0 || o->logits_top_k > BD_GEN_MAX_TOPK ||
-        o->logits_top_k > m->cfg.vocab || n_prompts < 1)
+        o->logits_top_k > m->cfg.vocab || n_prompts < 1 || o->shard_n < 0 ||
+        (o->shard_n > 0 && (o->shard_k < 0 || o->shard_k >= o->shard_n)))
         return bd_fail(why, ws, BD_ERR_ARG, "generate: invalid options");
     for (int i = 0; i < n_prompts; i++) {
         if (prompts[i].n < 1 || prompts[i].n > m->cfg.max_seq - 1)
@@ -157,7 +165,7 @@ typedef struct {
 
 static int finish(reorder *ro, gen_seq *s, const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *st,
                   double t0) {
-    if (s->index != ro->next_emit) {
+    if (s->j != ro->next_emit) {
         if (ro->n == ro->cap) {
             int cap = ro->cap ? 2 * ro->cap : 16;
             gen_seq *p = realloc(ro->pending, sizeof *p * (size_t)cap);
@@ -178,7 +186,7 @@ static int finish(reorder *ro, gen_seq *s, const bd_gen_opts *o, bd_gen_emit_fn 
         if (cur != s) *cur = ro->pending[--ro->n];  // fill the hole with the last pending
         cur = NULL;
         for (int i = 0; i < ro->n && !cur; i++)
-            if (ro->pending[i].index == ro->next_emit) cur = &ro->pending[i];
+            if (ro->pending[i].j == ro->next_emit) cur = &ro->pending[i];
     }
     return rc;
 }
@@ -193,6 +201,28 @@ size_t bd_generate_bytes(const bd_config *c, int B, int max_T, const bd_gen_opts
     size_t per_slot = sizeof(int32_t) * K + (sizeof(int32_t) + sizeof(float)) * K * (size_t)o->logits_top_k;
     return bd_kv_cache_bytes(c, (int)R, max_T) + sizeof(float) * R * V + (sizeof(int32_t) + sizeof(int)) * R +
            (size_t)B * (per_slot + bd_sampler_bytes(c->vocab));
+// x^-1 mod p, for x coprime with p >= 1 (extended Euclid).
+static int64_t inverse_mod(int64_t x, int64_t p) {
+    int64_t r0 = p, r1 = x % p, t0 = 0, t1 = 1;
+    while (r1) {
+        int64_t q = r0 / r1, r = r0 - q * r1, t = t0 - q * t1;
+        r0 = r1, r1 = r, t0 = t1, t1 = t;
+    }
+    return (t0 % p + p) % p;
+}
+
+static int64_t gcd(int64_t a, int64_t b) { return b ? gcd(b, a % b) : a; }
+
+// Slot b of B runs sample i of the whole run when i = b (mod B), in a shard too, so that
+// every sample has its row (see the top). The run's j-th sample is k + j*N (k = 0, N = 1
+// without a shard), so slot b runs the j = r (mod P) with P = B/gcd(B, N); returns r, or -1
+// when no sample of the shard falls on slot b (b != k mod gcd(B, N)).
+static int64_t slot_residue(int64_t b, int64_t B, int64_t k, int64_t N, int64_t *P) {
+    int64_t g = gcd(B, N);
+    *P = B / g;
+    if (((b - k) % g + g) % g) return -1;
+    int64_t r = (((b - k) / g) % *P + *P) % *P;  // solves j*(N/g) = (b-k)/g (mod P)
+    return r * inverse_mod((N / g) % *P, *P) % *P;
 }
 
 int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
@@ -201,15 +231,18 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     if (stats) *stats = st;
     if (why && ws) why[0] = 0;
     int rc = check_args(m, prompts, n_prompts, o, why, ws);
-    if (rc < 0 || n <= first) return rc;
+    int64_t N = o->shard_n > 0 ? o->shard_n : 1, k = o->shard_n > 0 ? o->shard_k : 0;
+    int64_t count = n > k ? (n - k + N - 1) / N : 0;  // the run's own samples
+    if (rc < 0 || count <= first) return rc;
     double t0 = bd_now();
     int V = m->cfg.vocab, max_seq = m->cfg.max_seq;
-    // The batch shape depends on n and the options only (not on first): a resumed run
-    // computes every sample with the same rows as the uninterrupted run.
+    // The batch shape depends on n and the options only (not on first, nor on a shard): a
+    // resumed run and a shard compute every sample with the same rows as the whole run.
     int B = (int64_t)o->batch < n ? o->batch : (int)n;
     // The step always runs a multiple of BD_GEN_ROW_MULTIPLE rows (the extra ones are dummies):
     // OpenBLAS rounds a row of a small sgemm differently from a row of a larger one, and with
-    // whole blocks of rows a sample's logits no longer depend on --batch.
+    // whole blocks of rows a sample's tokens no longer depend on --batch (its logits still do,
+    // in their last bits, on its row: hence slot i mod B in a shard too).
     int R = step_rows(B, o->unpadded);  // bd_generate_bytes counts what is allocated below
     int max_P = 0;
     for (int i = 0; i < n_prompts; i++) max_P = prompts[i].n > max_P ? prompts[i].n : max_P;
@@ -228,14 +261,16 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     rc = slots && samplers && logits && tokens && pos ? BD_OK
                                                       : bd_fail(why, ws, BD_ERR_NOMEM, "generate: out of memory");
     for (int b = 0; rc >= 0 && b < B; b++) rc = bd_sampler_init(&samplers[b], V);
-    // Sample i always runs in slot i mod B; an idle slot (none of its samples left) still
-    // computes a dummy row, so that every step has B rows.
+    // Sample i always runs in slot i mod B; an idle slot (none of its samples left, or none
+    // at all in a shard) still computes a dummy row, so that every step has B rows.
     int active = 0;
+    int64_t P = B;  // slot b runs every P-th of the run's samples
     for (int b = 0; rc >= 0 && b < B; b++) {
-        int64_t i = first + ((b - first) % B + B) % B;
+        int64_t r = slot_residue(b, B, k, N, &P);
+        int64_t j = r < 0 ? count : first + ((r - first) % P + P) % P;
         slots[b].end = BD_GEN_EOS;  // idle unless started
-        if (i < n) {
-            rc = seq_start(&slots[b], i, &prompts[i % n_prompts], o);
+        if (j < count) {
+            rc = seq_start(&slots[b], j, prompts, n_prompts, o);
             active++;
         }
     }
@@ -266,11 +301,11 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
             if (s->fed <= s->P) st.prompt_tokens++;
             if (s->fed >= s->P) st.new_tokens++;
             if (s->end < 0) continue;
-            int64_t next = s->index + B;
+            int64_t next = s->j + P;
             rc = finish(&ro, s, o, emit, ctx, &st, t0);
             seq_free(s);
-            if (rc >= 0 && next < n)
-                rc = seq_start(s, next, &prompts[next % n_prompts], o);
+            if (rc >= 0 && next < count)
+                rc = seq_start(s, next, prompts, n_prompts, o);
             else
                 active--;
         }

@@ -1,11 +1,14 @@
 // Batched generation through the KV cache with continuous batching: B sequences run
 // together, one token each per bd_forward_step (prompt tokens are fed the same way, so
-// prompts of any length mix); sample i runs in slot i mod B, which takes sample i + B as
-// soon as sample i ends. Sample i draws from its own RNG stream (seed, i). Its tokens are
-// bit-for-bit reproducible for the same n, B and thread count, whatever `first` is (so a
-// stopped run can be continued exactly); across batch sizes or thread counts they are the
-// same except in rare cases where last-bit differences of the sgemm logits move a draw
-// across a boundary. Finished samples are handed over in index order.
+// prompts of any length mix); sample i runs in slot i mod B, which takes the slot's next
+// sample as soon as sample i ends. Sample i draws from its own RNG stream (seed, i). Its
+// tokens and logits are bit-for-bit reproducible for the same n, B and thread count,
+// whatever `first` is (so a stopped run can be continued exactly) and whichever shard runs
+// it (a shard keeps the whole run's B and rows: with N shards only the slots b = k mod
+// gcd(B, N) are the shard's, so a B coprime with N keeps them all busy); across batch sizes
+// or thread counts they are the same except in rare cases where last-bit differences of the
+// sgemm logits move a draw across a boundary. Finished samples are handed over in index
+// order.
 // Dimension key: V vocabulary, P prompt length, K new tokens, TK top-K of the logits.
 #ifndef BD_GENERATE_H
 #define BD_GENERATE_H
@@ -48,10 +51,12 @@ typedef struct {
     int logits_top_k;             // TK in 0..BD_GEN_MAX_TOPK: keep the top-TK log-probs
     volatile sig_atomic_t *stop;  // if set non-zero (e.g. by a signal handler): stop
                                   // after the current step; may be NULL
+    int64_t shard_k, shard_n;     // shard_n > 0: the run's j-th sample is sample shard_k + j*shard_n
+                                  // (bd_shard), with that sample's prompt and RNG stream
 } bd_gen_opts;
 
 typedef struct {
-    int64_t index;
+    int64_t index;          // the sample's number (its RNG stream)
     const int32_t *prompt;  // (P)
     int prompt_len;
     const int32_t *completion;  // (K) ids, the stop token included
@@ -73,10 +78,12 @@ typedef struct {
 // which returns that code.
 typedef int (*bd_gen_emit_fn)(void *ctx, const bd_gen_sample *s, const bd_gen_stats *st);
 
-// Generates samples first .. n-1; sample i continues prompts[i % n_prompts]. Every sample
-// handed over is complete. Stops early (BD_OK) when *o->stop becomes non-zero: samples
-// first .. first+stats->samples-1 were handed over, later ones are discarded (a later run
-// from first+stats->samples reproduces them). Errors: BD_ERR_ARG (options, a prompt that
+// Generates samples 0 .. n-1 (with o->shard_n > 0 only those of the shard: the run's j-th
+// sample is shard_k + j*shard_n, else sample j) from the run's first one on; sample i
+// continues prompts[i % n_prompts]. Every sample handed over is complete. Stops early (BD_OK)
+// when *o->stop becomes non-zero: the run's samples first .. first+stats->samples-1 were
+// handed over, later ones are discarded (a later run from first+stats->samples reproduces
+// them). Errors: BD_ERR_ARG (options, a prompt that
 // is empty, too long or holds an id outside the vocabulary), BD_ERR_NOMEM, BD_ERR_VALUE
 // (NaN logits), or the callback's code; the reason in why (the callback's own errors it
 // reports itself). stats may be NULL.

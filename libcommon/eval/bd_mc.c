@@ -311,12 +311,16 @@ void bd_mc_tally_add(bd_mc_tally *t, const bd_mc_item *it, const double *ll, int
     double norm[NC];
     for (int i = 0; i < NC; i++) norm[i] = ll[i] / (double)bd_mc_utf8_len(it->choices[i]);
     int a = bd_mc_argmax(ll, NC), b = bd_mc_argmax(norm, NC);
-    t->n++;
-    t->correct += a == it->gold;
-    t->correct_norm += b == it->gold;
-    t->chance_sum += 1.0 / NC;
+    bd_mc_tally_count(t, NC, it->gold, a, b);
     if (pred) *pred = a;
     if (pred_norm) *pred_norm = b;
+}
+
+void bd_mc_tally_count(bd_mc_tally *t, int n_choices, int gold, int pred, int pred_norm) {
+    t->n++;
+    t->correct += pred == gold;
+    t->correct_norm += pred_norm == gold;
+    t->chance_sum += 1.0 / n_choices;
 }
 
 double bd_mc_stderr(long k, long n) {

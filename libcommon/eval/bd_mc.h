@@ -150,6 +150,10 @@ long bd_mc_utf8_len(const char *s);
 int bd_mc_argmax(const double *v, int n);
 // Adds one item scored with ll (NC); sets *pred and *pred_norm (either may be NULL).
 void bd_mc_tally_add(bd_mc_tally *t, const bd_mc_item *it, const double *ll, int *pred, int *pred_norm);
+// Adds one item of NC choices whose predictions (argmax of ll, of ll per character) are known:
+// what bd_mc_tally_add does after scoring, so items tallied in the same order give the same
+// result (bd-eval --combine joins shards' items this way).
+void bd_mc_tally_count(bd_mc_tally *t, int n_choices, int gold, int pred, int pred_norm);
 // Sample standard error of the mean of n 0/1 outcomes with k ones: sqrt(p(1-p)/(n-1));
 // NaN for n < 2.
 double bd_mc_stderr(long k, long n);

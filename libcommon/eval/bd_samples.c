@@ -9,7 +9,7 @@ void bd_samples_pack_header(msgpack_sbuffer *sb, const bd_samples_run *ri) {
     msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
     const bd_prompt_opts *po = ri->po;
     const bd_gen_opts *go = ri->go;
-    msgpack_pack_map(&pk, 14);
+    msgpack_pack_map(&pk, ri->shard.n > 0 ? 15 : 14);
     bd_pack_str(&pk, "teacher");
     msgpack_pack_map(&pk, 2);
     bd_pack_kv_str(&pk, "path", ri->model_path);
@@ -42,6 +42,7 @@ void bd_samples_pack_header(msgpack_sbuffer *sb, const bd_samples_run *ri) {
     // Not part of the result, but bit-exact resumption needs the same batch shape.
     bd_pack_kv_int(&pk, "batch", go->batch);
     bd_pack_kv_int(&pk, "threads", ri->threads);
+    if (ri->shard.n > 0) bd_shard_pack(&pk, &ri->shard, ri->n, ri->shard_argc, ri->shard_argv, 0);
 }
 
 // Whether the values at key in maps a and b are both there and equal.
@@ -60,13 +61,17 @@ int bd_samples_check_resume(const msgpack_object *old, const msgpack_object *min
     for (size_t i = 0; !what && i < sizeof keys / sizeof *keys; i++)
         if (!same(old, mine, keys[i])) what = keys[i];
     if (!what && !same(bd_obj_get(old, "teacher"), bd_obj_get(mine, "teacher"), "description")) what = "teacher";
+    bd_shard so, sm;
+    if (!what && (bd_shard_read(old, name, &so, NULL, NULL, 0) < BD_EOF ||
+                  bd_shard_read(mine, name, &sm, NULL, NULL, 0) < BD_EOF || so.k != sm.k || so.n != sm.n))
+        what = "shard";
     for (size_t i = 0; !what && i < sizeof src_keys / sizeof *src_keys; i++)
         if (!same(bd_obj_get(old, "prompt_source"), bd_obj_get(mine, "prompt_source"), src_keys[i]))
             what = "prompt_source";
     if (what)
         return bd_fail(why, ws, BD_ERR_SCHEMA,
                        "\"%s\" header: its \"%s\" differs from this run's; --resume needs the same model, tokenizer, "
-                       "prompts and sampling settings",
+                       "prompts, sampling settings and --shard",
                        name, what);
     *differs = 0;
     for (int i = 0; i < 2; i++) {
@@ -115,7 +120,7 @@ static int top_fields(const msgpack_object *rec, int64_t n, int tk, int V, char 
     return BD_OK;
 }
 
-// Whether record k is a sample this run could have written (see bd_samples_limits).
+// Whether a record is sample k as this run could have written it (see bd_samples_limits).
 static int check_record(const msgpack_object *rec, int64_t k, const bd_samples_limits *lim, char *why, size_t ws) {
     bd_tensor_view p, c;
     int rc;
@@ -137,28 +142,30 @@ static int check_record(const msgpack_object *rec, int64_t k, const bd_samples_l
     return lim->tk ? top_fields(rec, c.numel, lim->tk, lim->vocab, why, ws) : BD_OK;
 }
 
-int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const bd_samples_limits *lim, int64_t *copied, char *why,
-                    size_t ws) {
+int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const bd_shard *shard, const bd_samples_limits *lim,
+                    int64_t *copied, char *why, size_t ws) {
     const msgpack_object *rec;
     int rc;
-    int64_t k = 0;
+    int64_t j = 0;  // the run's j-th sample is sample k
+    bd_shard whole = {0, 0};
+    if (!shard) shard = &whole;
     *copied = 0;
     while ((rc = bd_reader_next(r, &rec)) == BD_OK) {
-        int64_t idx;
+        int64_t idx, k = bd_shard_unit(shard, j);
         char reason[400];
         if (bd_obj_int(bd_obj_get(rec, "index"), &idx) < 0 || idx != k)
             return bd_fail(why, ws, BD_ERR_SCHEMA, "\"%s\" record %lld: field \"index\" should be %lld",
-                           bd_reader_name(r), (long long)k + 1, (long long)k);
-        if (k >= n)
-            return bd_fail(why, ws, BD_ERR_VALUE, "\"%s\" already holds more than %lld samples (-n)", bd_reader_name(r),
-                           (long long)n);
+                           bd_reader_name(r), (long long)j + 1, (long long)k);
+        if (j >= n)
+            return bd_fail(why, ws, BD_ERR_VALUE, "\"%s\" already holds more than %lld samples (-n%s)",
+                           bd_reader_name(r), (long long)n, shard->n ? ", this shard's share" : "");
         if ((rc = check_record(rec, k, lim, reason, sizeof reason)) < 0)
             return bd_fail(why, ws, rc, "\"%s\" record %lld: %s; cannot resume from it", bd_reader_name(r),
-                           (long long)k + 1, reason);
+                           (long long)j + 1, reason);
         msgpack_pack_object(bd_writer_packer(w), *rec);
         if (bd_writer_end_object(w) < 0)
             return bd_fail(why, ws, BD_ERR_IO, "\"%s\": write failed: %s", bd_reader_name(r), strerror(errno));
-        *copied = ++k;
+        *copied = ++j;
     }
     if (rc != BD_EOF)
         return bd_fail(why, ws, rc, "\"%s\" %s; cannot resume from it", bd_reader_name(r), bd_reader_error(r));

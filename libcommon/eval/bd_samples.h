@@ -7,6 +7,7 @@
 
 #include "bd_generate.h"
 #include "bd_prompts.h"
+#include "bd_shard.h"
 #include "bd_stream.h"
 
 typedef struct {
@@ -18,11 +19,14 @@ typedef struct {
     int n_prompts;
     char hash[17];  // bd_prompts_hash
     const bd_gen_opts *go;
-    int64_t n;  // samples
+    int64_t n;  // samples of the whole run
     int threads;
+    bd_shard shard;  // n > 0: this run is a shard; its --shard arguments as given:
+    int shard_argc;
+    char *const *shard_argv;
 } bd_samples_run;
 
-// The header's schema fields, packed into sb as one msgpack map.
+// The header's schema fields, packed into sb as one msgpack map ("shard" last, for a shard).
 void bd_samples_pack_header(msgpack_sbuffer *sb, const bd_samples_run *run);
 
 // What may differ from the header of the run that started a stream without changing its samples
@@ -42,12 +46,13 @@ typedef struct {
     int n_prompts;
 } bd_samples_limits;
 
-// Copies every record of r into w after checking it against lim; they must be samples 0, 1, ...
-// and at most n. *copied gets how many. Errors name the file and record: BD_ERR_SCHEMA (index,
+// Copies every record of r into w after checking it against lim; they must be the run's
+// samples 0, 1, ... (with shard->n > 0, shard k of N: samples k, k+N, ...), at most n of them
+// (the run's own count). *copied gets how many. Errors name the file and record: BD_ERR_SCHEMA (index,
 // a missing or mistyped field, another prompt), BD_ERR_VALUE (more than n samples, an id outside
 // the vocabulary, a length past the limits, a log-probability that is not a finite number <= 0), BD_ERR_IO, the reader's.
-BD_MUST_CHECK int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const bd_samples_limits *lim, int64_t *copied,
-                                  char *why, size_t why_size);
+BD_MUST_CHECK int bd_samples_copy(bd_reader *r, bd_writer *w, int64_t n, const bd_shard *shard,
+                                  const bd_samples_limits *lim, int64_t *copied, char *why, size_t why_size);
 // Packs the record of sample s (with its top-TK log-probabilities if tk > 0) and ends it.
 BD_MUST_CHECK int bd_samples_write(bd_writer *w, const bd_gen_sample *s, int tk);
 // Packs a record without stored log-probabilities, {index, prompt (P), completion (K),

@@ -76,7 +76,7 @@ static void read_for_resume(const char *path, uint8_t flags) {
     if ((bd_samples_check_resume(bd_reader_header(r), run_header(), path, &differs, why, sizeof why) == BD_OK ||
          (flags & 4)) &&
         (w = bd_writer_open(out, 1, &err))) {
-        if (bd_samples_copy(r, w, 1 + (flags >> 4), &lim, &copied, why, sizeof why)) {}
+        if (bd_samples_copy(r, w, 1 + (flags >> 4), NULL, &lim, &copied, why, sizeof why)) {}
         bd_writer_abort(w);
     }
     bd_reader_close(r);

@@ -2,8 +2,8 @@
 // (prompts of several lengths mixed in one batch), stop tokens and the context limit,
 // top-K log-probabilities against a log-softmax of the reference logits, the same samples
 // at batch 1, 7 and 16 with sampling on stories260K, stopping and continuing gives the
-// uninterrupted result, and stories260K's greedy sample from BOS is the one in the data
-// README.
+// uninterrupted result, a shard's samples are the whole run's bit for bit, and stories260K's
+// greedy sample from BOS is the one in the data README.
 #include <math.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -343,6 +343,99 @@ START_TEST(test_stories_batch_invariance) {
 }
 END_TEST
 
+// Shards: the samples of shard k of n (k, k+n, ... in that order) are the whole run's samples,
+// bit for bit, tokens and top-K log-probabilities both, whether n shares a factor with the
+// batch or not; a shard stopped and continued gives the same.
+typedef struct {
+    int64_t next, step;  // the index expected next, and the shard's step
+    int n;
+    int64_t index[MAX_SAMPLES];
+    int32_t *completion[MAX_SAMPLES];
+    float *top_lp[MAX_SAMPLES];
+    int n_new[MAX_SAMPLES];
+    volatile sig_atomic_t *stop;
+    int stop_after;
+} shard_collector;
+
+static int collect_shard(void *ctx, const bd_gen_sample *s, const bd_gen_stats *st) {
+    shard_collector *c = ctx;
+    ck_assert_int_eq(s->index, c->next);
+    c->next += c->step;
+    int i = c->n++;
+    c->index[i] = s->index, c->n_new[i] = s->n_new;
+    c->completion[i] = malloc(sizeof(int32_t) * (size_t)s->n_new);
+    c->top_lp[i] = malloc(sizeof(float) * (size_t)s->n_new * 4);
+    memcpy(c->completion[i], s->completion, sizeof(int32_t) * (size_t)s->n_new);
+    memcpy(c->top_lp[i], s->top_logprobs, sizeof(float) * (size_t)s->n_new * 4);
+    if (c->stop && c->stop_after && c->n == c->stop_after) *c->stop = 1;
+    return 0;
+}
+
+static void shard_collector_free(shard_collector *c) {
+    for (int i = 0; i < c->n; i++) free(c->completion[i]), free(c->top_lp[i]);
+}
+
+START_TEST(test_stories_shards) {
+    bd_model m;
+    bd_tokenizer *tok;
+    load_stories(&m, &tok);
+    int32_t bos = 1, p1[3] = {1, 403, 261};
+    bd_gen_prompt prompts[2] = {{&bos, 1}, {p1, 3}};
+    // A batch of 20: rows beyond the sgemm kernel's first block of rows, where a row's place
+    // changes the last bits of its logits (a shard that ran sample i in another row would
+    // show it in the log-probabilities).
+    const int N = 43;
+    bd_gen_opts o = {.sampling = {0.8, 0, 1.0},
+                     .max_new = 24,
+                     .batch = 20,
+                     .seed = 99,
+                     .stop_ids = {1, 2},
+                     .n_stop = 2,
+                     .logits_top_k = 4};
+    shard_collector whole = {.step = 1};
+    ck_assert_int_eq(bd_generate(&m, prompts, 2, 0, N, &o, collect_shard, &whole, NULL, NULL, 0), BD_OK);
+    ck_assert_int_eq(whole.n, N);
+    const int shards[2] = {3, 4};  // 4 shares a factor with the batch of 20
+    for (int si = 0; si < 2; si++)
+        for (int k = 0; k < shards[si]; k++) {
+            o.shard_k = k, o.shard_n = shards[si];
+            shard_collector c = {.next = k, .step = shards[si]};
+            bd_gen_stats st;
+            ck_assert_int_eq(bd_generate(&m, prompts, 2, 0, N, &o, collect_shard, &c, &st, NULL, 0), BD_OK);
+            ck_assert_int_eq(c.n, (N - k + shards[si] - 1) / shards[si]);
+            ck_assert_int_eq(st.samples, c.n);
+            for (int j = 0; j < c.n; j++) {
+                int64_t i = c.index[j];
+                ck_assert_msg(c.n_new[j] == whole.n_new[i] &&
+                                      !memcmp(c.completion[j], whole.completion[i], sizeof(int32_t) * c.n_new[j]) &&
+                                      !memcmp(c.top_lp[j], whole.top_lp[i], sizeof(float) * 4 * c.n_new[j]),
+                              "shard %d/%d: sample %lld differs from the whole run's", k, shards[si], (long long)i);
+            }
+            shard_collector_free(&c);
+        }
+    // Shard 1/4 stopped after 2 samples, continued from there: its samples all the same.
+    volatile sig_atomic_t stop = 0;
+    o.shard_k = 1, o.shard_n = 4, o.stop = &stop;
+    shard_collector c = {.next = 1, .step = 4, .stop = &stop, .stop_after = 2};
+    ck_assert_int_eq(bd_generate(&m, prompts, 2, 0, N, &o, collect_shard, &c, NULL, NULL, 0), BD_OK);
+    ck_assert(c.n >= 2 && c.n < 11);
+    stop = 0, c.stop_after = 0;
+    ck_assert_int_eq(bd_generate(&m, prompts, 2, c.n, N, &o, collect_shard, &c, NULL, NULL, 0), BD_OK);
+    ck_assert_int_eq(c.n, 11);
+    for (int j = 0; j < c.n; j++)
+        ck_assert_msg(!memcmp(c.top_lp[j], whole.top_lp[1 + 4 * j], sizeof(float) * 4 * c.n_new[j]),
+                      "continued shard: sample %d differs", 1 + 4 * j);
+    shard_collector_free(&c);
+    // A shard out of range is refused.
+    o.shard_k = 4, o.stop = NULL;
+    char why[200];
+    ck_assert_int_eq(bd_generate(&m, prompts, 2, 0, N, &o, collect_shard, &c, NULL, why, sizeof why), BD_ERR_ARG);
+    shard_collector_free(&whole);
+    bd_tokenizer_free(tok);
+    bd_model_free(&m);
+}
+END_TEST
+
 Suite *suite_generate(void) {
     Suite *s = suite_create("generate");
     TCase *tc = tcase_create("generate");
@@ -351,6 +444,7 @@ Suite *suite_generate(void) {
     tcase_add_test(tc, test_stories_greedy_readme);
     tcase_add_test(tc, test_stories_batch_invariance);
     tcase_add_test(tc, test_stories_long_context);
+    tcase_add_test(tc, test_stories_shards);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,5 +1,6 @@
 // Perplexity windows (bd_ppl) against a plain computation from the reference forward pass:
-// every target's log-probability given the context its window gives it, summed in double.
+// every target's log-probability given the context its window gives it, summed in double;
+// shards of the run joined give its sum exactly.
 #include <string.h>
 
 #include "bd_forward.h"
@@ -91,11 +92,85 @@ START_TEST(test_ppl_progress) {
 }
 END_TEST
 
+// Shards: every unit of the run is done by exactly one shard, as the whole run does it, and
+// the units added in unit order give the whole run's sum exactly (==, not within a tolerance).
+typedef struct {
+    bd_ppl_unit u[64];
+    int n;
+    int stop_at;  // return an error at this unit (0: never)
+} units;
+
+static int keep(void *ctx, const bd_ppl_unit *u) {
+    units *us = ctx;
+    ck_assert(us->n < 64);
+    us->u[us->n++] = *u;
+    return us->stop_at && us->n == us->stop_at ? BD_ERR_IO : BD_OK;
+}
+
+START_TEST(test_ppl_shards) {
+    bd_config c = bd_test_variant_config(&tiny);
+    bd_model m;
+    bd_test_random_model(&m, &c, rnd);
+    enum { N = 83 };
+    int32_t ids[N];
+    for (int i = 0; i < N; i++) ids[i] = (int32_t)((rnd() + 1) * 0.5f * 23) % 23;
+    const int setups[3][3] = {{8, 0, 3}, {8, 0, 1}, {8, 3, 1}};  // T, stride, B: windows by 3, one by one, sliding
+    for (int si = 0; si < 3; si++) {
+        int T = setups[si][0], stride = setups[si][1], B = setups[si][2];
+        bd_ppl_result whole;
+        units all = {0};
+        bd_ppl_part one = {0, 1, keep, &all};
+        ck_assert_int_eq(bd_ppl_shard(&m, ids, N, T, stride, B, &one, NULL, &whole, NULL, 0), BD_OK);
+        ck_assert_int_eq(all.n, whole.units);
+        for (int n = 2; n <= 5; n++) {
+            bd_ppl_unit got[64];
+            int have[64] = {0};
+            long long dropped = -1;
+            for (int k = 0; k < n; k++) {
+                units us = {0};
+                bd_ppl_part part = {k, n, keep, &us};
+                bd_ppl_result r;
+                ck_assert_int_eq(bd_ppl_shard(&m, ids, N, T, stride, B, &part, NULL, &r, NULL, 0), BD_OK);
+                ck_assert_int_eq(r.units, whole.units);
+                dropped = r.dropped;
+                double sum = 0;
+                for (int j = 0; j < us.n; j++) {
+                    int64_t u = us.u[j].index;
+                    ck_assert(u % n == k && u < whole.units && !have[u]);
+                    have[u] = 1, got[u] = us.u[j];
+                    sum += us.u[j].nll;
+                }
+                ck_assert(sum == r.nll_sum);  // the shard's own sum: its units in order
+            }
+            bd_ppl_result joined = {0};
+            for (int64_t u = 0; u < whole.units; u++) {
+                ck_assert_msg(have[u], "unit %lld done by no shard", (long long)u);
+                ck_assert(got[u].nll == all.u[u].nll && got[u].scored == all.u[u].scored);
+                joined.nll_sum += got[u].nll, joined.scored += got[u].scored, joined.windows += got[u].windows;
+            }
+            ck_assert_msg(joined.nll_sum == whole.nll_sum, "setup %d, %d shards: %.17g != %.17g", si, n, joined.nll_sum,
+                          whole.nll_sum);
+            ck_assert_int_eq(joined.scored, whole.scored);
+            ck_assert_int_eq(joined.windows, whole.windows);
+            ck_assert_int_eq(dropped, whole.dropped);
+        }
+    }
+    // The callback's error stops the run with its code.
+    units us = {.stop_at = 2};
+    bd_ppl_part part = {0, 1, keep, &us};
+    bd_ppl_result r;
+    ck_assert_int_eq(bd_ppl_shard(&m, ids, N, 8, 0, 1, &part, NULL, &r, NULL, 0), BD_ERR_IO);
+    ck_assert_int_eq(us.n, 2);
+    bd_model_free(&m);
+}
+END_TEST
+
 Suite *suite_ppl(void) {
     Suite *s = suite_create("ppl");
     TCase *tc = tcase_create("core");
     tcase_add_test(tc, test_ppl_windows);
     tcase_add_test(tc, test_ppl_progress);
+    tcase_add_test(tc, test_ppl_shards);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -109,7 +109,7 @@ static int copy_as(const char *path, int64_t n, const bd_samples_limits *lim, in
     bd_writer *w = bd_writer_open(bd_test_path("copy.bdz"), 0, NULL);
     ck_assert_int_eq(bd_writer_begin_header(w, "bd.samples", NULL, 0), BD_OK);
     ck_assert_int_eq(bd_writer_end_object(w), BD_OK);
-    int rc = bd_samples_copy(r, w, n, lim, copied, why, ws);
+    int rc = bd_samples_copy(r, w, n, NULL, lim, copied, why, ws);
     bd_reader_close(r);
     if (rc == BD_OK)
         ck_assert_int_eq(bd_writer_close(w), BD_OK);
