@@ -201,6 +201,8 @@ size_t bd_generate_bytes(const bd_config *c, int B, int max_T, const bd_gen_opts
     size_t per_slot = sizeof(int32_t) * K + (sizeof(int32_t) + sizeof(float)) * K * (size_t)o->logits_top_k;
     return bd_kv_cache_bytes(c, (int)R, max_T) + sizeof(float) * R * V + (sizeof(int32_t) + sizeof(int)) * R +
            (size_t)B * (per_slot + bd_sampler_bytes(c->vocab));
+}
+
 // x^-1 mod p, for x coprime with p >= 1 (extended Euclid).
 static int64_t inverse_mod(int64_t x, int64_t p) {
     int64_t r0 = p, r1 = x % p, t0 = 0, t1 = 1;
