@@ -162,6 +162,21 @@ int bd_pk_model_pack(bd_model *m, char *why, size_t ws) {
 
 int bd_pk_model_unpack(bd_model *m) {
     if (!m->packed) return BD_OK;
+    if (!m->w.wq) {  // loaded without f32 storage for its linears (bd_model_alloc_frozen): give it some
+        bd_model full;
+        if (bd_model_alloc(&full, &m->cfg) < 0) return BD_ERR_NOMEM;
+        bd_param_entry t[BD_MAX_PARAMS];
+        int nt = bd_param_table(&m->cfg, t, NULL);
+        for (int i = 0; i < nt; i++) {
+            const float *src = bd_weights_get(&m->w, t[i].name);
+            if (src) memcpy(bd_weights_get(&full.w, t[i].name), src, t[i].numel * sizeof(float));
+        }
+        full.quant = m->quant, full.qpolicy = m->qpolicy, full.packed = m->packed, full.mapping = m->mapping;
+        memcpy(full.tok_path, m->tok_path, sizeof full.tok_path);
+        memcpy(full.tok_id, m->tok_id, sizeof full.tok_id);
+        free(m->params);
+        *m = full;
+    }
     bd_pk_model *p = m->packed;
     for (int s = 0; s < p->n_slots; s++) {
         int l, OC, C;
@@ -542,7 +557,7 @@ static int load_tensor(loader *L, const msgpack_object *rec, const bd_tensor_vie
         return bd_fail(why, ws, BD_ERR_SHAPE, "%s: record %llu: tensor %s: dtype or shape disagrees with the config",
                        path, ri, name);
     size_t row = e->numel / (size_t)e->shape[0];
-    float *dst = L->m->params + e->offset + (size_t)start * row;
+    float *dst = bd_weights_get(&L->m->w, e->name) + (size_t)start * row;
     memcpy(dst, v->data, v->nbytes);
     int rc = bd_io_check_finite(dst, (size_t)v->numel, path, name, why, ws);
     if (rc < 0) return rc;
@@ -576,8 +591,16 @@ int bd_pk_model_load(bd_reader *r, bd_model *m, char *why, size_t ws) {
     loader L = {.path = path, .m = m, .why = why, .ws = ws};
     bd_config cfg;
     if ((rc = bd_io_parse_config(bd_reader_header(r), &cfg, path, why, ws)) < 0) goto out;
-    // calloc'd: the f32 storage of packed linears is never written, so it is never mapped.
-    if ((rc = bd_model_alloc(m, &cfg)) < 0) {
+    // When the spec packs every block linear, none needs f32 storage (a 7B model's would not
+    // even be granted); otherwise calloc'd: the storage of packed linears is never written, so
+    // it is never mapped.
+    bd_qspec q0;
+    bd_qpolicy p0;
+    if ((rc = bd_io_parse_quant(bd_reader_header(r), &q0, &p0, path, why, ws)) < 0) goto out;
+    bool all_packed = q0.kind != BD_Q_NONE;
+    for (int l = 0; all_packed && l < cfg.n_layers; l++)
+        for (int k = 0; k < BD_N_LINEARS; k++) all_packed = all_packed && bd_qpolicy_covers(&p0, linear_name(k), l);
+    if ((rc = all_packed ? bd_model_alloc_frozen(m, &cfg) : bd_model_alloc(m, &cfg)) < 0) {
         bd_fail(why, ws, rc, "%s: cannot allocate the model", path);
         goto out;
     }

@@ -220,7 +220,8 @@ static void assert_same_params(const bd_model *a, const bd_model *b, bool skip_l
     int nt = bd_param_table(&a->cfg, t, NULL);
     for (int i = 0; i < nt; i++) {
         if (skip_linears && t[i].is_linear) continue;
-        ck_assert_msg(!memcmp(a->params + t[i].offset, b->params + t[i].offset, t[i].numel * sizeof(float)),
+        ck_assert_msg(!memcmp(bd_weights_get(&a->w, t[i].name), bd_weights_get(&b->w, t[i].name),
+                              t[i].numel * sizeof(float)),
                       "tensor %s differs after the round trip", t[i].name);
     }
 }
