@@ -9,6 +9,9 @@
 #include <immintrin.h>
 #endif
 
+// OpenBLAS-internal (exported by its pthread builds); weak, so other BLAS builds still link.
+extern int blas_thread_shutdown_(void) __attribute__((weak));
+
 static int num_threads = 1;
 
 void bd_set_num_threads(int n) {
@@ -150,4 +153,15 @@ void bd_parallel_for(int n, int min_per_thread, void (*fn)(void *ctx, int start,
     for (int t = have; t < nt; t++) run_chunk(&pool.job, t);
     if (pool.n_workers > 0) wait_done();
     pthread_mutex_unlock(&pool.lock);
+}
+
+void bd_parallel_for_blas(int n, int min_per_thread, void (*fn)(void *ctx, int start, int end), void *ctx) {
+    if (num_threads <= 1 || in_worker) {
+        bd_parallel_for(n, min_per_thread, fn, ctx);
+        return;
+    }
+    openblas_set_num_threads(1);
+    if (blas_thread_shutdown_) blas_thread_shutdown_();
+    bd_parallel_for(n, min_per_thread, fn, ctx);
+    openblas_set_num_threads(num_threads);
 }

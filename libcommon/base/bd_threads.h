@@ -11,4 +11,10 @@ int bd_num_threads(void);
 // thread count, so results are reproducible for a fixed thread count.
 void bd_parallel_for(int n, int min_per_thread, void (*fn)(void *ctx, int start, int end), void *ctx);
 
+// bd_parallel_for for chunks that call BLAS themselves: OpenBLAS runs single-threaded inside
+// them, and its own idle pool, which busy-waits after each threaded call and would take the
+// cores from these threads (measured: attention 1.8x slower), is shut down first; OpenBLAS
+// restarts it at its next threaded call.
+void bd_parallel_for_blas(int n, int min_per_thread, void (*fn)(void *ctx, int start, int end), void *ctx);
+
 #endif

@@ -7,8 +7,6 @@
 #include <cblas.h>
 #include <math.h>
 
-// OpenBLAS-internal (exported by its pthread builds); weak, so other BLAS builds still link.
-extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 #include "bd_kernels.h"
 #include "bd_threads.h"
@@ -96,14 +94,8 @@ void bd_attention_forward(float *out, float *lse, const float *q, const float *k
         att_chunk(&j, 0, n);
         return;
     }
-    // Threads over (b, head) pairs, each calling a single-threaded sgemm. OpenBLAS's idle
-    // workers busy-wait for a while after each threaded call and would compete with these
-    // threads for the cores (measured: attention 1.8x slower), so the pool is shut down
-    // first; OpenBLAS restarts it on its next threaded call.
-    openblas_set_num_threads(1);
-    if (blas_thread_shutdown_) blas_thread_shutdown_();
-    bd_parallel_for(n, (n + nt - 1) / nt, att_chunk, &j);
-    openblas_set_num_threads(bd_num_threads());
+    // Threads over (b, head) pairs, each calling a single-threaded sgemm.
+    bd_parallel_for_blas(n, (n + nt - 1) / nt, att_chunk, &j);
 }
 
 // Reference for one query row against keys/values 0..n-1 (rows `stride` floats apart):

@@ -12,8 +12,6 @@
 #include "bd_threads.h"
 #include "bd_vmath.h"
 
-// OpenBLAS-internal (exported by its pthread builds); weak, so other BLAS builds still link.
-extern int blas_thread_shutdown_(void) __attribute__((weak));
 
 static void axpy(float *y, const float *x, float a, int n) {  // y += a*x, 4 lanes then tail
     bd_v4f av = bd_v4_set1(a);
@@ -269,11 +267,7 @@ void bd_attention_backward(float *dq, float *dk, float *dv, const float *dout, c
         attb_chunk(&j, 0, n);
         return;
     }
-    // As in the forward: park OpenBLAS's busy-waiting pool while our threads run sgemm.
-    openblas_set_num_threads(1);
-    if (blas_thread_shutdown_) blas_thread_shutdown_();
-    bd_parallel_for(n, (n + nt - 1) / nt, attb_chunk, &j);
-    openblas_set_num_threads(bd_num_threads());
+    bd_parallel_for_blas(n, (n + nt - 1) / nt, attb_chunk, &j);
 }
 
 void bd_attention_backward_ref(float *dq, float *dk, float *dv, const float *dout, const float *out, const float *lse,

@@ -4,9 +4,12 @@
 
 #include <cblas.h>
 #include <float.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_threads.h"
 
 #define ROW_BLOCK 64
 
@@ -83,14 +86,16 @@ typedef struct {
     const float *W, *X;
     const float *gram;  // (NG, G, G) or NULL for the direct path
     int N, OC, C, G, NG;
+    int nblocks;  // ROW_BLOCK row blocks per group: the tasks are (group, row block) pairs
     const bd_qspec *q;
     bd_clip_grid grid;
-    int failed;
+    atomic_int failed;
 } clip_job;
 
 // Scores the candidates of rows [o0, o1) of one group. D: (G, M) candidate deltas as columns
-// (M = rows x candidates), E: the product with the Gram matrix (G, M) or with X_g (N, M).
-static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E, float *tmp, float *xg) {
+// (M = rows x candidates), E: the product with the Gram matrix (G, M) or with X_g (N, M),
+// err: (M) the squared output errors.
+static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E, float *tmp, double *err) {
     int C = j->C, K = j->grid.steps * j->grid.steps, M = (o1 - o0) * K;
     int G = C - g * j->G < j->G ? C - g * j->G : j->G;  // this group's length
     float *col = tmp + G;
@@ -104,18 +109,15 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
             for (int k = 0; k < G; k++) D[(size_t)k * M + m] = col[k];
         }
     }
-    double *err = calloc((size_t)M, sizeof(double));
-    if (!err) {
-        j->failed = 1;
-        return;
-    }
+    memset(err, 0, sizeof *err * (size_t)M);
     if (j->gram && G < j->N) {
         const float *A = j->gram + (size_t)g * j->G * j->G;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, G, M, G, 1.0f, A, G, D, M, 0.0f, E, M);
         for (int k = 0; k < G; k++)
             for (int m = 0; m < M; m++) err[m] += (double)D[(size_t)k * M + m] * E[(size_t)k * M + m];
-    } else {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->N, M, G, 1.0f, xg, G, D, M, 0.0f, E, M);
+    } else {  // X_g: the group's columns of X, read in place (rows C apart)
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, j->N, M, G, 1.0f, j->X + (size_t)g * j->G, C, D, M, 0.0f,
+                    E, M);
         for (int n = 0; n < j->N; n++)
             for (int m = 0; m < M; m++) err[m] += (double)E[(size_t)n * M + m] * E[(size_t)n * M + m];
     }
@@ -135,32 +137,50 @@ static void search_block(clip_job *j, int g, int o0, int o1, float *D, float *E,
         j->mx[(size_t)o * j->NG + g] = hi * (1.0f - (float)(bc / j->grid.steps) / (float)j->grid.grid);
         j->mn[(size_t)o * j->NG + g] = lo * (1.0f - (float)(bc % j->grid.steps) / (float)j->grid.grid);
     }
+}
+
+// The working buffers of one thread: D, E, tmp (floats) and err (doubles).
+static size_t thread_floats(int N, int G, size_t M) {
+    return (size_t)G * M + (G > N ? (size_t)G : (size_t)N) * M + 2 * (size_t)G;
+}
+
+// Tasks t0..t1-1 (group t / nblocks, row block t % nblocks), with buffers of its own: each
+// (row, group) is scored from its own data alone, so the ranges found do not depend on the
+// thread count.
+static void search_tasks(void *ctx, int t0, int t1) {
+    clip_job *j = ctx;
+    size_t M = (size_t)ROW_BLOCK * (size_t)(j->grid.steps * j->grid.steps);
+    float *D = malloc(sizeof(float) * thread_floats(j->N, j->G, M));
+    double *err = malloc(sizeof(double) * M);
+    if (!D || !err) atomic_store(&j->failed, 1);
+    float *E = D ? D + (size_t)j->G * M : NULL, *tmp = E ? E + (j->G > j->N ? (size_t)j->G : (size_t)j->N) * M : NULL;
+    for (int t = t0; t < t1 && !atomic_load(&j->failed); t++) {
+        int g = t / j->nblocks, o0 = t % j->nblocks * ROW_BLOCK;
+        search_block(j, g, o0, o0 + ROW_BLOCK < j->OC ? o0 + ROW_BLOCK : j->OC, D, E, tmp, err);
+    }
+    free(D);
     free(err);
 }
 
 size_t bd_clip_search_bytes(int N, int C, const bd_qspec *q, bd_clip_grid grid) {
-    size_t G = (size_t)bd_qspec_group(q, C), NG = (size_t)bd_qspec_ngroups(C, (int)G);
-    size_t M = (size_t)ROW_BLOCK * (size_t)grid.steps * (size_t)grid.steps;
-    size_t gram = G < (size_t)N || (size_t)C - (NG - 1) * G < (size_t)N ? NG * G * G : 0;  // any group shorter than N
-    // xg, gram, D, E and tmp below, and search_block's err.
-    return sizeof(float) * ((size_t)N * G + gram + G * M + (G > (size_t)N ? G : (size_t)N) * M + 2 * G) +
-           sizeof(double) * M;
+    int G = bd_qspec_group(q, C);
+    size_t NG = (size_t)bd_qspec_ngroups(C, G), M = (size_t)ROW_BLOCK * (size_t)grid.steps * (size_t)grid.steps;
+    size_t gram = G < N || (size_t)C - (NG - 1) * (size_t)G < (size_t)N ? NG * (size_t)G * (size_t)G
+                                                                        : 0;  // any group shorter than N
+    size_t nt = (size_t)bd_num_threads();
+    return sizeof(float) * (gram + nt * thread_floats(N, G, M)) + sizeof(double) * nt * M;
 }
 
 int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, int OC, int C, const bd_qspec *q,
                    bd_clip_grid grid) {
     if (check_args(N, OC, C, q, grid) < 0) return BD_ERR_ARG;
-    int G = bd_qspec_group(q, C), NG = bd_qspec_ngroups(C, G), K = grid.steps * grid.steps;
-    float *gram = NULL, *xg = malloc(sizeof(float) * (size_t)N * G);
-    if (!xg) return BD_ERR_NOMEM;
+    int G = bd_qspec_group(q, C), NG = bd_qspec_ngroups(C, G);
+    float *gram = NULL;
     bool any_gram = false;
     for (int g = 0; g < NG; g++) any_gram |= (C - g * G < G ? C - g * G : G) < N;
     if (any_gram) {
         gram = malloc(sizeof(float) * (size_t)NG * G * G);
-        if (!gram) {
-            free(xg);
-            return BD_ERR_NOMEM;
-        }
+        if (!gram) return BD_ERR_NOMEM;
         for (int g = 0; g < NG; g++) {  // A_g = X_g^T X_g, (Gg, Gg) at g*G*G
             int Gg = C - g * G < G ? C - g * G : G;
             if (Gg < N)
@@ -168,26 +188,8 @@ int bd_clip_search(float *mx, float *mn, const float *W, const float *X, int N, 
                             X + (size_t)g * G, C, 0.0f, gram + (size_t)g * G * G, Gg);
         }
     }
-    clip_job j = {mx, mn, W, X, gram, N, OC, C, G, NG, q, grid, 0};
-    size_t M = (size_t)ROW_BLOCK * K;
-    float *D = malloc(sizeof(float) * (size_t)G * M),
-          *E = malloc(sizeof(float) * ((size_t)G > (size_t)N ? (size_t)G : (size_t)N) * M);
-    float *tmp = malloc(sizeof(float) * 2 * (size_t)G);
-    int rc = BD_OK;
-    if (!D || !E || !tmp) rc = BD_ERR_NOMEM;
-    for (int g = 0; rc == BD_OK && g < NG; g++) {
-        int Gg = C - g * G < G ? C - g * G : G;
-        if (Gg >= N)  // direct path: X_g as a contiguous (N, Gg) block
-            for (int n = 0; n < N; n++)
-                memcpy(xg + (size_t)n * Gg, X + (size_t)n * C + (size_t)g * G, sizeof(float) * Gg);
-        for (int o0 = 0; o0 < OC && !j.failed; o0 += ROW_BLOCK)
-            search_block(&j, g, o0, o0 + ROW_BLOCK < OC ? o0 + ROW_BLOCK : OC, D, E, tmp, xg);
-        if (j.failed) rc = BD_ERR_NOMEM;
-    }
-    free(D);
-    free(E);
-    free(tmp);
+    clip_job j = {mx, mn, W, X, gram, N, OC, C, G, NG, (OC + ROW_BLOCK - 1) / ROW_BLOCK, q, grid, 0};
+    bd_parallel_for_blas(NG * j.nblocks, 1, search_tasks, &j);
     free(gram);
-    free(xg);
-    return rc;
+    return atomic_load(&j.failed) ? BD_ERR_NOMEM : BD_OK;
 }

@@ -5,6 +5,7 @@
 
 #include "bd_clip.h"
 #include "bd_test.h"
+#include "bd_threads.h"
 
 static unsigned seed = 99;
 static float frand(void) {
@@ -83,6 +84,37 @@ END_TEST
 START_TEST(test_clip_ragged) { run_case(12, 7, 43, (bd_qspec){BD_Q_INT, 2, 16}); }
 END_TEST
 
+// Threads split the (group, block of 64 rows) tasks: the ranges are the same bits at any
+// count (200 rows: 4 row blocks, the last one short; both the direct and the Gram path),
+// and still checked against the plain loops with 2 threads.
+START_TEST(test_clip_threads) {
+    int N = 40, OC = 200, C = 80;
+    bd_qspec q = {BD_Q_INT, 2, 32};  // groups 32, 32, 16: the last one takes the Gram path
+    float *W = malloc(sizeof(float) * OC * C), *X = malloc(sizeof(float) * N * C);
+    for (int i = 0; i < OC * C; i++) W[i] = frand() * frand() * 4.0f;
+    for (int i = 0; i < N * C; i++) X[i] = frand();
+    int NG = bd_qspec_ngroups(C, 32), n = OC * NG;
+    float *mx[3], *mn[3];
+    int saved = bd_num_threads();
+    for (int t = 0; t < 3; t++) {
+        mx[t] = malloc(sizeof(float) * n);
+        mn[t] = malloc(sizeof(float) * n);
+        bd_set_num_threads(t + 1);
+        ck_assert_int_eq(bd_clip_search(mx[t], mn[t], W, X, N, OC, C, &q, (bd_clip_grid){20, 10}), BD_OK);
+    }
+    for (int t = 1; t < 3; t++) {
+        ck_assert_msg(memcmp(mx[0], mx[t], sizeof(float) * n) == 0, "max ranges differ at %d threads", t + 1);
+        ck_assert_msg(memcmp(mn[0], mn[t], sizeof(float) * n) == 0, "min ranges differ at %d threads", t + 1);
+    }
+    bd_set_num_threads(2);
+    run_case(N, 150, 43, (bd_qspec){BD_Q_INT, 2, 16});
+    bd_set_num_threads(saved);
+    for (int t = 0; t < 3; t++) free(mx[t]), free(mn[t]);
+    free(W);
+    free(X);
+}
+END_TEST
+
 START_TEST(test_clip_bad_args) {
     float w[4] = {0}, x[4] = {0}, a[1], b[1];
     bd_qspec t = {BD_Q_TERNARY, 2, 0};
@@ -100,6 +132,7 @@ Suite *suite_clip(void) {
     tcase_add_test(tc, test_clip_direct_path);
     tcase_add_test(tc, test_clip_nf3);
     tcase_add_test(tc, test_clip_ragged);
+    tcase_add_test(tc, test_clip_threads);
     tcase_add_test(tc, test_clip_bad_args);
     suite_add_tcase(s, tc);
     return s;

@@ -196,11 +196,14 @@ START_TEST(test_sizes_match_allocations) {
     ck_assert_uint_eq(bd_distill_bytes(2, 9, 200, true), (size_t)(18 * 200 * 2 + 18) * 4);
     bd_distill_free(&d);
     // Clip search, worked by hand: N 40, C 96, group 32 (3 groups, shorter than N: Gram matrices),
-    // 10x10 candidates over blocks of 64 rows (M = 6400): xg N*G, gram NG*G*G, D G*M, E N*M,
-    // tmp 2G floats and err M doubles.
+    // 10x10 candidates over blocks of 64 rows (M = 6400): gram NG*G*G once, and per thread
+    // D G*M, E N*M, tmp 2G floats and err M doubles.
     bd_clip_grid grid = {20, 10};
-    ck_assert_uint_eq(bd_clip_search_bytes(40, 96, &q, grid),
-                      (size_t)(40 * 32 + 3 * 32 * 32 + 32 * 6400 + 40 * 6400 + 64) * 4 + 6400 * 8);
+    for (int nt = 1; nt <= 3; nt += 2) {
+        bd_set_num_threads(nt);
+        ck_assert_uint_eq(bd_clip_search_bytes(40, 96, &q, grid),
+                          (size_t)(3 * 32 * 32 + nt * (32 * 6400 + 40 * 6400 + 64)) * 4 + (size_t)nt * 6400 * 8);
+    }
     bd_set_num_threads(saved);
 }
 END_TEST
