@@ -211,7 +211,9 @@ void bd_tool_shard_option(bd_tool_shard *o, char *arg) {
 static void load(const char *path, int mode, bd_model *m) {
     char why[600];
     if (!path) bd_usage_error("--model is required");
+    double t0 = bd_now();
     if (bd_qat_load_model(path, mode, m, why, sizeof why) < 0) bd_fatal("--model: %s", why);
+    bd_log(BD_LOG_INFO, "--model: loaded in %.2f s", bd_now() - t0);
 }
 
 void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, BD_LOAD_LATENT, m); }

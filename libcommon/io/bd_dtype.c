@@ -27,8 +27,6 @@ static float bits_f32(uint32_t u) {
     return f;
 }
 
-float bd_bf16_to_f32(uint16_t h) { return bits_f32((uint32_t)h << 16); }
-
 uint16_t bd_f32_to_bf16(float f) {
     uint32_t u = f32_bits(f);
     if (isnan(f)) return (uint16_t)((u >> 16) | 0x40);  // keep it a (quiet) NaN
@@ -65,33 +63,37 @@ uint16_t bd_f32_to_f16(float f) {
     return sign | (uint16_t)h;
 }
 
+static uint32_t le32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+// One loop per type (a switch per element kept the bf16 loop, which converts a model's
+// embedding and head on every load, from vectorizing).
 void bd_convert_to_f32(float *dst, const void *src, bd_dtype t, size_t n) {
     const uint8_t *p = src;
-    for (size_t i = 0; i < n; i++) {
-        switch (t) {
-        case BD_F32: {
-            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                         (uint32_t)p[4 * i + 3] << 24;
-            dst[i] = bits_f32(u);
-            break;
-        }
-        case BD_BF16: dst[i] = bd_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)); break;
-        case BD_F16: dst[i] = bd_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8)); break;
-        case BD_I8: dst[i] = (float)(int8_t)p[i]; break;
-        case BD_U8: dst[i] = (float)p[i]; break;
-        case BD_I32: {
-            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                         (uint32_t)p[4 * i + 3] << 24;
-            dst[i] = (float)(int32_t)u;
-            break;
-        }
-        case BD_U32: {
-            uint32_t u = (uint32_t)p[4 * i] | (uint32_t)p[4 * i + 1] << 8 | (uint32_t)p[4 * i + 2] << 16 |
-                         (uint32_t)p[4 * i + 3] << 24;
-            dst[i] = (float)u;
-            break;
-        }
-        default: dst[i] = NAN;
-        }
+    switch (t) {
+    case BD_F32:
+        for (size_t i = 0; i < n; i++) dst[i] = bits_f32(le32(p + 4 * i));
+        break;
+    case BD_BF16:
+        for (size_t i = 0; i < n; i++) dst[i] = bd_bf16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    case BD_F16:
+        for (size_t i = 0; i < n; i++) dst[i] = bd_f16_to_f32((uint16_t)(p[2 * i] | p[2 * i + 1] << 8));
+        break;
+    case BD_I8:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)(int8_t)p[i];
+        break;
+    case BD_U8:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)p[i];
+        break;
+    case BD_I32:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)(int32_t)le32(p + 4 * i);
+        break;
+    case BD_U32:
+        for (size_t i = 0; i < n; i++) dst[i] = (float)le32(p + 4 * i);
+        break;
+    default:
+        for (size_t i = 0; i < n; i++) dst[i] = NAN;
     }
 }

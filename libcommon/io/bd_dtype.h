@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum { BD_F32 = 0, BD_BF16, BD_F16, BD_I8, BD_U8, BD_I32, BD_U32, BD_DTYPE_COUNT } bd_dtype;
 
@@ -13,7 +14,14 @@ const char *bd_dtype_name(bd_dtype t);
 int bd_dtype_parse(const char *name, size_t n);
 size_t bd_dtype_size(bd_dtype t);
 
-float bd_bf16_to_f32(uint16_t h);
+// Inline: called per weight by the bf16 kernels, where a call per element kept the loops from
+// vectorizing (measured: 13% of a 7B bf16 evaluation's time).
+static inline float bd_bf16_to_f32(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
 uint16_t bd_f32_to_bf16(float f);  // round to nearest even; NaN stays NaN
 float bd_f16_to_f32(uint16_t h);
 uint16_t bd_f32_to_f16(float f);  // round to nearest even; overflow to inf
