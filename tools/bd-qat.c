@@ -568,6 +568,30 @@ static void set_loss(qat_opts *o, bool resuming, bd_qat_run *s, bd_qat_teacher *
     s->info.gamma = o->gamma;
 }
 
+// What the run minimizes, in words: the loss and its terms, the teacher they compare with,
+// the positions scored. A checkpoint records it and a resumed run must ask for the same (a
+// changed objective halfway would leave a model no single command describes).
+static void objective_words(const qat_opts *o, char *buf, size_t size) {
+    bool terms = o->kd_weight > 0 || o->ad_weight > 0;
+    const char *teacher = o->teacher_logits        ? "stored logits"
+                          : !(o->distill || terms) ? "none"
+                          : o->teacher_path        ? "--teacher"
+                                                   : "the starting model";
+    int n = snprintf(buf, size, "loss %s%s", bd_loss_name(o->loss), o->seqsum ? " (--reduction seqsum)" : "");
+    if (o->kd_weight > 0 && n >= 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, ", kd %g tau %g", o->kd_weight, o->kd_temp);
+    if (o->ad_weight > 0 && n >= 0 && (size_t)n < size) {
+        n += snprintf(buf + n, size - (size_t)n, ", ad %g layer %d", o->ad_weight, o->ad_layer);
+        if (o->ad_teacher_layer != INT_MIN && n >= 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, ":%d", o->ad_teacher_layer);
+        if (o->ad_heads && n >= 0 && (size_t)n < size)
+            n += snprintf(buf + n, size - (size_t)n, " heads %d", o->ad_heads);
+    }
+    if (n >= 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ", teacher %s, %s", teacher,
+                 o->mask_prompt ? "completions scored" : "every token scored");
+}
+
 // The identity of the training data, which checkpoints record: a resumed run must train on the
 // same sequences (whatever file or pipe they come through). A new run's settings.
 static void check_data(const qat_opts *o, const bd_seqs *seqs, qat_start *st) {
@@ -576,9 +600,20 @@ static void check_data(const qat_opts *o, const bd_seqs *seqs, qat_start *st) {
         bd_fatal("--resume: \"%s\" was trained on other data than \"%s\" (data hash %016llx, not %016llx); give the "
                  "same data (and --mask-prompt, --teacher-logits)",
                  o->state_path, o->data_path, (unsigned long long)st->info.data_hash, (unsigned long long)h);
+    char objective[sizeof st->info.objective];
+    objective_words(o, objective, sizeof objective);
+    if (st->resuming && st->info.objective[0] && strcmp(st->info.objective, objective))
+        bd_fatal("--resume: \"%s\" was trained for \"%s\", this run asks for \"%s\"; give the same loss options "
+                 "or start a new run",
+                 o->state_path, st->info.objective, objective);
     if (!st->resuming)
-        st->info = (bd_ckpt_info){0, 0, 0, 0, bd_tool_self.seed, o->batch * o->ranks, o->seq_len, o->accum, -1, 0, 0};
+        st->info = (bd_ckpt_info){.seed = bd_tool_self.seed,
+                                  .batch = o->batch * o->ranks,
+                                  .seq_len = o->seq_len,
+                                  .grad_accum = o->accum,
+                                  .gamma = -1};
     st->info.data_hash = h;
+    memcpy(st->info.objective, objective, sizeof objective);
 }
 
 // The bd.metrics log (--log FILE, else kept only for the checkpoints), continuing a resumed run's.

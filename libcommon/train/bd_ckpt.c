@@ -106,7 +106,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     test_delay();
     bd_writer *w = bd_writer_open(path, 1, &rc);
     if (!w) return bd_fail(why, ws, rc, "%s: cannot create: %s", path, strerror(errno));
-    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 18)) < 0) goto io;
+    if ((rc = bd_writer_begin_header(w, "bd.trainstate", prod, 19)) < 0) goto io;
     msgpack_packer *pk = bd_writer_packer(w);
     bd_pack_kv_int(pk, "step", info->step);
     bd_pack_kv_int(pk, "epoch", info->epoch);
@@ -124,6 +124,7 @@ int bd_ckpt_save(const char *path, const bd_model *model, const bd_adamw *opt, c
     bd_pack_kv_int(pk, "adam_t", opt->t);
     bd_pack_kv_int(pk, "n_params", (int64_t)opt->n);
     bd_pack_kv_str(pk, "moments_dtype", bd_dtype_name(opt->cfg.moments));
+    bd_pack_kv_str(pk, "objective", info->objective);
     bd_pack_kv_str(pk, "weights", wname);
     bd_pack_str(pk, "weights_hash");
     msgpack_pack_uint64(pk, bd_ckpt_hash(model->params, model->n_params));
@@ -198,6 +199,10 @@ static int read_header(const msgpack_object *h, const char *path, bd_ckpt_info *
                            .gamma = gamma,
                            .data_hash = dh ? dh->via.u64 : 0,
                            .seconds = seconds};
+    const msgpack_object *ob = bd_obj_get(h, "objective");  // absent in checkpoints before it was recorded
+    if (ob && bd_obj_strcpy(ob, info->objective, sizeof info->objective) < 0)
+        return bd_fail(why, ws, BD_ERR_SCHEMA, "%s: header: \"objective\" must be a string of under %zu bytes", path,
+                       sizeof info->objective);
     char dt[16] = "f32";  // absent in checkpoints before bf16 moments
     if (bd_obj_get(h, "moments_dtype") && bd_obj_strcpy(bd_obj_get(h, "moments_dtype"), dt, sizeof dt) < 0) dt[0] = 0;
     int d = bd_dtype_parse(dt, strlen(dt));

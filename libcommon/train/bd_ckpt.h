@@ -27,9 +27,10 @@ typedef struct {
     long long tokens;                // training tokens seen
     uint64_t seed;                   // the run's seed (the epoch order derives from it)
     int batch, seq_len, grad_accum;  // settings a resumed run must share
-    double gamma;        // cakld's g as measured at the start (-1: none), kept so a resume needs no re-measure
-    uint64_t data_hash;  // identity of the training data (bd_seqs_hash); 0: not recorded
-    double seconds;      // training time so far (the metrics log's "seconds" go on from it)
+    double gamma;         // cakld's g as measured at the start (-1: none), kept so a resume needs no re-measure
+    uint64_t data_hash;   // identity of the training data (bd_seqs_hash); 0: not recorded
+    double seconds;       // training time so far (the metrics log's "seconds" go on from it)
+    char objective[256];  // what the run minimizes, as the trainer words it ("" : not recorded)
 } bd_ckpt_info;
 
 // The bd.metrics records of a run up to its checkpoint: msgpack maps packed back to back. A

@@ -91,6 +91,11 @@ expect_err_contains "without SubLN"
 expect_fail 1 bd-qat -m "$M/stories260K.bin" --loss ce --quant ternary --act-quant int8 --steps 4 -b 4 -T 64 \
     --threads 1 --save-every 2 --resume -o "$T/n.bdz" "$T/tr.bdz"
 expect_err_contains "--act-quant"
+# ... and so is another objective: a logits-distillation term the checkpoint was not trained with.
+expect_fail 1 bd-qat -m "$M/stories260K.bin" --loss ce --quant ternary --kd-weight 1 --kd-temp 5 --steps 4 -b 4 \
+    -T 64 --threads 1 --save-every 2 --resume -o "$T/n.bdz" "$T/tr.bdz"
+expect_err_contains 'was trained for "loss ce, teacher none, every token scored", this run asks for "loss ce, kd 1 tau 5, teacher the starting model, every token scored"'
+[ "$(wc -l <"$T/err")" = 1 ] || fail "more than one line: $(cat "$T/err")"
 # ... and the SubLN checkpoint resumes.
 expect_ok bd-qat -m "$M/stories260K.bin" --loss ce $q --subln --steps 8 -b 4 -T 64 --lr 3e-3 --threads 1 \
     --save-every 3 --resume -o "$T/s.bdz" "$T/tr.bdz"
