@@ -337,10 +337,18 @@ static void mc_write_part(const mc_opts *o, const bd_mc_task *task, const bd_mc_
                  mine->n ? (double)tally.correct / (double)mine->n : 0.0, secs);
 }
 
-static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc_opts *o) {
-    bd_mc_task task;
+// The task file, read before the model: the memory plan needs its longest item.
+static void load_task(const mc_opts *o, bd_mc_task *task) {
     char why[1024];
-    if (bd_mc_load(o->path, o->format, o->labels, o->limit, &task, why, sizeof why) < 0) bd_fatal("%s", why);
+    if (bd_mc_load(o->path, o->format, o->labels, o->limit, task, why, sizeof why) < 0) bd_fatal("%s", why);
+}
+
+// One padded batch per item: measured faster than a shared-prefix KV cache on HellaSwag and
+// PIQA (see bench/bench_mc.c), and it reads the weights once per item.
+static const bd_mc_method mc_method = BD_MC_BATCH;
+
+// Scores task (freed here).
+static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc_opts *o, bd_mc_task task) {
     // A shard scores only its items (i mod N = K), each as the whole run does: an item's
     // log-likelihoods depend on the item alone.
     bd_mc_task mine = task;
@@ -350,9 +358,7 @@ static void multiple_choice(const bd_model *m, const bd_tokenizer *tok, const mc
         if (!(mine.items = malloc(sizeof *mine.items * (size_t)(mine.n ? mine.n : 1)))) bd_fatal("out of memory");
         for (long j = 0; j < mine.n; j++) mine.items[j] = task.items[bd_shard_unit(sh, j)];
     }
-    // One padded batch per item: measured faster than a shared-prefix KV cache on
-    // HellaSwag and PIQA (see bench/bench_mc.c), and it reads the weights once per item.
-    bd_mc_method method = BD_MC_BATCH;
+    bd_mc_method method = mc_method;
     double *ll = malloc(sizeof(double) * (size_t)task.max_choices * (size_t)(mine.n ? mine.n : 1));
     if (!ll) bd_fatal("out of memory");
     bd_progress pr;
@@ -877,7 +883,7 @@ static int fit_window(const eval_opts *o, int T, size_t n) {
 // The memory plan (bd_runplan.h) of perplexity or generation from the model's header, before it
 // is loaded (m NULL), or from m once loaded when it came through standard input. The scorers of
 // --task, sized by the longest item as they go, are not planned. False if not made.
-static bool plan_memory(const eval_opts *o, const mc_opts *mc, const bd_model *m) {
+static bool plan_memory(const eval_opts *o, const mc_opts *mc, const bd_mc_task *task, const bd_model *m) {
     bd_model_info mi;
     if (!bd_tool_model_info(o->model_path, m, &mi)) return false;
     mi.mapped = !o->latent && o->qo.q.kind == BD_Q_NONE;  // as load_model loads it
@@ -890,8 +896,9 @@ static bool plan_memory(const eval_opts *o, const mc_opts *mc, const bd_model *m
     } else if (!mc->path) {
         int T = o->seq_len && o->seq_len < ctx ? o->seq_len : ctx < 2048 ? ctx : 2048;  // too long: a usage error later
         bd_runplan_ppl(&p, &mi, o->stride ? 1 : o->batch, T);
-    } else {
-        bd_memplan_add(&p, "weights", bd_memplan_weights(&mi), NULL);
+    } else {  // bd_mc_score_all's workers: one per thread, at most one per item
+        int W = bd_num_threads() < task->n ? bd_num_threads() : (int)(task->n > 0 ? task->n : 1);
+        bd_runplan_mc(&p, &mi, W, task->max_choices, bd_mc_task_max_positions(task), mc_method);
     }
     bd_tool_memplan(&p, m ? bd_memplan_weights(&mi) : 0);
     return true;
@@ -907,16 +914,18 @@ int main(int argc, char **argv) {
         return 0;
     }
     bd_model m;
-    bool planned = plan_memory(&o, &mc, NULL);
+    bd_mc_task task = {0};
+    if (mc.path) load_task(&mc, &task);
+    bool planned = plan_memory(&o, &mc, &task, NULL);
     if (mc.path || o.n_generate < 0) model_hash_start(o.model_path);  // what will be labelled
     load_model(&o, &m);
-    if (!planned) plan_memory(&o, &mc, &m);
+    if (!planned) plan_memory(&o, &mc, &task, &m);
     if (o.n_generate >= 0 || mc.path) {
         bd_tokenizer *tok = load_tokenizer(&o, &m, !!mc.path);
         if (mc.path) {
             eval_label l = label_run(&o, &m, mc.path);
             mc.label = &l;
-            multiple_choice(&m, tok, &mc);
+            multiple_choice(&m, tok, &mc, task);
         } else {
             generate(&m, tok, o.prompt, o.n_generate);
         }

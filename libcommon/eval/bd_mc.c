@@ -85,6 +85,30 @@ static int reserve(bd_mc_scorer *s, int T) {
     return BD_OK;
 }
 
+int bd_mc_task_max_positions(const bd_mc_task *task) {
+    size_t most = 0;
+    for (long i = 0; i < task->n; i++) {
+        const bd_mc_item *it = &task->items[i];
+        size_t cn = strlen(it->context);
+        for (int k = 0; k < it->n_choices; k++) {
+            size_t n = cn + 1 + strlen(it->choices[k]) + 2;  // joint text, BOS, a leading space
+            if (n > most) most = n;
+        }
+    }
+    return most > INT32_MAX ? INT32_MAX : (int)most;
+}
+
+size_t bd_mc_scorer_bytes(const bd_config *c, int NC, int T, bd_mc_method method) {
+    long long cap = 2LL * T > 128 ? 2LL * T : 128;
+    int capT = cap < c->max_seq ? (int)cap : c->max_seq;
+    size_t n = bd_fwd_state_bytes(c, method == BD_MC_BATCH ? NC : 1, capT, false);
+    if (method == BD_MC_SHARED) n += bd_kv_cache_bytes(c, NC, capT);
+    n += (size_t)NC * (size_t)capT * 2 * sizeof(int32_t);  // tokens and targets
+    n += (size_t)NC * ((size_t)c->vocab * sizeof(float) + sizeof(bd_token_buf) + 3 * sizeof(int));
+    n += (size_t)NC * (size_t)(capT + 1) * sizeof(int32_t);  // the choices' token ids
+    return n;
+}
+
 int bd_mc_scorer_init(bd_mc_scorer *s, const bd_model *m, const bd_tokenizer *tok, int max_choices, int max_T,
                       bd_mc_method method) {
     memset(s, 0, sizeof *s);

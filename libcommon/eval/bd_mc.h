@@ -116,6 +116,12 @@ typedef struct {
 BD_MUST_CHECK int bd_mc_scorer_init(bd_mc_scorer *s, const bd_model *m, const bd_tokenizer *tok, int max_choices,
                                     int max_T, bd_mc_method method);
 void bd_mc_scorer_free(bd_mc_scorer *s);
+// Memory plans (bd_runplan_mc): a bound on the positions any item's sequence feeds the model
+// (a token covers at least one byte; BOS and SentencePiece's leading space aside), and the
+// bytes one scorer reaches on sequences of up to T positions with items of NC choices (its
+// activations grow by doubling from 128: under 2T, at most the model's context).
+int bd_mc_task_max_positions(const bd_mc_task *task);
+size_t bd_mc_scorer_bytes(const bd_config *c, int NC, int T, bd_mc_method method);
 // ll (NC): the log-likelihood (nats, <= 0) of each ending; n_tokens (NC, or NULL): the
 // number of ending tokens scored. BD_ERR_ARG if the item has more choices than the scorer.
 BD_MUST_CHECK int bd_mc_score_item(bd_mc_scorer *s, const bd_mc_item *it, double *ll, int *n_tokens);

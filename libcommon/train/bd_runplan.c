@@ -80,6 +80,15 @@ void bd_runplan_ppl(bd_memplan *p, const bd_model_info *mi, int B, int T) {
     bd_memplan_add(p, "activations", bd_fwd_state_bytes(&mi->cfg, B, T, false) + bd_memplan_lin_scratch(mi, B * T), BT);
 }
 
+void bd_runplan_mc(bd_memplan *p, const bd_model_info *mi, int W, int NC, int T, bd_mc_method method) {
+    bd_memplan_add(p, "weights", bd_memplan_weights(mi), NULL);
+    long long cap = 2LL * T > 128 ? 2LL * T : 128;
+    int capT = cap < mi->cfg.max_seq ? (int)cap : mi->cfg.max_seq;
+    uint64_t one = bd_mc_scorer_bytes(&mi->cfg, NC, T, method) +
+                   bd_memplan_lin_scratch(mi, method == BD_MC_BATCH ? NC * capT : capT);
+    bd_memplan_add(p, "scorers' activations", (uint64_t)W * one, "fewer --threads");
+}
+
 void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_T) {
     bd_memplan_add(p, "weights", bd_memplan_weights(mi), NULL);
     bd_memplan_add(p, "KV cache", bd_kv_cache_bytes(&mi->cfg, 1, max_T) + bd_memplan_lin_scratch(mi, 1),

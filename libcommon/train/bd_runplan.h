@@ -9,6 +9,7 @@
 
 #include "bd_clipsearch.h"
 #include "bd_generate.h"
+#include "bd_mc.h"
 #include "bd_memplan.h"
 #include "bd_model_io.h"
 
@@ -41,6 +42,9 @@ void bd_runplan_qat(bd_memplan *p, const bd_qat_plan *q);
 
 // bd-eval: perplexity over windows of T, B per forward pass.
 void bd_runplan_ppl(bd_memplan *p, const bd_model_info *mi, int B, int T);
+// bd-eval --task: W workers, each with a scorer for items of NC choices whose sequences feed
+// at most T positions (bd_mc_task_max_positions).
+void bd_runplan_mc(bd_memplan *p, const bd_model_info *mi, int W, int NC, int T, bd_mc_method method);
 // bd-eval --max-new: greedy continuation through a KV cache of max_T positions.
 void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_T);
 // bd-teacher-gen: batched generation (bd_generate_bytes).

@@ -81,6 +81,19 @@ BD_MEM_AVAILABLE=$mid expect_fail 1 $CLIP --windows 32 -o "$T/c.bdz"
 BD_MEM_AVAILABLE=$mid expect_ok $CLIP --windows 2 -o "$T/c.bdz"
 [ -s "$T/c.bdz" ] || fail "bd-clipsearch --windows 2 wrote nothing"
 
+# bd-eval --task: one scorer per thread, each sized by the task's longest item; fewer --threads fit.
+HS="bd-eval --model $M/stories260K.bin -k $M/tok512.bin --task $BD_DATA/eval/hellaswag/hellaswag_val_full.txt.bz2 -n 8"
+BD_MEM_AVAILABLE=1 refused "$T/h.txt" $HS -t 2 -o "$T/h.txt"
+big=$total
+expect_err_contains "(largest: scorers' activations"
+expect_err_contains "shrink with fewer --threads"
+BD_MEM_AVAILABLE=1 refused "$T/h.txt" $HS -t 1 -o "$T/h.txt"
+[ "$total" -lt "$big" ] || fail "one thread does not shrink the task plan ($total >= $big)"
+mid=$(( (big + total) / 2 ))
+BD_MEM_AVAILABLE=$mid expect_fail 1 $HS -t 2 -o "$T/h.txt"
+BD_MEM_AVAILABLE=$mid expect_ok $HS -t 1 -o "$T/h.txt"
+[ -s "$T/h.txt" ] || fail "bd-eval --task -t 1 wrote nothing"
+
 # bd-pack: the weights, which no option shrinks (the total shown is rounded: 10% more fits).
 BD_MEM_AVAILABLE=1000 refused "$T/p.bdz" bd-pack --model "$M/stories260K.bin" --quant int --bits 2 --group 32 -o "$T/p.bdz"
 expect_err_contains "(largest: weights 1015.8 KiB), 1000 B available"

@@ -344,7 +344,7 @@ int main(int argc, char **argv) {
     gguf_seed(&m, true, "tiny_untied.gguf");
 
     // Hugging Face directory and the safetensors file alone.
-    if (bd_model_save_hf(&m, wpath("hf"), why, sizeof why) != BD_OK) die(why);
+    if (bd_model_save_hf(&m, wpath("hf"), BD_F32, why, sizeof why) != BD_OK) die(why);
     size_t nc, ns;
     uint8_t *cfg = slurp(wpath("hf/config.json"), &nc);
     uint8_t *st = slurp(wpath("hf/model.safetensors"), &ns);

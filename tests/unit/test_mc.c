@@ -386,6 +386,16 @@ static void check_scores(const bd_mc_task *t, int max_T) {
                 ck_assert_close(ll[c], want, 2e-4 * fabs(want) + 1e-4);
             }
         }
+        if (max_T == 0) {  // the memory plan's bound on positions, and the activations it counts
+            int bound = bd_mc_task_max_positions(t);
+            for (int c = 0; c < t->items[t->n - 1].n_choices; c++) ck_assert_int_le((int)s.ids[c].n - 1, bound);
+            int cap = 2 * bound > 128 ? 2 * bound : 128;
+            ck_assert_int_le(s.cap_T, cap < model.cfg.max_seq ? cap : model.cfg.max_seq);
+            size_t rows = method == BD_MC_BATCH ? (size_t)t->max_choices : 1;
+            ck_assert_uint_ge(bd_mc_scorer_bytes(&model.cfg, t->max_choices, bound, (bd_mc_method)method),
+                              bd_fwd_state_bytes(&model.cfg, (int)rows, s.cap_T, false) +
+                                      (size_t)t->max_choices * model.cfg.vocab * sizeof(float));
+        }
         bd_mc_scorer_free(&s);
     }
 }

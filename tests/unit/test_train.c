@@ -158,7 +158,7 @@ START_TEST(test_checkpoint_resume) {
     for (int s = 0; s < 2; s++) ck_assert_int_eq(bd_trainer_step(&tb, tok, NULL, B, T, NULL, &st), BD_OK);
     char path[512], why[600];
     snprintf(path, sizeof path, "%s/ck.state", bd_test_tmpdir());
-    bd_ckpt_info info = {2, 1, 7, 32, 99, B, T, 1, 0.625, 0xfeedull, 1.5}, got;
+    bd_ckpt_info info = {2, 1, 7, 32, 99, B, T, 1, 0.625, 0xfeedull, 1.5, "loss fkl, teacher the starting model"}, got;
     char recs[] = "\x81\xa4step\x01\x81\xa4step\x02";  // the metrics log: {"step":1} {"step":2}
     bd_ckpt_log log = {recs, sizeof recs - 1, 2}, lg;
     bd_producer prod = {"test", 0, NULL};
@@ -180,7 +180,7 @@ START_TEST(test_checkpoint_resume) {
     ck_assert_int_eq(mom.dtype, dt);
     ck_assert(got.step == 2 && got.epoch == 1 && got.pos == 7 && got.tokens == 32 && got.seed == 99 && got.batch == B &&
               got.seq_len == T && got.grad_accum == 1 && got.gamma == 0.625 && got.data_hash == 0xfeedull &&
-              got.seconds == 1.5 && t == 2);
+              got.seconds == 1.5 && t == 2 && !strcmp(got.objective, info.objective));
     ck_assert(lg.records == 2 && lg.len == log.len && !memcmp(lg.data, recs, log.len));
     free(lg.data);
     bd_trainer tr;
