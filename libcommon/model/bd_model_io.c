@@ -6,7 +6,7 @@
 // "half"; "subln" and "subln_eps" only in a model with SubLN norms}, "quant": nil or the
 // student's spec ("act_bits" only when 8), "n_params": int}; one record per tensor of bd_param_table, a tensor
 // map {"name","dtype","shape","data"} with the table's name and shape. A tensor larger than
-// BD_MODEL_RECORD_BYTES is split along its first axis into records that also carry
+// BD_MODEL_SLICE_BYTES is split along its first axis into records that also carry
 // "start" (first index along axis 0) and the slice's shape; slices come in order.
 #include "bd_model_io.h"
 #include "bd_qmodel.h"
@@ -639,7 +639,8 @@ int bd_model_save(const bd_model *m, const char *path, const bd_producer *prod, 
     for (int k = 0; k < nt; k++) {
         const bd_param_entry *e = &t[k];
         size_t row = e->numel / (size_t)e->shape[0];
-        size_t rows_per = BD_MODEL_RECORD_BYTES / (row * esz);
+        size_t rows_per = BD_MODEL_SLICE_BYTES / (row * esz);
+        if (rows_per == 0 && row * esz <= BD_MODEL_RECORD_BYTES) rows_per = 1;  // one index of axis 0 a record
         if (rows_per == 0) {
             rc = bd_fail(why, ws, BD_ERR_ARG, "%s: tensor %s: one row exceeds the record limit", path, e->name);
             goto fail_msg;

@@ -33,9 +33,13 @@ typedef enum {
     BD_MODEL_FMT_GGUF,  // a GGUF file ("GGUF" magic), read from a named regular file
 } bd_model_format;
 
-// Largest record bd_model_save writes: bigger tensors are split along their first axis
-// into several records carrying "start" (msgpack bin lengths are 32-bit).
+// Largest record bd streams hold (msgpack bin lengths are 32-bit); packed tensors must fit.
 #define BD_MODEL_RECORD_BYTES ((size_t)1 << 30)
+// f32/bf16 tensors above this are written as slices along their first axis, records that
+// carry "start": a record is built whole in the writer's buffer before it is compressed, and
+// a 1.1B model's 1 GB stacked w1 record had pushed a QAT run past its memory plan (OOM-killed
+// at the final save).
+#define BD_MODEL_SLICE_BYTES ((size_t)64 << 20)
 
 // The format of path (>= 0, a bd_model_format) or an error code with why filled.
 BD_MUST_CHECK int bd_model_sniff(const char *path, char *why, size_t why_size);

@@ -321,7 +321,7 @@ static int write_tensors(bd_writer *w, const bd_model *m, bool head_packed, cons
         if (not_f32_record(&t[i], head_packed, emb_packed)) continue;
         const float *src = bd_weights_get(&m->w, t[i].name);
         if ((rc = bd_io_check_finite(src, t[i].numel, path, t[i].name, why, ws)) < 0) return rc;
-        size_t row = t[i].numel / (size_t)t[i].shape[0], rows_per = BD_MODEL_RECORD_BYTES / (row * 4);
+        size_t row = t[i].numel / (size_t)t[i].shape[0], rows_per = BD_MODEL_SLICE_BYTES / (row * 4);
         if (rows_per == 0) rows_per = 1;
         bool sliced = rows_per < (size_t)t[i].shape[0];
         for (size_t r0 = 0; r0 < (size_t)t[i].shape[0]; r0 += rows_per) {

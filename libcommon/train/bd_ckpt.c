@@ -15,7 +15,7 @@
 #include "bd_model_io.h"
 #include "bd_outfile.h"
 
-#define SLICE_ELEMS ((size_t)1 << 28)  // 1 GiB of f32 (512 MiB of bf16) per record
+#define SLICE_ELEMS ((size_t)1 << 24)  // 64 MiB of f32 per record: each is built whole in the writer's buffer
 
 
 uint64_t bd_ckpt_hash(const float *p, size_t n) {
