@@ -150,6 +150,11 @@ typedef float bd_pk_dot_f32_fn(const bd_pk_tensor *t, const uint8_t *row, const 
 // dot with padded int8 activations xq (NG * GP), their per-group sums xsum (NG) and scale xs.
 typedef float bd_pk_dot_i8_fn(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
                               float xs);
+// Integer tiles (int8 activations, N >= 8 tokens; bd_pk_tiles.c): rows [r0, r1) of out (N, OC) for every
+// token, from padded int8 activations xq (N, XP) with group sums xsum (N, NG) and scales xs (N); buf
+// holds one repacked block of the path's tile rows (r0 is a multiple of them).
+typedef void bd_pk_gemm_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,
+                              const float *xs, int N, int r0, int r1, uint8_t *buf);
 
 typedef struct {
     const char *name;           // "q2", ... as written in bd.packed streams
@@ -167,6 +172,9 @@ typedef struct {
     // (no integer kernel) runs that path's f32 dot on the int8 values as floats, times the scale.
     bd_pk_dot_f32_fn *vec_dot_f32[BD_SIMD_COUNT];
     bd_pk_dot_i8_fn *vec_dot_i8[BD_SIMD_COUNT];
+    // Integer tiles per path for int8 activations and N >= 8 (bd_gemm_<format>_i8_<path>), or NULL:
+    // that path takes its row dots (or matmul_i8_via_f32). Scalar: always NULL.
+    bd_pk_gemm_i8_fn *gemm_i8[BD_SIMD_COUNT];
 } bd_pk_traits;
 
 extern const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT];

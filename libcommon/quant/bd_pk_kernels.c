@@ -130,6 +130,8 @@ size_t bd_pk_matmul_scratch_bytes(const bd_pk_tensor *t, int N, bool act_int8) {
     size_t n = act_int8 ? i8_bytes(t, N) : f32_bytes(t, N), r = ref_bytes(t);
     for (int s = 0; s < BD_SIMD_COUNT && act_int8; s++)
         if (!tr->vec_dot_i8[s] && via_f32_bytes(t, N) > n) n = via_f32_bytes(t, N);
+    for (int s = 0; s < BD_SIMD_COUNT && act_int8 && N >= 8; s++)
+        if (tr->gemm_i8[s] && bd_pk_tiles_scratch_bytes(t, N) > n) n = bd_pk_tiles_scratch_bytes(t, N);
     return 63 + (n > r ? n : r);
 }
 
@@ -214,6 +216,10 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
     uint8_t *p = align64(scratch);
     if (!act_int8 && N >= 8) {
         matmul_panels(out, inp, t, N, min_rows, p);
+        return;
+    }
+    if (act_int8 && N >= 8 && tr->gemm_i8[simd] && bd_pk_tiles_fit(t)) {
+        bd_pk_matmul_tiles(out, inp, t, N, simd, tr->gemm_i8[simd], p);  // integer tiles (bd_pk_tiles.c)
         return;
     }
     if (act_int8 && !tr->vec_dot_i8[simd]) {

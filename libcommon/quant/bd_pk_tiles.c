@@ -1,0 +1,401 @@
+// Integer tiles: out (N, OC) = inp (N, C) @ W^T for int8 activations and N >= 8 tokens (prompt
+// processing, the batched forward of evaluation, generation and QAT's teacher) on the affine
+// formats (q2 q3 q8 q6: w = (q - z) * s per group; tq2: s = D, z = 1, one group per row).
+// Dimension key: N tokens, OC rows, C row length, G group, GP padded group, NG groups per row,
+// XP = NG * GP (padded activation row), RB rows of a tile (path: AVX-512 32, AVX2 16), TN tokens
+// of a tile (AVX-512 8, AVX2 4), K4 = XP / 4 steps of 4 weights.
+//
+// A block of RB rows is first repacked (once per call, by the thread that computes it) from the
+// format's codes into bytes, 4 weights of each row side by side: codes[K4][RB][4], with each
+// group's s and z as vectors of RB lanes. The kernel then keeps RB x TN int32 accumulators in
+// registers: per step of 4 weights it loads the rows' 4 codes once (RB/16 zmm or RB/8 ymm) and,
+// for each token, broadcasts the token's 4 int8 activations and multiplies-adds them into every
+// row at once (AVX-512 VNNI vpdpbusd: u8 codes x s8 activations; AVX2 vpmaddubsw + vpmaddwd).
+// At the end of each group, per row and token: d = dot - z * xsum (exact int32), then
+// acc += s * (float)d (a multiply and an add, not fused), and out = acc * xs at the end: the
+// very operations of the scalar row dots (bd_vec_dot_<fmt>_i8_scalar), so a tile's result equals
+// the scalar int8 row dot bit for bit (the AVX2/AVX-512 row dots sum in another order).
+//
+// Exactness: codes q <= QMAX (tq2 2, q2 3, q3 7, q6 63, q8 255), activations |x| <= 127 (the
+// level -128 never occurs, bd_act_quant.h), z <= QMAX, |xsum| <= 127 G, so every int32 value
+// of a group (dot, z * xsum, d) is at most QMAX * 127 * GP in size: below 2^31 while
+// GP <= 2^31 / (127 QMAX) (q8: 66,311; q6: 268,400; tq2: 8.4M weights per row); larger groups
+// take the row dots (tiles_fit). vpmaddubsw adds two u8 x s8 products into int16 with
+// saturation: 2 * 127 * QMAX <= 32767 holds up to QMAX = 129, so q8 has no AVX2 tile.
+// Scratch (bd_pk_tiles_scratch_bytes): the int8 activations and their sums, and a panel of
+// repacked rows (at most ~4 MB, whole blocks; any thread count) that the row loop walks through.
+#include <limits.h>
+#include <stdint.h>
+
+#include "bd_act_quant.h"
+#include "bd_pk_simd.h"
+#include "bd_threads.h"
+
+// ---- repacking ---------------------------------------------------------------------------------------
+// Codes of 4 weights as the 4 bytes of a little-endian uint32, weight k0 in the low byte.
+
+static inline uint32_t rd32u(const uint8_t *p) {
+    uint32_t v;
+    memcpy(&v, p, 4);
+    return v;
+}
+// Four 2-bit codes (one byte, weight k0 in bits 0-1) as four bytes.
+static inline uint32_t expand2(uint32_t b) { return (b | b << 6 | b << 12 | b << 18) & 0x03030303u; }
+// Four 1-bit flags (bits 0-3) as bit 2 of four bytes (the 3-bit codes' high plane).
+static inline uint32_t expand1_hi(uint32_t h) { return ((h * 0x00204081u) & 0x01010101u) << 2; }
+
+// Weights 4k..4k+3 of a block's codes (GP weights), per format; k < GP/4.
+static inline uint32_t codes4_2(const uint8_t *qs, int gp, int k) {
+    (void)gp;
+    return expand2(qs[k]);
+}
+static inline uint32_t codes4_3(const uint8_t *qs, int gp, int k) {
+    return expand2(qs[k]) | expand1_hi((uint32_t)qs[gp / 4 + k / 2] >> (4 * (k & 1)) & 15);
+}
+static inline uint32_t codes4_8(const uint8_t *qs, int gp, int k) {
+    (void)gp;
+    return rd32u(qs + 4 * k);
+}
+// q6 (bd_packed.h): chunk c = k / 8 of 32 weights, j0 = 4 (k % 8) its first weight here.
+static inline uint32_t codes4_6(const uint8_t *qs, int gp, int k) {
+    int c = k >> 3, j0 = 4 * (k & 7);
+    uint32_t lo = rd32u(qs + 16 * c + (j0 & 15)) >> (j0 < 16 ? 0 : 4) & 0x0f0f0f0fu;
+    uint32_t hi = rd32u(qs + gp / 2 + 8 * c + (j0 & 7)) >> (2 * (j0 >> 3)) & 0x03030303u;
+    return lo | hi << 4;
+}
+
+// The repacked form of rows r0 .. r0+RB-1: codes (K4, RB) uint32, then s (NG, RB) f32 and
+// z (NG, RB) int32. Rows past OC get code 0, s 0 and z 0 (their results are not stored).
+typedef struct {
+    uint32_t *codes;
+    float *s;
+    int32_t *z;
+} packed_block;
+
+static size_t block_bytes(const bd_pk_tensor *t, int rb) {
+    return (size_t)rb * ((size_t)t->ngroups * (size_t)t->gpad + 8 * (size_t)t->ngroups);
+}
+static packed_block block_at(const bd_pk_tensor *t, int rb, uint8_t *p) {
+    size_t k4 = (size_t)t->ngroups * (size_t)t->gpad / 4;
+    packed_block b = {(uint32_t *)(void *)p, (float *)(void *)(p + k4 * rb * 4), NULL};
+    b.z = (int32_t *)(void *)(b.s + (size_t)t->ngroups * rb);
+    return b;
+}
+
+// One repack per format: the block header gives s and z (tq2: no header, s = D, z = 1).
+#define REPACK_AFFINE(name, blk, codes4)                                                     \
+    static void repack_##name(const bd_pk_tensor *t, int r0, int rb, packed_block b) {       \
+        int k4g = t->gpad / 4, NG = t->ngroups;                                              \
+        for (int rr = 0; rr < rb; rr++) {                                                    \
+            if (r0 + rr >= t->rows) {                                                        \
+                for (int g = 0; g < NG; g++) b.s[g * rb + rr] = 0, b.z[g * rb + rr] = 0;     \
+                for (int k = 0; k < NG * k4g; k++) b.codes[(size_t)k * rb + rr] = 0;         \
+                continue;                                                                    \
+            }                                                                                \
+            const uint8_t *row = t->data + (size_t)(r0 + rr) * t->row_bytes;                 \
+            for (int g = 0; g < NG; g++) {                                                   \
+                const blk *h = bd_pk_cblock(row, t, g);                                      \
+                b.s[g * rb + rr] = h->s;                                                     \
+                b.z[g * rb + rr] = h->z;                                                     \
+                uint32_t *o = b.codes + (size_t)g * k4g * rb + rr;                           \
+                for (int k = 0; k < k4g; k++) o[(size_t)k * rb] = codes4(h->qs, t->gpad, k); \
+            }                                                                                \
+        }                                                                                    \
+    }
+REPACK_AFFINE(q2, bd_block_q2, codes4_2)
+REPACK_AFFINE(q3, bd_block_q3, codes4_3)
+REPACK_AFFINE(q8, bd_block_q8, codes4_8)
+REPACK_AFFINE(q6, bd_block_q6, codes4_6)
+
+static void repack_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+    int k4 = t->gpad / 4;
+    for (int rr = 0; rr < rb; rr++) {
+        bool in = r0 + rr < t->rows;
+        const uint8_t *qs = t->data + (size_t)(r0 + rr) * t->row_bytes;  // one 2-bit plane per row
+        b.s[rr] = in ? t->scale : 0;
+        b.z[rr] = in ? 1 : 0;
+        for (int k = 0; k < k4; k++) b.codes[(size_t)k * rb + rr] = in ? expand2(qs[k]) : 0;
+    }
+}
+
+typedef void repack_fn(const bd_pk_tensor *t, int r0, int rb, packed_block b);
+
+// ---- kernels -----------------------------------------------------------------------------------------
+// One tile: rows of block b (RB), tokens n0 .. n0+nt-1 (nt <= TN), every group; the result
+// times xs into out. acc (TN, RB) floats on the stack carry the sum over groups.
+
+typedef struct {
+    const bd_pk_tensor *t;
+    const int8_t *xq;     // (N, XP)
+    const int32_t *xsum;  // (N, NG)
+    const float *xs;      // (N)
+    float *out;           // (N, OC)
+    int N;
+    size_t XP;
+} tile_args;
+
+static void store_tile(const tile_args *a, const float *acc, int rb, int r0, int n0, int nt) {
+    int nr = a->t->rows - r0 < rb ? a->t->rows - r0 : rb;
+    for (int n = 0; n < nt; n++) {
+        float *o = a->out + (size_t)(n0 + n) * a->t->rows + r0;
+        for (int r = 0; r < nr; r++) o[r] = acc[n * rb + r] * a->xs[n0 + n];
+    }
+}
+
+#ifdef BD_X86
+#define RB512 32
+#define TN512 8
+
+// Group g of block b for nt tokens (a compile-time constant where it is inlined).
+T_AVX512 BD_SIMD_INLINE void group512(const tile_args *a, packed_block b, int g, int n0, int nt, float *acc) {
+    const bd_pk_tensor *t = a->t;
+    int k4g = t->gpad / 4;
+    const uint32_t *w = b.codes + (size_t)g * k4g * RB512;
+    const int8_t *x = a->xq + (size_t)n0 * a->XP + (size_t)g * t->gpad;
+    __m512i lo[TN512], hi[TN512];
+#pragma GCC unroll 8
+    for (int n = 0; n < nt; n++) lo[n] = hi[n] = _mm512_setzero_si512();
+    for (int k = 0; k < k4g; k++) {
+        __m512i w0 = _mm512_loadu_si512(w + (size_t)k * RB512), w1 = _mm512_loadu_si512(w + (size_t)k * RB512 + 16);
+#pragma GCC unroll 8
+        for (int n = 0; n < nt; n++) {
+            __m512i xb = _mm512_set1_epi32((int)rd32u((const uint8_t *)x + (size_t)n * a->XP + 4 * (size_t)k));
+            lo[n] = _mm512_dpbusd_epi32(lo[n], w0, xb);
+            hi[n] = _mm512_dpbusd_epi32(hi[n], w1, xb);
+        }
+    }
+    __m512i z0 = _mm512_loadu_si512(b.z + g * RB512), z1 = _mm512_loadu_si512(b.z + g * RB512 + 16);
+    __m512 s0 = _mm512_loadu_ps(b.s + g * RB512), s1 = _mm512_loadu_ps(b.s + g * RB512 + 16);
+#pragma GCC unroll 8
+    for (int n = 0; n < nt; n++) {
+        __m512i xsv = _mm512_set1_epi32(a->xsum[(size_t)(n0 + n) * t->ngroups + g]);
+        __m512i d0 = _mm512_sub_epi32(lo[n], _mm512_mullo_epi32(z0, xsv));
+        __m512i d1 = _mm512_sub_epi32(hi[n], _mm512_mullo_epi32(z1, xsv));
+        float *ac = acc + n * RB512;
+        _mm512_storeu_ps(ac, _mm512_add_ps(_mm512_loadu_ps(ac), _mm512_mul_ps(s0, _mm512_cvtepi32_ps(d0))));
+        _mm512_storeu_ps(ac + 16, _mm512_add_ps(_mm512_loadu_ps(ac + 16), _mm512_mul_ps(s1, _mm512_cvtepi32_ps(d1))));
+    }
+}
+
+T_AVX512 BD_SIMD_INLINE void tile512(const tile_args *a, packed_block b, int n0, int nt, float *acc) {
+    for (int g = 0; g < a->t->ngroups; g++) group512(a, b, g, n0, nt, acc);
+}
+
+// Rows r0.. of one repacked block, every token.
+T_AVX512 static void block512(const tile_args *a, packed_block b, int r0) {
+    float acc[TN512 * RB512];
+    for (int n0 = 0; n0 < a->N; n0 += TN512) {
+        int nt = a->N - n0 < TN512 ? a->N - n0 : TN512;
+        memset(acc, 0, sizeof acc);
+        switch (nt) {  // constant token counts: accumulators in registers
+        case 8: tile512(a, b, n0, 8, acc); break;
+        case 7: tile512(a, b, n0, 7, acc); break;
+        case 6: tile512(a, b, n0, 6, acc); break;
+        case 5: tile512(a, b, n0, 5, acc); break;
+        case 4: tile512(a, b, n0, 4, acc); break;
+        case 3: tile512(a, b, n0, 3, acc); break;
+        case 2: tile512(a, b, n0, 2, acc); break;
+        default: tile512(a, b, n0, 1, acc); break;
+        }
+        store_tile(a, acc, RB512, r0, n0, nt);
+    }
+}
+
+#define RB256 16
+#define TN256 4
+
+T_AVX2 BD_SIMD_INLINE void group256(const tile_args *a, packed_block b, int g, int n0, int nt, float *acc) {
+    const bd_pk_tensor *t = a->t;
+    int k4g = t->gpad / 4;
+    const uint32_t *w = b.codes + (size_t)g * k4g * RB256;
+    const int8_t *x = a->xq + (size_t)n0 * a->XP + (size_t)g * t->gpad;
+    const __m256i ones = _mm256_set1_epi16(1);
+    __m256i lo[TN256], hi[TN256];
+#pragma GCC unroll 4
+    for (int n = 0; n < nt; n++) lo[n] = hi[n] = _mm256_setzero_si256();
+    for (int k = 0; k < k4g; k++) {
+        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)k * RB256)),
+                w1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)k * RB256 + 8));
+#pragma GCC unroll 4
+        for (int n = 0; n < nt; n++) {
+            __m256i xb = _mm256_set1_epi32((int)rd32u((const uint8_t *)x + (size_t)n * a->XP + 4 * (size_t)k));
+            lo[n] = _mm256_add_epi32(lo[n], _mm256_madd_epi16(_mm256_maddubs_epi16(w0, xb), ones));
+            hi[n] = _mm256_add_epi32(hi[n], _mm256_madd_epi16(_mm256_maddubs_epi16(w1, xb), ones));
+        }
+    }
+    __m256i z0 = _mm256_loadu_si256((const __m256i *)(b.z + g * RB256)),
+            z1 = _mm256_loadu_si256((const __m256i *)(b.z + g * RB256 + 8));
+    __m256 s0 = _mm256_loadu_ps(b.s + g * RB256), s1 = _mm256_loadu_ps(b.s + g * RB256 + 8);
+#pragma GCC unroll 4
+    for (int n = 0; n < nt; n++) {
+        __m256i xsv = _mm256_set1_epi32(a->xsum[(size_t)(n0 + n) * t->ngroups + g]);
+        __m256i d0 = _mm256_sub_epi32(lo[n], _mm256_mullo_epi32(z0, xsv));
+        __m256i d1 = _mm256_sub_epi32(hi[n], _mm256_mullo_epi32(z1, xsv));
+        float *ac = acc + n * RB256;
+        _mm256_storeu_ps(ac, _mm256_add_ps(_mm256_loadu_ps(ac), _mm256_mul_ps(s0, _mm256_cvtepi32_ps(d0))));
+        _mm256_storeu_ps(ac + 8, _mm256_add_ps(_mm256_loadu_ps(ac + 8), _mm256_mul_ps(s1, _mm256_cvtepi32_ps(d1))));
+    }
+}
+
+T_AVX2 BD_SIMD_INLINE void tile256(const tile_args *a, packed_block b, int n0, int nt, float *acc) {
+    for (int g = 0; g < a->t->ngroups; g++) group256(a, b, g, n0, nt, acc);
+}
+
+T_AVX2 static void block256(const tile_args *a, packed_block b, int r0) {
+    float acc[TN256 * RB256];
+    for (int n0 = 0; n0 < a->N; n0 += TN256) {
+        int nt = a->N - n0 < TN256 ? a->N - n0 : TN256;
+        memset(acc, 0, sizeof acc);
+        switch (nt) {
+        case 4: tile256(a, b, n0, 4, acc); break;
+        case 3: tile256(a, b, n0, 3, acc); break;
+        case 2: tile256(a, b, n0, 2, acc); break;
+        default: tile256(a, b, n0, 1, acc); break;
+        }
+        store_tile(a, acc, RB256, r0, n0, nt);
+    }
+}
+#endif
+
+// ---- the gemm entries of the traits table ------------------------------------------------------------
+// Rows [r0, r1) (r0 a multiple of the path's RB) for every token: each block of RB rows repacked
+// into buf (block_bytes) and computed.
+
+typedef void block_fn(const tile_args *a, packed_block b, int r0);
+
+static void gemm_rows(const tile_args *a, int r0, int r1, uint8_t *buf, int rb, repack_fn *repack, block_fn *blk) {
+    for (int r = r0; r < r1; r += rb) {
+        packed_block b = block_at(a->t, rb, buf);
+        repack(a->t, r, rb, b);
+        blk(a, b, r);
+    }
+}
+
+#ifdef BD_X86
+#define GEMM_ENTRIES(fmt)                                                                                    \
+    void bd_gemm_##fmt##_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, \
+                                   const float *xs, int N, int r0, int r1, uint8_t *buf) {                   \
+        tile_args a = {t, xq, xsum, xs, out, N, (size_t)t->ngroups * (size_t)t->gpad};                       \
+        gemm_rows(&a, r0, r1, buf, RB512, repack_##fmt, block512);                                           \
+    }                                                                                                        \
+    void bd_gemm_##fmt##_i8_avx2(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,   \
+                                 const float *xs, int N, int r0, int r1, uint8_t *buf) {                     \
+        tile_args a = {t, xq, xsum, xs, out, N, (size_t)t->ngroups * (size_t)t->gpad};                       \
+        gemm_rows(&a, r0, r1, buf, RB256, repack_##fmt, block256);                                           \
+    }
+GEMM_ENTRIES(q2)
+GEMM_ENTRIES(tq2)
+GEMM_ENTRIES(q3)
+GEMM_ENTRIES(q6)
+GEMM_ENTRIES(q8)  // its AVX2 entry is not in the table: vpmaddubsw would saturate on codes > 129
+#endif
+
+// ---- the driver ----------------------------------------------------------------------------------------
+
+int bd_pk_tile_rows(bd_simd s) { return s == BD_SIMD_AVX512 ? 32 : 16; }
+
+// The largest code of a format (the int32 bound above).
+static int qmax(const bd_pk_tensor *t) {
+    switch (t->type) {
+    case BD_PK_TQ2: return 2;
+    case BD_PK_Q2: return 3;
+    case BD_PK_Q3: return 7;
+    case BD_PK_Q6: return 63;
+    default: return 255;
+    }
+}
+
+bool bd_pk_tiles_fit(const bd_pk_tensor *t) { return (int64_t)qmax(t) * 127 * t->gpad <= INT32_MAX; }
+
+#define PANEL_BYTES ((size_t)4 << 20)
+
+static size_t up64(size_t n) { return (n + 63) / 64 * 64; }
+
+// Blocks of RB rows per panel: ~PANEL_BYTES, at least one, at most the matrix.
+static int panel_blocks(const bd_pk_tensor *t, int rb) {
+    size_t bb = up64(block_bytes(t, rb));
+    int nb = (t->rows + rb - 1) / rb, p = (int)(PANEL_BYTES / bb);
+    return p < 1 ? 1 : p > nb ? nb : p;
+}
+
+size_t bd_pk_tiles_scratch_bytes(const bd_pk_tensor *t, int N) {
+    size_t XP = (size_t)t->ngroups * (size_t)t->gpad, n = 0;
+    n += up64((size_t)N * XP) + up64((size_t)N * (size_t)t->ngroups * sizeof(int32_t)) +
+         up64((size_t)N * sizeof(float));
+    size_t panel = 0;
+    for (int rb = 16; rb <= 32; rb += 16) {  // either path's tile rows
+        size_t p = (size_t)panel_blocks(t, rb) * up64(block_bytes(t, rb));
+        if (p > panel) panel = p;
+    }
+    return n + panel;
+}
+
+typedef struct {
+    const bd_pk_tensor *t;
+    const float *inp;  // (N, C)
+    int8_t *xq;        // (N, XP)
+    int32_t *xsum;     // (N, NG)
+    float *xs;         // (N)
+} quant_job;
+
+// Tokens [n0, n1): quantized (bd_act_quant_row: the rule of every int8 path) into the padded
+// layout, group sums alongside. The row is quantized in place at the start of its padded slot
+// and its groups moved up to their places, last first.
+static void quant_rows(void *ctx, int n0, int n1) {
+    const quant_job *j = ctx;
+    const bd_pk_tensor *t = j->t;
+    size_t XP = (size_t)t->ngroups * (size_t)t->gpad;
+    for (int n = n0; n < n1; n++) {
+        int8_t *xp = j->xq + (size_t)n * XP;
+        bd_act_quant_row(j->inp + (size_t)n * t->cols, xp, t->cols, &j->xs[n]);
+        for (int g = t->ngroups - 1; g >= 0; g--) {
+            int len = bd_pk_group_len(t, g);
+            int8_t *dst = xp + (size_t)g * t->gpad;
+            memmove(dst, xp + (size_t)g * t->group, (size_t)len);
+            memset(dst + len, 0, (size_t)(t->gpad - len));
+            int32_t s = 0;
+            for (int i = 0; i < len; i++) s += dst[i];
+            j->xsum[(size_t)n * t->ngroups + g] = s;
+        }
+    }
+}
+
+typedef struct {
+    const tile_args *a;
+    bd_pk_gemm_i8_fn *fn;
+    uint8_t *panel;
+    size_t bb;   // bytes per block in the panel
+    int rb, b0;  // tile rows; the panel's first block
+} panel_job;
+
+static void panel_rows(void *ctx, int b0, int b1) {
+    const panel_job *j = ctx;
+    const tile_args *a = j->a;
+    int r0 = (j->b0 + b0) * j->rb, r1 = (j->b0 + b1) * j->rb;
+    if (r1 > a->t->rows) r1 = a->t->rows;
+    j->fn(a->out, a->t, a->xq, a->xsum, a->xs, a->N, r0, r1, j->panel + (size_t)b0 * j->bb);
+}
+
+void bd_pk_matmul_tiles(float *out, const float *inp, const bd_pk_tensor *t, int N, bd_simd simd, bd_pk_gemm_i8_fn *fn,
+                        void *scratch) {
+    size_t XP = (size_t)t->ngroups * (size_t)t->gpad;
+    uint8_t *p = scratch;
+    int8_t *xq = (int8_t *)p;
+    p += up64((size_t)N * XP);
+    int32_t *xsum = (int32_t *)(void *)p;
+    p += up64((size_t)N * (size_t)t->ngroups * sizeof(int32_t));
+    float *xs = (float *)(void *)p;
+    p += up64((size_t)N * sizeof(float));
+    quant_job qj = {t, inp, xq, xsum, xs};
+    bd_parallel_for(N, 1 + 32768 / (t->cols > 0 ? t->cols : 1), quant_rows, &qj);
+
+    tile_args a = {t, xq, xsum, xs, out, N, XP};
+    int rb = bd_pk_tile_rows(simd), nb = (t->rows + rb - 1) / rb, pb = panel_blocks(t, rb);
+    int nt = bd_num_threads();
+    if (pb > nt && pb < nb) pb = pb / nt * nt;  // whole rounds of blocks per thread
+    panel_job pj = {&a, fn, p, up64(block_bytes(t, rb)), rb, 0};
+    for (pj.b0 = 0; pj.b0 < nb; pj.b0 += pb) {
+        int n = nb - pj.b0 < pb ? nb - pj.b0 : pb;
+        bd_parallel_for(n, 1, panel_rows, &pj);
+    }
+}
