@@ -25,6 +25,7 @@
 // Scratch (bd_pk_tiles_scratch_bytes): the int8 activations and their sums, and a panel of
 // repacked rows (at most ~4 MB, whole blocks; any thread count) that the row loop walks through.
 #include <limits.h>
+#include <math.h>
 #include <stdint.h>
 
 #include "bd_act_quant.h"
@@ -146,35 +147,45 @@ static void store_tile(const tile_args *a, const float *acc, int rb, int r0, int
 #define RB512 32
 #define TN512 8
 
-// Group g of block b for nt tokens (a compile-time constant where it is inlined).
+// Group g of block b for nt tokens (a compile-time constant where it is inlined). Accumulators
+// are named variables, not arrays: GCC kept arrays of them partly on the stack.
+// acc += u8 w x s8 x per int32 lane. Inline asm: with the intrinsic, GCC 12 copied every
+// accumulator each step and spilled some to the stack.
+#define DPBUSD(acc, w, x) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x))
+#define X8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 T_AVX512 BD_SIMD_INLINE void group512(const tile_args *a, packed_block b, int g, int n0, int nt, float *acc) {
     const bd_pk_tensor *t = a->t;
     int k4g = t->gpad / 4;
     const uint32_t *w = b.codes + (size_t)g * k4g * RB512;
-    const int8_t *x = a->xq + (size_t)n0 * a->XP + (size_t)g * t->gpad;
-    __m512i lo[TN512], hi[TN512];
-#pragma GCC unroll 8
-    for (int n = 0; n < nt; n++) lo[n] = hi[n] = _mm512_setzero_si512();
+    const uint8_t *x = (const uint8_t *)a->xq + (size_t)n0 * a->XP + (size_t)g * t->gpad;
+    size_t XP = a->XP;
+#define DECL(i) __m512i lo##i = _mm512_setzero_si512(), hi##i = _mm512_setzero_si512();
+    X8(DECL)
+#undef DECL
     for (int k = 0; k < k4g; k++) {
         __m512i w0 = _mm512_loadu_si512(w + (size_t)k * RB512), w1 = _mm512_loadu_si512(w + (size_t)k * RB512 + 16);
-#pragma GCC unroll 8
-        for (int n = 0; n < nt; n++) {
-            __m512i xb = _mm512_set1_epi32((int)rd32u((const uint8_t *)x + (size_t)n * a->XP + 4 * (size_t)k));
-            lo[n] = _mm512_dpbusd_epi32(lo[n], w0, xb);
-            hi[n] = _mm512_dpbusd_epi32(hi[n], w1, xb);
-        }
+#define DOT(i)                                                                  \
+    if (nt > i) {                                                               \
+        __m512i xb = _mm512_set1_epi32((int)rd32u(x + i * XP + 4 * (size_t)k)); \
+        DPBUSD(lo##i, w0, xb);                                                  \
+        DPBUSD(hi##i, w1, xb);                                                  \
+    }
+        X8(DOT)
+#undef DOT
     }
     __m512i z0 = _mm512_loadu_si512(b.z + g * RB512), z1 = _mm512_loadu_si512(b.z + g * RB512 + 16);
     __m512 s0 = _mm512_loadu_ps(b.s + g * RB512), s1 = _mm512_loadu_ps(b.s + g * RB512 + 16);
-#pragma GCC unroll 8
-    for (int n = 0; n < nt; n++) {
-        __m512i xsv = _mm512_set1_epi32(a->xsum[(size_t)(n0 + n) * t->ngroups + g]);
-        __m512i d0 = _mm512_sub_epi32(lo[n], _mm512_mullo_epi32(z0, xsv));
-        __m512i d1 = _mm512_sub_epi32(hi[n], _mm512_mullo_epi32(z1, xsv));
-        float *ac = acc + n * RB512;
-        _mm512_storeu_ps(ac, _mm512_add_ps(_mm512_loadu_ps(ac), _mm512_mul_ps(s0, _mm512_cvtepi32_ps(d0))));
-        _mm512_storeu_ps(ac + 16, _mm512_add_ps(_mm512_loadu_ps(ac + 16), _mm512_mul_ps(s1, _mm512_cvtepi32_ps(d1))));
+#define EPI(i)                                                                                                         \
+    if (nt > i) {                                                                                                      \
+        __m512i xsv = _mm512_set1_epi32(a->xsum[(size_t)(n0 + i) * t->ngroups + g]);                                   \
+        __m512i d0 = _mm512_sub_epi32(lo##i, _mm512_mullo_epi32(z0, xsv));                                             \
+        __m512i d1 = _mm512_sub_epi32(hi##i, _mm512_mullo_epi32(z1, xsv));                                             \
+        float *ac = acc + i * RB512;                                                                                   \
+        _mm512_storeu_ps(ac, _mm512_add_ps(_mm512_loadu_ps(ac), _mm512_mul_ps(s0, _mm512_cvtepi32_ps(d0))));           \
+        _mm512_storeu_ps(ac + 16, _mm512_add_ps(_mm512_loadu_ps(ac + 16), _mm512_mul_ps(s1, _mm512_cvtepi32_ps(d1)))); \
     }
+    X8(EPI)
+#undef EPI
 }
 
 T_AVX512 BD_SIMD_INLINE void tile512(const tile_args *a, packed_block b, int n0, int nt, float *acc) {
@@ -197,7 +208,15 @@ T_AVX512 static void block512(const tile_args *a, packed_block b, int r0) {
         case 2: tile512(a, b, n0, 2, acc); break;
         default: tile512(a, b, n0, 1, acc); break;
         }
-        store_tile(a, acc, RB512, r0, n0, nt);
+        int nr = a->t->rows - r0 < RB512 ? a->t->rows - r0 : RB512;
+        __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
+        __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+        for (int n = 0; n < nt; n++) {
+            float *o = a->out + (size_t)(n0 + n) * a->t->rows + r0;
+            __m512 xs = _mm512_set1_ps(a->xs[n0 + n]);
+            _mm512_mask_storeu_ps(o, m0, _mm512_mul_ps(_mm512_loadu_ps(acc + n * RB512), xs));
+            _mm512_mask_storeu_ps(o + 16, m1, _mm512_mul_ps(_mm512_loadu_ps(acc + n * RB512 + 16), xs));
+        }
     }
 }
 
@@ -330,7 +349,72 @@ size_t bd_pk_tiles_scratch_bytes(const bd_pk_tensor *t, int N) {
     return n + panel;
 }
 
+// bd_act_quant_row with SIMD: the same max (a NaN is skipped as fmaxf skips it), the same
+// factor and multiplier from it, the same rounding (to nearest even) and clamp, so the same
+// levels and *d bit for bit for finite inputs (bd_act_quant_row called fmaxf and rintf per value:
+// it cost as much as the tiles themselves).
+static float act_scale(float amax, float *inv) {
+    amax = fmaxf(amax, BD_ACT_EPS);  // as bd_act_quant.c's row_scale
+    *inv = 127.0f / amax;
+    return amax / 127.0f;
+}
+static inline int8_t act_level(float x, float inv) {
+    float q = rintf(x * inv);
+    return (int8_t)(q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q);
+}
+
+#ifdef BD_X86
+T_AVX512 static void act_quant512(const float *x, int8_t *q, int C, float *d) {
+    __m512 m = _mm512_setzero_ps();
+    int i = 0;
+    for (; i + 16 <= C; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);
+    __mmask16 tail = (__mmask16)((1u << (C - i)) - 1);
+    if (tail) m = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(tail, x + i)), m);
+    float inv;
+    *d = act_scale(_mm512_reduce_max_ps(m), &inv);
+    __m512 iv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
+    for (i = 0; i < C; i += 16) {
+        __mmask16 k = C - i >= 16 ? 0xffff : (__mmask16)((1u << (C - i)) - 1);
+        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), iv),
+                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
+        _mm512_mask_cvtsepi32_storeu_epi8(q + i, k, _mm512_cvtps_epi32(v));
+    }
+}
+
+T_AVX2 static void act_quant256(const float *x, int8_t *q, int C, float *d) {
+    const __m256 sign = _mm256_set1_ps(-0.0f);
+    __m256 m = _mm256_setzero_ps();
+    int i = 0;
+    for (; i + 8 <= C; i += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
+    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+    float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+    for (int j = i; j < C; j++) amax = fmaxf(amax, fabsf(x[j]));
+    float inv;
+    *d = act_scale(amax, &inv);
+    __m256 iv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
+    for (i = 0; i + 8 <= C; i += 8) {
+        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), iv),
+                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m256i l = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
+        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1));
+        _mm_storel_epi64((__m128i *)(void *)(q + i), _mm_packs_epi16(w, w));
+    }
+    for (; i < C; i++) q[i] = act_level(x[i], inv);
+}
+#endif
+
+static void act_quant(bd_simd simd, const float *x, int8_t *q, int C, float *d) {
+#ifdef BD_X86
+    if (simd == BD_SIMD_AVX512) return act_quant512(x, q, C, d);
+    if (simd == BD_SIMD_AVX2) return act_quant256(x, q, C, d);
+#endif
+    bd_act_quant_row(x, q, C, d);
+}
+
 typedef struct {
+    bd_simd simd;
     const bd_pk_tensor *t;
     const float *inp;  // (N, C)
     int8_t *xq;        // (N, XP)
@@ -347,7 +431,7 @@ static void quant_rows(void *ctx, int n0, int n1) {
     size_t XP = (size_t)t->ngroups * (size_t)t->gpad;
     for (int n = n0; n < n1; n++) {
         int8_t *xp = j->xq + (size_t)n * XP;
-        bd_act_quant_row(j->inp + (size_t)n * t->cols, xp, t->cols, &j->xs[n]);
+        act_quant(j->simd, j->inp + (size_t)n * t->cols, xp, t->cols, &j->xs[n]);
         for (int g = t->ngroups - 1; g >= 0; g--) {
             int len = bd_pk_group_len(t, g);
             int8_t *dst = xp + (size_t)g * t->gpad;
@@ -386,7 +470,7 @@ void bd_pk_matmul_tiles(float *out, const float *inp, const bd_pk_tensor *t, int
     p += up64((size_t)N * (size_t)t->ngroups * sizeof(int32_t));
     float *xs = (float *)(void *)p;
     p += up64((size_t)N * sizeof(float));
-    quant_job qj = {t, inp, xq, xsum, xs};
+    quant_job qj = {simd, t, inp, xq, xsum, xs};
     bd_parallel_for(N, 1 + 32768 / (t->cols > 0 ? t->cols : 1), quant_rows, &qj);
 
     tile_args a = {t, xq, xsum, xs, out, N, XP};

@@ -354,6 +354,8 @@ START_TEST(test_tiles_vs_rowdot) {
                       *mag = malloc(sizeof(float) * N * OC), *row = malloc(sizeof(float) * C);
                 for (int i = 0; i < OC * C; i++) w[i] = frand();
                 for (int i = 0; i < N * C; i++) x[i] = frand() * 4 + (i % 7 == 0 ? 2 : 0);  // sums away from 0
+                for (int i = 0; i < C; i++) x[C + i] = (float)(i % 21 - 10) + 0.5f;         // token 1: ties at scale 1
+                x[C] = 127.0f;
                 bd_pk_tensor t;
                 ck_assert_int_eq(bd_pk_pack_as(&t, fm[fi].f, w, OC, C, &fm[fi].q, NULL, 0), BD_OK);
                 int8_t *xp = malloc((size_t)t.ngroups * t.gpad);
