@@ -26,6 +26,7 @@
 // repacked rows (at most ~4 MB, whole blocks; any thread count) that the row loop walks through.
 #include <limits.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "bd_act_quant.h"
@@ -45,11 +46,7 @@ static inline uint32_t expand2(uint32_t b) { return (b | b << 6 | b << 12 | b <<
 // Four 1-bit flags (bits 0-3) as bit 2 of four bytes (the 3-bit codes' high plane).
 static inline uint32_t expand1_hi(uint32_t h) { return ((h * 0x00204081u) & 0x01010101u) << 2; }
 
-// Weights 4k..4k+3 of a block's codes (GP weights), per format; k < GP/4.
-static inline uint32_t codes4_2(const uint8_t *qs, int gp, int k) {
-    (void)gp;
-    return expand2(qs[k]);
-}
+// Weights 4k..4k+3 of a block's codes (GP weights), per format; k < GP/4 (2-bit: codes2_512/256 below).
 static inline uint32_t codes4_3(const uint8_t *qs, int gp, int k) {
     return expand2(qs[k]) | expand1_hi((uint32_t)qs[gp / 4 + k / 2] >> (4 * (k & 1)) & 15);
 }
@@ -103,23 +100,113 @@ static packed_block block_at(const bd_pk_tensor *t, int rb, uint8_t *p) {
             }                                                                                \
         }                                                                                    \
     }
-REPACK_AFFINE(q2, bd_block_q2, codes4_2)
 REPACK_AFFINE(q3, bd_block_q3, codes4_3)
 REPACK_AFFINE(q8, bd_block_q8, codes4_8)
 REPACK_AFFINE(q6, bd_block_q6, codes4_6)
 
-static void repack_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
-    int k4 = t->gpad / 4;
-    for (int rr = 0; rr < rb; rr++) {
-        bool in = r0 + rr < t->rows;
-        const uint8_t *qs = t->data + (size_t)(r0 + rr) * t->row_bytes;  // one 2-bit plane per row
-        b.s[rr] = in ? t->scale : 0;
-        b.z[rr] = in ? 1 : 0;
-        for (int k = 0; k < k4; k++) b.codes[(size_t)k * rb + rr] = in ? expand2(qs[k]) : 0;
+typedef void repack_fn(const bd_pk_tensor *t, int r0, int rb, packed_block b);
+
+#ifdef BD_X86
+// The 2-bit formats' repack with gathers: one gather takes 4 code bytes (16 weights) from each of
+// 16 (AVX2: 8) rows, and each byte becomes a lane's 4 code bytes (the scalar repack did one
+// 4-weight store per row: as slow as the tiles themselves at N = 8). Groups: ng blocks of
+// gstride bytes per row, codes hdr bytes into each (tq2: one plane, ng 1, hdr 0).
+T_AVX512 static void codes2_512(const bd_pk_tensor *t, int r0, int rb, uint32_t *codes, int ng, size_t gstride,
+                                size_t hdr) {
+    int k4g = t->gpad / 4;
+    const __m512i m3 = _mm512_set1_epi8(3);
+    __m512i ctrl[4];  // output byte e of dword half h of a qword: bits 32h + 8c + 2e of the gathered dword pair
+    for (int c = 0; c < 4; c++) {
+        uint64_t q = 0;
+        for (int p = 0; p < 8; p++) q |= (uint64_t)(32 * (p / 4) + 8 * c + 2 * (p % 4)) << (8 * p);
+        ctrl[c] = _mm512_set1_epi64((long long)q);
+    }
+    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
+                                           _mm512_set1_epi32((int)t->row_bytes));
+    for (int h = 0; h < rb; h += 16) {
+        int nr = t->rows - (r0 + h);
+        __mmask16 m = nr >= 16 ? 0xffff : nr <= 0 ? 0 : (__mmask16)((1u << nr) - 1);
+        const uint8_t *base = t->data + (size_t)(nr > 0 ? r0 + h : 0) * t->row_bytes;
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *src = base + (size_t)g * gstride + hdr;
+            uint32_t *o = codes + (size_t)g * k4g * rb + h;
+            for (int j = 0; j < k4g; j += 4) {
+                __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, src + j, 1);
+                for (int c = 0; c < 4; c++)
+                    _mm512_storeu_si512(o + (size_t)(j + c) * rb,
+                                        _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl[c], v), m3));
+            }
+        }
     }
 }
 
-typedef void repack_fn(const bd_pk_tensor *t, int r0, int rb, packed_block b);
+T_AVX2 static void codes2_256(const bd_pk_tensor *t, int r0, int rb, uint32_t *codes, int ng, size_t gstride,
+                              size_t hdr) {
+    int k4g = t->gpad / 4;
+    const __m256i ff = _mm256_set1_epi32(0xff), m3 = _mm256_set1_epi8(3);
+    const __m256i idx =
+            _mm256_mullo_epi32(_mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7), _mm256_set1_epi32((int)t->row_bytes));
+    for (int h = 0; h < rb; h += 8) {
+        int nr = t->rows - (r0 + h);
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(nr), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        const uint8_t *base = t->data + (size_t)(nr > 0 ? r0 + h : 0) * t->row_bytes;
+        for (int g = 0; g < ng; g++) {
+            const uint8_t *src = base + (size_t)g * gstride + hdr;
+            uint32_t *o = codes + (size_t)g * k4g * rb + h;
+            for (int j = 0; j < k4g; j += 4) {
+                __m256i v = _mm256_mask_i32gather_epi32(_mm256_setzero_si256(), (const int *)(const void *)(src + j),
+                                                        idx, m, 1);
+                for (int c = 0; c < 4; c++) {
+                    __m256i bt = _mm256_and_si256(_mm256_srli_epi32(v, 8 * c), ff);  // as expand2, per lane
+                    bt = _mm256_or_si256(_mm256_or_si256(bt, _mm256_slli_epi32(bt, 6)),
+                                         _mm256_or_si256(_mm256_slli_epi32(bt, 12), _mm256_slli_epi32(bt, 18)));
+                    _mm256_storeu_si256((__m256i *)(void *)(o + (size_t)(j + c) * rb), _mm256_and_si256(bt, m3));
+                }
+            }
+        }
+    }
+}
+
+// s and z of each row and group (codes by the caller).
+static void params_q2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+    for (int rr = 0; rr < rb; rr++)
+        for (int g = 0; g < t->ngroups; g++) {
+            const bd_block_q2 *h =
+                    r0 + rr < t->rows ? bd_pk_cblock(t->data + (size_t)(r0 + rr) * t->row_bytes, t, g) : NULL;
+            b.s[g * rb + rr] = h ? h->s : 0;
+            b.z[g * rb + rr] = h ? h->z : 0;
+        }
+}
+static void params_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+    for (int rr = 0; rr < rb; rr++) {
+        b.s[rr] = r0 + rr < t->rows ? t->scale : 0;
+        b.z[rr] = r0 + rr < t->rows ? 1 : 0;
+    }
+}
+static void repack512_q2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+    params_q2(t, r0, rb, b);
+    codes2_512(t, r0, rb, b.codes, t->ngroups, t->block_bytes, offsetof(bd_block_q2, qs));
+}
+static void repack512_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+    params_tq2(t, r0, rb, b);
+    codes2_512(t, r0, rb, b.codes, 1, 0, 0);
+}
+static void repack256_q2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+    params_q2(t, r0, rb, b);
+    codes2_256(t, r0, rb, b.codes, t->ngroups, t->block_bytes, offsetof(bd_block_q2, qs));
+}
+static void repack256_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+    params_tq2(t, r0, rb, b);
+    codes2_256(t, r0, rb, b.codes, 1, 0, 0);
+}
+// The other formats: the scalar repack on both paths.
+#define repack512_q3 repack_q3
+#define repack256_q3 repack_q3
+#define repack512_q6 repack_q6
+#define repack256_q6 repack_q6
+#define repack512_q8 repack_q8
+#define repack256_q8 repack_q8
+#endif
 
 // ---- kernels -----------------------------------------------------------------------------------------
 // One tile: rows of block b (RB), tokens n0 .. n0+nt-1 (nt <= TN), every group; the result
@@ -295,12 +382,12 @@ static void gemm_rows(const tile_args *a, int r0, int r1, uint8_t *buf, int rb, 
     void bd_gemm_##fmt##_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, \
                                    const float *xs, int N, int r0, int r1, uint8_t *buf) {                   \
         tile_args a = {t, xq, xsum, xs, out, N, (size_t)t->ngroups * (size_t)t->gpad};                       \
-        gemm_rows(&a, r0, r1, buf, RB512, repack_##fmt, block512);                                           \
+        gemm_rows(&a, r0, r1, buf, RB512, repack512_##fmt, block512);                                        \
     }                                                                                                        \
     void bd_gemm_##fmt##_i8_avx2(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,   \
                                  const float *xs, int N, int r0, int r1, uint8_t *buf) {                     \
         tile_args a = {t, xq, xsum, xs, out, N, (size_t)t->ngroups * (size_t)t->gpad};                       \
-        gemm_rows(&a, r0, r1, buf, RB256, repack_##fmt, block256);                                           \
+        gemm_rows(&a, r0, r1, buf, RB256, repack256_##fmt, block256);                                        \
     }
 GEMM_ENTRIES(q2)
 GEMM_ENTRIES(tq2)
