@@ -308,7 +308,7 @@ T_AVX512 static void block512(const tile_args *a, packed_block b, int r0) {
 }
 
 #define RB256 16
-#define TN256 4
+#define TN256 3
 
 T_AVX2 BD_SIMD_INLINE void group256(const tile_args *a, packed_block b, int g, int n0, int nt, float *acc) {
     const bd_pk_tensor *t = a->t;
@@ -317,22 +317,28 @@ T_AVX2 BD_SIMD_INLINE void group256(const tile_args *a, packed_block b, int g, i
     const int8_t *x = a->xq + (size_t)n0 * a->XP + (size_t)g * t->gpad;
     const __m256i ones = _mm256_set1_epi16(1);
     __m256i lo[TN256], hi[TN256];
-#pragma GCC unroll 4
+#pragma GCC unroll 3
     for (int n = 0; n < nt; n++) lo[n] = hi[n] = _mm256_setzero_si256();
-    for (int k = 0; k < k4g; k++) {
-        __m256i w0 = _mm256_loadu_si256((const __m256i *)(w + (size_t)k * RB256)),
-                w1 = _mm256_loadu_si256((const __m256i *)(w + (size_t)k * RB256 + 8));
-#pragma GCC unroll 4
+    // Two steps of 4 weights summed in int16 before vpmaddwd: |2 products + 2 products| <= 4 * 63 * 127
+    // = 32004 for codes up to 63 (q6; q8 has no AVX2 tile), so no saturation; k4g is even (GP % 32 == 0).
+    for (int k = 0; k < k4g; k += 2) {
+        const __m256i *wk = (const __m256i *)(const void *)(w + (size_t)k * RB256);
+        __m256i w0 = _mm256_loadu_si256(wk), w1 = _mm256_loadu_si256(wk + 1);
+        __m256i v0 = _mm256_loadu_si256(wk + 2), v1 = _mm256_loadu_si256(wk + 3);
+#pragma GCC unroll 3
         for (int n = 0; n < nt; n++) {
-            __m256i xb = _mm256_set1_epi32((int)rd32u((const uint8_t *)x + (size_t)n * a->XP + 4 * (size_t)k));
-            lo[n] = _mm256_add_epi32(lo[n], _mm256_madd_epi16(_mm256_maddubs_epi16(w0, xb), ones));
-            hi[n] = _mm256_add_epi32(hi[n], _mm256_madd_epi16(_mm256_maddubs_epi16(w1, xb), ones));
+            const uint8_t *xn = (const uint8_t *)x + (size_t)n * a->XP + 4 * (size_t)k;
+            __m256i xa = _mm256_set1_epi32((int)rd32u(xn)), xb = _mm256_set1_epi32((int)rd32u(xn + 4));
+            __m256i p0 = _mm256_add_epi16(_mm256_maddubs_epi16(w0, xa), _mm256_maddubs_epi16(v0, xb));
+            __m256i p1 = _mm256_add_epi16(_mm256_maddubs_epi16(w1, xa), _mm256_maddubs_epi16(v1, xb));
+            lo[n] = _mm256_add_epi32(lo[n], _mm256_madd_epi16(p0, ones));
+            hi[n] = _mm256_add_epi32(hi[n], _mm256_madd_epi16(p1, ones));
         }
     }
     __m256i z0 = _mm256_loadu_si256((const __m256i *)(b.z + g * RB256)),
             z1 = _mm256_loadu_si256((const __m256i *)(b.z + g * RB256 + 8));
     __m256 s0 = _mm256_loadu_ps(b.s + g * RB256), s1 = _mm256_loadu_ps(b.s + g * RB256 + 8);
-#pragma GCC unroll 4
+#pragma GCC unroll 3
     for (int n = 0; n < nt; n++) {
         __m256i xsv = _mm256_set1_epi32(a->xsum[(size_t)(n0 + n) * t->ngroups + g]);
         __m256i d0 = _mm256_sub_epi32(lo[n], _mm256_mullo_epi32(z0, xsv));
@@ -353,7 +359,6 @@ T_AVX2 static void block256(const tile_args *a, packed_block b, int r0) {
         int nt = a->N - n0 < TN256 ? a->N - n0 : TN256;
         memset(acc, 0, sizeof acc);
         switch (nt) {
-        case 4: tile256(a, b, n0, 4, acc); break;
         case 3: tile256(a, b, n0, 3, acc); break;
         case 2: tile256(a, b, n0, 2, acc); break;
         default: tile256(a, b, n0, 1, acc); break;
