@@ -505,6 +505,28 @@ static void act_quant(bd_simd simd, const float *x, int8_t *q, int C, float *d) 
     bd_act_quant_row(x, q, C, d);
 }
 
+// The sum of n int8 values, n a multiple of 32 (a padded group: zeros past its weights).
+#ifdef BD_X86
+T_AVX2 static int32_t sum_i8_256(const int8_t *p, int n) {
+    const __m256i bias = _mm256_set1_epi8((char)0x80);  // x + 128 as u8; vpsadbw adds 8 of them
+    __m256i acc = _mm256_setzero_si256();
+    for (int i = 0; i < n; i += 32)
+        acc = _mm256_add_epi64(acc,
+                               _mm256_sad_epu8(_mm256_xor_si256(_mm256_loadu_si256((const __m256i *)(p + i)), bias),
+                                               _mm256_setzero_si256()));
+    __m128i s = _mm_add_epi64(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
+    return (int32_t)(_mm_cvtsi128_si64(s) + _mm_extract_epi64(s, 1) - 128 * (int64_t)n);
+}
+#endif
+static int32_t sum_i8(bd_simd simd, const int8_t *p, int n) {
+#ifdef BD_X86
+    if (simd != BD_SIMD_SCALAR) return sum_i8_256(p, n);
+#endif
+    int32_t s = 0;
+    for (int i = 0; i < n; i++) s += p[i];
+    return s;
+}
+
 typedef struct {
     bd_simd simd;
     const bd_pk_tensor *t;
@@ -527,11 +549,9 @@ static void quant_rows(void *ctx, int n0, int n1) {
         for (int g = t->ngroups - 1; g >= 0; g--) {
             int len = bd_pk_group_len(t, g);
             int8_t *dst = xp + (size_t)g * t->gpad;
-            memmove(dst, xp + (size_t)g * t->group, (size_t)len);
+            if (g > 0 && t->group != t->gpad) memmove(dst, xp + (size_t)g * t->group, (size_t)len);
             memset(dst + len, 0, (size_t)(t->gpad - len));
-            int32_t s = 0;
-            for (int i = 0; i < len; i++) s += dst[i];
-            j->xsum[(size_t)n * t->ngroups + g] = s;
+            j->xsum[(size_t)n * t->ngroups + g] = sum_i8(j->simd, dst, t->gpad);
         }
     }
 }
