@@ -209,7 +209,9 @@ BD_MUST_CHECK int bd_pk_validate(const bd_pk_tensor *t, char *why, size_t why_si
 // in summation order). int8 activations (act_int8): each token's row is quantized to int8
 // with scale absmax/127 first (BitNet's per-token absmax), then integer dot products.
 // N == 1 is the matrix-vector product of generation; N > 1 the matrix-matrix product of
-// prompts and evaluation (f32: rows dequantized in panels into sgemm; int8: tiled dots).
+// prompts and evaluation (f32, N >= 8: rows dequantized in panels into sgemm; int8, N >= 8:
+// integer tiles where the format and path have them (gemm_i8: q2 tq2 q3 q6 on AVX2/AVX-512, q8
+// on AVX-512), whose results equal the scalar int8 row dot's bit for bit; else row dots).
 // Rows split over bd_num_threads() threads. Kernels never allocate: scratch holds
 // bd_pk_matmul_scratch_bytes(t, N, act_int8) bytes (any alignment), for either twin.
 size_t bd_pk_matmul_scratch_bytes(const bd_pk_tensor *t, int N, bool act_int8);

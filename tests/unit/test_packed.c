@@ -1,7 +1,8 @@
 // Packed formats: block layouts worked by hand; pack -> unpack reproduces bd_fakequant_forward
 // exactly for every quantizer, shape and group (short tail groups included); every kernel path
 // of the machine (scalar, AVX2, AVX-512) against the plain _ref twin, f32 and int8
-// activations, matrix-vector and matrix-matrix; validation of corrupt blocks; packed models
+// activations, matrix-vector and matrix-matrix (int8 integer tiles: bit for bit the scalar row
+// dot); validation of corrupt blocks; packed models
 // saved, loaded and run against the fake-quantized model.
 #include <string.h>
 
