@@ -3,7 +3,7 @@
 // formats (q2 q3 q8 q6: w = (q - z) * s per group; tq2: s = D, z = 1, one group per row).
 // Dimension key: N tokens, OC rows, C row length, G group, GP padded group, NG groups per row,
 // XP = NG * GP (padded activation row), RB rows of a tile (path: AVX-512 32, AVX2 16), TN tokens
-// of a tile (AVX-512 8, AVX2 4), K4 = XP / 4 steps of 4 weights.
+// of a tile (AVX-512 8, AVX2 3), K4 = XP / 4 steps of 4 weights.
 //
 // A block of RB rows is first repacked (once per call, by the thread that computes it) from the
 // format's codes into bytes, 4 weights of each row side by side: codes[K4][RB][4], with each
@@ -21,7 +21,8 @@
 // of a group (dot, z * xsum, d) is at most QMAX * 127 * GP in size: below 2^31 while
 // GP <= 2^31 / (127 QMAX) (q8: 66,311; q6: 268,400; tq2: 8.4M weights per row); larger groups
 // take the row dots (tiles_fit). vpmaddubsw adds two u8 x s8 products into int16 with
-// saturation: 2 * 127 * QMAX <= 32767 holds up to QMAX = 129, so q8 has no AVX2 tile.
+// saturation, and the AVX2 tile adds two such pairs in int16 before widening: exact while
+// 4 * 127 * QMAX <= 32767, i.e. up to QMAX = 64 (q6: 63), so q8 has no AVX2 tile.
 // Scratch (bd_pk_tiles_scratch_bytes): the int8 activations and their sums, and a panel of
 // repacked rows (at most ~4 MB, whole blocks; any thread count) that the row loop walks through.
 #include <limits.h>
@@ -80,7 +81,7 @@ static packed_block block_at(const bd_pk_tensor *t, int rb, uint8_t *p) {
     return b;
 }
 
-// One repack per format: the block header gives s and z (tq2: no header, s = D, z = 1).
+// One scalar repack per format: the block header gives s and z, codes4 the codes.
 #define REPACK_AFFINE(name, blk, codes4)                                                     \
     static void repack_##name(const bd_pk_tensor *t, int r0, int rb, packed_block b) {       \
         int k4g = t->gpad / 4, NG = t->ngroups;                                              \
@@ -183,29 +184,28 @@ static void params_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
         b.z[rr] = r0 + rr < t->rows ? 1 : 0;
     }
 }
-static void repack512_q2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+static void repack_avx512_q2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
     params_q2(t, r0, rb, b);
     codes2_512(t, r0, rb, b.codes, t->ngroups, t->block_bytes, offsetof(bd_block_q2, qs));
 }
-static void repack512_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+static void repack_avx512_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
     params_tq2(t, r0, rb, b);
     codes2_512(t, r0, rb, b.codes, 1, 0, 0);
 }
-static void repack256_q2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+static void repack_avx2_q2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
     params_q2(t, r0, rb, b);
     codes2_256(t, r0, rb, b.codes, t->ngroups, t->block_bytes, offsetof(bd_block_q2, qs));
 }
-static void repack256_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
+static void repack_avx2_tq2(const bd_pk_tensor *t, int r0, int rb, packed_block b) {
     params_tq2(t, r0, rb, b);
     codes2_256(t, r0, rb, b.codes, 1, 0, 0);
 }
 // The other formats: the scalar repack on both paths.
-#define repack512_q3 repack_q3
-#define repack256_q3 repack_q3
-#define repack512_q6 repack_q6
-#define repack256_q6 repack_q6
-#define repack512_q8 repack_q8
-#define repack256_q8 repack_q8
+#define repack_avx512_q3 repack_q3
+#define repack_avx2_q3 repack_q3
+#define repack_avx512_q6 repack_q6
+#define repack_avx2_q6 repack_q6
+#define repack_avx512_q8 repack_q8
 #endif
 
 // ---- kernels -----------------------------------------------------------------------------------------
@@ -383,22 +383,21 @@ static void gemm_rows(const tile_args *a, int r0, int r1, uint8_t *buf, int rb, 
 }
 
 #ifdef BD_X86
-#define GEMM_ENTRIES(fmt)                                                                                    \
-    void bd_gemm_##fmt##_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, \
+#define GEMM_ENTRY(fmt, path, RB, blk)                                                                       \
+    void bd_gemm_##fmt##_i8_##path(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, \
                                    const float *xs, int N, int r0, int r1, uint8_t *buf) {                   \
         tile_args a = {t, xq, xsum, xs, out, N, (size_t)t->ngroups * (size_t)t->gpad};                       \
-        gemm_rows(&a, r0, r1, buf, RB512, repack512_##fmt, block512);                                        \
-    }                                                                                                        \
-    void bd_gemm_##fmt##_i8_avx2(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,   \
-                                 const float *xs, int N, int r0, int r1, uint8_t *buf) {                     \
-        tile_args a = {t, xq, xsum, xs, out, N, (size_t)t->ngroups * (size_t)t->gpad};                       \
-        gemm_rows(&a, r0, r1, buf, RB256, repack256_##fmt, block256);                                        \
+        gemm_rows(&a, r0, r1, buf, RB, repack_##path##_##fmt, blk);                                          \
     }
-GEMM_ENTRIES(q2)
-GEMM_ENTRIES(tq2)
-GEMM_ENTRIES(q3)
-GEMM_ENTRIES(q6)
-GEMM_ENTRIES(q8)  // its AVX2 entry is not in the table: vpmaddubsw would saturate on codes > 129
+GEMM_ENTRY(q2, avx512, RB512, block512)
+GEMM_ENTRY(tq2, avx512, RB512, block512)
+GEMM_ENTRY(q3, avx512, RB512, block512)
+GEMM_ENTRY(q6, avx512, RB512, block512)
+GEMM_ENTRY(q8, avx512, RB512, block512)
+GEMM_ENTRY(q2, avx2, RB256, block256)
+GEMM_ENTRY(tq2, avx2, RB256, block256)
+GEMM_ENTRY(q3, avx2, RB256, block256)
+GEMM_ENTRY(q6, avx2, RB256, block256)  // no q8: its int16 sums would saturate (codes > 64)
 #endif
 
 // ---- the driver ----------------------------------------------------------------------------------------
@@ -416,7 +415,10 @@ static int qmax(const bd_pk_tensor *t) {
     }
 }
 
-bool bd_pk_tiles_fit(const bd_pk_tensor *t) { return (int64_t)qmax(t) * 127 * t->gpad <= INT32_MAX; }
+// The int32 bound above, and 32-bit gather offsets (16 rows apart) for the 2-bit repack.
+bool bd_pk_tiles_fit(const bd_pk_tensor *t) {
+    return (int64_t)qmax(t) * 127 * t->gpad <= INT32_MAX && t->row_bytes * 16 <= (size_t)INT32_MAX;
+}
 
 #define PANEL_BYTES ((size_t)4 << 20)
 
