@@ -234,12 +234,12 @@ static void store_tile(const tile_args *a, const float *acc, int rb, int r0, int
 #define RB512 32
 #define TN512 8
 
-// Group g of block b for nt tokens (a compile-time constant where it is inlined). Accumulators
-// are named variables, not arrays: GCC kept arrays of them partly on the stack.
 // acc += u8 w x s8 x per int32 lane. Inline asm: with the intrinsic, GCC 12 copied every
 // accumulator each step and spilled some to the stack.
 #define DPBUSD(acc, w, x) __asm__("vpdpbusd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x))
 #define X8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
+// Group g of block b for nt tokens (a compile-time constant where it is inlined), 2 x nt zmm
+// accumulators as named variables (arrays of them also ended partly on the stack).
 T_AVX512 BD_SIMD_INLINE void group512(const tile_args *a, packed_block b, int g, int n0, int nt, float *acc) {
     const bd_pk_tensor *t = a->t;
     int k4g = t->gpad / 4;
