@@ -150,6 +150,11 @@ typedef float bd_pk_dot_f32_fn(const bd_pk_tensor *t, const uint8_t *row, const 
 // dot with padded int8 activations xq (NG * GP), their per-group sums xsum (NG) and scale xs.
 typedef float bd_pk_dot_i8_fn(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
                               float xs);
+// Integer tiles (int8 activations, N >= 8 tokens; bd_pk_tiles.c): rows [r0, r1) of out (N, OC) for every
+// token, from padded int8 activations xq (N, XP) with group sums xsum (N, NG) and scales xs (N); buf
+// holds one repacked block of the path's tile rows (r0 is a multiple of them).
+typedef void bd_pk_gemm_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,
+                              const float *xs, int N, int r0, int r1, uint8_t *buf);
 
 typedef struct {
     const char *name;           // "q2", ... as written in bd.packed streams
@@ -167,6 +172,9 @@ typedef struct {
     // (no integer kernel) runs that path's f32 dot on the int8 values as floats, times the scale.
     bd_pk_dot_f32_fn *vec_dot_f32[BD_SIMD_COUNT];
     bd_pk_dot_i8_fn *vec_dot_i8[BD_SIMD_COUNT];
+    // Integer tiles per path for int8 activations and N >= 8 (bd_gemm_<format>_i8_<path>), or NULL:
+    // that path takes its row dots (or matmul_i8_via_f32). Scalar: always NULL.
+    bd_pk_gemm_i8_fn *gemm_i8[BD_SIMD_COUNT];
 } bd_pk_traits;
 
 extern const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT];
@@ -201,7 +209,9 @@ BD_MUST_CHECK int bd_pk_validate(const bd_pk_tensor *t, char *why, size_t why_si
 // in summation order). int8 activations (act_int8): each token's row is quantized to int8
 // with scale absmax/127 first (BitNet's per-token absmax), then integer dot products.
 // N == 1 is the matrix-vector product of generation; N > 1 the matrix-matrix product of
-// prompts and evaluation (f32: rows dequantized in panels into sgemm; int8: tiled dots).
+// prompts and evaluation (f32, N >= 8: rows dequantized in panels into sgemm; int8, N >= 8:
+// integer tiles where the format and path have them (gemm_i8: q2 tq2 q3 q6 on AVX2/AVX-512, q8
+// on AVX-512), whose results equal the scalar int8 row dot's bit for bit; else row dots).
 // Rows split over bd_num_threads() threads. Kernels never allocate: scratch holds
 // bd_pk_matmul_scratch_bytes(t, N, act_int8) bytes (any alignment), for either twin.
 size_t bd_pk_matmul_scratch_bytes(const bd_pk_tensor *t, int N, bool act_int8);

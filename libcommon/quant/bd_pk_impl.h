@@ -90,6 +90,15 @@ bd_pk_dot_i8_fn bd_vec_dot_tq2_i8_scalar, bd_vec_dot_tq2_i8_avx2, bd_vec_dot_tq2
 bd_pk_dot_i8_fn bd_vec_dot_q3_i8_scalar, bd_vec_dot_q8_i8_scalar, bd_vec_dot_q6_i8_scalar, bd_vec_dot_nf3_i8_scalar,
         bd_vec_dot_r2q_i8_scalar, bd_vec_dot_f32_i8_scalar;
 float bd_pk_tq2_scale(const float *w, size_t n);
+// Integer tiles (bd_pk_tiles.c): the traits' gemm_i8 entries (q8: no AVX2 one), and the route of
+// bd_pk_matmul for int8 activations at N >= 8 when the path has an entry and tiles_fit (int32 bound).
+bd_pk_gemm_i8_fn bd_gemm_q2_i8_avx2, bd_gemm_q2_i8_avx512, bd_gemm_tq2_i8_avx2, bd_gemm_tq2_i8_avx512,
+        bd_gemm_q3_i8_avx2, bd_gemm_q3_i8_avx512, bd_gemm_q6_i8_avx2, bd_gemm_q6_i8_avx512, bd_gemm_q8_i8_avx512;
+int bd_pk_tile_rows(bd_simd s);  // RB, the rows of a tile on path s
+bool bd_pk_tiles_fit(const bd_pk_tensor *t);
+size_t bd_pk_tiles_scratch_bytes(const bd_pk_tensor *t, int N);  // 64-byte aligned start assumed
+void bd_pk_matmul_tiles(float *out, const float *inp, const bd_pk_tensor *t, int N, bd_simd simd, bd_pk_gemm_i8_fn *fn,
+                        void *scratch);
 // bf16 and f16 (bd_pk_half.c): f16 has no AVX2 dot (F16C is not part of the AVX2 path's check).
 bd_pk_quantize_fn bd_quantize_row_bf16_ref, bd_quantize_row_f16_ref;
 bd_pk_dequantize_fn bd_dequantize_row_bf16, bd_dequantize_row_f16;

@@ -6,9 +6,12 @@
 // The row dots are the formats' (bd_pk_traits_table, bd_pk_<format>.c), picked once per call
 // for the path in use. f32 activations: the exact dequantized value of every code times the
 // activation (N >= 8: rows dequantized in panels into sgemm instead). int8 activations (per
-// token absmax/127): the format's integer dot (q2, tq2 on every path; q3, q8 scalar), or, where
-// a path has none, that path's f32 dot on the int8 values as floats times the scale. The int8
-// levels are bd_act_quant.h's, those of a W1.58A8 model's fake-quantized training forward.
+// token absmax/127): N >= 8 on a format and path with integer tiles (traits gemm_i8:
+// q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c), blocks of rows times blocks
+// of tokens with int32 accumulators, equal bit for bit to the scalar row dot; otherwise the
+// format's integer dot (q2, tq2 on every path; q3, q8 scalar), or, where a path has none, that
+// path's f32 dot on the int8 values as floats times the scale. The int8 levels are
+// bd_act_quant.h's, those of a W1.58A8 model's fake-quantized training forward.
 // Paths: scalar, AVX2+FMA, AVX-512 (F, BW, VL, VBMI, VNNI), picked at run time; BD_SIMD forces.
 // No allocation: every buffer is carved from the caller's scratch.
 #include <cblas.h>
@@ -130,6 +133,8 @@ size_t bd_pk_matmul_scratch_bytes(const bd_pk_tensor *t, int N, bool act_int8) {
     size_t n = act_int8 ? i8_bytes(t, N) : f32_bytes(t, N), r = ref_bytes(t);
     for (int s = 0; s < BD_SIMD_COUNT && act_int8; s++)
         if (!tr->vec_dot_i8[s] && via_f32_bytes(t, N) > n) n = via_f32_bytes(t, N);
+    for (int s = 0; s < BD_SIMD_COUNT && act_int8 && N >= 8; s++)
+        if (tr->gemm_i8[s] && bd_pk_tiles_scratch_bytes(t, N) > n) n = bd_pk_tiles_scratch_bytes(t, N);
     return 63 + (n > r ? n : r);
 }
 
@@ -214,6 +219,10 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
     uint8_t *p = align64(scratch);
     if (!act_int8 && N >= 8) {
         matmul_panels(out, inp, t, N, min_rows, p);
+        return;
+    }
+    if (act_int8 && N >= 8 && tr->gemm_i8[simd] && bd_pk_tiles_fit(t)) {
+        bd_pk_matmul_tiles(out, inp, t, N, simd, tr->gemm_i8[simd], p);  // integer tiles (bd_pk_tiles.c)
         return;
     }
     if (act_int8 && !tr->vec_dot_i8[simd]) {

@@ -120,8 +120,8 @@ START_TEST(test_packed_int8_is_fakequant) {
         bd_pk_tensor t;
         char why[200];
         ck_assert_msg(bd_pk_pack(&t, w, OC, C, &specs[si], why, sizeof why) == BD_OK, "%s", why);
-        int Ns[] = {1, 5, 20};
-        for (int ni = 0; ni < 3; ni++) {
+        int Ns[] = {1, 5, 8, 20};  // from 8 tokens on: the integer tiles (20: a partial token tile)
+        for (int ni = 0; ni < 4; ni++) {
             int N = Ns[ni];
             float *x = malloc(sizeof(float) * N * C), *xq = malloc(sizeof(float) * N * C);
             float *want = malloc(sizeof(float) * N * OC), *got = malloc(sizeof(float) * N * OC);

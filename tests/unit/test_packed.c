@@ -1,7 +1,8 @@
 // Packed formats: block layouts worked by hand; pack -> unpack reproduces bd_fakequant_forward
 // exactly for every quantizer, shape and group (short tail groups included); every kernel path
 // of the machine (scalar, AVX2, AVX-512) against the plain _ref twin, f32 and int8
-// activations, matrix-vector and matrix-matrix; validation of corrupt blocks; packed models
+// activations, matrix-vector and matrix-matrix (int8 integer tiles: bit for bit the scalar row
+// dot); validation of corrupt blocks; packed models
 // saved, loaded and run against the fake-quantized model.
 #include <string.h>
 
@@ -307,6 +308,98 @@ START_TEST(test_kernels_vs_ref) {
             }
     }
     bd_pk_set_simd(BD_SIMD_SCALAR);
+}
+END_TEST
+
+// The int8 activations of one token as the row dots take them: padded groups (zeros past each
+// group's weights) and the sum of each group, written here independently of bd_pk_kernels.c.
+static void pad_act(const bd_pk_tensor *t, const float *x, int8_t *xp, int32_t *xsum, float *xs) {
+    int8_t *q = malloc((size_t)t->cols);
+    bd_pk_quantize_act_ref(x, q, t->cols, xs);
+    memset(xp, 0, (size_t)t->ngroups * t->gpad);
+    for (int g = 0; g < t->ngroups; g++) {
+        xsum[g] = 0;
+        for (int i = g * t->group; i < t->cols && i < (g + 1) * t->group; i++) {
+            xp[(size_t)g * t->gpad + i - g * t->group] = q[i];
+            xsum[g] += q[i];
+        }
+    }
+    free(q);
+}
+
+START_TEST(test_tiles_vs_rowdot) {
+    // Integer tiles (int8 activations, N >= 8; bd_pk_tiles.c) on every path that has them: equal
+    // bit for bit to the scalar int8 row dot (the same exact integer sums, then the same float
+    // operations), within rounding of _ref, and the same at 1 and 2 threads. Odd shapes: C not a
+    // multiple of G, G not a multiple of 32, OC and N not multiples of a tile (16 or 32 rows,
+    // 4 or 8 tokens), a single row.
+    struct {
+        bd_pk_type f;
+        bd_qspec q;
+    } fm[] = {{BD_PK_Q2, {BD_Q_INT, 2, 128}},    {BD_PK_Q2, {BD_Q_SYM, 2, 24}}, {BD_PK_Q2, {BD_Q_INT, 2, 40}},
+              {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}}, {BD_PK_Q3, {BD_Q_INT, 3, 48}}, {BD_PK_Q3, {BD_Q_SYM, 3, 32}},
+              {BD_PK_Q6, {BD_Q_INT, 6, 64}},     {BD_PK_Q6, {BD_Q_INT, 6, 20}}, {BD_PK_Q8, {BD_Q_INT, 8, 36}},
+              {BD_PK_Q8, {BD_Q_SYM, 5, 32}}};
+    int shapes[][3] = {{33, 100, 8}, {70, 257, 13}, {1, 37, 9}, {64, 256, 16}, {17, 300, 29}};  // OC, C, N
+    int tiled = 0;
+    for (int path = BD_SIMD_AVX2; path <= BD_SIMD_AVX512; path++) {
+        if (!bd_pk_simd_supported((bd_simd)path)) continue;
+        bd_pk_set_simd((bd_simd)path);
+        for (size_t fi = 0; fi < sizeof fm / sizeof fm[0]; fi++)
+            for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+                int OC = shapes[sh][0], C = shapes[sh][1], N = shapes[sh][2];
+                const bd_pk_traits *tr = &bd_pk_traits_table[fm[fi].f];
+                float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C);
+                float *got = malloc(sizeof(float) * N * OC), *got2 = malloc(sizeof(float) * N * OC),
+                      *want = malloc(sizeof(float) * N * OC), *ref = malloc(sizeof(float) * N * OC),
+                      *mag = malloc(sizeof(float) * N * OC), *row = malloc(sizeof(float) * C);
+                for (int i = 0; i < OC * C; i++) w[i] = frand();
+                for (int i = 0; i < N * C; i++) x[i] = frand() * 4 + (i % 7 == 0 ? 2 : 0);  // sums away from 0
+                for (int i = 0; i < C; i++) x[C + i] = (float)(i % 21 - 10) + 0.5f;         // token 1: ties at scale 1
+                x[C] = 127.0f;
+                bd_pk_tensor t;
+                ck_assert_int_eq(bd_pk_pack_as(&t, fm[fi].f, w, OC, C, &fm[fi].q, NULL, 0), BD_OK);
+                int8_t *xp = malloc((size_t)t.ngroups * t.gpad);
+                int32_t *xsum = malloc(sizeof(int32_t) * t.ngroups);
+                for (int n = 0; n < N; n++) {
+                    float xs;
+                    pad_act(&t, x + (size_t)n * C, xp, xsum, &xs);
+                    for (int r = 0; r < OC; r++) {
+                        const uint8_t *rowp = t.data + (size_t)r * t.row_bytes;
+                        want[n * OC + r] = tr->vec_dot_i8[BD_SIMD_SCALAR](&t, rowp, xp, xsum, xs);
+                        bd_pk_dequantize_row(&t, r, row);
+                        double m = 0;
+                        for (int i = 0; i < C; i++) m += fabs(row[i] * x[(size_t)n * C + i]);
+                        mag[n * OC + r] = (float)m;
+                    }
+                }
+                int nt = bd_num_threads();
+                bd_set_num_threads(1);
+                matmul(got, x, &t, N, true, false);
+                bd_set_num_threads(2);
+                matmul(got2, x, &t, N, true, false);
+                bd_set_num_threads(nt);
+                matmul(ref, x, &t, N, true, true);
+                char what[128];
+                snprintf(what, sizeof what, "%s %s %s %d-bit G=%d %dx%d N=%d", bd_pk_simd_name((bd_simd)path), tr->name,
+                         bd_qkind_name(fm[fi].q.kind), fm[fi].q.bits, fm[fi].q.group, OC, C, N);
+                check_close(got, ref, mag, N * OC, 2e-6 * sqrt(C) + 1e-6, what);
+                ck_assert_msg(memcmp(got, got2, sizeof(float) * N * OC) == 0, "%s: 1 and 2 threads differ", what);
+                bool has = tr->gemm_i8[path] != NULL;
+                ck_assert_msg(has == !(fm[fi].f == BD_PK_Q8 && path == BD_SIMD_AVX2), "%s: tiles entry", what);
+                if (has) {  // the tiles' route: the scalar row dot's very result
+                    tiled++;
+                    for (int i = 0; i < N * OC; i++)
+                        ck_assert_msg(got[i] == want[i], "%s [n %d row %d]: %.9g != row dot %.9g", what, i / OC, i % OC,
+                                      got[i], want[i]);
+                }
+                bd_pk_free(&t);
+                free(w), free(x), free(got), free(got2), free(want), free(ref), free(mag), free(row), free(xp),
+                        free(xsum);
+            }
+    }
+    bd_pk_set_simd(BD_SIMD_SCALAR);
+    if (bd_pk_simd_supported(BD_SIMD_AVX2)) ck_assert_int_gt(tiled, 0);
 }
 END_TEST
 
@@ -692,6 +785,7 @@ Suite *suite_packed(void) {
     tcase_add_test(tc, test_pack_unpack_exact);
     tcase_add_test(tc, test_kernels_vs_ref);
     tcase_add_test(tc, test_matmul_threads);
+    tcase_add_test(tc, test_tiles_vs_rowdot);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_packed_models);
     tcase_add_test(tc, test_packed_head_formats);
