@@ -25,7 +25,8 @@ void bd_rmsnorm_forward(float *out /* (N,C) */, float *rstd /* (N) */, const flo
                         const float *weight /* (C) */, int N, int C, float eps);
 void bd_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
 
-// out = inp @ weight^T + bias (bias may be NULL). Fast path: one cblas_sgemm.
+// out = inp @ weight^T + bias (bias may be NULL). Fast path: one cblas_sgemm; N < 8 rows (generation)
+// the f32 row dots of bd_pk_matmul, one per output, split over the thread pool.
 void bd_linear_forward(float *out /* (N,OC) */, const float *inp /* (N,C) */, const float *weight /* (OC,C) */,
                        const float *bias /* (OC) or NULL */, int N, int C, int OC);
 void bd_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);

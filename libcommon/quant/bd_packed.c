@@ -31,7 +31,7 @@ const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT] = {
                        bd_quantize_row_f32_ref,
                        bd_dequantize_row_f32,
                        bd_validate_row_f32,
-                       {bd_vec_dot_f32_f32_scalar, NULL, NULL},
+                       {bd_vec_dot_f32_f32_scalar, X86(bd_vec_dot_f32_f32_avx2), X86(bd_vec_dot_f32_f32_avx512)},
                        {bd_vec_dot_f32_i8_scalar, NULL, NULL}},
         [BD_PK_Q2] = {"q2",
                       BD_QK,

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bd_kernels.h"
+#include "bd_packed.h"
 #include "bd_test.h"
 #include "bd_threads.h"
 #include "bd_vmath.h"
@@ -154,7 +155,9 @@ END_TEST
 START_TEST(test_attention_vs_ref) {
     int shapes[][5] = {// B T NH KV HS
                        {1, 1, 1, 1, 2},   {2, 5, 4, 2, 8},   {1, 7, 3, 3, 6},
-                       {2, 130, 4, 1, 8}, {1, 257, 2, 2, 4}, {3, 3, 6, 2, 2}};
+                       {2, 130, 4, 1, 8}, {1, 257, 2, 2, 4}, {3, 3, 6, 2, 2},
+                       // head dims the step's SIMD loops take whole (64, 16) and with a tail (20, 40)
+                       {1, 40, 4, 2, 64}, {2, 9, 2, 1, 20}, {1, 33, 2, 2, 16}, {2, 17, 3, 1, 40}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], KV = shapes[s][3], HS = shapes[s][4];
         size_t nq = (size_t)B * T * NH * HS, nk = (size_t)B * T * KV * HS;
@@ -184,12 +187,18 @@ START_TEST(test_attention_vs_ref) {
             memcpy(qs + (size_t)bb * NH * HS, q + ((size_t)bb * T + pos[bb]) * NH * HS,
                    (size_t)NH * HS * sizeof(float));
         }
-        bd_attention_step_forward(sa, qs, k, v, pos, sscr, B, T, NH, KV, HS);
         bd_attention_step_forward_ref(sb, qs, k, v, pos, B, T, NH, KV, HS);
-        assert_arrays_close(sa, sb, (size_t)B * NH * HS, 1e-5, 1e-6, "attention step");
-        for (int bb = 0; bb < B; bb++)
-            assert_arrays_close(sa + (size_t)bb * NH * HS, b + ((size_t)bb * T + pos[bb]) * NH * HS, (size_t)NH * HS,
-                                1e-5, 1e-6, "step vs batch");
+        for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {  // sgemm, AVX2, AVX-512 loops
+            if (!bd_pk_simd_supported((bd_simd)path)) continue;
+            bd_pk_set_simd((bd_simd)path);
+            memset(sa, 0, (size_t)B * NH * HS * sizeof(float));
+            bd_attention_step_forward(sa, qs, k, v, pos, sscr, B, T, NH, KV, HS);
+            assert_arrays_close(sa, sb, (size_t)B * NH * HS, 1e-5, 1e-6, "attention step");
+            for (int bb = 0; bb < B; bb++)
+                assert_arrays_close(sa + (size_t)bb * NH * HS, b + ((size_t)bb * T + pos[bb]) * NH * HS,
+                                    (size_t)NH * HS, 1e-5, 1e-6, "step vs batch");
+        }
+        bd_pk_set_simd(BD_SIMD_SCALAR);
         free(q), free(k), free(v), free(a), free(b), free(la), free(lb), free(scratch);
         free(qs), free(sa), free(sb), free(sscr);
     }

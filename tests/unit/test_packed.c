@@ -123,7 +123,7 @@ END_TEST
 START_TEST(test_traits_table) {
     // Every format is one complete row: the name streams use, the header its block struct
     // declares, the group rule, and scalar dots for both activation types (the fallback of
-    // every path); a supported SIMD path has an f32 dot for every packed format.
+    // every path); a supported SIMD path has an f32 dot for every format.
     int head[BD_PK_COUNT] = {[BD_PK_Q2] = sizeof(bd_block_q2),
                              [BD_PK_Q3] = sizeof(bd_block_q3),
                              [BD_PK_Q8] = sizeof(bd_block_q8),
@@ -140,9 +140,8 @@ START_TEST(test_traits_table) {
         ck_assert_int_eq(tr->head_bytes, head[f]);
         ck_assert(tr->quantize_row_ref && tr->dequantize_row && tr->validate_row);
         ck_assert(tr->vec_dot_f32[BD_SIMD_SCALAR] && tr->vec_dot_i8[BD_SIMD_SCALAR]);
-        bool scalar_only = f == BD_PK_F32;
         for (int p = BD_SIMD_AVX2; p < BD_SIMD_COUNT; p++)  // (f16 needs F16C, not part of the AVX2 path)
-            if (!scalar_only && !(f == BD_PK_F16 && p == BD_SIMD_AVX2) && bd_pk_simd_supported((bd_simd)p))
+            if (!(f == BD_PK_F16 && p == BD_SIMD_AVX2) && bd_pk_simd_supported((bd_simd)p))
                 ck_assert_ptr_nonnull(tr->vec_dot_f32[p]);
         ck_assert(!tr->tensor_scale == (f != BD_PK_TQ2));
     }
