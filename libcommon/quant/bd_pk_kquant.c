@@ -1,8 +1,8 @@
 // q2_K, q3_K, q4_K: llama.cpp's K-quant blocks stored verbatim (bd_kquant.h), one 256-weight
 // super-block per group, so a packed student's rows are the bytes its GGUF file holds. The
-// scalar dots dequantize one block at a time (ggml's arithmetic) and multiply; the AVX2 one
-// (also what the AVX-512 path runs) decodes codes in registers. int8 activations use the
-// scalar dot on the dequantized weights.
+// scalar dots dequantize one block at a time (ggml's arithmetic) and multiply; the AVX2 and
+// AVX-512 ones decode codes in registers. int8 activations use the scalar dot on the
+// dequantized weights.
 #include "bd_kquant.h"
 #include "bd_pk_simd.h"
 
@@ -155,5 +155,85 @@ T_AVX2 float bd_vec_dot_kquant_f32_avx2(const bd_pk_tensor *t, const uint8_t *ro
         }
     }
     return bd_hsum256(acc);
+}
+
+// AVX-512: the same decoding 16 weights a register. Per block the 16 (or 8) sub-block factors
+// dl, ml are computed as vectors and stored once (broadcast loads read them back); the f16
+// factors convert with F16C (exact, as bd_f16_to_f32). Four accumulators (the two halves of a
+// run of 32, alternating runs) hide the FMA latency.
+#define T_KQ512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
+T_KQ512 BD_SIMD_INLINE float kq_f16(uint16_t h) { return _cvtsh_ss(h); }
+T_KQ512 BD_SIMD_INLINE __m512 kq_codes16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+
+// acc0 += (dl0*c[0..16) - ml0) x[0..16), acc1 += (dl1*c[16..32) - ml1) x[16..32)
+T_KQ512 BD_SIMD_INLINE void kq_run32_512(__m256i c, const float *x, const float *dl0, const float *ml0,
+                                         const float *dl1, const float *ml1, __m512 *acc0, __m512 *acc1) {
+    __m512 w0 = _mm512_fmsub_ps(_mm512_set1_ps(*dl0), kq_codes16(_mm256_castsi256_si128(c)), _mm512_set1_ps(*ml0));
+    __m512 w1 = _mm512_fmsub_ps(_mm512_set1_ps(*dl1), kq_codes16(_mm256_extracti128_si256(c, 1)), _mm512_set1_ps(*ml1));
+    *acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x), *acc0);
+    *acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + 16), *acc1);
+}
+
+T_KQ512 static void q2q3_block_512(const uint8_t *qs, const uint8_t *hmask, const float *dl, const float *ml,
+                                   const float *x, __m512 acc[4]) {
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256i hm = hmask ? _mm256_loadu_si256((const __m256i *)(const void *)hmask) : _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * h));
+        for (int s = 0; s < 4; s++) {
+            __m256i c = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), three);
+            if (hmask) {
+                __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + s)), one);
+                c = _mm256_or_si256(c, _mm256_slli_epi16(hb, 2));
+            }
+            int j = 8 * h + 2 * s, a = 2 * (s & 1);
+            kq_run32_512(c, x + 128 * h + 32 * s, dl + j, ml + j, dl + j + 1, ml + j + 1, &acc[a], &acc[a + 1]);
+        }
+    }
+}
+
+T_KQ512 float bd_vec_dot_kquant_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    _Alignas(64) float dl[16], ml[16];
+    const __m512i low4 = _mm512_set1_epi32(15);
+    for (int g = 0; g < t->ngroups; g++) {
+        const uint8_t *blk = bd_pk_cblock(row, t, g);
+        const float *x = xp + (size_t)g * BD_QK_K;
+        if (t->type == BD_PK_Q2_K) {
+            const bd_block_q2_K *b = (const void *)blk;
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b->scales));
+            _mm512_store_ps(dl, _mm512_mul_ps(_mm512_set1_ps(kq_f16(b->d)),
+                                              _mm512_cvtepi32_ps(_mm512_and_si512(sc, low4))));
+            _mm512_store_ps(ml, _mm512_mul_ps(_mm512_set1_ps(kq_f16(b->dmin)),
+                                              _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4))));
+            q2q3_block_512(b->qs, NULL, dl, ml, x, acc);
+        } else if (t->type == BD_PK_Q3_K) {
+            const bd_block_q3_K *b = (const void *)blk;
+            float d = kq_f16(b->d);
+            for (int j = 0; j < 16; j++) {  // w = dl*(q - 4) = dl*q - 4 dl
+                dl[j] = d * (float)(bd_q3_K_scale(b->scales, j) - 32);
+                ml[j] = 4 * dl[j];
+            }
+            q2q3_block_512(b->qs, b->hmask, dl, ml, x, acc);
+        } else {  // q4_K: weight 64h + 32s + l in nibble s of qs[32h + l], sub-block 2h + s
+            const bd_block_q4_K *b = (const void *)blk;
+            float d = kq_f16(b->d), dmin = kq_f16(b->dmin);
+            for (int j = 0; j < 8; j++) {
+                int sc, m;
+                bd_q4_K_scale_min(b->scales, j, &sc, &m);
+                dl[j] = d * (float)sc;
+                ml[j] = dmin * (float)m;
+            }
+            const __m256i low = _mm256_set1_epi8(15);
+            for (int h = 0; h < 4; h++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
+                int j = 2 * h;
+                kq_run32_512(_mm256_and_si256(q, low), x + 64 * h, dl + j, ml + j, dl + j, ml + j, &acc[0], &acc[1]);
+                kq_run32_512(_mm256_and_si256(_mm256_srli_epi16(q, 4), low), x + 64 * h + 32, dl + j + 1, ml + j + 1,
+                             dl + j + 1, ml + j + 1, &acc[2], &acc[3]);
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
 }
 #endif
