@@ -174,7 +174,7 @@ T_KQ512 BD_SIMD_INLINE void kq_run32_512(__m256i c, const float *x, const float 
     *acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + 16), *acc1);
 }
 
-T_KQ512 static void q2q3_block_512(const uint8_t *qs, const uint8_t *hmask, const float *dl, const float *ml,
+T_KQ512 BD_SIMD_INLINE void q2q3_block_512(const uint8_t *qs, const uint8_t *hmask, const float *dl, const float *ml,
                                    const float *x, __m512 acc[4]) {
     const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256i hm = hmask ? _mm256_loadu_si256((const __m256i *)(const void *)hmask) : _mm256_setzero_si256();
