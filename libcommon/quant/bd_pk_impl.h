@@ -89,6 +89,8 @@ bd_pk_dot_i8_fn bd_vec_dot_q2_i8_scalar, bd_vec_dot_q2_i8_avx2, bd_vec_dot_q2_i8
 bd_pk_dot_i8_fn bd_vec_dot_tq2_i8_scalar, bd_vec_dot_tq2_i8_avx2, bd_vec_dot_tq2_i8_avx512;
 bd_pk_dot_i8_fn bd_vec_dot_q3_i8_scalar, bd_vec_dot_q8_i8_scalar, bd_vec_dot_q6_i8_scalar, bd_vec_dot_nf3_i8_scalar,
         bd_vec_dot_r2q_i8_scalar, bd_vec_dot_f32_i8_scalar;
+bd_pk_dot_i8_fn bd_vec_dot_q3_i8_avx2, bd_vec_dot_q3_i8_avx512, bd_vec_dot_q8_i8_avx2, bd_vec_dot_q8_i8_avx512,
+        bd_vec_dot_q6_i8_avx2, bd_vec_dot_q6_i8_avx512;
 float bd_pk_tq2_scale(const float *w, size_t n);
 // bf16 and f16 (bd_pk_half.c): f16 has no AVX2 dot (F16C is not part of the AVX2 path's check).
 bd_pk_quantize_fn bd_quantize_row_bf16_ref, bd_quantize_row_f16_ref;

@@ -6,8 +6,9 @@
 // The row dots are the formats' (bd_pk_traits_table, bd_pk_<format>.c), picked once per call
 // for the path in use. f32 activations: the exact dequantized value of every code times the
 // activation (N >= 8: rows dequantized in panels into sgemm instead). int8 activations (per
-// token absmax/127): the format's integer dot (q2, tq2 on every path; q3, q8 scalar), or, where
-// a path has none, that path's f32 dot on the int8 values as floats times the scale. The int8
+// token absmax/127): the format's integer dot (q2, q3, q8, q6, tq2 on every path; the others
+// scalar), or, where a path has none, that path's f32 dot on the int8 values as floats times
+// the scale. The int8
 // levels are bd_act_quant.h's, those of a W1.58A8 model's fake-quantized training forward.
 // Paths: scalar, AVX2+FMA, AVX-512 (F, BW, VL, VBMI, VNNI), picked at run time; BD_SIMD forces.
 // No allocation: every buffer is carved from the caller's scratch.
