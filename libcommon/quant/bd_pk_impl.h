@@ -76,7 +76,7 @@ bd_pk_dequantize_fn bd_dequantize_row_kquant, bd_dequantize_row_q2, bd_dequantiz
 bd_pk_validate_fn bd_validate_row_kquant, bd_validate_row_q2, bd_validate_row_q3, bd_validate_row_q8,
         bd_validate_row_nf3, bd_validate_row_r2q, bd_validate_row_tq2, bd_validate_row_f32, bd_validate_row_q6;
 bd_pk_dot_f32_fn bd_vec_dot_kquant_f32_scalar, bd_vec_dot_kquant_f32_avx2, bd_vec_dot_kquant_f32_avx512;
-bd_pk_dot_i8_fn bd_vec_dot_kquant_i8_scalar;
+bd_pk_dot_i8_fn bd_vec_dot_kquant_i8_scalar, bd_vec_dot_kquant_i8_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q2_f32_scalar, bd_vec_dot_q2_f32_avx2, bd_vec_dot_q2_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q3_f32_scalar, bd_vec_dot_q3_f32_avx2, bd_vec_dot_q3_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q8_f32_scalar, bd_vec_dot_q8_f32_avx2, bd_vec_dot_q8_f32_avx512;

@@ -1,8 +1,8 @@
 // q2_K, q3_K, q4_K: llama.cpp's K-quant blocks stored verbatim (bd_kquant.h), one 256-weight
 // super-block per group, so a packed student's rows are the bytes its GGUF file holds. The
 // scalar dots dequantize one block at a time (ggml's arithmetic) and multiply; the AVX2 and
-// AVX-512 ones decode codes in registers. int8 activations use the scalar dot on the
-// dequantized weights.
+// AVX-512 ones decode codes in registers. int8 activations: integer sub-block sums (VNNI) for
+// q2_K and q4_K on the AVX-512 path; otherwise the scalar dot on the dequantized weights.
 #include "bd_kquant.h"
 #include "bd_pk_simd.h"
 
@@ -235,5 +235,75 @@ T_KQ512 float bd_vec_dot_kquant_f32_avx512(const bd_pk_tensor *t, const uint8_t 
         }
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+// int8 activations on AVX-512 (VNNI), q2_K and q4_K (q3_K: the scalar dot). Per sub-block j,
+// sum_i w_i x_i = dl_j sum_i q_i x_i - ml_j sum_i x_i with both sums exact in int32: the code
+// sums by vpdpbusd (codes u8, activations s8), the minimum terms as one vpdpbusd of the
+// sub-blocks' integer minimums (as bytes, one per weight) with the activations, scaled by the
+// block's dmin once. A run of 32 q2_K weights spans two sub-blocks: int32 lanes 0-3 and 4-7.
+static const int32_t kq_lane_sub[8][8] = {{0, 0, 0, 0, 1, 1, 1, 1},     {2, 2, 2, 2, 3, 3, 3, 3},
+                                          {4, 4, 4, 4, 5, 5, 5, 5},     {6, 6, 6, 6, 7, 7, 7, 7},
+                                          {8, 8, 8, 8, 9, 9, 9, 9},     {10, 10, 10, 10, 11, 11, 11, 11},
+                                          {12, 12, 12, 12, 13, 13, 13, 13}, {14, 14, 14, 14, 15, 15, 15, 15}};
+#define T_KQ512V __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq,
+                                          const int32_t *xsum, float xs) {
+    if (t->type == BD_PK_Q3_K) return bd_vec_dot_kquant_i8_scalar(t, row, xq, xsum, xs);
+    __m256 facc = _mm256_setzero_ps();
+    float mins = 0;
+    const __m256i three = _mm256_set1_epi8(3), low = _mm256_set1_epi8(15);
+    for (int g = 0; g < t->ngroups; g++) {
+        const uint8_t *blk = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * BD_QK_K;
+        __m256i macc = _mm256_setzero_si256();
+        float dmin;
+        if (t->type == BD_PK_Q2_K) {
+            const bd_block_q2_K *b = (const void *)blk;
+            __m128i sc = _mm_loadu_si128((const __m128i *)(const void *)b->scales);
+            __m512 dlv = _mm512_mul_ps(_mm512_set1_ps(kq_f16(b->d)),
+                                       _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(sc, _mm_set1_epi8(15)))));
+            // the 16 minimums as bytes in both 128-bit lanes; byte k of lane 0 (1) picks sub-block j (j + 1)
+            __m256i mb = _mm256_broadcastsi128_si256(_mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(15)));
+            dmin = kq_f16(b->dmin);
+            for (int h = 0; h < 2; h++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
+                for (int s = 0; s < 4; s++) {
+                    int j = 8 * h + 2 * s;
+                    __m256i c = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), three);
+                    __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(x + 128 * h + 32 * s));
+                    __m256i dp = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, xv);
+                    __m256 dl8 = _mm512_castps512_ps256(_mm512_permutexvar_ps(
+                            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)kq_lane_sub[j / 2])),
+                            dlv));
+                    facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), dl8, facc);
+                    __m256i mj = _mm256_shuffle_epi8(mb, _mm256_set_m128i(_mm_set1_epi8((char)(j + 1)), _mm_set1_epi8((char)j)));
+                    macc = _mm256_dpbusd_epi32(macc, mj, xv);
+                }
+            }
+        } else {  // q4_K: weight 64h + 32s + l in nibble s of qs[32h + l], sub-block 2h + s (32 weights)
+            const bd_block_q4_K *b = (const void *)blk;
+            float d = kq_f16(b->d);
+            dmin = kq_f16(b->dmin);
+            for (int h = 0; h < 4; h++) {
+                int sc0, m0, sc1, m1;
+                bd_q4_K_scale_min(b->scales, 2 * h, &sc0, &m0);
+                bd_q4_K_scale_min(b->scales, 2 * h + 1, &sc1, &m1);
+                __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 64 * h));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 64 * h + 32));
+                __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, low), x0);
+                __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
+                                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), low), x1);
+                facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d * (float)sc0), facc);
+                facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d * (float)sc1), facc);
+                macc = _mm256_dpbusd_epi32(macc, _mm256_set1_epi8((char)m0), x0);
+                macc = _mm256_dpbusd_epi32(macc, _mm256_set1_epi8((char)m1), x1);
+            }
+        }
+        mins += dmin * (float)bd_hsum256_epi32(macc);
+    }
+    return (bd_hsum256(facc) - mins) * xs;
 }
 #endif
