@@ -6,6 +6,8 @@
 #   f32     bd: the model itself               llama.cpp: bd's f32 GGUF
 #   q2_K    bd: packed q2_K (RTN)              llama.cpp: bd's Q2_K GGUF of the same student
 #   q4_K    bd: packed q4_K (RTN)              llama.cpp: bd's Q4_K GGUF
+#   q2_K, q4_K +int8-acts: the same with bd-pack --act-quant int8 (bd's per-token int8 activations;
+#           llama.cpp's K-quant dots quantize activations to 8 bits per 256, Q8_K)
 #   ternary bd: packed tq2, int8 activations   llama.cpp: bd's IQ2_BN GGUF (ik_llama.cpp's type)
 # Prompt processing: bd-eval on 512-token windows (it also computes all 512 positions' logits,
 # llama-bench only what it needs) vs llama-bench pp512; generation: bd-teacher-gen --unpadded
@@ -37,6 +39,9 @@ cd "$WORK"
 for k in q2_K q4_K; do
     [ -s $k.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --head-format f32 -q -o $k.bdz
     [ -s $k.gguf ] || bd-pack -m $k.bdz -k "$TOK" --format gguf -q -o $k.gguf
+done
+for k in q2_K q4_K; do  # the same weights with int8 activations (as llama.cpp's K-quant dots quantize theirs)
+    [ -s ${k}_i8.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --act-quant int8 --head-format f32 -q -o ${k}_i8.bdz
 done
 [ -s tq2.bdz ] || bd-pack -m m110 -k "$TOK" --quant ternary --act-quant int8 --head-format f32 -q -o tq2.bdz
 [ -s iq2_bn.gguf ] || bd-pack -m tq2.bdz -k "$TOK" --format gguf --gguf-type iq2_bn -q -o iq2_bn.gguf
@@ -75,7 +80,8 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%
 echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio | generation base | bd / base |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 rm -f gen_new.txt gen_base.txt
-for f in "f32 m110 f32.gguf" "q2_K q2_K.bdz q2_K.gguf" "q4_K q4_K.bdz q4_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
+for f in "f32 m110 f32.gguf" "q2_K q2_K.bdz q2_K.gguf" "q2_K+int8-acts q2_K_i8.bdz q2_K.gguf" "q4_K q4_K.bdz q4_K.gguf" \
+    "q4_K+int8-acts q4_K_i8.bdz q4_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
     set -- $f
     for t in 1 2; do
         p=-
