@@ -246,13 +246,28 @@ static const int32_t kq_lane_sub[8][8] = {{0, 0, 0, 0, 1, 1, 1, 1},     {2, 2, 2
                                           {4, 4, 4, 4, 5, 5, 5, 5},     {6, 6, 6, 6, 7, 7, 7, 7},
                                           {8, 8, 8, 8, 9, 9, 9, 9},     {10, 10, 10, 10, 11, 11, 11, 11},
                                           {12, 12, 12, 12, 13, 13, 13, 13}, {14, 14, 14, 14, 15, 15, 15, 15}};
+// byte k of a run's 32: its sub-block's index into the 16 minimums (lane 0: j, lane 1: j + 1)
+#define KQ_B16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const uint8_t kq_byte_sub[8][32] = {{KQ_B16(0), KQ_B16(1)},   {KQ_B16(2), KQ_B16(3)},   {KQ_B16(4), KQ_B16(5)},
+                                           {KQ_B16(6), KQ_B16(7)},   {KQ_B16(8), KQ_B16(9)},   {KQ_B16(10), KQ_B16(11)},
+                                           {KQ_B16(12), KQ_B16(13)}, {KQ_B16(14), KQ_B16(15)}};
 #define T_KQ512V __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// One q2_K run of 32 weights: codes c (bytes), activations xv; j/2 = r.
+T_KQ512V BD_SIMD_INLINE void kq2_i8_run(__m256i c, __m256i xv, int r, __m512 dlv, __m256i mb, __m256 *facc,
+                                        __m256i *macc) {
+    __m256i dp = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, xv);
+    __m256 dl8 = _mm512_castps512_ps256(_mm512_permutexvar_ps(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)kq_lane_sub[r])), dlv));
+    *facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), dl8, *facc);
+    __m256i mj = _mm256_shuffle_epi8(mb, _mm256_loadu_si256((const __m256i *)(const void *)kq_byte_sub[r]));
+    *macc = _mm256_dpbusd_epi32(*macc, mj, xv);
+}
 
 T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq,
                                           const int32_t *xsum, float xs) {
     if (t->type == BD_PK_Q3_K) return bd_vec_dot_kquant_i8_scalar(t, row, xq, xsum, xs);
-    __m256 facc = _mm256_setzero_ps();
-    float mins = 0;
+    __m256 facc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
     const __m256i three = _mm256_set1_epi8(3), low = _mm256_set1_epi8(15);
     for (int g = 0; g < t->ngroups; g++) {
         const uint8_t *blk = bd_pk_cblock(row, t, g);
@@ -269,18 +284,15 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
             dmin = kq_f16(b->dmin);
             for (int h = 0; h < 2; h++) {
                 __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
-                for (int s = 0; s < 4; s++) {
-                    int j = 8 * h + 2 * s;
-                    __m256i c = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), three);
-                    __m256i xv = _mm256_loadu_si256((const __m256i *)(const void *)(x + 128 * h + 32 * s));
-                    __m256i dp = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, xv);
-                    __m256 dl8 = _mm512_castps512_ps256(_mm512_permutexvar_ps(
-                            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)kq_lane_sub[j / 2])),
-                            dlv));
-                    facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), dl8, facc);
-                    __m256i mj = _mm256_shuffle_epi8(mb, _mm256_set_m128i(_mm_set1_epi8((char)(j + 1)), _mm_set1_epi8((char)j)));
-                    macc = _mm256_dpbusd_epi32(macc, mj, xv);
-                }
+                const int8_t *xh = x + 128 * h;
+#define KQ2_RUN(s, cs)                                                                                          \
+    kq2_i8_run(_mm256_and_si256(cs, three), _mm256_loadu_si256((const __m256i *)(const void *)(xh + 32 * s)), \
+               4 * h + s, dlv, mb, &facc, &macc)
+                KQ2_RUN(0, q);
+                KQ2_RUN(1, _mm256_srli_epi16(q, 2));
+                KQ2_RUN(2, _mm256_srli_epi16(q, 4));
+                KQ2_RUN(3, _mm256_srli_epi16(q, 6));
+#undef KQ2_RUN
             }
         } else {  // q4_K: weight 64h + 32s + l in nibble s of qs[32h + l], sub-block 2h + s (32 weights)
             const bd_block_q4_K *b = (const void *)blk;
@@ -302,8 +314,8 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
                 macc = _mm256_dpbusd_epi32(macc, _mm256_set1_epi8((char)m1), x1);
             }
         }
-        mins += dmin * (float)bd_hsum256_epi32(macc);
+        mins = _mm256_fmadd_ps(_mm256_cvtepi32_ps(macc), _mm256_set1_ps(dmin), mins);
     }
-    return (bd_hsum256(facc) - mins) * xs;
+    return bd_hsum256(_mm256_sub_ps(facc, mins)) * xs;
 }
 #endif
