@@ -178,7 +178,8 @@ T_AVX512 static void head_step_avx512(float *o, float *S, const float *qv, const
     for (int e = 0; e < HS; e += 16) {
         __mmask16 m = HS - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (HS - e)) - 1);
         __m512 acc = _mm512_setzero_ps();
-        for (int s = 0; s < n; s++) acc = _mm512_fmadd_ps(_mm512_set1_ps(S[s]), _mm512_maskz_loadu_ps(m, v + s * ks + e), acc);
+        for (int s = 0; s < n; s++)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps(S[s]), _mm512_maskz_loadu_ps(m, v + s * ks + e), acc);
         _mm512_mask_storeu_ps(o + e, m, acc);
     }
 }

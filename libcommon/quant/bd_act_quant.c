@@ -31,7 +31,7 @@ static inline float level(float x, float inv) {
 // rounding mode, as rintf), clamped, converted. Taken when the packed kernels' path is AVX-512
 // (bd_pk_simd: BD_SIMD=scalar|avx2 forces the scalar loop).
 __attribute__((target("avx512f,avx512bw,avx512vl"))) static void quant_row_avx512(const float *x, int8_t *q, int C,
-                                                                                 float *d) {
+                                                                                  float *d) {
     __m512 m = _mm512_setzero_ps();
     int i = 0;
     for (; i + 16 <= C; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);  // NaN: keeps m

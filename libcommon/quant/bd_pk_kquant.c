@@ -186,7 +186,7 @@ T_KQ512 BD_SIMD_INLINE void kq_run32_512(__m256i c, const float *x, const float 
 }
 
 T_KQ512 BD_SIMD_INLINE void q2q3_block_512(const uint8_t *qs, const uint8_t *hmask, const float *dl, const float *ml,
-                                   const float *x, __m512 acc[4]) {
+                                           const float *x, __m512 acc[4]) {
     const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
     __m256i hm = hmask ? _mm256_loadu_si256((const __m256i *)(const void *)hmask) : _mm256_setzero_si256();
     for (int h = 0; h < 2; h++) {
@@ -253,14 +253,14 @@ T_KQ512 float bd_vec_dot_kquant_f32_avx512(const bd_pk_tensor *t, const uint8_t 
 // sums by vpdpbusd (codes u8, activations s8), the minimum terms as one vpdpbusd of the
 // sub-blocks' integer minimums (as bytes, one per weight) with the activations, scaled by the
 // block's dmin once. A run of 32 q2_K weights spans two sub-blocks: int32 lanes 0-3 and 4-7.
-static const int32_t kq_lane_sub[8][8] = {{0, 0, 0, 0, 1, 1, 1, 1},     {2, 2, 2, 2, 3, 3, 3, 3},
-                                          {4, 4, 4, 4, 5, 5, 5, 5},     {6, 6, 6, 6, 7, 7, 7, 7},
-                                          {8, 8, 8, 8, 9, 9, 9, 9},     {10, 10, 10, 10, 11, 11, 11, 11},
+static const int32_t kq_lane_sub[8][8] = {{0, 0, 0, 0, 1, 1, 1, 1},         {2, 2, 2, 2, 3, 3, 3, 3},
+                                          {4, 4, 4, 4, 5, 5, 5, 5},         {6, 6, 6, 6, 7, 7, 7, 7},
+                                          {8, 8, 8, 8, 9, 9, 9, 9},         {10, 10, 10, 10, 11, 11, 11, 11},
                                           {12, 12, 12, 12, 13, 13, 13, 13}, {14, 14, 14, 14, 15, 15, 15, 15}};
 // byte k of a run's 32: its sub-block's index into the 16 minimums (lane 0: j, lane 1: j + 1)
 #define KQ_B16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
-static const uint8_t kq_byte_sub[8][32] = {{KQ_B16(0), KQ_B16(1)},   {KQ_B16(2), KQ_B16(3)},   {KQ_B16(4), KQ_B16(5)},
-                                           {KQ_B16(6), KQ_B16(7)},   {KQ_B16(8), KQ_B16(9)},   {KQ_B16(10), KQ_B16(11)},
+static const uint8_t kq_byte_sub[8][32] = {{KQ_B16(0), KQ_B16(1)},   {KQ_B16(2), KQ_B16(3)},  {KQ_B16(4), KQ_B16(5)},
+                                           {KQ_B16(6), KQ_B16(7)},   {KQ_B16(8), KQ_B16(9)},  {KQ_B16(10), KQ_B16(11)},
                                            {KQ_B16(12), KQ_B16(13)}, {KQ_B16(14), KQ_B16(15)}};
 #define T_KQ512V __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
 
@@ -276,7 +276,7 @@ T_KQ512V BD_SIMD_INLINE void kq2_i8_run(__m256i c, __m256i xv, int r, __m512 dlv
 }
 
 T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq,
-                                          const int32_t *xsum, float xs) {
+                                           const int32_t *xsum, float xs) {
     if (t->type == BD_PK_Q3_K) return bd_vec_dot_kquant_i8_scalar(t, row, xq, xsum, xs);
     __m256 facc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
     const __m256i three = _mm256_set1_epi8(3), low = _mm256_set1_epi8(15);
@@ -296,7 +296,7 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
             for (int h = 0; h < 2; h++) {
                 __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
                 const int8_t *xh = x + 128 * h;
-#define KQ2_RUN(s, cs)                                                                                          \
+#define KQ2_RUN(s, cs)                                                                                        \
     kq2_i8_run(_mm256_and_si256(cs, three), _mm256_loadu_si256((const __m256i *)(const void *)(xh + 32 * s)), \
                4 * h + s, dlv, mb, &facc, &macc)
                 KQ2_RUN(0, q);
@@ -317,8 +317,8 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
                 __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 64 * h));
                 __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 64 * h + 32));
                 __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, low), x0);
-                __m256i p1 = _mm256_dpbusd_epi32(_mm256_setzero_si256(),
-                                                 _mm256_and_si256(_mm256_srli_epi16(q, 4), low), x1);
+                __m256i p1 =
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(_mm256_srli_epi16(q, 4), low), x1);
                 facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d * (float)sc0), facc);
                 facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d * (float)sc1), facc);
                 macc = _mm256_dpbusd_epi32(macc, _mm256_set1_epi8((char)m0), x0);

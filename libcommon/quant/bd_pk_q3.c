@@ -97,8 +97,8 @@ T_AVX2 float bd_vec_dot_q3_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, co
     return acc * xs;
 }
 
-T_AVX512 float bd_vec_dot_q3_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq,
-                                       const int32_t *xsum, float xs) {
+T_AVX512 float bd_vec_dot_q3_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                       float xs) {
     float acc = 0;
     const __m256i four = _mm256_set1_epi8(4);
     for (int g = 0; g < t->ngroups; g++) {

@@ -153,11 +153,9 @@ START_TEST(test_rope_hand) {
 END_TEST
 
 START_TEST(test_attention_vs_ref) {
-    int shapes[][5] = {// B T NH KV HS
-                       {1, 1, 1, 1, 2},   {2, 5, 4, 2, 8},   {1, 7, 3, 3, 6},
-                       {2, 130, 4, 1, 8}, {1, 257, 2, 2, 4}, {3, 3, 6, 2, 2},
-                       // head dims the step's SIMD loops take whole (64, 16) and with a tail (20, 40)
-                       {1, 40, 4, 2, 64}, {2, 9, 2, 1, 20}, {1, 33, 2, 2, 16}, {2, 17, 3, 1, 40}};
+    // B T NH KV HS; the last four: head dims the step's SIMD loops take whole (64, 16) and with a tail (20, 40)
+    int shapes[][5] = {{1, 1, 1, 1, 2}, {2, 5, 4, 2, 8},   {1, 7, 3, 3, 6},  {2, 130, 4, 1, 8}, {1, 257, 2, 2, 4},
+                       {3, 3, 6, 2, 2}, {1, 40, 4, 2, 64}, {2, 9, 2, 1, 20}, {1, 33, 2, 2, 16}, {2, 17, 3, 1, 40}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], KV = shapes[s][3], HS = shapes[s][4];
         size_t nq = (size_t)B * T * NH * HS, nk = (size_t)B * T * KV * HS;

@@ -369,10 +369,10 @@ START_TEST(test_i8_dots_exact) {
         int f;
         bd_qspec q;
         int C;
-    } cases[] = {{BD_PK_Q3, {BD_Q_INT, 3, 16}, 203}, {BD_PK_Q3, {BD_Q_SYM, 3, 24}, 96},
+    } cases[] = {{BD_PK_Q3, {BD_Q_INT, 3, 16}, 203},  {BD_PK_Q3, {BD_Q_SYM, 3, 24}, 96},
                  {BD_PK_Q3, {BD_Q_INT, 3, 128}, 768}, {BD_PK_Q8, {BD_Q_INT, 8, 10}, 77},
-                 {BD_PK_Q8, {BD_Q_INT, 4, 32}, 256}, {BD_PK_Q8, {BD_Q_SYM, 8, 128}, 300},
-                 {BD_PK_Q6, {BD_Q_INT, 6, 64}, 100}, {BD_PK_Q6, {BD_Q_INT, 6, 64}, 768}};
+                 {BD_PK_Q8, {BD_Q_INT, 4, 32}, 256},  {BD_PK_Q8, {BD_Q_SYM, 8, 128}, 300},
+                 {BD_PK_Q6, {BD_Q_INT, 6, 64}, 100},  {BD_PK_Q6, {BD_Q_INT, 6, 64}, 768}};
     int OC = 13;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int C = cases[ci].C, f = cases[ci].f;
