@@ -219,25 +219,46 @@ T_AVX2 static void head_step_avx2(float *o, float *S, const float *qv, const flo
 }
 #endif
 
+#ifdef ATT_X86
+typedef struct {
+    float *out, *scratch;
+    const float *q, *kcache, *vcache;
+    const int *pos;
+    int cache_T, NH, KV, HS;
+    bd_simd path;
+} step_job;
+
+// (b, head) pairs i0..i1-1, each with its own scores row.
+static void step_heads(void *ctx, int i0, int i1) {
+    const step_job *j = ctx;
+    int NH = j->NH, HS = j->HS, G = NH / j->KV;
+    size_t ks = (size_t)j->KV * HS;
+    float scale = 1.0f / sqrtf((float)HS);
+    for (int i = i0; i < i1; i++) {
+        int b = i / NH, h = i % NH;
+        const float *qv = j->q + (size_t)i * HS;
+        const float *kc = j->kcache + (size_t)b * j->cache_T * ks + (size_t)(h / G) * HS;
+        const float *vc = j->vcache + (size_t)b * j->cache_T * ks + (size_t)(h / G) * HS;
+        float *S = j->scratch + (size_t)i * j->cache_T;
+        if (j->path == BD_SIMD_AVX512)
+            head_step_avx512(j->out + (size_t)i * HS, S, qv, kc, vc, j->pos[b] + 1, ks, HS, scale);
+        else
+            head_step_avx2(j->out + (size_t)i * HS, S, qv, kc, vc, j->pos[b] + 1, ks, HS, scale);
+    }
+}
+#endif
+
 void bd_attention_step_forward(float *out, const float *q, const float *kcache, const float *vcache, const int *pos,
                                float *scratch, int B, int cache_T, int NH, int KV, int HS) {
     int G = NH / KV;
 #ifdef ATT_X86
     bd_simd path = bd_pk_simd();  // the packed kernels' choice (BD_SIMD forces it for both)
     if (path != BD_SIMD_SCALAR) {
-        size_t ks = (size_t)KV * HS;
-        float scale = 1.0f / sqrtf((float)HS);
-        for (int b = 0; b < B; b++)
-            for (int h = 0; h < NH; h++) {
-                const float *qv = q + ((size_t)b * NH + h) * HS;
-                const float *kc = kcache + (size_t)b * cache_T * ks + (size_t)(h / G) * HS;
-                const float *vc = vcache + (size_t)b * cache_T * ks + (size_t)(h / G) * HS;
-                float *o = out + ((size_t)b * NH + h) * HS;
-                if (path == BD_SIMD_AVX512)
-                    head_step_avx512(o, scratch, qv, kc, vc, pos[b] + 1, ks, HS, scale);
-                else
-                    head_step_avx2(o, scratch, qv, kc, vc, pos[b] + 1, ks, HS, scale);
-            }
+        step_job j = {out, scratch, q, kcache, vcache, pos, cache_T, NH, KV, HS, path};
+        int maxn = 1;
+        for (int b = 0; b < B; b++) maxn = pos[b] + 1 > maxn ? pos[b] + 1 : maxn;
+        // a thread gets at least ~64K multiply-adds (early positions run inline)
+        bd_parallel_for(B * NH, 1 + (1 << 16) / (2 * maxn * HS), step_heads, &j);
         return;
     }
 #endif

@@ -60,7 +60,9 @@ long long bd_attention_scratch_floats(int T, int threads);
 
 // Attention of one new query row per sequence against a key/value cache: for sequence b
 // and head h, keys/values 0..pos[b] of kcache/vcache (rows of KV*HS floats, sequence b
-// starting at b*cache_T rows). Used by the KV-cache generation path. scratch: (NH/KV)*(max pos+1).
+// starting at b*cache_T rows). Used by the KV-cache generation path. scratch: B*NH*cache_T floats
+// (the SIMD paths give each (b, head) a row and split them over threads; results do not depend
+// on the thread count).
 void bd_attention_step_forward(float *out /* (B,NH,HS) */, const float *q /* (B,NH,HS) */,
                                const float *kcache /* (B,cache_T,KV,HS) */, const float *vcache /* (B,cache_T,KV,HS) */,
                                const int *pos /* (B) */, float *scratch, int B, int cache_T, int NH, int KV, int HS);
