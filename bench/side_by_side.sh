@@ -6,6 +6,8 @@
 #   f32     bd: the model itself               llama.cpp: bd's f32 GGUF
 #   q2_K    bd: packed q2_K (RTN)              llama.cpp: bd's Q2_K GGUF of the same student
 #   q4_K    bd: packed q4_K (RTN)              llama.cpp: bd's Q4_K GGUF
+#   q2_K, q4_K +int8-acts: the same with bd-pack --act-quant int8 (bd's per-token int8 activations;
+#           llama.cpp's K-quant dots quantize activations to 8 bits per 256, Q8_K)
 #   ternary bd: packed tq2, int8 activations   llama.cpp: bd's IQ2_BN GGUF (ik_llama.cpp's type)
 # Prompt processing: bd-eval on 512-token windows (it also computes all 512 positions' logits,
 # llama-bench only what it needs) vs llama-bench pp512; generation: bd-teacher-gen --unpadded
@@ -14,13 +16,17 @@
 # threads from -tgb, not -t: both are given). LLAMA_BIN: an ik_llama.cpp (or llama.cpp)
 # bin directory with llama-bench; without it bd's figures alone. The machine is shared and
 # noisy: read ratios, not digits. Environment: BD_BIN, BD_DATA, LLAMA_BIN, REPS (3),
-# WORK (build/bench/side_by_side: the models, about 600 MB, kept between runs).
+# WORK (build/bench/side_by_side: the models, about 600 MB, kept between runs), PROMPT (1; 0:
+# generation only), BD_BASE_BIN (another bd build, e.g. main's, whose generation is measured in
+# the same run, interleaved: two more columns, its tokens/s and this build's speed-up over it).
 set -eu
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 BD_BIN=${BD_BIN:-$HERE/build/bin}
 BD_DATA=${BD_DATA:-$HERE/../shared/data}
 LLAMA_BIN=${LLAMA_BIN:-}
 REPS=${REPS:-3}
+PROMPT=${PROMPT:-1}
+BD_BASE_BIN=${BD_BASE_BIN:-}
 WORK=${WORK:-$HERE/build/bench/side_by_side}
 PY=${BD_PYTHON:-/usr/bin/python3}
 TOK=$BD_DATA/tokenizers/llama2-32k/tokenizer.bin
@@ -34,6 +40,9 @@ for k in q2_K q4_K; do
     [ -s $k.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --head-format f32 -q -o $k.bdz
     [ -s $k.gguf ] || bd-pack -m $k.bdz -k "$TOK" --format gguf -q -o $k.gguf
 done
+for k in q2_K q4_K; do  # the same weights with int8 activations (as llama.cpp's K-quant dots quantize theirs)
+    [ -s ${k}_i8.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --act-quant int8 --head-format f32 -q -o ${k}_i8.bdz
+done
 [ -s tq2.bdz ] || bd-pack -m m110 -k "$TOK" --quant ternary --act-quant int8 --head-format f32 -q -o tq2.bdz
 [ -s iq2_bn.gguf ] || bd-pack -m tq2.bdz -k "$TOK" --format gguf --gguf-type iq2_bn -q -o iq2_bn.gguf
 
@@ -44,15 +53,21 @@ bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval over the windows of 512 in 5
             sed 's/.*"tokens":\([0-9]*\).*"seconds":\([0-9.]*\).*/\1 \2/' | awk '{ printf "%.1f\n", $1 / $2 }'
     done | median
 }
-bd_gen() {  # MODEL THREADS: new tokens/s of bd-teacher-gen at batch 1
+gen1() {  # BIN MODEL THREADS: new tokens/s of one bd-teacher-gen run at batch 1
+    "$1/bd-teacher-gen" -m "$2" -k "$TOK" -n 2 -K 128 --temperature 0 -b 1 --unpadded --threads "$3" -o gen.bdz 2>&1 |
+        sed -n 's/.*(\([0-9.]*\) tokens\/s.*/\1/p'
+}
+bd_gen() {  # MODEL THREADS: "this base" medians of new tokens/s (base: - without BD_BASE_BIN), runs interleaved
     for r in $(seq "$REPS"); do
-        bd-teacher-gen -m "$1" -k "$TOK" -n 2 -K 128 --temperature 0 -b 1 --unpadded --threads "$2" -o gen.bdz 2>&1 |
-            sed -n 's/.*(\([0-9.]*\) tokens\/s.*/\1/p'
-    done | median
+        gen1 "$BD_BIN" "$1" "$2" >>gen_new.txt
+        [ -z "$BD_BASE_BIN" ] || gen1 "$BD_BASE_BIN" "$1" "$2" >>gen_base.txt
+    done
+    echo "$(median <gen_new.txt) $( [ -n "$BD_BASE_BIN" ] && median <gen_base.txt || echo -)"
+    rm -f gen_new.txt gen_base.txt
 }
 lcpp() {  # GGUF THREADS: "pp tg" tokens/s from llama-bench (its own repetitions)
     [ -n "$LLAMA_BIN" ] || { echo "- -"; return; }
-    "$LLAMA_BIN/llama-bench" -m "$1" -p 512 -n 128 -t "$2" -tgb "$2,$2" -r "$REPS" -o csv 2>/dev/null >lb.csv || { echo "failed failed"; return; }
+    "$LLAMA_BIN/llama-bench" -m "$1" -p "$([ "$PROMPT" = 0 ] && echo 0 || echo 512)" -n 128 -t "$2" -tgb "$2,$2" -r "$REPS" -o csv 2>/dev/null >lb.csv || { echo "failed failed"; return; }
     $PY -c 'import csv, sys
 pp = tg = 0.0
 for r in csv.DictReader(open(sys.argv[1])):
@@ -62,14 +77,17 @@ print("%.1f %.1f" % (pp, tg))' lb.csv
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 
-echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio |"
-echo "|---|---|---|---|---|---|---|---|"
-for f in "f32 m110 f32.gguf" "q2_K q2_K.bdz q2_K.gguf" "q4_K q4_K.bdz q4_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
+echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio | generation base | bd / base |"
+echo "|---|---|---|---|---|---|---|---|---|---|"
+rm -f gen_new.txt gen_base.txt
+for f in "f32 m110 f32.gguf" "q2_K q2_K.bdz q2_K.gguf" "q2_K+int8-acts q2_K_i8.bdz q2_K.gguf" "q4_K q4_K.bdz q4_K.gguf" \
+    "q4_K+int8-acts q4_K_i8.bdz q4_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
     set -- $f
     for t in 1 2; do
-        p=$(bd_prompt "$2" $t)
+        p=-
+        [ "$PROMPT" = 0 ] || p=$(bd_prompt "$2" $t)
         g=$(bd_gen "$2" $t)
-        set -- $1 $2 $3 $(lcpp "$3" $t)
-        echo "| $1 | $t | $p | $4 | $(ratio "$p" "$4") | $g | $5 | $(ratio "$g" "$5") |"
+        set -- $1 $2 $3 $(lcpp "$3" $t) $g
+        echo "| $1 | $t | $p | $4 | $(ratio "$p" "$4") | $6 | $5 | $(ratio "$6" "$5") | $7 | $(ratio "$6" "$7") |"
     done
 done

@@ -207,7 +207,7 @@ static size_t kv_layout(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) 
     c->k = bd_arena_take(c->mem, &off, L * B * (size_t)max_T * KD);
     c->v = bd_arena_take(c->mem, &off, L * B * (size_t)max_T * KD);
     bd_acts_layout(&c->acts, c->mem, &off, cfg, (size_t)B, 1, 1);
-    c->scores = bd_arena_take(c->mem, &off, (size_t)(cfg->n_heads / cfg->n_kv_heads) * max_T);
+    c->scores = bd_arena_take(c->mem, &off, (size_t)B * cfg->n_heads * max_T);
     c->rope_cs = bd_arena_take(c->mem, &off, (size_t)max_T * cfg->head_dim);
     return off;
 }

@@ -83,7 +83,7 @@ typedef struct {
     float *v;           // (L, B, max_T, KV, HS)
     float *mem;         // the one allocation (k, v and the scratch below)
     bd_acts acts;       // activations of one step: B rows, one slot each (bd_block.h)
-    float *scores;      // (NH/KV, max_T)
+    float *scores;      // (B, NH, max_T): a row per query head (the step's heads run in parallel)
     float *rope_cs;     // (max_T, HS/2, 2) RoPE cos/sin of positions 0..max_T-1
     void *lin_scratch;  // the linears' scratch for B rows (bd_block_scratch_bytes), grown on use
     size_t lin_scratch_bytes;

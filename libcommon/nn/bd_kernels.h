@@ -25,7 +25,8 @@ void bd_rmsnorm_forward(float *out /* (N,C) */, float *rstd /* (N) */, const flo
                         const float *weight /* (C) */, int N, int C, float eps);
 void bd_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const float *weight, int N, int C, float eps);
 
-// out = inp @ weight^T + bias (bias may be NULL). Fast path: one cblas_sgemm.
+// out = inp @ weight^T + bias (bias may be NULL). Fast path: one cblas_sgemm; N < 8 rows (generation)
+// the f32 row dots of bd_pk_matmul, one per output, split over the thread pool.
 void bd_linear_forward(float *out /* (N,OC) */, const float *inp /* (N,C) */, const float *weight /* (OC,C) */,
                        const float *bias /* (OC) or NULL */, int N, int C, int OC);
 void bd_linear_forward_ref(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC);
@@ -59,7 +60,9 @@ long long bd_attention_scratch_floats(int T, int threads);
 
 // Attention of one new query row per sequence against a key/value cache: for sequence b
 // and head h, keys/values 0..pos[b] of kcache/vcache (rows of KV*HS floats, sequence b
-// starting at b*cache_T rows). Used by the KV-cache generation path. scratch: (NH/KV)*(max pos+1).
+// starting at b*cache_T rows). Used by the KV-cache generation path. scratch: B*NH*cache_T floats
+// (the SIMD paths give each (b, head) a row and split them over threads; results do not depend
+// on the thread count).
 void bd_attention_step_forward(float *out /* (B,NH,HS) */, const float *q /* (B,NH,HS) */,
                                const float *kcache /* (B,cache_T,KV,HS) */, const float *vcache /* (B,cache_T,KV,HS) */,
                                const int *pos /* (B) */, float *scratch, int B, int cache_T, int NH, int KV, int HS);

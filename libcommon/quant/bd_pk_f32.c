@@ -1,6 +1,8 @@
 // f32: a layer kept in full precision, as a packed tensor of one block per row (C floats).
 // Models keep such layers in their f32 weights (bd_pk_model_slot gives NULL); the row exists
-// so every tensor type has the same behaviour. int8 activations: the scalar dot.
+// so every tensor type has the same behaviour, and it is how a mapped full-precision model's
+// linears (borrowed rows) and f32 matrix-vector products of generation (bd_linear_forward at
+// N < 8: the head) run. int8 activations: the scalar dot.
 #include "bd_pk_simd.h"
 
 void bd_quantize_row_f32_ref(const float *w, uint8_t *dst, const bd_pk_tensor *t, const bd_qspec *q) {
@@ -34,3 +36,38 @@ float bd_vec_dot_f32_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const 
     for (int i = 0; i < t->cols; i++) acc += w[i] * (float)xq[i];
     return acc * xs;
 }
+
+#ifdef BD_X86
+// Generation reads every weight once per token: these dots set its speed on f32 layers. Two
+// accumulators, a masked tail (nothing past the row is read).
+T_AVX2 float bd_vec_dot_f32_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
+    const float *w = (const void *)row;
+    int C = t->cols, i = 0;
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    for (; i + 16 <= C; i += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(xp + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(xp + i + 8), a1);
+    }
+    for (; i < C; i += 8) {
+        int n = C - i < 8 ? C - i : 8;
+        __m256i m = _mm256_cmpgt_epi32(_mm256_set1_epi32(n), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+        a0 = _mm256_fmadd_ps(_mm256_maskload_ps(w + i, m), _mm256_maskload_ps(xp + i, m), a0);
+    }
+    return bd_hsum256(_mm256_add_ps(a0, a1));
+}
+
+T_AVX512 float bd_vec_dot_f32_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
+    const float *w = (const void *)row;
+    int C = t->cols, i = 0;
+    __m512 a0 = _mm512_setzero_ps(), a1 = _mm512_setzero_ps();
+    for (; i + 32 <= C; i += 32) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(xp + i), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(xp + i + 16), a1);
+    }
+    for (; i < C; i += 16) {
+        __mmask16 m = C - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - i)) - 1);
+        a0 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + i), _mm512_maskz_loadu_ps(m, xp + i), a0);
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+}
+#endif

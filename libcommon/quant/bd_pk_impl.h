@@ -75,8 +75,8 @@ bd_pk_dequantize_fn bd_dequantize_row_kquant, bd_dequantize_row_q2, bd_dequantiz
         bd_dequantize_row_q6;
 bd_pk_validate_fn bd_validate_row_kquant, bd_validate_row_q2, bd_validate_row_q3, bd_validate_row_q8,
         bd_validate_row_nf3, bd_validate_row_r2q, bd_validate_row_tq2, bd_validate_row_f32, bd_validate_row_q6;
-bd_pk_dot_f32_fn bd_vec_dot_kquant_f32_scalar, bd_vec_dot_kquant_f32_avx2;
-bd_pk_dot_i8_fn bd_vec_dot_kquant_i8_scalar;
+bd_pk_dot_f32_fn bd_vec_dot_kquant_f32_scalar, bd_vec_dot_kquant_f32_avx2, bd_vec_dot_kquant_f32_avx512;
+bd_pk_dot_i8_fn bd_vec_dot_kquant_i8_scalar, bd_vec_dot_kquant_i8_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q2_f32_scalar, bd_vec_dot_q2_f32_avx2, bd_vec_dot_q2_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q3_f32_scalar, bd_vec_dot_q3_f32_avx2, bd_vec_dot_q3_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_q8_f32_scalar, bd_vec_dot_q8_f32_avx2, bd_vec_dot_q8_f32_avx512;
@@ -84,11 +84,13 @@ bd_pk_dot_f32_fn bd_vec_dot_q6_f32_scalar, bd_vec_dot_q6_f32_avx2, bd_vec_dot_q6
 bd_pk_dot_f32_fn bd_vec_dot_nf3_f32_scalar, bd_vec_dot_nf3_f32_avx2, bd_vec_dot_nf3_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_r2q_f32_scalar, bd_vec_dot_r2q_f32_avx2, bd_vec_dot_r2q_f32_avx512;
 bd_pk_dot_f32_fn bd_vec_dot_tq2_f32_scalar, bd_vec_dot_tq2_f32_avx2, bd_vec_dot_tq2_f32_avx512;
-bd_pk_dot_f32_fn bd_vec_dot_f32_f32_scalar;
+bd_pk_dot_f32_fn bd_vec_dot_f32_f32_scalar, bd_vec_dot_f32_f32_avx2, bd_vec_dot_f32_f32_avx512;
 bd_pk_dot_i8_fn bd_vec_dot_q2_i8_scalar, bd_vec_dot_q2_i8_avx2, bd_vec_dot_q2_i8_avx512;
 bd_pk_dot_i8_fn bd_vec_dot_tq2_i8_scalar, bd_vec_dot_tq2_i8_avx2, bd_vec_dot_tq2_i8_avx512;
 bd_pk_dot_i8_fn bd_vec_dot_q3_i8_scalar, bd_vec_dot_q8_i8_scalar, bd_vec_dot_q6_i8_scalar, bd_vec_dot_nf3_i8_scalar,
         bd_vec_dot_r2q_i8_scalar, bd_vec_dot_f32_i8_scalar;
+bd_pk_dot_i8_fn bd_vec_dot_q3_i8_avx2, bd_vec_dot_q3_i8_avx512, bd_vec_dot_q8_i8_avx2, bd_vec_dot_q8_i8_avx512,
+        bd_vec_dot_q6_i8_avx2, bd_vec_dot_q6_i8_avx512;
 float bd_pk_tq2_scale(const float *w, size_t n);
 // Integer tiles (bd_pk_tiles.c): the traits' gemm_i8 entries (q8: no AVX2 one), and the route of
 // bd_pk_matmul for int8 activations at N >= 8 when the path has an entry and tiles_fit (int32 bound).

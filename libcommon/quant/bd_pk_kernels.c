@@ -9,9 +9,10 @@
 // token absmax/127): N >= 8 on a format and path with integer tiles (traits gemm_i8:
 // q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c), blocks of rows times blocks
 // of tokens with int32 accumulators, equal bit for bit to the scalar row dot; otherwise the
-// format's integer dot (q2, tq2 on every path; q3, q8 scalar), or, where a path has none, that
-// path's f32 dot on the int8 values as floats times the scale. The int8 levels are
-// bd_act_quant.h's, those of a W1.58A8 model's fake-quantized training forward.
+// format's integer dot (q2, q3, q8, q6, tq2 on every SIMD path; the K-quants on AVX-512; the
+// others scalar), or, where a path has none, that path's f32 dot on the int8 values as floats
+// times the scale. The int8 levels are bd_act_quant.h's, those of a W1.58A8 model's
+// fake-quantized training forward.
 // Paths: scalar, AVX2+FMA, AVX-512 (F, BW, VL, VBMI, VNNI), picked at run time; BD_SIMD forces.
 // No allocation: every buffer is carved from the caller's scratch.
 #include <cblas.h>

@@ -1,10 +1,21 @@
 // q2_K, q3_K, q4_K: llama.cpp's K-quant blocks stored verbatim (bd_kquant.h), one 256-weight
 // super-block per group, so a packed student's rows are the bytes its GGUF file holds. The
-// scalar dots dequantize one block at a time (ggml's arithmetic) and multiply; the AVX2 one
-// (also what the AVX-512 path runs) decodes codes in registers. int8 activations use the
-// scalar dot on the dequantized weights.
+// scalar dots dequantize one block at a time (ggml's arithmetic) and multiply; the AVX2 and
+// AVX-512 ones decode codes in registers. int8 activations: integer sub-block sums (VNNI) for
+// q2_K and q4_K on the AVX-512 path; otherwise the scalar dot on the dequantized weights.
 #include "bd_kquant.h"
 #include "bd_pk_simd.h"
+
+// The 8 six-bit scales and minimums of a q4_K block (bd_q4_K_scale_min's rule, inlined: the
+// call per sub-block was 17% of a q4_K token).
+static inline void kq4_scales_mins(const uint8_t q[12], int sc[8], int m[8]) {
+    for (int j = 0; j < 4; j++) {
+        sc[j] = q[j] & 63;
+        m[j] = q[j + 4] & 63;
+        sc[j + 4] = (q[j + 8] & 15) | (q[j] >> 6) << 4;
+        m[j + 4] = (q[j + 8] >> 4) | (q[j + 4] >> 6) << 4;
+    }
+}
 
 typedef void kq_quant_fn(const float *x, void *block);
 typedef void kq_dequant_fn(const void *block, float *y);
@@ -143,10 +154,10 @@ T_AVX2 float bd_vec_dot_kquant_f32_avx2(const bd_pk_tensor *t, const uint8_t *ro
             const bd_block_q4_K *b = (const void *)blk;
             float d = bd_f16_to_f32(b->d), dmin = bd_f16_to_f32(b->dmin);
             const __m256i low = _mm256_set1_epi8(15);
+            int scs[8], ms[8];
+            kq4_scales_mins(b->scales, scs, ms);
             for (int h = 0; h < 4; h++) {
-                int sc0, m0, sc1, m1;
-                bd_q4_K_scale_min(b->scales, 2 * h, &sc0, &m0);
-                bd_q4_K_scale_min(b->scales, 2 * h + 1, &sc1, &m1);
+                int sc0 = scs[2 * h], m0 = ms[2 * h], sc1 = scs[2 * h + 1], m1 = ms[2 * h + 1];
                 __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
                 float d0 = d * (float)sc0, n0 = dmin * (float)m0, d1 = d * (float)sc1, n1 = dmin * (float)m1;
                 acc = kq_run32(_mm256_and_si256(q, low), x + 64 * h, d0, n0, d0, n0, acc);
@@ -155,5 +166,167 @@ T_AVX2 float bd_vec_dot_kquant_f32_avx2(const bd_pk_tensor *t, const uint8_t *ro
         }
     }
     return bd_hsum256(acc);
+}
+
+// AVX-512: the same decoding 16 weights a register. Per block the 16 (or 8) sub-block factors
+// dl, ml are computed as vectors and stored once (broadcast loads read them back); the f16
+// factors convert with F16C (exact, as bd_f16_to_f32). Four accumulators (the two halves of a
+// run of 32, alternating runs) hide the FMA latency.
+#define T_KQ512 __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl")))
+T_KQ512 BD_SIMD_INLINE float kq_f16(uint16_t h) { return _cvtsh_ss(h); }
+T_KQ512 BD_SIMD_INLINE __m512 kq_codes16(__m128i v) { return _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(v)); }
+
+// acc0 += (dl0*c[0..16) - ml0) x[0..16), acc1 += (dl1*c[16..32) - ml1) x[16..32)
+T_KQ512 BD_SIMD_INLINE void kq_run32_512(__m256i c, const float *x, const float *dl0, const float *ml0,
+                                         const float *dl1, const float *ml1, __m512 *acc0, __m512 *acc1) {
+    __m512 w0 = _mm512_fmsub_ps(_mm512_set1_ps(*dl0), kq_codes16(_mm256_castsi256_si128(c)), _mm512_set1_ps(*ml0));
+    __m512 w1 = _mm512_fmsub_ps(_mm512_set1_ps(*dl1), kq_codes16(_mm256_extracti128_si256(c, 1)), _mm512_set1_ps(*ml1));
+    *acc0 = _mm512_fmadd_ps(w0, _mm512_loadu_ps(x), *acc0);
+    *acc1 = _mm512_fmadd_ps(w1, _mm512_loadu_ps(x + 16), *acc1);
+}
+
+T_KQ512 BD_SIMD_INLINE void q2q3_block_512(const uint8_t *qs, const uint8_t *hmask, const float *dl, const float *ml,
+                                           const float *x, __m512 acc[4]) {
+    const __m256i three = _mm256_set1_epi8(3), one = _mm256_set1_epi8(1);
+    __m256i hm = hmask ? _mm256_loadu_si256((const __m256i *)(const void *)hmask) : _mm256_setzero_si256();
+    for (int h = 0; h < 2; h++) {
+        __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(qs + 32 * h));
+        for (int s = 0; s < 4; s++) {
+            __m256i c = _mm256_and_si256(_mm256_srl_epi16(q, _mm_cvtsi32_si128(2 * s)), three);
+            if (hmask) {
+                __m256i hb = _mm256_and_si256(_mm256_srl_epi16(hm, _mm_cvtsi32_si128(4 * h + s)), one);
+                c = _mm256_or_si256(c, _mm256_slli_epi16(hb, 2));
+            }
+            int j = 8 * h + 2 * s, a = 2 * (s & 1);
+            kq_run32_512(c, x + 128 * h + 32 * s, dl + j, ml + j, dl + j + 1, ml + j + 1, &acc[a], &acc[a + 1]);
+        }
+    }
+}
+
+T_KQ512 float bd_vec_dot_kquant_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
+    __m512 acc[4] = {_mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps(), _mm512_setzero_ps()};
+    _Alignas(64) float dl[16], ml[16];
+    const __m512i low4 = _mm512_set1_epi32(15);
+    for (int g = 0; g < t->ngroups; g++) {
+        const uint8_t *blk = bd_pk_cblock(row, t, g);
+        const float *x = xp + (size_t)g * BD_QK_K;
+        if (t->type == BD_PK_Q2_K) {
+            const bd_block_q2_K *b = (const void *)blk;
+            __m512i sc = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b->scales));
+            _mm512_store_ps(dl, _mm512_mul_ps(_mm512_set1_ps(kq_f16(b->d)),
+                                              _mm512_cvtepi32_ps(_mm512_and_si512(sc, low4))));
+            _mm512_store_ps(ml, _mm512_mul_ps(_mm512_set1_ps(kq_f16(b->dmin)),
+                                              _mm512_cvtepi32_ps(_mm512_srli_epi32(sc, 4))));
+            q2q3_block_512(b->qs, NULL, dl, ml, x, acc);
+        } else if (t->type == BD_PK_Q3_K) {
+            const bd_block_q3_K *b = (const void *)blk;
+            float d = kq_f16(b->d);
+            for (int j = 0; j < 16; j++) {  // w = dl*(q - 4) = dl*q - 4 dl
+                dl[j] = d * (float)(bd_q3_K_scale(b->scales, j) - 32);
+                ml[j] = 4 * dl[j];
+            }
+            q2q3_block_512(b->qs, b->hmask, dl, ml, x, acc);
+        } else {  // q4_K: weight 64h + 32s + l in nibble s of qs[32h + l], sub-block 2h + s
+            const bd_block_q4_K *b = (const void *)blk;
+            float d = kq_f16(b->d), dmin = kq_f16(b->dmin);
+            int scs[8], ms[8];
+            kq4_scales_mins(b->scales, scs, ms);
+            for (int j = 0; j < 8; j++) {
+                dl[j] = d * (float)scs[j];
+                ml[j] = dmin * (float)ms[j];
+            }
+            const __m256i low = _mm256_set1_epi8(15);
+            for (int h = 0; h < 4; h++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
+                int j = 2 * h;
+                kq_run32_512(_mm256_and_si256(q, low), x + 64 * h, dl + j, ml + j, dl + j, ml + j, &acc[0], &acc[1]);
+                kq_run32_512(_mm256_and_si256(_mm256_srli_epi16(q, 4), low), x + 64 * h + 32, dl + j + 1, ml + j + 1,
+                             dl + j + 1, ml + j + 1, &acc[2], &acc[3]);
+            }
+        }
+    }
+    return _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(acc[0], acc[1]), _mm512_add_ps(acc[2], acc[3])));
+}
+
+// int8 activations on AVX-512 (VNNI), q2_K and q4_K (q3_K: the scalar dot). Per sub-block j,
+// sum_i w_i x_i = dl_j sum_i q_i x_i - ml_j sum_i x_i with both sums exact in int32: the code
+// sums by vpdpbusd (codes u8, activations s8), the minimum terms as one vpdpbusd of the
+// sub-blocks' integer minimums (as bytes, one per weight) with the activations, scaled by the
+// block's dmin once. A run of 32 q2_K weights spans two sub-blocks: int32 lanes 0-3 and 4-7.
+static const int32_t kq_lane_sub[8][8] = {{0, 0, 0, 0, 1, 1, 1, 1},         {2, 2, 2, 2, 3, 3, 3, 3},
+                                          {4, 4, 4, 4, 5, 5, 5, 5},         {6, 6, 6, 6, 7, 7, 7, 7},
+                                          {8, 8, 8, 8, 9, 9, 9, 9},         {10, 10, 10, 10, 11, 11, 11, 11},
+                                          {12, 12, 12, 12, 13, 13, 13, 13}, {14, 14, 14, 14, 15, 15, 15, 15}};
+// byte k of a run's 32: its sub-block's index into the 16 minimums (lane 0: j, lane 1: j + 1)
+#define KQ_B16(v) v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v
+static const uint8_t kq_byte_sub[8][32] = {{KQ_B16(0), KQ_B16(1)},   {KQ_B16(2), KQ_B16(3)},  {KQ_B16(4), KQ_B16(5)},
+                                           {KQ_B16(6), KQ_B16(7)},   {KQ_B16(8), KQ_B16(9)},  {KQ_B16(10), KQ_B16(11)},
+                                           {KQ_B16(12), KQ_B16(13)}, {KQ_B16(14), KQ_B16(15)}};
+#define T_KQ512V __attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")))
+
+// One q2_K run of 32 weights: codes c (bytes), activations xv; j/2 = r.
+T_KQ512V BD_SIMD_INLINE void kq2_i8_run(__m256i c, __m256i xv, int r, __m512 dlv, __m256i mb, __m256 *facc,
+                                        __m256i *macc) {
+    __m256i dp = _mm256_dpbusd_epi32(_mm256_setzero_si256(), c, xv);
+    __m256 dl8 = _mm512_castps512_ps256(_mm512_permutexvar_ps(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)kq_lane_sub[r])), dlv));
+    *facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dp), dl8, *facc);
+    __m256i mj = _mm256_shuffle_epi8(mb, _mm256_loadu_si256((const __m256i *)(const void *)kq_byte_sub[r]));
+    *macc = _mm256_dpbusd_epi32(*macc, mj, xv);
+}
+
+T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq,
+                                           const int32_t *xsum, float xs) {
+    if (t->type == BD_PK_Q3_K) return bd_vec_dot_kquant_i8_scalar(t, row, xq, xsum, xs);
+    __m256 facc = _mm256_setzero_ps(), mins = _mm256_setzero_ps();
+    const __m256i three = _mm256_set1_epi8(3), low = _mm256_set1_epi8(15);
+    for (int g = 0; g < t->ngroups; g++) {
+        const uint8_t *blk = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * BD_QK_K;
+        __m256i macc = _mm256_setzero_si256();
+        float dmin;
+        if (t->type == BD_PK_Q2_K) {
+            const bd_block_q2_K *b = (const void *)blk;
+            __m128i sc = _mm_loadu_si128((const __m128i *)(const void *)b->scales);
+            __m512 dlv = _mm512_mul_ps(_mm512_set1_ps(kq_f16(b->d)),
+                                       _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_and_si128(sc, _mm_set1_epi8(15)))));
+            // the 16 minimums as bytes in both 128-bit lanes; byte k of lane 0 (1) picks sub-block j (j + 1)
+            __m256i mb = _mm256_broadcastsi128_si256(_mm_and_si128(_mm_srli_epi16(sc, 4), _mm_set1_epi8(15)));
+            dmin = kq_f16(b->dmin);
+            for (int h = 0; h < 2; h++) {
+                __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
+                const int8_t *xh = x + 128 * h;
+#define KQ2_RUN(s, cs)                                                                                        \
+    kq2_i8_run(_mm256_and_si256(cs, three), _mm256_loadu_si256((const __m256i *)(const void *)(xh + 32 * s)), \
+               4 * h + s, dlv, mb, &facc, &macc)
+                KQ2_RUN(0, q);
+                KQ2_RUN(1, _mm256_srli_epi16(q, 2));
+                KQ2_RUN(2, _mm256_srli_epi16(q, 4));
+                KQ2_RUN(3, _mm256_srli_epi16(q, 6));
+#undef KQ2_RUN
+            }
+        } else {  // q4_K: weight 64h + 32s + l in nibble s of qs[32h + l], sub-block 2h + s (32 weights)
+            const bd_block_q4_K *b = (const void *)blk;
+            float d = kq_f16(b->d);
+            dmin = kq_f16(b->dmin);
+            int scs[8], ms[8];
+            kq4_scales_mins(b->scales, scs, ms);
+            for (int h = 0; h < 4; h++) {
+                int sc0 = scs[2 * h], m0 = ms[2 * h], sc1 = scs[2 * h + 1], m1 = ms[2 * h + 1];
+                __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
+                __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 64 * h));
+                __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 64 * h + 32));
+                __m256i p0 = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(q, low), x0);
+                __m256i p1 =
+                        _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_and_si256(_mm256_srli_epi16(q, 4), low), x1);
+                facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p0), _mm256_set1_ps(d * (float)sc0), facc);
+                facc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(p1), _mm256_set1_ps(d * (float)sc1), facc);
+                macc = _mm256_dpbusd_epi32(macc, _mm256_set1_epi8((char)m0), x0);
+                macc = _mm256_dpbusd_epi32(macc, _mm256_set1_epi8((char)m1), x1);
+            }
+        }
+        mins = _mm256_fmadd_ps(_mm256_cvtepi32_ps(macc), _mm256_set1_ps(dmin), mins);
+    }
+    return bd_hsum256(_mm256_sub_ps(facc, mins)) * xs;
 }
 #endif

@@ -77,4 +77,42 @@ T_AVX512 float bd_vec_dot_q3_f32_avx512(const bd_pk_tensor *t, const uint8_t *ro
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
+
+// int8 activations: codes as bytes (low plane as q2's, the high plane's bits as 4), the
+// group's integer dot exactly, then the scalar twin's float steps: bit-identical to it.
+T_AVX2 float bd_vec_dot_q3_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                   float xs) {
+    float acc = 0;
+    for (int g = 0; g < t->ngroups; g++) {
+        const bd_block_q3 *b = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * t->gpad;
+        const uint8_t *qh = b->qs + t->gpad / 4;
+        __m256i a = _mm256_setzero_si256();
+        for (int i = 0; i < t->gpad; i += 32) {
+            __m256i c = _mm256_or_si256(bd_unpack2_32(b->qs + i / 4), bd_bits_to_bytes_avx2(bd_rd32(qh + i / 8), 4));
+            a = bd_dot_u7_i8_avx2(a, c, x + i);
+        }
+        acc += b->s * (float)(bd_hsum256_epi32(a) - b->z * xsum[g]);
+    }
+    return acc * xs;
+}
+
+T_AVX512 float bd_vec_dot_q3_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                       float xs) {
+    float acc = 0;
+    const __m256i four = _mm256_set1_epi8(4);
+    for (int g = 0; g < t->ngroups; g++) {
+        const bd_block_q3 *b = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * t->gpad;
+        const uint8_t *qh = b->qs + t->gpad / 4;
+        __m256i a = _mm256_setzero_si256();
+        for (int i = 0; i < t->gpad; i += 32) {
+            __m256i c = _mm256_or_si256(bd_unpack2_32_avx512(b->qs + i / 4),
+                                        _mm256_maskz_mov_epi8((__mmask32)bd_rd32(qh + i / 8), four));
+            a = _mm256_dpbusd_epi32(a, c, _mm256_loadu_si256((const __m256i *)(const void *)(x + i)));
+        }
+        acc += b->s * (float)(bd_hsum256_epi32(a) - b->z * xsum[g]);
+    }
+    return acc * xs;
+}
 #endif

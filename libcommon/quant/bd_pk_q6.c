@@ -130,4 +130,41 @@ T_AVX512 float bd_vec_dot_q6_f32_avx512(const bd_pk_tensor *t, const uint8_t *ro
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
+
+// int8 activations: the chunk's codes as bytes (0..63), the group's integer dot exactly, then
+// the scalar twin's float steps: bit-identical to it.
+T_AVX2 float bd_vec_dot_q6_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                   float xs) {
+    float acc = 0;
+    for (int g = 0; g < t->ngroups; g++) {
+        const bd_block_q6 *b = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * t->gpad;
+        __m256i a = _mm256_setzero_si256();
+        for (int c = 0; c < t->gpad / 32; c++) {
+            __m128i q0, q1;
+            unpack6_32(b->qs, t->gpad, c, &q0, &q1);
+            a = bd_dot_u7_i8_avx2(a, _mm256_set_m128i(q1, q0), x + 32 * c);
+        }
+        acc += b->s * (float)(bd_hsum256_epi32(a) - b->z * xsum[g]);
+    }
+    return acc * xs;
+}
+
+T_AVX512 float bd_vec_dot_q6_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                       float xs) {
+    float acc = 0;
+    for (int g = 0; g < t->ngroups; g++) {
+        const bd_block_q6 *b = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * t->gpad;
+        __m256i a = _mm256_setzero_si256();
+        for (int c = 0; c < t->gpad / 32; c++) {
+            __m128i q0, q1;
+            unpack6_32(b->qs, t->gpad, c, &q0, &q1);
+            a = _mm256_dpbusd_epi32(a, _mm256_set_m128i(q1, q0),
+                                    _mm256_loadu_si256((const __m256i *)(const void *)(x + 32 * c)));
+        }
+        acc += b->s * (float)(bd_hsum256_epi32(a) - b->z * xsum[g]);
+    }
+    return acc * xs;
+}
 #endif

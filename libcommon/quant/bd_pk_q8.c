@@ -96,4 +96,39 @@ T_AVX512 float bd_vec_dot_q8_f32_avx512(const bd_pk_tensor *t, const uint8_t *ro
     }
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
+
+// int8 activations: the group's integer dot exactly (AVX2: codes widened to 16 bits, as
+// vpmaddubsw would saturate on 8-bit codes; AVX-512: VNNI vpdpbusd), then the scalar twin's
+// float steps in its order, so the result is bit-identical to bd_vec_dot_q8_i8_scalar.
+T_AVX2 float bd_vec_dot_q8_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                   float xs) {
+    float acc = 0;
+    for (int g = 0; g < t->ngroups; g++) {
+        const bd_block_q8 *b = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * t->gpad;
+        __m256i a = _mm256_setzero_si256();
+        for (int i = 0; i < t->gpad; i += 16) {
+            __m256i q = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(b->qs + i)));
+            __m256i v = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(x + i)));
+            a = _mm256_add_epi32(a, _mm256_madd_epi16(q, v));
+        }
+        acc += b->s * (float)(bd_hsum256_epi32(a) - b->z * xsum[g]);
+    }
+    return acc * xs;
+}
+
+T_AVX512 float bd_vec_dot_q8_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
+                                       float xs) {
+    float acc = 0;
+    for (int g = 0; g < t->ngroups; g++) {
+        const bd_block_q8 *b = bd_pk_cblock(row, t, g);
+        const int8_t *x = xq + (size_t)g * t->gpad;
+        __m256i a = _mm256_setzero_si256();
+        for (int i = 0; i < t->gpad; i += 32)
+            a = _mm256_dpbusd_epi32(a, _mm256_loadu_si256((const __m256i *)(b->qs + i)),
+                                    _mm256_loadu_si256((const __m256i *)(const void *)(x + i)));
+        acc += b->s * (float)(bd_hsum256_epi32(a) - b->z * xsum[g]);
+    }
+    return acc * xs;
+}
 #endif

@@ -95,6 +95,30 @@ T_AVX2 BD_SIMD_INLINE __m256i bd_dot2_i8_avx2(const uint8_t *qs, const int8_t *x
     return acc;
 }
 
+// The sum of the 8 int32 lanes (exact).
+T_AVX2 BD_SIMD_INLINE int32_t bd_hsum256_epi32(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4e));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xb1));
+    return _mm_cvtsi128_si32(s);
+}
+
+// 32 bits (bit i of the little-endian word) as 32 bytes, byte i = v where bit i is set, else 0.
+T_AVX2 BD_SIMD_INLINE __m256i bd_bits_to_bytes_avx2(uint32_t bits, char v) {
+    const __m256i idx = _mm256_setr_epi8(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3, 3,
+                                         3, 3, 3, 3, 3, 3);
+    const __m256i sel = _mm256_set1_epi64x(0x8040201008040201LL);
+    __m256i b = _mm256_and_si256(_mm256_shuffle_epi8(_mm256_set1_epi32((int)bits), idx), sel);
+    return _mm256_and_si256(_mm256_cmpeq_epi8(b, sel), _mm256_set1_epi8(v));
+}
+
+// sum_i code_i * x_i over 32 weights whose codes (0..127) are bytes c, added to acc (8 int32
+// lanes): vpmaddubsw cannot saturate for codes below 128 and |x| <= 127.
+T_AVX2 BD_SIMD_INLINE __m256i bd_dot_u7_i8_avx2(__m256i acc, __m256i c, const int8_t *x) {
+    __m256i p = _mm256_maddubs_epi16(c, _mm256_loadu_si256((const __m256i *)(const void *)x));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(p, _mm256_set1_epi16(1)));
+}
+
 // ---- AVX-512 ------------------------------------------------------------------------------------------
 
 // Code values (c - z) * s of an affine block in registers (a round trip through memory cost ~2x).
@@ -164,6 +188,14 @@ T_AVX512 BD_SIMD_INLINE __m256i bd_dot2_i8_avx512(const uint8_t *qs, const int8_
         acc0 = _mm256_dpbusd_epi32(acc0, c0, _mm256_loadu_si256((const __m256i *)(x + i)));
     }
     return _mm256_add_epi32(acc0, acc1);
+}
+
+// The 2-bit codes of 32 weights (8 bytes) as bytes (vpmultishiftqb, as above).
+T_AVX512 BD_SIMD_INLINE __m256i bd_unpack2_32_avx512(const uint8_t *p) {
+    const __m256i ctrl = _mm256_setr_epi8(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30, 32, 34, 36, 38, 40,
+                                          42, 44, 46, 48, 50, 52, 54, 56, 58, 60, 62);
+    return _mm256_and_si256(_mm256_multishift_epi64_epi8(ctrl, _mm256_set1_epi64x((long long)bd_rd64(p))),
+                            _mm256_set1_epi8(3));
 }
 #endif
 

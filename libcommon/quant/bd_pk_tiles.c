@@ -443,70 +443,6 @@ size_t bd_pk_tiles_scratch_bytes(const bd_pk_tensor *t, int N) {
     return n + panel;
 }
 
-// bd_act_quant_row with SIMD: the same max (a NaN is skipped as fmaxf skips it), the same
-// factor and multiplier from it, the same rounding (to nearest even) and clamp, so the same
-// levels and *d bit for bit for finite inputs (bd_act_quant_row called fmaxf and rintf per value:
-// it cost as much as the tiles themselves).
-static float act_scale(float amax, float *inv) {
-    amax = fmaxf(amax, BD_ACT_EPS);  // as bd_act_quant.c's row_scale
-    *inv = 127.0f / amax;
-    return amax / 127.0f;
-}
-static inline int8_t act_level(float x, float inv) {
-    float q = rintf(x * inv);
-    return (int8_t)(q > 127.0f ? 127.0f : q < -128.0f ? -128.0f : q);
-}
-
-#ifdef BD_X86
-T_AVX512 static void act_quant512(const float *x, int8_t *q, int C, float *d) {
-    __m512 m = _mm512_setzero_ps();
-    int i = 0;
-    for (; i + 16 <= C; i += 16) m = _mm512_max_ps(_mm512_abs_ps(_mm512_loadu_ps(x + i)), m);
-    __mmask16 tail = (__mmask16)((1u << (C - i)) - 1);
-    if (tail) m = _mm512_max_ps(_mm512_abs_ps(_mm512_maskz_loadu_ps(tail, x + i)), m);
-    float inv;
-    *d = act_scale(_mm512_reduce_max_ps(m), &inv);
-    __m512 iv = _mm512_set1_ps(inv), lo = _mm512_set1_ps(-128.0f), hi = _mm512_set1_ps(127.0f);
-    for (i = 0; i < C; i += 16) {
-        __mmask16 k = C - i >= 16 ? 0xffff : (__mmask16)((1u << (C - i)) - 1);
-        __m512 v = _mm512_roundscale_ps(_mm512_mul_ps(_mm512_maskz_loadu_ps(k, x + i), iv),
-                                        _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        v = _mm512_min_ps(_mm512_max_ps(v, lo), hi);
-        _mm512_mask_cvtsepi32_storeu_epi8(q + i, k, _mm512_cvtps_epi32(v));
-    }
-}
-
-T_AVX2 static void act_quant256(const float *x, int8_t *q, int C, float *d) {
-    const __m256 sign = _mm256_set1_ps(-0.0f);
-    __m256 m = _mm256_setzero_ps();
-    int i = 0;
-    for (; i + 8 <= C; i += 8) m = _mm256_max_ps(_mm256_andnot_ps(sign, _mm256_loadu_ps(x + i)), m);
-    __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
-    m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
-    float amax = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
-    for (int j = i; j < C; j++) amax = fmaxf(amax, fabsf(x[j]));
-    float inv;
-    *d = act_scale(amax, &inv);
-    __m256 iv = _mm256_set1_ps(inv), lo = _mm256_set1_ps(-128.0f), hi = _mm256_set1_ps(127.0f);
-    for (i = 0; i + 8 <= C; i += 8) {
-        __m256 v = _mm256_round_ps(_mm256_mul_ps(_mm256_loadu_ps(x + i), iv),
-                                   _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-        __m256i l = _mm256_cvtps_epi32(_mm256_min_ps(_mm256_max_ps(v, lo), hi));
-        __m128i w = _mm_packs_epi32(_mm256_castsi256_si128(l), _mm256_extracti128_si256(l, 1));
-        _mm_storel_epi64((__m128i *)(void *)(q + i), _mm_packs_epi16(w, w));
-    }
-    for (; i < C; i++) q[i] = act_level(x[i], inv);
-}
-#endif
-
-static void act_quant(bd_simd simd, const float *x, int8_t *q, int C, float *d) {
-#ifdef BD_X86
-    if (simd == BD_SIMD_AVX512) return act_quant512(x, q, C, d);
-    if (simd == BD_SIMD_AVX2) return act_quant256(x, q, C, d);
-#endif
-    bd_act_quant_row(x, q, C, d);
-}
-
 // The sum of n int8 values, n a multiple of 32 (a padded group: zeros past its weights).
 #ifdef BD_X86
 T_AVX2 static int32_t sum_i8_256(const int8_t *p, int n) {
@@ -547,7 +483,7 @@ static void quant_rows(void *ctx, int n0, int n1) {
     size_t XP = (size_t)t->ngroups * (size_t)t->gpad;
     for (int n = n0; n < n1; n++) {
         int8_t *xp = j->xq + (size_t)n * XP;
-        act_quant(j->simd, j->inp + (size_t)n * t->cols, xp, t->cols, &j->xs[n]);
+        bd_act_quant_row(j->inp + (size_t)n * t->cols, xp, t->cols, &j->xs[n]);  // SIMD on the path in use
         for (int g = t->ngroups - 1; g >= 0; g--) {
             int len = bd_pk_group_len(t, g);
             int8_t *dst = xp + (size_t)g * t->gpad;

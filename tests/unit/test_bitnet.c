@@ -67,6 +67,19 @@ START_TEST(test_act_quant_rule) {
     bd_act_quant_row(x, q, 8, &d);
     ck_assert_float_eq(d, 1.0f);
     for (int i = 0; i < 8; i++) ck_assert_msg(q[i] == want[i], "x %g: level %d, want %d", x[i], q[i], want[i]);
+    // The same values 5 times over (40: the AVX-512 loop and its tail), on every path.
+    for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {
+        if (!bd_pk_simd_supported((bd_simd)path)) continue;
+        bd_pk_set_simd((bd_simd)path);
+        float x40[40];
+        int8_t q40[40];
+        for (int i = 0; i < 40; i++) x40[i] = x[i % 8];
+        bd_act_quant_row(x40, q40, 40, &d);
+        ck_assert_float_eq(d, 1.0f);
+        for (int i = 0; i < 40; i++)
+            ck_assert_msg(q40[i] == want[i % 8], "%s x %g: level %d, want %d", bd_pk_simd_name((bd_simd)path), x40[i],
+                          q40[i], want[i % 8]);
+    }  // (left on the best path, the default, for the rest)
     // A row whose max is below 1e-5 keeps the multiplier 127/1e-5 (the eps clamps the max).
     float small[3] = {1e-6f, -5e-7f, 0};
     bd_act_quant_row(small, q, 3, &d);

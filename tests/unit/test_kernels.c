@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "bd_kernels.h"
+#include "bd_packed.h"
 #include "bd_test.h"
 #include "bd_threads.h"
 #include "bd_vmath.h"
@@ -152,9 +153,11 @@ START_TEST(test_rope_hand) {
 END_TEST
 
 START_TEST(test_attention_vs_ref) {
-    int shapes[][5] = {// B T NH KV HS
-                       {1, 1, 1, 1, 2},   {2, 5, 4, 2, 8},   {1, 7, 3, 3, 6},
-                       {2, 130, 4, 1, 8}, {1, 257, 2, 2, 4}, {3, 3, 6, 2, 2}};
+    // B T NH KV HS; then head dims the step's SIMD loops take whole (64, 16) and with a tail (20, 40),
+    // and a step long enough to split its heads over two threads
+    int shapes[][5] = {{1, 1, 1, 1, 2},   {2, 5, 4, 2, 8},   {1, 7, 3, 3, 6},   {2, 130, 4, 1, 8},
+                       {1, 257, 2, 2, 4}, {3, 3, 6, 2, 2},   {1, 40, 4, 2, 64}, {2, 9, 2, 1, 20},
+                       {1, 33, 2, 2, 16}, {2, 17, 3, 1, 40}, {1, 260, 4, 4, 64}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++) {
         int B = shapes[s][0], T = shapes[s][1], NH = shapes[s][2], KV = shapes[s][3], HS = shapes[s][4];
         size_t nq = (size_t)B * T * NH * HS, nk = (size_t)B * T * KV * HS;
@@ -178,18 +181,30 @@ START_TEST(test_attention_vs_ref) {
         // query row of position pos[b] sees exactly what row pos[b] of the batch saw.
         int pos[3];
         float *qs = zeros((size_t)B * NH * HS), *sa = zeros((size_t)B * NH * HS), *sb = zeros((size_t)B * NH * HS);
-        float *sscr = zeros((size_t)(NH / KV) * T);
+        float *sscr = zeros((size_t)B * NH * T);
         for (int bb = 0; bb < B; bb++) {
             pos[bb] = (T - 1 - bb) > 0 ? T - 1 - bb : 0;
             memcpy(qs + (size_t)bb * NH * HS, q + ((size_t)bb * T + pos[bb]) * NH * HS,
                    (size_t)NH * HS * sizeof(float));
         }
-        bd_attention_step_forward(sa, qs, k, v, pos, sscr, B, T, NH, KV, HS);
         bd_attention_step_forward_ref(sb, qs, k, v, pos, B, T, NH, KV, HS);
-        assert_arrays_close(sa, sb, (size_t)B * NH * HS, 1e-5, 1e-6, "attention step");
-        for (int bb = 0; bb < B; bb++)
-            assert_arrays_close(sa + (size_t)bb * NH * HS, b + ((size_t)bb * T + pos[bb]) * NH * HS, (size_t)NH * HS,
-                                1e-5, 1e-6, "step vs batch");
+        for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {  // sgemm, AVX2, AVX-512 loops
+            if (!bd_pk_simd_supported((bd_simd)path)) continue;
+            bd_pk_set_simd((bd_simd)path);
+            memset(sa, 0, (size_t)B * NH * HS * sizeof(float));
+            bd_set_num_threads(2);  // heads split over threads: the same bits as one thread
+            bd_attention_step_forward(sa, qs, k, v, pos, sscr, B, T, NH, KV, HS);
+            bd_set_num_threads(1);
+            float *s1 = zeros((size_t)B * NH * HS);
+            bd_attention_step_forward(s1, qs, k, v, pos, sscr, B, T, NH, KV, HS);
+            ck_assert_mem_eq(s1, sa, (size_t)B * NH * HS * sizeof(float));
+            free(s1);
+            assert_arrays_close(sa, sb, (size_t)B * NH * HS, 1e-5, 1e-6, "attention step");
+            for (int bb = 0; bb < B; bb++)
+                assert_arrays_close(sa + (size_t)bb * NH * HS, b + ((size_t)bb * T + pos[bb]) * NH * HS,
+                                    (size_t)NH * HS, 1e-5, 1e-6, "step vs batch");
+        }
+        bd_pk_set_simd(BD_SIMD_SCALAR);
         free(q), free(k), free(v), free(a), free(b), free(la), free(lb), free(scratch);
         free(qs), free(sa), free(sb), free(sscr);
     }

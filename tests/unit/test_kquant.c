@@ -262,7 +262,8 @@ END_TEST
 
 START_TEST(test_kquant_kernels_every_path) {
     // The vector dot of every SIMD path (AVX2 decodes codes in registers) against the plain
-    // twin, at 1 and 3 tokens, for the three formats; a mistake in a bit position shows as an
+    // twin, at 1 and 3 tokens, f32 and int8 activations (AVX-512: integer sub-block sums), for
+    // the three formats; a mistake in a bit position shows as an
     // error far above the rounding allowed here.
     enum { OC = 7, C = 768 };
     static float w[OC * C], x[3 * C], got[3 * OC], want[3 * OC], row[C];
@@ -276,21 +277,22 @@ START_TEST(test_kquant_kernels_every_path) {
         for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {
             if (!bd_pk_simd_supported((bd_simd)path)) continue;
             bd_pk_set_simd((bd_simd)path);
-            for (int N = 1; N <= 3; N += 2) {
-                void *scratch = malloc(bd_pk_matmul_scratch_bytes(&t, N, false) + 1);
-                bd_pk_matmul(got, x, &t, N, false, scratch);
-                bd_pk_matmul_ref(want, x, &t, N, false, scratch);
-                free(scratch);
-                for (int n = 0; n < N; n++)
-                    for (int r = 0; r < OC; r++) {
-                        bd_pk_dequantize_row(&t, r, row);
-                        double mag = 0;
-                        for (int i = 0; i < C; i++) mag += fabs(row[i] * x[(size_t)n * C + i]);
-                        ck_assert_msg(fabs(got[n * OC + r] - want[n * OC + r]) <= 1e-5 * mag + 1e-6,
-                                      "%s %s N=%d [%d,%d]: %.7g vs %.7g", bd_pk_simd_name((bd_simd)path),
-                                      bd_qkind_name(kinds[k]), N, n, r, got[n * OC + r], want[n * OC + r]);
-                    }
-            }
+            for (int N = 1; N <= 3; N += 2)
+                for (int a8 = 0; a8 <= 1; a8++) {  // f32 and int8 activations
+                    void *scratch = malloc(bd_pk_matmul_scratch_bytes(&t, N, a8) + 1);
+                    bd_pk_matmul(got, x, &t, N, a8, scratch);
+                    bd_pk_matmul_ref(want, x, &t, N, a8, scratch);
+                    free(scratch);
+                    for (int n = 0; n < N; n++)
+                        for (int r = 0; r < OC; r++) {
+                            bd_pk_dequantize_row(&t, r, row);
+                            double mag = 0;
+                            for (int i = 0; i < C; i++) mag += fabs(row[i] * x[(size_t)n * C + i]);
+                            ck_assert_msg(fabs(got[n * OC + r] - want[n * OC + r]) <= 1e-5 * mag + 1e-6,
+                                          "%s %s N=%d a8=%d [%d,%d]: %.7g vs %.7g", bd_pk_simd_name((bd_simd)path),
+                                          bd_qkind_name(kinds[k]), N, a8, n, r, got[n * OC + r], want[n * OC + r]);
+                        }
+                }
         }
         bd_pk_set_simd(BD_SIMD_SCALAR);
         bd_pk_free(&t);

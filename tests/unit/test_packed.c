@@ -124,7 +124,7 @@ END_TEST
 START_TEST(test_traits_table) {
     // Every format is one complete row: the name streams use, the header its block struct
     // declares, the group rule, and scalar dots for both activation types (the fallback of
-    // every path); a supported SIMD path has an f32 dot for every packed format.
+    // every path); a supported SIMD path has an f32 dot for every format.
     int head[BD_PK_COUNT] = {[BD_PK_Q2] = sizeof(bd_block_q2),
                              [BD_PK_Q3] = sizeof(bd_block_q3),
                              [BD_PK_Q8] = sizeof(bd_block_q8),
@@ -141,9 +141,8 @@ START_TEST(test_traits_table) {
         ck_assert_int_eq(tr->head_bytes, head[f]);
         ck_assert(tr->quantize_row_ref && tr->dequantize_row && tr->validate_row);
         ck_assert(tr->vec_dot_f32[BD_SIMD_SCALAR] && tr->vec_dot_i8[BD_SIMD_SCALAR]);
-        bool scalar_only = f == BD_PK_F32;
         for (int p = BD_SIMD_AVX2; p < BD_SIMD_COUNT; p++)  // (f16 needs F16C, not part of the AVX2 path)
-            if (!scalar_only && !(f == BD_PK_F16 && p == BD_SIMD_AVX2) && bd_pk_simd_supported((bd_simd)p))
+            if (!(f == BD_PK_F16 && p == BD_SIMD_AVX2) && bd_pk_simd_supported((bd_simd)p))
                 ck_assert_ptr_nonnull(tr->vec_dot_f32[p]);
         ck_assert(!tr->tensor_scale == (f != BD_PK_TQ2));
     }
@@ -452,6 +451,54 @@ START_TEST(test_head_kernels_vs_ref) {
                 }
     }
     bd_pk_set_simd(BD_SIMD_SCALAR);
+}
+END_TEST
+
+START_TEST(test_i8_dots_exact) {
+    // The integer dots of q3, q8 and q6 on every SIMD path compute each group's integer sum
+    // exactly and then the scalar twin's float steps: the same bits as the scalar dot, on odd
+    // shapes (short and padded groups), for every row.
+    struct {
+        int f;
+        bd_qspec q;
+        int C;
+    } cases[] = {{BD_PK_Q3, {BD_Q_INT, 3, 16}, 203},  {BD_PK_Q3, {BD_Q_SYM, 3, 24}, 96},
+                 {BD_PK_Q3, {BD_Q_INT, 3, 128}, 768}, {BD_PK_Q8, {BD_Q_INT, 8, 10}, 77},
+                 {BD_PK_Q8, {BD_Q_INT, 4, 32}, 256},  {BD_PK_Q8, {BD_Q_SYM, 8, 128}, 300},
+                 {BD_PK_Q6, {BD_Q_INT, 6, 64}, 100},  {BD_PK_Q6, {BD_Q_INT, 6, 64}, 768}};
+    int OC = 13;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        int C = cases[ci].C, f = cases[ci].f;
+        float *w = malloc(sizeof(float) * OC * C);
+        for (int i = 0; i < OC * C; i++) w[i] = frand();
+        bd_pk_tensor t;
+        ck_assert_int_eq(bd_pk_pack_as(&t, (bd_pk_type)f, w, OC, C, &cases[ci].q, NULL, 0), BD_OK);
+        size_t XP = (size_t)t.ngroups * t.gpad;
+        int8_t *xq = calloc(XP, 1);
+        int32_t *xsum = calloc((size_t)t.ngroups, sizeof *xsum);
+        for (int g = 0; g < t.ngroups; g++) {
+            int n = C - g * t.group < t.group ? C - g * t.group : t.group;
+            for (int i = 0; i < n; i++) {
+                int8_t v = (int8_t)((int)(frand() * 254.999f));  // -127..127, zeros in the padding
+                xq[(size_t)g * t.gpad + i] = v;
+                xsum[g] += v;
+            }
+        }
+        const bd_pk_traits *tr = &bd_pk_traits_table[f];
+        for (int p = BD_SIMD_AVX2; p < BD_SIMD_COUNT; p++) {
+            if (!bd_pk_simd_supported((bd_simd)p)) continue;
+            ck_assert_ptr_nonnull(tr->vec_dot_i8[p]);
+            for (int r = 0; r < OC; r++) {
+                const uint8_t *row = t.data + (size_t)r * t.row_bytes;
+                float a = tr->vec_dot_i8[p](&t, row, xq, xsum, 0.37f);
+                float b = tr->vec_dot_i8[BD_SIMD_SCALAR](&t, row, xq, xsum, 0.37f);
+                ck_assert_msg(memcmp(&a, &b, sizeof a) == 0, "%s %s C=%d G=%d row %d: %.9g vs %.9g", tr->name,
+                              bd_pk_simd_name((bd_simd)p), C, t.group, r, a, b);
+            }
+        }
+        bd_pk_free(&t);
+        free(w), free(xq), free(xsum);
+    }
 }
 END_TEST
 
@@ -784,6 +831,7 @@ Suite *suite_packed(void) {
     tcase_add_test(tc, test_traits_table);
     tcase_add_test(tc, test_pack_unpack_exact);
     tcase_add_test(tc, test_kernels_vs_ref);
+    tcase_add_test(tc, test_i8_dots_exact);
     tcase_add_test(tc, test_matmul_threads);
     tcase_add_test(tc, test_tiles_vs_rowdot);
     tcase_add_test(tc, test_validate);
