@@ -67,6 +67,8 @@ static int rows_reserve(bd_mc_scorer *s, size_t n) {
     return tk && tg ? BD_OK : BD_ERR_NOMEM;
 }
 
+#define MC_FIRST_CAP 128  // positions a new scorer holds before its first item
+
 // Activations (and cache) for sequences of T positions: sized by the longest item seen so
 // far (doubling, at most max_T), not by the model's context, which may be 100x larger.
 static int reserve(bd_mc_scorer *s, int T) {
@@ -98,9 +100,13 @@ int bd_mc_task_max_positions(const bd_mc_task *task) {
     return most > INT32_MAX ? INT32_MAX : (int)most;
 }
 
+int bd_mc_scorer_cap(const bd_config *c, int T) {
+    long long cap = 2LL * T > MC_FIRST_CAP ? 2LL * T : MC_FIRST_CAP;
+    return cap < c->max_seq ? (int)cap : c->max_seq;
+}
+
 size_t bd_mc_scorer_bytes(const bd_config *c, int NC, int T, bd_mc_method method) {
-    long long cap = 2LL * T > 128 ? 2LL * T : 128;
-    int capT = cap < c->max_seq ? (int)cap : c->max_seq;
+    int capT = bd_mc_scorer_cap(c, T);
     size_t n = bd_fwd_state_bytes(c, method == BD_MC_BATCH ? NC : 1, capT, false);
     if (method == BD_MC_SHARED) n += bd_kv_cache_bytes(c, NC, capT);
     n += (size_t)NC * (size_t)capT * 2 * sizeof(int32_t);  // tokens and targets
@@ -126,7 +132,7 @@ int bd_mc_scorer_init(bd_mc_scorer *s, const bd_model *m, const bd_tokenizer *to
     s->logits = malloc(NC * V * sizeof *s->logits);
     int rc = BD_ERR_NOMEM;
     if (!s->ids || !s->start || !s->order || !s->pos || !s->logits || rows_reserve(s, NC) < 0) goto fail;
-    if ((rc = reserve(s, 128)) < 0) goto fail;
+    if ((rc = reserve(s, MC_FIRST_CAP)) < 0) goto fail;
     return BD_OK;
 fail:
     bd_mc_scorer_free(s);

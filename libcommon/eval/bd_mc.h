@@ -121,6 +121,8 @@ void bd_mc_scorer_free(bd_mc_scorer *s);
 // bytes one scorer reaches on sequences of up to T positions with items of NC choices (its
 // activations grow by doubling from 128: under 2T, at most the model's context).
 int bd_mc_task_max_positions(const bd_mc_task *task);
+// The positions a scorer's activations reach on sequences of up to T positions.
+int bd_mc_scorer_cap(const bd_config *c, int T);
 size_t bd_mc_scorer_bytes(const bd_config *c, int NC, int T, bd_mc_method method);
 // ll (NC): the log-likelihood (nats, <= 0) of each ending; n_tokens (NC, or NULL): the
 // number of ending tokens scored. BD_ERR_ARG if the item has more choices than the scorer.

@@ -82,8 +82,7 @@ void bd_runplan_ppl(bd_memplan *p, const bd_model_info *mi, int B, int T) {
 
 void bd_runplan_mc(bd_memplan *p, const bd_model_info *mi, int W, int NC, int T, bd_mc_method method) {
     bd_memplan_add(p, "weights", bd_memplan_weights(mi), NULL);
-    long long cap = 2LL * T > 128 ? 2LL * T : 128;
-    int capT = cap < mi->cfg.max_seq ? (int)cap : mi->cfg.max_seq;
+    int capT = bd_mc_scorer_cap(&mi->cfg, T);
     uint64_t one = bd_mc_scorer_bytes(&mi->cfg, NC, T, method) +
                    bd_memplan_lin_scratch(mi, method == BD_MC_BATCH ? NC * capT : capT);
     bd_memplan_add(p, "scorers' activations", (uint64_t)W * one, "fewer --threads");
