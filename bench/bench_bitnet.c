@@ -14,7 +14,7 @@
 //   - generation at batch 1: bd_generate (KV cache, one unpadded row per step, as
 //     bd-teacher-gen --unpadded -b 1; temperature 0.7) of 64 new tokens after an 8-token
 //     prompt; the rate is forward steps per second (8 prompt + 63 new tokens fed, sampling
-//     included), i.e. the decoding rate per token;
+//     included), i.e. the decoding rate per token; median of GEN_RUNS runs after as many warm-ups;
 //   - prompt processing: one bd_forward_prefill of a 512-token prompt at batch 1 (fills the
 //     KV cache; logits of the last position only, as generation needs), tokens/s.
 // The child sends its figures through a pipe; the parent reads its peak RSS (ru_maxrss) with
@@ -50,6 +50,7 @@
 #define ROUNDS 3
 #define GEN_PROMPT 8
 #define GEN_NEW 64
+#define GEN_RUNS 3  // generations measured per thread count (after as many warm-ups)
 #define PP_T 512
 #define NCFG 5
 
@@ -179,9 +180,15 @@ static void run_child(int c, int fd) {
     if (bd_fwd_state_init(&s, cfg, 1, PP_T, false) < 0 || bd_kv_cache_init(&kv, cfg, 1, PP_T) < 0) _exit(1);
     for (int th = 1; th <= 2; th++) {
         bd_set_num_threads(th);
-        // Warm-ups (thread start-up, first touch of buffers), then one measurement each.
-        if (isnan(gen_rate(&m, prompt, 4)) || isnan(pp_rate(&s, &kv, &m, tok, 64, logits))) _exit(1);
-        r.gen[th] = gen_rate(&m, prompt, GEN_NEW);
+        // Warm-ups (thread start-up, first touch of buffers: bd_generate allocates its cache and
+        // logits per call, and the first calls of a process fault their pages in), then the
+        // median of GEN_RUNS generations and one prompt.
+        if (isnan(pp_rate(&s, &kv, &m, tok, 64, logits))) _exit(1);
+        for (int w = 0; w < GEN_RUNS; w++)
+            if (isnan(gen_rate(&m, prompt, GEN_NEW))) _exit(1);
+        double g[GEN_RUNS];
+        for (int k = 0; k < GEN_RUNS; k++) g[k] = gen_rate(&m, prompt, GEN_NEW);
+        r.gen[th] = bench_median(g, GEN_RUNS);
         r.pp[th] = pp_rate(&s, &kv, &m, tok, PP_T, logits);
         if (isnan(r.gen[th]) || isnan(r.pp[th])) _exit(1);
     }

@@ -155,6 +155,11 @@ typedef float bd_pk_dot_i8_fn(const bd_pk_tensor *t, const uint8_t *row, const i
 // holds one repacked block of the path's tile rows (r0 is a multiple of them).
 typedef void bd_pk_gemm_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,
                               const float *xs, int N, int r0, int r1, uint8_t *buf);
+// Generation's matrix-vector product (int8 activations, N < 8, one token per call): rows [r0, r1) of
+// out (OC) from one token's padded xq (XP), xsum (NG) and scale xs; several rows per pass share the
+// activation loads. Each result equals the format's scalar int8 row dot bit for bit.
+typedef void bd_pk_gemv_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, float xs,
+                              int r0, int r1);
 
 typedef struct {
     const char *name;           // "q2", ... as written in bd.packed streams
@@ -175,6 +180,9 @@ typedef struct {
     // Integer tiles per path for int8 activations and N >= 8 (bd_gemm_<format>_i8_<path>), or NULL:
     // that path takes its row dots (or matmul_i8_via_f32). Scalar: always NULL.
     bd_pk_gemm_i8_fn *gemm_i8[BD_SIMD_COUNT];
+    // Matrix-vector products per path for int8 activations and N < 8 (bd_gemv_<format>_i8_<path>), or
+    // NULL: that path takes its row dots. Scalar: always NULL.
+    bd_pk_gemv_i8_fn *gemv_i8[BD_SIMD_COUNT];
 } bd_pk_traits;
 
 extern const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT];

@@ -10,7 +10,7 @@
 // q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c), blocks of rows times blocks
 // of tokens with int32 accumulators, equal bit for bit to the scalar row dot; otherwise the
 // format's integer dot (q2, q3, q8, q6, tq2 on every SIMD path; the K-quants on AVX-512; the
-// others scalar), or, where a path has none, that path's f32 dot on the int8 values as floats
+// others scalar; tq2 on AVX-512 several rows per pass, traits gemv_i8), or, where a path has none, that path's f32 dot on the int8 values as floats
 // times the scale. The int8 levels are bd_act_quant.h's, those of a W1.58A8 model's
 // fake-quantized training forward.
 // Paths: scalar, AVX2+FMA, AVX-512 (F, BW, VL, VBMI, VNNI), picked at run time; BD_SIMD forces.
@@ -152,6 +152,7 @@ typedef struct {
     size_t xp_len;  // XP
     bd_pk_dot_f32_fn *f32;
     bd_pk_dot_i8_fn *i8;
+    bd_pk_gemv_i8_fn *gemv;  // int8 activations: rows several at a time, or NULL (row dots)
 } mm_job;
 
 // Rows r0..r1 for every token; tiles of rows keep their bytes in cache across tokens.
@@ -160,6 +161,12 @@ static void mm_rows(void *ctx, int r0, int r1) {
     const bd_pk_tensor *t = j->t;
     for (int rt = r0; rt < r1; rt += 16) {
         int re = rt + 16 < r1 ? rt + 16 : r1;
+        if (j->gemv) {
+            for (int n = 0; n < j->N; n++)
+                j->gemv(j->out + (size_t)n * t->rows, t, j->xq + (size_t)n * j->xp_len,
+                        j->xsum + (size_t)n * t->ngroups, j->xs[n], rt, re);
+            continue;
+        }
         for (int n = 0; n < j->N; n++)
             for (int r = rt; r < re; r++) {
                 const uint8_t *row = t->data + (size_t)r * t->row_bytes;
@@ -231,7 +238,7 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
         return;
     }
     size_t XP = xp_len(t);
-    mm_job j = {t, NULL, NULL, NULL, NULL, out, N, XP, pick_f32(tr, simd), tr->vec_dot_i8[simd]};
+    mm_job j = {t, NULL, NULL, NULL, NULL, out, N, XP, pick_f32(tr, simd), tr->vec_dot_i8[simd], NULL};
     if (act_int8) {
         int8_t *xq = carve(&p, (size_t)N * XP), *tmp = carve(&p, (size_t)C);
         int32_t *xsum = carve(&p, (size_t)N * (size_t)t->ngroups * sizeof *xsum);
@@ -243,6 +250,7 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
         j.xq = xq;
         j.xsum = xsum;
         j.xs = xs;
+        j.gemv = tr->gemv_i8[simd];
     } else if (XP != (size_t)C) {
         float *xp = carve(&p, (size_t)N * XP * sizeof *xp);
         for (int n = 0; n < N; n++) pad_row_f32(t, inp + (size_t)n * C, xp + (size_t)n * XP);

@@ -1,6 +1,7 @@
 // tq2: ternary weights with one scale per tensor, D = mean |W| (t->scale). One group per row
 // and no block header: a row is GP/32 bd_block_tq2 of 32 2-bit codes q = level + 1;
-// w = (q - 1) * D. Integer int8 kernels on every path (as q2 with s = D, z = 1).
+// w = (q - 1) * D. Integer int8 kernels on every path (as q2 with s = D, z = 1), each the scalar
+// row dot's bits; generation's matrix-vector product on AVX-512 runs four rows per pass.
 #include "bd_pk_simd.h"
 
 float bd_pk_tq2_scale(const float *w, size_t n) { return (float)bd_ternary_scale(w, n); }
@@ -37,13 +38,18 @@ float bd_vec_dot_tq2_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, const
     return acc;
 }
 
+// The float steps after a row's integer sum sum_i q_i xq_i, on every path: w = (q - 1) D.
+static inline float finish(const bd_pk_tensor *t, int32_t dot, const int32_t *xsum, float xs) {
+    float acc = 0.0f + t->scale * (float)(dot - xsum[0]);  // 0 + (the sign of a zero): as q2's sum over groups
+    return acc * xs;
+}
+
 float bd_vec_dot_tq2_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
                                float xs) {
     const uint8_t *qs = plane(row);
     int32_t dot = 0;
     for (int i = 0; i < t->gpad; i++) dot += bd_get2(qs, i) * xq[i];
-    float acc = 0.0f + t->scale * (float)(dot - xsum[0]);  // 0 + (the sign of a zero): as q2's sum over groups
-    return acc * xs;
+    return finish(t, dot, xsum, xs);
 }
 
 #ifdef BD_X86
@@ -55,10 +61,7 @@ T_AVX2 float bd_vec_dot_tq2_f32_avx2(const bd_pk_tensor *t, const uint8_t *row, 
 
 T_AVX2 float bd_vec_dot_tq2_i8_avx2(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
                                     float xs) {
-    __m256i acc = bd_dot2_i8_avx2(plane(row), xq, t->gpad);
-    __m256 accf = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(t->scale), _mm256_setzero_ps());
-    float corr = 0.0f + t->scale * (float)xsum[0];
-    return (bd_hsum256(accf) - corr) * xs;
+    return finish(t, bd_hsum256_epi32(bd_dot2_i8_avx2(plane(row), xq, t->gpad)), xsum, xs);
 }
 
 T_AVX512 float bd_vec_dot_tq2_f32_avx512(const bd_pk_tensor *t, const uint8_t *row, const float *xp) {
@@ -69,9 +72,44 @@ T_AVX512 float bd_vec_dot_tq2_f32_avx512(const bd_pk_tensor *t, const uint8_t *r
 
 T_AVX512 float bd_vec_dot_tq2_i8_avx512(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq,
                                         const int32_t *xsum, float xs) {
-    __m256i acc = bd_dot2_i8_avx512(plane(row), xq, t->gpad);
-    __m256 accf = _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(t->scale), _mm256_setzero_ps());
-    float corr = 0.0f + t->scale * (float)xsum[0];
-    return (bd_hsum256(accf) - corr) * xs;
+    return finish(t, bd_hsum256_epi32(bd_dot2_i8_avx512(plane(row), xq, t->gpad)), xsum, xs);
+}
+
+// 64 codes (16 bytes at p) as bytes in order: lanes 0-3 of the source hold the first 8 bytes,
+// lanes 4-7 the next 8, and vpmultishiftqb picks each code's two bits from its lane.
+T_AVX512 BD_SIMD_INLINE __m512i unpack2_64(const uint8_t *p, __m512i ctrl, __m512i sel) {
+    __m512i q = _mm512_permutexvar_epi64(sel, _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)p)));
+    return _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, q), _mm512_set1_epi8(3));
+}
+
+// Generation's matrix-vector product: four rows per pass share each activation load (one row
+// dot per pass reads the activations as often as the codes, and was bound by that, not by
+// memory); codes of 64 weights per step, a 32-weight tail as the row dot's.
+T_AVX512 void bd_gemv_tq2_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, float xs,
+                                    int r0, int r1) {
+    const __m512i ctrl = _mm512_set4_epi64(0x3e3c3a3836343230, 0x2e2c2a2826242220, 0x1e1c1a1816141210,
+                                           0x0e0c0a0806040200);
+    const __m512i sel = _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0);
+    int gp = t->gpad, g64 = gp / 64 * 64;
+    int r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint8_t *p = plane(t->data + (size_t)r * t->row_bytes);
+        size_t rb = t->row_bytes;
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+        for (int i = 0; i < g64; i += 64) {
+            __m512i x = _mm512_loadu_si512((const void *)(xq + i));
+            a0 = _mm512_dpbusd_epi32(a0, unpack2_64(p + i / 4, ctrl, sel), x);
+            a1 = _mm512_dpbusd_epi32(a1, unpack2_64(p + rb + i / 4, ctrl, sel), x);
+            a2 = _mm512_dpbusd_epi32(a2, unpack2_64(p + 2 * rb + i / 4, ctrl, sel), x);
+            a3 = _mm512_dpbusd_epi32(a3, unpack2_64(p + 3 * rb + i / 4, ctrl, sel), x);
+        }
+        int32_t d[4] = {_mm512_reduce_add_epi32(a0), _mm512_reduce_add_epi32(a1), _mm512_reduce_add_epi32(a2),
+                        _mm512_reduce_add_epi32(a3)};
+        for (int k = 0; k < 4; k++) {
+            if (g64 < gp) d[k] += bd_hsum256_epi32(bd_dot2_i8_avx512(p + k * rb + g64 / 4, xq + g64, gp - g64));
+            out[r + k] = finish(t, d[k], xsum, xs);
+        }
+    }
+    for (; r < r1; r++) out[r] = bd_vec_dot_tq2_i8_avx512(t, t->data + (size_t)r * t->row_bytes, xq, xsum, xs);
 }
 #endif

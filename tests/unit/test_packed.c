@@ -339,7 +339,10 @@ START_TEST(test_tiles_vs_rowdot) {
               {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}}, {BD_PK_Q3, {BD_Q_INT, 3, 48}}, {BD_PK_Q3, {BD_Q_SYM, 3, 32}},
               {BD_PK_Q6, {BD_Q_INT, 6, 64}},     {BD_PK_Q6, {BD_Q_INT, 6, 20}}, {BD_PK_Q8, {BD_Q_INT, 8, 36}},
               {BD_PK_Q8, {BD_Q_SYM, 5, 32}}};
-    int shapes[][3] = {{33, 100, 8}, {70, 257, 13}, {1, 37, 9}, {64, 256, 16}, {17, 300, 29}};  // OC, C, N
+    // N < 8: generation's matrix-vector products (gemv_i8: tq2 on AVX-512), rows not a multiple of 4,
+    // C with a 32-weight tail after whole 64s (C = 96, 352) and without (C = 768).
+    int shapes[][3] = {{33, 100, 8}, {70, 257, 13}, {1, 37, 9},  {64, 256, 16}, {17, 300, 29},
+                       {35, 352, 1}, {7, 96, 3},    {4, 768, 1}, {18, 768, 2}};  // OC, C, N
     int tiled = 0;
     for (int path = BD_SIMD_AVX2; path <= BD_SIMD_AVX512; path++) {
         if (!bd_pk_simd_supported((bd_simd)path)) continue;
@@ -354,8 +357,8 @@ START_TEST(test_tiles_vs_rowdot) {
                       *mag = malloc(sizeof(float) * N * OC), *row = malloc(sizeof(float) * C);
                 for (int i = 0; i < OC * C; i++) w[i] = frand();
                 for (int i = 0; i < N * C; i++) x[i] = frand() * 4 + (i % 7 == 0 ? 2 : 0);  // sums away from 0
-                for (int i = 0; i < C; i++) x[C + i] = (float)(i % 21 - 10) + 0.5f;         // token 1: ties at scale 1
-                x[C] = 127.0f;
+                for (int i = 0; i < C && N > 1; i++) x[C + i] = (float)(i % 21 - 10) + 0.5f;  // token 1: ties at scale 1
+                if (N > 1) x[C] = 127.0f;
                 bd_pk_tensor t;
                 ck_assert_int_eq(bd_pk_pack_as(&t, fm[fi].f, w, OC, C, &fm[fi].q, NULL, 0), BD_OK);
                 int8_t *xp = malloc((size_t)t.ngroups * t.gpad);
@@ -386,7 +389,10 @@ START_TEST(test_tiles_vs_rowdot) {
                 ck_assert_msg(memcmp(got, got2, sizeof(float) * N * OC) == 0, "%s: 1 and 2 threads differ", what);
                 bool has = tr->gemm_i8[path] != NULL;
                 ck_assert_msg(has == !(fm[fi].f == BD_PK_Q8 && path == BD_SIMD_AVX2), "%s: tiles entry", what);
-                if (has) {  // the tiles' route: the scalar row dot's very result
+                if (N < 8) has = tr->gemv_i8[path] != NULL;
+                ck_assert_msg(N >= 8 || has == (fm[fi].f == BD_PK_TQ2 && path == BD_SIMD_AVX512), "%s: gemv entry",
+                              what);
+                if (has) {  // the tiles' or the gemv's route: the scalar row dot's very result
                     tiled++;
                     for (int i = 0; i < N * OC; i++)
                         ck_assert_msg(got[i] == want[i], "%s [n %d row %d]: %.9g != row dot %.9g", what, i / OC, i % OC,
@@ -455,7 +461,7 @@ START_TEST(test_head_kernels_vs_ref) {
 END_TEST
 
 START_TEST(test_i8_dots_exact) {
-    // The integer dots of q3, q8 and q6 on every SIMD path compute each group's integer sum
+    // The integer dots of q3, q8, q6 and tq2 on every SIMD path compute each group's integer sum
     // exactly and then the scalar twin's float steps: the same bits as the scalar dot, on odd
     // shapes (short and padded groups), for every row.
     struct {
@@ -465,7 +471,8 @@ START_TEST(test_i8_dots_exact) {
     } cases[] = {{BD_PK_Q3, {BD_Q_INT, 3, 16}, 203},  {BD_PK_Q3, {BD_Q_SYM, 3, 24}, 96},
                  {BD_PK_Q3, {BD_Q_INT, 3, 128}, 768}, {BD_PK_Q8, {BD_Q_INT, 8, 10}, 77},
                  {BD_PK_Q8, {BD_Q_INT, 4, 32}, 256},  {BD_PK_Q8, {BD_Q_SYM, 8, 128}, 300},
-                 {BD_PK_Q6, {BD_Q_INT, 6, 64}, 100},  {BD_PK_Q6, {BD_Q_INT, 6, 64}, 768}};
+                 {BD_PK_Q6, {BD_Q_INT, 6, 64}, 100},  {BD_PK_Q6, {BD_Q_INT, 6, 64}, 768},
+                 {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}, 96}, {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}, 301}};
     int OC = 13;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
         int C = cases[ci].C, f = cases[ci].f;
