@@ -83,13 +83,105 @@ static int cmp_before(const void *x, const void *y) {
 }
 
 // First maximum of x (V); BD_ERR_VALUE on NaN.
-static int argmax(const float *x, int V) {
+static int argmax_scalar(const float *x, int V) {
     int best = 0;
     for (int v = 0; v < V; v++) {
         if (isnan(x[v])) return BD_ERR_VALUE;
         if (x[v] > x[best]) best = v;
     }
     return best;
+}
+
+// ---- exp over a vocabulary ----
+// At temperature > 0 every step takes exp of V logits; libm's exp, one call per logit, was 8-9%
+// of a ternary model's generation step (V = 32000). The AVX-512 path computes 8 at a time:
+// k = round(x / ln 2), r = x - k ln 2 (ln 2 in two parts, so r is exact to about 1e-19), exp(r)
+// by its Taylor polynomial of degree 13 (|r| <= 0.35: the first term left out is below 5e-18),
+// times 2^k by vscalefpd. Within 2 ulp of libm's (tests/unit/test_sample.c); arguments below
+// -700, where results leave the normal range, take libm's exp.
+
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+
+#include "bd_packed.h"  // bd_pk_simd: the run-time CPU check (and BD_SIMD) the kernels use
+#define EXP_X86 1
+
+__attribute__((target("avx512f"))) static void exp_shifted_avx512(const float *logits, int V, double mx,
+                                                                   double temperature, double *p) {
+    const __m512d vmx = _mm512_set1_pd(mx), vt = _mm512_set1_pd(temperature), log2e = _mm512_set1_pd(1.4426950408889634),
+                  ln2hi = _mm512_set1_pd(6.93147180369123816490e-01), ln2lo = _mm512_set1_pd(1.90821492927058770002e-10);
+    static const double inv_fact[14] = {1.0,
+                                        1.0,
+                                        1.0 / 2,
+                                        1.0 / 6,
+                                        1.0 / 24,
+                                        1.0 / 120,
+                                        1.0 / 720,
+                                        1.0 / 5040,
+                                        1.0 / 40320,
+                                        1.0 / 362880,
+                                        1.0 / 3628800,
+                                        1.0 / 39916800,
+                                        1.0 / 479001600,
+                                        1.0 / 6227020800.0};
+    int v = 0;
+    for (; v + 8 <= V; v += 8) {
+        __m512d x = _mm512_div_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(logits + v)), vmx), vt);
+        __m512d k = _mm512_roundscale_pd(_mm512_mul_pd(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512d r = _mm512_fnmadd_pd(k, ln2lo, _mm512_fnmadd_pd(k, ln2hi, x));
+        __m512d y = _mm512_set1_pd(inv_fact[13]);
+        for (int i = 12; i >= 0; i--) y = _mm512_fmadd_pd(y, r, _mm512_set1_pd(inv_fact[i]));
+        _mm512_storeu_pd(p + v, _mm512_scalef_pd(y, k));
+        __mmask8 low = _mm512_cmp_pd_mask(x, _mm512_set1_pd(-700.0), _CMP_LT_OQ);
+        for (int i = 0; low; i++, low >>= 1)
+            if (low & 1) p[v + i] = exp(((double)logits[v + i] - mx) / temperature);
+    }
+    for (; v < V; v++) p[v] = exp(((double)logits[v] - mx) / temperature);
+}
+
+// The same as argmax_scalar: the maximum (and whether a NaN is present) 16 at a time, then its
+// first index; every step of generation takes it over V logits.
+__attribute__((target("avx512f"))) static int argmax_avx512(const float *x, int V) {
+    __m512 mx = _mm512_set1_ps(-INFINITY);
+    __mmask16 nan = 0;
+    int v = 0;
+    for (; v + 16 <= V; v += 16) {
+        __m512 a = _mm512_loadu_ps(x + v);
+        nan |= _mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q);
+        mx = _mm512_max_ps(mx, a);
+    }
+    float m = _mm512_reduce_max_ps(mx);
+    for (int i = v; i < V; i++) {
+        if (isnan(x[i])) return BD_ERR_VALUE;
+        m = x[i] > m ? x[i] : m;
+    }
+    if (nan) return BD_ERR_VALUE;
+    __m512 vm = _mm512_set1_ps(m);
+    for (v = 0; v + 16 <= V; v += 16) {
+        __mmask16 eq = _mm512_cmp_ps_mask(_mm512_loadu_ps(x + v), vm, _CMP_EQ_OQ);
+        if (eq) return v + __builtin_ctz(eq);
+    }
+    for (; v < V; v++)
+        if (x[v] == m) return v;
+    return 0;  // not reached
+}
+#endif
+
+static int argmax(const float *x, int V) {
+#ifdef EXP_X86
+    if (bd_pk_simd() == BD_SIMD_AVX512) return argmax_avx512(x, V);
+#endif
+    return argmax_scalar(x, V);
+}
+
+void bd_exp_shifted(const float *logits, int V, double mx, double temperature, double *p) {
+#ifdef EXP_X86
+    if (bd_pk_simd() == BD_SIMD_AVX512) {
+        exp_shifted_avx512(logits, V, mx, temperature, p);
+        return;
+    }
+#endif
+    for (int v = 0; v < V; v++) p[v] = exp(((double)logits[v] - mx) / temperature);
 }
 
 // p[v] = exp((l[v] - max) / temperature). BD_ERR_VALUE on NaN or if every logit is -inf.
@@ -102,7 +194,7 @@ static int unnormalized(const float *logits, int V, double temperature, double *
         for (int v = 0; v < V; v++) p[v] = logits[v] == logits[a] ? 1.0 : 0.0;
         return BD_OK;
     }
-    for (int v = 0; v < V; v++) p[v] = exp(((double)logits[v] - mx) / temperature);
+    bd_exp_shifted(logits, V, mx, temperature, p);
     return BD_OK;
 }
 

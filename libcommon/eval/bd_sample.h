@@ -69,4 +69,7 @@ BD_MUST_CHECK int bd_sampling_dist(const bd_sampling *s, const float *logits, in
 // double), in decreasing order, ties to the lower id: ids (K), logprobs (K). K <= V.
 BD_MUST_CHECK int bd_topk_logprobs(const float *logits, int V, int K, int32_t *ids, float *logprobs);
 
+// p[v] = exp((logits[v] - mx) / temperature) for v < V (AVX-512: within 2 ulp of libm's exp).
+void bd_exp_shifted(const float *logits, int V, double mx, double temperature, double *p);
+
 #endif

@@ -1,6 +1,7 @@
 // The sampler: RNG streams (determinism, independence, uniformity), the distributions of
 // temperature / top-k / top-p against values worked by hand, draw frequencies against
-// those probabilities, bd_sample against its full-sort twin, and top-K log-probabilities.
+// those probabilities, bd_sample against its full-sort twin, top-K log-probabilities, and the
+// vectorized exp against libm.
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,6 +21,33 @@ static void check_dist(const bd_sampling *s, const float *logits, int V, const d
     for (int v = 0; v < V; v++)
         ck_assert_msg(fabs(got[v] - want[v]) <= 1e-6, "%s: p[%d] = %.9f, expected %.9f", what, v, got[v], want[v]);
 }
+
+START_TEST(test_exp_shifted) {
+    // bd_exp_shifted (AVX-512 where the CPU has it, else libm) against libm's exp one logit at a
+    // time: within 2 ulp, at several temperatures and maxima, V not a multiple of 8, arguments
+    // down to about -2000 (below -700 the vector path hands over to libm; results underflow to 0).
+    enum { V = 1003 };
+    static float l[V];
+    static double p[V];
+    uint64_t x = 12345;
+    for (int v = 0; v < V; v++) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        l[v] = (float)((double)(x >> 11) * 0x1.0p-53 * 60.0 - 50.0);  // [-50, 10)
+    }
+    l[7] = -1e30f;  // far below: exp underflows to exactly 0
+    const double temps[] = {1.0, 0.7, 0.05, 3.0};
+    const double maxes[] = {10.0, 12.5, -3.0};
+    for (int ti = 0; ti < 4; ti++)
+        for (int mi = 0; mi < 3; mi++) {
+            bd_exp_shifted(l, V, maxes[mi], temps[ti], p);
+            for (int v = 0; v < V; v++) {
+                double want = exp(((double)l[v] - maxes[mi]) / temps[ti]);
+                ck_assert_msg(fabs(p[v] - want) <= 4.5e-16 * want, "T %g max %g logit %g: %.17g vs libm %.17g",
+                              temps[ti], maxes[mi], (double)l[v], p[v], want);
+            }
+        }
+}
+END_TEST
 
 START_TEST(test_rng_streams) {
     bd_rng a, b, c;
@@ -184,6 +212,23 @@ START_TEST(test_greedy_and_errors) {
     float ninf[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
     ck_assert_int_eq(bd_sample(&sp, &(bd_sampling){0.7, 0, 1}, ninf, &r), BD_ERR_VALUE);
     bd_sampler_free(&sp);
+    // Greedy over a long row (the vector path's blocks of 16 and its tail): the first of tied
+    // maxima, in a block, in the tail, at 0; a NaN anywhere; all -inf gives token 0.
+    enum { V = 53 };
+    float lv[V];
+    ck_assert_int_eq(bd_sampler_init(&sp, V), BD_OK);
+    const int first[] = {0, 17, 31, 50};
+    for (int c = 0; c < 4; c++) {
+        for (int v = 0; v < V; v++) lv[v] = (float)(v % 13) - 20.0f;
+        lv[first[c]] = 5.0f;
+        for (int v = first[c] + 3; v < V; v += 7) lv[v] = 5.0f;  // later ties
+        ck_assert_int_eq(bd_sample(&sp, &(bd_sampling){0, 0, 1}, lv, &r), first[c]);
+        lv[(first[c] + 20) % V] = NAN;
+        ck_assert_int_eq(bd_sample(&sp, &(bd_sampling){0, 0, 1}, lv, &r), BD_ERR_VALUE);
+    }
+    for (int v = 0; v < V; v++) lv[v] = -INFINITY;
+    ck_assert_int_eq(bd_sample(&sp, &(bd_sampling){0, 0, 1}, lv, &r), 0);
+    bd_sampler_free(&sp);
     ck_assert_int_eq(bd_sampling_check(&(bd_sampling){0.7, 0, 1.0}), BD_OK);
     ck_assert_int_eq(bd_sampling_check(&(bd_sampling){-0.1, 0, 1.0}), BD_ERR_ARG);
     ck_assert_int_eq(bd_sampling_check(&(bd_sampling){NAN, 0, 1.0}), BD_ERR_ARG);
@@ -217,6 +262,7 @@ Suite *suite_sample(void) {
     Suite *s = suite_create("sample");
     TCase *tc = tcase_create("sample");
     tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_exp_shifted);
     tcase_add_test(tc, test_rng_streams);
     tcase_add_test(tc, test_dist_by_hand);
     tcase_add_test(tc, test_draw_frequencies);
