@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_hugemem.h"
 #include "bd_packed.h"
 
 const char *const bd_linear_names[BD_N_LINEARS] = {"wq", "wk", "wv", "wo", "w1", "w2", "w3"};
@@ -153,7 +154,7 @@ int bd_model_alloc(bd_model *m, const bd_config *cfg) {
     size_t total;
     bd_param_entry t[BD_MAX_PARAMS];
     bd_param_table(cfg, t, &total);
-    m->params = calloc(total, sizeof(float));
+    m->params = total <= SIZE_MAX / sizeof(float) ? bd_huge_alloc(total * sizeof(float)) : NULL;  // zeroed
     if (!m->params) return BD_ERR_NOMEM;
     m->cfg = *cfg;
     m->n_params = total;
@@ -171,7 +172,7 @@ int bd_model_alloc_frozen(bd_model *m, const bd_config *cfg) {
         offset[i] = t[i].is_linear ? SIZE_MAX : total;
         if (!t[i].is_linear) total += t[i].numel;
     }
-    if (!(m->params = calloc(total, sizeof(float)))) return BD_ERR_NOMEM;
+    if (!(m->params = bd_huge_alloc(total * sizeof(float)))) return BD_ERR_NOMEM;
     m->cfg = *cfg;
     m->n_params = total;
     layout_at(cfg, m->params, t, n, offset, &m->w);
@@ -181,7 +182,7 @@ int bd_model_alloc_frozen(bd_model *m, const bd_config *cfg) {
 void bd_model_free(bd_model *m) {
     bd_pk_model_free(m->packed);
     bd_model_mapping_free(m->mapping);
-    free(m->params);
+    bd_huge_free(m->params);
     memset(m, 0, sizeof *m);
 }
 

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_hugemem.h"
 #include "bd_kernels.h"
 #include "bd_packed.h"
 #include "bd_threads.h"
@@ -221,7 +222,7 @@ int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) {
     memset(c, 0, sizeof *c);
     if (bd_config_check(cfg, NULL, 0) < 0 || B <= 0 || max_T <= 0) return BD_ERR_ARG;
     size_t total = kv_layout(c, cfg, B, max_T);
-    c->mem = malloc(total * sizeof(float));
+    c->mem = bd_huge_alloc(total * sizeof(float));  // read whole on every step
     if (!c->mem)
         return bd_fail(c->why, sizeof c->why, BD_ERR_NOMEM, "kv cache: cannot allocate %zu MB",
                        total * sizeof(float) >> 20);
@@ -234,7 +235,7 @@ int bd_kv_cache_init(bd_kv_cache *c, const bd_config *cfg, int B, int max_T) {
 }
 
 void bd_kv_cache_free(bd_kv_cache *c) {
-    free(c->mem);
+    bd_huge_free(c->mem);
     free(c->lin_scratch);
     memset(c, 0, sizeof *c);
 }

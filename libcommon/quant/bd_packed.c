@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "bd_hugemem.h"
 #include "bd_kquant.h"
 #include "bd_pk_impl.h"
 
@@ -274,14 +275,12 @@ int bd_pk_geometry(bd_pk_tensor *t, bd_pk_type type, int rows, int cols, int gro
 int bd_pk_alloc(bd_pk_tensor *t) {
     size_t n = t->row_bytes * (size_t)t->rows;
     n = (n + 64 + 63) / 64 * 64;  // 64 spare bytes: SIMD loads may read a little past the last block
-    t->data = aligned_alloc(64, n);
-    if (!t->data) return BD_ERR_NOMEM;
-    memset(t->data, 0, n);
-    return BD_OK;
+    t->data = bd_huge_alloc(n);  // zeroed; read whole on every token: 2 MB pages (bd_hugemem.h)
+    return t->data ? BD_OK : BD_ERR_NOMEM;
 }
 
 void bd_pk_free(bd_pk_tensor *t) {
-    if (!t->borrowed) free(t->data);
+    if (!t->borrowed) bd_huge_free(t->data);
     t->data = NULL;
 }
 

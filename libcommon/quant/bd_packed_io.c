@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_hugemem.h"
 #include "bd_model_io.h"
 #include "bd_model_io_impl.h"
 #include "bd_qmodel.h"
@@ -174,7 +175,7 @@ int bd_pk_model_unpack(bd_model *m) {
         full.quant = m->quant, full.qpolicy = m->qpolicy, full.packed = m->packed, full.mapping = m->mapping;
         memcpy(full.tok_path, m->tok_path, sizeof full.tok_path);
         memcpy(full.tok_id, m->tok_id, sizeof full.tok_id);
-        free(m->params);
+        bd_huge_free(m->params);
         *m = full;
     }
     bd_pk_model *p = m->packed;

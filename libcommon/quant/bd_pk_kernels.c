@@ -155,10 +155,15 @@ typedef struct {
     bd_pk_gemv_i8_fn *gemv;  // int8 activations: rows several at a time, or NULL (row dots)
 } mm_job;
 
-// Rows r0..r1 for every token; tiles of rows keep their bytes in cache across tokens.
+// Rows r0..r1 for every token; tiles of rows keep their bytes in cache across tokens (a single
+// token's matrix-vector product takes the whole range in one call).
 static void mm_rows(void *ctx, int r0, int r1) {
     const mm_job *j = ctx;
     const bd_pk_tensor *t = j->t;
+    if (j->gemv && j->N == 1) {
+        j->gemv(j->out, t, j->xq, j->xsum, j->xs[0], r0, r1);
+        return;
+    }
     for (int rt = r0; rt < r1; rt += 16) {
         int re = rt + 16 < r1 ? rt + 16 : r1;
         if (j->gemv) {

@@ -82,34 +82,85 @@ T_AVX512 BD_SIMD_INLINE __m512i unpack2_64(const uint8_t *p, __m512i ctrl, __m51
     return _mm512_and_si512(_mm512_multishift_epi64_epi8(ctrl, q), _mm512_set1_epi8(3));
 }
 
+// The activations of 256-weight chunks in the order of the codes' bit planes: 64 bytes of a row
+// hold weights 4b + s at bits 2s of byte b, so (bytes >> 2s) & 3 is plane s, and xperm's plane s
+// is x[4b + s], b = 0..63. Per chunk: vpermb groups each 64 bytes by s (16 bytes each), then a 4x4
+// transpose of 128-bit lanes gathers the four groups of each plane.
+T_AVX512 static void planes_of_x(int8_t *xperm, const int8_t *x, int n256) {
+    __m512i idx = _mm512_set_epi32(0x3f3b3733, 0x2f2b2723, 0x1f1b1713, 0x0f0b0703, 0x3e3a3632, 0x2e2a2622, 0x1e1a1612,
+                                   0x0e0a0602, 0x3d393531, 0x2d292521, 0x1d191511, 0x0d090501, 0x3c383430, 0x2c282420,
+                                   0x1c181410, 0x0c080400);
+    for (int c = 0; c < n256; c++) {
+        const int8_t *in = x + (size_t)c * 256;
+        __m512i a0 = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512((const void *)in)),
+                a1 = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512((const void *)(in + 64))),
+                a2 = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512((const void *)(in + 128))),
+                a3 = _mm512_permutexvar_epi8(idx, _mm512_loadu_si512((const void *)(in + 192)));
+        __m512i t0 = _mm512_shuffle_i64x2(a0, a1, 0x44), t1 = _mm512_shuffle_i64x2(a0, a1, 0xee),
+                t2 = _mm512_shuffle_i64x2(a2, a3, 0x44), t3 = _mm512_shuffle_i64x2(a2, a3, 0xee);
+        int8_t *o = xperm + (size_t)c * 256;
+        _mm512_storeu_si512((void *)o, _mm512_shuffle_i64x2(t0, t2, 0x88));
+        _mm512_storeu_si512((void *)(o + 64), _mm512_shuffle_i64x2(t0, t2, 0xdd));
+        _mm512_storeu_si512((void *)(o + 128), _mm512_shuffle_i64x2(t1, t3, 0x88));
+        _mm512_storeu_si512((void *)(o + 192), _mm512_shuffle_i64x2(t1, t3, 0xdd));
+    }
+}
+
+// One row's 64 bytes (256 weights) against the four planes of xperm, into two accumulators.
+#define TQ2_PLANES(a, b, w, m3, x0, x1, x2, x3)                                                     \
+    do {                                                                                          \
+        (a) = _mm512_dpbusd_epi32((a), _mm512_and_si512((w), (m3)), (x0));                        \
+        (b) = _mm512_dpbusd_epi32((b), _mm512_and_si512(_mm512_srli_epi16((w), 2), (m3)), (x1)); \
+        (a) = _mm512_dpbusd_epi32((a), _mm512_and_si512(_mm512_srli_epi16((w), 4), (m3)), (x2)); \
+        (b) = _mm512_dpbusd_epi32((b), _mm512_and_si512(_mm512_srli_epi16((w), 6), (m3)), (x3)); \
+    } while (0)
+
+#define TQ2_PLANE_COLS 32768  // columns the stack copy of planes covers (7B: 11008); the rest as the tail
+
 // Generation's matrix-vector product: four rows per pass share each activation load (one row
 // dot per pass reads the activations as often as the codes, and was bound by that, not by
-// memory); codes of 64 weights per step, a 32-weight tail as the row dot's.
+// memory). Whole 256-weight chunks take one 64-byte load per row and shifts (planes_of_x has put
+// the activations in plane order once per call); the rest (and columns past TQ2_PLANE_COLS)
+// 64 codes per vpmultishiftqb, then a 32-weight tail as the row dot's.
 T_AVX512 void bd_gemv_tq2_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, float xs,
                                     int r0, int r1) {
     const __m512i ctrl = _mm512_set4_epi64(0x3e3c3a3836343230, 0x2e2c2a2826242220, 0x1e1c1a1816141210,
                                            0x0e0c0a0806040200);
-    const __m512i sel = _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0);
-    int gp = t->gpad, g64 = gp / 64 * 64;
+    const __m512i sel = _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0), m3 = _mm512_set1_epi8(3);
+    int gp = t->gpad, g256 = (gp < TQ2_PLANE_COLS ? gp : TQ2_PLANE_COLS) / 256 * 256, g64 = gp / 64 * 64;
+    _Alignas(64) int8_t xperm[TQ2_PLANE_COLS];
+    planes_of_x(xperm, xq, g256 / 256);
+    size_t rb = t->row_bytes;
     int r = r0;
     for (; r + 4 <= r1; r += 4) {
-        const uint8_t *p = plane(t->data + (size_t)r * t->row_bytes);
-        size_t rb = t->row_bytes;
-        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
-        for (int i = 0; i < g64; i += 64) {
+        const uint8_t *p = plane(t->data + (size_t)r * rb);
+        __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        for (int i = 0; i < g256; i += 256) {
+            __m512i x0 = _mm512_load_si512((const void *)(xperm + i)), x1 = _mm512_load_si512((const void *)(xperm + i + 64)),
+                    x2 = _mm512_load_si512((const void *)(xperm + i + 128)),
+                    x3 = _mm512_load_si512((const void *)(xperm + i + 192));
+            __m512i w0 = _mm512_loadu_si512((const void *)(p + i / 4)), w1 = _mm512_loadu_si512((const void *)(p + rb + i / 4)),
+                    w2 = _mm512_loadu_si512((const void *)(p + 2 * rb + i / 4)),
+                    w3 = _mm512_loadu_si512((const void *)(p + 3 * rb + i / 4));
+            TQ2_PLANES(a0, b0, w0, m3, x0, x1, x2, x3);
+            TQ2_PLANES(a1, b1, w1, m3, x0, x1, x2, x3);
+            TQ2_PLANES(a2, b2, w2, m3, x0, x1, x2, x3);
+            TQ2_PLANES(a3, b3, w3, m3, x0, x1, x2, x3);
+        }
+        for (int i = g256; i < g64; i += 64) {
             __m512i x = _mm512_loadu_si512((const void *)(xq + i));
             a0 = _mm512_dpbusd_epi32(a0, unpack2_64(p + i / 4, ctrl, sel), x);
             a1 = _mm512_dpbusd_epi32(a1, unpack2_64(p + rb + i / 4, ctrl, sel), x);
             a2 = _mm512_dpbusd_epi32(a2, unpack2_64(p + 2 * rb + i / 4, ctrl, sel), x);
             a3 = _mm512_dpbusd_epi32(a3, unpack2_64(p + 3 * rb + i / 4, ctrl, sel), x);
         }
-        int32_t d[4] = {_mm512_reduce_add_epi32(a0), _mm512_reduce_add_epi32(a1), _mm512_reduce_add_epi32(a2),
-                        _mm512_reduce_add_epi32(a3)};
+        int32_t d[4] = {_mm512_reduce_add_epi32(_mm512_add_epi32(a0, b0)), _mm512_reduce_add_epi32(_mm512_add_epi32(a1, b1)),
+                        _mm512_reduce_add_epi32(_mm512_add_epi32(a2, b2)), _mm512_reduce_add_epi32(_mm512_add_epi32(a3, b3))};
         for (int k = 0; k < 4; k++) {
             if (g64 < gp) d[k] += bd_hsum256_epi32(bd_dot2_i8_avx512(p + k * rb + g64 / 4, xq + g64, gp - g64));
             out[r + k] = finish(t, d[k], xsum, xs);
         }
     }
-    for (; r < r1; r++) out[r] = bd_vec_dot_tq2_i8_avx512(t, t->data + (size_t)r * t->row_bytes, xq, xsum, xs);
+    for (; r < r1; r++) out[r] = bd_vec_dot_tq2_i8_avx512(t, t->data + (size_t)r * rb, xq, xsum, xs);
 }
 #endif

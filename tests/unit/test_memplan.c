@@ -143,7 +143,8 @@ START_TEST(test_sizes_match_allocations) {
     ck_assert_int_eq(bd_kv_cache_init(&kv, &c, 5, 33), BD_OK);
     size_t used = (size_t)(kv.rope_cs - kv.mem) + 33 * (size_t)c.head_dim;  // its last piece ends the arena
     ck_assert_uint_eq((used + 15) / 16 * 16 * sizeof(float), bd_kv_cache_bytes(&c, 5, 33));
-    ck_assert_uint_ge(malloc_usable_size(kv.mem), bd_kv_cache_bytes(&c, 5, 33));
+    // (kv.mem comes from bd_huge_alloc, whose blocks malloc_usable_size cannot measure: the layout's
+    // end above is what bd_kv_cache_init allocates.)
     bd_kv_cache_free(&kv);
     // The teacher's buffers, live with the attention states kept, and stored.
     bd_model t;

@@ -342,7 +342,7 @@ START_TEST(test_tiles_vs_rowdot) {
     // N < 8: generation's matrix-vector products (gemv_i8: tq2 on AVX-512), rows not a multiple of 4,
     // C with a 32-weight tail after whole 64s (C = 96, 352) and without (C = 768).
     int shapes[][3] = {{33, 100, 8}, {70, 257, 13}, {1, 37, 9},  {64, 256, 16}, {17, 300, 29},
-                       {35, 352, 1}, {7, 96, 3},    {4, 768, 1}, {18, 768, 2}};  // OC, C, N
+                       {35, 352, 1}, {7, 96, 3},    {4, 768, 1}, {18, 768, 2}, {9, 576, 1}};  // OC, C, N
     int tiled = 0;
     for (int path = BD_SIMD_AVX2; path <= BD_SIMD_AVX512; path++) {
         if (!bd_pk_simd_supported((bd_simd)path)) continue;
