@@ -4,12 +4,44 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define HUGE_PAGE ((size_t)2 << 20)
 #define ARENA_MIN ((size_t)32 << 20)
 #define MAX_ARENAS 1024
 
+#if defined(__SANITIZE_ADDRESS__)
+#define HUGE_VIA_MALLOC 1  // AddressSanitizer checks heap blocks only: keep every allocation one
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HUGE_VIA_MALLOC 1
+#endif
+#endif
+
+void bd_huge_advise(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+    uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1);
+    uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
+    if (e > a) (void)madvise((void *)a, e - a, MADV_HUGEPAGE);  // advice only: a refusal changes nothing
+#else
+    (void)p, (void)n;
+#endif
+}
+
+#ifdef HUGE_VIA_MALLOC
+void *bd_huge_alloc(size_t n) {
+    size_t want = (n + 63) / 64 * 64;
+    if (want < n) return NULL;  // overflow
+    if (want == 0) want = 64;
+    void *p = aligned_alloc(64, want);
+    if (p) memset(p, 0, want);
+    return p;
+}
+
+void bd_huge_free(void *p) { free(p); }
+
+#else
 typedef struct {
     uint8_t *base;  // HUGE_PAGE aligned
     size_t size;    // a multiple of HUGE_PAGE
@@ -22,15 +54,6 @@ typedef struct {
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static arena arenas[MAX_ARENAS];
 static int n_arenas;
-
-void bd_huge_advise(void *p, size_t n) {
-#ifdef MADV_HUGEPAGE
-    uintptr_t a = ((uintptr_t)p + HUGE_PAGE - 1) & ~(uintptr_t)(HUGE_PAGE - 1), e = ((uintptr_t)p + n) & ~(uintptr_t)(HUGE_PAGE - 1);
-    if (e > a) (void)madvise((void *)a, e - a, MADV_HUGEPAGE);  // advice only: a refusal changes nothing
-#else
-    (void)p, (void)n;
-#endif
-}
 
 // A new arena of at least n bytes, or NULL. Called with the lock held.
 static arena *new_arena(size_t n) {
@@ -47,24 +70,6 @@ static arena *new_arena(size_t n) {
     return a;
 }
 
-#if defined(__SANITIZE_ADDRESS__)
-#define HUGE_VIA_MALLOC 1  // AddressSanitizer checks heap blocks only: keep every allocation one
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define HUGE_VIA_MALLOC 1
-#endif
-#endif
-
-#ifdef HUGE_VIA_MALLOC
-#include <string.h>
-void *bd_huge_alloc(size_t n) {
-    size_t want = (n + 63) / 64 * 64;
-    void *p = want >= n ? aligned_alloc(64, want ? want : 64) : NULL;
-    if (p) memset(p, 0, want ? want : 64);
-    return p;
-}
-void bd_huge_free(void *p) { free(p); }
-#else
 void *bd_huge_alloc(size_t n) {
     size_t want = (n + 63) / 64 * 64;
     if (want < n) return NULL;  // overflow
@@ -73,7 +78,7 @@ void *bd_huge_alloc(size_t n) {
     arena *a = n_arenas ? &arenas[n_arenas - 1] : NULL;
     if (!a || a->size - a->used < want) a = new_arena(want);
     void *p = NULL;
-    if (a) {
+    if (a) {  // fresh anonymous pages, never handed out before: already zero
         p = a->base + a->used;
         a->used += want;
         a->live++;

@@ -7,6 +7,7 @@
 
 #include "bd_dtype.h"
 #include "bd_filehash.h"
+#include "bd_hugemem.h"
 #include "bd_log.h"
 #include "bd_msgpack_scan.h"
 #include "bd_parse.h"
@@ -236,6 +237,31 @@ static void write_text(const char *path, const char *text) {
 
 // FNV-1a 64 against its published test vectors; a file hashes as its bytes; a model directory
 // as its config.json and *.safetensors (names and bytes), nothing else in it.
+START_TEST(test_huge_alloc) {
+    // bd_huge_alloc: zeroed, 64-byte aligned, disjoint blocks of any size (0, odd, larger than an
+    // arena), freed in any order and allocated again; an impossible size gives NULL.
+    size_t sizes[] = {0, 1, 63, 64, 4097, (size_t)3 << 20, (size_t)40 << 20, 777};
+    enum { N = sizeof sizes / sizeof sizes[0] };
+    uint8_t *p[N];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < N; i++) {
+            p[i] = bd_huge_alloc(sizes[i]);
+            ck_assert_ptr_nonnull(p[i]);
+            ck_assert_uint_eq((uintptr_t)p[i] % 64, 0);
+            for (size_t k = 0; k < sizes[i]; k += 4093) ck_assert_uint_eq(p[i][k], 0);
+            if (sizes[i]) ck_assert_uint_eq(p[i][sizes[i] - 1], 0);
+            memset(p[i], 0xA5, sizes[i]);  // a block overlapping another would break the checks below
+        }
+        for (int i = 0; i < N; i++)
+            for (size_t k = 0; k < sizes[i]; k += 4093) ck_assert_uint_eq(p[i][k], 0xA5);
+        for (int i = N - 1; i >= 0; i -= 2) bd_huge_free(p[i]);  // every other one, from the end
+        for (int i = N - 2; i >= 0; i -= 2) bd_huge_free(p[i]);
+    }
+    ck_assert_ptr_null(bd_huge_alloc(SIZE_MAX - 10));
+    bd_huge_free(NULL);
+}
+END_TEST
+
 START_TEST(test_file_hash) {
     ck_assert_uint_eq(bd_fnv1a64(BD_FNV1A64_INIT, "", 0), UINT64_C(0xcbf29ce484222325));
     ck_assert_uint_eq(bd_fnv1a64(BD_FNV1A64_INIT, "a", 1), UINT64_C(0xaf63dc4c8601ec8c));
@@ -285,6 +311,7 @@ Suite *suite_basics(void) {
     tcase_add_test(tc, test_progress_mode);
     tcase_add_test(tc, test_parallel_for);
     tcase_add_test(tc, test_file_hash);
+    tcase_add_test(tc, test_huge_alloc);
     suite_add_tcase(s, tc);
     return s;
 }
