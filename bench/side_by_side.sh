@@ -29,22 +29,7 @@ PROMPT=${PROMPT:-1}
 BD_BASE_BIN=${BD_BASE_BIN:-}
 WORK=${WORK:-$HERE/build/bench/side_by_side}
 PY=${BD_PYTHON:-/usr/bin/python3}
-TOK=$BD_DATA/tokenizers/llama2-32k/tokenizer.bin
-PATH=$BD_BIN:$PATH
-mkdir -p "$WORK"
-cd "$WORK"
-[ -s m110/model.safetensors ] || $PY "$HERE/tests/cli/make_hf_model.py" m110 768 2048 12 12 32000 1 1024
-[ -s text.bdz ] || { head -c 5000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >text.txt && bd-tokenize -k "$TOK" --whole -q -o text.bdz text.txt; }
-[ -s f32.gguf ] || bd-pack -m m110 -k "$TOK" --format gguf -q -o f32.gguf
-for k in q2_K q4_K; do
-    [ -s $k.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --head-format f32 -q -o $k.bdz
-    [ -s $k.gguf ] || bd-pack -m $k.bdz -k "$TOK" --format gguf -q -o $k.gguf
-done
-for k in q2_K q4_K; do  # the same weights with int8 activations (as llama.cpp's K-quant dots quantize theirs)
-    [ -s ${k}_i8.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --act-quant int8 --head-format f32 -q -o ${k}_i8.bdz
-done
-[ -s tq2.bdz ] || bd-pack -m m110 -k "$TOK" --quant ternary --act-quant int8 --head-format f32 -q -o tq2.bdz
-[ -s iq2_bn.gguf ] || bd-pack -m tq2.bdz -k "$TOK" --format gguf --gguf-type iq2_bn -q -o iq2_bn.gguf
+. "$HERE/bench/lib/sbs_models.sh"
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else print v[int((NR + 1) / 2)] }'; }
 bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval over the windows of 512 in 5 KB of text (2)

@@ -1,0 +1,21 @@
+# The models bench/side_by_side.sh and bench/batched.sh share (sourced, in WORK, made once): a random
+# 110M-shaped Llama (dim 768, 12 layers, 12 heads, ffn 2048, the Llama 2 32,000-token vocabulary,
+# tied f32 embedding/head) as Hugging Face files (m110), and its students made and exported by bd:
+# f32.gguf; q2_K / q4_K packed (f32 head) with f32 activations and with int8 ones (_i8), their GGUF
+# files; tq2 (int8 activations) and its IQ2_BN GGUF. Needs HERE, BD_DATA, WORK, PY, PATH with bd.
+TOK=$BD_DATA/tokenizers/llama2-32k/tokenizer.bin
+PATH=$BD_BIN:$PATH
+mkdir -p "$WORK"
+cd "$WORK"
+[ -s m110/model.safetensors ] || $PY "$HERE/tests/cli/make_hf_model.py" m110 768 2048 12 12 32000 1 1024
+[ -s text.bdz ] || { head -c 5000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >text.txt && bd-tokenize -k "$TOK" --whole -q -o text.bdz text.txt; }
+[ -s f32.gguf ] || bd-pack -m m110 -k "$TOK" --format gguf -q -o f32.gguf
+for k in q2_K q4_K; do
+    [ -s $k.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --head-format f32 -q -o $k.bdz
+    [ -s $k.gguf ] || bd-pack -m $k.bdz -k "$TOK" --format gguf -q -o $k.gguf
+done
+for k in q2_K q4_K; do  # the same weights with int8 activations (as llama.cpp's K-quant dots quantize theirs)
+    [ -s ${k}_i8.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --act-quant int8 --head-format f32 -q -o ${k}_i8.bdz
+done
+[ -s tq2.bdz ] || bd-pack -m m110 -k "$TOK" --quant ternary --act-quant int8 --head-format f32 -q -o tq2.bdz
+[ -s iq2_bn.gguf ] || bd-pack -m tq2.bdz -k "$TOK" --format gguf --gguf-type iq2_bn -q -o iq2_bn.gguf
