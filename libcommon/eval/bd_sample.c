@@ -107,23 +107,13 @@ static int argmax_scalar(const float *x, int V) {
 #define EXP_X86 1
 
 __attribute__((target("avx512f"))) static void exp_shifted_avx512(const float *logits, int V, double mx,
-                                                                   double temperature, double *p) {
-    const __m512d vmx = _mm512_set1_pd(mx), vt = _mm512_set1_pd(temperature), log2e = _mm512_set1_pd(1.4426950408889634),
-                  ln2hi = _mm512_set1_pd(6.93147180369123816490e-01), ln2lo = _mm512_set1_pd(1.90821492927058770002e-10);
-    static const double inv_fact[14] = {1.0,
-                                        1.0,
-                                        1.0 / 2,
-                                        1.0 / 6,
-                                        1.0 / 24,
-                                        1.0 / 120,
-                                        1.0 / 720,
-                                        1.0 / 5040,
-                                        1.0 / 40320,
-                                        1.0 / 362880,
-                                        1.0 / 3628800,
-                                        1.0 / 39916800,
-                                        1.0 / 479001600,
-                                        1.0 / 6227020800.0};
+                                                                  double temperature, double *p) {
+    const __m512d vmx = _mm512_set1_pd(mx), vt = _mm512_set1_pd(temperature),
+                  log2e = _mm512_set1_pd(1.4426950408889634), ln2hi = _mm512_set1_pd(6.93147180369123816490e-01),
+                  ln2lo = _mm512_set1_pd(1.90821492927058770002e-10);
+    static const double inv_fact[14] = {
+            1.0,        1.0,         1.0 / 2,      1.0 / 6,       1.0 / 24,       1.0 / 120,       1.0 / 720,
+            1.0 / 5040, 1.0 / 40320, 1.0 / 362880, 1.0 / 3628800, 1.0 / 39916800, 1.0 / 479001600, 1.0 / 6227020800.0};
     int v = 0;
     for (; v + 8 <= V; v += 8) {
         __m512d x = _mm512_div_pd(_mm512_sub_pd(_mm512_cvtps_pd(_mm256_loadu_ps(logits + v)), vmx), vt);

@@ -107,9 +107,9 @@ T_AVX512 static void planes_of_x(int8_t *xperm, const int8_t *x, int n256) {
 }
 
 // One row's 64 bytes (256 weights) against the four planes of xperm, into two accumulators.
-#define TQ2_PLANES(a, b, w, m3, x0, x1, x2, x3)                                                     \
-    do {                                                                                          \
-        (a) = _mm512_dpbusd_epi32((a), _mm512_and_si512((w), (m3)), (x0));                        \
+#define TQ2_PLANES(a, b, w, m3, x0, x1, x2, x3)                                                  \
+    do {                                                                                         \
+        (a) = _mm512_dpbusd_epi32((a), _mm512_and_si512((w), (m3)), (x0));                       \
         (b) = _mm512_dpbusd_epi32((b), _mm512_and_si512(_mm512_srli_epi16((w), 2), (m3)), (x1)); \
         (a) = _mm512_dpbusd_epi32((a), _mm512_and_si512(_mm512_srli_epi16((w), 4), (m3)), (x2)); \
         (b) = _mm512_dpbusd_epi32((b), _mm512_and_si512(_mm512_srli_epi16((w), 6), (m3)), (x3)); \
@@ -124,8 +124,8 @@ T_AVX512 static void planes_of_x(int8_t *xperm, const int8_t *x, int n256) {
 // 64 codes per vpmultishiftqb, then a 32-weight tail as the row dot's.
 T_AVX512 void bd_gemv_tq2_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, float xs,
                                     int r0, int r1) {
-    const __m512i ctrl = _mm512_set4_epi64(0x3e3c3a3836343230, 0x2e2c2a2826242220, 0x1e1c1a1816141210,
-                                           0x0e0c0a0806040200);
+    const __m512i ctrl =
+            _mm512_set4_epi64(0x3e3c3a3836343230, 0x2e2c2a2826242220, 0x1e1c1a1816141210, 0x0e0c0a0806040200);
     const __m512i sel = _mm512_set_epi64(1, 1, 1, 1, 0, 0, 0, 0), m3 = _mm512_set1_epi8(3);
     int gp = t->gpad, g256 = (gp < TQ2_PLANE_COLS ? gp : TQ2_PLANE_COLS) / 256 * 256, g64 = gp / 64 * 64;
     _Alignas(64) int8_t xperm[TQ2_PLANE_COLS];
@@ -140,10 +140,12 @@ T_AVX512 void bd_gemv_tq2_i8_avx512(float *out, const bd_pk_tensor *t, const int
             for (size_t q = 0; q < 4 * rb; q += 64) _mm_prefetch((const char *)(p + 8 * rb + q), _MM_HINT_T0);
         __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0, b0 = a0, b1 = a0, b2 = a0, b3 = a0;
         for (int i = 0; i < g256; i += 256) {
-            __m512i x0 = _mm512_load_si512((const void *)(xperm + i)), x1 = _mm512_load_si512((const void *)(xperm + i + 64)),
+            __m512i x0 = _mm512_load_si512((const void *)(xperm + i)),
+                    x1 = _mm512_load_si512((const void *)(xperm + i + 64)),
                     x2 = _mm512_load_si512((const void *)(xperm + i + 128)),
                     x3 = _mm512_load_si512((const void *)(xperm + i + 192));
-            __m512i w0 = _mm512_loadu_si512((const void *)(p + i / 4)), w1 = _mm512_loadu_si512((const void *)(p + rb + i / 4)),
+            __m512i w0 = _mm512_loadu_si512((const void *)(p + i / 4)),
+                    w1 = _mm512_loadu_si512((const void *)(p + rb + i / 4)),
                     w2 = _mm512_loadu_si512((const void *)(p + 2 * rb + i / 4)),
                     w3 = _mm512_loadu_si512((const void *)(p + 3 * rb + i / 4));
             TQ2_PLANES(a0, b0, w0, m3, x0, x1, x2, x3);
@@ -158,8 +160,10 @@ T_AVX512 void bd_gemv_tq2_i8_avx512(float *out, const bd_pk_tensor *t, const int
             a2 = _mm512_dpbusd_epi32(a2, unpack2_64(p + 2 * rb + i / 4, ctrl, sel), x);
             a3 = _mm512_dpbusd_epi32(a3, unpack2_64(p + 3 * rb + i / 4, ctrl, sel), x);
         }
-        int32_t d[4] = {_mm512_reduce_add_epi32(_mm512_add_epi32(a0, b0)), _mm512_reduce_add_epi32(_mm512_add_epi32(a1, b1)),
-                        _mm512_reduce_add_epi32(_mm512_add_epi32(a2, b2)), _mm512_reduce_add_epi32(_mm512_add_epi32(a3, b3))};
+        int32_t d[4] = {_mm512_reduce_add_epi32(_mm512_add_epi32(a0, b0)),
+                        _mm512_reduce_add_epi32(_mm512_add_epi32(a1, b1)),
+                        _mm512_reduce_add_epi32(_mm512_add_epi32(a2, b2)),
+                        _mm512_reduce_add_epi32(_mm512_add_epi32(a3, b3))};
         for (int k = 0; k < 4; k++) {
             if (g64 < gp) d[k] += bd_hsum256_epi32(bd_dot2_i8_avx512(p + k * rb + g64 / 4, xq + g64, gp - g64));
             out[r + k] = finish(t, d[k], xsum, xs);

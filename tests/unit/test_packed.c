@@ -342,7 +342,7 @@ START_TEST(test_tiles_vs_rowdot) {
     // N < 8: generation's matrix-vector products (gemv_i8: tq2 on AVX-512), rows not a multiple of 4,
     // C with a 32-weight tail after whole 64s (C = 96, 352) and without (C = 768).
     int shapes[][3] = {{33, 100, 8}, {70, 257, 13}, {1, 37, 9},  {64, 256, 16}, {17, 300, 29},
-                       {35, 352, 1}, {7, 96, 3},    {4, 768, 1}, {18, 768, 2}, {9, 576, 1}};  // OC, C, N
+                       {35, 352, 1}, {7, 96, 3},    {4, 768, 1}, {18, 768, 2},  {9, 576, 1}};  // OC, C, N
     int tiled = 0;
     for (int path = BD_SIMD_AVX2; path <= BD_SIMD_AVX512; path++) {
         if (!bd_pk_simd_supported((bd_simd)path)) continue;
@@ -357,7 +357,8 @@ START_TEST(test_tiles_vs_rowdot) {
                       *mag = malloc(sizeof(float) * N * OC), *row = malloc(sizeof(float) * C);
                 for (int i = 0; i < OC * C; i++) w[i] = frand();
                 for (int i = 0; i < N * C; i++) x[i] = frand() * 4 + (i % 7 == 0 ? 2 : 0);  // sums away from 0
-                for (int i = 0; i < C && N > 1; i++) x[C + i] = (float)(i % 21 - 10) + 0.5f;  // token 1: ties at scale 1
+                for (int i = 0; i < C && N > 1; i++)
+                    x[C + i] = (float)(i % 21 - 10) + 0.5f;  // token 1: ties at scale 1
                 if (N > 1) x[C] = 127.0f;
                 bd_pk_tensor t;
                 ck_assert_int_eq(bd_pk_pack_as(&t, fm[fi].f, w, OC, C, &fm[fi].q, NULL, 0), BD_OK);
@@ -468,10 +469,10 @@ START_TEST(test_i8_dots_exact) {
         int f;
         bd_qspec q;
         int C;
-    } cases[] = {{BD_PK_Q3, {BD_Q_INT, 3, 16}, 203},  {BD_PK_Q3, {BD_Q_SYM, 3, 24}, 96},
-                 {BD_PK_Q3, {BD_Q_INT, 3, 128}, 768}, {BD_PK_Q8, {BD_Q_INT, 8, 10}, 77},
-                 {BD_PK_Q8, {BD_Q_INT, 4, 32}, 256},  {BD_PK_Q8, {BD_Q_SYM, 8, 128}, 300},
-                 {BD_PK_Q6, {BD_Q_INT, 6, 64}, 100},  {BD_PK_Q6, {BD_Q_INT, 6, 64}, 768},
+    } cases[] = {{BD_PK_Q3, {BD_Q_INT, 3, 16}, 203},    {BD_PK_Q3, {BD_Q_SYM, 3, 24}, 96},
+                 {BD_PK_Q3, {BD_Q_INT, 3, 128}, 768},   {BD_PK_Q8, {BD_Q_INT, 8, 10}, 77},
+                 {BD_PK_Q8, {BD_Q_INT, 4, 32}, 256},    {BD_PK_Q8, {BD_Q_SYM, 8, 128}, 300},
+                 {BD_PK_Q6, {BD_Q_INT, 6, 64}, 100},    {BD_PK_Q6, {BD_Q_INT, 6, 64}, 768},
                  {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}, 96}, {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}, 301}};
     int OC = 13;
     for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
