@@ -5,9 +5,10 @@
 // two page tables, that alone held a ternary model's matrix-vector products to 60% of the speed
 // they reach on 2 MB pages (bench_bitnet, bench_pack).
 //
-// Allocations are carved in order from arenas of at least 32 MB; an arena is returned to the
-// system when every allocation in it has been freed (memory freed early is not reused before
-// that: the pattern of a model, allocated whole and freed whole). Thread-safe.
+// A block of 2 MB or more has a mapping of its own, returned to the system when freed; smaller
+// ones share arenas of 32 MB, and a freed small block serves the next request of its size (a
+// buffer allocated and freed in a loop reuses its memory); an arena whose blocks are all freed is
+// returned to the system. Thread-safe. (The sanitizer build uses malloc, which ASan checks.)
 #ifndef BD_HUGEMEM_H
 #define BD_HUGEMEM_H
 

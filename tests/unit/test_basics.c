@@ -259,6 +259,21 @@ START_TEST(test_huge_alloc) {
     }
     ck_assert_ptr_null(bd_huge_alloc(SIZE_MAX - 10));
     bd_huge_free(NULL);
+    // A small block freed and asked for again (a KV cache per item beside a long-lived model):
+    // the same memory, zeroed again, however many times.
+    uint8_t *keep = bd_huge_alloc(100), *first = bd_huge_alloc(5000);
+    for (int i = 0; i < 1000; i++) {
+        uint8_t *b = i ? bd_huge_alloc(5000) : first;
+        ck_assert_ptr_nonnull(b);
+        ck_assert_uint_eq(b[0], 0);
+        ck_assert_uint_eq(b[4999], 0);
+#if !defined(__SANITIZE_ADDRESS__)
+        ck_assert_ptr_eq(b, first);
+#endif
+        memset(b, 7, 5000);
+        bd_huge_free(b);
+    }
+    bd_huge_free(keep);
 }
 END_TEST
 
