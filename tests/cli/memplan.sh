@@ -22,6 +22,24 @@ refused() {
     total=$(plan_total)
     [ -n "$total" ] || fail "no total in the plan"
 }
+# fits_smaller OUT LARGEST SHRINK BIG SMALL: the command line BIG (split into words) is refused
+# at 1 byte naming the largest part LARGEST and the option SHRINK; SMALL, with that option used,
+# plans less; with the memory halfway between the two plans BIG is still refused and leaves no
+# OUT, and SMALL runs and writes OUT.
+fits_smaller() {
+    out=$1 largest=$2 shrink=$3 big_cmd=$4 small_cmd=$5
+    BD_MEM_AVAILABLE=1 refused "$out" $big_cmd
+    big=$total
+    expect_err_contains "(largest: $largest"
+    expect_err_contains "$shrink"
+    BD_MEM_AVAILABLE=1 refused "$out" $small_cmd
+    [ "$total" -lt "$big" ] || fail "$small_cmd: the plan does not shrink ($total >= $big)"
+    mid=$(( (big + total) / 2 ))
+    BD_MEM_AVAILABLE=$mid expect_fail 1 $big_cmd
+    [ ! -e "$out" ] || fail "$big_cmd left its output"
+    BD_MEM_AVAILABLE=$mid expect_ok $small_cmd
+    [ -s "$out" ] || fail "$small_cmd wrote nothing"
+}
 
 # bd-qat: activations are the largest part; --recompute shrinks them enough.
 QAT="bd-qat --model $M/stories260K.bin --loss ce --steps 1 -b 16 -T 256"
@@ -44,55 +62,23 @@ expect_err_contains "not enough memory"
 [ ! -e "$T/q2.bdz" ] || fail "bd-qat left its output"
 
 # bd-eval: smaller -b fits.
-BD_MEM_AVAILABLE=1 refused "$T/e.bdz" bd-eval --model "$M/stories260K.bin" -b 64 -T 512 -o "$T/e.bdz" "$T/tok.bdz"
-big=$total
-expect_err_contains "(largest: activations"
-expect_err_contains "shrink with smaller -b/-T"
-BD_MEM_AVAILABLE=1 refused "$T/e.bdz" bd-eval --model "$M/stories260K.bin" -b 1 -T 512 -o "$T/e.bdz" "$T/tok.bdz"
-mid=$(( (big + total) / 2 ))
-BD_MEM_AVAILABLE=$mid expect_fail 1 bd-eval --model "$M/stories260K.bin" -b 64 -T 512 -o "$T/e.bdz" "$T/tok.bdz"
-BD_MEM_AVAILABLE=$mid expect_ok bd-eval --model "$M/stories260K.bin" -b 1 -T 512 -o "$T/e.bdz" "$T/tok.bdz"
-[ -s "$T/e.bdz" ] || fail "bd-eval -b 1 wrote nothing"
+EVAL="bd-eval --model $M/stories260K.bin -T 512 -o $T/e.bdz $T/tok.bdz"
+fits_smaller "$T/e.bdz" "activations" "shrink with smaller -b/-T" "$EVAL -b 64" "$EVAL -b 1"
 BD_MEM_AVAILABLE=1 expect_fail 1 bd-eval --model - -T 64 "$T/tok.bdz" <"$T/q.bdz"
 expect_err_contains "not enough memory"
 
 # bd-teacher-gen: the KV cache of a large batch; a smaller -b fits.
-GEN="bd-teacher-gen --model $M/stories260K.bin -n 4 -K 200"
-BD_MEM_AVAILABLE=1 refused "$T/s.bdz" $GEN -b 64 -o "$T/s.bdz"
-big=$total
-expect_err_contains "(largest: KV cache and sampling"
-expect_err_contains "shrink with smaller -b/-K"
-BD_MEM_AVAILABLE=1 refused "$T/s.bdz" $GEN -b 1 -o "$T/s.bdz"
-mid=$(( (big + total) / 2 ))
-BD_MEM_AVAILABLE=$mid expect_fail 1 $GEN -b 64 -o "$T/s.bdz"
-[ ! -e "$T/s.bdz" ] || fail "bd-teacher-gen left its output"
-BD_MEM_AVAILABLE=$mid expect_ok $GEN -b 1 -o "$T/s.bdz"
-[ -s "$T/s.bdz" ] || fail "bd-teacher-gen -b 1 wrote nothing"
+GEN="bd-teacher-gen --model $M/stories260K.bin -n 4 -K 200 -o $T/s.bdz"
+fits_smaller "$T/s.bdz" "KV cache and sampling" "shrink with smaller -b/-K" "$GEN -b 64" "$GEN -b 1"
 
 # bd-clipsearch: the calibration activations of every layer; fewer --windows fit.
-CLIP="bd-clipsearch --model $M/stories260K.bin --calib $T/tok.bdz --bits 2 --group 32 -T 256"
-BD_MEM_AVAILABLE=1 refused "$T/c.bdz" $CLIP --windows 32 -o "$T/c.bdz"
-big=$total
-expect_err_contains "(largest: calibration activations"
-expect_err_contains "shrink with fewer --windows or a smaller -T"
-BD_MEM_AVAILABLE=1 refused "$T/c.bdz" $CLIP --windows 2 -o "$T/c.bdz"
-mid=$(( (big + total) / 2 ))
-BD_MEM_AVAILABLE=$mid expect_fail 1 $CLIP --windows 32 -o "$T/c.bdz"
-BD_MEM_AVAILABLE=$mid expect_ok $CLIP --windows 2 -o "$T/c.bdz"
-[ -s "$T/c.bdz" ] || fail "bd-clipsearch --windows 2 wrote nothing"
+CLIP="bd-clipsearch --model $M/stories260K.bin --calib $T/tok.bdz --bits 2 --group 32 -T 256 -o $T/c.bdz"
+fits_smaller "$T/c.bdz" "calibration activations" "shrink with fewer --windows or a smaller -T" "$CLIP --windows 32" \
+    "$CLIP --windows 2"
 
 # bd-eval --task: one scorer per thread, each sized by the task's longest item; fewer --threads fit.
 HS="bd-eval --model $M/stories260K.bin -k $M/tok512.bin --task $BD_DATA/eval/hellaswag/hellaswag_val_full.txt.bz2 -n 8"
-BD_MEM_AVAILABLE=1 refused "$T/h.txt" $HS -t 2 -o "$T/h.txt"
-big=$total
-expect_err_contains "(largest: scorers' activations"
-expect_err_contains "shrink with fewer --threads"
-BD_MEM_AVAILABLE=1 refused "$T/h.txt" $HS -t 1 -o "$T/h.txt"
-[ "$total" -lt "$big" ] || fail "one thread does not shrink the task plan ($total >= $big)"
-mid=$(( (big + total) / 2 ))
-BD_MEM_AVAILABLE=$mid expect_fail 1 $HS -t 2 -o "$T/h.txt"
-BD_MEM_AVAILABLE=$mid expect_ok $HS -t 1 -o "$T/h.txt"
-[ -s "$T/h.txt" ] || fail "bd-eval --task -t 1 wrote nothing"
+fits_smaller "$T/h.txt" "scorers' activations" "shrink with fewer --threads" "$HS -o $T/h.txt -t 2" "$HS -o $T/h.txt -t 1"
 
 # bd-pack: the weights, which no option shrinks (the total shown is rounded: 10% more fits).
 BD_MEM_AVAILABLE=1000 refused "$T/p.bdz" bd-pack --model "$M/stories260K.bin" --quant int --bits 2 --group 32 -o "$T/p.bdz"
