@@ -2,28 +2,21 @@
 # Batched generation, the throughput self-generated training data costs: bd-teacher-gen at batch B
 # (default 32; B samples of K = 128 new tokens from BOS, greedy) against llama.cpp's
 # llama-batched-bench on the same weights (-npp 1 -ntg 128 -npl B: B sequences from one prompt
-# token each; its S_TG column, which it prints on standard error), at 1 and 2 threads, for f32, q2_K with int8 activations / Q2_K and
-# tq2 / IQ2_BN (the models of bench/side_by_side.sh, bench/lib/sbs_models.sh). New tokens per
-# second over all sequences, medians of REPS runs (default 3), and bd / llama.cpp. Without
-# LLAMA_BIN (a bin directory with llama-batched-bench) bd alone. Environment as side_by_side.sh:
-# BD_BIN, BD_DATA, LLAMA_BIN, REPS, WORK, B.
+# token each; its S_TG column, which it prints on standard error), at 1 and 2 threads, for f32,
+# q2_K with int8 activations / Q2_K and tq2 / IQ2_BN (the models of bench/side_by_side.sh,
+# bench/lib/sbs_common.sh). New tokens per second over all sequences, medians of REPS runs
+# (default 3), and bd / llama.cpp. Without LLAMA_BIN (a bin directory with llama-batched-bench) bd
+# alone. Environment as side_by_side.sh: BD_BIN, BD_DATA, LLAMA_BIN, REPS, WORK, B.
 set -eu
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-BD_BIN=${BD_BIN:-$HERE/build/bin}
-BD_DATA=${BD_DATA:-$HERE/../shared/data}
-LLAMA_BIN=${LLAMA_BIN:-}
-REPS=${REPS:-3}
 B=${B:-32}
-WORK=${WORK:-$HERE/build/bench/side_by_side}
-PY=${BD_PYTHON:-/usr/bin/python3}
-. "$HERE/bench/lib/sbs_models.sh"
+. "$HERE/bench/lib/sbs_common.sh"
 
 K=128
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print v[int((NR + 1) / 2)] }'; }
 bd_batched() {  # MODEL THREADS: new tokens/s of bd-teacher-gen at batch B
     for r in $(seq "$REPS"); do
         bd-teacher-gen -m "$1" -k "$TOK" -n "$B" -K $K -b "$B" --temperature 0 --threads "$2" -o batched.bdz 2>&1 |
-            sed -n 's/.*(\([0-9.]*\) tokens\/s.*/\1/p'
+            tokens_per_s
     done | median
 }
 lcpp_batched() {  # GGUF THREADS: S_TG of llama-batched-bench
@@ -33,7 +26,6 @@ lcpp_batched() {  # GGUF THREADS: S_TG of llama-batched-bench
             -t "$2" -tb "$2" 2>&1 | awk -F'|' -v b="$B" '$4 + 0 == b { gsub(/ /, "", $9); print $9 }'
     done | median
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 
 echo "| format (bd / llama.cpp) | threads | batch | bd tokens/s | llama.cpp tokens/s | ratio |"
 echo "|---|---|---|---|---|---|"

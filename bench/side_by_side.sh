@@ -21,17 +21,10 @@
 # the same run, interleaved: two more columns, its tokens/s and this build's speed-up over it).
 set -eu
 HERE=$(cd "$(dirname "$0")/.." && pwd)
-BD_BIN=${BD_BIN:-$HERE/build/bin}
-BD_DATA=${BD_DATA:-$HERE/../shared/data}
-LLAMA_BIN=${LLAMA_BIN:-}
-REPS=${REPS:-3}
 PROMPT=${PROMPT:-1}
 BD_BASE_BIN=${BD_BASE_BIN:-}
-WORK=${WORK:-$HERE/build/bench/side_by_side}
-PY=${BD_PYTHON:-/usr/bin/python3}
-. "$HERE/bench/lib/sbs_models.sh"
+. "$HERE/bench/lib/sbs_common.sh"
 
-median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print ""; else print v[int((NR + 1) / 2)] }'; }
 bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval over the windows of 512 in 5 KB of text (2)
     for r in $(seq "$REPS"); do
         bd-eval -m "$1" -k "$TOK" -T 512 --json --threads "$2" -q text.bdz 2>/dev/null |
@@ -40,7 +33,7 @@ bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval over the windows of 512 in 5
 }
 gen1() {  # BIN MODEL THREADS: new tokens/s of one bd-teacher-gen run at batch 1
     "$1/bd-teacher-gen" -m "$2" -k "$TOK" -n 2 -K 128 --temperature 0 -b 1 --unpadded --threads "$3" -o gen.bdz 2>&1 |
-        sed -n 's/.*(\([0-9.]*\) tokens\/s.*/\1/p'
+        tokens_per_s
 }
 bd_gen() {  # MODEL THREADS: "this base" medians of new tokens/s (base: - without BD_BASE_BIN), runs interleaved
     for r in $(seq "$REPS"); do
@@ -60,7 +53,6 @@ for r in csv.DictReader(open(sys.argv[1])):
     else: tg = float(r["avg_ts"])
 print("%.1f %.1f" % (pp, tg))' lb.csv
 }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
 
 echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio | generation base | bd / base |"
 echo "|---|---|---|---|---|---|---|---|---|---|"

@@ -1,8 +1,20 @@
-# The models bench/side_by_side.sh and bench/batched.sh share (sourced, in WORK, made once): a random
-# 110M-shaped Llama (dim 768, 12 layers, 12 heads, ffn 2048, the Llama 2 32,000-token vocabulary,
-# tied f32 embedding/head) as Hugging Face files (m110), and its students made and exported by bd:
-# f32.gguf; q2_K / q4_K packed (f32 head) with f32 activations and with int8 ones (_i8), their GGUF
-# files; tq2 (int8 activations) and its IQ2_BN GGUF. Needs HERE, BD_DATA, WORK, PY, PATH with bd.
+# What bench/side_by_side.sh and bench/batched.sh share (sourced after they set HERE): the
+# environment's defaults, the helpers that summarise runs, and the models, made once in WORK: a
+# random 110M-shaped Llama (dim 768, 12 layers, 12 heads, ffn 2048, the Llama 2 32,000-token
+# vocabulary, tied f32 embedding/head) as Hugging Face files (m110), and its students made and
+# exported by bd: f32.gguf; q2_K / q4_K packed (f32 head) with f32 activations and with int8 ones
+# (_i8), their GGUF files; tq2 (int8 activations) and its IQ2_BN GGUF.
+BD_BIN=${BD_BIN:-$HERE/build/bin}
+BD_DATA=${BD_DATA:-$HERE/../shared/data}
+LLAMA_BIN=${LLAMA_BIN:-}
+REPS=${REPS:-3}
+WORK=${WORK:-$HERE/build/bench/side_by_side}
+PY=${BD_PYTHON:-/usr/bin/python3}
+
+median() { sort -g | awk '{ v[NR] = $1 } END { if (NR == 0) print "-"; else print v[int((NR + 1) / 2)] }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b + 0 > 0 && a + 0 > 0) printf "%.2f", a / b; else printf "-" }'; }
+tokens_per_s() { sed -n 's/.*(\([0-9.]*\) tokens\/s.*/\1/p'; }  # from bd-teacher-gen's summary line
+
 TOK=$BD_DATA/tokenizers/llama2-32k/tokenizer.bin
 PATH=$BD_BIN:$PATH
 mkdir -p "$WORK"
