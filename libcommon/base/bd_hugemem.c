@@ -38,11 +38,16 @@ void bd_huge_advise(void *p, size_t n) {
 #endif
 }
 
+// n rounded up to a whole number of 64-byte lines (at least one), or 0 when that overflows.
+static size_t block_bytes(size_t n) {
+    size_t want = (n + 63) / 64 * 64;
+    return want < n ? 0 : want ? want : 64;
+}
+
 #ifdef HUGE_VIA_MALLOC
 void *bd_huge_alloc(size_t n) {
-    size_t want = (n + 63) / 64 * 64;
-    if (want < n) return NULL;  // overflow
-    if (want == 0) want = 64;
+    size_t want = block_bytes(n);
+    if (!want) return NULL;
     void *p = aligned_alloc(64, want);
     if (p) memset(p, 0, want);
     return p;
@@ -119,9 +124,8 @@ static void *alloc_small(size_t want) {
 }
 
 void *bd_huge_alloc(size_t n) {
-    size_t want = (n + 63) / 64 * 64;
-    if (want < n) return NULL;  // overflow
-    if (want == 0) want = 64;
+    size_t want = block_bytes(n);
+    if (!want) return NULL;
     pthread_mutex_lock(&lock);
     void *p = NULL;
     if (want + HEADER < HUGE_PAGE) {
