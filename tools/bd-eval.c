@@ -581,13 +581,15 @@ static void generate(const bd_model *m, const bd_tokenizer *tok, const char *pro
     if ((int)p.n >= m->cfg.max_seq) bd_fatal("--prompt is %zu tokens, the model's context is %d", p.n, m->cfg.max_seq);
     gen_out g = {tok, {0}, 0};
     char why[300];
+    bd_greedy_stats st;
     double t0 = bd_now();
-    if (bd_greedy(m, p.ids, (int)p.n, n_new, bd_tokenizer_eos(tok), print_token, &g, why, sizeof why) < 0)
+    if (bd_greedy(m, p.ids, (int)p.n, n_new, bd_tokenizer_eos(tok), print_token, &g, &st, why, sizeof why) < 0)
         bd_fatal("%s", why);
     fputc('\n', stdout);
-    double secs = bd_now() - t0;
+    double secs = bd_now() - t0 - st.prefill_seconds, ps = st.prefill_seconds;
     long n_new_done = g.n - (long)p.n;  // the prompt's tokens were printed too
-    bd_tool_note("generated %ld tokens after a prompt of %zu in %.2f s (%.0f tok/s)", n_new_done, p.n, secs,
+    bd_tool_note("read a prompt of %zu tokens in %.3f s (%.1f tok/s), then generated %ld tokens in %.2f s (%.1f tok/s)",
+                 p.n, ps, ps > 0 ? (double)p.n / ps : 0.0, n_new_done, secs,
                  secs > 0 ? (double)n_new_done / secs : 0.0);
     bd_text_buf_free(&g.out);
     bd_token_buf_free(&p);
@@ -891,8 +893,8 @@ static bool plan_memory(const eval_opts *o, const mc_opts *mc, const bd_mc_task 
     int ctx = mi.cfg.max_seq;
     bd_memplan p = {0};
     if (o->n_generate >= 0 && !mc->path) {  // a prompt has at most one token per byte, and BOS
-        long long end = (o->prompt ? (long long)strlen(o->prompt) : 0) + 2 + o->n_generate;
-        bd_runplan_greedy(&p, &mi, end < ctx ? (int)end : ctx);
+        long long P = (o->prompt ? (long long)strlen(o->prompt) : 0) + 1, end = P + 1 + o->n_generate;
+        bd_runplan_greedy(&p, &mi, P < ctx ? (int)P : ctx, end < ctx ? (int)end : ctx);
     } else if (!mc->path) {
         int T = o->seq_len && o->seq_len < ctx ? o->seq_len : ctx < 2048 ? ctx : 2048;  // too long: a usage error later
         bd_runplan_ppl(&p, &mi, o->stride ? 1 : o->batch, T);

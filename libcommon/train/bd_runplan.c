@@ -88,10 +88,13 @@ void bd_runplan_mc(bd_memplan *p, const bd_model_info *mi, int W, int NC, int T,
     bd_memplan_add(p, "scorers' activations", (uint64_t)W * one, "fewer --threads");
 }
 
-void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_T) {
+void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_P, int max_T) {
     bd_memplan_add(p, "weights", bd_memplan_weights(mi), NULL);
     bd_memplan_add(p, "KV cache", bd_kv_cache_bytes(&mi->cfg, 1, max_T) + bd_memplan_lin_scratch(mi, 1),
                    "a smaller --max-new");
+    bd_memplan_add(p, "prompt activations",
+                   bd_fwd_state_bytes(&mi->cfg, 1, max_P, false) + bd_memplan_lin_scratch(mi, max_P),
+                   "a shorter --prompt");
 }
 
 void bd_runplan_generate(bd_memplan *p, const bd_model_info *mi, int B, int max_T, const bd_gen_opts *o) {

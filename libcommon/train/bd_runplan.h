@@ -45,8 +45,9 @@ void bd_runplan_ppl(bd_memplan *p, const bd_model_info *mi, int B, int T);
 // bd-eval --task: W workers, each with a scorer for items of NC choices whose sequences feed
 // at most T positions (bd_mc_task_max_positions).
 void bd_runplan_mc(bd_memplan *p, const bd_model_info *mi, int W, int NC, int T, bd_mc_method method);
-// bd-eval --max-new: greedy continuation through a KV cache of max_T positions.
-void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_T);
+// bd-eval --max-new: greedy continuation through a KV cache of max_T positions after a prompt of
+// at most max_P tokens read in one pass.
+void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_P, int max_T);
 // bd-teacher-gen: batched generation (bd_generate_bytes).
 void bd_runplan_generate(bd_memplan *p, const bd_model_info *mi, int B, int max_T, const bd_gen_opts *o);
 // bd-clipsearch: B calibration windows of T kept for every layer, N positions searched.

@@ -47,24 +47,35 @@ START_TEST(test_greedy_matches_plain_loop) {
     }
     char why[300];
     got g = {.fail_at = -1};
-    ck_assert_int_eq(bd_greedy(&m, seq, 3, 5, -1, take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 5, -1, take, &g, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(g.n, 3 + 5);
     for (int i = 0; i < g.n; i++) ck_assert_int_eq(g.seq[i], seq[i]);
+    g.n = 0;  // a prompt that fills most of the context is read in one pass, then 2 steps
+    bd_greedy_stats gs;
+    ck_assert_int_eq(bd_greedy(&m, seq, 9, 2, -1, take, &g, &gs, why, sizeof why), BD_OK);
+    ck_assert_int_eq(g.n, 11);
+    for (int i = 0; i < g.n; i++) ck_assert_int_eq(g.seq[i], seq[i]);
+    ck_assert_int_eq(gs.prefill_tokens, 9);
+    ck_assert(gs.prefill_seconds >= 0);
+    g.n = 0;  // no new tokens: the prompt is handed over, nothing is computed
+    ck_assert_int_eq(bd_greedy(&m, seq, 4, 0, -1, take, &g, &gs, why, sizeof why), BD_OK);
+    ck_assert_int_eq(g.n, 4);
+    ck_assert_int_eq(gs.prefill_tokens, 0);
     g.n = 0;  // more than the context holds: it stops there
-    ck_assert_int_eq(bd_greedy(&m, seq, 3, 50, -1, take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 50, -1, take, &g, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(g.n, 12);
     for (int i = 0; i < 12; i++) ck_assert_int_eq(g.seq[i], seq[i]);
     g.n = 0;  // EOS: the first new token equal to seq[4] ends it, not handed over
-    ck_assert_int_eq(bd_greedy(&m, seq, 3, 9, seq[4], take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 9, seq[4], take, &g, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(g.n, seq[3] == seq[4] ? 3 : 4);
     g = (got){.fail_at = 2};
-    ck_assert_int_eq(bd_greedy(&m, seq, 3, 5, -1, take, &g, why, sizeof why), BD_ERR_IO);
-    ck_assert_int_eq(bd_greedy(&m, seq, 12, 5, -1, take, &g, why, sizeof why), BD_ERR_ARG);
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 5, -1, take, &g, NULL, why, sizeof why), BD_ERR_IO);
+    ck_assert_int_eq(bd_greedy(&m, seq, 12, 5, -1, take, &g, NULL, why, sizeof why), BD_ERR_ARG);
     ck_assert_msg(strstr(why, "the prompt is 12 tokens, the model's context is 12"), "%s", why);
     // An output head of zeros ties every token: the first, id 0, wins.
     memset(m.w.wcls, 0, sizeof(float) * 31 * 16);
     g = (got){.fail_at = -1};
-    ck_assert_int_eq(bd_greedy(&m, seq, 3, 2, -1, take, &g, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_greedy(&m, seq, 3, 2, -1, take, &g, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(g.n, 5);
     ck_assert_int_eq(g.seq[3], 0);
     ck_assert_int_eq(g.seq[4], 0);
@@ -106,7 +117,7 @@ static int run_greedy(void *ctx) {
     int32_t bos = 1;
     char why[300];
     got seen = {.fail_at = -1};
-    int rc = bd_greedy(r->m, &bos, 1, 20, -1, take, &seen, why, sizeof why);
+    int rc = bd_greedy(r->m, &bos, 1, 20, -1, take, &seen, NULL, why, sizeof why);
     if (rc < 0) fprintf(stderr, "bd_greedy: %s\n", why);
     if (rc < 0) return 1;
     return seen.n == r->want->n && !memcmp(seen.seq, r->want->seq, sizeof(int32_t) * (size_t)seen.n) ? 0 : 2;
@@ -124,7 +135,7 @@ START_TEST(test_greedy_cache_for_the_run) {
     ck_assert_int_eq(big.cfg.max_seq, 2147483647);
     int32_t bos = 1;
     got want = {.fail_at = -1};
-    ck_assert_int_eq(bd_greedy(&m, &bos, 1, 20, -1, take, &want, why, sizeof why), BD_OK);
+    ck_assert_int_eq(bd_greedy(&m, &bos, 1, 20, -1, take, &want, NULL, why, sizeof why), BD_OK);
     ck_assert_int_eq(want.n, 21);
     greedy_run run = {&big, &want};
     ck_assert_int_eq(bd_test_run_limited((size_t)1 << 30, run_greedy, &run), 0);
