@@ -81,15 +81,16 @@ void bd_rmsnorm_forward_ref(float *out, float *rstd, const float *inp, const flo
 // ---- linear ----
 
 void bd_linear_forward(float *out, const float *inp, const float *weight, const float *bias, int N, int C, int OC) {
-    if (N < 8) {
+    if (N < 8 || bd_pk_simd() == BD_SIMD_AVX512) {
         // Matrix-vector products (generation: the f32 head, f32 layers): the packed kernels' f32
         // row dots over bd's thread pool read the weights once at memory speed, where sgemm
-        // with a few rows copies them first (measured: a 32000x768 head took 2x the time).
+        // with a few rows copies them first (measured: a 32000x768 head took 2x the time). On
+        // AVX-512 also N >= 8: the f32 tiles (bd_pk_f32_tiles.c) outrun OpenBLAS's AVX2 sgemm.
         bd_pk_tensor t;
         if (bd_pk_geometry(&t, BD_PK_F32, OC, C, 0) == BD_OK) {
             t.data = (uint8_t *)(uintptr_t)weight;
             t.borrowed = true;
-            bd_pk_matmul(out, inp, &t, N, false, NULL);  // f32 rows, N < 8: no scratch
+            bd_pk_matmul(out, inp, &t, N, false, NULL);  // f32 rows: no scratch on these routes
             if (bias)
                 for (int n = 0; n < N; n++)
                     for (int o = 0; o < OC; o++) out[(size_t)n * OC + o] += bias[o];

@@ -103,6 +103,11 @@ bool bd_pk_tiles_fit(const bd_pk_tensor *t);
 size_t bd_pk_tiles_scratch_bytes(const bd_pk_tensor *t, int N);  // 64-byte aligned start assumed
 void bd_pk_matmul_tiles(float *out, const float *inp, const bd_pk_tensor *t, int N, bd_simd simd, bd_pk_gemm_i8_fn *fn,
                         void *scratch);
+// f32 tiles (bd_pk_f32_tiles.c): f32 activations at N >= 8 on AVX-512, any format. Scratch: the
+// dequantized rows of one block per thread (none for f32 weights read in place), at the current
+// bd_num_threads().
+size_t bd_pk_f32_tiles_scratch_bytes(const bd_pk_tensor *t);
+void bd_pk_matmul_f32_tiles(float *out, const float *inp, const bd_pk_tensor *t, int N, void *scratch);
 // bf16 and f16 (bd_pk_half.c): f16 has no AVX2 dot (F16C is not part of the AVX2 path's check).
 bd_pk_quantize_fn bd_quantize_row_bf16_ref, bd_quantize_row_f16_ref;
 bd_pk_dequantize_fn bd_dequantize_row_bf16, bd_dequantize_row_f16;

@@ -5,7 +5,8 @@
 //
 // The row dots are the formats' (bd_pk_traits_table, bd_pk_<format>.c), picked once per call
 // for the path in use. f32 activations: the exact dequantized value of every code times the
-// activation (N >= 8: rows dequantized in panels into sgemm instead). int8 activations (per
+// activation (N >= 8: the f32 tiles of bd_pk_f32_tiles.c on AVX-512; elsewhere rows dequantized
+// in panels into sgemm). int8 activations (per
 // token absmax/127): N >= 8 on a format and path with integer tiles (traits gemm_i8:
 // q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c), blocks of rows times blocks
 // of tokens with int32 accumulators, equal bit for bit to the scalar row dot; otherwise the
@@ -115,7 +116,11 @@ static int panel_rows(const bd_pk_tensor *t) {
 
 // What each route of bd_pk_matmul carves.
 static size_t f32_bytes(const bd_pk_tensor *t, int N) {
-    if (N >= 8) return up64((size_t)panel_rows(t) * (size_t)t->cols * sizeof(float));
+    if (N >= 8) {  // sgemm's panels or the f32 tiles' rows
+        size_t panels = up64((size_t)panel_rows(t) * (size_t)t->cols * sizeof(float)),
+               tiles = up64(bd_pk_f32_tiles_scratch_bytes(t));
+        return panels > tiles ? panels : tiles;
+    }
     return xp_len(t) != (size_t)t->cols ? up64((size_t)N * xp_len(t) * sizeof(float)) : 0;
 }
 static size_t i8_bytes(const bd_pk_tensor *t, int N) {
@@ -231,6 +236,12 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
     bd_simd simd = bd_pk_simd();
     uint8_t *p = align64(scratch);
     if (!act_int8 && N >= 8) {
+#ifdef BD_X86
+        if (simd == BD_SIMD_AVX512) {
+            bd_pk_matmul_f32_tiles(out, inp, t, N, p);  // bd_pk_f32_tiles.c: f32 weights need no scratch
+            return;
+        }
+#endif
         matmul_panels(out, inp, t, N, min_rows, p);
         return;
     }

@@ -6,8 +6,10 @@
 // saved, loaded and run against the fake-quantized model.
 #include <string.h>
 
+#include "bd_dtype.h"
 #include "bd_forward.h"
 #include "bd_model_io.h"
+#include "bd_kernels.h"
 #include "bd_kquant.h"
 #include "bd_packed.h"
 #include "bd_qmodel.h"
@@ -406,6 +408,80 @@ START_TEST(test_tiles_vs_rowdot) {
     }
     bd_pk_set_simd(BD_SIMD_SCALAR);
     if (bd_pk_simd_supported(BD_SIMD_AVX2)) ck_assert_int_gt(tiled, 0);
+}
+END_TEST
+
+START_TEST(test_f32_tiles_exact) {
+    // f32 tiles (f32 activations, N >= 8 on AVX-512; bd_pk_f32_tiles.c): every output is the
+    // chain fmaf(w[C-1], x[C-1], ... fmaf(w[0], x[0], 0)) of the dequantized row, rebuilt here
+    // with fmaf; the same bits at 1 and 2 threads and for a token computed among 25 or among 8.
+    // Odd shapes: C below, between and above the 16-weight transpose and the 256-weight chunk,
+    // OC not a multiple of the 32-row block, N not a multiple of the 12-token tile; f32 rows read
+    // in place (also through bd_linear_forward, with a bias), others dequantized.
+    if (!bd_pk_simd_supported(BD_SIMD_AVX512)) return;
+    bd_pk_set_simd(BD_SIMD_AVX512);
+    struct {
+        bd_pk_type f;
+        bd_qspec q;
+    } fm[] = {{BD_PK_F32, {BD_Q_NONE, 32, 0}},
+              {BD_PK_Q2, {BD_Q_INT, 2, 40}},
+              {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}},
+              {BD_PK_BF16, {BD_Q_NONE, 16, 0}}};
+    int shapes[][3] = {{33, 17, 8}, {70, 300, 25}, {1, 16, 9}, {32, 520, 13}, {65, 256, 12}};  // OC, C, N
+    for (size_t fi = 0; fi < sizeof fm / sizeof fm[0]; fi++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            int OC = shapes[sh][0], C = shapes[sh][1], N = shapes[sh][2];
+            float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C),
+                  *row = malloc(sizeof(float) * C);
+            float *got = malloc(sizeof(float) * N * OC), *got2 = malloc(sizeof(float) * N * OC),
+                  *part = malloc(sizeof(float) * 8 * OC), *want = malloc(sizeof(float) * N * OC), bias[70];
+            for (int i = 0; i < OC * C; i++) w[i] = frand();
+            for (int i = 0; i < N * C; i++) x[i] = frand() * 4;
+            for (int i = 0; i < OC; i++) bias[i] = frand();
+            bd_pk_tensor t;
+            if (fm[fi].f == BD_PK_BF16) {  // a mapped model's rows: no quantizer makes them
+                ck_assert_int_eq(bd_pk_geometry(&t, BD_PK_BF16, OC, C, 0), BD_OK);
+                ck_assert_int_eq(bd_pk_alloc(&t), BD_OK);
+                for (int i = 0; i < OC * C; i++) {
+                    uint16_t h = bd_f32_to_bf16(w[i]);
+                    memcpy(t.data + 2 * (size_t)i, &h, 2);
+                }
+            } else {
+                ck_assert_int_eq(bd_pk_pack_as(&t, fm[fi].f, w, OC, C, &fm[fi].q, NULL, 0), BD_OK);
+            }
+            for (int r = 0; r < OC; r++) {
+                bd_pk_dequantize_row(&t, r, row);
+                for (int n = 0; n < N; n++) {
+                    float acc = 0;
+                    for (int i = 0; i < C; i++) acc = fmaf(row[i], x[(size_t)n * C + i], acc);
+                    want[n * OC + r] = acc;
+                }
+            }
+            int nt = bd_num_threads();
+            bd_set_num_threads(1);
+            matmul(got, x, &t, N, false, false);
+            bd_set_num_threads(2);
+            matmul(got2, x, &t, N, false, false);
+            matmul(part, x + (size_t)(N - 8) * C, &t, 8, false, false);  // the last 8 tokens alone
+            bd_set_num_threads(nt);
+            char what[96];
+            snprintf(what, sizeof what, "%s %dx%d N=%d", bd_pk_traits_table[fm[fi].f].name, OC, C, N);
+            for (int i = 0; i < N * OC; i++)
+                ck_assert_msg(got[i] == want[i], "%s [n %d row %d]: %.9g != fmaf chain %.9g", what, i / OC, i % OC,
+                              got[i], want[i]);
+            ck_assert_msg(memcmp(got, got2, sizeof(float) * N * OC) == 0, "%s: 1 and 2 threads differ", what);
+            ck_assert_msg(memcmp(part, got + (size_t)(N - 8) * OC, sizeof(float) * 8 * OC) == 0,
+                          "%s: a token's result depends on the others", what);
+            if (fm[fi].f == BD_PK_F32) {  // the unpacked f32 linear takes the same route, then adds the bias
+                bd_linear_forward(got2, x, w, bias, N, C, OC);
+                for (int i = 0; i < N * OC; i++)
+                    ck_assert_msg(got2[i] == want[i] + bias[i % OC], "%s linear [%d]: %.9g != %.9g", what, i, got2[i],
+                                  want[i] + bias[i % OC]);
+            }
+            bd_pk_free(&t);
+            free(w), free(x), free(row), free(got), free(got2), free(part), free(want);
+        }
+    bd_pk_set_simd(BD_SIMD_SCALAR);
 }
 END_TEST
 
@@ -842,6 +918,7 @@ Suite *suite_packed(void) {
     tcase_add_test(tc, test_i8_dots_exact);
     tcase_add_test(tc, test_matmul_threads);
     tcase_add_test(tc, test_tiles_vs_rowdot);
+    tcase_add_test(tc, test_f32_tiles_exact);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_packed_models);
     tcase_add_test(tc, test_packed_head_formats);
