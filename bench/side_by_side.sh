@@ -9,8 +9,9 @@
 #   q2_K, q4_K +int8-acts: the same with bd-pack --act-quant int8 (bd's per-token int8 activations;
 #           llama.cpp's K-quant dots quantize activations to 8 bits per 256, Q8_K)
 #   ternary bd: packed tq2, int8 activations   llama.cpp: bd's IQ2_BN GGUF (ik_llama.cpp's type)
-# Prompt processing: bd-eval on 512-token windows (it also computes all 512 positions' logits,
-# llama-bench only what it needs) vs llama-bench pp512; generation: bd-teacher-gen --unpadded
+# Prompt processing: bd-eval -K 1 with a 512-token prompt (the first 1803 bytes of the text; read
+# in one batched pass with the head at the last position only, as llama-bench does; bd-eval's
+# note gives that pass's tokens/s) vs llama-bench pp512; generation: bd-teacher-gen --unpadded
 # -b 1 (greedy, 128 new tokens per sample, 2 samples) vs llama-bench tg128. Tokens/s, medians of
 # REPS runs at 1 and 2 threads, and bd / llama.cpp (ik_llama.cpp's llama-bench takes generation
 # threads from -tgb, not -t: both are given). LLAMA_BIN: an ik_llama.cpp (or llama.cpp)
@@ -25,10 +26,11 @@ PROMPT=${PROMPT:-1}
 BD_BASE_BIN=${BD_BASE_BIN:-}
 . "$HERE/bench/lib/sbs_common.sh"
 
-bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval over the windows of 512 in 5 KB of text (2)
+PROMPT_TEXT=$(head -c 1803 text.txt)  # 512 tokens with BOS (Llama 2 tokenizer)
+bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval's prompt pass
     for r in $(seq "$REPS"); do
-        bd-eval -m "$1" -k "$TOK" -T 512 --json --threads "$2" -q text.bdz 2>/dev/null |
-            sed 's/.*"tokens":\([0-9]*\).*"seconds":\([0-9.]*\).*/\1 \2/' | awk '{ printf "%.1f\n", $1 / $2 }'
+        bd-eval -m "$1" -k "$TOK" --threads "$2" -K 1 --prompt "$PROMPT_TEXT" 2>&1 >/dev/null |
+            sed -n 's/.*read a prompt of 512 tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'
     done | median
 }
 gen1() {  # BIN MODEL THREADS: new tokens/s of one bd-teacher-gen run at batch 1

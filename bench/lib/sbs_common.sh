@@ -20,7 +20,7 @@ PATH=$BD_BIN:$PATH
 mkdir -p "$WORK"
 cd "$WORK"
 [ -s m110/model.safetensors ] || $PY "$HERE/tests/cli/make_hf_model.py" m110 768 2048 12 12 32000 1 1024
-[ -s text.bdz ] || { head -c 5000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >text.txt && bd-tokenize -k "$TOK" --whole -q -o text.bdz text.txt; }
+[ -s text.txt ] || head -c 5000 "$BD_DATA/eval/tinystories/tinystories_val_a.txt" >text.txt
 [ -s f32.gguf ] || bd-pack -m m110 -k "$TOK" --format gguf -q -o f32.gguf
 for k in q2_K q4_K; do
     [ -s $k.bdz ] || bd-pack -m m110 -k "$TOK" --quant $k --head-format f32 -q -o $k.bdz
