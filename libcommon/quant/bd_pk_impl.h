@@ -103,6 +103,11 @@ bool bd_pk_tiles_fit(const bd_pk_tensor *t);
 size_t bd_pk_tiles_scratch_bytes(const bd_pk_tensor *t, int N);  // 64-byte aligned start assumed
 void bd_pk_matmul_tiles(float *out, const float *inp, const bd_pk_tensor *t, int N, bd_simd simd, bd_pk_gemm_i8_fn *fn,
                         void *scratch);
+// K-quant integer tiles (bd_pk_kquant_tiles.c): q2_K and q4_K, int8 activations at N >= 8 on
+// AVX-512; equal bit for bit to bd_vec_dot_kquant_i8_scalar.
+bool bd_pk_kquant_tiles_fit(const bd_pk_tensor *t);
+size_t bd_pk_kquant_tiles_scratch_bytes(const bd_pk_tensor *t, int N);  // 64-byte aligned start assumed
+void bd_pk_matmul_kquant_tiles(float *out, const float *inp, const bd_pk_tensor *t, int N, void *scratch);
 // f32 tiles (bd_pk_f32_tiles.c): f32 activations at N >= 8 on AVX-512, any format. Scratch: the
 // dequantized rows of one block per thread (none for f32 weights read in place), at the current
 // bd_num_threads().

@@ -8,7 +8,8 @@
 // activation (N >= 8: the f32 tiles of bd_pk_f32_tiles.c on AVX-512; elsewhere rows dequantized
 // in panels into sgemm). int8 activations (per
 // token absmax/127): N >= 8 on a format and path with integer tiles (traits gemm_i8:
-// q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c), blocks of rows times blocks
+// q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c; q2_K and q4_K on AVX-512:
+// bd_pk_kquant_tiles.c, their sub-block scales need their own layout), blocks of rows times blocks
 // of tokens with int32 accumulators, equal bit for bit to the scalar row dot; otherwise the
 // format's integer dot (q2, q3, q8, q6, tq2 on every SIMD path; the K-quants on AVX-512; the
 // others scalar; tq2 on AVX-512 several rows per pass, traits gemv_i8), or, where a path has none, that path's f32 dot on the int8 values as floats
@@ -141,6 +142,8 @@ size_t bd_pk_matmul_scratch_bytes(const bd_pk_tensor *t, int N, bool act_int8) {
         if (!tr->vec_dot_i8[s] && via_f32_bytes(t, N) > n) n = via_f32_bytes(t, N);
     for (int s = 0; s < BD_SIMD_COUNT && act_int8 && N >= 8; s++)
         if (tr->gemm_i8[s] && bd_pk_tiles_scratch_bytes(t, N) > n) n = bd_pk_tiles_scratch_bytes(t, N);
+    if (act_int8 && N >= 8 && bd_pk_kquant_tiles_fit(t) && bd_pk_kquant_tiles_scratch_bytes(t, N) > n)
+        n = bd_pk_kquant_tiles_scratch_bytes(t, N);
     return 63 + (n > r ? n : r);
 }
 
@@ -245,6 +248,12 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
         matmul_panels(out, inp, t, N, min_rows, p);
         return;
     }
+#ifdef BD_X86
+    if (act_int8 && N >= 8 && simd == BD_SIMD_AVX512 && bd_pk_kquant_tiles_fit(t)) {
+        bd_pk_matmul_kquant_tiles(out, inp, t, N, p);  // q2_K, q4_K (bd_pk_kquant_tiles.c)
+        return;
+    }
+#endif
     if (act_int8 && N >= 8 && tr->gemm_i8[simd] && bd_pk_tiles_fit(t)) {
         bd_pk_matmul_tiles(out, inp, t, N, simd, tr->gemm_i8[simd], p);  // integer tiles (bd_pk_tiles.c)
         return;

@@ -1,8 +1,9 @@
 // q2_K, q3_K, q4_K: llama.cpp's K-quant blocks stored verbatim (bd_kquant.h), one 256-weight
 // super-block per group, so a packed student's rows are the bytes its GGUF file holds. The
 // scalar dots dequantize one block at a time (ggml's arithmetic) and multiply; the AVX2 and
-// AVX-512 ones decode codes in registers. int8 activations: integer sub-block sums (VNNI) for
-// q2_K and q4_K on the AVX-512 path; otherwise the scalar dot on the dequantized weights.
+// AVX-512 ones decode codes in registers. int8 activations: integer sub-block sums for q2_K and
+// q4_K (VNNI on the AVX-512 path; N >= 8: bd_pk_kquant_tiles.c); q3_K the scalar dot on the
+// dequantized weights.
 #include "bd_kquant.h"
 #include "bd_pk_simd.h"
 
@@ -76,9 +77,46 @@ float bd_vec_dot_kquant_f32_scalar(const bd_pk_tensor *t, const uint8_t *row, co
     return acc;
 }
 
+// q2_K and q4_K: per block the exact integer sums isum = sum_j sc_j sum_{i in j} q_i x_i and
+// msum = sum_j m_j sum_{i in j} x_i, then acc += d isum - dmin msum (bd_pk_kquant_tiles.c, whose
+// tiles repeat these very steps).
+static float kq_i8_integer(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, float xs) {
+    float acc = 0;
+    for (int g = 0; g < t->ngroups; g++) {
+        const int8_t *x = xq + (size_t)g * BD_QK_K;
+        int q[BD_QK_K], sc[16], m[16], nsub, len;
+        float d, dmin;
+        if (t->type == BD_PK_Q2_K) {
+            bd_block_q2_K b;
+            memcpy(&b, bd_pk_cblock(row, t, g), sizeof b);
+            d = bd_f16_to_f32(b.d), dmin = bd_f16_to_f32(b.dmin);
+            nsub = 16, len = 16;
+            for (int j = 0; j < 16; j++) sc[j] = b.scales[j] & 15, m[j] = b.scales[j] >> 4;
+            for (int i = 0; i < BD_QK_K; i++) q[i] = b.qs[32 * (i >> 7) + (i & 31)] >> (2 * ((i >> 5) & 3)) & 3;
+        } else {
+            bd_block_q4_K b;
+            memcpy(&b, bd_pk_cblock(row, t, g), sizeof b);
+            d = bd_f16_to_f32(b.d), dmin = bd_f16_to_f32(b.dmin);
+            nsub = 8, len = 32;
+            kq4_scales_mins(b.scales, sc, m);
+            for (int i = 0; i < BD_QK_K; i++) q[i] = b.qs[32 * (i >> 6) + (i & 31)] >> (4 * ((i >> 5) & 1)) & 15;
+        }
+        int32_t isum = 0, msum = 0;
+        for (int j = 0; j < nsub; j++) {
+            int32_t dot = 0, sum = 0;
+            for (int i = j * len; i < (j + 1) * len; i++) dot += q[i] * x[i], sum += x[i];
+            isum += sc[j] * dot;
+            msum += m[j] * sum;
+        }
+        acc += d * (float)isum - dmin * (float)msum;
+    }
+    return acc * xs;
+}
+
 float bd_vec_dot_kquant_i8_scalar(const bd_pk_tensor *t, const uint8_t *row, const int8_t *xq, const int32_t *xsum,
                                   float xs) {
     (void)xsum;
+    if (t->type != BD_PK_Q3_K) return kq_i8_integer(t, row, xq, xs);
     kq_dequant_fn *dequant = dequant_of(t->type);
     float w[BD_QK_K], acc = 0;
     for (int g = 0; g < t->ngroups; g++) {

@@ -12,6 +12,7 @@
 #include "bd_packed.h"
 #include "bd_quant.h"
 #include "bd_test.h"
+#include "bd_threads.h"
 
 static uint32_t rng = 12345;
 static float urand(void) {  // uniform in [-1, 1)
@@ -333,6 +334,95 @@ START_TEST(test_kquant_straight_through) {
 }
 END_TEST
 
+// The integer form of a K-quant product with int8 activations, from ggml's walk of the blocks
+// (dequantize_row_q2_K / q4_K: weights in order, the sub-block index advancing every 16 or 32),
+// written apart from the kernels: per block isum = sum_j sc_j sum q x, msum = sum_j m_j sum x,
+// acc += d isum - dmin msum, times the token's scale at the end.
+static float kq_int_dot(bd_pk_type type, const uint8_t *row, int C, const int8_t *x, float xs) {
+    float acc = 0;
+    for (int g = 0; g < C / 256; g++, x += 256) {
+        int q[256], sub[256], sc[16], m[16], n = 0;
+        float d, dmin;
+        if (type == BD_PK_Q2_K) {
+            bd_block_q2_K b;
+            memcpy(&b, row + (size_t)g * sizeof b, sizeof b);
+            d = bd_f16_to_f32(b.d), dmin = bd_f16_to_f32(b.dmin);
+            int is = 0;
+            for (int h = 0; h < 2; h++)
+                for (int shift = 0; shift < 8; shift += 2)
+                    for (int half = 0; half < 2; half++, is++) {
+                        sc[is] = b.scales[is] & 15, m[is] = b.scales[is] >> 4;
+                        for (int l = 0; l < 16; l++, n++) q[n] = b.qs[32 * h + 16 * half + l] >> shift & 3, sub[n] = is;
+                    }
+        } else {
+            bd_block_q4_K b;
+            memcpy(&b, row + (size_t)g * sizeof b, sizeof b);
+            d = bd_f16_to_f32(b.d), dmin = bd_f16_to_f32(b.dmin);
+            for (int j = 0; j < 8; j++) bd_q4_K_scale_min(b.scales, j, &sc[j], &m[j]);
+            for (int h = 0; h < 4; h++)
+                for (int nib = 0; nib < 2; nib++)
+                    for (int l = 0; l < 32; l++, n++) q[n] = b.qs[32 * h + l] >> (4 * nib) & 15, sub[n] = 2 * h + nib;
+        }
+        int32_t dot[16] = {0}, sum[16] = {0}, isum = 0, msum = 0;
+        for (int i = 0; i < 256; i++) dot[sub[i]] += q[i] * x[i], sum[sub[i]] += x[i];
+        for (int j = 0; j < 16; j++) isum += sc[j] * dot[j], msum += m[j] * sum[j];
+        acc += d * (float)isum - dmin * (float)msum;
+    }
+    return acc * xs;
+}
+
+START_TEST(test_kquant_int8_tiles_exact) {
+    // q2_K and q4_K with int8 activations: the scalar row dot (N < 8) and, on AVX-512, the integer
+    // tiles (N >= 8; bd_pk_kquant_tiles.c) give kq_int_dot's value bit for bit, the same at 1 and
+    // 2 threads; within rounding of the plain twin. Rows not a multiple of the 32-row block,
+    // tokens not a multiple of the 8- or 6-token tile, one to three blocks per row.
+    int shapes[][3] = {{33, 256, 8}, {70, 512, 13}, {1, 256, 9}, {65, 768, 25}, {7, 512, 3}};  // OC, C, N
+    bd_pk_type types[] = {BD_PK_Q2_K, BD_PK_Q4_K};
+    for (int k = 0; k < 2; k++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
+            int OC = shapes[sh][0], C = shapes[sh][1], N = shapes[sh][2];
+            bd_qspec q = {types[k] == BD_PK_Q2_K ? BD_Q_Q2_K : BD_Q_Q4_K, types[k] == BD_PK_Q2_K ? 2 : 4, 256};
+            float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C),
+                  *got = malloc(sizeof(float) * N * OC), *got2 = malloc(sizeof(float) * N * OC),
+                  *ref = malloc(sizeof(float) * N * OC);
+            int8_t *xq = malloc((size_t)C);
+            for (int i = 0; i < OC * C; i++) w[i] = 0.05f * urand() * (1 + (i % 5));
+            for (int i = 0; i < N * C; i++) x[i] = urand() + (i % 9 == 0 ? 0.7f : 0);
+            bd_pk_tensor t;
+            ck_assert_int_eq(bd_pk_pack(&t, w, OC, C, &q, NULL, 0), BD_OK);
+            void *scratch = malloc(bd_pk_matmul_scratch_bytes(&t, N, true) + 1);
+            for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {
+                if (!bd_pk_simd_supported((bd_simd)path)) continue;
+                bool exact = path == BD_SIMD_SCALAR || (path == BD_SIMD_AVX512 && N >= 8);
+                if (!exact) continue;
+                bd_pk_set_simd((bd_simd)path);
+                int nt = bd_num_threads();
+                bd_set_num_threads(1);
+                bd_pk_matmul(got, x, &t, N, true, scratch);
+                bd_set_num_threads(2);
+                bd_pk_matmul(got2, x, &t, N, true, scratch);
+                bd_set_num_threads(nt);
+                bd_pk_matmul_ref(ref, x, &t, N, true, scratch);
+                for (int n = 0; n < N; n++) {
+                    float xs;
+                    bd_pk_quantize_act_ref(x + (size_t)n * C, xq, C, &xs);
+                    for (int r = 0; r < OC; r++) {
+                        float want = kq_int_dot(types[k], t.data + (size_t)r * t.row_bytes, C, xq, xs);
+                        ck_assert_msg(got[n * OC + r] == want, "%s %s %dx%d N=%d [%d,%d]: %.9g != %.9g",
+                                      bd_pk_simd_name((bd_simd)path), bd_pk_traits_table[types[k]].name, OC, C, N, n, r,
+                                      got[n * OC + r], want);
+                        ck_assert(fabs(got[n * OC + r] - ref[n * OC + r]) <= 1e-5 * (1 + fabs(ref[n * OC + r])));
+                    }
+                }
+                ck_assert_msg(memcmp(got, got2, sizeof(float) * N * OC) == 0, "1 and 2 threads differ");
+            }
+            bd_pk_set_simd(BD_SIMD_SCALAR);
+            bd_pk_free(&t);
+            free(scratch), free(w), free(x), free(got), free(got2), free(ref), free(xq);
+        }
+}
+END_TEST
+
 Suite *suite_kquant(void) {
     Suite *s = suite_create("kquant");
     TCase *tc = tcase_create("core");
@@ -341,6 +431,7 @@ Suite *suite_kquant(void) {
     tcase_add_test(tc, test_kquant_error_near_minmax);
     tcase_add_test(tc, test_kquant_fakequant_packed_and_blocks_agree);
     tcase_add_test(tc, test_kquant_kernels_every_path);
+    tcase_add_test(tc, test_kquant_int8_tiles_exact);
     tcase_add_test(tc, test_kquant_spec_checks);
     tcase_add_test(tc, test_kquant_straight_through);
     suite_add_tcase(s, tc);
