@@ -1,9 +1,10 @@
 // Causal grouped-query attention, batched (training/prefill) and one-row-per-sequence (KV
 // cache), each with its _ref twin. Dimension key: B batch, T sequence, NH query heads,
 // KV key/value heads, G = NH/KV query heads per KV head, HS head dim.
-// Fast path: per (b, head) and block of ATT_BLOCK query rows, one sgemm for the scores
+// Fast path: per (b, head) and block of ATT_BLOCK query rows, one product for the scores
 // against only the keys the block can see (causal: about half of T^2), a vectorized
-// softmax, one sgemm for P V. Step (generation): per head, the scores and P V as direct
+// softmax, one product for P V (the f32 tiles on AVX-512, bd_f32_gemm_nt/nn: Debian's
+// OpenBLAS runs its AVX2 kernel there; sgemm elsewhere). Step (generation): per head, the scores and P V as direct
 // AVX-512 / AVX2 loops over the cache (sgemm on a 1 x n x HS product spent most of its time
 // packing; measured 14% of a ternary model's token), sgemm on the scalar path.
 #include <cblas.h>
@@ -49,6 +50,48 @@ static float softmax_row(float *x, int n) {
     return m + logf(s);
 }
 
+#ifdef BD_VMATH_V16
+// softmax_row 16 lanes at a time (each exp the same as softmax_row's; the sums in another order).
+BD_T_V16 static float softmax_row16(float *x, int n) {
+    const bd_v16f zero = {0};
+    bd_v16f mv = zero - INFINITY;
+    int j = 0;
+    for (; j + 16 <= n; j += 16) {
+        bd_v16f v = bd_v16_load(x + j);
+        bd_v16i gt = v > mv;
+        mv = (bd_v16f)(((bd_v16i)v & gt) | ((bd_v16i)mv & ~gt));
+    }
+    float m = -INFINITY;
+    for (int l = 0; l < 16; l++) m = mv[l] > m ? mv[l] : m;
+    for (; j < n; j++) m = x[j] > m ? x[j] : m;
+    bd_v16f sv = zero, m16 = zero + m;
+    for (j = 0; j + 16 <= n; j += 16) {
+        bd_v16f e = bd_v16_exp(bd_v16_load(x + j) - m16);
+        bd_v16_store(x + j, e);
+        sv += e;
+    }
+    float s = 0;
+    for (int l = 0; l < 16; l++) s += sv[l];
+    for (; j < n; j++) {
+        x[j] = bd_expf_fast(x[j] - m);
+        s += x[j];
+    }
+    bd_v16f inv = zero + 1.0f / s;
+    for (j = 0; j + 16 <= n; j += 16) bd_v16_store(x + j, bd_v16_load(x + j) * inv);
+    for (; j < n; j++) x[j] *= 1.0f / s;
+    return m + logf(s);
+}
+#endif
+
+// The softmax of the path in use: 16 lanes on AVX-512.
+typedef float softmax_fn(float *x, int n);
+static softmax_fn *pick_softmax(void) {
+#ifdef BD_VMATH_V16
+    if (bd_pk_simd() == BD_SIMD_AVX512) return softmax_row16;
+#endif
+    return softmax_row;
+}
+
 typedef struct {
     float *out, *lse;
     const float *q, *k, *v;
@@ -56,6 +99,7 @@ typedef struct {
     long long slot_floats;
     int next_slot;
     int T, NH, KV, HS;
+    softmax_fn *softmax;
 } att_job;
 
 // (b, head) pairs i0..i1-1, with one scratch slot of its own.
@@ -76,16 +120,18 @@ static void att_chunk(void *ctx, int i0, int i1) {
         for (int t0 = 0; t0 < T; t0 += ATT_BLOCK) {
             int m = T - t0 < ATT_BLOCK ? T - t0 : ATT_BLOCK;
             int n = t0 + m;  // keys this block can see
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, HS, scale, qb + t0 * qs, (int)qs, kb, (int)ks,
-                        0.0f, S, n);
+            if (!bd_f32_gemm_nt(S, (size_t)n, qb + t0 * qs, qs, kb, ks, m, n, HS, scale))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, HS, scale, qb + t0 * qs, (int)qs, kb,
+                            (int)ks, 0.0f, S, n);
             for (int r = 0; r < m; r++) {
                 int t = t0 + r;
                 float *row = S + (size_t)r * n;
-                lb[t] = softmax_row(row, t + 1);
+                lb[t] = j->softmax(row, t + 1);
                 for (int c = t + 1; c < n; c++) row[c] = 0.0f;
             }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, n, 1.0f, S, n, vb, (int)ks, 0.0f,
-                        ob + t0 * qs, (int)qs);
+            if (!bd_f32_gemm_nn(ob + t0 * qs, qs, S, (size_t)n, vb, ks, m, HS, n, 1.0f))
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, HS, n, 1.0f, S, n, vb, (int)ks, 0.0f,
+                            ob + t0 * qs, (int)qs);
         }
     }
 }
@@ -93,7 +139,7 @@ static void att_chunk(void *ctx, int i0, int i1) {
 void bd_attention_forward(float *out, float *lse, const float *q, const float *k, const float *v, float *scratch,
                           long long scratch_floats, int B, int T, int NH, int KV, int HS) {
     long long per = bd_attention_scratch_floats(T, 1);
-    att_job j = {out, lse, q, k, v, scratch, per, 0, T, NH, KV, HS};
+    att_job j = {out, lse, q, k, v, scratch, per, 0, T, NH, KV, HS, pick_softmax()};
     int n = B * NH, nt = bd_num_threads();
     if (nt > scratch_floats / per) nt = (int)(scratch_floats / per);
     if (nt > n) nt = n;
@@ -166,7 +212,7 @@ T_AVX512 static void head_step_avx512(float *o, float *S, const float *qv, const
         }
         S[s] = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1)) * scale;
     }
-    softmax_row(S, n);
+    softmax_row16(S, n);
     for (int e = 0; e < HS; e += 16) {
         __mmask16 m = HS - e >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (HS - e)) - 1);
         __m512 acc = _mm512_setzero_ps();

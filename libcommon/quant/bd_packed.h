@@ -153,8 +153,8 @@ typedef float bd_pk_dot_i8_fn(const bd_pk_tensor *t, const uint8_t *row, const i
 // Integer tiles (int8 activations, N >= 8 tokens; bd_pk_tiles.c): rows [r0, r1) of out (N, OC) for every
 // token, from padded int8 activations xq (N, XP) with group sums xsum (N, NG) and scales xs (N); buf
 // holds one repacked block of the path's tile rows (r0 is a multiple of them).
-typedef void bd_pk_gemm_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,
-                              const float *xs, int N, int r0, int r1, uint8_t *buf);
+typedef void bd_pk_gemm_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, const float *xs,
+                              int N, int r0, int r1, uint8_t *buf);
 // Generation's matrix-vector product (int8 activations, N < 8, one token per call): rows [r0, r1) of
 // out (OC) from one token's padded xq (XP), xsum (NG) and scale xs; several rows per pass share the
 // activation loads. Each result equals the format's scalar int8 row dot bit for bit.
@@ -199,6 +199,16 @@ void bd_pk_free(bd_pk_tensor *t);
 
 // Row r of t, dequantized (C floats).
 void bd_pk_dequantize_row(const bd_pk_tensor *t, int r, float *out);
+
+// Single-threaded f32 products on the f32 tiles (bd_pk_f32_tiles.c) for callers with strided
+// operands (attention): out (N, OC) (rows ldo apart) = alpha x (N, C) @ w^T, w's OC rows of C
+// ldw apart (nt), or = alpha x (N, C) @ v, v (C, OC) with rows ldv apart (nn). Each output is one
+// chain of fused multiply-adds over k in order, times alpha. False, with nothing done, when the
+// AVX-512 path is not in use (bd_pk_simd): the caller takes its own route (sgemm).
+bool bd_f32_gemm_nt(float *out, size_t ldo, const float *x, size_t ldx, const float *w, size_t ldw, int N, int OC,
+                    int C, float alpha);
+bool bd_f32_gemm_nn(float *out, size_t ldo, const float *x, size_t ldx, const float *v, size_t ldv, int N, int OC,
+                    int C, float alpha);
 
 // Packs w (OC, C) latent weights with quantizer q into t (allocated here). BD_ERR_VALUE for a
 // NaN/inf weight, BD_ERR_ARG if q has no packed format or does not fit C, BD_ERR_NOMEM; why says which.

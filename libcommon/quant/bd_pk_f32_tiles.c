@@ -88,10 +88,11 @@ T_F32T static void pack_chunk(const float *src, size_t lds, int nr, int k0, int 
 
 #define X12(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7) M(8) M(9) M(10) M(11)
 
-// Tokens 0..nt-1 (x + n ldx, out + n ldo) over one chunk of kc weights; first: start from 0,
-// else from out's partial sums. m0, m1: the block's valid rows.
-T_F32T BD_SIMD_INLINE void tile(const float *w, int kc, const float *x, size_t ldx, float *out, size_t ldo,
-                                __mmask16 m0, __mmask16 m1, int nt, bool first) {
+// Tokens 0..nt-1 (x + n ldx, out + n ldo) over one chunk of kc weights, the block's 32 columns at
+// w + k ws (masked loads: columns past the block's are not read); first: start from 0, else from
+// out's partial sums; last: the sums are multiplied by alpha (if not 1) before they are stored.
+T_F32T BD_SIMD_INLINE void tile(const float *w, size_t ws, int kc, const float *x, size_t ldx, float *out, size_t ldo,
+                                __mmask16 m0, __mmask16 m1, int nt, bool first, bool last, float alpha) {
 #define DECL(i)                                                       \
     __m512 a##i = _mm512_setzero_ps(), b##i = _mm512_setzero_ps();    \
     if (nt > i && !first) {                                           \
@@ -101,7 +102,8 @@ T_F32T BD_SIMD_INLINE void tile(const float *w, int kc, const float *x, size_t l
     X12(DECL)
 #undef DECL
     for (int k = 0; k < kc; k++) {
-        __m512 w0 = _mm512_load_ps(w + (size_t)k * FT_RB), w1 = _mm512_load_ps(w + (size_t)k * FT_RB + 16);
+        __m512 w0 = _mm512_maskz_loadu_ps(m0, w + (size_t)k * ws),
+               w1 = _mm512_maskz_loadu_ps(m1, w + (size_t)k * ws + 16);
 #define FMA(i)                                              \
     if (nt > i) {                                           \
         __m512 xb = _mm512_set1_ps(x[(size_t)i * ldx + k]); \
@@ -111,6 +113,16 @@ T_F32T BD_SIMD_INLINE void tile(const float *w, int kc, const float *x, size_t l
         X12(FMA)
 #undef FMA
     }
+    if (last && alpha != 1.0f) {
+        __m512 av = _mm512_set1_ps(alpha);
+#define SCALE(i)                        \
+    if (nt > i) {                       \
+        a##i = _mm512_mul_ps(a##i, av); \
+        b##i = _mm512_mul_ps(b##i, av); \
+    }
+        X12(SCALE)
+#undef SCALE
+    }
 #define STORE(i)                                                     \
     if (nt > i) {                                                    \
         _mm512_mask_storeu_ps(out + (size_t)i * ldo, m0, a##i);      \
@@ -119,6 +131,24 @@ T_F32T BD_SIMD_INLINE void tile(const float *w, int kc, const float *x, size_t l
     X12(STORE)
 #undef STORE
 }
+
+// Every row of x (N) through tile, 12 at a time.
+T_F32T static void run_tiles(const float *w, size_t ws, int kc, const float *x, size_t ldx, float *out, size_t ldo,
+                             int N, __mmask16 m0, __mmask16 m1, bool first, bool last, float alpha) {
+    for (int n0 = 0; n0 < N; n0 += FT_TN) {
+        int nt = N - n0 < FT_TN ? N - n0 : FT_TN;
+        const float *xn = x + (size_t)n0 * ldx;
+        float *o = out + (size_t)n0 * ldo;
+        switch (nt) {  // constant token counts: accumulators in registers
+#define CASE(i) \
+    case i + 1: tile(w, ws, kc, xn, ldx, o, ldo, m0, m1, i + 1, first, last, alpha); break;
+            X12(CASE)
+#undef CASE
+        }
+    }
+}
+
+static inline __mmask16 mask_lo(int nr) { return nr >= 16 ? 0xffff : nr <= 0 ? 0 : (__mmask16)((1u << nr) - 1); }
 
 typedef struct {
     const bd_pk_tensor *t;
@@ -137,23 +167,12 @@ T_F32T static void block(const f32_tiles_job *j, int r0, float *rows) {
         src = (const float *)(const void *)(t->data + (size_t)r0 * t->row_bytes);
     else
         for (int r = 0; r < nr; r++) bd_pk_dequantize_row(t, r0 + r, rows + (size_t)r * C);
-    __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
-    __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
+    __mmask16 m0 = mask_lo(nr), m1 = mask_lo(nr - 16);
     _Alignas(64) float w[FT_KC * FT_RB];
     for (int k0 = 0; k0 < C; k0 += FT_KC) {
         int kc = C - k0 < FT_KC ? C - k0 : FT_KC;
         pack_chunk(src, (size_t)C, nr, k0, kc, w);
-        for (int n0 = 0; n0 < j->N; n0 += FT_TN) {
-            int nt = j->N - n0 < FT_TN ? j->N - n0 : FT_TN;
-            const float *x = j->inp + (size_t)n0 * C + k0;
-            float *o = j->out + (size_t)n0 * OC + r0;
-            switch (nt) {  // constant token counts: accumulators in registers
-#define CASE(i) \
-    case i + 1: tile(w, kc, x, (size_t)C, o, (size_t)OC, m0, m1, i + 1, k0 == 0); break;
-                X12(CASE)
-#undef CASE
-            }
-        }
+        run_tiles(w, FT_RB, kc, j->inp + k0, (size_t)C, j->out + r0, (size_t)OC, j->N, m0, m1, k0 == 0, false, 1.0f);
     }
 }
 
@@ -171,4 +190,48 @@ void bd_pk_matmul_f32_tiles(float *out, const float *inp, const bd_pk_tensor *t,
     f32_tiles_job j = {t, inp, out, rows_in_place(t) ? NULL : scratch, N, S, (t->rows + FT_RB - 1) / FT_RB};
     bd_parallel_for(S, 1, run_slots, &j);
 }
+
+T_F32T static void gemm_nt(float *out, size_t ldo, const float *x, size_t ldx, const float *w, size_t ldw, int N,
+                           int OC, int C, float alpha) {
+    _Alignas(64) float wp[FT_KC * FT_RB];
+    for (int r0 = 0; r0 < OC; r0 += FT_RB) {
+        int nr = OC - r0 < FT_RB ? OC - r0 : FT_RB;
+        for (int k0 = 0; k0 < C; k0 += FT_KC) {
+            int kc = C - k0 < FT_KC ? C - k0 : FT_KC;
+            pack_chunk(w + (size_t)r0 * ldw, ldw, nr, k0, kc, wp);
+            run_tiles(wp, FT_RB, kc, x + k0, ldx, out + r0, ldo, N, mask_lo(nr), mask_lo(nr - 16), k0 == 0,
+                      k0 + kc == C, alpha);
+        }
+    }
+}
+
+T_F32T static void gemm_nn(float *out, size_t ldo, const float *x, size_t ldx, const float *v, size_t ldv, int N,
+                           int OC, int C, float alpha) {
+    for (int r0 = 0; r0 < OC; r0 += FT_RB)  // v's rows are the packed layout already
+        run_tiles(v + r0, ldv, C, x, ldx, out + r0, ldo, N, mask_lo(OC - r0), mask_lo(OC - r0 - 16), true, true, alpha);
+}
 #endif
+
+bool bd_f32_gemm_nt(float *out, size_t ldo, const float *x, size_t ldx, const float *w, size_t ldw, int N, int OC,
+                    int C, float alpha) {
+#ifdef BD_X86
+    if (bd_pk_simd() == BD_SIMD_AVX512 && C > 0) {
+        gemm_nt(out, ldo, x, ldx, w, ldw, N, OC, C, alpha);
+        return true;
+    }
+#endif
+    (void)out, (void)ldo, (void)x, (void)ldx, (void)w, (void)ldw, (void)N, (void)OC, (void)C, (void)alpha;
+    return false;
+}
+
+bool bd_f32_gemm_nn(float *out, size_t ldo, const float *x, size_t ldx, const float *v, size_t ldv, int N, int OC,
+                    int C, float alpha) {
+#ifdef BD_X86
+    if (bd_pk_simd() == BD_SIMD_AVX512 && C > 0) {
+        gemm_nn(out, ldo, x, ldx, v, ldv, N, OC, C, alpha);
+        return true;
+    }
+#endif
+    (void)out, (void)ldo, (void)x, (void)ldx, (void)v, (void)ldv, (void)N, (void)OC, (void)C, (void)alpha;
+    return false;
+}

@@ -166,14 +166,20 @@ START_TEST(test_attention_vs_ref) {
         long long sf = bd_attention_scratch_floats(T, 2);
         float *scratch = zeros((size_t)sf);
         bd_attention_forward_ref(b, lb, q, k, v, B, T, NH, KV, HS);
-        // One and two threads (two scratch slots): the same values.
-        for (int threads = 1; threads <= 2; threads++) {
-            bd_set_num_threads(threads);
-            memset(a, 0, nq * sizeof(float));
-            bd_attention_forward(a, la, q, k, v, scratch, sf, B, T, NH, KV, HS);
-            assert_arrays_close(a, b, nq, 1e-5, 1e-6, "attention");
-            assert_arrays_close(la, lb, (size_t)B * NH * T, 1e-6, 1e-6, "lse");
+        // One and two threads (two scratch slots): the same values; sgemm (scalar and AVX2 paths)
+        // and the f32 tiles with the 16-lane softmax (AVX-512).
+        for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {
+            if (!bd_pk_simd_supported((bd_simd)path)) continue;
+            bd_pk_set_simd((bd_simd)path);
+            for (int threads = 1; threads <= 2; threads++) {
+                bd_set_num_threads(threads);
+                memset(a, 0, nq * sizeof(float));
+                bd_attention_forward(a, la, q, k, v, scratch, sf, B, T, NH, KV, HS);
+                assert_arrays_close(a, b, nq, 1e-5, 1e-6, "attention");
+                assert_arrays_close(la, lb, (size_t)B * NH * T, 1e-6, 1e-6, "lse");
+            }
         }
+        bd_pk_set_simd(BD_SIMD_COUNT);
         bd_set_num_threads(1);
         if (T == 1) assert_arrays_close(a, v, nq < nk ? nq : nk, 0, 1e-7, "attention T=1 is v");
 
@@ -218,9 +224,19 @@ START_TEST(test_swiglu_residual_vs_ref) {
         float *g = rand_array((size_t)n, 12), *u = rand_array((size_t)n, 2), *a = zeros((size_t)n),
               *b = zeros((size_t)n);
         if (n > 4) g[0] = -100.0f, g[1] = 100.0f, g[2] = 0.0f, g[3] = -90.0f;
-        bd_swiglu_forward(a, g, u, n);
         bd_swiglu_forward_ref(b, g, u, n);
-        assert_arrays_close(a, b, (size_t)n, 1e-6, 1e-30, "swiglu");
+        float *first = zeros((size_t)n);
+        for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {  // 4 lanes; 16 on AVX-512
+            if (!bd_pk_simd_supported((bd_simd)path)) continue;
+            bd_pk_set_simd((bd_simd)path);
+            bd_swiglu_forward(a, g, u, n);
+            assert_arrays_close(a, b, (size_t)n, 1e-6, 1e-30, "swiglu");
+            if (path == BD_SIMD_SCALAR) memcpy(first, a, (size_t)n * sizeof(float));
+            ck_assert_msg(memcmp(first, a, (size_t)n * sizeof(float)) == 0, "swiglu n=%lld: path %s changed the bits",
+                          n, bd_pk_simd_name((bd_simd)path));
+        }
+        bd_pk_set_simd(BD_SIMD_COUNT);  // back to the automatic choice
+        free(first);
         bd_residual_forward(a, g, u, n);
         bd_residual_forward_ref(b, g, u, n);
         assert_arrays_close(a, b, (size_t)n, 0, 0, "residual");
