@@ -9,41 +9,40 @@
 #   q2_K, q4_K +int8-acts: the same with bd-pack --act-quant int8 (bd's per-token int8 activations;
 #           llama.cpp's K-quant dots quantize activations to 8 bits per 256, Q8_K)
 #   ternary bd: packed tq2, int8 activations   llama.cpp: bd's IQ2_BN GGUF (ik_llama.cpp's type)
-# Prompt processing: bd-eval -K 1 with a 512-token prompt (the first 1803 bytes of the text; read
-# in one batched pass with the head at the last position only, as llama-bench does; bd-eval's
-# note gives that pass's tokens/s) vs llama-bench pp512; generation: bd-teacher-gen --unpadded
-# -b 1 (greedy, 128 new tokens per sample, 2 samples) vs llama-bench tg128. Tokens/s, medians of
-# REPS runs at 1 and 2 threads, and bd / llama.cpp (ik_llama.cpp's llama-bench takes generation
-# threads from -tgb, not -t: both are given). LLAMA_BIN: an ik_llama.cpp (or llama.cpp)
-# bin directory with llama-bench; without it bd's figures alone. The machine is shared and
-# noisy: read ratios, not digits. Environment: BD_BIN, BD_DATA, LLAMA_BIN, REPS (3),
+# Like for like: build/bench/bench_model (bd's llama-bench: one warm process, pp 512 = one batched
+# prompt pass with the head at the last position, tg 128 = 128 steps from an empty cache, medians
+# of REPS runs) against llama-bench pp512 / tg128 (its own -r REPS runs; ik_llama.cpp's llama-bench
+# takes generation threads from -tgb, not -t: both are given). Two more columns give what bd's
+# tools deliver in one cold process each (medians of REPS): bd-eval -K 1 reading a 512-token
+# prompt (the first 1803 bytes of the text) and bd-teacher-gen --unpadded -b 1 (greedy, 2 samples
+# of 128 new tokens). Tokens/s at 1 and 2 threads. LLAMA_BIN: an ik_llama.cpp (or llama.cpp) bin
+# directory with llama-bench; without it bd's figures alone. The machine is shared and noisy: read
+# ratios, not digits. Environment: BD_BIN, BD_BENCH (build/bench), BD_DATA, LLAMA_BIN, REPS (3),
 # WORK (build/bench/side_by_side: the models, about 600 MB, kept between runs), PROMPT (1; 0:
-# generation only), BD_BASE_BIN (another bd build, e.g. main's, whose generation is measured in
-# the same run, interleaved: two more columns, its tokens/s and this build's speed-up over it).
+# generation only).
 set -eu
 HERE=$(cd "$(dirname "$0")/.." && pwd)
 PROMPT=${PROMPT:-1}
-BD_BASE_BIN=${BD_BASE_BIN:-}
+BD_BENCH=${BD_BENCH:-$HERE/build/bench}
 . "$HERE/bench/lib/sbs_common.sh"
 
 PROMPT_TEXT=$(head -c 1803 text.txt)  # 512 tokens with BOS (Llama 2 tokenizer)
-bd_prompt() {  # MODEL THREADS: tokens/s of bd-eval's prompt pass
+bd_bench() {  # MODEL THREADS: "pp tg" tokens/s of bench_model (its own medians of REPS)
+    "$BD_BENCH/bench_model" "$1" "$2" "$([ "$PROMPT" = 0 ] && echo 0 || echo 512)" 128 "$REPS" |
+        awk '$1 == "pp" { pp = $3 } $1 == "tg" { tg = $3 } END { print (pp ? pp : "-"), (tg ? tg : "-") }'
+}
+tool_prompt() {  # MODEL THREADS: bd-eval's prompt pass, tokens/s
+    [ "$PROMPT" = 0 ] && { echo -; return; }
     for r in $(seq "$REPS"); do
         bd-eval -m "$1" -k "$TOK" --threads "$2" -K 1 --prompt "$PROMPT_TEXT" 2>&1 >/dev/null |
             sed -n 's/.*read a prompt of 512 tokens in [0-9.]* s (\([0-9.]*\) tok\/s).*/\1/p'
     done | median
 }
-gen1() {  # BIN MODEL THREADS: new tokens/s of one bd-teacher-gen run at batch 1
-    "$1/bd-teacher-gen" -m "$2" -k "$TOK" -n 2 -K 128 --temperature 0 -b 1 --unpadded --threads "$3" -o gen.bdz 2>&1 |
-        tokens_per_s
-}
-bd_gen() {  # MODEL THREADS: "this base" medians of new tokens/s (base: - without BD_BASE_BIN), runs interleaved
+tool_gen() {  # MODEL THREADS: bd-teacher-gen at batch 1, new tokens/s
     for r in $(seq "$REPS"); do
-        gen1 "$BD_BIN" "$1" "$2" >>gen_new.txt
-        [ -z "$BD_BASE_BIN" ] || gen1 "$BD_BASE_BIN" "$1" "$2" >>gen_base.txt
-    done
-    echo "$(median <gen_new.txt) $( [ -n "$BD_BASE_BIN" ] && median <gen_base.txt || echo -)"
-    rm -f gen_new.txt gen_base.txt
+        bd-teacher-gen -m "$1" -k "$TOK" -n 2 -K 128 --temperature 0 -b 1 --unpadded --threads "$2" -o gen.bdz 2>&1 |
+            tokens_per_s
+    done | median
 }
 lcpp() {  # GGUF THREADS: "pp tg" tokens/s from llama-bench (its own repetitions)
     [ -n "$LLAMA_BIN" ] || { echo "- -"; return; }
@@ -56,17 +55,13 @@ for r in csv.DictReader(open(sys.argv[1])):
 print("%.1f %.1f" % (pp, tg))' lb.csv
 }
 
-echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio | generation base | bd / base |"
+echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio | bd-eval prompt | bd-teacher-gen |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
-rm -f gen_new.txt gen_base.txt
 for f in "f32 m110 f32.gguf" "q2_K q2_K.bdz q2_K.gguf" "q2_K+int8-acts q2_K_i8.bdz q2_K.gguf" "q4_K q4_K.bdz q4_K.gguf" \
     "q4_K+int8-acts q4_K_i8.bdz q4_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
     set -- $f
     for t in 1 2; do
-        p=-
-        [ "$PROMPT" = 0 ] || p=$(bd_prompt "$2" $t)
-        g=$(bd_gen "$2" $t)
-        set -- $1 $2 $3 $(lcpp "$3" $t) $g
-        echo "| $1 | $t | $p | $4 | $(ratio "$p" "$4") | $6 | $5 | $(ratio "$6" "$5") | $7 | $(ratio "$6" "$7") |"
+        set -- $1 $2 $3 $(bd_bench "$2" $t) $(lcpp "$3" $t) $(tool_prompt "$2" $t) $(tool_gen "$2" $t)
+        echo "| $1 | $t | $4 | $6 | $(ratio "$4" "$6") | $5 | $7 | $(ratio "$5" "$7") | $8 | $9 |"
     done
 done
