@@ -162,7 +162,7 @@ const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT] = {
                          X86(bd_vec_dot_kquant_f32_avx512)},
                         {bd_vec_dot_kquant_i8_scalar, NULL, X86(bd_vec_dot_kquant_i8_avx512)},
                         {NULL, NULL, NULL},
-                        {NULL, NULL, NULL}},
+                        {NULL, NULL, X86(bd_gemv_kquant_i8_avx512)}},
         [BD_PK_Q3_K] = {"q3_K",
                         BD_QK_K,
                         14,
@@ -194,7 +194,7 @@ const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT] = {
                          X86(bd_vec_dot_kquant_f32_avx512)},
                         {bd_vec_dot_kquant_i8_scalar, NULL, X86(bd_vec_dot_kquant_i8_avx512)},
                         {NULL, NULL, NULL},
-                        {NULL, NULL, NULL}},
+                        {NULL, NULL, X86(bd_gemv_kquant_i8_avx512)}},
         // A frozen model's 16-bit weights (bd_pk_half.c): no quantizer, one block per row
         [BD_PK_BF16] = {"bf16",
                         1,

@@ -368,3 +368,115 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
     return bd_hsum256(_mm256_sub_ps(facc, mins)) * xs;
 }
 #endif
+
+#ifdef BD_X86
+// Generation's matrix-vector product for q2_K and q4_K (int8 activations, AVX-512 VNNI), equal bit
+// for bit to kq_i8_integer: per block the exact isum and msum, then the same float steps. The
+// activations are put once per call in the order of the codes' 64-byte registers (xperm), with
+// their sums over each 16 weights as int32 (xs16), so a block takes one (q2_K) or two (q4_K)
+// 64-byte loads of codes and whole-register vpdpbusd: lane group k (4 lanes, 16 weights) of
+// register s holds one sub-block's dot, scaled by its sc (vpermd of the block's scales, vpmulld).
+#define KQ_GEMV_COLS 16384  // activations put in order on the stack; wider rows take the row dot
+
+// Sub-block of lane group k (0..3) of q2_K register s (0..3): bytes 0-31 are weights 32s + l,
+// bytes 32-63 weights 128 + 32s + l. q4_K register (u, nibble): bytes 0-31 are weights
+// 128u + 32 nib + l (sub 4u + nib), bytes 32-63 weights 128u + 64 + 32 nib + l (sub 4u + 2 + nib).
+static int kq_lane_sub_of(bool q2, int s, int k) {
+    if (q2) return (k < 2 ? 2 * s : 8 + 2 * s) + (k & 1);
+    int u = s >> 1, nib = s & 1;
+    return 4 * u + nib + (k < 2 ? 0 : 2);
+}
+
+T_KQ512V static void kq_perm_x(bool q2, const int8_t *xq, int C, int8_t *xperm, int32_t *xs16) {
+    for (int g = 0; g < C / BD_QK_K; g++) {
+        const int8_t *x = xq + (size_t)g * BD_QK_K;
+        int8_t *o = xperm + (size_t)g * BD_QK_K;
+        for (int s = 0; s < 4; s++) {  // register s: two runs of 32 weights
+            int a = q2 ? 32 * s : 128 * (s >> 1) + 32 * (s & 1), b = q2 ? 128 + 32 * s : a + 64;
+            memcpy(o + 64 * s, x + a, 32);
+            memcpy(o + 64 * s + 32, x + b, 32);
+        }
+    }
+    for (int k = 0; k < C / 16; k++) {
+        int32_t v = 0;
+        for (int i = 0; i < 16; i++) v += xq[16 * k + i];
+        xs16[k] = v;
+    }
+}
+
+T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,
+                                       float xs, int r0, int r1) {
+    int C = t->cols;
+    if (C > KQ_GEMV_COLS) {
+        for (int r = r0; r < r1; r++) out[r] = kq_i8_integer(t, t->data + (size_t)r * t->row_bytes, xq, xs);
+        return;
+    }
+    (void)xsum;
+    bool q2 = t->type == BD_PK_Q2_K;
+    _Alignas(64) int8_t xperm[KQ_GEMV_COLS];
+    _Alignas(64) int32_t xs16[KQ_GEMV_COLS / 16];
+    kq_perm_x(q2, xq, C, xperm, xs16);
+    __m512i idx[4];  // per register s: the sub-block index of each lane
+    for (int s = 0; s < 4; s++) {
+        int32_t v[16];
+        for (int l = 0; l < 16; l++) v[l] = kq_lane_sub_of(q2, s, l / 4);
+        idx[s] = _mm512_loadu_si512(v);
+    }
+    const __m512i three = _mm512_set1_epi8(3), low4 = _mm512_set1_epi8(15), low4d = _mm512_set1_epi32(15);
+    for (int r = r0; r < r1; r++) {
+        const uint8_t *row = t->data + (size_t)r * t->row_bytes;
+        if (r + 4 < r1)  // the hardware prefetcher alone left the loop waiting on memory
+            for (size_t q = 0; q < t->row_bytes; q += 64)
+                _mm_prefetch((const char *)(row + 4 * t->row_bytes + q), _MM_HINT_T0);
+        float acc = 0;
+        for (int g = 0; g < t->ngroups; g++) {
+            const uint8_t *blk = row + (size_t)g * t->block_bytes;
+            const int8_t *xp = xperm + (size_t)g * BD_QK_K;
+            __m512i isum = _mm512_setzero_si512(), sc, mn;
+            uint16_t dh, mh;
+            if (q2) {
+                const bd_block_q2_K *b = (const void *)blk;
+                __m512i s8 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b->scales));
+                sc = _mm512_and_si512(s8, low4d), mn = _mm512_srli_epi32(s8, 4);
+                __m512i q = _mm512_loadu_si512((const void *)b->qs);
+                for (int s = 0; s < 4; s++) {
+                    __m512i c = _mm512_and_si512(_mm512_srli_epi16(q, (unsigned)(2 * s)), three);
+                    __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
+                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(d, _mm512_permutexvar_epi32(idx[s], sc)));
+                }
+                memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
+            } else {
+                const bd_block_q4_K *b = (const void *)blk;
+                // The 8 six-bit scales and minimums as bytes (kq4_scales_mins's rule, on words), then lanes.
+                uint32_t w[3];
+                memcpy(w, b->scales, 12);
+                uint64_t scb = (w[0] & 0x3f3f3f3fu) | (uint64_t)((w[2] & 0x0f0f0f0fu) | (w[0] >> 6 & 0x03030303u) << 4)
+                                                              << 32;
+                uint64_t mnb = (w[1] & 0x3f3f3f3fu) |
+                               (uint64_t)((w[2] >> 4 & 0x0f0f0f0fu) | (w[1] >> 6 & 0x03030303u) << 4) << 32;
+                sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scb));
+                mn = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mnb));
+                for (int u = 0; u < 2; u++) {
+                    __m512i q = _mm512_loadu_si512((const void *)(b->qs + 64 * u));
+                    for (int nib = 0; nib < 2; nib++) {
+                        int s = 2 * u + nib;
+                        __m512i c = _mm512_and_si512(nib ? _mm512_srli_epi16(q, 4) : q, low4);
+                        __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
+                        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(d, _mm512_permutexvar_epi32(idx[s], sc)));
+                    }
+                }
+                memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
+            }
+            // msum: q2_K's 16 minimums against the 16 sums; q4_K's 8 against pairs of them
+            __m512i x16 = _mm512_load_si512(xs16 + (size_t)g * 16);
+            if (!q2)
+                x16 = _mm512_add_epi32(_mm512_maskz_compress_epi32(0x5555, x16),
+                                       _mm512_maskz_compress_epi32(0xaaaa, x16));
+            int32_t isum_t = _mm512_reduce_add_epi32(isum),
+                    msum_t = _mm512_reduce_add_epi32(_mm512_mullo_epi32(mn, x16));
+            acc += kq_f16(dh) * (float)isum_t - kq_f16(mh) * (float)msum_t;
+        }
+        out[r] = acc * xs;
+    }
+}
+#endif
