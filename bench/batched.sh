@@ -29,7 +29,7 @@ lcpp_batched() {  # GGUF THREADS: S_TG of llama-batched-bench
 
 echo "| format (bd / llama.cpp) | threads | batch | bd tokens/s | llama.cpp tokens/s | ratio |"
 echo "|---|---|---|---|---|---|"
-for f in "f32 m110 f32.gguf" "q2_K+int8-acts q2_K_i8.bdz q2_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
+for f in "f32 $M f32.gguf" "q2_K+int8-acts q2_K_i8.bdz q2_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
     set -- $f
     for t in 1 2; do
         g=$(bd_batched "$2" $t)

@@ -1,3 +1,4 @@
+#include "bd_packed.h"
 #include "bd_tool.h"
 
 #include <errno.h>
@@ -136,7 +137,10 @@ int bd_tool_common_option(int opt, const char *arg) {
     case BD_OPT_VERBOSITY: bd_tool_self.verbosity = (int)bd_arg_int("--verbosity", arg, 0, 3); return 1;
     case 'q': bd_tool_self.verbosity = BD_LOG_ERROR; return 1;
     case 'h': fputs(bd_tool_self.help, stdout); exit(0);
-    case BD_OPT_VERSION: printf("%s (bd) %s\nbuild: %s\n", bd_tool_self.name, BD_VERSION, BD_BUILD_FLAGS); exit(0);
+    case BD_OPT_VERSION:  // kernels: the SIMD path this CPU runs (bd_pk_simd; BD_SIMD may lower it)
+        printf("%s (bd) %s\nbuild: %s\nkernels: %s\n", bd_tool_self.name, BD_VERSION, BD_BUILD_FLAGS,
+               bd_pk_simd_name(bd_pk_simd()));
+        exit(0);
     case '?':
         if (optopt > ' ' && optopt < 127) bd_usage_error("unknown option, or option without its value: '-%c'", optopt);
         bd_usage_error("unknown option, or option without its value: '%s'", bd_tool_self.argv[optind - 1]);

@@ -3,12 +3,14 @@
 //
 // Each step feeds one token per slot: the next prompt token while the prompt is being
 // read, then the token sampled at the previous step. Sample i runs in slot i mod B, and
-// every step has all B rows (idle slots compute a dummy row): OpenBLAS's sgemm rounds a
-// row differently depending on the number of rows and the row's place among them, so this
-// fixed shape is what makes a sample's tokens independent of when it started (an
-// interrupted and resumed run equals the uninterrupted one) and of the shard that runs it
-// (a shard keeps the whole run's B and rows, and leaves the other shards' rows idle). Across
-// different B the logits differ in the last bits, which changes a draw only in rare cases.
+// every step has all B rows (idle slots compute a dummy row), rounded up to a multiple of
+// bd_gen_row_multiple(): OpenBLAS's sgemm (without AVX-512) rounds a row differently depending
+// on the number of rows and the row's place among them, and fewer than 8 rows take other
+// kernels than bd's tiles, so this fixed shape is what makes a sample's tokens independent of
+// when it started (an interrupted and resumed run equals the uninterrupted one) and of the
+// shard that runs it (a shard keeps the whole run's B and rows, and leaves the other shards'
+// rows idle). With OpenBLAS the logits of different B differ in the last bits, which changes a
+// draw only in rare cases; bd's tiles give every row the same bits whatever B.
 #include "bd_generate.h"
 
 #include <stdbool.h>
@@ -17,6 +19,7 @@
 #include <string.h>
 
 #include "bd_forward.h"
+#include "bd_packed.h"
 #include "bd_progress.h"
 #include "bd_threads.h"
 
@@ -191,9 +194,12 @@ static int finish(reorder *ro, gen_seq *s, const bd_gen_opts *o, bd_gen_emit_fn 
     return rc;
 }
 
+int bd_gen_row_multiple(void) { return bd_pk_simd() == BD_SIMD_AVX512 ? 8 : 32; }
+
 // The rows a step runs for a batch of B (see bd_generate).
 static int step_rows(int B, bool unpadded) {
-    return unpadded ? B : (B + BD_GEN_ROW_MULTIPLE - 1) / BD_GEN_ROW_MULTIPLE * BD_GEN_ROW_MULTIPLE;
+    int k = bd_gen_row_multiple();
+    return unpadded ? B : (B + k - 1) / k * k;
 }
 
 size_t bd_generate_bytes(const bd_config *c, int B, int max_T, const bd_gen_opts *o) {
@@ -241,10 +247,12 @@ int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, 
     // The batch shape depends on n and the options only (not on first, nor on a shard): a
     // resumed run and a shard compute every sample with the same rows as the whole run.
     int B = (int64_t)o->batch < n ? o->batch : (int)n;
-    // The step always runs a multiple of BD_GEN_ROW_MULTIPLE rows (the extra ones are dummies):
-    // OpenBLAS rounds a row of a small sgemm differently from a row of a larger one, and with
-    // whole blocks of rows a sample's tokens no longer depend on --batch (its logits still do,
-    // in their last bits, on its row: hence slot i mod B in a shard too).
+    // The step always runs a multiple of bd_gen_row_multiple() rows (the extra ones are dummies):
+    // fewer than 8 rows take matrix-vector kernels that sum in another order than the tiles, and
+    // OpenBLAS (without AVX-512) rounds a row of a small sgemm differently from a row of a larger
+    // one; with whole blocks of rows a sample's tokens no longer depend on --batch (with
+    // OpenBLAS its logits still do, in their last bits, on its row: hence slot i mod B in a
+    // shard too).
     int R = step_rows(B, o->unpadded);  // bd_generate_bytes counts what is allocated below
     int max_P = 0;
     for (int i = 0; i < n_prompts; i++) max_P = prompts[i].n > max_P ? prompts[i].n : max_P;

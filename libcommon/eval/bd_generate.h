@@ -6,15 +6,13 @@
 // whatever `first` is (so a stopped run can be continued exactly) and whichever shard runs
 // it (a shard keeps the whole run's B and rows: with N shards only the slots b = k mod
 // gcd(B, N) are the shard's, so a B coprime with N keeps them all busy); across batch sizes
-// or thread counts they are the same except in rare cases where last-bit differences of the
-// sgemm logits move a draw across a boundary. Finished samples are handed over in index
-// order.
+// or thread counts they are the same (with OpenBLAS's sgemm, without AVX-512: except in rare
+// cases where last-bit differences of the logits move a draw across a boundary). Finished
+// samples are handed over in index order.
 // Dimension key: V vocabulary, P prompt length, K new tokens, TK top-K of the logits.
 #ifndef BD_GENERATE_H
 #define BD_GENERATE_H
 
-// Rows per generation step are rounded up to a multiple of this (see bd_generate).
-#define BD_GEN_ROW_MULTIPLE 32
 
 #include <signal.h>
 #include <stdbool.h>
@@ -44,7 +42,7 @@ typedef struct {
     int max_new;    // K >= 1
     int batch;      // B >= 1 sequences at once
     bool unpadded;  // step exactly B rows: faster at small B, but the samples
-                    // may then depend on B (see BD_GEN_ROW_MULTIPLE)
+                    // may then depend on B (see bd_gen_row_multiple)
     uint64_t seed;
     int32_t stop_ids[BD_GEN_MAX_STOP];  // generating one of these ends a sample
     int n_stop;
@@ -90,6 +88,10 @@ typedef int (*bd_gen_emit_fn)(void *ctx, const bd_gen_sample *s, const bd_gen_st
 // Bytes bd_generate allocates for a batch of B sequences (B <= n) of at most max_T positions fed
 // (the longest prompt + max_new - 1, at most the context): the KV cache, the logits, the samplers
 // and each slot's output. For memory plans.
+// Rows per generation step are rounded up to a multiple of this (see bd_generate): 8 where the
+// kernels in use compute every row of 8 or more the same way whatever their number and place
+// (bd's tiles, AVX-512), 32 where OpenBLAS's sgemm does the products.
+int bd_gen_row_multiple(void);
 size_t bd_generate_bytes(const bd_config *c, int B, int max_T, const bd_gen_opts *o);
 BD_MUST_CHECK int bd_generate(const bd_model *m, const bd_gen_prompt *prompts, int n_prompts, int64_t first, int64_t n,
                               const bd_gen_opts *o, bd_gen_emit_fn emit, void *ctx, bd_gen_stats *stats, char *why,

@@ -16,6 +16,9 @@
 // Threads: the row blocks are split into one contiguous range per slot (bd_num_threads() slots,
 // fewer for small matrices); a slot dequantizes its block's rows into its part of the scratch
 // (f32 weights are read in place).
+// The same tiles serve attention's products single-threaded with strided operands and a factor
+// alpha applied once at the end (bd_f32_gemm_nt: rows transposed as above; bd_f32_gemm_nn: the
+// right operand's rows are already the w[k][columns] layout, read in place).
 #include "bd_pk_simd.h"
 #include "bd_threads.h"
 

@@ -99,7 +99,7 @@ void bd_runplan_greedy(bd_memplan *p, const bd_model_info *mi, int max_P, int ma
 
 void bd_runplan_generate(bd_memplan *p, const bd_model_info *mi, int B, int max_T, const bd_gen_opts *o) {
     bd_memplan_add(p, "weights", bd_memplan_weights(mi), NULL);
-    int R = o->unpadded ? B : (B + BD_GEN_ROW_MULTIPLE - 1) / BD_GEN_ROW_MULTIPLE * BD_GEN_ROW_MULTIPLE;
+    int k = bd_gen_row_multiple(), R = o->unpadded ? B : (B + k - 1) / k * k;
     bd_memplan_add(p, "KV cache and sampling", bd_generate_bytes(&mi->cfg, B, max_T, o) + bd_memplan_lin_scratch(mi, R),
                    "smaller -b/-K");
 }

@@ -68,7 +68,7 @@ BD_MEM_AVAILABLE=1 expect_fail 1 bd-eval --model - -T 64 "$T/tok.bdz" <"$T/q.bdz
 expect_err_contains "not enough memory"
 
 # bd-teacher-gen: the KV cache of a large batch; a smaller -b fits.
-GEN="bd-teacher-gen --model $M/stories260K.bin -n 4 -K 200 -o $T/s.bdz"
+GEN="bd-teacher-gen --model $M/stories260K.bin -n 40 -K 200 -o $T/s.bdz"
 fits_smaller "$T/s.bdz" "KV cache and sampling" "shrink with smaller -b/-K" "$GEN -b 64" "$GEN -b 1"
 
 # bd-clipsearch: the calibration activations of every layer; fewer --windows fit.

@@ -34,6 +34,14 @@ bd-teacher-gen -m "$MODEL" -n 120 -K 64 --seed 9 -b 3 --threads 1 -o "$T/t1.bdz"
 bd-teacher-gen -m "$MODEL" -n 120 -K 64 --seed 9 -b 40 --threads 2 -o "$T/t2.bdz" || fail "batch 40 run"
 records "$T/t1.bdz" >"$T/t1.json"
 records "$T/t2.bdz" | cmp -s - "$T/t1.json" || fail "batch 3 / 1 thread and batch 40 / 2 threads give different samples"
+# With bd's tiles (AVX-512) the logits agree too, bit for bit: steps of 8 and 40 rows, 1 and 2 threads.
+if bd-teacher-gen --version | grep -q '^kernels: avx512$'; then
+    bd-teacher-gen -m "$MODEL" -n 20 -K 32 --seed 9 -b 3 --threads 1 --logits 4 -o "$T/l1.bdz" || fail "logits batch 3"
+    bd-teacher-gen -m "$MODEL" -n 20 -K 32 --seed 9 -b 33 --threads 2 --logits 4 -o "$T/l2.bdz" || fail "logits batch 33"
+    records "$T/l1.bdz" >"$T/l1.json"
+    grep -q '"top_logprobs"' "$T/l1.json" || fail "no logits in the records"
+    records "$T/l2.bdz" | cmp -s - "$T/l1.json" || fail "batch 3 / 1 thread and batch 33 / 2 threads give different logits"
+fi
 bd-teacher-gen -m "$MODEL" -n 12 -K 40 --seed 8 -o "$T/s8.bdz" || fail "seed 8 run"
 records "$T/s8.bdz" | cmp -s - "$T/s.json" && fail "seeds 7 and 8 give the same samples"
 # To standard output too.
