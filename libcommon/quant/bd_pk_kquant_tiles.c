@@ -14,9 +14,11 @@
 // accumulators), K4 = C / 4 steps of 4 weights, NS = C / 16 activation sums per token.
 // Repacked rows (once per call, by the thread that computes them): codes[K4][RB] with 4 code bytes
 // per row and step (q2_K: q sc_j, at most 45, so one vpdpbusd sums isum directly; q4_K: q), q4_K's
-// scales[NB][8][RB], the minimums as int16 pairs mins[NB][8][RB] (q2_K: m_2p, m_2p+1; q4_K: m_p, m_p)
-// and d, dmin[NB][RB]. Activations: int8 (N, C), their sums over each 16 weights as int16 (N, NS)
-// (|sum| <= 2032), read two at a time as the int16 pairs vpdpwssd multiplies with the minimums.
+// scales[NB][8][RB], the minimums as int16 pairs mins[NB][8][RB] (q2_K: m_2p, m_2p+1; q4_K: m_p,
+// m_p), d, dmin[NB][RB], and q2_K's scales as int16 pairs sc2[NB][16][RB] (its codes are multiplied
+// by them as they are gathered, 16 rows at a time). Activations: int8 (N, C), their sums over each
+// 16 weights as int16 (N, NS) (|sum| <= 2032), read two at a time as the int16 pairs vpdpwssd
+// multiplies with the minimums.
 #include <stddef.h>
 #include <stdint.h>
 
