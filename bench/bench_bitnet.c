@@ -363,7 +363,7 @@ int main(void) {
         for (int th = 1; th <= 2; th++) {
             double g = gen[th][c] / gen[th][0], p = pp[th][c] / pp[th][0];
             printf("  %-12s %dt: generation >= 4x f32: %.2fx %-7s | >= 70%% of bandwidth: %.0f%% %-7s | prompt >= "
-                   "1.5x sgemm f32: %.2fx %s\n",
+                   "1.5x f32: %.2fx %s\n",
                    cfg_names[c], th, g, met(g >= 4.0), frac[th][c], met(frac[th][c] >= 70.0), p, met(p >= 1.5));
         }
     getloadavg(load, 3);
