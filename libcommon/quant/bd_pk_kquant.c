@@ -376,7 +376,7 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
 // their sums over each 16 weights as int32 (xs16), so a block takes one (q2_K) or two (q4_K)
 // 64-byte loads of codes and whole-register vpdpbusd: lane group k (4 lanes, 16 weights) of
 // register s holds one sub-block's dot, scaled by its sc (vpermd of the block's scales, vpmulld).
-#define KQ_GEMV_COLS 16384  // activations put in order on the stack; wider rows take the row dot
+#define KQ_GEMV_COLS 65536  // activations put in order on the stack (80 KB); wider rows take the scalar dot
 
 // Sub-block of lane group k (0..3) of q2_K register s (0..3): bytes 0-31 are weights 32s + l,
 // bytes 32-63 weights 128 + 32s + l. q4_K register (u, nibble): bytes 0-31 are weights
