@@ -161,6 +161,18 @@ typedef struct {
     int N, slots, nblocks;
 } f32_tiles_job;
 
+// nr <= RB rows of weights (src, rows lds apart) times every row of x: out's RB columns, 256
+// weights of the rows transposed at a time.
+T_F32T static void rows_times_x(const float *src, size_t lds, int nr, int C, const float *x, size_t ldx, float *out,
+                                size_t ldo, int N, float alpha) {
+    _Alignas(64) float w[FT_KC * FT_RB];
+    for (int k0 = 0; k0 < C; k0 += FT_KC) {
+        int kc = C - k0 < FT_KC ? C - k0 : FT_KC;
+        pack_chunk(src, lds, nr, k0, kc, w);
+        run_tiles(w, FT_RB, kc, x + k0, ldx, out, ldo, N, mask_lo(nr), mask_lo(nr - 16), k0 == 0, k0 + kc == C, alpha);
+    }
+}
+
 // Rows r0 .. r0+RB-1 (those that exist) for every token.
 T_F32T static void block(const f32_tiles_job *j, int r0, float *rows) {
     const bd_pk_tensor *t = j->t;
@@ -170,13 +182,7 @@ T_F32T static void block(const f32_tiles_job *j, int r0, float *rows) {
         src = (const float *)(const void *)(t->data + (size_t)r0 * t->row_bytes);
     else
         for (int r = 0; r < nr; r++) bd_pk_dequantize_row(t, r0 + r, rows + (size_t)r * C);
-    __mmask16 m0 = mask_lo(nr), m1 = mask_lo(nr - 16);
-    _Alignas(64) float w[FT_KC * FT_RB];
-    for (int k0 = 0; k0 < C; k0 += FT_KC) {
-        int kc = C - k0 < FT_KC ? C - k0 : FT_KC;
-        pack_chunk(src, (size_t)C, nr, k0, kc, w);
-        run_tiles(w, FT_RB, kc, j->inp + k0, (size_t)C, j->out + r0, (size_t)OC, j->N, m0, m1, k0 == 0, false, 1.0f);
-    }
+    rows_times_x(src, (size_t)C, nr, C, j->inp, (size_t)C, j->out + r0, (size_t)OC, j->N, 1.0f);
 }
 
 static void run_slots(void *ctx, int s0, int s1) {
@@ -196,16 +202,8 @@ void bd_pk_matmul_f32_tiles(float *out, const float *inp, const bd_pk_tensor *t,
 
 T_F32T static void gemm_nt(float *out, size_t ldo, const float *x, size_t ldx, const float *w, size_t ldw, int N,
                            int OC, int C, float alpha) {
-    _Alignas(64) float wp[FT_KC * FT_RB];
-    for (int r0 = 0; r0 < OC; r0 += FT_RB) {
-        int nr = OC - r0 < FT_RB ? OC - r0 : FT_RB;
-        for (int k0 = 0; k0 < C; k0 += FT_KC) {
-            int kc = C - k0 < FT_KC ? C - k0 : FT_KC;
-            pack_chunk(w + (size_t)r0 * ldw, ldw, nr, k0, kc, wp);
-            run_tiles(wp, FT_RB, kc, x + k0, ldx, out + r0, ldo, N, mask_lo(nr), mask_lo(nr - 16), k0 == 0,
-                      k0 + kc == C, alpha);
-        }
-    }
+    for (int r0 = 0; r0 < OC; r0 += FT_RB)
+        rows_times_x(w + (size_t)r0 * ldw, ldw, OC - r0 < FT_RB ? OC - r0 : FT_RB, C, x, ldx, out + r0, ldo, N, alpha);
 }
 
 T_F32T static void gemm_nn(float *out, size_t ldo, const float *x, size_t ldx, const float *v, size_t ldv, int N,

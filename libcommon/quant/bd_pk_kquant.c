@@ -7,17 +7,6 @@
 #include "bd_kquant.h"
 #include "bd_pk_simd.h"
 
-// The 8 six-bit scales and minimums of a q4_K block (bd_q4_K_scale_min's rule, inlined: the
-// call per sub-block was 17% of a q4_K token).
-static inline void kq4_scales_mins(const uint8_t q[12], int sc[8], int m[8]) {
-    for (int j = 0; j < 4; j++) {
-        sc[j] = q[j] & 63;
-        m[j] = q[j + 4] & 63;
-        sc[j + 4] = (q[j + 8] & 15) | (q[j] >> 6) << 4;
-        m[j + 4] = (q[j + 8] >> 4) | (q[j + 4] >> 6) << 4;
-    }
-}
-
 typedef void kq_quant_fn(const float *x, void *block);
 typedef void kq_dequant_fn(const void *block, float *y);
 
@@ -98,7 +87,7 @@ static float kq_i8_integer(const bd_pk_tensor *t, const uint8_t *row, const int8
             memcpy(&b, bd_pk_cblock(row, t, g), sizeof b);
             d = bd_f16_to_f32(b.d), dmin = bd_f16_to_f32(b.dmin);
             nsub = 8, len = 32;
-            kq4_scales_mins(b.scales, sc, m);
+            bd_q4_K_scales_mins(b.scales, sc, m);
             for (int i = 0; i < BD_QK_K; i++) q[i] = b.qs[32 * (i >> 6) + (i & 31)] >> (4 * ((i >> 5) & 1)) & 15;
         }
         int32_t isum = 0, msum = 0;
@@ -193,7 +182,7 @@ T_AVX2 float bd_vec_dot_kquant_f32_avx2(const bd_pk_tensor *t, const uint8_t *ro
             float d = bd_f16_to_f32(b->d), dmin = bd_f16_to_f32(b->dmin);
             const __m256i low = _mm256_set1_epi8(15);
             int scs[8], ms[8];
-            kq4_scales_mins(b->scales, scs, ms);
+            bd_q4_K_scales_mins(b->scales, scs, ms);
             for (int h = 0; h < 4; h++) {
                 int sc0 = scs[2 * h], m0 = ms[2 * h], sc1 = scs[2 * h + 1], m1 = ms[2 * h + 1];
                 __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
@@ -268,7 +257,7 @@ T_KQ512 float bd_vec_dot_kquant_f32_avx512(const bd_pk_tensor *t, const uint8_t 
             const bd_block_q4_K *b = (const void *)blk;
             float d = kq_f16(b->d), dmin = kq_f16(b->dmin);
             int scs[8], ms[8];
-            kq4_scales_mins(b->scales, scs, ms);
+            bd_q4_K_scales_mins(b->scales, scs, ms);
             for (int j = 0; j < 8; j++) {
                 dl[j] = d * (float)scs[j];
                 ml[j] = dmin * (float)ms[j];
@@ -348,7 +337,7 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
             float d = kq_f16(b->d);
             dmin = kq_f16(b->dmin);
             int scs[8], ms[8];
-            kq4_scales_mins(b->scales, scs, ms);
+            bd_q4_K_scales_mins(b->scales, scs, ms);
             for (int h = 0; h < 4; h++) {
                 int sc0 = scs[2 * h], m0 = ms[2 * h], sc1 = scs[2 * h + 1], m1 = ms[2 * h + 1];
                 __m256i q = _mm256_loadu_si256((const __m256i *)(const void *)(b->qs + 32 * h));
@@ -447,7 +436,7 @@ T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const 
                 memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
             } else {
                 const bd_block_q4_K *b = (const void *)blk;
-                // The 8 six-bit scales and minimums as bytes (kq4_scales_mins's rule, on words), then lanes.
+                // The 8 six-bit scales and minimums as bytes (bd_q4_K_scales_mins's rule, on words), then lanes.
                 uint32_t w[3];
                 memcpy(w, b->scales, 12);
                 uint64_t scb = (w[0] & 0x3f3f3f3fu) | (uint64_t)((w[2] & 0x0f0f0f0fu) | (w[0] >> 6 & 0x03030303u) << 4)

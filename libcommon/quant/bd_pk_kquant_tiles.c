@@ -61,11 +61,6 @@ static kq_block block_at(const bd_pk_tensor *t, uint8_t *p) {
 
 static inline uint32_t pair16(int lo, int hi) { return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16; }
 
-// The 8 six-bit scales and minimums of a q4_K block (bd_q4_K_scale_min's rule).
-static void q4_scales_mins(const uint8_t q[12], int sc[8], int m[8]) {
-    for (int j = 0; j < 8; j++) bd_q4_K_scale_min(q, j, &sc[j], &m[j]);
-}
-
 // The factors of row rr (row bytes src; NULL: a row past OC, all zeros): q4_K's scales, the
 // minimums as int16 pairs, d and dmin, and q2_K's scales as int16 pairs for its codes.
 static void repack_factors(const bd_pk_tensor *t, const uint8_t *src, int rr, kq_block b) {
@@ -84,7 +79,7 @@ static void repack_factors(const bd_pk_tensor *t, const uint8_t *src, int rr, kq
             bd_block_q4_K blk;
             memcpy(&blk, src + (size_t)g * sizeof blk, sizeof blk);
             d = bd_f16_to_f32(blk.d), dmin = bd_f16_to_f32(blk.dmin);
-            q4_scales_mins(blk.scales, sc, m);
+            bd_q4_K_scales_mins(blk.scales, sc, m);
             for (int p = 0; p < 8; p++) mp[p] = pair16(m[p], m[p]);
         }
         for (int j = 0; j < 8; j++) {
@@ -192,6 +187,15 @@ T_KQT BD_SIMD_INLINE void finish_block(kq_block b, int g, __m512i lo, __m512i hi
     _mm512_storeu_ps(acc + 16, _mm512_add_ps(_mm512_loadu_ps(acc + 16), v1));
 }
 
+// Step k of token i (when the tile has it): its 4 activations times the rows' codes w0 (rows 0-15)
+// and w1 (16-31) into the accumulators LO##i, HI##i (x, C, k, nt, w0, w1 from the caller).
+#define KQ_DOT(LO, HI, i)                                                         \
+    if (nt > i) {                                                                 \
+        __m512i xb = _mm512_set1_epi32(rd32s(x + (size_t)i * C + 4 * (size_t)k)); \
+        DPBUSD(LO##i, w0, xb);                                                    \
+        DPBUSD(HI##i, w1, xb);                                                    \
+    }
+
 // q2_K block g: the codes carry their sub-block's scale, so one run of vpdpbusd gives isum.
 T_KQT BD_SIMD_INLINE void block_q2(const kq_args *a, kq_block b, int g, int n0, int nt, float *acc) {
     _Alignas(64) int32_t ms[8 * KQ_RB];
@@ -204,12 +208,7 @@ T_KQT BD_SIMD_INLINE void block_q2(const kq_args *a, kq_block b, int g, int n0, 
 #undef DECL
     for (int k = 0; k < 64; k++) {
         __m512i w0 = _mm512_loadu_si512(w + (size_t)k * KQ_RB), w1 = _mm512_loadu_si512(w + (size_t)k * KQ_RB + 16);
-#define DOT(i)                                                                    \
-    if (nt > i) {                                                                 \
-        __m512i xb = _mm512_set1_epi32(rd32s(x + (size_t)i * C + 4 * (size_t)k)); \
-        DPBUSD(lo##i, w0, xb);                                                    \
-        DPBUSD(hi##i, w1, xb);                                                    \
-    }
+#define DOT(i) KQ_DOT(lo, hi, i)
         X8(DOT)
 #undef DOT
     }
@@ -236,12 +235,7 @@ T_KQT BD_SIMD_INLINE void block_q4(const kq_args *a, kq_block b, int g, int n0, 
 #undef DECL
         for (int k = 8 * j; k < 8 * j + 8; k++) {
             __m512i w0 = _mm512_loadu_si512(w + (size_t)k * KQ_RB), w1 = _mm512_loadu_si512(w + (size_t)k * KQ_RB + 16);
-#define DOT(i)                                                                    \
-    if (nt > i) {                                                                 \
-        __m512i xb = _mm512_set1_epi32(rd32s(x + (size_t)i * C + 4 * (size_t)k)); \
-        DPBUSD(tl##i, w0, xb);                                                    \
-        DPBUSD(th##i, w1, xb);                                                    \
-    }
+#define DOT(i) KQ_DOT(tl, th, i)
             X6(DOT)
 #undef DOT
         }
