@@ -15,6 +15,8 @@
 #include <string.h>
 
 #include "bd_forward.h"
+#include "bd_memplan.h"
+#include "bd_model_io.h"
 #include "bd_qat_setup.h"
 #include "bd_threads.h"
 #include "bench_util.h"
@@ -84,6 +86,12 @@ int main(int argc, char **argv) {
     char why[512];
     if (bd_qat_load_model(argv[1], BD_LOAD_RUN | BD_LOAD_MAPPED, &m, why, sizeof why) < 0) {
         fprintf(stderr, "bench_model: %s\n", why);
+        return 1;
+    }
+    uint64_t copied = 0;  // as the tools do, unless BENCH_MAPPED=1 keeps the file's pages
+    const char *keep = getenv("BENCH_MAPPED");
+    if (!(keep && !strcmp(keep, "1")) && bd_model_copy_mapped(&m, bd_mem_available() / 4, &copied) < 0) {
+        fprintf(stderr, "bench_model: out of memory\n");
         return 1;
     }
     if (T > m.cfg.max_seq || K > m.cfg.max_seq) {

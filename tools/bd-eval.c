@@ -922,6 +922,7 @@ int main(int argc, char **argv) {
     if (mc.path || o.n_generate < 0) model_hash_start(o.model_path);  // what will be labelled
     load_model(&o, &m);
     if (!planned) plan_memory(&o, &mc, &task, &m);
+    bd_tool_copy_mapped(&m);
     if (o.n_generate >= 0 || mc.path) {
         bd_tokenizer *tok = load_tokenizer(&o, &m, !!mc.path);
         if (mc.path) {

@@ -397,6 +397,7 @@ int main(int argc, char **argv) {
     bool planned = plan_memory(&o, NULL);
     bd_tool_load_model_mapped(o.model_path, &m);
     if (!planned) plan_memory(&o, &m);
+    bd_tool_copy_mapped(&m);
     if (m.cfg.max_seq < 2) bd_fatal("--model: context of %d tokens leaves no room to generate", m.cfg.max_seq);
     if (o.go.logits_top_k > m.cfg.vocab)
         bd_usage_error("--logits %d is more than the vocabulary (%d)", o.go.logits_top_k, m.cfg.vocab);

@@ -99,9 +99,13 @@ bool bd_tool_model_info(const char *path, const bd_model *m, bd_model_info *info
     return path && bd_model_peek(path, info, why, sizeof why) == BD_OK;
 }
 
+static uint64_t plan_headroom;  // what the last plan leaves of the memory available (0: unknown)
+
 void bd_tool_memplan(const bd_memplan *p, uint64_t in_use) {
     uint64_t avail = bd_mem_available();
     if (avail) avail += in_use;
+    uint64_t total = bd_memplan_total(p);
+    plan_headroom = avail > total ? avail - total : 0;
     char table[4096];
     bd_memplan_format(p, avail, table, sizeof table);
     for (char *line = table, *nl; *line; line = nl + 1) {  // at --verbosity 2, a line each
@@ -225,6 +229,16 @@ void bd_tool_load_model_latent(const char *path, bd_model *m) { load(path, BD_LO
 void bd_tool_load_model(const char *path, bd_model *m) { load(path, BD_LOAD_RUN, m); }
 
 void bd_tool_load_model_mapped(const char *path, bd_model *m) { load(path, BD_LOAD_MAPPED, m); }
+
+void bd_tool_copy_mapped(bd_model *m) {
+    uint64_t copied;
+    double t0 = bd_now();
+    // A quarter of the headroom: tools run side by side in a Make graph plan alone.
+    if (bd_model_copy_mapped(m, plan_headroom / 4, &copied) < 0) return;  // out of memory: stays mapped
+    if (copied)
+        bd_log(BD_LOG_INFO, "--model: linears copied into memory (%.0f MB in 2 MB pages) in %.2f s", copied / 1e6,
+               bd_now() - t0);
+}
 
 void bd_tool_load_model_latent_mapped(const char *path, bd_model *m) { load(path, BD_LOAD_LATENT | BD_LOAD_MAPPED, m); }
 

@@ -140,6 +140,9 @@ void bd_tool_load_model_latent(const char *path, bd_model *m);
 void bd_tool_load_model_mapped(const char *path, bd_model *m);
 // Latent weights, mapped where the format allows: for tools that read the weights once (clip search).
 void bd_tool_load_model_latent_mapped(const char *path, bd_model *m);
+// After the memory plan (bd_tool_memplan): a mapped model's linears copied into memory of its
+// own when they take at most a quarter of what the plan leaves free (bd_model_copy_mapped).
+void bd_tool_copy_mapped(bd_model *m);
 // The directory of a model (or any file): path itself if it is a directory, else the directory
 // holding it. false for standard input ("-").
 bool bd_tool_model_dir(const char *model_path, char *dir, size_t size);

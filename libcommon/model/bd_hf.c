@@ -292,6 +292,38 @@ void bd_model_mapping_free(struct bd_model_mapping *mp) {
     free(mp);
 }
 
+int bd_model_copy_mapped(bd_model *m, uint64_t budget, uint64_t *copied) {
+    *copied = 0;
+    if (!m->mapping || !m->packed) return BD_OK;
+    bd_pk_model *p = m->packed;
+    int n = m->cfg.n_layers * BD_N_LINEARS;
+    uint64_t bytes = 0;
+    for (int i = 0; i < n; i++)
+        if (p->slots[i].borrowed) bytes += p->slots[i].row_bytes * (uint64_t)p->slots[i].rows;
+    if (!bytes || bytes > budget) return BD_OK;
+    bd_pk_tensor *own = calloc((size_t)n, sizeof *own);
+    int rc = own ? BD_OK : BD_ERR_NOMEM;
+    for (int i = 0; i < n && rc == BD_OK; i++) {
+        if (!p->slots[i].borrowed) continue;
+        own[i] = p->slots[i];
+        own[i].borrowed = false;
+        if ((rc = bd_pk_alloc(&own[i])) == BD_OK)
+            memcpy(own[i].data, p->slots[i].data, p->slots[i].row_bytes * (size_t)p->slots[i].rows);
+    }
+    for (int i = 0; own && i < n; i++) {  // all copied: take them; else drop what was
+        if (!p->slots[i].borrowed || !own[i].data) continue;
+        if (rc == BD_OK)
+            p->slots[i] = own[i];
+        else
+            bd_pk_free(&own[i]);
+    }
+    free(own);
+    if (rc < 0) return rc;
+    shards_close(&m->mapping->s);  // nothing points into the files now (m->mapping stays: no f32 linears)
+    *copied = bytes;
+    return BD_OK;
+}
+
 // The top bit of each 16-bit lane of w (four little-endian values) whose bits include all of
 // mask (the exponent: NaN or inf in both bf16 and f16). Per lane, x = ~w & mask is zero
 // exactly for such a value, and x + 0x7fff sets the lane's top bit exactly when x is not zero

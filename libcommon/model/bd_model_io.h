@@ -57,6 +57,15 @@ BD_MUST_CHECK int bd_model_load(const char *path, bd_model *m, char *why, size_t
 // bd_model_load does (bd.model streams are compressed; GGUF and llama2.c files are converted).
 // Such a model cannot be trained, re-quantized, packed or saved (its linears have no f32 copy).
 BD_MUST_CHECK int bd_model_load_mapped(const char *path, bd_model *m, char *why, size_t why_size);
+// A mapped model's linears (bd_model_load_mapped) copied, in the files' dtype, into memory of the
+// model's own in 2 MB pages when they take at most budget bytes; the files are then let go. Pages
+// of a file that was just written (exported, downloaded) are mapped 4 KB at a time, and a
+// generation step streams every weight through the TLB: the copy ran the 110M f32 model's
+// generation about 25% faster at 1 thread, 40% at 2 (README). For tools that read the weights
+// many times with memory to spare (their plan's headroom); a model that is not mapped, or whose
+// linears exceed budget, is left as it is. *copied gets the bytes copied (0 when nothing was).
+// BD_ERR_NOMEM leaves the model as it was.
+BD_MUST_CHECK int bd_model_copy_mapped(bd_model *m, uint64_t budget, uint64_t *copied);
 
 // What a model says about itself before its weights are read: enough to size a run (memory
 // plans). packed: a bd.packed stream, whose head is in head_format (a bd_pk_type, 0 = f32).

@@ -160,6 +160,9 @@ typedef void bd_pk_gemm_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *x
 // activation loads. Each result equals the format's scalar int8 row dot bit for bit.
 typedef void bd_pk_gemv_i8_fn(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum, float xs,
                               int r0, int r1);
+// The same for f32 activations (one token's padded xp): each result equals the format's f32 row
+// dot on that path bit for bit.
+typedef void bd_pk_gemv_f32_fn(float *out, const bd_pk_tensor *t, const float *xp, int r0, int r1);
 
 typedef struct {
     const char *name;           // "q2", ... as written in bd.packed streams
@@ -183,6 +186,8 @@ typedef struct {
     // Matrix-vector products per path for int8 activations and N < 8 (bd_gemv_<format>_i8_<path>), or
     // NULL: that path takes its row dots. Scalar: always NULL.
     bd_pk_gemv_i8_fn *gemv_i8[BD_SIMD_COUNT];
+    // The same for f32 activations and N == 1 (bd_gemv_<format>_f32_<path>), or NULL: row dots.
+    bd_pk_gemv_f32_fn *gemv_f32[BD_SIMD_COUNT];
 } bd_pk_traits;
 
 extern const bd_pk_traits bd_pk_traits_table[BD_PK_COUNT];
@@ -251,7 +256,8 @@ void bd_pk_quantize_act_ref(const float *x, int8_t *xq, int C, float *scale);
 typedef struct bd_pk_model {
     int n_slots;          // BD_N_LINEARS L + 1
     bd_pk_tensor *slots;  // (n_slots); type BD_PK_F32 with data NULL: the f32 weight in bd_model;
-                          // borrowed data (any type, f32 too): rows in a file mapping
+                          // borrowed data (any type, f32 too): rows in a file mapping (or copied
+                          // from one: bd_model_copy_mapped)
     bool act_int8;        // kernels quantize activations to int8 per token
     // The head's format when it was quantized after training (bd_pk_model_pack_head, bd-pack
     // --head-format; a bd.packed header's "head_format"), else BD_PK_F32. Such a head takes f32

@@ -52,10 +52,11 @@ static float *linear_weight(const bd_model *m, int l, bd_linear k, int *OC, int 
 }
 
 // Slots: linear k of layer l at l * BD_N_LINEARS + k, the head last (its layer: n_layers).
-// A mapped model's unquantized rows (bd_model_load_mapped): bf16/f16, or f32 borrowed from the
-// file. A bd.packed stream stores such a layer as an f32 record.
+// A mapped model's unquantized rows (bd_model_load_mapped): bf16/f16, or f32 in the file or
+// copied from it (an f32 slot with no data is the model's own f32 weight). A bd.packed stream
+// stores such a layer as an f32 record.
 static bool frozen_rows(const bd_pk_tensor *t) {
-    return t->type == BD_PK_BF16 || t->type == BD_PK_F16 || (t->type == BD_PK_F32 && t->borrowed);
+    return t->type == BD_PK_BF16 || t->type == BD_PK_F16 || (t->type == BD_PK_F32 && t->data);
 }
 
 static int slot_index(int n_slots, int l, bd_linear k) {
@@ -70,7 +71,7 @@ static const char *linear_name(bd_linear k) { return k == BD_HEAD ? "wcls" : bd_
 const bd_pk_tensor *bd_pk_model_slot(const bd_model *m, int l, bd_linear k) {
     if (!m->packed) return NULL;
     const bd_pk_tensor *t = &m->packed->slots[slot_index(m->packed->n_slots, l, k)];
-    return !t->data || (t->type == BD_PK_F32 && !t->borrowed) ? NULL : t;
+    return t->data ? t : NULL;  // no data: the f32 weight in m->w
 }
 
 const float *bd_pk_model_linear_f32(const bd_model *m, int l, bd_linear k, float *buf) {
@@ -225,7 +226,7 @@ size_t bd_pk_model_scratch_bytes(const bd_model *m, int N) {
     size_t most = 0;
     for (int s = 0; m->packed && s < m->packed->n_slots; s++) {
         const bd_pk_tensor *t = &m->packed->slots[s];
-        if (!t->data || (t->type == BD_PK_F32 && !t->borrowed)) continue;
+        if (!t->data) continue;  // the f32 weight in m->w
         int l;
         size_t b = bd_pk_matmul_scratch_bytes(t, N,
                                               bd_pk_model_act_int8(m->packed, slot_linear(m->packed->n_slots, s, &l)));

@@ -98,6 +98,7 @@ bd_pk_gemm_i8_fn bd_gemm_q2_i8_avx2, bd_gemm_q2_i8_avx512, bd_gemm_tq2_i8_avx2, 
         bd_gemm_q3_i8_avx2, bd_gemm_q3_i8_avx512, bd_gemm_q6_i8_avx2, bd_gemm_q6_i8_avx512, bd_gemm_q8_i8_avx512;
 // Generation's matrix-vector products (the traits' gemv_i8 entries; N < 8 with int8 activations).
 bd_pk_gemv_i8_fn bd_gemv_tq2_i8_avx512, bd_gemv_kquant_i8_avx512;
+bd_pk_gemv_f32_fn bd_gemv_f32_avx512;
 int bd_pk_tile_rows(bd_simd s);  // RB, the rows of a tile on path s
 bool bd_pk_tiles_fit(const bd_pk_tensor *t);
 size_t bd_pk_tiles_scratch_bytes(const bd_pk_tensor *t, int N);  // 64-byte aligned start assumed

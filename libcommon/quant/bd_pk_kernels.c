@@ -6,14 +6,15 @@
 // The row dots are the formats' (bd_pk_traits_table, bd_pk_<format>.c), picked once per call
 // for the path in use. f32 activations: the exact dequantized value of every code times the
 // activation (N >= 8: the f32 tiles of bd_pk_f32_tiles.c on AVX-512; elsewhere rows dequantized
-// in panels into sgemm). int8 activations (per
+// in panels into sgemm; N == 1: the traits' gemv_f32 where a format has one, f32 rows four at a
+// time on AVX-512, else row dots). int8 activations (per
 // token absmax/127): N >= 8 on a format and path with integer tiles (traits gemm_i8:
 // q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c; q2_K and q4_K on AVX-512:
 // bd_pk_kquant_tiles.c, their sub-block scales need their own layout), blocks of rows times blocks
 // of tokens with int32 accumulators, equal bit for bit to the scalar row dot; otherwise the
 // format's integer dot (q2, q3, q8, q6, tq2 on every SIMD path; the K-quants on AVX-512; the
-// others scalar; tq2 on AVX-512 several rows per pass, traits gemv_i8), or, where a path has none, that path's f32 dot on the int8 values as floats
-// times the scale. The int8 levels are bd_act_quant.h's, those of a W1.58A8 model's
+// others scalar; tq2, q2_K and q4_K on AVX-512 several rows per pass, traits gemv_i8), or, where
+// a path has none, that path's f32 dot on the int8 values as floats times the scale. The int8 levels are bd_act_quant.h's, those of a W1.58A8 model's
 // fake-quantized training forward.
 // Paths: scalar, AVX2+FMA, AVX-512 (F, BW, VL, VBMI, VNNI), picked at run time; BD_SIMD forces.
 // No allocation: every buffer is carved from the caller's scratch.
@@ -160,7 +161,8 @@ typedef struct {
     size_t xp_len;  // XP
     bd_pk_dot_f32_fn *f32;
     bd_pk_dot_i8_fn *i8;
-    bd_pk_gemv_i8_fn *gemv;  // int8 activations: rows several at a time, or NULL (row dots)
+    bd_pk_gemv_i8_fn *gemv;       // int8 activations: rows several at a time, or NULL (row dots)
+    bd_pk_gemv_f32_fn *gemv_f32;  // f32 activations, one token: the same
 } mm_job;
 
 // Rows r0..r1 for every token; tiles of rows keep their bytes in cache across tokens (a single
@@ -170,6 +172,10 @@ static void mm_rows(void *ctx, int r0, int r1) {
     const bd_pk_tensor *t = j->t;
     if (j->gemv && j->N == 1) {
         j->gemv(j->out, t, j->xq, j->xsum, j->xs[0], r0, r1);
+        return;
+    }
+    if (j->gemv_f32 && j->N == 1) {
+        j->gemv_f32(j->out, t, j->xp, r0, r1);
         return;
     }
     for (int rt = r0; rt < r1; rt += 16) {
@@ -263,7 +269,7 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
         return;
     }
     size_t XP = xp_len(t);
-    mm_job j = {t, NULL, NULL, NULL, NULL, out, N, XP, pick_f32(tr, simd), tr->vec_dot_i8[simd], NULL};
+    mm_job j = {t, NULL, NULL, NULL, NULL, out, N, XP, pick_f32(tr, simd), tr->vec_dot_i8[simd], NULL, NULL};
     if (act_int8) {
         int8_t *xq = carve(&p, (size_t)N * XP), *tmp = carve(&p, (size_t)C);
         int32_t *xsum = carve(&p, (size_t)N * (size_t)t->ngroups * sizeof *xsum);
@@ -283,6 +289,7 @@ void bd_pk_matmul(float *out, const float *inp, const bd_pk_tensor *t, int N, bo
     } else {
         j.xp = inp;  // groups are whole multiples of 32 that tile the row: no padding needed
     }
+    if (!act_int8) j.gemv_f32 = tr->gemv_f32[simd];
     bd_parallel_for(OC, min_rows, mm_rows, &j);
 }
 

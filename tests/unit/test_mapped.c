@@ -179,7 +179,32 @@ static void check_mapped_equals_copied(bd_dtype dtype, bool tied, bd_pk_type wan
     double moved = 0;
     for (size_t i = 0; i < n; i++) moved = fmax(moved, fabs(c2[i] - b[i]));
     ck_assert(moved > 1e-3);
-    free(a), free(b), free(c2);
+    // bd_model_copy_mapped: nothing within a budget one byte short of the linears; within
+    // theirs, every slot an owned copy of the same type, the files let go, the very same logits.
+    uint64_t bytes = 0, got;
+    for (int l = 0; l < mapped.cfg.n_layers; l++)
+        for (int k = 0; k < BD_N_LINEARS; k++) {
+            const bd_pk_tensor *p = bd_pk_model_slot(&mapped, l, (bd_linear)k);
+            bytes += p->row_bytes * (uint64_t)p->rows;
+        }
+    ck_assert_int_eq(bd_model_copy_mapped(&mapped, bytes - 1, &got), BD_OK);
+    ck_assert_uint_eq(got, 0);
+    ck_assert(bd_pk_model_slot(&mapped, 0, BD_WQ)->borrowed);
+    ck_assert_int_eq(bd_model_copy_mapped(&mapped, bytes, &got), BD_OK);
+    ck_assert_uint_eq(got, bytes);
+    for (int l = 0; l < mapped.cfg.n_layers; l++)
+        for (int k = 0; k < BD_N_LINEARS; k++) {
+            const bd_pk_tensor *p = bd_pk_model_slot(&mapped, l, (bd_linear)k);
+            ck_assert_ptr_nonnull(p);
+            ck_assert_int_eq(p->type, want_type);
+            ck_assert(!p->borrowed);
+        }
+    ck_assert_ptr_nonnull(mapped.mapping);  // still a frozen model: no f32 linears to train
+    float *b2 = logits_of(&mapped);
+    ck_assert_msg(memcmp(b, b2, sizeof(float) * n) == 0, "logits changed when the linears were copied");
+    ck_assert_int_eq(bd_model_copy_mapped(&mapped, bytes, &got), BD_OK);  // nothing borrowed is left
+    ck_assert_uint_eq(got, 0);
+    free(a), free(b), free(b2), free(c2);
     bd_model_free(&src);
     bd_model_free(&copied);
     bd_model_free(&mapped);

@@ -411,6 +411,52 @@ START_TEST(test_tiles_vs_rowdot) {
 }
 END_TEST
 
+START_TEST(test_f32_gemv_exact) {
+    // Generation's f32 matrix-vector product (traits gemv_f32, four rows per pass on AVX-512):
+    // every output is that path's f32 row dot bit for bit, at 1 and 2 threads, for row counts
+    // not a multiple of 4 and rows with a masked tail (C not a multiple of 16 or 32); rows
+    // further apart than their length (a borrowed matrix inside a wider one) too.
+    int shapes[][2] = {{1, 5}, {3, 16}, {4, 32}, {7, 33}, {13, 100}, {70, 768}, {9, 47}};  // OC, C
+    int checked = 0;
+    for (int path = BD_SIMD_SCALAR; path < BD_SIMD_COUNT; path++) {
+        if (!bd_pk_simd_supported((bd_simd)path)) continue;
+        bd_pk_set_simd((bd_simd)path);
+        const bd_pk_traits *tr = &bd_pk_traits_table[BD_PK_F32];
+        ck_assert_msg((tr->gemv_f32[path] != NULL) == (path == BD_SIMD_AVX512), "gemv_f32 entry on %s",
+                      bd_pk_simd_name((bd_simd)path));
+        if (!tr->gemv_f32[path]) continue;
+        for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++)
+            for (int wide = 0; wide < 2; wide++) {
+                int OC = shapes[sh][0], C = shapes[sh][1], ld = C + (wide ? 3 : 0);
+                float *w = malloc(sizeof(float) * OC * ld), *x = malloc(sizeof(float) * C);
+                float *got = malloc(sizeof(float) * OC), *got2 = malloc(sizeof(float) * OC);
+                for (int i = 0; i < OC * ld; i++) w[i] = frand();
+                for (int i = 0; i < C; i++) x[i] = frand() * 3;
+                bd_pk_tensor t;
+                ck_assert_int_eq(bd_pk_geometry(&t, BD_PK_F32, OC, C, 0), BD_OK);
+                t.row_bytes = (size_t)ld * sizeof(float);
+                t.data = (uint8_t *)w;
+                t.borrowed = true;
+                int nt = bd_num_threads();
+                bd_set_num_threads(1);
+                matmul(got, x, &t, 1, false, false);
+                bd_set_num_threads(2);
+                matmul(got2, x, &t, 1, false, false);
+                bd_set_num_threads(nt);
+                for (int r = 0; r < OC; r++) {
+                    float want = tr->vec_dot_f32[path](&t, t.data + (size_t)r * t.row_bytes, x);
+                    ck_assert_msg(got[r] == want && got2[r] == want, "%s %dx%d ld %d row %d: %.9g / %.9g != row dot %.9g",
+                                  bd_pk_simd_name((bd_simd)path), OC, C, ld, r, got[r], got2[r], want);
+                    checked++;
+                }
+                free(w), free(x), free(got), free(got2);
+            }
+    }
+    bd_pk_set_simd(BD_SIMD_SCALAR);
+    if (bd_pk_simd_supported(BD_SIMD_AVX512)) ck_assert_int_gt(checked, 0);
+}
+END_TEST
+
 START_TEST(test_f32_tiles_exact) {
     // f32 tiles (f32 activations, N >= 8 on AVX-512; bd_pk_f32_tiles.c): every output is the
     // chain fmaf(w[C-1], x[C-1], ... fmaf(w[0], x[0], 0)) of the dequantized row, rebuilt here
@@ -918,6 +964,7 @@ Suite *suite_packed(void) {
     tcase_add_test(tc, test_i8_dots_exact);
     tcase_add_test(tc, test_matmul_threads);
     tcase_add_test(tc, test_tiles_vs_rowdot);
+    tcase_add_test(tc, test_f32_gemv_exact);
     tcase_add_test(tc, test_f32_tiles_exact);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_packed_models);
