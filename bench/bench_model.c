@@ -7,16 +7,21 @@
 //         argmax of its logits (llama-bench samples nothing; an argmax is the least use of them).
 // Each figure is tokens/s, the median of R runs after 2 warm-ups (llama-bench: one warm-up, -r
 // runs, the mean). Token ids are fixed and spread over the vocabulary.
-// Usage: bench_model MODEL [THREADS 1] [T 512] [K 128] [R 5]; prints "pp T <tok/s>" and
-// "tg K <tok/s>", one per line.
+// Usage: bench_model MODEL [THREADS 1] [T 512] [K 128] [R 5]; prints "pp T <tok/s>", "tg K <tok/s>"
+// and "bytes <B>", the weights a generated token reads (every linear and the head, as stored;
+// norms, the embedding's one row and the KV cache left out), one per line. bench_model
+// --bandwidth prints "bw 1 <GB/s>" and "bw 2 <GB/s>": the read loop of bench_util.h at 1 and 2
+// threads, for the fraction of bandwidth a generation figure reaches (bytes x tok/s / bw).
 #define BENCH_NAME "bench_model"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "bd_block.h"
 #include "bd_forward.h"
 #include "bd_memplan.h"
 #include "bd_model_io.h"
+#include "bd_packed.h"
 #include "bd_qat_setup.h"
 #include "bd_threads.h"
 #include "bench_util.h"
@@ -70,7 +75,26 @@ static double generation_rate(const bd_model *m, int K, int R) {
     return med;
 }
 
+static double linear_bytes(const bd_model *m, int l, bd_linear k) {
+    const bd_pk_tensor *t = bd_pk_model_slot(m, l, k);
+    bd_linear_slot s = bd_linear_at(&m->w, &m->cfg, l, k);
+    return t ? (double)t->row_bytes * t->rows : s.w ? 4.0 * s.in * s.out : 0;
+}
+
+static double bytes_per_token(const bd_model *m) {
+    double b = linear_bytes(m, 0, BD_HEAD);
+    for (int l = 0; l < m->cfg.n_layers; l++)
+        for (int k = 0; k < BD_N_LINEARS; k++) b += linear_bytes(m, l, (bd_linear)k);
+    return b;
+}
+
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--bandwidth")) {
+        double bw[3];
+        bench_bandwidth_12(bw, 5);
+        printf("bw 1 %.1f\nbw 2 %.1f\n", bw[1], bw[2]);
+        return 0;
+    }
     if (argc < 2) {
         fprintf(stderr, "usage: bench_model MODEL [THREADS] [T] [K] [R]\n");
         return 2;
@@ -100,6 +124,7 @@ int main(int argc, char **argv) {
     }
     if (T > 0) printf("pp %d %.1f\n", T, prefill_rate(&m, T, R));
     if (K > 0) printf("tg %d %.1f\n", K, generation_rate(&m, K, R));
+    printf("bytes %.0f\n", bytes_per_token(&m));
     bd_model_free(&m);
     return 0;
 }

@@ -15,7 +15,10 @@
 # takes generation threads from -tgb, not -t: both are given). Two more columns give what bd's
 # tools deliver in one cold process each (medians of REPS): bd-eval -K 1 reading a 512-token
 # prompt (the first 1803 bytes of the text) and bd-teacher-gen --unpadded -b 1 (greedy, 2 samples
-# of 128 new tokens). Tokens/s at 1 and 2 threads. LLAMA_BIN: an ik_llama.cpp (or llama.cpp) bin
+# of 128 new tokens). Tokens/s at 1 and 2 threads. The bandwidth column: the weights a generated
+# token reads (bench_model's "bytes": every linear and the head as stored; llama.cpp reads the
+# same bytes, the GGUF holding the same blocks) times generation's tokens/s, over the read loop's
+# GB/s at that thread count (bench_model --bandwidth, measured before the table), bd / llama.cpp. LLAMA_BIN: an ik_llama.cpp (or llama.cpp) bin
 # directory with llama-bench; without it bd's figures alone. The machine is shared and noisy: read
 # ratios, not digits. Environment: BD_BIN, BD_BENCH (build/bench), BD_DATA, LLAMA_BIN, REPS (3),
 # WORK (build/bench/side_by_side: the models, about 600 MB, kept between runs), PROMPT (1; 0:
@@ -27,10 +30,17 @@ BD_BENCH=${BD_BENCH:-$HERE/build/bench}
 . "$HERE/bench/lib/sbs_common.sh"
 
 PROMPT_TEXT=$(head -c 1803 text.txt)  # 512 tokens with BOS (Llama 2 tokenizer)
-bd_bench() {  # MODEL THREADS: "pp tg" tokens/s of bench_model (its own medians of REPS)
+bd_bench() {  # MODEL THREADS: "pp tg bytes": tokens/s of bench_model (its own medians of REPS)
     "$BD_BENCH/bench_model" "$1" "$2" "$([ "$PROMPT" = 0 ] && echo 0 || echo 512)" 128 "$REPS" |
-        awk '$1 == "pp" { pp = $3 } $1 == "tg" { tg = $3 } END { print (pp ? pp : "-"), (tg ? tg : "-") }'
+        awk '$1 == "pp" { pp = $3 } $1 == "tg" { tg = $3 } $1 == "bytes" { b = $2 }
+             END { print (pp ? pp : "-"), (tg ? tg : "-"), (b ? b : "-") }'
 }
+share() {  # BYTES TOK/S GB/S: percent of the bandwidth
+    awk -v b="$1" -v t="$2" -v w="$3" 'BEGIN { if (b + 0 > 0 && t + 0 > 0 && w + 0 > 0) printf "%.0f%%", 100 * b * t / (w * 1e9); else printf "-" }'
+}
+BW=$("$BD_BENCH/bench_model" --bandwidth | awk '{ printf "%s ", $3 }')
+echo "memory read bandwidth (bench_model --bandwidth): $(echo $BW | cut -d' ' -f1) GB/s at 1 thread, $(echo $BW | cut -d' ' -f2) GB/s at 2"
+echo
 tool_prompt() {  # MODEL THREADS: bd-eval's prompt pass, tokens/s
     [ "$PROMPT" = 0 ] && { echo -; return; }
     for r in $(seq "$REPS"); do
@@ -55,13 +65,14 @@ for r in csv.DictReader(open(sys.argv[1])):
 print("%.1f %.1f" % (pp, tg))' lb.csv
 }
 
-echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio | bd-eval prompt | bd-teacher-gen |"
-echo "|---|---|---|---|---|---|---|---|---|---|"
+echo "| format (bd / llama.cpp) | threads | prompt bd | prompt llama.cpp | ratio | generation bd | generation llama.cpp | ratio | bandwidth bd / llama.cpp | bd-eval prompt | bd-teacher-gen |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|"
 for f in "f32 $M f32.gguf" "q2_K q2_K.bdz q2_K.gguf" "q2_K+int8-acts q2_K_i8.bdz q2_K.gguf" "q4_K q4_K.bdz q4_K.gguf" \
     "q4_K+int8-acts q4_K_i8.bdz q4_K.gguf" "tq2/IQ2_BN tq2.bdz iq2_bn.gguf"; do
     set -- $f
     for t in 1 2; do
         set -- $1 $2 $3 $(bd_bench "$2" $t) $(lcpp "$3" $t) $(tool_prompt "$2" $t) $(tool_gen "$2" $t)
-        echo "| $1 | $t | $4 | $6 | $(ratio "$4" "$6") | $5 | $7 | $(ratio "$5" "$7") | $8 | $9 |"
+        bw=$(echo $BW | cut -d' ' -f$t)  # $6: bytes per token
+        echo "| $1 | $t | $4 | $7 | $(ratio "$4" "$7") | $5 | $8 | $(ratio "$5" "$8") | $(share "$6" "$5" "$bw") / $(share "$6" "$8" "$bw") | $9 | ${10} |"
     done
 done

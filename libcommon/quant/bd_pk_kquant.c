@@ -364,7 +364,10 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
 // activations are put once per call in the order of the codes' 64-byte registers (xperm), with
 // their sums over each 16 weights as int32 (xs16), so a block takes one (q2_K) or two (q4_K)
 // 64-byte loads of codes and whole-register vpdpbusd: lane group k (4 lanes, 16 weights) of
-// register s holds one sub-block's dot, scaled by its sc (vpermd of the block's scales, vpmulld).
+// register s holds one sub-block's dot, scaled by its sc (vpermd of the block's scales) with
+// vpdpwssd: a lane's dot (4 codes of at most 15 times |x| <= 127: |d| <= 7620) fits its low 16
+// bits, whose product with sc (high 16 bits zero) is then the exact d sc (vpmulld took twice
+// the uops and latency).
 #define KQ_GEMV_COLS 65536  // activations put in order on the stack (80 KB); wider rows take the scalar dot
 
 // Sub-block of lane group k (0..3) of q2_K register s (0..3): bytes 0-31 are weights 32s + l,
@@ -393,6 +396,55 @@ T_KQ512V static void kq_perm_x(bool q2, const int8_t *xq, int C, int8_t *xperm, 
     }
 }
 
+// One block's step of a row: acc + (d isum - dmin msum), the float operations of kq_i8_integer.
+T_KQ512V BD_SIMD_INLINE float kq_gemv_block(bool q2, const uint8_t *blk, const int8_t *xp, const int32_t *xs16g,
+                                           const __m512i idx[4], float acc) {
+    const __m512i three = _mm512_set1_epi8(3), low4 = _mm512_set1_epi8(15), low4d = _mm512_set1_epi32(15);
+    __m512i isum = _mm512_setzero_si512(), sc, mn;
+    uint16_t dh, mh;
+    if (q2) {
+        const bd_block_q2_K *b = (const void *)blk;
+        __m512i s8 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b->scales));
+        sc = _mm512_and_si512(s8, low4d), mn = _mm512_srli_epi32(s8, 4);
+        __m512i q = _mm512_loadu_si512((const void *)b->qs);
+        for (int s = 0; s < 4; s++) {
+            __m512i c = _mm512_and_si512(_mm512_srli_epi16(q, (unsigned)(2 * s)), three);
+            __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
+            isum = _mm512_dpwssd_epi32(isum, d, _mm512_permutexvar_epi32(idx[s], sc));
+        }
+        memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
+    } else {
+        const bd_block_q4_K *b = (const void *)blk;
+        // The 8 six-bit scales and minimums as bytes (bd_q4_K_scales_mins's rule, on words), then lanes.
+        uint32_t w[3];
+        memcpy(w, b->scales, 12);
+        uint64_t scb = (w[0] & 0x3f3f3f3fu) | (uint64_t)((w[2] & 0x0f0f0f0fu) | (w[0] >> 6 & 0x03030303u) << 4)
+                                                      << 32;
+        uint64_t mnb = (w[1] & 0x3f3f3f3fu) |
+                       (uint64_t)((w[2] >> 4 & 0x0f0f0f0fu) | (w[1] >> 6 & 0x03030303u) << 4) << 32;
+        sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scb));
+        mn = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mnb));
+        for (int u = 0; u < 2; u++) {
+            __m512i q = _mm512_loadu_si512((const void *)(b->qs + 64 * u));
+            for (int nib = 0; nib < 2; nib++) {
+                int s = 2 * u + nib;
+                __m512i c = _mm512_and_si512(nib ? _mm512_srli_epi16(q, 4) : q, low4);
+                __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
+                isum = _mm512_dpwssd_epi32(isum, d, _mm512_permutexvar_epi32(idx[s], sc));
+            }
+        }
+        memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
+    }
+    // msum: q2_K's 16 minimums against the 16 sums; q4_K's 8 against pairs of them
+    __m512i x16 = _mm512_load_si512(xs16g);
+    if (!q2)
+        x16 = _mm512_add_epi32(_mm512_maskz_compress_epi32(0x5555, x16),
+                               _mm512_maskz_compress_epi32(0xaaaa, x16));
+    // |x16| <= 4064 and mn <= 63: vpmaddwd on the low 16 bits is the exact product
+    int32_t isum_t = _mm512_reduce_add_epi32(isum), msum_t = _mm512_reduce_add_epi32(_mm512_madd_epi16(x16, mn));
+    return acc + (kq_f16(dh) * (float)isum_t - kq_f16(mh) * (float)msum_t);
+}
+
 T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,
                                        float xs, int r0, int r1) {
     int C = t->cols;
@@ -411,60 +463,15 @@ T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const 
         for (int l = 0; l < 16; l++) v[l] = kq_lane_sub_of(q2, s, l / 4);
         idx[s] = _mm512_loadu_si512(v);
     }
-    const __m512i three = _mm512_set1_epi8(3), low4 = _mm512_set1_epi8(15), low4d = _mm512_set1_epi32(15);
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = t->data + (size_t)r * t->row_bytes;
         if (r + 4 < r1)  // the hardware prefetcher alone left the loop waiting on memory
             for (size_t q = 0; q < t->row_bytes; q += 64)
                 _mm_prefetch((const char *)(row + 4 * t->row_bytes + q), _MM_HINT_T0);
         float acc = 0;
-        for (int g = 0; g < t->ngroups; g++) {
-            const uint8_t *blk = row + (size_t)g * t->block_bytes;
-            const int8_t *xp = xperm + (size_t)g * BD_QK_K;
-            __m512i isum = _mm512_setzero_si512(), sc, mn;
-            uint16_t dh, mh;
-            if (q2) {
-                const bd_block_q2_K *b = (const void *)blk;
-                __m512i s8 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b->scales));
-                sc = _mm512_and_si512(s8, low4d), mn = _mm512_srli_epi32(s8, 4);
-                __m512i q = _mm512_loadu_si512((const void *)b->qs);
-                for (int s = 0; s < 4; s++) {
-                    __m512i c = _mm512_and_si512(_mm512_srli_epi16(q, (unsigned)(2 * s)), three);
-                    __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
-                    isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(d, _mm512_permutexvar_epi32(idx[s], sc)));
-                }
-                memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
-            } else {
-                const bd_block_q4_K *b = (const void *)blk;
-                // The 8 six-bit scales and minimums as bytes (bd_q4_K_scales_mins's rule, on words), then lanes.
-                uint32_t w[3];
-                memcpy(w, b->scales, 12);
-                uint64_t scb = (w[0] & 0x3f3f3f3fu) | (uint64_t)((w[2] & 0x0f0f0f0fu) | (w[0] >> 6 & 0x03030303u) << 4)
-                                                              << 32;
-                uint64_t mnb = (w[1] & 0x3f3f3f3fu) |
-                               (uint64_t)((w[2] >> 4 & 0x0f0f0f0fu) | (w[1] >> 6 & 0x03030303u) << 4) << 32;
-                sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scb));
-                mn = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mnb));
-                for (int u = 0; u < 2; u++) {
-                    __m512i q = _mm512_loadu_si512((const void *)(b->qs + 64 * u));
-                    for (int nib = 0; nib < 2; nib++) {
-                        int s = 2 * u + nib;
-                        __m512i c = _mm512_and_si512(nib ? _mm512_srli_epi16(q, 4) : q, low4);
-                        __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
-                        isum = _mm512_add_epi32(isum, _mm512_mullo_epi32(d, _mm512_permutexvar_epi32(idx[s], sc)));
-                    }
-                }
-                memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
-            }
-            // msum: q2_K's 16 minimums against the 16 sums; q4_K's 8 against pairs of them
-            __m512i x16 = _mm512_load_si512(xs16 + (size_t)g * 16);
-            if (!q2)
-                x16 = _mm512_add_epi32(_mm512_maskz_compress_epi32(0x5555, x16),
-                                       _mm512_maskz_compress_epi32(0xaaaa, x16));
-            int32_t isum_t = _mm512_reduce_add_epi32(isum),
-                    msum_t = _mm512_reduce_add_epi32(_mm512_mullo_epi32(mn, x16));
-            acc += kq_f16(dh) * (float)isum_t - kq_f16(mh) * (float)msum_t;
-        }
+        for (int g = 0; g < t->ngroups; g++)
+            acc = kq_gemv_block(q2, row + (size_t)g * t->block_bytes, xperm + (size_t)g * BD_QK_K,
+                                xs16 + (size_t)g * 16, idx, acc);
         out[r] = acc * xs;
     }
 }
