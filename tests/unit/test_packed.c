@@ -462,7 +462,8 @@ START_TEST(test_f32_tiles_exact) {
     // chain fmaf(w[C-1], x[C-1], ... fmaf(w[0], x[0], 0)) of the dequantized row, rebuilt here
     // with fmaf; the same bits at 1 and 2 threads and for a token computed among 25 or among 8.
     // Odd shapes: C below, between and above the 16-weight transpose and the 256-weight chunk,
-    // OC not a multiple of the 32-row block, N not a multiple of the 12-token tile; f32 rows read
+    // OC not a multiple of the 32-row block, N not a multiple of the 12-token tile, OC and N past
+    // a panel and a block of tokens; f32 rows read
     // in place (also through bd_linear_forward, with a bias), others dequantized.
     if (!bd_pk_simd_supported(BD_SIMD_AVX512)) return;
     bd_pk_set_simd(BD_SIMD_AVX512);
@@ -473,14 +474,15 @@ START_TEST(test_f32_tiles_exact) {
               {BD_PK_Q2, {BD_Q_INT, 2, 40}},
               {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}},
               {BD_PK_BF16, {BD_Q_NONE, 16, 0}}};
-    int shapes[][3] = {{33, 17, 8}, {70, 300, 25}, {1, 16, 9}, {32, 520, 13}, {65, 256, 12}};  // OC, C, N
+    // The last shape crosses the 512-row panel (128 rows dequantized) and the 516-token block.
+    int shapes[][3] = {{33, 17, 8}, {70, 300, 25}, {1, 16, 9}, {32, 520, 13}, {65, 256, 12}, {530, 40, 530}};  // OC, C, N
     for (size_t fi = 0; fi < sizeof fm / sizeof fm[0]; fi++)
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
             int OC = shapes[sh][0], C = shapes[sh][1], N = shapes[sh][2];
             float *w = malloc(sizeof(float) * OC * C), *x = malloc(sizeof(float) * N * C),
                   *row = malloc(sizeof(float) * C);
             float *got = malloc(sizeof(float) * N * OC), *got2 = malloc(sizeof(float) * N * OC),
-                  *part = malloc(sizeof(float) * 8 * OC), *want = malloc(sizeof(float) * N * OC), bias[70];
+                  *part = malloc(sizeof(float) * 8 * OC), *want = malloc(sizeof(float) * N * OC), bias[530];
             for (int i = 0; i < OC * C; i++) w[i] = frand();
             for (int i = 0; i < N * C; i++) x[i] = frand() * 4;
             for (int i = 0; i < OC; i++) bias[i] = frand();
