@@ -5,6 +5,9 @@
 // q4_K (VNNI on the AVX-512 path; N >= 8: bd_pk_kquant_tiles.c); q3_K the scalar dot on the
 // dequantized weights.
 #include "bd_kquant.h"
+
+#include <stddef.h>
+
 #include "bd_pk_simd.h"
 
 typedef void kq_quant_fn(const float *x, void *block);
@@ -368,6 +371,7 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
 // vpdpwssd: a lane's dot (4 codes of at most 15 times |x| <= 127: |d| <= 7620) fits its low 16
 // bits, whose product with sc (high 16 bits zero) is then the exact d sc (vpmulld took twice
 // the uops and latency).
+#define KQ_GEMV_PF 4096  // bytes prefetched ahead (2048: 3% slower on the 7B stack, 8192 the same)
 #define KQ_GEMV_COLS 65536  // activations put in order on the stack (80 KB); wider rows take the scalar dot
 
 // Sub-block of lane group k (0..3) of q2_K register s (0..3): bytes 0-31 are weights 32s + l,
@@ -396,12 +400,12 @@ T_KQ512V static void kq_perm_x(bool q2, const int8_t *xq, int C, int8_t *xperm, 
     }
 }
 
-// One block's step of a row: acc + (d isum - dmin msum), the float operations of kq_i8_integer.
-T_KQ512V BD_SIMD_INLINE float kq_gemv_block(bool q2, const uint8_t *blk, const int8_t *xp, const int32_t *xs16g,
-                                           const __m512i idx[4], float acc) {
+// One block's integer work: isum's and msum's terms as 16 lanes each (their lane sums are the
+// block's exact isum and msum of kq_i8_integer).
+T_KQ512V BD_SIMD_INLINE void kq_gemv_block(bool q2, const uint8_t *blk, const int8_t *xp, const int32_t *xs16g,
+                                          const __m512i idx[4], __m512i *isum_v, __m512i *msum_v) {
     const __m512i three = _mm512_set1_epi8(3), low4 = _mm512_set1_epi8(15), low4d = _mm512_set1_epi32(15);
     __m512i isum = _mm512_setzero_si512(), sc, mn;
-    uint16_t dh, mh;
     if (q2) {
         const bd_block_q2_K *b = (const void *)blk;
         __m512i s8 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b->scales));
@@ -412,7 +416,6 @@ T_KQ512V BD_SIMD_INLINE float kq_gemv_block(bool q2, const uint8_t *blk, const i
             __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
             isum = _mm512_dpwssd_epi32(isum, d, _mm512_permutexvar_epi32(idx[s], sc));
         }
-        memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
     } else {
         const bd_block_q4_K *b = (const void *)blk;
         // The 8 six-bit scales and minimums as bytes (bd_q4_K_scales_mins's rule, on words), then lanes.
@@ -433,16 +436,31 @@ T_KQ512V BD_SIMD_INLINE float kq_gemv_block(bool q2, const uint8_t *blk, const i
                 isum = _mm512_dpwssd_epi32(isum, d, _mm512_permutexvar_epi32(idx[s], sc));
             }
         }
-        memcpy(&dh, &b->d, 2), memcpy(&mh, &b->dmin, 2);
     }
     // msum: q2_K's 16 minimums against the 16 sums; q4_K's 8 against pairs of them
     __m512i x16 = _mm512_load_si512(xs16g);
     if (!q2)
         x16 = _mm512_add_epi32(_mm512_maskz_compress_epi32(0x5555, x16),
                                _mm512_maskz_compress_epi32(0xaaaa, x16));
-    // |x16| <= 4064 and mn <= 63: vpmaddwd on the low 16 bits is the exact product
-    int32_t isum_t = _mm512_reduce_add_epi32(isum), msum_t = _mm512_reduce_add_epi32(_mm512_madd_epi16(x16, mn));
-    return acc + (kq_f16(dh) * (float)isum_t - kq_f16(mh) * (float)msum_t);
+    *isum_v = isum;
+    *msum_v = _mm512_madd_epi16(x16, mn);  // |x16| <= 4064, mn <= 63: exact on the low 16 bits
+}
+
+// Lane i of the result = the sum of v[i]'s 16 lanes, for 16 vectors at once (exact integers):
+// pairs, then pairs of pairs inside each 128-bit lane, then across the four 128-bit lanes (45
+// instructions where 16 separate reductions take about 130).
+T_KQ512V BD_SIMD_INLINE __m512i kq_lane_sums16(const __m512i v[16]) {
+    __m512i a[8], b[4];
+    for (int i = 0; i < 8; i++)  // 128-bit lane L: v[2i] and v[2i+1] summed in pairs, interleaved
+        a[i] = _mm512_add_epi32(_mm512_unpacklo_epi32(v[2 * i], v[2 * i + 1]),
+                                _mm512_unpackhi_epi32(v[2 * i], v[2 * i + 1]));
+    for (int i = 0; i < 4; i++)  // lane L: the partial sums of v[4i .. 4i+3], in order
+        b[i] = _mm512_add_epi32(_mm512_unpacklo_epi64(a[2 * i], a[2 * i + 1]),
+                                _mm512_unpackhi_epi64(a[2 * i], a[2 * i + 1]));
+    // Add the four 128-bit lanes: b[i]'s sums land in 128-bit lane i.
+    __m512i d01 = _mm512_add_epi32(_mm512_shuffle_i32x4(b[0], b[1], 0x88), _mm512_shuffle_i32x4(b[0], b[1], 0xDD));
+    __m512i d23 = _mm512_add_epi32(_mm512_shuffle_i32x4(b[2], b[3], 0x88), _mm512_shuffle_i32x4(b[2], b[3], 0xDD));
+    return _mm512_add_epi32(_mm512_shuffle_i32x4(d01, d23, 0x88), _mm512_shuffle_i32x4(d01, d23, 0xDD));
 }
 
 T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const int8_t *xq, const int32_t *xsum,
@@ -463,16 +481,50 @@ T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const 
         for (int l = 0; l < 16; l++) v[l] = kq_lane_sub_of(q2, s, l / 4);
         idx[s] = _mm512_loadu_si512(v);
     }
-    for (int r = r0; r < r1; r++) {
-        const uint8_t *row = t->data + (size_t)r * t->row_bytes;
-        if (r + 4 < r1)  // the hardware prefetcher alone left the loop waiting on memory
-            for (size_t q = 0; q < t->row_bytes; q += 64)
-                _mm_prefetch((const char *)(row + 4 * t->row_bytes + q), _MM_HINT_T0);
-        float acc = 0;
-        for (int g = 0; g < t->ngroups; g++)
-            acc = kq_gemv_block(q2, row + (size_t)g * t->block_bytes, xperm + (size_t)g * BD_QK_K,
-                                xs16 + (size_t)g * 16, idx, acc);
-        out[r] = acc * xs;
+    // The rows' blocks in memory order, 16 at a time (across rows: a 768-weight row has 3), each
+    // row's float steps in order; (r, g): the next block's row and group.
+    size_t off_d = q2 ? offsetof(bd_block_q2_K, d) : offsetof(bd_block_q4_K, d),
+           off_dmin = q2 ? offsetof(bd_block_q2_K, dmin) : offsetof(bd_block_q4_K, dmin);
+    const uint8_t *end = t->data + (size_t)r1 * t->row_bytes;
+    int64_t left = (int64_t)(r1 - r0) * t->ngroups;
+    int r = r0, g = 0, out_r = r0, out_g = 0;
+    float acc = 0;
+    while (left > 0) {
+        int G = left < 16 ? (int)left : 16;
+        __m512i iv[16], mv[16];
+        _Alignas(64) uint16_t dh[16] = {0}, mh[16] = {0};
+        for (int i = 0; i < 16; i++) {
+            if (i >= G) {
+                iv[i] = mv[i] = _mm512_setzero_si512();
+                continue;
+            }
+            const uint8_t *blk = t->data + (size_t)r * t->row_bytes + (size_t)g * t->block_bytes;
+            // The hardware prefetcher alone left the loop waiting on memory; a whole row
+            // prefetched at once stalled on the fill buffers: two lines per block, PF ahead.
+            if (blk + KQ_GEMV_PF < end) {
+                _mm_prefetch((const char *)(blk + KQ_GEMV_PF), _MM_HINT_T0);
+                _mm_prefetch((const char *)(blk + KQ_GEMV_PF + 64), _MM_HINT_T0);
+            }
+            kq_gemv_block(q2, blk, xperm + (size_t)g * BD_QK_K, xs16 + (size_t)g * 16, idx, &iv[i], &mv[i]);
+            memcpy(&dh[i], blk + off_d, 2);
+            memcpy(&mh[i], blk + off_dmin, 2);
+            if (++g == t->ngroups) g = 0, r++;
+        }
+        // The float steps of kq_i8_integer, block by block: d isum - dmin msum, then acc +.
+        __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)dh)),
+               dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)mh));
+        __m512 step = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(kq_lane_sums16(iv))),
+                                    _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(kq_lane_sums16(mv))));
+        _Alignas(64) float st[16];
+        _mm512_store_ps(st, step);
+        for (int i = 0; i < G; i++) {
+            acc += st[i];
+            if (++out_g == t->ngroups) {
+                out[out_r++] = acc * xs;
+                acc = 0, out_g = 0;
+            }
+        }
+        left -= G;
     }
 }
 #endif
