@@ -9,7 +9,7 @@
 // token), TN tokens of a tile (12: 24 zmm accumulators), KC weights of a row per chunk (256), TB
 // tokens per block of packed activations (516), RP rows per panel (512).
 // A block of RB rows is transposed chunk by chunk into w[KC][RB] (32 KB: in L1), the tokens'
-// chunk into xp[tile][KC][12] (one base register for the 12 broadcasts; 516 KB: in L2); per
+// chunk into xp[tile][KC][12] (one base register for the 12 broadcasts; 528 KB: in L2); per
 // weight the tile loads the rows' RB values once and, for each token, broadcasts its activation
 // and multiply-adds it into all RB rows. Every output is one chain of fused multiply-adds over k =
 // 0..C-1 in order (a chunk's partial sum is stored in acc and reloaded, exactly), whatever N, the
@@ -31,7 +31,7 @@
 #define FT_RB 32
 #define FT_TN 12
 #define FT_KC 256
-#define FT_TB 516     // tokens per packed block of activations (43 tiles: 516 KB on the stack)
+#define FT_TB 516     // tokens per packed block of activations (43 tiles: 528 KB on the stack)
 #define FT_RP 512     // rows per panel (a multiple of FT_RB)
 #define FT_RP_DQ 128  // rows per panel of a dequantized format (the slot's scratch holds them)
 
@@ -124,7 +124,8 @@ T_F32T BD_SIMD_INLINE void tile(const float *w, size_t ws, int kc, const float *
     for (int k = 0; k < kc; k++) {
         // A whole block loads without masks (masked loads cost the loop about 12%).
         __m512 w0 = full ? _mm512_loadu_ps(w + (size_t)k * ws) : _mm512_maskz_loadu_ps(m0, w + (size_t)k * ws),
-               w1 = full ? _mm512_loadu_ps(w + (size_t)k * ws + 16) : _mm512_maskz_loadu_ps(m1, w + (size_t)k * ws + 16);
+               w1 = full ? _mm512_loadu_ps(w + (size_t)k * ws + 16)
+                         : _mm512_maskz_loadu_ps(m1, w + (size_t)k * ws + 16);
         const float *xk = xp + (size_t)k * FT_TN;
 #define FMA(i)                                \
     if (nt > i) {                             \
@@ -136,10 +137,10 @@ T_F32T BD_SIMD_INLINE void tile(const float *w, size_t ws, int kc, const float *
 #undef FMA
     }
     if (!last) {
-#define KEEP(i)                                       \
-    if (nt > i) {                                     \
-        _mm512_store_ps(acc + 32 * i, a##i);          \
-        _mm512_store_ps(acc + 32 * i + 16, b##i);     \
+#define KEEP(i)                                   \
+    if (nt > i) {                                 \
+        _mm512_store_ps(acc + 32 * i, a##i);      \
+        _mm512_store_ps(acc + 32 * i + 16, b##i); \
     }
         X12(KEEP)
 #undef KEEP
@@ -192,7 +193,8 @@ T_F32T static void pack_x(const float *x, size_t ldx, int nt, int k0, int kc, fl
         const float *src = x + (size_t)n0 * ldx + k0;
         for (; k + 16 <= kc; k += 16) {
             __m512 r[16];
-            for (int i = 0; i < 16; i++) r[i] = i < rows ? _mm512_loadu_ps(src + (size_t)i * ldx + k) : _mm512_setzero_ps();
+            for (int i = 0; i < 16; i++)
+                r[i] = i < rows ? _mm512_loadu_ps(src + (size_t)i * ldx + k) : _mm512_setzero_ps();
             transpose16_regs(r);
             for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps(dst + (size_t)(k + j) * FT_TN, 0x0fff, r[j]);
         }

@@ -371,7 +371,7 @@ T_KQ512V float bd_vec_dot_kquant_i8_avx512(const bd_pk_tensor *t, const uint8_t 
 // vpdpwssd: a lane's dot (4 codes of at most 15 times |x| <= 127: |d| <= 7620) fits its low 16
 // bits, whose product with sc (high 16 bits zero) is then the exact d sc (vpmulld took twice
 // the uops and latency).
-#define KQ_GEMV_PF 4096  // bytes prefetched ahead (2048: 3% slower on the 7B stack, 8192 the same)
+#define KQ_GEMV_PF 4096     // bytes prefetched ahead (2048: 3% slower on the 7B stack, 8192 the same)
 #define KQ_GEMV_COLS 65536  // activations put in order on the stack (80 KB); wider rows take the scalar dot
 
 // Sub-block of lane group k (0..3) of q2_K register s (0..3): bytes 0-31 are weights 32s + l,
@@ -403,7 +403,7 @@ T_KQ512V static void kq_perm_x(bool q2, const int8_t *xq, int C, int8_t *xperm, 
 // One block's integer work: isum's and msum's terms as 16 lanes each (their lane sums are the
 // block's exact isum and msum of kq_i8_integer).
 T_KQ512V BD_SIMD_INLINE void kq_gemv_block(bool q2, const uint8_t *blk, const int8_t *xp, const int32_t *xs16g,
-                                          const __m512i idx[4], __m512i *isum_v, __m512i *msum_v) {
+                                           const __m512i idx[4], __m512i *isum_v, __m512i *msum_v) {
     const __m512i three = _mm512_set1_epi8(3), low4 = _mm512_set1_epi8(15), low4d = _mm512_set1_epi32(15);
     __m512i isum = _mm512_setzero_si512(), sc, mn;
     if (q2) {
@@ -421,10 +421,9 @@ T_KQ512V BD_SIMD_INLINE void kq_gemv_block(bool q2, const uint8_t *blk, const in
         // The 8 six-bit scales and minimums as bytes (bd_q4_K_scales_mins's rule, on words), then lanes.
         uint32_t w[3];
         memcpy(w, b->scales, 12);
-        uint64_t scb = (w[0] & 0x3f3f3f3fu) | (uint64_t)((w[2] & 0x0f0f0f0fu) | (w[0] >> 6 & 0x03030303u) << 4)
+        uint64_t scb = (w[0] & 0x3f3f3f3fu) | (uint64_t)((w[2] & 0x0f0f0f0fu) | (w[0] >> 6 & 0x03030303u) << 4) << 32;
+        uint64_t mnb = (w[1] & 0x3f3f3f3fu) | (uint64_t)((w[2] >> 4 & 0x0f0f0f0fu) | (w[1] >> 6 & 0x03030303u) << 4)
                                                       << 32;
-        uint64_t mnb = (w[1] & 0x3f3f3f3fu) |
-                       (uint64_t)((w[2] >> 4 & 0x0f0f0f0fu) | (w[1] >> 6 & 0x03030303u) << 4) << 32;
         sc = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)scb));
         mn = _mm512_cvtepu8_epi32(_mm_cvtsi64_si128((long long)mnb));
         for (int u = 0; u < 2; u++) {
@@ -439,9 +438,7 @@ T_KQ512V BD_SIMD_INLINE void kq_gemv_block(bool q2, const uint8_t *blk, const in
     }
     // msum: q2_K's 16 minimums against the 16 sums; q4_K's 8 against pairs of them
     __m512i x16 = _mm512_load_si512(xs16g);
-    if (!q2)
-        x16 = _mm512_add_epi32(_mm512_maskz_compress_epi32(0x5555, x16),
-                               _mm512_maskz_compress_epi32(0xaaaa, x16));
+    if (!q2) x16 = _mm512_add_epi32(_mm512_maskz_compress_epi32(0x5555, x16), _mm512_maskz_compress_epi32(0xaaaa, x16));
     *isum_v = isum;
     *msum_v = _mm512_madd_epi16(x16, mn);  // |x16| <= 4064, mn <= 63: exact on the low 16 bits
 }

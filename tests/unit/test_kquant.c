@@ -377,7 +377,8 @@ START_TEST(test_kquant_int8_tiles_exact) {
     // kq_int_dot's value bit for bit, the same at 1 and 2 threads; within rounding of the plain twin. Rows not a multiple of the 32-row block,
     // tokens not a multiple of the 8- or 6-token tile, one to three blocks per row, and 18 (the
     // matrix-vector kernel reduces 16 blocks at a time).
-    int shapes[][3] = {{33, 256, 8}, {70, 512, 13}, {1, 256, 9}, {65, 768, 25}, {7, 512, 3}, {41, 768, 1}, {9, 4608, 1}};  // OC, C, N
+    int shapes[][3] = {{33, 256, 8}, {70, 512, 13}, {1, 256, 9}, {65, 768, 25},
+                       {7, 512, 3},  {41, 768, 1},  {9, 4608, 1}};  // OC, C, N
     bd_pk_type types[] = {BD_PK_Q2_K, BD_PK_Q4_K};
     for (int k = 0; k < 2; k++)
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {

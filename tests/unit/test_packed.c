@@ -445,8 +445,9 @@ START_TEST(test_f32_gemv_exact) {
                 bd_set_num_threads(nt);
                 for (int r = 0; r < OC; r++) {
                     float want = tr->vec_dot_f32[path](&t, t.data + (size_t)r * t.row_bytes, x);
-                    ck_assert_msg(got[r] == want && got2[r] == want, "%s %dx%d ld %d row %d: %.9g / %.9g != row dot %.9g",
-                                  bd_pk_simd_name((bd_simd)path), OC, C, ld, r, got[r], got2[r], want);
+                    ck_assert_msg(got[r] == want && got2[r] == want,
+                                  "%s %dx%d ld %d row %d: %.9g / %.9g != row dot %.9g", bd_pk_simd_name((bd_simd)path),
+                                  OC, C, ld, r, got[r], got2[r], want);
                     checked++;
                 }
                 free(w), free(x), free(got), free(got2);
@@ -475,7 +476,8 @@ START_TEST(test_f32_tiles_exact) {
               {BD_PK_TQ2, {BD_Q_TERNARY, 2, 0}},
               {BD_PK_BF16, {BD_Q_NONE, 16, 0}}};
     // The last shape crosses the 512-row panel (128 rows dequantized) and the 516-token block.
-    int shapes[][3] = {{33, 17, 8}, {70, 300, 25}, {1, 16, 9}, {32, 520, 13}, {65, 256, 12}, {530, 40, 530}};  // OC, C, N
+    int shapes[][3] = {{33, 17, 8},   {70, 300, 25}, {1, 16, 9},
+                       {32, 520, 13}, {65, 256, 12}, {530, 40, 530}};  // OC, C, N
     for (size_t fi = 0; fi < sizeof fm / sizeof fm[0]; fi++)
         for (size_t sh = 0; sh < sizeof shapes / sizeof shapes[0]; sh++) {
             int OC = shapes[sh][0], C = shapes[sh][1], N = shapes[sh][2];
