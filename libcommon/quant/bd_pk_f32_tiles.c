@@ -242,6 +242,15 @@ T_F32T static void weights_times_x(const f32_weights *W, int r0, int r1, int C, 
                         ws = W->lds;
                     } else {
                         pack_chunk(W->src + (size_t)b0 * W->lds, W->lds, nr, k0, kc, w);
+                        // The next block's chunk into L2 now: its transpose otherwise waits on
+                        // memory row by row (53% of the tiles' time at 32 tokens). bd-teacher-gen
+                        // at batch 32, 110M f32: 214-226 -> 250-253 tokens/s; prompts unchanged.
+                        if (b0 + 2 * FT_RB <= p1)
+                            for (int r = 0; r < FT_RB; r++)
+                                for (int l = 0; l < kc / 16; l++)
+                                    _mm_prefetch((const char *)(W->src + (size_t)(b0 + FT_RB + r) * W->lds + k0) +
+                                                         64 * l,
+                                                 _MM_HINT_T1);
                     }
                     float *o = out + (size_t)n0 * ldo + b0, *ab = acc + (size_t)(b0 - p0) * FT_TB;
                     bool first = k0 == 0, last = k0 + kc == C;
