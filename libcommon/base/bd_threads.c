@@ -134,7 +134,7 @@ static void grow_pool(int want) {
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-        // Kernels keep their tiles' operands on the stack (the f32 tiles: about 300 KB): a
+        // Kernels keep their tiles' operands on the stack (the f32 tiles: 1.6 MB): a
         // fixed size, whatever the process's stack limit says.
         pthread_attr_setstacksize(&attr, (size_t)8 << 20);
         start_generation[pool.n_workers + 1] = atomic_load_explicit(&pool.generation, memory_order_relaxed);
