@@ -52,39 +52,11 @@ size_t bd_pk_f32_tiles_scratch_bytes(const bd_pk_tensor *t) {
 #ifdef BD_X86
 #define T_F32T __attribute__((target("avx2,fma,avx512f")))
 
-// 16 x 16 transpose in registers: r[i] lane j becomes r[j] lane i (unpack pairs, then 64-bit
-// pairs, then 128-bit lanes twice).
-T_F32T BD_SIMD_INLINE void transpose16_regs(__m512 r[16]) {
-    __m512 u[16];
-    for (int i = 0; i < 16; i += 2) {
-        u[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
-        u[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 16; i += 4) {
-        r[i] = _mm512_shuffle_ps(u[i], u[i + 2], 0x44);
-        r[i + 1] = _mm512_shuffle_ps(u[i], u[i + 2], 0xEE);
-        r[i + 2] = _mm512_shuffle_ps(u[i + 1], u[i + 3], 0x44);
-        r[i + 3] = _mm512_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
-    }
-    for (int i = 0; i < 4; i++) {
-        u[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
-        u[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
-        u[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
-        u[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
-    }
-    for (int i = 0; i < 4; i++) {
-        r[i] = _mm512_shuffle_f32x4(u[i], u[8 + i], 0x88);
-        r[8 + i] = _mm512_shuffle_f32x4(u[i], u[8 + i], 0xDD);
-        r[4 + i] = _mm512_shuffle_f32x4(u[4 + i], u[12 + i], 0x88);
-        r[12 + i] = _mm512_shuffle_f32x4(u[4 + i], u[12 + i], 0xDD);
-    }
-}
-
 // src rows i (16 floats at src + i lds) into dst columns (dst + j ldd, 16 floats each).
 T_F32T BD_SIMD_INLINE void transpose16(const float *src, size_t lds, float *dst, size_t ldd) {
     __m512 r[16];
     for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(src + (size_t)i * lds);
-    transpose16_regs(r);
+    bd_transpose16_ps(r);
     for (int j = 0; j < 16; j++) _mm512_store_ps(dst + (size_t)j * ldd, r[j]);
 }
 
@@ -195,7 +167,7 @@ T_F32T static void pack_x(const float *x, size_t ldx, int nt, int k0, int kc, fl
             __m512 r[16];
             for (int i = 0; i < 16; i++)
                 r[i] = i < rows ? _mm512_loadu_ps(src + (size_t)i * ldx + k) : _mm512_setzero_ps();
-            transpose16_regs(r);
+            bd_transpose16_ps(r);
             for (int j = 0; j < 16; j++) _mm512_mask_storeu_ps(dst + (size_t)(k + j) * FT_TN, 0x0fff, r[j]);
         }
         for (; k < kc; k++)

@@ -59,39 +59,6 @@ static kq_block block_at(const bd_pk_tensor *t, uint8_t *p) {
     return b;
 }
 
-static inline uint32_t pair16(int lo, int hi) { return (uint32_t)(uint16_t)lo | (uint32_t)(uint16_t)hi << 16; }
-
-// The factors of row rr (row bytes src; NULL: a row past OC, all zeros): q4_K's scales, the
-// minimums as int16 pairs, d and dmin, and q2_K's scales as int16 pairs for its codes.
-static void repack_factors(const bd_pk_tensor *t, const uint8_t *src, int rr, kq_block b) {
-    int NB = blocks_per_row(t);
-    for (int g = 0; g < NB; g++) {
-        int sc[16] = {0}, m[16] = {0};
-        uint32_t mp[8] = {0};
-        float d = 0, dmin = 0;
-        if (src && t->type == BD_PK_Q2_K) {
-            bd_block_q2_K blk;
-            memcpy(&blk, src + (size_t)g * sizeof blk, sizeof blk);
-            d = bd_f16_to_f32(blk.d), dmin = bd_f16_to_f32(blk.dmin);
-            for (int j = 0; j < 16; j++) sc[j] = blk.scales[j] & 15, m[j] = blk.scales[j] >> 4;
-            for (int p = 0; p < 8; p++) mp[p] = pair16(m[2 * p], m[2 * p + 1]);
-        } else if (src) {
-            bd_block_q4_K blk;
-            memcpy(&blk, src + (size_t)g * sizeof blk, sizeof blk);
-            d = bd_f16_to_f32(blk.d), dmin = bd_f16_to_f32(blk.dmin);
-            bd_q4_K_scales_mins(blk.scales, sc, m);
-            for (int p = 0; p < 8; p++) mp[p] = pair16(m[p], m[p]);
-        }
-        for (int j = 0; j < 8; j++) {
-            b.scales[((size_t)g * 8 + j) * KQ_RB + rr] = sc[j];
-            b.mins[((size_t)g * 8 + j) * KQ_RB + rr] = mp[j];
-        }
-        for (int j = 0; j < 16; j++) b.sc2[((size_t)g * 16 + j) * KQ_RB + rr] = pair16(sc[j], sc[j]);
-        b.d[g * KQ_RB + rr] = d;
-        b.dmin[g * KQ_RB + rr] = dmin;
-    }
-}
-
 typedef struct {
     const bd_pk_tensor *t;
     const int8_t *xq;    // (N, C)
@@ -107,36 +74,89 @@ typedef struct {
 #define DPWSSD(acc, w, x) __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x))
 #define X8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 
-// Rows r0 .. r0+RB-1 repacked: the factors row by row, the codes 16 rows at a time. Four weights
-// 4k..4k+3 of a block share their qs bytes' run and shift (q2_K: weight 128h + 32s + l at bits 2s
-// of qs[32h + l]; q4_K: 64h + 32s + l in nibble s of qs[32h + l]; qs at byte 16 of both blocks), so
-// one gather takes them from 16 rows at once; q2_K's codes are multiplied by their sub-block's
-// scale as int16 pairs (byte products <= 45: no carry between the bytes).
+// The factors of block g for 16 rows (row0 ..; rows >= nr as zeros), 16 rows at a time: each
+// row's scale bytes (q2_K: bytes 0-15, low nibble scale, high nibble min; q4_K: bytes 4-15, 6-bit
+// scales and mins) widened to 32-bit lanes and transposed, so lane i of v[j] is byte j of row i.
+// Stored: q4_K's scales, the minimums as int16 pairs (q2_K: m_2p, m_2p+1; q4_K: m_p, m_p), q2_K's
+// scales as int16 pairs for its codes, d and dmin. (Row by row, the scalar version stalled on
+// store forwarding: 6% of a 7B prompt.)
+T_KQT static void repack_factors16(const bd_pk_tensor *t, int row0, int nr, int g, kq_block b, int h16) {
+    bool q2 = t->type == BD_PK_Q2_K;
+    size_t bsize = q2 ? sizeof(bd_block_q2_K) : sizeof(bd_block_q4_K), scales_at = q2 ? 0 : 4, d_at = q2 ? 80 : 0;
+    __m512 v[16];
+    __m512i dd = _mm512_setzero_si512();  // lane i: row i's d | dmin << 16 (in registers: a small
+                                          // array reloaded as a vector stalls on store forwarding)
+    for (int i = 0; i < 16; i++) {
+        v[i] = _mm512_setzero_ps();
+        if (i < nr) {
+            const uint8_t *blk = t->data + (size_t)(row0 + i) * t->row_bytes + (size_t)g * bsize;
+            v[i] = _mm512_castsi512_ps(_mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(blk + scales_at))));
+            dd = _mm512_mask_set1_epi32(dd, (__mmask16)(1u << i), (int)bd_rd32(blk + d_at));
+        }
+    }
+    // f16 -> f32 is exact: the same floats as bd_f16_to_f32 (finite weights; NaN is refused at load).
+    _mm512_storeu_ps(b.d + g * KQ_RB + h16, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)));
+    _mm512_storeu_ps(b.dmin + g * KQ_RB + h16, _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16))));
+    bd_transpose16_ps(v);
+    __m512i q[16];
+    for (int j = 0; j < 16; j++) q[j] = _mm512_castps_si512(v[j]);
+    const __m512i m4 = _mm512_set1_epi32(15), m6 = _mm512_set1_epi32(63);
+    uint32_t *mins = b.mins + (size_t)g * 8 * KQ_RB + h16;
+    if (q2) {
+        for (int j = 0; j < 16; j++) {
+            __m512i sc = _mm512_and_si512(q[j], m4);
+            _mm512_storeu_si512(b.sc2 + ((size_t)g * 16 + j) * KQ_RB + h16, _mm512_or_si512(sc, _mm512_slli_epi32(sc, 16)));
+        }
+        for (int p = 0; p < 8; p++)
+            _mm512_storeu_si512(mins + p * KQ_RB, _mm512_or_si512(_mm512_srli_epi32(q[2 * p], 4),
+                                                                  _mm512_slli_epi32(_mm512_srli_epi32(q[2 * p + 1], 4), 16)));
+        return;
+    }
+    int32_t *scales = b.scales + (size_t)g * 8 * KQ_RB + h16;
+    for (int j = 0; j < 4; j++) {  // bd_q4_K_scales_mins, 16 rows a lane each
+        __m512i sc_lo = _mm512_and_si512(q[j], m6), m_lo = _mm512_and_si512(q[j + 4], m6);
+        __m512i sc_hi = _mm512_or_si512(_mm512_and_si512(q[j + 8], m4), _mm512_slli_epi32(_mm512_srli_epi32(q[j], 6), 4));
+        __m512i m_hi = _mm512_or_si512(_mm512_srli_epi32(q[j + 8], 4), _mm512_slli_epi32(_mm512_srli_epi32(q[j + 4], 6), 4));
+        _mm512_storeu_si512(scales + j * KQ_RB, sc_lo);
+        _mm512_storeu_si512(scales + (j + 4) * KQ_RB, sc_hi);
+        _mm512_storeu_si512(mins + j * KQ_RB, _mm512_or_si512(m_lo, _mm512_slli_epi32(m_lo, 16)));
+        _mm512_storeu_si512(mins + (j + 4) * KQ_RB, _mm512_or_si512(m_hi, _mm512_slli_epi32(m_hi, 16)));
+    }
+}
+
+// Rows r0 .. r0+RB-1 repacked, 16 rows at a time: the factors (repack_factors16), then the codes.
+// Four weights 4k..4k+3 of a block share their qs bytes' run and shift (q2_K: weight 128h + 32s + l
+// at bits 2s of qs[32h + l]; q4_K: 64h + 32s + l in nibble s of qs[32h + l]; qs at byte 16 of both
+// blocks), so dword j of a row's qs (l = 4 (j % 8), h = j / 8) holds them for every s: 16 rows' qs
+// loaded and transposed give dword j of all 16 rows in one register. q2_K's codes are multiplied by
+// their sub-block's scale as int16 pairs (byte products <= 45: no carry between the bytes).
 T_KQT static void repack(const bd_pk_tensor *t, int r0, kq_block b) {
-    for (int rr = 0; rr < KQ_RB; rr++)
-        repack_factors(t, r0 + rr < t->rows ? t->data + (size_t)(r0 + rr) * t->row_bytes : NULL, rr, b);
     bool q2 = t->type == BD_PK_Q2_K;
     size_t bsize = q2 ? sizeof(bd_block_q2_K) : sizeof(bd_block_q4_K);
-    const __m512i idx = _mm512_mullo_epi32(_mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15),
-                                           _mm512_set1_epi32((int)t->row_bytes));
-    const __m512i m2 = _mm512_set1_epi32(0x03030303), m4 = _mm512_set1_epi32(0x0f0f0f0f);
+    int shifts = q2 ? 4 : 2, bits = q2 ? 2 : 4, halves = q2 ? 1 : 2;  // halves: 64-byte runs of qs
+    const __m512i mask = _mm512_set1_epi32(q2 ? 0x03030303 : 0x0f0f0f0f);
     for (int h16 = 0; h16 < KQ_RB; h16 += 16) {
         int nr = t->rows - (r0 + h16);
-        __mmask16 m = nr >= 16 ? 0xffff : nr <= 0 ? 0 : (__mmask16)((1u << nr) - 1);
-        const uint8_t *base = t->data + (size_t)(nr > 0 ? r0 + h16 : 0) * t->row_bytes;
         for (int g = 0; g < blocks_per_row(t); g++) {
-            const uint8_t *qs = base + (size_t)g * bsize + 16;
+            repack_factors16(t, r0 + h16, nr, g, b, h16);
             uint32_t *o = b.codes + (size_t)g * 64 * KQ_RB + h16;
-            for (int k = 0; k < 64; k++) {
-                int i = 4 * k, h = q2 ? i >> 7 : i >> 6, sh = q2 ? 2 * ((i >> 5) & 3) : 4 * ((i >> 5) & 1);
-                __m512i v = _mm512_mask_i32gather_epi32(_mm512_setzero_si512(), m, idx, qs + 32 * h + (i & 31), 1);
-                v = _mm512_srli_epi32(v, (unsigned)sh);
-                if (q2)
-                    v = _mm512_mullo_epi16(_mm512_and_si512(v, m2),
-                                           _mm512_loadu_si512(b.sc2 + ((size_t)g * 16 + (i >> 4)) * KQ_RB + h16));
-                else
-                    v = _mm512_and_si512(v, m4);
-                _mm512_storeu_si512(o + (size_t)k * KQ_RB, v);
+            for (int half = 0; half < halves; half++) {
+                __m512 v[16];
+                for (int i = 0; i < 16; i++)
+                    v[i] = i < nr ? _mm512_loadu_ps(t->data + (size_t)(r0 + h16 + i) * t->row_bytes +
+                                                    (size_t)g * bsize + 16 + 64 * (size_t)half)
+                                  : _mm512_setzero_ps();
+                bd_transpose16_ps(v);
+                for (int jj = 0; jj < 16; jj++) {
+                    int j = 16 * half + jj, h = j / 8, l4 = j % 8;
+                    __m512i dw = _mm512_castps_si512(v[jj]);
+                    for (int s = 0; s < shifts; s++) {
+                        int k = q2 ? 32 * h + 8 * s + l4 : 16 * h + 8 * s + l4;
+                        __m512i c = _mm512_and_si512(_mm512_srli_epi32(dw, (unsigned)(bits * s)), mask);
+                        if (q2) c = _mm512_mullo_epi16(c, _mm512_loadu_si512(b.sc2 + ((size_t)g * 16 + k / 4) * KQ_RB + h16));
+                        _mm512_storeu_si512(o + (size_t)k * KQ_RB, c);
+                    }
+                }
             }
         }
     }
@@ -263,15 +283,20 @@ T_KQT BD_SIMD_INLINE void tile(const kq_args *a, kq_block b, int n0, int nt, flo
         for (int g = 0; g < NB; g++) block_q4(a, b, g, n0, nt, acc);
 }
 
-// Rows r0.. of one repacked block for every token.
-T_KQT static void block_tokens(const kq_args *a, kq_block b, int r0) {
+// Rows r0.. of one repacked block for every token. The next block's rows (pf, pf_bytes; 0: none)
+// are prefetched into L2 a share per token tile: repacking them from memory stalled on every row
+// (14% of a 7B prompt's samples), and the whole block at once would wait on the fill buffers.
+T_KQT static void block_tokens(const kq_args *a, kq_block b, int r0, const uint8_t *pf, size_t pf_bytes) {
     _Alignas(64) float acc[8 * KQ_RB];
     int tn = a->t->type == BD_PK_Q2_K ? 8 : 6;
     int nr = a->t->rows - r0 < KQ_RB ? a->t->rows - r0 : KQ_RB;
     __mmask16 m0 = nr >= 16 ? 0xffff : (__mmask16)((1u << nr) - 1);
     __mmask16 m1 = nr >= 32 ? 0xffff : nr > 16 ? (__mmask16)((1u << (nr - 16)) - 1) : 0;
-    for (int n0 = 0; n0 < a->N; n0 += tn) {
+    size_t lines = (pf_bytes + 63) / 64, tiles = ((size_t)a->N + (size_t)tn - 1) / (size_t)tn, tile_i = 0;
+    for (int n0 = 0; n0 < a->N; n0 += tn, tile_i++) {
         int nt = a->N - n0 < tn ? a->N - n0 : tn;
+        for (size_t l = tile_i * lines / tiles; l < (tile_i + 1) * lines / tiles; l++)
+            _mm_prefetch((const char *)pf + 64 * l, _MM_HINT_T1);
         memset(acc, 0, sizeof acc);
         switch (nt) {  // constant token counts: accumulators in registers
         case 8: tile(a, b, n0, 8, acc); break;
@@ -331,7 +356,9 @@ T_KQT static void panel_blocks(void *ctx, int b0, int b1) {
         kq_block blk = block_at(j->a->t, j->panel + (size_t)b * j->bb);
         int r0 = (j->b0 + b) * KQ_RB;
         repack(j->a->t, r0, blk);
-        block_tokens(j->a, blk, r0);
+        const bd_pk_tensor *t = j->a->t;
+        int next = r0 + KQ_RB, next_rows = b + 1 < b1 ? (t->rows - next < KQ_RB ? t->rows - next : KQ_RB) : 0;
+        block_tokens(j->a, blk, r0, t->data + (size_t)next * t->row_bytes * (next_rows > 0), (size_t)next_rows * t->row_bytes);
     }
 }
 #endif

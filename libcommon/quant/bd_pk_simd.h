@@ -121,6 +121,35 @@ T_AVX2 BD_SIMD_INLINE __m256i bd_dot_u7_i8_avx2(__m256i acc, __m256i c, const in
 
 // ---- AVX-512 ------------------------------------------------------------------------------------------
 
+// 16 x 16 transpose of 32-bit lanes in registers: r[i] lane j becomes r[j] lane i (unpack pairs,
+// then 64-bit pairs, then 128-bit lanes twice). Integer lanes pass through the float casts.
+__attribute__((target("avx512f"))) BD_SIMD_INLINE void bd_transpose16_ps(__m512 r[16]) {
+    __m512 u[16];
+    for (int i = 0; i < 16; i += 2) {
+        u[i] = _mm512_unpacklo_ps(r[i], r[i + 1]);
+        u[i + 1] = _mm512_unpackhi_ps(r[i], r[i + 1]);
+    }
+    for (int i = 0; i < 16; i += 4) {
+        r[i] = _mm512_shuffle_ps(u[i], u[i + 2], 0x44);
+        r[i + 1] = _mm512_shuffle_ps(u[i], u[i + 2], 0xEE);
+        r[i + 2] = _mm512_shuffle_ps(u[i + 1], u[i + 3], 0x44);
+        r[i + 3] = _mm512_shuffle_ps(u[i + 1], u[i + 3], 0xEE);
+    }
+    for (int i = 0; i < 4; i++) {
+        u[i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0x88);
+        u[4 + i] = _mm512_shuffle_f32x4(r[i], r[4 + i], 0xDD);
+        u[8 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0x88);
+        u[12 + i] = _mm512_shuffle_f32x4(r[8 + i], r[12 + i], 0xDD);
+    }
+    for (int i = 0; i < 4; i++) {
+        r[i] = _mm512_shuffle_f32x4(u[i], u[8 + i], 0x88);
+        r[8 + i] = _mm512_shuffle_f32x4(u[i], u[8 + i], 0xDD);
+        r[4 + i] = _mm512_shuffle_f32x4(u[4 + i], u[12 + i], 0x88);
+        r[12 + i] = _mm512_shuffle_f32x4(u[4 + i], u[12 + i], 0xDD);
+    }
+}
+
+
 // Code values (c - z) * s of an affine block in registers (a round trip through memory cost ~2x).
 T_AVX512 BD_SIMD_INLINE __m512 bd_affine_L_avx512(float s, int z, int bits) {
     __m512i c = bits == 2 ? _mm512_setr_epi32(0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3, 0, 1, 2, 3)
