@@ -174,6 +174,7 @@ T_KQT BD_SIMD_INLINE void mins_sums(const kq_args *a, kq_block b, int g, int n0,
 #define DECL(i) __m512i ml##i = _mm512_setzero_si512(), mh##i = _mm512_setzero_si512();
     X8(DECL)
 #undef DECL
+#pragma GCC unroll 8
     for (int p = 0; p < 8; p++) {
         const uint32_t *mp = b.mins + ((size_t)g * 8 + p) * KQ_RB;
         __m512i m0 = _mm512_loadu_si512(mp), m1 = _mm512_loadu_si512(mp + 16);
