@@ -71,21 +71,25 @@ T_AVX512 float bd_vec_dot_f32_f32_avx512(const bd_pk_tensor *t, const uint8_t *r
     return _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
 }
 
-// Rows r0..r1 of a matrix-vector product, four rows per pass (the traits' gemv_f32): each row's
-// sums are bd_vec_dot_f32_f32_avx512's (the same two accumulators, tail and reduction: the same
-// bits), but four rows stream at once. One row at a time read a 32000 x 768 head at 13-18 GB/s on
-// one core of a Xeon whose read loop gives 20-21; four at a time, 19-21 (bench_pack gemv).
+// Rows r0..r1 of a matrix-vector product, GEMV_ROWS rows per pass (the traits' gemv_f32): each
+// row's sums are bd_vec_dot_f32_f32_avx512's (the same two accumulators, tail and reduction: the
+// same bits), but the rows stream at once. One row at a time read a 32000 x 768 head at 13-18 GB/s
+// on one core of a Xeon whose read loop gives 20-21; four at a time, 19-21 (bench_pack gemv). Two
+// at a time generate fastest: bench_model tg128 on the 110M f32 model, interleaved, 1 thread
+// 31.9-32.8 (four rows) -> 34.4-34.9 tokens/s, 2 threads 58.9-61.4 -> 61.2-64.1 (one row 52.6-56.0,
+// three 59.6-61.3, eight 56.6-58.6); the 7B stack 7.2-7.3 -> 7.3-7.4 and 13.7 -> 13.8-14.2.
+#define GEMV_ROWS 2
 T_AVX512 void bd_gemv_f32_avx512(float *out, const bd_pk_tensor *t, const float *xp, int r0, int r1) {
     int C = t->cols, r = r0;
-    for (; r + 4 <= r1; r += 4) {
+    for (; r + GEMV_ROWS <= r1; r += GEMV_ROWS) {
         const float *w = (const void *)(t->data + (size_t)r * t->row_bytes);
         size_t ld = t->row_bytes / sizeof(float);
-        __m512 a0[4], a1[4];
-        for (int q = 0; q < 4; q++) a0[q] = a1[q] = _mm512_setzero_ps();
+        __m512 a0[GEMV_ROWS], a1[GEMV_ROWS];
+        for (int q = 0; q < GEMV_ROWS; q++) a0[q] = a1[q] = _mm512_setzero_ps();
         int i = 0;
         for (; i + 32 <= C; i += 32) {
             __m512 x0 = _mm512_loadu_ps(xp + i), x1 = _mm512_loadu_ps(xp + i + 16);
-            for (int q = 0; q < 4; q++) {
+            for (int q = 0; q < GEMV_ROWS; q++) {
                 a0[q] = _mm512_fmadd_ps(_mm512_loadu_ps(w + q * ld + i), x0, a0[q]);
                 a1[q] = _mm512_fmadd_ps(_mm512_loadu_ps(w + q * ld + i + 16), x1, a1[q]);
             }
@@ -93,9 +97,10 @@ T_AVX512 void bd_gemv_f32_avx512(float *out, const bd_pk_tensor *t, const float 
         for (; i < C; i += 16) {
             __mmask16 m = C - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (C - i)) - 1);
             __m512 x0 = _mm512_maskz_loadu_ps(m, xp + i);
-            for (int q = 0; q < 4; q++) a0[q] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + q * ld + i), x0, a0[q]);
+            for (int q = 0; q < GEMV_ROWS; q++)
+                a0[q] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, w + q * ld + i), x0, a0[q]);
         }
-        for (int q = 0; q < 4; q++) out[r + q] = _mm512_reduce_add_ps(_mm512_add_ps(a0[q], a1[q]));
+        for (int q = 0; q < GEMV_ROWS; q++) out[r + q] = _mm512_reduce_add_ps(_mm512_add_ps(a0[q], a1[q]));
     }
     for (; r < r1; r++) out[r] = bd_vec_dot_f32_f32_avx512(t, t->data + (size_t)r * t->row_bytes, xp);
 }
