@@ -412,9 +412,9 @@ START_TEST(test_tiles_vs_rowdot) {
 END_TEST
 
 START_TEST(test_f32_gemv_exact) {
-    // Generation's f32 matrix-vector product (traits gemv_f32, four rows per pass on AVX-512):
+    // Generation's f32 matrix-vector product (traits gemv_f32, two rows per pass on AVX-512):
     // every output is that path's f32 row dot bit for bit, at 1 and 2 threads, for row counts
-    // not a multiple of 4 and rows with a masked tail (C not a multiple of 16 or 32); rows
+    // not a multiple of 2 or 4 and rows with a masked tail (C not a multiple of 16 or 32); rows
     // further apart than their length (a borrowed matrix inside a wider one) too.
     int shapes[][2] = {{1, 5}, {3, 16}, {4, 32}, {7, 33}, {13, 100}, {70, 768}, {9, 47}};  // OC, C
     int checked = 0;
