@@ -480,8 +480,7 @@ T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const 
     }
     // The rows' blocks in memory order, 16 at a time (across rows: a 768-weight row has 3), each
     // row's float steps in order; (r, g): the next block's row and group.
-    size_t off_d = q2 ? offsetof(bd_block_q2_K, d) : offsetof(bd_block_q4_K, d),
-           off_dmin = q2 ? offsetof(bd_block_q2_K, dmin) : offsetof(bd_block_q4_K, dmin);
+    size_t off_d = q2 ? offsetof(bd_block_q2_K, d) : offsetof(bd_block_q4_K, d);  // dmin follows d in both
     const uint8_t *end = t->data + (size_t)r1 * t->row_bytes;
     int64_t left = (int64_t)(r1 - r0) * t->ngroups;
     int r = r0, g = 0, out_r = r0, out_g = 0;
@@ -489,7 +488,9 @@ T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const 
     while (left > 0) {
         int G = left < 16 ? (int)left : 16;
         __m512i iv[16], mv[16];
-        _Alignas(64) uint16_t dh[16] = {0}, mh[16] = {0};
+        // Lane i: block i's d | dmin << 16, built in a register (an array of halves reloaded as a
+        // vector stalls on store forwarding, as it did in bd_pk_kquant_tiles.c's repacking).
+        __m512i dd = _mm512_setzero_si512();
         for (int i = 0; i < 16; i++) {
             if (i >= G) {
                 iv[i] = mv[i] = _mm512_setzero_si512();
@@ -503,13 +504,12 @@ T_KQ512V void bd_gemv_kquant_i8_avx512(float *out, const bd_pk_tensor *t, const 
                 _mm_prefetch((const char *)(blk + KQ_GEMV_PF + 64), _MM_HINT_T0);
             }
             kq_gemv_block(q2, blk, xperm + (size_t)g * BD_QK_K, xs16 + (size_t)g * 16, idx, &iv[i], &mv[i]);
-            memcpy(&dh[i], blk + off_d, 2);
-            memcpy(&mh[i], blk + off_dmin, 2);
+            dd = _mm512_mask_set1_epi32(dd, (__mmask16)(1u << i), (int)bd_rd32(blk + off_d));
             if (++g == t->ngroups) g = 0, r++;
         }
         // The float steps of kq_i8_integer, block by block: d isum - dmin msum, then acc +.
-        __m512 d = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)dh)),
-               dmin = _mm512_cvtph_ps(_mm256_load_si256((const __m256i *)(const void *)mh));
+        __m512 d = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(dd)),
+               dmin = _mm512_cvtph_ps(_mm512_cvtepi32_epi16(_mm512_srli_epi32(dd, 16)));
         __m512 step = _mm512_sub_ps(_mm512_mul_ps(d, _mm512_cvtepi32_ps(kq_lane_sums16(iv))),
                                     _mm512_mul_ps(dmin, _mm512_cvtepi32_ps(kq_lane_sums16(mv))));
         _Alignas(64) float st[16];

@@ -74,15 +74,18 @@ typedef struct {
 #define DPWSSD(acc, w, x) __asm__("vpdpwssd %2, %1, %0" : "+v"(acc) : "v"(w), "v"(x))
 #define X8(M) M(0) M(1) M(2) M(3) M(4) M(5) M(6) M(7)
 
-// The factors of block g for 16 rows (row0 ..; rows >= nr as zeros), 16 rows at a time: each
+// The factors of block g for rows r0+h16 .. r0+h16+15 (rows past OC as zeros), 16 rows at a time: each
 // row's scale bytes (q2_K: bytes 0-15, low nibble scale, high nibble min; q4_K: bytes 4-15, 6-bit
 // scales and mins) widened to 32-bit lanes and transposed, so lane i of v[j] is byte j of row i.
 // Stored: q4_K's scales, the minimums as int16 pairs (q2_K: m_2p, m_2p+1; q4_K: m_p, m_p), q2_K's
 // scales as int16 pairs for its codes, d and dmin. (Row by row, the scalar version stalled on
 // store forwarding: 6% of a 7B prompt.)
-T_KQT static void repack_factors16(const bd_pk_tensor *t, int row0, int nr, int g, kq_block b, int h16) {
+T_KQT static void repack_factors16(const bd_pk_tensor *t, int r0, int h16, int g, kq_block b) {
+    int row0 = r0 + h16, nr = t->rows - row0;
     bool q2 = t->type == BD_PK_Q2_K;
-    size_t bsize = q2 ? sizeof(bd_block_q2_K) : sizeof(bd_block_q4_K), scales_at = q2 ? 0 : 4, d_at = q2 ? 80 : 0;
+    size_t bsize = q2 ? sizeof(bd_block_q2_K) : sizeof(bd_block_q4_K),
+           scales_at = q2 ? offsetof(bd_block_q2_K, scales) : offsetof(bd_block_q4_K, scales),
+           d_at = q2 ? offsetof(bd_block_q2_K, d) : offsetof(bd_block_q4_K, d);  // dmin follows d in both
     __m512 v[16];
     __m512i dd = _mm512_setzero_si512();  // lane i: row i's d | dmin << 16 (in registers: a small
                                           // array reloaded as a vector stalls on store forwarding)
@@ -143,7 +146,7 @@ T_KQT static void repack(const bd_pk_tensor *t, int r0, kq_block b) {
     for (int h16 = 0; h16 < KQ_RB; h16 += 16) {
         int nr = t->rows - (r0 + h16);
         for (int g = 0; g < blocks_per_row(t); g++) {
-            repack_factors16(t, r0 + h16, nr, g, b, h16);
+            repack_factors16(t, r0, h16, g, b);
             uint32_t *o = b.codes + (size_t)g * 64 * KQ_RB + h16;
             for (int half = 0; half < halves; half++) {
                 __m512 v[16];
