@@ -54,14 +54,17 @@ tool_gen() {  # MODEL THREADS: bd-teacher-gen at batch 1, new tokens/s
             tokens_per_s
     done | median
 }
-lcpp() {  # GGUF THREADS: "pp tg" tokens/s from llama-bench (its own repetitions)
+lcpp() {  # GGUF THREADS: "pp tg" tokens/s from llama-bench (its own repetitions), the better of
+    # its weights read in place from the mapped file (its default) and copied into memory (-mmp 0,
+    # as bench_model copies bd's): on this VM the page cache has read at 9.5-17 GB/s while
+    # anonymous memory held 15-18, so either can be llama.cpp's faster setting on a given day
     [ -n "$LLAMA_BIN" ] || { echo "- -"; return; }
-    "$LLAMA_BIN/llama-bench" -m "$1" -p "$([ "$PROMPT" = 0 ] && echo 0 || echo 512)" -n 128 -t "$2" -tgb "$2,$2" -r "$REPS" -o csv 2>/dev/null >lb.csv || { echo "failed failed"; return; }
+    "$LLAMA_BIN/llama-bench" -m "$1" -p "$([ "$PROMPT" = 0 ] && echo 0 || echo 512)" -n 128 -t "$2" -tgb "$2,$2" -mmp 1,0 -r "$REPS" -o csv 2>/dev/null >lb.csv || { echo "failed failed"; return; }
     $PY -c 'import csv, sys
 pp = tg = 0.0
 for r in csv.DictReader(open(sys.argv[1])):
-    if int(r["n_prompt"]) > 0: pp = float(r["avg_ts"])
-    else: tg = float(r["avg_ts"])
+    if int(r["n_prompt"]) > 0: pp = max(pp, float(r["avg_ts"]))
+    else: tg = max(tg, float(r["avg_ts"]))
 print("%.1f %.1f" % (pp, tg))' lb.csv
 }
 
