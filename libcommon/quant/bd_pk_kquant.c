@@ -410,12 +410,16 @@ T_KQ512V BD_SIMD_INLINE void kq_gemv_block(bool q2, const uint8_t *blk, const in
         const bd_block_q2_K *b = (const void *)blk;
         __m512i s8 = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(const void *)b->scales));
         sc = _mm512_and_si512(s8, low4d), mn = _mm512_srli_epi32(s8, 4);
-        __m512i q = _mm512_loadu_si512((const void *)b->qs);
+        // Unrolled (GCC kept a loop with the shift count in a register) and two chains of
+        // vpdpwssd instead of one: 4096 x 11008 in L2, one core, 8.4-9.2 -> 9.1-9.7 GB/s.
+        __m512i q = _mm512_loadu_si512((const void *)b->qs), part[2] = {isum, isum};
+#pragma GCC unroll 4
         for (int s = 0; s < 4; s++) {
             __m512i c = _mm512_and_si512(_mm512_srli_epi16(q, (unsigned)(2 * s)), three);
             __m512i d = _mm512_dpbusd_epi32(_mm512_setzero_si512(), c, _mm512_load_si512(xp + 64 * s));
-            isum = _mm512_dpwssd_epi32(isum, d, _mm512_permutexvar_epi32(idx[s], sc));
+            part[s & 1] = _mm512_dpwssd_epi32(part[s & 1], d, _mm512_permutexvar_epi32(idx[s], sc));
         }
+        isum = _mm512_add_epi32(part[0], part[1]);
     } else {
         const bd_block_q4_K *b = (const void *)blk;
         // The 8 six-bit scales and minimums as bytes (bd_q4_K_scales_mins's rule, on words), then lanes.
