@@ -6,16 +6,16 @@
 // The row dots are the formats' (bd_pk_traits_table, bd_pk_<format>.c), picked once per call
 // for the path in use. f32 activations: the exact dequantized value of every code times the
 // activation (N >= 8: the f32 tiles of bd_pk_f32_tiles.c on AVX-512; elsewhere rows dequantized
-// in panels into sgemm; N == 1: the traits' gemv_f32 where a format has one, f32 rows four at a
-// time on AVX-512, else row dots). int8 activations (per
-// token absmax/127): N >= 8 on a format and path with integer tiles (traits gemm_i8:
+// in panels into sgemm; N == 1: the traits' gemv_f32 where a format has one, f32 rows two at a
+// time on AVX-512, else row dots). int8 activations (per token absmax/127): N >= 8 on a format
+// and path with integer tiles (traits gemm_i8:
 // q2 tq2 q3 q6 on AVX2 and AVX-512, q8 on AVX-512; bd_pk_tiles.c; q2_K and q4_K on AVX-512:
 // bd_pk_kquant_tiles.c, their sub-block scales need their own layout), blocks of rows times blocks
 // of tokens with int32 accumulators, equal bit for bit to the scalar row dot; otherwise the
 // format's integer dot (q2, q3, q8, q6, tq2 on every SIMD path; the K-quants on AVX-512; the
 // others scalar; tq2, q2_K and q4_K on AVX-512 several rows per pass, traits gemv_i8), or, where
-// a path has none, that path's f32 dot on the int8 values as floats times the scale. The int8 levels are bd_act_quant.h's, those of a W1.58A8 model's
-// fake-quantized training forward.
+// a path has none, that path's f32 dot on the int8 values as floats times the scale. The int8
+// levels are bd_act_quant.h's, those of a W1.58A8 model's fake-quantized training forward.
 // Paths: scalar, AVX2+FMA, AVX-512 (F, BW, VL, VBMI, VNNI), picked at run time; BD_SIMD forces.
 // No allocation: every buffer is carved from the caller's scratch.
 #include <cblas.h>
