@@ -172,12 +172,6 @@ T_KQT static void repack(const bd_pk_tensor *t, int r0, kq_block b) {
     }
 }
 
-static inline int32_t rd32s(const void *p) {
-    int32_t v;
-    memcpy(&v, p, 4);
-    return v;
-}
-
 // msum of block g for tokens n0.. (nt), rows 0..31, into ms[i][32].
 T_KQT BD_SIMD_INLINE void mins_sums(const kq_args *a, kq_block b, int g, int n0, int nt, int32_t *ms) {
     size_t NS = (size_t)a->t->cols / 16;
@@ -190,7 +184,8 @@ T_KQT BD_SIMD_INLINE void mins_sums(const kq_args *a, kq_block b, int g, int n0,
         __m512i m0 = _mm512_loadu_si512(mp), m1 = _mm512_loadu_si512(mp + 16);
 #define DOT(i)                                                                                          \
     if (nt > i) {                                                                                       \
-        __m512i sb = _mm512_set1_epi32(rd32s(a->x16 + (size_t)(n0 + i) * NS + (size_t)g * 16 + 2 * p)); \
+        __m512i sb = _mm512_set1_epi32(                                                                 \
+                (int)bd_rd32((const void *)(a->x16 + (size_t)(n0 + i) * NS + (size_t)g * 16 + 2 * p))); \
         DPWSSD(ml##i, m0, sb);                                                                          \
         DPWSSD(mh##i, m1, sb);                                                                          \
     }
@@ -220,11 +215,11 @@ T_KQT BD_SIMD_INLINE void finish_block(kq_block b, int g, __m512i lo, __m512i hi
 
 // Step k of token i (when the tile has it): its 4 activations times the rows' codes w0 (rows 0-15)
 // and w1 (16-31) into the accumulators LO##i, HI##i (x, C, k, nt, w0, w1 from the caller).
-#define KQ_DOT(LO, HI, i)                                                         \
-    if (nt > i) {                                                                 \
-        __m512i xb = _mm512_set1_epi32(rd32s(x + (size_t)i * C + 4 * (size_t)k)); \
-        DPBUSD(LO##i, w0, xb);                                                    \
-        DPBUSD(HI##i, w1, xb);                                                    \
+#define KQ_DOT(LO, HI, i)                                                                                \
+    if (nt > i) {                                                                                        \
+        __m512i xb = _mm512_set1_epi32((int)bd_rd32((const void *)(x + (size_t)i * C + 4 * (size_t)k))); \
+        DPBUSD(LO##i, w0, xb);                                                                           \
+        DPBUSD(HI##i, w1, xb);                                                                           \
     }
 
 // q2_K block g: the codes carry their sub-block's scale, so one run of vpdpbusd gives isum.

@@ -12,6 +12,7 @@
 #include "bd_kernels.h"
 #include "bd_kquant.h"
 #include "bd_packed.h"
+#include "bd_pk_simd.h"
 #include "bd_qmodel.h"
 #include "bd_test.h"
 #include "bd_threads.h"
@@ -954,6 +955,28 @@ START_TEST(test_packed_load_errors) {
 }
 END_TEST
 
+#ifdef BD_X86
+// The tiles' 16 x 16 register transpose against the index swap (each lane a distinct value).
+T_AVX512 static void transpose16_on(float *m) {
+    __m512 r[16];
+    for (int i = 0; i < 16; i++) r[i] = _mm512_loadu_ps(m + 16 * i);
+    bd_transpose16_ps(r);
+    for (int i = 0; i < 16; i++) _mm512_storeu_ps(m + 16 * i, r[i]);
+}
+#endif
+
+START_TEST(test_transpose16) {
+#ifdef BD_X86
+    if (!bd_pk_simd_supported(BD_SIMD_AVX512)) return;
+    float m[256];
+    for (int i = 0; i < 256; i++) m[i] = (float)i;
+    transpose16_on(m);
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 16; j++) ck_assert_msg(m[16 * i + j] == (float)(16 * j + i), "lane (%d, %d)", i, j);
+#endif
+}
+END_TEST
+
 Suite *suite_packed(void) {
     Suite *s = suite_create("packed");
     TCase *tc = tcase_create("core");
@@ -970,6 +993,7 @@ Suite *suite_packed(void) {
     tcase_add_test(tc, test_tiles_vs_rowdot);
     tcase_add_test(tc, test_f32_gemv_exact);
     tcase_add_test(tc, test_f32_tiles_exact);
+    tcase_add_test(tc, test_transpose16);
     tcase_add_test(tc, test_validate);
     tcase_add_test(tc, test_packed_models);
     tcase_add_test(tc, test_packed_head_formats);
